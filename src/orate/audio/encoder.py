@@ -1,0 +1,236 @@
+"""Streaming encoders: int16 mono PCM in, bytes of the chosen format out, per chunk.
+
+One encoder serves one response and is fed each PCM chunk as the engine makes
+it, so the first codec frame leaves within milliseconds. ``finish`` flushes the
+codec (the tail is never lost). WAV and pcm bypass PyAV: a 44-byte header and
+the samples are all they are. ``whole_file`` is for callers that keep the
+entire file (the CLI, stored files): headers then carry exact sizes and mp3
+gets its LAME header with encoder delay, so decoders report exact durations.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from abc import ABC, abstractmethod
+
+import av
+import numpy as np
+
+from orate.audio.formats import FORMATS, AudioFormat
+
+UNKNOWN_SIZE = 0xFFFFFFFF
+WAV_HEADER_BYTES = 44
+
+
+def wav_header(sample_rate: int, data_bytes: int | None = None) -> bytes:
+    """A canonical 44-byte PCM WAV header; unknown length uses the 0xFFFFFFFF placeholder."""
+    data = UNKNOWN_SIZE if data_bytes is None else data_bytes
+    riff = UNKNOWN_SIZE if data_bytes is None else 36 + data_bytes
+    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", riff, b"WAVE", b"fmt ", 16, 1, 1,
+                       sample_rate, sample_rate * 2, 2, 16, b"data", data)
+
+
+def fix_wav_sizes(data: bytes | bytearray) -> bytes:
+    """Replace a streamed header's placeholder sizes with the real ones."""
+    if len(data) < WAV_HEADER_BYTES or data[:4] != b"RIFF":
+        return bytes(data)
+    buf = bytearray(data)
+    body = len(buf) - WAV_HEADER_BYTES
+    struct.pack_into("<I", buf, 4, 36 + body)
+    struct.pack_into("<I", buf, 40, body)
+    return bytes(buf)
+
+
+class _Collect(io.RawIOBase):
+    """A non-seekable sink: PyAV's muxer writes here, the encoder drains it per chunk."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        self.parts.append(bytes(b))
+        return len(b)
+
+    def drain(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts.clear()
+        return out
+
+
+class Resampler:
+    """Stateful int16 mono resampler (PyAV/libswresample), safe across chunk edges."""
+
+    def __init__(self, in_rate: int, out_rate: int, out_format: str = "s16") -> None:
+        self.in_rate = in_rate
+        self._rs = av.AudioResampler(format=out_format, layout="mono", rate=out_rate)
+
+    def frames(self, pcm: np.ndarray | None) -> list[av.AudioFrame]:
+        if pcm is None:
+            return self._rs.resample(None)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.in_rate
+        return self._rs.resample(frame)
+
+    def __call__(self, pcm: np.ndarray | None) -> np.ndarray:
+        frames = self.frames(pcm)
+        if not frames:
+            return np.empty(0, dtype=np.int16)
+        return np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
+
+
+class TimeStretch:
+    """Tempo change without pitch change (FFmpeg's atempo), for speeds an engine can't reach."""
+
+    def __init__(self, rate: int, tempo: float) -> None:
+        self.rate = rate
+        graph = av.filter.Graph()
+        src = graph.add_abuffer(format="s16", sample_rate=rate, layout="mono", time_base=f"1/{rate}")
+        chain = [src]
+        remaining = tempo
+        while remaining < 0.5:  # one atempo stage spans 0.5..100
+            chain.append(graph.add("atempo", "0.5"))
+            remaining /= 0.5
+        chain.append(graph.add("atempo", f"{remaining:.6f}"))
+        chain.append(graph.add("aformat", "sample_fmts=s16:channel_layouts=mono"))
+        chain.append(graph.add("abuffersink"))
+        graph.link_nodes(*chain).configure()
+        self._graph = graph
+        self._pts = 0
+
+    def __call__(self, pcm: np.ndarray | None) -> np.ndarray:
+        if pcm is not None:
+            if not len(pcm):
+                return pcm
+            frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = self.rate
+            frame.pts = self._pts
+            self._pts += len(pcm)
+            self._graph.push(frame)
+        else:
+            self._graph.push(None)
+        out = []
+        while True:
+            try:
+                out.append(self._graph.pull().to_ndarray().reshape(-1))
+            except (av.BlockingIOError, av.EOFError):
+                break
+        return np.concatenate(out) if out else np.empty(0, dtype=np.int16)
+
+
+class Encoder(ABC):
+    """Turns PCM at ``in_rate`` into encoded bytes at ``out_rate``, chunk by chunk."""
+
+    def __init__(self, fmt: AudioFormat, in_rate: int, out_rate: int) -> None:
+        self.format = fmt
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+
+    @abstractmethod
+    def feed(self, pcm: np.ndarray) -> bytes:
+        """Encode a chunk; returns whatever bytes are complete (maybe none)."""
+
+    @abstractmethod
+    def finish(self) -> bytes:
+        """Flush the codec and return the tail."""
+
+
+class RawEncoder(Encoder):
+    """pcm (headerless s16le) and WAV: samples as they are, resampled if asked."""
+
+    def __init__(self, fmt: AudioFormat, in_rate: int, out_rate: int, *,
+                 whole_file: bool = False) -> None:
+        super().__init__(fmt, in_rate, out_rate)
+        self._resample = Resampler(in_rate, out_rate) if in_rate != out_rate else None
+        self._header = wav_header(out_rate) if fmt.name == "wav" else b""
+        self._whole: bytearray | None = bytearray() if whole_file else None
+
+    def _out(self, data: bytes) -> bytes:
+        if self._header:
+            data, self._header = self._header + data, b""
+        if self._whole is not None:
+            self._whole += data
+            return b""
+        return data
+
+    def feed(self, pcm: np.ndarray) -> bytes:
+        if self._resample is not None:
+            pcm = self._resample(pcm)
+        return self._out(pcm.astype("<i2", copy=False).tobytes())
+
+    def finish(self) -> bytes:
+        tail = self._resample(None).astype("<i2", copy=False).tobytes() if self._resample else b""
+        tail = self._out(tail)
+        if self._whole is None:
+            return tail
+        return fix_wav_sizes(self._whole) if self.format.name == "wav" else bytes(self._whole)
+
+
+class CodecEncoder(Encoder):
+    """mp3, opus (Ogg), aac (ADTS) and flac through PyAV, one container per response."""
+
+    def __init__(self, fmt: AudioFormat, in_rate: int, out_rate: int, *, bitrate: int | None,
+                 whole_file: bool) -> None:
+        super().__init__(fmt, in_rate, out_rate)
+        self._whole = whole_file
+        self._sink: io.BytesIO | _Collect = io.BytesIO() if whole_file else _Collect()
+        options = {} if whole_file else {"flush_packets": "1"}
+        codec_options: dict[str, str] = {}
+        if fmt.name == "opus":
+            options["page_duration"] = "20000"  # flush an Ogg page per 20 ms, not per second
+            codec_options["application"] = "audio"
+        elif fmt.name == "mp3":
+            codec_options["compression_level"] = "7"  # LAME -q7: ~1.6x faster, fine for speech
+        self._container = av.open(self._sink, "w", format=fmt.container, options=options)
+        stream = self._container.add_stream(fmt.codec, rate=out_rate, options=codec_options)
+        stream.layout = "mono"
+        if bitrate and fmt.lossy:
+            stream.bit_rate = bitrate
+        self._stream = stream
+        codec_format = stream.codec_context.format.name
+        self._resample = (Resampler(in_rate, out_rate, codec_format)
+                          if (codec_format != "s16" or in_rate != out_rate) else None)
+
+    def _encode(self, frames: list[av.AudioFrame]) -> None:
+        for frame in frames:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+
+    def _frames(self, pcm: np.ndarray) -> list[av.AudioFrame]:
+        if self._resample is not None:
+            return self._resample.frames(pcm)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.in_rate
+        return [frame]
+
+    def _drain(self) -> bytes:
+        return b"" if self._whole else self._sink.drain()  # type: ignore[union-attr]
+
+    def feed(self, pcm: np.ndarray) -> bytes:
+        if len(pcm):
+            self._encode(self._frames(pcm))
+        return self._drain()
+
+    def finish(self) -> bytes:
+        if self._resample is not None:
+            self._encode(self._resample.frames(None))
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        self._container.close()
+        if self._whole:
+            return self._sink.getvalue()  # type: ignore[union-attr]
+        return self._sink.drain()  # type: ignore[union-attr]
+
+
+def make_encoder(format_name: str, in_rate: int, out_rate: int, *, bitrate: int | None = None,
+                 whole_file: bool = False) -> Encoder:
+    fmt = FORMATS[format_name]
+    if fmt.codec is None:
+        return RawEncoder(fmt, in_rate, out_rate, whole_file=whole_file)
+    return CodecEncoder(fmt, in_rate, out_rate, bitrate=bitrate, whole_file=whole_file)

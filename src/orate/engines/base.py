@@ -1,0 +1,100 @@
+"""The engine protocol: the one small surface every synthesizer implements.
+
+An engine turns one sentence into PCM frames plus word and phoneme events and
+knows nothing of HTTP, formats or storage. Synthesis is push-style (the engine
+calls a sink per chunk) because the embedded engine delivers audio from a C
+callback; pushing each chunk onward as it arrives is what keeps time to first
+audio at a few milliseconds instead of a whole sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+Gender = Literal["male", "female", "neutral"]
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    """A voice an engine offers, as listed to callers."""
+
+    id: str
+    name: str
+    engine: str
+    language: str
+    languages: tuple[str, ...] = ()
+    gender: Gender = "neutral"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class VoiceParams:
+    """Everything about a voice that changes the audio, independent of the text.
+
+    The library stores these for custom voices and generations, and the cache
+    key hashes them, so they must be plain values.
+    """
+
+    engine: str = "espeak"
+    voice: str = "en-us"
+    variant: str | None = None
+    pitch: int | None = None
+    pitch_range: int | None = None
+    rate: float = 1.0
+    volume: int | None = None
+
+    def label(self) -> str:
+        return f"{self.voice}+{self.variant}" if self.variant else self.voice
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """A word or phoneme boundary reported by the engine during synthesis.
+
+    ``text_pos`` is a 0-based code-point offset into the sentence passed to
+    ``synthesize``; ``time_ms`` counts from the start of that call's audio.
+    """
+
+    kind: Literal["word", "phoneme"]
+    text_pos: int
+    length: int
+    time_ms: float
+    text: str = ""
+
+
+Sink = Callable[[np.ndarray, Sequence[EngineEvent]], bool]
+"""Receives int16 mono PCM and the events within it; returns False to stop."""
+
+
+@dataclass
+class SynthesisResult:
+    samples: int = 0
+    stopped: bool = False
+    events: list[EngineEvent] = field(default_factory=list)
+
+
+class Engine(Protocol):
+    """What the pipeline needs from a synthesizer."""
+
+    name: str
+    version: str
+    sample_rate: int
+    #: speeds the engine renders natively; the audio stage time-stretches the rest
+    speed_range: tuple[float, float]
+
+    def voices(self) -> list[VoiceInfo]: ...
+
+    def check_voice(self, params: VoiceParams) -> VoiceParams:
+        """Return canonical params or raise ``UnknownVoice`` with a useful message."""
+        ...
+
+    def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
+                   *, ssml: bool = False) -> SynthesisResult: ...
+
+
+class UnknownVoice(ValueError):
+    """The caller named a voice or variant the engine does not have."""

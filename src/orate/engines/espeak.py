@@ -1,0 +1,290 @@
+"""libespeak-ng driven in-process through ctypes.
+
+The shared library and its data come from the ``espeakng-loader`` wheel, so
+no system package and no subprocess is involved. libespeak-ng keeps global
+state and crashes when two threads enter it, so every call goes through one
+process-wide lock; parallelism comes from worker processes (engines/pool.py).
+"""
+
+from __future__ import annotations
+
+import ctypes as C
+import threading
+from functools import cached_property
+
+import numpy as np
+
+from orate.engines.base import (
+    EngineEvent,
+    Gender,
+    Sink,
+    SynthesisResult,
+    UnknownVoice,
+    VoiceInfo,
+    VoiceParams,
+)
+
+# espeak_AUDIO_OUTPUT / initialise options / synth flags / parameters / events
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INIT_PHONEME_EVENTS = 0x0001
+_INIT_PHONEME_IPA = 0x0002
+_CHARS_UTF8 = 1
+_SSML = 0x10
+_ENDPAUSE = 0x1000
+_RATE, _VOLUME, _PITCH, _RANGE = 1, 2, 3, 4
+_EV_LIST_TERMINATED, _EV_WORD, _EV_PHONEME = 0, 1, 7
+_POS_CHARACTER = 1
+
+DEFAULT_WPM = 175
+MIN_WPM = 80  # espeak clamps slower rates silently
+MAX_WPM = 875  # above 450 espeak speeds up with sonic; 5x the default is plenty
+BUFFER_MS = 60  # audio per callback: small enough for ~1 ms time to first audio
+
+
+class _Voice(C.Structure):
+    _fields_ = [
+        ("name", C.c_char_p),
+        ("languages", C.c_char_p),
+        ("identifier", C.c_char_p),
+        ("gender", C.c_ubyte),
+        ("age", C.c_ubyte),
+        ("variant", C.c_ubyte),
+        ("xx1", C.c_ubyte),
+        ("score", C.c_int),
+        ("spare", C.c_void_p),
+    ]
+
+
+class _EventId(C.Union):
+    _fields_ = [("number", C.c_int), ("name", C.c_char_p), ("string", C.c_char * 8)]
+
+
+class _Event(C.Structure):
+    _fields_ = [
+        ("type", C.c_int),
+        ("unique_identifier", C.c_uint),
+        ("text_position", C.c_int),
+        ("length", C.c_int),
+        ("audio_position", C.c_int),
+        ("sample", C.c_int),
+        ("user_data", C.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+_Callback = C.CFUNCTYPE(C.c_int, C.POINTER(C.c_short), C.c_int, C.POINTER(_Event))
+_GENDERS: dict[int, Gender] = {1: "male", 2: "female"}
+
+_lock = threading.RLock()  # guards every call into libespeak-ng
+_create_lock = threading.Lock()
+_instance: EspeakEngine | None = None
+
+
+def _languages(ptr: C.c_char_p) -> tuple[str, ...]:
+    """Decode espeak's ``(priority byte, language, NUL)*`` list, ended by priority 0.
+
+    ``c_char_p`` would stop at the first NUL, so the list is walked in memory.
+    """
+    addr = C.cast(ptr, C.c_void_p).value
+    out: list[str] = []
+    while addr and C.string_at(addr, 1) != b"\0":
+        lang = C.string_at(addr + 1)
+        out.append(lang.decode("utf-8", "replace"))
+        addr += len(lang) + 2
+    return tuple(out)
+
+
+class EspeakEngine:
+    """The embedded default engine; one per process (the C library is global)."""
+
+    name = "espeak"
+
+    def __init__(self) -> None:
+        import espeakng_loader
+
+        self._lib = C.CDLL(espeakng_loader.get_library_path())
+        lib = self._lib
+        lib.espeak_Initialize.restype = C.c_int
+        lib.espeak_Initialize.argtypes = [C.c_int, C.c_int, C.c_char_p, C.c_int]
+        lib.espeak_ListVoices.restype = C.POINTER(C.POINTER(_Voice))
+        lib.espeak_ListVoices.argtypes = [C.POINTER(_Voice)]
+        lib.espeak_SetVoiceByName.argtypes = [C.c_char_p]
+        lib.espeak_SetParameter.argtypes = [C.c_int, C.c_int, C.c_int]
+        lib.espeak_Synth.argtypes = [C.c_char_p, C.c_size_t, C.c_uint, C.c_int, C.c_uint,
+                                     C.c_uint, C.c_void_p, C.c_void_p]
+        lib.espeak_Info.restype = C.c_char_p
+        lib.espeak_Info.argtypes = [C.c_void_p]
+        data = espeakng_loader.get_data_path().encode()
+        with _lock:
+            rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, BUFFER_MS, data,
+                                         _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA)
+            if rate <= 0:
+                raise RuntimeError("libespeak-ng failed to initialise")
+            self.sample_rate: int = rate
+            self.version: str = lib.espeak_Info(None).decode()
+            self._callback = _Callback(self._on_audio)
+            lib.espeak_SetSynthCallback(self._callback)
+        self.speed_range = (MIN_WPM / DEFAULT_WPM, MAX_WPM / DEFAULT_WPM)
+        self._sink: Sink | None = None
+        self._result: SynthesisResult | None = None
+        self._current: tuple[object, ...] | None = None
+        _ = self._aliases, self.variants  # build the voice tables now, outside any synthesis
+
+    # -- voices --------------------------------------------------------------
+
+    def _list(self, spec: _Voice | None) -> list[tuple[_Voice, tuple[str, ...]]]:
+        with _lock:
+            arr = self._lib.espeak_ListVoices(C.byref(spec) if spec is not None else None)
+            out = []
+            i = 0
+            while arr[i]:
+                v = arr[i].contents
+                copy = _Voice()
+                C.pointer(copy)[0] = v
+                out.append((copy, _languages(arr[i].contents.languages)))
+                i += 1
+        return out
+
+    @cached_property
+    def _voice_table(self) -> dict[str, tuple[VoiceInfo, str]]:
+        """Voice id (the language code, e.g. ``en-us``) → (info, espeak identifier)."""
+        table: dict[str, tuple[VoiceInfo, str]] = {}
+        for v, langs in self._list(None):
+            ident = v.identifier.decode()
+            vid = (langs[0] if langs else ident).lower()
+            if vid in table:  # two files claim one language: fall back to the file id
+                vid = ident.lower()
+            info = VoiceInfo(id=vid, name=v.name.decode(), engine=self.name,
+                             language=langs[0] if langs else vid, languages=langs,
+                             gender=_GENDERS.get(v.gender, "neutral"),
+                             description=f"espeak-ng {v.name.decode()} ({ident})")
+            table[vid] = (info, ident)
+        return table
+
+    @cached_property
+    def _aliases(self) -> dict[str, str]:
+        """Every accepted spelling of a voice (id, file id, display name) → id."""
+        out: dict[str, str] = {}
+        for vid, (info, ident) in self._voice_table.items():
+            for alias in (vid, ident.lower(), info.name.lower()):
+                out.setdefault(alias, vid)
+        return out
+
+    @cached_property
+    def variants(self) -> dict[str, tuple[str, Gender]]:
+        """Variant name (lower case) → (file name, gender); e.g. ``f3``, ``whisper``."""
+        spec = _Voice()
+        spec.languages = b"variant"
+        out: dict[str, tuple[str, Gender]] = {}
+        for v, _ in self._list(spec):
+            fname = v.identifier.decode().split("/", 1)[-1]
+            out[fname.lower()] = (fname, _GENDERS.get(v.gender, "neutral"))
+        return out
+
+    def voices(self) -> list[VoiceInfo]:
+        return [info for info, _ in self._voice_table.values()]
+
+    def check_voice(self, params: VoiceParams) -> VoiceParams:
+        name = params.voice.strip().lower()
+        variant = params.variant
+        if "+" in name:
+            name, inline = name.split("+", 1)
+            variant = variant or inline
+        vid = self._aliases.get(name)
+        if vid is None:
+            raise UnknownVoice(f"espeak has no voice {params.voice!r}; list voices with "
+                               "GET /v1/audio/voices or `orate voices`")
+        canon_variant = None
+        if variant:
+            found = self.variants.get(variant.strip().lower())
+            if found is None:
+                raise UnknownVoice(f"espeak has no voice variant {variant!r}; variants include "
+                                   "f1-f5, m1-m7, whisper, croak, klatt")
+            canon_variant = found[0]
+        for field, value, hi in (("pitch", params.pitch, 100), ("pitch_range", params.pitch_range,
+                                 100), ("volume", params.volume, 200)):
+            if value is not None and not 0 <= value <= hi:
+                raise UnknownVoice(f"{field} must be between 0 and {hi}, got {value}")
+        if not 0.1 <= params.rate <= 10:
+            raise UnknownVoice(f"rate must be between 0.1 and 10, got {params.rate}")
+        return VoiceParams(engine=self.name, voice=vid, variant=canon_variant, pitch=params.pitch,
+                           pitch_range=params.pitch_range, rate=params.rate, volume=params.volume)
+
+    # -- synthesis -----------------------------------------------------------
+
+    def _on_audio(self, wav: C.POINTER(C.c_short), n: int, events: C.POINTER(_Event)) -> int:
+        result, sink = self._result, self._sink
+        if result is None or sink is None or result.stopped:
+            return 1
+        evs: list[EngineEvent] = []
+        i = 0
+        while True:
+            e = events[i]
+            if e.type == _EV_LIST_TERMINATED:
+                break
+            if e.type == _EV_WORD:
+                evs.append(EngineEvent("word", e.text_position - 1, e.length,
+                                       float(e.audio_position)))
+            elif e.type == _EV_PHONEME:
+                evs.append(EngineEvent("phoneme", e.text_position - 1, 0,
+                                       float(e.audio_position),
+                                       e.id.string.decode("utf-8", "replace")))
+            i += 1
+        pcm = (np.frombuffer(C.string_at(wav, n * 2), dtype=np.int16) if n > 0
+               else np.empty(0, dtype=np.int16))
+        result.samples += len(pcm)
+        if not pcm.size and not evs:
+            return 0
+        if not sink(pcm, evs):
+            result.stopped = True
+            return 1
+        return 0
+
+    def _apply(self, params: VoiceParams, speed: float) -> None:
+        """Set voice and prosody, skipping the calls when nothing changed since last time.
+
+        Loading the voice resets pitch and range to the voice's (or variant's)
+        own values, so it is reloaded whenever those change, not only the voice.
+        """
+        ident = self._voice_table[params.voice][1].encode()
+        if params.variant:
+            ident += b"+" + params.variant.encode()
+        wpm = round(min(max(DEFAULT_WPM * speed * params.rate, MIN_WPM), MAX_WPM))
+        voice_key = (ident, params.pitch, params.pitch_range)
+        key = (voice_key, wpm, params.volume or 100)
+        if key == self._current:
+            return
+        lib = self._lib
+        if self._current is None or self._current[0] != voice_key:
+            if lib.espeak_SetVoiceByName(ident) != 0:
+                raise UnknownVoice(f"espeak could not load voice {params.label()!r}")
+            if params.pitch is not None:
+                lib.espeak_SetParameter(_PITCH, params.pitch, 0)
+            if params.pitch_range is not None:
+                lib.espeak_SetParameter(_RANGE, params.pitch_range, 0)
+        lib.espeak_SetParameter(_RATE, wpm, 0)
+        lib.espeak_SetParameter(_VOLUME, params.volume or 100, 0)
+        self._current = key
+
+    def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
+                   *, ssml: bool = False) -> SynthesisResult:
+        data = text.encode("utf-8", "replace") + b"\0"
+        flags = _CHARS_UTF8 | _ENDPAUSE | (_SSML if ssml else 0)
+        result = SynthesisResult()
+        with _lock:
+            self._apply(params, speed)
+            self._sink, self._result = sink, result
+            try:
+                self._lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, flags, None, None)
+            finally:
+                self._sink, self._result = None, None
+        return result
+
+
+def get_engine() -> EspeakEngine:
+    """The process's espeak engine, created on first use."""
+    global _instance
+    with _create_lock:
+        if _instance is None:
+            _instance = EspeakEngine()
+    return _instance

@@ -1,0 +1,90 @@
+"""The engine worker process: receives render jobs, streams framed results back.
+
+Frames are ``<payload length u32><job id u32><kind u8>`` then the payload:
+raw bytes for audio, JSON for everything else. A worker runs one job at a
+time (espeak-ng is process-global); the parent cancels a job by writing its
+id into a shared integer that the render checks on every audio chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+from multiprocessing.connection import Connection
+from typing import Any
+
+from orate.engines.registry import engine_by_name
+from orate.speech.render import AUDIO, ERROR, RenderJob, render
+
+HEADER = struct.Struct("<IIB")
+READY = 6  # a worker's first frame, job id 0: it has loaded its engines
+END = 7  # the last frame of every job, after DONE or ERROR or a cancel
+READY_JOB = 0
+
+
+def tune_malloc() -> None:
+    """Keep freed memory in the process instead of returning pages to the kernel.
+
+    Fresh pages are expensive on these VMs (page faults dominated a small WAV
+    encode); PCM buffers are a few hundred kB, above glibc's default mmap
+    threshold, so every chunk would otherwise fault in new pages.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+        libc.mallopt(m_trim_threshold, 128 * 1024 * 1024)
+    except OSError:
+        pass
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def worker_main(jobs: Connection, out: Connection, cancel: Any, index: int) -> None:
+    """Entry point of a worker process (spawned, so it imports only what it needs)."""
+    tune_malloc()
+    fd = out.fileno()
+    engine_by_name("espeak")  # load before announcing readiness: first request stays fast
+
+    def send(job_id: int, kind: int, payload: Any) -> None:
+        body = payload if kind == AUDIO else json.dumps(payload).encode()
+        header = HEADER.pack(len(body), job_id, kind)
+        if len(body) < 65536:  # one write: the parent wakes once per message
+            _write_all(fd, header + body)
+        else:
+            _write_all(fd, header)
+            _write_all(fd, body)
+
+    send(READY_JOB, READY, {"pid": os.getpid(), "index": index})
+    while True:
+        try:
+            job_id, job = jobs.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        if job is None:
+            return
+        try:
+            render(job_check(job), engine_by_name,
+                   lambda kind, payload, _id=job_id: send(_id, kind, payload),
+                   lambda _id=job_id: cancel.value == _id)
+        except Exception as exc:  # report, then keep serving: one bad job must not kill us
+            send(job_id, ERROR, {"message": f"{type(exc).__name__}: {exc}"})
+        finally:
+            send(job_id, END, {})
+
+
+def job_check(job: object) -> RenderJob:
+    if not isinstance(job, RenderJob):
+        raise TypeError(f"expected a RenderJob, got {type(job).__name__}")
+    return job

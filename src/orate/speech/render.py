@@ -1,0 +1,167 @@
+"""Render one planned request: engine → audio stage → encoder, emitting as it goes.
+
+This is the CPU-bound half of the pipeline. It runs inside an engine worker
+process (engines/pool.py) for the server, or in-process for ``orate say``;
+either way it only calls ``emit``, so it cannot tell the difference. Encoded
+bytes are pushed from inside the engine's audio callback: the first chunk
+leaves immediately, later ones are coalesced into a few kilobytes per message
+so that a long text costs the server tens of messages, not thousands.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from orate.audio.encoder import TimeStretch, make_encoder
+from orate.audio.formats import FORMATS
+from orate.engines.base import Engine, EngineEvent, VoiceParams
+from orate.speech.text import Tokens
+from orate.speech.timestamps import Timestamp, sentence_timestamps
+
+COALESCE_BYTES = 16 * 1024
+
+# message kinds emitted by a render (and carried over the worker pipe)
+AUDIO, TIMESTAMPS, SENTENCE, DONE, ERROR = 1, 2, 3, 4, 5
+
+Emit = Callable[[int, Any], None]
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of the text spoken with one voice and speed (an utterance)."""
+
+    voice: VoiceParams
+    sentences: tuple[tuple[int, int], ...]
+    speed: float = 1.0
+    trailing_silence: float = 0.0
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """Everything a worker needs; plain data so it pickles cheaply."""
+
+    text: str
+    segments: tuple[Segment, ...]
+    format: str
+    sample_rate: int | None = None
+    timestamps: frozenset[str] = field(default_factory=frozenset)
+    ssml: bool = False
+    bitrate: int | None = None
+    whole_file: bool = False
+
+
+@dataclass
+class RenderStats:
+    samples: int = 0
+    sample_rate: int = 0
+    bytes: int = 0
+    cancelled: bool = False
+
+    @property
+    def duration(self) -> float:
+        return self.samples / self.sample_rate if self.sample_rate else 0.0
+
+
+class _Output:
+    """Coalesces encoded bytes and counts them; the first chunk is never held back."""
+
+    def __init__(self, emit: Emit) -> None:
+        self._emit = emit
+        self._buf = bytearray()
+        self.sent_any = False
+        self.total = 0
+
+    def add(self, data: bytes) -> None:
+        if not data:
+            return
+        self._buf += data
+        if not self.sent_any or len(self._buf) >= COALESCE_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buf:
+            self.total += len(self._buf)
+            self._emit(AUDIO, bytes(self._buf))
+            self._buf.clear()
+            self.sent_any = True
+
+
+def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
+           should_stop: Callable[[], bool] = lambda: False) -> RenderStats:
+    """Synthesize ``job`` and emit AUDIO, TIMESTAMPS, SENTENCE and finally DONE."""
+    first_engine = engines(job.segments[0].voice.engine)
+    in_rate = first_engine.sample_rate
+    fmt = FORMATS[job.format]
+    out_rate = fmt.output_rate(in_rate, job.sample_rate)
+    encoder = make_encoder(job.format, in_rate, out_rate, bitrate=job.bitrate,
+                           whole_file=job.whole_file)
+    out = _Output(emit)
+    stats = RenderStats(sample_rate=in_rate)
+    tokens = Tokens.of(job.text) if job.timestamps else None
+
+    for seg_index, segment in enumerate(job.segments):
+        engine = engines(segment.voice.engine)
+        if engine.sample_rate != in_rate:
+            raise ValueError("all segments of one request must use engines of one sample rate")
+        low, high = engine.speed_range
+        engine_speed = min(max(segment.speed, low), high)
+        stretch = TimeStretch(in_rate, segment.speed / engine_speed) \
+            if not math.isclose(engine_speed, segment.speed) else None
+        scale = engine_speed / segment.speed  # audio time after stretching per engine ms
+
+        for sent_index, (start, end) in enumerate(segment.sentences):
+            sentence_start = stats.samples
+            events: list[EngineEvent] = []
+
+            def sink(pcm: np.ndarray, evs: Sequence[EngineEvent]) -> bool:
+                if should_stop():
+                    return False
+                if evs and tokens is not None:
+                    events.extend(evs)
+                if stretch is not None:
+                    pcm = stretch(pcm)
+                if len(pcm):
+                    stats.samples += len(pcm)
+                    out.add(encoder.feed(pcm))
+                return True
+
+            result = engine.synthesize(job.text[start:end], segment.voice, engine_speed, sink,
+                                       ssml=job.ssml)
+            if result.stopped or should_stop():
+                stats.cancelled = True
+                return stats
+            if stretch is not None and sent_index == len(segment.sentences) - 1:
+                tail = stretch(None)
+                stats.samples += len(tail)
+                out.add(encoder.feed(tail))
+            start_ms = sentence_start * 1000 / in_rate
+            end_ms = stats.samples * 1000 / in_rate
+            if tokens is not None:
+                stamps = sentence_timestamps(job.text, start, tokens, events,
+                                             (end_ms - start_ms) / scale, job.timestamps)
+                if stamps:
+                    emit(TIMESTAMPS, [t.shifted(start_ms, scale).to_dict() for t in stamps])
+            emit(SENTENCE, {"segment": seg_index, "sentence": sent_index, "char_start": start,
+                            "char_end": end, "start_ms": start_ms, "end_ms": end_ms})
+            out.flush()
+
+        if segment.trailing_silence > 0:
+            silence = np.zeros(round(segment.trailing_silence * in_rate), dtype=np.int16)
+            stats.samples += len(silence)
+            out.add(encoder.feed(silence))
+
+    out.add(encoder.finish())
+    out.flush()
+    stats.bytes = out.total
+    emit(DONE, {"samples": stats.samples, "sample_rate": in_rate, "output_rate": out_rate,
+                "duration": stats.duration, "bytes": stats.bytes})
+    return stats
+
+
+def timestamps_from(payload: list[dict[str, Any]]) -> list[Timestamp]:
+    return [Timestamp(**d) for d in payload]

@@ -1,0 +1,170 @@
+"""Text preparation: normalization, sentence planning and SSML checks.
+
+Normalization is length-preserving (a character is only ever replaced by one
+character), so every offset into the normalized text is also an offset into
+the caller's text: timestamps point at the caller's own characters without a
+separate map.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import xml.etree.ElementTree as ET
+from bisect import bisect_right
+from dataclasses import dataclass
+
+MAX_SENTENCE_CHARS = 300
+SSML_MAX_DEPTH = 32
+SSML_MAX_BREAK_SECONDS = 60.0
+
+_SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’»)\]]*(?=\s|$)|\n[ \t]*\n")
+_ABBREVIATIONS = frozenset(
+    ["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "fig", "no", "vol", "approx", "mt", "ft"]
+)
+_CLAUSE = re.compile(r"[,;:—–]\s")
+_TOKEN = re.compile(r"[^\s<>]+")
+
+
+class TextError(ValueError):
+    """The text cannot be synthesized as given; the message says what to fix."""
+
+    def __init__(self, message: str, code: str = "invalid_input") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def normalize(text: str) -> str:
+    """Replace characters espeak must not see, one for one.
+
+    Control characters (other than tab and newlines) and lone surrogates, which
+    JSON can carry but UTF-8 cannot encode, become spaces.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in "\n\t\r" or ch.isprintable() or unicodedata.category(ch) in ("Zs", "Cf"):
+            out.append(ch if unicodedata.category(ch) != "Cs" else " ")
+        else:
+            out.append(" ")
+    return "".join(out)
+
+
+def is_ssml(text: str) -> bool:
+    return text.lstrip().startswith("<speak")
+
+
+def _break_seconds(elem: ET.Element) -> float:
+    value = (elem.get("time") or "").strip().lower()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s)?", value)
+    if not m:
+        return 1.0 if elem.get("strength") in ("x-strong",) else 0.0
+    number = float(m.group(1))
+    return number / 1000 if m.group(2) == "ms" else number
+
+
+def check_ssml(text: str) -> None:
+    """Refuse SSML that could make the engine or the parser misbehave.
+
+    DTDs and entity declarations are refused outright (entity expansion is the
+    classic XML bomb); nesting and total break time are bounded because each
+    costs engine time without costing the caller characters.
+    """
+    head = text.lower()
+    if "<!doctype" in head or "<!entity" in head or "<!element" in head or "<!attlist" in head:
+        raise TextError("SSML may not contain a DTD or entity declarations; remove <!DOCTYPE …>",
+                        "ssml_dtd")
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise TextError(f"SSML is not well-formed XML: {exc}", "invalid_ssml") from None
+    if root.tag.rsplit("}", 1)[-1] != "speak":
+        raise TextError("SSML must have <speak> as its root element", "invalid_ssml")
+    total_break = 0.0
+    stack = [(root, 1)]
+    while stack:
+        elem, depth = stack.pop()
+        if depth > SSML_MAX_DEPTH:
+            raise TextError(f"SSML nests deeper than {SSML_MAX_DEPTH} elements", "ssml_too_deep")
+        if elem.tag.rsplit("}", 1)[-1] == "break":
+            total_break += _break_seconds(elem)
+        stack.extend((child, depth + 1) for child in elem)
+    if total_break > SSML_MAX_BREAK_SECONDS:
+        raise TextError(f"SSML breaks add up to {total_break:g} s; the limit is "
+                        f"{SSML_MAX_BREAK_SECONDS:g} s", "ssml_breaks")
+
+
+def _is_abbreviation(text: str, end: int) -> bool:
+    """True when the period ending at ``end`` closes an abbreviation or an initial."""
+    start = end
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    word = text[start:end].rstrip(".").lower()
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+
+
+def _split_long(text: str, start: int, end: int, limit: int) -> list[tuple[int, int]]:
+    """Cut an over-long sentence at clause marks, else at spaces, into ≤ limit pieces."""
+    pieces = []
+    while end - start > limit:
+        window = text[start : start + limit]
+        cut = max((m.end() for m in _CLAUSE.finditer(window)), default=0)
+        if cut < limit // 3:
+            cut = window.rfind(" ") + 1
+        if cut <= 0:
+            cut = limit
+        pieces.append((start, start + cut))
+        start += cut
+    pieces.append((start, end))
+    return pieces
+
+
+def split_sentences(text: str, limit: int = MAX_SENTENCE_CHARS) -> list[tuple[int, int]]:
+    """Spans of ``text`` to synthesize one at a time, whitespace trimmed, empties dropped."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        if m.group().startswith(".") and _is_abbreviation(text, m.start() + 1) \
+                and len(m.group()) == 1:
+            continue
+        spans.append((start, m.end()))
+        start = m.end()
+    spans.append((start, len(text)))
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if s < e and any(ch.isalnum() or not ch.isascii() for ch in text[s:e]):
+            out.extend(_split_long(text, s, e, limit))
+    return out
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Word-like tokens of a text, for snapping engine positions to whole words."""
+
+    spans: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def of(cls, text: str) -> Tokens:
+        return cls(tuple((m.start(), m.end()) for m in _TOKEN.finditer(text)))
+
+    def index_at(self, pos: int) -> int | None:
+        """The token containing ``pos``, else the next one after it."""
+        i = bisect_right([s for s, _ in self.spans], pos) - 1
+        if i >= 0 and self.spans[i][0] <= pos < self.spans[i][1]:
+            return i
+        return i + 1 if i + 1 < len(self.spans) else None
+
+
+def word_text(token: str) -> str:
+    """A token without the punctuation around it ("(hello," → "hello")."""
+    s, e = 0, len(token)
+    while s < e and unicodedata.category(token[s])[0] in "PS":
+        s += 1
+    while e > s and unicodedata.category(token[e - 1])[0] in "PS":
+        e -= 1
+    return token[s:e] or token
