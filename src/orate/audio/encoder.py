@@ -91,7 +91,8 @@ class TimeStretch:
     def __init__(self, rate: int, tempo: float) -> None:
         self.rate = rate
         graph = av.filter.Graph()
-        src = graph.add_abuffer(format="s16", sample_rate=rate, layout="mono", time_base=f"1/{rate}")
+        src = graph.add_abuffer(format="s16", sample_rate=rate, layout="mono",
+                                time_base=f"1/{rate}")
         chain = [src]
         remaining = tempo
         while remaining < 0.5:  # one atempo stage spans 0.5..100

@@ -118,7 +118,10 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
             sentence_start = stats.samples
             events: list[EngineEvent] = []
 
-            def sink(pcm: np.ndarray, evs: Sequence[EngineEvent]) -> bool:
+            def sink(pcm: np.ndarray, evs: Sequence[EngineEvent],
+                     events: list[EngineEvent] = events,
+                     stretch: TimeStretch | None = stretch) -> bool:
+                # called synchronously from inside engine.synthesize, chunk by chunk
                 if should_stop():
                     return False
                 if evs and tokens is not None:

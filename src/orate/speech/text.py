@@ -20,7 +20,7 @@ SSML_MAX_BREAK_SECONDS = 60.0
 
 _SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’»)\]]*(?=\s|$)|\n[ \t]*\n")
 _ABBREVIATIONS = frozenset(
-    ["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "fig", "no", "vol", "approx", "mt", "ft"]
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol approx mt ft".split()
 )
 _CLAUSE = re.compile(r"[,;:—–]\s")
 _TOKEN = re.compile(r"[^\s<>]+")

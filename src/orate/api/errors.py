@@ -1,0 +1,139 @@
+"""Error envelopes, one per dialect, chosen by the path the request came in on.
+
+A client SDK only understands its own dialect's error shape, so every error
+(validation, pipeline refusal, engine failure, unknown route) is rendered in
+the envelope of the dialect that owns the path. Dialects register their path
+prefix and renderer; OpenAI's envelope is the fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orate.speech.pipeline import SpeechError, SynthesisFailed
+
+log = logging.getLogger("orate.api")
+
+
+class ApiError(Exception):
+    """An error a route raises on purpose: status, machine code, message, offending field."""
+
+    def __init__(self, status: int, code: str, message: str, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+
+    @classmethod
+    def from_speech(cls, exc: SpeechError) -> ApiError:
+        return cls(exc.status, exc.code, exc.message, exc.param)
+
+
+Renderer = Callable[[ApiError], JSONResponse]
+Validation = Callable[[RequestValidationError], ApiError | JSONResponse]
+
+
+# error types that gateways of the OpenAI dialect name themselves (WIRE.md §6)
+_WIRE_TYPES = frozenset({"missing_input", "request_too_large", "no_provider", "upstream_error"})
+
+
+def openai_type(status: int, code: str) -> str:
+    if code in _WIRE_TYPES:
+        return code
+    if status == 401:
+        return "authentication_error"
+    if status == 429:
+        return "rate_limit_error"
+    return "invalid_request_error" if status < 500 else "server_error"
+
+
+def openai_envelope(err: ApiError) -> JSONResponse:
+    """``{"error": {message, type, param, code}}``: ``code`` says precisely what was wrong."""
+    body = {"error": {"message": err.message, "type": openai_type(err.status, err.code),
+                      "param": err.param, "code": err.code}}
+    return JSONResponse(body, status_code=err.status, headers=err.headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+def openai_validation(exc: RequestValidationError) -> ApiError:
+    """Turn FastAPI's validation list into one OpenAI-style 400 naming the field."""
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    param = _field(tuple(first.get("loc", ())))
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        return ApiError(400, "invalid_json",
+                        f"the request body is not valid JSON: {first.get('msg')}")
+    if param == "input" and kind == "missing":
+        return ApiError(400, "missing_input", "input is required: the text to speak", "input")
+    msg = first.get("msg", "invalid value")
+    detail = f"{param}: {msg}" if param else msg
+    if kind == "missing" and param is None:
+        detail = "the request body is required (JSON with model, input and voice)"
+    return ApiError(400, "missing_field" if kind == "missing" else "invalid_value", detail, param)
+
+
+_dialects: list[tuple[str, Renderer, Validation]] = []
+
+
+def register_dialect(prefix: str, renderer: Renderer, validation: Validation) -> None:
+    """Claim a path prefix: errors under it use this dialect's envelope."""
+    _dialects.append((prefix, renderer, validation))
+    _dialects.sort(key=lambda d: len(d[0]), reverse=True)
+
+
+def _dialect_for(path: str) -> tuple[Renderer, Validation]:
+    for prefix, renderer, validation in _dialects:
+        if path.startswith(prefix):
+            return renderer, validation
+    return openai_envelope, openai_validation
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _dialect_for(request.url.path)[0](exc)
+
+    @app.exception_handler(SpeechError)
+    async def _speech_error(request: Request, exc: SpeechError) -> JSONResponse:
+        return _dialect_for(request.url.path)[0](ApiError.from_speech(exc))
+
+    @app.exception_handler(SynthesisFailed)
+    async def _synthesis_failed(request: Request, exc: SynthesisFailed) -> JSONResponse:
+        log.error("synthesis failed: %s", exc)
+        err = ApiError(503, "engine_unavailable", f"synthesis failed: {exc}; retry the request",
+                       headers={"Retry-After": "1"})
+        return _dialect_for(request.url.path)[0](err)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        renderer, validation = _dialect_for(request.url.path)
+        result = validation(exc)
+        return result if isinstance(result, JSONResponse) else renderer(result)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = (f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405)
+                   else str(exc.detail))
+        return _dialect_for(request.url.path)[0](ApiError(exc.status_code, code, message))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        err = ApiError(500, "internal_error", f"internal error: {type(exc).__name__}")
+        return _dialect_for(request.url.path)[0](err)

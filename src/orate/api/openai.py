@@ -1,0 +1,149 @@
+"""The OpenAI ``audio.speech`` dialect (shared/spec/WIRE.md §2 and §6).
+
+Translation only: the body becomes a ``SpeechRequest``, pipeline events become
+raw audio bytes or SSE frames. Served under ``/v1`` and at the root, because
+the SDK without ``/v1`` in its base URL posts to ``/audio/speech``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from orate.api.errors import ApiError
+from orate.api.streaming import audio_bytes, primed
+from orate.audio.formats import FORMATS
+from orate.speech.pipeline import Pipeline, Plan, SpeechEvent, SpeechRequest, Utterance
+
+MIN_SPEED, MAX_SPEED = 0.25, 4.0
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+router = APIRouter(tags=["openai"])
+
+
+class VoiceRef(BaseModel):
+    id: str
+
+
+class SpeechBody(BaseModel):
+    """``POST /v1/audio/speech``. Unknown fields are accepted and ignored, as gateways do."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    input: str
+    voice: str | VoiceRef | None = None
+    instructions: str | None = None
+    response_format: str | None = None
+    speed: float | None = None
+    stream_format: Literal["audio", "sse"] | None = None
+    language: str | None = Field(None, description="language hint (inference.club); unused")
+    include_timestamp_types: list[Literal["word", "phoneme"]] | None = Field(
+        None, description="orate extension: with stream_format=sse, adds "
+        "speech.audio.timestamps events")
+
+
+def _pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline
+
+
+def _usage(plan: Plan, duration: float) -> dict[str, int]:
+    """Token counts in OpenAI's shape: words and marks in, 20 ms audio frames out."""
+    text = "".join(u.text for u in plan.request.utterances)
+    input_tokens = len(_TOKEN.findall(text))
+    output_tokens = math.ceil(duration * 50)
+    return {"input_tokens": input_tokens, "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens}
+
+
+def _build(body: SpeechBody, pipeline: Pipeline) -> SpeechRequest:
+    fmt = body.response_format or pipeline.settings.default_format
+    if fmt not in FORMATS:
+        raise ApiError(400, "invalid_format", f"unsupported response_format {fmt!r}; use "
+                       f"one of {', '.join(FORMATS)}", "response_format")
+    speed = 1.0 if body.speed is None else body.speed
+    if not (MIN_SPEED <= speed <= MAX_SPEED) or math.isnan(speed):
+        raise ApiError(400, "invalid_speed", f"speed must be between {MIN_SPEED} and "
+                       f"{MAX_SPEED}, got {body.speed}", "speed")
+    voice = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
+    timestamps = frozenset(body.include_timestamp_types or ())
+    return SpeechRequest(model=body.model, utterances=[Utterance(body.input, voice, speed)],
+                         format=fmt, timestamps=timestamps if body.stream_format == "sse"
+                         else frozenset())
+
+
+def _headers(plan: Plan) -> dict[str, str]:
+    voice = plan.voices[0].label() if plan.voices else ""
+    return {"X-Orate-Model": plan.model.id, "X-Orate-Voice": voice,
+            "X-Orate-Sample-Rate": str(plan.sample_rate)}
+
+
+async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent]) -> AsyncIterator[bytes]:
+    duration = 0.0
+    async for event in events:
+        if event.kind == "audio":
+            data = base64.b64encode(event.audio).decode()
+            yield b'data: {"type":"speech.audio.delta","audio":"' + data.encode() + b'"}\n\n'
+        elif event.kind == "timestamps":
+            stamps = [t.to_dict() for t in event.timestamps]
+            frame = {"type": "speech.audio.timestamps", "timestamps": stamps}
+            yield f"data: {json.dumps(frame)}\n\n".encode()
+        elif event.kind == "done":
+            duration = float(event.info.get("duration", 0.0))
+    done = {"type": "speech.audio.done", "usage": _usage(plan, duration)}
+    yield f"data: {json.dumps(done)}\n\n".encode()
+
+
+@router.post("/v1/audio/speech", summary="Create speech (OpenAI)")
+@router.post("/audio/speech", include_in_schema=False)
+async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse:
+    pipeline = _pipeline(request)
+    plan = pipeline.plan(_build(body, pipeline))
+    events = await primed(pipeline.stream(plan))
+    headers = _headers(plan)
+    if body.stream_format == "sse":
+        return StreamingResponse(_sse(plan, events), media_type="text/event-stream",
+                                 headers={**headers, "Cache-Control": "no-cache"})
+    return StreamingResponse(audio_bytes(events), media_type=plan.format.content_type,
+                             headers=headers)
+
+
+def _model_json(model: Any) -> dict[str, Any]:
+    return {"id": model.id, "object": "model", "created": model.created,
+            "owned_by": model.owned_by, "engine": model.engine, "description": model.description}
+
+
+@router.get("/v1/models", summary="List models (OpenAI)")
+@router.get("/models", include_in_schema=False)
+async def list_models(request: Request) -> JSONResponse:
+    models = _pipeline(request).catalog.models.values()
+    return JSONResponse({"object": "list", "data": [_model_json(m) for m in models]})
+
+
+@router.get("/v1/models/{model_id}", summary="Retrieve a model (OpenAI)")
+@router.get("/models/{model_id}", include_in_schema=False)
+async def get_model(model_id: str, request: Request) -> JSONResponse:
+    model = _pipeline(request).catalog.model(model_id)
+    if model is None:
+        raise ApiError(404, "no_provider", f"no provider serves the model {model_id!r}", "model")
+    return JSONResponse(_model_json(model))
+
+
+@router.get("/v1/audio/voices", summary="List a model's voices (inference.club extension)")
+@router.get("/audio/voices", include_in_schema=False)
+async def list_voices(request: Request,
+                      model: Annotated[str | None, Query()] = None) -> JSONResponse:
+    pipeline = _pipeline(request)
+    model_id = model or pipeline.settings.default_model
+    found = pipeline.catalog.model(model_id)
+    if found is None:
+        raise ApiError(404, "no_provider", f"no provider serves the model {model_id!r}", "model")
+    return JSONResponse({"voices": pipeline.catalog.voice_names(found)})

@@ -1,0 +1,52 @@
+"""``create_app(settings)``: wires the dialects, the pipeline and the engine pool."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from orate import __version__
+from orate.api import errors, openai
+from orate.config import Settings
+from orate.engines.catalog import Catalog
+from orate.engines.pool import EnginePool
+from orate.engines.registry import engine_by_name
+from orate.engines.worker import tune_malloc
+from orate.speech.pipeline import Pipeline
+
+log = logging.getLogger("orate")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tune_malloc()
+        engine_by_name("espeak")  # voice tables for validation; synthesis stays in workers
+        pool = EnginePool(settings.workers)
+        await pool.start()
+        app.state.pool = pool
+        app.state.pipeline = Pipeline(settings, Catalog(), pool)
+        log.info("orate %s ready: %d engine workers", __version__, settings.workers)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="orate", version=__version__, lifespan=lifespan,
+                  description="Self-hosted text-to-speech speaking the OpenAI, Hume and nano-gpt "
+                  "wire dialects.")
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(openai.router)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    return app
