@@ -45,8 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(openai.router)
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok", "version": __version__})
+        pool: EnginePool = app.state.pool
+        return JSONResponse({"status": "ok", "version": __version__, "engines": pool.stats()})
 
     return app

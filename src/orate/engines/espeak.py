@@ -38,6 +38,7 @@ _POS_CHARACTER = 1
 DEFAULT_WPM = 175
 MIN_WPM = 80  # espeak clamps slower rates silently
 MAX_WPM = 875  # above 450 espeak speeds up with sonic; 5x the default is plenty
+DEFAULT_PITCH = 50  # espeak's default pitch and pitch range (0-100)
 BUFFER_MS = 60  # audio per callback: small enough for ~1 ms time to first audio
 
 
@@ -243,26 +244,26 @@ class EspeakEngine:
     def _apply(self, params: VoiceParams, speed: float) -> None:
         """Set voice and prosody, skipping the calls when nothing changed since last time.
 
-        Loading the voice resets pitch and range to the voice's (or variant's)
-        own values, so it is reloaded whenever those change, not only the voice.
+        espeak keeps pitch, range and volume across voice loads, so all of them
+        are set on every change (espeak's default is 50 for pitch and range):
+        one request's pitch must never leak into the next.
         """
         ident = self._voice_table[params.voice][1].encode()
         if params.variant:
             ident += b"+" + params.variant.encode()
         wpm = round(min(max(DEFAULT_WPM * speed * params.rate, MIN_WPM), MAX_WPM))
-        voice_key = (ident, params.pitch, params.pitch_range)
-        key = (voice_key, wpm, params.volume or 100)
+        pitch = DEFAULT_PITCH if params.pitch is None else params.pitch
+        pitch_range = DEFAULT_PITCH if params.pitch_range is None else params.pitch_range
+        key = (ident, wpm, pitch, pitch_range, params.volume or 100)
         if key == self._current:
             return
         lib = self._lib
-        if self._current is None or self._current[0] != voice_key:
-            if lib.espeak_SetVoiceByName(ident) != 0:
-                raise UnknownVoice(f"espeak could not load voice {params.label()!r}")
-            if params.pitch is not None:
-                lib.espeak_SetParameter(_PITCH, params.pitch, 0)
-            if params.pitch_range is not None:
-                lib.espeak_SetParameter(_RANGE, params.pitch_range, 0)
+        if (self._current is None or self._current[0] != ident) \
+                and lib.espeak_SetVoiceByName(ident) != 0:
+            raise UnknownVoice(f"espeak could not load voice {params.label()!r}")
         lib.espeak_SetParameter(_RATE, wpm, 0)
+        lib.espeak_SetParameter(_PITCH, pitch, 0)
+        lib.espeak_SetParameter(_RANGE, pitch_range, 0)
         lib.espeak_SetParameter(_VOLUME, params.volume or 100, 0)
         self._current = key
 

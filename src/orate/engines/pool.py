@@ -112,6 +112,8 @@ class EnginePool:
         self._closing = False
         self.restarts = 0
         self.waiting = 0
+        self.completed = 0
+        self.cancelled = 0  # jobs a worker stopped early because the caller went away
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -158,6 +160,12 @@ class EnginePool:
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._workers.values() if w.alive]
 
+    def stats(self) -> dict[str, int]:
+        busy = sum(1 for w in self._workers.values() if w.current is not None)
+        return {"workers": len(self.pids()), "busy": busy, "waiting": self.waiting,
+                "completed": self.completed, "cancelled": self.cancelled,
+                "restarts": self.restarts}
+
     # -- jobs ----------------------------------------------------------------
 
     async def submit(self, job: RenderJob) -> JobStream:
@@ -194,6 +202,10 @@ class EnginePool:
             return
         if kind == END:
             worker.current = None
+            if json.loads(payload).get("cancelled"):
+                self.cancelled += 1
+            else:
+                self.completed += 1
             stream._push(END, None)
             self._idle.put_nowait(worker)
             return

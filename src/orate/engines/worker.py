@@ -74,14 +74,16 @@ def worker_main(jobs: Connection, out: Connection, cancel: Any, index: int) -> N
             return
         if job is None:
             return
+        cancelled = False
         try:
-            render(job_check(job), engine_by_name,
-                   lambda kind, payload, _id=job_id: send(_id, kind, payload),
-                   lambda _id=job_id: cancel.value == _id)
+            stats = render(job_check(job), engine_by_name,
+                           lambda kind, payload, _id=job_id: send(_id, kind, payload),
+                           lambda _id=job_id: cancel.value == _id)
+            cancelled = stats.cancelled
         except Exception as exc:  # report, then keep serving: one bad job must not kill us
             send(job_id, ERROR, {"message": f"{type(exc).__name__}: {exc}"})
         finally:
-            send(job_id, END, {})
+            send(job_id, END, {"cancelled": cancelled})
 
 
 def job_check(job: object) -> RenderJob:

@@ -1,0 +1,146 @@
+"""Shared fixtures: a real orate server on a loopback port, and ways to check audio.
+
+Audio is checked the way a listener would, minus the ears: decoded with PyAV,
+measured, and transcribed with pocketsphinx against a grammar of candidate
+sentences, so a test can tell which sentence the audio actually says.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+import pytest
+
+SENTENCES = [
+    "the quick brown fox jumps over the lazy dog",
+    "please call me back tomorrow morning",
+    "the weather is cold and windy today",
+    "she sells sea shells by the sea shore",
+    "my favorite color is green",
+    "we will meet at the train station at noon",
+    "open the window and let the fresh air in",
+    "the children are playing in the garden",
+    "turn left at the next traffic light",
+    "a cup of hot tea would be nice",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """An ``orate serve`` subprocess; ``url`` is its base URL."""
+
+    def __init__(self, tmp: Path, workers: int = 2, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, "ORATE_DATA_DIR": str(tmp), **(env or {})}
+        self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orate.cli", "serve", "--port", str(self.port),
+             "--workers", str(workers), "--log-level", "warning"],
+            env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not become ready")
+
+    def health(self) -> dict:
+        return httpx.get(f"{self.url}/healthz", timeout=5).json()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(tmp_path_factory.mktemp("orate-server"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def openai_client(server: Server):
+    from openai import OpenAI
+
+    return OpenAI(api_key="test-key", base_url=f"{server.url}/v1", max_retries=0, timeout=60)
+
+
+def decode(data: bytes, fmt: str, pcm_rate: int = 24000) -> tuple[np.ndarray, int]:
+    """Decode any output format to int16 mono samples and their rate."""
+    if fmt == "pcm":
+        assert len(data) % 2 == 0, "pcm must hold whole 16-bit samples"
+        return np.frombuffer(data, dtype="<i2"), pcm_rate
+    container = av.open(io.BytesIO(data))
+    stream = container.streams.audio[0]
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=stream.rate)
+    parts = [g.to_ndarray().reshape(-1) for f in container.decode(stream)
+             for g in resampler.resample(f)]
+    parts += [g.to_ndarray().reshape(-1) for g in resampler.resample(None)]
+    return (np.concatenate(parts) if parts else np.empty(0, np.int16)), stream.rate
+
+
+def duration(data: bytes, fmt: str, pcm_rate: int = 24000) -> float:
+    samples, rate = decode(data, fmt, pcm_rate)
+    return len(samples) / rate
+
+
+class Recognizer:
+    """pocketsphinx restricted to a grammar of candidate sentences (not thread-safe)."""
+
+    def __init__(self, sentences: list[str]) -> None:
+        from pocketsphinx import Decoder
+
+        self._lock = threading.Lock()
+        self._decoder = Decoder(samprate=16000, logfn=os.devnull)
+        alternatives = " | ".join(f"( {s} )" for s in sentences)
+        self._decoder.add_jsgf_string("candidates",
+                                      f"#JSGF V1.0;\ngrammar c;\npublic <s> = {alternatives} ;\n")
+        self._decoder.activate_search("candidates")
+
+    def which(self, data: bytes, fmt: str, pcm_rate: int = 24000) -> str:
+        samples, rate = decode(data, fmt, pcm_rate)
+        rs = av.AudioResampler(format="s16", layout="mono", rate=16000)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        parts = [f.to_ndarray().reshape(-1) for f in rs.resample(frame)]
+        parts += [f.to_ndarray().reshape(-1) for f in rs.resample(None)]
+        pad = np.zeros(4800, dtype=np.int16)  # 0.3 s each side, or the last word is lost
+        audio = np.concatenate([pad, *parts, pad])
+        with self._lock:
+            self._decoder.start_utt()
+            self._decoder.process_raw(audio.tobytes(), full_utt=True)
+            self._decoder.end_utt()
+            hyp = self._decoder.hyp()
+        return hyp.hypstr if hyp else ""
+
+
+@pytest.fixture(scope="session")
+def recognizer() -> Recognizer:
+    return Recognizer(SENTENCES)
