@@ -80,6 +80,9 @@ def test_bad_ssml_is_refused_with_a_reason(ssml: str, code: str) -> None:
 def test_good_ssml_passes() -> None:
     ssml = '<speak>Hello <break time="300ms"/> <emphasis>world</emphasis>.</speak>'
     assert is_ssml("  " + ssml)
+    assert is_ssml('<?xml version="1.0"?>' + ssml)
+    assert is_ssml("<!DOCTYPE speak>" + ssml)
+    assert not is_ssml("<notssml> speak")
     check_ssml(ssml)
 
 
@@ -101,7 +104,7 @@ def test_events_snap_to_the_callers_tokens() -> None:
         EngineEvent("phoneme", 13, 0, 800.0, ""),  # the pause at the comma
         EngineEvent("word", 14, 2, 900.0), EngineEvent("phoneme", 14, 0, 900.0, "g"),
     ]
-    stamps = sentence_timestamps(text, 0, Tokens.of(text), events, 1200.0,
+    stamps = sentence_timestamps(text, 0, len(text), Tokens.of(text), events, 1200.0,
                                  frozenset({"word", "phoneme"}))
     words = [(t.text, t.start, t.end) for t in stamps if t.type == "word"]
     assert words == [("At", 0, 200), ("5", 200, 400), ("o'clock", 400, 800), ("go", 900, 1200)]
@@ -109,3 +112,21 @@ def test_events_snap_to_the_callers_tokens() -> None:
     assert phonemes[0] == ("a", 0, 200) and phonemes[-1] == ("g", 900, 1200)
     first = next(t for t in stamps if t.type == "word" and t.text == "o'clock")
     assert text[first.char_start:first.char_end] == "o'clock,"
+
+
+def test_words_the_engine_merged_still_get_their_share() -> None:
+    text = "It was a cold day."
+    events = [EngineEvent("word", 0, 2, 0.0), EngineEvent("word", 3, 3, 100.0),
+              EngineEvent("phoneme", 3, 0, 100.0, "w"), EngineEvent("phoneme", 3, 0, 250.0, "ɐ"),
+              EngineEvent("word", 9, 4, 300.0), EngineEvent("word", 14, 3, 500.0)]
+    stamps = sentence_timestamps(text, 0, len(text), Tokens.of(text), events, 700.0,
+                                 frozenset({"word"}))
+    assert [(t.text, round(t.start), round(t.end)) for t in stamps] == [
+        ("It", 0, 100), ("was", 100, 250), ("a", 250, 300), ("cold", 300, 500),
+        ("day", 500, 700)]
+
+
+def test_ssml_markup_is_not_tokenized_as_words() -> None:
+    ssml = '<speak>Hi <break time="1s"/> there</speak>'
+    tokens = Tokens.of(ssml, ssml=True)
+    assert [ssml[s:e] for s, e in tokens.spans] == ["Hi", "there"]

@@ -140,6 +140,9 @@ class Pipeline:
             if spans or utt.trailing_silence:
                 segments.append(Segment(params, spans, utt.speed, utt.trailing_silence))
                 voices.append(params)
+        if not any(seg.sentences for seg in segments):
+            raise SpeechError(400, "missing_input", "input has nothing to speak (only "
+                              "punctuation or markup); give words to speak", "input")
         job = RenderJob(text=text, segments=tuple(segments), format=fmt.name,
                         sample_rate=req.sample_rate, timestamps=req.timestamps, ssml=ssml,
                         bitrate=self.settings.mp3_bitrate if fmt.name == "mp3" else None,

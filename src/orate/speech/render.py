@@ -102,7 +102,7 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
                            whole_file=job.whole_file)
     out = _Output(emit)
     stats = RenderStats(sample_rate=in_rate)
-    tokens = Tokens.of(job.text) if job.timestamps else None
+    tokens = Tokens.of(job.text, job.ssml) if job.timestamps else None
 
     for seg_index, segment in enumerate(job.segments):
         engine = engines(segment.voice.engine)
@@ -145,7 +145,7 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
             start_ms = sentence_start * 1000 / in_rate
             end_ms = stats.samples * 1000 / in_rate
             if tokens is not None:
-                stamps = sentence_timestamps(job.text, start, tokens, events,
+                stamps = sentence_timestamps(job.text, start, end, tokens, events,
                                              (end_ms - start_ms) / scale, job.timestamps)
                 if stamps:
                     emit(TIMESTAMPS, [t.shifted(start_ms, scale).to_dict() for t in stamps])

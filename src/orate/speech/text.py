@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import xml.etree.ElementTree as ET
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 MAX_SENTENCE_CHARS = 300
@@ -24,6 +24,7 @@ _ABBREVIATIONS = frozenset(
 )
 _CLAUSE = re.compile(r"[,;:—–]\s")
 _TOKEN = re.compile(r"[^\s<>]+")
+_TAG = re.compile(r"<[^>]*>")
 
 
 class TextError(ValueError):
@@ -52,7 +53,11 @@ def normalize(text: str) -> str:
 
 
 def is_ssml(text: str) -> bool:
-    return text.lstrip().startswith("<speak")
+    """``<speak …>``, optionally after an XML declaration or a DTD (which is then refused)."""
+    head = text.lstrip()[:2048].lower()
+    if head.startswith("<speak"):
+        return True
+    return head.startswith(("<?xml", "<!doctype")) and "<speak" in text.lower()
 
 
 def _break_seconds(elem: ET.Element) -> float:
@@ -149,8 +154,15 @@ class Tokens:
     spans: tuple[tuple[int, int], ...]
 
     @classmethod
-    def of(cls, text: str) -> Tokens:
+    def of(cls, text: str, ssml: bool = False) -> Tokens:
+        if ssml:  # blank the markup (same length) so tags and attributes are not words
+            text = _TAG.sub(lambda m: " " * len(m.group()), text)
         return cls(tuple((m.start(), m.end()) for m in _TOKEN.finditer(text)))
+
+    def between(self, start: int, end: int) -> range:
+        """Indices of the tokens that begin within ``[start, end)``."""
+        starts = [s for s, _ in self.spans]
+        return range(bisect_left(starts, start), bisect_left(starts, end))
 
     def index_at(self, pos: int) -> int | None:
         """The token containing ``pos``, else the next one after it."""

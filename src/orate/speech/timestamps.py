@@ -34,48 +34,64 @@ class Timestamp:
         return asdict(self)
 
 
-def sentence_timestamps(text: str, offset: int, tokens: Tokens, events: Iterable[EngineEvent],
-                        duration_ms: float, kinds: frozenset[str]) -> list[Timestamp]:
-    """Timestamps for one synthesized sentence, in ms from the sentence's own start.
+def _word_end(start: float, limit: float, idx: int, offset: int, tokens: Tokens,
+              phonemes: list[EngineEvent]) -> float:
+    """Where a word ends: the engine moves to another token or pauses, else ``limit``."""
+    for p in phonemes:
+        if p.time_ms <= start:
+            continue
+        if p.time_ms >= limit:
+            break
+        if not p.text.strip() or tokens.index_at(offset + p.text_pos) != idx:
+            return p.time_ms
+    return limit
 
-    ``text`` is the whole request text and ``offset`` where the sentence begins;
-    event positions count from ``offset``. A word ends where the engine moves to
-    another token or pauses (an empty phoneme), else where the sentence ends.
+
+def sentence_timestamps(text: str, offset: int, end: int, tokens: Tokens,
+                        events: Iterable[EngineEvent], duration_ms: float,
+                        kinds: frozenset[str]) -> list[Timestamp]:
+    """Timestamps for one synthesized sentence ``text[offset:end]``, in ms from its start.
+
+    Event positions count from ``offset``. Tokens the engine ran into a
+    neighbour ("was a" is one espeak word) share that neighbour's time by
+    character length, so every word of the sentence gets a timestamp, in order.
     """
     evs = sorted(events, key=lambda e: e.time_ms)
-    words: list[tuple[int, float]] = []  # (token index, start ms)
-    seen: set[int] = set()
+    starts: dict[int, float] = {}
     for e in evs:
-        if e.kind != "word":
-            continue
-        idx = tokens.index_at(offset + e.text_pos)
-        if idx is None or idx in seen:
-            continue
-        seen.add(idx)
-        words.append((idx, e.time_ms))
+        if e.kind == "word":
+            idx = tokens.index_at(offset + e.text_pos)
+            if idx is not None and idx not in starts and tokens.spans[idx][0] < end:
+                starts[idx] = e.time_ms
     phonemes = [e for e in evs if e.kind == "phoneme"]
     out: list[Timestamp] = []
-    if "word" in kinds:
-        for n, (idx, start) in enumerate(words):
-            limit = words[n + 1][1] if n + 1 < len(words) else duration_ms
-            end = limit
-            for p in phonemes:
-                if p.time_ms <= start:
-                    continue
-                if p.time_ms >= limit:
-                    break
-                if not p.text.strip() or tokens.index_at(offset + p.text_pos) != idx:
-                    end = p.time_ms
-                    break
-            s, e = tokens.spans[idx]
-            out.append(Timestamp("word", word_text(text[s:e]), start, max(end, start), s, e))
+    if "word" in kinds and starts:
+        spoken = [i for i in tokens.between(offset, end)
+                  if i in starts or any(ch.isalnum() for ch in text[slice(*tokens.spans[i])])]
+        heads = sorted(starts, key=lambda i: (starts[i], i))
+        for n, idx in enumerate(heads):
+            start = starts[idx]
+            limit = starts[heads[n + 1]] if n + 1 < len(heads) else duration_ms
+            stop = _word_end(start, limit, idx, offset, tokens, phonemes)
+            nxt = heads[n + 1] if n + 1 < len(heads) else None
+            group = [idx] + [i for i in spoken if idx < i and (nxt is None or i < nxt)
+                             and i not in starts]
+            if len(group) > 1:  # merged tokens: the group spans up to the next word
+                stop = limit
+            weights = [tokens.spans[i][1] - tokens.spans[i][0] for i in group]
+            t = start
+            for i, w in zip(group, weights, strict=True):
+                share = (stop - start) * w / sum(weights)
+                s_, e_ = tokens.spans[i]
+                out.append(Timestamp("word", word_text(text[s_:e_]), t, t + share, s_, e_))
+                t += share
     if "phoneme" in kinds:
         for n, p in enumerate(phonemes):
             if not p.text.strip():
                 continue
-            end = phonemes[n + 1].time_ms if n + 1 < len(phonemes) else duration_ms
+            stop = phonemes[n + 1].time_ms if n + 1 < len(phonemes) else duration_ms
             idx = tokens.index_at(offset + p.text_pos)
             span = tokens.spans[idx] if idx is not None else (None, None)
-            out.append(Timestamp("phoneme", p.text, p.time_ms, max(end, p.time_ms), *span))
-    out.sort(key=lambda t: (t.start, t.type != "word"))
+            out.append(Timestamp("phoneme", p.text, p.time_ms, max(stop, p.time_ms), *span))
+    out.sort(key=lambda t: (t.start, t.type != "word", t.char_start or 0))
     return out

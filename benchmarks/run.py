@@ -1,0 +1,813 @@
+#!/usr/bin/env python3
+"""Benchmark orate against its own engine and against the usual CLI pipeline.
+
+One run prints one table, so the numbers side by side come from the same
+machine under the same conditions:
+
+(a) the raw engine in this process (the floor: what synthesis alone costs),
+    and the same engine in two processes at once (the ceiling for a server
+    with two workers on two cores);
+(b) the orate server end to end over loopback HTTP, measured by a hand-written
+    HTTP/1.1 client in this process (a separate process from the server);
+(c) the peer pipeline most TTS servers use: an ``espeak-ng`` subprocess piped
+    into an ``ffmpeg`` subprocess per request.
+
+Progress goes to stderr; the report goes to stdout so it can be pasted as is.
+Run ``python benchmarks/run.py`` (about two minutes) or add ``--quick``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import http.client
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+SHORT_TEXT = "The quick brown fox jumps over the lazy dog at dawn."  # 11 words
+LONG_TEXT = (
+    "Every morning before sunrise, the baker on Willow Street unlocks the back door of her "
+    "small shop and switches on the old ovens. She has kept this routine for thirty years, "
+    "and she still enjoys the quiet hour before the first customers arrive. The dough rested "
+    "overnight in wooden trays, so she shapes the loaves by hand while the radio plays softly "
+    "in the corner. Her grandfather taught her that good bread needs patience more than "
+    "skill, and she repeats this lesson to every apprentice who joins her. By six o'clock the "
+    "windows glow with warm light, and the smell of fresh rolls fills the empty street. "
+    "Delivery drivers stop for coffee, nurses finishing the night shift buy pastries for "
+    "their families, and children on their way to school press their noses against the "
+    "glass. On rainy days the line stretches past the flower shop next door, but nobody seems "
+    "to mind the wait. People talk about the weather, the football scores, and the new bridge "
+    "that the city keeps promising to build. When the shelves are empty in the early "
+    "afternoon, she cleans the counters, writes tomorrow's list, and walks home through the "
+    "park. She says the best part of her job is not the baking itself, but the small "
+    "conversations that fill the shop each day."
+)
+TEXTS = {"11 words": SHORT_TEXT, "218 words": LONG_TEXT}
+FORMATS = ("wav", "mp3")
+CONCURRENCY = (1, 4, 16)
+PEER_CONCURRENCY = 4
+WORKERS = 2
+HOST = "127.0.0.1"
+SPEECH_PATH = "/v1/audio/speech"
+REQUEST_TIMEOUT = 60.0
+
+# "alloy" is en-us with the f2 variant; the raw engine and the peer use the same voice
+API_VOICE = "alloy"
+ENGINE_VOICE, ENGINE_VARIANT = "en-us", "f2"
+PEER_ESPEAK = ["espeak-ng", "-v", f"{ENGINE_VOICE}+{ENGINE_VARIANT}", "--stdout"]
+PEER_FFMPEG = {
+    "wav": ["ffmpeg", "-loglevel", "error", "-i", "-", "-f", "wav", "-"],
+    "mp3": ["ffmpeg", "-loglevel", "error", "-i", "-", "-c:a", "libmp3lame", "-b:a", "48k",
+            "-f", "mp3", "-"],
+}
+
+GOAL_OVERHEAD_MS = 3.0
+GOAL_TTFB_MS = 10.0
+GOAL_SHARE = 0.85
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Seconds spent per measurement; ``--quick`` shrinks every one of them."""
+
+    raw_single: float  # one text, raw engine, one process
+    raw_pair: float  # one text, raw engine, two processes
+    server_cell: float  # one (text, format, concurrency) cell against the server
+    peer_sequential: float  # one (text, format), peer pipeline one at a time
+    peer_cell: float  # one (text, format), peer pipeline at PEER_CONCURRENCY
+    min_requests: int  # floor for sequential cells so long texts still get a median
+
+
+FULL = Budget(raw_single=2.0, raw_pair=5.0, server_cell=5.0, peer_sequential=3.0,
+              peer_cell=4.0, min_requests=9)
+QUICK = Budget(raw_single=0.6, raw_pair=1.5, server_cell=1.2, peer_sequential=0.8,
+               peer_cell=1.2, min_requests=5)
+
+
+# -- measurements ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One request: seconds to the whole response and to its first body byte."""
+
+    latency: float
+    ttfb: float
+    nbytes: int
+    ok: bool
+
+
+FAILED = Sample(0.0, 0.0, 0, ok=False)
+
+
+@dataclass
+class Cell:
+    """Every request of one measured cell and its wall time, for p50 and req/s."""
+
+    samples: list[Sample]
+    elapsed: float
+
+    @property
+    def good(self) -> list[Sample]:
+        return [s for s in self.samples if s.ok]
+
+    @property
+    def errors(self) -> int:
+        return len(self.samples) - len(self.good)
+
+    @property
+    def p50_latency(self) -> float:
+        return statistics.median(s.latency for s in self.good) if self.good else float("nan")
+
+    @property
+    def p50_ttfb(self) -> float:
+        return statistics.median(s.ttfb for s in self.good) if self.good else float("nan")
+
+    @property
+    def rps(self) -> float:
+        return len(self.good) / self.elapsed if self.elapsed > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class RawResult:
+    """The engine alone for one text: the floor for latency and throughput."""
+
+    p50: float  # seconds per request, one process
+    audio: float  # seconds of audio per request
+    audio_per_cpu: float  # audio seconds per CPU second, one process
+    pair_rps: float  # requests/s summed over two processes running at once
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Resident memory of the server process tree (main process and its children)."""
+
+    rss_kib: int
+    pss_kib: int | None
+    processes: int
+
+
+@dataclass
+class Results:
+    raw: dict[str, RawResult] = field(default_factory=dict)
+    server: dict[tuple[str, str, int], Cell] = field(default_factory=dict)
+    memory: dict[tuple[str, str], Memory] = field(default_factory=dict)
+    idle_memory: Memory | None = None
+    startup: float = float("nan")
+    peer_seq: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    peer_conc: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    peer_skipped: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+_t0 = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """Report progress on stderr so stdout stays a clean, pasteable report."""
+    print(f"[{time.perf_counter() - _t0:5.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def run_for(seconds: float, min_count: int, step: Callable[[], Any]) -> int:
+    """Call ``step`` until ``seconds`` passed and it ran ``min_count`` times."""
+    deadline = time.perf_counter() + seconds
+    count = 0
+    while time.perf_counter() < deadline or count < min_count:
+        step()
+        count += 1
+    return count
+
+
+# -- (a) raw engine -------------------------------------------------------------------
+
+
+def load_engine() -> tuple[Any, Any]:
+    """The engine and voice the server uses for "alloy", loaded into this process."""
+    from orate.engines.base import VoiceParams
+    from orate.engines.registry import engine_by_name
+
+    engine = engine_by_name("espeak")
+    params = engine.check_voice(VoiceParams(voice=ENGINE_VOICE, variant=ENGINE_VARIANT))
+    return engine, params
+
+
+def synthesize(engine: Any, params: Any, text: str) -> int:
+    """Synthesize ``text`` one sentence per call, as the server does; return samples."""
+    from orate.speech.text import split_sentences
+
+    samples = 0
+    for start, end in split_sentences(text):
+        samples += engine.synthesize(text[start:end], params, 1.0, lambda pcm, events: True).samples
+    return samples
+
+
+def measure_raw_single(text: str, budget: Budget) -> tuple[float, float, float]:
+    """Median wall time, audio length and audio seconds per CPU second, one process."""
+    engine, params = load_engine()
+    for _ in range(3):
+        synthesize(engine, params, text)
+    walls: list[float] = []
+    audio = 0
+
+    def step() -> None:
+        nonlocal audio
+        start = time.perf_counter()
+        audio = synthesize(engine, params, text)
+        walls.append(time.perf_counter() - start)
+
+    cpu_start = time.process_time()
+    count = run_for(budget.raw_single, budget.min_requests, step)
+    cpu = time.process_time() - cpu_start
+    seconds = audio / engine.sample_rate
+    return statistics.median(walls), seconds, seconds * count / cpu
+
+
+def _pair_worker(text: str, seconds: float, barrier: Any, results: Any) -> None:
+    """One of the two processes: load and warm the engine, then synthesize in a loop.
+
+    The barrier makes both start timing together, so neither runs alone.
+    """
+    engine, params = load_engine()
+    synthesize(engine, params, text)
+    barrier.wait()
+    start = time.perf_counter()
+    count = run_for(seconds, 1, lambda: synthesize(engine, params, text))
+    results.put((count, time.perf_counter() - start))
+
+
+def measure_raw_pair(text: str, seconds: float) -> float:
+    """Requests/s of the raw engine in two processes at once (spawned, like the server's)."""
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(WORKERS + 1)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_pair_worker, args=(text, seconds, barrier, results))
+             for _ in range(WORKERS)]
+    for p in procs:
+        p.start()
+    try:
+        barrier.wait(timeout=60)
+        rates = [count / elapsed for count, elapsed in
+                 (results.get(timeout=seconds + 60) for _ in procs)]
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+    return sum(rates)
+
+
+def bench_raw(budget: Budget, results: Results) -> None:
+    for label, text in TEXTS.items():
+        p50, audio, per_cpu = measure_raw_single(text, budget)
+        pair = measure_raw_pair(text, budget.raw_pair)
+        results.raw[label] = RawResult(p50, audio, per_cpu, pair)
+        progress(f"raw engine {label}: {p50 * 1e3:.1f} ms, {per_cpu:.0f}x realtime per CPU, "
+                 f"{pair:.1f} req/s in {WORKERS} processes")
+
+
+# -- (b) the server -------------------------------------------------------------------
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    line = await reader.readline()
+    if not line:
+        raise ConnectionError("the server closed the connection")
+    status = int(line.split()[1])
+    headers: dict[str, str] = {}
+    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+async def _read_exactly(reader: asyncio.StreamReader, size: int) -> AsyncIterator[bytes]:
+    """Yield ``size`` bytes as they arrive (not all at once, so the first byte is timed)."""
+    while size:
+        data = await reader.read(min(size, 1 << 16))
+        if not data:
+            raise ConnectionError("the server closed the connection mid-body")
+        size -= len(data)
+        yield data
+
+
+async def _read_body(reader: asyncio.StreamReader,
+                     headers: dict[str, str]) -> AsyncIterator[bytes]:
+    if "chunked" not in headers.get("transfer-encoding", "").lower():
+        async for data in _read_exactly(reader, int(headers.get("content-length", "0"))):
+            yield data
+        return
+    while True:
+        size = int((await reader.readline()).split(b";")[0], 16)
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return
+        async for data in _read_exactly(reader, size):
+            yield data
+        await reader.readexactly(2)
+
+
+class HttpClient:
+    """One keep-alive HTTP/1.1 connection with a hand-written request and chunk parser.
+
+    Why not httpx: its per-request Python overhead is of the order of the 3 ms
+    latency goal, and on two cores the client's CPU is taken from the server.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._reader is None or self._writer is None or self._writer.is_closing():
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        return self._reader, self._writer
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
+        self._reader = self._writer = None
+
+    async def post(self, path: str, body: bytes) -> Sample:
+        """POST and read the whole response; time to first body byte is taken on arrival."""
+        reader, writer = await self.connect()
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        start = time.perf_counter()
+        writer.write(head.encode("ascii") + body)
+        status, headers = await _read_head(reader)
+        first: float | None = None
+        nbytes = 0
+        async for data in _read_body(reader, headers):
+            if first is None:
+                first = time.perf_counter()
+            nbytes += len(data)
+        end = time.perf_counter()
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return Sample(end - start, (first or end) - start, nbytes, status == 200 and nbytes > 0)
+
+    async def safe_post(self, path: str, body: bytes) -> Sample:
+        """A failed request counts as an error and reconnects instead of ending the cell."""
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                return await self.post(path, body)
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError, TimeoutError):
+            await self.close()
+            return FAILED
+
+
+def speech_body(text: str, fmt: str) -> bytes:
+    return json.dumps({"model": "tts-1", "voice": API_VOICE, "input": text,
+                       "response_format": fmt}).encode()
+
+
+async def load_cell(port: int, body: bytes, concurrency: int, seconds: float,
+                    min_requests: int) -> Cell:
+    """Closed-loop load: ``concurrency`` connections, each sending its next request
+    as soon as the previous one finished, until the time is up."""
+    clients = [HttpClient(HOST, port) for _ in range(concurrency)]
+    await asyncio.gather(*(c.connect() for c in clients))
+    samples: list[Sample] = []
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def drive(client: HttpClient) -> None:
+        while time.perf_counter() < deadline or len(samples) < min_requests:
+            samples.append(await client.safe_post(SPEECH_PATH, body))
+
+    try:
+        await asyncio.gather(*(drive(c) for c in clients))
+        elapsed = time.perf_counter() - start
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+    return Cell(samples, elapsed)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection(HOST, port, timeout=1)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def running_server(log: IO[bytes]) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
+    """Start ``orate serve`` and stop it again on every way out, errors included.
+
+    It runs in its own session so the whole tree (workers, resource tracker) can
+    be killed by group id, in an empty directory without ORATE_* variables so a
+    stray ``.env`` or environment setting cannot change what is measured.
+    """
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORATE_")}
+    cwd = tempfile.mkdtemp(prefix="orate-bench-")
+    cmd = [sys.executable, "-m", "orate.cli", "serve", "--port", str(port),
+           "--workers", str(WORKERS), "--log-level", "warning"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        while not healthy(port):
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server exited with code {proc.returncode}")
+            if time.perf_counter() - start > 60:
+                raise RuntimeError("the server did not answer /healthz within 60 s")
+            time.sleep(0.02)
+        yield proc, port, time.perf_counter() - start
+    finally:
+        stop_server(proc)
+        shutil.rmtree(cwd, ignore_errors=True)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM for a graceful shutdown, then SIGKILL to the server's process group."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=15)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    except OSError:  # kernel without CONFIG_PROC_CHILDREN
+        out = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True,
+                             text=True, check=False).stdout
+        return [int(x) for x in out.split()]
+
+
+def _proc_kib(path: str, key: str) -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1])
+    return None
+
+
+def tree_memory(pid: int) -> Memory:
+    """RSS summed over the server and all its descendants, read from /proc.
+
+    RSS counts shared library pages once per process; PSS splits them, so the
+    sum of PSS is the fairer total and is shown next to it.
+    """
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo.extend(_children(p))
+    rss = sum(_proc_kib(f"/proc/{p}/status", "VmRSS:") or 0 for p in pids)
+    pss_each = [_proc_kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids]
+    pss = None if None in pss_each else sum(x or 0 for x in pss_each)
+    return Memory(rss, pss, len(pids))
+
+
+async def warm_up(port: int) -> None:
+    """Every worker renders every text and format once, so no cell pays first-use costs."""
+    for text in TEXTS.values():
+        for fmt in FORMATS:
+            await load_cell(port, speech_body(text, fmt), WORKERS * 2, 0.0, WORKERS * 4)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop when installed (uvicorn[standard] brings it): less client CPU per request."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+def bench_server(budget: Budget, results: Results) -> None:
+    with tempfile.TemporaryFile() as log:
+        try:
+            with running_server(log) as (proc, port, startup), \
+                    asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                results.startup = startup
+                progress(f"server ready in {startup:.2f} s (pid {proc.pid}, port {port})")
+                runner.run(warm_up(port))
+                results.idle_memory = tree_memory(proc.pid)
+                for label, text in TEXTS.items():
+                    for fmt in FORMATS:
+                        _server_column(runner, port, budget, results, label, fmt, text)
+                        results.memory[(label, fmt)] = tree_memory(proc.pid)
+                if proc.poll() is not None:
+                    results.notes.append(f"the server exited early (code {proc.returncode})")
+        finally:
+            log.seek(0)
+            tail = log.read().decode(errors="replace").strip()
+            if tail:
+                results.notes.append("server log: " + tail[-2000:].replace("\n", "\n    "))
+
+
+def _server_column(runner: asyncio.Runner, port: int, budget: Budget, results: Results,
+                   label: str, fmt: str, text: str) -> None:
+    body = speech_body(text, fmt)
+    for conc in CONCURRENCY:
+        minimum = budget.min_requests if conc == 1 else 0
+        cell = runner.run(load_cell(port, body, conc, budget.server_cell, minimum))
+        results.server[(label, fmt, conc)] = cell
+        if cell.errors:
+            results.notes.append(f"server {label} {fmt} c={conc}: {cell.errors} failed "
+                                 f"requests of {len(cell.samples)}")
+        progress(f"server {label} {fmt} c={conc}: p50 {cell.p50_latency * 1e3:.1f} ms, "
+                 f"ttfb {cell.p50_ttfb * 1e3:.1f} ms, {cell.rps:.1f} req/s")
+
+
+# -- (c) the peer pipeline ------------------------------------------------------------
+
+
+def peer_missing() -> str | None:
+    missing = [tool for tool in ("espeak-ng", "ffmpeg") if shutil.which(tool) is None]
+    if not missing:
+        return None
+    return (f"peer column skipped: {' and '.join(missing)} not found "
+            "(apt-get install espeak-ng ffmpeg)")
+
+
+def peer_request(text: str, fmt: str) -> Sample:
+    """``espeak-ng --stdout TEXT | ffmpeg … -`` without a shell, read to the end."""
+    start = time.perf_counter()
+    espeak = subprocess.Popen([*PEER_ESPEAK, text], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+    ffmpeg = subprocess.Popen(PEER_FFMPEG[fmt], stdin=espeak.stdout, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+    assert espeak.stdout is not None and ffmpeg.stdout is not None
+    espeak.stdout.close()  # ffmpeg holds the read end now; espeak gets SIGPIPE if it dies
+    fd = ffmpeg.stdout.fileno()
+    data = os.read(fd, 1 << 16)
+    first = time.perf_counter()
+    nbytes = len(data)
+    while data:
+        data = os.read(fd, 1 << 16)
+        nbytes += len(data)
+    ffmpeg.stdout.close()
+    ok = ffmpeg.wait() == 0 and espeak.wait() == 0 and nbytes > 0
+    end = time.perf_counter()
+    return Sample(end - start, first - start, nbytes, ok)
+
+
+def peer_cell(text: str, fmt: str, concurrency: int, seconds: float, min_requests: int) -> Cell:
+    """Closed-loop load with threads; the work happens in the subprocesses, not the GIL."""
+    samples: list[Sample] = []
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    def drive() -> None:
+        while time.perf_counter() < deadline or len(samples) < min_requests:
+            samples.append(peer_request(text, fmt))
+
+    threads = [threading.Thread(target=drive) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return Cell(samples, time.perf_counter() - start)
+
+
+def bench_peer(budget: Budget, results: Results) -> None:
+    results.peer_skipped = peer_missing()
+    if results.peer_skipped:
+        progress(results.peer_skipped)
+        return
+    for label, text in TEXTS.items():
+        for fmt in FORMATS:
+            peer_request(text, fmt)  # page the binaries in
+            seq = peer_cell(text, fmt, 1, budget.peer_sequential, budget.min_requests)
+            conc = peer_cell(text, fmt, PEER_CONCURRENCY, budget.peer_cell, 0)
+            results.peer_seq[(label, fmt)] = seq
+            results.peer_conc[(label, fmt)] = conc
+            for name, cell in (("c=1", seq), (f"c={PEER_CONCURRENCY}", conc)):
+                if cell.errors:
+                    results.notes.append(f"peer {label} {fmt} {name}: {cell.errors} failed "
+                                         f"pipelines of {len(cell.samples)}")
+            progress(f"peer {label} {fmt}: p50 {seq.p50_latency * 1e3:.1f} ms, "
+                     f"ttfb {seq.p50_ttfb * 1e3:.1f} ms, {conc.rps:.1f} req/s "
+                     f"at c={PEER_CONCURRENCY}")
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+def _first_line(cmd: list[str]) -> str:
+    if shutil.which(cmd[0]) is None:
+        return "not installed"
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def machine_facts(quick: bool) -> list[str]:
+    import orate
+
+    engine, _ = load_engine()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [
+        f"- command: `{shlex.join(['python', *sys.argv])}`"
+        + (" (quick: shorter cells, noisier)" if quick else ""),
+        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: nproc {len(os.sched_getaffinity(0))}, {_cpu_model()}, "
+        f"{platform.system()} {platform.release()} {platform.machine()}, load avg {load}",
+        f"- software: Python {platform.python_version()}, orate {orate.__version__}, "
+        f"libespeak-ng {engine.version} (in-process, from espeakng-loader)",
+        f"- peer: {_first_line(['espeak-ng', '--version'])}; "
+        f"{_first_line(['ffmpeg', '-version'])}",
+        f"- server: `orate serve --workers {WORKERS}`; client: hand-written HTTP/1.1 over "
+        "keep-alive loopback connections in the benchmark process; one voice "
+        f"({API_VOICE} = {ENGINE_VOICE}+{ENGINE_VARIANT}) everywhere",
+    ]
+
+
+def _ms(seconds: float) -> str:
+    if math.isnan(seconds):  # no successful request
+        return "n/a"
+    ms = seconds * 1e3
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 100 else f"{ms:.0f}"
+
+
+def _num(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.1f}" if x < 1000 else f"{x:.0f}"
+
+
+def _ratio(ours: float, theirs: float) -> str:
+    if not theirs or math.isnan(ours) or math.isnan(theirs):
+        return "n/a"
+    return f"{ours / theirs:.2f}×"
+
+
+def _mib(kib: int | None) -> str:
+    return "n/a" if kib is None else f"{kib / 1024:.0f}"
+
+
+Row = tuple[str, Callable[[str, str], str]]
+
+
+def table_rows(r: Results) -> list[Row]:
+    """The table's rows: a label and a function from (text, format) to the cell."""
+
+    def srv(conc: int) -> Callable[[str, str], Cell]:
+        return lambda label, fmt: r.server[(label, fmt, conc)]
+
+    rows: list[Row] = [
+        ("audio length (s)", lambda t, f: f"{r.raw[t].audio:.2f}"),
+        ("**raw engine** p50 time per request, 1 process (ms)", lambda t, f: _ms(r.raw[t].p50)),
+        ("raw engine audio s per CPU s, 1 process", lambda t, f: _num(r.raw[t].audio_per_cpu)),
+        (f"raw engine req/s, {WORKERS} processes", lambda t, f: _num(r.raw[t].pair_rps)),
+        ("**orate** p50 latency, c=1 (ms)", lambda t, f: _ms(srv(1)(t, f).p50_latency)),
+        ("orate p50 time to first byte, c=1 (ms)", lambda t, f: _ms(srv(1)(t, f).p50_ttfb)),
+    ]
+    rows += [(f"orate req/s, c={c}", lambda t, f, c=c: _num(srv(c)(t, f).rps))
+             for c in CONCURRENCY]
+    rows += [
+        (f"orate p50 latency, c={CONCURRENCY[-1]} (ms)",
+         lambda t, f: _ms(srv(CONCURRENCY[-1])(t, f).p50_latency)),
+        (f"orate req/s c=4 as % of raw {WORKERS}-process",
+         lambda t, f: f"{100 * srv(4)(t, f).rps / r.raw[t].pair_rps:.0f}%"),
+        ("orate RSS after this column's load (MiB)", lambda t, f: _mib(r.memory[(t, f)].rss_kib)),
+        ("orate PSS after this column's load (MiB)", lambda t, f: _mib(r.memory[(t, f)].pss_kib)),
+    ]
+    if r.peer_skipped:
+        return [*rows, ("**peer** espeak-ng | ffmpeg", lambda t, f: "skipped")]
+    seq, conc = r.peer_seq, r.peer_conc
+    pc = PEER_CONCURRENCY
+    return [
+        *rows,
+        ("**peer** espeak-ng | ffmpeg p50 latency, c=1 (ms)",
+         lambda t, f: _ms(seq[(t, f)].p50_latency)),
+        ("peer p50 time to first byte, c=1 (ms)", lambda t, f: _ms(seq[(t, f)].p50_ttfb)),
+        (f"peer req/s, c={pc}", lambda t, f: _num(conc[(t, f)].rps)),
+        ("**orate/peer** p50 latency (< 1: orate faster)",
+         lambda t, f: _ratio(srv(1)(t, f).p50_latency, seq[(t, f)].p50_latency)),
+        ("orate/peer p50 time to first byte",
+         lambda t, f: _ratio(srv(1)(t, f).p50_ttfb, seq[(t, f)].p50_ttfb)),
+        (f"orate/peer req/s, c={pc} (> 1: orate more)",
+         lambda t, f: _ratio(srv(pc)(t, f).rps, conc[(t, f)].rps)),
+    ]
+
+
+def render_table(r: Results) -> list[str]:
+    columns = [(label, fmt) for label in TEXTS for fmt in FORMATS]
+    header = ["metric", *(f"{label} {fmt}" for label, fmt in columns)]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---", *(["---:"] * len(columns))]) + "|"]
+    for name, cell in table_rows(r):
+        lines.append("| " + " | ".join([name, *(cell(t, f) for t, f in columns)]) + " |")
+    return lines
+
+
+def goal_checks(r: Results) -> list[str]:
+    """The three targets orate was built to, each with PASS or MISS and its numbers."""
+    short, long_ = list(TEXTS)
+    served = r.server[(short, "wav", 1)].p50_latency
+    overhead = (served - r.raw[short].p50) * 1e3
+    ttfb = {fmt: r.server[(long_, fmt, 1)].p50_ttfb * 1e3 for fmt in FORMATS}
+    share = {t: r.server[(t, "wav", 4)].rps / r.raw[t].pair_rps for t in TEXTS}
+
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "MISS"
+
+    return [
+        f"- {verdict(overhead <= GOAL_OVERHEAD_MS)} {short} wav p50 latency minus raw engine "
+        f"time: {overhead:.2f} ms ({served * 1e3:.2f} − {r.raw[short].p50 * 1e3:.2f}; "
+        f"goal ≤ {GOAL_OVERHEAD_MS:g} ms)",
+        f"- {verdict(all(v < GOAL_TTFB_MS for v in ttfb.values()))} {long_} p50 time to first "
+        "byte: " + ", ".join(f"{fmt} {v:.2f} ms" for fmt, v in ttfb.items())
+        + f" (goal < {GOAL_TTFB_MS:g} ms each)",
+        f"- {verdict(all(v >= GOAL_SHARE for v in share.values()))} wav req/s at c=4 as a "
+        f"share of the raw engine's {WORKERS}-process rate: "
+        + ", ".join(f"{t} {100 * v:.0f}%" for t, v in share.items())
+        + f" (goal ≥ {100 * GOAL_SHARE:.0f}% each)",
+    ]
+
+
+def render_report(facts: list[str], r: Results, runtime: float) -> str:
+    memory = ""
+    if r.idle_memory is not None:
+        m = r.idle_memory
+        memory = (f"; {m.processes} processes (main, {WORKERS} workers, resource tracker), "
+                  f"RSS {_mib(m.rss_kib)} MiB / PSS {_mib(m.pss_kib)} MiB idle after warm-up")
+    lines = ["# orate benchmark", "", *facts,
+             f"- server start to /healthz: {r.startup:.2f} s{memory}", "",
+             *render_table(r), "", "Goal checks:", "", *goal_checks(r), ""]
+    if r.peer_skipped:
+        lines += [r.peer_skipped, ""]
+    if r.notes:
+        lines += ["Notes:", *(f"- {n}" for n in r.notes), ""]
+    lines.append(f"Total runtime {runtime:.0f} s.")
+    return "\n".join(lines)
+
+
+# -- main -----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="shorter cells (about 40 s instead of about 2 minutes)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    budget = QUICK if args.quick else FULL
+    assert [len(t.split()) for t in TEXTS.values()] == [11, 218], "texts changed length"
+    start = time.perf_counter()
+    facts = machine_facts(args.quick)
+    results = Results()
+    if os.getloadavg()[0] > 0.5:
+        results.notes.append(f"load average {os.getloadavg()[0]:.2f} at start: something "
+                             "else is using the CPU, numbers may be low")
+    bench_raw(budget, results)
+    bench_server(budget, results)
+    bench_peer(budget, results)
+    print(render_report(facts, results, time.perf_counter() - start))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
