@@ -125,6 +125,9 @@ class Cell:
 
     samples: list[Sample]
     elapsed: float
+    #: CPU seconds spent during the cell by the server's main process, its engine
+    #: workers and the load generator, to show where the time of a request goes
+    cpu: tuple[float, float, float] | None = None
 
     @property
     def good(self) -> list[Sample]:
@@ -483,17 +486,38 @@ def _proc_kib(path: str, key: str) -> int | None:
     return None
 
 
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo.extend(_children(p))
+    return pids
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process, from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(pid: int) -> tuple[float, float, float]:
+    """CPU seconds so far: server main process, its children, this (client) process."""
+    children = sum(_cpu_seconds(p) for p in _descendants(pid)[1:])
+    return _cpu_seconds(pid), children, time.process_time()
+
+
 def tree_memory(pid: int) -> Memory:
     """RSS summed over the server and all its descendants, read from /proc.
 
     RSS counts shared library pages once per process; PSS splits them, so the
     sum of PSS is the fairer total and is shown next to it.
     """
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        todo.extend(_children(p))
+    pids = _descendants(pid)
     rss = sum(_proc_kib(f"/proc/{p}/status", "VmRSS:") or 0 for p in pids)
     pss_each = [_proc_kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids]
     pss = None if None in pss_each else sum(x or 0 for x in pss_each)
@@ -527,7 +551,8 @@ def bench_server(budget: Budget, results: Results) -> None:
                 results.idle_memory = tree_memory(proc.pid)
                 for label, text in TEXTS.items():
                     for fmt in FORMATS:
-                        _server_column(runner, port, budget, results, label, fmt, text)
+                        _server_column(runner, proc.pid, port, budget, results, label,
+                                       fmt, text)
                         results.memory[(label, fmt)] = tree_memory(proc.pid)
                 if proc.poll() is not None:
                     results.notes.append(f"the server exited early (code {proc.returncode})")
@@ -538,12 +563,15 @@ def bench_server(budget: Budget, results: Results) -> None:
                 results.notes.append("server log: " + tail[-2000:].replace("\n", "\n    "))
 
 
-def _server_column(runner: asyncio.Runner, port: int, budget: Budget, results: Results,
-                   label: str, fmt: str, text: str) -> None:
+def _server_column(runner: asyncio.Runner, pid: int, port: int, budget: Budget,
+                   results: Results, label: str, fmt: str, text: str) -> None:
     body = speech_body(text, fmt)
     for conc in CONCURRENCY:
         minimum = budget.min_requests if conc == 1 else 0
+        before = cpu_snapshot(pid)
         cell = runner.run(load_cell(port, body, conc, budget.server_cell, minimum))
+        after = cpu_snapshot(pid)
+        cell.cpu = (after[0] - before[0], after[1] - before[1], after[2] - before[2])
         results.server[(label, fmt, conc)] = cell
         if cell.errors:
             results.notes.append(f"server {label} {fmt} c={conc}: {cell.errors} failed "
@@ -627,11 +655,12 @@ def bench_peer(budget: Budget, results: Results) -> None:
 # -- report ---------------------------------------------------------------------------
 
 
-def _first_line(cmd: list[str]) -> str:
+def _tool_version(cmd: list[str], marker: str) -> str:
+    """The word after ``marker`` in the tool's version banner, e.g. "1.51"."""
     if shutil.which(cmd[0]) is None:
         return "not installed"
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-    return out.splitlines()[0].strip() if out else "unknown"
+    words = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.split()
+    return words[words.index(marker) + 1] if marker in words[:-1] else "unknown"
 
 
 def _cpu_model() -> str:
@@ -655,8 +684,8 @@ def machine_facts(quick: bool) -> list[str]:
         f"{platform.system()} {platform.release()} {platform.machine()}, load avg {load}",
         f"- software: Python {platform.python_version()}, orate {orate.__version__}, "
         f"libespeak-ng {engine.version} (in-process, from espeakng-loader)",
-        f"- peer: {_first_line(['espeak-ng', '--version'])}; "
-        f"{_first_line(['ffmpeg', '-version'])}",
+        f"- peer: espeak-ng CLI {_tool_version(['espeak-ng', '--version'], 'text-to-speech:')}"
+        f", ffmpeg {_tool_version(['ffmpeg', '-version'], 'version')} (Debian packages)",
         f"- server: `orate serve --workers {WORKERS}`; client: hand-written HTTP/1.1 over "
         "keep-alive loopback connections in the benchmark process; one voice "
         f"({API_VOICE} = {ENGINE_VOICE}+{ENGINE_VARIANT}) everywhere",
@@ -678,6 +707,12 @@ def _ratio(ours: float, theirs: float) -> str:
     if not theirs or math.isnan(ours) or math.isnan(theirs):
         return "n/a"
     return f"{ours / theirs:.2f}×"
+
+
+def _cpu_split(cell: Cell) -> str:
+    if cell.cpu is None or not cell.good:
+        return "n/a"
+    return " / ".join(f"{1e3 * x / len(cell.good):.1f}" for x in cell.cpu)
 
 
 def _mib(kib: int | None) -> str:
@@ -708,16 +743,18 @@ def table_rows(r: Results) -> list[Row]:
          lambda t, f: _ms(srv(CONCURRENCY[-1])(t, f).p50_latency)),
         (f"orate req/s c=4 as % of raw {WORKERS}-process",
          lambda t, f: f"{100 * srv(4)(t, f).rps / r.raw[t].pair_rps:.0f}%"),
+        ("orate CPU ms per request at c=4: server main / workers / client",
+         lambda t, f: _cpu_split(srv(4)(t, f))),
         ("orate RSS after this column's load (MiB)", lambda t, f: _mib(r.memory[(t, f)].rss_kib)),
         ("orate PSS after this column's load (MiB)", lambda t, f: _mib(r.memory[(t, f)].pss_kib)),
     ]
     if r.peer_skipped:
-        return [*rows, ("**peer** espeak-ng | ffmpeg", lambda t, f: "skipped")]
+        return [*rows, ("**peer** espeak-ng→ffmpeg", lambda t, f: "skipped")]
     seq, conc = r.peer_seq, r.peer_conc
     pc = PEER_CONCURRENCY
     return [
         *rows,
-        ("**peer** espeak-ng | ffmpeg p50 latency, c=1 (ms)",
+        ("**peer** espeak-ng→ffmpeg p50 latency, c=1 (ms)",
          lambda t, f: _ms(seq[(t, f)].p50_latency)),
         ("peer p50 time to first byte, c=1 (ms)", lambda t, f: _ms(seq[(t, f)].p50_ttfb)),
         (f"peer req/s, c={pc}", lambda t, f: _num(conc[(t, f)].rps)),
