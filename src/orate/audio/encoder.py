@@ -24,7 +24,7 @@ WAV_HEADER_BYTES = 44
 
 
 def wav_header(sample_rate: int, data_bytes: int | None = None) -> bytes:
-    """A canonical 44-byte PCM WAV header; unknown length uses the 0xFFFFFFFF placeholder."""
+    """A canonical 44-byte PCM WAV header; an unknown length is written as 0xFFFFFFFF."""
     data = UNKNOWN_SIZE if data_bytes is None else data_bytes
     riff = UNKNOWN_SIZE if data_bytes is None else 36 + data_bytes
     return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", riff, b"WAVE", b"fmt ", 16, 1, 1,
@@ -32,7 +32,7 @@ def wav_header(sample_rate: int, data_bytes: int | None = None) -> bytes:
 
 
 def fix_wav_sizes(data: bytes | bytearray) -> bytes:
-    """Replace a streamed header's placeholder sizes with the real ones."""
+    """Replace a streamed header's 0xFFFFFFFF sizes with the real ones."""
     if len(data) < WAV_HEADER_BYTES or data[:4] != b"RIFF":
         return bytes(data)
     buf = bytearray(data)
