@@ -133,16 +133,17 @@ class EspeakEngine:
 
     # -- voices --------------------------------------------------------------
 
-    def _list(self, spec: _Voice | None) -> list[tuple[_Voice, tuple[str, ...]]]:
+    def _list(self, spec: _Voice | None) -> list[tuple[str, str, int, tuple[str, ...]]]:
+        """(name, identifier, gender, languages) per voice, decoded while espeak's list is
+        still valid: the next ListVoices call may free it."""
+        out = []
         with _lock:
             arr = self._lib.espeak_ListVoices(C.byref(spec) if spec is not None else None)
-            out = []
             i = 0
             while arr[i]:
                 v = arr[i].contents
-                copy = _Voice()
-                C.pointer(copy)[0] = v
-                out.append((copy, _languages(arr[i].contents.languages)))
+                out.append((v.name.decode("utf-8", "replace"), v.identifier.decode(), v.gender,
+                            _languages(v.languages)))
                 i += 1
         return out
 
@@ -150,15 +151,14 @@ class EspeakEngine:
     def _voice_table(self) -> dict[str, tuple[VoiceInfo, str]]:
         """Voice id (the language code, e.g. ``en-us``) → (info, espeak identifier)."""
         table: dict[str, tuple[VoiceInfo, str]] = {}
-        for v, langs in self._list(None):
-            ident = v.identifier.decode()
+        for name, ident, gender, langs in self._list(None):
             vid = (langs[0] if langs else ident).lower()
             if vid in table:  # two files claim one language: fall back to the file id
                 vid = ident.lower()
-            info = VoiceInfo(id=vid, name=v.name.decode(), engine=self.name,
+            info = VoiceInfo(id=vid, name=name, engine=self.name,
                              language=langs[0] if langs else vid, languages=langs,
-                             gender=_GENDERS.get(v.gender, "neutral"),
-                             description=f"espeak-ng {v.name.decode()} ({ident})")
+                             gender=_GENDERS.get(gender, "neutral"),
+                             description=f"espeak-ng {name} ({ident})")
             table[vid] = (info, ident)
         return table
 
@@ -177,9 +177,9 @@ class EspeakEngine:
         spec = _Voice()
         spec.languages = b"variant"
         out: dict[str, tuple[str, Gender]] = {}
-        for v, _ in self._list(spec):
-            fname = v.identifier.decode().split("/", 1)[-1]
-            out[fname.lower()] = (fname, _GENDERS.get(v.gender, "neutral"))
+        for _name, ident, gender, _langs in self._list(spec):
+            fname = ident.split("/", 1)[-1]
+            out[fname.lower()] = (fname, _GENDERS.get(gender, "neutral"))
         return out
 
     def voices(self) -> list[VoiceInfo]:
