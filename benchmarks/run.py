@@ -94,13 +94,15 @@ class Budget:
     server_cell: float  # one (text, format, concurrency) cell against the server
     peer_sequential: float  # one (text, format), peer pipeline one at a time
     peer_cell: float  # one (text, format), peer pipeline at PEER_CONCURRENCY
+    share_window: float  # one window of the alternating server vs raw-pair comparison
+    share_rounds: int  # windows of each kind per text
     min_requests: int  # floor for sequential cells so long texts still get a median
 
 
-FULL = Budget(raw_single=2.0, raw_pair=5.0, server_cell=5.0, peer_sequential=3.0,
-              peer_cell=4.0, min_requests=9)
-QUICK = Budget(raw_single=0.6, raw_pair=1.5, server_cell=1.2, peer_sequential=0.8,
-               peer_cell=1.2, min_requests=5)
+FULL = Budget(raw_single=2.0, raw_pair=4.0, server_cell=5.0, peer_sequential=3.0,
+              peer_cell=4.0, share_window=1.5, share_rounds=4, min_requests=9)
+QUICK = Budget(raw_single=0.6, raw_pair=1.2, server_cell=1.2, peer_sequential=0.8,
+               peer_cell=1.2, share_window=0.8, share_rounds=2, min_requests=5)
 
 
 # -- measurements ---------------------------------------------------------------------
@@ -114,9 +116,14 @@ class Sample:
     ttfb: float
     nbytes: int
     ok: bool
+    status: int = 0  # HTTP status or exit code; 0 when the connection failed
 
 
 FAILED = Sample(0.0, 0.0, 0, ok=False)
+
+
+class BenchmarkError(RuntimeError):
+    """The benchmark cannot produce meaningful numbers (server broken, tool failing)."""
 
 
 @dataclass
@@ -136,6 +143,15 @@ class Cell:
     @property
     def errors(self) -> int:
         return len(self.samples) - len(self.good)
+
+    def failures(self) -> str:
+        """The failed requests by status, e.g. "500×12, connection×1"."""
+        counts: dict[str, int] = {}
+        for sample in self.samples:
+            if not sample.ok:
+                key = str(sample.status) if sample.status else "connection"
+                counts[key] = counts.get(key, 0) + 1
+        return ", ".join(f"{k}×{v}" for k, v in sorted(counts.items()))
 
     @property
     def p50_latency(self) -> float:
@@ -183,6 +199,8 @@ class Results:
     outside_load: str = "unknown"
     #: p50 seconds of the server (short wav, c=1) and of the raw engine, taken alternately
     paired: tuple[float, float] = (float("nan"), float("nan"))
+    #: per text: req/s of the server (wav, c=4) and of the raw pair, windows taken alternately
+    share: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
 
 
 _t0 = time.perf_counter()
@@ -247,47 +265,67 @@ def measure_raw_single(text: str, budget: Budget) -> tuple[float, float, float]:
     return statistics.median(walls), seconds, seconds * count / cpu
 
 
-def _pair_worker(text: str, seconds: float, barrier: Any, results: Any) -> None:
-    """One of the two processes: load and warm the engine, then synthesize in a loop.
+def _pair_worker(commands: Any, barrier: Any, results: Any) -> None:
+    """One engine process of the pair: load the engine once, then time on command.
 
-    The barrier makes both start timing together, so neither runs alone.
+    Each command is (text, seconds); the barrier starts both processes' clocks
+    together so neither runs alone. ``None`` ends the process.
     """
     engine, params = load_engine()
-    synthesize(engine, params, text)
-    barrier.wait()
-    start = time.perf_counter()
-    count = run_for(seconds, 1, lambda: synthesize(engine, params, text))
-    results.put((count, time.perf_counter() - start))
+    while (job := commands.get()) is not None:
+        text, seconds = job
+        synthesize(engine, params, text)  # warm for this text
+        barrier.wait()
+        start = time.perf_counter()
+        count = run_for(seconds, 1, lambda t=text: synthesize(engine, params, t))
+        results.put((count, time.perf_counter() - start))
 
 
-def measure_raw_pair(text: str, seconds: float) -> float:
-    """Requests/s of the raw engine in two processes at once (spawned, like the server's)."""
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(WORKERS + 1)
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_pair_worker, args=(text, seconds, barrier, results))
-             for _ in range(WORKERS)]
-    for p in procs:
-        p.start()
-    try:
-        barrier.wait(timeout=60)
-        rates = [count / elapsed for count, elapsed in
-                 (results.get(timeout=seconds + 60) for _ in procs)]
-    finally:
-        for p in procs:
+class RawPair:
+    """The raw engine in two processes at once: the ceiling for a two-worker server.
+
+    The processes are spawned (like the server's workers) once and kept for the
+    whole run, so the rate can be sampled again next to the server's cells
+    without paying a second of start-up each time; idle, they use no CPU.
+    """
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")
+        self._barrier = ctx.Barrier(WORKERS + 1)
+        self._results = ctx.Queue()
+        self._commands = [ctx.Queue() for _ in range(WORKERS)]
+        self._procs = [ctx.Process(target=_pair_worker, args=(q, self._barrier, self._results),
+                                   daemon=True) for q in self._commands]
+
+    def __enter__(self) -> RawPair:
+        for p in self._procs:
+            p.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for q in self._commands:
+            q.put(None)
+        for p in self._procs:
             p.join(timeout=10)
             if p.is_alive():
                 p.kill()
-    return sum(rates)
+
+    def rate(self, text: str, seconds: float) -> float:
+        """Requests/s of both processes together, synthesizing ``text`` for ``seconds``."""
+        for q in self._commands:
+            q.put((text, seconds))
+        self._barrier.wait(timeout=120)
+        runs = [self._results.get(timeout=seconds + 120) for _ in self._procs]
+        return sum(count / elapsed for count, elapsed in runs)
 
 
-def bench_raw(budget: Budget, results: Results) -> None:
+def bench_raw(budget: Budget, pair: RawPair, results: Results) -> None:
     for label, text in TEXTS.items():
         p50, audio, per_cpu = measure_raw_single(text, budget)
-        pair = measure_raw_pair(text, budget.raw_pair)
-        results.raw[label] = RawResult(p50, audio, per_cpu, pair)
+        pair_rps = pair.rate(text, budget.raw_pair)
+        results.raw[label] = RawResult(p50, audio, per_cpu, pair_rps)
         progress(f"raw engine {label}: {p50 * 1e3:.1f} ms, {per_cpu:.0f}x realtime per CPU, "
-                 f"{pair:.1f} req/s in {WORKERS} processes")
+                 f"{pair_rps:.1f} req/s in {WORKERS} processes")
 
 
 # -- (b) the server -------------------------------------------------------------------
@@ -374,7 +412,8 @@ class HttpClient:
         end = time.perf_counter()
         if headers.get("connection", "").lower() == "close":
             await self.close()
-        return Sample(end - start, (first or end) - start, nbytes, status == 200 and nbytes > 0)
+        return Sample(end - start, (first or end) - start, nbytes,
+                      status == 200 and nbytes > 0, status)
 
     async def safe_post(self, path: str, body: bytes) -> Sample:
         """A failed request counts as an error and reconnects instead of ending the cell."""
@@ -528,10 +567,17 @@ def tree_memory(pid: int) -> Memory:
 
 
 async def warm_up(port: int) -> None:
-    """Every worker renders every text and format once, so no cell pays first-use costs."""
-    for text in TEXTS.values():
+    """Every worker renders every text and format once, so no cell pays first-use costs.
+
+    A failing request here means the server is broken, not slow: stop rather
+    than print a table of errors.
+    """
+    for label, text in TEXTS.items():
         for fmt in FORMATS:
-            await load_cell(port, speech_body(text, fmt), WORKERS * 2, 0.0, WORKERS * 4)
+            cell = await load_cell(port, speech_body(text, fmt), WORKERS * 2, 0.0, WORKERS * 4)
+            if cell.errors:
+                raise BenchmarkError(f"warm-up requests for {label} {fmt} failed "
+                                     f"({cell.failures()}); the server log follows")
 
 
 async def paired_overhead(port: int, budget: Budget) -> tuple[float, float]:
@@ -568,6 +614,27 @@ async def paired_overhead(port: int, budget: Budget) -> tuple[float, float]:
     return statistics.median(served) if served else float("nan"), statistics.median(raw)
 
 
+def alternate_share(runner: asyncio.Runner, port: int, pair: RawPair, budget: Budget,
+                    text: str) -> tuple[list[float], list[float]]:
+    """Req/s of the server (wav, c=4) and of the raw pair, in alternating windows.
+
+    Same reason as ``paired_overhead``: the machine's speed drifts, so the two
+    rates are sampled turn about instead of minutes apart. Each side has the
+    machine to itself during its window (the other is idle).
+    """
+    body = speech_body(text, "wav")
+    served: list[float] = []
+    raw: list[float] = []
+    for _ in range(budget.share_rounds):
+        raw.append(pair.rate(text, budget.share_window))
+        served.append(runner.run(load_cell(port, body, 4, budget.share_window, 0)).rps)
+    return served, raw
+
+
+def _rates(values: list[float]) -> str:
+    return " ".join(f"{v:.1f}" for v in values)
+
+
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     """uvloop when installed (uvicorn[standard] brings it): less client CPU per request."""
     try:
@@ -577,7 +644,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return uvloop.new_event_loop
 
 
-def bench_server(budget: Budget, results: Results) -> None:
+def bench_server(budget: Budget, pair: RawPair, results: Results) -> None:
     with tempfile.TemporaryFile() as log:
         try:
             with running_server(log) as (proc, port, startup), \
@@ -595,13 +662,18 @@ def bench_server(budget: Budget, results: Results) -> None:
                         _server_column(runner, proc.pid, port, budget, results, label,
                                        fmt, text)
                         results.memory[(label, fmt)] = tree_memory(proc.pid)
+                for label, text in TEXTS.items():
+                    served, raw = alternate_share(runner, port, pair, budget, text)
+                    results.share[label] = served, raw
+                    progress(f"alternating {label} wav c=4: server {_rates(served)} req/s, "
+                             f"raw pair {_rates(raw)} req/s")
                 if proc.poll() is not None:
                     results.notes.append(f"the server exited early (code {proc.returncode})")
         finally:
             log.seek(0)
-            tail = log.read().decode(errors="replace").strip()
+            tail = log.read().decode(errors="replace").strip().splitlines()[-25:]
             if tail:
-                results.notes.append("server log: " + tail[-2000:].replace("\n", "\n    "))
+                results.notes.append("server log (last lines):\n    " + "\n    ".join(tail))
 
 
 def _server_column(runner: asyncio.Runner, pid: int, port: int, budget: Budget,
@@ -615,8 +687,8 @@ def _server_column(runner: asyncio.Runner, pid: int, port: int, budget: Budget,
         cell.cpu = (after[0] - before[0], after[1] - before[1], after[2] - before[2])
         results.server[(label, fmt, conc)] = cell
         if cell.errors:
-            results.notes.append(f"server {label} {fmt} c={conc}: {cell.errors} failed "
-                                 f"requests of {len(cell.samples)}")
+            results.notes.append(f"server {label} {fmt} c={conc}: {cell.errors} of "
+                                 f"{len(cell.samples)} requests failed ({cell.failures()})")
         progress(f"server {label} {fmt} c={conc}: p50 {cell.p50_latency * 1e3:.1f} ms, "
                  f"ttfb {cell.p50_ttfb * 1e3:.1f} ms, {cell.rps:.1f} req/s")
 
@@ -649,9 +721,9 @@ def peer_request(text: str, fmt: str) -> Sample:
         data = os.read(fd, 1 << 16)
         nbytes += len(data)
     ffmpeg.stdout.close()
-    ok = ffmpeg.wait() == 0 and espeak.wait() == 0 and nbytes > 0
+    status = ffmpeg.wait() or espeak.wait()  # exit codes; espeak's only if ffmpeg's is 0
     end = time.perf_counter()
-    return Sample(end - start, first - start, nbytes, ok)
+    return Sample(end - start, first - start, nbytes, status == 0 and nbytes > 0, status)
 
 
 def peer_cell(text: str, fmt: str, concurrency: int, seconds: float, min_requests: int) -> Cell:
@@ -686,8 +758,9 @@ def bench_peer(budget: Budget, results: Results) -> None:
             results.peer_conc[(label, fmt)] = conc
             for name, cell in (("c=1", seq), (f"c={PEER_CONCURRENCY}", conc)):
                 if cell.errors:
-                    results.notes.append(f"peer {label} {fmt} {name}: {cell.errors} failed "
-                                         f"pipelines of {len(cell.samples)}")
+                    results.notes.append(f"peer {label} {fmt} {name}: {cell.errors} of "
+                                         f"{len(cell.samples)} pipelines failed (exit codes "
+                                         f"{cell.failures()})")
             progress(f"peer {label} {fmt}: p50 {seq.p50_latency * 1e3:.1f} ms, "
                      f"ttfb {seq.p50_ttfb * 1e3:.1f} ms, {conc.rps:.1f} req/s "
                      f"at c={PEER_CONCURRENCY}")
@@ -732,6 +805,23 @@ def _tool_version(cmd: list[str], marker: str) -> str:
     return words[words.index(marker) + 1] if marker in words[:-1] else "unknown"
 
 
+def _git_state(repo: Path) -> str:
+    """Return ' (git abc1234)', flagged when src/ has uncommitted changes; '' outside git.
+
+    The server imports the working tree, so a dirty tree means the numbers
+    belong to no commit.
+    """
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
+                              text=True, check=False).stdout.strip()
+
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        return ""
+    dirty = git("status", "--porcelain", "--", "src")
+    return f" (git {git('rev-parse', '--short', 'HEAD')}" + (
+        ", uncommitted changes in src/)" if dirty else ")")
+
+
 def _cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -751,7 +841,8 @@ def machine_facts(quick: bool) -> list[str]:
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: nproc {len(os.sched_getaffinity(0))}, {_cpu_model()}, "
         f"{platform.system()} {platform.release()} {platform.machine()}, load avg {load}",
-        f"- software: Python {platform.python_version()}, orate {orate.__version__}, "
+        f"- software: Python {platform.python_version()}, orate {orate.__version__}"
+        f"{_git_state(Path(orate.__file__).resolve().parents[2])}, "
         f"libespeak-ng {engine.version} (in-process, from espeakng-loader)",
         f"- peer: espeak-ng CLI {_tool_version(['espeak-ng', '--version'], 'text-to-speech:')}"
         f", ffmpeg {_tool_version(['ffmpeg', '-version'], 'version')} (Debian packages)",
@@ -810,8 +901,6 @@ def table_rows(r: Results) -> list[Row]:
     rows += [
         (f"orate p50 latency, c={CONCURRENCY[-1]} (ms)",
          lambda t, f: _ms(srv(CONCURRENCY[-1])(t, f).p50_latency)),
-        (f"orate req/s c=4 as % of raw {WORKERS}-process",
-         lambda t, f: f"{100 * srv(4)(t, f).rps / r.raw[t].pair_rps:.0f}%"),
         ("orate CPU ms per request at c=4: server main / workers / client",
          lambda t, f: _cpu_split(srv(4)(t, f))),
         ("orate RSS after this column's load (MiB)", lambda t, f: _mib(r.memory[(t, f)].rss_kib)),
@@ -852,7 +941,9 @@ def goal_checks(r: Results) -> list[str]:
     served, raw = r.paired
     overhead = (served - raw) * 1e3
     ttfb = {fmt: r.server[(long_, fmt, 1)].p50_ttfb * 1e3 for fmt in FORMATS}
-    share = {t: r.server[(t, "wav", 4)].rps / r.raw[t].pair_rps for t in TEXTS}
+    medians = {t: (statistics.median(served), statistics.median(raw))
+               for t, (served, raw) in r.share.items()}
+    share = {t: served / raw for t, (served, raw) in medians.items()}
 
     def verdict(ok: bool) -> str:
         return "PASS" if ok else "MISS"
@@ -866,8 +957,10 @@ def goal_checks(r: Results) -> list[str]:
         + f" (goal < {GOAL_TTFB_MS:g} ms each)",
         f"- {verdict(all(v >= GOAL_SHARE for v in share.values()))} wav req/s at c=4 as a "
         f"share of the raw engine's {WORKERS}-process rate: "
-        + ", ".join(f"{t} {100 * v:.0f}%" for t, v in share.items())
-        + f" (goal ≥ {100 * GOAL_SHARE:.0f}% each)",
+        + ", ".join(f"{t} {100 * share[t]:.0f}% ({served:.1f} / {raw:.1f} req/s)"
+                    for t, (served, raw) in medians.items())
+        + f"; medians of {len(next(iter(r.share.values()))[0])} alternating windows each "
+        f"(goal ≥ {100 * GOAL_SHARE:.0f}% each)",
     ]
 
 
@@ -904,6 +997,19 @@ def _note_outside_load(results: Results, start: CpuClock, runtime: float) -> Non
                              "numbers are lower and noisier than on an idle machine")
 
 
+def _note_drift(results: Results) -> None:
+    """Say how much the machine's own speed moved: the same raw-engine measurement,
+    repeated during the run, bounds how far apart two rows of the table can be
+    trusted."""
+    for label, (_, windows) in results.share.items():
+        rates = [results.raw[label].pair_rps, *windows]
+        if max(rates) > 1.2 * min(rates):
+            results.notes.append(
+                f"machine speed drift: the raw {WORKERS}-process rate for {label} ranged "
+                f"{min(rates):.1f}–{max(rates):.1f} req/s over this run (same work each "
+                "time); compare rows measured at different times with that in mind")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -919,11 +1025,17 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine_facts(args.quick)
     results = Results()
     clock = CpuClock.now()
-    bench_raw(budget, results)
-    bench_server(budget, results)
-    bench_peer(budget, results)
+    try:
+        with RawPair() as pair:
+            bench_raw(budget, pair, results)
+            bench_server(budget, pair, results)
+        bench_peer(budget, results)
+    except BenchmarkError as exc:
+        print(f"benchmark aborted: {exc}", *results.notes, sep="\n", file=sys.stderr)
+        return 1
     runtime = time.perf_counter() - start
     _note_outside_load(results, clock, runtime)
+    _note_drift(results)
     print(render_report(facts, results, runtime))
     return 0
 

@@ -10,12 +10,13 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from orate import __version__
-from orate.api import errors, openai
+from orate.api import errors, files, library, openai
 from orate.config import Settings
 from orate.engines.catalog import Catalog
 from orate.engines.pool import EnginePool
 from orate.engines.registry import engine_by_name
 from orate.engines.worker import tune_malloc
+from orate.library.library import Library
 from orate.speech.pipeline import Pipeline
 
 log = logging.getLogger("orate")
@@ -30,12 +31,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine_by_name("espeak")  # voice tables for validation; synthesis stays in workers
         pool = EnginePool(settings.workers)
         await pool.start()
+        library = await Library.open(settings)
         app.state.pool = pool
-        app.state.pipeline = Pipeline(settings, Catalog(), pool)
+        app.state.library = library
+        app.state.pipeline = Pipeline(settings, Catalog(), pool, library)
         log.info("orate %s ready: %d engine workers", __version__, settings.workers)
         try:
             yield
         finally:
+            await library.close()
             await pool.close()
 
     app = FastAPI(title="orate", version=__version__, lifespan=lifespan,
@@ -44,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     app.include_router(openai.router)
+    app.include_router(files.router)
+    app.include_router(library.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:

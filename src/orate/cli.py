@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import sys
@@ -84,7 +85,7 @@ def say(
         timestamps=frozenset({"word", "phoneme"}) if timestamps else frozenset(),
         whole_file=not to_stdout)
     try:
-        plan = pipeline.plan(request)
+        plan = asyncio.run(pipeline.plan(request))
     except SpeechError as exc:
         _fail(exc.message)
     stamps: list[dict[str, object]] = []

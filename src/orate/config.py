@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orate.audio.formats import FORMATS
@@ -19,6 +19,27 @@ from orate.audio.formats import FORMATS
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
     return Path(base) / "orate"
+
+
+class Price(BaseModel):
+    """What a model costs the caller: per 1,000 input characters and per audio second."""
+
+    per_1k_chars: float = 0.0
+    per_second: float = 0.0
+
+    def cost(self, characters: int, seconds: float) -> float:
+        return round(characters / 1000 * self.per_1k_chars + seconds * self.per_second, 8)
+
+
+# OpenAI's list prices for its ids (so metering reads like the bill it replaces); the
+# embedded engine's own id costs nothing.
+DEFAULT_PRICES: dict[str, Price] = {
+    "tts-1": Price(per_1k_chars=0.015),
+    "tts-1-hd": Price(per_1k_chars=0.030),
+    "gpt-4o-mini-tts": Price(per_1k_chars=0.0006),
+    "gpt-4o-mini-tts-2025-12-15": Price(per_1k_chars=0.0006),
+    "*": Price(),
+}
 
 
 class Settings(BaseSettings):
@@ -36,6 +57,33 @@ class Settings(BaseSettings):
     default_format: str = "mp3"
     mp3_bitrate: int = Field(48_000, ge=8_000, le=320_000)
     log_level: str = "info"
+
+    # library: where state lives (see library/)
+    database_url: str | None = Field(
+        None, description="sqlite:///path or postgresql://…; default: SQLite in data_dir")
+    blob_url: str | None = Field(
+        None, description="a folder path, file:///path or s3://bucket/prefix; default: "
+        "data_dir/blobs")
+    s3_endpoint: str | None = Field(None, description="S3 endpoint URL (MinIO, moto, …)")
+    store_audio: bool = Field(True, description="keep each generation's audio (callers can "
+                              "opt out per request with store=false)")
+    retention_days: float | None = Field(30.0, gt=0, description="prune generations older "
+                                         "than this; unset keeps them forever")
+    retention_max_bytes: int | None = Field(None, gt=0, description="prune the oldest "
+                                            "generations' audio beyond this total size")
+    cache_enabled: bool = True
+    cache_max_bytes: int = Field(1 << 30, ge=0, description="pre-render cache size bound (LRU)")
+    cache_memory_bytes: int = Field(64 << 20, ge=0, description="hot cache entries kept in "
+                                    "memory")
+    prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES),
+                                     description="model id → price; '*' applies to the rest")
+    currency: str = "USD"
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'orate.db'}"
+
+    def resolved_blob_url(self) -> str:
+        return self.blob_url or str(self.data_dir / "blobs")
 
     @field_validator("default_format")
     @classmethod

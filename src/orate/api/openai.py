@@ -19,9 +19,18 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from orate.api.errors import ApiError
+from orate.api.owners import owner_of
 from orate.api.streaming import audio_bytes, primed
 from orate.audio.formats import FORMATS
-from orate.speech.pipeline import Pipeline, Plan, SpeechEvent, SpeechRequest, Utterance
+from orate.speech.pipeline import (
+    Context,
+    Pipeline,
+    Plan,
+    Speech,
+    SpeechEvent,
+    SpeechRequest,
+    Utterance,
+)
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -49,6 +58,8 @@ class SpeechBody(BaseModel):
     include_timestamp_types: list[Literal["word", "phoneme"]] | None = Field(
         None, description="orate extension: with stream_format=sse, adds "
         "speech.audio.timestamps events")
+    store: bool | None = Field(None, description="orate extension: false keeps no copy of the "
+                               "audio (history keeps the record)")
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -75,15 +86,19 @@ def _build(body: SpeechBody, pipeline: Pipeline) -> SpeechRequest:
                        f"{MAX_SPEED}, got {body.speed}", "speed")
     voice = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
     timestamps = frozenset(body.include_timestamp_types or ())
-    return SpeechRequest(model=body.model, utterances=[Utterance(body.input, voice, speed)],
-                         format=fmt, timestamps=timestamps if body.stream_format == "sse"
-                         else frozenset())
+    utterance = Utterance(body.input, voice if voice is not None else
+                          pipeline.settings.default_voice, speed, description=body.instructions)
+    return SpeechRequest(model=body.model, utterances=[utterance], format=fmt,
+                         timestamps=timestamps if body.stream_format == "sse" else frozenset())
 
 
-def _headers(plan: Plan) -> dict[str, str]:
+def _headers(speech: Speech) -> dict[str, str]:
+    plan = speech.plan
     voice = plan.voices[0].label() if plan.voices else ""
     return {"X-Orate-Model": plan.model.id, "X-Orate-Voice": voice,
-            "X-Orate-Sample-Rate": str(plan.sample_rate)}
+            "X-Orate-Sample-Rate": str(plan.sample_rate), "X-Orate-Cache": speech.cache,
+            "X-Orate-Generation-Id": speech.id,
+            "X-Orate-Audio-Url": f"/v1/audio/files/{speech.id}"}
 
 
 async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent]) -> AsyncIterator[bytes]:
@@ -106,9 +121,12 @@ async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent]) -> AsyncIterator[
 @router.post("/audio/speech", include_in_schema=False)
 async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse:
     pipeline = _pipeline(request)
-    plan = pipeline.plan(_build(body, pipeline))
-    events = await primed(pipeline.stream(plan))
-    headers = _headers(plan)
+    store = body.store if body.store is not None else True
+    plan = await pipeline.plan(_build(body, pipeline),
+                               Context(owner=owner_of(request), dialect="openai", store=store))
+    speech = await pipeline.speak(plan)
+    events = await primed(speech.events)
+    headers = _headers(speech)
     if body.stream_format == "sse":
         return StreamingResponse(_sse(plan, events), media_type="text/event-stream",
                                  headers={**headers, "Cache-Control": "no-cache"})

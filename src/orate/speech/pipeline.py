@@ -1,7 +1,7 @@
 """The speech pipeline: one canonical request in, a stream of typed events out.
 
 Every dialect builds a ``SpeechRequest`` and consumes ``SpeechEvent``s, so
-streaming, timestamps and (later) caching and metering come from this one
+streaming, timestamps, caching, history and metering come from this one
 place. Planning (validation, voice resolution, sentence split) is cheap and
 runs on the event loop; synthesis and encoding run in the engine pool.
 """
@@ -9,76 +9,42 @@ runs on the event loop; synthesis and encoding run in the engine pool.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from orate.audio.formats import FORMATS, AudioFormat
+from orate.audio.encoder import fix_wav_sizes
+from orate.audio.formats import FORMATS
 from orate.config import Settings
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import Catalog, Model
 from orate.engines.pool import EnginePool
 from orate.engines.registry import engine_by_name
 from orate.speech import render as R
+from orate.speech.design import apply_directions, design_voice
+from orate.speech.flight import Flight
 from orate.speech.render import RenderJob, Segment, render
 from orate.speech.text import TextError, check_ssml, is_ssml, normalize, split_sentences
-from orate.speech.timestamps import Timestamp
+from orate.speech.types import (
+    Context,
+    Plan,
+    Speech,
+    SpeechError,
+    SpeechEvent,
+    SpeechRequest,
+    SynthesisFailed,
+    Utterance,
+)
 
+if TYPE_CHECKING:
+    from orate.library.library import Library
+    from orate.library.models import Generation
 
-class SpeechError(Exception):
-    """A request the pipeline refuses; dialects render it in their own envelope."""
+__all__ = ["Context", "Pipeline", "Plan", "Speech", "SpeechError", "SpeechEvent",
+           "SpeechRequest", "SynthesisFailed", "Utterance"]
 
-    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.param = param
-
-
-class SynthesisFailed(RuntimeError):
-    """The engine failed after the request was accepted (a worker died, an engine error)."""
-
-
-@dataclass
-class Utterance:
-    text: str
-    voice: str | VoiceParams | None = None
-    speed: float = 1.0
-    trailing_silence: float = 0.0
-
-
-@dataclass
-class SpeechRequest:
-    """What any dialect asks for, in the pipeline's own terms."""
-
-    model: str
-    utterances: list[Utterance]
-    format: str = "mp3"
-    sample_rate: int | None = None
-    timestamps: frozenset[str] = frozenset()
-    whole_file: bool = False
-
-
-@dataclass
-class Plan:
-    request: SpeechRequest
-    model: Model
-    job: RenderJob
-    voices: list[VoiceParams]
-    format: AudioFormat
-    characters: int
-    sample_rate: int  # of the encoded output
-
-
-@dataclass
-class SpeechEvent:
-    """``audio`` bytes, ``timestamps``, a ``sentence`` boundary, or ``done`` with stats."""
-
-    kind: str
-    audio: bytes = b""
-    timestamps: list[Timestamp] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
-
+REPLAY_CHUNK = 64 * 1024
+MAX_DESCRIPTION = 1000
 
 _KINDS = {R.AUDIO: "audio", R.TIMESTAMPS: "timestamps", R.SENTENCE: "sentence", R.DONE: "done"}
 
@@ -91,14 +57,69 @@ def _event(kind: int, payload: Any) -> SpeechEvent:
     return SpeechEvent(_KINDS[kind], info=payload)
 
 
+def _recordable(events: list[SpeechEvent]) -> tuple[bytes, list[dict[str, Any]]]:
+    """Audio joined, and the other events with the audio offset they came at (for replay)."""
+    audio = bytearray()
+    marks: list[dict[str, Any]] = []
+    for e in events:
+        if e.kind == "audio":
+            audio += e.audio
+        elif e.kind == "timestamps":
+            marks.append({"at": len(audio), "kind": e.kind,
+                          "timestamps": [t.to_dict() for t in e.timestamps]})
+        else:
+            marks.append({"at": len(audio), "kind": e.kind, "info": e.info})
+    return bytes(audio), marks
+
+
+def replay(audio: bytes, marks: list[dict[str, Any]]) -> list[SpeechEvent]:
+    """The events of a stored response, in their original order."""
+    out: list[SpeechEvent] = []
+    pos = 0
+    for mark in [*marks, {"at": len(audio), "kind": None}]:
+        while pos < mark["at"]:
+            end = min(mark["at"], pos + REPLAY_CHUNK)
+            out.append(SpeechEvent("audio", audio=audio[pos:end]))
+            pos = end
+        if mark["kind"] == "timestamps":
+            out.append(SpeechEvent("timestamps", timestamps=R.timestamps_from(
+                mark["timestamps"])))
+        elif mark["kind"] is not None:
+            out.append(SpeechEvent(mark["kind"], info=mark["info"]))
+    return out
+
+
 class Pipeline:
-    def __init__(self, settings: Settings, catalog: Catalog, pool: EnginePool | None) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, pool: EnginePool | None,
+                 library: Library | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.pool = pool
+        self.library = library
+        self._flights: dict[str, Flight] = {}
 
-    def plan(self, req: SpeechRequest) -> Plan:
+    # -- planning ------------------------------------------------------------
+
+    async def resolve_voice(self, model: Model, voice: str | VoiceParams, owner: str
+                            ) -> tuple[VoiceParams, str | None]:
+        """A voice by built-in name, engine name or custom voice (id or name).
+
+        Returns the params and, for a custom voice, its id.
+        """
+        try:
+            return self.catalog.resolve_voice(model, voice), None
+        except UnknownVoice:
+            if isinstance(voice, VoiceParams) or self.library is None:
+                raise
+        found = await self.library.voices.find(owner, voice.strip())
+        if found is None:
+            raise UnknownVoice(f"no voice {voice!r}: not a built-in voice nor one of your saved "
+                               "voices; list them with GET /v1/audio/voices and GET /v1/voices")
+        return self.catalog.resolve_voice(model, VoiceParams(**found.params)), found.id
+
+    async def plan(self, req: SpeechRequest, ctx: Context | None = None) -> Plan:
         """Validate and resolve a request; raises ``SpeechError`` with what to fix."""
+        ctx = ctx or Context()
         model = self.catalog.model(req.model)
         if model is None:
             raise SpeechError(404, "no_provider", f"no provider serves the model {req.model!r}; "
@@ -119,20 +140,17 @@ class Pipeline:
         text = "".join(texts) if ssml else ""
         segments: list[Segment] = []
         voices: list[VoiceParams] = []
-        voice: str | VoiceParams = self.settings.default_voice
+        current: VoiceParams | None = None
         offset = 0
-        for utt, utext in zip(req.utterances, texts, strict=True):
-            voice = utt.voice if utt.voice is not None else voice  # a voice carries over
-            try:
-                params = self.catalog.resolve_voice(model, voice)
-            except UnknownVoice as exc:
-                raise SpeechError(400, "invalid_voice", str(exc), "voice") from None
+        for n, (utt, utext) in enumerate(zip(req.utterances, texts, strict=True)):
+            params = await self._utterance_voice(model, utt, current, req.seed, ctx, n)
+            current = params if utt.voice is not None or utt.description else current or params
             if ssml:
                 try:
                     check_ssml(utext)
                 except TextError as exc:
                     raise SpeechError(400, exc.code, str(exc), "input") from None
-                spans = ((0, len(utext)),)
+                spans: tuple[tuple[int, int], ...] = ((0, len(utext)),)
             else:
                 spans = tuple((s + offset, e + offset) for s, e in split_sentences(utext))
                 text += utext
@@ -147,12 +165,40 @@ class Pipeline:
                         sample_rate=req.sample_rate, timestamps=req.timestamps, ssml=ssml,
                         bitrate=self.settings.mp3_bitrate if fmt.name == "mp3" else None,
                         whole_file=req.whole_file)
-        engine_rate = engine_by_name(model.engine).sample_rate
-        return Plan(req, model, job, voices, fmt, characters,
-                    fmt.output_rate(engine_rate, req.sample_rate))
+        engine = engine_by_name(model.engine)
+        plan = Plan(req, model, job, voices, fmt, characters,
+                    fmt.output_rate(engine.sample_rate, req.sample_rate), ctx)
+        if self.library is not None and self.settings.cache_enabled and ctx.cache:
+            from orate.library.cache import cache_key
+
+            plan.cache_key = cache_key(job, {model.engine: engine.version})
+        return plan
+
+    async def _utterance_voice(self, model: Model, utt: Utterance, current: VoiceParams | None,
+                               seed: int, ctx: Context, index: int) -> VoiceParams:
+        """The voice of one utterance: named, designed from its description, or carried over."""
+        description = (utt.description or "").strip()
+        if len(description) > MAX_DESCRIPTION:
+            raise SpeechError(400, "description_too_long", f"description is {len(description)} "
+                              f"characters; the limit is {MAX_DESCRIPTION}", "description")
+        engine = engine_by_name(model.engine)
+        try:
+            if utt.voice is not None:
+                params, _ = await self.resolve_voice(model, utt.voice, ctx.owner)
+                return apply_directions(params, description, engine) if description else params
+            if current is not None:
+                return apply_directions(current, description, engine) if description \
+                    else current
+            if description:
+                return design_voice(description, engine, seed=seed)
+            return self.catalog.resolve_voice(model, self.settings.default_voice)
+        except UnknownVoice as exc:
+            raise SpeechError(400, "invalid_voice", str(exc), "voice") from None
+
+    # -- synthesis -----------------------------------------------------------
 
     async def stream(self, plan: Plan) -> AsyncIterator[SpeechEvent]:
-        """Events of one synthesis, in order. Closing the iterator early stops the engine."""
+        """Events of one synthesis from the engine pool, in order; closing early stops it."""
         if self.pool is None:
             raise RuntimeError("this pipeline has no engine pool; use render_local")
         job = await self.pool.submit(plan.job)
@@ -165,6 +211,99 @@ class Pipeline:
             if not job.finished:
                 job.cancel()
 
+    async def speak(self, plan: Plan) -> Speech:
+        """Serve a plan from the cache, from a synthesis in flight, or by synthesizing."""
+        from orate.library.generations import new_id
+
+        gen_id = new_id()
+        key = plan.cache_key
+        if key is not None and self.library is not None:
+            cached = await self.library.cache.lookup(key)
+            if cached is not None:
+                audio = cached.audio if cached.audio is not None else \
+                    await self.library.blobs.get(cached.blob_key)
+                events = replay(audio, cached.events)
+                return Speech(gen_id, plan, "hit",
+                              self._recorded(gen_id, plan, _iterate(events), "hit"))
+            flight = self._flights.get(key)
+            if flight is not None and not flight.done:
+                return Speech(gen_id, plan, "shared",
+                              self._recorded(gen_id, plan, flight.subscribe(), "shared"))
+        flight = Flight(self.stream(plan), on_finish=self._finished(plan))
+        if key is not None:
+            self._flights[key] = flight
+        status = "miss" if key is not None else "off"
+        return Speech(gen_id, plan, status,
+                      self._recorded(gen_id, plan, flight.subscribe(), status))
+
+    def _finished(self, plan: Plan) -> Callable[[Flight], None]:
+        def done(flight: Flight) -> None:
+            key = plan.cache_key
+            if key is not None and self._flights.get(key) is flight:
+                del self._flights[key]
+            if key is not None and flight.succeeded and self.library is not None \
+                    and plan.context.store:
+                from orate.library.cache import Cached
+
+                audio, marks = _recordable(flight.events)
+                entry = Cached(key, f"audio/{key}", audio, len(audio),
+                               plan.format.content_type, _duration(flight.events), marks)
+                self.library.track(self.library.cache.store(entry))
+        return done
+
+    async def _recorded(self, gen_id: str, plan: Plan, events: AsyncIterator[SpeechEvent],
+                        status: str) -> AsyncIterator[SpeechEvent]:
+        """Pass events through; once the caller has had them all, record the generation."""
+        seen: list[SpeechEvent] = []
+        async for event in events:
+            seen.append(event)
+            yield event
+        if self.library is not None:
+            self._record(gen_id, plan, seen, status)
+
+    def _record(self, gen_id: str, plan: Plan, events: list[SpeechEvent], status: str) -> None:
+        from orate.library.models import Generation
+
+        audio, marks = _recordable(events)
+        duration = _duration(events)
+        store = plan.context.store and self.settings.store_audio
+        blob_key = None
+        if store:
+            blob_key = f"audio/{plan.cache_key}" if plan.cache_key else f"audio/{gen_id}"
+        hit = status in ("hit", "shared")
+        lib = self.library
+        assert lib is not None
+        cost = 0.0 if hit else lib.price(plan.model.id).cost(plan.characters, duration)
+        first = plan.voices[0] if plan.voices else VoiceParams()
+        row = Generation(
+            id=gen_id, owner=plan.context.owner, dialect=plan.context.dialect,
+            model=plan.model.id, engine=plan.model.engine, voice=first.label(),
+            voice_params=[asdict(v) for v in plan.voices], text=plan.job.text,
+            characters=plan.characters, speed=plan.job.segments[0].speed,
+            format=plan.format.name, content_type=plan.format.content_type,
+            sample_rate=plan.sample_rate, duration=duration, bytes=len(audio), cost=cost,
+            currency=self.settings.currency, cache_key=plan.cache_key, cache_hit=hit,
+            blob_key=blob_key, meta={"events": marks} if plan.job.timestamps else {},
+            created_at=datetime.now(UTC))
+        lib.generations.record(row, audio if store else None)
+
     def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None]) -> R.RenderStats:
         """Synthesize in this process (the CLI): no pool, same render code."""
         return render(plan.job, engine_by_name, lambda k, p: on_event(_event(k, p)))
+
+
+async def _iterate(events: list[SpeechEvent]) -> AsyncIterator[SpeechEvent]:
+    for event in events:
+        yield event
+
+
+def _duration(events: list[SpeechEvent]) -> float:
+    for event in reversed(events):
+        if event.kind == "done":
+            return float(event.info.get("duration", 0.0))
+    return 0.0
+
+
+def file_bytes(row: Generation, data: bytes) -> bytes:
+    """Stored audio as a file: a streamed WAV header gets its real sizes."""
+    return fix_wav_sizes(data) if row.format == "wav" else data

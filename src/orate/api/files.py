@@ -1,0 +1,82 @@
+"""``GET /v1/audio/files/{id}``: a generation's stored audio, with Range and ETag.
+
+Players seek with Range requests and caches revalidate with ETags; the audio
+of a generation never changes, so its id makes a strong validator.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Request, Response
+
+from orate.api.errors import ApiError
+from orate.api.owners import owner_of
+from orate.library.library import Library
+from orate.speech.pipeline import file_bytes
+
+router = APIRouter(tags=["library"])
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def library_of(request: Request) -> Library:
+    lib = getattr(request.app.state, "library", None)
+    if lib is None:
+        raise ApiError(503, "library_unavailable", "the library is not available")
+    return lib
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``[start, end)`` of a single ``bytes=`` range; None to send the whole file."""
+    m = _RANGE.match(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return None
+    if not m.group(1):  # suffix: the last N bytes
+        n = int(m.group(2))
+        if n == 0:
+            raise ApiError(416, "range_not_satisfiable", "an empty suffix range selects nothing",
+                           headers={"Content-Range": f"bytes */{size}"})
+        return max(size - n, 0), size
+    start = int(m.group(1))
+    end = int(m.group(2)) + 1 if m.group(2) else size
+    if start >= size or end <= start:
+        raise ApiError(416, "range_not_satisfiable", f"range {header!r} is outside the "
+                       f"{size} bytes of this file", headers={"Content-Range": f"bytes */{size}"})
+    return start, min(end, size)
+
+
+@router.api_route("/v1/audio/files/{gen_id}", methods=["GET", "HEAD"],
+                  summary="A generation's audio (Range and ETag supported)")
+async def get_file(gen_id: str, request: Request) -> Response:
+    lib = library_of(request)
+    row = await lib.generations.get(gen_id, owner_of(request)) if _ID.match(gen_id) else None
+    if row is None or not row.blob_key:
+        raise ApiError(404, "not_found", f"no audio file {gen_id!r}: it does not exist, was "
+                       "deleted, or was made with store=false", "id")
+    etag = f'"{row.id}"'
+    headers = {"ETag": etag, "Accept-Ranges": "bytes",
+               "Cache-Control": "private, max-age=31536000, immutable"}
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    size = row.bytes
+    wanted = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    span = _parse_range(wanted, size) if wanted and (not if_range or if_range == etag) else None
+    if request.method == "HEAD":
+        length = size if span is None else span[1] - span[0]
+        return Response(status_code=200 if span is None else 206, media_type=row.content_type,
+                        headers={**headers, "Content-Length": str(length)})
+    try:
+        if row.format == "wav":  # its header is patched with the real sizes: read it whole
+            data = file_bytes(row, await lib.generations.audio(row))
+            body = data if span is None else data[span[0]:span[1]]
+        else:
+            body = await lib.generations.audio(row, *(span or (None, None)))
+    except FileNotFoundError:
+        raise ApiError(404, "not_found", f"the audio of {gen_id!r} is no longer stored",
+                       "id") from None
+    if span is None:
+        return Response(body, media_type=row.content_type, headers=headers)
+    headers["Content-Range"] = f"bytes {span[0]}-{span[1] - 1}/{size}"
+    return Response(body, status_code=206, media_type=row.content_type, headers=headers)

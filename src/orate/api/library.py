@@ -1,0 +1,223 @@
+"""orate's own routes over the library: history, voices, usage and the cache.
+
+These are not any vendor's dialect; they use the OpenAI error envelope like
+the rest of ``/v1``. Every query is scoped to the caller (``owner_of``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from orate.api.errors import ApiError
+from orate.api.files import library_of
+from orate.api.owners import owner_of
+from orate.engines.base import UnknownVoice, VoiceParams
+from orate.engines.registry import engine_by_name
+from orate.library.models import Generation
+from orate.library.voices import VoiceExists, voice_json
+from orate.speech.design import design_voice
+from orate.speech.pipeline import Pipeline
+
+router = APIRouter(tags=["library"])
+
+
+def _pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline
+
+
+def generation_json(row: Generation, request: Request) -> dict[str, Any]:
+    audio_url = str(request.url_for("get_file", gen_id=row.id)) if row.blob_key else None
+    return {
+        "id": row.id, "object": "generation", "created_at": row.created_at.isoformat(),
+        "dialect": row.dialect, "model": row.model, "engine": row.engine, "voice": row.voice,
+        "voice_params": row.voice_params, "text": row.text, "characters": row.characters,
+        "speed": row.speed, "format": row.format, "content_type": row.content_type,
+        "sample_rate": row.sample_rate, "duration": round(row.duration, 4), "bytes": row.bytes,
+        "cost": row.cost, "currency": row.currency, "cache_hit": row.cache_hit,
+        "audio_url": audio_url,
+    }
+
+
+@router.get("/v1/history", summary="Your generations, newest first")
+async def list_history(request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 20,
+                       offset: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:
+    rows, total = await library_of(request).generations.list(owner_of(request), limit,
+                                                             offset=offset)
+    return JSONResponse({"object": "list", "data": [generation_json(r, request) for r in rows],
+                         "total": total, "limit": limit, "offset": offset,
+                         "has_more": offset + len(rows) < total})
+
+
+@router.get("/v1/history/{gen_id}", summary="One generation")
+async def get_history(gen_id: str, request: Request) -> JSONResponse:
+    row = await library_of(request).generations.get(gen_id, owner_of(request))
+    if row is None:
+        raise ApiError(404, "not_found", f"no generation {gen_id!r}", "id")
+    return JSONResponse(generation_json(row, request))
+
+
+@router.delete("/v1/history/{gen_id}", summary="Delete a generation and its audio")
+async def delete_history(gen_id: str, request: Request) -> JSONResponse:
+    if not await library_of(request).generations.delete(gen_id, owner_of(request)):
+        raise ApiError(404, "not_found", f"no generation {gen_id!r}", "id")
+    return JSONResponse({"id": gen_id, "object": "generation", "deleted": True})
+
+
+class VoiceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    engine: str = "espeak"
+    voice: str = Field("en-us", description="the engine's base voice, e.g. en-gb")
+    variant: str | None = None
+    pitch: int | None = Field(None, ge=0, le=100)
+    pitch_range: int | None = Field(None, ge=0, le=100)
+    rate: float = Field(1.0, ge=0.25, le=4.0)
+    volume: int | None = Field(None, ge=0, le=200)
+
+
+class CreateVoice(BaseModel):
+    """Exactly one source: a generation, explicit parameters, or a description."""
+
+    name: str = Field(min_length=1, max_length=200)
+    generation_id: str | None = None
+    params: VoiceSettings | None = None
+    description: str | None = Field(None, max_length=1000)
+    seed: int = 0
+
+
+@router.post("/v1/voices", summary="Save a voice: from a generation, parameters or a description")
+async def create_voice(body: CreateVoice, request: Request) -> JSONResponse:
+    lib = library_of(request)
+    owner = owner_of(request)
+    sources = [s for s in (body.generation_id, body.params, body.description) if s is not None]
+    if len(sources) != 1:
+        raise ApiError(400, "invalid_value", "give exactly one of generation_id, params or "
+                       "description", "generation_id")
+    engine = engine_by_name("espeak")
+    source, gen_id = "params", None
+    try:
+        if body.generation_id is not None:
+            gen = await lib.generations.get(body.generation_id, owner)
+            if gen is None or not gen.voice_params:
+                raise ApiError(404, "not_found", f"no generation {body.generation_id!r}",
+                               "generation_id")
+            params = VoiceParams(**gen.voice_params[0])
+            source, gen_id = "generation", gen.id
+        elif body.params is not None:
+            params = VoiceParams(**body.params.model_dump())
+        else:
+            params = design_voice(body.description or "", engine, seed=body.seed)
+            source = "design"
+        params = engine_by_name(params.engine).check_voice(params)
+    except UnknownVoice as exc:
+        raise ApiError(400, "invalid_voice", str(exc), "params") from None
+    info = next((v for v in engine.voices() if v.id == params.voice), None)
+    gender = engine.variants.get((params.variant or "").lower(), (None, None))[1] \
+        or (info.gender if info else "neutral")
+    try:
+        row = await lib.voices.create(owner, body.name, params,
+                                      language=info.language if info else params.voice,
+                                      gender=gender, description=body.description or "",
+                                      source=source, source_generation_id=gen_id)
+    except VoiceExists as exc:
+        raise ApiError(409, "voice_exists", str(exc), "name") from None
+    return JSONResponse(voice_json(row), status_code=201)
+
+
+def _builtin_json(info: Any) -> dict[str, Any]:
+    return {"id": info.id, "voice_id": info.id, "name": info.name, "engine": info.engine,
+            "language": info.language, "gender": info.gender, "provider": "builtin",
+            "description": info.description}
+
+
+@router.get("/v1/voices", summary="Built-in and saved voices (paginated, filterable)")
+async def list_voices(request: Request,
+                      provider: Literal["builtin", "custom"] | None = None,
+                      engine: str | None = None, language: str | None = None,
+                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                      offset: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:
+    lib = library_of(request)
+    items: list[dict[str, Any]] = []
+    custom_total = 0
+    if provider in (None, "custom"):
+        rows, custom_total = await lib.voices.list(owner_of(request), engine=engine,
+                                                   language=language, limit=offset + limit)
+        items += [{**voice_json(r), "provider": "custom"} for r in rows]
+    builtin: list[dict[str, Any]] = []
+    if provider in (None, "builtin"):
+        pipeline = _pipeline(request)
+        engines = {m.engine for m in pipeline.catalog.models.values()}
+        for name in sorted(engines):
+            if engine and name != engine:
+                continue
+            builtin += [_builtin_json(v) for v in engine_by_name(name).voices()
+                        if not language or any(lang.startswith(language.lower())
+                                               for lang in v.languages)]
+    items += builtin
+    total = custom_total + len(builtin)
+    page = items[offset:offset + limit]
+    return JSONResponse({"object": "list", "voices": page, "total": total, "limit": limit,
+                         "offset": offset, "has_more": offset + len(page) < total})
+
+
+@router.get("/v1/voices/{ref}", summary="A voice by id or name")
+async def get_voice(ref: str, request: Request) -> JSONResponse:
+    row = await library_of(request).voices.find(owner_of(request), ref)
+    if row is not None:
+        return JSONResponse({**voice_json(row), "provider": "custom"})
+    for info in engine_by_name("espeak").voices():
+        if info.id == ref.lower():
+            return JSONResponse(_builtin_json(info))
+    raise ApiError(404, "not_found", f"no voice {ref!r}", "voice")
+
+
+@router.delete("/v1/voices/{ref}", summary="Delete a saved voice")
+async def delete_voice(ref: str, request: Request) -> JSONResponse:
+    if not await library_of(request).voices.delete(owner_of(request), ref):
+        raise ApiError(404, "not_found", f"no saved voice {ref!r}", "voice")
+    return JSONResponse({"id": ref, "object": "voice", "deleted": True})
+
+
+def _day(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value) if "T" in value else datetime.combine(
+            date.fromisoformat(value), datetime.min.time())
+    except ValueError:
+        raise ApiError(400, "invalid_value", f"{name} must be a date (2026-11-21) or an ISO "
+                       f"timestamp, got {value!r}", name) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@router.get("/v1/usage", summary="Requests, characters, audio seconds and cost")
+async def usage(request: Request, group_by: Literal["day", "model"] = "day",
+                start: Annotated[str | None, Query(alias="from")] = None,
+                end: Annotated[str | None, Query(alias="to")] = None) -> JSONResponse:
+    lib = library_of(request)
+    groups = await lib.generations.usage(owner_of(request), _day(start, "from"), _day(end, "to"),
+                                         group_by)
+    totals = {"requests": sum(g["requests"] for g in groups),
+              "characters": sum(g["characters"] for g in groups),
+              "audio_seconds": round(sum(g["audio_seconds"] for g in groups), 3),
+              "cost": round(sum(g["cost"] for g in groups), 8),
+              "currency": lib.settings.currency}
+    return JSONResponse({"object": "usage", "group_by": group_by, "data": groups,
+                         "total": totals})
+
+
+@router.get("/v1/cache", summary="Pre-render cache statistics")
+async def cache_stats(request: Request) -> JSONResponse:
+    return JSONResponse(await library_of(request).cache.stats())
+
+
+@router.delete("/v1/cache", summary="Empty the pre-render cache")
+async def cache_clear(request: Request) -> Response:
+    removed = await library_of(request).cache.clear()
+    return JSONResponse({"deleted": removed})
+

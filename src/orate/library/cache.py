@@ -1,0 +1,185 @@
+"""The pre-render cache: finished responses keyed by everything that shapes their bytes.
+
+A hit replays the stored audio and the events recorded around it (timestamps,
+sentence boundaries), so every dialect gets the same response a miss gave.
+Hot entries stay in memory; the database holds the index and LRU order;
+blobs hold the audio. Usage counters are buffered and written in the
+background so a hit never waits on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from orate.library.blobs import BlobStore
+from orate.library.models import CacheEntry
+
+log = logging.getLogger("orate.library")
+
+
+def cache_key(job: Any, engine_versions: dict[str, str]) -> str:
+    """SHA-256 of the render job (text, voices, speeds, format, rate…) and engine versions."""
+    payload = json.dumps({"job": asdict(job), "engines": engine_versions}, sort_keys=True,
+                         default=sorted)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Cached:
+    key: str
+    blob_key: str
+    audio: bytes | None  # None: not in memory, read the blob
+    bytes: int
+    content_type: str
+    duration: float
+    events: list[dict[str, Any]]
+
+
+class SpeechCache:
+    def __init__(self, sessions: Any, blobs: BlobStore, *, max_bytes: int,
+                 memory_bytes: int) -> None:
+        self._sessions = sessions
+        self._blobs = blobs
+        self.max_bytes = max_bytes
+        self.memory_bytes = memory_bytes
+        self._hot: OrderedDict[str, Cached] = OrderedDict()
+        self._hot_size = 0
+        self._touched: dict[str, int] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self.hits = 0
+        self.misses = 0
+        #: called with an evicted entry's blob key; the library deletes the blob unless
+        #: a generation still refers to it
+        self.on_evict: Callable[[str], Awaitable[None]] | None = None
+
+    def start(self) -> None:
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        await self._flush()
+
+    def _remember(self, entry: Cached) -> None:
+        if entry.audio is None or len(entry.audio) > self.memory_bytes // 4:
+            return
+        old = self._hot.pop(entry.key, None)
+        if old is not None:
+            self._hot_size -= old.bytes
+        self._hot[entry.key] = entry
+        self._hot_size += entry.bytes
+        while self._hot_size > self.memory_bytes and self._hot:
+            _, dropped = self._hot.popitem(last=False)
+            self._hot_size -= dropped.bytes
+
+    async def lookup(self, key: str) -> Cached | None:
+        entry = self._hot.get(key)
+        if entry is not None:
+            self._hot.move_to_end(key)
+        else:
+            async with self._sessions() as session:
+                row = await session.get(CacheEntry, key)
+            if row is None:
+                self.misses += 1
+                return None
+            try:
+                audio = await self._blobs.get(row.blob_key)
+            except FileNotFoundError:
+                self.misses += 1
+                return None
+            entry = Cached(key, row.blob_key, audio, row.bytes, row.content_type, row.duration,
+                           row.events)
+            self._remember(entry)
+        self.hits += 1
+        self._touched[key] = self._touched.get(key, 0) + 1
+        return entry
+
+    async def store(self, entry: Cached) -> None:
+        """Keep a finished response (its blob is written by the caller or here)."""
+        if entry.audio is not None and not await self._blobs.exists(entry.blob_key):
+            await self._blobs.put(entry.blob_key, entry.audio)
+        now = datetime.now(UTC)
+        async with self._sessions() as session, session.begin():
+            if await session.get(CacheEntry, entry.key) is None:
+                session.add(CacheEntry(key=entry.key, blob_key=entry.blob_key, bytes=entry.bytes,
+                                       content_type=entry.content_type, duration=entry.duration,
+                                       events=entry.events, hits=0, created_at=now,
+                                       last_used_at=now))
+        self._remember(entry)
+        await self._evict()
+
+    async def _evict(self) -> None:
+        async with self._sessions() as session:
+            total = await session.scalar(select(func.coalesce(func.sum(CacheEntry.bytes), 0)))
+            if not total or total <= self.max_bytes:
+                return
+            rows = (await session.execute(select(CacheEntry.key, CacheEntry.blob_key,
+                                                 CacheEntry.bytes)
+                                          .order_by(CacheEntry.last_used_at))).all()
+        victims = []
+        for key, blob_key, size in rows:
+            if total <= self.max_bytes:
+                break
+            victims.append((key, blob_key))
+            total -= size
+        async with self._sessions() as session, session.begin():
+            for key, _ in victims:
+                row = await session.get(CacheEntry, key)
+                if row is not None:
+                    await session.delete(row)
+        for key, blob_key in victims:
+            dropped = self._hot.pop(key, None)
+            if dropped is not None:
+                self._hot_size -= dropped.bytes
+            if self.on_evict is not None:
+                await self.on_evict(blob_key)
+
+    async def _flush(self) -> None:
+        touched, self._touched = self._touched, {}
+        if not touched:
+            return
+        now = datetime.now(UTC)
+        try:
+            async with self._sessions() as session, session.begin():
+                for key, n in touched.items():
+                    await session.execute(update(CacheEntry).where(CacheEntry.key == key)
+                                          .values(hits=CacheEntry.hits + n, last_used_at=now))
+        except Exception:
+            log.exception("could not record cache use")
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            await self._flush()
+
+    async def stats(self) -> dict[str, int]:
+        async with self._sessions() as session:
+            count, size = (await session.execute(
+                select(func.count(), func.coalesce(func.sum(CacheEntry.bytes), 0)))).one()
+        return {"entries": int(count), "bytes": int(size), "hits": self.hits,
+                "misses": self.misses, "max_bytes": self.max_bytes}
+
+    async def clear(self) -> int:
+        async with self._sessions() as session:
+            rows = (await session.execute(select(CacheEntry.key, CacheEntry.blob_key))).all()
+        async with self._sessions() as session, session.begin():
+            for key, _ in rows:
+                row = await session.get(CacheEntry, key)
+                if row is not None:
+                    await session.delete(row)
+        self._hot.clear()
+        self._hot_size = 0
+        for _, blob_key in rows:
+            if self.on_evict is not None:
+                await self.on_evict(blob_key)
+        return len(rows)

@@ -1,0 +1,87 @@
+"""Tables of the library. Every row has an ``owner``: the API key that made it, or
+``local`` when auth is off, so isolation needs no schema change later."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+LOCAL_OWNER = "local"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Generation(Base):
+    """One synthesis (or cache hit) from any dialect, with what made it."""
+
+    __tablename__ = "generations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), default=LOCAL_OWNER)
+    dialect: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(128))
+    engine: Mapped[str] = mapped_column(String(64))
+    voice: Mapped[str] = mapped_column(String(256))
+    voice_params: Mapped[list[Any]] = mapped_column(JSON)  # one entry per segment
+    text: Mapped[str] = mapped_column(Text)
+    characters: Mapped[int] = mapped_column(Integer)
+    speed: Mapped[float] = mapped_column(Float)
+    format: Mapped[str] = mapped_column(String(16))
+    content_type: Mapped[str] = mapped_column(String(64))
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    duration: Mapped[float] = mapped_column(Float)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    cost: Mapped[float] = mapped_column(Float)
+    currency: Mapped[str] = mapped_column(String(8))
+    cache_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    blob_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_generations_owner_created", "owner", "created_at"),
+        Index("ix_generations_created", "created_at"),
+        Index("ix_generations_blob", "blob_key"),
+    )
+
+
+class Voice(Base):
+    """A custom voice: a name for a set of voice parameters."""
+
+    __tablename__ = "voices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), default=LOCAL_OWNER)
+    name: Mapped[str] = mapped_column(String(256))
+    engine: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    language: Mapped[str] = mapped_column(String(64))
+    gender: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(32))  # params | generation | design
+    source_generation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("uq_voices_owner_name", "owner", "name", unique=True),)
+
+
+class CacheEntry(Base):
+    """A pre-rendered response: its audio blob and the events to replay around it."""
+
+    __tablename__ = "cache_entries"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    blob_key: Mapped[str] = mapped_column(String(128))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(64))
+    duration: Mapped[float] = mapped_column(Float)
+    events: Mapped[list[Any]] = mapped_column(JSON)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -1,0 +1,97 @@
+"""The pipeline's vocabulary: requests, plans, events and the errors dialects render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orate.audio.formats import AudioFormat
+from orate.engines.base import VoiceParams
+from orate.engines.catalog import Model
+from orate.speech.render import RenderJob
+from orate.speech.timestamps import Timestamp
+
+
+class SpeechError(Exception):
+    """A request the pipeline refuses; dialects render it in their own envelope."""
+
+    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+class SynthesisFailed(RuntimeError):
+    """The engine failed after the request was accepted (a worker died, an engine error)."""
+
+
+@dataclass
+class Utterance:
+    """A piece of text with its voice. ``description`` designs a voice when there is
+    none, and is read as acting directions ("whisper", "slower") when there is."""
+
+    text: str
+    voice: str | VoiceParams | None = None
+    speed: float = 1.0
+    trailing_silence: float = 0.0
+    description: str | None = None
+
+
+@dataclass
+class SpeechRequest:
+    """What any dialect asks for, in the pipeline's own terms."""
+
+    model: str
+    utterances: list[Utterance]
+    format: str = "mp3"
+    sample_rate: int | None = None
+    timestamps: frozenset[str] = frozenset()
+    whole_file: bool = False
+    seed: int = 0  # picks a distinct variation of a designed voice
+
+
+@dataclass
+class Context:
+    """Who asks, through which dialect, and whether the audio may be kept."""
+
+    owner: str = "local"
+    dialect: str = "openai"
+    store: bool = True
+    cache: bool = True
+
+
+@dataclass
+class Plan:
+    request: SpeechRequest
+    model: Model
+    job: RenderJob
+    voices: list[VoiceParams]
+    format: AudioFormat
+    characters: int
+    sample_rate: int  # of the encoded output
+    context: Context = field(default_factory=Context)
+    cache_key: str | None = None
+
+
+@dataclass
+class SpeechEvent:
+    """``audio`` bytes, ``timestamps``, a ``sentence`` boundary, or ``done`` with stats."""
+
+    kind: str
+    audio: bytes = b""
+    timestamps: list[Timestamp] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+
+
+@dataclass
+class Speech:
+    """One accepted request: its generation id, whether the cache served it, its events."""
+
+    id: str
+    plan: Plan
+    cache: str  # "hit", "miss" (synthesized now), "shared" (joined a synthesis), "off"
+    events: Any  # AsyncIterator[SpeechEvent]
