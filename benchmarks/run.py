@@ -13,7 +13,7 @@ machine under the same conditions:
     into an ``ffmpeg`` subprocess per request.
 
 Progress goes to stderr; the report goes to stdout so it can be pasted as is.
-Run ``python benchmarks/run.py`` (about two minutes) or add ``--quick``.
+Run ``python benchmarks/run.py`` (about 2.5 minutes) or add ``--quick`` (under one).
 """
 
 from __future__ import annotations
@@ -80,6 +80,10 @@ PEER_FFMPEG = {
             "-f", "mp3", "-"],
 }
 
+# The pre-render cache would answer every repeat of the same text from memory,
+# so the server's numbers would measure a lookup instead of synthesis.
+SERVER_ENV = {"ORATE_CACHE_ENABLED": "false"}
+
 GOAL_OVERHEAD_MS = 3.0
 GOAL_TTFB_MS = 10.0
 GOAL_SHARE = 0.85
@@ -117,6 +121,7 @@ class Sample:
     nbytes: int
     ok: bool
     status: int = 0  # HTTP status or exit code; 0 when the connection failed
+    cache: str = ""  # the server's X-Orate-Cache header: off, miss, hit, shared
 
 
 FAILED = Sample(0.0, 0.0, 0, ok=False)
@@ -187,6 +192,8 @@ class Memory:
 
 @dataclass
 class Results:
+    """Everything one run measured, keyed by text label, format and concurrency."""
+
     raw: dict[str, RawResult] = field(default_factory=dict)
     server: dict[tuple[str, str, int], Cell] = field(default_factory=dict)
     memory: dict[tuple[str, str], Memory] = field(default_factory=dict)
@@ -413,7 +420,7 @@ class HttpClient:
         if headers.get("connection", "").lower() == "close":
             await self.close()
         return Sample(end - start, (first or end) - start, nbytes,
-                      status == 200 and nbytes > 0, status)
+                      status == 200 and nbytes > 0, status, headers.get("x-orate-cache", ""))
 
     async def safe_post(self, path: str, body: bytes) -> Sample:
         """A failed request counts as an error and reconnects instead of ending the cell."""
@@ -470,16 +477,20 @@ def healthy(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(log: IO[bytes]) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
+def running_server(log: IO[bytes], server_env: dict[str, str],
+                   ) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
     """Start ``orate serve`` and stop it again on every way out, errors included.
 
     It runs in its own session so the whole tree (workers, resource tracker) can
-    be killed by group id, in an empty directory without ORATE_* variables so a
-    stray ``.env`` or environment setting cannot change what is measured.
+    be killed by group id, in an empty directory with only ``server_env`` of the
+    ORATE_* variables, so a stray ``.env`` or environment setting cannot change
+    what is measured, and with its data directory (history, stored audio) in
+    that temporary directory so the run leaves nothing behind.
     """
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORATE_")}
     cwd = tempfile.mkdtemp(prefix="orate-bench-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORATE_")}
+    env.update({"ORATE_DATA_DIR": str(Path(cwd) / "data"), **server_env})
     cmd = [sys.executable, "-m", "orate.cli", "serve", "--port", str(port),
            "--workers", str(WORKERS), "--log-level", "warning"]
     start = time.perf_counter()
@@ -488,9 +499,9 @@ def running_server(log: IO[bytes]) -> Iterator[tuple[subprocess.Popen[bytes], in
     try:
         while not healthy(port):
             if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with code {proc.returncode}")
+                raise BenchmarkError(f"the server exited with code {proc.returncode}")
             if time.perf_counter() - start > 60:
-                raise RuntimeError("the server did not answer /healthz within 60 s")
+                raise BenchmarkError("the server did not answer /healthz within 60 s")
             time.sleep(0.02)
         yield proc, port, time.perf_counter() - start
     finally:
@@ -644,10 +655,11 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return uvloop.new_event_loop
 
 
-def bench_server(budget: Budget, pair: RawPair, results: Results) -> None:
+def bench_server(budget: Budget, pair: RawPair, server_env: dict[str, str],
+                 results: Results) -> None:
     with tempfile.TemporaryFile() as log:
         try:
-            with running_server(log) as (proc, port, startup), \
+            with running_server(log, server_env) as (proc, port, startup), \
                     asyncio.Runner(loop_factory=_loop_factory()) as runner:
                 results.startup = startup
                 progress(f"server ready in {startup:.2f} s (pid {proc.pid}, port {port})")
@@ -686,6 +698,11 @@ def _server_column(runner: asyncio.Runner, pid: int, port: int, budget: Budget,
         after = cpu_snapshot(pid)
         cell.cpu = (after[0] - before[0], after[1] - before[1], after[2] - before[2])
         results.server[(label, fmt, conc)] = cell
+        cached = sum(s.cache in ("hit", "shared") for s in cell.samples)
+        if cached:
+            results.notes.append(f"server {label} {fmt} c={conc}: {cached} of "
+                                 f"{len(cell.samples)} responses came from the cache, "
+                                 "not from synthesis")
         if cell.errors:
             results.notes.append(f"server {label} {fmt} c={conc}: {cell.errors} of "
                                  f"{len(cell.samples)} requests failed ({cell.failures()})")
@@ -830,7 +847,7 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def machine_facts(quick: bool) -> list[str]:
+def machine_facts(quick: bool, server_env: dict[str, str]) -> list[str]:
     import orate
 
     engine, _ = load_engine()
@@ -846,7 +863,10 @@ def machine_facts(quick: bool) -> list[str]:
         f"libespeak-ng {engine.version} (in-process, from espeakng-loader)",
         f"- peer: espeak-ng CLI {_tool_version(['espeak-ng', '--version'], 'text-to-speech:')}"
         f", ffmpeg {_tool_version(['ffmpeg', '-version'], 'version')} (Debian packages)",
-        f"- server: `orate serve --workers {WORKERS}`; client: hand-written HTTP/1.1 over "
+        f"- server: `orate serve --workers {WORKERS}` with "
+        + " ".join(f"{k}={v}" for k, v in server_env.items())
+        + ", otherwise defaults (data dir in a temporary directory); client: hand-written "
+        "HTTP/1.1 over "
         "keep-alive loopback connections in the benchmark process; one voice "
         f"({API_VOICE} = {ENGINE_VOICE}+{ENGINE_VARIANT}) everywhere",
     ]
@@ -1010,10 +1030,21 @@ def _note_drift(results: Results) -> None:
                 "time); compare rows measured at different times with that in mind")
 
 
+def _env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.startswith("ORATE_"):
+        raise argparse.ArgumentTypeError(f"expected ORATE_NAME=value, got {text!r}")
+    return key, value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
+                        type=_env_pair,
+                        help="extra environment for the server, e.g. ORATE_STORE_AUDIO=false "
+                        "or ORATE_CACHE_ENABLED=true (repeatable)")
     parser.add_argument("--quick", action="store_true",
-                        help="shorter cells (about 40 s instead of about 2 minutes)")
+                        help="shorter cells (under a minute instead of about 2.5 minutes)")
     return parser.parse_args(argv)
 
 
@@ -1022,13 +1053,14 @@ def main(argv: list[str] | None = None) -> int:
     budget = QUICK if args.quick else FULL
     assert [len(t.split()) for t in TEXTS.values()] == [11, 218], "texts changed length"
     start = time.perf_counter()
-    facts = machine_facts(args.quick)
+    server_env = {**SERVER_ENV, **dict(args.server_env)}
+    facts = machine_facts(args.quick, server_env)
     results = Results()
     clock = CpuClock.now()
     try:
         with RawPair() as pair:
             bench_raw(budget, pair, results)
-            bench_server(budget, pair, results)
+            bench_server(budget, pair, server_env, results)
         bench_peer(budget, results)
     except BenchmarkError as exc:
         print(f"benchmark aborted: {exc}", *results.notes, sep="\n", file=sys.stderr)

@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await library.close()
             await pool.close()
 
-    app = FastAPI(title="orate", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="orate", version=__version__, lifespan=lifespan, redirect_slashes=False,
                   description="Self-hosted text-to-speech speaking the OpenAI, Hume and nano-gpt "
                   "wire dialects.")
     app.state.settings = settings

@@ -110,14 +110,25 @@ def say(
                   f"({plan.voices[0].label()})")
 
 
-@app.command()
+voices_app = typer.Typer(help="Built-in voices, and your saved voices (create, list, rm).",
+                         add_completion=False)
+app.add_typer(voices_app, name="voices")
+cache_app = typer.Typer(help="The pre-render cache: warm it from a prompt list, see it, "
+                        "empty it.", add_completion=False, no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@voices_app.callback(invoke_without_command=True)
 def voices(
+    ctx: typer.Context,
     language: Annotated[str | None, typer.Option(help="only voices whose language starts so")]
     = None,
     model: Annotated[str | None, typer.Option(help="model id")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """List the voices a model offers (the OpenAI names are aliases of these)."""
+    """List the built-in voices of a model (the OpenAI names are aliases of these)."""
+    if ctx.invoked_subcommand:
+        return
     from orate.engines.catalog import OPENAI_VOICES, Catalog
 
     settings = Settings()
@@ -139,6 +150,237 @@ def voices(
     if not language:
         aliases = ", ".join(f"{k}={p.label()}" for k, p in OPENAI_VOICES.items())
         Console().print(f"OpenAI names: {aliases}. Add a variant with +, e.g. en-us+f3.")
+
+
+def _with_library(work):  # type: ignore[no-untyped-def]
+    """Run ``work(library)`` against the configured library (the server may be running)."""
+    from orate.library.library import Library
+
+    async def main():  # type: ignore[no-untyped-def]
+        lib = await Library.open(Settings(), background=False)
+        try:
+            return await work(lib)
+        finally:
+            await lib.close()
+
+    return asyncio.run(main())
+
+
+@voices_app.command("create")
+def voices_create(
+    name: Annotated[str, typer.Argument(help="a name, unique among your voices")],
+    from_generation: Annotated[str | None, typer.Option(help="copy a generation's voice")]
+    = None,
+    description: Annotated[str | None, typer.Option(
+        help="design from a description, e.g. 'a deep, slow, older British man'")] = None,
+    seed: Annotated[int, typer.Option(help="another variation of the description")] = 0,
+    voice: Annotated[str, typer.Option(help="base voice, e.g. en-gb or en-us+f3")] = "en-us",
+    variant: Annotated[str | None, typer.Option(help="variant, e.g. f3, m2, whisper")] = None,
+    pitch: Annotated[int | None, typer.Option(min=0, max=100)] = None,
+    pitch_range: Annotated[int | None, typer.Option("--range", min=0, max=100)] = None,
+    rate: Annotated[float, typer.Option(min=0.25, max=4.0)] = 1.0,
+    volume: Annotated[int | None, typer.Option(min=0, max=200)] = None,
+) -> None:
+    """Save a voice from parameters, a description or a generation."""
+    from orate.engines.base import UnknownVoice, VoiceParams
+    from orate.engines.registry import engine_by_name
+    from orate.library.models import LOCAL_OWNER
+    from orate.library.voices import VoiceExists, voice_json
+    from orate.speech.design import design_voice
+
+    engine = engine_by_name("espeak")
+
+    async def work(lib):  # type: ignore[no-untyped-def]
+        source, gen_id = "params", None
+        if from_generation:
+            gen = await lib.generations.get(from_generation, None)
+            if gen is None:
+                _fail(f"no generation {from_generation!r}")
+            params = VoiceParams(**gen.voice_params[0])
+            source, gen_id = "generation", gen.id
+        elif description:
+            params = design_voice(description, engine, seed=seed)
+            source = "design"
+        else:
+            params = VoiceParams(voice=voice, variant=variant, pitch=pitch,
+                                 pitch_range=pitch_range, rate=rate, volume=volume)
+        try:
+            params = engine.check_voice(params)
+        except UnknownVoice as exc:
+            _fail(str(exc))
+        info = next(v for v in engine.voices() if v.id == params.voice)
+        gender = engine.variants.get((params.variant or "").lower(), (None, info.gender))[1]
+        try:
+            row = await lib.voices.create(LOCAL_OWNER, name, params, language=info.language,
+                                          gender=gender, description=description or "",
+                                          source=source, source_generation_id=gen_id)
+        except (VoiceExists, ValueError) as exc:
+            _fail(str(exc))
+        return voice_json(row)
+
+    print(json.dumps(_with_library(work), indent=1))
+
+
+@voices_app.command("list")
+def voices_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List your saved voices."""
+    from orate.library.voices import voice_json
+
+    async def work(lib):  # type: ignore[no-untyped-def]
+        rows, _ = await lib.voices.list(None, limit=1000)
+        return [voice_json(r) for r in rows]
+
+    rows = _with_library(work)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"{len(rows)} saved voices")
+    for col in ("id", "name", "voice", "language", "source"):
+        table.add_column(col)
+    for r in rows:
+        label = r["params"]["voice"] + (f"+{r['params']['variant']}" if r["params"]["variant"]
+                                        else "")
+        table.add_row(r["id"], r["name"], label, r["language"], r["source"])
+    Console().print(table)
+
+
+@voices_app.command("rm")
+def voices_rm(ref: Annotated[str, typer.Argument(help="voice id or name")]) -> None:
+    """Delete a saved voice."""
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return await lib.voices.delete(None, ref)
+
+    if not _with_library(work):
+        _fail(f"no saved voice {ref!r}")
+    err.print(f"deleted {ref}")
+
+
+@app.command()
+def history(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The latest generations, newest first."""
+    async def work(lib):  # type: ignore[no-untyped-def]
+        rows, total = await lib.generations.list(None, limit)
+        return [{"id": r.id, "created_at": r.created_at.isoformat(), "dialect": r.dialect,
+                 "model": r.model, "voice": r.voice, "format": r.format,
+                 "duration": round(r.duration, 3), "cost": r.cost, "cache_hit": r.cache_hit,
+                 "text": r.text} for r in rows], total
+
+    rows, total = _with_library(work)
+    if as_json:
+        print(json.dumps(rows, indent=1, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(rows)} of {total} generations")
+    for col in ("created", "id", "model", "voice", "format", "seconds", "text"):
+        table.add_column(col, overflow="ellipsis", no_wrap=col == "text", max_width=40)
+    for r in rows:
+        table.add_row(r["created_at"][:19], r["id"], r["model"], r["voice"], r["format"],
+                      f"{r['duration']:.2f}", r["text"])
+    Console().print(table)
+
+
+def _prompts(path: Path) -> list[dict[str, str]]:
+    """One text per line, or CSV / JSONL rows with text and optional voice and format."""
+    import csv
+
+    raw = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".jsonl":
+        rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    elif path.suffix.lower() == ".csv":
+        rows = list(csv.DictReader(raw.splitlines()))
+    else:
+        rows = [{"text": line} for line in raw.splitlines() if line.strip()]
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or not str(row.get("text") or "").strip():
+            _fail(f"{path}: entry {n} has no text")
+    return rows
+
+
+@cache_app.command("warm")
+def cache_warm(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help=".txt (a text per line), .csv or .jsonl")],
+    voice: Annotated[str | None, typer.Option(help="voice when a row names none")] = None,
+    format: Annotated[str | None, typer.Option("--format", "-f")] = None,
+    model: Annotated[str | None, typer.Option()] = None,
+    workers: Annotated[int | None, typer.Option(help="engine processes")] = None,
+) -> None:
+    """Pre-render prompts into the cache, in parallel; already-cached ones are skipped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from orate.engines.catalog import Catalog
+    from orate.engines.pool import EnginePool
+    from orate.library.library import Library
+    from orate.speech.pipeline import Context, Pipeline, SpeechError, SpeechRequest, Utterance
+
+    settings = Settings() if workers is None else Settings(workers=workers)
+    rows = _prompts(file)
+
+    async def main() -> tuple[int, int, list[str]]:
+        pool = EnginePool(settings.workers)
+        await pool.start()
+        lib = await Library.open(settings, background=False)
+        pipeline = Pipeline(settings, Catalog(), pool, lib)
+        rendered = skipped = 0
+        failures: list[str] = []
+        limit = asyncio.Semaphore(settings.workers * 2)
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), console=err) as progress:
+            task = progress.add_task("warming", total=len(rows))
+
+            async def one(n: int, row: dict[str, str]) -> None:
+                nonlocal rendered, skipped
+                async with limit:
+                    req = SpeechRequest(
+                        model=row.get("model") or model or settings.default_model,
+                        utterances=[Utterance(row["text"], row.get("voice") or voice
+                                              or settings.default_voice)],
+                        format=row.get("format") or format or settings.default_format)
+                    try:
+                        plan = await pipeline.plan(req, Context(dialect="cli", record=False))
+                        speech = await pipeline.speak(plan)
+                        async for _ in speech.events:
+                            pass
+                    except SpeechError as exc:
+                        failures.append(f"entry {n}: {exc.message}")
+                    else:
+                        if speech.cache == "hit":
+                            skipped += 1
+                        else:
+                            rendered += 1
+                    progress.advance(task)
+
+            try:
+                await asyncio.gather(*(one(n, r) for n, r in enumerate(rows, 1)))
+            finally:
+                await lib.close()
+                await pool.close()
+        return rendered, skipped, failures
+
+    rendered, skipped, failures = asyncio.run(main())
+    for failure in failures:
+        err.print(f"[red]skipped[/red] {failure}")
+    err.print(f"rendered {rendered}, already cached {skipped}, failed {len(failures)}")
+    if failures:
+        raise typer.Exit(1)
+
+
+@cache_app.command("stats")
+def cache_stats() -> None:
+    """Entries, size and hit counts of the cache."""
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return await lib.cache.stats()
+
+    print(json.dumps(_with_library(work), indent=1))
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Empty the cache (history keeps its own copies of audio)."""
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return await lib.cache.clear()
+
+    err.print(f"removed {_with_library(work)} cache entries")
 
 
 if __name__ == "__main__":

@@ -22,19 +22,20 @@ class BlobStore:
         self.url = url
         if url.startswith("s3://"):
             config: dict[str, str] = {}
+            client: dict[str, bool] = {}
             endpoint = s3_endpoint or os.environ.get("AWS_ENDPOINT_URL")
             if endpoint:
-                config["endpoint"] = endpoint
+                config["aws_endpoint"] = endpoint
                 if endpoint.startswith("http://"):
-                    config["allow_http"] = "true"
-            for var, opt in (("AWS_ACCESS_KEY_ID", "access_key_id"),
-                             ("AWS_SECRET_ACCESS_KEY", "secret_access_key"),
-                             ("AWS_SESSION_TOKEN", "token"), ("AWS_REGION", "region"),
-                             ("AWS_DEFAULT_REGION", "region")):
+                    client["allow_http"] = True
+            for var, opt in (("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
+                             ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+                             ("AWS_SESSION_TOKEN", "aws_session_token"),
+                             ("AWS_REGION", "aws_region"), ("AWS_DEFAULT_REGION", "aws_region")):
                 if os.environ.get(var):
                     config.setdefault(opt, os.environ[var])
-            config.setdefault("region", "us-east-1")
-            self._store = S3Store.from_url(url, config=config)
+            config.setdefault("aws_region", "us-east-1")
+            self._store = S3Store.from_url(url, config=config, client_options=client)
         else:
             path = Path(url.removeprefix("file://")).expanduser()
             path.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["Context", "Pipeline", "Plan", "Speech", "SpeechError", "SpeechEvent",
            "SpeechRequest", "SynthesisFailed", "Utterance"]
 
-REPLAY_CHUNK = 64 * 1024
 MAX_DESCRIPTION = 1000
 
 _KINDS = {R.AUDIO: "audio", R.TIMESTAMPS: "timestamps", R.SENTENCE: "sentence", R.DONE: "done"}
@@ -58,34 +57,35 @@ def _event(kind: int, payload: Any) -> SpeechEvent:
 
 
 def _recordable(events: list[SpeechEvent]) -> tuple[bytes, list[dict[str, Any]]]:
-    """Audio joined, and the other events with the audio offset they came at (for replay)."""
+    """Audio joined, and every event in order with audio as chunk sizes (for replay)."""
     audio = bytearray()
     marks: list[dict[str, Any]] = []
     for e in events:
         if e.kind == "audio":
             audio += e.audio
+            marks.append({"kind": "audio", "size": len(e.audio)})
         elif e.kind == "timestamps":
-            marks.append({"at": len(audio), "kind": e.kind,
-                          "timestamps": [t.to_dict() for t in e.timestamps]})
+            marks.append({"kind": e.kind, "timestamps": [t.to_dict() for t in e.timestamps]})
         else:
-            marks.append({"at": len(audio), "kind": e.kind, "info": e.info})
+            marks.append({"kind": e.kind, "info": e.info})
     return bytes(audio), marks
 
 
 def replay(audio: bytes, marks: list[dict[str, Any]]) -> list[SpeechEvent]:
-    """The events of a stored response, in their original order."""
+    """The events of a stored response, chunked and ordered exactly as first sent."""
     out: list[SpeechEvent] = []
     pos = 0
-    for mark in [*marks, {"at": len(audio), "kind": None}]:
-        while pos < mark["at"]:
-            end = min(mark["at"], pos + REPLAY_CHUNK)
-            out.append(SpeechEvent("audio", audio=audio[pos:end]))
-            pos = end
-        if mark["kind"] == "timestamps":
-            out.append(SpeechEvent("timestamps", timestamps=R.timestamps_from(
-                mark["timestamps"])))
-        elif mark["kind"] is not None:
+    for mark in marks:
+        if mark["kind"] == "audio":
+            out.append(SpeechEvent("audio", audio=audio[pos:pos + mark["size"]]))
+            pos += mark["size"]
+        elif mark["kind"] == "timestamps":
+            out.append(SpeechEvent("timestamps",
+                                   timestamps=R.timestamps_from(mark["timestamps"])))
+        else:
             out.append(SpeechEvent(mark["kind"], info=mark["info"]))
+    if pos < len(audio):
+        out.append(SpeechEvent("audio", audio=audio[pos:]))
     return out
 
 
@@ -258,7 +258,7 @@ class Pipeline:
         async for event in events:
             seen.append(event)
             yield event
-        if self.library is not None:
+        if self.library is not None and plan.context.record:
             self._record(gen_id, plan, seen, status)
 
     def _record(self, gen_id: str, plan: Plan, events: list[SpeechEvent], status: str) -> None:

@@ -60,6 +60,7 @@ class Context:
     dialect: str = "openai"
     store: bool = True
     cache: bool = True
+    record: bool = True  # add to history (cache warming does not)
 
 
 @dataclass
