@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
-from orate.api import errors, files, library, openai
+from orate.api import errors, files, hume, hume_ws, library, openai
 from orate.config import Settings
 from orate.engines.catalog import Catalog
 from orate.engines.pool import EnginePool
@@ -20,6 +22,19 @@ from orate.library.library import Library
 from orate.speech.pipeline import Pipeline
 
 log = logging.getLogger("orate")
+
+
+class CollapseSlashes:
+    """``//v0/tts`` → ``/v0/tts``: SDKs build URLs from a base URL that may end in ``/``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and "//" in scope.get("path", ""):
+            path = re.sub(r"/{2,}", "/", scope["path"])
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,9 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   "wire dialects.")
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(CollapseSlashes)
     app.include_router(openai.router)
     app.include_router(files.router)
     app.include_router(library.router)
+    app.include_router(hume.router)
+    app.include_router(hume_ws.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:

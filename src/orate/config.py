@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path = Field(default_factory=_default_data_dir)
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
-    max_input_chars: int = Field(4096, ge=1)
+    max_input_chars: int = Field(4096, ge=1, description="OpenAI-dialect limit per request")
+    max_request_chars: int = Field(25_000, ge=1, description="limit for dialects that take "
+                                   "several utterances (Hume: 5,000 each)")
     default_model: str = "tts-1"
     default_voice: str = "alloy"
     default_format: str = "mp3"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -85,6 +86,21 @@ def openai_validation(exc: RequestValidationError) -> ApiError:
     if kind == "missing" and param is None:
         detail = "the request body is required (JSON with model, input and voice)"
     return ApiError(400, "missing_field" if kind == "missing" else "invalid_value", detail, param)
+
+
+def hume_envelope(err: ApiError) -> JSONResponse:
+    """Hume's ``ErrorResponse``: ``{code (a string), error, message}``."""
+    reason = HTTPStatus(err.status).phrase if err.status in HTTPStatus._value2member_map_ \
+        else "Error"
+    return JSONResponse({"code": err.code, "error": reason, "message": err.message},
+                        status_code=err.status, headers=err.headers)
+
+
+def fastapi_validation(exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422 list, which Hume's SDK parses as ``HTTPValidationError``."""
+    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+              for e in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 _dialects: list[tuple[str, Renderer, Validation]] = []

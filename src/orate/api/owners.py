@@ -3,10 +3,10 @@ the security issue replaces this one function, and every route already uses it."
 
 from __future__ import annotations
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from orate.library.models import LOCAL_OWNER
 
 
-def owner_of(request: Request) -> str:
+def owner_of(request: HTTPConnection) -> str:
     return getattr(request.state, "owner", LOCAL_OWNER)

@@ -57,6 +57,8 @@ class Catalog:
                 Model("gpt-4o-mini-tts-2025-12-15", "espeak",
                       f"OpenAI-compatible id served by {espeak}"),
                 Model("espeak-ng", "espeak", espeak),
+                Model("octave-1", "espeak", f"Hume Octave 1-compatible id served by {espeak}"),
+                Model("octave-2", "espeak", f"Hume Octave 2-compatible id served by {espeak}"),
             )
         }
 

@@ -172,3 +172,23 @@ def engine_variant_gender(engine: Engine, variant: str | None) -> str:
     variants = getattr(engine, "variants", {})
     found = variants.get((variant or "").lower())
     return found[1] if found else "neutral"
+
+
+def vary(params: VoiceParams, seed: int, amount: float = 1.0) -> VoiceParams:
+    """Another take of the same voice: pitch, range and pace nudged by the seed.
+
+    ``amount`` scales the nudge (Hume's temperature); seed 0 is the voice itself.
+    """
+    if not seed or amount <= 0:
+        return params
+    digest = hashlib.sha256(f"{params}|{seed}".encode()).digest()
+
+    def nudge(byte: int, span: float) -> float:
+        return (byte / 255 * 2 - 1) * span * amount
+
+    pitch = 50 if params.pitch is None else params.pitch
+    pitch_range = 50 if params.pitch_range is None else params.pitch_range
+    return replace(params,
+                   pitch=int(min(max(round(pitch + nudge(digest[0], 8)), 0), 100)),
+                   pitch_range=int(min(max(round(pitch_range + nudge(digest[1], 12)), 0), 100)),
+                   rate=round(min(max(params.rate * (1 + nudge(digest[2], 0.06)), 0.5), 2.0), 3))

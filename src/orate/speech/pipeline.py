@@ -21,7 +21,7 @@ from orate.engines.catalog import Catalog, Model
 from orate.engines.pool import EnginePool
 from orate.engines.registry import engine_by_name
 from orate.speech import render as R
-from orate.speech.design import apply_directions, design_voice
+from orate.speech.design import apply_directions, design_voice, vary
 from orate.speech.flight import Flight
 from orate.speech.render import RenderJob, Segment, render
 from orate.speech.text import TextError, check_ssml, is_ssml, normalize, split_sentences
@@ -100,17 +100,22 @@ class Pipeline:
 
     # -- planning ------------------------------------------------------------
 
-    async def resolve_voice(self, model: Model, voice: str | VoiceParams, owner: str
-                            ) -> tuple[VoiceParams, str | None]:
+    async def resolve_voice(self, model: Model, voice: str | VoiceParams, owner: str,
+                            provider: str = "any") -> tuple[VoiceParams, str | None]:
         """A voice by built-in name, engine name or custom voice (id or name).
 
-        Returns the params and, for a custom voice, its id.
+        Returns the params and, for a custom voice, its id. ``provider`` limits the
+        search to the built-in voices or to the owner's saved ones.
         """
-        try:
-            return self.catalog.resolve_voice(model, voice), None
-        except UnknownVoice:
-            if isinstance(voice, VoiceParams) or self.library is None:
-                raise
+        if provider != "custom" or isinstance(voice, VoiceParams):
+            try:
+                return self.catalog.resolve_voice(model, voice), None
+            except UnknownVoice:
+                if isinstance(voice, VoiceParams) or self.library is None \
+                        or provider == "builtin":
+                    raise
+        if self.library is None:
+            raise UnknownVoice("saved voices need the library, which this process does not have")
         found = await self.library.voices.find(owner, voice.strip())
         if found is None:
             raise UnknownVoice(f"no voice {voice!r}: not a built-in voice nor one of your saved "
@@ -133,18 +138,22 @@ class Pipeline:
         if not req.utterances or all(not t.strip() for t in texts):
             raise SpeechError(400, "missing_input", "input is empty; give the text to speak",
                               "input")
-        if characters > self.settings.max_input_chars:
+        limit = req.max_chars or self.settings.max_input_chars
+        if characters > limit:
             raise SpeechError(413, "request_too_large", f"input is {characters} characters; the "
-                              f"limit is {self.settings.max_input_chars}", "input")
+                              f"limit is {limit}", "input")
         ssml = len(texts) == 1 and is_ssml(texts[0])
         text = "".join(texts) if ssml else ""
         segments: list[Segment] = []
         voices: list[VoiceParams] = []
-        current: VoiceParams | None = None
+        owners: list[int] = []
+        current: VoiceParams | None = req.context_voice
         offset = 0
         for n, (utt, utext) in enumerate(zip(req.utterances, texts, strict=True)):
-            params = await self._utterance_voice(model, utt, current, req.seed, ctx, n)
+            params = await self._utterance_voice(model, utt, current, req.seed, ctx)
             current = params if utt.voice is not None or utt.description else current or params
+            if req.seed and (utt.voice is not None or not utt.description):
+                params = vary(params, req.seed, req.variation)
             if ssml:
                 try:
                     check_ssml(utext)
@@ -158,6 +167,7 @@ class Pipeline:
             if spans or utt.trailing_silence:
                 segments.append(Segment(params, spans, utt.speed, utt.trailing_silence))
                 voices.append(params)
+                owners.append(n)
         if not any(seg.sentences for seg in segments):
             raise SpeechError(400, "missing_input", "input has nothing to speak (only "
                               "punctuation or markup); give words to speak", "input")
@@ -167,7 +177,8 @@ class Pipeline:
                         whole_file=req.whole_file)
         engine = engine_by_name(model.engine)
         plan = Plan(req, model, job, voices, fmt, characters,
-                    fmt.output_rate(engine.sample_rate, req.sample_rate), ctx)
+                    fmt.output_rate(engine.sample_rate, req.sample_rate), ctx,
+                    segment_utterances=owners)
         if self.library is not None and self.settings.cache_enabled and ctx.cache:
             from orate.library.cache import cache_key
 
@@ -175,7 +186,7 @@ class Pipeline:
         return plan
 
     async def _utterance_voice(self, model: Model, utt: Utterance, current: VoiceParams | None,
-                               seed: int, ctx: Context, index: int) -> VoiceParams:
+                               seed: int, ctx: Context) -> VoiceParams:
         """The voice of one utterance: named, designed from its description, or carried over."""
         description = (utt.description or "").strip()
         if len(description) > MAX_DESCRIPTION:
@@ -184,7 +195,8 @@ class Pipeline:
         engine = engine_by_name(model.engine)
         try:
             if utt.voice is not None:
-                params, _ = await self.resolve_voice(model, utt.voice, ctx.owner)
+                params, _ = await self.resolve_voice(model, utt.voice, ctx.owner,
+                                                     utt.voice_provider)
                 return apply_directions(params, description, engine) if description else params
             if current is not None:
                 return apply_directions(current, description, engine) if description \
@@ -226,7 +238,7 @@ class Pipeline:
                 return Speech(gen_id, plan, "hit",
                               self._recorded(gen_id, plan, _iterate(events), "hit"))
             flight = self._flights.get(key)
-            if flight is not None and not flight.done:
+            if flight is not None and (not flight.done or flight.succeeded):
                 return Speech(gen_id, plan, "shared",
                               self._recorded(gen_id, plan, flight.subscribe(), "shared"))
         flight = Flight(self.stream(plan), on_finish=self._finished(plan))
@@ -237,18 +249,31 @@ class Pipeline:
                       self._recorded(gen_id, plan, flight.subscribe(), status))
 
     def _finished(self, plan: Plan) -> Callable[[Flight], None]:
+        """When a synthesis ends: cache it, and keep the finished flight joinable until the
+        cache entry is written, so no identical request in between synthesizes again."""
+        def forget(flight: Flight) -> None:
+            if plan.cache_key is not None and self._flights.get(plan.cache_key) is flight:
+                del self._flights[plan.cache_key]
+
         def done(flight: Flight) -> None:
             key = plan.cache_key
-            if key is not None and self._flights.get(key) is flight:
-                del self._flights[key]
-            if key is not None and flight.succeeded and self.library is not None \
-                    and plan.context.store:
-                from orate.library.cache import Cached
+            if key is None or not flight.succeeded or self.library is None \
+                    or not plan.context.store:
+                forget(flight)
+                return
+            from orate.library.cache import Cached
 
-                audio, marks = _recordable(flight.events)
-                entry = Cached(key, f"audio/{key}", audio, len(audio),
-                               plan.format.content_type, _duration(flight.events), marks)
-                self.library.track(self.library.cache.store(entry))
+            audio, marks = _recordable(flight.events)
+            entry = Cached(key, f"audio/{key}", audio, len(audio), plan.format.content_type,
+                           _duration(flight.events), marks)
+
+            async def store() -> None:
+                try:
+                    await self.library.cache.store(entry)  # type: ignore[union-attr]
+                finally:
+                    forget(flight)
+
+            self.library.track(store())
         return done
 
     async def _recorded(self, gen_id: str, plan: Plan, events: AsyncIterator[SpeechEvent],

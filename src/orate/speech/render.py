@@ -68,19 +68,25 @@ class RenderStats:
 
 
 class _Output:
-    """Coalesces encoded bytes and counts them; the first chunk is never held back."""
+    """Coalesces encoded bytes into messages that grow from 2 kB to ``COALESCE_BYTES``.
+
+    The first chunk is never held back, and the next few stay small, so a
+    consumer that waits for the following chunk (to mark the last one of a
+    snippet) waits about a millisecond, while long texts still travel in
+    large messages.
+    """
 
     def __init__(self, emit: Emit) -> None:
         self._emit = emit
         self._buf = bytearray()
-        self.sent_any = False
+        self._threshold = 0
         self.total = 0
 
     def add(self, data: bytes) -> None:
         if not data:
             return
         self._buf += data
-        if not self.sent_any or len(self._buf) >= COALESCE_BYTES:
+        if len(self._buf) >= self._threshold:
             self.flush()
 
     def flush(self) -> None:
@@ -88,7 +94,7 @@ class _Output:
             self.total += len(self._buf)
             self._emit(AUDIO, bytes(self._buf))
             self._buf.clear()
-            self.sent_any = True
+            self._threshold = min(max(self._threshold * 2, 2048), COALESCE_BYTES)
 
 
 def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
@@ -138,22 +144,29 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
             if result.stopped or should_stop():
                 stats.cancelled = True
                 return stats
-            if stretch is not None and sent_index == len(segment.sentences) - 1:
+            last = sent_index == len(segment.sentences) - 1
+            if stretch is not None and last:
                 tail = stretch(None)
                 stats.samples += len(tail)
                 out.add(encoder.feed(tail))
+            speech_end = stats.samples
+            if last and segment.trailing_silence > 0:  # part of this utterance's last snippet
+                silence = np.zeros(round(segment.trailing_silence * in_rate), dtype=np.int16)
+                stats.samples += len(silence)
+                out.add(encoder.feed(silence))
+            out.flush()  # the sentence's audio goes before its boundary marker
             start_ms = sentence_start * 1000 / in_rate
             end_ms = stats.samples * 1000 / in_rate
             if tokens is not None:
+                spoken_ms = (speech_end - sentence_start) * 1000 / in_rate
                 stamps = sentence_timestamps(job.text, start, end, tokens, events,
-                                             (end_ms - start_ms) / scale, job.timestamps)
+                                             spoken_ms / scale, job.timestamps)
                 if stamps:
                     emit(TIMESTAMPS, [t.shifted(start_ms, scale).to_dict() for t in stamps])
             emit(SENTENCE, {"segment": seg_index, "sentence": sent_index, "char_start": start,
                             "char_end": end, "start_ms": start_ms, "end_ms": end_ms})
-            out.flush()
 
-        if segment.trailing_silence > 0:
+        if segment.trailing_silence > 0 and not segment.sentences:
             silence = np.zeros(round(segment.trailing_silence * in_rate), dtype=np.int16)
             stats.samples += len(silence)
             out.add(encoder.feed(silence))

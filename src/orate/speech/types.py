@@ -37,6 +37,7 @@ class Utterance:
     speed: float = 1.0
     trailing_silence: float = 0.0
     description: str | None = None
+    voice_provider: str = "any"  # "builtin" or "custom" restricts where the name is looked up
 
 
 @dataclass
@@ -49,7 +50,10 @@ class SpeechRequest:
     sample_rate: int | None = None
     timestamps: frozenset[str] = frozenset()
     whole_file: bool = False
-    seed: int = 0  # picks a distinct variation of a designed voice
+    seed: int = 0  # a distinct take: another designed voice, or a nudge of a fixed one
+    variation: float = 1.0  # how far a seed moves a fixed voice (Hume's temperature)
+    context_voice: VoiceParams | None = None  # the voice to continue (Hume's context)
+    max_chars: int | None = None  # the dialect's own limit on total characters
 
 
 @dataclass
@@ -74,6 +78,7 @@ class Plan:
     sample_rate: int  # of the encoded output
     context: Context = field(default_factory=Context)
     cache_key: str | None = None
+    segment_utterances: list[int] = field(default_factory=list)  # utterance of each segment
 
 
 @dataclass

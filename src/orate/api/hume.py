@@ -1,0 +1,396 @@
+"""The Hume Octave TTS dialect (shared/spec/WIRE.md §1), for the official ``hume`` SDK.
+
+Translation only: ``PostedTts`` becomes one ``SpeechRequest`` per generation,
+and the events come back as Hume JSON, NDJSON, raw files or WebSocket frames
+(api/hume_frames.py). Errors: FastAPI's 422 list for invalid bodies, and
+``{code, error, message}`` otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from orate.api import errors
+from orate.api.errors import ApiError
+from orate.api.files import library_of
+from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
+from orate.api.owners import owner_of
+from orate.engines.base import UnknownVoice, VoiceParams
+from orate.engines.catalog import OPENAI_VOICES
+from orate.engines.registry import engine_by_name
+from orate.library.voices import VoiceExists
+from orate.speech.pipeline import Context, Pipeline, Speech, SpeechRequest, Utterance
+
+router = APIRouter(tags=["hume"])
+
+HUME_SAMPLE_RATE = 48000
+MAX_TEXT = 5000
+MAX_DESCRIPTION = 1000
+CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "pcm": "audio/pcm"}
+Provider = Literal["HUME_AI", "CUSTOM_VOICE"]
+
+
+class VoiceById(BaseModel):
+    id: str = Field(min_length=1, max_length=256)
+    provider: Provider | None = None
+
+
+class VoiceByName(BaseModel):
+    name: str = Field(min_length=1, max_length=256)
+    provider: Provider | None = None
+
+
+class PostedUtterance(BaseModel):
+    text: str = Field(max_length=MAX_TEXT)
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION)
+    voice: VoiceById | VoiceByName | None = None
+    speed: float | None = Field(None, ge=0.5, le=2.0)
+    trailing_silence: float | None = Field(None, ge=0.0, le=5.0)
+
+
+class ContextGeneration(BaseModel):
+    generation_id: str = Field(min_length=1, max_length=128)
+
+
+class ContextUtterances(BaseModel):
+    utterances: list[PostedUtterance]
+
+
+class Format(BaseModel):
+    type: Literal["mp3", "wav", "pcm"]
+
+
+class PostedTts(BaseModel):
+    """Hume's request body; unknown fields are ignored, ``null`` means absent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    utterances: list[PostedUtterance] = Field(min_length=1, max_length=100)
+    context: ContextGeneration | ContextUtterances | None = None
+    format: Format | None = None
+    include_timestamp_types: list[Literal["word", "phoneme"]] | None = None
+    num_generations: int | None = Field(None, ge=1, le=5)
+    split_utterances: bool | None = None
+    strip_headers: bool | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    version: str | None = None
+    instant_mode: bool | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        if str(value) not in ("1", "2"):
+            raise ValueError("version must be 1 or 2")
+        return str(value)
+
+
+def invalid(field: str, message: str) -> JSONResponse:
+    """A Hume 422 in FastAPI's shape, for rules pydantic cannot express."""
+    return JSONResponse({"detail": [{"loc": ["body", field], "msg": message,
+                                     "type": "value_error"}]}, status_code=422)
+
+
+class Invalid(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.response = invalid(field, message)
+
+
+def _pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline
+
+
+def _utterance(u: PostedUtterance) -> Utterance:
+    voice: str | None = None
+    provider = "any"
+    if u.voice is not None:
+        voice = u.voice.id if isinstance(u.voice, VoiceById) else u.voice.name
+        provider = {"HUME_AI": "builtin", "CUSTOM_VOICE": "custom"}.get(u.voice.provider or "",
+                                                                       "any")
+    return Utterance(u.text, voice, u.speed or 1.0, u.trailing_silence or 0.0,
+                     description=u.description, voice_provider=provider)
+
+
+async def _context_voice(body: PostedTts, request: Request) -> VoiceParams | None:
+    pipeline = _pipeline(request)
+    if isinstance(body.context, ContextGeneration):
+        gen = await library_of(request).generations.get(body.context.generation_id,
+                                                         owner_of(request))
+        if gen is None or not gen.voice_params:
+            raise ApiError(400, "generation_not_found", f"context.generation_id "
+                           f"{body.context.generation_id!r} is not one of your generations")
+        return VoiceParams(**gen.voice_params[-1])
+    if isinstance(body.context, ContextUtterances) and body.context.utterances:
+        # the context sets voice and style; its text is not spoken
+        probe = SpeechRequest(model=_model(body), utterances=[
+            _utterance(u) for u in body.context.utterances], format="pcm")
+        plan = await pipeline.plan(probe, Context(owner=owner_of(request), cache=False))
+        return plan.voices[-1] if plan.voices else None
+    return None
+
+
+def _model(body: PostedTts) -> str:
+    return "octave-1" if body.version == "1" else "octave-2"
+
+
+def _check_instant(body: PostedTts, streaming: bool, context_voice: VoiceParams | None) -> None:
+    if body.instant_mode is not True:
+        return
+    if not streaming:
+        raise Invalid("instant_mode", "instant_mode works only on the streaming endpoints "
+                      "(/v0/tts/stream/json, /v0/tts/stream/file); omit it or set it to false")
+    if (body.num_generations or 1) != 1:
+        raise Invalid("instant_mode", "instant_mode needs num_generations to be 1")
+    if body.utterances[0].voice is None and context_voice is None:
+        raise Invalid("instant_mode", "instant_mode needs a voice on the first utterance (or a "
+                      "context); set utterances[0].voice or set instant_mode to false")
+
+
+async def _speeches(body: PostedTts, request: Request, *, streaming: bool) -> list[Speech]:
+    """Plan every generation (validating everything first), then start them."""
+    pipeline = _pipeline(request)
+    context_voice = await _context_voice(body, request)
+    _check_instant(body, streaming, context_voice)
+    fmt = body.format.type if body.format else "mp3"
+    timestamps = frozenset(body.include_timestamp_types or ())
+    ctx = Context(owner=owner_of(request), dialect="hume")
+    plans = []
+    for n in range(body.num_generations or 1):
+        req = SpeechRequest(model=_model(body), utterances=[_utterance(u) for u in body.utterances],
+                            format=fmt, sample_rate=HUME_SAMPLE_RATE, timestamps=timestamps,
+                            seed=n, variation=body.temperature if body.temperature is not None
+                            else 1.0, context_voice=context_voice,
+                            max_chars=pipeline.settings.max_request_chars)
+        plans.append(await pipeline.plan(req, ctx))
+    return [await pipeline.speak(plan) for plan in plans]
+
+
+def _frames(body: PostedTts, speech: Speech, request_id: str) -> HumeGeneration:
+    return HumeGeneration(speech, request_id,
+                          split=body.split_utterances is not False,
+                          strip_headers=bool(body.strip_headers))
+
+
+async def _run(body: PostedTts, request: Request, streaming: bool) -> list[Speech] | Response:
+    try:
+        return await _speeches(body, request, streaming=streaming)
+    except Invalid as exc:
+        return exc.response
+
+
+@router.post("/v0/tts", summary="Text-to-speech, JSON (Hume)")
+async def synthesize_json(body: PostedTts, request: Request) -> Response:
+    speeches = await _run(body, request, streaming=False)
+    if isinstance(speeches, Response):
+        return speeches
+    request_id = str(uuid.uuid4())
+    gens = [_frames(body, s, request_id) for s in speeches]
+
+    async def drain(gen: HumeGeneration) -> None:
+        async for _ in gen.frames():
+            pass
+
+    await asyncio.gather(*(drain(g) for g in gens))
+    out = []
+    for gen in gens:
+        whole = gen.whole_file()
+        per_utterance: list[list[dict[str, Any]]] = [[] for _ in body.utterances]
+        for snip in gen.snippets:
+            per_utterance[snip.utterance_index].append({
+                "audio": _b64(gen.snippet_file(snip)), "generation_id": gen.generation_id,
+                "id": snip.id, "text": snip.text, "timestamps": snip.timestamps,
+                "transcribed_text": None, "utterance_index": snip.utterance_index})
+        out.append({"audio": _b64(whole), "duration": round(gen.duration, 5),
+                    "encoding": {"format": gen.format, "sample_rate": gen.rate},
+                    "file_size": len(whole), "generation_id": gen.generation_id,
+                    "snippets": per_utterance})
+    return JSONResponse({"generations": out, "request_id": request_id})
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _one_generation(body: PostedTts) -> None:
+    if (body.num_generations or 1) > 1:
+        raise Invalid("num_generations", "a file response holds one generation; use /v0/tts "
+                      "or /v0/tts/stream/json for num_generations above 1")
+
+
+@router.post("/v0/tts/file", summary="Text-to-speech, one audio file (Hume)")
+async def synthesize_file(body: PostedTts, request: Request) -> Response:
+    try:
+        _one_generation(body)
+    except Invalid as exc:
+        return exc.response
+    speeches = await _run(body, request, streaming=False)
+    if isinstance(speeches, Response):
+        return speeches
+    gen = _frames(body, speeches[0], str(uuid.uuid4()))
+    async for _ in gen.frames():
+        pass
+    return Response(gen.whole_file(), media_type=CONTENT_TYPES[gen.format],
+                    headers={"X-Orate-Generation-Id": gen.generation_id})
+
+
+@router.post("/v0/tts/stream/file", summary="Text-to-speech, streamed audio (Hume)")
+async def stream_file(body: PostedTts, request: Request) -> Response:
+    try:
+        _one_generation(body)
+    except Invalid as exc:
+        return exc.response
+    speeches = await _run(body, request, streaming=True)
+    if isinstance(speeches, Response):
+        return speeches
+    speech = speeches[0]
+    gen = _frames(body, speech, str(uuid.uuid4()))
+    frames = await primed_frames(gen.frames())
+
+    async def audio() -> AsyncIterator[bytes]:
+        async for frame in frames:
+            if isinstance(frame, Chunk) and frame.data:
+                yield frame.data
+
+    return StreamingResponse(audio(), media_type=CONTENT_TYPES[gen.format],
+                             headers={"X-Orate-Generation-Id": gen.generation_id})
+
+
+@router.post("/v0/tts/stream/json", summary="Text-to-speech, streamed NDJSON (Hume)")
+async def stream_json(body: PostedTts, request: Request) -> Response:
+    speeches = await _run(body, request, streaming=True)
+    if isinstance(speeches, Response):
+        return speeches
+    request_id = str(uuid.uuid4())
+    gens = [_frames(body, s, request_id) for s in speeches]
+    first = await primed_frames(gens[0].frames())
+
+    async def lines() -> AsyncIterator[bytes]:
+        sources = [first] + [g.frames() for g in gens[1:]]
+        for source in sources:
+            async for frame in source:
+                yield json.dumps(frame.message, separators=(",", ":")).encode() + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+async def primed_frames(frames: AsyncIterator[Chunk | TimestampFrame]
+                        ) -> AsyncIterator[Chunk | TimestampFrame]:
+    """Like api.streaming.primed, for Hume frames: fail before the response starts."""
+    head: list[Chunk | TimestampFrame] = []
+    try:
+        async for frame in frames:
+            head.append(frame)
+            if isinstance(frame, Chunk):
+                break
+    except BaseException:
+        await frames.aclose()  # type: ignore[attr-defined]
+        raise
+
+    async def chained() -> AsyncIterator[Chunk | TimestampFrame]:
+        try:
+            for frame in head:
+                yield frame
+            async for frame in frames:
+                yield frame
+        finally:
+            await frames.aclose()  # type: ignore[attr-defined]
+
+    return chained()
+
+
+# -- voices ------------------------------------------------------------------
+
+def _builtin_voices() -> list[dict[str, Any]]:
+    out = [{"id": name, "name": name.capitalize(), "provider": "HUME_AI",
+            "compatible_octave_models": ["1", "2"], "tags": {"language": "en",
+                                                             "engine": "espeak"}}
+           for name in OPENAI_VOICES]
+    for v in engine_by_name("espeak").voices():
+        out.append({"id": v.id, "name": v.name, "provider": "HUME_AI",
+                    "compatible_octave_models": ["1", "2"],
+                    "tags": {"language": v.language, "gender": v.gender, "engine": v.engine}})
+    return out
+
+
+def _matches(voice: dict[str, Any], filters: list[str]) -> bool:
+    for f in filters:
+        tag, _, value = f.partition(":")
+        have = str(voice.get("tags", {}).get(tag.lower(), "")).lower()
+        if not value or not have.startswith(value.lower()):
+            return False
+    return True
+
+
+@router.get("/v0/tts/voices", summary="List voices (Hume)")
+async def list_voices(request: Request, provider: Provider,
+                      page_number: Annotated[int, Query(ge=0)] = 0,
+                      page_size: Annotated[int, Query(ge=1, le=100)] = 10,
+                      ascending_order: bool | None = None,
+                      filter_tag: Annotated[list[str] | None, Query()] = None) -> JSONResponse:
+    if provider == "HUME_AI":
+        voices = _builtin_voices()
+    else:
+        rows, _ = await library_of(request).voices.list(owner_of(request), limit=100_000)
+        voices = [{"id": r.id, "name": r.name, "provider": "CUSTOM_VOICE",
+                   "compatible_octave_models": ["1", "2"],
+                   "tags": {"language": r.language, "gender": r.gender, "engine": r.engine}}
+                  for r in rows]
+    voices = [v for v in voices if _matches(v, filter_tag or [])]
+    if ascending_order is not None:
+        voices.sort(key=lambda v: v["name"].lower(), reverse=not ascending_order)
+    total_pages = math.ceil(len(voices) / page_size)
+    page = voices[page_number * page_size:(page_number + 1) * page_size]
+    return JSONResponse({"page_number": page_number, "page_size": page_size,
+                         "total_pages": total_pages, "voices_page": page})
+
+
+class PostedVoice(BaseModel):
+    generation_id: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=200)
+
+
+@router.post("/v0/tts/voices", summary="Save the voice of a generation (Hume)")
+async def create_voice(body: PostedVoice, request: Request) -> JSONResponse:
+    lib = library_of(request)
+    owner = owner_of(request)
+    gen = await lib.generations.get(body.generation_id, owner)
+    if gen is None or not gen.voice_params:
+        raise ApiError(404, "generation_not_found", f"no generation {body.generation_id!r}; "
+                       "pass the generation_id of one of your generations")
+    engine = engine_by_name(gen.engine)
+    try:
+        params = engine.check_voice(VoiceParams(**gen.voice_params[0]))
+    except UnknownVoice as exc:
+        raise ApiError(400, "invalid_voice", str(exc)) from None
+    info = next((v for v in engine.voices() if v.id == params.voice), None)
+    try:
+        row = await lib.voices.create(
+            owner, body.name, params, language=info.language if info else params.voice,
+            gender=info.gender if info else "neutral", source="generation",
+            source_generation_id=gen.id)
+    except VoiceExists as exc:
+        raise ApiError(409, "voice_exists", str(exc)) from None
+    return JSONResponse({"id": row.id, "name": row.name, "provider": "CUSTOM_VOICE",
+                         "compatible_octave_models": ["1", "2"]})
+
+
+@router.delete("/v0/tts/voices", summary="Delete a saved voice by name (Hume)", status_code=204)
+async def delete_voice(request: Request, name: Annotated[str, Query(min_length=1)]) -> Response:
+    if not await library_of(request).voices.delete(owner_of(request), name):
+        raise ApiError(400, "voice_not_found", f"you have no saved voice named {name!r}")
+    return Response(status_code=204)
+
+
+errors.register_dialect("/v0/", errors.hume_envelope, errors.fastapi_validation)

@@ -1,0 +1,196 @@
+"""Hume's ``/v0/tts/stream/input`` WebSocket: text in as it is written, audio out as made.
+
+Text frames accumulate exactly as sent. Complete sentences are synthesized as
+soon as they are in (an LLM streaming tokens gets audio sentence by sentence);
+``flush`` synthesizes whatever is buffered; ``close`` finishes everything and
+then closes with 1000, the only code Hume's clients treat as a clean end.
+Errors close with 1008 (bad input) or 1011 (internal) and a reason: Hume's
+clients validate every JSON frame strictly, so an error frame would break them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, Field, ValidationError
+
+from orate.api.hume import (
+    HUME_SAMPLE_RATE,
+    MAX_DESCRIPTION,
+    MAX_TEXT,
+    VoiceById,
+    VoiceByName,
+)
+from orate.api.hume_frames import Chunk, HumeGeneration
+from orate.api.owners import owner_of
+from orate.speech.pipeline import (
+    Context,
+    Pipeline,
+    SpeechError,
+    SpeechRequest,
+    SynthesisFailed,
+    Utterance,
+)
+from orate.speech.text import split_sentences
+
+log = logging.getLogger("orate.api")
+router = APIRouter(tags=["hume"])
+
+POLICY, INTERNAL, NORMAL = 1008, 1011, 1000
+MAX_BUFFER = 20_000
+
+
+class PublishTts(BaseModel):
+    text: str | None = Field(None, max_length=MAX_TEXT)
+    description: str | None = Field(None, max_length=MAX_DESCRIPTION)
+    voice: VoiceById | VoiceByName | None = None
+    speed: float | None = Field(None, ge=0.25, le=3.0)
+    trailing_silence: float | None = Field(None, ge=0.0, le=5.0)
+    flush: bool | None = None
+    close: bool | None = None
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    """Query booleans: Python's SDK sends True/False, TypeScript's true/false."""
+    if value is None:
+        return default
+    return value.strip().lower() in ("true", "1", "yes")
+
+
+@dataclass
+class Piece:
+    """Text to speak with the settings in force when it was taken from the buffer."""
+
+    text: str
+    voice: str | None
+    provider: str
+    description: str | None
+    speed: float
+    trailing_silence: float
+
+
+class Closing(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason[:120]  # a close reason must fit in a control frame
+
+
+@router.websocket("/v0/tts/stream/input")
+async def stream_input(ws: WebSocket) -> None:
+    q = ws.query_params
+    fmt = (q.get("format_type") or "mp3").lower()
+    no_binary = _bool(q.get("no_binary"), False)
+    strip_headers = _bool(q.get("strip_headers"), False)
+    timestamps = frozenset(t for t in q.getlist("include_timestamp_types")
+                           if t in ("word", "phoneme"))
+    version = q.get("version")
+    await ws.accept()
+    if fmt not in ("mp3", "wav", "pcm"):
+        await ws.close(POLICY, f"format_type must be mp3, wav or pcm, not {fmt!r}")
+        return
+    pipeline: Pipeline = ws.app.state.pipeline
+    owner = owner_of(ws)
+    model = "octave-1" if version == "1" else "octave-2"
+    request_id = str(uuid.uuid4())
+    queue: asyncio.Queue[Piece | None] = asyncio.Queue()
+
+    async def speak(piece: Piece) -> None:
+        req = SpeechRequest(model=model, utterances=[Utterance(
+            piece.text, piece.voice, piece.speed, piece.trailing_silence,
+            description=piece.description, voice_provider=piece.provider)], format=fmt,
+            sample_rate=HUME_SAMPLE_RATE, timestamps=timestamps,
+            max_chars=pipeline.settings.max_request_chars)
+        try:
+            plan = await pipeline.plan(req, Context(owner=owner, dialect="hume"))
+        except SpeechError as exc:
+            if exc.code == "missing_input":
+                return  # a flush of punctuation or spaces: nothing to say
+            raise Closing(POLICY, exc.message) from None
+        speech = await pipeline.speak(plan)
+        gen = HumeGeneration(speech, request_id, split=True, strip_headers=strip_headers)
+        async for frame in gen.frames():
+            await ws.send_text(json.dumps(frame.message, separators=(",", ":")))
+            if isinstance(frame, Chunk) and not no_binary:
+                await ws.send_bytes(frame.data)
+
+    async def synthesizer() -> None:
+        while (piece := await queue.get()) is not None:
+            await speak(piece)
+
+    worker = asyncio.create_task(synthesizer())
+    buffer = ""
+    voice: str | None = None
+    provider = "any"
+    description: str | None = None
+    speed, silence = 1.0, 0.0
+
+    def take(text: str) -> None:
+        if text.strip():
+            queue.put_nowait(Piece(text, voice, provider, description, speed, silence))
+
+    try:
+        while True:
+            receive = asyncio.ensure_future(ws.receive_text())
+            done, _ = await asyncio.wait({receive, worker}, return_when=asyncio.FIRST_COMPLETED)
+            if worker in done:
+                receive.cancel()
+                worker.result()  # raises what stopped the synthesis
+                raise Closing(INTERNAL, "synthesis stopped")
+            raw = receive.result()
+            try:
+                msg = PublishTts.model_validate(json.loads(raw))
+            except (json.JSONDecodeError, ValidationError) as exc:
+                detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+                raise Closing(POLICY, f"invalid message: {detail}") from None
+            if msg.voice is not None:
+                voice = msg.voice.id if isinstance(msg.voice, VoiceById) else msg.voice.name
+                provider = {"HUME_AI": "builtin", "CUSTOM_VOICE": "custom"}.get(
+                    msg.voice.provider or "", "any")
+            if msg.description is not None:
+                description = msg.description
+            if msg.speed is not None:
+                speed = msg.speed
+            if msg.trailing_silence is not None:
+                silence = msg.trailing_silence
+            if msg.text:
+                buffer += msg.text
+                if len(buffer) > MAX_BUFFER:
+                    raise Closing(POLICY, f"more than {MAX_BUFFER} characters buffered; send "
+                                  "flush")
+                spans = split_sentences(buffer)
+                if len(spans) > 1:  # all but the last sentence are complete: speak them now
+                    cut = spans[-1][0]
+                    take(buffer[:cut])
+                    buffer = buffer[cut:]
+            if msg.flush or msg.close:
+                take(buffer)
+                buffer = ""
+            if msg.close:
+                queue.put_nowait(None)
+                await worker
+                await ws.close(NORMAL)
+                return
+    except WebSocketDisconnect:
+        pass
+    except Closing as exc:
+        with contextlib.suppress(Exception):
+            await ws.close(exc.code, exc.reason)
+    except SynthesisFailed as exc:
+        with contextlib.suppress(Exception):
+            await ws.close(INTERNAL, f"synthesis failed: {exc}")
+    except Exception:
+        log.exception("hume websocket failed")
+        with contextlib.suppress(Exception):
+            await ws.close(INTERNAL, "internal error")
+    finally:
+        if not worker.done():
+            worker.cancel()
+            with contextlib.suppress(BaseException):
+                await worker
