@@ -20,7 +20,6 @@ import pytest
 from orate.config import Settings
 from orate.engines.registry import engine_by_name
 from orate.library.library import Library
-from orate.library.models import Generation
 from orate.speech.design import apply_directions, design_voice
 
 from .conftest import Server, decode, duration, free_port
@@ -316,7 +315,7 @@ def test_retention_prunes_old_and_oversized(tmp_path: Path) -> None:
             now = datetime.now(UTC)
             for n, age in enumerate([40, 20, 1, 0]):
                 gid = f"{n:032x}"
-                lib.generations.record(Generation(
+                lib.generations.record(dict(
                     id=gid, owner="local", dialect="t", model="m", engine="e", voice="v",
                     voice_params=[], text="t", characters=1, speed=1.0, format="mp3",
                     content_type="audio/mpeg", sample_rate=22050, duration=1.0, bytes=1000,

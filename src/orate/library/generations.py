@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from orate.library.blobs import BlobStore
 from orate.library.models import CacheEntry, Generation
@@ -33,10 +33,15 @@ def new_id() -> str:
 
 @dataclass
 class PendingRecord:
-    row: Generation
-    audio: bytes | None  # to store under row.blob_key (None: already stored, or not kept)
+    values: dict[str, Any]  # the row's columns: inserted with a bulk Core insert
+    audio: bytes | None  # to store under the blob key (None: not kept)
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop()
                                        .create_future())
+
+    @property
+    def row(self) -> Generation:
+        """A detached row for readers that arrive before the write (rare: build lazily)."""
+        return Generation(**self.values)
 
 
 class GenerationStore:
@@ -62,9 +67,10 @@ class GenerationStore:
         if waiting:
             await asyncio.gather(*waiting, return_exceptions=True)
 
-    def record(self, row: Generation, audio: bytes | None) -> PendingRecord:
-        rec = PendingRecord(row, audio)
-        self.pending[row.id] = rec
+    def record(self, values: dict[str, Any], audio: bytes | None) -> PendingRecord:
+        """Queue a generation (its column values) and its audio for the writer."""
+        rec = PendingRecord(values, audio)
+        self.pending[values["id"]] = rec
         self._queue.put_nowait(rec)
         return rec
 
@@ -91,10 +97,10 @@ class GenerationStore:
 
     async def _write(self, batch: list[PendingRecord]) -> None:
         try:
-            await asyncio.gather(*(self._put_blob(r.row.blob_key, r.audio)
-                                   for r in batch if r.audio is not None and r.row.blob_key))
+            await asyncio.gather(*(self._put_blob(r.values["blob_key"], r.audio) for r in batch
+                                   if r.audio is not None and r.values.get("blob_key")))
             async with self._sessions() as session, session.begin():
-                session.add_all([r.row for r in batch])
+                await session.execute(insert(Generation), [r.values for r in batch])
         except Exception as exc:  # keep serving; the failure is logged and reported
             log.exception("could not record %d generations", len(batch))
             for r in batch:
@@ -106,7 +112,7 @@ class GenerationStore:
                     r.done.set_result(None)
         finally:
             for r in batch:
-                self.pending.pop(r.row.id, None)
+                self.pending.pop(r.values["id"], None)
                 if r.done.done() and not r.done.cancelled():
                     r.done.exception()  # mark retrieved: failures are already logged
 

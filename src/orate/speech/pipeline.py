@@ -241,12 +241,13 @@ class Pipeline:
             if flight is not None and (not flight.done or flight.succeeded):
                 return Speech(gen_id, plan, "shared",
                               self._recorded(gen_id, plan, flight.subscribe(), "shared"))
+        if key is None:  # nothing to share: stream straight from the engine
+            return Speech(gen_id, plan, "off", self._recorded(gen_id, plan, self.stream(plan),
+                                                              "off"))
         flight = Flight(self.stream(plan), on_finish=self._finished(plan))
-        if key is not None:
-            self._flights[key] = flight
-        status = "miss" if key is not None else "off"
-        return Speech(gen_id, plan, status,
-                      self._recorded(gen_id, plan, flight.subscribe(), status))
+        self._flights[key] = flight
+        return Speech(gen_id, plan, "miss", self._recorded(gen_id, plan, flight.subscribe(),
+                                                           "miss"))
 
     def _finished(self, plan: Plan) -> Callable[[Flight], None]:
         """When a synthesis ends: cache it, and keep the finished flight joinable until the
@@ -287,8 +288,8 @@ class Pipeline:
             self._record(gen_id, plan, seen, status)
 
     def _record(self, gen_id: str, plan: Plan, events: list[SpeechEvent], status: str) -> None:
-        from orate.library.models import Generation
-
+        lib = self.library
+        assert lib is not None
         audio, marks = _recordable(events)
         duration = _duration(events)
         store = plan.context.store and self.settings.store_audio
@@ -296,21 +297,19 @@ class Pipeline:
         if store:
             blob_key = f"audio/{plan.cache_key}" if plan.cache_key else f"audio/{gen_id}"
         hit = status in ("hit", "shared")
-        lib = self.library
-        assert lib is not None
         cost = 0.0 if hit else lib.price(plan.model.id).cost(plan.characters, duration)
         first = plan.voices[0] if plan.voices else VoiceParams()
-        row = Generation(
-            id=gen_id, owner=plan.context.owner, dialect=plan.context.dialect,
-            model=plan.model.id, engine=plan.model.engine, voice=first.label(),
-            voice_params=[asdict(v) for v in plan.voices], text=plan.job.text,
-            characters=plan.characters, speed=plan.job.segments[0].speed,
-            format=plan.format.name, content_type=plan.format.content_type,
-            sample_rate=plan.sample_rate, duration=duration, bytes=len(audio), cost=cost,
-            currency=self.settings.currency, cache_key=plan.cache_key, cache_hit=hit,
-            blob_key=blob_key, meta={"events": marks} if plan.job.timestamps else {},
-            created_at=datetime.now(UTC))
-        lib.generations.record(row, audio if store else None)
+        lib.generations.record({
+            "id": gen_id, "owner": plan.context.owner, "dialect": plan.context.dialect,
+            "model": plan.model.id, "engine": plan.model.engine, "voice": first.label(),
+            "voice_params": [asdict(v) for v in plan.voices], "text": plan.job.text,
+            "characters": plan.characters, "speed": plan.job.segments[0].speed,
+            "format": plan.format.name, "content_type": plan.format.content_type,
+            "sample_rate": plan.sample_rate, "duration": duration, "bytes": len(audio),
+            "cost": cost, "currency": self.settings.currency, "cache_key": plan.cache_key,
+            "cache_hit": hit, "blob_key": blob_key,
+            "meta": {"events": marks} if plan.job.timestamps else {},
+            "created_at": datetime.now(UTC)}, audio if store else None)
 
     def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None]) -> R.RenderStats:
         """Synthesize in this process (the CLI): no pool, same render code."""
