@@ -67,6 +67,8 @@ class Settings(BaseSettings):
         None, description="a folder path, file:///path or s3://bucket/prefix; default: "
         "data_dir/blobs")
     s3_endpoint: str | None = Field(None, description="S3 endpoint URL (MinIO, moto, …)")
+    history: bool = Field(True, description="record every generation (off: nothing is "
+                          "recorded, no audio URLs)")
     store_audio: bool = Field(True, description="keep each generation's audio (callers can "
                               "opt out per request with store=false)")
     retention_days: float | None = Field(30.0, gt=0, description="prune generations older "

@@ -284,7 +284,7 @@ class Pipeline:
         async for event in events:
             seen.append(event)
             yield event
-        if self.library is not None and plan.context.record:
+        if self.library is not None and plan.context.record and self.settings.history:
             self._record(gen_id, plan, seen, status)
 
     def _record(self, gen_id: str, plan: Plan, events: list[SpeechEvent], status: str) -> None:
