@@ -22,57 +22,54 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import http.client
-import json
-import math
 import multiprocessing as mp
 import os
 import platform
 import shlex
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-SHORT_TEXT = "The quick brown fox jumps over the lazy dog at dawn."  # 11 words
-LONG_TEXT = (
-    "Every morning before sunrise, the baker on Willow Street unlocks the back door of her "
-    "small shop and switches on the old ovens. She has kept this routine for thirty years, "
-    "and she still enjoys the quiet hour before the first customers arrive. The dough rested "
-    "overnight in wooden trays, so she shapes the loaves by hand while the radio plays softly "
-    "in the corner. Her grandfather taught her that good bread needs patience more than "
-    "skill, and she repeats this lesson to every apprentice who joins her. By six o'clock the "
-    "windows glow with warm light, and the smell of fresh rolls fills the empty street. "
-    "Delivery drivers stop for coffee, nurses finishing the night shift buy pastries for "
-    "their families, and children on their way to school press their noses against the "
-    "glass. On rainy days the line stretches past the flower shop next door, but nobody seems "
-    "to mind the wait. People talk about the weather, the football scores, and the new bridge "
-    "that the city keeps promising to build. When the shelves are empty in the early "
-    "afternoon, she cleans the counters, writes tomorrow's list, and walks home through the "
-    "park. She says the best part of her job is not the baking itself, but the small "
-    "conversations that fill the shop each day."
+from harness import (
+    API_VOICE,
+    HOST,
+    SPEECH_PATH,
+    TEXTS,
+    WORKERS,
+    BenchmarkError,
+    Cell,
+    HttpClient,
+    Memory,
+    Sample,
+    cpu_snapshot,
+    fmt_cpu_split,
+    fmt_mib,
+    fmt_ms,
+    fmt_num,
+    fmt_ratio,
+    load_cell,
+    loop_factory,
+    progress,
+    running_server,
+    speech_body,
+    tree_memory,
 )
-TEXTS = {"11 words": SHORT_TEXT, "218 words": LONG_TEXT}
+from hume_section import render_hume, run_hume
+from library_section import render_library, run_library
+
+SECTIONS = ("core", "library", "hume")
 FORMATS = ("wav", "mp3")
 CONCURRENCY = (1, 4, 16)
 PEER_CONCURRENCY = 4
-WORKERS = 2
-HOST = "127.0.0.1"
-SPEECH_PATH = "/v1/audio/speech"
-REQUEST_TIMEOUT = 60.0
-
-# "alloy" is en-us with the f2 variant; the raw engine and the peer use the same voice
-API_VOICE = "alloy"
-ENGINE_VOICE, ENGINE_VARIANT = "en-us", "f2"
+ENGINE_VOICE, ENGINE_VARIANT = "en-us", "f2"  # what API_VOICE ("alloy") means
 PEER_ESPEAK = ["espeak-ng", "-v", f"{ENGINE_VOICE}+{ENGINE_VARIANT}", "--stdout"]
 PEER_FFMPEG = {
     "wav": ["ffmpeg", "-loglevel", "error", "-i", "-", "-f", "wav", "-"],
@@ -109,68 +106,6 @@ QUICK = Budget(raw_single=0.6, raw_pair=1.2, server_cell=1.2, peer_sequential=0.
                peer_cell=1.2, share_window=0.8, share_rounds=2, min_requests=5)
 
 
-# -- measurements ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One request: seconds to the whole response and to its first body byte."""
-
-    latency: float
-    ttfb: float
-    nbytes: int
-    ok: bool
-    status: int = 0  # HTTP status or exit code; 0 when the connection failed
-    cache: str = ""  # the server's X-Orate-Cache header: off, miss, hit, shared
-
-
-FAILED = Sample(0.0, 0.0, 0, ok=False)
-
-
-class BenchmarkError(RuntimeError):
-    """The benchmark cannot produce meaningful numbers (server broken, tool failing)."""
-
-
-@dataclass
-class Cell:
-    """Every request of one measured cell and its wall time, for p50 and req/s."""
-
-    samples: list[Sample]
-    elapsed: float
-    #: CPU seconds spent during the cell by the server's main process, its engine
-    #: workers and the load generator, to show where the time of a request goes
-    cpu: tuple[float, float, float] | None = None
-
-    @property
-    def good(self) -> list[Sample]:
-        return [s for s in self.samples if s.ok]
-
-    @property
-    def errors(self) -> int:
-        return len(self.samples) - len(self.good)
-
-    def failures(self) -> str:
-        """The failed requests by status, e.g. "500×12, connection×1"."""
-        counts: dict[str, int] = {}
-        for sample in self.samples:
-            if not sample.ok:
-                key = str(sample.status) if sample.status else "connection"
-                counts[key] = counts.get(key, 0) + 1
-        return ", ".join(f"{k}×{v}" for k, v in sorted(counts.items()))
-
-    @property
-    def p50_latency(self) -> float:
-        return statistics.median(s.latency for s in self.good) if self.good else float("nan")
-
-    @property
-    def p50_ttfb(self) -> float:
-        return statistics.median(s.ttfb for s in self.good) if self.good else float("nan")
-
-    @property
-    def rps(self) -> float:
-        return len(self.good) / self.elapsed if self.elapsed > 0 else float("nan")
-
-
 @dataclass(frozen=True)
 class RawResult:
     """The engine alone for one text: the floor for latency and throughput."""
@@ -179,15 +114,6 @@ class RawResult:
     audio: float  # seconds of audio per request
     audio_per_cpu: float  # audio seconds per CPU second, one process
     pair_rps: float  # requests/s summed over two processes running at once
-
-
-@dataclass(frozen=True)
-class Memory:
-    """Resident memory of the server process tree (main process and its children)."""
-
-    rss_kib: int
-    pss_kib: int | None
-    processes: int
 
 
 @dataclass
@@ -211,12 +137,6 @@ class Results:
 
 
 _t0 = time.perf_counter()
-
-
-def progress(message: str) -> None:
-    """Report progress on stderr so stdout stays a clean, pasteable report."""
-    print(f"[{time.perf_counter() - _t0:5.1f}s] {message}", file=sys.stderr, flush=True)
-
 
 def run_for(seconds: float, min_count: int, step: Callable[[], Any]) -> int:
     """Call ``step`` until ``seconds`` passed and it ran ``min_count`` times."""
@@ -335,248 +255,6 @@ def bench_raw(budget: Budget, pair: RawPair, results: Results) -> None:
                  f"{pair_rps:.1f} req/s in {WORKERS} processes")
 
 
-# -- (b) the server -------------------------------------------------------------------
-
-
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    line = await reader.readline()
-    if not line:
-        raise ConnectionError("the server closed the connection")
-    status = int(line.split()[1])
-    headers: dict[str, str] = {}
-    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers
-
-
-async def _read_exactly(reader: asyncio.StreamReader, size: int) -> AsyncIterator[bytes]:
-    """Yield ``size`` bytes as they arrive (not all at once, so the first byte is timed)."""
-    while size:
-        data = await reader.read(min(size, 1 << 16))
-        if not data:
-            raise ConnectionError("the server closed the connection mid-body")
-        size -= len(data)
-        yield data
-
-
-async def _read_body(reader: asyncio.StreamReader,
-                     headers: dict[str, str]) -> AsyncIterator[bytes]:
-    if "chunked" not in headers.get("transfer-encoding", "").lower():
-        async for data in _read_exactly(reader, int(headers.get("content-length", "0"))):
-            yield data
-        return
-    while True:
-        size = int((await reader.readline()).split(b";")[0], 16)
-        if size == 0:
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                pass  # trailers
-            return
-        async for data in _read_exactly(reader, size):
-            yield data
-        await reader.readexactly(2)
-
-
-class HttpClient:
-    """One keep-alive HTTP/1.1 connection with a hand-written request and chunk parser.
-
-    Why not httpx: its per-request Python overhead is of the order of the 3 ms
-    latency goal, and on two cores the client's CPU is taken from the server.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self._reader is None or self._writer is None or self._writer.is_closing():
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        return self._reader, self._writer
-
-    async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            with contextlib.suppress(OSError):
-                await self._writer.wait_closed()
-        self._reader = self._writer = None
-
-    async def post(self, path: str, body: bytes) -> Sample:
-        """POST and read the whole response; time to first body byte is taken on arrival."""
-        reader, writer = await self.connect()
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
-        start = time.perf_counter()
-        writer.write(head.encode("ascii") + body)
-        status, headers = await _read_head(reader)
-        first: float | None = None
-        nbytes = 0
-        async for data in _read_body(reader, headers):
-            if first is None:
-                first = time.perf_counter()
-            nbytes += len(data)
-        end = time.perf_counter()
-        if headers.get("connection", "").lower() == "close":
-            await self.close()
-        return Sample(end - start, (first or end) - start, nbytes,
-                      status == 200 and nbytes > 0, status, headers.get("x-orate-cache", ""))
-
-    async def safe_post(self, path: str, body: bytes) -> Sample:
-        """A failed request counts as an error and reconnects instead of ending the cell."""
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                return await self.post(path, body)
-        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError, TimeoutError):
-            await self.close()
-            return FAILED
-
-
-def speech_body(text: str, fmt: str) -> bytes:
-    return json.dumps({"model": "tts-1", "voice": API_VOICE, "input": text,
-                       "response_format": fmt}).encode()
-
-
-async def load_cell(port: int, body: bytes, concurrency: int, seconds: float,
-                    min_requests: int) -> Cell:
-    """Closed-loop load: ``concurrency`` connections, each sending its next request
-    as soon as the previous one finished, until the time is up."""
-    clients = [HttpClient(HOST, port) for _ in range(concurrency)]
-    await asyncio.gather(*(c.connect() for c in clients))
-    samples: list[Sample] = []
-    start = time.perf_counter()
-    deadline = start + seconds
-
-    async def drive(client: HttpClient) -> None:
-        while time.perf_counter() < deadline or len(samples) < min_requests:
-            samples.append(await client.safe_post(SPEECH_PATH, body))
-
-    try:
-        await asyncio.gather(*(drive(c) for c in clients))
-        elapsed = time.perf_counter() - start
-    finally:
-        await asyncio.gather(*(c.close() for c in clients))
-    return Cell(samples, elapsed)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection(HOST, port, timeout=1)
-    try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
-
-
-@contextlib.contextmanager
-def running_server(log: IO[bytes], server_env: dict[str, str],
-                   ) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
-    """Start ``orate serve`` and stop it again on every way out, errors included.
-
-    It runs in its own session so the whole tree (workers, resource tracker) can
-    be killed by group id, in an empty directory with only ``server_env`` of the
-    ORATE_* variables, so a stray ``.env`` or environment setting cannot change
-    what is measured, and with its data directory (history, stored audio) in
-    that temporary directory so the run leaves nothing behind.
-    """
-    port = free_port()
-    cwd = tempfile.mkdtemp(prefix="orate-bench-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORATE_")}
-    env.update({"ORATE_DATA_DIR": str(Path(cwd) / "data"), **server_env})
-    cmd = [sys.executable, "-m", "orate.cli", "serve", "--port", str(port),
-           "--workers", str(WORKERS), "--log-level", "warning"]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        while not healthy(port):
-            if proc.poll() is not None:
-                raise BenchmarkError(f"the server exited with code {proc.returncode}")
-            if time.perf_counter() - start > 60:
-                raise BenchmarkError("the server did not answer /healthz within 60 s")
-            time.sleep(0.02)
-        yield proc, port, time.perf_counter() - start
-    finally:
-        stop_server(proc)
-        shutil.rmtree(cwd, ignore_errors=True)
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM for a graceful shutdown, then SIGKILL to the server's process group."""
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=15)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
-                for child in (task / "children").read_text().split()]
-    except OSError:  # kernel without CONFIG_PROC_CHILDREN
-        out = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True,
-                             text=True, check=False).stdout
-        return [int(x) for x in out.split()]
-
-
-def _proc_kib(path: str, key: str) -> int | None:
-    with contextlib.suppress(OSError):
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(key):
-                return int(line.split()[1])
-    return None
-
-
-def _descendants(pid: int) -> list[int]:
-    """``pid`` and every process below it."""
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        todo.extend(_children(p))
-    return pids
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of one process, from /proc/<pid>/stat."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_snapshot(pid: int) -> tuple[float, float, float]:
-    """CPU seconds so far: server main process, its children, this (client) process."""
-    children = sum(_cpu_seconds(p) for p in _descendants(pid)[1:])
-    return _cpu_seconds(pid), children, time.process_time()
-
-
-def tree_memory(pid: int) -> Memory:
-    """RSS summed over the server and all its descendants, read from /proc.
-
-    RSS counts shared library pages once per process; PSS splits them, so the
-    sum of PSS is the fairer total and is shown next to it.
-    """
-    pids = _descendants(pid)
-    rss = sum(_proc_kib(f"/proc/{p}/status", "VmRSS:") or 0 for p in pids)
-    pss_each = [_proc_kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids]
-    pss = None if None in pss_each else sum(x or 0 for x in pss_each)
-    return Memory(rss, pss, len(pids))
-
-
 async def warm_up(port: int) -> None:
     """Every worker renders every text and format once, so no cell pays first-use costs.
 
@@ -646,21 +324,12 @@ def _rates(values: list[float]) -> str:
     return " ".join(f"{v:.1f}" for v in values)
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    """uvloop when installed (uvicorn[standard] brings it): less client CPU per request."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
-
-
 def bench_server(budget: Budget, pair: RawPair, server_env: dict[str, str],
                  results: Results) -> None:
     with tempfile.TemporaryFile() as log:
         try:
             with running_server(log, server_env) as (proc, port, startup), \
-                    asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                    asyncio.Runner(loop_factory=loop_factory()) as runner:
                 results.startup = startup
                 progress(f"server ready in {startup:.2f} s (pid {proc.pid}, port {port})")
                 runner.run(warm_up(port))
@@ -847,7 +516,21 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def machine_facts(quick: bool, server_env: dict[str, str]) -> list[str]:
+def _server_fact(server_env: dict[str, str], sections: list[str]) -> str:
+    client = ("client: hand-written HTTP/1.1 over keep-alive loopback connections in the "
+              f"benchmark process; one voice ({API_VOICE} = {ENGINE_VOICE}+{ENGINE_VARIANT}) "
+              "everywhere")
+    if "core" not in sections:
+        return (f"- servers: `orate serve --workers {WORKERS}`, data dirs in temporary "
+                f"directories, settings given with each section; {client}")
+    others = ("; the library and hume sections start servers of their own, described there"
+              if len(sections) > 1 else "")
+    return (f"- server: `orate serve --workers {WORKERS}` with "
+            + " ".join(f"{k}={v}" for k, v in server_env.items())
+            + f", otherwise defaults (data dir in a temporary directory){others}; {client}")
+
+
+def machine_facts(quick: bool, server_env: dict[str, str], sections: list[str]) -> list[str]:
     import orate
 
     engine, _ = load_engine()
@@ -863,40 +546,9 @@ def machine_facts(quick: bool, server_env: dict[str, str]) -> list[str]:
         f"libespeak-ng {engine.version} (in-process, from espeakng-loader)",
         f"- peer: espeak-ng CLI {_tool_version(['espeak-ng', '--version'], 'text-to-speech:')}"
         f", ffmpeg {_tool_version(['ffmpeg', '-version'], 'version')} (Debian packages)",
-        f"- server: `orate serve --workers {WORKERS}` with "
-        + " ".join(f"{k}={v}" for k, v in server_env.items())
-        + ", otherwise defaults (data dir in a temporary directory); client: hand-written "
-        "HTTP/1.1 over "
-        "keep-alive loopback connections in the benchmark process; one voice "
-        f"({API_VOICE} = {ENGINE_VOICE}+{ENGINE_VARIANT}) everywhere",
+        f"- sections: {', '.join(sections)}",
+        _server_fact(server_env, sections),
     ]
-
-
-def _ms(seconds: float) -> str:
-    if math.isnan(seconds):  # no successful request
-        return "n/a"
-    ms = seconds * 1e3
-    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 100 else f"{ms:.0f}"
-
-
-def _num(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:.1f}" if x < 1000 else f"{x:.0f}"
-
-
-def _ratio(ours: float, theirs: float) -> str:
-    if not theirs or math.isnan(ours) or math.isnan(theirs):
-        return "n/a"
-    return f"{ours / theirs:.2f}×"
-
-
-def _cpu_split(cell: Cell) -> str:
-    if cell.cpu is None or not cell.good:
-        return "n/a"
-    return " / ".join(f"{1e3 * x / len(cell.good):.1f}" for x in cell.cpu)
-
-
-def _mib(kib: int | None) -> str:
-    return "n/a" if kib is None else f"{kib / 1024:.0f}"
 
 
 Row = tuple[str, Callable[[str, str], str]]
@@ -910,21 +562,23 @@ def table_rows(r: Results) -> list[Row]:
 
     rows: list[Row] = [
         ("audio length (s)", lambda t, f: f"{r.raw[t].audio:.2f}"),
-        ("**raw engine** p50 time per request, 1 process (ms)", lambda t, f: _ms(r.raw[t].p50)),
-        ("raw engine audio s per CPU s, 1 process", lambda t, f: _num(r.raw[t].audio_per_cpu)),
-        (f"raw engine req/s, {WORKERS} processes", lambda t, f: _num(r.raw[t].pair_rps)),
-        ("**orate** p50 latency, c=1 (ms)", lambda t, f: _ms(srv(1)(t, f).p50_latency)),
-        ("orate p50 time to first byte, c=1 (ms)", lambda t, f: _ms(srv(1)(t, f).p50_ttfb)),
+        ("**raw engine** p50 time per request, 1 process (ms)", lambda t, f: fmt_ms(r.raw[t].p50)),
+        ("raw engine audio s per CPU s, 1 process", lambda t, f: fmt_num(r.raw[t].audio_per_cpu)),
+        (f"raw engine req/s, {WORKERS} processes", lambda t, f: fmt_num(r.raw[t].pair_rps)),
+        ("**orate** p50 latency, c=1 (ms)", lambda t, f: fmt_ms(srv(1)(t, f).p50_latency)),
+        ("orate p50 time to first byte, c=1 (ms)", lambda t, f: fmt_ms(srv(1)(t, f).p50_ttfb)),
     ]
-    rows += [(f"orate req/s, c={c}", lambda t, f, c=c: _num(srv(c)(t, f).rps))
+    rows += [(f"orate req/s, c={c}", lambda t, f, c=c: fmt_num(srv(c)(t, f).rps))
              for c in CONCURRENCY]
     rows += [
         (f"orate p50 latency, c={CONCURRENCY[-1]} (ms)",
-         lambda t, f: _ms(srv(CONCURRENCY[-1])(t, f).p50_latency)),
+         lambda t, f: fmt_ms(srv(CONCURRENCY[-1])(t, f).p50_latency)),
         ("orate CPU ms per request at c=4: server main / workers / client",
-         lambda t, f: _cpu_split(srv(4)(t, f))),
-        ("orate RSS after this column's load (MiB)", lambda t, f: _mib(r.memory[(t, f)].rss_kib)),
-        ("orate PSS after this column's load (MiB)", lambda t, f: _mib(r.memory[(t, f)].pss_kib)),
+         lambda t, f: fmt_cpu_split(srv(4)(t, f))),
+        ("orate RSS after this column's load (MiB)",
+         lambda t, f: fmt_mib(r.memory[(t, f)].rss_kib)),
+        ("orate PSS after this column's load (MiB)",
+         lambda t, f: fmt_mib(r.memory[(t, f)].pss_kib)),
     ]
     if r.peer_skipped:
         return [*rows, ("**peer** espeak-ng→ffmpeg", lambda t, f: "skipped")]
@@ -933,15 +587,15 @@ def table_rows(r: Results) -> list[Row]:
     return [
         *rows,
         ("**peer** espeak-ng→ffmpeg p50 latency, c=1 (ms)",
-         lambda t, f: _ms(seq[(t, f)].p50_latency)),
-        ("peer p50 time to first byte, c=1 (ms)", lambda t, f: _ms(seq[(t, f)].p50_ttfb)),
-        (f"peer req/s, c={pc}", lambda t, f: _num(conc[(t, f)].rps)),
+         lambda t, f: fmt_ms(seq[(t, f)].p50_latency)),
+        ("peer p50 time to first byte, c=1 (ms)", lambda t, f: fmt_ms(seq[(t, f)].p50_ttfb)),
+        (f"peer req/s, c={pc}", lambda t, f: fmt_num(conc[(t, f)].rps)),
         ("**orate/peer** p50 latency (< 1: orate faster)",
-         lambda t, f: _ratio(srv(1)(t, f).p50_latency, seq[(t, f)].p50_latency)),
+         lambda t, f: fmt_ratio(srv(1)(t, f).p50_latency, seq[(t, f)].p50_latency)),
         ("orate/peer p50 time to first byte",
-         lambda t, f: _ratio(srv(1)(t, f).p50_ttfb, seq[(t, f)].p50_ttfb)),
+         lambda t, f: fmt_ratio(srv(1)(t, f).p50_ttfb, seq[(t, f)].p50_ttfb)),
         (f"orate/peer req/s, c={pc} (> 1: orate more)",
-         lambda t, f: _ratio(srv(pc)(t, f).rps, conc[(t, f)].rps)),
+         lambda t, f: fmt_ratio(srv(pc)(t, f).rps, conc[(t, f)].rps)),
     ]
 
 
@@ -984,18 +638,24 @@ def goal_checks(r: Results) -> list[str]:
     ]
 
 
-def render_report(facts: list[str], r: Results, runtime: float) -> str:
+def render_report(facts: list[str], r: Results, runtime: float, sections: list[str],
+                  more: list[str]) -> str:
+    """The report: facts, the core table and goal checks, the other sections' lines
+    (``more``), notes."""
     memory = ""
     if r.idle_memory is not None:
         m = r.idle_memory
         memory = (f"; {m.processes} processes (main, {WORKERS} workers, resource tracker), "
-                  f"RSS {_mib(m.rss_kib)} MiB / PSS {_mib(m.pss_kib)} MiB idle after warm-up")
-    lines = ["# orate benchmark", "", *facts,
-             f"- server start to /healthz: {r.startup:.2f} s{memory}",
-             f"- during the run: {r.outside_load}", "",
-             *render_table(r), "", "Goal checks:", "", *goal_checks(r), ""]
-    if r.peer_skipped:
-        lines += [r.peer_skipped, ""]
+                  f"RSS {fmt_mib(m.rss_kib)} MiB / PSS {fmt_mib(m.pss_kib)} MiB idle after warm-up")
+    lines = ["# orate benchmark", "", *facts]
+    if "core" in sections:
+        lines.append(f"- server start to /healthz: {r.startup:.2f} s{memory}")
+    lines += [f"- during the run: {r.outside_load}", ""]
+    if "core" in sections:
+        lines += [*render_table(r), "", "Goal checks:", "", *goal_checks(r), ""]
+        if r.peer_skipped:
+            lines += [r.peer_skipped, ""]
+    lines += more
     if r.notes:
         lines += ["Notes:", *(f"- {n}" for n in r.notes), ""]
     lines.append(f"Total runtime {runtime:.0f} s.")
@@ -1041,34 +701,60 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                         type=_env_pair,
-                        help="extra environment for the server, e.g. ORATE_STORE_AUDIO=false "
-                        "or ORATE_CACHE_ENABLED=true (repeatable)")
+                        help="extra environment for every server, e.g. ORATE_STORE_AUDIO=false "
+                        "or ORATE_CACHE_ENABLED=true (repeatable); the library and hume "
+                        "sections override the settings they measure")
     parser.add_argument("--quick", action="store_true",
-                        help="shorter cells (under a minute instead of about 2.5 minutes)")
+                        help="shorter cells (under a minute per section, noisier)")
+    parser.add_argument("--section", type=_sections, default=list(SECTIONS),
+                        metavar=",".join(SECTIONS),
+                        help="which sections to run, comma-separated (default: all): core = "
+                        "the table and goal checks, library = cache hit/miss and history "
+                        "cost, hume = Hume time to first audio")
     return parser.parse_args(argv)
+
+
+def _sections(text: str) -> list[str]:
+    wanted = {s.strip() for s in text.split(",") if s.strip()}
+    unknown = wanted - set(SECTIONS)
+    if unknown or not wanted:
+        raise argparse.ArgumentTypeError(f"sections are {', '.join(SECTIONS)}; got {text!r}")
+    return [s for s in SECTIONS if s in wanted]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     budget = QUICK if args.quick else FULL
+    sections: list[str] = args.section
     assert [len(t.split()) for t in TEXTS.values()] == [11, 218], "texts changed length"
     start = time.perf_counter()
-    server_env = {**SERVER_ENV, **dict(args.server_env)}
-    facts = machine_facts(args.quick, server_env)
+    extra_env = dict(args.server_env)
+    server_env = {**SERVER_ENV, **extra_env}
+    facts = machine_facts(args.quick, server_env, sections)
     results = Results()
+    more: list[str] = []
     clock = CpuClock.now()
     try:
-        with RawPair() as pair:
-            bench_raw(budget, pair, results)
-            bench_server(budget, pair, server_env, results)
-        bench_peer(budget, results)
+        if "core" in sections:
+            with RawPair() as pair:
+                bench_raw(budget, pair, results)
+                bench_server(budget, pair, server_env, results)
+            bench_peer(budget, results)
+        if "library" in sections:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                library = run_library(runner, args.quick, extra_env, results.notes)
+            more += render_library(library, args.quick)
+        if "hume" in sections:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                hume = run_hume(runner, args.quick, extra_env, results.notes)
+            more += render_hume(hume)
     except BenchmarkError as exc:
         print(f"benchmark aborted: {exc}", *results.notes, sep="\n", file=sys.stderr)
         return 1
     runtime = time.perf_counter() - start
     _note_outside_load(results, clock, runtime)
     _note_drift(results)
-    print(render_report(facts, results, runtime))
+    print(render_report(facts, results, runtime, sections, more))
     return 0
 
 

@@ -48,6 +48,7 @@ class Server:
     def __init__(self, tmp: Path, workers: int = 2, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = tmp
         full_env = {**os.environ, "ORATE_DATA_DIR": str(tmp), **(env or {})}
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(

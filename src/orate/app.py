@@ -12,13 +12,14 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
-from orate.api import errors, files, hume, hume_ws, library, openai
+from orate.api import errors, files, hume, hume_ws, library, nanogpt, openai
 from orate.config import Settings
 from orate.engines.catalog import Catalog
 from orate.engines.pool import EnginePool
 from orate.engines.registry import engine_by_name
 from orate.engines.worker import tune_malloc
 from orate.library.library import Library
+from orate.speech.jobs import JobRunner
 from orate.speech.pipeline import Pipeline
 
 log = logging.getLogger("orate")
@@ -49,11 +50,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         library = await Library.open(settings)
         app.state.pool = pool
         app.state.library = library
-        app.state.pipeline = Pipeline(settings, Catalog(), pool, library)
+        pipeline = Pipeline(settings, Catalog(), pool, library)
+        app.state.pipeline = pipeline
+        jobs = JobRunner(settings, pipeline, library)
+        app.state.jobs = jobs
+        jobs.start()
         log.info("orate %s ready: %d engine workers", __version__, settings.workers)
         try:
             yield
         finally:
+            await jobs.close()
             await library.close()
             await pool.close()
 
@@ -68,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(library.router)
     app.include_router(hume.router)
     app.include_router(hume_ws.router)
+    app.include_router(nanogpt.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -294,6 +295,99 @@ def _prompts(path: Path) -> list[dict[str, str]]:
         if not isinstance(row, dict) or not str(row.get("text") or "").strip():
             _fail(f"{path}: entry {n} has no text")
     return rows
+
+
+jobs_app = typer.Typer(help="Asynchronous jobs (nano-gpt's 202 + runId): list, show, wait.",
+                       add_completion=False, no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+def _job_json(job) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {"runId": job.id, "status": job.status, "progress": round(job.progress, 4),
+            "model": job.model, "characters": job.characters, "cost": job.cost,
+            "generation_id": job.generation_id, "error": job.error, "attempts": job.attempts,
+            "created_at": job.created_at.isoformat(),
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+
+
+@jobs_app.command("list")
+def jobs_list(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+              status: Annotated[str | None, typer.Option(help="pending, processing, completed "
+                                                          "or failed")] = None,
+              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The latest jobs, newest first."""
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return [_job_json(j) for j in await lib.jobs.list(None, limit, status)]
+
+    rows = _with_library(work)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"{len(rows)} jobs")
+    for col in ("runId", "status", "progress", "model", "characters", "created"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["runId"]), str(r["status"]), f"{r['progress']:.0%}", str(r["model"]),
+                      str(r["characters"]), str(r["created_at"])[:19])
+    Console().print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(run_id: Annotated[str, typer.Argument(help="the runId")]) -> None:
+    """One job, as JSON."""
+    async def work(lib):  # type: ignore[no-untyped-def]
+        job = await lib.jobs.get(run_id, None)
+        return _job_json(job) if job else None
+
+    found = _with_library(work)
+    if found is None:
+        _fail(f"no job {run_id!r}")
+    print(json.dumps(found, indent=1))
+
+
+@jobs_app.command("wait")
+def jobs_wait(run_id: Annotated[str, typer.Argument(help="the runId")],
+              timeout: Annotated[float, typer.Option(help="seconds to wait")] = 600.0,
+              output: Annotated[Path | None, typer.Option("-o", "--output",
+                                                          help="write the audio here")] = None
+              ) -> None:
+    """Wait for a job (a server must be running it) with a progress bar; optionally save it."""
+    from rich.progress import BarColumn, Progress, TimeElapsedColumn
+
+    from orate.library.library import Library
+
+    async def main() -> dict[str, object]:
+        lib = await Library.open(Settings(), background=False)
+        try:
+            deadline = time.monotonic() + timeout
+            with Progress("[progress.description]{task.description}", BarColumn(),
+                          "{task.percentage:>3.0f}%", TimeElapsedColumn(),
+                          console=err) as progress:
+                task = progress.add_task(run_id[:8], total=1.0)
+                while True:
+                    job = await lib.jobs.get(run_id, None)
+                    if job is None:
+                        _fail(f"no job {run_id!r}")
+                    progress.update(task, completed=job.progress, description=job.status)
+                    if job.status in ("completed", "failed"):
+                        break
+                    if time.monotonic() > deadline:
+                        _fail(f"job {run_id} is still {job.status} after {timeout:g} s")
+                    await asyncio.sleep(0.5)
+            if job.status == "completed" and output is not None and job.generation_id:
+                gen = await lib.generations.get(job.generation_id, None)
+                if gen is not None:
+                    from orate.speech.pipeline import file_bytes
+
+                    output.write_bytes(file_bytes(gen, await lib.generations.audio(gen)))
+            return _job_json(job)
+        finally:
+            await lib.close()
+
+    result = asyncio.run(main())
+    print(json.dumps(result, indent=1))
+    if result["status"] == "failed":
+        raise typer.Exit(1)
 
 
 @cache_app.command("warm")

@@ -38,6 +38,8 @@ DEFAULT_PRICES: dict[str, Price] = {
     "tts-1-hd": Price(per_1k_chars=0.030),
     "gpt-4o-mini-tts": Price(per_1k_chars=0.0006),
     "gpt-4o-mini-tts-2025-12-15": Price(per_1k_chars=0.0006),
+    "Kokoro-82m": Price(per_1k_chars=0.001),
+    "Elevenlabs-Turbo-V2.5": Price(per_1k_chars=0.06),
     "*": Price(),
 }
 
@@ -54,6 +56,13 @@ class Settings(BaseSettings):
     max_input_chars: int = Field(4096, ge=1, description="OpenAI-dialect limit per request")
     max_request_chars: int = Field(25_000, ge=1, description="limit for dialects that take "
                                    "several utterances (Hume: 5,000 each)")
+    max_job_chars: int = Field(200_000, ge=1, description="long-form limit of an async job")
+    async_threshold_chars: int = Field(4096, ge=1, description="nano-gpt: longer texts run "
+                                       "as async jobs")
+    job_workers: int = Field(1, ge=0, le=64, description="jobs run at once (each holds an "
+                             "engine worker while it runs)")
+    job_lease_seconds: float = Field(30.0, gt=0, description="a job whose runner stops "
+                                     "renewing it this long is run again")
     default_model: str = "tts-1"
     default_voice: str = "alloy"
     default_format: str = "mp3"

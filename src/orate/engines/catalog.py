@@ -7,6 +7,8 @@ and ``alloy``); the catalog turns those names into an engine and concrete
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 from orate.engines.base import UnknownVoice, VoiceInfo, VoiceParams
@@ -29,6 +31,37 @@ OPENAI_VOICES: dict[str, VoiceParams] = {
     "cedar": VoiceParams(voice="en-us", variant="m6"),
 }
 
+# ElevenLabs' premade voice names (nano-gpt's Elevenlabs models) → distinct espeak voices
+ELEVENLABS_VOICES: dict[str, VoiceParams] = {
+    name: VoiceParams(voice=voice, variant=variant) for name, voice, variant in (
+        ("rachel", "en-us", "f2"), ("adam", "en-us", "m3"), ("bella", "en-us", "f4"),
+        ("brian", "en-us", "m1"), ("sarah", "en-us", "f5"), ("michael", "en-us", "m5"),
+        ("emily", "en-us", "f1"), ("james", "en-gb", "m2"), ("nicole", "en-us", "f3"),
+        ("antoni", "en-us", "m4"), ("domi", "en-us", "f4"), ("elli", "en-us", "f1"),
+        ("josh", "en-us", "m6"), ("arnold", "en-us", "m7"), ("sam", "en-us", "m2"),
+        ("charlotte", "en-gb", "f3"), ("george", "en-gb", "m3"), ("daniel", "en-gb", "m1"),
+        ("lily", "en-gb", "f2"), ("alice", "en-gb", "f5"))
+}
+# Kokoro's voice names are <language><gender>_<name>: af_bella, bm_george, jf_alpha …
+KOKORO_LANGUAGES = {"a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it",
+                    "j": "ja", "p": "pt-br", "z": "cmn"}
+_KOKORO = re.compile(r"^([abefhijpz])([fm])_([a-z0-9]+)$")
+
+
+def kokoro_voice(name: str) -> VoiceParams | None:
+    """A Kokoro-style name as an espeak voice: its language, and a variant of its gender
+    and a pitch both picked from the name, so af_bella and af_sky stay distinct and
+    stable (five female variants alone would collide)."""
+    m = _KOKORO.match(name.lower())
+    if not m:
+        return None
+    variants = ("f1", "f2", "f3", "f4", "f5") if m.group(2) == "f" else (
+        "m1", "m2", "m3", "m4", "m5", "m6", "m7")
+    digest = hashlib.sha256(m.group(3).encode()).digest()
+    return VoiceParams(voice=KOKORO_LANGUAGES[m.group(1)], variant=variants[digest[0] % len(
+        variants)], pitch=38 + digest[1] % 25)
+
+
 # a fixed date so /v1/models is stable across restarts (the day orate's catalog began)
 CATALOG_CREATED = 1_763_683_200
 
@@ -41,6 +74,7 @@ class Model:
     created: int = CATALOG_CREATED
     owned_by: str = "orate"
     aliases_openai_voices: bool = True
+    asynchronous: bool = False  # nano-gpt style: answers 202 and runs as a job
 
 
 class Catalog:
@@ -59,6 +93,11 @@ class Catalog:
                 Model("espeak-ng", "espeak", espeak),
                 Model("octave-1", "espeak", f"Hume Octave 1-compatible id served by {espeak}"),
                 Model("octave-2", "espeak", f"Hume Octave 2-compatible id served by {espeak}"),
+                Model("Kokoro-82m", "espeak", f"nano-gpt-compatible id served by {espeak} "
+                      "(Kokoro voice names such as af_bella map to espeak voices)"),
+                Model("Elevenlabs-Turbo-V2.5", "espeak", f"nano-gpt-compatible asynchronous "
+                      f"id served by {espeak} (ElevenLabs voice names such as Rachel)",
+                      asynchronous=True),
             )
         }
 
@@ -73,8 +112,14 @@ class Catalog:
         name = voice.strip()
         if not name:
             raise UnknownVoice("voice is empty; name a voice such as 'alloy' or 'en-us'")
-        if model.aliases_openai_voices and name.lower() in OPENAI_VOICES:
-            return engine.check_voice(OPENAI_VOICES[name.lower()])
+        lowered = name.lower()
+        if model.aliases_openai_voices and lowered in OPENAI_VOICES:
+            return engine.check_voice(OPENAI_VOICES[lowered])
+        if lowered in ELEVENLABS_VOICES:
+            return engine.check_voice(ELEVENLABS_VOICES[lowered])
+        kokoro = kokoro_voice(lowered)
+        if kokoro is not None:
+            return engine.check_voice(kokoro)
         return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
 
     def voices(self, model: Model) -> list[VoiceInfo]:

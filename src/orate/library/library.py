@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orate.config import Price, Settings
@@ -17,6 +18,7 @@ from orate.library.blobs import BlobStore
 from orate.library.cache import SpeechCache
 from orate.library.db import make_engine, migrate, sessions
 from orate.library.generations import GenerationStore
+from orate.library.jobs import JobStore
 from orate.library.voices import VoiceLibrary
 
 log = logging.getLogger("orate.library")
@@ -35,6 +37,7 @@ class Library:
                                  memory_bytes=settings.cache_memory_bytes)
         self.cache.on_evict = self.generations.release_blob
         self.voices = VoiceLibrary(self.sessions)
+        self.jobs = JobStore(self.sessions)
         self._pruner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[object]] = set()
 
@@ -80,8 +83,12 @@ class Library:
         return prices.get(model) or prices.get("*") or Price()
 
     async def prune(self) -> int:
-        return await self.generations.prune(self.settings.retention_days,
-                                            self.settings.retention_max_bytes)
+        removed = await self.generations.prune(self.settings.retention_days,
+                                               self.settings.retention_max_bytes)
+        if self.settings.retention_days is not None:
+            cutoff = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
+            removed += await self.jobs.expire(cutoff)
+        return removed
 
     async def _prune_loop(self) -> None:
         while True:

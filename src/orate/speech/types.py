@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orate.audio.formats import AudioFormat
@@ -101,3 +101,23 @@ class Speech:
     plan: Plan
     cache: str  # "hit", "miss" (synthesized now), "shared" (joined a synthesis), "off"
     events: Any  # AsyncIterator[SpeechEvent]
+
+
+def request_to_dict(req: SpeechRequest) -> dict[str, Any]:
+    """A request as JSON-able data, for work that outlives the HTTP call (jobs)."""
+    out = asdict(req)
+    out["timestamps"] = sorted(req.timestamps)
+    return out
+
+
+def request_from_dict(data: dict[str, Any]) -> SpeechRequest:
+    def voice(v: Any) -> str | VoiceParams | None:
+        return VoiceParams(**v) if isinstance(v, dict) else v
+
+    fields = dict(data)
+    fields["utterances"] = [Utterance(**{**u, "voice": voice(u.get("voice"))})
+                            for u in data["utterances"]]
+    fields["timestamps"] = frozenset(data.get("timestamps") or ())
+    cv = data.get("context_voice")
+    fields["context_voice"] = VoiceParams(**cv) if cv else None
+    return SpeechRequest(**fields)

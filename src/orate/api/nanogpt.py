@@ -1,0 +1,173 @@
+"""The nano-gpt ``/api/tts`` dialect (WIRE.md §5, seed 003): sync JSON or audio, or a job.
+
+A request answers synchronously with JSON whose ``audioUrl`` is this server's
+stored file (or with the audio itself when ``Accept`` asks for audio), or,
+for an asynchronous model, ``Prefer: respond-async`` or a long text, with 202
+and a ``runId`` to poll at ``/api/tts/status``. Jobs are durable (library/jobs.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from orate.api.errors import ApiError
+from orate.api.files import library_of
+from orate.api.owners import owner_of
+from orate.api.streaming import audio_bytes, primed
+from orate.audio.formats import FORMATS
+from orate.engines.base import VoiceParams
+from orate.library.jobs import COMPLETED, FAILED, PENDING
+from orate.speech.pipeline import Context, Pipeline, SpeechRequest, Utterance
+from orate.speech.types import request_to_dict
+
+router = APIRouter(tags=["nano-gpt"])
+DEFAULT_MODEL = "Kokoro-82m"
+
+
+class TtsBody(BaseModel):
+    """``POST /api/tts``; unknown fields are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: str
+    model: str | None = None
+    voice: str | None = None
+    speed: float | None = Field(None, ge=0.1, le=5.0)
+    response_format: str | None = None
+    instructions: str | None = Field(None, max_length=1000)
+    stability: float | None = Field(None, ge=0.0, le=1.0)
+    similarity_boost: float | None = Field(None, ge=0.0, le=1.0)
+    style: float | None = Field(None, ge=0.0, le=1.0)
+
+
+def _pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline
+
+
+def _style_voice(params: VoiceParams, body: TtsBody) -> VoiceParams:
+    """ElevenLabs-style controls as prosody: low stability and high style widen the
+    pitch range (more expressive); similarity_boost has no espeak meaning and is
+    only recorded."""
+    if body.stability is None and body.style is None:
+        return params
+    stability = 0.5 if body.stability is None else body.stability
+    style = 0.0 if body.style is None else body.style
+    base = 50 if params.pitch_range is None else params.pitch_range
+    spread = base + (0.5 - stability) * 40 + style * 30
+    return VoiceParams(**{**params.__dict__, "pitch_range": int(min(max(spread, 0), 100))})
+
+
+async def _request(body: TtsBody, request: Request, limit: int) -> tuple[SpeechRequest, Any]:
+    pipeline = _pipeline(request)
+    fmt = body.response_format or "mp3"
+    if fmt not in FORMATS:
+        raise ApiError(400, "invalid_format", f"unsupported response_format {fmt!r}; use one "
+                       f"of {', '.join(FORMATS)}", "response_format")
+    model_id = body.model or DEFAULT_MODEL
+    model = pipeline.catalog.model(model_id)
+    if model is None:
+        raise ApiError(400, "invalid_model", f"unknown model {model_id!r}; models: "
+                       f"{', '.join(pipeline.catalog.models)}", "model")
+    voice: str | VoiceParams = body.voice or pipeline.settings.default_voice
+    if body.stability is not None or body.style is not None:
+        try:
+            resolved, _ = await pipeline.resolve_voice(model, voice, owner_of(request))
+        except ValueError as exc:
+            raise ApiError(400, "invalid_voice", str(exc), "voice") from None
+        voice = _style_voice(resolved, body)
+    req = SpeechRequest(model=model_id, utterances=[Utterance(
+        body.text, voice, body.speed or 1.0, description=body.instructions)], format=fmt,
+        max_chars=limit)
+    return req, model
+
+
+def _is_async(request: Request, body: TtsBody, model: Any, threshold: int) -> bool:
+    prefer = request.headers.get("prefer", "").lower()
+    return model.asynchronous or "respond-async" in prefer or len(body.text) > threshold
+
+
+def _wants_audio(request: Request) -> bool:
+    accept = request.headers.get("accept", "").lower()
+    return any(part.strip().startswith("audio/") for part in accept.split(","))
+
+
+@router.post("/api/tts", summary="Text to speech (nano-gpt)")
+async def tts(body: TtsBody, request: Request) -> Response:
+    pipeline = _pipeline(request)
+    settings = pipeline.settings
+    lib = library_of(request)
+    owner = owner_of(request)
+    if not body.text.strip():
+        raise ApiError(400, "missing_text", "text is required: the words to speak", "text")
+    if len(body.text) > settings.max_job_chars:
+        raise ApiError(413, "text_too_long", f"text is {len(body.text)} characters; this "
+                       f"server's limit is {settings.max_job_chars}", "text")
+    probe_req, model = await _request(body, request, settings.max_job_chars)
+    asynchronous = _is_async(request, body, model, settings.async_threshold_chars)
+    limit = settings.max_job_chars if asynchronous else settings.async_threshold_chars
+    probe_req.max_chars = limit
+    ctx = Context(owner=owner, dialect="nanogpt")
+    plan = await pipeline.plan(probe_req, ctx)  # validates voice, text, format before 202
+    cost = lib.price(model.id).cost(plan.characters, 0.0)
+    if asynchronous:
+        job = await lib.jobs.submit(owner=owner, dialect="nanogpt", model=model.id,
+                                    request=request_to_dict(probe_req),
+                                    characters=plan.characters, cost=cost,
+                                    currency=settings.currency)
+        request.app.state.jobs.notify()
+        return JSONResponse({"status": PENDING, "runId": job.id, "model": model.id,
+                             "charged": True, "cost": cost,
+                             "paymentSource": settings.currency, "isApiRequest": True},
+                            status_code=202)
+    speech = await pipeline.speak(plan)
+    if _wants_audio(request):
+        events = await primed(speech.events)
+        return StreamingResponse(audio_bytes(events), media_type=plan.format.content_type,
+                                 headers={"X-Orate-Generation-Id": speech.id})
+    duration = 0.0
+    async for event in speech.events:
+        if event.kind == "done":
+            duration = float(event.info.get("duration", 0.0))
+    voice = body.voice or (plan.voices[0].label() if plan.voices else "")
+    return JSONResponse({
+        "audioUrl": str(request.url_for("get_file", gen_id=speech.id)),
+        "contentType": plan.format.content_type, "model": model.id, "text": body.text,
+        "voice": voice, "speed": body.speed or 1.0, "duration": round(duration, 4),
+        "cost": lib.price(model.id).cost(plan.characters, duration),
+        "currency": settings.currency})
+
+
+@router.get("/api/tts/status", summary="Poll an asynchronous job (nano-gpt)")
+async def status(request: Request,
+                 run_id: Annotated[str | None, Query(alias="runId")] = None,
+                 model: str | None = None) -> JSONResponse:
+    if not run_id:
+        raise ApiError(400, "missing_run_id", "runId is required: the runId that POST /api/tts "
+                       "returned with its 202", "runId")
+    lib = library_of(request)
+    job = await lib.jobs.get(run_id, owner_of(request))
+    if job is None:
+        raise ApiError(404, "run_not_found", f"no job {run_id!r}: it does not exist, belongs "
+                       "to another key, or expired", "runId")
+    out: dict[str, Any] = {"status": job.status, "runId": job.id, "model": job.model,
+                           "cost": job.cost, "paymentSource": job.currency,
+                           "isApiRequest": True}
+    if job.status == COMPLETED and job.generation_id:
+        gen = await lib.generations.get(job.generation_id, None)
+        out.update({"audioUrl": str(request.url_for("get_file", gen_id=job.generation_id)),
+                    "contentType": gen.content_type if gen else None,
+                    "duration": round(gen.duration, 4) if gen else None,
+                    "currency": job.currency})
+    elif job.status == FAILED:
+        out["error"] = job.error or "the job failed"
+    else:
+        runner = request.app.state.jobs
+        progress = runner.running.get(job.id, job.progress)
+        out["progress"] = round(progress if not math.isnan(progress) else 0.0, 4)
+    return JSONResponse(out)
+

@@ -1,0 +1,125 @@
+"""Durable jobs: accepted work that survives a crash and completes exactly once.
+
+A job row is committed before the caller hears 202, so nothing accepted is
+lost. A runner claims a job by taking its lease (a conditional UPDATE, safe
+with several servers on one PostgreSQL) and renews it while it works. If the
+runner dies, the lease runs out and another runner starts the job afresh.
+Completion is conditional on still holding the lease, so a job can never be
+completed twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+
+from orate.library.models import Job
+
+PENDING, PROCESSING, COMPLETED, FAILED = "pending", "processing", "completed", "failed"
+MAX_ATTEMPTS = 3
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobStore:
+    def __init__(self, sessions: Any) -> None:
+        self._sessions = sessions
+
+    async def submit(self, *, owner: str, dialect: str, model: str, request: dict[str, Any],
+                     characters: int, cost: float, currency: str) -> Job:
+        now = _now()
+        job = Job(id=str(uuid.uuid4()), owner=owner, dialect=dialect, model=model,
+                  status=PENDING, progress=0.0, request=request, characters=characters,
+                  cost=cost, currency=currency, attempts=0, created_at=now, updated_at=now)
+        async with self._sessions() as session, session.begin():
+            session.add(job)
+        return job
+
+    async def get(self, job_id: str, owner: str | None) -> Job | None:
+        async with self._sessions() as session:
+            job = await session.get(Job, job_id)
+        if job is None or (owner is not None and job.owner != owner):
+            return None
+        return job
+
+    async def list(self, owner: str | None, limit: int = 50,
+                   status: str | None = None) -> list[Job]:
+        async with self._sessions() as session:
+            query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+            if owner is not None:
+                query = query.where(Job.owner == owner)
+            if status is not None:
+                query = query.where(Job.status == status)
+            return list((await session.scalars(query)).all())
+
+    async def claim(self, runner: str, lease: float) -> Job | None:
+        """Take the oldest job that is waiting, or whose runner stopped renewing it."""
+        now = _now()
+        claimable = or_(Job.status == PENDING,
+                        and_(Job.status == PROCESSING, Job.lease_until < now))
+        async with self._sessions() as session:
+            candidates = (await session.scalars(
+                select(Job.id).where(claimable).order_by(Job.created_at).limit(8))).all()
+        for job_id in candidates:
+            async with self._sessions() as session, session.begin():
+                taken = await session.execute(
+                    update(Job).where(Job.id == job_id, claimable)
+                    .values(status=PROCESSING, lease_owner=runner,
+                            lease_until=now + timedelta(seconds=lease), progress=0.0,
+                            attempts=Job.attempts + 1, updated_at=now))
+            if taken.rowcount == 1:
+                return await self.get(job_id, None)
+        return None
+
+    async def heartbeat(self, job_id: str, runner: str, lease: float, progress: float) -> bool:
+        """Renew the lease and record progress; False if the job is no longer ours."""
+        now = _now()
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(Job).where(Job.id == job_id, Job.lease_owner == runner,
+                                  Job.status == PROCESSING)
+                .values(lease_until=now + timedelta(seconds=lease),
+                        progress=round(min(max(progress, 0.0), 1.0), 4), updated_at=now))
+        return result.rowcount == 1
+
+    async def complete(self, job_id: str, runner: str, generation_id: str,
+                       cost: float) -> bool:
+        now = _now()
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(Job).where(Job.id == job_id, Job.lease_owner == runner,
+                                  Job.status == PROCESSING)
+                .values(status=COMPLETED, progress=1.0, generation_id=generation_id, cost=cost,
+                        lease_owner=None, lease_until=None, finished_at=now, updated_at=now))
+        return result.rowcount == 1
+
+    async def fail(self, job_id: str, runner: str, error: str, *, retry: bool) -> None:
+        """Record a failure; a job that may succeed on another try goes back to the queue."""
+        now = _now()
+        async with self._sessions() as session, session.begin():
+            job = await session.get(Job, job_id)
+            if job is None or job.lease_owner != runner:
+                return
+            if retry and job.attempts < MAX_ATTEMPTS:
+                job.status, job.lease_owner, job.lease_until = PENDING, None, None
+            else:
+                job.status, job.error, job.finished_at = FAILED, error[:2000], now
+                job.lease_owner, job.lease_until = None, None
+            job.updated_at = now
+
+    async def waiting(self) -> int:
+        async with self._sessions() as session:
+            rows = await session.scalars(select(Job.id).where(Job.status == PENDING))
+            return len(rows.all())
+
+    async def expire(self, before: datetime) -> int:
+        """Forget finished jobs older than ``before`` (retention)."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(delete(Job).where(
+                Job.status.in_((COMPLETED, FAILED)), Job.finished_at < before))
+        return result.rowcount or 0
