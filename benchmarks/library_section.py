@@ -67,8 +67,8 @@ class LibraryBudget:
     history_rounds: int  # windows per server
 
 
-FULL = LibraryBudget(hit_cell=3.0, miss_cell=4.0, long_misses=12, history_window=1.0,
-                     history_rounds=6)
+FULL = LibraryBudget(hit_cell=3.0, miss_cell=4.0, long_misses=12, history_window=1.5,
+                     history_rounds=8)
 QUICK = LibraryBudget(hit_cell=1.0, miss_cell=1.2, long_misses=8, history_window=0.5,
                       history_rounds=3)
 
@@ -270,7 +270,7 @@ def _env(env: dict[str, str]) -> str:
 
 
 def _times(a: float, b: float) -> str:
-    return "n/a" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.3f}×"
+    return "n/a" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.3g}×"
 
 
 def render_library(r: LibraryResults, quick: bool) -> list[str]:

@@ -12,8 +12,14 @@ machine under the same conditions:
 (c) the peer pipeline most TTS servers use: an ``espeak-ng`` subprocess piped
     into an ``ffmpeg`` subprocess per request.
 
+Those three make the "core" section (the table and its goal checks). Two more
+sections follow it, each with servers of its own: "library" (cache hit against
+miss, and what recording a generation in the history costs; library_section.py)
+and "hume" (time to the first audio chunk in Hume's streaming dialect against
+the OpenAI route; hume_section.py). ``--section`` picks some of them.
+
 Progress goes to stderr; the report goes to stdout so it can be pasted as is.
-Run ``python benchmarks/run.py`` (about 2.5 minutes) or add ``--quick`` (under one).
+Run ``python benchmarks/run.py`` (about 4 minutes) or add ``--quick`` (under two).
 """
 
 from __future__ import annotations

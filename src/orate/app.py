@@ -45,12 +45,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tune_malloc()
         engine_by_name("espeak")  # voice tables for validation; synthesis stays in workers
-        pool = EnginePool(settings.workers)
+        catalog = Catalog.from_settings(settings)
+        pool = EnginePool(settings.workers, settings.resolved_models_dir(),
+                          settings.model_idle_seconds)
         await pool.start()
         library = await Library.open(settings)
         app.state.pool = pool
         app.state.library = library
-        pipeline = Pipeline(settings, Catalog(), pool, library)
+        pipeline = Pipeline(settings, catalog, pool, library)
         app.state.pipeline = pipeline
         jobs = JobRunner(settings, pipeline, library)
         app.state.jobs = jobs

@@ -79,7 +79,7 @@ def say(
     if fmt is None:
         _fail(f"cannot tell the format from {output!r}; pass --format "
               f"({', '.join(FORMATS)})")
-    pipeline = Pipeline(settings, Catalog(), pool=None)
+    pipeline = Pipeline(settings, Catalog.from_settings(settings), pool=None)
     request = SpeechRequest(
         model=model or settings.default_model,
         utterances=[Utterance(text, voice or settings.default_voice, speed)], format=fmt,
@@ -133,7 +133,7 @@ def voices(
     from orate.engines.catalog import OPENAI_VOICES, Catalog
 
     settings = Settings()
-    catalog = Catalog()
+    catalog = Catalog.from_settings(settings)
     found = catalog.model(model or settings.default_model)
     if found is None:
         _fail(f"unknown model {model!r}; models: {', '.join(catalog.models)}")
@@ -411,10 +411,11 @@ def cache_warm(
     rows = _prompts(file)
 
     async def main() -> tuple[int, int, list[str]]:
-        pool = EnginePool(settings.workers)
+        pool = EnginePool(settings.workers, settings.resolved_models_dir(),
+                          settings.model_idle_seconds)
         await pool.start()
         lib = await Library.open(settings, background=False)
-        pipeline = Pipeline(settings, Catalog(), pool, lib)
+        pipeline = Pipeline(settings, Catalog.from_settings(settings), pool, lib)
         rendered = skipped = 0
         failures: list[str] = []
         limit = asyncio.Semaphore(settings.workers * 2)

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     mp3_bitrate: int = Field(48_000, ge=8_000, le=320_000)
     log_level: str = "info"
 
+    models_dir: Path | None = Field(None, description="neural voices (Piper, Kokoro); "
+                                    "default: data_dir/models")
+    model_idle_seconds: float = Field(300.0, gt=0, description="unload a model unused "
+                                      "this long")
+
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
     # library: where state lives (see library/)
     database_url: str | None = Field(
         None, description="sqlite:///path or postgresql://…; default: SQLite in data_dir")

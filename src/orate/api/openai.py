@@ -134,25 +134,33 @@ async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse
                              headers=headers)
 
 
-def _model_json(model: Any) -> dict[str, Any]:
+def _model_json(model: Any, pipeline: Pipeline) -> dict[str, Any]:
+    settings = pipeline.settings
+    price = settings.prices.get(model.id) or settings.prices.get("*")
     return {"id": model.id, "object": "model", "created": model.created,
-            "owned_by": model.owned_by, "engine": model.engine, "description": model.description}
+            "owned_by": model.owned_by, "description": model.description,
+            **pipeline.catalog.describe(model),
+            "price": {"per_1k_chars": price.per_1k_chars if price else 0.0,
+                      "per_second": price.per_second if price else 0.0,
+                      "currency": settings.currency}}
 
 
 @router.get("/v1/models", summary="List models (OpenAI)")
 @router.get("/models", include_in_schema=False)
 async def list_models(request: Request) -> JSONResponse:
-    models = _pipeline(request).catalog.models.values()
-    return JSONResponse({"object": "list", "data": [_model_json(m) for m in models]})
+    pipeline = _pipeline(request)
+    return JSONResponse({"object": "list", "data": [_model_json(m, pipeline)
+                                                    for m in pipeline.catalog.models.values()]})
 
 
 @router.get("/v1/models/{model_id}", summary="Retrieve a model (OpenAI)")
 @router.get("/models/{model_id}", include_in_schema=False)
 async def get_model(model_id: str, request: Request) -> JSONResponse:
-    model = _pipeline(request).catalog.model(model_id)
+    pipeline = _pipeline(request)
+    model = pipeline.catalog.model(model_id)
     if model is None:
         raise ApiError(404, "no_provider", f"no provider serves the model {model_id!r}", "model")
-    return JSONResponse(_model_json(model))
+    return JSONResponse(_model_json(model, pipeline))
 
 
 @router.get("/v1/audio/voices", summary="List a model's voices (inference.club extension)")

@@ -11,6 +11,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from orate.config import Settings
+from orate.engines import registry
 from orate.engines.base import UnknownVoice, VoiceInfo, VoiceParams
 from orate.engines.registry import engine_by_name
 
@@ -80,6 +82,18 @@ class Model:
 class Catalog:
     """Models served by this process, and name → voice resolution per model."""
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Catalog:
+        """The built-in models plus every model in the store (registered in this process)."""
+        found = registry.configure(settings.resolved_models_dir(), settings.model_idle_seconds)
+        catalog = cls()
+        for local in found:
+            kind = "Piper voice" if local.kind == "piper" else "Kokoro model"
+            catalog.models[local.id] = Model(local.id, local.id, f"{kind} from the model "
+                                             f"store ({local.files[0].name})",
+                                             aliases_openai_voices=False)
+        return catalog
+
     def __init__(self) -> None:
         espeak = "espeak-ng 1.52 (embedded): 100+ languages, no model download"
         self.models: dict[str, Model] = {
@@ -104,6 +118,16 @@ class Catalog:
     def model(self, model_id: str) -> Model | None:
         return self.models.get(model_id)
 
+    def describe(self, model: Model) -> dict[str, object]:
+        """Engine facts about a model for catalogs (loads no weights)."""
+        engine = engine_by_name(model.engine)
+        voices = engine.voices()
+        languages = sorted({lang for v in voices for lang in (v.languages or (v.language,))})
+        return {"engine": model.engine, "engine_version": engine.version,
+                "languages": languages, "voice_count": len(voices),
+                "sample_rate": engine.sample_rate,
+                "mode": "async" if model.asynchronous else "sync"}
+
     def resolve_voice(self, model: Model, voice: str | VoiceParams) -> VoiceParams:
         """A model's voice by name (OpenAI alias, engine voice, ``voice+variant``) or params."""
         engine = engine_by_name(model.engine)
@@ -112,6 +136,14 @@ class Catalog:
         name = voice.strip()
         if not name:
             raise UnknownVoice("voice is empty; name a voice such as 'alloy' or 'en-us'")
+        if model.engine != "espeak":
+            try:
+                return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
+            except UnknownVoice:
+                alias = getattr(engine, "alias", lambda _: None)(name)
+                if alias is None:
+                    raise
+                return engine.check_voice(alias)
         lowered = name.lower()
         if model.aliases_openai_voices and lowered in OPENAI_VOICES:
             return engine.check_voice(OPENAI_VOICES[lowered])

@@ -34,6 +34,7 @@ _ENDPAUSE = 0x1000
 _RATE, _VOLUME, _PITCH, _RANGE = 1, 2, 3, 4
 _EV_LIST_TERMINATED, _EV_WORD, _EV_PHONEME = 0, 1, 7
 _POS_CHARACTER = 1
+_PHONEMES_IPA = 0x02
 
 DEFAULT_WPM = 175
 MIN_WPM = 80  # espeak clamps slower rates silently
@@ -115,6 +116,8 @@ class EspeakEngine:
                                      C.c_uint, C.c_void_p, C.c_void_p]
         lib.espeak_Info.restype = C.c_char_p
         lib.espeak_Info.argtypes = [C.c_void_p]
+        lib.espeak_TextToPhonemes.restype = C.c_char_p
+        lib.espeak_TextToPhonemes.argtypes = [C.POINTER(C.c_char_p), C.c_int, C.c_int]
         data = espeakng_loader.get_data_path().encode()
         with _lock:
             rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, BUFFER_MS, data,
@@ -280,6 +283,34 @@ class EspeakEngine:
             finally:
                 self._sink, self._result = None, None
         return result
+
+
+def _phonemize_locked(engine: EspeakEngine, text: str, voice: str) -> list[str]:
+    lib = engine._lib
+    ident = engine._voice_table[voice][1].encode()
+    if lib.espeak_SetVoiceByName(ident) != 0:
+        raise UnknownVoice(f"espeak could not load voice {voice!r} for phonemes")
+    engine._current = None  # synthesis must set its own voice again
+    data = C.c_char_p(text.encode("utf-8", "replace"))
+    pointer = C.pointer(data)
+    clauses: list[str] = []
+    while data.value:
+        out = lib.espeak_TextToPhonemes(pointer, _CHARS_UTF8, _PHONEMES_IPA)
+        if out:
+            clauses.append(out.decode("utf-8", "replace").strip())
+    return [c for c in clauses if c]
+
+
+def phonemize(text: str, voice: str) -> list[str]:
+    """IPA phonemes of ``text`` as espeak-ng reads it in ``voice``, one string per clause.
+
+    This is the front end of Piper and Kokoro (both trained on espeak-ng IPA); it
+    takes the same process-wide lock as synthesis, since it is the same library.
+    """
+    engine = get_engine()
+    check = engine.check_voice(VoiceParams(voice=voice))
+    with _lock:
+        return _phonemize_locked(engine, text, check.voice)
 
 
 def get_engine() -> EspeakEngine:

@@ -21,6 +21,7 @@ import multiprocessing as mp
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from orate.engines.worker import END, HEADER, READY, worker_main
@@ -103,8 +104,10 @@ class _Reader(asyncio.Protocol):
 class EnginePool:
     """``size`` worker processes; ``submit`` runs a render job on the next free one."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, models_dir: Path | None = None, idle: float = 300.0) -> None:
         self.size = size
+        self._models_dir = str(models_dir) if models_dir else None
+        self._model_idle = idle
         self._ctx = mp.get_context("spawn")
         self._ids = itertools.count(1)
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
@@ -125,7 +128,9 @@ class EnginePool:
         jobs_r, jobs_w = self._ctx.Pipe(duplex=False)
         out_r, out_w = self._ctx.Pipe(duplex=False)
         cancel = self._ctx.RawValue("I", 0)
-        process = self._ctx.Process(target=worker_main, args=(jobs_r, out_w, cancel, index),
+        process = self._ctx.Process(target=worker_main,
+                                    args=(jobs_r, out_w, cancel, index, self._models_dir,
+                                          self._model_idle),
                                     name=f"orate-engine-{index}", daemon=True)
         await asyncio.to_thread(process.start)
         jobs_r.close()

@@ -1,21 +1,44 @@
 """Engines by name, created once per process on first use.
 
 Engine modules import heavy libraries (ctypes bindings, onnxruntime), so the
-registry imports them lazily: a process that never uses an engine never loads it.
+registry imports them lazily: a process that never uses an engine never loads
+it. ``configure`` tells each process (the server and every worker) where the
+model store is.
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from orate.engines.base import Engine
+from orate.engines.models import LocalModel, build, scan
 
 _engines: dict[str, Engine] = {}
+_models: dict[str, LocalModel] = {}
+_idle = 300.0
 _lock = threading.Lock()
 
 
 class UnknownEngine(KeyError):
     pass
+
+
+def configure(models_dir: Path | None, idle: float = 300.0) -> list[LocalModel]:
+    """Register the models found in ``models_dir`` (call again after a pull or rm)."""
+    global _idle
+    found = scan(models_dir)
+    with _lock:
+        _idle = idle
+        _models.clear()
+        _models.update({m.id: m for m in found})
+        for name in [n for n in _engines if n != "espeak" and n not in _models]:
+            del _engines[name]
+    return found
+
+
+def models() -> list[LocalModel]:
+    return list(_models.values())
 
 
 def engine_by_name(name: str) -> Engine:
@@ -28,6 +51,16 @@ def engine_by_name(name: str) -> Engine:
                 from orate.engines.espeak import get_engine
 
                 _engines[name] = get_engine()
+            elif name in _models:
+                _engines[name] = build(_models[name], _idle)
             else:
                 raise UnknownEngine(name)
         return _engines[name]
+
+
+def sweep() -> None:
+    """Unload neural sessions idle past their time (engines keep their metadata)."""
+    for engine in list(_engines.values()):
+        session = getattr(engine, "session", None)
+        if session is not None:
+            session.sweep()

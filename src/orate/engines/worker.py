@@ -13,8 +13,10 @@ import os
 import struct
 import sys
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
+from orate.engines import registry
 from orate.engines.registry import engine_by_name
 from orate.speech.render import AUDIO, ERROR, RenderJob, render
 
@@ -22,6 +24,7 @@ HEADER = struct.Struct("<IIB")
 READY = 6  # a worker's first frame, job id 0: it has loaded its engines
 END = 7  # the last frame of every job, after DONE or ERROR or a cancel
 READY_JOB = 0
+SWEEP_EVERY = 30.0  # seconds of idleness between checks for models to unload
 
 
 def tune_malloc() -> None:
@@ -51,10 +54,12 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[n:]
 
 
-def worker_main(jobs: Connection, out: Connection, cancel: Any, index: int) -> None:
+def worker_main(jobs: Connection, out: Connection, cancel: Any, index: int,
+                models_dir: str | None = None, idle: float = 300.0) -> None:
     """Entry point of a worker process (spawned, so it imports only what it needs)."""
     tune_malloc()
     fd = out.fileno()
+    registry.configure(Path(models_dir) if models_dir else None, idle)
     engine_by_name("espeak")  # load before announcing readiness: first request stays fast
 
     def send(job_id: int, kind: int, payload: Any) -> None:
@@ -69,6 +74,8 @@ def worker_main(jobs: Connection, out: Connection, cancel: Any, index: int) -> N
     send(READY_JOB, READY, {"pid": os.getpid(), "index": index})
     while True:
         try:
+            while not jobs.poll(SWEEP_EVERY):
+                registry.sweep()  # idle: unload neural models nobody has used for a while
             job_id, job = jobs.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return

@@ -1,0 +1,143 @@
+"""Kokoro (the ``kokoro-onnx`` format: ``NAME.onnx`` + ``NAME.voices.bin``) on onnxruntime.
+
+The voices file holds one style tensor per voice (rows indexed by token
+count); a voice name's prefix gives its language (``af_`` American English,
+``bf_`` British, ``jf_`` Japanese …), which picks the espeak-ng phonemizer.
+Voices blend by name: ``af_bella+af_sky`` averages the two styles and
+``af_bella(2)+af_sky(1)`` weighs them. The phoneme vocabulary comes from
+``NAME.config.json`` beside the model, else from the ``kokoro-onnx`` package.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orate.engines.base import (
+    Sink,
+    SynthesisResult,
+    UnknownVoice,
+    VoiceInfo,
+    VoiceParams,
+)
+from orate.engines.espeak import phonemize
+from orate.engines.onnx_base import LazySession, push, symbol_events, to_pcm
+
+SAMPLE_RATE = 24000
+MAX_TOKENS = 510
+LANGUAGES = {"a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it",
+             "j": "ja", "p": "pt-br", "z": "cmn"}
+GENDERS = {"f": "female", "m": "male"}
+# OpenAI's voice names → Kokoro voices of the same name or character
+OPENAI_TO_KOKORO = {"alloy": "af_alloy", "ash": "am_adam", "ballad": "bm_fable",
+                    "coral": "af_heart", "echo": "am_echo", "fable": "bm_fable",
+                    "onyx": "am_onyx", "nova": "af_nova", "sage": "af_sarah",
+                    "shimmer": "af_sky", "verse": "am_michael", "marin": "bf_emma",
+                    "cedar": "am_eric"}
+_PART = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
+
+
+def load_vocab(config: Path | None) -> dict[str, int]:
+    if config is not None and config.exists():
+        return json.loads(config.read_text(encoding="utf-8"))["vocab"]
+    try:
+        text = resources.files("kokoro_onnx").joinpath("config.json").read_text("utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        raise FileNotFoundError(
+            "a Kokoro model needs its phoneme vocabulary: put NAME.config.json (with a "
+            "'vocab' object) beside NAME.onnx, or pip install kokoro-onnx") from None
+    return json.loads(text)["vocab"]
+
+
+def parse_blend(name: str) -> list[tuple[str, float]]:
+    """``af_bella(2)+af_sky(1)`` → [("af_bella", 2.0), ("af_sky", 1.0)]."""
+    parts = []
+    for piece in name.split("+"):
+        m = _PART.match(piece)
+        if not m:
+            raise UnknownVoice(f"cannot read the voice {name!r}; blend voices as "
+                               "af_bella+af_sky or af_bella(2)+af_sky(1)")
+        weight = float(m.group(2)) if m.group(2) else 1.0
+        if weight <= 0:
+            raise UnknownVoice(f"voice weights must be positive in {name!r}")
+        parts.append((m.group(1), weight))
+    return parts
+
+
+class KokoroEngine:
+    """One Kokoro model with its voices; ``name`` is ``kokoro`` or ``kokoro:NAME``."""
+
+    def __init__(self, model: Path, voices: Path, config: Path | None = None, *,
+                 name: str = "kokoro", idle: float = 300.0) -> None:
+        self.name = name
+        self.model_path = model
+        self.vocab = load_vocab(config)
+        with np.load(voices) as bundle:
+            self.styles: dict[str, np.ndarray] = {k: np.asarray(bundle[k], dtype=np.float32)
+                                                  for k in bundle.files}
+        self.version = f"kokoro/{model.stat().st_size}"
+        self.sample_rate = SAMPLE_RATE
+        self.speed_range = (0.5, 2.0)
+        self.session = LazySession(model, idle)
+
+    def voices(self) -> list[VoiceInfo]:
+        out = []
+        for vid in sorted(self.styles):
+            lang = LANGUAGES.get(vid[:1], "en-us")
+            gender = GENDERS.get(vid[1:2], "neutral")
+            out.append(VoiceInfo(id=vid, name=vid, engine=self.name, language=lang,
+                                 languages=(lang,), gender=gender,  # type: ignore[arg-type]
+                                 description=f"Kokoro {vid}"))
+        return out
+
+    def alias(self, name: str) -> VoiceParams | None:
+        mapped = OPENAI_TO_KOKORO.get(name.lower())
+        return VoiceParams(engine=self.name, voice=mapped) if mapped in self.styles else None
+
+    def check_voice(self, params: VoiceParams) -> VoiceParams:
+        parts = parse_blend(params.voice)
+        missing = [n for n, _ in parts if n not in self.styles]
+        if missing:
+            raise UnknownVoice(f"{self.name} has no voice {missing[0]!r}; it has "
+                               f"{', '.join(sorted(self.styles)[:12])}…")
+        canon = "+".join(n if w == 1.0 else f"{n}({w:g})" for n, w in parts)
+        return VoiceParams(engine=self.name, voice=canon, rate=params.rate)
+
+    def style(self, voice: str, tokens: int) -> np.ndarray:
+        """The style row for ``tokens`` tokens, blended over the named voices."""
+        parts = parse_blend(voice)
+        total = sum(w for _, w in parts)
+        mix = sum(self.styles[n] * (w / total) for n, w in parts)
+        rows = np.asarray(mix)
+        row = rows[min(max(tokens, 1), len(rows)) - 1] if rows.ndim >= 2 else rows
+        return np.asarray(row, dtype=np.float32).reshape(1, -1)
+
+    def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
+                   *, ssml: bool = False) -> SynthesisResult:
+        lang = LANGUAGES.get(parse_blend(params.voice)[0][0][:1], "en-us")
+        phonemes = " ".join(phonemize(text, lang))
+        kept = [ch for ch in phonemes if ch in self.vocab][:MAX_TOKENS]
+        if not kept:
+            return SynthesisResult()
+        tokens = [self.vocab[ch] for ch in kept]
+        session = self.session.get()
+        inputs = {i.name: i for i in session.get_inputs()}
+        token_input = "input_ids" if "input_ids" in inputs else "tokens"
+        speed_type = inputs["speed"].type if "speed" in inputs else "tensor(float)"
+        feeds: dict[str, Any] = {
+            token_input: np.array([[0, *tokens, 0]], dtype=np.int64),
+            "style": self.style(params.voice, len(tokens)),
+            "speed": np.array([speed * params.rate], dtype=np.int32 if "int" in speed_type
+                              else np.float32),
+        }
+        outputs = session.run(None, feeds)
+        pcm = to_pcm(outputs[0])
+        symbols = ["", *kept, ""]  # the pads around the tokens carry time but no phoneme
+        events = symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate) \
+            if len(outputs) > 1 else []
+        return push(pcm, events, self.sample_rate, sink)

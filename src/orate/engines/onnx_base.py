@@ -1,0 +1,141 @@
+"""What the ONNX engines (Piper, Kokoro) share: sessions, idle unloading, and events.
+
+A neural model renders a whole sentence per run, not in callbacks like
+espeak, so the engine pushes the sentence's audio to the sink in 60 ms
+chunks with the word and phoneme events that fall in each. Where the model
+outputs per-symbol durations, those become the timestamps; the frame length
+is taken from the output itself (audio samples / total frames), so it needs
+no per-model constant.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orate.engines.base import EngineEvent, Sink, SynthesisResult
+
+CHUNK_SECONDS = 0.06
+
+
+def providers() -> list[str]:
+    """CUDA first when onnxruntime-gpu sees a GPU; always the CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class LazySession:
+    """An onnxruntime session loaded on first use and dropped after ``idle`` seconds."""
+
+    def __init__(self, path: Path, idle: float) -> None:
+        self.path = path
+        self.idle = idle
+        self._session: Any = None
+        self._used = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._session is None:
+                import onnxruntime as ort
+
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = 1  # parallelism comes from worker processes
+                options.inter_op_num_threads = 1
+                self._session = ort.InferenceSession(str(self.path), options,
+                                                     providers=providers())
+            self._used = time.monotonic()
+            return self._session
+
+    def sweep(self) -> bool:
+        """Unload if idle; True when it did."""
+        with self._lock:
+            if self._session is not None and time.monotonic() - self._used > self.idle:
+                self._session = None
+                return True
+        return False
+
+    @property
+    def loaded(self) -> bool:
+        return self._session is not None
+
+
+def to_pcm(audio: np.ndarray) -> np.ndarray:
+    return (np.clip(np.asarray(audio, dtype=np.float32).ravel(), -1.0, 1.0) * 32767).astype(
+        np.int16)
+
+
+def word_positions(text: str, words: int) -> list[tuple[int, int]]:
+    """Start and length in ``text`` of the ``words`` phoneme-words the model spoke.
+
+    espeak's IPA keeps one space-separated group per word, but may fold short
+    words into a neighbour; when the counts differ, groups are spread evenly
+    over the text's words so every event still points at a real word.
+    """
+    from orate.speech.text import Tokens
+
+    spans = [(s, e) for s, e in Tokens.of(text).spans
+             if any(ch.isalnum() for ch in text[s:e])]
+    if not spans or not words:
+        return []
+    if len(spans) != words:
+        spans = [spans[min(len(spans) - 1, k * len(spans) // words)] for k in range(words)]
+    return [(s, e - s) for s, e in spans]
+
+
+def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
+                  samples: int, rate: int) -> list[EngineEvent]:
+    """Word and phoneme events from per-symbol durations (symbols: one per duration).
+
+    A word starts at the first symbol after a space; spaces and pads carry time
+    but no phoneme.
+    """
+    durations = np.asarray(durations, dtype=np.float64).ravel()[:len(symbols)]
+    total = float(durations.sum())
+    if total <= 0:
+        return []
+    ms_per_frame = samples / total / rate * 1000
+    starts = np.concatenate([[0.0], np.cumsum(durations)[:-1]]) * ms_per_frame
+    n_words = sum(1 for i, s in enumerate(symbols)
+                  if s.strip() and (i == 0 or not symbols[i - 1].strip()))
+    positions = word_positions(text, n_words)
+    events: list[EngineEvent] = []
+    word = -1
+    for i, sym in enumerate(symbols):
+        if not sym.strip():
+            continue
+        if i == 0 or not symbols[i - 1].strip():
+            word += 1
+            if word < len(positions):
+                pos, length = positions[word]
+                events.append(EngineEvent("word", pos, length, float(starts[i])))
+        pos = positions[word][0] if 0 <= word < len(positions) else 0
+        events.append(EngineEvent("phoneme", pos, 0, float(starts[i]), sym))
+    return events
+
+
+def push(pcm: np.ndarray, events: list[EngineEvent], rate: int, sink: Sink) -> SynthesisResult:
+    """Feed a rendered sentence to the sink in 60 ms chunks, each with its events."""
+    result = SynthesisResult()
+    step = max(1, int(rate * CHUNK_SECONDS))
+    events = sorted(events, key=lambda e: e.time_ms)
+    k = 0
+    for start in range(0, max(len(pcm), 1), step):
+        chunk = pcm[start:start + step]
+        end_ms = (start + len(chunk)) * 1000 / rate
+        batch = []
+        while k < len(events) and (events[k].time_ms < end_ms or start + step >= len(pcm)):
+            batch.append(events[k])
+            k += 1
+        result.samples += len(chunk)
+        if not sink(chunk, batch):
+            result.stopped = True
+            break
+    return result

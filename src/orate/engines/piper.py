@@ -1,0 +1,117 @@
+"""Piper voices (the ``piper-tts`` format: ``NAME.onnx`` + ``NAME.onnx.json``) on onnxruntime.
+
+The config gives the sample rate, the phoneme → id map, the inference scales
+and the speakers; espeak-ng (already in process) turns text into the IPA the
+voice was trained on. Speed is Piper's ``length_scale``; a multi-speaker
+voice offers one voice per speaker. If the export also outputs per-phoneme
+durations, they become phoneme and word timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orate.engines.base import (
+    Sink,
+    SynthesisResult,
+    UnknownVoice,
+    VoiceInfo,
+    VoiceParams,
+)
+from orate.engines.espeak import phonemize
+from orate.engines.onnx_base import LazySession, push, symbol_events, to_pcm
+
+BOS, EOS, PAD = "^", "$", "_"
+DEFAULT_VOICE = "default"
+
+
+class PiperEngine:
+    """One Piper voice file; ``name`` is ``piper:NAME``."""
+
+    def __init__(self, model: Path, config: Path, *, idle: float = 300.0) -> None:
+        self.model_path = model
+        cfg = json.loads(config.read_text(encoding="utf-8"))
+        self.config = cfg
+        stem = model.name.removesuffix(".onnx")
+        self.name = f"piper:{stem}"
+        self.version = f"piper/{cfg.get('piper_version') or cfg.get('dataset') or stem}"
+        self.sample_rate: int = int(cfg.get("audio", {}).get("sample_rate", 22050))
+        inference = cfg.get("inference", {})
+        self.noise_scale = float(inference.get("noise_scale", 0.667))
+        self.length_scale = float(inference.get("length_scale", 1.0))
+        self.noise_w = float(inference.get("noise_w", 0.8))
+        self.id_map: dict[str, list[int]] = cfg["phoneme_id_map"]
+        self.espeak_voice = (cfg.get("espeak", {}).get("voice") or "en-us").lower()
+        self.language = cfg.get("language", {}).get("code") or self.espeak_voice
+        speakers = cfg.get("speaker_id_map") or {}
+        self.speakers: dict[str, int] = {str(k): int(v) for k, v in speakers.items()}
+        self.multi_speaker = int(cfg.get("num_speakers", 1)) > 1
+        self.speed_range = (0.25, 4.0)
+        self.session = LazySession(model, idle)
+
+    def voices(self) -> list[VoiceInfo]:
+        names = sorted(self.speakers, key=self.speakers.get) if self.multi_speaker \
+            else [DEFAULT_VOICE]
+        return [VoiceInfo(id=n, name=n, engine=self.name, language=self.language,
+                          languages=(self.language,), description=f"Piper {self.name} {n}")
+                for n in names]
+
+    def alias(self, name: str) -> VoiceParams | None:
+        """Names from other vocabularies (OpenAI's alloy…) pick this voice's first speaker."""
+        return VoiceParams(engine=self.name, voice=self.voices()[0].id)
+
+    def check_voice(self, params: VoiceParams) -> VoiceParams:
+        voice = params.voice.strip()
+        known = {v.id for v in self.voices()}
+        if voice not in known:
+            raise UnknownVoice(f"{self.name} has no voice {voice!r}; it has "
+                               f"{', '.join(sorted(known)[:20])}")
+        return VoiceParams(engine=self.name, voice=voice, rate=params.rate)
+
+    def _ids(self, phonemes: str) -> tuple[list[int], list[str]]:
+        """Phoneme ids with Piper's padding, and the symbol each id stands for."""
+        ids: list[int] = []
+        symbols: list[str] = []
+
+        def add(symbol: str) -> None:
+            for i in self.id_map.get(symbol, []):
+                ids.append(i)
+                symbols.append(symbol if symbol not in (BOS, EOS, PAD) else "")
+
+        add(BOS)
+        add(PAD)
+        for ch in phonemes:
+            if ch in self.id_map:
+                add(ch)
+                add(PAD)
+        add(EOS)
+        return ids, symbols
+
+    def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
+                   *, ssml: bool = False) -> SynthesisResult:
+        phonemes = " ".join(phonemize(text, self.espeak_voice))
+        ending = text.rstrip()[-1:] if text.rstrip()[-1:] in ".?!," else ""
+        if ending and ending in self.id_map:
+            phonemes += ending
+        ids, symbols = self._ids(phonemes)
+        if len(ids) <= 3:
+            return SynthesisResult()
+        session = self.session.get()
+        names = {i.name for i in session.get_inputs()}
+        feeds: dict[str, Any] = {
+            "input": np.array([ids], dtype=np.int64),
+            "input_lengths": np.array([len(ids)], dtype=np.int64),
+            "scales": np.array([self.noise_scale, self.length_scale / (speed * params.rate),
+                                self.noise_w], dtype=np.float32),
+        }
+        if "sid" in names:
+            feeds["sid"] = np.array([self.speakers.get(params.voice, 0)], dtype=np.int64)
+        outputs = session.run(None, feeds)
+        pcm = to_pcm(outputs[0])
+        events = symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate) \
+            if len(outputs) > 1 else []
+        return push(pcm, events, self.sample_rate, sink)
