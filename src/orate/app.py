@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await jobs.close()
+            await pipeline.close()
             await library.close()
             await pool.close()
 

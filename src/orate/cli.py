@@ -49,8 +49,11 @@ def serve(
     if not loopback:
         err.print(f"[yellow]warning:[/yellow] listening on {settings.host} without API keys: "
                   "anyone who can reach this address can use the server")
+    # no permessage-deflate: audio does not compress, and deflating every frame cost
+    # ~5x the CPU of the same stream over HTTP (benchmarks, Hume WebSocket)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level, timeout_graceful_shutdown=10)
+                log_level=settings.log_level, timeout_graceful_shutdown=10,
+                ws_per_message_deflate=False)
 
 
 @app.command()
@@ -295,6 +298,72 @@ def _prompts(path: Path) -> list[dict[str, str]]:
         if not isinstance(row, dict) or not str(row.get("text") or "").strip():
             _fail(f"{path}: entry {n} has no text")
     return rows
+
+
+models_app = typer.Typer(help="Models: list the catalog; pull or remove Piper and Kokoro "
+                         "voices in the model store.", add_completion=False,
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every model this server would serve, with its engine, voices and price."""
+    from orate.engines.catalog import Catalog
+
+    settings = Settings()
+    catalog = Catalog.from_settings(settings)
+    rows = []
+    for model in catalog.models.values():
+        price = settings.prices.get(model.id) or settings.prices.get("*")
+        rows.append({"id": model.id, **catalog.describe(model),
+                     "per_1k_chars": price.per_1k_chars if price else 0.0,
+                     "per_second": price.per_second if price else 0.0})
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"{len(rows)} models (store: {settings.resolved_models_dir()})")
+    for col in ("id", "engine", "mode", "voices", "languages", "rate", "$/1k chars"):
+        table.add_column(col)
+    for r in rows:
+        langs = r["languages"]
+        table.add_row(r["id"], str(r["engine"]), str(r["mode"]), str(r["voice_count"] or "-"),
+                      str(len(langs)) if len(langs) > 3 else ", ".join(langs) or "-",
+                      str(r["sample_rate"] or "-"), f"{r['per_1k_chars']:g}")
+    Console().print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    spec: Annotated[str, typer.Argument(help="piper:en_US-lessac-medium, or kokoro")],
+    base_url: Annotated[str | None, typer.Option(
+        help="a mirror serving the publishers' paths (see engines/download.py)")] = None,
+) -> None:
+    """Download a voice into the model store (resumable, checksummed)."""
+    from orate.engines.download import DownloadError, pull
+
+    settings = Settings()
+    try:
+        files = pull(spec, settings.resolved_models_dir(), base_url=base_url, console=err)
+    except (DownloadError, ValueError) as exc:
+        _fail(str(exc))
+    err.print(f"pulled {spec}: {', '.join(f.name for f in files)}; restart the server to "
+              "serve it")
+
+
+@models_app.command("rm")
+def models_rm(spec: Annotated[str, typer.Argument(help="piper:NAME, kokoro or a file stem")]
+              ) -> None:
+    """Delete a voice from the model store."""
+    from orate.engines.download import remove
+
+    try:
+        removed = remove(spec, Settings().resolved_models_dir())
+    except ValueError as exc:
+        _fail(str(exc))
+    if not removed:
+        _fail(f"no model {spec!r} in the store")
+    err.print(f"removed {len(removed)} files")
 
 
 jobs_app = typer.Typer(help="Asynchronous jobs (nano-gpt's 202 + runId): list, show, wait.",

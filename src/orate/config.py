@@ -73,6 +73,8 @@ class Settings(BaseSettings):
                                     "default: data_dir/models")
     model_idle_seconds: float = Field(300.0, gt=0, description="unload a model unused "
                                       "this long")
+    providers_file: Path | None = Field(None, description="TOML of upstream TTS providers "
+                                        "(a gateway); their models join the catalog")
 
     def resolved_models_dir(self) -> Path:
         return self.models_dir or self.data_dir / "models"

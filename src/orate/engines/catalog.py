@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from orate.config import Settings
 from orate.engines import registry
@@ -64,6 +65,8 @@ def kokoro_voice(name: str) -> VoiceParams | None:
         variants)], pitch=38 + digest[1] % 25)
 
 
+REMOTE = "remote"  # the engine name of models served by upstream providers
+
 # a fixed date so /v1/models is stable across restarts (the day orate's catalog began)
 CATALOG_CREATED = 1_763_683_200
 
@@ -87,6 +90,16 @@ class Catalog:
         """The built-in models plus every model in the store (registered in this process)."""
         found = registry.configure(settings.resolved_models_dir(), settings.model_idle_seconds)
         catalog = cls()
+        if settings.providers_file is not None:
+            from orate.engines.remote import load_providers
+
+            catalog.providers = load_providers(settings.providers_file)
+            for provider in catalog.providers:
+                for model_id in provider.models:
+                    names = [p.name for p in catalog.providers if model_id in p.models]
+                    catalog.models[model_id] = Model(
+                        model_id, REMOTE, f"upstream, via {', '.join(names)}",
+                        aliases_openai_voices=False)
         for local in found:
             kind = "Piper voice" if local.kind == "piper" else "Kokoro model"
             catalog.models[local.id] = Model(local.id, local.id, f"{kind} from the model "
@@ -95,6 +108,7 @@ class Catalog:
         return catalog
 
     def __init__(self) -> None:
+        self.providers: list[Any] = []  # engines.remote.Provider, when a gateway is set up
         espeak = "espeak-ng 1.52 (embedded): 100+ languages, no model download"
         self.models: dict[str, Model] = {
             m.id: m
@@ -120,6 +134,10 @@ class Catalog:
 
     def describe(self, model: Model) -> dict[str, object]:
         """Engine facts about a model for catalogs (loads no weights)."""
+        if model.engine == REMOTE:
+            return {"engine": REMOTE, "providers": [p.name for p in self.providers
+                                                    if model.id in p.models],
+                    "languages": [], "voice_count": None, "sample_rate": None, "mode": "sync"}
         engine = engine_by_name(model.engine)
         voices = engine.voices()
         languages = sorted({lang for v in voices for lang in (v.languages or (v.language,))})
@@ -130,6 +148,11 @@ class Catalog:
 
     def resolve_voice(self, model: Model, voice: str | VoiceParams) -> VoiceParams:
         """A model's voice by name (OpenAI alias, engine voice, ``voice+variant``) or params."""
+        if model.engine == REMOTE:  # the upstream knows its voices; it says if one is wrong
+            name = voice.voice if isinstance(voice, VoiceParams) else voice.strip()
+            if not name:
+                raise UnknownVoice("voice is empty; name one of the provider's voices")
+            return VoiceParams(engine=REMOTE, voice=name)
         engine = engine_by_name(model.engine)
         if isinstance(voice, VoiceParams):
             return engine.check_voice(voice)
@@ -155,7 +178,7 @@ class Catalog:
         return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
 
     def voices(self, model: Model) -> list[VoiceInfo]:
-        return engine_by_name(model.engine).voices()
+        return [] if model.engine == REMOTE else engine_by_name(model.engine).voices()
 
     def voice_names(self, model: Model) -> list[str]:
         names = list(OPENAI_VOICES) if model.aliases_openai_voices else []

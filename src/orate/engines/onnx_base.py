@@ -94,8 +94,8 @@ def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
                   samples: int, rate: int) -> list[EngineEvent]:
     """Word and phoneme events from per-symbol durations (symbols: one per duration).
 
-    A word starts at the first symbol after a space; spaces and pads carry time
-    but no phoneme.
+    ``""`` marks pads and sentence marks (they take time, nothing else) and
+    ``" "`` a word break; a word starts at its first phoneme after a break.
     """
     durations = np.asarray(durations, dtype=np.float64).ravel()[:len(symbols)]
     total = float(durations.sum())
@@ -103,19 +103,29 @@ def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
         return []
     ms_per_frame = samples / total / rate * 1000
     starts = np.concatenate([[0.0], np.cumsum(durations)[:-1]]) * ms_per_frame
-    n_words = sum(1 for i, s in enumerate(symbols)
-                  if s.strip() and (i == 0 or not symbols[i - 1].strip()))
-    positions = word_positions(text, n_words)
+    heads = []
+    after_break = True
+    for sym in symbols:
+        if not sym:
+            continue
+        if sym.isspace():
+            after_break = True
+            continue
+        heads.append(after_break)
+        after_break = False
+    positions = word_positions(text, sum(heads))
     events: list[EngineEvent] = []
     word = -1
+    k = 0
     for i, sym in enumerate(symbols):
-        if not sym.strip():
+        if not sym or sym.isspace():
             continue
-        if i == 0 or not symbols[i - 1].strip():
+        if heads[k]:
             word += 1
             if word < len(positions):
                 pos, length = positions[word]
                 events.append(EngineEvent("word", pos, length, float(starts[i])))
+        k += 1
         pos = positions[word][0] if 0 <= word < len(positions) else 0
         events.append(EngineEvent("phoneme", pos, 0, float(starts[i]), sym))
     return events

@@ -61,7 +61,12 @@ class PiperEngine:
                 for n in names]
 
     def alias(self, name: str) -> VoiceParams | None:
-        """Names from other vocabularies (OpenAI's alloy…) pick this voice's first speaker."""
+        """OpenAI's voice names (alloy…) pick this voice's first speaker, so SDK code that
+        names one works unchanged; any other unknown name stays an error."""
+        from orate.engines.catalog import OPENAI_VOICES
+
+        if name.lower() not in OPENAI_VOICES:
+            return None
         return VoiceParams(engine=self.name, voice=self.voices()[0].id)
 
     def check_voice(self, params: VoiceParams) -> VoiceParams:

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from orate.library.blobs import BlobStore
 from orate.library.models import CacheEntry
@@ -55,6 +56,7 @@ class SpeechCache:
         self._hot: OrderedDict[str, Cached] = OrderedDict()
         self._hot_size = 0
         self._touched: dict[str, int] = {}
+        self._total: int | None = None  # bytes in the cache table, kept as entries come and go
         self._flusher: asyncio.Task[None] | None = None
         self.hits = 0
         self.misses = 0
@@ -104,23 +106,35 @@ class SpeechCache:
         self._touched[key] = self._touched.get(key, 0) + 1
         return entry
 
+    async def _size(self) -> int:
+        if self._total is None:
+            async with self._sessions() as session:
+                self._total = int(await session.scalar(
+                    select(func.coalesce(func.sum(CacheEntry.bytes), 0))) or 0)
+        return self._total
+
     async def store(self, entry: Cached) -> None:
         """Keep a finished response (its blob is written by the caller or here)."""
-        if entry.audio is not None and not await self._blobs.exists(entry.blob_key):
-            await self._blobs.put(entry.blob_key, entry.audio)
+        if entry.audio is not None:
+            await self._blobs.put(entry.blob_key, entry.audio)  # same key, same bytes
         now = datetime.now(UTC)
-        async with self._sessions() as session, session.begin():
-            if await session.get(CacheEntry, entry.key) is None:
-                session.add(CacheEntry(key=entry.key, blob_key=entry.blob_key, bytes=entry.bytes,
-                                       content_type=entry.content_type, duration=entry.duration,
-                                       events=entry.events, hits=0, created_at=now,
-                                       last_used_at=now))
+        try:
+            async with self._sessions() as session, session.begin():
+                await session.execute(insert(CacheEntry).values(
+                    key=entry.key, blob_key=entry.blob_key, bytes=entry.bytes,
+                    content_type=entry.content_type, duration=entry.duration,
+                    events=entry.events, hits=0, created_at=now, last_used_at=now))
+        except IntegrityError:
+            return  # another process cached the same response first
+        self._total = await self._size() + entry.bytes
         self._remember(entry)
-        await self._evict()
+        if self._total > self.max_bytes:
+            await self._evict()
 
     async def _evict(self) -> None:
         async with self._sessions() as session:
             total = await session.scalar(select(func.coalesce(func.sum(CacheEntry.bytes), 0)))
+            self._total = int(total or 0)
             if not total or total <= self.max_bytes:
                 return
             rows = (await session.execute(select(CacheEntry.key, CacheEntry.blob_key,
@@ -137,6 +151,7 @@ class SpeechCache:
                 row = await session.get(CacheEntry, key)
                 if row is not None:
                     await session.delete(row)
+        self._total = total
         for key, blob_key in victims:
             dropped = self._hot.pop(key, None)
             if dropped is not None:
@@ -179,6 +194,7 @@ class SpeechCache:
                     await session.delete(row)
         self._hot.clear()
         self._hot_size = 0
+        self._total = 0
         for _, blob_key in rows:
             if self.on_evict is not None:
                 await self.on_evict(blob_key)

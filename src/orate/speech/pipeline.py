@@ -13,11 +13,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from orate.audio.encoder import fix_wav_sizes
 from orate.audio.formats import FORMATS
 from orate.config import Settings
 from orate.engines.base import UnknownVoice, VoiceParams
-from orate.engines.catalog import Catalog, Model
+from orate.engines.catalog import REMOTE, Catalog, Model
 from orate.engines.pool import EnginePool
 from orate.engines.registry import engine_by_name
 from orate.speech import render as R
@@ -35,6 +37,7 @@ from orate.speech.types import (
     SynthesisFailed,
     Utterance,
 )
+from orate.speech.upstream import upstream_events
 
 if TYPE_CHECKING:
     from orate.library.library import Library
@@ -97,6 +100,17 @@ class Pipeline:
         self.pool = pool
         self.library = library
         self._flights: dict[str, Flight] = {}
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        """One client for all upstream calls: keeps connections to providers warm."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
 
     # -- planning ------------------------------------------------------------
 
@@ -107,19 +121,22 @@ class Pipeline:
         Returns the params and, for a custom voice, its id. ``provider`` limits the
         search to the built-in voices or to the owner's saved ones.
         """
+        builtin_error: UnknownVoice | None = None
         if provider != "custom" or isinstance(voice, VoiceParams):
             try:
                 return self.catalog.resolve_voice(model, voice), None
-            except UnknownVoice:
+            except UnknownVoice as exc:
                 if isinstance(voice, VoiceParams) or self.library is None \
                         or provider == "builtin":
                     raise
+                builtin_error = exc
         if self.library is None:
             raise UnknownVoice("saved voices need the library, which this process does not have")
         found = await self.library.voices.find(owner, voice.strip())
         if found is None:
-            raise UnknownVoice(f"no voice {voice!r}: not a built-in voice nor one of your saved "
-                               "voices; list them with GET /v1/audio/voices and GET /v1/voices")
+            first = f"{builtin_error}; nor is it" if builtin_error else f"no voice {voice!r}:" \
+                " not"
+            raise UnknownVoice(f"{first} one of your saved voices (GET /v1/voices)")
         return self.catalog.resolve_voice(model, VoiceParams(**found.params)), found.id
 
     async def plan(self, req: SpeechRequest, ctx: Context | None = None) -> Plan:
@@ -175,14 +192,20 @@ class Pipeline:
                         sample_rate=req.sample_rate, timestamps=req.timestamps, ssml=ssml,
                         bitrate=self.settings.mp3_bitrate if fmt.name == "mp3" else None,
                         whole_file=req.whole_file)
-        engine = engine_by_name(model.engine)
-        plan = Plan(req, model, job, voices, fmt, characters,
-                    fmt.output_rate(engine.sample_rate, req.sample_rate), ctx,
+        if model.engine == REMOTE:
+            rate = fmt.output_rate(24000, req.sample_rate)
+            version = "remote:" + ",".join(p.name for p in self.catalog.providers
+                                           if model.id in p.models)
+        else:
+            engine = engine_by_name(model.engine)
+            rate = fmt.output_rate(engine.sample_rate, req.sample_rate)
+            version = engine.version
+        plan = Plan(req, model, job, voices, fmt, characters, rate, ctx,
                     segment_utterances=owners)
         if self.library is not None and self.settings.cache_enabled and ctx.cache:
             from orate.library.cache import cache_key
 
-            plan.cache_key = cache_key(job, {model.engine: engine.version})
+            plan.cache_key = cache_key(job, {model.engine: version})
         return plan
 
     async def _utterance_voice(self, model: Model, utt: Utterance, current: VoiceParams | None,
@@ -192,6 +215,12 @@ class Pipeline:
         if len(description) > MAX_DESCRIPTION:
             raise SpeechError(400, "description_too_long", f"description is {len(description)} "
                               f"characters; the limit is {MAX_DESCRIPTION}", "description")
+        if model.engine == REMOTE:  # descriptions and directions are the upstream's business
+            try:
+                return self.catalog.resolve_voice(model, utt.voice or current
+                                                  or self.settings.default_voice)
+            except UnknownVoice as exc:
+                raise SpeechError(400, "invalid_voice", str(exc), "voice") from None
         engine = engine_by_name(model.engine)
         try:
             if utt.voice is not None:
@@ -211,6 +240,10 @@ class Pipeline:
 
     async def stream(self, plan: Plan) -> AsyncIterator[SpeechEvent]:
         """Events of one synthesis from the engine pool, in order; closing early stops it."""
+        if plan.model.engine == REMOTE:
+            async for event in upstream_events(plan, self.catalog.providers, self._http()):
+                yield event
+            return
         if self.pool is None:
             raise RuntimeError("this pipeline has no engine pool; use render_local")
         job = await self.pool.submit(plan.job)
