@@ -161,7 +161,9 @@ def test_cached_sse_replays_timestamps(server) -> None:
 
 def test_identical_concurrent_requests_synthesize_once(server) -> None:
     text = unique("We will meet at the train station at noon.") * 3
-    before = server.health()["engines"]["completed"]
+    idle = wait_for(lambda: server.health()["engines"],  # earlier tests' work has finished
+                    lambda h: h["busy"] == 0 and h["waiting"] == 0)
+    before = idle["completed"]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: speak(server.url, text, response_format="wav"),
                                 range(8)))
