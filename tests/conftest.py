@@ -45,7 +45,8 @@ def free_port() -> int:
 class Server:
     """An ``orate serve`` subprocess; ``url`` is its base URL."""
 
-    def __init__(self, tmp: Path, workers: int = 2, env: dict[str, str] | None = None) -> None:
+    def __init__(self, tmp: Path, workers: int = 2, env: dict[str, str] | None = None,
+                 log_level: str = "warning") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp
@@ -53,7 +54,7 @@ class Server:
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orate.cli", "serve", "--port", str(self.port),
-             "--workers", str(workers), "--log-level", "warning"],
+             "--workers", str(workers), "--log-level", log_level],
             env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

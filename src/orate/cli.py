@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -33,8 +34,12 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
     workers: Annotated[int | None, typer.Option(help="engine worker processes")] = None,
     log_level: Annotated[str | None, typer.Option(help="uvicorn log level")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="listen beyond loopback even with no API keys")] = False,
 ) -> None:
     """Start the HTTP server (one process; engines run in a shared worker pool)."""
+    import logging
+
     import uvicorn
 
     from orate.app import create_app
@@ -47,13 +52,112 @@ def serve(
     except ValueError:
         loopback = settings.host == "localhost"
     if not loopback:
-        err.print(f"[yellow]warning:[/yellow] listening on {settings.host} without API keys: "
-                  "anyone who can reach this address can use the server")
+        async def count(lib):  # type: ignore[no-untyped-def]
+            return await lib.keys.any_active()
+
+        if not _with_library(count):
+            if not insecure:
+                _fail(f"refusing to listen on {settings.host} with no API keys: anyone who can "
+                      "reach it could use it. Create one with `orate keys create --name NAME`, "
+                      "or pass --insecure if that is really what you want")
+            err.print(f"[yellow]warning:[/yellow] --insecure: listening on {settings.host} "
+                      "with no API keys; anyone who can reach this address can use the server")
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(RedactKeys())
     # no permessage-deflate: audio does not compress, and deflating every frame cost
     # ~5x the CPU of the same stream over HTTP (benchmarks, Hume WebSocket)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=settings.log_level, timeout_graceful_shutdown=10,
                 ws_per_message_deflate=False)
+
+
+class RedactKeys:
+    """A logging filter: API keys in query strings (Hume's WebSocket) never reach logs."""
+
+    _pattern = re.compile(r"((?:api_key|access_token)=)[^&\s\"']+")
+
+    def filter(self, record) -> bool:  # type: ignore[no-untyped-def]
+        if record.args:
+            record.args = tuple(self._pattern.sub(r"\1***", a) if isinstance(a, str) else a
+                                for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = self._pattern.sub(r"\1***", record.msg)
+        return True
+
+
+keys_app = typer.Typer(help="API keys: when any exists, every route but /healthz and "
+                       "/readyz needs one.", add_completion=False, no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _rate(value: str | None) -> int | None:
+    """``60/min``, ``10/s``, ``1000/h`` or a bare number per minute → requests per minute."""
+    if value is None:
+        return None
+    number, _, unit = value.partition("/")
+    per = {"": 1, "m": 1, "min": 1, "minute": 1, "s": 60, "sec": 60, "second": 60,
+           "h": 1 / 60, "hour": 1 / 60}.get(unit.strip().lower())
+    try:
+        rate = float(number) * per if per is not None else None
+    except ValueError:
+        rate = None
+    if rate is None or rate < 1:
+        _fail(f"--rate {value!r}: write it like 60/min, 2/s or 1000/hour (at least 1/min)")
+    return int(rate)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="who or what the key is for")],
+    admin: Annotated[bool, typer.Option("--admin", help="may see everyone's records")]
+    = False,
+    rate: Annotated[str | None, typer.Option(help="requests allowed, e.g. 60/min")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="requests at once")] = None,
+    quota_chars: Annotated[int | None, typer.Option(min=1, help="characters in all")] = None,
+) -> None:
+    """Create a key. Its secret is printed once: store it now, it cannot be shown again."""
+    per_minute = _rate(rate)
+
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return await lib.keys.create(name, admin=admin, rate_per_minute=per_minute,
+                                     concurrency=concurrency, quota_chars=quota_chars)
+
+    info, secret = _with_library(work)
+    err.print(f"created {info.id} ({info.name}{', admin' if info.admin else ''}); the key, "
+              "shown only this once:")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Keys (never their secrets): name, prefix, limits, characters used."""
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return await lib.keys.list()
+
+    rows = _with_library(work)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"{len(rows)} keys")
+    for col in ("id", "name", "prefix", "admin", "rate/min", "concurrency", "used / quota",
+                "revoked"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["id"], r["name"], r["prefix"] + "…", str(r["admin"]),
+                      str(r["rate_per_minute"] or "-"), str(r["concurrency"] or "-"),
+                      f"{r['used_chars']} / {r['quota_chars'] or '-'}", str(r["revoked"]))
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(ref: Annotated[str, typer.Argument(help="key id, name or prefix")]) -> None:
+    """Revoke a key (within two seconds on a running server)."""
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return await lib.keys.revoke(ref)
+
+    if not _with_library(work):
+        _fail(f"no live key {ref!r}")
+    err.print(f"revoked {ref}")
 
 
 @app.command()

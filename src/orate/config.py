@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     default_format: str = "mp3"
     mp3_bitrate: int = Field(48_000, ge=8_000, le=320_000)
     log_level: str = "info"
+    max_body_bytes: int = Field(4 << 20, ge=1024, description="largest request body")
+    max_queue: int = Field(64, ge=0, description="requests that may wait for an engine "
+                           "worker; past it they get 503")
+    queue_timeout: float = Field(30.0, gt=0, description="longest wait for an engine worker "
+                                 "before 503")
 
     models_dir: Path | None = Field(None, description="neural voices (Piper, Kokoro); "
                                     "default: data_dir/models")

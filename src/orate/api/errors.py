@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orate.engines.pool import EngineBusy
 from orate.speech.pipeline import SpeechError, SynthesisFailed
 
 log = logging.getLogger("orate.api")
@@ -37,7 +38,7 @@ class ApiError(Exception):
 
     @classmethod
     def from_speech(cls, exc: SpeechError) -> ApiError:
-        return cls(exc.status, exc.code, exc.message, exc.param)
+        return cls(exc.status, exc.code, exc.message, exc.param, exc.headers)
 
 
 Renderer = Callable[[ApiError], JSONResponse]
@@ -112,7 +113,7 @@ def register_dialect(prefix: str, renderer: Renderer, validation: Validation) ->
     _dialects.sort(key=lambda d: len(d[0]), reverse=True)
 
 
-def _dialect_for(path: str) -> tuple[Renderer, Validation]:
+def dialect_for(path: str) -> tuple[Renderer, Validation]:
     for prefix, renderer, validation in _dialects:
         if path.startswith(prefix):
             return renderer, validation
@@ -122,22 +123,28 @@ def _dialect_for(path: str) -> tuple[Renderer, Validation]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _dialect_for(request.url.path)[0](exc)
+        return dialect_for(request.url.path)[0](exc)
 
     @app.exception_handler(SpeechError)
     async def _speech_error(request: Request, exc: SpeechError) -> JSONResponse:
-        return _dialect_for(request.url.path)[0](ApiError.from_speech(exc))
+        return dialect_for(request.url.path)[0](ApiError.from_speech(exc))
+
+    @app.exception_handler(EngineBusy)
+    async def _busy(request: Request, exc: EngineBusy) -> JSONResponse:
+        err = ApiError(503, "engines_busy", f"all engines are busy ({exc}); retry shortly",
+                       headers={"Retry-After": str(exc.retry_after)})
+        return dialect_for(request.url.path)[0](err)
 
     @app.exception_handler(SynthesisFailed)
     async def _synthesis_failed(request: Request, exc: SynthesisFailed) -> JSONResponse:
         log.error("synthesis failed: %s", exc)
         err = ApiError(503, "engine_unavailable", f"synthesis failed: {exc}; retry the request",
                        headers={"Retry-After": "1"})
-        return _dialect_for(request.url.path)[0](err)
+        return dialect_for(request.url.path)[0](err)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        renderer, validation = _dialect_for(request.url.path)
+        renderer, validation = dialect_for(request.url.path)
         result = validation(exc)
         return result if isinstance(result, JSONResponse) else renderer(result)
 
@@ -146,10 +153,10 @@ def install(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = (f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405)
                    else str(exc.detail))
-        return _dialect_for(request.url.path)[0](ApiError(exc.status_code, code, message))
+        return dialect_for(request.url.path)[0](ApiError(exc.status_code, code, message))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         err = ApiError(500, "internal_error", f"internal error: {type(exc).__name__}")
-        return _dialect_for(request.url.path)[0](err)
+        return dialect_for(request.url.path)[0](err)

@@ -11,7 +11,7 @@ import re
 from fastapi import APIRouter, Request, Response
 
 from orate.api.errors import ApiError
-from orate.api.owners import owner_of
+from orate.api.owners import reader_of
 from orate.library.library import Library
 from orate.speech.pipeline import file_bytes
 
@@ -50,7 +50,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
                   summary="A generation's audio (Range and ETag supported)")
 async def get_file(gen_id: str, request: Request) -> Response:
     lib = library_of(request)
-    row = await lib.generations.get(gen_id, owner_of(request)) if _ID.match(gen_id) else None
+    row = await lib.generations.get(gen_id, reader_of(request)) if _ID.match(gen_id) else None
     if row is None or not row.blob_key:
         raise ApiError(404, "not_found", f"no audio file {gen_id!r}: it does not exist, was "
                        "deleted, or was made with store=false", "id")

@@ -24,7 +24,7 @@ from orate.api import errors
 from orate.api.errors import ApiError
 from orate.api.files import library_of
 from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
-from orate.api.owners import owner_of
+from orate.api.owners import context, owner_of, reader_of
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import OPENAI_VOICES
 from orate.engines.registry import engine_by_name
@@ -127,7 +127,7 @@ async def _context_voice(body: PostedTts, request: Request) -> VoiceParams | Non
     pipeline = _pipeline(request)
     if isinstance(body.context, ContextGeneration):
         gen = await library_of(request).generations.get(body.context.generation_id,
-                                                         owner_of(request))
+                                                         reader_of(request))
         if gen is None or not gen.voice_params:
             raise ApiError(400, "generation_not_found", f"context.generation_id "
                            f"{body.context.generation_id!r} is not one of your generations")
@@ -165,7 +165,7 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool) -> li
     _check_instant(body, streaming, context_voice)
     fmt = body.format.type if body.format else "mp3"
     timestamps = frozenset(body.include_timestamp_types or ())
-    ctx = Context(owner=owner_of(request), dialect="hume")
+    ctx = context(request, "hume")
     plans = []
     for n in range(body.num_generations or 1):
         req = SpeechRequest(model=_model(body), utterances=[_utterance(u) for u in body.utterances],
@@ -342,7 +342,7 @@ async def list_voices(request: Request, provider: Provider,
     if provider == "HUME_AI":
         voices = _builtin_voices()
     else:
-        rows, _ = await library_of(request).voices.list(owner_of(request), limit=100_000)
+        rows, _ = await library_of(request).voices.list(reader_of(request), limit=100_000)
         voices = [{"id": r.id, "name": r.name, "provider": "CUSTOM_VOICE",
                    "compatible_octave_models": ["1", "2"],
                    "tags": {"language": r.language, "gender": r.gender, "engine": r.engine}}
@@ -365,7 +365,7 @@ class PostedVoice(BaseModel):
 async def create_voice(body: PostedVoice, request: Request) -> JSONResponse:
     lib = library_of(request)
     owner = owner_of(request)
-    gen = await lib.generations.get(body.generation_id, owner)
+    gen = await lib.generations.get(body.generation_id, reader_of(request))
     if gen is None or not gen.voice_params:
         raise ApiError(404, "generation_not_found", f"no generation {body.generation_id!r}; "
                        "pass the generation_id of one of your generations")
@@ -388,7 +388,7 @@ async def create_voice(body: PostedVoice, request: Request) -> JSONResponse:
 
 @router.delete("/v0/tts/voices", summary="Delete a saved voice by name (Hume)", status_code=204)
 async def delete_voice(request: Request, name: Annotated[str, Query(min_length=1)]) -> Response:
-    if not await library_of(request).voices.delete(owner_of(request), name):
+    if not await library_of(request).voices.delete(reader_of(request), name):
         raise ApiError(400, "voice_not_found", f"you have no saved voice named {name!r}")
     return Response(status_code=204)
 

@@ -28,9 +28,8 @@ from orate.api.hume import (
     VoiceByName,
 )
 from orate.api.hume_frames import Chunk, HumeGeneration
-from orate.api.owners import owner_of
+from orate.api.owners import context
 from orate.speech.pipeline import (
-    Context,
     Pipeline,
     SpeechError,
     SpeechRequest,
@@ -96,7 +95,7 @@ async def stream_input(ws: WebSocket) -> None:
         await ws.close(POLICY, f"format_type must be mp3, wav or pcm, not {fmt!r}")
         return
     pipeline: Pipeline = ws.app.state.pipeline
-    owner = owner_of(ws)
+    base = context(ws, "hume")
     model = "octave-1" if version == "1" else "octave-2"
     request_id = str(uuid.uuid4())
     queue: asyncio.Queue[Piece | None] = asyncio.Queue()
@@ -108,7 +107,7 @@ async def stream_input(ws: WebSocket) -> None:
             sample_rate=HUME_SAMPLE_RATE, timestamps=timestamps,
             max_chars=pipeline.settings.max_request_chars)
         try:
-            plan = await pipeline.plan(req, Context(owner=owner, dialect="hume"))
+            plan = await pipeline.plan(req, base)
         except SpeechError as exc:
             if exc.code == "missing_input":
                 return  # a flush of punctuation or spaces: nothing to say

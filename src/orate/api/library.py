@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orate.api.errors import ApiError
 from orate.api.files import library_of
-from orate.api.owners import owner_of
+from orate.api.owners import owner_of, reader_of
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.registry import engine_by_name
 from orate.library.models import Generation
@@ -46,7 +46,7 @@ def generation_json(row: Generation, request: Request) -> dict[str, Any]:
 @router.get("/v1/history", summary="Your generations, newest first")
 async def list_history(request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 20,
                        offset: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:
-    rows, total = await library_of(request).generations.list(owner_of(request), limit,
+    rows, total = await library_of(request).generations.list(reader_of(request), limit,
                                                              offset=offset)
     return JSONResponse({"object": "list", "data": [generation_json(r, request) for r in rows],
                          "total": total, "limit": limit, "offset": offset,
@@ -55,7 +55,7 @@ async def list_history(request: Request, limit: Annotated[int, Query(ge=1, le=20
 
 @router.get("/v1/history/{gen_id}", summary="One generation")
 async def get_history(gen_id: str, request: Request) -> JSONResponse:
-    row = await library_of(request).generations.get(gen_id, owner_of(request))
+    row = await library_of(request).generations.get(gen_id, reader_of(request))
     if row is None:
         raise ApiError(404, "not_found", f"no generation {gen_id!r}", "id")
     return JSONResponse(generation_json(row, request))
@@ -63,7 +63,7 @@ async def get_history(gen_id: str, request: Request) -> JSONResponse:
 
 @router.delete("/v1/history/{gen_id}", summary="Delete a generation and its audio")
 async def delete_history(gen_id: str, request: Request) -> JSONResponse:
-    if not await library_of(request).generations.delete(gen_id, owner_of(request)):
+    if not await library_of(request).generations.delete(gen_id, reader_of(request)):
         raise ApiError(404, "not_found", f"no generation {gen_id!r}", "id")
     return JSONResponse({"id": gen_id, "object": "generation", "deleted": True})
 
@@ -102,7 +102,7 @@ async def create_voice(body: CreateVoice, request: Request) -> JSONResponse:
     source, gen_id = "params", None
     try:
         if body.generation_id is not None:
-            gen = await lib.generations.get(body.generation_id, owner)
+            gen = await lib.generations.get(body.generation_id, reader_of(request))
             if gen is None or not gen.voice_params:
                 raise ApiError(404, "not_found", f"no generation {body.generation_id!r}",
                                "generation_id")
@@ -145,7 +145,7 @@ async def list_voices(request: Request,
     items: list[dict[str, Any]] = []
     custom_total = 0
     if provider in (None, "custom"):
-        rows, custom_total = await lib.voices.list(owner_of(request), engine=engine,
+        rows, custom_total = await lib.voices.list(reader_of(request), engine=engine,
                                                    language=language, limit=offset + limit)
         items += [{**voice_json(r), "provider": "custom"} for r in rows]
     builtin: list[dict[str, Any]] = []
@@ -167,7 +167,7 @@ async def list_voices(request: Request,
 
 @router.get("/v1/voices/{ref}", summary="A voice by id or name")
 async def get_voice(ref: str, request: Request) -> JSONResponse:
-    row = await library_of(request).voices.find(owner_of(request), ref)
+    row = await library_of(request).voices.find(reader_of(request), ref)
     if row is not None:
         return JSONResponse({**voice_json(row), "provider": "custom"})
     for info in engine_by_name("espeak").voices():
@@ -178,7 +178,7 @@ async def get_voice(ref: str, request: Request) -> JSONResponse:
 
 @router.delete("/v1/voices/{ref}", summary="Delete a saved voice")
 async def delete_voice(ref: str, request: Request) -> JSONResponse:
-    if not await library_of(request).voices.delete(owner_of(request), ref):
+    if not await library_of(request).voices.delete(reader_of(request), ref):
         raise ApiError(404, "not_found", f"no saved voice {ref!r}", "voice")
     return JSONResponse({"id": ref, "object": "voice", "deleted": True})
 
@@ -200,7 +200,7 @@ async def usage(request: Request, group_by: Literal["day", "model"] = "day",
                 start: Annotated[str | None, Query(alias="from")] = None,
                 end: Annotated[str | None, Query(alias="to")] = None) -> JSONResponse:
     lib = library_of(request)
-    groups = await lib.generations.usage(owner_of(request), _day(start, "from"), _day(end, "to"),
+    groups = await lib.generations.usage(reader_of(request), _day(start, "from"), _day(end, "to"),
                                          group_by)
     totals = {"requests": sum(g["requests"] for g in groups),
               "characters": sum(g["characters"] for g in groups),

@@ -17,12 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orate.api.errors import ApiError
 from orate.api.files import library_of
-from orate.api.owners import owner_of
+from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import audio_bytes, primed
 from orate.audio.formats import FORMATS
 from orate.engines.base import VoiceParams
 from orate.library.jobs import COMPLETED, FAILED, PENDING
-from orate.speech.pipeline import Context, Pipeline, SpeechRequest, Utterance
+from orate.speech.pipeline import Pipeline, SpeechRequest, Utterance
 from orate.speech.types import request_to_dict
 
 router = APIRouter(tags=["nano-gpt"])
@@ -111,7 +111,7 @@ async def tts(body: TtsBody, request: Request) -> Response:
     asynchronous = _is_async(request, body, model, settings.async_threshold_chars)
     limit = settings.max_job_chars if asynchronous else settings.async_threshold_chars
     probe_req.max_chars = limit
-    ctx = Context(owner=owner, dialect="nanogpt")
+    ctx = context(request, "nanogpt")
     plan = await pipeline.plan(probe_req, ctx)  # validates voice, text, format before 202
     cost = lib.price(model.id).cost(plan.characters, 0.0)
     if asynchronous:
@@ -150,7 +150,7 @@ async def status(request: Request,
         raise ApiError(400, "missing_run_id", "runId is required: the runId that POST /api/tts "
                        "returned with its 202", "runId")
     lib = library_of(request)
-    job = await lib.jobs.get(run_id, owner_of(request))
+    job = await lib.jobs.get(run_id, reader_of(request))
     if job is None:
         raise ApiError(404, "run_not_found", f"no job {run_id!r}: it does not exist, belongs "
                        "to another key, or expired", "runId")

@@ -19,11 +19,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from orate.api.errors import ApiError
-from orate.api.owners import owner_of
+from orate.api.owners import context
 from orate.api.streaming import audio_bytes, primed
 from orate.audio.formats import FORMATS
 from orate.speech.pipeline import (
-    Context,
     Pipeline,
     Plan,
     Speech,
@@ -123,7 +122,7 @@ async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse
     pipeline = _pipeline(request)
     store = body.store if body.store is not None else True
     plan = await pipeline.plan(_build(body, pipeline),
-                               Context(owner=owner_of(request), dialect="openai", store=store))
+                               context(request, "openai", store=store))
     speech = await pipeline.speak(plan)
     events = await primed(speech.events)
     headers = _headers(speech)

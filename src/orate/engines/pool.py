@@ -36,6 +36,14 @@ class PoolClosed(RuntimeError):
     pass
 
 
+class EngineBusy(RuntimeError):
+    """The queue in front of the engines is full, or a request waited too long in it."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class JobStream:
     """The messages of one job, in order, ending after the worker's END frame."""
 
@@ -104,8 +112,11 @@ class _Reader(asyncio.Protocol):
 class EnginePool:
     """``size`` worker processes; ``submit`` runs a render job on the next free one."""
 
-    def __init__(self, size: int, models_dir: Path | None = None, idle: float = 300.0) -> None:
+    def __init__(self, size: int, models_dir: Path | None = None, idle: float = 300.0, *,
+                 max_queue: int = 64, queue_timeout: float = 30.0) -> None:
         self.size = size
+        self.max_queue = max_queue
+        self.queue_timeout = queue_timeout
         self._models_dir = str(models_dir) if models_dir else None
         self._model_idle = idle
         self._ctx = mp.get_context("spawn")
@@ -177,12 +188,17 @@ class EnginePool:
         """Wait for a free worker and start ``job`` on it."""
         if self._closing:
             raise PoolClosed("the engine pool is shutting down")
+        if self._idle.empty() and self.waiting >= self.max_queue:
+            raise EngineBusy(f"{self.waiting} requests are already waiting")
         self.waiting += 1
         try:
-            while True:
-                worker = await self._idle.get()
-                if worker.alive:
-                    break
+            async with asyncio.timeout(self.queue_timeout):
+                while True:
+                    worker = await self._idle.get()
+                    if worker.alive:
+                        break
+        except TimeoutError:
+            raise EngineBusy(f"no engine was free within {self.queue_timeout:g} s") from None
         finally:
             self.waiting -= 1
         job_id = next(self._ids) & 0xFFFFFFFF or next(self._ids)

@@ -19,6 +19,7 @@ from orate.library.cache import SpeechCache
 from orate.library.db import make_engine, migrate, sessions
 from orate.library.generations import GenerationStore
 from orate.library.jobs import JobStore
+from orate.library.keys import KeyStore
 from orate.library.voices import VoiceLibrary
 
 log = logging.getLogger("orate.library")
@@ -38,6 +39,7 @@ class Library:
         self.cache.on_evict = self.generations.release_blob
         self.voices = VoiceLibrary(self.sessions)
         self.jobs = JobStore(self.sessions)
+        self.keys = KeyStore(self.sessions)
         self._pruner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[object]] = set()
 

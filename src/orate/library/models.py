@@ -118,3 +118,23 @@ class Job(Base):
                                                          nullable=True)
 
     __table_args__ = (Index("ix_jobs_owner_created", "owner", "created_at"),)
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is kept (keys are 256 random bits, so a fast hash
+    is enough), with its limits and how many characters it has used."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    rate_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    concurrency: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    quota_chars: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    used_chars: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                        nullable=True)

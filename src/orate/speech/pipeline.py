@@ -101,6 +101,7 @@ class Pipeline:
         self.library = library
         self._flights: dict[str, Flight] = {}
         self._client: httpx.AsyncClient | None = None
+        self.metrics: Any = None  # api.metrics.Metrics, when the app has one
 
     def _http(self) -> httpx.AsyncClient:
         """One client for all upstream calls: keeps connections to providers warm."""
@@ -159,6 +160,10 @@ class Pipeline:
         if characters > limit:
             raise SpeechError(413, "request_too_large", f"input is {characters} characters; the "
                               f"limit is {limit}", "input")
+        if ctx.quota_left is not None and characters > ctx.quota_left:
+            raise SpeechError(429, "quota_exceeded", f"this key has {ctx.quota_left} characters "
+                              f"of its quota left and the input is {characters}; ask an admin "
+                              "for a larger quota", "input", headers={"Retry-After": "86400"})
         ssml = len(texts) == 1 and is_ssml(texts[0])
         text = "".join(texts) if ssml else ""
         segments: list[Segment] = []
@@ -202,6 +207,8 @@ class Pipeline:
             version = engine.version
         plan = Plan(req, model, job, voices, fmt, characters, rate, ctx,
                     segment_utterances=owners)
+        if ctx.key_id is not None and self.library is not None:
+            self.library.track(self.library.keys.charge(ctx.key_id, characters))
         if self.library is not None and self.settings.cache_enabled and ctx.cache:
             from orate.library.cache import cache_key
 
@@ -317,6 +324,10 @@ class Pipeline:
         async for event in events:
             seen.append(event)
             yield event
+        if self.metrics is not None:
+            self.metrics.cache.labels(status).inc()
+            self.metrics.audio.labels(plan.context.dialect, plan.model.engine).inc(
+                _duration(seen))
         if self.library is not None and plan.context.record and self.settings.history:
             self._record(gen_id, plan, seen, status)
 

@@ -15,12 +15,14 @@ from orate.speech.timestamps import Timestamp
 class SpeechError(Exception):
     """A request the pipeline refuses; dialects render it in their own envelope."""
 
-    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.param = param
+        self.headers = headers or {}
 
 
 class SynthesisFailed(RuntimeError):
@@ -65,6 +67,8 @@ class Context:
     store: bool = True
     cache: bool = True
     record: bool = True  # add to history (cache warming does not)
+    key_id: str | None = None  # the API key to charge characters to
+    quota_left: int | None = None  # characters that key may still use
 
 
 @dataclass

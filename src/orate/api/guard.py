@@ -1,0 +1,204 @@
+"""The guard in front of every route: API keys, body size, per-key rate and concurrency,
+and request metrics. Pure ASGI, so HTTP and WebSocket get the same treatment.
+
+Each dialect's SDK sends its key in its own place (``Authorization: Bearer``,
+``X-Hume-Api-Key``, ``x-api-key``, ``xi-api-key``, or ``?api_key=`` /
+``?access_token=`` on Hume's WebSocket); any of them is accepted anywhere. When
+no key exists, auth is off and everything belongs to the local owner. Refusals
+use the envelope of the dialect that owns the path.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orate.api.errors import ApiError, dialect_for
+from orate.api.metrics import Metrics, dialect_of
+from orate.library.keys import KeyInfo
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+_HEADER_KEYS = (b"x-hume-api-key", b"x-api-key", b"xi-api-key")
+
+
+def find_secret(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif name in _HEADER_KEYS and value.strip():
+            return value.decode("latin-1").strip()
+    if scope["type"] == "websocket":  # browsers cannot set headers on a WebSocket
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        for name in ("api_key", "access_token"):
+            if query.get(name):
+                return query[name][0]
+    return None
+
+
+@dataclass
+class Bucket:
+    """A token bucket: ``rate`` requests per minute, bursts up to ``rate``."""
+
+    rate: int
+    tokens: float = -1.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def take(self) -> float:
+        """0 when allowed; otherwise seconds until a token is free."""
+        now = time.monotonic()
+        if self.tokens < 0:
+            self.tokens = float(self.rate)
+        self.tokens = min(float(self.rate), self.tokens + (now - self.stamp) * self.rate / 60)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) * 60 / self.rate
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, *, max_body: int, metrics: Metrics,
+                 keys: Callable[[], Any]) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.metrics = metrics
+        self._keys = keys  # () -> KeyStore | None, once the library is open
+        self._buckets: dict[str, Bucket] = {}
+        self._active: dict[str, int] = {}
+
+    async def _deny(self, scope: Scope, receive: Receive, send: Send, err: ApiError) -> None:
+        if scope["type"] == "websocket":
+            # a refused handshake, as an HTTP response (the ASGI denial extension)
+            if "websocket.http.response" in scope.get("extensions", {}):
+                body = dialect_for(scope["path"])[0](err).body
+                await send({"type": "websocket.http.response.start", "status": err.status,
+                            "headers": [(b"content-type", b"application/json"),
+                                        *[(k.lower().encode(), v.encode())
+                                          for k, v in err.headers.items()]]})
+                await send({"type": "websocket.http.response.body", "body": body})
+            else:
+                await send({"type": "websocket.close", "code": 1008, "reason": err.message[:120]})
+            return
+        await dialect_for(scope["path"])[0](err)(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path = scope["path"]
+        dialect = dialect_of(path)
+        status = {"code": 0, "first": None}
+
+        async def tracked_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            elif message["type"] == "http.response.body" and message.get("body") \
+                    and status["first"] is None:
+                status["first"] = time.perf_counter() - started
+            elif message["type"] == "websocket.accept":
+                status["code"] = 101
+            await send(message)
+
+        key: KeyInfo | None = None
+        try:
+            if path not in OPEN_PATHS:
+                key = await self._authenticate(scope)
+                if scope["type"] == "http":
+                    receive = await self._limit_body(scope, receive)
+            await self._enter(key)
+            try:
+                await self.app(scope, receive, tracked_send)
+            finally:
+                self._leave(key)
+        except ApiError as err:
+            status["code"] = err.status
+            await self._deny(scope, receive, send, err)
+        finally:
+            if path not in OPEN_PATHS and dialect != "ops":
+                self.metrics.request(dialect, status["code"] or 500,
+                                     time.perf_counter() - started, status["first"])
+
+    async def _authenticate(self, scope: Scope) -> KeyInfo | None:
+        store = self._keys()
+        if store is None or not await store.any_active():
+            return None
+        secret = find_secret(scope)
+        if not secret:
+            raise ApiError(401, "missing_api_key", "this server needs an API key: send it as "
+                           "Authorization: Bearer, X-Hume-Api-Key, x-api-key or xi-api-key")
+        key = await store.check(secret)
+        if key is None:
+            raise ApiError(401, "invalid_api_key", "the API key is not valid (unknown or "
+                           "revoked)")
+        state = scope.setdefault("state", {})
+        state["owner"] = key.id
+        state["key"] = key
+        return key
+
+    async def _limit_body(self, scope: Scope, receive: Receive) -> Receive:
+        """Refuse a body over the limit before any route reads it."""
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    raise ApiError(400, "invalid_request", "Content-Length is not a number") \
+                        from None
+                if declared > self.max_body:
+                    raise ApiError(413, "request_too_large", f"the body is {declared} bytes; "
+                                   f"the limit is {self.max_body}")
+                return receive
+        if scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            return receive
+        # no length given (chunked): read it here, bounded, then hand it on
+        chunks: list[Message] = []
+        total = 0
+        while True:
+            message = await receive()
+            chunks.append(message)
+            if message["type"] != "http.request":
+                break
+            total += len(message.get("body", b""))
+            if total > self.max_body:
+                raise ApiError(413, "request_too_large", f"the body is over the limit of "
+                               f"{self.max_body} bytes")
+            if not message.get("more_body"):
+                break
+
+        async def replay() -> Message:
+            return chunks.pop(0) if chunks else await receive()
+
+        return replay
+
+    async def _enter(self, key: KeyInfo | None) -> None:
+        if key is None:
+            return
+        if key.rate_per_minute:
+            bucket = self._buckets.setdefault(key.id, Bucket(key.rate_per_minute))
+            bucket.rate = key.rate_per_minute
+            wait = bucket.take()
+            if wait > 0:
+                raise ApiError(429, "rate_limited", f"this key may make {key.rate_per_minute} "
+                               f"requests a minute; retry in {math.ceil(wait)} s",
+                               headers={"Retry-After": str(math.ceil(wait))})
+        active = self._active.get(key.id, 0)
+        if key.concurrency and active >= key.concurrency:
+            raise ApiError(429, "too_many_streams", f"this key may have {key.concurrency} "
+                           "requests in progress at once; retry when one has finished",
+                           headers={"Retry-After": "1"})
+        self._active[key.id] = active + 1
+
+    def _leave(self, key: KeyInfo | None) -> None:
+        if key is not None:
+            self._active[key.id] = max(self._active.get(key.id, 1) - 1, 0)
+
+
