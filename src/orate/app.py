@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
 from orate.api import errors, files, hume, hume_ws, library, nanogpt, openai
-from orate.api.errors import ApiError
+from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard
 from orate.api.metrics import Metrics
 from orate.api.owners import is_admin
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="orate", version=__version__, lifespan=lifespan, redirect_slashes=False,
+                  responses=documented(401, 413, 429, 503),
                   description="Self-hosted text-to-speech speaking the OpenAI, Hume and nano-gpt "
                   "wire dialects.")
     app.state.settings = settings
@@ -97,7 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool: EnginePool = app.state.pool
         return JSONResponse({"status": "ok", "version": __version__, "engines": pool.stats()})
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: engines up and database reachable")
+    @app.get("/readyz", tags=["ops"], summary="Readiness: engines up and database reachable",
+             responses=documented(503))
     async def readyz() -> JSONResponse:
         pool: EnginePool = app.state.pool
         checks = {"engines": len(pool.pids()) == pool.size, "database": False}
@@ -110,7 +112,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ready = all(checks.values())
         return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (admin keys only)")
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (admin keys only)",
+             responses={200: {"description": "Prometheus text format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        **documented(404)})
     async def metrics_route(request: Request) -> Response:
         if not is_admin(request):
             raise ApiError(404, "not_found", "no route GET /metrics")

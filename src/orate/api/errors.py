@@ -24,6 +24,32 @@ from orate.speech.pipeline import SpeechError, SynthesisFailed
 log = logging.getLogger("orate.api")
 
 
+_REASONS = {400: "invalid input", 401: "missing or invalid API key",
+            404: "not found (or not yours)", 405: "method not allowed", 409: "conflict",
+            413: "request too large", 416: "range not satisfiable",
+            422: "invalid body (FastAPI's validation list)", 429: "rate, concurrency or quota "
+            "limit; see Retry-After", 502: "an upstream provider failed",
+            503: "engines busy or unavailable; see Retry-After"}
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error statuses, so clients and fuzzers know every answer."""
+    return {code: {"description": _REASONS.get(code, "error"),
+                   "content": {"application/json": {"schema": {"type": "object"}}}}
+            for code in codes}
+
+
+AUDIO_TYPES = ("audio/mpeg", "audio/ogg", "audio/aac", "audio/flac", "audio/wav", "audio/pcm")
+
+
+def audio_response(*extra: str) -> dict[int | str, dict[str, Any]]:
+    """A 200 that is audio bytes (any output format), or one of ``extra`` types."""
+    content: dict[str, Any] = {t: {"schema": {"type": "string", "format": "binary"}}
+                               for t in AUDIO_TYPES}
+    content.update({t: {"schema": {"type": "string"}} for t in extra})
+    return {200: {"description": "audio", "content": content}}
+
+
 class ApiError(Exception):
     """An error a route raises on purpose: status, machine code, message, offending field."""
 
@@ -153,6 +179,9 @@ def install(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = (f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405)
                    else str(exc.detail))
+        if exc.status_code == 400 and "parsing the body" in message:
+            code = "invalid_json"
+            message = "the request body is not valid JSON in UTF-8; send a JSON object"
         return dialect_for(request.url.path)[0](ApiError(exc.status_code, code, message))
 
     @app.exception_handler(Exception)

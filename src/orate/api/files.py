@@ -10,12 +10,15 @@ import re
 
 from fastapi import APIRouter, Request, Response
 
-from orate.api.errors import ApiError
+from orate.api.errors import AUDIO_TYPES, ApiError, audio_response, documented
 from orate.api.owners import reader_of
 from orate.library.library import Library
 from orate.speech.pipeline import file_bytes
 
 router = APIRouter(tags=["library"])
+_FILE_RESPONSES = {**audio_response(), 206: {"description": "a byte range", "content": {
+    t: {"schema": {"type": "string", "format": "binary"}} for t in AUDIO_TYPES}},
+    304: {"description": "not modified (ETag)"}, **documented(404, 416)}
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -47,7 +50,8 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 
 
 @router.api_route("/v1/audio/files/{gen_id}", methods=["GET", "HEAD"],
-                  summary="A generation's audio (Range and ETag supported)")
+                  summary="A generation's audio (Range and ETag supported)",
+                  responses=_FILE_RESPONSES)
 async def get_file(gen_id: str, request: Request) -> Response:
     lib = library_of(request)
     row = await lib.generations.get(gen_id, reader_of(request)) if _ID.match(gen_id) else None

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orate.api import errors
-from orate.api.errors import ApiError
+from orate.api.errors import ApiError, audio_response, documented
 from orate.api.files import library_of
 from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
 from orate.api.owners import context, owner_of, reader_of
@@ -31,7 +31,7 @@ from orate.engines.registry import engine_by_name
 from orate.library.voices import VoiceExists
 from orate.speech.pipeline import Context, Pipeline, Speech, SpeechRequest, Utterance
 
-router = APIRouter(tags=["hume"])
+router = APIRouter(tags=["hume"], responses=documented(400, 404, 409, 413, 502))
 
 HUME_SAMPLE_RATE = 48000
 MAX_TEXT = 5000
@@ -229,7 +229,8 @@ def _one_generation(body: PostedTts) -> None:
                       "or /v0/tts/stream/json for num_generations above 1")
 
 
-@router.post("/v0/tts/file", summary="Text-to-speech, one audio file (Hume)")
+@router.post("/v0/tts/file", summary="Text-to-speech, one audio file (Hume)",
+             responses=audio_response())
 async def synthesize_file(body: PostedTts, request: Request) -> Response:
     try:
         _one_generation(body)
@@ -245,7 +246,8 @@ async def synthesize_file(body: PostedTts, request: Request) -> Response:
                     headers={"X-Orate-Generation-Id": gen.generation_id})
 
 
-@router.post("/v0/tts/stream/file", summary="Text-to-speech, streamed audio (Hume)")
+@router.post("/v0/tts/stream/file", summary="Text-to-speech, streamed audio (Hume)",
+             responses=audio_response())
 async def stream_file(body: PostedTts, request: Request) -> Response:
     try:
         _one_generation(body)
@@ -267,7 +269,10 @@ async def stream_file(body: PostedTts, request: Request) -> Response:
                              headers={"X-Orate-Generation-Id": gen.generation_id})
 
 
-@router.post("/v0/tts/stream/json", summary="Text-to-speech, streamed NDJSON (Hume)")
+@router.post("/v0/tts/stream/json", summary="Text-to-speech, streamed NDJSON (Hume)",
+             responses={200: {"description": "one JSON object per line",
+                              "content": {"application/x-ndjson": {"schema": {
+                                  "type": "string"}}}}})
 async def stream_json(body: PostedTts, request: Request) -> Response:
     speeches = await _run(body, request, streaming=True)
     if isinstance(speeches, Response):
@@ -386,7 +391,8 @@ async def create_voice(body: PostedVoice, request: Request) -> JSONResponse:
                          "compatible_octave_models": ["1", "2"]})
 
 
-@router.delete("/v0/tts/voices", summary="Delete a saved voice by name (Hume)", status_code=204)
+@router.delete("/v0/tts/voices", summary="Delete a saved voice by name (Hume)", status_code=204,
+               responses={204: {"description": "deleted"}})
 async def delete_voice(request: Request, name: Annotated[str, Query(min_length=1)]) -> Response:
     if not await library_of(request).voices.delete(reader_of(request), name):
         raise ApiError(400, "voice_not_found", f"you have no saved voice named {name!r}")

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.errors import ApiError
+from orate.api.errors import ApiError, documented
 from orate.api.files import library_of
 from orate.api.owners import owner_of, reader_of
 from orate.engines.base import UnknownVoice, VoiceParams
@@ -23,7 +23,7 @@ from orate.library.voices import VoiceExists, voice_json
 from orate.speech.design import design_voice
 from orate.speech.pipeline import Pipeline
 
-router = APIRouter(tags=["library"])
+router = APIRouter(tags=["library"], responses=documented(400, 404, 409))
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -90,7 +90,8 @@ class CreateVoice(BaseModel):
     seed: int = 0
 
 
-@router.post("/v1/voices", summary="Save a voice: from a generation, parameters or a description")
+@router.post("/v1/voices", summary="Save a voice: from a generation, parameters or a description",
+             status_code=201)
 async def create_voice(body: CreateVoice, request: Request) -> JSONResponse:
     lib = library_of(request)
     owner = owner_of(request)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.errors import ApiError
+from orate.api.errors import ApiError, audio_response, documented
 from orate.api.files import library_of
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import audio_bytes, primed
@@ -25,7 +25,7 @@ from orate.library.jobs import COMPLETED, FAILED, PENDING
 from orate.speech.pipeline import Pipeline, SpeechRequest, Utterance
 from orate.speech.types import request_to_dict
 
-router = APIRouter(tags=["nano-gpt"])
+router = APIRouter(tags=["nano-gpt"], responses=documented(400, 404, 413, 502))
 DEFAULT_MODEL = "Kokoro-82m"
 
 
@@ -96,7 +96,10 @@ def _wants_audio(request: Request) -> bool:
     return any(part.strip().startswith("audio/") for part in accept.split(","))
 
 
-@router.post("/api/tts", summary="Text to speech (nano-gpt)")
+@router.post("/api/tts", summary="Text to speech (nano-gpt)",
+             responses={**audio_response("application/json"),
+                        202: {"description": "queued as a job: poll /api/tts/status",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}})
 async def tts(body: TtsBody, request: Request) -> Response:
     pipeline = _pipeline(request)
     settings = pipeline.settings

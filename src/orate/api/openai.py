@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.errors import ApiError
+from orate.api.errors import ApiError, audio_response, documented
 from orate.api.owners import context
 from orate.api.streaming import audio_bytes, primed
 from orate.audio.formats import FORMATS
@@ -34,7 +34,7 @@ from orate.speech.pipeline import (
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
-router = APIRouter(tags=["openai"])
+router = APIRouter(tags=["openai"], responses=documented(400, 404, 413, 502))
 
 
 class VoiceRef(BaseModel):
@@ -116,7 +116,8 @@ async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent]) -> AsyncIterator[
     yield f"data: {json.dumps(done)}\n\n".encode()
 
 
-@router.post("/v1/audio/speech", summary="Create speech (OpenAI)")
+@router.post("/v1/audio/speech", summary="Create speech (OpenAI)",
+             responses=audio_response("text/event-stream"))
 @router.post("/audio/speech", include_in_schema=False)
 async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse:
     pipeline = _pipeline(request)
