@@ -84,6 +84,14 @@ class SpeechCache:
             _, dropped = self._hot.popitem(last=False)
             self._hot_size -= dropped.bytes
 
+    def peek(self, key: str) -> Cached | None:
+        """A hot entry, without touching the database (no await: race-free for callers)."""
+        entry = self._hot.get(key)
+        if entry is not None:
+            self.hits += 1
+            self._touched[key] = self._touched.get(key, 0) + 1
+        return entry
+
     async def lookup(self, key: str) -> Cached | None:
         entry = self._hot.get(key)
         if entry is not None:

@@ -271,16 +271,20 @@ class Pipeline:
         key = plan.cache_key
         if key is not None and self.library is not None:
             cached = await self.library.cache.lookup(key)
+            if cached is None:
+                flight = self._flights.get(key)
+                if flight is not None and (not flight.done or flight.succeeded):
+                    return Speech(gen_id, plan, "shared",
+                                  self._recorded(gen_id, plan, flight.subscribe(), "shared"))
+                # the lookup awaited the database; a synthesis may have finished and been
+                # cached meanwhile (the cache holds it in memory before the flight is gone)
+                cached = self.library.cache.peek(key)
             if cached is not None:
                 audio = cached.audio if cached.audio is not None else \
                     await self.library.blobs.get(cached.blob_key)
                 events = replay(audio, cached.events)
                 return Speech(gen_id, plan, "hit",
                               self._recorded(gen_id, plan, _iterate(events), "hit"))
-            flight = self._flights.get(key)
-            if flight is not None and (not flight.done or flight.succeeded):
-                return Speech(gen_id, plan, "shared",
-                              self._recorded(gen_id, plan, flight.subscribe(), "shared"))
         if key is None:  # nothing to share: stream straight from the engine
             return Speech(gen_id, plan, "off", self._recorded(gen_id, plan, self.stream(plan),
                                                               "off"))
