@@ -181,9 +181,12 @@ class HttpClient:
     latency goal, and on two cores the client's CPU is taken from the server.
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, headers: str = "") -> None:
         self.host = host
         self.port = port
+        #: extra header lines sent with every request, each ending in CRLF
+        #: (e.g. "Authorization: Bearer …\r\n")
+        self.headers = headers
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -203,7 +206,8 @@ class HttpClient:
         """POST and read the whole response; time to first body byte is taken on arrival."""
         reader, writer = await self.connect()
         head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"{self.headers}\r\n")
         start = time.perf_counter()
         writer.write(head.encode("ascii") + body)
         status, headers = await read_head(reader)
@@ -218,6 +222,34 @@ class HttpClient:
             await self.close()
         return Sample(end - start, (first or end) - start, nbytes,
                       status == 200 and nbytes > 0, status, headers.get("x-orate-cache", ""))
+
+    async def request(self, method: str, path: str, body: bytes | None = None,
+                      ) -> tuple[Sample, dict[str, str], bytes]:
+        """Any request, keeping the response's headers and body (``post`` discards them).
+
+        Errors are raised, not counted: the caller decides what a failure means.
+        """
+        reader, writer = await self.connect()
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        head += f"{self.headers}\r\n"
+        start = time.perf_counter()
+        writer.write(head.encode("ascii") + (body or b""))
+        status, headers = await read_head(reader)
+        first: float | None = None
+        data = bytearray()
+        async for piece in read_body(reader, headers):
+            if first is None:
+                first = time.perf_counter()
+            data += piece
+        end = time.perf_counter()
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        sample = Sample(end - start, (first or end) - start, len(data),
+                        status == 200 and len(data) > 0, status,
+                        headers.get("x-orate-cache", ""))
+        return sample, headers, bytes(data)
 
     async def safe_post(self, path: str, body: bytes) -> Sample:
         """A failed request counts as an error and reconnects instead of ending the cell."""
@@ -236,14 +268,15 @@ def speech_body(text: str, fmt: str) -> bytes:
 
 async def load_cell(port: int, body: bytes | Callable[[], bytes], concurrency: int,
                     seconds: float, min_requests: int, *, requests: int | None = None,
-                    path: str = SPEECH_PATH) -> Cell:
+                    path: str = SPEECH_PATH, headers: str = "") -> Cell:
     """Closed-loop load: ``concurrency`` connections, each sending its next request
     as soon as the previous one finished, until the time is up.
 
     ``body`` may be a function that makes each request's body (e.g. a text never
-    sent before); ``requests`` sends exactly that many instead of running for a time.
+    sent before); ``requests`` sends exactly that many instead of running for a time;
+    ``headers`` are extra header lines for every request (see ``HttpClient``).
     """
-    clients = [HttpClient(HOST, port) for _ in range(concurrency)]
+    clients = [HttpClient(HOST, port, headers) for _ in range(concurrency)]
     await asyncio.gather(*(c.connect() for c in clients))
     samples: list[Sample] = []
     make = body if callable(body) else lambda: body
@@ -291,7 +324,7 @@ def healthy(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(log: IO[bytes], server_env: dict[str, str],
+def running_server(log: IO[bytes], server_env: dict[str, str], *, workers: int = WORKERS,
                    ) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
     """Start ``orate serve`` and stop it again on every way out, errors included.
 
@@ -299,14 +332,15 @@ def running_server(log: IO[bytes], server_env: dict[str, str],
     be killed by group id, in an empty directory with only ``server_env`` of the
     ORATE_* variables, so a stray ``.env`` or environment setting cannot change
     what is measured, and with its data directory (history, stored audio) in
-    that temporary directory so the run leaves nothing behind.
+    that temporary directory so the run leaves nothing behind (unless
+    ``server_env`` names another ORATE_DATA_DIR, which the caller then owns).
     """
     port = free_port()
     cwd = tempfile.mkdtemp(prefix="orate-bench-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORATE_")}
     env.update({"ORATE_DATA_DIR": str(Path(cwd) / "data"), **server_env})
     cmd = [sys.executable, "-m", "orate.cli", "serve", "--port", str(port),
-           "--workers", str(WORKERS), "--log-level", "warning"]
+           "--workers", str(workers), "--log-level", "warning"]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -336,12 +370,12 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serving(server_env: dict[str, str], notes: list[str], name: str,
-            ) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
+def serving(server_env: dict[str, str], notes: list[str], name: str, *,
+            workers: int = WORKERS) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
     """``running_server`` with its own log file; the log's last lines become a note."""
     with tempfile.TemporaryFile() as log:
         try:
-            with running_server(log, server_env) as server:
+            with running_server(log, server_env, workers=workers) as server:
                 yield server
         finally:
             log.seek(0)
@@ -422,6 +456,34 @@ def tree_memory(pid: int) -> Memory:
     pss_each = [_proc_kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids]
     pss = None if None in pss_each else sum(x or 0 for x in pss_each)
     return Memory(rss, pss, len(pids))
+
+
+@dataclass(frozen=True)
+class CpuClock:
+    """CPU seconds of the whole machine and of this benchmark, to detect outside load.
+
+    ``os.times`` includes reaped children, and every process the benchmark starts
+    (server, workers, pipelines) is reaped by it or by its own parent, so busy
+    time not accounted for by the benchmark belongs to something else.
+    """
+
+    busy: float
+    steal: float
+    own: float
+
+    @classmethod
+    def now(cls) -> CpuClock:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (ticks + [0] * 8)[:8]
+        hz = os.sysconf("SC_CLK_TCK")
+        t = os.times()
+        return cls((user + nice + system + irq + softirq) / hz, steal / hz,
+                   t.user + t.system + t.children_user + t.children_system)
+
+    def others_since(self, start: CpuClock) -> tuple[float, float]:
+        """CPU seconds used by other processes and stolen by the hypervisor since ``start``."""
+        return (max(0.0, (self.busy - start.busy) - (self.own - start.own)),
+                self.steal - start.steal)
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:

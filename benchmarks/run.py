@@ -52,6 +52,7 @@ from harness import (
     WORKERS,
     BenchmarkError,
     Cell,
+    CpuClock,
     HttpClient,
     Memory,
     Sample,
@@ -63,6 +64,7 @@ from harness import (
     fmt_ratio,
     load_cell,
     loop_factory,
+    outside_load,
     progress,
     running_server,
     speech_body,
@@ -461,34 +463,6 @@ def bench_peer(budget: Budget, results: Results) -> None:
 # -- report ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CpuClock:
-    """CPU seconds of the whole machine and of this benchmark, to detect outside load.
-
-    ``os.times`` includes reaped children, and every process the benchmark starts
-    (server, workers, pipelines) is reaped by it or by its own parent, so busy
-    time not accounted for by the benchmark belongs to something else.
-    """
-
-    busy: float
-    steal: float
-    own: float
-
-    @classmethod
-    def now(cls) -> CpuClock:
-        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (ticks + [0] * 8)[:8]
-        hz = os.sysconf("SC_CLK_TCK")
-        t = os.times()
-        return cls((user + nice + system + irq + softirq) / hz, steal / hz,
-                   t.user + t.system + t.children_user + t.children_system)
-
-    def others_since(self, start: CpuClock) -> tuple[float, float]:
-        """CPU seconds used by other processes and stolen by the hypervisor since ``start``."""
-        return (max(0.0, (self.busy - start.busy) - (self.own - start.own)),
-                self.steal - start.steal)
-
-
 def _tool_version(cmd: list[str], marker: str) -> str:
     """The word after ``marker`` in the tool's version banner, e.g. "1.51"."""
     if shutil.which(cmd[0]) is None:
@@ -673,11 +647,7 @@ def render_report(facts: list[str], r: Results, runtime: float, sections: list[s
 
 def _note_outside_load(results: Results, start: CpuClock, runtime: float) -> None:
     """Say so when other processes or the hypervisor took a noticeable share of the CPUs."""
-    others, steal = CpuClock.now().others_since(start)
-    capacity = runtime * len(os.sched_getaffinity(0))
-    share = (others + steal) / capacity
-    results.outside_load = (f"{100 * others / capacity:.1f}% of the CPUs used by other "
-                            f"processes, {100 * steal / capacity:.1f}% stolen by the hypervisor")
+    results.outside_load, share = outside_load(start, runtime)
     if share > 0.05:
         results.notes.append(f"outside load during the run: {results.outside_load}; the "
                              "numbers are lower and noisier than on an idle machine")

@@ -50,24 +50,12 @@ def audio_response(*extra: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"description": "audio", "content": content}}
 
 
-class ApiError(Exception):
-    """An error a route raises on purpose: status, machine code, message, offending field."""
-
-    def __init__(self, status: int, code: str, message: str, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.param = param
-        self.headers = headers or {}
-
-    @classmethod
-    def from_speech(cls, exc: SpeechError) -> ApiError:
-        return cls(exc.status, exc.code, exc.message, exc.param, exc.headers)
+class ApiError(SpeechError):
+    """An error a route or the guard raises on purpose. It carries what the pipeline's
+    refusals carry (status, code, message, param, headers), and renders the same way."""
 
 
-Renderer = Callable[[ApiError], JSONResponse]
+Renderer = Callable[[SpeechError], JSONResponse]
 Validation = Callable[[RequestValidationError], ApiError | JSONResponse]
 
 
@@ -85,7 +73,7 @@ def openai_type(status: int, code: str) -> str:
     return "invalid_request_error" if status < 500 else "server_error"
 
 
-def openai_envelope(err: ApiError) -> JSONResponse:
+def openai_envelope(err: SpeechError) -> JSONResponse:
     """``{"error": {message, type, param, code}}``: ``code`` says precisely what was wrong."""
     body = {"error": {"message": err.message, "type": openai_type(err.status, err.code),
                       "param": err.param, "code": err.code}}
@@ -115,7 +103,7 @@ def openai_validation(exc: RequestValidationError) -> ApiError:
     return ApiError(400, "missing_field" if kind == "missing" else "invalid_value", detail, param)
 
 
-def hume_envelope(err: ApiError) -> JSONResponse:
+def hume_envelope(err: SpeechError) -> JSONResponse:
     """Hume's ``ErrorResponse``: ``{code (a string), error, message}``."""
     reason = HTTPStatus(err.status).phrase if err.status in HTTPStatus._value2member_map_ \
         else "Error"
@@ -147,13 +135,9 @@ def dialect_for(path: str) -> tuple[Renderer, Validation]:
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return dialect_for(request.url.path)[0](exc)
-
-    @app.exception_handler(SpeechError)
+    @app.exception_handler(SpeechError)  # ApiError included
     async def _speech_error(request: Request, exc: SpeechError) -> JSONResponse:
-        return dialect_for(request.url.path)[0](ApiError.from_speech(exc))
+        return dialect_for(request.url.path)[0](exc)
 
     @app.exception_handler(EngineBusy)
     async def _busy(request: Request, exc: EngineBusy) -> JSONResponse:

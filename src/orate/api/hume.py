@@ -223,23 +223,24 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _one_generation(body: PostedTts) -> None:
+async def _one_file(body: PostedTts, request: Request, streaming: bool
+                    ) -> HumeGeneration | Response:
+    """The single generation a file endpoint answers with, or the response refusing it."""
     if (body.num_generations or 1) > 1:
-        raise Invalid("num_generations", "a file response holds one generation; use /v0/tts "
-                      "or /v0/tts/stream/json for num_generations above 1")
+        return invalid("num_generations", "a file response holds one generation; use "
+                       "/v0/tts or /v0/tts/stream/json for num_generations above 1")
+    speeches = await _run(body, request, streaming=streaming)
+    if isinstance(speeches, Response):
+        return speeches
+    return _frames(body, speeches[0], str(uuid.uuid4()))
 
 
 @router.post("/v0/tts/file", summary="Text-to-speech, one audio file (Hume)",
              responses=audio_response())
 async def synthesize_file(body: PostedTts, request: Request) -> Response:
-    try:
-        _one_generation(body)
-    except Invalid as exc:
-        return exc.response
-    speeches = await _run(body, request, streaming=False)
-    if isinstance(speeches, Response):
-        return speeches
-    gen = _frames(body, speeches[0], str(uuid.uuid4()))
+    gen = await _one_file(body, request, streaming=False)
+    if isinstance(gen, Response):
+        return gen
     async for _ in gen.frames():
         pass
     return Response(gen.whole_file(), media_type=CONTENT_TYPES[gen.format],
@@ -249,15 +250,9 @@ async def synthesize_file(body: PostedTts, request: Request) -> Response:
 @router.post("/v0/tts/stream/file", summary="Text-to-speech, streamed audio (Hume)",
              responses=audio_response())
 async def stream_file(body: PostedTts, request: Request) -> Response:
-    try:
-        _one_generation(body)
-    except Invalid as exc:
-        return exc.response
-    speeches = await _run(body, request, streaming=True)
-    if isinstance(speeches, Response):
-        return speeches
-    speech = speeches[0]
-    gen = _frames(body, speech, str(uuid.uuid4()))
+    gen = await _one_file(body, request, streaming=True)
+    if isinstance(gen, Response):
+        return gen
     frames = await primed_frames(gen.frames())
 
     async def audio() -> AsyncIterator[bytes]:
