@@ -486,6 +486,20 @@ class CpuClock:
                 self.steal - start.steal)
 
 
+def outside_load(start: CpuClock, seconds: float) -> tuple[str, float]:
+    """What other processes and the hypervisor took of the CPUs since ``start``, over
+    ``seconds`` of wall time: a sentence for the report, and the share (0–1) in all.
+
+    Call it after every server the benchmark started has been stopped (their CPU
+    reaches this process's children times only when they are reaped).
+    """
+    others, steal = CpuClock.now().others_since(start)
+    capacity = seconds * len(os.sched_getaffinity(0))
+    text = (f"{100 * others / capacity:.1f}% of the CPUs used by other processes, "
+            f"{100 * steal / capacity:.1f}% stolen by the hypervisor")
+    return text, (others + steal) / capacity
+
+
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     """uvloop when installed (uvicorn[standard] brings it): less client CPU per request."""
     try:

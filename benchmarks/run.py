@@ -12,14 +12,17 @@ machine under the same conditions:
 (c) the peer pipeline most TTS servers use: an ``espeak-ng`` subprocess piped
     into an ``ffmpeg`` subprocess per request.
 
-Those three make the "core" section (the table and its goal checks). Two more
+Those three make the "core" section (the table and its goal checks). More
 sections follow it, each with servers of its own: "library" (cache hit against
-miss, and what recording a generation in the history costs; library_section.py)
-and "hume" (time to the first audio chunk in Hume's streaming dialect against
-the OpenAI route; hume_section.py). ``--section`` picks some of them.
+miss, and what recording a generation in the history costs; library_section.py),
+"hume" (time to the first audio chunk in Hume's streaming dialect against the
+OpenAI route; hume_section.py), "engines" (the pipeline's overhead around an
+ONNX engine, and the time to first byte a gateway adds; engines_section.py) and
+"security" (what API keys cost a request, and a mixed-dialect load test;
+security_section.py). ``--section`` picks some of them.
 
 Progress goes to stderr; the report goes to stdout so it can be pasted as is.
-Run ``python benchmarks/run.py`` (about 4 minutes) or add ``--quick`` (under two).
+Run ``python benchmarks/run.py`` (about 6 minutes) or add ``--quick`` (under three).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engines_section import render_engines, run_engines
 from harness import (
     API_VOICE,
     HOST,
@@ -72,8 +76,9 @@ from harness import (
 )
 from hume_section import render_hume, run_hume
 from library_section import render_library, run_library
+from security_section import render_security, run_security
 
-SECTIONS = ("core", "library", "hume")
+SECTIONS = ("core", "library", "hume", "engines", "security")
 FORMATS = ("wav", "mp3")
 CONCURRENCY = (1, 4, 16)
 PEER_CONCURRENCY = 4
@@ -501,13 +506,24 @@ def _server_fact(server_env: dict[str, str], sections: list[str]) -> str:
               f"benchmark process; one voice ({API_VOICE} = {ENGINE_VOICE}+{ENGINE_VARIANT}) "
               "everywhere")
     if "core" not in sections:
-        return (f"- servers: `orate serve --workers {WORKERS}`, data dirs in temporary "
-                f"directories, settings given with each section; {client}")
-    others = ("; the library and hume sections start servers of their own, described there"
+        return (f"- servers: `orate serve --workers {WORKERS}` unless a section says "
+                "otherwise, data dirs in temporary directories, settings given with each "
+                f"section; {client}")
+    others = ("; the other sections start servers of their own, described there"
               if len(sections) > 1 else "")
     return (f"- server: `orate serve --workers {WORKERS}` with "
             + " ".join(f"{k}={v}" for k, v in server_env.items())
             + f", otherwise defaults (data dir in a temporary directory){others}; {client}")
+
+
+def _elsewhere(orate: Any) -> str:
+    """A warning when ``import orate`` (in this process and in every server) does not
+    load this checkout's src/, e.g. after a non-editable ``pip install``."""
+    package = Path(orate.__file__).resolve().parent
+    ours = Path(__file__).resolve().parents[1] / "src" / "orate"
+    if package == ours:
+        return ""
+    return f" (WARNING: imported from {package.parent}, not from this checkout's src/)"
 
 
 def machine_facts(quick: bool, server_env: dict[str, str], sections: list[str]) -> list[str]:
@@ -522,7 +538,7 @@ def machine_facts(quick: bool, server_env: dict[str, str], sections: list[str]) 
         f"- machine: nproc {len(os.sched_getaffinity(0))}, {_cpu_model()}, "
         f"{platform.system()} {platform.release()} {platform.machine()}, load avg {load}",
         f"- software: Python {platform.python_version()}, orate {orate.__version__}"
-        f"{_git_state(Path(orate.__file__).resolve().parents[2])}, "
+        f"{_git_state(Path(orate.__file__).resolve().parents[2])}{_elsewhere(orate)}, "
         f"libespeak-ng {engine.version} (in-process, from espeakng-loader)",
         f"- peer: espeak-ng CLI {_tool_version(['espeak-ng', '--version'], 'text-to-speech:')}"
         f", ffmpeg {_tool_version(['ffmpeg', '-version'], 'version')} (Debian packages)",
@@ -678,15 +694,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
                         type=_env_pair,
                         help="extra environment for every server, e.g. ORATE_STORE_AUDIO=false "
-                        "or ORATE_CACHE_ENABLED=true (repeatable); the library and hume "
-                        "sections override the settings they measure")
+                        "or ORATE_CACHE_ENABLED=true (repeatable); the sections after core "
+                        "override the settings they measure")
     parser.add_argument("--quick", action="store_true",
                         help="shorter cells (under a minute per section, noisier)")
     parser.add_argument("--section", type=_sections, default=list(SECTIONS),
                         metavar=",".join(SECTIONS),
                         help="which sections to run, comma-separated (default: all): core = "
                         "the table and goal checks, library = cache hit/miss and history "
-                        "cost, hume = Hume time to first audio")
+                        "cost, hume = Hume time to first audio, engines = overhead around "
+                        "an ONNX engine and the gateway's time to first byte, security = "
+                        "auth overhead and a mixed-dialect load test")
     return parser.parse_args(argv)
 
 
@@ -724,6 +742,14 @@ def main(argv: list[str] | None = None) -> int:
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 hume = run_hume(runner, args.quick, extra_env, results.notes)
             more += render_hume(hume)
+        if "engines" in sections:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                engines = run_engines(runner, args.quick, extra_env, results.notes)
+            more += render_engines(engines)
+        if "security" in sections:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                security = run_security(runner, args.quick, extra_env, results.notes)
+            more += render_security(security)
     except BenchmarkError as exc:
         print(f"benchmark aborted: {exc}", *results.notes, sep="\n", file=sys.stderr)
         return 1

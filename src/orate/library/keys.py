@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,7 +114,11 @@ class KeyStore:
         return info
 
     async def charge(self, key_id: str, characters: int) -> None:
+        """Count characters against a key, here and in the cached copy (no re-read)."""
         async with self._sessions() as session, session.begin():
             await session.execute(update(ApiKey).where(ApiKey.id == key_id)
                                   .values(used_chars=ApiKey.used_chars + characters))
-        self._cache.clear()
+        for digest, (stamp, info) in list(self._cache.items()):
+            if info is not None and info.id == key_id:
+                self._cache[digest] = (stamp, replace(info,
+                                                      used_chars=info.used_chars + characters))

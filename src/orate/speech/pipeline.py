@@ -207,7 +207,8 @@ class Pipeline:
             version = engine.version
         plan = Plan(req, model, job, voices, fmt, characters, rate, ctx,
                     segment_utterances=owners)
-        if ctx.key_id is not None and self.library is not None:
+        if ctx.key_id is not None and ctx.quota_left is not None and self.library is not None:
+            # only keys with a quota need the count (a write per request costs ~2 ms)
             self.library.track(self.library.keys.charge(ctx.key_id, characters))
         if self.library is not None and self.settings.cache_enabled and ctx.cache:
             from orate.library.cache import cache_key

@@ -39,12 +39,15 @@ def _pcm_of_wav_header(head: bytes) -> tuple[int, int]:
 
 
 def _duration(data: bytes, fmt: str, rate: int | None) -> float:
-    """Seconds of audio in a whole passed-through response."""
+    """Seconds of audio in a whole passed-through response, from headers where they say
+    (decoding 68 s of mp3 just to count it took 40 ms); decoded only as a last resort."""
     if fmt == "pcm":
         return len(data) / 2 / (rate or 24000)
     try:
         container = av.open(io.BytesIO(data))
         stream = container.streams.audio[0]
+        if container.duration:
+            return container.duration / av.time_base
         return sum(f.samples for f in container.decode(stream)) / stream.rate
     except (av.FFmpegError, IndexError):
         return 0.0
