@@ -413,9 +413,9 @@ def _render_auth(r: SecurityResults) -> list[str]:
         f"sends `Authorization: Bearer`; checked first: {checks}). {b.auth_rounds} "
         f"alternating windows of {b.auth_window:g} s per server (on/off, then off/on, …; "
         "each server idle again before the other runs). Metrics are always collected, so "
-        "both sides have them: this measures auth on − off (key lookup, per-key "
-        "concurrency accounting and the per-request character charge, a database write "
-        "that also empties the key cache), not metrics on − off. CPU is over all windows, "
+        "both sides have them: this measures auth on − off (key lookup, cached for 2 s, and "
+        "per-key rate and concurrency accounting; the key has no character quota, so no "
+        "per-request charge is written), not metrics on − off. CPU is over all windows, "
         "including work that finishes after the response.",
         "",
         "| metric | auth on (key) | auth off (no keys) | on − off |",
