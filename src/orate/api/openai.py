@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from orate.api.errors import ApiError, audio_response, documented
@@ -125,8 +125,12 @@ async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse
     plan = await pipeline.plan(_build(body, pipeline),
                                context(request, "openai", store=store))
     speech = await pipeline.speak(plan)
-    events = await primed(speech.events)
     headers = _headers(speech)
+    if speech.cache == "hit" and body.stream_format != "sse":
+        # all of it is in memory already: one plain response, no streaming machinery
+        audio = b"".join([chunk async for chunk in audio_bytes(speech.events)])
+        return Response(audio, media_type=plan.format.content_type, headers=headers)
+    events = await primed(speech.events)
     if body.stream_format == "sse":
         return StreamingResponse(_sse(plan, events), media_type="text/event-stream",
                                  headers={**headers, "Cache-Control": "no-cache"})
