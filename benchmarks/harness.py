@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 SHORT_TEXT = "The quick brown fox jumps over the lazy dog at dawn."  # 11 words
 LONG_TEXT = (
@@ -537,3 +537,17 @@ def fmt_cpu_split(cell: Cell) -> str:
 
 def fmt_mib(kib: int | None) -> str:
     return "n/a" if kib is None else f"{kib / 1024:.0f}"
+
+
+def on_off_rows(on: Any, off: Any, diff: float) -> list[str]:
+    """The table rows shared by every alternating on/off comparison (history, auth)."""
+    return [
+        f"| p50 latency, c=1 (ms) | {fmt_ms(on.p50)} | {fmt_ms(off.p50)} | {diff:+.2f} |",
+        "| p50 of each window (ms) | " + " ".join(f"{w * 1e3:.2f}" for w in on.windows)
+        + " | " + " ".join(f"{w * 1e3:.2f}" for w in off.windows) + " | |",
+        f"| server main process CPU ms per request | {on.per_request_ms(0):.2f} | "
+        f"{off.per_request_ms(0):.2f} | {on.per_request_ms(0) - off.per_request_ms(0):+.2f} |",
+        f"| engine workers CPU ms per request | {on.per_request_ms(1):.2f} | "
+        f"{off.per_request_ms(1):.2f} | {on.per_request_ms(1) - off.per_request_ms(1):+.2f} |",
+        f"| requests | {len(on.latencies)} | {len(off.latencies)} | |",
+    ]

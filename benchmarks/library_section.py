@@ -33,6 +33,7 @@ from harness import (
     fmt_ms,
     fmt_num,
     load_cell,
+    on_off_rows,
     progress,
     serving,
     settle,
@@ -340,14 +341,7 @@ def render_library(r: LibraryResults, quick: bool) -> list[str]:
         "",
         "| metric | history on | history off | on − off |",
         "|---|---:|---:|---:|",
-        f"| p50 latency, c=1 (ms) | {fmt_ms(on.p50)} | {fmt_ms(off.p50)} | {diff:+.2f} |",
-        "| p50 of each window (ms) | " + " ".join(f"{w * 1e3:.2f}" for w in on.windows)
-        + " | " + " ".join(f"{w * 1e3:.2f}" for w in off.windows) + " | |",
-        f"| server main process CPU ms per request | {on.per_request_ms(0):.2f} | "
-        f"{off.per_request_ms(0):.2f} | {on.per_request_ms(0) - off.per_request_ms(0):+.2f} |",
-        f"| engine workers CPU ms per request | {on.per_request_ms(1):.2f} | "
-        f"{off.per_request_ms(1):.2f} | {on.per_request_ms(1) - off.per_request_ms(1):+.2f} |",
-        f"| requests | {len(on.latencies)} | {len(off.latencies)} | |",
+        *on_off_rows(on, off, diff),
         "",
         f"- {_verdict(diff < GOAL_HISTORY_MS)} history on − off, p50 latency of an 11-word "
         f"{FORMAT} miss at c=1: {diff:+.2f} ms ({on.p50 * 1e3:.2f} − {off.p50 * 1e3:.2f}, "

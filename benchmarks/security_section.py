@@ -45,6 +45,7 @@ from harness import (
     fmt_mib,
     fmt_ms,
     load_cell,
+    on_off_rows,
     outside_load,
     progress,
     serving,
@@ -420,14 +421,7 @@ def _render_auth(r: SecurityResults) -> list[str]:
         "",
         "| metric | auth on (key) | auth off (no keys) | on − off |",
         "|---|---:|---:|---:|",
-        f"| p50 latency, c=1 (ms) | {fmt_ms(on.p50)} | {fmt_ms(off.p50)} | {diff:+.2f} |",
-        "| p50 of each window (ms) | " + " ".join(f"{w * 1e3:.2f}" for w in on.windows)
-        + " | " + " ".join(f"{w * 1e3:.2f}" for w in off.windows) + " | |",
-        f"| server main process CPU ms per request | {on.per_request_ms(0):.2f} | "
-        f"{off.per_request_ms(0):.2f} | {on.per_request_ms(0) - off.per_request_ms(0):+.2f} |",
-        f"| engine workers CPU ms per request | {on.per_request_ms(1):.2f} | "
-        f"{off.per_request_ms(1):.2f} | {on.per_request_ms(1) - off.per_request_ms(1):+.2f} |",
-        f"| requests | {len(on.latencies)} | {len(off.latencies)} | |",
+        *on_off_rows(on, off, diff),
         "",
         f"- {_verdict(diff < GOAL_AUTH_MS)} auth on − off, p50 latency of an {LABEL} wav "
         f"miss at c=1: {diff:+.2f} ms ({on.p50 * 1e3:.2f} − {off.p50 * 1e3:.2f}, measured "

@@ -190,13 +190,21 @@ async def _run(body: PostedTts, request: Request, streaming: bool) -> list[Speec
         return exc.response
 
 
-@router.post("/v0/tts", summary="Text-to-speech, JSON (Hume)")
-async def synthesize_json(body: PostedTts, request: Request) -> Response:
-    speeches = await _run(body, request, streaming=False)
+async def _generations(body: PostedTts, request: Request, streaming: bool
+                       ) -> list[HumeGeneration] | Response:
+    """Every generation of a request under one request id, or the response refusing it."""
+    speeches = await _run(body, request, streaming=streaming)
     if isinstance(speeches, Response):
         return speeches
     request_id = str(uuid.uuid4())
-    gens = [_frames(body, s, request_id) for s in speeches]
+    return [_frames(body, s, request_id) for s in speeches]
+
+
+@router.post("/v0/tts", summary="Text-to-speech, JSON (Hume)")
+async def synthesize_json(body: PostedTts, request: Request) -> Response:
+    gens = await _generations(body, request, streaming=False)
+    if isinstance(gens, Response):
+        return gens
 
     async def drain(gen: HumeGeneration) -> None:
         async for _ in gen.frames():
@@ -216,7 +224,7 @@ async def synthesize_json(body: PostedTts, request: Request) -> Response:
                     "encoding": {"format": gen.format, "sample_rate": gen.rate},
                     "file_size": len(whole), "generation_id": gen.generation_id,
                     "snippets": per_utterance})
-    return JSONResponse({"generations": out, "request_id": request_id})
+    return JSONResponse({"generations": out, "request_id": gens[0].request_id})
 
 
 def _b64(data: bytes) -> str:
@@ -269,11 +277,9 @@ async def stream_file(body: PostedTts, request: Request) -> Response:
                               "content": {"application/x-ndjson": {"schema": {
                                   "type": "string"}}}}})
 async def stream_json(body: PostedTts, request: Request) -> Response:
-    speeches = await _run(body, request, streaming=True)
-    if isinstance(speeches, Response):
-        return speeches
-    request_id = str(uuid.uuid4())
-    gens = [_frames(body, s, request_id) for s in speeches]
+    gens = await _generations(body, request, streaming=True)
+    if isinstance(gens, Response):
+        return gens
     first = await primed_frames(gens[0].frames())
 
     async def lines() -> AsyncIterator[bytes]:
