@@ -41,11 +41,13 @@ from harness import (
     HttpClient,
     Sample,
     cpu_snapshot,
+    env_text,
     fmt_ms,
     outside_load,
     progress,
     serving,
     settle,
+    verdict,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -426,14 +428,6 @@ def run_engines(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
 # -- report ---------------------------------------------------------------------------
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def _env(env: dict[str, str]) -> str:
-    return " ".join(f"{k}={v}" for k, v in env.items())
-
-
 def render_engines(r: EnginesResults) -> list[str]:
     lines = ["## Engines: pipeline overhead and the gateway", "",
              f"During this section: {r.load}.", ""]
@@ -454,7 +448,7 @@ def _render_overhead(r: EnginesResults) -> list[str]:
         f"Per-request overhead around an ONNX engine, {LABEL}, wav, c=1: "
         "the tiny stand-in models of `tests/tiny_models.py` (real inputs and outputs, no "
         f"weights; {r.versions}), one server with `--workers {ENGINE_WORKERS}` and "
-        f"`{_env(ENGINE_ENV)}`. Each server request alternates with the same model in "
+        f"`{env_text(ENGINE_ENV)}`. Each server request alternates with the same model in "
         "this process through orate's engine object (same session options: one intra-op "
         "and one inter-op thread): espeak-ng `phonemize`, the bare `session.run` on the "
         "exact feeds the engine sent (captured from a `synthesize` call), and the whole "
@@ -483,7 +477,7 @@ def _render_overhead(r: EnginesResults) -> list[str]:
     for n in NEURAL:
         x = e[n.key]
         ms = x.overhead * 1e3
-        lines.append(f"- {_verdict(ms < GOAL_OVERHEAD_MS)} {n.key} server p50 − "
+        lines.append(f"- {verdict(ms < GOAL_OVERHEAD_MS)} {n.key} server p50 − "
                      f"`session.run` p50: {ms:.2f} ms ({_p50(x.server) * 1e3:.2f} − "
                      f"{_p50(x.run) * 1e3:.2f}, measured alternately; goal < "
                      f"{GOAL_OVERHEAD_MS:g} ms)")
@@ -500,9 +494,9 @@ def _render_proxy(r: EnginesResults) -> list[str]:
 
     b = r.budget
     lines = [
-        f"Upstream proxy, {PROXY_FORMAT}: U is an orate with `{_env(UPSTREAM_ENV)}` "
+        f"Upstream proxy, {PROXY_FORMAT}: U is an orate with `{env_text(UPSTREAM_ENV)}` "
         "(each text rendered once first, so U answers from its cache), G an orate with "
-        f"`{_env(GATEWAY_ENV)}` and a providers file sending `{RELAY_MODEL}` to U's "
+        f"`{env_text(GATEWAY_ENV)}` and a providers file sending `{RELAY_MODEL}` to U's "
         f"`tts-1` (kind `openai`); both `--workers {ENGINE_WORKERS}`, history on. "
         f"{b.proxy_rounds} requests per column, one at a time, U and G in alternating "
         "order, both servers idle again before the next request. CPU is the main "
@@ -525,7 +519,7 @@ def _render_proxy(r: EnginesResults) -> list[str]:
     for t in labels:
         u, g = r.proxy[(t, "direct")], r.proxy[(t, "gateway")]
         d = (g.p50("ttfb") - u.p50("ttfb")) * 1e3
-        lines.append(f"- {_verdict(d < GOAL_PROXY_MS)} {t} gateway − direct, p50 time to "
+        lines.append(f"- {verdict(d < GOAL_PROXY_MS)} {t} gateway − direct, p50 time to "
                      f"first byte: {d:+.2f} ms ({g.p50('ttfb') * 1e3:.2f} − "
                      f"{u.p50('ttfb') * 1e3:.2f}, measured alternately; goal < "
                      f"{GOAL_PROXY_MS:g} ms); G's main process "

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -551,3 +551,28 @@ def on_off_rows(on: Any, off: Any, diff: float) -> list[str]:
         f"{off.per_request_ms(1):.2f} | {on.per_request_ms(1) - off.per_request_ms(1):+.2f} |",
         f"| requests | {len(on.latencies)} | {len(off.latencies)} | |",
     ]
+
+
+@dataclass
+class OnOffSide:
+    """One server of an alternating on/off comparison: each request's latency, and CPU."""
+
+    latencies: list[float] = field(default_factory=list)
+    windows: list[float] = field(default_factory=list)  # p50 of each window
+    cpu: tuple[float, float] = (0.0, 0.0)  # main process, engine workers (seconds)
+    errors: int = 0
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies) if self.latencies else math.nan
+
+    def per_request_ms(self, i: int) -> float:
+        return 1e3 * self.cpu[i] / len(self.latencies) if self.latencies else math.nan
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def env_text(env: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in env.items())

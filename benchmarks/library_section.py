@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import statistics
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,9 @@ from harness import (
     BenchmarkError,
     Cell,
     HttpClient,
+    OnOffSide,
     cpu_snapshot,
+    env_text,
     fmt_cpu_split,
     fmt_ms,
     fmt_num,
@@ -38,6 +39,7 @@ from harness import (
     serving,
     settle,
     speech_body,
+    verdict,
 )
 
 FORMAT = "mp3"
@@ -105,26 +107,9 @@ class UniqueTexts:
 
 
 @dataclass
-class HistorySide:
-    """One server of the history comparison: every request's latency, and CPU used."""
-
-    latencies: list[float] = field(default_factory=list)
-    windows: list[float] = field(default_factory=list)  # p50 of each window
-    cpu: tuple[float, float] = (0.0, 0.0)  # main process, engine workers (seconds)
-    errors: int = 0
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.latencies) if self.latencies else float("nan")
-
-    def per_request_ms(self, i: int) -> float:
-        return 1e3 * self.cpu[i] / len(self.latencies) if self.latencies else float("nan")
-
-
-@dataclass
 class LibraryResults:
     cache: dict[tuple[str, str, int], Cell] = field(default_factory=dict)  # (text, kind, c)
-    history: dict[str, HistorySide] = field(default_factory=dict)  # "on" / "off"
+    history: dict[str, OnOffSide] = field(default_factory=dict)  # "on" / "off"
     cache_env: dict[str, str] = field(default_factory=dict)
     history_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -212,7 +197,7 @@ def bench_history(runner: asyncio.Runner, budget: LibraryBudget, extra_env: dict
     label = "11 words"
     envs = {name: {**extra_env, **env} for name, env in HISTORY_ENV.items()}
     results.history_env = envs
-    sides = {name: HistorySide() for name in envs}
+    sides = {name: OnOffSide() for name in envs}
     results.history = sides
     with serving(envs["on"], notes, "library (history on)") as (on, on_port, _), \
             serving(envs["off"], notes, "library (history off)") as (off, off_port, _):
@@ -262,14 +247,6 @@ def run_library(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
 # -- report ---------------------------------------------------------------------------
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def _env(env: dict[str, str]) -> str:
-    return " ".join(f"{k}={v}" for k, v in env.items())
-
-
 def _times(a: float, b: float) -> str:
     return "n/a" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.3g}×"
 
@@ -304,7 +281,7 @@ def render_library(r: LibraryResults, quick: bool) -> list[str]:
     lines = [
         "## Library: cache and history",
         "",
-        f"Cache hit vs miss, {FORMAT}: one server with `{_env(r.cache_env)}` (the defaults). "
+        f"Cache hit vs miss, {FORMAT}: one server with `{env_text(r.cache_env)}` (the defaults). "
         "A miss is a text never sent before: the word "
         + " / ".join(f"“{w}”" for _, w in REPLACED.values())
         + " of the 11- / 218-word text is replaced by a made-up two-syllable word unique to "
@@ -321,10 +298,10 @@ def render_library(r: LibraryResults, quick: bool) -> list[str]:
     hit_rps = {t: cell(t, "hit", c).rps for t in labels}
     lines += [
         "",
-        f"- {_verdict(all(v < GOAL_HIT_MS for v in hit_p50.values()))} cache hit p50 latency "
+        f"- {verdict(all(v < GOAL_HIT_MS for v in hit_p50.values()))} cache hit p50 latency "
         "at c=1: " + ", ".join(f"{t} {v:.2f} ms" for t, v in hit_p50.items())
         + f" (goal < {GOAL_HIT_MS:g} ms each)",
-        f"- {_verdict(all(v > GOAL_HIT_RPS for v in hit_rps.values()))} cache hit req/s at "
+        f"- {verdict(all(v > GOAL_HIT_RPS for v in hit_rps.values()))} cache hit req/s at "
         f"c={c}: " + ", ".join(f"{t} {v:.0f}" for t, v in hit_rps.items())
         + f" (goal > {GOAL_HIT_RPS:g} each)",
         "",
@@ -333,8 +310,8 @@ def render_library(r: LibraryResults, quick: bool) -> list[str]:
     diff = (on.p50 - off.p50) * 1e3
     lines += [
         f"Cost of recording a generation on a miss, 11 words {FORMAT}, c=1, every request a "
-        f"new text: two servers up at once, history on (`{_env(r.history_env['on'])}`) and "
-        f"off (`{_env(r.history_env['off'])}`), {budget.history_rounds} alternating windows "
+        f"new text: two servers up at once, history on (`{env_text(r.history_env['on'])}`) and "
+        f"off (`{env_text(r.history_env['off'])}`), {budget.history_rounds} alternating windows "
         f"of {budget.history_window:g} s each (on/off, then off/on, …; each server idle "
         "again before the other runs). CPU is the server's over all its windows, including "
         "history writes that finish after the response.",
@@ -343,7 +320,7 @@ def render_library(r: LibraryResults, quick: bool) -> list[str]:
         "|---|---:|---:|---:|",
         *on_off_rows(on, off, diff),
         "",
-        f"- {_verdict(diff < GOAL_HISTORY_MS)} history on − off, p50 latency of an 11-word "
+        f"- {verdict(diff < GOAL_HISTORY_MS)} history on − off, p50 latency of an 11-word "
         f"{FORMAT} miss at c=1: {diff:+.2f} ms ({on.p50 * 1e3:.2f} − {off.p50 * 1e3:.2f}, "
         f"measured alternately; goal < {GOAL_HISTORY_MS:g} ms)",
         "",

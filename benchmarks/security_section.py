@@ -40,8 +40,10 @@ from harness import (
     CpuClock,
     HttpClient,
     Memory,
+    OnOffSide,
     cpu_snapshot,
     descendants,
+    env_text,
     fmt_mib,
     fmt_ms,
     load_cell,
@@ -52,6 +54,7 @@ from harness import (
     settle,
     speech_body,
     tree_memory,
+    verdict,
 )
 
 LABEL = "11 words"
@@ -72,21 +75,6 @@ class SecurityBudget:
 
 FULL = SecurityBudget(auth_window=1.5, auth_rounds=8, load_seconds=20.0)
 QUICK = SecurityBudget(auth_window=0.5, auth_rounds=3, load_seconds=8.0)
-
-
-@dataclass
-class AuthSide:
-    latencies: list[float] = field(default_factory=list)
-    windows: list[float] = field(default_factory=list)  # p50 of each window
-    cpu: tuple[float, float] = (0.0, 0.0)  # main process, engine workers (seconds)
-    errors: int = 0
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.latencies) if self.latencies else math.nan
-
-    def per_request_ms(self, i: int) -> float:
-        return 1e3 * self.cpu[i] / len(self.latencies) if self.latencies else math.nan
 
 
 # -- 1. auth overhead -----------------------------------------------------------------
@@ -128,7 +116,7 @@ def bench_auth(runner: asyncio.Runner, budget: SecurityBudget, extra_env: dict[s
         results.auth_env = {k: {n: v for n, v in e.items() if n != "ORATE_DATA_DIR"}
                             for k, e in envs.items()}
         headers = {"off": "", "on": auth}
-        sides = results.auth = {"off": AuthSide(), "on": AuthSide()}
+        sides = results.auth = {"off": OnOffSide(), "on": OnOffSide()}
         with serving(envs["off"], notes, "security (auth off)") as (off, off_port, _), \
                 serving(envs["on"], notes, "security (auth on)") as (on, on_port, _):
             servers = {"off": (off, off_port), "on": (on, on_port)}
@@ -351,7 +339,7 @@ def bench_load(runner: asyncio.Runner, budget: SecurityBudget, extra_env: dict[s
 
 @dataclass
 class SecurityResults:
-    auth: dict[str, AuthSide] = field(default_factory=dict)
+    auth: dict[str, OnOffSide] = field(default_factory=dict)
     auth_env: dict[str, dict[str, str]] = field(default_factory=dict)
     auth_checks: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
@@ -382,14 +370,6 @@ def run_security(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
 # -- report ---------------------------------------------------------------------------
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def _env(env: dict[str, str]) -> str:
-    return " ".join(f"{k}={v}" for k, v in env.items())
-
-
 def _p99(values: list[float]) -> float:
     if len(values) < 2:
         return values[0] if values else math.nan
@@ -409,7 +389,7 @@ def _render_auth(r: SecurityResults) -> list[str]:
     checks = ", ".join(f"{k} → {v}" for k, v in r.auth_checks.items())
     return [
         f"Auth overhead, {LABEL} wav misses, c=1: two servers up at once, both "
-        f"`{_env(r.auth_env['off'])}` (history on), one with no keys (auth off) and one "
+        f"`{env_text(r.auth_env['off'])}` (history on), one with no keys (auth off) and one "
         "whose data dir holds a key made with `orate keys create` (auth on; every request "
         f"sends `Authorization: Bearer`; checked first: {checks}). {b.auth_rounds} "
         f"alternating windows of {b.auth_window:g} s per server (on/off, then off/on, …; "
@@ -423,7 +403,7 @@ def _render_auth(r: SecurityResults) -> list[str]:
         "|---|---:|---:|---:|",
         *on_off_rows(on, off, diff),
         "",
-        f"- {_verdict(diff < GOAL_AUTH_MS)} auth on − off, p50 latency of an {LABEL} wav "
+        f"- {verdict(diff < GOAL_AUTH_MS)} auth on − off, p50 latency of an {LABEL} wav "
         f"miss at c=1: {diff:+.2f} ms ({on.p50 * 1e3:.2f} − {off.p50 * 1e3:.2f}, measured "
         f"alternately; goal < {GOAL_AUTH_MS:g} ms)",
         "",
@@ -440,7 +420,7 @@ def _render_load(r: SecurityResults) -> list[str]:
     errors = len(every) - len(ok)
     lines = [
         f"Load test: {LOAD_CLIENTS} closed-loop clients (keep-alive connections) for "
-        f"{r.elapsed:.1f} s against one server with `{_env(r.load_env)}` (history and "
+        f"{r.elapsed:.1f} s against one server with `{env_text(r.load_env)}` (history and "
         f"stored audio on, so nano-gpt's `audioUrl` works; `--workers {WORKERS}`, default "
         f"queue of {DEFAULT_QUEUE}), the {LABEL} text throughout. Each client rotates "
         "through the six request kinds below (client i starts at kind i), so all are in "
@@ -481,7 +461,7 @@ def _render_load(r: SecurityResults) -> list[str]:
         f"{1e3 * cpu[1] / n:.2f}, load generator {1e3 * cpu[2] / n:.2f}",
         "- statuses: " + ", ".join(f"{s or 'connection failed'} ×{c}"
                                   for s, c in sorted(statuses.items())),
-        f"- {_verdict(errors == 0)} errors: {errors} (goal 0); 503: {statuses.get(503, 0)}, "
+        f"- {verdict(errors == 0)} errors: {errors} (goal 0); 503: {statuses.get(503, 0)}, "
         f"429: {statuses.get(429, 0)} (expected 0 with {LOAD_CLIENTS} clients and a queue "
         f"of {DEFAULT_QUEUE})",
         "",
