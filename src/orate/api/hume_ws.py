@@ -1,6 +1,7 @@
 """Hume's ``/v0/tts/stream/input`` WebSocket: text in as it is written, audio out as made.
 
-Text frames accumulate exactly as sent. Complete sentences are synthesized as
+Text frames accumulate exactly as sent in the shared text-stream session
+(speech/textstream.py). Complete sentences are synthesized as
 soon as they are in (an LLM streaming tokens gets audio sentence by sentence);
 ``flush`` synthesizes whatever is buffered; ``close`` finishes everything and
 then closes with 1000, the only code Hume's clients treat as a clean end.
@@ -15,7 +16,7 @@ import contextlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field, ValidationError
@@ -36,13 +37,12 @@ from orate.speech.pipeline import (
     SynthesisFailed,
     Utterance,
 )
-from orate.speech.text import split_sentences
+from orate.speech.textstream import TextStream, TextStreamOverflow
 
 log = logging.getLogger("orate.api")
 router = APIRouter(tags=["hume"])
 
 POLICY, INTERNAL, NORMAL = 1008, 1011, 1000
-MAX_BUFFER = 20_000
 
 
 class PublishTts(BaseModel):
@@ -62,16 +62,15 @@ def _bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in ("true", "1", "yes")
 
 
-@dataclass
-class Piece:
-    """Text to speak with the settings in force when it was taken from the buffer."""
+@dataclass(frozen=True)
+class PieceSettings:
+    """The voice settings in force when a piece was taken from the buffer."""
 
-    text: str
-    voice: str | None
-    provider: str
-    description: str | None
-    speed: float
-    trailing_silence: float
+    voice: str | None = None
+    provider: str = "any"
+    description: str | None = None
+    speed: float = 1.0
+    trailing_silence: float = 0.0
 
 
 class Closing(Exception):
@@ -98,11 +97,10 @@ async def stream_input(ws: WebSocket) -> None:
     base = context(ws, "hume")
     model = "octave-1" if version == "1" else "octave-2"
     request_id = str(uuid.uuid4())
-    queue: asyncio.Queue[Piece | None] = asyncio.Queue()
 
-    async def speak(piece: Piece) -> None:
+    async def speak(text: str, piece: PieceSettings) -> None:
         req = SpeechRequest(model=model, utterances=[Utterance(
-            piece.text, piece.voice, piece.speed, piece.trailing_silence,
+            text, piece.voice, piece.speed, piece.trailing_silence,
             description=piece.description, voice_provider=piece.provider)], format=fmt,
             sample_rate=HUME_SAMPLE_RATE, timestamps=timestamps,
             max_chars=pipeline.settings.max_request_chars)
@@ -119,61 +117,26 @@ async def stream_input(ws: WebSocket) -> None:
             if isinstance(frame, Chunk) and not no_binary:
                 await ws.send_bytes(frame.data)
 
-    async def synthesizer() -> None:
-        while (piece := await queue.get()) is not None:
-            await speak(piece)
-
-    worker = asyncio.create_task(synthesizer())
-    buffer = ""
-    voice: str | None = None
-    provider = "any"
-    description: str | None = None
-    speed, silence = 1.0, 0.0
-
-    def take(text: str) -> None:
-        if text.strip():
-            queue.put_nowait(Piece(text, voice, provider, description, speed, silence))
+    stream: TextStream[PieceSettings] = TextStream(speak)
+    settings = PieceSettings()
 
     try:
         while True:
             receive = asyncio.ensure_future(ws.receive_text())
-            done, _ = await asyncio.wait({receive, worker}, return_when=asyncio.FIRST_COMPLETED)
-            if worker in done:
+            done, _ = await asyncio.wait({receive, stream.task},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if stream.task in done:
                 receive.cancel()
-                worker.result()  # raises what stopped the synthesis
+                stream.task.result()  # raises what stopped the synthesis
                 raise Closing(INTERNAL, "synthesis stopped")
-            raw = receive.result()
-            try:
-                msg = PublishTts.model_validate(json.loads(raw))
-            except (json.JSONDecodeError, ValidationError) as exc:
-                detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-                raise Closing(POLICY, f"invalid message: {detail}") from None
-            if msg.voice is not None:
-                voice = msg.voice.id if isinstance(msg.voice, VoiceById) else msg.voice.name
-                provider = {"HUME_AI": "builtin", "CUSTOM_VOICE": "custom"}.get(
-                    msg.voice.provider or "", "any")
-            if msg.description is not None:
-                description = msg.description
-            if msg.speed is not None:
-                speed = msg.speed
-            if msg.trailing_silence is not None:
-                silence = msg.trailing_silence
+            msg = _parse(receive.result())
+            settings = _apply(settings, msg)
             if msg.text:
-                buffer += msg.text
-                if len(buffer) > MAX_BUFFER:
-                    raise Closing(POLICY, f"more than {MAX_BUFFER} characters buffered; send "
-                                  "flush")
-                spans = split_sentences(buffer)
-                if len(spans) > 1:  # all but the last sentence are complete: speak them now
-                    cut = spans[-1][0]
-                    take(buffer[:cut])
-                    buffer = buffer[cut:]
+                stream.write(msg.text, settings)
             if msg.flush or msg.close:
-                take(buffer)
-                buffer = ""
+                stream.flush(settings)
             if msg.close:
-                queue.put_nowait(None)
-                await worker
+                await stream.finish()
                 await ws.close(NORMAL)
                 return
     except WebSocketDisconnect:
@@ -181,6 +144,9 @@ async def stream_input(ws: WebSocket) -> None:
     except Closing as exc:
         with contextlib.suppress(Exception):
             await ws.close(exc.code, exc.reason)
+    except TextStreamOverflow as exc:
+        with contextlib.suppress(Exception):
+            await ws.close(POLICY, exc.message[:120])
     except SynthesisFailed as exc:
         with contextlib.suppress(Exception):
             await ws.close(INTERNAL, f"synthesis failed: {exc}")
@@ -189,7 +155,28 @@ async def stream_input(ws: WebSocket) -> None:
         with contextlib.suppress(Exception):
             await ws.close(INTERNAL, "internal error")
     finally:
-        if not worker.done():
-            worker.cancel()
-            with contextlib.suppress(BaseException):
-                await worker
+        await stream.aclose()
+
+
+def _parse(raw: str) -> PublishTts:
+    try:
+        return PublishTts.model_validate(json.loads(raw))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        raise Closing(POLICY, f"invalid message: {detail}") from None
+
+
+def _apply(settings: PieceSettings, msg: PublishTts) -> PieceSettings:
+    """The settings a message leaves in force for the text it and later messages carry."""
+    changes: dict[str, object] = {}
+    if msg.voice is not None:
+        changes["voice"] = msg.voice.id if isinstance(msg.voice, VoiceById) else msg.voice.name
+        changes["provider"] = {"HUME_AI": "builtin", "CUSTOM_VOICE": "custom"}.get(
+            msg.voice.provider or "", "any")
+    if msg.description is not None:
+        changes["description"] = msg.description
+    if msg.speed is not None:
+        changes["speed"] = msg.speed
+    if msg.trailing_silence is not None:
+        changes["trailing_silence"] = msg.trailing_silence
+    return replace(settings, **changes) if changes else settings
