@@ -9,9 +9,16 @@ import av
 import numpy as np
 import pytest
 
-from orate.audio.encoder import TimeStretch, fix_wav_sizes, make_encoder
+from orate.audio.encoder import (
+    CodecEncoder,
+    LameEncoder,
+    TimeStretch,
+    fix_wav_sizes,
+    make_encoder,
+)
 from orate.audio.formats import FORMATS
 from orate.engines.base import EngineEvent, UnknownVoice, VoiceParams
+from orate.engines.espeak import get_engine
 from orate.engines.registry import engine_by_name
 
 from .conftest import decode
@@ -165,3 +172,27 @@ def test_time_stretch_slows_without_losing_the_tail() -> None:
     out = np.concatenate([stretch(tone[i:i + 1000]) for i in range(0, len(tone), 1000)]
                          + [stretch(None)])
     assert abs(len(out) - 44100) < 600
+
+
+def test_streamed_mp3_matches_pyav_libmp3lame_at_equal_settings() -> None:
+    """The lameenc streaming path decodes to the same length and fidelity as PyAV's."""
+    chunks: list[np.ndarray] = []
+    get_engine().synthesize("The weather is cold and windy today.", VoiceParams(), 1.0,
+                            lambda pcm, _ev: chunks.append(pcm.copy()) or True)
+    pcm = np.concatenate(chunks)
+
+    def run(enc) -> np.ndarray:
+        data = b"".join([enc.feed(c) for c in chunks] + [enc.finish()])
+        with av.open(io.BytesIO(data)) as c:
+            assert c.streams.audio[0].rate == 22050
+            return np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+
+    fmt = FORMATS["mp3"]
+    lame = run(LameEncoder(fmt, 22050, 22050, bitrate=48_000))
+    pyav = run(CodecEncoder(fmt, 22050, 22050, bitrate=48_000, whole_file=False))
+    assert abs(len(lame) - len(pyav)) <= 1152  # at most one mp3 frame apart
+    assert len(lame) >= len(pcm)  # nothing lost at the tail
+    n = min(len(lame), len(pyav))
+    energy = float(np.sum(pyav[:n].astype(np.float64) ** 2))
+    diff = float(np.sum((lame[:n].astype(np.float64) - pyav[:n].astype(np.float64)) ** 2))
+    assert diff < 0.05 * energy  # the same encoder, the same settings: near-identical output
