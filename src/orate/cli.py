@@ -244,7 +244,7 @@ def voices(
     found = catalog.model(model or settings.default_model)
     if found is None:
         _fail(f"unknown model {model!r}; models: {', '.join(catalog.models)}")
-    rows = [v for v in catalog.voices(found)
+    rows = [v for v in [*catalog.named_voices(found), *catalog.voices(found)]
             if not language or any(lang.startswith(language.lower()) for lang in v.languages)]
     if as_json:
         print(json.dumps([v.__dict__ for v in rows], default=list, indent=1))

@@ -1,0 +1,114 @@
+"""What a newcomer trips on first (issue 10), API side: languages, genders, model aliases.
+
+The references are espeak-ng's own voice files (the ``espeakng_loader`` wheel's
+``espeak-ng-data``), parsed here independently of the engine's ctypes code.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import espeakng_loader
+import httpx
+import pytest
+
+from orate.engines.catalog import OPENAI_VOICES
+from orate.engines.registry import engine_by_name
+
+DATA = Path(espeakng_loader.get_data_path())
+LANGUAGE = re.compile(r"^[a-z]{2,4}(-[A-Za-z0-9]{1,8})*$")
+
+
+def _voice_file(path: Path) -> tuple[list[str], str | None]:
+    """``language xx [priority]`` lines in file order, and the ``gender`` line if any."""
+    languages: list[str] = []
+    gender = None
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split()
+        if parts[:1] == ["language"] and len(parts) > 1:
+            languages.append(parts[1])
+        elif parts[:1] == ["gender"] and len(parts) > 1:
+            gender = parts[1].lower()
+    return languages, gender
+
+
+def _reference(folder: Path) -> dict[str, tuple[list[str], str]]:
+    """File id (``gmw/af``) → (languages, gender). espeak lists a voice without a
+    ``gender`` line as male (its default formants), so that is the reference too."""
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        languages, gender = _voice_file(path)
+        out[path.relative_to(folder).as_posix()] = (languages, gender or "male")
+    return out
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return engine_by_name("espeak")
+
+
+def test_languages_match_espeaks_voice_files(engine) -> None:
+    reference = _reference(DATA / "lang")
+    got = {ident: info for info, ident in engine._voice_table.values()}
+    assert set(got) == set(reference)
+    for ident, info in got.items():
+        assert list(info.languages) == reference[ident][0], ident
+        assert info.language == reference[ident][0][0]
+    assert engine.voices()[0].languages == ("af",)  # was ("af", "f", "s")
+    assert got["gmw/en-US"].languages == ("en-us", "en")
+    every = {lang for info in got.values() for lang in info.languages}
+    assert all(LANGUAGE.match(lang) for lang in every), every
+
+
+def test_genders_match_espeaks_voice_and_variant_files(engine) -> None:
+    voices = _reference(DATA / "lang")
+    for info, ident in engine._voice_table.values():
+        assert info.gender == voices[ident][1], ident
+    variants = _reference(DATA / "voices" / "!v")
+    for name, (fname, gender) in engine.variants.items():
+        assert gender == variants[fname][1], name
+    assert {engine.variants[f"f{i}"][1] for i in range(1, 6)} == {"female"}
+    assert {engine.variants[f"m{i}"][1] for i in range(1, 8)} == {"male"}
+
+
+def test_server_lists_real_languages_and_named_voice_genders(server) -> None:
+    reference = {lang for langs, _ in _reference(DATA / "lang").values() for lang in langs}
+    model = httpx.get(f"{server.url}/v1/models/tts-1").json()
+    assert set(model["languages"]) == reference
+    assert len(model["languages"]) == len(reference) < 200
+    voices = httpx.get(f"{server.url}/v1/voices",
+                       params={"provider": "builtin", "limit": 500}).json()["voices"]
+    by_id = {v["id"]: v for v in voices}
+    engine = engine_by_name("espeak")
+    for name, params in OPENAI_VOICES.items():
+        want = engine.variants[params.variant][1]
+        assert by_id[name]["gender"] == want, name
+        assert params.label() in by_id[name]["description"]
+    assert by_id["alloy"]["gender"] == "female" and by_id["onyx"]["gender"] == "male"
+    assert httpx.get(f"{server.url}/v1/voices/nova").json()["gender"] == "female"
+    hume = httpx.get(f"{server.url}/v0/tts/voices",
+                     params={"provider": "HUME_AI", "page_size": 100}).json()["voices_page"]
+    tags = {v["id"]: v["tags"]["gender"] for v in hume}
+    assert tags["shimmer"] == "female" and tags["echo"] == "male"
+
+
+def test_aliases_say_which_model_serves_them(server) -> None:
+    models = {m["id"]: m for m in httpx.get(f"{server.url}/v1/models").json()["data"]}
+    assert models["espeak-ng"]["served_by"] == "espeak-ng"
+    assert models["espeak-ng"]["alias_of"] is None
+    for alias in ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "Kokoro-82m", "Elevenlabs-Turbo-V2.5",
+                  "octave-1", "octave-2"):
+        m = models[alias]
+        assert m["alias_of"] == m["served_by"] == "espeak-ng", alias
+        assert m["engine"] == models["espeak-ng"]["engine"]
+        assert "alias of espeak-ng" in m["description"], m["description"]
+
+
+def test_alias_targets_come_from_the_catalog_table() -> None:
+    from orate.engines.catalog import ALIASES, Alias, Catalog
+
+    catalog = Catalog((*ALIASES, Alias("my-tts", "espeak-ng", "Example")))
+    mine = catalog.model("my-tts")
+    assert mine is not None and catalog.describe(mine)["served_by"] == "espeak-ng"
+    assert "alias of espeak-ng" in mine.description
