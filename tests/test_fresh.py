@@ -112,3 +112,33 @@ def test_alias_targets_come_from_the_catalog_table() -> None:
     mine = catalog.model("my-tts")
     assert mine is not None and catalog.describe(mine)["served_by"] == "espeak-ng"
     assert "alias of espeak-ng" in mine.description
+
+
+_ASSET = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url\s*:\s*["']([^"']+)["']""")
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_every_asset_from_this_server(server, page: str) -> None:
+    html = httpx.get(f"{server.url}{page}")
+    assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+    assert not re.search(r"""(?:src|href)\s*=\s*["']https?://""", html.text), html.text
+    assert "cdn.jsdelivr" not in html.text and "fonts.googleapis" not in html.text
+    assets = [a or b for a, b in _ASSET.findall(html.text)]
+    assert any(a.endswith(".js") for a in assets), assets
+    for asset in assets:
+        assert asset.startswith("/"), asset
+        got = httpx.get(f"{server.url}{asset}")
+        assert got.status_code == 200 and got.content, asset
+        if asset.endswith(".js"):
+            assert "javascript" in got.headers["content-type"]
+
+
+def test_openapi_document_validates(server) -> None:
+    from openapi_spec_validator import validate
+
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    validate(spec)
+    ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()
+           if isinstance(op, dict) and "operationId" in op]
+    assert len(ids) == len(set(ids))
+    assert {"get", "head"} <= set(spec["paths"]["/v1/audio/files/{gen_id}"])
