@@ -142,3 +142,56 @@ def test_openapi_document_validates(server) -> None:
            if isinstance(op, dict) and "operationId" in op]
     assert len(ids) == len(set(ids))
     assert {"get", "head"} <= set(spec["paths"]["/v1/audio/files/{gen_id}"])
+
+
+SAY = {"model": "tts-1", "voice": "alloy", "input": "Hello there."}
+HUME = {"utterances": [{"text": "Hello there."}]}
+# every JSON route of every dialect, with a body it accepts and the status it answers
+JSON_ROUTES = [
+    ("/v1/audio/speech", SAY, 200), ("/audio/speech", SAY, 200),
+    ("/v0/tts", HUME, 200), ("/v0/tts/file", HUME, 200),
+    ("/v0/tts/stream/json", HUME, 200), ("/v0/tts/stream/file", HUME, 200),
+    ("/api/tts", {"text": "Hello there.", "model": "Kokoro-82m", "voice": "af_bella"}, 200),
+    ("/v1/voices", {"name": "no-content-type", "params": {"voice": "en-gb"}}, 201),
+    # parsed: the answer is about the unknown generation, not about the body
+    ("/v0/tts/voices", {"name": "x", "generation_id": "nope"}, 404),
+]
+
+
+@pytest.mark.parametrize("path,body,status", JSON_ROUTES, ids=[r[0] for r in JSON_ROUTES])
+def test_json_body_without_content_type_is_accepted(server, path, body, status) -> None:
+    import json
+
+    r = httpx.post(f"{server.url}{path}", content=json.dumps(body).encode(), timeout=60)
+    assert "content-type" not in r.request.headers
+    assert r.status_code == status, r.text
+    if status == 404:
+        assert "generation" in r.text
+
+
+def test_curl_d_without_header_works_and_form_bodies_are_explained(server, tmp_path) -> None:
+    import json
+    import subprocess
+
+    from .conftest import duration
+
+    out = tmp_path / "hello.mp3"
+    code = subprocess.run(["curl", "-s", "-o", str(out), "-w", "%{http_code}",
+                           f"{server.url}/v1/audio/speech", "-d", json.dumps(SAY)],
+                          capture_output=True, text=True, timeout=60).stdout
+    assert code == "200" and duration(out.read_bytes(), "mp3") > 0.3
+    for path, envelope in (("/v1/audio/speech", "openai"), ("/api/tts", "openai"),
+                           ("/v0/tts", "hume")):
+        got = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", f"{server.url}{path}",
+                              "-d", "input=hello&model=tts-1"],
+                             capture_output=True, text=True, timeout=60).stdout
+        text, status = got.rsplit("\n", 1)
+        err = json.loads(text)
+        if envelope == "openai":
+            assert status == "400" and err["error"]["code"] == "invalid_json", text
+            message = err["error"]["message"]
+        else:  # Hume's SDK reads FastAPI's validation list
+            assert status == "422", text
+            message = err["detail"][0]["msg"]
+        assert "Content-Type: application/json" in message, message
+        assert "application/x-www-form-urlencoded" in message, message

@@ -17,6 +17,7 @@ from orate import __version__
 from orate.api import errors, files, hume, hume_ws, library, nanogpt, openai
 from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard
+from orate.api.jsonbody import JsonBodies
 from orate.api.metrics import Metrics
 from orate.api.owners import is_admin
 from orate.config import Settings
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(Guard, max_body=settings.max_body_bytes, metrics=metrics,
                        keys=lambda: getattr(getattr(app.state, "library", None), "keys", None))
+    app.add_middleware(JsonBodies)
     app.add_middleware(CollapseSlashes)
     app.include_router(openai.router)
     app.include_router(files.router)
