@@ -195,3 +195,62 @@ def test_curl_d_without_header_works_and_form_bodies_are_explained(server, tmp_p
             message = err["detail"][0]["msg"]
         assert "Content-Type: application/json" in message, message
         assert "application/x-www-form-urlencoded" in message, message
+
+
+def _open_webui_voices(base_url: str) -> dict[str, str]:
+    """What Open WebUI does (backend/open_webui/routers/audio.py, get_available_voices,
+    OpenAI engine with a custom base URL): GET {base}/audio/voices with a bare aiohttp
+    session, no headers of its own, then ``{voice["id"]: voice["name"]}``."""
+    import asyncio
+
+    import aiohttp
+
+    async def fetch() -> dict[str, str]:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with aiohttp.ClientSession(timeout=timeout, trust_env=True) as session, \
+                session.get(f"{base_url}/audio/voices") as response:
+            response.raise_for_status()
+            data = await response.json()
+            voices_list = data.get("voices", [])
+            return {voice["id"]: voice["name"] for voice in voices_list}
+
+    return asyncio.run(fetch())
+
+
+def test_open_webui_fills_its_voice_dropdown(server) -> None:
+    voices = _open_webui_voices(f"{server.url}/v1")
+    assert len(voices) > 141
+    assert voices["alloy"].startswith("Alloy") and "female" in voices["alloy"]
+    assert "en-gb" in voices and "fr-fr" in voices
+    # inference.club's documented shape stays for everyone else
+    plain = httpx.get(f"{server.url}/v1/audio/voices").json()["voices"]
+    assert all(isinstance(v, str) for v in plain) and plain[0] == "alloy"
+    assert set(plain) == set(voices)
+    forced = httpx.get(f"{server.url}/v1/audio/voices", params={"format": "objects"}).json()
+    assert forced["voices"][0]["id"] == "alloy"
+    names = httpx.get(f"{server.url}/audio/voices", params={"format": "names"},
+                      headers={"User-Agent": "Python/3.12 aiohttp/3.11.0"}).json()
+    assert names["voices"][0] == "alloy"
+    bad = httpx.get(f"{server.url}/v1/audio/voices", params={"format": "xml"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "format"
+
+
+def test_open_webui_lists_voices_on_a_server_with_keys(tmp_path: Path) -> None:
+    """Open WebUI sends no key when it lists voices: the built-in list is open."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import Server
+
+    env = {**os.environ, "ORATE_DATA_DIR": str(tmp_path)}
+    made = subprocess.run([sys.executable, "-m", "orate.cli", "keys", "create", "--name", "w"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert made.returncode == 0, made.stderr
+    srv = Server(tmp_path, workers=1)
+    try:
+        assert _open_webui_voices(f"{srv.url}/v1")["nova"].startswith("Nova")
+        assert httpx.get(f"{srv.url}/v1/voices").status_code == 401  # saved voices: keyed
+        assert httpx.post(f"{srv.url}/v1/audio/speech", json=SAY).status_code == 401
+    finally:
+        srv.stop()
