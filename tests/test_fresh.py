@@ -254,3 +254,89 @@ def test_open_webui_lists_voices_on_a_server_with_keys(tmp_path: Path) -> None:
         assert httpx.post(f"{srv.url}/v1/audio/speech", json=SAY).status_code == 401
     finally:
         srv.stop()
+
+
+def _wait_job(url: str, run_id: str) -> dict:
+    import time
+
+    for _ in range(300):
+        status = httpx.get(f"{url}/api/tts/status", params={"runId": run_id}).json()
+        if status["status"] in ("completed", "failed"):
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"job {run_id} did not finish")
+
+
+def test_local_engines_cost_nothing_by_default(server) -> None:
+    for m in httpx.get(f"{server.url}/v1/models").json()["data"]:
+        assert m["price"]["per_1k_chars"] == m["price"]["per_second"] == 0, m["id"]
+    sync = httpx.post(f"{server.url}/api/tts", json={"text": "Free of charge, once.",
+                                                     "model": "tts-1-hd"}).json()
+    assert sync["cost"] == 0
+    ticket = httpx.post(f"{server.url}/api/tts", json={
+        "text": "Free of charge, queued.", "model": "Elevenlabs-Turbo-V2.5", "voice": "Rachel"})
+    assert ticket.status_code == 202, ticket.text
+    body = ticket.json()
+    assert body["charged"] is False and body["cost"] == 0 and body["paymentSource"] == "none"
+    done = _wait_job(server.url, body["runId"])
+    assert done["status"] == "completed" and done["cost"] == 0
+    assert done["paymentSource"] == "none" and done["charged"] is False
+
+
+def test_operator_prices_are_billed_truthfully(tmp_path: Path) -> None:
+    import json
+    import time
+
+    from .conftest import Server
+
+    providers = tmp_path / "providers.toml"
+    providers.write_text('[[provider]]\nname = "far"\nkind = "openai"\n'
+                         'base_url = "http://127.0.0.1:9/v1"\nmodels = ["far-tts"]\n'
+                         'price = {per_1k_chars = 0.5, per_second = 0.01}\n')
+    prices = {"tts-1": {"per_1k_chars": 0.015}, "Elevenlabs-Turbo-V2.5": {"per_1k_chars": 0.06}}
+    srv = Server(tmp_path, workers=1, env={"ORATE_PRICES": json.dumps(prices),
+                                           "ORATE_PROVIDERS_FILE": str(providers)})
+    try:
+        models = {m["id"]: m for m in httpx.get(f"{srv.url}/v1/models").json()["data"]}
+        assert models["tts-1"]["price"]["per_1k_chars"] == 0.015
+        assert models["espeak-ng"]["price"]["per_1k_chars"] == 0  # not in the table: free
+        assert models["far-tts"]["price"] == {"per_1k_chars": 0.5, "per_second": 0.01,
+                                              "currency": "USD"}
+        text = "Pay for these words, please."
+        r = httpx.post(f"{srv.url}/v1/audio/speech", json={**SAY, "input": text}, timeout=60)
+        gen = r.headers["x-orate-generation-id"]
+        record = None
+        for _ in range(100):  # the record is written once the response is sent
+            got = httpx.get(f"{srv.url}/v1/history/{gen}")
+            if got.status_code == 200:
+                record = got.json()
+                break
+            time.sleep(0.05)
+        assert record is not None and record["cost"] == pytest.approx(len(text) / 1000 * 0.015)
+        again = httpx.post(f"{srv.url}/v1/audio/speech", json={**SAY, "input": text}, timeout=60)
+        assert again.headers["x-orate-cache"] == "hit"
+        hit = httpx.get(f"{srv.url}/v1/history/{again.headers['x-orate-generation-id']}")
+        assert hit.json()["cost"] == 0  # a replay from the cache bills nothing
+        words = "A paid job, queued for later."
+        ticket = httpx.post(f"{srv.url}/api/tts", json={
+            "text": words, "model": "Elevenlabs-Turbo-V2.5", "voice": "Rachel"}).json()
+        assert ticket["charged"] is True and ticket["paymentSource"] == "USD"
+        assert ticket["cost"] == pytest.approx(len(words) / 1000 * 0.06)
+        done = _wait_job(srv.url, ticket["runId"])
+        assert done["cost"] == pytest.approx(ticket["cost"]) and done["paymentSource"] == "USD"
+        free = httpx.post(f"{srv.url}/api/tts", json={"text": "Kokoro is not priced here.",
+                                                      "model": "Kokoro-82m"}).json()
+        assert free["cost"] == 0
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("price", ['"cheap"', "{per_1k_chars = -1}", "{per_word = 1}", "{}"])
+def test_bad_provider_prices_stop_startup_with_a_clear_message(tmp_path: Path, price) -> None:
+    from orate.engines.remote import load_providers
+
+    path = tmp_path / "providers.toml"
+    path.write_text(f'[[provider]]\nname = "p"\nkind = "openai"\nbase_url = "http://x/v1"\n'
+                    f'models = ["m"]\nprice = {price}\n')
+    with pytest.raises(ValueError, match="price"):
+        load_providers(path)

@@ -139,14 +139,12 @@ async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse
 
 
 def _model_json(model: Any, pipeline: Pipeline) -> dict[str, Any]:
-    settings = pipeline.settings
-    price = settings.prices.get(model.id) or settings.prices.get("*")
+    price = pipeline.catalog.price(model.id)
     return {"id": model.id, "object": "model", "created": model.created,
             "owned_by": model.owned_by, "description": model.description,
             **pipeline.catalog.describe(model),
-            "price": {"per_1k_chars": price.per_1k_chars if price else 0.0,
-                      "per_second": price.per_second if price else 0.0,
-                      "currency": settings.currency}}
+            "price": {"per_1k_chars": price.per_1k_chars, "per_second": price.per_second,
+                      "currency": pipeline.settings.currency}}
 
 
 @router.get("/v1/models", summary="List models (OpenAI)")

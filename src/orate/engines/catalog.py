@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orate.config import Settings
+from orate.config import Price, Settings
 from orate.engines import registry
 from orate.engines.base import UnknownVoice, VoiceInfo, VoiceParams
 from orate.engines.registry import engine_by_name
@@ -125,7 +126,7 @@ class Catalog:
     def from_settings(cls, settings: Settings) -> Catalog:
         """The built-in models plus every model in the store (registered in this process)."""
         found = registry.configure(settings.resolved_models_dir(), settings.model_idle_seconds)
-        catalog = cls()
+        catalog = cls(prices=settings.prices)
         if settings.providers_file is not None:
             from orate.engines.remote import load_providers
 
@@ -143,8 +144,10 @@ class Catalog:
                                              aliases_openai_voices=False)
         return catalog
 
-    def __init__(self, aliases: tuple[Alias, ...] = ALIASES) -> None:
+    def __init__(self, aliases: tuple[Alias, ...] = ALIASES,
+                 prices: Mapping[str, Price] | None = None) -> None:
         self.providers: list[Any] = []  # engines.remote.Provider, when a gateway is set up
+        self.prices: dict[str, Price] = dict(prices or {})  # the operator's table
         engines = {ESPEAK_MODEL: Model(ESPEAK_MODEL, "espeak", _ESPEAK)}
         self.models: dict[str, Model] = dict(engines)
         for alias in aliases:
@@ -158,6 +161,18 @@ class Catalog:
 
     def model(self, model_id: str) -> Model | None:
         return self.models.get(model_id)
+
+    def price(self, model_id: str) -> Price:
+        """What ``model_id`` costs the caller. The operator's table (ORATE_PRICES) wins;
+        an upstream model carries the price of the first provider that declares one (the
+        preferred provider, in file order); anything else costs 0, because a local
+        engine bills no one."""
+        if model_id in self.prices:
+            return self.prices[model_id]
+        for provider in self.providers:
+            if model_id in provider.models and provider.price is not None:
+                return provider.price
+        return self.prices.get("*") or Price()
 
     def served_by(self, model: Model) -> str:
         """The catalog id of the model that really makes this one's audio: the alias's
