@@ -340,3 +340,25 @@ def test_bad_provider_prices_stop_startup_with_a_clear_message(tmp_path: Path, p
                     f'models = ["m"]\nprice = {price}\n')
     with pytest.raises(ValueError, match="price"):
         load_providers(path)
+
+
+def test_cli_voices_show_real_languages_and_genders(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "orate.cli", "voices", "--json"],
+                         capture_output=True, text=True, timeout=120, check=True,
+                         env={**os.environ, "ORATE_DATA_DIR": str(tmp_path)}).stdout
+    voices = {v["id"]: v for v in json.loads(out)}
+    assert voices["af"]["languages"] == ["af"]
+    assert voices["alloy"]["gender"] == "female" and voices["echo"]["gender"] == "male"
+    models = json.loads(subprocess.run(
+        [sys.executable, "-m", "orate.cli", "models", "list", "--json"], capture_output=True,
+        text=True, timeout=120, check=True,
+        env={**os.environ, "ORATE_DATA_DIR": str(tmp_path)}).stdout)
+    reference = {lang for langs, _ in _reference(DATA / "lang").values() for lang in langs}
+    tts1 = next(m for m in models if m["id"] == "tts-1")
+    assert set(tts1["languages"]) == reference and tts1["served_by"] == "espeak-ng"
+    assert tts1["per_1k_chars"] == 0
