@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -16,6 +17,7 @@ from orate import __version__
 from orate.api import errors, files, hume, hume_ws, library, nanogpt, openai
 from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard
+from orate.api.jsonbody import JsonBodies
 from orate.api.metrics import Metrics
 from orate.api.owners import is_admin
 from orate.config import Settings
@@ -28,6 +30,7 @@ from orate.speech.jobs import JobRunner
 from orate.speech.pipeline import Pipeline
 
 log = logging.getLogger("orate")
+DOCS_ASSETS = "/docs-assets"
 
 
 class CollapseSlashes:
@@ -75,16 +78,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await library.close()
             await pool.close()
 
-    app = FastAPI(title="orate", version=__version__, lifespan=lifespan, redirect_slashes=False,
-                  responses=documented(401, 413, 429, 503),
-                  description="Self-hosted text-to-speech speaking the OpenAI, Hume and nano-gpt "
-                  "wire dialects.")
+    # /docs and /redoc load Swagger UI and ReDoc from files in the fastapi-offline wheel
+    # (served under DOCS_ASSETS), not from a CDN: an air-gapped server keeps its docs.
+    app = FastAPIOffline(title="orate", version=__version__, lifespan=lifespan,
+                         redirect_slashes=False, static_url=DOCS_ASSETS,
+                         responses=documented(401, 413, 429, 503),
+                         description="Self-hosted text-to-speech speaking the OpenAI, Hume and "
+                         "nano-gpt wire dialects.")
     app.state.settings = settings
     metrics = Metrics()
     app.state.metrics = metrics
     errors.install(app)
     app.add_middleware(Guard, max_body=settings.max_body_bytes, metrics=metrics,
                        keys=lambda: getattr(getattr(app.state, "library", None), "keys", None))
+    app.add_middleware(JsonBodies)
     app.add_middleware(CollapseSlashes)
     app.include_router(openai.router)
     app.include_router(files.router)

@@ -244,7 +244,7 @@ def voices(
     found = catalog.model(model or settings.default_model)
     if found is None:
         _fail(f"unknown model {model!r}; models: {', '.join(catalog.models)}")
-    rows = [v for v in catalog.voices(found)
+    rows = [v for v in [*catalog.named_voices(found), *catalog.voices(found)]
             if not language or any(lang.startswith(language.lower()) for lang in v.languages)]
     if as_json:
         print(json.dumps([v.__dict__ for v in rows], default=list, indent=1))
@@ -419,10 +419,9 @@ def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     catalog = Catalog.from_settings(settings)
     rows = []
     for model in catalog.models.values():
-        price = settings.prices.get(model.id) or settings.prices.get("*")
+        price = catalog.price(model.id)
         rows.append({"id": model.id, **catalog.describe(model),
-                     "per_1k_chars": price.per_1k_chars if price else 0.0,
-                     "per_second": price.per_second if price else 0.0})
+                     "per_1k_chars": price.per_1k_chars, "per_second": price.per_second})
     if as_json:
         print(json.dumps(rows, indent=1))
         return

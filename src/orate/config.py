@@ -31,17 +31,10 @@ class Price(BaseModel):
         return round(characters / 1000 * self.per_1k_chars + seconds * self.per_second, 8)
 
 
-# OpenAI's list prices for its ids (so metering reads like the bill it replaces); the
-# embedded engine's own id costs nothing.
-DEFAULT_PRICES: dict[str, Price] = {
-    "tts-1": Price(per_1k_chars=0.015),
-    "tts-1-hd": Price(per_1k_chars=0.030),
-    "gpt-4o-mini-tts": Price(per_1k_chars=0.0006),
-    "gpt-4o-mini-tts-2025-12-15": Price(per_1k_chars=0.0006),
-    "Kokoro-82m": Price(per_1k_chars=0.001),
-    "Elevenlabs-Turbo-V2.5": Price(per_1k_chars=0.06),
-    "*": Price(),
-}
+# A self-hosted server bills no one unless its operator says so: no model has a price
+# by default (ORATE_PRICES sets them; upstream providers carry theirs in the providers
+# file). Copying a vendor's list prices here would report charges nobody pays.
+DEFAULT_PRICES: dict[str, Price] = {}
 
 
 class Settings(BaseSettings):
@@ -104,7 +97,8 @@ class Settings(BaseSettings):
     cache_memory_bytes: int = Field(64 << 20, ge=0, description="hot cache entries kept in "
                                     "memory")
     prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_PRICES),
-                                     description="model id → price; '*' applies to the rest")
+                                     description="model id → price; '*' applies to the rest. "
+                                     "Default: none, so local engines cost 0")
     currency: str = "USD"
 
     def resolved_database_url(self) -> str:

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orate.api.jsonbody import json_hint
 from orate.engines.pool import EngineBusy
 from orate.speech.pipeline import SpeechError, SynthesisFailed
 
@@ -92,8 +93,9 @@ def openai_validation(exc: RequestValidationError) -> ApiError:
     param = _field(tuple(first.get("loc", ())))
     kind = first.get("type", "")
     if kind == "json_invalid":
-        return ApiError(400, "invalid_json",
-                        f"the request body is not valid JSON: {first.get('msg')}")
+        msg = str(first.get("msg", ""))
+        return ApiError(400, "invalid_json", msg if msg.startswith("the request body")
+                        else f"the request body is not valid JSON: {msg}")
     if param == "input" and kind == "missing":
         return ApiError(400, "missing_input", "input is required: the text to speak", "input")
     msg = first.get("msg", "invalid value")
@@ -155,6 +157,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         renderer, validation = dialect_for(request.url.path)
+        hint = json_hint(request.scope)
+        if hint and any(e.get("type") == "json_invalid" for e in exc.errors()):
+            # the body was not labelled JSON and is not JSON: say which header is missing
+            exc = RequestValidationError([{"loc": ("body",), "msg": hint,
+                                           "type": "json_invalid"}])
         result = validation(exc)
         return result if isinstance(result, JSONResponse) else renderer(result)
 
@@ -165,7 +172,8 @@ def install(app: FastAPI) -> None:
                    else str(exc.detail))
         if exc.status_code == 400 and "parsing the body" in message:
             code = "invalid_json"
-            message = "the request body is not valid JSON in UTF-8; send a JSON object"
+            message = json_hint(request.scope) or ("the request body is not valid JSON in "
+                                                   "UTF-8; send a JSON object")
         return dialect_for(request.url.path)[0](ApiError(exc.status_code, code, message))
 
     @app.exception_handler(Exception)

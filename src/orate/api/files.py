@@ -49,9 +49,13 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, min(end, size)
 
 
-@router.api_route("/v1/audio/files/{gen_id}", methods=["GET", "HEAD"],
-                  summary="A generation's audio (Range and ETag supported)",
-                  responses=_FILE_RESPONSES)
+# GET and HEAD as two routes: one route with both methods gives both operations the
+# same operationId, which makes the OpenAPI document invalid (ids must be unique).
+@router.get("/v1/audio/files/{gen_id}", name="get_file", operation_id="get_file",
+            summary="A generation's audio (Range and ETag supported)", responses=_FILE_RESPONSES)
+@router.head("/v1/audio/files/{gen_id}", name="head_file", operation_id="head_file",
+             summary="A generation's audio headers (size, ETag, Range)",
+             responses=_FILE_RESPONSES)
 async def get_file(gen_id: str, request: Request) -> Response:
     lib = library_of(request)
     row = await lib.generations.get(gen_id, reader_of(request)) if _ID.match(gen_id) else None

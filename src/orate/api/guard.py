@@ -23,7 +23,10 @@ from orate.api.errors import ApiError, dialect_for
 from orate.api.metrics import Metrics, dialect_of
 from orate.library.keys import KeyInfo
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# Probes, and the built-in voice list: Open WebUI fetches {base}/audio/voices with no key
+# at all (it sends its key only with speech requests), and the list holds nothing of any
+# caller's (saved voices are under /v1/voices, which needs a key).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v1/audio/voices", "/audio/voices"})
 _HEADER_KEYS = (b"x-hume-api-key", b"x-api-key", b"xi-api-key")
 
 

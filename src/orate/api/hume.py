@@ -26,7 +26,6 @@ from orate.api.files import library_of
 from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
 from orate.api.owners import context, owner_of, reader_of
 from orate.engines.base import UnknownVoice, VoiceParams
-from orate.engines.catalog import OPENAI_VOICES
 from orate.engines.registry import engine_by_name
 from orate.library.voices import VoiceExists
 from orate.speech.pipeline import Context, Pipeline, Speech, SpeechRequest, Utterance
@@ -318,11 +317,13 @@ async def primed_frames(frames: AsyncIterator[Chunk | TimestampFrame]
 
 # -- voices ------------------------------------------------------------------
 
-def _builtin_voices() -> list[dict[str, Any]]:
-    out = [{"id": name, "name": name.capitalize(), "provider": "HUME_AI",
-            "compatible_octave_models": ["1", "2"], "tags": {"language": "en",
-                                                             "engine": "espeak"}}
-           for name in OPENAI_VOICES]
+def _builtin_voices(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """Hume's built-in library: OpenAI's names (gender of the voice+variant each maps to),
+    then every espeak voice."""
+    named = pipeline.catalog.named_voices(pipeline.catalog.models["octave-2"])
+    out = [{"id": v.id, "name": v.name, "provider": "HUME_AI",
+            "compatible_octave_models": ["1", "2"],
+            "tags": {"language": "en", "gender": v.gender, "engine": v.engine}} for v in named]
     for v in engine_by_name("espeak").voices():
         out.append({"id": v.id, "name": v.name, "provider": "HUME_AI",
                     "compatible_octave_models": ["1", "2"],
@@ -346,7 +347,7 @@ async def list_voices(request: Request, provider: Provider,
                       ascending_order: bool | None = None,
                       filter_tag: Annotated[list[str] | None, Query()] = None) -> JSONResponse:
     if provider == "HUME_AI":
-        voices = _builtin_voices()
+        voices = _builtin_voices(_pipeline(request))
     else:
         rows, _ = await library_of(request).voices.list(reader_of(request), limit=100_000)
         voices = [{"id": r.id, "name": r.name, "provider": "CUSTOM_VOICE",
@@ -367,6 +368,14 @@ class PostedVoice(BaseModel):
     name: str = Field(min_length=1, max_length=200)
 
 
+def _gender(engine: Any, params: VoiceParams, info: Any) -> str:
+    """espeak knows a variant's own gender; other engines' voices carry theirs."""
+    gender_of = getattr(engine, "gender_of", None)
+    if gender_of is not None:
+        return gender_of(params)
+    return info.gender if info else "neutral"
+
+
 @router.post("/v0/tts/voices", summary="Save the voice of a generation (Hume)")
 async def create_voice(body: PostedVoice, request: Request) -> JSONResponse:
     lib = library_of(request)
@@ -384,7 +393,7 @@ async def create_voice(body: PostedVoice, request: Request) -> JSONResponse:
     try:
         row = await lib.voices.create(
             owner, body.name, params, language=info.language if info else params.voice,
-            gender=info.gender if info else "neutral", source="generation",
+            gender=_gender(engine, params, info), source="generation",
             source_generation_id=gen.id)
     except VoiceExists as exc:
         raise ApiError(409, "voice_exists", str(exc)) from None

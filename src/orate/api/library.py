@@ -118,8 +118,7 @@ async def create_voice(body: CreateVoice, request: Request) -> JSONResponse:
     except UnknownVoice as exc:
         raise ApiError(400, "invalid_voice", str(exc), "params") from None
     info = next((v for v in engine.voices() if v.id == params.voice), None)
-    gender = engine.variants.get((params.variant or "").lower(), (None, None))[1] \
-        or (info.gender if info else "neutral")
+    gender = engine.gender_of(params)
     try:
         row = await lib.voices.create(owner, body.name, params,
                                       language=info.language if info else params.voice,
@@ -134,6 +133,14 @@ def _builtin_json(info: Any) -> dict[str, Any]:
     return {"id": info.id, "voice_id": info.id, "name": info.name, "engine": info.engine,
             "language": info.language, "gender": info.gender, "provider": "builtin",
             "description": info.description}
+
+
+def _builtin_voices(pipeline: Pipeline, engine: str) -> list[Any]:
+    """An engine's voices, after OpenAI's names when a model of that engine takes them
+    (alloy, nova …, each with the gender of the voice and variant it maps to)."""
+    model = next((m for m in pipeline.catalog.models.values() if m.engine == engine), None)
+    named = pipeline.catalog.named_voices(model) if model is not None else []
+    return [*named, *engine_by_name(engine).voices()]
 
 
 @router.get("/v1/voices", summary="Built-in and saved voices (paginated, filterable)")
@@ -156,7 +163,7 @@ async def list_voices(request: Request,
         for name in sorted(engines):
             if engine and name != engine:
                 continue
-            builtin += [_builtin_json(v) for v in engine_by_name(name).voices()
+            builtin += [_builtin_json(v) for v in _builtin_voices(pipeline, name)
                         if not language or any(lang.startswith(language.lower())
                                                for lang in v.languages)]
     items += builtin
@@ -171,7 +178,7 @@ async def get_voice(ref: str, request: Request) -> JSONResponse:
     row = await library_of(request).voices.find(reader_of(request), ref)
     if row is not None:
         return JSONResponse({**voice_json(row), "provider": "custom"})
-    for info in engine_by_name("espeak").voices():
+    for info in _builtin_voices(_pipeline(request), "espeak"):
         if info.id == ref.lower():
             return JSONResponse(_builtin_json(info))
     raise ApiError(404, "not_found", f"no voice {ref!r}", "voice")

@@ -86,6 +86,12 @@ async def _request(body: TtsBody, request: Request, limit: int) -> tuple[SpeechR
     return req, model
 
 
+def payment_source(cost: float, currency: str) -> str:
+    """nano-gpt names what paid (``"USD"`` in its docs); a free request was paid by
+    nothing, so it says ``"none"`` rather than pretend a currency was charged."""
+    return currency if cost > 0 else "none"
+
+
 def _is_async(request: Request, body: TtsBody, model: Any, threshold: int) -> bool:
     prefer = request.headers.get("prefer", "").lower()
     return model.asynchronous or "respond-async" in prefer or len(body.text) > threshold
@@ -116,17 +122,17 @@ async def tts(body: TtsBody, request: Request) -> Response:
     probe_req.max_chars = limit
     ctx = context(request, "nanogpt")
     plan = await pipeline.plan(probe_req, ctx)  # validates voice, text, format before 202
-    cost = lib.price(model.id).cost(plan.characters, 0.0)
     if asynchronous:
+        cost = pipeline.cost(plan, 0.0)  # the characters' part; the finished job says all
         job = await lib.jobs.submit(owner=owner, dialect="nanogpt", model=model.id,
                                     request=request_to_dict(probe_req),
                                     characters=plan.characters, cost=cost,
                                     currency=settings.currency)
         request.app.state.jobs.notify()
         return JSONResponse({"status": PENDING, "runId": job.id, "model": model.id,
-                             "charged": True, "cost": cost,
-                             "paymentSource": settings.currency, "isApiRequest": True},
-                            status_code=202)
+                             "charged": cost > 0, "cost": cost,
+                             "paymentSource": payment_source(cost, settings.currency),
+                             "isApiRequest": True}, status_code=202)
     speech = await pipeline.speak(plan)
     if _wants_audio(request):
         events = await primed(speech.events)
@@ -141,7 +147,7 @@ async def tts(body: TtsBody, request: Request) -> Response:
         "audioUrl": str(request.url_for("get_file", gen_id=speech.id)),
         "contentType": plan.format.content_type, "model": model.id, "text": body.text,
         "voice": voice, "speed": body.speed or 1.0, "duration": round(duration, 4),
-        "cost": lib.price(model.id).cost(plan.characters, duration),
+        "cost": pipeline.cost(plan, duration, speech.cache),
         "currency": settings.currency})
 
 
@@ -158,7 +164,8 @@ async def status(request: Request,
         raise ApiError(404, "run_not_found", f"no job {run_id!r}: it does not exist, belongs "
                        "to another key, or expired", "runId")
     out: dict[str, Any] = {"status": job.status, "runId": job.id, "model": job.model,
-                           "cost": job.cost, "paymentSource": job.currency,
+                           "charged": job.cost > 0, "cost": job.cost,
+                           "paymentSource": payment_source(job.cost, job.currency),
                            "isApiRequest": True}
     if job.status == COMPLETED and job.generation_id:
         gen = await lib.generations.get(job.generation_id, None)

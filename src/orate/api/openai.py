@@ -139,14 +139,12 @@ async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse
 
 
 def _model_json(model: Any, pipeline: Pipeline) -> dict[str, Any]:
-    settings = pipeline.settings
-    price = settings.prices.get(model.id) or settings.prices.get("*")
+    price = pipeline.catalog.price(model.id)
     return {"id": model.id, "object": "model", "created": model.created,
             "owned_by": model.owned_by, "description": model.description,
             **pipeline.catalog.describe(model),
-            "price": {"per_1k_chars": price.per_1k_chars if price else 0.0,
-                      "per_second": price.per_second if price else 0.0,
-                      "currency": settings.currency}}
+            "price": {"per_1k_chars": price.per_1k_chars, "per_second": price.per_second,
+                      "currency": pipeline.settings.currency}}
 
 
 @router.get("/v1/models", summary="List models (OpenAI)")
@@ -167,13 +165,41 @@ async def get_model(model_id: str, request: Request) -> JSONResponse:
     return JSONResponse(_model_json(model, pipeline))
 
 
-@router.get("/v1/audio/voices", summary="List a model's voices (inference.club extension)")
+VoiceListing = Literal["names", "objects"]
+
+
+def voice_listing(request: Request, asked: str | None) -> VoiceListing:
+    """Which shape of ``/audio/voices`` this caller reads.
+
+    inference.club documents ``{"voices": ["alloy", …]}`` (names); Open WebUI reads
+    ``data["voices"]`` as objects and keeps ``{voice["id"]: voice["name"]}``, so a
+    list of names fills its dropdown with nothing. Open WebUI sends no key, no query
+    and no Accept of its own, only aiohttp's User-Agent (``Python/3.x aiohttp/3.x``),
+    so that is the default rule; ``?format=names|objects`` overrides it for anyone.
+    """
+    if asked in ("names", "objects"):
+        return asked  # type: ignore[return-value]
+    agent = request.headers.get("user-agent", "").lower()
+    return "objects" if "aiohttp/" in agent else "names"
+
+
+@router.get("/v1/audio/voices", summary="List a model's voices (inference.club extension; "
+            "objects for Open WebUI)")
 @router.get("/audio/voices", include_in_schema=False)
-async def list_voices(request: Request,
-                      model: Annotated[str | None, Query()] = None) -> JSONResponse:
+async def list_voices(request: Request, model: Annotated[str | None, Query()] = None,
+                      format: Annotated[VoiceListing | None, Query(
+                          description="names: a list of voice ids (inference.club); objects: "
+                          "{id, name, language, gender} (Open WebUI). Default: objects for "
+                          "aiohttp clients (Open WebUI), names otherwise")] = None,
+                      ) -> JSONResponse:
     pipeline = _pipeline(request)
     model_id = model or pipeline.settings.default_model
     found = pipeline.catalog.model(model_id)
     if found is None:
         raise ApiError(404, "no_provider", f"no provider serves the model {model_id!r}", "model")
-    return JSONResponse({"voices": pipeline.catalog.voice_names(found)})
+    if voice_listing(request, format) == "names":
+        return JSONResponse({"voices": pipeline.catalog.voice_names(found)})
+    voices = [*pipeline.catalog.named_voices(found), *pipeline.catalog.voices(found)]
+    return JSONResponse({"voices": [
+        {"id": v.id, "name": f"{v.name} ({v.language}, {v.gender})", "language": v.language,
+         "gender": v.gender} for v in voices]})

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orate.config import Settings
+from orate.config import Price, Settings
 from orate.engines import registry
 from orate.engines.base import UnknownVoice, VoiceInfo, VoiceParams
 from orate.engines.registry import engine_by_name
@@ -80,6 +81,42 @@ class Model:
     owned_by: str = "orate"
     aliases_openai_voices: bool = True
     asynchronous: bool = False  # nano-gpt style: answers 202 and runs as a job
+    alias_of: str | None = None  # the catalog model that really serves this id, if another
+
+
+ESPEAK_MODEL = "espeak-ng"
+_ESPEAK = "espeak-ng 1.52 (embedded): 100+ languages, no model download"
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A vendor's model id that this server answers with one of its own models.
+
+    Clients hard-code vendor ids (``tts-1``, ``Kokoro-82m``); each is served by the
+    model ``target`` names, and every listing says so. Pointing an alias at another
+    model (a natural neural voice, say) is a change to ``ALIASES`` alone: the engine,
+    the listings and the descriptions follow from it.
+    """
+
+    id: str
+    target: str
+    vendor: str
+    note: str = ""
+    asynchronous: bool = False
+
+
+ALIASES: tuple[Alias, ...] = (
+    Alias("tts-1", ESPEAK_MODEL, "OpenAI"),
+    Alias("tts-1-hd", ESPEAK_MODEL, "OpenAI"),
+    Alias("gpt-4o-mini-tts", ESPEAK_MODEL, "OpenAI"),
+    Alias("gpt-4o-mini-tts-2025-12-15", ESPEAK_MODEL, "OpenAI"),
+    Alias("octave-1", ESPEAK_MODEL, "Hume Octave 1"),
+    Alias("octave-2", ESPEAK_MODEL, "Hume Octave 2"),
+    Alias("Kokoro-82m", ESPEAK_MODEL, "nano-gpt", "Kokoro voice names such as af_bella map "
+          "to distinct voices"),
+    Alias("Elevenlabs-Turbo-V2.5", ESPEAK_MODEL, "nano-gpt", "asynchronous; ElevenLabs voice "
+          "names such as Rachel map to distinct voices", asynchronous=True),
+)
 
 
 class Catalog:
@@ -89,7 +126,7 @@ class Catalog:
     def from_settings(cls, settings: Settings) -> Catalog:
         """The built-in models plus every model in the store (registered in this process)."""
         found = registry.configure(settings.resolved_models_dir(), settings.model_idle_seconds)
-        catalog = cls()
+        catalog = cls(prices=settings.prices)
         if settings.providers_file is not None:
             from orate.engines.remote import load_providers
 
@@ -107,41 +144,53 @@ class Catalog:
                                              aliases_openai_voices=False)
         return catalog
 
-    def __init__(self) -> None:
+    def __init__(self, aliases: tuple[Alias, ...] = ALIASES,
+                 prices: Mapping[str, Price] | None = None) -> None:
         self.providers: list[Any] = []  # engines.remote.Provider, when a gateway is set up
-        espeak = "espeak-ng 1.52 (embedded): 100+ languages, no model download"
-        self.models: dict[str, Model] = {
-            m.id: m
-            for m in (
-                Model("tts-1", "espeak", f"OpenAI-compatible id served by {espeak}"),
-                Model("tts-1-hd", "espeak", f"OpenAI-compatible id served by {espeak}"),
-                Model("gpt-4o-mini-tts", "espeak", f"OpenAI-compatible id served by {espeak}"),
-                Model("gpt-4o-mini-tts-2025-12-15", "espeak",
-                      f"OpenAI-compatible id served by {espeak}"),
-                Model("espeak-ng", "espeak", espeak),
-                Model("octave-1", "espeak", f"Hume Octave 1-compatible id served by {espeak}"),
-                Model("octave-2", "espeak", f"Hume Octave 2-compatible id served by {espeak}"),
-                Model("Kokoro-82m", "espeak", f"nano-gpt-compatible id served by {espeak} "
-                      "(Kokoro voice names such as af_bella map to espeak voices)"),
-                Model("Elevenlabs-Turbo-V2.5", "espeak", f"nano-gpt-compatible asynchronous "
-                      f"id served by {espeak} (ElevenLabs voice names such as Rachel)",
-                      asynchronous=True),
-            )
-        }
+        self.prices: dict[str, Price] = dict(prices or {})  # the operator's table
+        engines = {ESPEAK_MODEL: Model(ESPEAK_MODEL, "espeak", _ESPEAK)}
+        self.models: dict[str, Model] = dict(engines)
+        for alias in aliases:
+            target = engines[alias.target]
+            note = f"; {alias.note}" if alias.note else ""
+            self.models[alias.id] = Model(
+                alias.id, target.engine, f"{alias.vendor}-compatible id, an alias of "
+                f"{target.id}: served by {target.description}{note}",
+                asynchronous=alias.asynchronous, alias_of=target.id,
+                aliases_openai_voices=target.aliases_openai_voices)
 
     def model(self, model_id: str) -> Model | None:
         return self.models.get(model_id)
 
+    def price(self, model_id: str) -> Price:
+        """What ``model_id`` costs the caller. The operator's table (ORATE_PRICES) wins;
+        an upstream model carries the price of the first provider that declares one (the
+        preferred provider, in file order); anything else costs 0, because a local
+        engine bills no one."""
+        if model_id in self.prices:
+            return self.prices[model_id]
+        for provider in self.providers:
+            if model_id in provider.models and provider.price is not None:
+                return provider.price
+        return self.prices.get("*") or Price()
+
+    def served_by(self, model: Model) -> str:
+        """The catalog id of the model that really makes this one's audio: the alias's
+        target, or the model itself."""
+        return model.alias_of or model.id
+
     def describe(self, model: Model) -> dict[str, object]:
-        """Engine facts about a model for catalogs (loads no weights)."""
+        """Engine facts about a model for catalogs (loads no weights). ``alias_of`` and
+        ``served_by`` say plainly when a vendor's id is answered by another model."""
+        served = {"alias_of": model.alias_of, "served_by": self.served_by(model)}
         if model.engine == REMOTE:
-            return {"engine": REMOTE, "providers": [p.name for p in self.providers
-                                                    if model.id in p.models],
+            return {"engine": REMOTE, **served,
+                    "providers": [p.name for p in self.providers if model.id in p.models],
                     "languages": [], "voice_count": None, "sample_rate": None, "mode": "sync"}
         engine = engine_by_name(model.engine)
         voices = engine.voices()
         languages = sorted({lang for v in voices for lang in (v.languages or (v.language,))})
-        return {"engine": model.engine, "engine_version": engine.version,
+        return {"engine": model.engine, **served, "engine_version": engine.version,
                 "languages": languages, "voice_count": len(voices),
                 "sample_rate": engine.sample_rate,
                 "mode": "async" if model.asynchronous else "sync"}
@@ -179,6 +228,23 @@ class Catalog:
 
     def voices(self, model: Model) -> list[VoiceInfo]:
         return [] if model.engine == REMOTE else engine_by_name(model.engine).voices()
+
+    def named_voices(self, model: Model) -> list[VoiceInfo]:
+        """OpenAI's voice names as voices of ``model``, each with the language and the
+        gender of the espeak voice and variant it maps to (alloy is en-us+f2: female)."""
+        if not model.aliases_openai_voices or model.engine != "espeak":
+            return []
+        engine = engine_by_name("espeak")
+        bases = {v.id: v for v in engine.voices()}
+        out = []
+        for name, params in OPENAI_VOICES.items():
+            base = bases[params.voice]
+            out.append(VoiceInfo(id=name, name=name.capitalize(), engine=model.engine,
+                                 language=base.language, languages=base.languages,
+                                 gender=engine.gender_of(params),  # type: ignore[attr-defined]
+                                 description=f"OpenAI name for {params.label()} "
+                                 f"({base.name})"))
+        return out
 
     def voice_names(self, model: Model) -> list[str]:
         names = list(OPENAI_VOICES) if model.aliases_openai_voices else []

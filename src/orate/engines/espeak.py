@@ -44,9 +44,12 @@ BUFFER_MS = 60  # audio per callback: small enough for ~1 ms time to first audio
 
 
 class _Voice(C.Structure):
+    # ``languages`` is not a C string but a list of strings, each after a priority byte
+    # and ended by a NUL; ctypes would copy a c_char_p field up to the first NUL, losing
+    # the rest, so it is declared as a raw address and walked by ``_languages``.
     _fields_ = [
         ("name", C.c_char_p),
-        ("languages", C.c_char_p),
+        ("languages", C.c_void_p),
         ("identifier", C.c_char_p),
         ("gender", C.c_ubyte),
         ("age", C.c_ubyte),
@@ -82,16 +85,20 @@ _create_lock = threading.Lock()
 _instance: EspeakEngine | None = None
 
 
-def _languages(ptr: C.c_char_p) -> tuple[str, ...]:
-    """Decode espeak's ``(priority byte, language, NUL)*`` list, ended by priority 0.
+def _languages(addr: int | None) -> tuple[tuple[str, int], ...]:
+    """Decode espeak's ``(priority byte, language, NUL)*`` list, ended by a 0 byte.
 
-    ``c_char_p`` would stop at the first NUL, so the list is walked in memory.
+    ``addr`` is the address of ``espeak_VOICE.languages`` in espeak's own memory
+    (valid until the next ListVoices call). Returns (language, priority) pairs in
+    espeak's order; a lower priority number is a better match for that language.
     """
-    addr = C.cast(ptr, C.c_void_p).value
-    out: list[str] = []
-    while addr and C.string_at(addr, 1) != b"\0":
-        lang = C.string_at(addr + 1)
-        out.append(lang.decode("utf-8", "replace"))
+    out: list[tuple[str, int]] = []
+    while addr:
+        priority = C.string_at(addr, 1)[0]
+        if priority == 0:
+            break
+        lang = C.string_at(addr + 1)  # up to its NUL
+        out.append((lang.decode("utf-8", "replace"), priority))
         addr += len(lang) + 2
     return tuple(out)
 
@@ -138,15 +145,17 @@ class EspeakEngine:
 
     def _list(self, spec: _Voice | None) -> list[tuple[str, str, int, tuple[str, ...]]]:
         """(name, identifier, gender, languages) per voice, decoded while espeak's list is
-        still valid: the next ListVoices call may free it."""
+        still valid: the next ListVoices call may free it. Gender is espeak's number
+        (0 none, 1 male, 2 female); languages keep espeak's order, priorities dropped."""
         out = []
         with _lock:
             arr = self._lib.espeak_ListVoices(C.byref(spec) if spec is not None else None)
             i = 0
             while arr[i]:
                 v = arr[i].contents
+                langs = tuple(lang for lang, _ in _languages(v.languages))
                 out.append((v.name.decode("utf-8", "replace"), v.identifier.decode(), v.gender,
-                            _languages(v.languages)))
+                            langs))
                 i += 1
         return out
 
@@ -178,7 +187,8 @@ class EspeakEngine:
     def variants(self) -> dict[str, tuple[str, Gender]]:
         """Variant name (lower case) → (file name, gender); e.g. ``f3``, ``whisper``."""
         spec = _Voice()
-        spec.languages = b"variant"
+        wanted = C.create_string_buffer(b"variant")  # a plain C string in a query
+        spec.languages = C.cast(wanted, C.c_void_p).value
         out: dict[str, tuple[str, Gender]] = {}
         for _name, ident, gender, _langs in self._list(spec):
             fname = ident.split("/", 1)[-1]
@@ -187,6 +197,17 @@ class EspeakEngine:
 
     def voices(self) -> list[VoiceInfo]:
         return [info for info, _ in self._voice_table.values()]
+
+    def gender_of(self, params: VoiceParams) -> Gender:
+        """The gender of a voice as espeak will render it: a variant carries its own
+        (``f1``..``f5`` female, ``m1``..``m8`` male, per espeak's variant files), and
+        replaces the base voice's formants, so it wins over the base voice's gender."""
+        if params.variant:
+            found = self.variants.get(params.variant.lower())
+            if found is not None:
+                return found[1]
+        entry = self._voice_table.get(params.voice)
+        return entry[0].gender if entry else "neutral"
 
     def check_voice(self, params: VoiceParams) -> VoiceParams:
         name = params.voice.strip().lower()

@@ -32,6 +32,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from orate.config import Price
+
 log = logging.getLogger("orate.remote")
 
 KINDS: Final = ("openai", "elevenlabs", "hume")
@@ -70,7 +72,7 @@ cost, so ``synthesize`` stops and raises it.
 
 _KNOWN_FIELDS: Final = frozenset({
     "name", "type", "kind", "base_url", "api_key_env", "models", "upstream_model",
-    "timeout", "formats",
+    "timeout", "formats", "price",
 })
 
 
@@ -95,6 +97,7 @@ class Provider:
     upstream_model: Mapping[str, str] = field(default_factory=dict, hash=False)
     timeout: float = DEFAULT_TIMEOUT
     formats: tuple[str, ...] = ()
+    price: Price | None = field(default=None, hash=False)  # what its models cost callers
 
     def __post_init__(self) -> None:
         # Frozen, so normalise through object.__setattr__: lists from TOML become
@@ -192,7 +195,25 @@ def _parse_entry(entry: dict[str, Any], where: str) -> Provider:
         upstream_model=_upstream_model(entry, where, models),
         timeout=_timeout(entry, where),
         formats=tuple(formats),
+        price=_price(entry, where),
     )
+
+
+def _price(entry: Mapping[str, Any], where: str) -> Price | None:
+    """``price = {per_1k_chars = 0.015, per_second = 0.0}``: what each of this provider's
+    models costs callers (either part may be left out; absent means 0)."""
+    value = entry.get("price")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value or set(value) - {"per_1k_chars", "per_second"}:
+        raise ValueError(f"{where}: field 'price' must be a table with per_1k_chars and/or "
+                         f"per_second, got {value!r}")
+    for key, amount in value.items():
+        if isinstance(amount, bool) or not isinstance(amount, int | float) \
+                or not math.isfinite(amount) or amount < 0:
+            raise ValueError(f"{where}: field 'price.{key}' must be a number >= 0, "
+                             f"got {amount!r}")
+    return Price(**value)
 
 
 def _required_str(entry: Mapping[str, Any], key: str, where: str) -> str:

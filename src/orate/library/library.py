@@ -13,7 +13,7 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from orate.config import Price, Settings
+from orate.config import Settings
 from orate.library.blobs import BlobStore
 from orate.library.cache import SpeechCache
 from orate.library.db import make_engine, migrate, sessions
@@ -79,10 +79,6 @@ class Library:
         await self.generations.close()
         await self.cache.close()
         await self.engine.dispose()
-
-    def price(self, model: str) -> Price:
-        prices = self.settings.prices
-        return prices.get(model) or prices.get("*") or Price()
 
     async def prune(self) -> int:
         removed = await self.generations.prune(self.settings.retention_days,

@@ -346,7 +346,7 @@ class Pipeline:
         if store:
             blob_key = f"audio/{plan.cache_key}" if plan.cache_key else f"audio/{gen_id}"
         hit = status in ("hit", "shared")
-        cost = 0.0 if hit else lib.price(plan.model.id).cost(plan.characters, duration)
+        cost = self.cost(plan, duration, status)
         first = plan.voices[0] if plan.voices else VoiceParams()
         lib.generations.record({
             "id": gen_id, "owner": plan.context.owner, "dialect": plan.context.dialect,
@@ -359,6 +359,14 @@ class Pipeline:
             "cache_hit": hit, "blob_key": blob_key,
             "meta": {"events": marks} if plan.job.timestamps else {},
             "created_at": datetime.now(UTC)}, audio if store else None)
+
+    def cost(self, plan: Plan, duration: float, cache: str = "miss") -> float:
+        """What this speech costs its caller: the model's price (the catalog's: 0 for
+        local engines unless the operator set one) for its characters and seconds; a
+        replay from the cache, or a share of someone else's synthesis, costs nothing."""
+        if cache in ("hit", "shared"):
+            return 0.0
+        return self.catalog.price(plan.model.id).cost(plan.characters, duration)
 
     def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None]) -> R.RenderStats:
         """Synthesize in this process (the CLI): no pool, same render code."""
