@@ -252,6 +252,13 @@ def test_open_webui_lists_voices_on_a_server_with_keys(tmp_path: Path) -> None:
         assert _open_webui_voices(f"{srv.url}/v1")["nova"].startswith("Nova")
         assert httpx.get(f"{srv.url}/v1/voices").status_code == 401  # saved voices: keyed
         assert httpx.post(f"{srv.url}/v1/audio/speech", json=SAY).status_code == 401
+        # the documentation stays readable in a browser, which cannot send a key
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert httpx.get(f"{srv.url}{path}").status_code == 200, path
+        html = httpx.get(f"{srv.url}/docs").text
+        for asset in re.findall(r"""(?:src|href)\s*=\s*["'](/docs-assets/[^"']+)["']""", html):
+            assert httpx.get(f"{srv.url}{asset}").status_code == 200, asset
+        assert httpx.get(f"{srv.url}/v1/history").status_code == 401  # data is still keyed
     finally:
         srv.stop()
 

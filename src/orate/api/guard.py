@@ -26,7 +26,16 @@ from orate.library.keys import KeyInfo
 # Probes, and the built-in voice list: Open WebUI fetches {base}/audio/voices with no key
 # at all (it sends its key only with speech requests), and the list holds nothing of any
 # caller's (saved voices are under /v1/voices, which needs a key).
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v1/audio/voices", "/audio/voices"})
+# The API's own documentation is open too: a browser cannot send a key to /docs, and the
+# schema describes routes, not anybody's data.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v1/audio/voices", "/audio/voices",
+                        "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+OPEN_PREFIXES = ("/docs-assets/",)
+
+
+def is_open(path: str) -> bool:
+    """Routes that need no key even when keys exist."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
 _HEADER_KEYS = (b"x-hume-api-key", b"x-api-key", b"xi-api-key")
 
 
@@ -113,7 +122,7 @@ class Guard:
 
         key: KeyInfo | None = None
         try:
-            if path not in OPEN_PATHS:
+            if not is_open(path):
                 key = await self._authenticate(scope)
                 if scope["type"] == "http":
                     receive = await self._limit_body(scope, receive)
@@ -126,7 +135,7 @@ class Guard:
             status["code"] = err.status
             await self._deny(scope, receive, send, err)
         finally:
-            if path not in OPEN_PATHS and dialect != "ops":
+            if not is_open(path) and dialect != "ops":
                 self.metrics.request(dialect, status["code"] or 500,
                                      time.perf_counter() - started, status["first"])
 
