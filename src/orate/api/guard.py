@@ -23,7 +23,8 @@ from orate.api.errors import ApiError, dialect_for
 from orate.api.metrics import Metrics, dialect_of
 from orate.library.keys import KeyInfo
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
+OPEN_PREFIXES = ("/ui/",)  # the playground's static files: they hold no secret
 _HEADER_KEYS = (b"x-hume-api-key", b"x-api-key", b"xi-api-key")
 
 
@@ -110,7 +111,7 @@ class Guard:
 
         key: KeyInfo | None = None
         try:
-            if path not in OPEN_PATHS:
+            if path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES):
                 key = await self._authenticate(scope)
                 if scope["type"] == "http":
                     receive = await self._limit_body(scope, receive)
@@ -123,7 +124,8 @@ class Guard:
             status["code"] = err.status
             await self._deny(scope, receive, send, err)
         finally:
-            if path not in OPEN_PATHS and dialect != "ops":
+            if path not in OPEN_PATHS and dialect != "ops" \
+                    and not path.startswith(OPEN_PREFIXES):
                 self.metrics.request(dialect, status["code"] or 500,
                                      time.perf_counter() - started, status["first"])
 

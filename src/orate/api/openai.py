@@ -143,7 +143,7 @@ def _model_json(model: Any, pipeline: Pipeline) -> dict[str, Any]:
     price = settings.prices.get(model.id) or settings.prices.get("*")
     return {"id": model.id, "object": "model", "created": model.created,
             "owned_by": model.owned_by, "description": model.description,
-            **pipeline.catalog.describe(model),
+            **pipeline.catalog.describe(model), "max_input_chars": settings.max_input_chars,
             "price": {"per_1k_chars": price.per_1k_chars if price else 0.0,
                       "per_second": price.per_second if price else 0.0,
                       "currency": settings.currency}}
