@@ -161,7 +161,10 @@ async def list_voices(request: Request,
         for name in sorted(engines):
             if engine and name != engine:
                 continue
-            builtin += [_builtin_json(v) for v in engine_by_name(name).voices()
+            infos = engine_by_name(name).voices()
+            aliases = pipeline.catalog.alias_voices() if name == "espeak" else []
+            # OpenAI's names first, each with the language and gender it maps to
+            builtin += [{**_builtin_json(v), "alias": v in aliases} for v in [*aliases, *infos]
                         if not language or any(lang.startswith(language.lower())
                                                for lang in v.languages)]
     items += builtin

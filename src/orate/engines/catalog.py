@@ -180,6 +180,18 @@ class Catalog:
     def voices(self, model: Model) -> list[VoiceInfo]:
         return [] if model.engine == REMOTE else engine_by_name(model.engine).voices()
 
+    def alias_voices(self) -> list[VoiceInfo]:
+        """OpenAI's names as voices, with the language and gender of what each maps to."""
+        espeak = engine_by_name("espeak")
+        out = []
+        for name, params in OPENAI_VOICES.items():
+            gender = espeak.variants.get((params.variant or "").lower(), ("", "neutral"))[1]
+            out.append(VoiceInfo(id=name, name=name.title(), engine="espeak",
+                                 language=params.voice, languages=(params.voice,),
+                                 gender=gender, description=f"OpenAI name for espeak "
+                                 f"{params.voice}+{params.variant}"))
+        return out
+
     def voice_names(self, model: Model) -> list[str]:
         names = list(OPENAI_VOICES) if model.aliases_openai_voices else []
         return names + [v.id for v in self.voices(model)]

@@ -149,19 +149,19 @@ function fillVoices() {
   const engine = [];
   for (const name of state.names) {
     const info = state.builtin.get(`${model?.engine}:${name}`);
-    if (!info) aliases.push(el("option", { value: name }, name));
-    else if (fits(info)) {
-      engine.push(el("option", { value: name },
-        `${info.name} — ${info.language}${info.gender !== "neutral" ? `, ${info.gender}` : ""}`));
+    const label = (v) => `${v.name} — ${v.language}${v.gender !== "neutral" ? `, ${v.gender}` : ""}`;
+    if (!info) {
+      if (!lang && !gender) aliases.push(el("option", { value: name }, name)); // nothing known
+    } else if (fits(info)) {
+      (info.alias ? aliases : engine).push(el("option", { value: name, title: info.description },
+        label(info)));
     }
   }
   const mine = state.custom.filter((v) => v.engine === model?.engine && fits(v))
     .map((v) => el("option", { value: v.id }, `${v.name} — ${v.language}, ${v.gender}`));
   const groups = [];
   if (mine.length) groups.push(el("optgroup", { label: "Your voices" }, ...mine));
-  if (aliases.length && !lang && !gender) {
-    groups.push(el("optgroup", { label: "Named voices (OpenAI names)" }, ...aliases));
-  }
+  if (aliases.length) groups.push(el("optgroup", { label: "Named voices" }, ...aliases));
   if (engine.length) groups.push(el("optgroup", { label: `${model?.engine} voices` }, ...engine));
   sel.replaceChildren(...groups);
   if (!groups.length) sel.append(el("option", { value: "", disabled: true }, "no voice matches the filters"));
