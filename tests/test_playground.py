@@ -77,6 +77,7 @@ def errors_in_console(driver: Any) -> list[dict]:
 
 
 def open_page(driver: Any, url: str) -> None:
+    driver.get_log("browser")  # drop what earlier tests logged
     driver.get(url + "/")
     wait(driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"),
          msg="the page never finished loading its pickers")
@@ -198,6 +199,17 @@ def test_long_text_starts_playing_before_its_last_byte(browser, srv) -> None:
     assert t.get("playing") is not None and t["playing"] < t["complete"], t
     js(browser, "document.getElementById('audio').pause()")
 
+    # past the limit: the page shows the API's own message
+    too_long = "word " * 1000
+    set_text(browser, "text", too_long)
+    assert browser.find_element(By.ID, "char-count").text.startswith("5,000 / ")
+    browser.find_element(By.ID, "speak-btn").click()
+    wait(browser, lambda d: d.find_element(By.ID, "error").is_displayed())
+    api = httpx.post(f"{srv.url}/v1/audio/speech", json={"model": "tts-1", "voice": "alloy",
+                                                         "input": too_long}).json()["error"]
+    shown = browser.find_element(By.ID, "error").text
+    assert api["message"] in shown and api["code"] in shown and "413" in shown
+
 
 def test_history_gains_the_item_and_delete_removes_it(browser, srv, shots) -> None:
     open_page(browser, srv.url)
@@ -220,6 +232,14 @@ def test_history_gains_the_item_and_delete_removes_it(browser, srv, shots) -> No
     browser.save_screenshot(str(shots / "04-history.png"))
 
     row = browser.find_element(*item)
+    row.find_element(By.XPATH, ".//button[text()='Save as voice']").click()
+    browser.find_element(By.ID, "name-dialog-input").send_keys("From history")
+    browser.find_element(By.CSS_SELECTOR, "#name-dialog button[value=ok]").click()
+    wait(browser, lambda d: "From history" in d.find_element(By.ID, "voice").text)
+    saved = httpx.get(f"{srv.url}/v1/voices/From history").json()
+    assert saved["source"] == "generation" and saved["source_generation_id"] == gen["id"]
+    assert saved["params"] == gen["voice_params"][0]
+
     delete = row.find_element(By.XPATH, ".//button[starts-with(text(), 'Delete')]")
     delete.click()
     assert delete.text == "Confirm delete"

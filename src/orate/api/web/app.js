@@ -32,6 +32,10 @@ const guarded = (fn) => async (...args) => {
   clearError();
   try { return await fn(...args); } catch (err) { showError(err); return undefined; }
 };
+/** The same for refreshes nobody asked for: they keep the message already shown. */
+const background = (fn) => async (...args) => {
+  try { return await fn(...args); } catch (err) { showError(err); return undefined; }
+};
 
 function authBanner(message) {
   const b = $("auth-banner");
@@ -242,7 +246,7 @@ const history = { offset: 0, filter: {} };
 let historyTimer;
 function refreshHistorySoon() {
   clearTimeout(historyTimer);
-  historyTimer = setTimeout(guarded(loadHistory), 300);
+  historyTimer = setTimeout(background(loadHistory), 300);
 }
 
 const fmtTime = (iso) => new Date(iso).toLocaleString(undefined,
@@ -467,7 +471,7 @@ async function pollJobs() {
   }
   list.replaceChildren(...items);
   if (!items.length) list.append(el("li", { className: "hint" }, "No jobs from this browser yet."));
-  if (busy) jobTimer = setTimeout(pollJobs, 1000);
+  if (busy) jobTimer = setTimeout(background(pollJobs), 1000);
 }
 loaders["tab-jobs"] = guarded(pollJobs);
 
