@@ -1,7 +1,7 @@
 // The playground page: wires the controls to orate's public routes.
 
 import { api, ApiError, audioBlob, getKey, onApiError, query, setKey } from "./api.js";
-import { Player } from "./player.js";
+import { Player, wavHeader } from "./player.js";
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...children) => {
@@ -278,13 +278,18 @@ function historyItem(g) {
     await api(`/v1/history/${g.id}`, { method: "DELETE" });
     await loadHistory();
   }));
-  const usable = g.audio_url && g.format !== "pcm";
+  // headerless pcm gets a WAV header so the player can play it
+  const playable = async () => {
+    const blob = await audioBlob(g.audio_url);
+    return g.format === "pcm"
+      ? new Blob([wavHeader(blob.size, g.sample_rate || 24000), blob], { type: "audio/wav" }) : blob;
+  };
   return el("li", { dataset: { id: g.id } },
     el("span", { className: "text" }, g.text),
     el("span", { className: "meta" }, `${fmtTime(g.created_at)} · ${g.model} · ${g.voice} · ` +
       `${g.format} · ${g.duration.toFixed(2)} s · ${g.cost} ${g.currency}`),
     el("span", { className: "btns" },
-      usable ? button("Play", guarded(async () => player.playBlob(await audioBlob(g.audio_url), g.text)),
+      g.audio_url ? button("Play", guarded(async () => player.playBlob(await playable(), g.text)),
         { "aria-label": `Play “${g.text.slice(0, 40)}”` }) : null,
       g.audio_url ? button("Download", guarded(async () => saveBlob(await audioBlob(g.audio_url),
         `orate-${g.id.slice(0, 8)}.${ext}`))) : null,

@@ -19,7 +19,7 @@ function b64bytes(s) {
   return out;
 }
 
-function wavHeader(dataBytes, rate) {
+export function wavHeader(dataBytes, rate) {
   const h = new DataView(new ArrayBuffer(44));
   const tag = (o, s) => [...s].forEach((c, i) => h.setUint8(o + i, c.charCodeAt(0)));
   tag(0, "RIFF"); h.setUint32(4, 36 + dataBytes, true); tag(8, "WAVE"); tag(12, "fmt ");
