@@ -211,6 +211,51 @@ def test_long_text_starts_playing_before_its_last_byte(browser, srv) -> None:
     assert api["message"] in shown and api["code"] in shown and "413" in shown
 
 
+def test_without_mp3_in_mediasource_pcm_streams_through_web_audio(browser, srv) -> None:
+    """Firefox has no "audio/mpeg" in MediaSource: the page then picks pcm, which plays
+    through Web Audio as it arrives (simulated here by hiding mp3 from MediaSource)."""
+    hide = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+        const supported = MediaSource.isTypeSupported.bind(MediaSource);
+        MediaSource.isTypeSupported = (t) => !t.startsWith('audio/mpeg') && supported(t);"""})
+    try:
+        open_page(browser, srv.url)
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
+                                {"identifier": hide["identifier"]})
+    assert Select(browser.find_element(By.ID, "format")).first_selected_option.text == "pcm"
+    assert "cannot stream mp3" in browser.find_element(By.ID, "format-hint").text
+    text = " ".join(["Web Audio plays each piece of this passage as soon as it arrives, "
+                     "long before the last of it has been made."] * 25)
+    set_text(browser, "text", text)
+    js(browser, """
+        window.__t = {}; window.__seen = [];
+        new MutationObserver((ms) => { for (const m of ms) {
+            const t = m.target;
+            if (t.classList && t.classList.contains('current')) {
+                window.__t.word ??= performance.now(); window.__seen.push(+t.dataset.i); }
+        } }).observe(document.getElementById('readalong'),
+                     {subtree: true, attributes: true, attributeFilter: ['class']});
+        new MutationObserver(() => {
+            if (document.getElementById('player').dataset.state === 'complete')
+                window.__t.complete ??= performance.now();
+        }).observe(document.getElementById('player'), {attributes: true});
+    """)
+    browser.find_element(By.ID, "speak-btn").click()
+    wait(browser, lambda d: js(d, "return window.__t.complete"), 60, msg="stream never ended")
+    t = js(browser, "return window.__t")
+    assert t.get("word") is not None and t["word"] < t["complete"], t  # heard before the end
+    wait(browser, lambda d: len(set(js(d, "return window.__seen"))) >= 3)
+    seen = js(browser, "return window.__seen")
+    assert seen == sorted(seen), seen
+    stop = browser.find_element(By.ID, "stop-btn")
+    assert stop.is_enabled()  # still playing after the last byte: Stop stops it
+    stop.click()
+    assert not stop.is_enabled()
+    # what was heard moves into <audio>, paused where it stopped, to resume or replay
+    wait(browser, lambda d: js(d, "return document.getElementById('audio').currentTime") > 0)
+    assert js(browser, "return document.getElementById('audio').paused") is True
+
+
 def test_history_gains_the_item_and_delete_removes_it(browser, srv, shots) -> None:
     open_page(browser, srv.url)
     set_text(browser, "text", "A sentence for the history list.")

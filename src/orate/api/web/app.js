@@ -1,7 +1,7 @@
 // The playground page: wires the controls to orate's public routes.
 
 import { api, ApiError, audioBlob, getKey, onApiError, query, setKey } from "./api.js";
-import { Player, wavHeader } from "./player.js";
+import { canStreamMp3, Player, wavHeader } from "./player.js";
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...children) => {
@@ -193,6 +193,8 @@ const player = new Player({
   vtt: $("vtt"), srt: $("srt"), root: $("player"), status: $("speak-status"),
 });
 
+player.onidle = () => { if (!$("speak-btn").disabled) $("stop-btn").disabled = true; };
+
 function speechBody(input) {
   const body = { model: $("model").value, voice: $("voice").value, input,
     response_format: $("format").value, speed: +$("speed").value };
@@ -212,7 +214,7 @@ async function speak(body, opts) {
     throw err;
   } finally {
     $("speak-btn").disabled = false;
-    $("stop-btn").disabled = true;
+    $("stop-btn").disabled = !player.live; // pcm may still be playing through Web Audio
   }
 }
 
@@ -564,6 +566,16 @@ async function start() {
   const selected = tabs.find((t) => t.getAttribute("aria-selected") === "true");
   loaders[selected.id]?.();
   document.body.dataset.ready = "1";
+}
+
+// mp3 streams through MediaSource where the browser allows it, pcm through Web Audio
+// everywhere; elsewhere (Firefox has no "audio/mpeg" in MediaSource) start with pcm
+if (!canStreamMp3()) {
+  $("format").value = "pcm";
+  $("format-hint").textContent = "This browser cannot stream mp3, so pcm is chosen: it " +
+    "plays as it arrives. Other formats play once complete.";
+} else {
+  $("format-hint").textContent = "mp3 and pcm play as they arrive; other formats once complete.";
 }
 
 countChars();

@@ -2,10 +2,16 @@
 //
 // One request does both: POST /v1/audio/speech with stream_format "sse" and
 // include_timestamp_types ["word"] sends base64 audio deltas and word timestamps as
-// they are made. For mp3 each delta is appended to a MediaSource SourceBuffer
-// ("audio/mpeg" is supported by MSE in Chromium and Firefox), so playback starts with
-// the first delta. Other formats have no portable MSE path, so they play once complete
-// (pcm gets a WAV header here so the <audio> element can play it).
+// they are made. Two ways to play while it streams:
+// - mp3: each delta is appended to a MediaSource SourceBuffer, so the <audio> element
+//   plays from the first delta. Chromium (and Safari) accept "audio/mpeg" in MSE;
+//   Firefox does not (MediaSource.isTypeSupported("audio/mpeg") is false there).
+// - pcm: each delta is scheduled as an AudioBuffer on a Web Audio context, which every
+//   current browser has; so pcm is the streaming format where mp3 cannot stream, and
+//   the page picks it by default there. Once it has played, the whole take (with a WAV
+//   header made here) moves into the <audio> element for replay, seeking and download.
+// Other formats (opus in Ogg, aac, flac, wav) have no portable streaming path in a
+// browser, so they play once complete.
 
 import { api } from "./api.js";
 
@@ -28,6 +34,10 @@ export function wavHeader(dataBytes, rate) {
   h.setUint16(34, 16, true); tag(36, "data"); h.setUint32(40, dataBytes, true);
   return new Uint8Array(h.buffer);
 }
+
+/** Whether mp3 can stream into <audio> here (MediaSource with "audio/mpeg"). */
+export const canStreamMp3 = () => Boolean(window.MediaSource
+  && MediaSource.isTypeSupported("audio/mpeg"));
 
 /** Read an SSE body, calling onEvent with each parsed `data:` JSON object. */
 async function readSse(res, onEvent) {
@@ -72,6 +82,75 @@ class MseSink {
   }
 }
 
+/** Plays s16le mono deltas as they arrive, gap-free, on a Web Audio context. */
+class PcmLive {
+  constructor() {
+    this.ctx = new AudioContext();
+    this.t0 = null; // context time of audio position 0
+    this.next = 0; // context time where the next delta starts
+    this.carry = null; // an odd byte left over from the last delta
+    this.complete = false;
+    this.finished = false;
+    this.last = null;
+    this.onfinish = null;
+  }
+
+  push(bytes, rate) {
+    let data = bytes;
+    if (this.carry) {
+      data = new Uint8Array(this.carry.length + bytes.length);
+      data.set(this.carry);
+      data.set(bytes, this.carry.length);
+    }
+    this.carry = data.length % 2 ? data.slice(-1) : null;
+    const n = data.length >> 1;
+    if (!n) return;
+    const buf = this.ctx.createBuffer(1, n, rate);
+    const ch = buf.getChannelData(0);
+    const view = new DataView(data.buffer, data.byteOffset, n * 2);
+    for (let i = 0; i < n; i++) ch[i] = view.getInt16(i * 2, true) / 32768;
+    const now = this.ctx.currentTime;
+    if (this.t0 === null) {
+      this.t0 = now + 0.05;
+      this.next = this.t0;
+    } else if (this.next < now + 0.01) { // an underrun: shift the timeline, keep positions
+      const gap = now + 0.02 - this.next;
+      this.t0 += gap;
+      this.next += gap;
+    }
+    const src = this.ctx.createBufferSource();
+    src.buffer = buf;
+    src.connect(this.ctx.destination);
+    src.start(this.next);
+    src.onended = () => { if (this.complete && src === this.last) this.done(); };
+    this.last = src;
+    this.next += buf.duration;
+  }
+
+  /** All deltas are in; `onfinish` runs once the last one has played. */
+  finish() {
+    this.complete = true;
+    if (!this.last || this.ctx.currentTime >= this.next) this.done();
+  }
+
+  done() {
+    if (this.finished) return;
+    this.finished = true;
+    this.ctx.close().catch(() => {});
+    this.onfinish?.();
+  }
+
+  position() {
+    if (this.t0 === null) return 0;
+    return Math.max(0, Math.min(this.ctx.currentTime, this.next) - this.t0);
+  }
+
+  stop() {
+    this.onfinish = null;
+    this.done();
+  }
+}
+
 export class Player {
   constructor({ audio, canvas, readalong, download, vtt, srt, root, status }) {
     Object.assign(this, { audio, canvas, readalong, download, vtt, srt, root, status });
@@ -113,32 +192,82 @@ export class Player {
     new ResizeObserver(() => this.draw()).observe(canvas);
   }
 
+  /** Where playback is, in seconds: the Web Audio clock while pcm streams, else <audio>. */
+  now() {
+    return this.live ? this.live.position() : this.audio.currentTime;
+  }
+
+  playing() {
+    return this.live ? !this.live.finished : !this.audio.paused && !this.audio.ended;
+  }
+
   duration() {
     const d = this.audio.duration;
-    return Number.isFinite(d) && d > 0 ? d : Math.max(this.received, this.expected);
+    if (!this.live && Number.isFinite(d) && d > 0) return d;
+    return Math.max(this.received, this.expected);
   }
 
   seek(t) {
+    if (this.live) {
+      this.handoff(t);
+      return;
+    }
     this.audio.currentTime = t;
     if (this.audio.paused) this.audio.play().catch(() => {});
   }
 
+  /** Leave the live Web Audio stream for the <audio> element at `t` seconds, with what
+   * has arrived so far (the rest follows when the stream completes). */
+  handoff(t, play = true) {
+    const live = this.live;
+    this.live = null;
+    live.stop();
+    const url = URL.createObjectURL(this.pcmBlob());
+    this.urls.push(url);
+    this.audio.src = url;
+    this.audio.addEventListener("loadedmetadata", () => {
+      this.audio.currentTime = Math.min(t, this.audio.duration);
+      if (play) this.audio.play().catch(() => {});
+    }, { once: true });
+  }
+
+  pcmBlob() {
+    const bytes = this.chunks.reduce((n, c) => n + c.length, 0) & ~1;
+    return new Blob([wavHeader(bytes, this.rate), ...this.chunks], { type: "audio/wav" })
+      .slice(0, 44 + bytes, "audio/wav");
+  }
+
   loop() {
+    if (this.looping) return;
+    this.looping = true;
     const step = () => {
       this.highlight();
       this.draw();
-      if (!this.audio.paused && !this.audio.ended) requestAnimationFrame(step);
+      if (this.playing()) requestAnimationFrame(step);
+      else this.looping = false;
     };
     requestAnimationFrame(step);
   }
 
+  /** Stop streaming and playing; what has arrived stays in <audio>, paused where it was. */
   stop() {
     this.abort?.abort();
+    if (this.live) this.handoff(this.live.position(), false);
+    else this.audio.pause();
+    this.onidle?.();
+  }
+
+  halt() {
+    this.abort?.abort();
+    this.live?.stop();
+    this.live = null;
     this.audio.pause();
+    this.onidle?.();
   }
 
   reset(text) {
-    this.stop();
+    this.halt();
+    this.chunks = [];
     this.urls.forEach((u) => URL.revokeObjectURL(u));
     this.urls = [];
     this.text = text;
@@ -162,9 +291,15 @@ export class Player {
     const fmt = body.response_format || "mp3";
     this.abort = new AbortController();
     const started = performance.now();
-    const useMse = fmt === "mp3" && window.MediaSource && MediaSource.isTypeSupported("audio/mpeg");
-    const sink = useMse ? new MseSink(this.audio, "audio/mpeg") : null;
+    const sink = fmt === "mp3" && canStreamMp3() ? new MseSink(this.audio, "audio/mpeg") : null;
     if (sink) this.urls.push(sink.url);
+    // made now, while the click that asked for speech still counts as a user gesture
+    const live = fmt === "pcm" && window.AudioContext ? new PcmLive() : null;
+    if (live) {
+      this.audio.removeAttribute("src");
+      this.audio.load();
+      this.live = live;
+    }
     this.setState("streaming", "Requesting…");
     const res = await api("/v1/audio/speech", {
       method: "POST", raw: true, signal: this.abort.signal,
@@ -175,8 +310,10 @@ export class Player {
       rate: +res.headers.get("X-Orate-Sample-Rate") || 24000,
       voice: res.headers.get("X-Orate-Voice"), cache: res.headers.get("X-Orate-Cache"),
     };
+    this.rate = info.rate;
     if (sink) await sink.ready;
     const chunks = [];
+    this.chunks = chunks;
     let bytes = 0;
     let first = true;
     try {
@@ -186,9 +323,13 @@ export class Player {
           chunks.push(data);
           bytes += data.length;
           if (fmt === "mp3") this.received = (bytes * 8) / 48000; // CBR 48 kb/s
+          else if (fmt === "pcm") this.received = bytes / 2 / info.rate;
           if (sink) {
             sink.push(data);
             if (first) this.audio.play().catch(() => {});
+          } else if (live && this.live === live) {
+            live.push(data, info.rate);
+            if (first) this.loop();
           }
           first = false;
           this.setState("streaming", `Streaming… ${(bytes / 1024).toFixed(0)} KiB received`);
@@ -215,10 +356,31 @@ export class Player {
     } else {
       blob = new Blob(chunks, { type: MIME[fmt] });
     }
+    const url = URL.createObjectURL(blob);
+    this.urls.push(url);
     if (sink) sink.finish();
-    else {
-      const url = URL.createObjectURL(blob);
-      this.urls.push(url);
+    else if (live && this.live === live) {
+      // still playing live: when it ends, the whole take moves into <audio>, at its end
+      live.onfinish = () => {
+        this.live = null;
+        this.onidle?.();
+        this.audio.src = url;
+        this.audio.addEventListener("loadedmetadata", () => {
+          this.audio.currentTime = this.audio.duration;
+        }, { once: true });
+        this.highlight();
+        this.draw();
+      };
+      live.finish();
+    } else if (live) { // handed off to <audio> by a seek: swap in the whole take
+      const at = this.audio.currentTime;
+      const paused = this.audio.paused;
+      this.audio.src = url;
+      this.audio.addEventListener("loadedmetadata", () => {
+        this.audio.currentTime = at;
+        if (!paused) this.audio.play().catch(() => {});
+      }, { once: true });
+    } else {
       this.audio.src = url;
       this.audio.play().catch(() => {});
     }
@@ -291,7 +453,7 @@ export class Player {
   }
 
   highlight() {
-    const t = this.audio.currentTime * 1000;
+    const t = this.now() * 1000;
     let lo = 0;
     let hi = this.words.length - 1;
     let idx = -1;
@@ -299,13 +461,14 @@ export class Player {
       const mid = (lo + hi) >> 1;
       if (this.words[mid].start <= t) { idx = mid; lo = mid + 1; } else hi = mid - 1;
     }
-    if (this.audio.ended) idx = -1;
+    const ended = this.live ? this.live.finished : this.audio.ended;
+    if (ended) idx = -1;
     if (idx === this.current) return;
     this.current = idx;
     for (const span of this.readalong.querySelectorAll(".w")) {
       const i = +span.dataset.i;
       span.classList.toggle("current", i === idx);
-      span.classList.toggle("spoken", i < idx || (this.audio.ended && i >= 0));
+      span.classList.toggle("spoken", i < idx || (ended && i >= 0));
     }
   }
 
@@ -343,7 +506,7 @@ export class Player {
     const muted = css.getPropertyValue("--muted").trim();
     g.clearRect(0, 0, w, h);
     const total = this.duration();
-    const played = total ? Math.min(1, this.audio.currentTime / total) : 0;
+    const played = total ? Math.min(1, this.now() / total) : 0;
     if (this.peaks) {
       const bw = w / this.peaks.length;
       const max = Math.max(...this.peaks, 0.01);
