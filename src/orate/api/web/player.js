@@ -179,8 +179,8 @@ export class Player {
       this.seek(((e.clientX - r.left) / r.width) * d);
     });
     canvas.addEventListener("keydown", (e) => {
-      if (e.key === "ArrowRight") this.seek(this.audio.currentTime + 5);
-      else if (e.key === "ArrowLeft") this.seek(Math.max(0, this.audio.currentTime - 5));
+      if (e.key === "ArrowRight") this.seek(Math.min(this.now() + 5, this.duration()));
+      else if (e.key === "ArrowLeft") this.seek(Math.max(0, this.now() - 5));
       else return;
       e.preventDefault();
     });
@@ -301,10 +301,17 @@ export class Player {
       this.live = live;
     }
     this.setState("streaming", "Requesting…");
-    const res = await api("/v1/audio/speech", {
-      method: "POST", raw: true, signal: this.abort.signal,
-      body: { ...body, stream_format: "sse", include_timestamp_types: readAlong ? ["word"] : undefined },
-    });
+    let res;
+    try {
+      res = await api("/v1/audio/speech", {
+        method: "POST", raw: true, signal: this.abort.signal,
+        body: { ...body, stream_format: "sse",
+          include_timestamp_types: readAlong ? ["word"] : undefined },
+      });
+    } catch (err) {
+      if (err.name !== "AbortError") this.halt();
+      throw err;
+    }
     const info = {
       id: res.headers.get("X-Orate-Generation-Id"),
       rate: +res.headers.get("X-Orate-Sample-Rate") || 24000,
@@ -347,6 +354,7 @@ export class Player {
         this.setState("stopped", "Stopped.");
         return info;
       }
+      this.halt();
       throw err;
     }
     const seconds = ((performance.now() - started) / 1000).toFixed(2);
