@@ -27,6 +27,7 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
 
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the quiet river bank."
@@ -121,6 +122,21 @@ def test_page_loads_and_pickers_fill(browser, srv, shots) -> None:
     assert "alloy" in female and "echo" not in female  # alloy maps to en-us+f2, echo to +m1
     assert female == {v["id"] for v in builtin if v["gender"] == "female"}
     Select(browser.find_element(By.ID, "gender-filter")).select_by_value("")
+
+    # the preview speaks a short sample in the chosen voice
+    Select(browser.find_element(By.ID, "voice")).select_by_value("fr-fr")
+    browser.find_element(By.ID, "preview").click()
+    wait(browser, lambda d: js(d, "return document.getElementById('audio').ended"), 20)
+    gen = httpx.get(f"{srv.url}/v1/history", params={"limit": 1}).json()["data"][0]
+    assert gen["text"] == "Bonjour ! Voici ma voix." and gen["voice"].startswith("fr")
+
+    # the library's tabs follow the keyboard (arrow keys move between tabs)
+    history_tab = browser.find_element(By.ID, "tab-history")
+    history_tab.send_keys(Keys.ARROW_RIGHT)
+    assert browser.find_element(By.ID, "tab-voices").get_attribute("aria-selected") == "true"
+    assert browser.find_element(By.ID, "panel-voices").is_displayed()
+    assert not browser.find_element(By.ID, "panel-history").is_displayed()
+    assert js(browser, "return document.activeElement.id") == "tab-voices"
     assert errors_in_console(browser) == []
 
 
