@@ -158,7 +158,9 @@ def test_speak_plays_whole_audio_and_words_light_up_in_order(browser, srv, shots
     browser.find_element(By.ID, "speak-btn").click()
     wait(browser, lambda d: len(js(d, "return window.__seen")) >= 5, msg="no read-along")
     browser.save_screenshot(str(shots / "02-read-along.png"))
-    browser.find_element(By.ID, "player").screenshot(str(shots / "02-read-along-player.png"))
+    player = browser.find_element(By.ID, "player")
+    js(browser, "arguments[0].scrollIntoView({block: 'center'})", player)
+    player.screenshot(str(shots / "02-read-along-player.png"))
     wait(browser, lambda d: js(d, "return document.getElementById('audio').ended"), 30,
          msg="the audio never reached its end")
     played = js(browser, "return document.getElementById('audio').duration")

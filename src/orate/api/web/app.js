@@ -48,7 +48,7 @@ onApiError((err) => {
     authBanner(getKey()
       ? `The server refused this key: ${err.message}. Paste a valid key above.`
       : "This server needs an API key. Paste yours in the “API key” field above " +
-        "(an admin can make one with `orate keys create --name NAME`).");
+        "(an admin makes one with: orate keys create --name NAME).");
   }
 });
 
