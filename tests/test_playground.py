@@ -109,6 +109,9 @@ def test_page_loads_and_pickers_fill(browser, srv, shots) -> None:
     assert set(names) == set(api_voices["voices"]) and len(names) > 100
     assert browser.find_element(By.ID, "char-count").text.endswith("/ 4,096")
     browser.save_screenshot(str(shots / "01-loaded.png"))
+    unlabelled = js(browser, """return [...document.querySelectorAll('input, select, textarea')]
+        .filter((e) => !e.labels.length && !e.getAttribute('aria-label')).map((e) => e.id)""")
+    assert unlabelled == []
 
     # the filters narrow the voice list to what /v1/voices says about each voice
     Select(browser.find_element(By.ID, "lang-filter")).select_by_value("fr-fr")
@@ -137,6 +140,16 @@ def test_page_loads_and_pickers_fill(browser, srv, shots) -> None:
     assert browser.find_element(By.ID, "panel-voices").is_displayed()
     assert not browser.find_element(By.ID, "panel-history").is_displayed()
     assert js(browser, "return document.activeElement.id") == "tab-voices"
+
+    # phone width: everything fits, nothing scrolls sideways
+    size = browser.get_window_size()
+    browser.set_window_size(390, 900)
+    try:
+        wait(browser, lambda d: js(d, "return window.innerWidth") < 500)
+        assert js(browser, "return document.documentElement.scrollWidth <= window.innerWidth")
+        browser.save_screenshot(str(shots / "01-phone.png"))
+    finally:
+        browser.set_window_size(size["width"], size["height"])
     assert errors_in_console(browser) == []
 
 
