@@ -14,7 +14,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
-from orate.api import errors, files, hume, hume_ws, library, nanogpt, openai
+from orate.api import errors, files, hume, hume_ws, keys, library, nanogpt, openai, web
 from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard
 from orate.api.jsonbody import JsonBodies
@@ -99,6 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hume.router)
     app.include_router(hume_ws.router)
     app.include_router(nanogpt.router)
+    app.include_router(keys.router)
+    app.include_router(web.router)
+    app.mount(web.ASSET_PREFIX.rstrip("/"), web.assets(), name="playground")
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:

@@ -26,6 +26,7 @@ log = logging.getLogger("orate.api")
 
 
 _REASONS = {400: "invalid input", 401: "missing or invalid API key",
+            403: "needs an admin key",
             404: "not found (or not yours)", 405: "method not allowed", 409: "conflict",
             413: "request too large", 416: "range not satisfiable",
             422: "invalid body (FastAPI's validation list)", 429: "rate, concurrency or quota "

@@ -29,8 +29,9 @@ from orate.library.keys import KeyInfo
 # The API's own documentation is open too: a browser cannot send a key to /docs, and the
 # schema describes routes, not anybody's data.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v1/audio/voices", "/audio/voices",
-                        "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-OPEN_PREFIXES = ("/docs-assets/",)
+                        "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/"})
+# the playground's static files and the docs' assets: they hold no secret
+OPEN_PREFIXES = ("/docs-assets/", "/ui/")
 
 
 def is_open(path: str) -> bool:

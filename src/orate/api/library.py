@@ -17,6 +17,7 @@ from orate.api.errors import ApiError, documented
 from orate.api.files import library_of
 from orate.api.owners import owner_of, reader_of
 from orate.engines.base import UnknownVoice, VoiceParams
+from orate.engines.catalog import OPENAI_VOICES
 from orate.engines.registry import engine_by_name
 from orate.library.models import Generation
 from orate.library.voices import VoiceExists, voice_json
@@ -45,9 +46,14 @@ def generation_json(row: Generation, request: Request) -> dict[str, Any]:
 
 @router.get("/v1/history", summary="Your generations, newest first")
 async def list_history(request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 20,
-                       offset: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:
-    rows, total = await library_of(request).generations.list(reader_of(request), limit,
-                                                             offset=offset)
+                       offset: Annotated[int, Query(ge=0)] = 0,
+                       q: Annotated[str | None, Query(max_length=200,
+                                                      description="part of the text")] = None,
+                       model: str | None = None,
+                       voice: Annotated[str | None, Query(max_length=200)] = None
+                       ) -> JSONResponse:
+    rows, total = await library_of(request).generations.list(
+        reader_of(request), limit, offset=offset, text=q, model=model, voice=voice)
     return JSONResponse({"object": "list", "data": [generation_json(r, request) for r in rows],
                          "total": total, "limit": limit, "offset": offset,
                          "has_more": offset + len(rows) < total})
@@ -163,7 +169,9 @@ async def list_voices(request: Request,
         for name in sorted(engines):
             if engine and name != engine:
                 continue
-            builtin += [_builtin_json(v) for v in _builtin_voices(pipeline, name)
+            # OpenAI's names first, flagged, each with the language and gender it maps to
+            builtin += [{**_builtin_json(v), "alias": v.id in OPENAI_VOICES}
+                        for v in _builtin_voices(pipeline, name)
                         if not language or any(lang.startswith(language.lower())
                                                for lang in v.languages)]
     items += builtin
@@ -182,6 +190,25 @@ async def get_voice(ref: str, request: Request) -> JSONResponse:
         if info.id == ref.lower():
             return JSONResponse(_builtin_json(info))
     raise ApiError(404, "not_found", f"no voice {ref!r}", "voice")
+
+
+class RenameVoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+
+
+@router.patch("/v1/voices/{ref}", summary="Rename a saved voice")
+async def rename_voice(ref: str, body: RenameVoice, request: Request) -> JSONResponse:
+    try:
+        row = await library_of(request).voices.rename(reader_of(request), ref, body.name)
+    except VoiceExists as exc:
+        raise ApiError(409, "voice_exists", str(exc), "name") from None
+    except ValueError as exc:
+        raise ApiError(400, "invalid_value", str(exc), "name") from None
+    if row is None:
+        raise ApiError(404, "not_found", f"no saved voice {ref!r}", "voice")
+    return JSONResponse({**voice_json(row), "provider": "custom"})
 
 
 @router.delete("/v1/voices/{ref}", summary="Delete a saved voice")

@@ -143,6 +143,7 @@ def _model_json(model: Any, pipeline: Pipeline) -> dict[str, Any]:
     return {"id": model.id, "object": "model", "created": model.created,
             "owned_by": model.owned_by, "description": model.description,
             **pipeline.catalog.describe(model),
+            "max_input_chars": pipeline.settings.max_input_chars,
             "price": {"per_1k_chars": price.per_1k_chars, "per_second": price.per_second,
                       "currency": pipeline.settings.currency}}
 

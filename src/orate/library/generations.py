@@ -141,13 +141,24 @@ class GenerationStore:
                                            else row.bytes)
 
     async def list(self, owner: str | None, limit: int, before: datetime | None = None,
-                   offset: int = 0) -> tuple[list[Generation], int]:
+                   offset: int = 0, text: str | None = None, model: str | None = None,
+                   voice: str | None = None) -> tuple[list[Generation], int]:
+        """Newest first; ``text`` and ``voice`` match a part (any case), ``model`` exactly."""
         async with self._sessions() as session:
             query = select(Generation)
             count = select(func.count()).select_from(Generation)
+            filters = []
             if owner is not None:
-                query = query.where(Generation.owner == owner)
-                count = count.where(Generation.owner == owner)
+                filters.append(Generation.owner == owner)
+            if text:
+                filters.append(Generation.text.ilike(f"%{_like(text)}%", escape="\\"))
+            if model:
+                filters.append(Generation.model == model)
+            if voice:
+                filters.append(Generation.voice.ilike(f"%{_like(voice)}%", escape="\\"))
+            if filters:
+                query = query.where(*filters)
+                count = count.where(*filters)
             if before is not None:
                 query = query.where(Generation.created_at < before)
             query = query.order_by(Generation.created_at.desc(), Generation.id.desc())
@@ -237,3 +248,8 @@ class GenerationStore:
         for key in blobs:
             await self.release_blob(key)
         return removed
+
+
+def _like(value: str) -> str:
+    """A LIKE pattern that matches ``value`` literally."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

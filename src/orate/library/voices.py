@@ -81,6 +81,26 @@ class VoiceLibrary:
                                           .offset(offset).limit(limit))).all()
         return list(rows), int(total or 0)
 
+    async def rename(self, owner: str | None, ref: str, name: str) -> Voice | None:
+        """Give a voice a new name (unique per owner); None when there is no such voice."""
+        name = name.strip()
+        if not name or len(name) > MAX_NAME:
+            raise ValueError(f"a voice name needs 1 to {MAX_NAME} characters")
+        row = await self.find(owner, ref)
+        if row is None:
+            return None
+        try:
+            async with self._sessions() as session, session.begin():
+                found = await session.get(Voice, row.id)
+                if found is None:
+                    return None
+                found.name = name
+                row = found
+        except IntegrityError:
+            raise VoiceExists(f"you already have a voice named {name!r}; pick another "
+                              "name") from None
+        return row
+
     async def delete(self, owner: str | None, ref: str) -> bool:
         row = await self.find(owner, ref)
         if row is None:
