@@ -13,7 +13,17 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
-from orate.api import errors, files, hume, hume_ws, library, nanogpt, openai
+from orate.api import (
+    elevenlabs,
+    elevenlabs_ws,
+    errors,
+    files,
+    hume,
+    hume_ws,
+    library,
+    nanogpt,
+    openai,
+)
 from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard
 from orate.api.metrics import Metrics
@@ -77,14 +87,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="orate", version=__version__, lifespan=lifespan, redirect_slashes=False,
                   responses=documented(401, 413, 429, 503),
-                  description="Self-hosted text-to-speech speaking the OpenAI, Hume and nano-gpt "
-                  "wire dialects.")
+                  description="Self-hosted text-to-speech speaking the OpenAI, Hume, nano-gpt and "
+                  "ElevenLabs wire dialects.")
     app.state.settings = settings
     metrics = Metrics()
     app.state.metrics = metrics
     errors.install(app)
     app.add_middleware(Guard, max_body=settings.max_body_bytes, metrics=metrics,
                        keys=lambda: getattr(getattr(app.state, "library", None), "keys", None))
+    app.add_middleware(elevenlabs.ElevenLabsDispatch)  # before the guard: its errors follow
     app.add_middleware(CollapseSlashes)
     app.include_router(openai.router)
     app.include_router(files.router)
@@ -92,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hume.router)
     app.include_router(hume_ws.router)
     app.include_router(nanogpt.router)
+    app.include_router(elevenlabs.router)
+    app.include_router(elevenlabs_ws.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:

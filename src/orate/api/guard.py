@@ -37,7 +37,7 @@ def find_secret(scope: Scope) -> str | None:
             return value.decode("latin-1").strip()
     if scope["type"] == "websocket":  # browsers cannot set headers on a WebSocket
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        for name in ("api_key", "access_token"):
+        for name in ("api_key", "access_token", "xi_api_key"):
             if query.get(name):
                 return query[name][0]
     return None

@@ -45,6 +45,28 @@ ELEVENLABS_VOICES: dict[str, VoiceParams] = {
         ("charlotte", "en-gb", "f3"), ("george", "en-gb", "m3"), ("daniel", "en-gb", "m1"),
         ("lily", "en-gb", "f2"), ("alice", "en-gb", "f5"))
 }
+# ElevenLabs' real premade voice ids → the names above, so an SDK caller passing
+# "21m00Tcm4TlvDq8ikWAM" gets the same voice as a nano-gpt caller passing "Rachel"
+ELEVENLABS_VOICE_IDS: dict[str, str] = {
+    "21m00Tcm4TlvDq8ikWAM": "rachel", "pNInz6obpgDQGcFmaJgB": "adam",
+    "hpp4J3VqNfWAUOO0d1Us": "bella", "nPczCjzI2devNBz1zQrb": "brian",
+    "EXAVITQu4vr4xnSDxMaL": "sarah", "flq6f7yk4E4fJM5XTYuZ": "michael",
+    "LcfcDJNUP1GQjkzn1xUU": "emily", "ZQe5CZNOzWyzPSCn5a3c": "james",
+    "piTKgcLEGmPE4e6mEKli": "nicole", "ErXwobaYiN019PkySvjV": "antoni",
+    "AZnzlk1XvdvUeBnXmlld": "domi", "MF3mGyEYCl7XYWbV9V6O": "elli",
+    "TxGEqnHWrfWFTfGW9XjX": "josh", "VR6AewLTigWG4xSOukaG": "arnold",
+    "yoZ06aMxZJJ28mfd3POQ": "sam", "XB0fDUnXU5powFXDhCwa": "charlotte",
+    "JBFqnCBsd6RMkjVDRZzb": "george", "onwK4e9ZLuTAKqWW03F9": "daniel",
+    "pFZP5JQG7iQjIQuC4Bku": "lily", "Xb7hH8MSUJpSbSDYk0k2": "alice",
+}
+# ElevenLabs model ids → the catalog model that serves them (nano-gpt's ElevenLabs model),
+# so both dialects follow whatever engine the catalog puts behind that one id
+MODEL_ALIASES: dict[str, str] = {
+    alias: "Elevenlabs-Turbo-V2.5" for alias in (
+        "eleven_multilingual_v2", "eleven_turbo_v2_5", "eleven_flash_v2_5", "eleven_v3",
+        "eleven_turbo_v2", "eleven_flash_v2", "eleven_monolingual_v1",
+        "eleven_multilingual_v1")
+}
 # Kokoro's voice names are <language><gender>_<name>: af_bella, bm_george, jf_alpha …
 KOKORO_LANGUAGES = {"a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it",
                     "j": "ja", "p": "pt-br", "z": "cmn"}
@@ -109,6 +131,7 @@ class Catalog:
 
     def __init__(self) -> None:
         self.providers: list[Any] = []  # engines.remote.Provider, when a gateway is set up
+        self.aliases: dict[str, str] = dict(MODEL_ALIASES)
         espeak = "espeak-ng 1.52 (embedded): 100+ languages, no model download"
         self.models: dict[str, Model] = {
             m.id: m
@@ -130,7 +153,11 @@ class Catalog:
         }
 
     def model(self, model_id: str) -> Model | None:
-        return self.models.get(model_id)
+        """A model by id, or by an alias (another vendor's id for the model serving it)."""
+        found = self.models.get(model_id)
+        if found is None and model_id in self.aliases:
+            found = self.models.get(self.aliases[model_id])
+        return found
 
     def describe(self, model: Model) -> dict[str, object]:
         """Engine facts about a model for catalogs (loads no weights)."""
@@ -167,7 +194,7 @@ class Catalog:
                 if alias is None:
                     raise
                 return engine.check_voice(alias)
-        lowered = name.lower()
+        lowered = ELEVENLABS_VOICE_IDS.get(name, name.lower())
         if model.aliases_openai_voices and lowered in OPENAI_VOICES:
             return engine.check_voice(OPENAI_VOICES[lowered])
         if lowered in ELEVENLABS_VOICES:
