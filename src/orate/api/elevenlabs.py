@@ -234,8 +234,11 @@ def _with_language(pipeline: Pipeline, model: Any, voice: VoiceParams,
     lang = code.lower().replace("_", "-")
     if voice.voice.lower().startswith(lang.split("-")[0]):
         return voice
-    for info in pipeline.catalog.voices(model):
-        if any(x.lower().startswith(lang) for x in (info.language, *info.languages)):
+    base = lang.split("-")[0]
+    ranked = sorted(pipeline.catalog.voices(model), key=lambda v: (
+        v.id != lang, v.id != f"{base}-{base}", v.id != base, v.id))
+    for info in ranked:
+        if any(x.lower().startswith(lang) for x in (info.id, info.language, *info.languages)):
             return replace(voice, voice=info.id)
     raise ApiError(400, "unsupported_language", f"language_code {code!r} is not one this "
                    f"server's {model.id} voices speak", "language_code")
@@ -327,6 +330,8 @@ async def aligned_chunks(plan: Plan, events: AsyncIterator[SpeechEvent], text: s
             stamps += event.timestamps
         elif event.kind == "sentence":
             hi = max(int(event.info.get("char_end", cursor)), cursor)
+            while hi < len(text) and text[hi].isspace():  # spaces after it belong to it
+                hi += 1
             end_ms = float(event.info.get("end_ms", clock))
             align = char_alignment(text, cursor, hi, stamps, clock, end_ms)
             yield AlignedChunk(bytes(audio), _shift(align, offset_ms), cursor,
@@ -566,7 +571,9 @@ async def list_models(request: Request) -> JSONResponse:
 async def _subscription(request: Request) -> dict[str, Any]:
     now = datetime.now(UTC)
     month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    groups = await library_of(request).generations.usage(reader_of(request), month, None, "day")
+    store = library_of(request).generations
+    await store.flushed()  # count what was just spoken, not only what is written
+    groups = await store.usage(reader_of(request), month, None, "day")
     used = sum(g["characters"] for g in groups)
     key = getattr(request.state, "key", None)
     limit = key.quota_chars if key is not None and key.quota_chars is not None else None
@@ -623,6 +630,7 @@ async def list_history(request: Request, page_size: Annotated[int, Query(ge=1, l
                        voice_id: str | None = None) -> JSONResponse:
     lib = library_of(request)
     reader = reader_of(request)
+    await lib.generations.flushed()  # a request just answered is listed
     before = None
     if start_after_history_item_id:
         anchor = await lib.generations.get(start_after_history_item_id, reader)
