@@ -274,11 +274,15 @@ def test_websocket_messages_alignment_and_final(srv) -> None:
                             "generation_config": {"chunk_length_schedule": [500]}}))
         ws.send(json.dumps({"text": "Hello there. ", "try_trigger_generation": True}))
         ws.send(json.dumps({"text": "This is the second sentence, "}))
-        first = json.loads(ws.recv(timeout=10))  # before EOS: the sentence is complete
-        assert first["audio"] and first["alignment"]["chars"]
+        # before EOS: the first sentence is complete, so its audio comes now, at once
+        # (alignment null), and its alignment with the last of its audio
+        messages = [json.loads(ws.recv(timeout=10))]
+        assert messages[0]["audio"] and messages[0]["isFinal"] is False
+        while not messages[-1]["alignment"]:
+            messages.append(json.loads(ws.recv(timeout=10)))
+        assert "".join(messages[-1]["alignment"]["chars"]) == "Hello there. "
         ws.send(json.dumps({"text": "a bit longer than the first. "}))
         ws.send(json.dumps({"text": ""}))
-        messages = [first]
         while True:
             try:
                 messages.append(json.loads(ws.recv(timeout=30)))
@@ -306,8 +310,9 @@ def test_websocket_length_trigger_and_flush(srv) -> None:
         ws.send(json.dumps({"text": " ", "generation_config": {"chunk_length_schedule": [20]}}))
         ws.send(json.dumps({"text": "no sentence end here but long enough to ",
                             "try_trigger_generation": True}))
-        got = json.loads(ws.recv(timeout=10))
-        assert got["audio"] and "".join(got["alignment"]["chars"]).startswith("no sentence")
+        while not (got := json.loads(ws.recv(timeout=10)))["alignment"]:
+            assert got["audio"]
+        assert "".join(got["alignment"]["chars"]).startswith("no sentence")
         ws.send(json.dumps({"text": "flush me", "flush": True}))
         spoken = ""
         while "flush me" not in spoken:

@@ -316,15 +316,23 @@ class AlignedChunk:
 
 
 async def aligned_chunks(plan: Plan, events: AsyncIterator[SpeechEvent], text: str,
-                         offset_ms: float = 0.0) -> AsyncIterator[AlignedChunk]:
-    """One chunk per sentence: its audio and its characters (spaces before it included);
-    the last chunk takes the encoder's tail and any characters after the last sentence."""
+                         offset_ms: float = 0.0, *, eager: bool = False
+                         ) -> AsyncIterator[AlignedChunk]:
+    """One chunk per sentence: its audio and its characters (spaces after it included);
+    the last chunk takes the encoder's tail and any characters after the last sentence.
+
+    ``eager`` sends audio the moment it is made (alignment ``None``) and the sentence's
+    alignment with whatever audio is left at its end: first audio does not wait for
+    the end of the first sentence (the WebSocket, where latency is the point)."""
     audio = bytearray()
     stamps: list[Timestamp] = []
     cursor, clock = 0, 0.0
     duration_ms = 0.0
     async for event in events:
         if event.kind == "audio":
+            if eager and event.audio:
+                yield AlignedChunk(event.audio, None, cursor, clock + offset_ms)
+                continue
             audio += event.audio
         elif event.kind == "timestamps":
             stamps += event.timestamps
@@ -379,7 +387,7 @@ def _merge(parts: list[CharAlignment | None]) -> CharAlignment:
 async def convert_with_timestamps(voice_id: VoiceId, body: TtsBody, request: Request,
                                   output_format: OutputQuery = None,
                                   enable_logging: bool = True,
-                                  optimize_streaming_latency: int | None = None) -> JSONResponse:
+                                  optimize_streaming_latency: int | None = None) -> Response:
     fmt = pick_format(output_format, stream=False)
     speech = await _speak(request, voice_id, body, fmt, enable_logging, timestamps=True,
                           whole_file=fmt.format == "wav")
@@ -389,12 +397,15 @@ async def convert_with_timestamps(voice_id: VoiceId, body: TtsBody, request: Req
         audio += chunk.audio
         parts.append(chunk.alignment)
     align = alignment_seconds(_merge(parts))
-    normalized = alignment_seconds(_merge(parts)) if align else None
-    if normalized is not None:  # the text orate spoke: one for one with the input for now
-        normalized["characters"] = list(speech.plan.job.text)
-    return JSONResponse({"audio_base64": base64.b64encode(bytes(audio)).decode(),
-                         "alignment": align, "normalized_alignment": normalized},
-                        headers=response_headers(speech))
+    normalized = None
+    if align is not None:  # the text orate spoke: one for one with the input for now
+        normalized = {**align, "characters": list(speech.plan.job.text)}
+    # assembled by hand: json.dumps would scan megabytes of base64 for characters to escape
+    body = b"".join((b'{"audio_base64":"', base64.b64encode(audio), b'","alignment":',
+                     json.dumps(align, separators=(",", ":")).encode(),
+                     b',"normalized_alignment":',
+                     json.dumps(normalized, separators=(",", ":")).encode(), b"}"))
+    return Response(body, media_type="application/json", headers=response_headers(speech))
 
 
 async def _ndjson(speech: Speech, text: str) -> AsyncIterator[bytes]:
@@ -405,9 +416,10 @@ async def _ndjson(speech: Speech, text: str) -> AsyncIterator[bytes]:
         if align is not None:  # the text orate spoke: one for one with the input for now
             n = len(align["characters"])
             normalized = {**align, "characters": list(spoken[chunk.lo:chunk.lo + n])}
-        line = {"audio_base64": base64.b64encode(chunk.audio).decode(), "alignment": align,
-                "normalized_alignment": normalized}
-        yield json.dumps(line, separators=(",", ":")).encode() + b"\n"
+        yield b"".join((b'{"audio_base64":"', base64.b64encode(chunk.audio), b'","alignment":',
+                        json.dumps(align, separators=(",", ":")).encode(),
+                        b',"normalized_alignment":',
+                        json.dumps(normalized, separators=(",", ":")).encode(), b"}\n"))
 
 
 @router.post("/v1/text-to-speech/{voice_id}/stream/with-timestamps",

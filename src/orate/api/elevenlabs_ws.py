@@ -125,15 +125,15 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
                 return  # a flush of punctuation or spaces: nothing to say
             raise Closing(POLICY, exc.code, exc.message) from None
         speech = await pipeline.speak(plan)
-        async for chunk in aligned_chunks(plan, speech.events, text, offset_ms=clock["ms"]):
+        async for chunk in aligned_chunks(plan, speech.events, text, offset_ms=clock["ms"],
+                                          eager=True):
             clock["ms"] = max(clock["ms"], chunk.end_ms)
             if not chunk.audio and chunk.alignment is None:
                 continue
-            align = _ws_alignment(chunk.alignment)
-            await ws.send_text(json.dumps({
-                "audio": base64.b64encode(chunk.audio).decode() if chunk.audio else None,
-                "isFinal": False, "normalizedAlignment": align, "alignment": align},
-                separators=(",", ":")))
+            align = json.dumps(_ws_alignment(chunk.alignment), separators=(",", ":"))
+            audio = b'"' + base64.b64encode(chunk.audio) + b'"' if chunk.audio else b"null"
+            await ws.send_text(f'{{"audio":{audio.decode()},"isFinal":false,'
+                               f'"normalizedAlignment":{align},"alignment":{align}}}')
 
     stream: TextStream[Piece] = TextStream(speak)
     piece = Piece(None)
