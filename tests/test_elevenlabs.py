@@ -390,10 +390,15 @@ def test_models_rule_for_both_sdks(el, srv) -> None:
     oa = OpenAI(api_key=srv.keys["alice"], base_url=f"{srv.url}/v1",  # type: ignore[attr-defined]
                 http_client=http(srv))
     assert "tts-1" in [m.id for m in oa.models.list().data]
-    with http(srv) as h:  # a bare caller (curl) with a Bearer key gets OpenAI's list
-        bare = h.get(f"{srv.url}/v1/models",
-                     headers={"authorization": f"Bearer {srv.keys['alice']}"})  # type: ignore
-        assert bare.json()["object"] == "list"
+    bearer = {"authorization": f"Bearer {srv.keys['alice']}"}  # type: ignore[attr-defined]
+    with http(srv) as h:  # a bare caller (curl) with a Bearer key gets orate's shapes
+        assert h.get(f"{srv.url}/v1/models", headers=bearer).json()["object"] == "list"
+        assert h.get(f"{srv.url}/v1/voices", headers=bearer).json()["object"] == "list"
+        # …and the ElevenLabs shape under /elevenlabs, without the SDK's headers
+        assert isinstance(h.get(f"{srv.url}/elevenlabs/v1/models", headers=bearer).json(), list)
+    prefixed = ElevenLabs(api_key=srv.keys["alice"],  # type: ignore[attr-defined]
+                          base_url=f"{srv.url}/elevenlabs", httpx_client=http(srv))
+    assert RACHEL in {v.voice_id for v in prefixed.voices.get_all().voices}
 
 
 def test_user_subscription_counts_characters(el) -> None:

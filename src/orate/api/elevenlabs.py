@@ -653,7 +653,9 @@ async def list_history(request: Request, page_size: Annotated[int, Query(ge=1, l
     items: list[dict[str, Any]] = []
     more = False
     offset = 0
-    while len(items) <= page_size:  # a voice filter may skip rows: read on until full
+    for _ in range(50):  # a voice filter may skip rows: read on until full (bounded)
+        if len(items) > page_size:
+            break
         rows, _ = await lib.generations.list(reader, page_size + 1, before=before, offset=offset)
         offset += len(rows)
         for row in rows:
