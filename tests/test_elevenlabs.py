@@ -257,14 +257,31 @@ def test_websocket_helper_over_tls(el, srv, monkeypatch, recognizer) -> None:
     assert recognizer.which(audio, "pcm", 16000) == sentence
 
 
-def _ws(srv: Server, path: str, who: str = "alice"):  # type: ignore[no-untyped-def]
-    import ssl
-
+def _ws(srv: Server, path: str, who: str | None = "alice"):  # type: ignore[no-untyped-def]
     from websockets.sync.client import connect
 
     ctx = ssl.create_default_context(cafile=str(srv.cert))  # type: ignore[attr-defined]
     url = srv.url.replace("https", "wss") + path
-    return connect(url, ssl=ctx, additional_headers=xi(srv, who), open_timeout=30)
+    return connect(url, ssl=ctx, additional_headers=xi(srv, who) if who else None,
+                   open_timeout=30)
+
+
+def test_websocket_key_in_the_bos_message(srv) -> None:
+    path = f"/v1/text-to-speech/{RACHEL}/stream-input?output_format=pcm_8000"
+    with _ws(srv, path, who=None) as ws:  # a raw client: the key in BOS, not a header
+        ws.send(json.dumps({"text": " ", "xi_api_key": srv.keys["bob"]}))  # type: ignore
+        ws.send(json.dumps({"text": "Bob speaks from the first message. ", "flush": True}))
+        ws.send(json.dumps({"text": ""}))
+        while not (msg := json.loads(ws.recv(timeout=10))).get("isFinal"):
+            assert "message" not in msg
+    history = client(srv, "bob").history.list(page_size=1).history
+    assert history[0].text.strip() == "Bob speaks from the first message."
+    for bos in ({"text": " ", "xi_api_key": "orate_wrong"}, {"text": " "}):
+        with _ws(srv, path, who=None) as ws:
+            ws.send(json.dumps(bos))
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=10)
+            assert ws.close_code == 1008
 
 
 def test_websocket_messages_alignment_and_final(srv) -> None:

@@ -34,6 +34,7 @@ from orate.api.elevenlabs import (
     build_request,
     pick_format,
 )
+from orate.api.guard import key_in_first_message
 from orate.api.owners import context
 from orate.speech.alignment import CharAlignment
 from orate.speech.pipeline import Pipeline, SpeechError, SynthesisFailed
@@ -93,6 +94,24 @@ def word_cut(text: str) -> int:
     return at + 1 if at > 0 else 0
 
 
+def bos_key(text: str) -> str | None:
+    """The key a raw client put in its BOS message (``xi_api_key`` or ``authorization``)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    secret = data.get("xi_api_key") or data.get("authorization")
+    if not isinstance(secret, str):
+        return None
+    scheme, _, token = secret.partition(" ")
+    return (token if scheme.lower() == "bearer" else secret).strip() or None
+
+
+key_in_first_message(rf"^{PREFIX}/v1/text-to-speech/[^/]+/stream-input$", bos_key)
+
+
 @router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
 async def stream_input(ws: WebSocket, voice_id: str) -> None:
     q = ws.query_params
@@ -100,7 +119,6 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
     timeout = _float(q.get("inactivity_timeout"), DEFAULT_TIMEOUT, 1.0, MAX_TIMEOUT)
     await ws.accept()
     pipeline: Pipeline = ws.app.state.pipeline
-    base = context(ws, "elevenlabs")
     clock = {"ms": 0.0}
 
     async def send_error(exc: Closing) -> None:
@@ -119,7 +137,8 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
         try:
             req = await build_request(ws, voice_id, text, model_id, fmt, piece.settings,
                                       timestamps=True)
-            plan = await pipeline.plan(req, base)
+            # the owner may be known only since the BOS message (its xi_api_key)
+            plan = await pipeline.plan(req, context(ws, "elevenlabs"))
         except SpeechError as exc:
             if exc.code in ("missing_input", "empty_text"):
                 return  # a flush of punctuation or spaces: nothing to say
