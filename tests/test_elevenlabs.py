@@ -217,6 +217,18 @@ def test_premade_names_and_ids_are_distinct_voices(el) -> None:
     assert len({len(pcm(v)) for v in ("Rachel", "Adam", "George")}) >= 2
 
 
+def test_every_premade_name_and_id_is_its_own_voice() -> None:
+    from orate.engines.catalog import ELEVENLABS_VOICE_IDS, ELEVENLABS_VOICES, Catalog
+
+    catalog = Catalog()
+    for model_id in ("eleven_multilingual_v2", "Elevenlabs-Turbo-V2.5"):
+        model = catalog.model(model_id)
+        assert model is not None
+        by_id = {catalog.resolve_voice(model, vid) for vid in ELEVENLABS_VOICE_IDS}
+        by_name = {catalog.resolve_voice(model, n.capitalize()) for n in ELEVENLABS_VOICES}
+        assert len(by_id) == len(ELEVENLABS_VOICE_IDS) == 20 and by_id == by_name
+
+
 def test_nanogpt_elevenlabs_model_uses_the_same_voice_and_settings(srv) -> None:
     with http(srv) as h:
         key = srv.keys["bob"]  # type: ignore[attr-defined]
@@ -493,6 +505,14 @@ def test_history_and_voices_are_isolated_between_keys(srv) -> None:
         assert info.value.status_code == 404
     assert item not in {h.history_item_id for h in bob.history.list(page_size=100).history}
     b"".join(alice.text_to_speech.convert(vid, text="My own voice.", output_format="pcm_8000"))
+    with pytest.raises(ApiError) as info:
+        bob.voices.delete(vid)
+    assert info.value.status_code == 404
+    alice.voices.delete(vid)
+    assert vid not in {v.voice_id for v in alice.voices.get_all().voices}
+    with pytest.raises(ApiError) as info:
+        alice.voices.delete(RACHEL)
+    assert info.value.body["detail"]["status"] == "cannot_delete_premade"
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -524,6 +544,7 @@ def test_bad_inputs_get_their_status_and_envelope(srv) -> None:
         _err(post(RACHEL, {"text": "Hi.", "voice_settings": {"stability": 1.5}}), 422, None)
         _err(post(RACHEL, {"text": "Hi.", "voice_settings": {"speed": 0.5}}), 422, None)
         _err(post(RACHEL, {"text": "Hi.", "seed": -1}), 422, None)
+        _err(post(RACHEL, {"text": "Hi."}, optimize_streaming_latency=9), 422, None)
         _err(post(RACHEL, {"nope": "no text"}), 422, None)
         _err(post(RACHEL, {"text": "   "}), 400, "empty_text")
         _err(post(RACHEL, {"text": "Hi.", "model_id": "eleven_nope"}), 400, "model_not_found")

@@ -94,6 +94,7 @@ _ALWAYS = re.compile(r"^/(v1/text-to-speech/|v1/user(/|$)|v2/voices(/|$)|v1/voic
                      r"default$|v1/voices/[^/]+/settings(/|$)|v1/history/[^/]+/audio$|"
                      r"v1/history/download$)")
 _SHARED = re.compile(r"^/v1/(models|voices|history)(/|$)")
+_SHARED_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 
 
 def is_elevenlabs_caller(scope: Scope) -> bool:
@@ -117,7 +118,10 @@ class ElevenLabsDispatch:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             path = scope.get("path", "")
-            if _ALWAYS.match(path) or (_SHARED.match(path) and is_elevenlabs_caller(scope)):
+            # on shared paths only what ElevenLabs defines there (reads, deletes): orate's
+            # own POST /v1/voices stays orate's whoever calls it
+            shared = _SHARED.match(path) and scope.get("method", "GET") in _SHARED_METHODS
+            if _ALWAYS.match(path) or (shared and is_elevenlabs_caller(scope)):
                 path = PREFIX + path
                 scope = {**scope, "path": path, "raw_path": path.encode()}
         await self.app(scope, receive, send)
@@ -275,6 +279,7 @@ async def _audio(events: AsyncIterator[SpeechEvent]) -> AsyncIterator[bytes]:
 
 
 VoiceId = Annotated[str, Path(min_length=1, max_length=256)]
+Latency = Annotated[int | None, Query(ge=0, le=4, description="deprecated; accepted")]
 OutputQuery = Annotated[str | None, Query(description="codec_samplerate_kbps, e.g. mp3_44100_128")]
 
 
@@ -282,7 +287,7 @@ OutputQuery = Annotated[str | None, Query(description="codec_samplerate_kbps, e.
              responses=audio_response("audio/basic"))
 async def convert(voice_id: VoiceId, body: TtsBody, request: Request,
                   output_format: OutputQuery = None, enable_logging: bool = True,
-                  optimize_streaming_latency: int | None = None) -> Response:
+                  optimize_streaming_latency: Latency = None) -> Response:
     fmt = pick_format(output_format, stream=False)
     speech = await _speak(request, voice_id, body, fmt, enable_logging,
                           whole_file=fmt.format == "wav")
@@ -295,7 +300,7 @@ async def convert(voice_id: VoiceId, body: TtsBody, request: Request,
              "(ElevenLabs)", responses=audio_response("audio/basic"))
 async def stream(voice_id: VoiceId, body: TtsBody, request: Request,
                  output_format: OutputQuery = None, enable_logging: bool = True,
-                 optimize_streaming_latency: int | None = None) -> Response:
+                 optimize_streaming_latency: Latency = None) -> Response:
     fmt = pick_format(output_format, stream=True)
     speech = await _speak(request, voice_id, body, fmt, enable_logging)
     events = await primed(speech.events)
@@ -387,7 +392,7 @@ def _merge(parts: list[CharAlignment | None]) -> CharAlignment:
 async def convert_with_timestamps(voice_id: VoiceId, body: TtsBody, request: Request,
                                   output_format: OutputQuery = None,
                                   enable_logging: bool = True,
-                                  optimize_streaming_latency: int | None = None) -> Response:
+                                  optimize_streaming_latency: Latency = None) -> Response:
     fmt = pick_format(output_format, stream=False)
     speech = await _speak(request, voice_id, body, fmt, enable_logging, timestamps=True,
                           whole_file=fmt.format == "wav")
@@ -426,7 +431,7 @@ async def _ndjson(speech: Speech, text: str) -> AsyncIterator[bytes]:
              summary="Streamed text to speech with per-character timing, NDJSON (ElevenLabs)")
 async def stream_with_timestamps(voice_id: VoiceId, body: TtsBody, request: Request,
                                  output_format: OutputQuery = None, enable_logging: bool = True,
-                                 optimize_streaming_latency: int | None = None
+                                 optimize_streaming_latency: Latency = None
                                  ) -> StreamingResponse:
     fmt = pick_format(output_format, stream=True)
     speech = await _speak(request, voice_id, body, fmt, enable_logging, timestamps=True)
@@ -614,6 +619,17 @@ async def user(request: Request) -> JSONResponse:
 
 
 # -- history ------------------------------------------------------------------------------
+
+@router.delete("/v1/voices/{voice_id}", summary="Delete a saved voice (ElevenLabs)")
+async def delete_voice(voice_id: VoiceId, request: Request) -> JSONResponse:
+    if ELEVENLABS_VOICE_IDS.get(voice_id, voice_id.lower()) in ELEVENLABS_VOICES:
+        raise ApiError(400, "cannot_delete_premade", f"{voice_id!r} is a premade voice; only "
+                       "saved voices can be deleted", "voice_id")
+    if not await library_of(request).voices.delete(reader_of(request), voice_id):
+        raise ApiError(404, "voice_not_found", f"A voice with voice_id {voice_id!r} was not "
+                       "found.", "voice_id")
+    return JSONResponse({"status": "ok"})
+
 
 def _voice_ref(row: Generation) -> tuple[str, str, str]:
     """(voice_id, name, category) of a generation, in ElevenLabs' terms where possible."""

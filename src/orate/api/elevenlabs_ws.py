@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -52,7 +52,8 @@ MAX_MESSAGE = 10_000
 class GenerationConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    chunk_length_schedule: list[int] | None = Field(None, min_length=1, max_length=20)
+    chunk_length_schedule: list[Annotated[int, Field(ge=1, le=5000)]] | None = Field(
+        None, min_length=1, max_length=20)
 
 
 class InputMessage(BaseModel):

@@ -34,16 +34,22 @@ OPENAI_VOICES: dict[str, VoiceParams] = {
     "cedar": VoiceParams(voice="en-us", variant="m6"),
 }
 
-# ElevenLabs' premade voice names (nano-gpt's Elevenlabs models) → distinct espeak voices
+# ElevenLabs' premade voice names (nano-gpt's Elevenlabs models and the ElevenLabs
+# dialect) → distinct espeak voices (Domi and Elli share a variant with Bella and Emily,
+# so a pitch tells them apart)
 ELEVENLABS_VOICES: dict[str, VoiceParams] = {
-    name: VoiceParams(voice=voice, variant=variant) for name, voice, variant in (
-        ("rachel", "en-us", "f2"), ("adam", "en-us", "m3"), ("bella", "en-us", "f4"),
-        ("brian", "en-us", "m1"), ("sarah", "en-us", "f5"), ("michael", "en-us", "m5"),
-        ("emily", "en-us", "f1"), ("james", "en-gb", "m2"), ("nicole", "en-us", "f3"),
-        ("antoni", "en-us", "m4"), ("domi", "en-us", "f4"), ("elli", "en-us", "f1"),
-        ("josh", "en-us", "m6"), ("arnold", "en-us", "m7"), ("sam", "en-us", "m2"),
-        ("charlotte", "en-gb", "f3"), ("george", "en-gb", "m3"), ("daniel", "en-gb", "m1"),
-        ("lily", "en-gb", "f2"), ("alice", "en-gb", "f5"))
+    name: VoiceParams(voice=voice, variant=variant, pitch=pitch)
+    for name, voice, variant, pitch in (
+        ("rachel", "en-us", "f2", None), ("adam", "en-us", "m3", None),
+        ("bella", "en-us", "f4", None), ("brian", "en-us", "m1", None),
+        ("sarah", "en-us", "f5", None), ("michael", "en-us", "m5", None),
+        ("emily", "en-us", "f1", None), ("james", "en-gb", "m2", None),
+        ("nicole", "en-us", "f3", None), ("antoni", "en-us", "m4", None),
+        ("domi", "en-us", "f4", 68), ("elli", "en-us", "f1", 66),
+        ("josh", "en-us", "m6", None), ("arnold", "en-us", "m7", None),
+        ("sam", "en-us", "m2", None), ("charlotte", "en-gb", "f3", None),
+        ("george", "en-gb", "m3", None), ("daniel", "en-gb", "m1", None),
+        ("lily", "en-gb", "f2", None), ("alice", "en-gb", "f5", None))
 }
 # ElevenLabs' real premade voice ids → the names above, so an SDK caller passing
 # "21m00Tcm4TlvDq8ikWAM" gets the same voice as a nano-gpt caller passing "Rachel"
