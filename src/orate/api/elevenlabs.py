@@ -40,7 +40,7 @@ from orate.api import errors
 from orate.api.errors import ApiError, audio_response, documented
 from orate.api.files import library_of
 from orate.api.owners import context, owner_of, reader_of
-from orate.api.streaming import primed
+from orate.api.streaming import audio_bytes, primed
 from orate.audio.output_formats import (
     DEFAULT_OUTPUT_FORMAT,
     OutputFormat,
@@ -51,7 +51,7 @@ from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import ELEVENLABS_VOICE_IDS, ELEVENLABS_VOICES, MODEL_ALIASES
 from orate.library.models import Generation
 from orate.speech.alignment import CharAlignment, char_alignment
-from orate.speech.pipeline import Pipeline, Plan, Speech, SpeechError, SpeechEvent, SpeechRequest
+from orate.speech.pipeline import Pipeline, Speech, SpeechError, SpeechEvent, SpeechRequest
 from orate.speech.style import style_voice
 from orate.speech.timestamps import Timestamp
 from orate.speech.types import Utterance
@@ -76,6 +76,11 @@ _STATUS: dict[str, tuple[int | None, str]] = {
     "engines_busy": (None, "system_busy"), "engine_unavailable": (None, "system_busy"),
     "not_found": (None, "not_found"), "invalid_json": (400, "invalid_json"),
 }
+
+
+def status_name(code: str) -> str:
+    """ElevenLabs' name for an orate error code."""
+    return _STATUS.get(code, (None, code))[1]
 
 
 def envelope(err: SpeechError) -> JSONResponse:
@@ -272,12 +277,6 @@ async def _speak(request: Request, voice_id: str, body: TtsBody, fmt: OutputForm
     return await pipeline.speak(plan)
 
 
-async def _audio(events: AsyncIterator[SpeechEvent]) -> AsyncIterator[bytes]:
-    async for event in events:
-        if event.kind == "audio" and event.audio:
-            yield event.audio
-
-
 VoiceId = Annotated[str, Path(min_length=1, max_length=256)]
 Latency = Annotated[int | None, Query(ge=0, le=4, description="deprecated; accepted")]
 OutputQuery = Annotated[str | None, Query(description="codec_samplerate_kbps, e.g. mp3_44100_128")]
@@ -292,7 +291,7 @@ async def convert(voice_id: VoiceId, body: TtsBody, request: Request,
     speech = await _speak(request, voice_id, body, fmt, enable_logging,
                           whole_file=fmt.format == "wav")
     events = await primed(speech.events)
-    return StreamingResponse(_audio(events), media_type=speech.plan.format.content_type,
+    return StreamingResponse(audio_bytes(events), media_type=speech.plan.format.content_type,
                              headers=response_headers(speech))
 
 
@@ -304,7 +303,7 @@ async def stream(voice_id: VoiceId, body: TtsBody, request: Request,
     fmt = pick_format(output_format, stream=True)
     speech = await _speak(request, voice_id, body, fmt, enable_logging)
     events = await primed(speech.events)
-    return StreamingResponse(_audio(events), media_type=speech.plan.format.content_type,
+    return StreamingResponse(audio_bytes(events), media_type=speech.plan.format.content_type,
                              headers=response_headers(speech))
 
 
@@ -320,7 +319,7 @@ class AlignedChunk:
     end_ms: float = 0.0  # where this chunk's audio ends, absolute
 
 
-async def aligned_chunks(plan: Plan, events: AsyncIterator[SpeechEvent], text: str,
+async def aligned_chunks(events: AsyncIterator[SpeechEvent], text: str,
                          offset_ms: float = 0.0, *, eager: bool = False
                          ) -> AsyncIterator[AlignedChunk]:
     """One chunk per sentence: its audio and its characters (spaces after it included);
@@ -398,7 +397,7 @@ async def convert_with_timestamps(voice_id: VoiceId, body: TtsBody, request: Req
                           whole_file=fmt.format == "wav")
     audio = bytearray()
     parts: list[CharAlignment | None] = []
-    async for chunk in aligned_chunks(speech.plan, speech.events, body.text):
+    async for chunk in aligned_chunks(speech.events, body.text):
         audio += chunk.audio
         parts.append(chunk.alignment)
     align = alignment_seconds(_merge(parts))
@@ -415,7 +414,7 @@ async def convert_with_timestamps(voice_id: VoiceId, body: TtsBody, request: Req
 
 async def _ndjson(speech: Speech, text: str) -> AsyncIterator[bytes]:
     spoken = speech.plan.job.text
-    async for chunk in aligned_chunks(speech.plan, speech.events, text):
+    async for chunk in aligned_chunks(speech.events, text):
         align = alignment_seconds(chunk.alignment)
         normalized = None
         if align is not None:  # the text orate spoke: one for one with the input for now
@@ -549,7 +548,7 @@ async def voice_preview(voice_id: VoiceId, request: Request) -> Response:
     req = await build_request(request, voice_id, PREVIEW_TEXT, None, fmt)
     plan = await pipeline.plan(req, context(request, "elevenlabs", record=False))
     speech = await pipeline.speak(plan)  # cached after the first time
-    audio = b"".join([chunk async for chunk in _audio(speech.events)])
+    audio = b"".join([chunk async for chunk in audio_bytes(speech.events)])
     return Response(audio, media_type="audio/mpeg",
                     headers={"Cache-Control": "public, max-age=86400"})
 

@@ -33,6 +33,7 @@ from orate.api.elevenlabs import (
     aligned_chunks,
     build_request,
     pick_format,
+    status_name,
 )
 from orate.api.guard import key_in_first_message
 from orate.api.owners import context
@@ -143,9 +144,9 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
         except SpeechError as exc:
             if exc.code in ("missing_input", "empty_text"):
                 return  # a flush of punctuation or spaces: nothing to say
-            raise Closing(POLICY, exc.code, exc.message) from None
+            raise Closing(POLICY, status_name(exc.code), exc.message) from None
         speech = await pipeline.speak(plan)
-        async for chunk in aligned_chunks(plan, speech.events, text, offset_ms=clock["ms"],
+        async for chunk in aligned_chunks(speech.events, text, offset_ms=clock["ms"],
                                           eager=True):
             clock["ms"] = max(clock["ms"], chunk.end_ms)
             if not chunk.audio and chunk.alignment is None:
@@ -204,7 +205,7 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
     except Closing as exc:
         await send_error(exc)
     except TextStreamOverflow as exc:
-        await send_error(Closing(POLICY, exc.code, exc.message))
+        await send_error(Closing(POLICY, status_name(exc.code), exc.message))
     except SynthesisFailed as exc:
         await send_error(Closing(INTERNAL, "synthesis_failed", f"synthesis failed: {exc}"))
     except Exception:
