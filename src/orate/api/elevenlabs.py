@@ -328,7 +328,7 @@ async def aligned_chunks(events: AsyncIterator[SpeechEvent], text: str,
     ``eager`` sends audio the moment it is made (alignment ``None``) and the sentence's
     alignment with whatever audio is left at its end: first audio does not wait for
     the end of the first sentence (the WebSocket, where latency is the point)."""
-    audio = bytearray()
+    audio: list[bytes] = []  # joined once per chunk: no regrowing of a buffer
     stamps: list[Timestamp] = []
     cursor, clock = 0, 0.0
     duration_ms = 0.0
@@ -337,7 +337,7 @@ async def aligned_chunks(events: AsyncIterator[SpeechEvent], text: str,
             if eager and event.audio:
                 yield AlignedChunk(event.audio, None, cursor, clock + offset_ms)
                 continue
-            audio += event.audio
+            audio.append(event.audio)
         elif event.kind == "timestamps":
             stamps += event.timestamps
         elif event.kind == "sentence":
@@ -346,7 +346,7 @@ async def aligned_chunks(events: AsyncIterator[SpeechEvent], text: str,
                 hi += 1
             end_ms = float(event.info.get("end_ms", clock))
             align = char_alignment(text, cursor, hi, stamps, clock, end_ms)
-            yield AlignedChunk(bytes(audio), _shift(align, offset_ms), cursor,
+            yield AlignedChunk(b"".join(audio), _shift(align, offset_ms), cursor,
                                max(end_ms, clock) + offset_ms)
             audio.clear()
             stamps.clear()
@@ -355,8 +355,8 @@ async def aligned_chunks(events: AsyncIterator[SpeechEvent], text: str,
             duration_ms = float(event.info.get("duration", 0.0)) * 1000
     tail = char_alignment(text, cursor, len(text), (), clock, max(clock, duration_ms)) \
         if cursor < len(text) else None
-    if audio or tail is not None:
-        yield AlignedChunk(bytes(audio), _shift(tail, offset_ms) if tail else None, cursor,
+    if any(audio) or tail is not None:
+        yield AlignedChunk(b"".join(audio), _shift(tail, offset_ms) if tail else None, cursor,
                            max(clock, duration_ms) + offset_ms)
 
 
@@ -395,17 +395,18 @@ async def convert_with_timestamps(voice_id: VoiceId, body: TtsBody, request: Req
     fmt = pick_format(output_format, stream=False)
     speech = await _speak(request, voice_id, body, fmt, enable_logging, timestamps=True,
                           whole_file=fmt.format == "wav")
-    audio = bytearray()
+    audio: list[bytes] = []
     parts: list[CharAlignment | None] = []
     async for chunk in aligned_chunks(speech.events, body.text):
-        audio += chunk.audio
+        audio.append(chunk.audio)
         parts.append(chunk.alignment)
     align = alignment_seconds(_merge(parts))
     normalized = None
     if align is not None:  # the text orate spoke: one for one with the input for now
         normalized = {**align, "characters": list(speech.plan.job.text)}
     # assembled by hand: json.dumps would scan megabytes of base64 for characters to escape
-    body = b"".join((b'{"audio_base64":"', base64.b64encode(audio), b'","alignment":',
+    body = b"".join((b'{"audio_base64":"', base64.b64encode(b"".join(audio)),
+                     b'","alignment":',
                      json.dumps(align, separators=(",", ":")).encode(),
                      b',"normalized_alignment":',
                      json.dumps(normalized, separators=(",", ":")).encode(), b"}"))
