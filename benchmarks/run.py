@@ -16,8 +16,10 @@ Those three make the "core" section (the table and its goal checks). More
 sections follow it, each with servers of its own: "library" (cache hit against
 miss, and what recording a generation in the history costs; library_section.py),
 "hume" (time to the first audio chunk in Hume's streaming dialect against the
-OpenAI route; hume_section.py), "engines" (the pipeline's overhead around an
-ONNX engine, and the time to first byte a gateway adds; engines_section.py) and
+OpenAI route; hume_section.py), "elevenlabs" (the same for ElevenLabs' stream route
+and WebSocket, and what per-character alignment costs; elevenlabs_section.py),
+"engines" (the pipeline's overhead around an ONNX engine, and the time to first byte
+a gateway adds; engines_section.py) and
 "security" (what API keys cost a request, and a mixed-dialect load test;
 security_section.py). ``--section`` picks some of them.
 
