@@ -278,6 +278,20 @@ def _ws(srv: Server, path: str, who: str | None = "alice"):  # type: ignore[no-u
                    open_timeout=30)
 
 
+def test_websocket_session_counts_against_the_quota(srv) -> None:
+    path = f"/v1/text-to-speech/{RACHEL}/stream-input?output_format=pcm_8000"
+    with _ws(srv, path, who="small") as ws:  # 30 characters in all
+        ws.send(json.dumps({"text": " "}))
+        ws.send(json.dumps({"text": "Twenty characters ok. ", "flush": True}))
+        ws.send(json.dumps({"text": "Twenty more are not. ", "flush": True}))
+        messages = []
+        with pytest.raises(ConnectionClosed):
+            while True:
+                messages.append(json.loads(ws.recv(timeout=10)))
+    assert any(m.get("audio") for m in messages)
+    assert messages[-1]["error"] == "quota_exceeded" and ws.close_code == 1008
+
+
 def test_websocket_key_in_the_bos_message(srv) -> None:
     path = f"/v1/text-to-speech/{RACHEL}/stream-input?output_format=pcm_8000"
     with _ws(srv, path, who=None) as ws:  # a raw client: the key in BOS, not a header

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import re
@@ -631,14 +632,18 @@ async def delete_voice(voice_id: VoiceId, request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def _voice_ref(row: Generation) -> tuple[str, str, str]:
-    """(voice_id, name, category) of a generation, in ElevenLabs' terms where possible."""
-    params = VoiceParams(**row.voice_params[0]) if row.voice_params else None
-    if params is not None:
-        for name, p in ELEVENLABS_VOICES.items():
-            if (p.voice, p.variant) == (params.voice, params.variant):
-                return _NAME_OF_ID[name], name.capitalize(), "premade"
-    return row.voice, row.voice, "premade"
+_PREMADE_BY_PARAMS = {(p.voice, p.variant, p.pitch): n for n, p in ELEVENLABS_VOICES.items()}
+
+
+def _voice_ref(row: Generation) -> tuple[str, str, str | None]:
+    """(voice_id, name, category) of a generation, in ElevenLabs' terms where possible
+    (history records a voice's parameters, not the name it was asked for)."""
+    if row.voice_params:
+        p = row.voice_params[0]
+        name = _PREMADE_BY_PARAMS.get((p.get("voice"), p.get("variant"), p.get("pitch")))
+        if name is not None:
+            return _NAME_OF_ID[name], name.capitalize(), "premade"
+    return row.voice, row.voice, None
 
 
 def history_json(row: Generation) -> dict[str, Any]:
@@ -666,8 +671,16 @@ async def list_history(request: Request, page_size: Annotated[int, Query(ge=1, l
             raise ApiError(404, "history_item_not_found", f"no history item "
                            f"{start_after_history_item_id!r}", "start_after_history_item_id")
         before = anchor.created_at
+    wanted: set[str] = set()
+    premade = ELEVENLABS_VOICE_IDS.get(voice_id or "", (voice_id or "").lower())
+    if premade in ELEVENLABS_VOICES:  # recognised by its exact parameters (_voice_ref)
+        wanted.add(_NAME_OF_ID[premade])
+    elif voice_id:  # another voice: by the label the generation recorded
+        wanted.add(voice_id)
+        model = _pipeline(request).catalog.model(DEFAULT_MODEL)
+        with contextlib.suppress(ApiError):  # an unknown voice has no history: empty page
+            wanted.add((await resolve(request, voice_id, model)).label())
     items: list[dict[str, Any]] = []
-    more = False
     offset = 0
     for _ in range(50):  # a voice filter may skip rows: read on until full (bounded)
         if len(items) > page_size:
@@ -676,7 +689,7 @@ async def list_history(request: Request, page_size: Annotated[int, Query(ge=1, l
         offset += len(rows)
         for row in rows:
             item = history_json(row)
-            if voice_id and voice_id not in (item["voice_id"], row.voice):
+            if wanted and not wanted & {item["voice_id"], row.voice}:
                 continue
             items.append(item)
         if len(rows) < page_size + 1:

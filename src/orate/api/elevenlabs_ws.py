@@ -122,6 +122,7 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
     await ws.accept()
     pipeline: Pipeline = ws.app.state.pipeline
     clock = {"ms": 0.0}
+    spent = {"chars": 0}  # characters this session has planned (against the key's quota)
 
     async def send_error(exc: Closing) -> None:
         with contextlib.suppress(Exception):
@@ -140,7 +141,11 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
             req = await build_request(ws, voice_id, text, model_id, fmt, piece.settings,
                                       timestamps=True)
             # the owner may be known only since the BOS message (its xi_api_key)
-            plan = await pipeline.plan(req, context(ws, "elevenlabs"))
+            ctx = context(ws, "elevenlabs")
+            if ctx.quota_left is not None:  # the key's count was read when it connected
+                ctx.quota_left = max(ctx.quota_left - spent["chars"], 0)
+            plan = await pipeline.plan(req, ctx)
+            spent["chars"] += plan.characters
         except SpeechError as exc:
             if exc.code in ("missing_input", "empty_text"):
                 return  # a flush of punctuation or spaces: nothing to say
