@@ -16,8 +16,10 @@ Those three make the "core" section (the table and its goal checks). More
 sections follow it, each with servers of its own: "library" (cache hit against
 miss, and what recording a generation in the history costs; library_section.py),
 "hume" (time to the first audio chunk in Hume's streaming dialect against the
-OpenAI route; hume_section.py), "engines" (the pipeline's overhead around an
-ONNX engine, and the time to first byte a gateway adds; engines_section.py) and
+OpenAI route; hume_section.py), "elevenlabs" (the same for ElevenLabs' stream route
+and WebSocket, and what per-character alignment costs; elevenlabs_section.py),
+"engines" (the pipeline's overhead around an ONNX engine, and the time to first byte
+a gateway adds; engines_section.py) and
 "security" (what API keys cost a request, and a mixed-dialect load test;
 security_section.py). ``--section`` picks some of them.
 
@@ -47,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elevenlabs_section import render_elevenlabs, run_elevenlabs
 from engines_section import render_engines, run_engines
 from harness import (
     API_VOICE,
@@ -78,7 +81,7 @@ from hume_section import render_hume, run_hume
 from library_section import render_library, run_library
 from security_section import render_security, run_security
 
-SECTIONS = ("core", "library", "hume", "engines", "security")
+SECTIONS = ("core", "library", "hume", "elevenlabs", "engines", "security")
 FORMATS = ("wav", "mp3")
 CONCURRENCY = (1, 4, 16)
 PEER_CONCURRENCY = 4
@@ -702,7 +705,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         metavar=",".join(SECTIONS),
                         help="which sections to run, comma-separated (default: all): core = "
                         "the table and goal checks, library = cache hit/miss and history "
-                        "cost, hume = Hume time to first audio, engines = overhead around "
+                        "cost, hume = Hume time to first audio, elevenlabs = ElevenLabs "
+                        "time to first audio and alignment cost, engines = overhead around "
                         "an ONNX engine and the gateway's time to first byte, security = "
                         "auth overhead and a mixed-dialect load test")
     return parser.parse_args(argv)
@@ -742,6 +746,10 @@ def main(argv: list[str] | None = None) -> int:
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 hume = run_hume(runner, args.quick, extra_env, results.notes)
             more += render_hume(hume)
+        if "elevenlabs" in sections:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                eleven = run_elevenlabs(runner, args.quick, extra_env, results.notes)
+            more += render_elevenlabs(eleven)
         if "engines" in sections:
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 engines = run_engines(runner, args.quick, extra_env, results.notes)

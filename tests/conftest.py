@@ -46,29 +46,31 @@ class Server:
     """An ``orate serve`` subprocess; ``url`` is its base URL."""
 
     def __init__(self, tmp: Path, workers: int = 2, env: dict[str, str] | None = None,
-                 log_level: str = "warning") -> None:
+                 log_level: str = "warning", args: list[str] | None = None) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        tls = "--ssl-certfile" in (args or [])
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.data_dir = tmp
         full_env = {**os.environ, "ORATE_DATA_DIR": str(tmp), **(env or {})}
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orate.cli", "serve", "--port", str(self.port),
-             "--workers", str(workers), "--log-level", log_level],
+             "--workers", str(workers), "--log-level", log_level, *(args or [])],
             env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=1, verify=not tls).status_code \
+                        == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise RuntimeError("server did not become ready")
 
     def health(self) -> dict:
-        return httpx.get(f"{self.url}/healthz", timeout=5).json()
+        return httpx.get(f"{self.url}/healthz", timeout=5, verify=False).json()
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -99,7 +101,11 @@ def decode(data: bytes, fmt: str, pcm_rate: int = 24000) -> tuple[np.ndarray, in
     if fmt == "pcm":
         assert len(data) % 2 == 0, "pcm must hold whole 16-bit samples"
         return np.frombuffer(data, dtype="<i2"), pcm_rate
-    container = av.open(io.BytesIO(data))
+    if fmt in ("ulaw", "alaw"):  # headerless G.711: the demuxer must be told the rate
+        container = av.open(io.BytesIO(data), format="mulaw" if fmt == "ulaw" else "alaw",
+                            options={"sample_rate": str(pcm_rate)})
+    else:
+        container = av.open(io.BytesIO(data))
     stream = container.streams.audio[0]
     resampler = av.AudioResampler(format="s16", layout="mono", rate=stream.rate)
     parts = [g.to_ndarray().reshape(-1) for f in container.decode(stream)

@@ -14,7 +14,19 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
-from orate.api import errors, files, hume, hume_ws, keys, library, nanogpt, openai, web
+from orate.api import (
+    elevenlabs,
+    elevenlabs_ws,
+    errors,
+    files,
+    hume,
+    hume_ws,
+    keys,
+    library,
+    nanogpt,
+    openai,
+    web,
+)
 from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard
 from orate.api.jsonbody import JsonBodies
@@ -83,8 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(title="orate", version=__version__, lifespan=lifespan,
                          redirect_slashes=False, static_url=DOCS_ASSETS,
                          responses=documented(401, 413, 429, 503),
-                         description="Self-hosted text-to-speech speaking the OpenAI, Hume and "
-                         "nano-gpt wire dialects.")
+                         description="Self-hosted text-to-speech speaking the OpenAI, Hume, "
+                         "nano-gpt and ElevenLabs wire dialects.")
     app.state.settings = settings
     metrics = Metrics()
     app.state.metrics = metrics
@@ -92,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Guard, max_body=settings.max_body_bytes, metrics=metrics,
                        keys=lambda: getattr(getattr(app.state, "library", None), "keys", None))
     app.add_middleware(JsonBodies)
+    app.add_middleware(elevenlabs.ElevenLabsDispatch)  # before the guard: its errors follow
     app.add_middleware(CollapseSlashes)
     app.include_router(openai.router)
     app.include_router(files.router)
@@ -102,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(web.router)
     app.mount(web.ASSET_PREFIX.rstrip("/"), web.assets(), name="playground")
+    app.include_router(elevenlabs.router)
+    app.include_router(elevenlabs_ws.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:

@@ -36,6 +36,11 @@ def serve(
     log_level: Annotated[str | None, typer.Option(help="uvicorn log level")] = None,
     insecure: Annotated[bool, typer.Option(
         "--insecure", help="listen beyond loopback even with no API keys")] = False,
+    ssl_certfile: Annotated[Path | None, typer.Option(
+        help="serve HTTPS and wss:// with this PEM certificate (the ElevenLabs SDK's "
+        "WebSocket helper always uses wss://)")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(
+        help="the certificate's PEM private key")] = None,
 ) -> None:
     """Start the HTTP server (one process; engines run in a shared worker pool)."""
     import logging
@@ -68,7 +73,9 @@ def serve(
     # ~5x the CPU of the same stream over HTTP (benchmarks, Hume WebSocket)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=settings.log_level, timeout_graceful_shutdown=10,
-                ws_per_message_deflate=False)
+                ws_per_message_deflate=False,
+                ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
 
 
 class RedactKeys:

@@ -11,6 +11,7 @@ use the envelope of the dialect that owns the path.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,15 @@ OPEN_PREFIXES = ("/docs-assets/", "/ui/")
 def is_open(path: str) -> bool:
     """Routes that need no key even when keys exist."""
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+# WebSocket paths whose key may come in the first message instead of the handshake
+# (ElevenLabs' stream-input BOS carries ``xi_api_key``): the dialect registers the path
+# pattern and how to read the secret from that message's text.
+_FIRST_MESSAGE_KEYS: list[tuple[re.Pattern[str], Callable[[str], str | None]]] = []
+
+
+def key_in_first_message(pattern: str, reader: Callable[[str], str | None]) -> None:
+    _FIRST_MESSAGE_KEYS.append((re.compile(pattern), reader))
 _HEADER_KEYS = (b"x-hume-api-key", b"x-api-key", b"xi-api-key")
 
 
@@ -50,7 +60,7 @@ def find_secret(scope: Scope) -> str | None:
             return value.decode("latin-1").strip()
     if scope["type"] == "websocket":  # browsers cannot set headers on a WebSocket
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        for name in ("api_key", "access_token"):
+        for name in ("api_key", "access_token", "xi_api_key"):
             if query.get(name):
                 return query[name][0]
     return None
@@ -122,9 +132,13 @@ class Guard:
             await send(message)
 
         key: KeyInfo | None = None
+        held: list[KeyInfo] = []  # a key that came in a WebSocket's first message
         try:
             if not is_open(path):
-                key = await self._authenticate(scope)
+                try:
+                    key = await self._authenticate(scope)
+                except ApiError as err:
+                    receive = self._key_in_first_message(scope, receive, send, err, held)
                 if scope["type"] == "http":
                     receive = await self._limit_body(scope, receive)
             await self._enter(key)
@@ -132,6 +146,8 @@ class Guard:
                 await self.app(scope, receive, tracked_send)
             finally:
                 self._leave(key)
+                for k in held:
+                    self._leave(k)
         except ApiError as err:
             status["code"] = err.status
             await self._deny(scope, receive, send, err)
@@ -139,6 +155,42 @@ class Guard:
             if not is_open(path) and dialect != "ops":
                 self.metrics.request(dialect, status["code"] or 500,
                                      time.perf_counter() - started, status["first"])
+
+    def _key_in_first_message(self, scope: Scope, receive: Receive, send: Send,
+                              err: ApiError, held: list[KeyInfo]) -> Receive:
+        """Let a WebSocket without a key in its handshake open, when its dialect sends the
+        key in the first message; that message is checked before the route sees it, and a
+        bad key closes the socket with 1008 (the route sees a disconnect)."""
+        reader = next((r for p, r in _FIRST_MESSAGE_KEYS if p.match(scope["path"])), None)
+        if scope["type"] != "websocket" or err.code != "missing_api_key" or reader is None:
+            raise err
+        state = scope.setdefault("state", {})  # the route reads the owner from it later
+        checked = False
+
+        async def first_message() -> Message:
+            nonlocal checked
+            message = await receive()
+            if checked or message["type"] != "websocket.receive":
+                return message
+            checked = True
+            secret = reader(message.get("text") or "")
+            store = self._keys()
+            found = await store.check(secret) if secret and store is not None else None
+            refusal = err if not secret else ApiError(401, "invalid_api_key", "the API key "
+                                                      "is not valid (unknown or revoked)")
+            if found is not None:
+                try:
+                    await self._enter(found)
+                    held.append(found)
+                    state["owner"], state["key"] = found.id, found
+                    return message
+                except ApiError as exc:
+                    refusal = exc
+            await send({"type": "websocket.close", "code": 1008,
+                        "reason": refusal.message[:120]})
+            return {"type": "websocket.disconnect", "code": 1008}
+
+        return first_message
 
     async def _authenticate(self, scope: Scope) -> KeyInfo | None:
         store = self._keys()

@@ -19,6 +19,8 @@ def dialect_of(path: str) -> str:
         return "hume"
     if path.startswith("/api/"):
         return "nanogpt"
+    if path.startswith("/elevenlabs/"):
+        return "elevenlabs"
     if path.endswith("/audio/speech") or path.startswith(("/v1/models", "/models")):
         return "openai"
     return "library"

@@ -23,6 +23,7 @@ from orate.audio.formats import FORMATS
 from orate.engines.base import VoiceParams
 from orate.library.jobs import COMPLETED, FAILED, PENDING
 from orate.speech.pipeline import Pipeline, SpeechRequest, Utterance
+from orate.speech.style import style_voice
 from orate.speech.types import request_to_dict
 
 router = APIRouter(tags=["nano-gpt"], responses=documented(400, 404, 413, 502))
@@ -49,19 +50,6 @@ def _pipeline(request: Request) -> Pipeline:
     return request.app.state.pipeline
 
 
-def _style_voice(params: VoiceParams, body: TtsBody) -> VoiceParams:
-    """ElevenLabs-style controls as prosody: low stability and high style widen the
-    pitch range (more expressive); similarity_boost has no espeak meaning and is
-    only recorded."""
-    if body.stability is None and body.style is None:
-        return params
-    stability = 0.5 if body.stability is None else body.stability
-    style = 0.0 if body.style is None else body.style
-    base = 50 if params.pitch_range is None else params.pitch_range
-    spread = base + (0.5 - stability) * 40 + style * 30
-    return VoiceParams(**{**params.__dict__, "pitch_range": int(min(max(spread, 0), 100))})
-
-
 async def _request(body: TtsBody, request: Request, limit: int) -> tuple[SpeechRequest, Any]:
     pipeline = _pipeline(request)
     fmt = body.response_format or "mp3"
@@ -79,7 +67,7 @@ async def _request(body: TtsBody, request: Request, limit: int) -> tuple[SpeechR
             resolved, _ = await pipeline.resolve_voice(model, voice, owner_of(request))
         except ValueError as exc:
             raise ApiError(400, "invalid_voice", str(exc), "voice") from None
-        voice = _style_voice(resolved, body)
+        voice = style_voice(resolved, body.stability, body.style)
     req = SpeechRequest(model=model_id, utterances=[Utterance(
         body.text, voice, body.speed or 1.0, description=body.instructions)], format=fmt,
         max_chars=limit)

@@ -50,6 +50,11 @@ FORMATS: dict[str, AudioFormat] = {
     "flac": AudioFormat("flac", "audio/flac", "flac", "flac", "flac"),
     "wav": AudioFormat("wav", "audio/wav", "wav", None, None),
     "pcm": AudioFormat("pcm", "audio/pcm", "pcm", None, None, default_rate=24000),
+    # G.711, headerless, 8 kHz (telephony; ElevenLabs' ulaw_8000 / alaw_8000)
+    "ulaw": AudioFormat("ulaw", "audio/basic", "ulaw", "pcm_mulaw", "mulaw", default_rate=8000,
+                        rates=(8000,)),
+    "alaw": AudioFormat("alaw", "audio/x-alaw-basic", "alaw", "pcm_alaw", "alaw",
+                        default_rate=8000, rates=(8000,)),
 }
 
 EXTENSIONS: dict[str, str] = {

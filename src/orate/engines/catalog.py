@@ -35,16 +35,44 @@ OPENAI_VOICES: dict[str, VoiceParams] = {
     "cedar": VoiceParams(voice="en-us", variant="m6"),
 }
 
-# ElevenLabs' premade voice names (nano-gpt's Elevenlabs models) → distinct espeak voices
+# ElevenLabs' premade voice names (nano-gpt's Elevenlabs models and the ElevenLabs
+# dialect) → distinct espeak voices (Domi and Elli share a variant with Bella and Emily,
+# so a pitch tells them apart)
 ELEVENLABS_VOICES: dict[str, VoiceParams] = {
-    name: VoiceParams(voice=voice, variant=variant) for name, voice, variant in (
-        ("rachel", "en-us", "f2"), ("adam", "en-us", "m3"), ("bella", "en-us", "f4"),
-        ("brian", "en-us", "m1"), ("sarah", "en-us", "f5"), ("michael", "en-us", "m5"),
-        ("emily", "en-us", "f1"), ("james", "en-gb", "m2"), ("nicole", "en-us", "f3"),
-        ("antoni", "en-us", "m4"), ("domi", "en-us", "f4"), ("elli", "en-us", "f1"),
-        ("josh", "en-us", "m6"), ("arnold", "en-us", "m7"), ("sam", "en-us", "m2"),
-        ("charlotte", "en-gb", "f3"), ("george", "en-gb", "m3"), ("daniel", "en-gb", "m1"),
-        ("lily", "en-gb", "f2"), ("alice", "en-gb", "f5"))
+    name: VoiceParams(voice=voice, variant=variant, pitch=pitch)
+    for name, voice, variant, pitch in (
+        ("rachel", "en-us", "f2", None), ("adam", "en-us", "m3", None),
+        ("bella", "en-us", "f4", None), ("brian", "en-us", "m1", None),
+        ("sarah", "en-us", "f5", None), ("michael", "en-us", "m5", None),
+        ("emily", "en-us", "f1", None), ("james", "en-gb", "m2", None),
+        ("nicole", "en-us", "f3", None), ("antoni", "en-us", "m4", None),
+        ("domi", "en-us", "f4", 68), ("elli", "en-us", "f1", 66),
+        ("josh", "en-us", "m6", None), ("arnold", "en-us", "m7", None),
+        ("sam", "en-us", "m2", None), ("charlotte", "en-gb", "f3", None),
+        ("george", "en-gb", "m3", None), ("daniel", "en-gb", "m1", None),
+        ("lily", "en-gb", "f2", None), ("alice", "en-gb", "f5", None))
+}
+# ElevenLabs' real premade voice ids → the names above, so an SDK caller passing
+# "21m00Tcm4TlvDq8ikWAM" gets the same voice as a nano-gpt caller passing "Rachel"
+ELEVENLABS_VOICE_IDS: dict[str, str] = {
+    "21m00Tcm4TlvDq8ikWAM": "rachel", "pNInz6obpgDQGcFmaJgB": "adam",
+    "hpp4J3VqNfWAUOO0d1Us": "bella", "nPczCjzI2devNBz1zQrb": "brian",
+    "EXAVITQu4vr4xnSDxMaL": "sarah", "flq6f7yk4E4fJM5XTYuZ": "michael",
+    "LcfcDJNUP1GQjkzn1xUU": "emily", "ZQe5CZNOzWyzPSCn5a3c": "james",
+    "piTKgcLEGmPE4e6mEKli": "nicole", "ErXwobaYiN019PkySvjV": "antoni",
+    "AZnzlk1XvdvUeBnXmlld": "domi", "MF3mGyEYCl7XYWbV9V6O": "elli",
+    "TxGEqnHWrfWFTfGW9XjX": "josh", "VR6AewLTigWG4xSOukaG": "arnold",
+    "yoZ06aMxZJJ28mfd3POQ": "sam", "XB0fDUnXU5powFXDhCwa": "charlotte",
+    "JBFqnCBsd6RMkjVDRZzb": "george", "onwK4e9ZLuTAKqWW03F9": "daniel",
+    "pFZP5JQG7iQjIQuC4Bku": "lily", "Xb7hH8MSUJpSbSDYk0k2": "alice",
+}
+# ElevenLabs model ids → the catalog model that serves them (nano-gpt's ElevenLabs model),
+# so both dialects follow whatever engine the catalog puts behind that one id
+MODEL_ALIASES: dict[str, str] = {
+    alias: "Elevenlabs-Turbo-V2.5" for alias in (
+        "eleven_multilingual_v2", "eleven_turbo_v2_5", "eleven_flash_v2_5", "eleven_v3",
+        "eleven_turbo_v2", "eleven_flash_v2", "eleven_monolingual_v1",
+        "eleven_multilingual_v1")
 }
 # Kokoro's voice names are <language><gender>_<name>: af_bella, bm_george, jf_alpha …
 KOKORO_LANGUAGES = {"a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it",
@@ -148,6 +176,8 @@ class Catalog:
                  prices: Mapping[str, Price] | None = None) -> None:
         self.providers: list[Any] = []  # engines.remote.Provider, when a gateway is set up
         self.prices: dict[str, Price] = dict(prices or {})  # the operator's table
+        # other vendors' ids for a model (eleven_multilingual_v2 → Elevenlabs-Turbo-V2.5)
+        self.aliases: dict[str, str] = dict(MODEL_ALIASES)
         engines = {ESPEAK_MODEL: Model(ESPEAK_MODEL, "espeak", _ESPEAK)}
         self.models: dict[str, Model] = dict(engines)
         for alias in aliases:
@@ -160,7 +190,11 @@ class Catalog:
                 aliases_openai_voices=target.aliases_openai_voices)
 
     def model(self, model_id: str) -> Model | None:
-        return self.models.get(model_id)
+        """A model by id, or by an alias (another vendor's id for the model serving it)."""
+        found = self.models.get(model_id)
+        if found is None and model_id in self.aliases:
+            found = self.models.get(self.aliases[model_id])
+        return found
 
     def price(self, model_id: str) -> Price:
         """What ``model_id`` costs the caller. The operator's table (ORATE_PRICES) wins;
@@ -216,7 +250,7 @@ class Catalog:
                 if alias is None:
                     raise
                 return engine.check_voice(alias)
-        lowered = name.lower()
+        lowered = ELEVENLABS_VOICE_IDS.get(name, name.lower())
         if model.aliases_openai_voices and lowered in OPENAI_VOICES:
             return engine.check_voice(OPENAI_VOICES[lowered])
         if lowered in ELEVENLABS_VOICES:

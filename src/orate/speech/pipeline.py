@@ -195,7 +195,8 @@ class Pipeline:
                               "punctuation or markup); give words to speak", "input")
         job = RenderJob(text=text, segments=tuple(segments), format=fmt.name,
                         sample_rate=req.sample_rate, timestamps=req.timestamps, ssml=ssml,
-                        bitrate=self.settings.mp3_bitrate if fmt.name == "mp3" else None,
+                        bitrate=req.bitrate if req.bitrate and fmt.lossy else
+                        self.settings.mp3_bitrate if fmt.name == "mp3" else None,
                         whole_file=req.whole_file)
         if model.engine == REMOTE:
             rate = fmt.output_rate(24000, req.sample_rate)

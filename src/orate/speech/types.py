@@ -56,6 +56,7 @@ class SpeechRequest:
     variation: float = 1.0  # how far a seed moves a fixed voice (Hume's temperature)
     context_voice: VoiceParams | None = None  # the voice to continue (Hume's context)
     max_chars: int | None = None  # the dialect's own limit on total characters
+    bitrate: int | None = None  # lossy codecs: bits per second (default: settings.mp3_bitrate)
 
 
 @dataclass

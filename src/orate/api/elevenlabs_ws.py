@@ -1,0 +1,241 @@
+"""ElevenLabs' ``stream-input`` WebSocket (WIRE.md §8): text in as it is written, audio out.
+
+The incremental text goes through the shared text-stream session
+(speech/textstream.py), the one Hume's WebSocket uses: each sentence is spoken
+as soon as it is complete. On top of it, ElevenLabs' own triggers:
+``try_trigger_generation`` cuts the buffer at a word boundary once it holds
+``chunk_length_schedule[n]`` characters (n counts the pieces sent so far),
+``flush`` speaks whatever is buffered, and ``{"text": ""}`` ends the input: the
+rest is spoken, ``{"isFinal": true}`` is sent and the socket closes with 1000.
+
+Each message carries the audio of one sentence and its per-character alignment
+(milliseconds and durations, times from the start of the session). Errors are a
+message with a ``message`` key, then a close with 1008 (bad input or timeout) or
+1011 (internal): the SDK raises the last message it read when it has ``message``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orate.api.elevenlabs import (
+    PREFIX,
+    VoiceSettings,
+    aligned_chunks,
+    build_request,
+    pick_format,
+    status_name,
+)
+from orate.api.guard import key_in_first_message
+from orate.api.owners import context
+from orate.speech.alignment import CharAlignment
+from orate.speech.pipeline import Pipeline, SpeechError, SynthesisFailed
+from orate.speech.textstream import TextStream, TextStreamOverflow
+
+log = logging.getLogger("orate.api")
+router = APIRouter(prefix=PREFIX, tags=["elevenlabs"])
+
+POLICY, INTERNAL, NORMAL = 1008, 1011, 1000
+DEFAULT_SCHEDULE = (120, 160, 250, 290)
+DEFAULT_TIMEOUT, MAX_TIMEOUT = 20.0, 180.0
+MAX_MESSAGE = 10_000
+
+
+class GenerationConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    chunk_length_schedule: list[Annotated[int, Field(ge=1, le=5000)]] | None = Field(
+        None, min_length=1, max_length=20)
+
+
+class InputMessage(BaseModel):
+    """One client message: BOS (``text: " "`` with settings), text, flush, or EOS (``""``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: str = Field(max_length=MAX_MESSAGE)
+    try_trigger_generation: bool | None = None
+    flush: bool | None = None
+    voice_settings: VoiceSettings | None = None
+    generation_config: GenerationConfig | None = None
+    xi_api_key: str | None = None
+    authorization: str | None = None
+
+
+@dataclass(frozen=True)
+class Piece:
+    settings: VoiceSettings | None
+
+
+class Closing(Exception):
+    def __init__(self, code: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.error, self.message = code, error, message
+
+
+def _float(value: str | None, default: float, low: float, high: float) -> float:
+    try:
+        return min(max(float(value), low), high) if value is not None else default
+    except ValueError:
+        return default
+
+
+def word_cut(text: str) -> int:
+    """Where a length trigger cuts the buffer: after its last space (never inside a word);
+    0 when there is none yet."""
+    at = text.rfind(" ")
+    return at + 1 if at > 0 else 0
+
+
+def bos_key(text: str) -> str | None:
+    """The key a raw client put in its BOS message (``xi_api_key`` or ``authorization``)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    secret = data.get("xi_api_key") or data.get("authorization")
+    if not isinstance(secret, str):
+        return None
+    scheme, _, token = secret.partition(" ")
+    return (token if scheme.lower() == "bearer" else secret).strip() or None
+
+
+key_in_first_message(rf"^{PREFIX}/v1/text-to-speech/[^/]+/stream-input$", bos_key)
+
+
+@router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
+async def stream_input(ws: WebSocket, voice_id: str) -> None:
+    q = ws.query_params
+    model_id = q.get("model_id")
+    timeout = _float(q.get("inactivity_timeout"), DEFAULT_TIMEOUT, 1.0, MAX_TIMEOUT)
+    await ws.accept()
+    pipeline: Pipeline = ws.app.state.pipeline
+    clock = {"ms": 0.0}
+    spent = {"chars": 0}  # characters this session has planned (against the key's quota)
+
+    async def send_error(exc: Closing) -> None:
+        with contextlib.suppress(Exception):
+            await ws.send_text(json.dumps({"message": exc.message, "error": exc.error,
+                                           "code": exc.code}))
+            await ws.close(exc.code, exc.message[:120])
+
+    try:
+        fmt = pick_format(q.get("output_format"), stream=True)
+    except SpeechError as exc:
+        await send_error(Closing(POLICY, "invalid_output_format", exc.message))
+        return
+
+    async def speak(text: str, piece: Piece) -> None:
+        try:
+            req = await build_request(ws, voice_id, text, model_id, fmt, piece.settings,
+                                      timestamps=True)
+            # the owner may be known only since the BOS message (its xi_api_key)
+            ctx = context(ws, "elevenlabs")
+            if ctx.quota_left is not None:  # the key's count was read when it connected
+                ctx.quota_left = max(ctx.quota_left - spent["chars"], 0)
+            plan = await pipeline.plan(req, ctx)
+            spent["chars"] += plan.characters
+        except SpeechError as exc:
+            if exc.code in ("missing_input", "empty_text"):
+                return  # a flush of punctuation or spaces: nothing to say
+            raise Closing(POLICY, status_name(exc.code), exc.message) from None
+        speech = await pipeline.speak(plan)
+        async for chunk in aligned_chunks(speech.events, text, offset_ms=clock["ms"],
+                                          eager=True):
+            clock["ms"] = max(clock["ms"], chunk.end_ms)
+            if not chunk.audio and chunk.alignment is None:
+                continue
+            align = json.dumps(_ws_alignment(chunk.alignment), separators=(",", ":"))
+            audio = b'"' + base64.b64encode(chunk.audio) + b'"' if chunk.audio else b"null"
+            await ws.send_text(f'{{"audio":{audio.decode()},"isFinal":false,'
+                               f'"normalizedAlignment":{align},"alignment":{align}}}')
+
+    stream: TextStream[Piece] = TextStream(speak)
+    piece = Piece(None)
+    schedule: list[int] = list(DEFAULT_SCHEDULE)
+    sent = 0
+    first = True
+    try:
+        while True:
+            receive = asyncio.ensure_future(ws.receive_text())
+            done, _ = await asyncio.wait({receive, stream.task}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                receive.cancel()
+                raise Closing(POLICY, "input_timeout_exceeded", f"no text received for "
+                              f"{timeout:g} s; send text, or a keep-alive {{\"text\": \" \"}}")
+            if stream.task in done:
+                receive.cancel()
+                stream.task.result()  # raises what stopped the synthesis
+                raise Closing(INTERNAL, "internal_error", "synthesis stopped")
+            msg = _parse(receive.result())
+            if first:
+                first = False
+                if msg.voice_settings is not None:
+                    piece = Piece(msg.voice_settings)
+                if msg.generation_config and msg.generation_config.chunk_length_schedule:
+                    schedule = msg.generation_config.chunk_length_schedule
+                if msg.text.strip() == "" and msg.text != "":
+                    continue  # BOS
+            elif msg.voice_settings is not None:
+                piece = Piece(msg.voice_settings)
+            if msg.text == "":  # EOS
+                stream.flush(piece)
+                await stream.finish()
+                await ws.send_text(json.dumps({"isFinal": True}))
+                await ws.close(NORMAL)
+                return
+            sent += len(stream.write(msg.text, piece))
+            if msg.flush:
+                sent += len(stream.flush(piece))
+            elif msg.try_trigger_generation or msg.try_trigger_generation is None:
+                limit = schedule[min(sent, len(schedule) - 1)]
+                if len(stream.buffered) >= limit:
+                    at = word_cut(stream.buffered)
+                    if at:
+                        sent += len(stream.cut(at, piece))
+    except WebSocketDisconnect:
+        pass
+    except Closing as exc:
+        await send_error(exc)
+    except TextStreamOverflow as exc:
+        await send_error(Closing(POLICY, status_name(exc.code), exc.message))
+    except SynthesisFailed as exc:
+        await send_error(Closing(INTERNAL, "synthesis_failed", f"synthesis failed: {exc}"))
+    except Exception:
+        log.exception("elevenlabs websocket failed")
+        await send_error(Closing(INTERNAL, "internal_error", "internal error"))
+    finally:
+        await stream.aclose()
+
+
+def _ws_alignment(align: CharAlignment | None) -> dict[str, Any] | None:
+    """The WebSocket shape: milliseconds and durations (HTTP uses seconds and ends)."""
+    if align is None:
+        return None
+    return {"chars": align.characters,
+            "charStartTimesMs": [round(s) for s in align.starts],
+            "charDurationsMs": [max(round(e) - round(s), 0)
+                                for s, e in zip(align.starts, align.ends, strict=True)]}
+
+
+def _parse(raw: str) -> InputMessage:
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("a message must be a JSON object")
+        return InputMessage.model_validate(data)
+    except (json.JSONDecodeError, ValueError, ValidationError) as exc:
+        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        raise Closing(POLICY, "invalid_message", f"invalid message: {detail}") from None
