@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from orate import __version__
 from orate.api import errors, files, hume, hume_ws, library, nanogpt, openai
 from orate.api.errors import ApiError, documented
-from orate.api.guard import Guard
+from orate.api.guard import Guard, KeyLimits
 from orate.api.metrics import Metrics
 from orate.api.owners import is_admin
 from orate.config import Settings
@@ -66,10 +66,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.gauges(queue=lambda: pool.waiting, restarts=lambda: pool.restarts,
                        workers=lambda: len(pool.pids()), jobs=lambda: len(jobs.running))
         jobs.start()
+        wyoming = None
+        if settings.wyoming_uri:  # same loop, pipeline, pool and limits as HTTP
+            from orate.wyoming import WyomingService
+
+            wyoming = WyomingService(settings, pipeline, metrics, limits)
+            await wyoming.start()
         log.info("orate %s ready: %d engine workers", __version__, settings.workers)
         try:
             yield
         finally:
+            if wyoming is not None:
+                await wyoming.stop()
             await jobs.close()
             await pipeline.close()
             await library.close()
@@ -83,8 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     app.state.metrics = metrics
     errors.install(app)
+    limits = KeyLimits()  # one per process: HTTP and Wyoming count against the same keys
     app.add_middleware(Guard, max_body=settings.max_body_bytes, metrics=metrics,
-                       keys=lambda: getattr(getattr(app.state, "library", None), "keys", None))
+                       keys=lambda: getattr(getattr(app.state, "library", None), "keys", None),
+                       limits=limits)
     app.add_middleware(CollapseSlashes)
     app.include_router(openai.router)
     app.include_router(files.router)
