@@ -46,7 +46,7 @@ class Server:
     """An ``orate serve`` subprocess; ``url`` is its base URL."""
 
     def __init__(self, tmp: Path, workers: int = 2, env: dict[str, str] | None = None,
-                 log_level: str = "warning") -> None:
+                 log_level: str = "warning", extra_args: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = tmp
@@ -54,7 +54,7 @@ class Server:
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "orate.cli", "serve", "--port", str(self.port),
-             "--workers", str(workers), "--log-level", log_level],
+             "--workers", str(workers), "--log-level", log_level, *(extra_args or [])],
             env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -26,7 +26,7 @@ from orate.engines.base import VoiceInfo
 from orate.engines.catalog import OPENAI_VOICES, REMOTE, Catalog, Model
 from orate.engines.registry import engine_by_name
 
-_LANG = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})*$", re.IGNORECASE)
+_LANG = re.compile(r"^[a-z]{2,8}(?:[-_][a-z0-9]{1,8})*$", re.IGNORECASE)
 
 # Who made each kind of engine, where to read more, and the licence of its voices.
 # An engine may carry its own ``attribution_name``/``attribution_url``/``license``
