@@ -225,7 +225,22 @@ async def test_unknown_voice_or_language_is_an_error_and_the_connection_stays(
         assert (await read(c)).data["code"] == "missing_input"
         await c.write_event(Synthesize("Still here.", voice=SynthesizeVoice(name="alloy")).event())
         start, pcm, _ = await collect(c)
-        assert len(pcm) > start.rate  # the same connection still speaks
+        assert len(pcm) > start.rate // 2  # the same connection still speaks
+        # a stream with an unknown voice: one error, its chunks dropped, a clean stop
+        await c.write_event(SynthesizeStart(voice=SynthesizeVoice(name="nobody")).event())
+        assert (await read(c)).data["code"] == "unknown_voice"
+        for piece in ("Hello. ", "Anyone? "):
+            await c.write_event(SynthesizeChunk(piece).event())
+        await c.write_event(SynthesizeStop().event())
+        assert [(await read(c)).type for _ in range(3)] == [
+            "audio-start", "audio-stop", "synthesize-stopped"]
+        await c.write_event(SynthesizeStart(voice=SynthesizeVoice(name="alloy")).event())
+        await c.write_event(SynthesizeStart().event())
+        assert (await read(c)).data["code"] == "stream_open"
+        await c.write_event(SynthesizeChunk("Fine.").event())
+        await c.write_event(SynthesizeStop().event())
+        _, pcm, events = await collect(c, until="synthesize-stopped")
+        assert len(pcm) > 0 and events[-2].type == "audio-stop"
 
 
 async def raw(srv: Server, data: bytes) -> tuple[Event | None, bool]:
@@ -251,6 +266,7 @@ async def test_malformed_and_oversized_events_get_an_error_then_close(wy: Server
         json.dumps({"type": "synthesize", "payload_length": 5 << 20}).encode() + b"\n",
         json.dumps({"type": "synthesize", "data_length": "many"}).encode() + b"\n",
         b'{"type": "describe", "pad": "' + b"x" * 70_000 + b'"}\n',
+        b'{"type": "synthesize", "data_length": 6}\n[1, 2]',
     ]
     for data in cases:
         event, closed = await raw(wy, data)

@@ -58,6 +58,8 @@ from orate.wyoming.voices import VoiceTable, WyomingVoice
 log = logging.getLogger("orate.wyoming")
 
 WIDTH, CHANNELS = 2, 1  # s16le mono, what every engine makes
+_FALLBACK = WyomingVoice("alloy", "espeak-ng", "alloy", ("en-US",), "", False, ("", "", ""),
+                         "")
 
 
 class ClientGone(Exception):
@@ -109,6 +111,7 @@ class _Stream:
     audio_started: bool = False
     first_audio: float | None = None
     failed: bool = False
+    entered: bool = True  # holds one of its key's concurrent-request slots
 
 
 class WyomingService:
@@ -141,7 +144,9 @@ class WyomingService:
         self._server = AsyncServer.from_uri(self.uri)
         await self._server.start(self._handler)
         log.info("Wyoming listening on %s (%d voices)", self.uri, len(self.table.voices))
-        if self.settings.wyoming_zeroconf:
+        if self.settings.wyoming_zeroconf and not self.uri.startswith("tcp://"):
+            log.warning("zeroconf announces TCP listeners only; %s is not one", self.uri)
+        elif self.settings.wyoming_zeroconf:
             from orate.wyoming.announce import Announcement
 
             host, port = _host_port(self.uri)
@@ -277,15 +282,22 @@ class OrateHandler(AsyncEventHandler):
         stream, self._stream = self._stream, None
         if stream is not None:
             await stream.session.aclose()
-            self.service.leave(stream.key)
+            if stream.entered:
+                self.service.leave(stream.key)
 
     def abort(self, graceful: bool = False) -> None:
+        """Close the connection: gracefully lets what is buffered go out first, but never
+        waits on a client that does not read for longer than the write timeout."""
         self._gone = True
         with contextlib.suppress(Exception):
+            transport = self.writer.transport
             if graceful:
                 self.writer.close()
+                if transport.get_write_buffer_size():
+                    asyncio.get_running_loop().call_later(
+                        self.settings.wyoming_write_timeout, transport.abort)
             else:
-                self.writer.transport.abort()
+                transport.abort()
         with contextlib.suppress(Exception):
             self.reader.feed_eof()
 
@@ -310,6 +322,9 @@ class OrateHandler(AsyncEventHandler):
 
     async def handle_event(self, event: Event) -> bool:
         try:
+            if not isinstance(event.data, dict):
+                raise BadRequest("malformed event: data must be a JSON object",
+                                 "malformed_event")
             if Describe.is_type(event.type):
                 await self.write_event(self.service.info_event)
             elif Synthesize.is_type(event.type):
@@ -354,25 +369,27 @@ class OrateHandler(AsyncEventHandler):
 
     async def _synthesize(self, data: dict[str, Any]) -> None:
         """One-shot: audio-start, audio-chunks as the engine makes them, audio-stop."""
-        text = data.get("text")
-        if not isinstance(text, str):
-            raise BadRequest("synthesize needs text (a string)", "malformed_event")
-        voice = self._voice(data)
         started = time.perf_counter()
-        key = await self.service.key()
-        self.service.enter(key)
-        status, first = 200, None
+        status, first, key, entered = 200, None, None, False
         try:
+            text = data.get("text")
+            if not isinstance(text, str):
+                raise BadRequest("synthesize needs text (a string)", "malformed_event")
+            voice = self._voice(data)
+            key = await self.service.key()
+            self.service.enter(key)
+            entered = True
             first = await self._speak(text, voice, self.service.context(key))
             await self.write_event(AudioStop().event())
         except BadRequest as exc:
             status = exc.status
             raise
         except ClientGone:
-            status = 499
+            status = 499  # the client left (or stopped reading) before the end
             raise
         finally:
-            self.service.leave(key)
+            if entered:
+                self.service.leave(key)
             self.service.observe(status, started, first and first - started)
 
     async def _speak(self, text: str, voice: WyomingVoice, ctx: Context,
@@ -415,9 +432,16 @@ class OrateHandler(AsyncEventHandler):
         if self._stream is not None:
             raise BadRequest("a synthesis stream is already open; send synthesize-stop "
                              "first", "stream_open")
-        voice = self._voice(data)
-        key = await self.service.key()
-        self.service.enter(key)
+        try:
+            voice = self._voice(data)
+            key = await self.service.key()
+            self.service.enter(key)
+        except BadRequest:
+            # a stream that says nothing: its chunks are dropped quietly (not one error
+            # each) and its stop still gets audio-start/-stop and synthesize-stopped
+            self._stream = _Stream(self.service.table.default or _FALLBACK, None,
+                                   TextStream(self._speak_piece), failed=True, entered=False)
+            raise
         self._stream = _Stream(voice, key, TextStream(self._speak_piece))
 
     async def _stream_chunk(self, data: dict[str, Any]) -> None:
@@ -455,7 +479,8 @@ class OrateHandler(AsyncEventHandler):
         finally:
             self._stream = None
             await stream.session.aclose()
-            self.service.leave(stream.key)
+            if stream.entered:
+                self.service.leave(stream.key)
             first = stream.first_audio
             self.service.observe(status, stream.started, first and first - stream.started)
 

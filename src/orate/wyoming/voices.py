@@ -15,6 +15,7 @@ because their voices are the provider's and cannot be listed without asking it.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ from orate.config import Settings
 from orate.engines.base import VoiceInfo
 from orate.engines.catalog import OPENAI_VOICES, REMOTE, Catalog, Model
 from orate.engines.registry import engine_by_name
+
+log = logging.getLogger("orate.wyoming")
 
 _LANG = re.compile(r"^[a-z]{2,8}(?:[-_][a-z0-9]{1,8})*$", re.IGNORECASE)
 
@@ -95,9 +98,13 @@ class VoiceTable:
                 if espeak_model is None or model.id == "espeak-ng":
                     espeak_model = model
                 continue
-            engine = engine_by_name(model.engine)
-            is_natural = _natural(catalog, model)
-            infos = engine.voices()
+            try:
+                engine = engine_by_name(model.engine)
+                is_natural = _natural(catalog, model)
+                infos = engine.voices()
+            except Exception as exc:  # one broken model must not take the listener down
+                log.warning("Wyoming: leaving out model %s: %s", model.id, exc)
+                continue
             attribution = _attribution(engine, model.engine)
             for info in infos:
                 name = model.id if len(infos) == 1 else f"{model.id}:{info.id}"
