@@ -298,15 +298,18 @@ async def idle(srv: Server, within: float = 20) -> dict:
         await asyncio.sleep(0.1)
 
 
+LONG = " ".join(s.capitalize() + "." for s in SENTENCES * 50)  # ~20,000 characters
+
+
 @pytest.mark.asyncio
 async def test_disconnect_mid_audio_stops_the_synthesis(wy: Server) -> None:
-    text = " ".join(s.capitalize() + "." for s in SENTENCES * 6)
-    before = metric(wy, "499")
+    before, cancelled = metric(wy, "499"), wy.health()["engines"]["cancelled"]
     async with client(wy) as c:
-        await c.write_event(Synthesize(text, voice=SynthesizeVoice(name="echo")).event())
+        await c.write_event(Synthesize(LONG, voice=SynthesizeVoice(name="echo")).event())
         while not AudioChunk.is_type((await read(c)).type):
             pass
-    await idle(wy)
+    engines = await idle(wy)
+    assert engines["cancelled"] > cancelled, "the engine was not stopped"
     deadline = time.monotonic() + 10
     while metric(wy, "499") <= before:
         assert time.monotonic() < deadline, "the server did not see the client leave"
@@ -315,8 +318,8 @@ async def test_disconnect_mid_audio_stops_the_synthesis(wy: Server) -> None:
 
 @pytest.mark.asyncio
 async def test_a_client_that_never_reads_is_dropped(wy: Server) -> None:
-    text = " ".join(s.capitalize() + "." for s in SENTENCES * 12)
-    before = metric(wy, "499")
+    text = LONG.replace("The", "A")  # not the cached text of the test above
+    before, cancelled = metric(wy, "499"), wy.health()["engines"]["cancelled"]
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", wy.wyoming_port))  # type: ignore[attr-defined]
@@ -332,7 +335,8 @@ async def test_a_client_that_never_reads_is_dropped(wy: Server) -> None:
         while metric(wy, "499") <= before:
             assert time.monotonic() < deadline, "a client that never reads was kept"
             await asyncio.sleep(0.2)
-        await idle(wy)
+        engines = await idle(wy)
+        assert engines["cancelled"] > cancelled, "the engine was not stopped"
     finally:
         writer.close()
 
