@@ -451,3 +451,19 @@ async def test_zeroconf_announces_the_listener(keyed: Server) -> None:
         assert info.parsed_addresses() == ["127.0.0.1"]
     finally:
         await zc.async_close()
+
+
+@pytest.mark.asyncio
+async def test_revoking_the_bound_key_stops_the_listener(keyed: Server) -> None:
+    done = await asyncio.to_thread(orate, keyed.data_dir, "keys", "revoke", "house")
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 10  # keys are cached for 2 s
+    while True:
+        async with client(keyed) as c:
+            await c.write_event(Synthesize("Hello.", voice=SynthesizeVoice(name="alloy")).event())
+            event = await read(c)
+        if event.type == "error":
+            assert event.data["code"] == "invalid_api_key", event.data
+            break
+        assert time.monotonic() < deadline, "a revoked key kept working"
+        await asyncio.sleep(0.5)
