@@ -132,6 +132,13 @@ async def test_voice_by_language_and_default_and_natural(wy: Server) -> None:
     assert start.rate == 22050 and len(pcm) > 22050
     start, pcm = await synthesize(wy, "Hello there.")  # the default voice
     assert start.rate == 22050 and len(pcm) > 11025
+    async with client(wy) as c:  # SSML, by text_format, without its root element
+        await c.write_event(Synthesize('Hello <break time="1s"/> there.', text_format="ssml",
+                                       voice=SynthesizeVoice(name="alloy")).event())
+        start, ssml, _ = await collect(c)
+    plain = (await synthesize(wy, "Hello there.", name="alloy"))[1]
+    extra = (len(ssml) - len(plain)) / 2 / start.rate
+    assert 0.8 < extra < 1.3, extra  # the break is a second of silence, no tags read out
     start, pcm = await synthesize(wy, "Hello there.", name="piper:en_US-tiny-low")
     assert start.rate == 16000 and len(pcm) > 3200  # the model's own rate, not resampled
 

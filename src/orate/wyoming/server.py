@@ -375,6 +375,8 @@ class OrateHandler(AsyncEventHandler):
             text = data.get("text")
             if not isinstance(text, str):
                 raise BadRequest("synthesize needs text (a string)", "malformed_event")
+            if data.get("text_format") == "ssml" and not text.lstrip().startswith("<speak"):
+                text = f"<speak>{text}</speak>"  # the pipeline knows SSML by its root
             voice = self._voice(data)
             key = await self.service.key()
             self.service.enter(key)
