@@ -67,13 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        workers=lambda: len(pool.pids()), jobs=lambda: len(jobs.running))
         jobs.start()
         wyoming = None
-        if settings.wyoming_uri:  # same loop, pipeline, pool and limits as HTTP
-            from orate.wyoming import WyomingService
-
-            wyoming = WyomingService(settings, pipeline, metrics, limits)
-            await wyoming.start()
-        log.info("orate %s ready: %d engine workers", __version__, settings.workers)
         try:
+            if settings.wyoming_uri:  # same loop, pipeline, pool and limits as HTTP
+                from orate.wyoming import WyomingService
+
+                wyoming = WyomingService(settings, pipeline, metrics, limits)
+                await wyoming.start()  # a port in use fails the start, pool closed below
+            log.info("orate %s ready: %d engine workers", __version__, settings.workers)
             yield
         finally:
             if wyoming is not None:
