@@ -80,8 +80,9 @@ from harness import (
 from hume_section import render_hume, run_hume
 from library_section import render_library, run_library
 from security_section import render_security, run_security
+from wyoming_section import render_wyoming, run_wyoming
 
-SECTIONS = ("core", "library", "hume", "elevenlabs", "engines", "security")
+SECTIONS = ("core", "library", "hume", "elevenlabs", "engines", "security", "wyoming")
 FORMATS = ("wav", "mp3")
 CONCURRENCY = (1, 4, 16)
 PEER_CONCURRENCY = 4
@@ -708,7 +709,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "cost, hume = Hume time to first audio, elevenlabs = ElevenLabs "
                         "time to first audio and alignment cost, engines = overhead around "
                         "an ONNX engine and the gateway's time to first byte, security = "
-                        "auth overhead and a mixed-dialect load test")
+                        "auth overhead and a mixed-dialect load test, wyoming = Wyoming "
+                        "first audio vs OpenAI and vs wyoming-piper")
+    parser.add_argument("--piper-python", help="wyoming section: the Python that runs "
+                        "wyoming-piper (default: ORATE_BENCH_PIPER_PYTHON or this one)")
     return parser.parse_args(argv)
 
 
@@ -758,6 +762,11 @@ def main(argv: list[str] | None = None) -> int:
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 security = run_security(runner, args.quick, extra_env, results.notes)
             more += render_security(security)
+        if "wyoming" in sections:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                wyoming = run_wyoming(runner, args.quick, extra_env, results.notes,
+                                      args.piper_python)
+            more += render_wyoming(wyoming)
     except BenchmarkError as exc:
         print(f"benchmark aborted: {exc}", *results.notes, sep="\n", file=sys.stderr)
         return 1

@@ -28,7 +28,7 @@ from orate.api import (
     web,
 )
 from orate.api.errors import ApiError, documented
-from orate.api.guard import Guard
+from orate.api.guard import Guard, KeyLimits
 from orate.api.jsonbody import JsonBodies
 from orate.api.metrics import Metrics
 from orate.api.owners import is_admin
@@ -81,10 +81,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.gauges(queue=lambda: pool.waiting, restarts=lambda: pool.restarts,
                        workers=lambda: len(pool.pids()), jobs=lambda: len(jobs.running))
         jobs.start()
-        log.info("orate %s ready: %d engine workers", __version__, settings.workers)
+        wyoming = None
         try:
+            if settings.wyoming_uri:  # same loop, pipeline, pool and limits as HTTP
+                from orate.wyoming import WyomingService
+
+                wyoming = WyomingService(settings, pipeline, metrics, limits)
+                await wyoming.start()  # a port in use fails the start, pool closed below
+            log.info("orate %s ready: %d engine workers", __version__, settings.workers)
             yield
         finally:
+            if wyoming is not None:
+                await wyoming.stop()
             await jobs.close()
             await pipeline.close()
             await library.close()
@@ -101,8 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     app.state.metrics = metrics
     errors.install(app)
+    limits = KeyLimits()  # one per process: HTTP and Wyoming count against the same keys
     app.add_middleware(Guard, max_body=settings.max_body_bytes, metrics=metrics,
-                       keys=lambda: getattr(getattr(app.state, "library", None), "keys", None))
+                       keys=lambda: getattr(getattr(app.state, "library", None), "keys", None),
+                       limits=limits)
     app.add_middleware(JsonBodies)
     app.add_middleware(elevenlabs.ElevenLabsDispatch)  # before the guard: its errors follow
     app.add_middleware(CollapseSlashes)

@@ -41,6 +41,11 @@ def serve(
         "WebSocket helper always uses wss://)")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(
         help="the certificate's PEM private key")] = None,
+    wyoming: Annotated[str | None, typer.Option(
+        help="also serve the Wyoming protocol (Home Assistant), e.g. tcp://127.0.0.1:10200")]
+    = None,
+    zeroconf: Annotated[bool | None, typer.Option(
+        "--zeroconf", help="announce the Wyoming listener over mDNS (_wyoming._tcp)")] = None,
 ) -> None:
     """Start the HTTP server (one process; engines run in a shared worker pool)."""
     import logging
@@ -50,8 +55,11 @@ def serve(
     from orate.app import create_app
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers,
-                                   "log_level": log_level}.items() if v is not None}
+                                   "log_level": log_level, "wyoming_uri": wyoming,
+                                   "wyoming_zeroconf": zeroconf}.items() if v is not None}
     settings = Settings(**overrides)
+    if settings.wyoming_uri:
+        _check_wyoming(settings, insecure)
     try:
         loopback = ipaddress.ip_address(settings.host).is_loopback
     except ValueError:
@@ -76,6 +84,43 @@ def serve(
                 ws_per_message_deflate=False,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+
+
+def _check_wyoming(settings: Settings, insecure: bool) -> None:
+    """Wyoming has no auth field: beyond loopback, the listener must be bound to a live key
+    (``ORATE_WYOMING_KEY``) unless --insecure, as ``serve`` refuses an open HTTP port."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(settings.wyoming_uri or "")
+    if parsed.scheme not in ("tcp", "unix"):
+        _fail(f"--wyoming {settings.wyoming_uri!r}: use tcp://HOST:PORT or unix://PATH")
+    if parsed.scheme == "unix":
+        return
+    try:
+        if parsed.port is None or not parsed.hostname:
+            raise ValueError
+    except ValueError:
+        _fail(f"--wyoming {settings.wyoming_uri!r}: give a host and a port, "
+              "e.g. tcp://127.0.0.1:10200")
+    try:
+        loopback = ipaddress.ip_address(parsed.hostname).is_loopback
+    except ValueError:
+        loopback = parsed.hostname == "localhost"
+    if loopback:
+        return
+    ref = settings.wyoming_key
+
+    async def find(lib):  # type: ignore[no-untyped-def]
+        return await lib.keys.find(ref) if ref else None
+
+    if _with_library(find) is None:
+        if not insecure:
+            _fail(f"refusing to serve Wyoming on {parsed.hostname} unbound to a key: Wyoming "
+                  "has no authentication, so anyone who can reach it could use it. Create a "
+                  "key (`orate keys create --name wyoming`) and set ORATE_WYOMING_KEY=wyoming "
+                  "(its quota, limits and history apply), or pass --insecure")
+        err.print(f"[yellow]warning:[/yellow] --insecure: Wyoming on {parsed.hostname} with "
+                  "no key; anyone who can reach this address can use it")
 
 
 class RedactKeys:

@@ -74,6 +74,23 @@ class Settings(BaseSettings):
     providers_file: Path | None = Field(None, description="TOML of upstream TTS providers "
                                         "(a gateway); their models join the catalog")
 
+    # Wyoming (Home Assistant): off unless a URI is given; see wyoming/server.py
+    wyoming_uri: str | None = Field(None, description="tcp://HOST:PORT (or unix://PATH) to "
+                                    "serve the Wyoming protocol on, beside HTTP")
+    wyoming_key: str | None = Field(None, description="API key (id or name) the Wyoming "
+                                    "listener acts as: its quota, limits and history")
+    wyoming_max_connections: int = Field(32, ge=1, description="Wyoming connections at "
+                                         "once; more are refused with an error event")
+    wyoming_write_timeout: float = Field(30.0, gt=0, description="a Wyoming client that "
+                                         "takes no audio this long is disconnected")
+    wyoming_idle_timeout: float = Field(300.0, gt=0, description="close a Wyoming "
+                                        "connection silent this long")
+    wyoming_max_event_bytes: int = Field(1 << 20, ge=1024, description="largest Wyoming "
+                                         "event data or payload")
+    wyoming_zeroconf: bool = Field(False, description="announce _wyoming._tcp over mDNS")
+    wyoming_zeroconf_name: str | None = Field(None, description="zeroconf instance name; "
+                                              "default orate-HOSTNAME")
+
     def resolved_models_dir(self) -> Path:
         return self.models_dir or self.data_dir / "models"
 

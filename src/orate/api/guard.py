@@ -89,13 +89,13 @@ class Bucket:
 
 class Guard:
     def __init__(self, app: ASGIApp, *, max_body: int, metrics: Metrics,
-                 keys: Callable[[], Any]) -> None:
+                 keys: Callable[[], Any], limits: KeyLimits | None = None) -> None:
         self.app = app
         self.max_body = max_body
         self.metrics = metrics
         self._keys = keys  # () -> KeyStore | None, once the library is open
-        self._buckets: dict[str, Bucket] = {}
-        self._active: dict[str, int] = {}
+        # shared with other listeners (Wyoming) so a key's limits hold across them
+        self.limits = limits if limits is not None else KeyLimits()
 
     async def _deny(self, scope: Scope, receive: Receive, send: Send, err: ApiError) -> None:
         if scope["type"] == "websocket":
@@ -245,6 +245,21 @@ class Guard:
         return replay
 
     async def _enter(self, key: KeyInfo | None) -> None:
+        self.limits.enter(key)
+
+    def _leave(self, key: KeyInfo | None) -> None:
+        self.limits.leave(key)
+
+
+class KeyLimits:
+    """Per-key request rate and requests in progress, for every listener of the process."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, Bucket] = {}
+        self._active: dict[str, int] = {}
+
+    def enter(self, key: KeyInfo | None) -> None:
+        """Count a request in, or raise ``ApiError`` 429 saying when to retry."""
         if key is None:
             return
         if key.rate_per_minute:
@@ -262,8 +277,6 @@ class Guard:
                            headers={"Retry-After": "1"})
         self._active[key.id] = active + 1
 
-    def _leave(self, key: KeyInfo | None) -> None:
+    def leave(self, key: KeyInfo | None) -> None:
         if key is not None:
             self._active[key.id] = max(self._active.get(key.id, 1) - 1, 0)
-
-

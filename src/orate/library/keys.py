@@ -113,6 +113,21 @@ class KeyStore:
         self._cache[digest] = (time.monotonic(), info)
         return info
 
+    async def find(self, ref: str) -> KeyInfo | None:
+        """A live key by id or name, for listeners bound to a key (Wyoming has no auth
+        field); cached like ``check``, so a revocation or a used quota shows in seconds."""
+        cached = self._cache.get("ref:" + ref)
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        async with self._sessions() as session:
+            row = await session.scalar(
+                select(ApiKey).where((ApiKey.id == ref) | (ApiKey.name == ref),
+                                     ApiKey.revoked_at.is_(None))
+                .order_by(ApiKey.created_at.desc()).limit(1))
+        info = _info(row) if row is not None else None
+        self._cache["ref:" + ref] = (time.monotonic(), info)
+        return info
+
     async def charge(self, key_id: str, characters: int) -> None:
         """Count characters against a key, here and in the cached copy (no re-read)."""
         async with self._sessions() as session, session.begin():

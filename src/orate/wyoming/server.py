@@ -1,0 +1,511 @@
+"""The Wyoming TCP dialect: Home Assistant's TTS protocol, beside the HTTP dialects.
+
+It runs in the HTTP server's process and event loop and only translates: a
+``synthesize`` becomes one ``SpeechRequest`` for ``pcm`` at the voice's own rate
+(no resampling), and the pipeline's PCM chunks go back as ``audio-chunk`` events as
+the engine makes them; ``synthesize-start``/``-chunk``/``-stop`` feed the shared
+text-stream session (speech/textstream.py), which speaks each sentence as soon as
+it is complete. So Wyoming gets the pipeline, engine pool, cache, history, limits
+and metrics of every other dialect.
+
+Framing is the ``wyoming`` package's own (``async_read_event``/``async_write_event``);
+what this module adds is what a server facing a network needs and the reference
+handler leaves out: a cap on event sizes (the package would allocate whatever
+``data_length`` a client declares), a write timeout (a client that never reads
+would otherwise hold its synthesis and buffers forever), an idle timeout, a bound
+on connections with a clear refusal, and an ``error`` event instead of a silent
+close for bad input, keeping the connection usable where the framing allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event, async_read_event, async_write_event
+from wyoming.info import Describe, Info
+from wyoming.ping import Ping, Pong
+from wyoming.server import AsyncEventHandler, AsyncServer
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeStopped,
+)
+
+from orate.config import Settings
+from orate.engines.pool import EngineBusy, PoolClosed
+from orate.engines.registry import engine_by_name
+from orate.library.models import LOCAL_OWNER
+from orate.speech.pipeline import (
+    Context,
+    Pipeline,
+    SpeechError,
+    SpeechRequest,
+    SynthesisFailed,
+    Utterance,
+)
+from orate.speech.textstream import TextStream
+from orate.wyoming.voices import VoiceTable, WyomingVoice
+
+log = logging.getLogger("orate.wyoming")
+
+WIDTH, CHANNELS = 2, 1  # s16le mono, what every engine makes
+_FALLBACK = WyomingVoice("alloy", "espeak-ng", "alloy", ("en-US",), "", False, ("", "", ""),
+                         "")
+
+
+class ClientGone(Exception):
+    """The client closed, reset, or stopped reading past the write timeout."""
+
+
+class BadRequest(Exception):
+    """Something the client sent that we answer with an ``error`` event."""
+
+    def __init__(self, text: str, code: str, status: int = 400) -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+        self.status = status
+
+
+class _BoundedReader:
+    """The connection's reader as ``async_read_event`` sees it, refusing to read an
+    event body larger than the limit (and remembering why it refused)."""
+
+    def __init__(self, reader: asyncio.StreamReader, limit: int) -> None:
+        self._reader = reader
+        self._limit = limit
+        self.problem: str | None = None
+
+    async def readline(self) -> bytes:
+        try:
+            return await self._reader.readline()
+        except ValueError:
+            self.problem = "event header line too long (over 64 KiB)"
+            raise
+
+    async def readexactly(self, n: int) -> bytes:
+        if not isinstance(n, int) or n < 0 or n > self._limit:
+            self.problem = (f"event too large: {n} bytes of data or payload; the limit is "
+                            f"{self._limit}")
+            raise ValueError(self.problem)
+        return await self._reader.readexactly(n)
+
+
+@dataclass
+class _Stream:
+    """One open ``synthesize-start`` … ``synthesize-stop`` session."""
+
+    voice: WyomingVoice
+    key: Any
+    session: TextStream[None]
+    started: float = field(default_factory=time.perf_counter)
+    audio_started: bool = False
+    first_audio: float | None = None
+    failed: bool = False
+    entered: bool = True  # holds one of its key's concurrent-request slots
+
+
+class WyomingService:
+    """The listener: voice table, connections, key binding, and the optional announcement."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, metrics: Any = None,
+                 limits: Any = None) -> None:
+        if not settings.wyoming_uri:
+            raise ValueError("no Wyoming URI configured")
+        self.settings = settings
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.limits = limits
+        self.uri = settings.wyoming_uri
+        self.table = VoiceTable.build(pipeline.catalog, settings)
+        self.info_event = Info(tts=[self.table.program()]).event()
+        self.connections: set[OrateHandler] = set()
+        self._server: AsyncServer | None = None
+        self._announcement: Any = None
+        self._rates: dict[str, int] = {}
+
+    async def start(self) -> None:
+        """Check the key binding, listen, and announce if asked."""
+        ref = self.settings.wyoming_key
+        if ref:
+            library = self.pipeline.library
+            if library is None or await library.keys.find(ref) is None:
+                raise RuntimeError(f"ORATE_WYOMING_KEY names {self.settings.wyoming_key!r}, "
+                                   "which is no live key (see `orate keys list`)")
+        self._server = AsyncServer.from_uri(self.uri)
+        await self._server.start(self._handler)
+        log.info("Wyoming listening on %s (%d voices)", self.uri, len(self.table.voices))
+        if self.settings.wyoming_zeroconf and not self.uri.startswith("tcp://"):
+            log.warning("zeroconf announces TCP listeners only; %s is not one", self.uri)
+        elif self.settings.wyoming_zeroconf:
+            from orate.wyoming.announce import Announcement
+
+            host, port = _host_port(self.uri)
+            self._announcement = Announcement(self.settings.wyoming_zeroconf_name, host, port)
+            try:
+                await self._announcement.start()
+            except Exception as exc:  # discovery is a convenience; serving goes on
+                log.warning("zeroconf announcement failed: %s", exc)
+                self._announcement = None
+
+    async def stop(self) -> None:
+        """Stop announcing and listening; close every connection and its synthesis."""
+        if self._announcement is not None:
+            with contextlib.suppress(Exception):
+                await self._announcement.stop()
+        if self._server is not None:
+            await self._server.stop()
+            server = getattr(self._server, "_server", None)
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(server.wait_closed(), 5)
+        for handler in list(self.connections):
+            handler.abort()
+
+    def _handler(self, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> OrateHandler:
+        return OrateHandler(reader, writer, self)
+
+    def rate(self, voice: WyomingVoice) -> int:
+        """The engine's own sample rate for a voice: asking for it means no resampling."""
+        if voice.model not in self._rates:
+            model = self.pipeline.catalog.model(voice.model)
+            engine = model.engine if model is not None else "espeak"
+            self._rates[voice.model] = engine_by_name(engine).sample_rate
+        return self._rates[voice.model]
+
+    async def key(self) -> Any:
+        """The key this listener acts for (``ORATE_WYOMING_KEY``), fresh within seconds."""
+        ref = self.settings.wyoming_key
+        if not ref:
+            return None
+        library = self.pipeline.library
+        key = await library.keys.find(ref) if library is not None else None
+        if key is None:
+            raise BadRequest("the API key this Wyoming listener is bound to "
+                             "(ORATE_WYOMING_KEY) is revoked or missing", "invalid_api_key", 401)
+        return key
+
+    def context(self, key: Any) -> Context:
+        quota = None
+        if key is not None and key.quota_chars is not None:
+            quota = max(key.quota_chars - key.used_chars, 0)
+        return Context(owner=key.id if key is not None else LOCAL_OWNER, dialect="wyoming",
+                       key_id=key.id if key is not None else None, quota_left=quota)
+
+    def enter(self, key: Any) -> None:
+        if self.limits is None:
+            return
+        try:
+            self.limits.enter(key)
+        except SpeechError as exc:
+            raise BadRequest(exc.message, exc.code, exc.status) from None
+
+    def leave(self, key: Any) -> None:
+        if self.limits is not None:
+            self.limits.leave(key)
+
+    def observe(self, status: int, started: float, first: float | None) -> None:
+        if self.metrics is not None:
+            self.metrics.request("wyoming", status, time.perf_counter() - started, first)
+
+
+class OrateHandler(AsyncEventHandler):
+    """One Wyoming connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 service: WyomingService) -> None:
+        super().__init__(reader, writer)
+        self.service = service
+        self.settings = service.settings
+        self._events = _BoundedReader(reader, service.settings.wyoming_max_event_bytes)
+        self._write_lock = asyncio.Lock()
+        self._gone = False
+        self._stream: _Stream | None = None
+
+    # -- connection ----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Read events until the client leaves; refuse past the connection limit."""
+        service = self.service
+        if len(service.connections) >= self.settings.wyoming_max_connections:
+            with contextlib.suppress(Exception):
+                await self.write_event(Error(
+                    f"too many connections: this server accepts "
+                    f"{self.settings.wyoming_max_connections} Wyoming connections at once; "
+                    "try again when one has closed", "too_many_connections").event())
+            self.abort(graceful=True)
+            return
+        service.connections.add(self)
+        self._is_running = True
+        try:
+            while self._is_running and not self._gone:
+                try:
+                    async with asyncio.timeout(self.settings.wyoming_idle_timeout):
+                        event = await async_read_event(self._events)  # type: ignore[arg-type]
+                except TimeoutError:
+                    await self._error("no event for "
+                                      f"{self.settings.wyoming_idle_timeout:g} s; closing",
+                                      "idle_timeout")
+                    break
+                except Exception as exc:  # malformed header: missing type, bad lengths
+                    await self._error(f"malformed event: {exc!r}"[:300], "malformed_event")
+                    break
+                if event is None:
+                    if self._events.problem or not self.reader.at_eof():
+                        await self._error(self._events.problem or "malformed event: the "
+                                          "header line or data is not valid JSON",
+                                          "malformed_event")
+                    break
+                if not await self.handle_event(event):
+                    break
+        except ClientGone:
+            pass
+        except Exception:
+            log.exception("Wyoming connection failed")
+        finally:
+            service.connections.discard(self)
+            await self.disconnect()
+            self.abort(graceful=True)
+
+    async def disconnect(self) -> None:
+        """Stop an open stream's synthesis and give its key slot back."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.session.aclose()
+            if stream.entered:
+                self.service.leave(stream.key)
+
+    def abort(self, graceful: bool = False) -> None:
+        """Close the connection: gracefully lets what is buffered go out first, but never
+        waits on a client that does not read for longer than the write timeout."""
+        self._gone = True
+        with contextlib.suppress(Exception):
+            transport = self.writer.transport
+            if graceful:
+                self.writer.close()
+                if transport.get_write_buffer_size():
+                    asyncio.get_running_loop().call_later(
+                        self.settings.wyoming_write_timeout, transport.abort)
+            else:
+                transport.abort()
+        with contextlib.suppress(Exception):
+            self.reader.feed_eof()
+
+    async def write_event(self, event: Event) -> None:
+        """Send an event, waiting at most the write timeout for the client to take it;
+        the transport's buffer holds at most its high-water mark plus this event."""
+        if self._gone:
+            raise ClientGone()
+        async with self._write_lock:
+            try:
+                async with asyncio.timeout(self.settings.wyoming_write_timeout):
+                    await async_write_event(event, self.writer)
+            except (TimeoutError, ConnectionError, OSError, RuntimeError) as exc:
+                self.abort()
+                raise ClientGone() from exc
+
+    async def _error(self, text: str, code: str) -> None:
+        with contextlib.suppress(ClientGone):
+            await self.write_event(Error(text, code).event())
+
+    # -- events --------------------------------------------------------------
+
+    async def handle_event(self, event: Event) -> bool:
+        try:
+            if not isinstance(event.data, dict):
+                raise BadRequest("malformed event: data must be a JSON object",
+                                 "malformed_event")
+            if Describe.is_type(event.type):
+                await self.write_event(self.service.info_event)
+            elif Synthesize.is_type(event.type):
+                if self._stream is None:  # sent beside a stream for old servers: ignore
+                    await self._synthesize(event.data)
+            elif SynthesizeStart.is_type(event.type):
+                await self._stream_start(event.data)
+            elif SynthesizeChunk.is_type(event.type):
+                await self._stream_chunk(event.data)
+            elif SynthesizeStop.is_type(event.type):
+                await self._stream_stop()
+            elif Ping.is_type(event.type):
+                await self.write_event(Pong(text=Ping.from_event(event).text).event())
+            else:
+                log.debug("ignoring Wyoming event %r", event.type)
+        except BadRequest as exc:
+            await self._error(exc.text, exc.code)
+        return not self._gone
+
+    def _voice(self, data: dict[str, Any]) -> WyomingVoice:
+        voice = data.get("voice")
+        if voice is None:
+            voice = {}
+        if not isinstance(voice, dict):
+            raise BadRequest("voice must be an object {name, language, speaker}",
+                             "malformed_event")
+        fields = {k: voice.get(k) for k in ("name", "language", "speaker")}
+        for k, v in fields.items():
+            if v is not None and not isinstance(v, str):
+                raise BadRequest(f"voice.{k} must be a string", "malformed_event")
+        try:
+            return self.service.table.find(fields["name"], fields["language"],
+                                           fields["speaker"])
+        except LookupError as exc:
+            code = "unknown_voice" if fields["name"] else "unknown_language"
+            raise BadRequest(str(exc), code) from None
+
+    def _request(self, text: str, voice: WyomingVoice) -> SpeechRequest:
+        return SpeechRequest(model=voice.model, utterances=[Utterance(text, voice.voice)],
+                             format="pcm", sample_rate=self.service.rate(voice),
+                             max_chars=self.service.pipeline.settings.max_request_chars)
+
+    async def _synthesize(self, data: dict[str, Any]) -> None:
+        """One-shot: audio-start, audio-chunks as the engine makes them, audio-stop."""
+        started = time.perf_counter()
+        status, first, key, entered = 200, None, None, False
+        try:
+            text = data.get("text")
+            if not isinstance(text, str):
+                raise BadRequest("synthesize needs text (a string)", "malformed_event")
+            if data.get("text_format") == "ssml" and not text.lstrip().startswith("<speak"):
+                text = f"<speak>{text}</speak>"  # the pipeline knows SSML by its root
+            voice = self._voice(data)
+            key = await self.service.key()
+            self.service.enter(key)
+            entered = True
+            first = await self._speak(text, voice, self.service.context(key))
+            await self.write_event(AudioStop().event())
+        except BadRequest as exc:
+            status = exc.status
+            raise
+        except ClientGone:
+            status = 499  # the client left (or stopped reading) before the end
+            raise
+        finally:
+            if entered:
+                self.service.leave(key)
+            self.service.observe(status, started, first and first - started)
+
+    async def _speak(self, text: str, voice: WyomingVoice, ctx: Context,
+                     stream: _Stream | None = None) -> float | None:
+        """Synthesize one text and send its PCM; returns when the first chunk left.
+        ``audio-start`` goes first unless the stream this text belongs to sent it."""
+        pipeline = self.service.pipeline
+        first: float | None = None
+        try:
+            plan = await pipeline.plan(self._request(text, voice), ctx)
+            speech = await pipeline.speak(plan)
+            rate = plan.sample_rate
+            if stream is None or not stream.audio_started:
+                await self.write_event(AudioStart(rate, WIDTH, CHANNELS).event())
+                if stream is not None:
+                    stream.audio_started = True
+            step = rate * WIDTH  # at most a second of audio per event
+            async with contextlib.aclosing(speech.events) as events:
+                async for event in events:
+                    if event.kind != "audio" or not event.audio:
+                        continue
+                    audio = event.audio
+                    for at in range(0, len(audio), step):
+                        await self.write_event(AudioChunk(
+                            rate, WIDTH, CHANNELS, audio[at:at + step]).event())
+                        if first is None:
+                            first = time.perf_counter()
+        except SpeechError as exc:
+            raise BadRequest(exc.message, exc.code, exc.status) from None
+        except (EngineBusy, PoolClosed) as exc:
+            raise BadRequest(f"the engines are busy ({exc}); retry in a moment", "busy",
+                             503) from None
+        except SynthesisFailed as exc:
+            raise BadRequest(f"synthesis failed: {exc}", "synthesis_failed", 500) from None
+        return first
+
+    # -- streaming text in ---------------------------------------------------
+
+    async def _stream_start(self, data: dict[str, Any]) -> None:
+        if self._stream is not None:
+            raise BadRequest("a synthesis stream is already open; send synthesize-stop "
+                             "first", "stream_open")
+        try:
+            voice = self._voice(data)
+            key = await self.service.key()
+            self.service.enter(key)
+        except BadRequest:
+            # a stream that says nothing: its chunks are dropped quietly (not one error
+            # each) and its stop still gets audio-start/-stop and synthesize-stopped
+            self._stream = _Stream(self.service.table.default or _FALLBACK, None,
+                                   TextStream(self._speak_piece), failed=True, entered=False)
+            raise
+        self._stream = _Stream(voice, key, TextStream(self._speak_piece))
+
+    async def _stream_chunk(self, data: dict[str, Any]) -> None:
+        stream = self._stream
+        if stream is None:
+            raise BadRequest("synthesize-chunk without synthesize-start", "no_stream")
+        text = data.get("text")
+        if not isinstance(text, str):
+            raise BadRequest("synthesize-chunk needs text (a string)", "malformed_event")
+        if stream.failed:
+            return
+        try:
+            stream.session.write(text, None)
+        except SpeechError as exc:  # the buffer or the queue is full
+            stream.failed = True
+            raise BadRequest(exc.message, exc.code, exc.status) from None
+
+    async def _stream_stop(self) -> None:
+        stream = self._stream
+        if stream is None:
+            raise BadRequest("synthesize-stop without synthesize-start", "no_stream")
+        status = 200
+        try:
+            if not stream.failed:
+                with contextlib.suppress(SpeechError):
+                    stream.session.flush(None)
+            await stream.session.finish()  # raises ClientGone if the client left
+            if not stream.audio_started:
+                await self.write_event(AudioStart(self.service.rate(stream.voice), WIDTH,
+                                                  CHANNELS).event())
+            await self.write_event(AudioStop().event())
+            await self.write_event(SynthesizeStopped().event())
+            if stream.failed:
+                status = 400
+        finally:
+            self._stream = None
+            await stream.session.aclose()
+            if stream.entered:
+                self.service.leave(stream.key)
+            first = stream.first_audio
+            self.service.observe(status, stream.started, first and first - stream.started)
+
+    async def _speak_piece(self, text: str, _: None) -> None:
+        """The text stream's speaker: one complete sentence (or the flushed rest)."""
+        stream = self._stream
+        if stream is None or stream.failed:
+            return
+        try:
+            ctx = self.service.context(await self.service.key())
+            first = await self._speak(text, stream.voice, ctx, stream)
+        except BadRequest as exc:
+            if exc.code == "missing_input":
+                return  # a piece of punctuation or spaces: nothing to say
+            stream.failed = True
+            await self._error(exc.text, exc.code)
+            return
+        if stream.first_audio is None:
+            stream.first_audio = first
+
+
+def _host_port(uri: str) -> tuple[str, int]:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    return parsed.hostname or "", parsed.port or 0

@@ -1,0 +1,488 @@
+"""The Wyoming dialect against a real ``orate serve --wyoming``, driven by the ``wyoming``
+package's own ``AsyncTcpClient`` (what Home Assistant uses): discovery, one-shot and
+streaming synthesis checked by ear (pocketsphinx), errors, limits, keys and zeroconf."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from wyoming.audio import AudioChunk, AudioStart
+from wyoming.client import AsyncTcpClient
+from wyoming.event import Event, async_read_event
+from wyoming.info import Describe, Info
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeVoice,
+)
+
+from .conftest import SENTENCES, Recognizer, Server, free_port
+from .tiny_models import build_piper
+
+MAX_CONNECTIONS = 12
+
+
+@pytest.fixture(scope="module")
+def wy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with a Wyoming listener, and a tiny Piper model so a natural voice exists."""
+    models = tmp_path_factory.mktemp("wy-models")
+    build_piper(models, "en_US-tiny-low")
+    port = free_port()
+    srv = Server(tmp_path_factory.mktemp("wy"), workers=2,
+                 env={"ORATE_MODELS_DIR": str(models),
+                      "ORATE_WYOMING_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+                      "ORATE_WYOMING_WRITE_TIMEOUT": "0.5"},
+                 args=["--wyoming", f"tcp://127.0.0.1:{port}"])
+    srv.wyoming_port = port  # type: ignore[attr-defined]
+    yield srv
+    srv.stop()
+
+
+def client(srv: Server) -> AsyncTcpClient:
+    return AsyncTcpClient("127.0.0.1", srv.wyoming_port)  # type: ignore[attr-defined]
+
+
+async def read(c: AsyncTcpClient, within: float = 30) -> Event:
+    event = await asyncio.wait_for(c.read_event(), within)
+    assert event is not None, "the server closed the connection"
+    return event
+
+
+async def collect(c: AsyncTcpClient, until: str = "audio-stop") -> tuple[AudioStart, bytes,
+                                                                         list[Event]]:
+    """Audio events up to ``until``: the start, the joined PCM, and every event seen."""
+    events: list[Event] = []
+    pcm = bytearray()
+    start: AudioStart | None = None
+    while True:
+        event = await read(c)
+        events.append(event)
+        assert event.type != "error", event.data
+        if AudioStart.is_type(event.type):
+            assert start is None, "one audio-start per synthesis"
+            start = AudioStart.from_event(event)
+        elif AudioChunk.is_type(event.type):
+            chunk = AudioChunk.from_event(event)
+            assert start is not None and (chunk.rate, chunk.width, chunk.channels) == (
+                start.rate, start.width, start.channels)
+            pcm += chunk.audio
+        if event.type == until:
+            assert start is not None
+            return start, bytes(pcm), events
+
+
+async def synthesize(srv: Server, text: str, **voice: str) -> tuple[AudioStart, bytes]:
+    async with client(srv) as c:
+        await c.write_event(Synthesize(text, voice=SynthesizeVoice(**voice)).event())
+        start, pcm, _ = await collect(c)
+        return start, pcm
+
+
+# -- describe ----------------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_describe_lists_every_voice_natural_first(wy: Server) -> None:
+    async with client(wy) as c:
+        await c.write_event(Describe().event())
+        info = Info.from_event(await read(c))
+    assert len(info.tts) == 1
+    program = info.tts[0]
+    assert program.supports_synthesize_streaming and program.installed
+    names = [v.name for v in program.voices]
+    assert names[0] == "piper:en_US-tiny-low", "natural voices come first"
+    assert {"alloy", "nova", "en-us", "fr-fr", "de"} <= set(names)
+    assert len(names) == len(set(names)) > 140
+    for voice in program.voices:
+        assert voice.installed and voice.languages and voice.description and voice.version
+        assert re.search(r"\(.+\)$", voice.attribution.name), "attribution names its licence"
+    by_name = {v.name: v for v in program.voices}
+    assert by_name["fr-fr"].languages[0] == "fr-FR"
+    assert by_name["alloy"].attribution.name == "eSpeak NG (GPL-3.0-or-later)"
+
+
+# -- synthesize ----------------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_synthesize_pcm_says_the_sentence(wy: Server, recognizer: Recognizer) -> None:
+    for sentence in SENTENCES[:3]:
+        start, pcm = await synthesize(wy, sentence.capitalize() + ".", name="alloy")
+        assert (start.rate, start.width, start.channels) == (22050, 2, 1)
+        assert len(pcm) % 2 == 0
+        seconds = len(pcm) / 2 / start.rate
+        assert 1.0 < seconds < 6.0, seconds  # header's rate matches the audio's length
+        assert recognizer.which(pcm, "pcm", pcm_rate=start.rate) == sentence
+
+
+@pytest.mark.asyncio
+async def test_voice_by_language_and_default_and_natural(wy: Server) -> None:
+    start, pcm = await synthesize(wy, "Bonjour tout le monde.", language="fr_FR")
+    assert start.rate == 22050 and len(pcm) > 22050
+    start, pcm = await synthesize(wy, "Hello there.")  # the default voice
+    assert start.rate == 22050 and len(pcm) > 11025
+    async with client(wy) as c:  # SSML, by text_format, without its root element
+        await c.write_event(Synthesize('Hello <break time="1s"/> there.', text_format="ssml",
+                                       voice=SynthesizeVoice(name="alloy")).event())
+        start, ssml, _ = await collect(c)
+    plain = (await synthesize(wy, "Hello there.", name="alloy"))[1]
+    extra = (len(ssml) - len(plain)) / 2 / start.rate
+    assert 0.8 < extra < 1.3, extra  # the break is a second of silence, no tags read out
+    start, pcm = await synthesize(wy, "Hello there.", name="piper:en_US-tiny-low")
+    assert start.rate == 16000 and len(pcm) > 3200  # the model's own rate, not resampled
+
+
+@pytest.mark.asyncio
+async def test_first_chunk_comes_before_the_whole_text_is_spoken(wy: Server) -> None:
+    text = " ".join(s.capitalize() + "." for s in reversed(SENTENCES * 40))  # ~20 min
+    async with client(wy) as c:
+        t0 = time.perf_counter()
+        await c.write_event(Synthesize(text, voice=SynthesizeVoice(name="nova")).event())
+        chunks: list[float] = []
+        while (event := await read(c)).type != "audio-stop":
+            if AudioChunk.is_type(event.type):
+                chunks.append(time.perf_counter() - t0)
+    assert len(chunks) > 20, "audio arrives in many chunks, as the engine makes it"
+    assert chunks[0] < chunks[-1] / 5, f"first chunk {chunks[0]:.3f} s, last {chunks[-1]:.3f} s"
+
+
+# -- streaming text in ---------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_streaming_speaks_the_first_sentence_before_the_last_piece(
+        wy: Server, recognizer: Recognizer) -> None:
+    first, second = SENTENCES[4], SENTENCES[5]
+    text = f"{first.capitalize()}. {second.capitalize()}."
+    pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
+    async with client(wy) as c:
+        await c.write_event(SynthesizeStart(voice=SynthesizeVoice(name="alloy")).event())
+        sent = 0
+        first_chunk_at: int | None = None
+
+        async def writer() -> None:
+            nonlocal sent
+            for piece in pieces:
+                await c.write_event(SynthesizeChunk(piece).event())
+                sent += 1
+                await asyncio.sleep(0.03)
+            # Home Assistant also sends the whole text as a plain synthesize: ignored
+            await c.write_event(Synthesize(text, voice=SynthesizeVoice(name="alloy")).event())
+            await c.write_event(SynthesizeStop().event())
+
+        task = asyncio.create_task(writer())
+        events: list[Event] = []
+        pcm = bytearray()
+        sizes: list[int] = []
+        while (event := await read(c)).type != "synthesize-stopped":
+            assert event.type != "error", event.data
+            events.append(event)
+            if AudioChunk.is_type(event.type):
+                if first_chunk_at is None:
+                    first_chunk_at = sent
+                pcm += event.payload or b""
+                sizes.append(len(pcm))
+        await task
+    types = [e.type for e in events]
+    assert types[0] == "audio-start" and types[-1] == "audio-stop"
+    assert types.count("audio-start") == 1 and types.count("audio-stop") == 1
+    assert first_chunk_at is not None and first_chunk_at < len(pieces), \
+        f"first audio after {first_chunk_at} of {len(pieces)} pieces"
+    rate = AudioStart.from_event(events[0]).rate
+    one_shot = (await synthesize(wy, text, name="alloy"))[1]
+    assert abs(len(pcm) - len(one_shot)) < 0.25 * len(one_shot), "the stream said it all once"
+    # cut at the chunk boundary nearest the first sentence's length: it says that sentence
+    head_start, head = await synthesize(wy, first.capitalize() + ".", name="alloy")
+    cut = min(sizes, key=lambda n: abs(n - len(head)))
+    assert head_start.rate == rate
+    assert recognizer.which(bytes(pcm[:cut]), "pcm", pcm_rate=rate) == first
+
+
+# -- errors ------------------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_unknown_voice_or_language_is_an_error_and_the_connection_stays(
+        wy: Server) -> None:
+    async with client(wy) as c:
+        await c.write_event(Synthesize("Hi.", voice=SynthesizeVoice(name="nobody")).event())
+        error = await read(c)
+        assert error.type == "error" and error.data["code"] == "unknown_voice"
+        assert "nobody" in error.data["text"] and "describe" in error.data["text"]
+        await c.write_event(Synthesize("Hi.", voice=SynthesizeVoice(language="tlh")).event())
+        error = await read(c)
+        assert error.type == "error" and error.data["code"] == "unknown_language"
+        await c.write_event(Event("synthesize", {"text": 42}))
+        error = await read(c)
+        assert error.type == "error" and error.data["code"] == "malformed_event"
+        await c.write_event(Event("synthesize", {"text": "Hi.", "voice": "alloy"}))
+        assert (await read(c)).data["code"] == "malformed_event"
+        await c.write_event(SynthesizeChunk("stray").event())
+        assert (await read(c)).data["code"] == "no_stream"
+        await c.write_event(Synthesize("   ").event())
+        assert (await read(c)).data["code"] == "missing_input"
+        await c.write_event(Synthesize("Still here.", voice=SynthesizeVoice(name="alloy")).event())
+        start, pcm, _ = await collect(c)
+        assert len(pcm) > start.rate // 2  # the same connection still speaks
+        # a stream with an unknown voice: one error, its chunks dropped, a clean stop
+        await c.write_event(SynthesizeStart(voice=SynthesizeVoice(name="nobody")).event())
+        assert (await read(c)).data["code"] == "unknown_voice"
+        for piece in ("Hello. ", "Anyone? "):
+            await c.write_event(SynthesizeChunk(piece).event())
+        await c.write_event(SynthesizeStop().event())
+        assert [(await read(c)).type for _ in range(3)] == [
+            "audio-start", "audio-stop", "synthesize-stopped"]
+        await c.write_event(SynthesizeStart(voice=SynthesizeVoice(name="alloy")).event())
+        await c.write_event(SynthesizeStart().event())
+        assert (await read(c)).data["code"] == "stream_open"
+        await c.write_event(SynthesizeChunk("Fine.").event())
+        await c.write_event(SynthesizeStop().event())
+        _, pcm, events = await collect(c, until="synthesize-stopped")
+        assert len(pcm) > 0 and events[-2].type == "audio-stop"
+
+
+async def raw(srv: Server, data: bytes) -> tuple[Event | None, bool]:
+    """Send raw bytes; the event the server answers and whether it then closed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1",
+                                                   srv.wyoming_port)  # type: ignore[attr-defined]
+    try:
+        writer.write(data)
+        await writer.drain()
+        event = await asyncio.wait_for(async_read_event(reader), 10)
+        closed = await asyncio.wait_for(reader.read(1), 10) == b""
+        return event, closed
+    finally:
+        writer.close()
+
+
+@pytest.mark.asyncio
+async def test_malformed_and_oversized_events_get_an_error_then_close(wy: Server) -> None:
+    cases = [
+        b"this is not json\n",
+        b'{"data": {"text": "no type"}}\n',
+        json.dumps({"type": "synthesize", "data_length": 10**9}).encode() + b"\n",
+        json.dumps({"type": "synthesize", "payload_length": 5 << 20}).encode() + b"\n",
+        json.dumps({"type": "synthesize", "data_length": "many"}).encode() + b"\n",
+        b'{"type": "describe", "pad": "' + b"x" * 70_000 + b'"}\n',
+        b'{"type": "synthesize", "data_length": 6}\n[1, 2]',
+    ]
+    for data in cases:
+        event, closed = await raw(wy, data)
+        assert event is not None and event.type == "error", data[:60]
+        assert event.data["code"] == "malformed_event", event.data
+        assert closed
+    event, _ = await raw(wy, json.dumps({"type": "synthesize", "data_length": 10**9}).encode()
+                         + b"\n")
+    assert event is not None and "too large" in event.data["text"]
+    # the server is fine
+    start, pcm = await synthesize(wy, "Still fine.", name="alloy")
+    assert len(pcm) > start.rate // 2
+
+
+def metric(srv: Server, status: str) -> float:
+    text = httpx.get(f"{srv.url}/metrics", timeout=10).text
+    m = re.search(r'orate_requests_total\{dialect="wyoming",status="' + status + r'"\} (\S+)',
+                  text)
+    return float(m.group(1)) if m else 0.0
+
+
+async def idle(srv: Server, within: float = 20) -> dict:
+    deadline = time.monotonic() + within
+    while True:
+        engines = srv.health()["engines"]
+        if engines["busy"] == 0 and engines["waiting"] == 0:
+            return engines
+        assert time.monotonic() < deadline, engines
+        await asyncio.sleep(0.1)
+
+
+LONG = " ".join(s.capitalize() + "." for s in SENTENCES * 60)  # ~23,000 characters, ~30 min
+
+
+@pytest.mark.asyncio
+async def test_disconnect_mid_audio_stops_the_synthesis(wy: Server) -> None:
+    before, cancelled = metric(wy, "499"), wy.health()["engines"]["cancelled"]
+    async with client(wy) as c:
+        await c.write_event(Synthesize(LONG, voice=SynthesizeVoice(name="echo")).event())
+        while not AudioChunk.is_type((await read(c)).type):
+            pass
+    engines = await idle(wy)
+    assert engines["cancelled"] > cancelled, "the engine was not stopped"
+    deadline = time.monotonic() + 10
+    while metric(wy, "499") <= before:
+        assert time.monotonic() < deadline, "the server did not see the client leave"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.asyncio
+async def test_a_client_that_never_reads_is_dropped(wy: Server) -> None:
+    text = LONG.replace("The", "A")  # not the cached text of the test above
+    before, cancelled = metric(wy, "499"), wy.health()["engines"]["cancelled"]
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", wy.wyoming_port))  # type: ignore[attr-defined]
+    sock.setblocking(False)
+    _, writer = await asyncio.open_connection(sock=sock)
+    try:
+        ev = Synthesize(text, voice=SynthesizeVoice(name="sage")).event()
+        body = json.dumps(ev.data).encode()
+        writer.write(json.dumps({"type": "synthesize", "data_length": len(body)}).encode()
+                     + b"\n" + body)
+        await writer.drain()
+        deadline = time.monotonic() + 20  # write timeout is 0.5 s on this server
+        while metric(wy, "499") <= before:
+            assert time.monotonic() < deadline, "a client that never reads was kept"
+            await asyncio.sleep(0.2)
+        engines = await idle(wy)
+        assert engines["cancelled"] > cancelled, "the engine was not stopped"
+    finally:
+        writer.close()
+
+
+@pytest.mark.asyncio
+async def test_connections_past_the_limit_are_refused_clearly(wy: Server) -> None:
+    held = []
+    deadline = asyncio.get_running_loop().time() + 20
+    while len(held) < MAX_CONNECTIONS:  # each one admitted: it answers describe with info
+        c = client(wy)
+        await c.connect()
+        await c.write_event(Describe().event())
+        if (await read(c)).type == "info":
+            held.append(c)
+            continue
+        await c.disconnect()  # an earlier test's connection is still being released
+        assert asyncio.get_running_loop().time() < deadline, "slots never came free"
+        await asyncio.sleep(0.05)
+    try:
+        async with client(wy) as extra:
+            await extra.write_event(Describe().event())
+            event = await read(extra)
+            assert event.type == "error" and event.data["code"] == "too_many_connections"
+            assert str(MAX_CONNECTIONS) in event.data["text"]
+    finally:
+        for c in held:
+            await c.disconnect()
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:  # room again, once the server has seen the disconnects
+        async with client(wy) as c:
+            await c.write_event(Describe().event())
+            if (await read(c)).type == "info":
+                break
+        assert asyncio.get_running_loop().time() < deadline, "no room after disconnects"
+        await asyncio.sleep(0.05)
+
+
+# -- load ----------------------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_eight_wyoming_clients_and_http_clients_at_once(
+        wy: Server, recognizer: Recognizer) -> None:
+    # voices pocketsphinx's default model understands for these sentences (it struggles
+    # with espeak's male variants), still eight distinct requests with their own text
+    voices = ["alloy", "nova", "marin", "sage", "cedar", "ballad", "shimmer", "alloy"]
+
+    async def over_wyoming(i: int) -> tuple[str, bytes, int]:
+        start, pcm = await synthesize(wy, SENTENCES[i].capitalize() + ".", name=voices[i])
+        return SENTENCES[i], pcm, start.rate
+
+    async def over_http(http: httpx.AsyncClient, i: int) -> tuple[str, bytes, int]:
+        r = await http.post(f"{wy.url}/v1/audio/speech", json={
+            "model": "tts-1", "voice": "nova", "input": SENTENCES[i].capitalize() + ".",
+            "response_format": "pcm"})
+        assert r.status_code == 200, r.text
+        return SENTENCES[i], r.content, 24000
+
+    async with httpx.AsyncClient(timeout=60) as http:
+        results = await asyncio.gather(*[over_wyoming(i) for i in range(8)],
+                                       over_http(http, 8), over_http(http, 9))
+    for sentence, pcm, rate in results:
+        assert len(pcm) % 2 == 0 and len(pcm) / 2 / rate > 1.0
+        assert recognizer.which(pcm, "pcm", pcm_rate=rate) == sentence
+
+
+# -- keys, zeroconf, refusal -------------------------------------------------------
+
+def orate(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orate.cli", *args], capture_output=True,
+                          text=True, timeout=60,
+                          env={**os.environ, "ORATE_DATA_DIR": str(data_dir)})
+
+
+def test_beyond_loopback_needs_a_bound_key(tmp_path: Path) -> None:
+    done = orate(tmp_path, "serve", "--port", str(free_port()), "--wyoming",
+                 "tcp://0.0.0.0:10299")
+    assert done.returncode == 2
+    assert "ORATE_WYOMING_KEY" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A listener bound to a key with a small quota, announced over zeroconf (loopback)."""
+    data = tmp_path_factory.mktemp("wy-keyed")
+    made = orate(data, "keys", "create", "--name", "house", "--quota-chars", "60")
+    assert made.returncode == 0, made.stderr
+    port = free_port()
+    srv = Server(data, workers=1, env={"ORATE_WYOMING_KEY": "house",
+                                       "ORATE_WYOMING_ZEROCONF_NAME": f"orate-test-{port}"},
+                 args=["--wyoming", f"tcp://127.0.0.1:{port}", "--zeroconf"])
+    srv.wyoming_port = port  # type: ignore[attr-defined]
+    srv.secret = made.stdout.strip()  # type: ignore[attr-defined]
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.asyncio
+async def test_bound_key_quota_and_history(keyed: Server) -> None:
+    start, pcm = await synthesize(keyed, "The key pays for this.", name="alloy")
+    assert len(pcm) > start.rate // 2
+    async with client(keyed) as c:
+        await c.write_event(Synthesize("x" * 80, voice=SynthesizeVoice(name="alloy")).event())
+        error = await read(c)
+        assert error.type == "error" and error.data["code"] == "quota_exceeded"
+    async with httpx.AsyncClient(timeout=10) as http:
+        history = (await http.get(f"{keyed.url}/v1/history", headers={
+            "Authorization": f"Bearer {keyed.secret}"})).json()  # type: ignore[attr-defined]
+    rows = history["data"]
+    assert any(r.get("dialect") == "wyoming" and "key pays" in r.get("text", "")
+               for r in rows), history
+
+
+@pytest.mark.asyncio
+async def test_zeroconf_announces_the_listener(keyed: Server) -> None:
+    from zeroconf import IPVersion
+    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
+    zc = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+    try:
+        name = f"orate-test-{keyed.wyoming_port}._wyoming._tcp.local."  # type: ignore[attr-defined]
+        info = AsyncServiceInfo("_wyoming._tcp.local.", name)
+        assert await info.async_request(zc.zeroconf, 5000), "not announced"
+        assert info.port == keyed.wyoming_port  # type: ignore[attr-defined]
+        assert info.parsed_addresses() == ["127.0.0.1"]
+    finally:
+        await zc.async_close()
+
+
+@pytest.mark.asyncio
+async def test_revoking_the_bound_key_stops_the_listener(keyed: Server) -> None:
+    done = await asyncio.to_thread(orate, keyed.data_dir, "keys", "revoke", "house")
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 10  # keys are cached for 2 s
+    while True:
+        async with client(keyed) as c:
+            await c.write_event(Synthesize("Hello.", voice=SynthesizeVoice(name="alloy")).event())
+            event = await read(c)
+        if event.type == "error":
+            assert event.data["code"] == "invalid_api_key", event.data
+            break
+        assert time.monotonic() < deadline, "a revoked key kept working"
+        await asyncio.sleep(0.5)
