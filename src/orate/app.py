@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     errors.install(app)
     app.add_middleware(Guard, max_body=settings.max_body_bytes, metrics=metrics,
+                       auth=settings.auth,
                        keys=lambda: getattr(getattr(app.state, "library", None), "keys", None))
     app.add_middleware(CollapseSlashes)
     app.include_router(openai.router)
@@ -102,15 +103,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              responses=documented(503))
     async def readyz() -> JSONResponse:
         pool: EnginePool = app.state.pool
-        checks = {"engines": len(pool.pids()) == pool.size, "database": False}
+        library: Library = app.state.library
+        checks: dict[str, bool] = {"engines": len(pool.pids()) == pool.size,
+                                   "database": False, "storage": False}
+        reasons: dict[str, str] = {}
         try:
-            async with app.state.library.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            # a real table, not SELECT 1: a corrupted file still answers SELECT 1
+            async with library.engine.connect() as conn:
+                await conn.execute(text("SELECT version_num FROM alembic_version"))
+                await conn.execute(text("SELECT count(*) FROM api_keys"))
             checks["database"] = True
         except Exception as exc:  # report, don't raise: this is what the probe is for
-            log.warning("readiness: database unreachable: %s", exc)
+            reasons["database"] = str(exc).splitlines()[0][:200]
+            log.warning("readiness: database unusable: %s", reasons["database"])
+        problem = await library.blobs.probe()
+        checks["storage"] = problem is None
+        if problem is not None:
+            reasons["storage"] = problem
         ready = all(checks.values())
-        return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+        body: dict[str, object] = {"ready": ready, **checks}
+        if reasons:
+            body["reasons"] = reasons
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (admin keys only)",
              responses={200: {"description": "Prometheus text format",
@@ -120,5 +134,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not is_admin(request):
             raise ApiError(404, "not_found", "no route GET /metrics")
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.api_route("/metrics", methods=["HEAD", "OPTIONS", "POST", "PUT", "PATCH",
+                                                "DELETE"],
+                   include_in_schema=False)
+    async def metrics_other(request: Request) -> Response:
+        # hidden from non-admins for every method alike (a 405 would reveal the route)
+        if not is_admin(request):
+            raise ApiError(404, "not_found", f"no route {request.method} /metrics")
+        raise ApiError(405, "method_not_allowed", f"{request.method} /metrics is not "
+                       "supported; use GET", headers={"Allow": "GET"})
 
     return app

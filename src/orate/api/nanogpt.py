@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.errors import ApiError, audio_response, documented
+from orate.api.errors import ApiError, audio_response, documented, fields
 from orate.api.files import library_of
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import audio_bytes, primed
@@ -115,7 +115,8 @@ async def tts(body: TtsBody, request: Request) -> Response:
     limit = settings.max_job_chars if asynchronous else settings.async_threshold_chars
     probe_req.max_chars = limit
     ctx = context(request, "nanogpt")
-    plan = await pipeline.plan(probe_req, ctx)  # validates voice, text, format before 202
+    with fields({"input": "text", "description": "instructions"}):
+        plan = await pipeline.plan(probe_req, ctx)  # validates voice, text, format before 202
     cost = lib.price(model.id).cost(plan.characters, 0.0)
     if asynchronous:
         job = await lib.jobs.submit(owner=owner, dialect="nanogpt", model=model.id,

@@ -28,10 +28,16 @@ from orate.library.models import CacheEntry
 log = logging.getLogger("orate.library")
 
 
-def cache_key(job: Any, engine_versions: dict[str, str]) -> str:
-    """SHA-256 of the render job (text, voices, speeds, format, rate…) and engine versions."""
-    payload = json.dumps({"job": asdict(job), "engines": engine_versions}, sort_keys=True,
-                         default=sorted)
+def cache_key(job: Any, engine_versions: dict[str, str], scope: str | None = None) -> str:
+    """SHA-256 of the render job (text, voices, speeds, format, rate…) and engine versions.
+
+    ``scope`` (the owner) keeps entries apart per API key: a hit would otherwise tell
+    one key what another key had said. None shares entries between everyone.
+    """
+    body: dict[str, Any] = {"job": asdict(job), "engines": engine_versions}
+    if scope is not None:
+        body["scope"] = scope
+    payload = json.dumps(body, sort_keys=True, default=sorted)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
