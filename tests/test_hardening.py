@@ -321,11 +321,20 @@ def test_cache_is_per_key_and_its_routes_are_admin_only(keyed: Server) -> None:
 # -- 8. read-your-writes ------------------------------------------------------------------
 
 def test_history_lists_a_generation_as_soon_as_its_response_ends(plain: Server) -> None:
-    for n in range(15):
-        r = speak(plain, text=f"Listed right away, take {n}.")
-        gen = r.headers["x-orate-generation-id"]
-        listed = httpx.get(f"{plain.url}/v1/history", params={"limit": 5}).json()["data"]
-        assert gen in [g["id"] for g in listed], n
+    text = "Listed right away, as soon as the response has ended. " * 12  # ~1 MB of wav
+
+    def speak_then_list(n: int) -> bool:
+        with httpx.Client(base_url=plain.url, timeout=60) as client:
+            r = client.post("/v1/audio/speech", json={
+                "model": "tts-1", "voice": "alloy", "input": f"Take {n}. {text}",
+                "response_format": "wav"})
+            gen = r.headers["x-orate-generation-id"]
+            listed = client.get("/v1/history", params={"limit": 50}).json()["data"]
+            return gen in [g["id"] for g in listed]
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        seen = list(pool.map(speak_then_list, range(12)))
+    assert all(seen), seen
 
 
 # -- 10. a 4xx for malformed input, never a 500 -------------------------------------------
