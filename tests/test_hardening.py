@@ -219,6 +219,7 @@ def test_history_spools_to_disk_and_survives_a_crash(tmp_path: Path) -> None:
             gen = r.headers["x-orate-generation-id"]
             until(lambda: spool.exists() and gen in spool.read_text(), timeout=30,
                   what="the spooled row")
+            assert gen in _history_ids(srv)  # listed from the spool meanwhile
             srv.proc.send_signal(signal.SIGKILL)  # crash before the database is back
             srv.proc.wait(30)
             srv.log.close()

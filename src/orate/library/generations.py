@@ -38,6 +38,11 @@ log = logging.getLogger("orate.library")
 BATCH = 200
 
 
+def _utc(stamp: datetime) -> datetime:
+    """Aware UTC (SQLite hands back naive datetimes, which are UTC here)."""
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
 def text_ok(value: str) -> bool:
     """Whether a caller's string can reach the database (lone surrogates cannot be
     encoded, so no stored id or name can contain one: treat it as not found)."""
@@ -293,6 +298,18 @@ class GenerationStore:
 
     async def list(self, owner: str | None, limit: int, before: datetime | None = None,
                    offset: int = 0) -> tuple[list[Generation], int]:
+        spooled = [Generation(**v) for v in self.spooled.values()
+                   if (owner is None or v["owner"] == owner)
+                   and (before is None or _utc(v["created_at"]) < _utc(before))]
+        if spooled:  # not in the database yet, but promised: list them with the rest
+            rows, total = await self._list(owner, offset + limit + len(spooled), before, 0)
+            merged = sorted([*rows, *spooled], key=lambda r: (_utc(r.created_at), r.id),
+                            reverse=True)
+            return merged[offset:offset + limit], total + len(spooled)
+        return await self._list(owner, limit, before, offset)
+
+    async def _list(self, owner: str | None, limit: int, before: datetime | None,
+                    offset: int) -> tuple[list[Generation], int]:
         async with self._sessions() as session:
             query = select(Generation)
             count = select(func.count()).select_from(Generation)
@@ -307,10 +324,14 @@ class GenerationStore:
         return list(rows), int(total)
 
     async def delete(self, gen_id: str, owner: str | None) -> bool:
+        if not text_ok(gen_id):
+            return False
         rec = self.pending.get(gen_id)
         if rec is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(rec.done)
+        if gen_id in self.spooled:
+            await self.replay()  # into the database first, so the delete is not undone
         async with self._sessions() as session, session.begin():
             row = await session.get(Generation, gen_id)
             if row is None or (owner is not None and row.owner != owner):
