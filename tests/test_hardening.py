@@ -435,3 +435,36 @@ def test_errors_name_the_dialects_fields_and_do_not_echo_huge_values(plain: Serv
     assert len(huge.content) < 3000 and huge.json()["error"]["param"] == "voice"
     nano = httpx.post(f"{plain.url}/api/tts", json={"text": "Hi.", "voice": "v" * 100_000})
     assert nano.status_code == 400 and len(nano.content) < 3000
+
+
+POSTGRES = os.environ.get("ORATE_TEST_POSTGRES_URL")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="set ORATE_TEST_POSTGRES_URL to a PostgreSQL database "
+                    "(.ci/run installs and starts one)")
+def test_quota_reservations_hold_across_two_servers_on_postgresql(tmp_path: Path) -> None:
+    """Two processes sharing one PostgreSQL: the conditional UPDATE still admits one."""
+    env = {"ORATE_DATABASE_URL": POSTGRES or ""}
+    name = f"pg-quota-{os.getpid()}"
+    result = subprocess.run([*ORATE, "keys", "create", "--name", name, "--quota-chars", "100"],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "ORATE_DATA_DIR": str(tmp_path), **env})
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    servers = [Server(tmp_path / "a", workers=1, env=env),
+               Server(tmp_path / "b", workers=1, env=env)]
+    try:
+        text = "Sixty characters of text to be spoken by the server, please."
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            codes = list(pool.map(lambda n: speak(servers[n % 2], key, text).status_code,
+                                  range(10)))
+        assert sorted(codes) == [200] + [429] * 9, codes
+    finally:
+        for srv in servers:
+            srv.stop()
+        # leave the shared database as other tests expect it: no keys, auth off
+        for args in (["keys", "revoke", name], ["keys", "open", "--yes"]):
+            subprocess.run([*ORATE, *args], capture_output=True, timeout=60,
+                           env={**os.environ, "ORATE_DATA_DIR": str(tmp_path), **env})
