@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="orate", version=__version__, lifespan=lifespan, redirect_slashes=False,
-                  responses=documented(401, 413, 429, 503),
+                  responses=documented(401, 413, 429, 503, 507),
                   description="Self-hosted text-to-speech speaking the OpenAI, Hume and nano-gpt "
                   "wire dialects.")
     app.state.settings = settings

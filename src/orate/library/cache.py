@@ -23,6 +23,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orate.library.blobs import BlobStore
+from orate.library.db import DB_ERRORS
 from orate.library.models import CacheEntry
 
 log = logging.getLogger("orate.library")
@@ -183,6 +184,12 @@ class SpeechCache:
                 for key, n in touched.items():
                     await session.execute(update(CacheEntry).where(CacheEntry.key == key)
                                           .values(hits=CacheEntry.hits + n, last_used_at=now))
+        except DB_ERRORS as exc:
+            # locked or unreachable: keep the counts for the next flush (they only order
+            # eviction, so late is fine)
+            for key, n in touched.items():
+                self._touched[key] = self._touched.get(key, 0) + n
+            log.warning("could not record cache use yet: %s", str(exc).splitlines()[0][:200])
         except Exception:
             log.exception("could not record cache use")
 

@@ -72,7 +72,14 @@ class JobRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), min(IDLE_POLL, lease / 3))
                 continue
-            await self._run(job)
+            try:
+                await self._run(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # recording the outcome failed (the database went away): keep the runner
+                # alive; the job's lease runs out and it is taken again
+                log.exception("job %s: could not record its outcome", job.id)
 
     async def _run(self, job: Job) -> None:
         lease = self.settings.job_lease_seconds
