@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from orate.library.blobs import BlobStore
 from orate.library.db import DB_ERRORS
@@ -95,6 +95,7 @@ class GenerationStore:
         self.retry_seconds = retry_seconds
         self._writer: asyncio.Task[None] | None = None
         self._replayer: asyncio.Task[None] | None = None
+        self._spool_lock = asyncio.Lock()  # appends and rewrites of the file never interleave
 
     def start(self) -> None:
         self._load_spool()
@@ -195,7 +196,8 @@ class GenerationStore:
                 elif time.monotonic() + delay >= deadline:
                     log.warning("database unavailable (%s); spooling %d generations to %s",
                                 exc.__class__.__name__, len(rows), self.spool_path)
-                    await asyncio.to_thread(self._spool, rows)
+                    async with self._spool_lock:
+                        await asyncio.to_thread(self._spool, rows)
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -233,20 +235,32 @@ class GenerationStore:
             log.info("history spool: %d generations to replay", len(self.spooled))
 
     async def replay(self) -> int:
-        """Move spooled rows into the database; the file is emptied once they are in."""
+        """Move spooled rows into the database; the file is rewritten without them.
+
+        Stops at the first sign the database is still unavailable; a row the database
+        refuses for itself (bad data) stays in the spool, logged, without blocking others.
+        """
         if not self.spooled or self.spool_path is None:
             return 0
-        rows = list(self.spooled.values())
-        try:
-            await self._insert_each(rows)
-        except DB_ERRORS:
-            return 0
-        for values in rows:
+        moved = 0
+        for values in list(self.spooled.values()):
+            try:
+                async with self._sessions() as session, session.begin():
+                    await session.execute(insert(Generation), [values])
+            except IntegrityError:
+                pass  # already there (written before a crash emptied the spool)
+            except (OperationalError, InterfaceError):
+                break  # still locked or unreachable: try again later
+            except DB_ERRORS as exc:
+                log.error("history spool: row %s refused: %s", values["id"], exc)
+                continue
             self.spooled.pop(values["id"], None)
-        remaining = list(self.spooled.values())
+            moved += 1
+        if not moved:
+            return 0
         tmp = self.spool_path.with_suffix(".tmp")
 
-        def rewrite() -> None:
+        def rewrite(remaining: list[dict[str, Any]]) -> None:
             with open(tmp, "w", encoding="utf-8") as f:
                 for values in remaining:
                     f.write(_to_json(values) + "\n")
@@ -254,9 +268,11 @@ class GenerationStore:
                 os.fsync(f.fileno())
             os.replace(tmp, self.spool_path)  # type: ignore[arg-type]
 
-        await asyncio.to_thread(rewrite)
-        log.info("history spool: replayed %d generations", len(rows))
-        return len(rows)
+        async with self._spool_lock:
+            # what is left, with any rows appended while this replay ran
+            await asyncio.to_thread(rewrite, list(self.spooled.values()))
+        log.info("history spool: replayed %d generations", moved)
+        return moved
 
     async def _replay_loop(self) -> None:
         while True:
