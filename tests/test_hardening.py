@@ -468,3 +468,38 @@ def test_quota_reservations_hold_across_two_servers_on_postgresql(tmp_path: Path
         for args in (["keys", "revoke", name], ["keys", "open", "--yes"]):
             subprocess.run([*ORATE, *args], capture_output=True, timeout=60,
                            env={**os.environ, "ORATE_DATA_DIR": str(tmp_path), **env})
+
+
+def test_reservation_settles_and_releases(tmp_path: Path) -> None:
+    """The one call every streaming input uses: reserve, then settle what was spoken."""
+    import asyncio
+
+    from orate.config import Settings
+    from orate.library.keys import QuotaExceeded
+    from orate.library.library import Library
+
+    async def scenario() -> list[int]:
+        lib = await Library.open(Settings(data_dir=tmp_path), background=False)
+        try:
+            info, _ = await lib.keys.create("q", quota_chars=100)
+
+            async def used() -> int:
+                return next(k["used_chars"] for k in await lib.keys.list())
+
+            seen = []
+            first = await lib.keys.reserve(info.id, 60)
+            with pytest.raises(QuotaExceeded) as refused:
+                await lib.keys.reserve(info.id, 50)
+            assert refused.value.left == 40
+            await first.settle(30)  # only 30 were spoken: 30 come back
+            seen.append(await used())
+            second = await lib.keys.reserve(info.id, 50)
+            seen.append(await used())
+            await second.release()
+            await second.release()  # settled once only
+            seen.append(await used())
+            return seen
+        finally:
+            await lib.close()
+
+    assert asyncio.run(scenario()) == [30, 80, 30]
