@@ -190,6 +190,7 @@ def test_locked_database_loses_no_history_and_refuses_writes_with_503(tmp_path: 
             spoken = speak(srv, text="Spoken while the database is locked.")
             assert spoken.status_code == 200
             gen = spoken.headers["x-orate-generation-id"]
+            assert gen in _history_ids(srv)  # listed while its write waits for the lock
             voice = httpx.post(f"{srv.url}/v1/voices", json={
                 "name": "locked-out", "params": {"voice": "en-gb"}}, timeout=60)
             assert voice.status_code == 503 and voice.headers["retry-after"]

@@ -27,7 +27,8 @@ from orate.speech.pipeline import Pipeline
 
 router = APIRouter(tags=["library"], responses=documented(400, 404, 409))
 MAX_OFFSET = 1 << 31  # paging deeper than this is a mistake (and overflows 64-bit SQL)
-FLUSH_WAIT = 5.0  # seconds a history listing waits for the caller's records in flight
+FLUSH_WAIT = 2.0  # seconds a listing waits for the caller's records to be written (then lists
+#                  them from memory)
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -46,7 +47,9 @@ def require_admin(request: Request) -> None:
 
 
 def generation_json(row: Generation, request: Request) -> dict[str, Any]:
-    audio_url = str(request.url_for("get_file", gen_id=row.id)) if row.blob_key else None
+    # a record whose audio could not be stored keeps its URL: it answers 410 with the reason
+    audio_url = str(request.url_for("get_file", gen_id=row.id)) \
+        if row.blob_key or row.audio_error else None
     return {
         "id": row.id, "object": "generation", "created_at": row.created_at.isoformat(),
         "dialect": row.dialect, "model": row.model, "engine": row.engine, "voice": row.voice,
@@ -54,7 +57,7 @@ def generation_json(row: Generation, request: Request) -> dict[str, Any]:
         "speed": row.speed, "format": row.format, "content_type": row.content_type,
         "sample_rate": row.sample_rate, "duration": round(row.duration, 4), "bytes": row.bytes,
         "cost": row.cost, "currency": row.currency, "cache_hit": row.cache_hit,
-        "audio_url": audio_url,
+        "audio_url": audio_url, "audio_error": row.audio_error,
     }
 
 

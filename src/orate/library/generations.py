@@ -314,15 +314,19 @@ class GenerationStore:
 
     async def list(self, owner: str | None, limit: int, before: datetime | None = None,
                    offset: int = 0) -> tuple[list[Generation], int]:
-        spooled = [Generation(**v) for v in self.spooled.values()
-                   if (owner is None or v["owner"] == owner)
-                   and (before is None or _utc(v["created_at"]) < _utc(before))]
-        if spooled:  # not in the database yet, but promised: list them with the rest
-            rows, total = await self._list(owner, offset + limit + len(spooled), before, 0)
-            merged = sorted([*rows, *spooled], key=lambda r: (_utc(r.created_at), r.id),
-                            reverse=True)
-            return merged[offset:offset + limit], total + len(spooled)
-        return await self._list(owner, limit, before, offset)
+        # not in the database yet (queued, retrying, or spooled) but promised: list them too
+        waiting = [*(r.values for r in self.pending.values()), *self.spooled.values()]
+        extra = {v["id"]: v for v in waiting
+                 if (owner is None or v["owner"] == owner)
+                 and (before is None or _utc(v["created_at"]) < _utc(before))}
+        if not extra:
+            return await self._list(owner, limit, before, offset)
+        rows, total = await self._list(owner, offset + limit + len(extra), before, 0)
+        stored = {r.id for r in rows}
+        missing = [Generation(**v) for gid, v in extra.items() if gid not in stored]
+        merged = sorted([*rows, *missing], key=lambda r: (_utc(r.created_at), r.id),
+                        reverse=True)
+        return merged[offset:offset + limit], total + len(missing)
 
     async def _list(self, owner: str | None, limit: int, before: datetime | None,
                     offset: int) -> tuple[list[Generation], int]:
