@@ -300,6 +300,32 @@ def test_full_disk_keeps_the_record_answers_410_and_refuses_new_work(tmp_path: P
             srv.stop()
 
 
+def test_a_blob_the_os_refuses_keeps_its_record_without_root(tmp_path: Path) -> None:
+    """The portable variant: a file size limit (RLIMIT_FSIZE) on the server process makes
+    the OS refuse the large blob (EFBIG; Python ignores SIGXFSZ), as a full disk would."""
+    import resource
+
+    srv = Server(tmp_path, workers=1, env={"ORATE_CACHE_ENABLED": "false"})
+    try:
+        assert speak(srv, text="Stored before the limit.").status_code == 200
+        limit = 1 << 20  # the database and log stay far below it; a long wav does not
+        resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE, (limit, limit))
+        lost = speak(srv, text=LONG)
+        assert lost.status_code == 200 and len(lost.content) > limit
+        gen = lost.headers["x-orate-generation-id"]
+        gone = until(lambda: (r := httpx.get(f"{srv.url}/v1/audio/files/{gen}"))
+                     .status_code == 410 and r, what="410 for the unstored audio")
+        assert "too large" in gone.json()["error"]["message"].lower()
+        record = httpx.get(f"{srv.url}/v1/history/{gen}").json()
+        assert record["audio_error"] and record["audio_url"]
+        assert httpx.get(f"{srv.url}/v1/usage").json()["total"]["requests"] == 2
+        # the store works again for small files: after a probe, new work is taken
+        until(lambda: speak(srv, text="Small enough.").status_code == 200,
+              what="new work accepted once a probe write succeeds")
+    finally:
+        srv.stop()
+
+
 # -- 7. cache per owner, admin routes -----------------------------------------------------
 
 def test_cache_is_per_key_and_its_routes_are_admin_only(keyed: Server) -> None:
