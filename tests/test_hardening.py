@@ -441,6 +441,7 @@ def test_nothing_to_say_is_missing_input_everywhere(plain: Server) -> None:
         assert r.status_code == 400 and r.json()["error"]["code"] == "missing_input", text
     nano = httpx.post(f"{plain.url}/api/tts", json={"text": "\u200b\u200b"})
     assert nano.status_code == 400 and nano.json()["error"]["param"] == "text"
+    assert nano.json()["error"]["code"] == "missing_text"  # as for an empty text
     hume = httpx.post(f"{plain.url}/v0/tts", json={"utterances": [{"text": "\u200b"}]})
     assert hume.status_code == 400
 

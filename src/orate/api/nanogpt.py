@@ -22,7 +22,7 @@ from orate.api.streaming import audio_bytes, primed
 from orate.audio.formats import FORMATS
 from orate.engines.base import VoiceParams
 from orate.library.jobs import COMPLETED, FAILED, PENDING
-from orate.speech.pipeline import Pipeline, SpeechRequest, Utterance
+from orate.speech.pipeline import Pipeline, SpeechError, SpeechRequest, Utterance
 from orate.speech.types import request_to_dict
 
 router = APIRouter(tags=["nano-gpt"], responses=documented(400, 404, 413, 502))
@@ -115,8 +115,14 @@ async def tts(body: TtsBody, request: Request) -> Response:
     limit = settings.max_job_chars if asynchronous else settings.async_threshold_chars
     probe_req.max_chars = limit
     ctx = context(request, "nanogpt")
-    with fields({"input": "text", "description": "instructions"}):
-        plan = await pipeline.plan(probe_req, ctx)  # validates voice, text, format before 202
+    try:
+        with fields({"input": "text", "description": "instructions"}):
+            plan = await pipeline.plan(probe_req, ctx)  # validates all before a 202
+    except SpeechError as exc:
+        if exc.code == "missing_input":  # nothing speakable: as an empty text is answered
+            raise ApiError(400, "missing_text", "text has nothing to speak (only spaces, "
+                           "punctuation or invisible characters)", "text") from None
+        raise
     cost = lib.price(model.id).cost(plan.characters, 0.0)
     if asynchronous:
         job = await lib.jobs.submit(owner=owner, dialect="nanogpt", model=model.id,
