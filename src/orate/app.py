@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # (served under DOCS_ASSETS), not from a CDN: an air-gapped server keeps its docs.
     app = FastAPIOffline(title="orate", version=__version__, lifespan=lifespan,
                          redirect_slashes=False, static_url=DOCS_ASSETS,
-                         responses=documented(401, 413, 429, 503),
+                         responses=documented(401, 413, 429, 503, 507),
                          description="Self-hosted text-to-speech speaking the OpenAI, Hume, "
                          "nano-gpt and ElevenLabs wire dialects.")
     app.state.settings = settings
@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limits = KeyLimits()  # one per process: HTTP and Wyoming count against the same keys
     app.add_middleware(Guard, max_body=settings.max_body_bytes, metrics=metrics,
                        keys=lambda: getattr(getattr(app.state, "library", None), "keys", None),
-                       limits=limits)
+                       limits=limits, auth=settings.auth)
     app.add_middleware(JsonBodies)
     app.add_middleware(elevenlabs.ElevenLabsDispatch)  # before the guard: its errors follow
     app.add_middleware(CollapseSlashes)
@@ -137,15 +137,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              responses=documented(503))
     async def readyz() -> JSONResponse:
         pool: EnginePool = app.state.pool
-        checks = {"engines": len(pool.pids()) == pool.size, "database": False}
+        library: Library = app.state.library
+        checks: dict[str, bool] = {"engines": len(pool.pids()) == pool.size,
+                                   "database": False, "storage": False}
+        reasons: dict[str, str] = {}
         try:
-            async with app.state.library.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            # a real table, not SELECT 1: a corrupted file still answers SELECT 1
+            async with library.engine.connect() as conn:
+                await conn.execute(text("SELECT version_num FROM alembic_version"))
+                await conn.execute(text("SELECT count(*) FROM api_keys"))
             checks["database"] = True
         except Exception as exc:  # report, don't raise: this is what the probe is for
-            log.warning("readiness: database unreachable: %s", exc)
+            reasons["database"] = str(exc).splitlines()[0][:200]
+            log.warning("readiness: database unusable: %s", reasons["database"])
+        problem = await library.blobs.probe()
+        checks["storage"] = problem is None
+        if problem is not None:
+            reasons["storage"] = problem
         ready = all(checks.values())
-        return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+        body: dict[str, object] = {"ready": ready, **checks}
+        if reasons:
+            body["reasons"] = reasons
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (admin keys only)",
              responses={200: {"description": "Prometheus text format",
@@ -155,5 +168,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not is_admin(request):
             raise ApiError(404, "not_found", "no route GET /metrics")
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.api_route("/metrics", methods=["HEAD", "OPTIONS", "POST", "PUT", "PATCH",
+                                                "DELETE"],
+                   include_in_schema=False)
+    async def metrics_other(request: Request) -> Response:
+        # hidden from non-admins for every method alike (a 405 would reveal the route)
+        if not is_admin(request):
+            raise ApiError(404, "not_found", f"no route {request.method} /metrics")
+        raise ApiError(405, "method_not_allowed", f"{request.method} /metrics is not "
+                       "supported; use GET", headers={"Allow": "GET"})
 
     return app

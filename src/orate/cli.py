@@ -66,7 +66,7 @@ def serve(
         loopback = settings.host == "localhost"
     if not loopback:
         async def count(lib):  # type: ignore[no-untyped-def]
-            return await lib.keys.any_active()
+            return await lib.keys.auth_required(settings.auth)
 
         if not _with_library(count):
             if not insecure:
@@ -137,8 +137,9 @@ class RedactKeys:
         return True
 
 
-keys_app = typer.Typer(help="API keys: when any exists, every route but /healthz and "
-                       "/readyz needs one.", add_completion=False, no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: once the first is created, every route but /healthz "
+                       "and /readyz needs one, until `orate keys open --yes`.",
+                       add_completion=False, no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
@@ -210,6 +211,23 @@ def keys_revoke(ref: Annotated[str, typer.Argument(help="key id, name or prefix"
     if not _with_library(work):
         _fail(f"no live key {ref!r}")
     err.print(f"revoked {ref}")
+
+
+@keys_app.command("open")
+def keys_open(yes: Annotated[bool, typer.Option("--yes", help="yes, serve without keys")]
+              = False) -> None:
+    """Turn auth off: anyone who can reach the server may use it. Only once every key is
+    revoked (revoking the last key alone keeps the server locked)."""
+    if not yes:
+        _fail("this lets anyone who can reach the server use it; confirm with --yes")
+
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return await lib.keys.open_auth()
+
+    live = _with_library(work)
+    if live:
+        _fail(f"{live} live keys remain; revoke them first (`orate keys revoke NAME`)")
+    err.print("auth is off: requests need no key (within two seconds on a running server)")
 
 
 @app.command()

@@ -23,15 +23,22 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orate.library.blobs import BlobStore
+from orate.library.db import DB_ERRORS
 from orate.library.models import CacheEntry
 
 log = logging.getLogger("orate.library")
 
 
-def cache_key(job: Any, engine_versions: dict[str, str]) -> str:
-    """SHA-256 of the render job (text, voices, speeds, format, rate…) and engine versions."""
-    payload = json.dumps({"job": asdict(job), "engines": engine_versions}, sort_keys=True,
-                         default=sorted)
+def cache_key(job: Any, engine_versions: dict[str, str], scope: str | None = None) -> str:
+    """SHA-256 of the render job (text, voices, speeds, format, rate…) and engine versions.
+
+    ``scope`` (the owner) keeps entries apart per API key: a hit would otherwise tell
+    one key what another key had said. None shares entries between everyone.
+    """
+    body: dict[str, Any] = {"job": asdict(job), "engines": engine_versions}
+    if scope is not None:
+        body["scope"] = scope
+    payload = json.dumps(body, sort_keys=True, default=sorted)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -177,6 +184,12 @@ class SpeechCache:
                 for key, n in touched.items():
                     await session.execute(update(CacheEntry).where(CacheEntry.key == key)
                                           .values(hits=CacheEntry.hits + n, last_used_at=now))
+        except DB_ERRORS as exc:
+            # locked or unreachable: keep the counts for the next flush (they only order
+            # eviction, so late is fine)
+            for key, n in touched.items():
+                self._touched[key] = self._touched.get(key, 0) + n
+            log.warning("could not record cache use yet: %s", str(exc).splitlines()[0][:200])
         except Exception:
             log.exception("could not record cache use")
 

@@ -33,7 +33,9 @@ class Library:
         self.engine = make_engine(settings.resolved_database_url())
         self.sessions = sessions(self.engine)
         self.blobs = BlobStore(settings.resolved_blob_url(), s3_endpoint=settings.s3_endpoint)
-        self.generations = GenerationStore(self.sessions, self.blobs)
+        self.generations = GenerationStore(
+            self.sessions, self.blobs, spool=settings.data_dir / "spool" / "generations.jsonl",
+            retry_seconds=settings.db_retry_seconds)
         self.cache = SpeechCache(self.sessions, self.blobs, max_bytes=settings.cache_max_bytes,
                                  memory_bytes=settings.cache_memory_bytes)
         self.cache.on_evict = self.generations.release_blob

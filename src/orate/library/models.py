@@ -43,6 +43,9 @@ class Generation(Base):
     blob_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: why the audio is not stored although it was meant to be (disk full, store down):
+    #: the record is kept and its audio URL answers 410 with this reason
+    audio_error: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
     __table_args__ = (
         Index("ix_generations_owner_created", "owner", "created_at"),
@@ -138,3 +141,12 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
                                                         nullable=True)
+
+
+class ServerState(Base):
+    """Small facts the server must remember across restarts (``auth`` = ``on``/``off``)."""
+
+    __tablename__ = "server_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
