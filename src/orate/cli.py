@@ -13,18 +13,44 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from orate.audio.formats import FORMATS, format_for_extension
+from orate.cli_tables import Column, field, show
 from orate.config import Settings
 
 app = typer.Typer(help="orate: a self-hosted text-to-speech server.", no_args_is_help=True,
-                  add_completion=False)
+                  add_completion=False,
+                  # a crash must not print local variables: `keys create` holds a secret
+                  pretty_exceptions_show_locals=False)
 err = Console(stderr=True)
 
 
+JSON_OPTION = typer.Option("--json", help="print JSON (every field, for scripts)")
+WIDE_OPTION = typer.Option("--wide", help="every column in full, however wide")
+
+
+def _settings(**overrides: object) -> Settings:
+    """Settings from the environment (and ``orate serve``'s flags); a bad value is a
+    one-line error naming the variable, not a pydantic traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            name = str(e["loc"][0]) if e["loc"] else "?"
+            where = f"--{name.replace('_', '-')}" if name in overrides \
+                else f"ORATE_{name.upper()}"
+            problems.append(f"{where}={e.get('input')!r}: {e['msg']}")
+        _fail("bad setting: " + "; ".join(problems))
+        raise  # unreachable: _fail exits
+
+
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    """Print one line, ``error: …``, and exit 2 (bad input), never a traceback."""
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -46,7 +72,7 @@ def serve(
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers,
                                    "log_level": log_level}.items() if v is not None}
-    settings = Settings(**overrides)
+    settings = _settings(**overrides)
     try:
         loopback = ipaddress.ip_address(settings.host).is_loopback
     except ValueError:
@@ -128,25 +154,28 @@ def keys_create(
     print(secret)
 
 
+KEY_COLUMNS = (
+    Column("id", field("id")),
+    Column("name", field("name"), flex=True),
+    Column("prefix", lambda r: r["prefix"] + "…", 1),
+    Column("revoked", lambda r: "yes" if r["revoked"] else "no", 1),
+    Column("admin", lambda r: "yes" if r["admin"] else "no", 2),
+    Column("used / quota", lambda r: f"{r['used_chars']} / {r['quota_chars'] or '-'}", 2,
+           justify="right"),
+    Column("rate/min", field("rate_per_minute"), 3, justify="right"),
+    Column("concurrency", field("concurrency"), 4, justify="right"),
+)
+
+
 @keys_app.command("list")
-def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def keys_list(as_json: Annotated[bool, JSON_OPTION] = False,
+              wide: Annotated[bool, WIDE_OPTION] = False) -> None:
     """Keys (never their secrets): name, prefix, limits, characters used."""
     async def work(lib):  # type: ignore[no-untyped-def]
         return await lib.keys.list()
 
     rows = _with_library(work)
-    if as_json:
-        print(json.dumps(rows, indent=1))
-        return
-    table = Table(title=f"{len(rows)} keys")
-    for col in ("id", "name", "prefix", "admin", "rate/min", "concurrency", "used / quota",
-                "revoked"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["id"], r["name"], r["prefix"] + "…", str(r["admin"]),
-                      str(r["rate_per_minute"] or "-"), str(r["concurrency"] or "-"),
-                      f"{r['used_chars']} / {r['quota_chars'] or '-'}", str(r["revoked"]))
-    Console().print(table)
+    show(rows, KEY_COLUMNS, title=f"{len(rows)} keys", wide=wide, as_json=as_json)
 
 
 @keys_app.command("revoke")
@@ -172,11 +201,16 @@ def say(
     timestamps: Annotated[Path | None, typer.Option(
         help="also write word and phoneme timestamps to this JSON file")] = None,
 ) -> None:
-    """Synthesize TEXT in this process (no server needed) and write the audio."""
+    """Synthesize TEXT in this process (no server needed) and write the audio.
+
+    Long text is fine: past the per-request limit of the HTTP dialects (4,096
+    characters) it is spoken sentence by sentence into the same file, up to the
+    long-form limit of jobs (ORATE_MAX_JOB_CHARS, 200,000), as a job would be.
+    """
     from orate.engines.catalog import Catalog
     from orate.speech.pipeline import Pipeline, SpeechError, SpeechEvent, SpeechRequest, Utterance
 
-    settings = Settings()
+    settings = _settings()
     if text == "-":
         text = sys.stdin.read()
     to_stdout = output == "-"
@@ -191,13 +225,25 @@ def say(
         model=model or settings.default_model,
         utterances=[Utterance(text, voice or settings.default_voice, speed)], format=fmt,
         timestamps=frozenset({"word", "phoneme"}) if timestamps else frozenset(),
-        whole_file=not to_stdout)
+        whole_file=not to_stdout,
+        # the CLI has no wire limit: the pipeline renders sentence by sentence into one
+        # encoder, so memory stays bounded; the job limit bounds the work up front
+        max_chars=max(settings.max_job_chars, settings.max_input_chars))
     try:
         plan = asyncio.run(pipeline.plan(request))
     except SpeechError as exc:
-        _fail(exc.message)
+        hint = " (raise ORATE_MAX_JOB_CHARS, or split the text)" \
+            if exc.code == "request_too_large" else ""
+        _fail(exc.message + hint)
+    progress = _sentence_progress(len(plan.job.text)) \
+        if len(plan.job.text) > settings.max_input_chars and not to_stdout else None
+    if timestamps is not None and not timestamps.parent.is_dir():
+        _fail(f"--timestamps {timestamps}: no folder {timestamps.parent}")
     stamps: list[dict[str, object]] = []
-    sink = sys.stdout.buffer if to_stdout else open(output, "wb")  # noqa: SIM115
+    try:
+        sink = sys.stdout.buffer if to_stdout else open(output, "wb")  # noqa: SIM115
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror}")
     try:
         def on_event(event: SpeechEvent) -> None:
             if event.kind == "audio":
@@ -206,16 +252,37 @@ def say(
                     sink.flush()
             elif event.kind == "timestamps":
                 stamps.extend(t.to_dict() for t in event.timestamps)
+            elif event.kind == "sentence" and progress is not None:
+                progress.update(progress.task_ids[0], completed=event.info["char_end"])
 
-        stats = pipeline.render_local(plan, on_event)
+        if progress is not None:
+            with progress:
+                stats = pipeline.render_local(plan, on_event)
+        else:
+            stats = pipeline.render_local(plan, on_event)
     finally:
         if not to_stdout:
             sink.close()
     if timestamps:
-        timestamps.write_text(json.dumps(stamps, indent=1, ensure_ascii=False))
+        try:
+            timestamps.write_text(json.dumps(stamps, indent=1, ensure_ascii=False))
+        except OSError as exc:
+            _fail(f"cannot write {timestamps}: {exc.strerror}")
     if not to_stdout:
         err.print(f"wrote {output}: {stats.duration:.2f} s of {fmt} "
                   f"({plan.voices[0].label()})")
+
+
+def _sentence_progress(characters: int):  # type: ignore[no-untyped-def]
+    """A progress bar over characters spoken, for long text on a terminal (else None)."""
+    if not err.is_terminal:
+        return None
+    from rich.progress import BarColumn, Progress, TimeElapsedColumn
+
+    progress = Progress("speaking", BarColumn(), "{task.percentage:>3.0f}%",
+                        TimeElapsedColumn(), console=err, transient=True)
+    progress.add_task("speaking", total=characters)
+    return progress
 
 
 voices_app = typer.Typer(help="Built-in voices, and your saved voices (create, list, rm).",
@@ -232,14 +299,15 @@ def voices(
     language: Annotated[str | None, typer.Option(help="only voices whose language starts so")]
     = None,
     model: Annotated[str | None, typer.Option(help="model id")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+    wide: Annotated[bool, WIDE_OPTION] = False,
 ) -> None:
     """List the built-in voices of a model (the OpenAI names are aliases of these)."""
     if ctx.invoked_subcommand:
         return
     from orate.engines.catalog import OPENAI_VOICES, Catalog
 
-    settings = Settings()
+    settings = _settings()
     catalog = Catalog.from_settings(settings)
     found = catalog.model(model or settings.default_model)
     if found is None:
@@ -249,15 +317,20 @@ def voices(
     if as_json:
         print(json.dumps([v.__dict__ for v in rows], default=list, indent=1))
         return
-    table = Table(title=f"{len(rows)} voices of {found.id}")
-    for col in ("id", "name", "language", "gender"):
-        table.add_column(col)
-    for v in rows:
-        table.add_row(v.id, v.name, v.language, v.gender)
-    Console().print(table)
+    show([v.__dict__ for v in rows], BUILTIN_VOICE_COLUMNS,
+         title=f"{len(rows)} voices of {found.id}", wide=wide)
     if not language:
         aliases = ", ".join(f"{k}={p.label()}" for k, p in OPENAI_VOICES.items())
         Console().print(f"OpenAI names: {aliases}. Add a variant with +, e.g. en-us+f3.")
+
+
+BUILTIN_VOICE_COLUMNS = (
+    Column("id", field("id")),
+    Column("name", field("name"), flex=True),
+    Column("language", field("language")),
+    Column("gender", field("gender"), 1),
+    Column("languages", lambda v: ", ".join(v["languages"]), 2),
+)
 
 
 def _with_library(work):  # type: ignore[no-untyped-def]
@@ -265,7 +338,7 @@ def _with_library(work):  # type: ignore[no-untyped-def]
     from orate.library.library import Library
 
     async def main():  # type: ignore[no-untyped-def]
-        lib = await Library.open(Settings(), background=False)
+        lib = await Library.open(_settings(), background=False)
         try:
             return await work(lib)
         finally:
@@ -329,8 +402,26 @@ def voices_create(
     print(json.dumps(_with_library(work), indent=1))
 
 
+def _voice_label(row: dict[str, object]) -> str:
+    params: dict[str, object] = row["params"]  # type: ignore[assignment]
+    return f"{params['voice']}" + (f"+{params['variant']}" if params.get("variant") else "")
+
+
+SAVED_VOICE_COLUMNS = (
+    Column("id", field("id")),
+    Column("name", field("name")),
+    Column("voice", _voice_label),
+    Column("language", field("language"), 1),
+    Column("source", field("source"), 2),
+    Column("gender", field("gender"), 3),
+    Column("created", lambda r: str(r.get("created_at", ""))[:19].replace("T", " "), 4),
+    Column("description", field("description"), 5, flex=True),
+)
+
+
 @voices_app.command("list")
-def voices_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def voices_list(as_json: Annotated[bool, JSON_OPTION] = False,
+                wide: Annotated[bool, WIDE_OPTION] = False) -> None:
     """List your saved voices."""
     from orate.library.voices import voice_json
 
@@ -339,17 +430,8 @@ def voices_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         return [voice_json(r) for r in rows]
 
     rows = _with_library(work)
-    if as_json:
-        print(json.dumps(rows, indent=1))
-        return
-    table = Table(title=f"{len(rows)} saved voices")
-    for col in ("id", "name", "voice", "language", "source"):
-        table.add_column(col)
-    for r in rows:
-        label = r["params"]["voice"] + (f"+{r['params']['variant']}" if r["params"]["variant"]
-                                        else "")
-        table.add_row(r["id"], r["name"], label, r["language"], r["source"])
-    Console().print(table)
+    show(rows, SAVED_VOICE_COLUMNS, title=f"{len(rows)} saved voices", wide=wide,
+         as_json=as_json)
 
 
 @voices_app.command("rm")
@@ -363,10 +445,24 @@ def voices_rm(ref: Annotated[str, typer.Argument(help="voice id or name")]) -> N
     err.print(f"deleted {ref}")
 
 
+HISTORY_COLUMNS = (
+    Column("created", lambda r: r["created_at"][:19].replace("T", " "), 3),
+    Column("id", field("id")),
+    Column("model", field("model")),
+    Column("voice", field("voice"), 2),
+    Column("format", field("format"), 4),
+    Column("seconds", lambda r: f"{r['duration']:.2f}", 1, justify="right"),
+    Column("cache", lambda r: "hit" if r["cache_hit"] else "", 5),
+    Column("text", field("text"), flex=True),
+)
+
+
 @app.command()
-def history(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
-            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The latest generations, newest first."""
+def history(limit: Annotated[int, typer.Option(min=1, max=1000, help="how many")] = 20,
+            as_json: Annotated[bool, JSON_OPTION] = False,
+            wide: Annotated[bool, WIDE_OPTION] = False) -> None:
+    """The latest generations, newest first (ids for `orate voices create
+    --from-generation` and /v1/audio/files/ID)."""
     async def work(lib):  # type: ignore[no-untyped-def]
         rows, total = await lib.generations.list(None, limit)
         return [{"id": r.id, "created_at": r.created_at.isoformat(), "dialect": r.dialect,
@@ -375,29 +471,33 @@ def history(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
                  "text": r.text} for r in rows], total
 
     rows, total = _with_library(work)
-    if as_json:
-        print(json.dumps(rows, indent=1, ensure_ascii=False))
-        return
-    table = Table(title=f"{len(rows)} of {total} generations")
-    for col in ("created", "id", "model", "voice", "format", "seconds", "text"):
-        table.add_column(col, overflow="ellipsis", no_wrap=col == "text", max_width=40)
-    for r in rows:
-        table.add_row(r["created_at"][:19], r["id"], r["model"], r["voice"], r["format"],
-                      f"{r['duration']:.2f}", r["text"])
-    Console().print(table)
+    show(rows, HISTORY_COLUMNS, title=f"{len(rows)} of {total} generations", wide=wide,
+         as_json=as_json)
 
 
 def _prompts(path: Path) -> list[dict[str, str]]:
     """One text per line, or CSV / JSONL rows with text and optional voice and format."""
     import csv
 
-    raw = path.read_text(encoding="utf-8")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {path}: {exc}")
     if path.suffix.lower() == ".jsonl":
-        rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        rows = []
+        for n, line in enumerate(raw.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    _fail(f"{path}, line {n}: not JSON ({exc.msg}); each line is an object "
+                          'like {"text": "…", "voice": "nova"}')
     elif path.suffix.lower() == ".csv":
         rows = list(csv.DictReader(raw.splitlines()))
     else:
         rows = [{"text": line} for line in raw.splitlines() if line.strip()]
+    if not rows:
+        _fail(f"{path} has no prompts: write one text per line (or .csv / .jsonl rows)")
     for n, row in enumerate(rows, 1):
         if not isinstance(row, dict) or not str(row.get("text") or "").strip():
             _fail(f"{path}: entry {n} has no text")
@@ -410,12 +510,25 @@ models_app = typer.Typer(help="Models: list the catalog; pull or remove Piper an
 app.add_typer(models_app, name="models")
 
 
+MODEL_COLUMNS = (
+    Column("id", field("id")),
+    Column("engine", field("engine")),
+    Column("voices", field("voice_count"), 1, justify="right"),
+    Column("$/1k chars", lambda r: f"{r['per_1k_chars']:g}", 1, justify="right"),
+    Column("mode", field("mode"), 2),
+    Column("rate", field("sample_rate"), 3, justify="right"),
+    Column("languages", lambda r: f"{len(r['languages'])}: {', '.join(r['languages'])}"
+           if r["languages"] else "-", 4, flex=True),
+)
+
+
 @models_app.command("list")
-def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def models_list(as_json: Annotated[bool, JSON_OPTION] = False,
+                wide: Annotated[bool, WIDE_OPTION] = False) -> None:
     """Every model this server would serve, with its engine, voices and price."""
     from orate.engines.catalog import Catalog
 
-    settings = Settings()
+    settings = _settings()
     catalog = Catalog.from_settings(settings)
     rows = []
     for model in catalog.models.values():
@@ -423,18 +536,8 @@ def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         rows.append({"id": model.id, **catalog.describe(model),
                      "per_1k_chars": price.per_1k_chars if price else 0.0,
                      "per_second": price.per_second if price else 0.0})
-    if as_json:
-        print(json.dumps(rows, indent=1))
-        return
-    table = Table(title=f"{len(rows)} models (store: {settings.resolved_models_dir()})")
-    for col in ("id", "engine", "mode", "voices", "languages", "rate", "$/1k chars"):
-        table.add_column(col)
-    for r in rows:
-        langs = r["languages"]
-        table.add_row(r["id"], str(r["engine"]), str(r["mode"]), str(r["voice_count"] or "-"),
-                      str(len(langs)) if len(langs) > 3 else ", ".join(langs) or "-",
-                      str(r["sample_rate"] or "-"), f"{r['per_1k_chars']:g}")
-    Console().print(table)
+    show(rows, MODEL_COLUMNS, title=f"{len(rows)} models (store: "
+         f"{settings.resolved_models_dir()})", wide=wide, as_json=as_json)
 
 
 @models_app.command("pull")
@@ -446,7 +549,7 @@ def models_pull(
     """Download a voice into the model store (resumable, checksummed)."""
     from orate.engines.download import DownloadError, pull
 
-    settings = Settings()
+    settings = _settings()
     try:
         files = pull(spec, settings.resolved_models_dir(), base_url=base_url, console=err)
     except (DownloadError, ValueError) as exc:
@@ -462,7 +565,7 @@ def models_rm(spec: Annotated[str, typer.Argument(help="piper:NAME, kokoro or a 
     from orate.engines.download import remove
 
     try:
-        removed = remove(spec, Settings().resolved_models_dir())
+        removed = remove(spec, _settings().resolved_models_dir())
     except ValueError as exc:
         _fail(str(exc))
     if not removed:
@@ -483,26 +586,33 @@ def _job_json(job) -> dict[str, object]:  # type: ignore[no-untyped-def]
             "finished_at": job.finished_at.isoformat() if job.finished_at else None}
 
 
+JOB_COLUMNS = (
+    Column("runId", field("runId")),
+    Column("status", field("status")),
+    Column("progress", lambda r: f"{r['progress']:.0%}", 1, justify="right"),
+    Column("model", field("model")),
+    Column("characters", field("characters"), 2, justify="right"),
+    Column("created", lambda r: str(r["created_at"])[:19].replace("T", " "), 3),
+    Column("error", field("error", ""), 4, flex=True),
+)
+JOB_STATUSES = ("pending", "processing", "completed", "failed")
+
+
 @jobs_app.command("list")
-def jobs_list(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+def jobs_list(limit: Annotated[int, typer.Option(min=1, max=1000, help="how many")] = 20,
               status: Annotated[str | None, typer.Option(help="pending, processing, completed "
                                                           "or failed")] = None,
-              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+              as_json: Annotated[bool, JSON_OPTION] = False,
+              wide: Annotated[bool, WIDE_OPTION] = False) -> None:
     """The latest jobs, newest first."""
+    if status is not None and status not in JOB_STATUSES:
+        _fail(f"--status {status!r}: use one of {', '.join(JOB_STATUSES)}")
+
     async def work(lib):  # type: ignore[no-untyped-def]
         return [_job_json(j) for j in await lib.jobs.list(None, limit, status)]
 
     rows = _with_library(work)
-    if as_json:
-        print(json.dumps(rows, indent=1))
-        return
-    table = Table(title=f"{len(rows)} jobs")
-    for col in ("runId", "status", "progress", "model", "characters", "created"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(str(r["runId"]), str(r["status"]), f"{r['progress']:.0%}", str(r["model"]),
-                      str(r["characters"]), str(r["created_at"])[:19])
-    Console().print(table)
+    show(rows, JOB_COLUMNS, title=f"{len(rows)} jobs", wide=wide, as_json=as_json)
 
 
 @jobs_app.command("show")
@@ -514,7 +624,7 @@ def jobs_show(run_id: Annotated[str, typer.Argument(help="the runId")]) -> None:
 
     found = _with_library(work)
     if found is None:
-        _fail(f"no job {run_id!r}")
+        _fail(f"no job {run_id!r}; `orate jobs list` shows the latest")
     print(json.dumps(found, indent=1))
 
 
@@ -530,8 +640,12 @@ def jobs_wait(run_id: Annotated[str, typer.Argument(help="the runId")],
     from orate.library.library import Library
 
     async def main() -> dict[str, object]:
-        lib = await Library.open(Settings(), background=False)
+        lib = await Library.open(_settings(), background=False)
         try:
+            # look before drawing anything: an unknown id is an error, not a 0% bar
+            job = await lib.jobs.get(run_id, None)
+            if job is None:
+                _fail(f"no job {run_id!r}; `orate jobs list` shows the latest")
             deadline = time.monotonic() + timeout
             with Progress("[progress.description]{task.description}", BarColumn(),
                           "{task.percentage:>3.0f}%", TimeElapsedColumn(),
@@ -539,8 +653,8 @@ def jobs_wait(run_id: Annotated[str, typer.Argument(help="the runId")],
                 task = progress.add_task(run_id[:8], total=1.0)
                 while True:
                     job = await lib.jobs.get(run_id, None)
-                    if job is None:
-                        _fail(f"no job {run_id!r}")
+                    if job is None:  # removed by retention while we waited
+                        _fail(f"job {run_id!r} is gone")
                     progress.update(task, completed=job.progress, description=job.status)
                     if job.status in ("completed", "failed"):
                         break
@@ -580,7 +694,7 @@ def cache_warm(
     from orate.library.library import Library
     from orate.speech.pipeline import Context, Pipeline, SpeechError, SpeechRequest, Utterance
 
-    settings = Settings() if workers is None else Settings(workers=workers)
+    settings = _settings() if workers is None else _settings(workers=workers)
     rows = _prompts(file)
 
     async def main() -> tuple[int, int, list[str]]:
@@ -634,12 +748,20 @@ def cache_warm(
 
 
 @cache_app.command("stats")
-def cache_stats() -> None:
-    """Entries, size and hit counts of the cache."""
+def cache_stats(as_json: Annotated[bool, JSON_OPTION] = False,
+                wide: Annotated[bool, WIDE_OPTION] = False) -> None:
+    """Entries, size, and the hits and misses of every server on this library (the same
+    numbers as GET /v1/cache)."""
     async def work(lib):  # type: ignore[no-untyped-def]
         return await lib.cache.stats()
 
-    print(json.dumps(_with_library(work), indent=1))
+    stats = _with_library(work)
+    if as_json:
+        print(json.dumps(stats, indent=1))
+        return
+    rows = [{"what": k, "value": v} for k, v in stats.items()]
+    show(rows, (Column("what", field("what")), Column("value", field("value"), justify="right")),
+         title="cache", wide=wide)
 
 
 @cache_app.command("clear")
@@ -652,4 +774,4 @@ def cache_clear() -> None:
 
 
 if __name__ == "__main__":
-    app()
+    app(prog_name="orate")
