@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -236,6 +237,7 @@ def test_say_speaks_text_past_the_request_limit_into_one_file(tmp_path: Path) ->
     (["keys", "revoke", "nope"], "no live key 'nope'"),
     (["keys", "create", "--name", "x", "--rate", "fast"], "--rate 'fast'"),
     (["serve", "--port", "99999"], "--port=99999"),
+    (["serve", "--log-level", "loud"], "log level 'loud': use one of critical"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     result = orate(tmp_path, *args, columns=60)
@@ -244,6 +246,20 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], messa
     assert len(lines) == 1 and lines[0].startswith("error: "), lines  # never wrapped
     assert message in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_serve_on_a_taken_port_fails_before_starting(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = orate(tmp_path, "serve", "--port", str(port), "--workers", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: cannot listen on 127.0.0.1:{port}: Address "
+                                     "already in use (another orate running?); pass --port or "
+                                     "set ORATE_PORT")
+    assert time.monotonic() - started < 30 and "Application startup" not in result.stderr
 
 
 def test_bad_setting_names_the_variable(tmp_path: Path) -> None:

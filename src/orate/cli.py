@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import json
 import re
@@ -73,6 +74,11 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers,
                                    "log_level": log_level}.items() if v is not None}
     settings = _settings(**overrides)
+    from uvicorn.config import LOG_LEVELS
+
+    if settings.log_level.lower() not in LOG_LEVELS:
+        _fail(f"log level {settings.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
+    _check_port_free(settings.host, settings.port)
     try:
         loopback = ipaddress.ip_address(settings.host).is_loopback
     except ValueError:
@@ -93,8 +99,28 @@ def serve(
     # no permessage-deflate: audio does not compress, and deflating every frame cost
     # ~5x the CPU of the same stream over HTTP (benchmarks, Hume WebSocket)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level, timeout_graceful_shutdown=10,
+                log_level=settings.log_level.lower(), timeout_graceful_shutdown=10,
                 ws_per_message_deflate=False)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail in one line before starting engines when the address is taken or unknown
+    (uvicorn would start the worker pool first, then log the bind error among INFO lines)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        _fail(f"cannot listen on {host!r}: {exc.strerror}")
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            hint = " (another orate running?); pass --port or set ORATE_PORT" \
+                if exc.errno == errno.EADDRINUSE else ""
+            _fail(f"cannot listen on {host}:{port}: {exc.strerror}{hint}")
 
 
 class RedactKeys:
