@@ -297,3 +297,24 @@ def test_help_fits_80_columns(tmp_path: Path, command: list[str]) -> None:
     assert result.returncode == 0, result.stderr
     assert "Usage: orate" in result.stdout
     assert all(len(line) <= 80 for line in result.stdout.splitlines())
+
+
+def test_every_command_and_option_says_what_it_is() -> None:
+    import typer.main
+
+    from orate.cli import app
+
+    def walk(command, path: str):  # type: ignore[no-untyped-def]
+        yield path, command
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            yield from walk(sub, f"{path} {name}")
+
+    silent, seen = [], 0
+    for path, command in walk(typer.main.get_command(app), "orate"):
+        if not (command.help or command.short_help):
+            silent.append(path)
+        for param in command.params:
+            seen += 1
+            if param.name != "help" and not getattr(param, "help", None):
+                silent.append(f"{path} {param.name}")
+    assert seen > 50 and not silent, silent

@@ -322,8 +322,8 @@ app.add_typer(cache_app, name="cache")
 @voices_app.callback(invoke_without_command=True)
 def voices(
     ctx: typer.Context,
-    language: Annotated[str | None, typer.Option(help="only voices whose language starts so")]
-    = None,
+    language: Annotated[str | None, typer.Option(
+        help="only voices whose language starts with this, e.g. fr or en-gb")] = None,
     model: Annotated[str | None, typer.Option(help="model id")] = None,
     as_json: Annotated[bool, JSON_OPTION] = False,
     wide: Annotated[bool, WIDE_OPTION] = False,
@@ -383,10 +383,15 @@ def voices_create(
     seed: Annotated[int, typer.Option(help="another variation of the description")] = 0,
     voice: Annotated[str, typer.Option(help="base voice, e.g. en-gb or en-us+f3")] = "en-us",
     variant: Annotated[str | None, typer.Option(help="variant, e.g. f3, m2, whisper")] = None,
-    pitch: Annotated[int | None, typer.Option(min=0, max=100)] = None,
-    pitch_range: Annotated[int | None, typer.Option("--range", min=0, max=100)] = None,
-    rate: Annotated[float, typer.Option(min=0.25, max=4.0)] = 1.0,
-    volume: Annotated[int | None, typer.Option(min=0, max=200)] = None,
+    pitch: Annotated[int | None, typer.Option(min=0, max=100,
+                                              help="base pitch, 0 low to 100 high (espeak 50)")]
+    = None,
+    pitch_range: Annotated[int | None, typer.Option(
+        "--range", min=0, max=100, help="pitch variation, 0 monotone to 100 lively")] = None,
+    rate: Annotated[float, typer.Option(min=0.25, max=4.0, help="speaking rate, 1 is normal")]
+    = 1.0,
+    volume: Annotated[int | None, typer.Option(min=0, max=200, help="loudness, 100 is normal")]
+    = None,
 ) -> None:
     """Save a voice from parameters, a description or a generation."""
     from orate.engines.base import UnknownVoice, VoiceParams
@@ -570,7 +575,7 @@ def models_list(as_json: Annotated[bool, JSON_OPTION] = False,
 def models_pull(
     spec: Annotated[str, typer.Argument(help="piper:en_US-lessac-medium, or kokoro")],
     base_url: Annotated[str | None, typer.Option(
-        help="a mirror serving the publishers' paths (see engines/download.py)")] = None,
+        help="a mirror with the same paths as the publishers' download sites")] = None,
 ) -> None:
     """Download a voice into the model store (resumable, checksummed)."""
     from orate.engines.download import DownloadError, pull
@@ -708,9 +713,10 @@ def cache_warm(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
                                          help=".txt (a text per line), .csv or .jsonl")],
     voice: Annotated[str | None, typer.Option(help="voice when a row names none")] = None,
-    format: Annotated[str | None, typer.Option("--format", "-f")] = None,
-    model: Annotated[str | None, typer.Option()] = None,
-    workers: Annotated[int | None, typer.Option(help="engine processes")] = None,
+    format: Annotated[str | None, typer.Option(
+        "--format", "-f", help=f"format when a row names none: {', '.join(FORMATS)}")] = None,
+    model: Annotated[str | None, typer.Option(help="model when a row names none")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="engine processes")] = None,
 ) -> None:
     """Pre-render prompts into the cache, in parallel; already-cached ones are skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
