@@ -262,6 +262,21 @@ def test_serve_on_a_taken_port_fails_before_starting(tmp_path: Path) -> None:
     assert time.monotonic() - started < 30 and "Application startup" not in result.stderr
 
 
+@pytest.mark.parametrize("command", [["history"], ["keys", "list"], ["jobs", "wait", "x"]],
+                         ids=" ".join)
+def test_an_unreachable_database_is_one_line_without_its_password(
+        tmp_path: Path, command: list[str]) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        result = orate(tmp_path, *command, env={
+            "ORATE_DATABASE_URL": f"postgresql://orate:hunter2@127.0.0.1:{port}/orate"})
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: cannot open the library at "
+                                    f"postgresql://orate:***@127.0.0.1:{port}/orate: ")
+    assert len(result.stderr.strip().splitlines()) == 1 and "hunter2" not in result.stderr
+
+
 def test_bad_setting_names_the_variable(tmp_path: Path) -> None:
     result = orate(tmp_path, "history", env={"ORATE_PORT": "abc"})
     assert result.returncode == 2

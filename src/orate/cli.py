@@ -359,12 +359,30 @@ BUILTIN_VOICE_COLUMNS = (
 )
 
 
-def _with_library(work):  # type: ignore[no-untyped-def]
-    """Run ``work(library)`` against the configured library (the server may be running)."""
+async def _open_library(settings: Settings):  # type: ignore[no-untyped-def]
+    """The library, or one line saying which database could not be opened and why
+    (a wrong ORATE_DATABASE_URL or data dir is a setting to fix, not a traceback)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from orate.library.library import Library
 
+    url = settings.resolved_database_url()
+    try:
+        return await Library.open(settings, background=False)
+    except (OSError, SQLAlchemyError, ImportError, ValueError) as exc:
+        try:
+            shown = make_url(url).render_as_string(hide_password=True)
+        except Exception:
+            shown = "ORATE_DATABASE_URL"
+        _fail(f"cannot open the library at {shown}: {exc}; check ORATE_DATABASE_URL "
+              "and ORATE_DATA_DIR")
+
+
+def _with_library(work):  # type: ignore[no-untyped-def]
+    """Run ``work(library)`` against the configured library (the server may be running)."""
     async def main():  # type: ignore[no-untyped-def]
-        lib = await Library.open(_settings(), background=False)
+        lib = await _open_library(_settings())
         try:
             return await work(lib)
         finally:
@@ -668,10 +686,8 @@ def jobs_wait(run_id: Annotated[str, typer.Argument(help="the runId")],
     """Wait for a job (a server must be running it) with a progress bar; optionally save it."""
     from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
-    from orate.library.library import Library
-
     async def main() -> dict[str, object]:
-        lib = await Library.open(_settings(), background=False)
+        lib = await _open_library(_settings())
         try:
             # look before drawing anything: an unknown id is an error, not a 0% bar
             job = await lib.jobs.get(run_id, None)
@@ -723,7 +739,6 @@ def cache_warm(
 
     from orate.engines.catalog import Catalog
     from orate.engines.pool import EnginePool
-    from orate.library.library import Library
     from orate.speech.pipeline import Context, Pipeline, SpeechError, SpeechRequest, Utterance
 
     settings = _settings() if workers is None else _settings(workers=workers)
@@ -732,8 +747,8 @@ def cache_warm(
     async def main() -> tuple[int, int, list[str]]:
         pool = EnginePool(settings.workers, settings.resolved_models_dir(),
                           settings.model_idle_seconds)
+        lib = await _open_library(settings)
         await pool.start()
-        lib = await Library.open(settings, background=False)
         pipeline = Pipeline(settings, Catalog.from_settings(settings), pool, lib)
         rendered = skipped = 0
         failures: list[str] = []
