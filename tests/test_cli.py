@@ -224,6 +224,43 @@ def test_say_speaks_text_past_the_request_limit_into_one_file(tmp_path: Path) ->
     assert "limit is 5000" in too_long.stderr and "ORATE_MAX_JOB_CHARS" in too_long.stderr
 
 
+def test_say_without_output_writes_to_a_pipe(tmp_path: Path) -> None:
+    result = subprocess.run([*ORATE, "say", "A cup of hot tea would be nice."],
+                            capture_output=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "ORATE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    samples, rate = decode(result.stdout, "mp3")
+    assert len(samples) / rate > 1.0
+
+
+def test_say_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    proc = subprocess.Popen([*ORATE, "say", "-", "-o", "-", "--format", "wav"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(_long_text(20000).encode())
+    proc.stdin.close()
+    assert proc.stdout.read(4) == b"RIFF"
+    proc.stdout.close()  # like `orate say … | head -c 4`
+    started = time.monotonic()
+    assert proc.wait(60) == 141
+    assert time.monotonic() - started < 30  # stopped, did not speak the rest
+    assert proc.stderr.read() == b""
+
+
+def test_say_to_a_full_disk_is_one_line(tmp_path: Path) -> None:
+    result = orate(tmp_path, "say", "Hello there.", "-o", "/dev/full", "--format", "wav")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: cannot write /dev/full: No space left on device"
+
+
+def test_version(tmp_path: Path) -> None:
+    from orate import __version__
+
+    result = orate(tmp_path, "--version")
+    assert result.returncode == 0 and result.stdout == f"orate {__version__}\n"
+
+
 @pytest.mark.parametrize("args,message", [
     (["say", "hi", "-o", "x.wav", "--voice", "nobody"], "no voice 'nobody'"),
     (["say", "hi", "-o", "x.wav", "--format", "xyz"], "unsupported format 'xyz'"),

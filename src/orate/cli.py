@@ -6,6 +6,7 @@ import asyncio
 import errno
 import ipaddress
 import json
+import os
 import re
 import sys
 import time
@@ -25,6 +26,25 @@ app = typer.Typer(help="orate: a self-hosted text-to-speech server.", no_args_is
                   # a crash must not print local variables: `keys create` holds a secret
                   pretty_exceptions_show_locals=False)
 err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from orate import __version__
+
+        print(f"orate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="print the version and exit")]
+         = False) -> None:
+    """orate: a self-hosted text-to-speech server (OpenAI, Hume and nano-gpt dialects).
+
+    Start with `orate serve`, or `orate say "Hello" -o hello.mp3` without a server.
+    Settings come from ORATE_* environment variables (see the README).
+    """
 
 
 JSON_OPTION = typer.Option("--json", help="print JSON (every field, for scripts)")
@@ -218,7 +238,9 @@ def keys_revoke(ref: Annotated[str, typer.Argument(help="key id, name or prefix"
 @app.command()
 def say(
     text: Annotated[str, typer.Argument(help="text to speak; '-' reads standard input")],
-    output: Annotated[str, typer.Option("-o", "--output", help="file to write; '-' is stdout")],
+    output: Annotated[str | None, typer.Option(
+        "-o", "--output", help="file to write; '-' is stdout (the default when stdout is a "
+        "pipe or a file)")] = None,
     voice: Annotated[str | None, typer.Option(help="voice name, e.g. alloy, en-us+f3")] = None,
     format: Annotated[str | None, typer.Option(
         "--format", "-f", help=f"one of {', '.join(FORMATS)}; default from the extension")] = None,
@@ -237,6 +259,11 @@ def say(
     from orate.speech.pipeline import Pipeline, SpeechError, SpeechEvent, SpeechRequest, Utterance
 
     settings = _settings()
+    if output is None:
+        if sys.stdout.isatty():
+            _fail("where should the audio go? pass -o hello.mp3 (format from the extension), "
+                  "or redirect: orate say … > hello.mp3")
+        output = "-"
     if text == "-":
         text = sys.stdin.read()
     to_stdout = output == "-"
@@ -270,12 +297,20 @@ def say(
         sink = sys.stdout.buffer if to_stdout else open(output, "wb")  # noqa: SIM115
     except OSError as exc:
         _fail(f"cannot write {output}: {exc.strerror}")
+    # events arrive inside the engine's ctypes callback, where an exception is only
+    # printed and synthesis goes on: a failed write is kept here and stops the render
+    failed: list[OSError] = []
     try:
         def on_event(event: SpeechEvent) -> None:
+            if failed:
+                return
             if event.kind == "audio":
-                sink.write(event.audio)
-                if to_stdout:
-                    sink.flush()
+                try:
+                    sink.write(event.audio)
+                    if to_stdout:
+                        sink.flush()
+                except OSError as exc:
+                    failed.append(exc)
             elif event.kind == "timestamps":
                 stamps.extend(t.to_dict() for t in event.timestamps)
             elif event.kind == "sentence" and progress is not None:
@@ -283,12 +318,22 @@ def say(
 
         if progress is not None:
             with progress:
-                stats = pipeline.render_local(plan, on_event)
+                stats = pipeline.render_local(plan, on_event, lambda: bool(failed))
         else:
-            stats = pipeline.render_local(plan, on_event)
+            stats = pipeline.render_local(plan, on_event, lambda: bool(failed))
     finally:
         if not to_stdout:
-            sink.close()
+            try:
+                sink.close()
+            except OSError as exc:
+                failed.append(exc)
+    if failed:
+        if to_stdout and isinstance(failed[0], BrokenPipeError):
+            # the reader stopped (`orate say … | head`): quiet, as other Unix tools are
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141)
+        where = "standard output" if to_stdout else output
+        _fail(f"cannot write {where}: {failed[0].strerror or failed[0]}")
     if timestamps:
         try:
             timestamps.write_text(json.dumps(stamps, indent=1, ensure_ascii=False))

@@ -364,9 +364,12 @@ class Pipeline:
             "meta": {"events": marks} if plan.job.timestamps else {},
             "created_at": datetime.now(UTC)}, audio if store else None)
 
-    def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None]) -> R.RenderStats:
-        """Synthesize in this process (the CLI): no pool, same render code."""
-        return render(plan.job, engine_by_name, lambda k, p: on_event(_event(k, p)))
+    def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None],
+                     should_stop: Callable[[], bool] = lambda: False) -> R.RenderStats:
+        """Synthesize in this process (the CLI): no pool, same render code.
+        ``should_stop`` ends the synthesis early (the reader went away)."""
+        return render(plan.job, engine_by_name, lambda k, p: on_event(_event(k, p)),
+                      should_stop)
 
 
 async def _iterate(events: list[SpeechEvent]) -> AsyncIterator[SpeechEvent]:
