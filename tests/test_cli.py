@@ -370,3 +370,46 @@ def test_every_command_and_option_says_what_it_is() -> None:
             if param.name != "help" and not getattr(param, "help", None):
                 silent.append(f"{path} {param.name}")
     assert seen > 50 and not silent, silent
+
+
+def test_counters_migrate_onto_an_existing_library_and_persist(tmp_path: Path) -> None:
+    import asyncio
+
+    from alembic import command
+    from alembic.config import Config
+
+    from orate.config import Settings
+    from orate.library.db import MIGRATIONS, make_engine
+    from orate.library.library import Library
+
+    settings = Settings(data_dir=tmp_path)
+
+    def upgrade_to_0003(connection) -> None:  # type: ignore[no-untyped-def]
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "0003")
+
+    async def scenario() -> tuple[dict[str, int], dict[str, int]]:
+        engine = make_engine(settings.resolved_database_url())  # a library made before 0004
+        async with engine.begin() as conn:
+            await conn.run_sync(upgrade_to_0003)
+        await engine.dispose()
+        lib = await Library.open(settings, background=False)
+        try:
+            for result in ("hit", "miss", "miss", "shared"):
+                lib.cache.count(result)
+            first = await lib.cache.stats()
+        finally:
+            await lib.close()
+        again = await Library.open(settings, background=False)  # another process, later
+        try:
+            return first, await again.cache.stats()
+        finally:
+            await again.close()
+
+    first, later = asyncio.run(scenario())
+    assert (first["hits"], first["misses"], first["shared"]) == (1, 2, 1)
+    assert later == first
+    cli = json.loads(orate(tmp_path, "cache", "stats", "--json").stdout)
+    assert cli == first

@@ -205,8 +205,8 @@ class SpeechCache:
         async with self._sessions() as session:
             count, size = (await session.execute(
                 select(func.count(), func.coalesce(func.sum(CacheEntry.bytes), 0)))).one()
-            counters = dict((await session.execute(
-                select(CacheCounter.name, CacheCounter.value))).tuples().all())
+            counters = {name: value for name, value in (await session.execute(
+                select(CacheCounter.name, CacheCounter.value))).all()}
         return {"entries": int(count), "bytes": int(size),
                 "hits": int(counters.get("hits", 0)), "misses": int(counters.get("misses", 0)),
                 "shared": int(counters.get("shared", 0)), "max_bytes": self.max_bytes}
