@@ -61,6 +61,9 @@ class SpeechCache:
         self._total: int | None = None  # bytes in the cache table, kept as entries come and go
         self._flusher: asyncio.Task[None] | None = None
         self._counts: dict[str, int] = {}  # cache results not yet added to the database
+        # one flush at a time: stats() waits for a background flush in progress, so the
+        # numbers it reads include every count this process made before the call
+        self._flush_lock = asyncio.Lock()
         #: called with an evicted entry's blob key; the library deletes the blob unless
         #: a generation still refers to it
         self.on_evict: Callable[[str], Awaitable[None]] | None = None
@@ -172,6 +175,10 @@ class SpeechCache:
                 await self.on_evict(blob_key)
 
     async def _flush(self) -> None:
+        async with self._flush_lock:
+            await self._flush_now()
+
+    async def _flush_now(self) -> None:
         touched, self._touched = self._touched, {}
         counts, self._counts = self._counts, {}
         if not touched and not counts:
