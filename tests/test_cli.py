@@ -413,3 +413,23 @@ def test_counters_migrate_onto_an_existing_library_and_persist(tmp_path: Path) -
     assert later == first
     cli = json.loads(orate(tmp_path, "cache", "stats", "--json").stdout)
     assert cli == first
+
+
+def test_tables_measure_wide_characters_in_terminal_cells() -> None:
+    import io
+
+    from rich.cells import cell_len
+    from rich.console import Console
+
+    from orate.cli_tables import Column, field, show
+
+    rows = [{"id": "key_0123456789abcdef", "name": "日本語のチーム",
+             "text": "こんにちは世界、これは長いテキストです。" * 4, "extra": "x" * 30}]
+    columns = (Column("id", field("id")), Column("name", field("name")),
+               Column("extra", field("extra"), 1), Column("text", field("text"), flex=True))
+    out = io.StringIO()
+    show(rows, columns, title="t", console=Console(file=out, width=60))
+    lines = out.getvalue().splitlines()
+    assert all(cell_len(line) <= 60 for line in lines), lines
+    assert "日本語のチーム" in out.getvalue() and "key_0123456789abcdef" in out.getvalue()
+    assert "extra" not in lines[1] and "…" in lines[-1]  # the optional column made way

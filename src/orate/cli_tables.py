@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
@@ -56,7 +57,8 @@ def one_line(text: str) -> str:
 
 
 def _widths(cells: list[list[str]], columns: Sequence[Column]) -> list[int]:
-    return [max([len(c.header), *(len(row[i]) for row in cells)])
+    # terminal cells, not characters: a CJK character or an emoji takes two
+    return [max([cell_len(c.header), *(cell_len(row[i]) for row in cells)])
             for i, c in enumerate(columns)]
 
 
