@@ -314,10 +314,27 @@ def test_an_unreachable_database_is_one_line_without_its_password(
     assert len(result.stderr.strip().splitlines()) == 1 and "hunter2" not in result.stderr
 
 
-def test_bad_setting_names_the_variable(tmp_path: Path) -> None:
-    result = orate(tmp_path, "history", env={"ORATE_PORT": "abc"})
+@pytest.mark.parametrize("env,command,message", [
+    ({"ORATE_PORT": "abc"}, ["history"], "error: bad setting: ORATE_PORT='abc'"),
+    ({"ORATE_PRICES": "{bad"}, ["models", "list"],
+     'error: bad setting: error parsing value for field "prices"'),
+    ({"ORATE_PROVIDERS_FILE": "nope.toml"}, ["models", "list"],
+     "error: ORATE_PROVIDERS_FILE: nope.toml: No such file or directory"),
+    ({"ORATE_PROVIDERS_FILE": "bad.toml"}, ["say", "hi", "-o", "x.wav"],
+     "error: ORATE_PROVIDERS_FILE: bad.toml: not valid TOML"),
+    ({"ORATE_PROVIDERS_FILE": "bad.toml"}, ["serve", "--workers", "1"],
+     "error: ORATE_PROVIDERS_FILE: bad.toml: not valid TOML"),
+])
+def test_bad_setting_names_the_variable(tmp_path: Path, env: dict[str, str],
+                                        command: list[str], message: str) -> None:
+    (tmp_path / "bad.toml").write_text("x = [")
+    if command[0] == "serve":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            command = [*command, "--port", str(s.getsockname()[1])]
+    result = orate(tmp_path, *command, env=env)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: bad setting: ORATE_PORT='abc'")
+    assert result.stderr.startswith(message), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 

@@ -55,9 +55,13 @@ def _settings(**overrides: object) -> Settings:
     """Settings from the environment (and ``orate serve``'s flags); a bad value is a
     one-line error naming the variable, not a pydantic traceback."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except SettingsError as exc:  # a value that is not even parseable, e.g. bad JSON
+        _fail(f"bad setting: {exc}" + (f" ({exc.__cause__})" if exc.__cause__ else ""))
+        raise  # unreachable: _fail exits
     except ValidationError as exc:
         problems = []
         for e in exc.errors():
@@ -67,6 +71,19 @@ def _settings(**overrides: object) -> Settings:
             problems.append(f"{where}={e.get('input')!r}: {e['msg']}")
         _fail("bad setting: " + "; ".join(problems))
         raise  # unreachable: _fail exits
+
+
+def _catalog(settings: Settings):  # type: ignore[no-untyped-def]
+    """The model catalog, or one line naming what is wrong in the providers file."""
+    from orate.engines.catalog import Catalog
+
+    try:
+        return Catalog.from_settings(settings)
+    except (OSError, ValueError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        named = detail if str(settings.providers_file) in detail \
+            else f"{settings.providers_file}: {detail}"
+        _fail(f"ORATE_PROVIDERS_FILE: {named}")
 
 
 def _fail(message: str) -> None:
@@ -99,6 +116,7 @@ def serve(
     if settings.log_level.lower() not in LOG_LEVELS:
         _fail(f"log level {settings.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
     _check_port_free(settings.host, settings.port)
+    _catalog(settings)  # a broken providers file fails here, in one line, not in startup
     try:
         loopback = ipaddress.ip_address(settings.host).is_loopback
     except ValueError:
@@ -255,7 +273,6 @@ def say(
     characters) it is spoken sentence by sentence into the same file, up to the
     long-form limit of jobs (ORATE_MAX_JOB_CHARS, 200,000), as a job would be.
     """
-    from orate.engines.catalog import Catalog
     from orate.speech.pipeline import Pipeline, SpeechError, SpeechEvent, SpeechRequest, Utterance
 
     settings = _settings()
@@ -273,7 +290,7 @@ def say(
     if fmt is None:
         _fail(f"cannot tell the format from {output!r}; pass --format "
               f"({', '.join(FORMATS)})")
-    pipeline = Pipeline(settings, Catalog.from_settings(settings), pool=None)
+    pipeline = Pipeline(settings, _catalog(settings), pool=None)
     request = SpeechRequest(
         model=model or settings.default_model,
         utterances=[Utterance(text, voice or settings.default_voice, speed)], format=fmt,
@@ -376,10 +393,10 @@ def voices(
     """List the built-in voices of a model (the OpenAI names are aliases of these)."""
     if ctx.invoked_subcommand:
         return
-    from orate.engines.catalog import OPENAI_VOICES, Catalog
+    from orate.engines.catalog import OPENAI_VOICES
 
     settings = _settings()
-    catalog = Catalog.from_settings(settings)
+    catalog = _catalog(settings)
     found = catalog.model(model or settings.default_model)
     if found is None:
         _fail(f"unknown model {model!r}; models: {', '.join(catalog.models)}")
@@ -620,10 +637,9 @@ MODEL_COLUMNS = (
 def models_list(as_json: Annotated[bool, JSON_OPTION] = False,
                 wide: Annotated[bool, WIDE_OPTION] = False) -> None:
     """Every model this server would serve, with its engine, voices and price."""
-    from orate.engines.catalog import Catalog
 
     settings = _settings()
-    catalog = Catalog.from_settings(settings)
+    catalog = _catalog(settings)
     rows = []
     for model in catalog.models.values():
         price = settings.prices.get(model.id) or settings.prices.get("*")
@@ -782,7 +798,6 @@ def cache_warm(
     """Pre-render prompts into the cache, in parallel; already-cached ones are skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from orate.engines.catalog import Catalog
     from orate.engines.pool import EnginePool
     from orate.speech.pipeline import Context, Pipeline, SpeechError, SpeechRequest, Utterance
 
@@ -794,7 +809,7 @@ def cache_warm(
                           settings.model_idle_seconds)
         lib = await _open_library(settings)
         await pool.start()
-        pipeline = Pipeline(settings, Catalog.from_settings(settings), pool, lib)
+        pipeline = Pipeline(settings, _catalog(settings), pool, lib)
         rendered = skipped = 0
         failures: list[str] = []
         limit = asyncio.Semaphore(settings.workers * 2)
