@@ -186,6 +186,29 @@ def test_jobs_wait_on_an_unknown_id_is_one_clean_error(tmp_path: Path) -> None:
     assert "%" not in result.stderr and result.stdout == ""
 
 
+def test_jobs_wait_without_a_server_says_why_it_gave_up(tmp_path: Path) -> None:
+    import asyncio
+
+    from orate.config import Settings
+    from orate.library.library import Library
+
+    async def submit() -> str:
+        lib = await Library.open(Settings(data_dir=tmp_path), background=False)
+        try:
+            job = await lib.jobs.submit(owner="local", dialect="nanogpt", model="tts-1",
+                                        request={}, characters=5, cost=0.0, currency="USD")
+            return job.id
+        finally:
+            await lib.close()
+
+    run_id = asyncio.run(submit())
+    result = orate(tmp_path, "jobs", "wait", run_id, "--timeout", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: job {run_id} is still pending after 1 s; jobs run inside `orate serve`: is a "
+        "server running on this library?")
+
+
 def test_jobs_wait_saves_a_finished_job(filled: Filled, tmp_path: Path) -> None:
     out = tmp_path / "job.mp3"
     result = orate(filled.data_dir, "jobs", "wait", filled.run_id, "-o", str(out))

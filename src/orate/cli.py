@@ -759,16 +759,23 @@ def jobs_wait(run_id: Annotated[str, typer.Argument(help="the runId")],
                           "{task.percentage:>3.0f}%", TimeElapsedColumn(),
                           console=err) as progress:
                 task = progress.add_task(run_id[:8], total=1.0)
+                problem = None  # said after the bar is gone, as the last line
                 while True:
                     job = await lib.jobs.get(run_id, None)
                     if job is None:  # removed by retention while we waited
-                        _fail(f"job {run_id!r} is gone")
+                        problem = f"job {run_id!r} is gone"
+                        break
                     progress.update(task, completed=job.progress, description=job.status)
                     if job.status in ("completed", "failed"):
                         break
                     if time.monotonic() > deadline:
-                        _fail(f"job {run_id} is still {job.status} after {timeout:g} s")
+                        hint = "; jobs run inside `orate serve`: is a server running on this " \
+                            "library?" if job.status == "pending" else ""
+                        problem = f"job {run_id} is still {job.status} after {timeout:g} s{hint}"
+                        break
                     await asyncio.sleep(0.5)
+            if problem is not None or job is None:
+                _fail(problem or f"job {run_id!r} is gone")
             if job.status == "completed" and output is not None and job.generation_id:
                 gen = await lib.generations.get(job.generation_id, None)
                 if gen is not None:
