@@ -19,6 +19,7 @@ from rich import box
 from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 #: the narrowest a free-text column may get to make room for a column that matters less
 FLEX_MIN = 20
@@ -101,13 +102,13 @@ def show(rows: list[dict[str, Any]], columns: Sequence[Column], *, title: str,
     # every column alike when the table is too wide)
     room = console.width - sum(natural[i] + PADDING for i in chosen if not columns[i].flex) \
         + PADDING
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+    table = Table(title=Text(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                   title_justify="left", header_style="bold")
     for i in chosen:
         col = columns[i]
         fit = min(natural[i], max(room - PADDING, 5)) if col.flex else natural[i]
         table.add_column(col.header, no_wrap=True, overflow="ellipsis", min_width=fit,
                          max_width=fit, justify=col.justify)  # type: ignore[arg-type]
-    for row in cells:
-        table.add_row(*(row[i] for i in chosen))
+    for row in cells:  # Text, not str: "[laughs]" in a text is words, not rich markup
+        table.add_row(*(Text(row[i]) for i in chosen))
     console.print(table)
