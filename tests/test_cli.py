@@ -474,3 +474,11 @@ def test_tables_measure_wide_characters_in_terminal_cells() -> None:
     assert "日本語のチーム [/laughs]" in out.getvalue()  # whole, and not taken as markup
     assert "key_0123456789abcdef" in out.getvalue()
     assert "extra" not in lines[1] and "…" in lines[-1]  # the optional column made way
+
+
+def test_names_with_brackets_are_printed_as_written(tmp_path: Path) -> None:
+    made = orate(tmp_path, "keys", "create", "--name", "team [/ops] [bold]")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("orate_") and "Traceback" not in made.stderr
+    assert "(team [/ops] [bold])" in made.stderr
+    assert "team [/ops] [bold]" in orate(tmp_path, "keys", "list").stdout

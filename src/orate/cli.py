@@ -86,6 +86,12 @@ def _catalog(settings: Settings):  # type: ignore[no-untyped-def]
         _fail(f"ORATE_PROVIDERS_FILE: {named}")
 
 
+def _note(message: str) -> None:
+    """One line of news on stderr, printed as is: names, paths and texts come from users,
+    and rich would read "[/x]" in them as markup (and fail after the work was done)."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 def _fail(message: str) -> None:
     """Print one line, ``error: …``, and exit 2 (bad input), never a traceback."""
     err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
@@ -130,7 +136,7 @@ def serve(
                 _fail(f"refusing to listen on {settings.host} with no API keys: anyone who can "
                       "reach it could use it. Create one with `orate keys create --name NAME`, "
                       "or pass --insecure if that is really what you want")
-            err.print(f"[yellow]warning:[/yellow] --insecure: listening on {settings.host} "
+            err.print(f"[yellow]warning:[/yellow] --insecure: listening on {escape(settings.host)} "
                       "with no API keys; anyone who can reach this address can use the server")
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactKeys())
@@ -213,7 +219,7 @@ def keys_create(
                                      concurrency=concurrency, quota_chars=quota_chars)
 
     info, secret = _with_library(work)
-    err.print(f"created {info.id} ({info.name}{', admin' if info.admin else ''}); the key, "
+    _note(f"created {info.id} ({info.name}{', admin' if info.admin else ''}); the key, "
               "shown only this once:")
     print(secret)
 
@@ -250,7 +256,7 @@ def keys_revoke(ref: Annotated[str, typer.Argument(help="key id, name or prefix"
 
     if not _with_library(work):
         _fail(f"no live key {ref!r}")
-    err.print(f"revoked {ref}")
+    _note(f"revoked {ref}")
 
 
 @app.command()
@@ -357,7 +363,7 @@ def say(
         except OSError as exc:
             _fail(f"cannot write {timestamps}: {exc.strerror}")
     if not to_stdout:
-        err.print(f"wrote {output}: {stats.duration:.2f} s of {fmt} "
+        _note(f"wrote {output}: {stats.duration:.2f} s of {fmt} "
                   f"({plan.voices[0].label()})")
 
 
@@ -553,7 +559,7 @@ def voices_rm(ref: Annotated[str, typer.Argument(help="voice id or name")]) -> N
 
     if not _with_library(work):
         _fail(f"no saved voice {ref!r}")
-    err.print(f"deleted {ref}")
+    _note(f"deleted {ref}")
 
 
 HISTORY_COLUMNS = (
@@ -664,7 +670,7 @@ def models_pull(
         files = pull(spec, settings.resolved_models_dir(), base_url=base_url, console=err)
     except (DownloadError, ValueError) as exc:
         _fail(str(exc))
-    err.print(f"pulled {spec}: {', '.join(f.name for f in files)}; restart the server to "
+    _note(f"pulled {spec}: {', '.join(f.name for f in files)}; restart the server to "
               "serve it")
 
 
@@ -680,7 +686,7 @@ def models_rm(spec: Annotated[str, typer.Argument(help="piper:NAME, kokoro or a 
         _fail(str(exc))
     if not removed:
         _fail(f"no model {spec!r} in the store")
-    err.print(f"removed {len(removed)} files")
+    _note(f"removed {len(removed)} files")
 
 
 jobs_app = typer.Typer(help="Asynchronous jobs (nano-gpt's 202 + runId): list, show, wait.",
@@ -855,8 +861,8 @@ def cache_warm(
 
     rendered, skipped, failures = asyncio.run(main())
     for failure in failures:
-        err.print(f"[red]skipped[/red] {failure}")
-    err.print(f"rendered {rendered}, already cached {skipped}, failed {len(failures)}")
+        err.print(f"[red]skipped[/red] {escape(failure)}", soft_wrap=True)
+    _note(f"rendered {rendered}, already cached {skipped}, failed {len(failures)}")
     if failures:
         raise typer.Exit(1)
 
@@ -884,7 +890,7 @@ def cache_clear() -> None:
     async def work(lib):  # type: ignore[no-untyped-def]
         return await lib.cache.clear()
 
-    err.print(f"removed {_with_library(work)} cache entries")
+    _note(f"removed {_with_library(work)} cache entries")
 
 
 if __name__ == "__main__":
