@@ -309,6 +309,7 @@ class Pipeline:
             if cached is None:
                 flight = self._flights.get(key)
                 if flight is not None and (not flight.done or flight.succeeded):
+                    self.library.cache.count("shared")
                     return Speech(gen_id, plan, "shared",
                                   self._recorded(gen_id, plan, flight.subscribe(), "shared"))
                 # the lookup awaited the database; a synthesis may have finished and been
@@ -318,11 +319,14 @@ class Pipeline:
                 audio = cached.audio if cached.audio is not None else \
                     await self.library.blobs.get(cached.blob_key)
                 events = replay(audio, cached.events)
+                self.library.cache.count("hit")
                 return Speech(gen_id, plan, "hit",
                               self._recorded(gen_id, plan, _iterate(events), "hit"))
         if key is None:  # nothing to share: stream straight from the engine
             return Speech(gen_id, plan, "off", self._recorded(gen_id, plan, self.stream(plan),
                                                               "off"))
+        if self.library is not None:
+            self.library.cache.count("miss")
         flight = Flight(self.stream(plan), on_finish=self._finished(plan))
         self._flights[key] = flight
         return Speech(gen_id, plan, "miss", self._recorded(gen_id, plan, flight.subscribe(),
@@ -417,9 +421,12 @@ class Pipeline:
             return 0.0
         return self.catalog.price(plan.model.id).cost(plan.characters, duration)
 
-    def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None]) -> R.RenderStats:
-        """Synthesize in this process (the CLI): no pool, same render code."""
-        return render(plan.job, engine_by_name, lambda k, p: on_event(_event(k, p)))
+    def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None],
+                     should_stop: Callable[[], bool] = lambda: False) -> R.RenderStats:
+        """Synthesize in this process (the CLI): no pool, same render code.
+        ``should_stop`` ends the synthesis early (the reader went away)."""
+        return render(plan.job, engine_by_name, lambda k, p: on_event(_event(k, p)),
+                      should_stop)
 
 
 async def _iterate(events: list[SpeechEvent]) -> AsyncIterator[SpeechEvent]:
