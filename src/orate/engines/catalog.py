@@ -14,7 +14,7 @@ from typing import Any
 
 from orate.config import Settings
 from orate.engines import registry
-from orate.engines.base import UnknownVoice, VoiceInfo, VoiceParams
+from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams
 from orate.engines.registry import engine_by_name
 
 # OpenAI's built-in voice names → distinct espeak voices (accent + variant).
@@ -67,6 +67,60 @@ def kokoro_voice(name: str) -> VoiceParams | None:
 
 REMOTE = "remote"  # the engine name of models served by upstream providers
 
+# OpenAI's names as genders, so a neural engine can answer each with a voice of its own
+OPENAI_GENDERS: dict[str, str] = {
+    "alloy": "female", "ash": "male", "ballad": "male", "coral": "female", "echo": "male",
+    "fable": "male", "onyx": "male", "nova": "female", "sage": "female", "shimmer": "female",
+    "verse": "male", "marin": "female", "cedar": "male"}
+# OpenAI's voice names → Kokoro voices of the same name or character
+OPENAI_TO_KOKORO = {"alloy": "af_alloy", "ash": "am_adam", "ballad": "bm_fable",
+                    "coral": "af_heart", "echo": "am_echo", "fable": "bm_fable",
+                    "onyx": "am_onyx", "nova": "af_nova", "sage": "af_sarah",
+                    "shimmer": "af_sky", "verse": "am_michael", "marin": "bf_emma",
+                    "cedar": "am_eric"}
+# dialect ids that promise a natural voice: served by the best installed natural engine
+NATURAL_ALIASES = ("tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15", "Kokoro-82m")
+# natural engines by preference: fast enough to serve in real time on a CPU, natural
+NATURAL_ENGINES = ("hibari",)
+
+
+def natural_engine() -> str:
+    """The best natural engine installed here, else espeak."""
+    for name in NATURAL_ENGINES:
+        if name == "hibari" and registry.hibari_available():
+            return name
+    return "espeak"
+
+
+def neural_alias(engine: Engine, name: str) -> VoiceParams | None:
+    """An OpenAI or Kokoro-style voice name on a neural engine: the same Kokoro voice if it
+    has it, else one of its voices of the same gender (and language, for Kokoro names),
+    else its first voice. Names the engine itself knows (installed or not) are not
+    aliased: asking for hibari's ``emma`` must say it is not installed, not answer heart."""
+    lowered = name.lower()
+    if lowered in getattr(engine, "known", ()):
+        return None
+    voices = engine.voices()
+    if not voices:
+        return None
+    ids = {v.id for v in voices}
+    gender, language = None, None
+    if lowered in OPENAI_VOICES:
+        if OPENAI_TO_KOKORO[lowered] in ids:
+            return VoiceParams(engine=engine.name, voice=OPENAI_TO_KOKORO[lowered])
+        gender = OPENAI_GENDERS[lowered]
+    else:
+        m = _KOKORO.match(lowered)
+        if m is None:
+            return None
+        same = [v for v in voices if lowered in v.description.lower().split()]
+        if same:
+            return VoiceParams(engine=engine.name, voice=same[0].id)
+        gender = "female" if m.group(2) == "f" else "male"
+        language = KOKORO_LANGUAGES[m.group(1)]
+    ranked = sorted(voices, key=lambda v: (v.gender != gender, v.language != language))
+    return VoiceParams(engine=engine.name, voice=ranked[0].id)
+
 # a fixed date so /v1/models is stable across restarts (the day orate's catalog began)
 CATALOG_CREATED = 1_763_683_200
 
@@ -102,27 +156,46 @@ class Catalog:
                         aliases_openai_voices=False)
         for local in found:
             kind = "Piper voice" if local.kind == "piper" else "Kokoro model"
-            catalog.models[local.id] = Model(local.id, local.id, f"{kind} from the model "
-                                             f"store ({local.files[0].name})",
+            where = f"the model store ({local.files[0].name})" if local.source == "store" \
+                else f"the installed {local.source}"
+            catalog.models[local.id] = Model(local.id, local.id, f"{kind} from {where}",
                                              aliases_openai_voices=False)
+        for model_id, engine in settings.model_engines.items():  # the operator's choice wins
+            current = catalog.models.get(model_id)
+            if current is not None and engine != REMOTE:
+                catalog.models[model_id] = Model(
+                    model_id, engine, f"{current.description.split(' served by ')[0]} served "
+                    f"by {engine} (ORATE_MODEL_ENGINES)", asynchronous=current.asynchronous)
         return catalog
 
     def __init__(self) -> None:
         self.providers: list[Any] = []  # engines.remote.Provider, when a gateway is set up
         espeak = "espeak-ng 1.52 (embedded): 100+ languages, no model download"
+        natural = natural_engine()
+        served = {"espeak": espeak,
+                  "hibari": "hibari (natural American English voice, in its wheel)"}
+        hd = served[natural]
+        kokoro_names = "(Kokoro voice names such as af_bella map to " + (
+            "espeak voices)" if natural == "espeak" else f"{natural}'s voices)")
+        builtin: list[Model] = [
+            Model("tts-1", "espeak", f"OpenAI-compatible id served by {espeak}"),
+            Model("tts-1-hd", natural, f"OpenAI-compatible id served by {hd}"),
+            Model("gpt-4o-mini-tts", natural, f"OpenAI-compatible id served by {hd}"),
+            Model("gpt-4o-mini-tts-2025-12-15", natural,
+                  f"OpenAI-compatible id served by {hd}"),
+            Model("espeak-ng", "espeak", espeak),
+        ]
+        if natural == "hibari":
+            builtin.append(Model("hibari", "hibari", served["hibari"],
+                                 aliases_openai_voices=False))
         self.models: dict[str, Model] = {
             m.id: m
             for m in (
-                Model("tts-1", "espeak", f"OpenAI-compatible id served by {espeak}"),
-                Model("tts-1-hd", "espeak", f"OpenAI-compatible id served by {espeak}"),
-                Model("gpt-4o-mini-tts", "espeak", f"OpenAI-compatible id served by {espeak}"),
-                Model("gpt-4o-mini-tts-2025-12-15", "espeak",
-                      f"OpenAI-compatible id served by {espeak}"),
-                Model("espeak-ng", "espeak", espeak),
+                *builtin,
                 Model("octave-1", "espeak", f"Hume Octave 1-compatible id served by {espeak}"),
                 Model("octave-2", "espeak", f"Hume Octave 2-compatible id served by {espeak}"),
-                Model("Kokoro-82m", "espeak", f"nano-gpt-compatible id served by {espeak} "
-                      "(Kokoro voice names such as af_bella map to espeak voices)"),
+                Model("Kokoro-82m", natural, f"nano-gpt-compatible id served by {hd} "
+                      f"{kokoro_names}"),
                 Model("Elevenlabs-Turbo-V2.5", "espeak", f"nano-gpt-compatible asynchronous "
                       f"id served by {espeak} (ElevenLabs voice names such as Rachel)",
                       asynchronous=True),
@@ -142,6 +215,10 @@ class Catalog:
         voices = engine.voices()
         languages = sorted({lang for v in voices for lang in (v.languages or (v.language,))})
         return {"engine": model.engine, "engine_version": engine.version,
+                # kinds of timestamps this model gives; all are measured by the engine
+                # (espeak's events, or the neural model's own phoneme durations)
+                "timestamp_types": list(getattr(engine, "timestamp_kinds",
+                                                ("word", "phoneme"))),
                 "languages": languages, "voice_count": len(voices),
                 "sample_rate": engine.sample_rate,
                 "mode": "async" if model.asynchronous else "sync"}
@@ -163,7 +240,7 @@ class Catalog:
             try:
                 return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
             except UnknownVoice:
-                alias = getattr(engine, "alias", lambda _: None)(name)
+                alias = neural_alias(engine, name)
                 if alias is None:
                     raise
                 return engine.check_voice(alias)
@@ -181,5 +258,7 @@ class Catalog:
         return [] if model.engine == REMOTE else engine_by_name(model.engine).voices()
 
     def voice_names(self, model: Model) -> list[str]:
+        """The names a caller may send: OpenAI's (each resolves to a real voice of the
+        engine), then the engine's installed voices; nothing that would fail to load."""
         names = list(OPENAI_VOICES) if model.aliases_openai_voices else []
         return names + [v.id for v in self.voices(model)]

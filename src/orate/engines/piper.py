@@ -52,6 +52,8 @@ class PiperEngine:
         self.multi_speaker = int(cfg.get("num_speakers", 1)) > 1
         self.speed_range = (0.25, 4.0)
         self.session = LazySession(model, idle)
+        # word and phoneme times come from the model's durations (onnx_graph exposes them)
+        self.timestamp_kinds = ("word", "phoneme")
 
     def voices(self) -> list[VoiceInfo]:
         names = sorted(self.speakers, key=self.speakers.get) if self.multi_speaker \
@@ -59,15 +61,6 @@ class PiperEngine:
         return [VoiceInfo(id=n, name=n, engine=self.name, language=self.language,
                           languages=(self.language,), description=f"Piper {self.name} {n}")
                 for n in names]
-
-    def alias(self, name: str) -> VoiceParams | None:
-        """OpenAI's voice names (alloy…) pick this voice's first speaker, so SDK code that
-        names one works unchanged; any other unknown name stays an error."""
-        from orate.engines.catalog import OPENAI_VOICES
-
-        if name.lower() not in OPENAI_VOICES:
-            return None
-        return VoiceParams(engine=self.name, voice=self.voices()[0].id)
 
     def check_voice(self, params: VoiceParams) -> VoiceParams:
         voice = params.voice.strip()
