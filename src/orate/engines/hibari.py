@@ -44,10 +44,10 @@ class _Loaded:
     """A voice's session and the G2P it needs, loaded together and dropped together."""
 
     def __init__(self, path: Path, british: bool) -> None:
-        from hibari.g2p import G2P
+        from orate.engines.hibari_g2p import load_g2p
 
         self.session = open_session(path)
-        self.g2p = G2P(british=british)
+        self.g2p = load_g2p(british)
 
 
 class HibariEngine:

