@@ -10,6 +10,8 @@ durations, they become phoneme and word timestamps.
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,11 @@ from orate.engines.base import (
     VoiceInfo,
     VoiceParams,
 )
-from orate.engines.espeak import phonemize
+from orate.engines.espeak import phonemize_clauses
 from orate.engines.onnx_base import LazySession, push, symbol_events, to_pcm
 
 BOS, EOS, PAD = "^", "$", "_"
+_SWITCH = re.compile(r"\([^)]+\)")  # espeak's language-switch marks: "(en)"
 DEFAULT_VOICE = "default"
 
 
@@ -70,6 +73,17 @@ class PiperEngine:
                                f"{', '.join(sorted(known)[:20])}")
         return VoiceParams(engine=self.name, voice=voice, rate=params.rate)
 
+    def phonemes(self, text: str) -> str:
+        """piper-tts's phonemes for ``text``: espeak IPA per clause, language-switch marks
+        removed, each clause followed by its punctuation (and a space after , : ;), NFD."""
+        parts = []
+        for clause, terminator in phonemize_clauses(text, self.espeak_voice):
+            # piper-tts synthesizes each espeak sentence on its own; one call here may
+            # hold two ("Dr. Smith"), which a space keeps apart
+            parts.append(_SWITCH.sub("", clause) + terminator +
+                         (" " if terminator in (",", ":", ";", ".", "!", "?") else ""))
+        return unicodedata.normalize("NFD", "".join(parts).rstrip())
+
     def _ids(self, phonemes: str) -> tuple[list[int], list[str]]:
         """Phoneme ids with Piper's padding, and the symbol each id stands for."""
         ids: list[int] = []
@@ -91,10 +105,7 @@ class PiperEngine:
 
     def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
                    *, ssml: bool = False) -> SynthesisResult:
-        phonemes = " ".join(phonemize(text, self.espeak_voice))
-        ending = text.rstrip()[-1:] if text.rstrip()[-1:] in ".?!," else ""
-        if ending and ending in self.id_map:
-            phonemes += ending
+        phonemes = self.phonemes(text)
         ids, symbols = self._ids(phonemes)
         if len(ids) <= 3:
             return SynthesisResult()
