@@ -255,9 +255,11 @@ def voices(
     for v in rows:
         table.add_row(v.id, v.name, v.language, v.gender)
     Console().print(table)
-    if not language:
-        aliases = ", ".join(f"{k}={p.label()}" for k, p in OPENAI_VOICES.items())
-        Console().print(f"OpenAI names: {aliases}. Add a variant with +, e.g. en-us+f3.")
+    if not language and found.aliases_openai_voices:
+        aliases = ", ".join(f"{k}={catalog.resolve_voice(found, k).label()}"
+                            for k in OPENAI_VOICES)
+        hint = " Add a variant with +, e.g. en-us+f3." if found.engine == "espeak" else ""
+        Console().print(f"OpenAI names: {aliases}.{hint}")
 
 
 def _with_library(work):  # type: ignore[no-untyped-def]

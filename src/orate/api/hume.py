@@ -26,7 +26,6 @@ from orate.api.files import library_of
 from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
 from orate.api.owners import context, owner_of, reader_of
 from orate.engines.base import UnknownVoice, VoiceParams
-from orate.engines.catalog import OPENAI_VOICES
 from orate.engines.registry import engine_by_name
 from orate.library.voices import VoiceExists
 from orate.speech.pipeline import Context, Pipeline, Speech, SpeechRequest, Utterance
@@ -318,16 +317,27 @@ async def primed_frames(frames: AsyncIterator[Chunk | TimestampFrame]
 
 # -- voices ------------------------------------------------------------------
 
-def _builtin_voices() -> list[dict[str, Any]]:
-    out = [{"id": name, "name": name.capitalize(), "provider": "HUME_AI",
-            "compatible_octave_models": ["1", "2"], "tags": {"language": "en",
-                                                             "engine": "espeak"}}
-           for name in OPENAI_VOICES]
-    for v in engine_by_name("espeak").voices():
-        out.append({"id": v.id, "name": v.name, "provider": "HUME_AI",
-                    "compatible_octave_models": ["1", "2"],
-                    "tags": {"language": v.language, "gender": v.gender, "engine": v.engine}})
-    return out
+def _builtin_voices(pipeline: Pipeline) -> list[dict[str, Any]]:
+    """The voices Octave 1 and 2 can speak, as their models are served here: only voices
+    that will synthesize (the catalog's names), each tagged with its engine."""
+    catalog = pipeline.catalog
+    out: dict[str, dict[str, Any]] = {}
+    for version in ("1", "2"):
+        model = catalog.model(f"octave-{version}")
+        if model is None:
+            continue
+        infos = {v.id: v for v in catalog.voices(model)}
+        for name in catalog.voice_names(model):
+            if name in out:
+                out[name]["compatible_octave_models"].append(version)
+                continue
+            info = infos.get(name)
+            tags = {"language": info.language, "gender": info.gender, "engine": info.engine} \
+                if info else {"language": "en", "engine": model.engine}
+            out[name] = {"id": name, "name": name.capitalize() if info is None else info.name,
+                         "provider": "HUME_AI", "compatible_octave_models": [version],
+                         "tags": tags}
+    return list(out.values())
 
 
 def _matches(voice: dict[str, Any], filters: list[str]) -> bool:
@@ -346,7 +356,7 @@ async def list_voices(request: Request, provider: Provider,
                       ascending_order: bool | None = None,
                       filter_tag: Annotated[list[str] | None, Query()] = None) -> JSONResponse:
     if provider == "HUME_AI":
-        voices = _builtin_voices()
+        voices = _builtin_voices(_pipeline(request))
     else:
         rows, _ = await library_of(request).voices.list(reader_of(request), limit=100_000)
         voices = [{"id": r.id, "name": r.name, "provider": "CUSTOM_VOICE",

@@ -92,13 +92,16 @@ def natural_engine() -> str:
     return "espeak"
 
 
-def neural_alias(engine: Engine, name: str) -> VoiceParams | None:
+def neural_alias(engine: Engine, name: str, *, openai_first: bool = False
+                 ) -> VoiceParams | None:
     """An OpenAI or Kokoro-style voice name on a neural engine: the same Kokoro voice if it
     has it, else one of its voices of the same gender (and language, for Kokoro names),
     else its first voice. Names the engine itself knows (installed or not) are not
-    aliased: asking for hibari's ``emma`` must say it is not installed, not answer heart."""
+    aliased, unless ``openai_first`` (an OpenAI model id): asking the ``hibari`` model for
+    its ``emma`` must say it is not installed, not answer with heart."""
     lowered = name.lower()
-    if lowered in getattr(engine, "known", ()):
+    if lowered in getattr(engine, "known", ()) and not (openai_first
+                                                        and lowered in OPENAI_VOICES):
         return None
     voices = engine.voices()
     if not voices:
@@ -237,6 +240,12 @@ class Catalog:
         if not name:
             raise UnknownVoice("voice is empty; name a voice such as 'alloy' or 'en-us'")
         if model.engine != "espeak":
+            if model.aliases_openai_voices and name.lower() in OPENAI_VOICES:
+                # an OpenAI id: OpenAI's names mean OpenAI's voices, even where the engine
+                # has a voice of the same name (hibari's "fable")
+                alias = neural_alias(engine, name, openai_first=True)
+                if alias is not None:
+                    return engine.check_voice(alias)
             try:
                 return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
             except UnknownVoice:
