@@ -97,8 +97,10 @@ def neural_alias(engine: Engine, name: str, *, openai_first: bool = False
     """An OpenAI or Kokoro-style voice name on a neural engine: the same Kokoro voice if it
     has it, else one of its voices of the same gender (and language, for Kokoro names),
     else its first voice. Names the engine itself knows (installed or not) are not
-    aliased, unless ``openai_first`` (an OpenAI model id): asking the ``hibari`` model for
-    its ``emma`` must say it is not installed, not answer with heart."""
+    aliased, unless ``openai_first`` (a dialect's model id such as ``tts-1-hd``): asking the
+    ``hibari`` model for its ``emma`` must say it is not installed, not answer with heart,
+    and Kokoro-style names stand in for other voices only on dialect ids (nano-gpt's
+    ``Kokoro-82m``), never on a real Kokoro model, where af_nobody is an error."""
     lowered = name.lower()
     if lowered in getattr(engine, "known", ()) and not (openai_first
                                                         and lowered in OPENAI_VOICES):
@@ -114,7 +116,7 @@ def neural_alias(engine: Engine, name: str, *, openai_first: bool = False
         gender = OPENAI_GENDERS[lowered]
     else:
         m = _KOKORO.match(lowered)
-        if m is None:
+        if m is None or not openai_first:  # Kokoro names only stand in on dialect ids
             return None
         same = [v for v in voices if lowered in v.description.lower().split()]
         if same:
@@ -249,7 +251,7 @@ class Catalog:
             try:
                 return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
             except UnknownVoice:
-                alias = neural_alias(engine, name)
+                alias = neural_alias(engine, name, openai_first=model.aliases_openai_voices)
                 if alias is None:
                     raise
                 return engine.check_voice(alias)

@@ -106,9 +106,9 @@ class HibariEngine:
             raise UnknownVoice(f"hibari has no voice {params.voice!r}; installed: {installed}")
         return VoiceParams(engine=self.name, voice=voice, rate=params.rate)
 
-    def sweep(self) -> None:
-        for session in self.sessions.values():
-            session.sweep()
+    def sweep(self) -> bool:
+        """Unload voices idle past their time; True when one was."""
+        return any([session.sweep() for session in self.sessions.values()])
 
     @property
     def loaded(self) -> bool:

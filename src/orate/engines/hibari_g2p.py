@@ -70,7 +70,7 @@ class CompactMap:
         return self._n
 
 
-def _release_memory() -> None:
+def release_memory() -> None:
     """Hand the freed dicts' pages back to the kernel (the worker keeps a high trim
     threshold for its PCM buffers, so this is not automatic)."""
     gc.collect()
@@ -104,5 +104,5 @@ def load_g2p(british: bool) -> Any:
         g2p = module.G2P(british=british)
     finally:
         module._load_json = original
-    _release_memory()
+    release_memory()
     return g2p

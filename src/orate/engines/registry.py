@@ -74,10 +74,15 @@ def engine_by_name(name: str) -> Engine:
 
 def sweep() -> None:
     """Unload neural sessions idle past their time (engines keep their metadata)."""
+    unloaded = False
     for engine in list(_engines.values()):
         sweep_engine = getattr(engine, "sweep", None)
         session = getattr(engine, "session", None)
         if sweep_engine is not None:
-            sweep_engine()
+            unloaded = bool(sweep_engine()) or unloaded
         elif session is not None:
-            session.sweep()
+            unloaded = session.sweep() or unloaded
+    if unloaded:  # give the model's pages back to the kernel, not just to malloc
+        from orate.engines.hibari_g2p import release_memory
+
+        release_memory()
