@@ -19,7 +19,9 @@ miss, and what recording a generation in the history costs; library_section.py),
 OpenAI route; hume_section.py), "engines" (the pipeline's overhead around an
 ONNX engine, and the time to first byte a gateway adds; engines_section.py) and
 "security" (what API keys cost a request, and a mixed-dialect load test;
-security_section.py). ``--section`` picks some of them.
+security_section.py) and "voices" (the real natural voices, hibari, Piper and
+Kokoro, through orate against their own libraries, with an intelligibility
+figure; voices_section.py). ``--section`` picks some of them.
 
 Progress goes to stderr; the report goes to stdout so it can be pasted as is.
 Run ``python benchmarks/run.py`` (about 6 minutes) or add ``--quick`` (under three).
@@ -77,8 +79,9 @@ from harness import (
 from hume_section import render_hume, run_hume
 from library_section import render_library, run_library
 from security_section import render_security, run_security
+from voices_section import render_voices, run_voices
 
-SECTIONS = ("core", "library", "hume", "engines", "security")
+SECTIONS = ("core", "library", "hume", "engines", "security", "voices")
 FORMATS = ("wav", "mp3")
 CONCURRENCY = (1, 4, 16)
 PEER_CONCURRENCY = 4
@@ -703,7 +706,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="which sections to run, comma-separated (default: all): core = "
                         "the table and goal checks, library = cache hit/miss and history "
                         "cost, hume = Hume time to first audio, engines = overhead around "
-                        "an ONNX engine and the gateway's time to first byte, security = "
+                        "an ONNX engine and the gateway's time to first byte, voices = "
+                        "real natural voices against their libraries, security = "
                         "auth overhead and a mixed-dialect load test")
     return parser.parse_args(argv)
 
@@ -750,6 +754,10 @@ def main(argv: list[str] | None = None) -> int:
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 security = run_security(runner, args.quick, extra_env, results.notes)
             more += render_security(security)
+        if "voices" in sections:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                voices = run_voices(runner, args.quick, extra_env, results.notes)
+            more += render_voices(voices)
     except BenchmarkError as exc:
         print(f"benchmark aborted: {exc}", *results.notes, sep="\n", file=sys.stderr)
         return 1
