@@ -197,7 +197,8 @@ def test_every_dialect_cache_and_history_with_hibari(natural) -> None:
     nano = httpx.post(f"{natural.url}/api/tts", timeout=60, json={
         "text": "The weather is cold and windy today.", "model": "Kokoro-82m",
         "voice": "af_bella", "response_format": "wav"}).json()
-    audio = httpx.get(f"{natural.url}{nano['audioUrl']}").content
+    url = nano["audioUrl"]
+    audio = httpx.get(url if url.startswith("http") else f"{natural.url}{url}").content
     assert decode(audio, "wav")[1] == 24000 and duration(audio, "wav") > 1.0
     hume = httpx.post(f"{natural.url}/v0/tts", timeout=60, json={
         "utterances": [{"text": "Hello from a natural voice.",
@@ -282,6 +283,7 @@ def test_kokoro_int8_from_standard_file_names_and_from_the_package(tmp_path: Pat
     (store / "voices-v1.0.bin").symlink_to(data / "voices_ja.npz")
     registry.configure(store)
     assert {m.id: m.source for m in registry.models()}["kokoro"] == "store"
+    (tmp_path / "srv").mkdir()
     srv = Server(tmp_path / "srv", workers=1, env={"ORATE_MODELS_DIR": str(store)})
     try:
         from openai import OpenAI
