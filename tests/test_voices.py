@@ -303,3 +303,14 @@ def test_kokoro_int8_from_standard_file_names_and_from_the_package(tmp_path: Pat
     finally:
         srv.stop()
         registry.configure(None)
+
+
+def test_hibari_survives_text_its_g2p_cannot_read() -> None:
+    from orate.engines.hibari import HibariEngine
+
+    engine = HibariEngine()
+    params = engine.check_voice(VoiceParams(engine="hibari", voice="heart"))
+    for text in ("Call 1234567890123456789012345678901234567890 now.", "😀 你好 \x00", "...",
+                 "%%%% $$$ ###"):
+        result = engine.synthesize(text, params, 1.0, lambda pcm, events: True)
+        assert result.samples >= 0  # no exception: a word it cannot read costs that word

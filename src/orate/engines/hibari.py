@@ -50,6 +50,24 @@ class _Loaded:
         self.g2p = load_g2p(british)
 
 
+def _robust_g2p(g2p: Any, text: str) -> str:
+    """hibari's G2P, falling back word by word where it fails (its number reader stops at
+    10^33): one odd word must cost that word, never the request."""
+    try:
+        return str(g2p(text))
+    except Exception:
+        parts = []
+        for word in text.split():
+            spelled = " ".join(word) if any(ch.isdigit() for ch in word) else word
+            try:
+                ps = g2p(spelled)
+            except Exception:
+                continue
+            if ps:
+                parts.append(ps)
+        return " ".join(parts)
+
+
 class HibariEngine:
     """hibari's installed voices; ``name`` is ``hibari``."""
 
@@ -116,7 +134,7 @@ class HibariEngine:
 
     def phonemes(self, text: str, voice: str) -> list[str]:
         """The phoneme strings of one sentence, each short enough for one model run."""
-        ps = self.sessions[voice].get().g2p(text)
+        ps = _robust_g2p(self.sessions[voice].get().g2p, text)
         if not ps:
             return []
         if len(ps) <= MAX_PHONEMES:
