@@ -13,7 +13,8 @@ Side by side, on the same 20 English sentences:
 
 Each engine gets its own ``orate serve --workers 2`` (cache and history off), so
 the memory column is that engine's. Columns: real-time factor at concurrency 1
-(audio seconds per wall second, one sentence per request, wav); time to first
+(audio seconds per wall second, one sentence per request, wav; orate and the library
+measured turn about, sentence by sentence, since this machine's speed drifts); time to first
 audio byte for a 3-sentence text (mp3, p50 of 5); requests/s and audio seconds
 per second at concurrency 4; PSS and summed RSS of the server's process tree
 after the load; and an intelligibility figure: the word error rate of
@@ -221,50 +222,63 @@ def _library(voice: Voice) -> tuple[Any, int]:
     return piper_stream, piper.config.sample_rate
 
 
-def bench_library(voice: Voice, row: Row, quick: bool) -> None:
-    stream, rate = _library(voice)
-    for _ in stream("Warm up."):
-        pass
-    texts = SENTENCES[:6] if quick else SENTENCES
-    audio = 0.0
-    start = time.perf_counter()
-    for text in texts:
-        audio += sum(len(part) for part in stream(text)) / rate
-    row.lib_rtf = audio / (time.perf_counter() - start)
-    firsts = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        parts = iter(stream(THREE))
-        next(parts)
-        firsts.append(time.perf_counter() - t0)
-        for _ in parts:
-            pass
-    row.lib_ttfa = statistics.median(firsts)
+def _drain(stream: Any, text: str) -> int:
+    return sum(len(part) for part in stream(text))
 
 
 def bench_voice(runner: asyncio.Runner, voice: Voice, quick: bool, results: VoicesResults,
                 recognizer: OpenRecognizer) -> Row:
+    """orate and the library measured turn about, sentence by sentence (orate first on
+    even sentences, the library first on odd ones): this machine's speed drifts by tens
+    of percent within a minute, as much as the ratio checked."""
     row = Row(voice)
     texts = SENTENCES[:6] if quick else SENTENCES
+    library = _library(voice) if voice.library else None
+    if library is not None:
+        _drain(library[0], "Warm up.")
     with serving(ENV, results.notes, voice.key) as (proc, port, _):
-        progress(f"voices: {voice.key} through orate")
+        progress(f"voices: {voice.key} through orate" +
+                 (f" and {voice.library}, turn about" if library else ""))
         # two at a time, so that both workers have loaded the model before anything counts
         runner.run(load_cell(port, _body(voice.model, voice.voice, "Warm up.", "wav"), 2, 0.0,
                              0, requests=6))
         settle(proc.pid)
-        start = time.perf_counter()
-        _, wavs = runner.run(_sequential(port, voice, texts, "wav"))
-        elapsed = time.perf_counter() - start
-        row.rtf = sum(_wav_seconds(w) for w in wavs) / elapsed
-        ttfa, _ = runner.run(_sequential(port, voice, [THREE] * 5, "mp3"))
-        row.ttfa = statistics.median(s.ttfb for s in ttfa)
+        wavs: list[bytes] = []
+        ours = theirs = lib_audio = 0.0
+        for n, text in enumerate(texts):
+            for turn in ((0, 1) if n % 2 == 0 else (1, 0)):
+                if turn == 0:
+                    t0 = time.perf_counter()
+                    _, [wav] = runner.run(_sequential(port, voice, [text], "wav"))
+                    ours += time.perf_counter() - t0
+                    wavs.append(wav)
+                elif library is not None:
+                    t0 = time.perf_counter()
+                    lib_audio += _drain(library[0], text) / library[1]
+                    theirs += time.perf_counter() - t0
+        row.rtf = sum(_wav_seconds(w) for w in wavs) / ours
+        if library is not None:
+            row.lib_rtf = lib_audio / theirs
+        firsts, lib_firsts = [], []
+        for _ in range(5):
+            samples, _ = runner.run(_sequential(port, voice, [THREE], "mp3"))
+            firsts.append(samples[0].ttfb)
+            if library is not None:
+                t0 = time.perf_counter()
+                parts = iter(library[0](THREE))
+                next(parts)
+                lib_firsts.append(time.perf_counter() - t0)
+                for _ in parts:
+                    pass
+        row.ttfa = statistics.median(firsts)
+        if lib_firsts:
+            row.lib_ttfa = statistics.median(lib_firsts)
         cell = runner.run(load_cell(port, _body(voice.model, voice.voice, SENTENCES[2], "wav"),
                                     4, 3.0 if quick else 8.0, 8))
         good = [s for s in cell.samples if s.ok]
         row.errors = len(cell.samples) - len(good)
         row.rps4 = len(good) / cell.elapsed
-        one = _wav_seconds(wavs[2])
-        row.audio_per_s4 = row.rps4 * one
+        row.audio_per_s4 = row.rps4 * _wav_seconds(wavs[2])
         memory = tree_memory(proc.pid)
         row.pss_kib, row.rss_kib = memory.pss_kib, memory.rss_kib
     progress(f"voices: {voice.key} word error rate")
@@ -273,9 +287,6 @@ def bench_voice(runner: asyncio.Runner, voice: Voice, quick: bool, results: Voic
         e, n = word_error_rate(text, recognizer.text(wav))
         edits, total = edits + e, total + n
     row.wer = edits / total
-    if voice.library:
-        progress(f"voices: {voice.key} through {voice.library} in process")
-        bench_library(voice, row, quick)
     return row
 
 
