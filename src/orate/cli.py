@@ -483,9 +483,11 @@ def voices(
         return
     show([v.__dict__ for v in rows], BUILTIN_VOICE_COLUMNS,
          title=f"{len(rows)} voices of {found.id}", wide=wide)
-    if not language:
-        aliases = ", ".join(f"{k}={p.label()}" for k, p in OPENAI_VOICES.items())
-        Console().print(f"OpenAI names: {aliases}. Add a variant with +, e.g. en-us+f3.")
+    if not language and found.aliases_openai_voices:
+        aliases = ", ".join(f"{k}={catalog.resolve_voice(found, k).label()}"
+                            for k in OPENAI_VOICES)
+        hint = " Add a variant with +, e.g. en-us+f3." if found.engine == "espeak" else ""
+        Console().print(f"OpenAI names: {aliases}.{hint}")
 
 
 BUILTIN_VOICE_COLUMNS = (

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
 
     models_dir: Path | None = Field(None, description="neural voices (Piper, Kokoro); "
                                     "default: data_dir/models")
+    model_engines: dict[str, str] = Field(default_factory=dict, description="JSON: a "
+                                          "model id → the engine that serves it, over the "
+                                          "catalog's choice, e.g. {\"tts-1\": \"hibari\"}")
     model_idle_seconds: float = Field(300.0, gt=0, description="unload a model unused "
                                       "this long")
     providers_file: Path | None = Field(None, description="TOML of upstream TTS providers "

@@ -26,6 +26,7 @@ from orate.api.files import library_of
 from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
 from orate.api.owners import context, owner_of, reader_of
 from orate.engines.base import UnknownVoice, VoiceParams
+from orate.engines.catalog import OPENAI_GENDERS
 from orate.engines.registry import engine_by_name
 from orate.library.voices import VoiceExists
 from orate.speech.pipeline import Context, Pipeline, Speech, SpeechRequest, Utterance
@@ -326,17 +327,27 @@ async def primed_frames(frames: AsyncIterator[Chunk | TimestampFrame]
 # -- voices ------------------------------------------------------------------
 
 def _builtin_voices(pipeline: Pipeline) -> list[dict[str, Any]]:
-    """Hume's built-in library: OpenAI's names (gender of the voice+variant each maps to),
-    then every espeak voice."""
-    named = pipeline.catalog.named_voices(pipeline.catalog.models["octave-2"])
-    out = [{"id": v.id, "name": v.name, "provider": "HUME_AI",
-            "compatible_octave_models": ["1", "2"],
-            "tags": {"language": "en", "gender": v.gender, "engine": v.engine}} for v in named]
-    for v in engine_by_name("espeak").voices():
-        out.append({"id": v.id, "name": v.name, "provider": "HUME_AI",
-                    "compatible_octave_models": ["1", "2"],
-                    "tags": {"language": v.language, "gender": v.gender, "engine": v.engine}})
-    return out
+    """The voices Octave 1 and 2 can speak, as their models are served here: only voices
+    that will synthesize (the catalog's names), each tagged with its engine."""
+    catalog = pipeline.catalog
+    out: dict[str, dict[str, Any]] = {}
+    for version in ("1", "2"):
+        model = catalog.model(f"octave-{version}")
+        if model is None:
+            continue
+        infos = {v.id: v for v in (*catalog.named_voices(model), *catalog.voices(model))}
+        for name in catalog.voice_names(model):
+            if name in out:
+                out[name]["compatible_octave_models"].append(version)
+                continue
+            info = infos.get(name)
+            tags = {"language": info.language, "gender": info.gender, "engine": info.engine} \
+                if info else {"language": "en", "gender": OPENAI_GENDERS.get(name, "neutral"),
+                              "engine": model.engine}
+            out[name] = {"id": name, "name": name.capitalize() if info is None else info.name,
+                         "provider": "HUME_AI", "compatible_octave_models": [version],
+                         "tags": tags}
+    return list(out.values())
 
 
 def _matches(voice: dict[str, Any], filters: list[str]) -> bool:

@@ -74,7 +74,7 @@ def worker_main(jobs: Connection, out: Connection, cancel: Any, index: int,
     send(READY_JOB, READY, {"pid": os.getpid(), "index": index})
     while True:
         try:
-            while not jobs.poll(SWEEP_EVERY):
+            while not jobs.poll(min(SWEEP_EVERY, max(idle / 2, 0.5))):
                 registry.sweep()  # idle: unload neural models nobody has used for a while
             job_id, job = jobs.recv()
         except (EOFError, OSError, KeyboardInterrupt):
