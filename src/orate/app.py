@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
 from orate.api import errors, files, hume, hume_ws, library, nanogpt, openai
+from orate.api.connections import ReadDeadline
 from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard
 from orate.api.metrics import Metrics
@@ -22,7 +24,7 @@ from orate.config import Settings
 from orate.engines.catalog import Catalog
 from orate.engines.pool import EnginePool
 from orate.engines.registry import engine_by_name
-from orate.engines.worker import tune_malloc
+from orate.engines.worker import malloc_free_bytes, malloc_trim, tune_malloc
 from orate.library.library import Library
 from orate.speech.jobs import JobRunner
 from orate.speech.pipeline import Pipeline
@@ -43,6 +45,23 @@ class CollapseSlashes:
         await self.app(scope, receive, send)
 
 
+TRIM_EVERY = 2.0  # seconds between looks at how much memory malloc holds free
+TRIM_ABOVE = 32 << 20  # give it back to the kernel past this many free bytes
+
+
+async def _trim_memory() -> None:
+    """Return freed memory to the kernel once responses have let go of it, so the RSS
+    of a server that served large or stalled responses comes back down."""
+    while True:
+        await asyncio.sleep(TRIM_EVERY)
+        try:
+            if await asyncio.to_thread(malloc_free_bytes) > TRIM_ABOVE:
+                await asyncio.to_thread(malloc_trim)
+        except Exception as exc:  # never let housekeeping take the server down
+            log.warning("malloc_trim failed: %s", exc)
+            return
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -53,7 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog = Catalog.from_settings(settings)
         pool = EnginePool(settings.workers, settings.resolved_models_dir(),
                           settings.model_idle_seconds, max_queue=settings.max_queue,
-                          queue_timeout=settings.queue_timeout)
+                          queue_timeout=settings.queue_timeout,
+                          buffer_bytes=settings.stream_buffer_bytes)
         await pool.start()
         library = await Library.open(settings)
         app.state.pool = pool
@@ -66,10 +86,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.gauges(queue=lambda: pool.waiting, restarts=lambda: pool.restarts,
                        workers=lambda: len(pool.pids()), jobs=lambda: len(jobs.running))
         jobs.start()
+        trimmer = asyncio.get_running_loop().create_task(_trim_memory())
         log.info("orate %s ready: %d engine workers", __version__, settings.workers)
         try:
             yield
         finally:
+            trimmer.cancel()
             await jobs.close()
             await pipeline.close()
             await library.close()
@@ -86,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Guard, max_body=settings.max_body_bytes, metrics=metrics,
                        keys=lambda: getattr(getattr(app.state, "library", None), "keys", None))
     app.add_middleware(CollapseSlashes)
+    app.add_middleware(ReadDeadline, timeout=settings.read_timeout)  # outermost: bodies too
     app.include_router(openai.router)
     app.include_router(files.router)
     app.include_router(library.router)

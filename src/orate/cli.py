@@ -42,6 +42,7 @@ def serve(
 
     import uvicorn
 
+    from orate.api.connections import protocol_class
     from orate.app import create_app
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers,
@@ -66,9 +67,11 @@ def serve(
         logging.getLogger(name).addFilter(RedactKeys())
     # no permessage-deflate: audio does not compress, and deflating every frame cost
     # ~5x the CPU of the same stream over HTTP (benchmarks, Hume WebSocket)
+    # the protocol bounds slow request headers and stalled readers (api/connections.py)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=settings.log_level, timeout_graceful_shutdown=10,
-                ws_per_message_deflate=False)
+                ws_per_message_deflate=False,
+                http=protocol_class(settings.read_timeout, settings.stall_timeout))
 
 
 class RedactKeys:

@@ -158,8 +158,15 @@ def _check_instant(body: PostedTts, streaming: bool, context_voice: VoiceParams 
                       "context); set utterances[0].voice or set instant_mode to false")
 
 
-async def _speeches(body: PostedTts, request: Request, *, streaming: bool) -> list[Speech]:
-    """Plan every generation (validating everything first), then start them."""
+# response bytes per audio byte, for the response-size bound: JSON carries base64 (4/3),
+# and /v0/tts carries each generation twice (the whole file and its snippets)
+JSON_FRAMING, NDJSON_FRAMING, FILE_FRAMING = 8 / 3, 4 / 3, 1.0
+
+
+async def _speeches(body: PostedTts, request: Request, *, streaming: bool,
+                    framing: float) -> list[Speech]:
+    """Plan every generation (validating everything first, the request's total work and
+    response size included), then start them."""
     pipeline = _pipeline(request)
     context_voice = await _context_voice(body, request)
     _check_instant(body, streaming, context_voice)
@@ -172,20 +179,30 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool) -> li
                             format=fmt, sample_rate=HUME_SAMPLE_RATE, timestamps=timestamps,
                             seed=n, variation=body.temperature if body.temperature is not None
                             else 1.0, context_voice=context_voice,
-                            max_chars=pipeline.settings.max_request_chars)
+                            max_chars=pipeline.settings.max_request_chars,
+                            generations=body.num_generations or 1, framing=framing)
         plans.append(await pipeline.plan(req, ctx))
-    return [await pipeline.speak(plan) for plan in plans]
+    speeches: list[Speech] = []
+    try:
+        for plan in plans:
+            speeches.append(await pipeline.speak(plan))
+    except BaseException:
+        for started in speeches:  # their synthesis has begun: stop it
+            await started.events.aclose()
+        raise
+    return speeches
 
 
-def _frames(body: PostedTts, speech: Speech, request_id: str) -> HumeGeneration:
+def _frames(body: PostedTts, speech: Speech, request_id: str, keep: bool) -> HumeGeneration:
     return HumeGeneration(speech, request_id,
                           split=body.split_utterances is not False,
-                          strip_headers=bool(body.strip_headers))
+                          strip_headers=bool(body.strip_headers), keep=keep)
 
 
-async def _run(body: PostedTts, request: Request, streaming: bool) -> list[Speech] | Response:
+async def _run(body: PostedTts, request: Request, streaming: bool,
+               framing: float) -> list[Speech] | Response:
     try:
-        return await _speeches(body, request, streaming=streaming)
+        return await _speeches(body, request, streaming=streaming, framing=framing)
     except Invalid as exc:
         return exc.response
 
@@ -193,11 +210,12 @@ async def _run(body: PostedTts, request: Request, streaming: bool) -> list[Speec
 async def _generations(body: PostedTts, request: Request, streaming: bool
                        ) -> list[HumeGeneration] | Response:
     """Every generation of a request under one request id, or the response refusing it."""
-    speeches = await _run(body, request, streaming=streaming)
+    speeches = await _run(body, request, streaming=streaming,
+                          framing=NDJSON_FRAMING if streaming else JSON_FRAMING)
     if isinstance(speeches, Response):
         return speeches
     request_id = str(uuid.uuid4())
-    return [_frames(body, s, request_id) for s in speeches]
+    return [_frames(body, s, request_id, keep=not streaming) for s in speeches]
 
 
 @router.post("/v0/tts", summary="Text-to-speech, JSON (Hume)")
@@ -207,10 +225,21 @@ async def synthesize_json(body: PostedTts, request: Request) -> Response:
         return gens
 
     async def drain(gen: HumeGeneration) -> None:
-        async for _ in gen.frames():
-            pass
+        frames = gen.frames()
+        try:
+            async for _ in frames:
+                pass
+        finally:
+            await frames.aclose()  # stops this generation's synthesis if it did not end
 
-    await asyncio.gather(*(drain(g) for g in gens))
+    tasks = [asyncio.ensure_future(drain(g)) for g in gens]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        # one generation failed (or the client left): the others stop too, now
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     out = []
     for gen in gens:
         whole = gen.whole_file()
@@ -237,10 +266,10 @@ async def _one_file(body: PostedTts, request: Request, streaming: bool
     if (body.num_generations or 1) > 1:
         return invalid("num_generations", "a file response holds one generation; use "
                        "/v0/tts or /v0/tts/stream/json for num_generations above 1")
-    speeches = await _run(body, request, streaming=streaming)
+    speeches = await _run(body, request, streaming=streaming, framing=FILE_FRAMING)
     if isinstance(speeches, Response):
         return speeches
-    return _frames(body, speeches[0], str(uuid.uuid4()))
+    return _frames(body, speeches[0], str(uuid.uuid4()), keep=not streaming)
 
 
 @router.post("/v0/tts/file", summary="Text-to-speech, one audio file (Hume)",
@@ -283,10 +312,14 @@ async def stream_json(body: PostedTts, request: Request) -> Response:
     first = await primed_frames(gens[0].frames())
 
     async def lines() -> AsyncIterator[bytes]:
-        sources = [first] + [g.frames() for g in gens[1:]]
-        for source in sources:
-            async for frame in source:
-                yield json.dumps(frame.message, separators=(",", ":")).encode() + b"\n"
+        try:
+            sources = [first] + [g.frames() for g in gens[1:]]
+            for source in sources:
+                async for frame in source:
+                    yield json.dumps(frame.message, separators=(",", ":")).encode() + b"\n"
+        finally:  # the client left early: the generations not yet read stop too
+            for gen in gens:
+                await gen.speech.events.aclose()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 

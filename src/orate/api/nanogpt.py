@@ -114,6 +114,8 @@ async def tts(body: TtsBody, request: Request) -> Response:
     asynchronous = _is_async(request, body, model, settings.async_threshold_chars)
     limit = settings.max_job_chars if asynchronous else settings.async_threshold_chars
     probe_req.max_chars = limit
+    if asynchronous:  # a job's output goes to storage, not to a waiting response
+        probe_req.framing = None
     ctx = context(request, "nanogpt")
     plan = await pipeline.plan(probe_req, ctx)  # validates voice, text, format before 202
     cost = lib.price(model.id).cost(plan.characters, 0.0)

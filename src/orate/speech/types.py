@@ -56,6 +56,10 @@ class SpeechRequest:
     variation: float = 1.0  # how far a seed moves a fixed voice (Hume's temperature)
     context_voice: VoiceParams | None = None  # the voice to continue (Hume's context)
     max_chars: int | None = None  # the dialect's own limit on total characters
+    generations: int = 1  # takes of this text the same request makes (Hume num_generations)
+    # response bytes per audio byte (base64, copies) for the response-size bound; None: not
+    # a response held by a client (an async job, bounded by max_job_chars instead)
+    framing: float | None = 1.0
 
 
 @dataclass
