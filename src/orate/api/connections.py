@@ -19,7 +19,10 @@ synthesis, forever. Three bounds, each a setting:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import struct
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -103,6 +106,11 @@ class _Deadlines:
         self._stall_timer = None
         if not self.transport.is_closing():
             log.info("dropping a client that read nothing for %g s", self.stall_timeout)
+            # a reset, not a FIN: a FIN would wait behind the unsent data for a window the
+            # client never opens, and the kernel would keep the socket and its buffers
+            sock = self.transport.get_extra_info("socket")
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.transport.abort()
 
     def _cancel_stall(self) -> None:
