@@ -227,12 +227,15 @@ def test_slow_headers_and_short_bodies_time_out(tmp_path: Path) -> None:
         for s in trickle:
             s.close()
 
-        for path, envelope in (("/v1/audio/speech", "error"), ("/v0/tts", "code")):
+        for path, envelope, framing in (
+                ("/v1/audio/speech", "error", "Content-Length: 1000\r\n\r\n{\""),
+                ("/v0/tts", "code", "Content-Length: 1000\r\n\r\n{\""),
+                ("/api/tts", "error", "Transfer-Encoding: chunked\r\n\r\n2\r\n{\"\r\n")):
             s = socket.create_connection(("127.0.0.1", srv.port))
             s.settimeout(8)
             t0 = time.monotonic()
             s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      "Content-Length: 1000\r\n\r\n{\"".encode())
+                      f"{framing}".encode())
             data = b""
             while chunk := s.recv(65536):
                 data += chunk

@@ -28,6 +28,8 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orate.api.errors import ApiError, dialect_for
+
 log = logging.getLogger("orate.connections")
 
 _REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
@@ -73,7 +75,22 @@ class ReadDeadline:
                 complete = True
             return message
 
-        await self.app(scope, timed_receive, send)
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracked_send)
+        except BodyTimeout as exc:
+            # raised outside the routes (a middleware reading a chunked body), where no
+            # exception handler sees it: answer here, in the dialect's envelope
+            if started:
+                raise
+            err = ApiError(408, "request_timeout", exc.detail, headers=exc.headers)
+            await dialect_for(scope["path"])[0](err)(scope, receive, send)
 
 
 class _Deadlines:
