@@ -5,6 +5,8 @@ memory of the server and its workers from /proc while:
 
 - ``work``: one Hume ``POST /v0/tts`` of 5 utterances x 4,990 characters,
   ``num_generations: 5``, wav (the whole response is built in memory);
+- ``work-max``: the largest such request the limits accept (5,000 characters x 5
+  generations, mp3);
 - ``slow-openai``: 20 OpenAI requests of 4,090 characters in wav whose clients never read;
 - ``slow-hume``: 4 Hume ``/v0/tts/stream/file`` requests (4,990 characters, wav) whose
   clients never read.
@@ -13,7 +15,7 @@ Each scenario gets a fresh server and a time bound; the server is killed if its 
 passes ``--cap-mb`` (the unbounded code would otherwise take the machine). Prints one
 table row per scenario: baseline, peak, after (clients closed, 10 s later), status.
 
-    python benchmarks/memory_abuse.py [--port 18340] [--only work,slow-openai,slow-hume]
+    python benchmarks/memory_abuse.py [--port 18340] [--only work,work-max,slow-openai,...]
     git archive BASE src | tar -x -C /tmp/base && python benchmarks/memory_abuse.py \
         --src /tmp/base/src     # the same figures for another commit
 """
@@ -149,9 +151,10 @@ def raw_request(port: int, path: str, body: dict) -> socket.socket:
     return sock
 
 
-def scenario_work(server: Server, sampler: Sampler) -> str:
-    body = {"utterances": [{"text": words(4990), "voice": {"name": "alloy"}}] * 5,
-            "num_generations": 5, "format": {"type": "wav"}}
+def scenario_work(server: Server, sampler: Sampler, utterances: int = 5, chars: int = 4990,
+                  fmt: str = "wav") -> str:
+    body = {"utterances": [{"text": words(chars), "voice": {"name": "alloy"}}] * utterances,
+            "num_generations": 5, "format": {"type": fmt}}
     t0 = time.monotonic()
     try:
         r = httpx.post(f"{server.url}/v0/tts", json=body, timeout=60)
@@ -186,6 +189,8 @@ def run(name: str, port: int, cap: int, src: str | None) -> list[str]:
         sampler.start()
         if name == "work":
             outcome = scenario_work(server, sampler)
+        elif name == "work-max":  # the largest Hume request the new limits accept
+            outcome = scenario_work(server, sampler, utterances=1, chars=5000, fmt="mp3")
         elif name == "slow-openai":
             outcome = scenario_slow(server, sampler, "/v1/audio/speech", lambda i: {
                 "model": "tts-1", "voice": "alloy", "input": f"Request {i}. " + words(4070),
@@ -208,7 +213,7 @@ def run(name: str, port: int, cap: int, src: str | None) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=18340)
-    ap.add_argument("--only", default="work,slow-openai,slow-hume")
+    ap.add_argument("--only", default="work,work-max,slow-openai,slow-hume")
     ap.add_argument("--cap-mb", type=int, default=3000, help="kill the server past this RSS")
     ap.add_argument("--src", help="run the server from this source tree (e.g. an export of "
                     "the base commit's src/), for before/after figures")
