@@ -222,8 +222,10 @@ class Pipeline:
         return plan
 
     def _check_work(self, req: SpeechRequest, characters: int) -> None:
-        """Refuse up front what would take too long: characters x generations."""
-        limit = max(self.settings.max_request_work, req.max_chars or 0)
+        """Refuse up front what would take too long: characters x generations. An async
+        job (no waiting response) is bounded by its own character limit instead."""
+        limit = self.settings.max_request_work if req.framing is not None \
+            else req.max_chars or self.settings.max_job_chars
         work = characters * max(req.generations, 1)
         if work > limit:
             raise SpeechError(413, "request_too_large", f"this request asks for {work} "
