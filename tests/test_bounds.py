@@ -132,6 +132,29 @@ def test_a_refused_request_stops_its_synthesis(tmp_path: Path) -> None:
         srv.stop()
 
 
+def test_a_client_that_gives_up_stops_its_synthesis(tmp_path: Path) -> None:
+    """A client timing out on a response built whole (Hume JSON, nano-gpt JSON) used to
+    leave the server synthesizing every generation for nobody."""
+    srv = Server(tmp_path, workers=1)
+    try:
+        for path, body in (
+                ("/v0/tts", {"utterances": [{"text": prose(4900), "voice": {"name": "alloy"}}],
+                             "num_generations": 3, "format": {"type": "mp3"}}),
+                ("/api/tts", {"text": prose(4000, "Again. "), "voice": "alloy"})):
+            before = srv.health()["engines"]
+            with pytest.raises(httpx.TimeoutException):
+                httpx.post(f"{srv.url}{path}", json=body, timeout=0.5)
+            deadline = time.monotonic() + 3
+            while srv.health()["engines"]["busy"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            engines = srv.health()["engines"]
+            assert engines["busy"] == 0 and engines["waiting"] == 0, (path, engines)
+            assert engines["completed"] == before["completed"], (path, engines)
+    finally:
+        srv.stop()
+
+
 # -- item 2: slow readers ---------------------------------------------------------------
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ from orate.api.errors import ApiError, audio_response, documented
 from orate.api.files import library_of
 from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
 from orate.api.owners import context, owner_of, reader_of
+from orate.api.streaming import CLIENT_GONE, while_connected
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import OPENAI_VOICES
 from orate.engines.registry import engine_by_name
@@ -232,14 +233,18 @@ async def synthesize_json(body: PostedTts, request: Request) -> Response:
         finally:
             await frames.aclose()  # stops this generation's synthesis if it did not end
 
-    tasks = [asyncio.ensure_future(drain(g)) for g in gens]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        # one generation failed (or the client left): the others stop too, now
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async def drain_all() -> None:
+        tasks = [asyncio.ensure_future(drain(g)) for g in gens]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            # one generation failed (or the client left): the others stop too, now
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    if not await while_connected(request, drain_all()):
+        return Response(status_code=CLIENT_GONE)
     out = []
     for gen in gens:
         whole = gen.whole_file()
@@ -278,8 +283,17 @@ async def synthesize_file(body: PostedTts, request: Request) -> Response:
     gen = await _one_file(body, request, streaming=False)
     if isinstance(gen, Response):
         return gen
-    async for _ in gen.frames():
-        pass
+
+    async def drain() -> None:
+        frames = gen.frames()
+        try:
+            async for _ in frames:
+                pass
+        finally:
+            await frames.aclose()
+
+    if not await while_connected(request, drain()):
+        return Response(status_code=CLIENT_GONE)
     return Response(gen.whole_file(), media_type=CONTENT_TYPES[gen.format],
                     headers={"X-Orate-Generation-Id": gen.generation_id})
 
