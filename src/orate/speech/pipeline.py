@@ -243,9 +243,10 @@ class Pipeline:
         estimate = estimate_bytes(plan)
         total = int(estimate * framing * max(req.generations, 1))
         if total > limit:
+            takes = f" x {req.generations} generations" if req.generations > 1 else ""
             raise SpeechError(413, "request_too_large", f"the response would be about {total} "
-                              f"bytes ({estimate_seconds(plan.job):.0f} s of {plan.format.name} "
-                              f"x {req.generations} generations); the limit is {limit} bytes "
+                              f"bytes ({estimate_seconds(plan.job):.0f} s of "
+                              f"{plan.format.name}{takes}); the limit is {limit} bytes "
                               "(max_response_bytes): ask for less text, fewer generations or "
                               "a compressed format", "input")
         return share
