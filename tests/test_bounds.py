@@ -7,6 +7,7 @@ connection is held.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -191,6 +192,42 @@ def test_stalled_readers_cost_bounded_memory_and_are_dropped(tmp_path: Path) -> 
         assert after - base < 40 << 20, (base >> 20, after >> 20)
     finally:
         srv.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_shared_flight_runs_no_further_ahead_than_its_lead_reader() -> None:
+    """Identical requests share one synthesis; it must not run ahead of its readers (nor
+    be held back by the slowest), and it stops when the last one leaves."""
+    from orate.speech.flight import Flight
+    from orate.speech.types import SpeechEvent
+
+    made = 0
+    closed = asyncio.Event()
+
+    async def source():  # type: ignore[no-untyped-def]
+        nonlocal made
+        try:
+            for _ in range(1000):
+                made += 1
+                yield SpeechEvent("audio", audio=bytes(64 << 10))
+        finally:
+            closed.set()
+
+    flight = Flight(source(), window=256 << 10)
+    fast, slow = flight.subscribe(), flight.subscribe()
+    await asyncio.sleep(0.05)
+    assert made <= 5  # nobody read yet: one window, not 64 MB
+    for _ in range(20):
+        await anext(fast)
+    await asyncio.sleep(0.05)
+    assert 20 <= made <= 25, made  # paced by the lead reader; the slow one holds nothing back
+    await anext(slow)
+    await fast.aclose()
+    await asyncio.sleep(0.05)
+    assert made <= 25, made  # the slow reader is now the lead, 19 events behind: no room
+    await slow.aclose()
+    await asyncio.wait_for(closed.wait(), 1)  # the last reader left: the synthesis stopped
+    assert flight.done and not flight.succeeded
 
 
 def test_a_slow_reader_still_gets_all_the_audio(tmp_path: Path) -> None:
