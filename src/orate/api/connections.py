@@ -103,6 +103,7 @@ class _Deadlines:
 
     def _arm_headers(self) -> None:
         self._cancel_headers()
+        self._started = False  # no byte of the next request yet
         self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
 
     def _cancel_headers(self) -> None:
@@ -114,9 +115,12 @@ class _Deadlines:
     def _headers_late(self) -> None:
         self._header_timer = None
         if not self.transport.is_closing():
-            log.info("closing a connection whose request headers took over %g s",
-                     self.header_timeout)
-            self.transport.write(_REQUEST_TIMEOUT % (len(_HEADERS_LATE), _HEADERS_LATE))
+            if getattr(self, "_started", False):  # a request began: say why it is refused
+                log.info("closing a connection whose request headers took over %g s",
+                         self.header_timeout)
+                self.transport.write(_REQUEST_TIMEOUT % (len(_HEADERS_LATE), _HEADERS_LATE))
+            # an idle connection just closes: a 408 there could be read by a client as the
+            # answer to the request it is about to send
             self.transport.close()
 
     def _stalled(self) -> None:
@@ -141,6 +145,11 @@ class _Deadlines:
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self._arm_headers()
+
+    def data_received(self, data: bytes) -> None:
+        if data:
+            self._started = True
+        super().data_received(data)  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_headers()
