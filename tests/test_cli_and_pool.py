@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from orate.engines.base import VoiceParams
-from orate.engines.pool import EnginePool
-from orate.speech.render import AUDIO, DONE, ERROR, RenderJob, Segment
+from orate.runtime.pool import EnginePool
+from orate.runtime.render import AUDIO, DONE, ERROR, RenderJob, Segment
 from orate.speech.text import split_sentences
 
 from .conftest import Server, decode, duration

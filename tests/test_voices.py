@@ -96,7 +96,7 @@ def test_piper_phonemes_and_length_match_piper_tts() -> None:
     from piper import PiperVoice, SynthesisConfig
 
     from orate.engines.piper import PiperEngine
-    from orate.speech.render import AUDIO, RenderJob, Segment, render
+    from orate.runtime.render import AUDIO, RenderJob, Segment, render
     from orate.speech.text import split_sentences
 
     reference = PiperVoice.load(joe.model_path(), joe.config_path())

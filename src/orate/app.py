@@ -36,11 +36,11 @@ from orate.api.metrics import Metrics
 from orate.api.owners import is_admin
 from orate.config import Settings
 from orate.engines.catalog import Catalog
-from orate.engines.pool import EnginePool
 from orate.engines.registry import engine_by_name
-from orate.engines.worker import malloc_free_bytes, malloc_trim, tune_malloc
 from orate.library.library import Library
-from orate.speech.jobs import JobRunner
+from orate.runtime.pool import EnginePool
+from orate.runtime.worker import malloc_free_bytes, malloc_trim, tune_malloc
+from orate.speech.job_runner import JobRunner
 from orate.speech.pipeline import Pipeline
 
 log = logging.getLogger("orate")

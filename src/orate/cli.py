@@ -557,7 +557,7 @@ def voices_create(
     """Save a voice from parameters, a description or a generation."""
     from orate.engines.base import UnknownVoice, VoiceParams
     from orate.engines.registry import engine_by_name
-    from orate.library.models import LOCAL_OWNER
+    from orate.library.tables import LOCAL_OWNER
     from orate.library.voices import VoiceExists, voice_json
     from orate.speech.design import design_voice
 
@@ -885,7 +885,7 @@ def cache_warm(
     """Pre-render prompts into the cache, in parallel; already-cached ones are skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from orate.engines.pool import EnginePool
+    from orate.runtime.pool import EnginePool
     from orate.speech.pipeline import Context, Pipeline, SpeechError, SpeechRequest, Utterance
 
     settings = _settings() if workers is None else _settings(workers=workers)

@@ -50,7 +50,7 @@ from orate.audio.output_formats import (
 )
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import ELEVENLABS_VOICE_IDS, ELEVENLABS_VOICES, MODEL_ALIASES
-from orate.library.models import Generation
+from orate.library.tables import Generation
 from orate.speech.alignment import CharAlignment, char_alignment
 from orate.speech.pipeline import Pipeline, Speech, SpeechError, SpeechEvent, SpeechRequest
 from orate.speech.style import style_voice

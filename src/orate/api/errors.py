@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orate.api.jsonbody import json_hint
-from orate.engines.pool import EngineBusy
 from orate.library.db import DB_ERRORS
+from orate.runtime.pool import EngineBusy
 from orate.speech.pipeline import SpeechError, SynthesisFailed
 
 log = logging.getLogger("orate.api")

@@ -21,7 +21,7 @@ from orate.api.owners import is_admin, owner_of, reader_of
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import OPENAI_VOICES
 from orate.engines.registry import UnknownEngine, engine_by_name
-from orate.library.models import Generation
+from orate.library.tables import Generation
 from orate.library.voices import VoiceExists, voice_json
 from orate.speech.design import design_voice
 from orate.speech.pipeline import Pipeline

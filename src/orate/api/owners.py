@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.requests import HTTPConnection
 
-from orate.library.models import LOCAL_OWNER
+from orate.library.tables import LOCAL_OWNER
 from orate.speech.types import Context
 
 

@@ -3,7 +3,7 @@
 The shared library and its data come from the ``espeakng-loader`` wheel, so
 no system package and no subprocess is involved. libespeak-ng keeps global
 state and crashes when two threads enter it, so every call goes through one
-process-wide lock; parallelism comes from worker processes (engines/pool.py).
+process-wide lock; parallelism comes from worker processes (runtime/pool.py).
 """
 
 from __future__ import annotations

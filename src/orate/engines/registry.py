@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from orate.engines.base import Engine
-from orate.engines.models import LocalModel, build, scan
+from orate.engines.model_store import LocalModel, build, scan
 
 _engines: dict[str, Engine] = {}
 _models: dict[str, LocalModel] = {}

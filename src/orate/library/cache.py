@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from orate.library.blobs import BlobStore
 from orate.library.db import DB_ERRORS
-from orate.library.models import CacheCounter, CacheEntry
+from orate.library.tables import CacheCounter, CacheEntry
 
 log = logging.getLogger("orate.library")
 

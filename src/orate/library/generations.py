@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from orate.library.blobs import BlobStore
 from orate.library.db import DB_ERRORS
-from orate.library.models import CacheEntry, Generation
+from orate.library.tables import CacheEntry, Generation
 
 log = logging.getLogger("orate.library")
 

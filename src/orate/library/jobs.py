@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 
-from orate.library.models import Job
+from orate.library.tables import Job
 
 PENDING, PROCESSING, COMPLETED, FAILED = "pending", "processing", "completed", "failed"
 MAX_ATTEMPTS = 3

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from orate.library.models import ApiKey, ServerState
+from orate.library.tables import ApiKey, ServerState
 
 KEY_PREFIX = "orate_"
 CACHE_SECONDS = 2.0

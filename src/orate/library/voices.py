@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from orate.engines.base import VoiceParams
-from orate.library.models import Voice
+from orate.library.tables import Voice
 
 VOICE_ID_PREFIX = "voice_"
 MAX_NAME = 200

@@ -21,12 +21,23 @@ from orate.audio.formats import FORMATS
 from orate.config import Settings
 from orate.engines.base import UnknownVoice, VoiceParams, shorten
 from orate.engines.catalog import REMOTE, Catalog, Model
-from orate.engines.pool import EnginePool
 from orate.engines.registry import engine_by_name
-from orate.speech import render as R
+from orate.runtime.pool import EnginePool
+from orate.runtime.render import (
+    AUDIO,
+    DONE,
+    ERROR,
+    SENTENCE,
+    TIMESTAMPS,
+    OutputTooLarge,
+    RenderJob,
+    RenderStats,
+    Segment,
+    render,
+    timestamps_from,
+)
 from orate.speech.design import apply_directions, design_voice, vary
 from orate.speech.flight import Flight
-from orate.speech.render import RenderJob, Segment, render
 from orate.speech.text import (
     TextError,
     check_ssml,
@@ -51,21 +62,21 @@ from orate.speech.upstream import upstream_events
 if TYPE_CHECKING:
     from orate.library.keys import Reservation
     from orate.library.library import Library
-    from orate.library.models import Generation
+    from orate.library.tables import Generation
 
 __all__ = ["Context", "Pipeline", "Plan", "Speech", "SpeechError", "SpeechEvent",
            "SpeechRequest", "SynthesisFailed", "Utterance"]
 
 MAX_DESCRIPTION = 1000
 
-_KINDS = {R.AUDIO: "audio", R.TIMESTAMPS: "timestamps", R.SENTENCE: "sentence", R.DONE: "done"}
+_KINDS = {AUDIO: "audio", TIMESTAMPS: "timestamps", SENTENCE: "sentence", DONE: "done"}
 
 
 def _event(kind: int, payload: Any) -> SpeechEvent:
-    if kind == R.AUDIO:
+    if kind == AUDIO:
         return SpeechEvent("audio", audio=payload)
-    if kind == R.TIMESTAMPS:
-        return SpeechEvent("timestamps", timestamps=R.timestamps_from(payload))
+    if kind == TIMESTAMPS:
+        return SpeechEvent("timestamps", timestamps=timestamps_from(payload))
     return SpeechEvent(_KINDS[kind], info=payload)
 
 
@@ -94,7 +105,7 @@ def replay(audio: bytes, marks: list[dict[str, Any]]) -> list[SpeechEvent]:
             pos += mark["size"]
         elif mark["kind"] == "timestamps":
             out.append(SpeechEvent("timestamps",
-                                   timestamps=R.timestamps_from(mark["timestamps"])))
+                                   timestamps=timestamps_from(mark["timestamps"])))
         else:
             out.append(SpeechEvent(mark["kind"], info=mark["info"]))
     if pos < len(audio):
@@ -326,9 +337,9 @@ class Pipeline:
         job = await self.pool.submit(plan.job)
         try:
             async for kind, payload in job:
-                if kind == R.ERROR:
+                if kind == ERROR:
                     message = payload.get("message", "synthesis failed")
-                    if payload.get("code") == R.OutputTooLarge.code:
+                    if payload.get("code") == OutputTooLarge.code:
                         raise SpeechError(413, "request_too_large", message, "input")
                     raise SynthesisFailed(message)
                 yield _event(kind, payload)
@@ -466,7 +477,7 @@ class Pipeline:
         return self.catalog.price(plan.model.id).cost(plan.characters, duration)
 
     def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None],
-                     should_stop: Callable[[], bool] = lambda: False) -> R.RenderStats:
+                     should_stop: Callable[[], bool] = lambda: False) -> RenderStats:
         """Synthesize in this process (the CLI): no pool, same render code.
         ``should_stop`` ends the synthesis early (the reader went away)."""
         return render(plan.job, engine_by_name, lambda k, p: on_event(_event(k, p)),

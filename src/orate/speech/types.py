@@ -8,7 +8,7 @@ from typing import Any
 from orate.audio.formats import AudioFormat
 from orate.engines.base import VoiceParams
 from orate.engines.catalog import Model
-from orate.speech.render import RenderJob
+from orate.runtime.render import RenderJob
 from orate.speech.timestamps import Timestamp
 
 MAX_MESSAGE = 1000

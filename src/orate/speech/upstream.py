@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 
 from orate.audio.encoder import make_encoder
-from orate.engines import remote as R
+from orate.engines import remote as upstream
 from orate.speech.types import Plan, SpeechError, SpeechEvent, SynthesisFailed
 
 
@@ -53,20 +53,20 @@ def _duration(data: bytes, fmt: str, rate: int | None) -> float:
         return 0.0
 
 
-async def upstream_events(plan: Plan, providers: list[R.Provider],
+async def upstream_events(plan: Plan, providers: list[upstream.Provider],
                           client: httpx.AsyncClient) -> AsyncIterator[SpeechEvent]:
     text = plan.job.text
     voice = plan.voices[0].voice if plan.voices else "alloy"
     speed = plan.job.segments[0].speed if plan.job.segments else 1.0
     fmt = plan.format.name
     try:
-        provider, audio = await R.synthesize(providers, model=plan.model.id, text=text,
+        provider, audio = await upstream.synthesize(providers, model=plan.model.id, text=text,
                                              voice=voice, speed=speed, fmt=fmt, client=client)
-    except R.NoProvider as exc:
+    except upstream.NoProvider as exc:
         tried = "; ".join(str(a) for a in exc.attempts) or "none is configured"
         raise SpeechError(404, "no_provider", f"no upstream provider of {plan.model.id!r} could "
                           f"be reached ({tried})", "model") from None
-    except R.ProviderError as exc:
+    except upstream.ProviderError as exc:
         raise SpeechError(502, "upstream_error", f"provider {exc.provider.name!r} answered "
                           f"{exc.status}: {exc.message}", "model") from None
     passthrough = audio.format == fmt and audio.sample_rate in (None, plan.sample_rate)
@@ -84,7 +84,7 @@ async def upstream_events(plan: Plan, providers: list[R.Provider],
                     seconds = float(event.info["duration"])
                 else:
                     yield event
-    except R.StreamInterrupted as exc:
+    except upstream.StreamInterrupted as exc:
         raise SynthesisFailed(f"provider {exc.provider.name!r} stopped mid-stream: "
                               f"{exc.reason}") from None
     finally:
@@ -93,7 +93,7 @@ async def upstream_events(plan: Plan, providers: list[R.Provider],
                                     "passthrough": passthrough})
 
 
-async def _reencode(plan: Plan, audio: R.UpstreamAudio) -> AsyncIterator[SpeechEvent]:
+async def _reencode(plan: Plan, audio: upstream.UpstreamAudio) -> AsyncIterator[SpeechEvent]:
     """Upstream WAV/PCM → the requested format, one chunk at a time in a thread."""
     rate = audio.sample_rate or 24000
     head = bytearray()

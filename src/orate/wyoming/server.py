@@ -41,9 +41,9 @@ from wyoming.tts import (
 )
 
 from orate.config import Settings
-from orate.engines.pool import EngineBusy, PoolClosed
 from orate.engines.registry import engine_by_name
-from orate.library.models import LOCAL_OWNER
+from orate.library.tables import LOCAL_OWNER
+from orate.runtime.pool import EngineBusy, PoolClosed
 from orate.speech.pipeline import (
     Context,
     Pipeline,

@@ -20,7 +20,7 @@ from orate.config import Settings
 from orate.library.db import DB_ERRORS
 from orate.library.jobs import JobStore
 from orate.library.library import Library
-from orate.library.models import Job
+from orate.library.tables import Job
 from orate.speech.pipeline import Pipeline
 from orate.speech.types import Context, SpeechError, request_from_dict
 

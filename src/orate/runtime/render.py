@@ -1,7 +1,7 @@
 """Render one planned request: engine → audio stage → encoder, emitting as it goes.
 
 This is the CPU-bound half of the pipeline. It runs inside an engine worker
-process (engines/pool.py) for the server, or in-process for ``orate say``;
+process (runtime/pool.py) for the server, or in-process for ``orate say``;
 either way it only calls ``emit``, so it cannot tell the difference. Encoded
 bytes are pushed from inside the engine's audio callback: the first chunk
 leaves immediately, later ones are coalesced into a few kilobytes per message

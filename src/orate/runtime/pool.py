@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orate.engines.worker import END, HEADER, READY, worker_main
-from orate.speech.render import AUDIO, ERROR, RenderJob
+from orate.runtime.render import AUDIO, ERROR, RenderJob
+from orate.runtime.worker import END, HEADER, READY, worker_main
 
 log = logging.getLogger("orate.pool")
 

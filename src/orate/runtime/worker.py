@@ -19,7 +19,7 @@ from typing import Any
 
 from orate.engines import registry
 from orate.engines.registry import engine_by_name
-from orate.speech.render import AUDIO, ERROR, RenderJob, render
+from orate.runtime.render import AUDIO, ERROR, RenderJob, render
 
 HEADER = struct.Struct("<IIB")
 READY = 6  # a worker's first frame, job id 0: it has loaded its engines
