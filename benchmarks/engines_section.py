@@ -178,12 +178,11 @@ def _build_models(directory: Path) -> None:
 class InProcess:
     """One neural engine loaded here, as the server's worker loads it."""
 
-    def __init__(self, neural: Neural, text: str) -> None:
-        from orate.engines import registry
+    def __init__(self, neural: Neural, text: str, registry: Any) -> None:
         from orate.engines.base import VoiceParams
         from orate.speech.text import normalize, split_sentences
 
-        self.engine: Any = registry.engine_by_name(neural.model)
+        self.engine: Any = registry.engine(neural.model)
         self.params = self.engine.check_voice(VoiceParams(engine=neural.model,
                                                           voice=neural.voice))
         text = normalize(text)
@@ -231,9 +230,10 @@ def _timed(fn: Callable[[], None], into: list[float]) -> None:
 
 
 def bench_engine(runner: asyncio.Runner, port: int, neural: Neural, budget: EnginesBudget,
+                 registry: Any,
                  result: EngineResult) -> None:
     text = TEXTS[LABEL]
-    local = InProcess(neural, text)
+    local = InProcess(neural, text, registry)
     result.samples = local.samples
     result.sample_rate = local.engine.sample_rate
     result.feeds = ", ".join(f"{k} {list(getattr(v, 'shape', ()))}"
@@ -271,19 +271,19 @@ def bench_engines(runner: asyncio.Runner, budget: EnginesBudget, extra_env: dict
                   results: EnginesResults, notes: list[str]) -> None:
     import onnxruntime
 
-    from orate.engines import registry
+    from orate.engines.registry import EngineRegistry
 
     models = Path(tempfile.mkdtemp(prefix="orate-bench-models-"))
     try:
         _build_models(models)
-        registry.configure(models)
+        registry = EngineRegistry(models)  # the engines this process compares against
         results.versions = f"onnxruntime {onnxruntime.__version__}"
         env = {**extra_env, **ENGINE_ENV, "ORATE_MODELS_DIR": str(models)}
         with serving(env, notes, "engines (neural)", workers=ENGINE_WORKERS) as (proc, port, _):
             progress(f"engines: neural server ready (pid {proc.pid}, port {port})")
             for neural in NEURAL:
                 result = results.engines[neural.key] = EngineResult()
-                bench_engine(runner, port, neural, budget, result)
+                bench_engine(runner, port, neural, budget, registry, result)
                 expected = 2 * result.samples
                 if not expected <= result.response_bytes - 44 <= expected + 64:
                     notes.append(f"engines {neural.key}: the server's wav is "
@@ -294,7 +294,6 @@ def bench_engines(runner: asyncio.Runner, budget: EnginesBudget, extra_env: dict
             if proc.poll() is not None:
                 notes.append(f"the neural server exited early (code {proc.returncode})")
     finally:
-        registry.configure(None)
         shutil.rmtree(models, ignore_errors=True)
 
 

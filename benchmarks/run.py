@@ -175,9 +175,9 @@ def run_for(seconds: float, min_count: int, step: Callable[[], Any]) -> int:
 def load_engine() -> tuple[Any, Any]:
     """The engine and voice the server uses for "alloy", loaded into this process."""
     from orate.engines.base import VoiceParams
-    from orate.engines.registry import engine_by_name
+    from orate.engines.registry import EngineRegistry
 
-    engine = engine_by_name("espeak")
+    engine = EngineRegistry().engine("espeak")
     params = engine.check_voice(VoiceParams(voice=ENGINE_VOICE, variant=ENGINE_VARIANT))
     return engine, params
 

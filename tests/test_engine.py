@@ -19,14 +19,14 @@ from orate.audio.encoder import (
 from orate.audio.formats import FORMATS
 from orate.engines.base import EngineEvent, UnknownVoice, VoiceParams
 from orate.engines.espeak import get_engine
-from orate.engines.registry import engine_by_name
+from orate.engines.registry import EngineRegistry
 
 from .conftest import decode
 
 
 @pytest.fixture(scope="module")
 def engine():
-    return engine_by_name("espeak")
+    return EngineRegistry().engine("espeak")
 
 
 def synth(engine, text: str, voice: VoiceParams, speed: float = 1.0):

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from orate.engines.catalog import OPENAI_VOICES
-from orate.engines.registry import engine_by_name
+from orate.engines.registry import EngineRegistry
 
 DATA = Path(espeakng_loader.get_data_path())
 LANGUAGE = re.compile(r"^[a-z]{2,4}(-[A-Za-z0-9]{1,8})*$")
@@ -45,7 +45,7 @@ def _reference(folder: Path) -> dict[str, tuple[list[str], str]]:
 
 @pytest.fixture(scope="module")
 def engine():
-    return engine_by_name("espeak")
+    return EngineRegistry().engine("espeak")
 
 
 def test_languages_match_espeaks_voice_files(engine) -> None:
@@ -80,7 +80,7 @@ def test_server_lists_real_languages_and_named_voice_genders(server) -> None:
     voices = httpx.get(f"{server.url}/v1/voices",
                        params={"provider": "builtin", "limit": 500}).json()["voices"]
     by_id = {v["id"]: v for v in voices}
-    engine = engine_by_name("espeak")
+    engine = EngineRegistry().engine("espeak")
     for name, params in OPENAI_VOICES.items():
         want = engine.variants[params.variant][1]
         assert by_id[name]["gender"] == want, name

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from orate.config import Settings
-from orate.engines.registry import engine_by_name
+from orate.engines.registry import EngineRegistry
 from orate.library.library import Library
 from orate.speech.design import apply_directions, design_voice
 
@@ -278,7 +278,7 @@ def test_restart_keeps_generations_voices_cache_and_files(tmp_path: Path) -> Non
 
 
 def test_voice_design_table() -> None:
-    engine = engine_by_name("espeak")
+    engine = EngineRegistry().engine("espeak")
     cases = {
         "a deep, slow, older British man": dict(voice="en-gb", gender="male", pitch_max=30,
                                                 rate_max=0.9),

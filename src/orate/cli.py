@@ -73,12 +73,13 @@ def _settings(**overrides: object) -> Settings:
         raise  # unreachable: _fail exits
 
 
-def _catalog(settings: Settings):  # type: ignore[no-untyped-def]
-    """The model catalog, or one line naming what is wrong in the providers file."""
-    from orate.engines.catalog import Catalog
+def _services(settings: Settings):  # type: ignore[no-untyped-def]
+    """The composition root's services (the same graph the server builds), or one line
+    naming what is wrong in the providers file."""
+    from orate.services import build_services
 
     try:
-        return Catalog.from_settings(settings)
+        return build_services(settings)
     except (OSError, ValueError) as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         named = detail if str(settings.providers_file) in detail \
@@ -134,7 +135,7 @@ def serve(
     if settings.log_level.lower() not in LOG_LEVELS:
         _fail(f"log level {settings.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
     _check_port_free(settings.host, settings.port)
-    _catalog(settings)  # a broken providers file fails here, in one line, not in startup
+    services = _services(settings)  # a broken providers file fails here, in one line
     if settings.wyoming_uri:
         _check_wyoming(settings, insecure)
     try:
@@ -157,7 +158,7 @@ def serve(
     # no permessage-deflate: audio does not compress, and deflating every frame cost
     # ~5x the CPU of the same stream over HTTP (benchmarks, Hume WebSocket)
     # the protocol bounds slow request headers and stalled readers (api/connections.py)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+    uvicorn.run(create_app(services), host=settings.host, port=settings.port,
                 log_level=settings.log_level.lower(), timeout_graceful_shutdown=10,
                 ws_per_message_deflate=False,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
@@ -369,7 +370,7 @@ def say(
     if fmt is None:
         _fail(f"cannot tell the format from {output!r}; pass --format "
               f"({', '.join(FORMATS)})")
-    pipeline = Pipeline(settings, _catalog(settings), pool=None)
+    pipeline = Pipeline(settings, _services(settings).catalog, pool=None)
     request = SpeechRequest(
         model=model or settings.default_model,
         utterances=[Utterance(text, voice or settings.default_voice, speed)], format=fmt,
@@ -475,7 +476,7 @@ def voices(
     from orate.engines.catalog import OPENAI_VOICES
 
     settings = _settings()
-    catalog = _catalog(settings)
+    catalog = _services(settings).catalog
     found = catalog.model(model or settings.default_model)
     if found is None:
         _fail(f"unknown model {model!r}; models: {', '.join(catalog.models)}")
@@ -502,7 +503,8 @@ BUILTIN_VOICE_COLUMNS = (
 )
 
 
-async def _open_library(settings: Settings):  # type: ignore[no-untyped-def]
+async def _open_library(settings: Settings, services=None,  # type: ignore[no-untyped-def]
+                        pool: bool = True):
     """The library, or one line saying which database could not be opened and why
     (a wrong ORATE_DATABASE_URL or data dir is a setting to fix, not a traceback)."""
     from sqlalchemy.engine import make_url
@@ -512,6 +514,8 @@ async def _open_library(settings: Settings):  # type: ignore[no-untyped-def]
 
     url = settings.resolved_database_url()
     try:
+        if services is not None:  # the composition root opens it, with its pool
+            return await services.start(pool=pool, jobs=False, background=False)
         return await Library.open(settings, background=False)
     except (OSError, SQLAlchemyError, ImportError, ValueError) as exc:
         try:
@@ -530,6 +534,20 @@ def _with_library(work):  # type: ignore[no-untyped-def]
             return await work(lib)
         finally:
             await lib.close()
+
+    return asyncio.run(main())
+
+
+def _with_speech(work):  # type: ignore[no-untyped-def]
+    """Run ``work(speech_service)`` over the composition root, without engine workers
+    (what a command does here needs the library and engine facts, not synthesis)."""
+    async def main():  # type: ignore[no-untyped-def]
+        services = _services(_settings())
+        try:
+            speech = await _open_library(services.settings, services, pool=False)
+            return await work(speech)
+        finally:
+            await services.close()
 
     return asyncio.run(main())
 
@@ -555,43 +573,33 @@ def voices_create(
     = None,
 ) -> None:
     """Save a voice from parameters, a description or a generation."""
-    from orate.engines.base import UnknownVoice, VoiceParams
-    from orate.engines.registry import engine_by_name
+    from orate.engines.base import VoiceParams
     from orate.library.tables import LOCAL_OWNER
     from orate.library.voices import VoiceExists, voice_json
-    from orate.speech.design import design_voice
+    from orate.speech.service import (
+        GenerationNotFound,
+        UnknownEngine,
+        UnknownVoice,
+        VoiceSource,
+    )
 
-    engine = engine_by_name("espeak")
-
-    async def work(lib):  # type: ignore[no-untyped-def]
-        source, gen_id = "params", None
-        if from_generation:
-            gen = await lib.generations.get(from_generation, None)
-            if gen is None:
-                _fail(f"no generation {from_generation!r}")
-            params = VoiceParams(**gen.voice_params[0])
-            source, gen_id = "generation", gen.id
-        elif description:
-            params = design_voice(description, engine, seed=seed)
-            source = "design"
-        else:
-            params = VoiceParams(voice=voice, variant=variant, pitch=pitch,
-                                 pitch_range=pitch_range, rate=rate, volume=volume)
+    async def work(speech):  # type: ignore[no-untyped-def]
+        params = None if from_generation or description else VoiceParams(
+            voice=voice, variant=variant, pitch=pitch, pitch_range=pitch_range, rate=rate,
+            volume=volume)
+        source = VoiceSource(generation_id=from_generation, params=params,
+                             description=None if from_generation else description, seed=seed)
         try:
-            params = engine.check_voice(params)
-        except UnknownVoice as exc:
-            _fail(str(exc))
-        info = next(v for v in engine.voices() if v.id == params.voice)
-        gender = engine.variants.get((params.variant or "").lower(), (None, info.gender))[1]
-        try:
-            row = await lib.voices.create(LOCAL_OWNER, name, params, language=info.language,
-                                          gender=gender, description=description or "",
-                                          source=source, source_generation_id=gen_id)
-        except (VoiceExists, ValueError) as exc:
+            row = await speech.save_voice(LOCAL_OWNER, None, name, source)
+        except GenerationNotFound:
+            _fail(f"no generation {from_generation!r}")
+        except UnknownEngine as exc:
+            _fail(f"no engine {exc.args[0]!r}")
+        except (UnknownVoice, VoiceExists, ValueError) as exc:
             _fail(str(exc))
         return voice_json(row)
 
-    print(json.dumps(_with_library(work), indent=1))
+    print(json.dumps(_with_speech(work), indent=1))
 
 
 def _voice_label(row: dict[str, object]) -> str:
@@ -720,7 +728,7 @@ def models_list(as_json: Annotated[bool, JSON_OPTION] = False,
     """Every model this server would serve, with its engine, voices and price."""
 
     settings = _settings()
-    catalog = _catalog(settings)
+    catalog = _services(settings).catalog
     rows = []
     for model in catalog.models.values():
         price = catalog.price(model.id)
@@ -885,18 +893,14 @@ def cache_warm(
     """Pre-render prompts into the cache, in parallel; already-cached ones are skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from orate.runtime.pool import EnginePool
-    from orate.speech.pipeline import Context, Pipeline, SpeechError, SpeechRequest, Utterance
+    from orate.speech.pipeline import Context, SpeechError, SpeechRequest, Utterance
 
     settings = _settings() if workers is None else _settings(workers=workers)
     rows = _prompts(file)
 
     async def main() -> tuple[int, int, list[str]]:
-        pool = EnginePool(settings.workers, settings.resolved_models_dir(),
-                          settings.model_idle_seconds)
-        lib = await _open_library(settings)
-        await pool.start()
-        pipeline = Pipeline(settings, _catalog(settings), pool, lib)
+        services = _services(settings)
+        speech = await _open_library(settings, services)
         rendered = skipped = 0
         failures: list[str] = []
         limit = asyncio.Semaphore(settings.workers * 2)
@@ -913,14 +917,14 @@ def cache_warm(
                                               or settings.default_voice)],
                         format=row.get("format") or format or settings.default_format)
                     try:
-                        plan = await pipeline.plan(req, Context(dialect="cli", record=False))
-                        speech = await pipeline.speak(plan)
-                        async for _ in speech.events:
+                        plan = await speech.plan(req, Context(dialect="cli", record=False))
+                        spoken = await speech.speak(plan)
+                        async for _ in spoken.events:
                             pass
                     except SpeechError as exc:
                         failures.append(f"entry {n}: {exc.message}")
                     else:
-                        if speech.cache == "hit":
+                        if spoken.cache == "hit":
                             skipped += 1
                         else:
                             rendered += 1
@@ -929,8 +933,7 @@ def cache_warm(
             try:
                 await asyncio.gather(*(one(n, r) for n, r in enumerate(rows, 1)))
             finally:
-                await lib.close()
-                await pool.close()
+                await services.close()
         return rendered, skipped, failures
 
     rendered, skipped, failures = asyncio.run(main())

@@ -28,7 +28,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orate.api.errors import ApiError, dialect_for
+from orate.api.errors import ApiError, Envelopes
 
 log = logging.getLogger("orate.connections")
 
@@ -50,8 +50,10 @@ class BodyTimeout(HTTPException):
 class ReadDeadline:
     """Bounds the time to receive a request body; pure ASGI, outermost middleware."""
 
-    def __init__(self, app: ASGIApp, *, timeout: float) -> None:
+    def __init__(self, app: ASGIApp, *, timeout: float,
+                 envelopes: Envelopes | None = None) -> None:
         self.app = app
+        self.envelopes = envelopes or Envelopes()
         self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -90,7 +92,7 @@ class ReadDeadline:
             if started:
                 raise
             err = ApiError(408, "request_timeout", exc.detail, headers=exc.headers)
-            await dialect_for(scope["path"])[0](err)(scope, receive, send)
+            await self.envelopes.for_path(scope["path"])[0](err)(scope, receive, send)
 
 
 class _Deadlines:

@@ -1,7 +1,7 @@
 """The ElevenLabs dialect (shared/spec/WIRE.md §3, §8), for the official ``elevenlabs`` SDK.
 
 Translation only: the body and ``output_format`` become one ``SpeechRequest``;
-pipeline events come back as audio bytes, JSON with per-character alignment, or
+service events come back as audio bytes, JSON with per-character alignment, or
 NDJSON lines. Every route lives under ``/elevenlabs`` (so ``base_url=http://host/elevenlabs``
 works), and ``ElevenLabsDispatch`` routes the SDK's own paths there:
 
@@ -37,9 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from orate.api import errors
+from orate.api.deps import library_of, speech_service
 from orate.api.errors import ApiError, audio_response, documented
-from orate.api.files import library_of
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import audio_bytes, primed
 from orate.audio.output_formats import (
@@ -52,7 +51,8 @@ from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import ELEVENLABS_VOICE_IDS, ELEVENLABS_VOICES, MODEL_ALIASES
 from orate.library.tables import Generation
 from orate.speech.alignment import CharAlignment, char_alignment
-from orate.speech.pipeline import Pipeline, Speech, SpeechError, SpeechEvent, SpeechRequest
+from orate.speech.pipeline import Speech, SpeechError, SpeechEvent, SpeechRequest
+from orate.speech.service import SpeechService
 from orate.speech.style import style_voice
 from orate.speech.timestamps import Timestamp
 from orate.speech.types import Utterance
@@ -91,7 +91,6 @@ def envelope(err: SpeechError) -> JSONResponse:
                         status_code=status or err.status, headers=err.headers)
 
 
-errors.register_dialect(PREFIX, envelope, errors.fastapi_validation)
 
 
 # -- who is an ElevenLabs caller ----------------------------------------------------------
@@ -166,10 +165,6 @@ class TtsBody(BaseModel):
     apply_language_text_normalization: bool | None = None
 
 
-def _pipeline(conn: HTTPConnection) -> Pipeline:
-    return conn.app.state.pipeline
-
-
 def pick_format(name: str | None, *, stream: bool) -> OutputFormat:
     """An ``output_format`` this route can serve, or a 400 naming the valid values."""
     name = name or DEFAULT_OUTPUT_FORMAT
@@ -188,14 +183,14 @@ async def build_request(conn: HTTPConnection, voice_id: str, text: str, model_id
                         previous: list[str] | None = None, timestamps: bool = False,
                         whole_file: bool = False) -> SpeechRequest:
     """One ``SpeechRequest`` from ElevenLabs' terms (shared with the WebSocket)."""
-    pipeline = _pipeline(conn)
+    service = speech_service(conn)
     model_name = model_id or DEFAULT_MODEL
-    model = pipeline.catalog.model(model_name)
+    model = service.catalog.model(model_name)
     if model is None:
         raise ApiError(400, "model_not_found", f"model_id {model_name!r} does not exist; "
-                       f"models: {', '.join([*MODEL_ALIASES, *pipeline.catalog.models])}",
+                       f"models: {', '.join([*MODEL_ALIASES, *service.catalog.models])}",
                        "model_id")
-    limit = min(MAX_TEXT.get(model_name, 40_000), pipeline.settings.max_request_chars)
+    limit = min(MAX_TEXT.get(model_name, 40_000), service.settings.max_request_chars)
     if len(text) > limit:
         raise ApiError(400, "text_too_long", f"text is {len(text)} characters; the limit for "
                        f"{model_name} on this server is {limit}", "text")
@@ -204,7 +199,7 @@ async def build_request(conn: HTTPConnection, voice_id: str, text: str, model_id
     if carried is not None and seed is None and settings is None:
         voice = carried  # continue exactly as the previous request spoke (Hume-like context)
     if language:
-        voice = _with_language(pipeline, model, voice, language)
+        voice = _with_language(service, model, voice, language)
     if settings is not None:
         voice = style_voice(voice, settings.stability, settings.style)
     speed = settings.speed if settings is not None and settings.speed is not None else 1.0
@@ -217,7 +212,7 @@ async def build_request(conn: HTTPConnection, voice_id: str, text: str, model_id
 async def resolve(conn: HTTPConnection, voice_id: str, model: Any) -> VoiceParams:
     """A voice by ElevenLabs id or name, engine voice or saved voice; 404 when unknown."""
     try:
-        params, _ = await _pipeline(conn).resolve_voice(model, voice_id, owner_of(conn))
+        params, _ = await speech_service(conn).resolve_voice(model, voice_id, owner_of(conn))
     except (UnknownVoice, ValueError):
         raise ApiError(404, "voice_not_found", f"A voice with voice_id {voice_id!r} was not "
                        "found.", "voice_id") from None
@@ -238,14 +233,14 @@ async def _previous_voice(conn: HTTPConnection, ids: list[str],
     return None
 
 
-def _with_language(pipeline: Pipeline, model: Any, voice: VoiceParams,
+def _with_language(service: SpeechService, model: Any, voice: VoiceParams,
                    code: str) -> VoiceParams:
     """Speak ``language_code`` with the voice's variant, when the engine has that language."""
     lang = code.lower().replace("_", "-")
     if voice.voice.lower().startswith(lang.split("-")[0]):
         return voice
     base = lang.split("-")[0]
-    ranked = sorted(pipeline.catalog.voices(model), key=lambda v: (
+    ranked = sorted(service.catalog.voices(model), key=lambda v: (
         v.id != lang, v.id != f"{base}-{base}", v.id != base, v.id))
     for info in ranked:
         if any(x.lower().startswith(lang) for x in (info.id, info.language, *info.languages)):
@@ -267,15 +262,15 @@ def response_headers(speech: Speech) -> dict[str, str]:
 async def _speak(request: Request, voice_id: str, body: TtsBody, fmt: OutputFormat,
                  enable_logging: bool, *, timestamps: bool = False,
                  whole_file: bool = False) -> Speech:
-    pipeline = _pipeline(request)
+    service = speech_service(request)
     req = await build_request(request, voice_id, body.text, body.model_id, fmt,
                               body.voice_settings, seed=body.seed,
                               language=body.language_code, previous=body.previous_request_ids,
                               timestamps=timestamps, whole_file=whole_file)
     # enable_logging=false: zero retention, no history record and no stored audio
     ctx = context(request, "elevenlabs", store=enable_logging, record=enable_logging)
-    plan = await pipeline.plan(req, ctx)
-    return await pipeline.speak(plan)
+    plan = await service.plan(req, ctx)
+    return await service.speak(plan)
 
 
 VoiceId = Annotated[str, Path(min_length=1, max_length=256)]
@@ -545,11 +540,11 @@ async def voice_settings(voice_id: VoiceId, request: Request) -> JSONResponse:
             responses=audio_response())
 async def voice_preview(voice_id: VoiceId, request: Request) -> Response:
     await _voice_json(request, voice_id)  # 404 for unknown or another owner's voice
-    pipeline = _pipeline(request)
+    service = speech_service(request)
     fmt = pick_format("mp3_22050_32", stream=True)
     req = await build_request(request, voice_id, PREVIEW_TEXT, None, fmt)
-    plan = await pipeline.plan(req, context(request, "elevenlabs", record=False))
-    speech = await pipeline.speak(plan)  # cached after the first time
+    plan = await service.plan(req, context(request, "elevenlabs", record=False))
+    speech = await service.speak(plan)  # cached after the first time
     audio = b"".join([chunk async for chunk in audio_bytes(speech.events)])
     return Response(audio, media_type="audio/mpeg",
                     headers={"Cache-Control": "public, max-age=86400"})
@@ -567,13 +562,13 @@ _MODEL_NAMES = {"eleven_multilingual_v2": "Eleven Multilingual v2",
 
 @router.get("/v1/models", summary="Models, as a bare array (ElevenLabs)")
 async def list_models(request: Request) -> JSONResponse:
-    pipeline = _pipeline(request)
+    service = speech_service(request)
     out = []
-    for alias, target in pipeline.catalog.aliases.items():
-        model = pipeline.catalog.model(target)
+    for alias, target in service.catalog.aliases.items():
+        model = service.catalog.model(target)
         if model is None or not alias.startswith("eleven_"):
             continue
-        facts = pipeline.catalog.describe(model)
+        facts = service.catalog.describe(model)
         languages = [{"language_id": lang, "name": lang} for lang in facts["languages"]]
         out.append({"model_id": alias, "name": _MODEL_NAMES.get(alias, alias),
                     "description": f"served by orate's {model.id} ({facts['engine']})",
@@ -677,7 +672,7 @@ async def list_history(request: Request, page_size: Annotated[int, Query(ge=1, l
         wanted.add(_NAME_OF_ID[premade])
     elif voice_id:  # another voice: by the label the generation recorded
         wanted.add(voice_id)
-        model = _pipeline(request).catalog.model(DEFAULT_MODEL)
+        model = speech_service(request).catalog.model(DEFAULT_MODEL)
         with contextlib.suppress(ApiError):  # an unknown voice has no history: empty page
             wanted.add((await resolve(request, voice_id, model)).label())
     items: list[dict[str, Any]] = []

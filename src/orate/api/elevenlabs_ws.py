@@ -27,6 +27,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orate.api.deps import speech_service
 from orate.api.elevenlabs import (
     PREFIX,
     VoiceSettings,
@@ -38,7 +39,7 @@ from orate.api.elevenlabs import (
 from orate.api.guard import key_in_first_message
 from orate.api.owners import context
 from orate.speech.alignment import CharAlignment
-from orate.speech.pipeline import Pipeline, SpeechError, SynthesisFailed
+from orate.speech.pipeline import SpeechError, SynthesisFailed
 from orate.speech.textstream import TextStream, TextStreamOverflow
 
 log = logging.getLogger("orate.api")
@@ -120,7 +121,7 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
     model_id = q.get("model_id")
     timeout = _float(q.get("inactivity_timeout"), DEFAULT_TIMEOUT, 1.0, MAX_TIMEOUT)
     await ws.accept()
-    pipeline: Pipeline = ws.app.state.pipeline
+    service = speech_service(ws)
     clock = {"ms": 0.0}
     spent = {"chars": 0}  # characters this session has planned (against the key's quota)
 
@@ -144,13 +145,13 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
             ctx = context(ws, "elevenlabs")
             if ctx.quota_left is not None:  # the key's count was read when it connected
                 ctx.quota_left = max(ctx.quota_left - spent["chars"], 0)
-            plan = await pipeline.plan(req, ctx)
+            plan = await service.plan(req, ctx)
             spent["chars"] += plan.characters
         except SpeechError as exc:
             if exc.code in ("missing_input", "empty_text"):
                 return  # a flush of punctuation or spaces: nothing to say
             raise Closing(POLICY, status_name(exc.code), exc.message) from None
-        speech = await pipeline.speak(plan)
+        speech = await service.speak(plan)
         async for chunk in aligned_chunks(speech.events, text, offset_ms=clock["ms"],
                                           eager=True):
             clock["ms"] = max(clock["ms"], chunk.end_ms)

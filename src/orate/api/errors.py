@@ -148,23 +148,30 @@ def fastapi_validation(exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
-_dialects: list[tuple[str, Renderer, Validation]] = []
+class Envelopes:
+    """Which dialect's error envelope a path gets: ``create_app`` registers each dialect's
+    prefix explicitly (nothing is registered by importing a module); any other path
+    answers in OpenAI's envelope."""
+
+    def __init__(self) -> None:
+        self._dialects: list[tuple[str, Renderer, Validation]] = []
+
+    def register(self, prefix: str, renderer: Renderer, validation: Validation) -> None:
+        """Claim a path prefix: errors under it use this dialect's envelope."""
+        self._dialects.append((prefix, renderer, validation))
+        self._dialects.sort(key=lambda d: len(d[0]), reverse=True)
+
+    def for_path(self, path: str) -> tuple[Renderer, Validation]:
+        for prefix, renderer, validation in self._dialects:
+            if path.startswith(prefix):
+                return renderer, validation
+        return openai_envelope, openai_validation
 
 
-def register_dialect(prefix: str, renderer: Renderer, validation: Validation) -> None:
-    """Claim a path prefix: errors under it use this dialect's envelope."""
-    _dialects.append((prefix, renderer, validation))
-    _dialects.sort(key=lambda d: len(d[0]), reverse=True)
+def install(app: FastAPI, envelopes: Envelopes) -> None:
+    """Turn every error into the envelope of the dialect that owns the path."""
+    dialect_for = envelopes.for_path
 
-
-def dialect_for(path: str) -> tuple[Renderer, Validation]:
-    for prefix, renderer, validation in _dialects:
-        if path.startswith(prefix):
-            return renderer, validation
-    return openai_envelope, openai_validation
-
-
-def install(app: FastAPI) -> None:
     @app.exception_handler(SpeechError)  # ApiError included
     async def _speech_error(request: Request, exc: SpeechError) -> JSONResponse:
         return dialect_for(request.url.path)[0](exc)

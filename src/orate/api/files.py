@@ -10,9 +10,9 @@ import re
 
 from fastapi import APIRouter, Request, Response
 
+from orate.api.deps import library_of
 from orate.api.errors import AUDIO_TYPES, ApiError, audio_response, documented
 from orate.api.owners import reader_of
-from orate.library.library import Library
 from orate.speech.pipeline import file_bytes
 
 router = APIRouter(tags=["library"])
@@ -21,13 +21,6 @@ _FILE_RESPONSES = {**audio_response(), 206: {"description": "a byte range", "con
     304: {"description": "not modified (ETag)"}, **documented(404, 410, 416)}
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def library_of(request: Request) -> Library:
-    lib = getattr(request.app.state, "library", None)
-    if lib is None:
-        raise ApiError(503, "library_unavailable", "the library is not available")
-    return lib
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orate.api.errors import ApiError, dialect_for
+from orate.api.errors import ApiError, Envelopes
 from orate.api.metrics import Metrics, dialect_of
 from orate.library.db import DB_ERRORS
 from orate.library.keys import KeyInfo
@@ -93,8 +93,9 @@ class Bucket:
 class Guard:
     def __init__(self, app: ASGIApp, *, max_body: int, metrics: Metrics,
                  keys: Callable[[], Any], limits: KeyLimits | None = None,
-                 auth: str = "auto") -> None:
+                 auth: str = "auto", envelopes: Envelopes | None = None) -> None:
         self.app = app
+        self.envelopes = envelopes or Envelopes()
         self.auth = auth
         self.max_body = max_body
         self.metrics = metrics
@@ -106,7 +107,7 @@ class Guard:
         if scope["type"] == "websocket":
             # a refused handshake, as an HTTP response (the ASGI denial extension)
             if "websocket.http.response" in scope.get("extensions", {}):
-                body = dialect_for(scope["path"])[0](err).body
+                body = self.envelopes.for_path(scope["path"])[0](err).body
                 await send({"type": "websocket.http.response.start", "status": err.status,
                             "headers": [(b"content-type", b"application/json"),
                                         *[(k.lower().encode(), v.encode())
@@ -115,7 +116,7 @@ class Guard:
             else:
                 await send({"type": "websocket.close", "code": 1008, "reason": err.message[:120]})
             return
-        await dialect_for(scope["path"])[0](err)(scope, receive, send)
+        await self.envelopes.for_path(scope["path"])[0](err)(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

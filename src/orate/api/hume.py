@@ -20,17 +20,18 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from orate.api import errors
+from orate.api.deps import SpeechDep, library_of, speech_service
 from orate.api.errors import ApiError, audio_response, documented
-from orate.api.files import library_of
 from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import CLIENT_GONE, while_connected
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import OPENAI_GENDERS
-from orate.engines.registry import engine_by_name
 from orate.library.voices import VoiceExists
-from orate.speech.pipeline import Context, Pipeline, Speech, SpeechRequest, Utterance
+from orate.speech.pipeline import Context, Speech, SpeechRequest, Utterance
+from orate.speech.service import GenerationNotFound, SpeechService, UnknownEngine, VoiceSource
+
+PREFIX = "/v0/"  # every Hume route; errors under it use Hume's envelope
 
 router = APIRouter(tags=["hume"], responses=documented(400, 404, 409, 413, 502))
 
@@ -109,10 +110,6 @@ class Invalid(Exception):
         self.response = invalid(field, message)
 
 
-def _pipeline(request: Request) -> Pipeline:
-    return request.app.state.pipeline
-
-
 def _utterance(u: PostedUtterance) -> Utterance:
     voice: str | None = None
     provider = "any"
@@ -125,7 +122,7 @@ def _utterance(u: PostedUtterance) -> Utterance:
 
 
 async def _context_voice(body: PostedTts, request: Request) -> VoiceParams | None:
-    pipeline = _pipeline(request)
+    service = speech_service(request)
     if isinstance(body.context, ContextGeneration):
         gen = await library_of(request).generations.get(body.context.generation_id,
                                                          reader_of(request))
@@ -137,7 +134,7 @@ async def _context_voice(body: PostedTts, request: Request) -> VoiceParams | Non
         # the context sets voice and style; its text is not spoken
         probe = SpeechRequest(model=_model(body), utterances=[
             _utterance(u) for u in body.context.utterances], format="pcm")
-        plan = await pipeline.plan(probe, Context(owner=owner_of(request), cache=False))
+        plan = await service.plan(probe, Context(owner=owner_of(request), cache=False))
         return plan.voices[-1] if plan.voices else None
     return None
 
@@ -168,7 +165,7 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool,
                     framing: float) -> list[Speech]:
     """Plan every generation (validating everything first, the request's total work and
     response size included), then start them."""
-    pipeline = _pipeline(request)
+    service = speech_service(request)
     context_voice = await _context_voice(body, request)
     _check_instant(body, streaming, context_voice)
     fmt = body.format.type if body.format else "mp3"
@@ -180,10 +177,10 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool,
                             format=fmt, sample_rate=HUME_SAMPLE_RATE, timestamps=timestamps,
                             seed=n, variation=body.temperature if body.temperature is not None
                             else 1.0, context_voice=context_voice,
-                            max_chars=pipeline.settings.max_request_chars,
+                            max_chars=service.settings.max_request_chars,
                             generations=body.num_generations or 1, framing=framing)
         try:
-            plans.append(await pipeline.plan(req, ctx))
+            plans.append(await service.plan(req, ctx))
         except BaseException:
             # refused part way (a quota that covers only some generations): give back
             # what the earlier generations reserved, none of them will be spoken
@@ -194,7 +191,7 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool,
     speeches: list[Speech] = []
     try:
         for plan in plans:
-            speeches.append(await pipeline.speak(plan))
+            speeches.append(await service.speak(plan))
     except BaseException:
         for started in speeches:  # their synthesis has begun: stop it
             await started.events.aclose()
@@ -373,10 +370,10 @@ async def primed_frames(frames: AsyncIterator[Chunk | TimestampFrame]
 
 # -- voices ------------------------------------------------------------------
 
-def _builtin_voices(pipeline: Pipeline) -> list[dict[str, Any]]:
+def _builtin_voices(service: SpeechService) -> list[dict[str, Any]]:
     """The voices Octave 1 and 2 can speak, as their models are served here: only voices
     that will synthesize (the catalog's names), each tagged with its engine."""
-    catalog = pipeline.catalog
+    catalog = service.catalog
     out: dict[str, dict[str, Any]] = {}
     for version in ("1", "2"):
         model = catalog.model(f"octave-{version}")
@@ -413,7 +410,7 @@ async def list_voices(request: Request, provider: Provider,
                       ascending_order: bool | None = None,
                       filter_tag: Annotated[list[str] | None, Query()] = None) -> JSONResponse:
     if provider == "HUME_AI":
-        voices = _builtin_voices(_pipeline(request))
+        voices = _builtin_voices(speech_service(request))
     else:
         rows, _ = await library_of(request).voices.list(reader_of(request), limit=100_000)
         voices = [{"id": r.id, "name": r.name, "provider": "CUSTOM_VOICE",
@@ -434,33 +431,16 @@ class PostedVoice(BaseModel):
     name: str = Field(min_length=1, max_length=200)
 
 
-def _gender(engine: Any, params: VoiceParams, info: Any) -> str:
-    """espeak knows a variant's own gender; other engines' voices carry theirs."""
-    gender_of = getattr(engine, "gender_of", None)
-    if gender_of is not None:
-        return gender_of(params)
-    return info.gender if info else "neutral"
-
-
 @router.post("/v0/tts/voices", summary="Save the voice of a generation (Hume)")
-async def create_voice(body: PostedVoice, request: Request) -> JSONResponse:
-    lib = library_of(request)
-    owner = owner_of(request)
-    gen = await lib.generations.get(body.generation_id, reader_of(request))
-    if gen is None or not gen.voice_params:
+async def create_voice(body: PostedVoice, request: Request, speech: SpeechDep) -> JSONResponse:
+    try:
+        row = await speech.save_voice(owner_of(request), reader_of(request), body.name,
+                                      VoiceSource(generation_id=body.generation_id))
+    except GenerationNotFound:
         raise ApiError(404, "generation_not_found", f"no generation {body.generation_id!r}; "
-                       "pass the generation_id of one of your generations")
-    engine = engine_by_name(gen.engine)
-    try:
-        params = engine.check_voice(VoiceParams(**gen.voice_params[0]))
-    except UnknownVoice as exc:
+                       "pass the generation_id of one of your generations") from None
+    except (UnknownVoice, UnknownEngine) as exc:
         raise ApiError(400, "invalid_voice", str(exc)) from None
-    info = next((v for v in engine.voices() if v.id == params.voice), None)
-    try:
-        row = await lib.voices.create(
-            owner, body.name, params, language=info.language if info else params.voice,
-            gender=_gender(engine, params, info), source="generation",
-            source_generation_id=gen.id)
     except VoiceExists as exc:
         raise ApiError(409, "voice_exists", str(exc)) from None
     return JSONResponse({"id": row.id, "name": row.name, "provider": "CUSTOM_VOICE",
@@ -475,4 +455,3 @@ async def delete_voice(request: Request, name: Annotated[str, Query(min_length=1
     return Response(status_code=204)
 
 
-errors.register_dialect("/v0/", errors.hume_envelope, errors.fastapi_validation)

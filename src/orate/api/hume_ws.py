@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field, ValidationError
 
+from orate.api.deps import speech_service
 from orate.api.hume import (
     HUME_SAMPLE_RATE,
     MAX_DESCRIPTION,
@@ -31,7 +32,6 @@ from orate.api.hume import (
 from orate.api.hume_frames import Chunk, HumeGeneration
 from orate.api.owners import context
 from orate.speech.pipeline import (
-    Pipeline,
     SpeechError,
     SpeechRequest,
     SynthesisFailed,
@@ -120,7 +120,7 @@ async def stream_input(ws: WebSocket) -> None:
     if fmt not in ("mp3", "wav", "pcm"):
         await ws.close(POLICY, f"format_type must be mp3, wav or pcm, not {fmt!r}")
         return
-    pipeline: Pipeline = ws.app.state.pipeline
+    service = speech_service(ws)
     base = context(ws, "hume")
     model = "octave-1" if version == "1" else "octave-2"
     request_id = str(uuid.uuid4())
@@ -130,15 +130,15 @@ async def stream_input(ws: WebSocket) -> None:
             text, piece.voice, piece.speed, piece.trailing_silence,
             description=piece.description, voice_provider=piece.provider)], format=fmt,
             sample_rate=HUME_SAMPLE_RATE, timestamps=timestamps,
-            max_chars=pipeline.settings.max_request_chars)
+            max_chars=service.settings.max_request_chars)
         try:
-            plan = await pipeline.plan(req, base)
+            plan = await service.plan(req, base)
         except SpeechError as exc:
             if exc.code == "missing_input":
                 return  # a flush of punctuation or spaces: nothing to say
             # each piece reserves its characters: an exhausted quota ends the stream here
             raise Closing(POLICY, f"{exc.code}: {exc.message}") from None
-        speech = await pipeline.speak(plan)
+        speech = await service.speak(plan)
         gen = HumeGeneration(speech, request_id, split=True, strip_headers=strip_headers)
         async for frame in gen.frames():
             await ws.send_text(json.dumps(frame.message, separators=(",", ":")))

@@ -15,16 +15,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from orate.api.deps import SpeechDep, library_of, speech_service
 from orate.api.errors import ApiError, clip, documented
-from orate.api.files import library_of
 from orate.api.owners import is_admin, owner_of, reader_of
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import OPENAI_VOICES
-from orate.engines.registry import UnknownEngine, engine_by_name
 from orate.library.tables import Generation
 from orate.library.voices import VoiceExists, voice_json
-from orate.speech.design import design_voice
-from orate.speech.pipeline import Pipeline
+from orate.speech.service import GenerationNotFound, UnknownEngine, VoiceSource
 
 router = APIRouter(tags=["library"], responses=documented(400, 404, 409))
 MAX_OFFSET = 1 << 31  # paging deeper than this is a mistake (and overflows 64-bit SQL)
@@ -32,12 +30,8 @@ FLUSH_WAIT = 2.0  # seconds a listing waits for the caller's records to be writt
 #                  them from memory)
 
 
-def _pipeline(request: Request) -> Pipeline:
-    return request.app.state.pipeline
-
-
 def engines_of(request: Request) -> set[str]:
-    return {m.engine for m in _pipeline(request).catalog.models.values()}
+    return {m.engine for m in speech_service(request).catalog.models.values()}
 
 
 def require_admin(request: Request) -> None:
@@ -122,41 +116,23 @@ class CreateVoice(BaseModel):
 
 @router.post("/v1/voices", summary="Save a voice: from a generation, parameters or a description",
              status_code=201)
-async def create_voice(body: CreateVoice, request: Request) -> JSONResponse:
-    lib = library_of(request)
-    owner = owner_of(request)
+async def create_voice(body: CreateVoice, request: Request, speech: SpeechDep) -> JSONResponse:
     sources = [s for s in (body.generation_id, body.params, body.description) if s is not None]
     if len(sources) != 1:
         raise ApiError(400, "invalid_value", "give exactly one of generation_id, params or "
                        "description", "generation_id")
-    engine = engine_by_name("espeak")
-    source, gen_id = "params", None
+    params = VoiceParams(**body.params.model_dump()) if body.params is not None else None
+    source = VoiceSource(body.generation_id, params, body.description, body.seed)
     try:
-        if body.generation_id is not None:
-            gen = await lib.generations.get(body.generation_id, reader_of(request))
-            if gen is None or not gen.voice_params:
-                raise ApiError(404, "not_found", f"no generation {body.generation_id!r}",
-                               "generation_id")
-            params = VoiceParams(**gen.voice_params[0])
-            source, gen_id = "generation", gen.id
-        elif body.params is not None:
-            params = VoiceParams(**body.params.model_dump())
-        else:
-            params = design_voice(body.description or "", engine, seed=body.seed)
-            source = "design"
-        params = engine_by_name(params.engine).check_voice(params)
-    except UnknownEngine:
-        raise ApiError(400, "invalid_engine", f"no engine {clip(params.engine)!r}; engines: "
+        row = await speech.save_voice(owner_of(request), reader_of(request), body.name, source)
+    except GenerationNotFound:
+        raise ApiError(404, "not_found", f"no generation {body.generation_id!r}",
+                       "generation_id") from None
+    except UnknownEngine as exc:
+        raise ApiError(400, "invalid_engine", f"no engine {clip(str(exc.args[0]))!r}; engines: "
                        f"{', '.join(sorted(engines_of(request)))}", "params.engine") from None
     except UnknownVoice as exc:
         raise ApiError(400, "invalid_voice", str(exc), "params") from None
-    info = next((v for v in engine.voices() if v.id == params.voice), None)
-    gender = engine.gender_of(params)
-    try:
-        row = await lib.voices.create(owner, body.name, params,
-                                      language=info.language if info else params.voice,
-                                      gender=gender, description=body.description or "",
-                                      source=source, source_generation_id=gen_id)
     except VoiceExists as exc:
         raise ApiError(409, "voice_exists", str(exc), "name") from None
     return JSONResponse(voice_json(row), status_code=201)
@@ -166,14 +142,6 @@ def _builtin_json(info: Any) -> dict[str, Any]:
     return {"id": info.id, "voice_id": info.id, "name": info.name, "engine": info.engine,
             "language": info.language, "gender": info.gender, "provider": "builtin",
             "description": info.description}
-
-
-def _builtin_voices(pipeline: Pipeline, engine: str) -> list[Any]:
-    """An engine's voices, after OpenAI's names when a model of that engine takes them
-    (alloy, nova …, each with the gender of the voice and variant it maps to)."""
-    model = next((m for m in pipeline.catalog.models.values() if m.engine == engine), None)
-    named = pipeline.catalog.named_voices(model) if model is not None else []
-    return [*named, *engine_by_name(engine).voices()]
 
 
 @router.get("/v1/voices", summary="Built-in and saved voices (paginated, filterable)")
@@ -191,14 +159,14 @@ async def list_voices(request: Request,
         items += [{**voice_json(r), "provider": "custom"} for r in rows]
     builtin: list[dict[str, Any]] = []
     if provider in (None, "builtin"):
-        pipeline = _pipeline(request)
-        engines = {m.engine for m in pipeline.catalog.models.values()}
+        service = speech_service(request)
+        engines = {m.engine for m in service.catalog.models.values()}
         for name in sorted(engines):
             if engine and name != engine:
                 continue
             # OpenAI's names first, flagged, each with the language and gender it maps to
             builtin += [{**_builtin_json(v), "alias": v.id in OPENAI_VOICES}
-                        for v in _builtin_voices(pipeline, name)
+                        for v in service.builtin_voices(name)
                         if not language or any(lang.startswith(language.lower())
                                                for lang in v.languages)]
     items += builtin
@@ -213,7 +181,7 @@ async def get_voice(ref: str, request: Request) -> JSONResponse:
     row = await library_of(request).voices.find(reader_of(request), ref)
     if row is not None:
         return JSONResponse({**voice_json(row), "provider": "custom"})
-    for info in _builtin_voices(_pipeline(request), "espeak"):
+    for info in speech_service(request).builtin_voices("espeak"):
         if info.id == ref.lower():
             return JSONResponse(_builtin_json(info))
     raise ApiError(404, "not_found", f"no voice {ref!r}", "voice")

@@ -15,14 +15,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from orate.api.deps import library_of, speech_service
 from orate.api.errors import ApiError, audio_response, documented, fields
-from orate.api.files import library_of
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import CLIENT_GONE, audio_bytes, primed, while_connected
 from orate.audio.formats import FORMATS
 from orate.engines.base import VoiceParams
 from orate.library.jobs import COMPLETED, FAILED, PENDING
-from orate.speech.pipeline import Pipeline, SpeechError, SpeechRequest, Utterance
+from orate.speech.pipeline import SpeechError, SpeechRequest, Utterance
 from orate.speech.style import style_voice
 from orate.speech.types import request_to_dict
 
@@ -46,25 +46,21 @@ class TtsBody(BaseModel):
     style: float | None = Field(None, ge=0.0, le=1.0)
 
 
-def _pipeline(request: Request) -> Pipeline:
-    return request.app.state.pipeline
-
-
 async def _request(body: TtsBody, request: Request, limit: int) -> tuple[SpeechRequest, Any]:
-    pipeline = _pipeline(request)
+    service = speech_service(request)
     fmt = body.response_format or "mp3"
     if fmt not in FORMATS:
         raise ApiError(400, "invalid_format", f"unsupported response_format {fmt!r}; use one "
                        f"of {', '.join(FORMATS)}", "response_format")
     model_id = body.model or DEFAULT_MODEL
-    model = pipeline.catalog.model(model_id)
+    model = service.catalog.model(model_id)
     if model is None:
         raise ApiError(400, "invalid_model", f"unknown model {model_id!r}; models: "
-                       f"{', '.join(pipeline.catalog.models)}", "model")
-    voice: str | VoiceParams = body.voice or pipeline.settings.default_voice
+                       f"{', '.join(service.catalog.models)}", "model")
+    voice: str | VoiceParams = body.voice or service.settings.default_voice
     if body.stability is not None or body.style is not None:
         try:
-            resolved, _ = await pipeline.resolve_voice(model, voice, owner_of(request))
+            resolved, _ = await service.resolve_voice(model, voice, owner_of(request))
         except ValueError as exc:
             raise ApiError(400, "invalid_voice", str(exc), "voice") from None
         voice = style_voice(resolved, body.stability, body.style)
@@ -95,9 +91,8 @@ def _wants_audio(request: Request) -> bool:
                         202: {"description": "queued as a job: poll /api/tts/status",
                               "content": {"application/json": {"schema": {"type": "object"}}}}})
 async def tts(body: TtsBody, request: Request) -> Response:
-    pipeline = _pipeline(request)
-    settings = pipeline.settings
-    lib = library_of(request)
+    service = speech_service(request)
+    settings = service.settings
     owner = owner_of(request)
     if not body.text.strip():
         raise ApiError(400, "missing_text", "text is required: the words to speak", "text")
@@ -113,24 +108,21 @@ async def tts(body: TtsBody, request: Request) -> Response:
     ctx = context(request, "nanogpt")
     try:
         with fields({"input": "text", "description": "instructions"}):
-            plan = await pipeline.plan(probe_req, ctx)  # validates all before a 202
+            plan = await service.plan(probe_req, ctx)  # validates all before a 202
     except SpeechError as exc:
         if exc.code == "missing_input":  # nothing speakable: as an empty text is answered
             raise ApiError(400, "missing_text", "text has nothing to speak (only spaces, "
                            "punctuation or invisible characters)", "text") from None
         raise
     if asynchronous:
-        cost = pipeline.cost(plan, 0.0)  # the characters' part; the finished job says all
-        job = await lib.jobs.submit(owner=owner, dialect="nanogpt", model=model.id,
-                                    request=request_to_dict(probe_req),
-                                    characters=plan.characters, cost=cost,
-                                    currency=settings.currency)
-        request.app.state.jobs.notify()
+        # the characters' part of the cost; the finished job says all
+        job, cost = await service.submit_job(plan, request_to_dict(probe_req), owner=owner,
+                                              dialect="nanogpt")
         return JSONResponse({"status": PENDING, "runId": job.id, "model": model.id,
                              "charged": cost > 0, "cost": cost,
                              "paymentSource": payment_source(cost, settings.currency),
                              "isApiRequest": True}, status_code=202)
-    speech = await pipeline.speak(plan)
+    speech = await service.speak(plan)
     if _wants_audio(request):
         events = await primed(speech.events)
         return StreamingResponse(audio_bytes(events), media_type=plan.format.content_type,
@@ -153,7 +145,7 @@ async def tts(body: TtsBody, request: Request) -> Response:
         "audioUrl": str(request.url_for("get_file", gen_id=speech.id)),
         "contentType": plan.format.content_type, "model": model.id, "text": body.text,
         "voice": voice, "speed": body.speed or 1.0, "duration": round(duration, 4),
-        "cost": pipeline.cost(plan, duration, speech.cache),
+        "cost": service.cost(plan, duration, speech.cache),
         "currency": settings.currency})
 
 
@@ -182,8 +174,7 @@ async def status(request: Request,
     elif job.status == FAILED:
         out["error"] = job.error or "the job failed"
     else:
-        runner = request.app.state.jobs
-        progress = runner.running.get(job.id, job.progress)
+        progress = speech_service(request).job_progress(job)
         out["progress"] = round(progress if not math.isnan(progress) else 0.0, 4)
     return JSONResponse(out)
 

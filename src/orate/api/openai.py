@@ -1,6 +1,6 @@
 """The OpenAI ``audio.speech`` dialect (shared/spec/WIRE.md §2 and §6).
 
-Translation only: the body becomes a ``SpeechRequest``, pipeline events become
+Translation only: the body becomes a ``SpeechRequest``, service events become
 raw audio bytes or SSE frames. Served under ``/v1`` and at the root, because
 the SDK without ``/v1`` in its base URL posts to ``/audio/speech``.
 """
@@ -18,18 +18,19 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from orate.api.deps import speech_service
 from orate.api.errors import ApiError, audio_response, documented, fields
 from orate.api.owners import context
 from orate.api.streaming import audio_bytes, primed
 from orate.audio.formats import FORMATS
 from orate.speech.pipeline import (
-    Pipeline,
     Plan,
     Speech,
     SpeechEvent,
     SpeechRequest,
     Utterance,
 )
+from orate.speech.service import SpeechService
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -61,10 +62,6 @@ class SpeechBody(BaseModel):
                                "audio (history keeps the record)")
 
 
-def _pipeline(request: Request) -> Pipeline:
-    return request.app.state.pipeline
-
-
 def _usage(plan: Plan, duration: float) -> dict[str, int]:
     """Token counts in OpenAI's shape: words and marks in, 20 ms audio frames out."""
     text = "".join(u.text for u in plan.request.utterances)
@@ -74,8 +71,8 @@ def _usage(plan: Plan, duration: float) -> dict[str, int]:
             "total_tokens": input_tokens + output_tokens}
 
 
-def _build(body: SpeechBody, pipeline: Pipeline) -> SpeechRequest:
-    fmt = body.response_format or pipeline.settings.default_format
+def _build(body: SpeechBody, service: SpeechService) -> SpeechRequest:
+    fmt = body.response_format or service.settings.default_format
     if fmt not in FORMATS:
         raise ApiError(400, "invalid_format", f"unsupported response_format {fmt!r}; use "
                        f"one of {', '.join(FORMATS)}", "response_format")
@@ -86,7 +83,7 @@ def _build(body: SpeechBody, pipeline: Pipeline) -> SpeechRequest:
     voice = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
     timestamps = frozenset(body.include_timestamp_types or ())
     utterance = Utterance(body.input, voice if voice is not None else
-                          pipeline.settings.default_voice, speed, description=body.instructions)
+                          service.settings.default_voice, speed, description=body.instructions)
     return SpeechRequest(model=body.model, utterances=[utterance], format=fmt,
                          timestamps=timestamps if body.stream_format == "sse" else frozenset(),
                          framing=4 / 3 if body.stream_format == "sse" else 1.0)  # SSE: base64
@@ -121,12 +118,12 @@ async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent]) -> AsyncIterator[
              responses=audio_response("text/event-stream"))
 @router.post("/audio/speech", include_in_schema=False)
 async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse:
-    pipeline = _pipeline(request)
+    service = speech_service(request)
     store = body.store if body.store is not None else True
     with fields({"description": "instructions"}):
-        plan = await pipeline.plan(_build(body, pipeline),
+        plan = await service.plan(_build(body, service),
                                    context(request, "openai", store=store))
-    speech = await pipeline.speak(plan)
+    speech = await service.speak(plan)
     headers = _headers(speech)
     if speech.cache == "hit" and body.stream_format != "sse":
         # all of it is in memory already: one plain response, no streaming machinery
@@ -140,32 +137,32 @@ async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse
                              headers=headers)
 
 
-def _model_json(model: Any, pipeline: Pipeline) -> dict[str, Any]:
-    price = pipeline.catalog.price(model.id)
+def _model_json(model: Any, service: SpeechService) -> dict[str, Any]:
+    price = service.catalog.price(model.id)
     return {"id": model.id, "object": "model", "created": model.created,
             "owned_by": model.owned_by, "description": model.description,
-            **pipeline.catalog.describe(model),
-            "max_input_chars": pipeline.settings.max_input_chars,
+            **service.catalog.describe(model),
+            "max_input_chars": service.settings.max_input_chars,
             "price": {"per_1k_chars": price.per_1k_chars, "per_second": price.per_second,
-                      "currency": pipeline.settings.currency}}
+                      "currency": service.settings.currency}}
 
 
 @router.get("/v1/models", summary="List models (OpenAI)")
 @router.get("/models", include_in_schema=False)
 async def list_models(request: Request) -> JSONResponse:
-    pipeline = _pipeline(request)
-    return JSONResponse({"object": "list", "data": [_model_json(m, pipeline)
-                                                    for m in pipeline.catalog.models.values()]})
+    service = speech_service(request)
+    return JSONResponse({"object": "list", "data": [_model_json(m, service)
+                                                    for m in service.catalog.models.values()]})
 
 
 @router.get("/v1/models/{model_id}", summary="Retrieve a model (OpenAI)")
 @router.get("/models/{model_id}", include_in_schema=False)
 async def get_model(model_id: str, request: Request) -> JSONResponse:
-    pipeline = _pipeline(request)
-    model = pipeline.catalog.model(model_id)
+    service = speech_service(request)
+    model = service.catalog.model(model_id)
     if model is None:
         raise ApiError(404, "no_provider", f"no provider serves the model {model_id!r}", "model")
-    return JSONResponse(_model_json(model, pipeline))
+    return JSONResponse(_model_json(model, service))
 
 
 VoiceListing = Literal["names", "objects"]
@@ -195,14 +192,14 @@ async def list_voices(request: Request, model: Annotated[str | None, Query()] = 
                           "{id, name, language, gender} (Open WebUI). Default: objects for "
                           "aiohttp clients (Open WebUI), names otherwise")] = None,
                       ) -> JSONResponse:
-    pipeline = _pipeline(request)
-    model_id = model or pipeline.settings.default_model
-    found = pipeline.catalog.model(model_id)
+    service = speech_service(request)
+    model_id = model or service.settings.default_model
+    found = service.catalog.model(model_id)
     if found is None:
         raise ApiError(404, "no_provider", f"no provider serves the model {model_id!r}", "model")
     if voice_listing(request, format) == "names":
-        return JSONResponse({"voices": pipeline.catalog.voice_names(found)})
-    voices = [*pipeline.catalog.named_voices(found), *pipeline.catalog.voices(found)]
+        return JSONResponse({"voices": service.catalog.voice_names(found)})
+    voices = [*service.catalog.named_voices(found), *service.catalog.voices(found)]
     return JSONResponse({"voices": [
         {"id": v.id, "name": f"{v.name} ({v.language}, {v.gender})", "language": v.language,
          "gender": v.gender} for v in voices]})

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from orate.config import Price, Settings
-from orate.engines import registry
 from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams
-from orate.engines.registry import engine_by_name
+from orate.engines.registry import EngineRegistry, hibari_available
 
 # OpenAI's built-in voice names → distinct espeak voices (accent + variant).
 OPENAI_VOICES: dict[str, VoiceParams] = {
@@ -116,7 +115,7 @@ NATURAL_ENGINES = ("hibari",)
 def natural_engine() -> str:
     """The best natural engine installed here, else espeak."""
     for name in NATURAL_ENGINES:
-        if name == "hibari" and registry.hibari_available():
+        if name == "hibari" and hibari_available():
             return name
     return "espeak"
 
@@ -214,10 +213,14 @@ class Catalog:
     """Models served by this process, and name → voice resolution per model."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Catalog:
-        """The built-in models plus every model in the store (registered in this process)."""
-        found = registry.configure(settings.resolved_models_dir(), settings.model_idle_seconds)
-        catalog = cls(prices=settings.prices)
+    def from_settings(cls, settings: Settings, registry: EngineRegistry | None = None
+                      ) -> Catalog:
+        """The built-in models plus every model in ``registry``'s store (a registry over
+        the settings' store when none is given)."""
+        registry = registry or EngineRegistry(settings.resolved_models_dir(),
+                                              settings.model_idle_seconds)
+        found = registry.models()
+        catalog = cls(prices=settings.prices, registry=registry)
         if settings.providers_file is not None:
             from orate.engines.remote import load_providers
 
@@ -243,7 +246,9 @@ class Catalog:
         return catalog
 
     def __init__(self, aliases: tuple[Alias, ...] = ALIASES,
-                 prices: Mapping[str, Price] | None = None) -> None:
+                 prices: Mapping[str, Price] | None = None,
+                 registry: EngineRegistry | None = None) -> None:
+        self.registry = registry or EngineRegistry()  # the engines behind the models
         self.providers: list[Any] = []  # engines.remote.Provider, when a gateway is set up
         self.prices: dict[str, Price] = dict(prices or {})  # the operator's table
         # other vendors' ids for a model (eleven_multilingual_v2 → Elevenlabs-Turbo-V2.5)
@@ -295,7 +300,7 @@ class Catalog:
             return {"engine": REMOTE, **served,
                     "providers": [p.name for p in self.providers if model.id in p.models],
                     "languages": [], "voice_count": None, "sample_rate": None, "mode": "sync"}
-        engine = engine_by_name(model.engine)
+        engine = self.registry.engine(model.engine)
         voices = engine.voices()
         languages = sorted({lang for v in voices for lang in (v.languages or (v.language,))})
         return {"engine": model.engine, **served, "engine_version": engine.version,
@@ -314,7 +319,7 @@ class Catalog:
             if not name:
                 raise UnknownVoice("voice is empty; name one of the provider's voices")
             return VoiceParams(engine=REMOTE, voice=name)
-        engine = engine_by_name(model.engine)
+        engine = self.registry.engine(model.engine)
         if isinstance(voice, VoiceParams):
             return engine.check_voice(voice)
         name = voice.strip()
@@ -345,14 +350,14 @@ class Catalog:
         return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
 
     def voices(self, model: Model) -> list[VoiceInfo]:
-        return [] if model.engine == REMOTE else engine_by_name(model.engine).voices()
+        return [] if model.engine == REMOTE else self.registry.engine(model.engine).voices()
 
     def named_voices(self, model: Model) -> list[VoiceInfo]:
         """OpenAI's voice names as voices of ``model``, each with the language and the
         gender of the espeak voice and variant it maps to (alloy is en-us+f2: female)."""
         if not model.aliases_openai_voices or model.engine != "espeak":
             return []
-        engine = engine_by_name("espeak")
+        engine = self.registry.engine("espeak")
         bases = {v.id: v for v in engine.voices()}
         out = []
         for name, params in OPENAI_VOICES.items():

@@ -1,9 +1,10 @@
-"""Engines by name, created once per process on first use.
+"""Engines by name, created once per registry on first use.
 
 Engine modules import heavy libraries (ctypes bindings, onnxruntime), so the
 registry imports them lazily: a process that never uses an engine never loads
-it. ``configure`` tells each process (the server and every worker) where the
-model store is.
+it. Each process holds one ``EngineRegistry``: the server's is built by the
+composition root (``services.py``), each worker builds its own; nothing is a
+module global, so building a catalog never reconfigures the process.
 """
 
 from __future__ import annotations
@@ -13,12 +14,6 @@ from pathlib import Path
 
 from orate.engines.base import Engine
 from orate.engines.model_store import LocalModel, build, scan
-
-_engines: dict[str, Engine] = {}
-_models: dict[str, LocalModel] = {}
-_idle = 300.0
-_lock = threading.Lock()
-
 
 BUILTIN = ("espeak", "hibari")  # engines that need no model store
 
@@ -34,55 +29,67 @@ def hibari_available() -> bool:
     return available()
 
 
-def configure(models_dir: Path | None, idle: float = 300.0) -> list[LocalModel]:
-    """Register the models found in ``models_dir`` (call again after a pull or rm)."""
-    global _idle
-    found = scan(models_dir)
-    with _lock:
-        _idle = idle
-        _models.clear()
-        _models.update({m.id: m for m in found})
-        for name in [n for n in _engines if n not in BUILTIN and n not in _models]:
-            del _engines[name]
-    return found
+class EngineRegistry:
+    """The engines one process can run, by name: the built-ins plus the model store's."""
 
+    def __init__(self, models_dir: Path | None = None, idle: float = 300.0) -> None:
+        self._engines: dict[str, Engine] = {}
+        self._models: dict[str, LocalModel] = {}
+        self._idle = idle
+        self._lock = threading.Lock()
+        self._models_dir = models_dir
+        self.rescan()
 
-def models() -> list[LocalModel]:
-    return list(_models.values())
+    def rescan(self, models_dir: Path | None = None) -> list[LocalModel]:
+        """Register the models found in the store (again after a pull or rm); engines of
+        models that went away are dropped."""
+        if models_dir is not None:
+            self._models_dir = models_dir
+        found = scan(self._models_dir)
+        with self._lock:
+            self._models.clear()
+            self._models.update({m.id: m for m in found})
+            for name in [n for n in self._engines if n not in BUILTIN and n not in self._models]:
+                del self._engines[name]
+        return found
 
+    def models(self) -> list[LocalModel]:
+        return list(self._models.values())
 
-def engine_by_name(name: str) -> Engine:
-    engine = _engines.get(name)
-    if engine is not None:
-        return engine
-    with _lock:
-        if name not in _engines:
-            if name == "espeak":
-                from orate.engines.espeak import get_engine
+    def engine(self, name: str) -> Engine:
+        """The engine called ``name``, built on first use (``UnknownEngine`` if none)."""
+        engine = self._engines.get(name)
+        if engine is not None:
+            return engine
+        with self._lock:
+            if name not in self._engines:
+                self._engines[name] = self._build(name)
+            return self._engines[name]
 
-                _engines[name] = get_engine()
-            elif name == "hibari" and hibari_available():
-                from orate.engines.hibari import HibariEngine
+    def _build(self, name: str) -> Engine:
+        if name == "espeak":
+            from orate.engines.espeak import get_engine
 
-                _engines[name] = HibariEngine(idle=_idle)
-            elif name in _models:
-                _engines[name] = build(_models[name], _idle)
-            else:
-                raise UnknownEngine(name)
-        return _engines[name]
+            return get_engine()
+        if name == "hibari" and hibari_available():
+            from orate.engines.hibari import HibariEngine
 
+            return HibariEngine(idle=self._idle)
+        if name in self._models:
+            return build(self._models[name], self._idle)
+        raise UnknownEngine(name)
 
-def sweep() -> None:
-    """Unload neural sessions idle past their time (engines keep their metadata)."""
-    unloaded = False
-    for engine in list(_engines.values()):
-        sweep_engine = getattr(engine, "sweep", None)
-        session = getattr(engine, "session", None)
-        if sweep_engine is not None:
-            unloaded = bool(sweep_engine()) or unloaded
-        elif session is not None:
-            unloaded = session.sweep() or unloaded
-    if unloaded:  # give the model's pages back to the kernel, not just to malloc
-        from orate.engines.hibari_g2p import release_memory
+    def sweep(self) -> None:
+        """Unload neural sessions idle past their time (engines keep their metadata)."""
+        unloaded = False
+        for engine in list(self._engines.values()):
+            sweep_engine = getattr(engine, "sweep", None)
+            session = getattr(engine, "session", None)
+            if sweep_engine is not None:
+                unloaded = bool(sweep_engine()) or unloaded
+            elif session is not None:
+                unloaded = session.sweep() or unloaded
+        if unloaded:  # give the model's pages back to the kernel, not just to malloc
+            from orate.engines.hibari_g2p import release_memory
 
-        release_memory()
+            release_memory()

@@ -17,8 +17,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from orate.engines import registry
-from orate.engines.registry import engine_by_name
+from orate.engines.registry import EngineRegistry
 from orate.runtime.render import AUDIO, ERROR, RenderJob, render
 
 HEADER = struct.Struct("<IIB")
@@ -94,8 +93,8 @@ def worker_main(jobs: Connection, out: Connection, cancel: Any, index: int,
     """Entry point of a worker process (spawned, so it imports only what it needs)."""
     tune_malloc()
     fd = out.fileno()
-    registry.configure(Path(models_dir) if models_dir else None, idle)
-    engine_by_name("espeak")  # load before announcing readiness: first request stays fast
+    registry = EngineRegistry(Path(models_dir) if models_dir else None, idle)
+    registry.engine("espeak")  # load before announcing readiness: first request stays fast
 
     def send(job_id: int, kind: int, payload: Any) -> None:
         body = payload if kind == AUDIO else json.dumps(payload).encode()
@@ -118,7 +117,7 @@ def worker_main(jobs: Connection, out: Connection, cancel: Any, index: int,
             return
         cancelled = False
         try:
-            stats = render(job_check(job), engine_by_name,
+            stats = render(job_check(job), registry.engine,
                            lambda kind, payload, _id=job_id: send(_id, kind, payload),
                            lambda _id=job_id: cancel.value == _id)
             cancelled = stats.cancelled

@@ -21,7 +21,6 @@ from orate.audio.formats import FORMATS
 from orate.config import Settings
 from orate.engines.base import UnknownVoice, VoiceParams, shorten
 from orate.engines.catalog import REMOTE, Catalog, Model
-from orate.engines.registry import engine_by_name
 from orate.runtime.pool import EnginePool
 from orate.runtime.render import (
     AUDIO,
@@ -115,14 +114,14 @@ def replay(audio: bytes, marks: list[dict[str, Any]]) -> list[SpeechEvent]:
 
 class Pipeline:
     def __init__(self, settings: Settings, catalog: Catalog, pool: EnginePool | None,
-                 library: Library | None = None) -> None:
+                 library: Library | None = None, metrics: Any = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.pool = pool
         self.library = library
         self._flights: dict[str, Flight] = {}
         self._client: httpx.AsyncClient | None = None
-        self.metrics: Any = None  # api.metrics.Metrics, when the app has one
+        self.metrics: Any = metrics  # api.metrics.Metrics, when the app has one
 
     def _http(self) -> httpx.AsyncClient:
         """One client for all upstream calls: keeps connections to providers warm."""
@@ -223,7 +222,7 @@ class Pipeline:
             version = "remote:" + ",".join(p.name for p in self.catalog.providers
                                            if model.id in p.models)
         else:
-            engine = engine_by_name(model.engine)
+            engine = self.catalog.registry.engine(model.engine)
             rate = fmt.output_rate(engine.sample_rate, req.sample_rate)
             version = engine.version
         plan = Plan(req, model, job, voices, fmt, characters, rate, ctx,
@@ -309,7 +308,7 @@ class Pipeline:
                                                   or self.settings.default_voice)
             except UnknownVoice as exc:
                 raise SpeechError(400, "invalid_voice", str(exc), "voice") from None
-        engine = engine_by_name(model.engine)
+        engine = self.catalog.registry.engine(model.engine)
         try:
             if utt.voice is not None:
                 params, _ = await self.resolve_voice(model, utt.voice, ctx.owner,
@@ -480,7 +479,7 @@ class Pipeline:
                      should_stop: Callable[[], bool] = lambda: False) -> RenderStats:
         """Synthesize in this process (the CLI): no pool, same render code.
         ``should_stop`` ends the synthesis early (the reader went away)."""
-        return render(plan.job, engine_by_name, lambda k, p: on_event(_event(k, p)),
+        return render(plan.job, self.catalog.registry.engine, lambda k, p: on_event(_event(k, p)),
                       should_stop)
 
 

@@ -2,10 +2,10 @@
 
 It runs in the HTTP server's process and event loop and only translates: a
 ``synthesize`` becomes one ``SpeechRequest`` for ``pcm`` at the voice's own rate
-(no resampling), and the pipeline's PCM chunks go back as ``audio-chunk`` events as
+(no resampling), and the speech_service's PCM chunks go back as ``audio-chunk`` events as
 the engine makes them; ``synthesize-start``/``-chunk``/``-stop`` feed the shared
 text-stream session (speech/textstream.py), which speaks each sentence as soon as
-it is complete. So Wyoming gets the pipeline, engine pool, cache, history, limits
+it is complete. So Wyoming gets the speech_service, engine pool, cache, history, limits
 and metrics of every other dialect.
 
 Framing is the ``wyoming`` package's own (``async_read_event``/``async_write_event``);
@@ -41,17 +41,16 @@ from wyoming.tts import (
 )
 
 from orate.config import Settings
-from orate.engines.registry import engine_by_name
 from orate.library.tables import LOCAL_OWNER
 from orate.runtime.pool import EngineBusy, PoolClosed
 from orate.speech.pipeline import (
     Context,
-    Pipeline,
     SpeechError,
     SpeechRequest,
     SynthesisFailed,
     Utterance,
 )
+from orate.speech.service import SpeechService
 from orate.speech.textstream import TextStream
 from orate.wyoming.voices import VoiceTable, WyomingVoice
 
@@ -117,16 +116,16 @@ class _Stream:
 class WyomingService:
     """The listener: voice table, connections, key binding, and the optional announcement."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline, metrics: Any = None,
+    def __init__(self, settings: Settings, speech_service: SpeechService, metrics: Any = None,
                  limits: Any = None) -> None:
         if not settings.wyoming_uri:
             raise ValueError("no Wyoming URI configured")
         self.settings = settings
-        self.pipeline = pipeline
+        self.speech_service = speech_service
         self.metrics = metrics
         self.limits = limits
         self.uri = settings.wyoming_uri
-        self.table = VoiceTable.build(pipeline.catalog, settings)
+        self.table = VoiceTable.build(speech_service.catalog, settings)
         self.info_event = Info(tts=[self.table.program()]).event()
         self.connections: set[OrateHandler] = set()
         self._server: AsyncServer | None = None
@@ -137,7 +136,7 @@ class WyomingService:
         """Check the key binding, listen, and announce if asked."""
         ref = self.settings.wyoming_key
         if ref:
-            library = self.pipeline.library
+            library = self.speech_service.library
             if library is None or await library.keys.find(ref) is None:
                 raise RuntimeError(f"ORATE_WYOMING_KEY names {self.settings.wyoming_key!r}, "
                                    "which is no live key (see `orate keys list`)")
@@ -178,9 +177,9 @@ class WyomingService:
     def rate(self, voice: WyomingVoice) -> int:
         """The engine's own sample rate for a voice: asking for it means no resampling."""
         if voice.model not in self._rates:
-            model = self.pipeline.catalog.model(voice.model)
+            model = self.speech_service.catalog.model(voice.model)
             engine = model.engine if model is not None else "espeak"
-            self._rates[voice.model] = engine_by_name(engine).sample_rate
+            self._rates[voice.model] = self.speech_service.engine(engine).sample_rate
         return self._rates[voice.model]
 
     async def key(self) -> Any:
@@ -188,7 +187,7 @@ class WyomingService:
         ref = self.settings.wyoming_key
         if not ref:
             return None
-        library = self.pipeline.library
+        library = self.speech_service.library
         key = await library.keys.find(ref) if library is not None else None
         if key is None:
             raise BadRequest("the API key this Wyoming listener is bound to "
@@ -365,7 +364,7 @@ class OrateHandler(AsyncEventHandler):
     def _request(self, text: str, voice: WyomingVoice) -> SpeechRequest:
         return SpeechRequest(model=voice.model, utterances=[Utterance(text, voice.voice)],
                              format="pcm", sample_rate=self.service.rate(voice),
-                             max_chars=self.service.pipeline.settings.max_request_chars)
+                             max_chars=self.service.speech_service.settings.max_request_chars)
 
     async def _synthesize(self, data: dict[str, Any]) -> None:
         """One-shot: audio-start, audio-chunks as the engine makes them, audio-stop."""
@@ -376,7 +375,7 @@ class OrateHandler(AsyncEventHandler):
             if not isinstance(text, str):
                 raise BadRequest("synthesize needs text (a string)", "malformed_event")
             if data.get("text_format") == "ssml" and not text.lstrip().startswith("<speak"):
-                text = f"<speak>{text}</speak>"  # the pipeline knows SSML by its root
+                text = f"<speak>{text}</speak>"  # the speech_service knows SSML by its root
             voice = self._voice(data)
             key = await self.service.key()
             self.service.enter(key)
@@ -398,11 +397,11 @@ class OrateHandler(AsyncEventHandler):
                      stream: _Stream | None = None) -> float | None:
         """Synthesize one text and send its PCM; returns when the first chunk left.
         ``audio-start`` goes first unless the stream this text belongs to sent it."""
-        pipeline = self.service.pipeline
+        speech_service = self.service.speech_service
         first: float | None = None
         try:
-            plan = await pipeline.plan(self._request(text, voice), ctx)
-            speech = await pipeline.speak(plan)
+            plan = await speech_service.plan(self._request(text, voice), ctx)
+            speech = await speech_service.speak(plan)
             rate = plan.sample_rate
             if stream is None or not stream.audio_started:
                 await self.write_event(AudioStart(rate, WIDTH, CHANNELS).event())

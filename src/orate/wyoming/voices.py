@@ -25,7 +25,6 @@ from orate import __version__
 from orate.config import Settings
 from orate.engines.base import VoiceInfo
 from orate.engines.catalog import OPENAI_VOICES, REMOTE, Catalog, Model
-from orate.engines.registry import engine_by_name
 
 log = logging.getLogger("orate.wyoming")
 
@@ -99,7 +98,7 @@ class VoiceTable:
                     espeak_model = model
                 continue
             try:
-                engine = engine_by_name(model.engine)
+                engine = catalog.registry.engine(model.engine)
                 is_natural = _natural(catalog, model)
                 infos = engine.voices()
             except Exception as exc:  # one broken model must not take the listener down
@@ -114,7 +113,7 @@ class VoiceTable:
                                      description, is_natural, attribution, engine.version)
                 (natural if is_natural else plain).append(voice)
         if espeak_model is not None:
-            engine = engine_by_name("espeak")
+            engine = catalog.registry.engine("espeak")
             attribution = _attribution(engine, "espeak")
             known = {v.id: v for v in engine.voices()}
             for alias, params in OPENAI_VOICES.items():
@@ -190,7 +189,7 @@ def _natural(catalog: Catalog, model: Model) -> bool:
     flag = getattr(model, "natural", None)
     if flag is not None:
         return bool(flag)
-    engine = engine_by_name(model.engine)
+    engine = catalog.registry.engine(model.engine)
     return bool(getattr(engine, "natural", model.engine != "espeak"))
 
 

@@ -1,0 +1,186 @@
+"""The speech service: the use cases that routes, the Wyoming server and the CLI call.
+
+Dialect modules only translate: they parse their wire format into a ``SpeechRequest``
+and frame what comes back. Everything that decides something (planning, synthesis,
+jobs, saving a voice, listing voices, pricing) is a method here, so a new dialect gets
+the same behaviour by calling the same method, and a rule changes in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from orate.config import Price, Settings
+from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams
+from orate.engines.catalog import Catalog, Model
+from orate.engines.registry import UnknownEngine
+from orate.speech.design import design_voice
+from orate.speech.pipeline import Pipeline
+from orate.speech.textstream import TextStream
+from orate.speech.types import Context, Plan, Speech, SpeechEvent, SpeechRequest
+
+if TYPE_CHECKING:
+    from orate.library.library import Library
+    from orate.library.tables import Job, Voice
+    from orate.runtime.render import RenderStats
+    from orate.speech.job_runner import JobRunner
+
+S = TypeVar("S")
+
+
+class GenerationNotFound(LookupError):
+    """The generation a voice is to be saved from does not exist for this caller, or has
+    no voice to save; each dialect says so in its own words."""
+
+
+@dataclass(frozen=True)
+class VoiceSource:
+    """Exactly one of these makes a saved voice: a generation's first voice, explicit
+    parameters, or a description designed into parameters (``seed`` picks among designs)."""
+
+    generation_id: str | None = None
+    params: VoiceParams | None = None
+    description: str | None = None
+    seed: int = 0
+
+
+class SpeechService:
+    """One per server (or CLI command), built by the composition root."""
+
+    def __init__(self, pipeline: Pipeline, library: Library | None,
+                 jobs: JobRunner | None = None) -> None:
+        self.pipeline = pipeline
+        self.library = library
+        self.jobs = jobs
+
+    # -- what the dialects read ------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self.pipeline.settings
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.pipeline.catalog
+
+    def engine(self, name: str) -> Engine:
+        """An engine's facts (voices, sample rate) for listings; synthesis stays in the
+        runtime's workers."""
+        return self.catalog.registry.engine(name)
+
+    # -- speaking --------------------------------------------------------------
+
+    async def plan(self, req: SpeechRequest, ctx: Context | None = None) -> Plan:
+        """Validate and plan a request (text, voices, limits) without synthesizing."""
+        return await self.pipeline.plan(req, ctx)
+
+    async def speak(self, plan: Plan) -> Speech:
+        """Start synthesis of a plan (or replay it from the cache): events as they come."""
+        return await self.pipeline.speak(plan)
+
+    def stream(self, plan: Plan) -> AsyncIterator[SpeechEvent]:
+        return self.pipeline.stream(plan)
+
+    async def resolve_voice(self, model: Model, voice: str | VoiceParams, owner: str,
+                            provider: str = "any") -> tuple[VoiceParams, str | None]:
+        return await self.pipeline.resolve_voice(model, voice, owner, provider)
+
+    def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None],
+                     should_stop: Callable[[], bool] = lambda: False) -> RenderStats:
+        """Synthesize in this process (the CLI's ``say``): same render, no pool."""
+        return self.pipeline.render_local(plan, on_event, should_stop)
+
+    def open_text_stream(self, speak: Callable[[str, S], Awaitable[None]]) -> TextStream[S]:
+        """A session for incremental text (LLM output): complete sentences are spoken in
+        order by ``speak`` (the dialect's framing of one piece) while more text arrives.
+        The Hume and ElevenLabs WebSockets and Wyoming streaming all use it."""
+        return TextStream(speak)
+
+    # -- money -----------------------------------------------------------------
+
+    def price(self, model_id: str) -> Price:
+        """What a model costs the caller (the operator's table, else the provider's)."""
+        return self.catalog.price(model_id)
+
+    def cost(self, plan: Plan, duration: float, cache: str = "miss") -> float:
+        return self.pipeline.cost(plan, duration, cache)
+
+    # -- jobs ------------------------------------------------------------------
+
+    async def submit_job(self, plan: Plan, request: dict[str, Any], *, owner: str,
+                         dialect: str) -> tuple[Job, float]:
+        """Queue a planned request as a durable job; returns it and the characters' cost
+        (the finished job adds the seconds')."""
+        if self.library is None:
+            raise RuntimeError("jobs need the library")
+        cost = self.pipeline.cost(plan, 0.0)
+        job = await self.library.jobs.submit(owner=owner, dialect=dialect,
+                                             model=plan.model.id, request=request,
+                                             characters=plan.characters, cost=cost,
+                                             currency=self.settings.currency)
+        if self.jobs is not None:
+            self.jobs.notify()
+        return job, cost
+
+    def job_progress(self, job: Job) -> float:
+        """A running job's progress in this process, else what the database last saw."""
+        running = self.jobs.running if self.jobs is not None else {}
+        return running.get(job.id, job.progress)
+
+    # -- voices ----------------------------------------------------------------
+
+    def builtin_voices(self, engine: str) -> list[VoiceInfo]:
+        """An engine's voices, after OpenAI's names when a model of that engine takes
+        them (alloy, nova …, each with the gender of the voice and variant it maps to)."""
+        model = next((m for m in self.catalog.models.values() if m.engine == engine), None)
+        named = self.catalog.named_voices(model) if model is not None else []
+        return [*named, *self.engine(engine).voices()]
+
+    def list_voices(self, model: Model) -> list[VoiceInfo]:
+        """The voices a model speaks with (none for an upstream model: the provider's)."""
+        return self.catalog.voices(model)
+
+    async def save_voice(self, owner: str, reader: str | None, name: str,
+                         source: VoiceSource) -> Voice:
+        """Save a named voice for ``owner``: the one rule for every dialect and the CLI.
+
+        The voice is checked by the engine that speaks it (a hibari or Piper generation
+        saves a hibari or Piper voice), and its language and gender come from that
+        engine. Raises ``GenerationNotFound``, ``UnknownEngine``, ``UnknownVoice`` and the
+        library's ``VoiceExists``; each caller words them in its own dialect."""
+        if self.library is None:
+            raise RuntimeError("saving a voice needs the library")
+        kind, gen_id = "params", None
+        if source.generation_id is not None:
+            gen = await self.library.generations.get(source.generation_id, reader)
+            if gen is None or not gen.voice_params:
+                raise GenerationNotFound(source.generation_id)
+            params = VoiceParams(**gen.voice_params[0])
+            kind, gen_id = "generation", gen.id
+        elif source.params is not None:
+            params = source.params
+        else:
+            params = design_voice(source.description or "", self.engine("espeak"),
+                                  seed=source.seed)
+            kind = "design"
+        engine = self.engine(params.engine)  # UnknownEngine for a name no engine has
+        params = engine.check_voice(params)
+        info = next((v for v in engine.voices() if v.id == params.voice), None)
+        return await self.library.voices.create(
+            owner, name, params, language=info.language if info else params.voice,
+            gender=gender_of(engine, params, info), description=source.description or "",
+            source=kind, source_generation_id=gen_id)
+
+
+def gender_of(engine: Engine, params: VoiceParams, info: VoiceInfo | None) -> str:
+    """espeak knows a variant's own gender; other engines' voices carry theirs."""
+    by_variant = getattr(engine, "gender_of", None)
+    if by_variant is not None:
+        return str(by_variant(params))
+    return info.gender if info else "neutral"
+
+
+__all__ = ["GenerationNotFound", "SpeechService", "UnknownEngine", "UnknownVoice",
+           "VoiceSource", "gender_of"]
