@@ -136,8 +136,8 @@ def alignment_cost(text: str, repeats: int) -> float:
     timestamp per word (the size of the real input; times are made up)."""
     import re
 
+    from orate.runtime.timestamps import Timestamp
     from orate.speech.alignment import char_alignment
-    from orate.speech.timestamps import Timestamp
 
     stamps = [Timestamp("word", m.group(), n * 300.0, n * 300.0 + 250, m.start(), m.end())
               for n, m in enumerate(re.finditer(r"\w+", text))]

@@ -5,16 +5,15 @@ from __future__ import annotations
 import pytest
 
 from orate.engines.base import EngineEvent
+from orate.engines.words import Tokens, word_text
+from orate.runtime.timestamps import sentence_timestamps
 from orate.speech.text import (
     TextError,
-    Tokens,
     check_ssml,
     is_ssml,
     normalize,
     split_sentences,
-    word_text,
 )
-from orate.speech.timestamps import sentence_timestamps
 
 
 def spans_text(text: str) -> list[str]:

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from orate.api.deps import library_of, speech_service
+from orate.api.deps import SpeechDep, library_of, speech_service
 from orate.api.errors import ApiError, audio_response, documented
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import audio_bytes, primed
@@ -50,11 +50,11 @@ from orate.audio.output_formats import (
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import ELEVENLABS_VOICE_IDS, ELEVENLABS_VOICES, MODEL_ALIASES
 from orate.library.tables import Generation
+from orate.runtime.timestamps import Timestamp
 from orate.speech.alignment import CharAlignment, char_alignment
 from orate.speech.pipeline import Speech, SpeechError, SpeechEvent, SpeechRequest
 from orate.speech.service import SpeechService
 from orate.speech.style import style_voice
-from orate.speech.timestamps import Timestamp
 from orate.speech.types import Utterance
 
 PREFIX = "/elevenlabs"
@@ -538,9 +538,8 @@ async def voice_settings(voice_id: VoiceId, request: Request) -> JSONResponse:
 
 @router.get("/v1/voices/{voice_id}/preview", summary="A short sample of a voice (mp3)",
             responses=audio_response())
-async def voice_preview(voice_id: VoiceId, request: Request) -> Response:
+async def voice_preview(voice_id: VoiceId, request: Request, service: SpeechDep) -> Response:
     await _voice_json(request, voice_id)  # 404 for unknown or another owner's voice
-    service = speech_service(request)
     fmt = pick_format("mp3_22050_32", stream=True)
     req = await build_request(request, voice_id, PREVIEW_TEXT, None, fmt)
     plan = await service.plan(req, context(request, "elevenlabs", record=False))
@@ -561,8 +560,7 @@ _MODEL_NAMES = {"eleven_multilingual_v2": "Eleven Multilingual v2",
 
 
 @router.get("/v1/models", summary="Models, as a bare array (ElevenLabs)")
-async def list_models(request: Request) -> JSONResponse:
-    service = speech_service(request)
+async def list_models(request: Request, service: SpeechDep) -> JSONResponse:
     out = []
     for alias, target in service.catalog.aliases.items():
         model = service.catalog.model(target)

@@ -27,7 +27,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orate.api.deps import speech_service
+from orate.api.deps import SpeechDep
 from orate.api.elevenlabs import (
     PREFIX,
     VoiceSettings,
@@ -116,12 +116,11 @@ key_in_first_message(rf"^{PREFIX}/v1/text-to-speech/[^/]+/stream-input$", bos_ke
 
 
 @router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
-async def stream_input(ws: WebSocket, voice_id: str) -> None:
+async def stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -> None:
     q = ws.query_params
     model_id = q.get("model_id")
     timeout = _float(q.get("inactivity_timeout"), DEFAULT_TIMEOUT, 1.0, MAX_TIMEOUT)
     await ws.accept()
-    service = speech_service(ws)
     clock = {"ms": 0.0}
     spent = {"chars": 0}  # characters this session has planned (against the key's quota)
 
@@ -162,7 +161,7 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
             await ws.send_text(f'{{"audio":{audio.decode()},"isFinal":false,'
                                f'"normalizedAlignment":{align},"alignment":{align}}}')
 
-    stream: TextStream[Piece] = TextStream(speak)
+    stream: TextStream[Piece] = service.open_text_stream(speak)
     piece = Piece(None)
     schedule: list[int] = list(DEFAULT_SCHEDULE)
     sent = 0

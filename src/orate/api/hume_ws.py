@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field, ValidationError
 
-from orate.api.deps import speech_service
+from orate.api.deps import SpeechDep
 from orate.api.hume import (
     HUME_SAMPLE_RATE,
     MAX_DESCRIPTION,
@@ -108,7 +108,7 @@ def _parse(message: dict[str, object]) -> PublishTts:
 
 
 @router.websocket("/v0/tts/stream/input")
-async def stream_input(ws: WebSocket) -> None:
+async def stream_input(ws: WebSocket, service: SpeechDep) -> None:
     q = ws.query_params
     fmt = (q.get("format_type") or "mp3").lower()
     no_binary = _bool(q.get("no_binary"), False)
@@ -120,7 +120,6 @@ async def stream_input(ws: WebSocket) -> None:
     if fmt not in ("mp3", "wav", "pcm"):
         await ws.close(POLICY, f"format_type must be mp3, wav or pcm, not {fmt!r}")
         return
-    service = speech_service(ws)
     base = context(ws, "hume")
     model = "octave-1" if version == "1" else "octave-2"
     request_id = str(uuid.uuid4())
@@ -145,7 +144,7 @@ async def stream_input(ws: WebSocket) -> None:
             if isinstance(frame, Chunk) and not no_binary:
                 await ws.send_bytes(frame.data)
 
-    stream: TextStream[PieceSettings] = TextStream(speak)
+    stream: TextStream[PieceSettings] = service.open_text_stream(speak)
     settings = PieceSettings()
 
     try:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.deps import library_of, speech_service
+from orate.api.deps import SpeechDep, library_of, speech_service
 from orate.api.errors import ApiError, audio_response, documented, fields
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import CLIENT_GONE, audio_bytes, primed, while_connected
@@ -90,8 +90,7 @@ def _wants_audio(request: Request) -> bool:
              responses={**audio_response("application/json"),
                         202: {"description": "queued as a job: poll /api/tts/status",
                               "content": {"application/json": {"schema": {"type": "object"}}}}})
-async def tts(body: TtsBody, request: Request) -> Response:
-    service = speech_service(request)
+async def tts(body: TtsBody, request: Request, service: SpeechDep) -> Response:
     settings = service.settings
     owner = owner_of(request)
     if not body.text.strip():

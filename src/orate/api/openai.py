@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.deps import speech_service
+from orate.api.deps import SpeechDep
 from orate.api.errors import ApiError, audio_response, documented, fields
 from orate.api.owners import context
 from orate.api.streaming import audio_bytes, primed
@@ -117,8 +117,8 @@ async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent]) -> AsyncIterator[
 @router.post("/v1/audio/speech", summary="Create speech (OpenAI)",
              responses=audio_response("text/event-stream"))
 @router.post("/audio/speech", include_in_schema=False)
-async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse:
-    service = speech_service(request)
+async def create_speech(body: SpeechBody, request: Request, service: SpeechDep
+                        ) -> StreamingResponse:
     store = body.store if body.store is not None else True
     with fields({"description": "instructions"}):
         plan = await service.plan(_build(body, service),
@@ -149,16 +149,14 @@ def _model_json(model: Any, service: SpeechService) -> dict[str, Any]:
 
 @router.get("/v1/models", summary="List models (OpenAI)")
 @router.get("/models", include_in_schema=False)
-async def list_models(request: Request) -> JSONResponse:
-    service = speech_service(request)
+async def list_models(request: Request, service: SpeechDep) -> JSONResponse:
     return JSONResponse({"object": "list", "data": [_model_json(m, service)
                                                     for m in service.catalog.models.values()]})
 
 
 @router.get("/v1/models/{model_id}", summary="Retrieve a model (OpenAI)")
 @router.get("/models/{model_id}", include_in_schema=False)
-async def get_model(model_id: str, request: Request) -> JSONResponse:
-    service = speech_service(request)
+async def get_model(model_id: str, request: Request, service: SpeechDep) -> JSONResponse:
     model = service.catalog.model(model_id)
     if model is None:
         raise ApiError(404, "no_provider", f"no provider serves the model {model_id!r}", "model")
@@ -186,13 +184,13 @@ def voice_listing(request: Request, asked: str | None) -> VoiceListing:
 @router.get("/v1/audio/voices", summary="List a model's voices (inference.club extension; "
             "objects for Open WebUI)")
 @router.get("/audio/voices", include_in_schema=False)
-async def list_voices(request: Request, model: Annotated[str | None, Query()] = None,
+async def list_voices(request: Request, service: SpeechDep,
+                      model: Annotated[str | None, Query()] = None,
                       format: Annotated[VoiceListing | None, Query(
                           description="names: a list of voice ids (inference.club); objects: "
                           "{id, name, language, gender} (Open WebUI). Default: objects for "
                           "aiohttp clients (Open WebUI), names otherwise")] = None,
                       ) -> JSONResponse:
-    service = speech_service(request)
     model_id = model or service.settings.default_model
     found = service.catalog.model(model_id)
     if found is None:

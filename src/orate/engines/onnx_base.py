@@ -95,7 +95,7 @@ def word_positions(text: str, words: int) -> list[tuple[int, int]]:
     words into a neighbour; when the counts differ, groups are spread evenly
     over the text's words so every event still points at a real word.
     """
-    from orate.speech.text import Tokens
+    from orate.engines.words import Tokens
 
     spans = [(s, e) for s, e in Tokens.of(text).spans
              if any(ch.isalnum() for ch in text[s:e])]

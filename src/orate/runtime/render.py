@@ -20,8 +20,8 @@ import numpy as np
 from orate.audio.encoder import Encoder, TimeStretch, make_encoder
 from orate.audio.formats import FORMATS
 from orate.engines.base import Engine, EngineEvent, VoiceParams
-from orate.speech.text import Tokens
-from orate.speech.timestamps import Timestamp, sentence_timestamps
+from orate.engines.words import Tokens
+from orate.runtime.timestamps import Timestamp, sentence_timestamps
 
 COALESCE_BYTES = 256 * 1024
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from orate.speech.timestamps import Timestamp
+from orate.runtime.timestamps import Timestamp
 
 
 @dataclass

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 import unicodedata
 import xml.etree.ElementTree as ET
-from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
 
 MAX_SENTENCE_CHARS = 300
 SSML_MAX_DEPTH = 32
@@ -23,8 +21,6 @@ _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol approx mt ft".split()
 )
 _CLAUSE = re.compile(r"[,;:—–]\s")
-_TOKEN = re.compile(r"[^\s<>]+")
-_TAG = re.compile(r"<[^>]*>")
 
 
 class TextError(ValueError):
@@ -163,38 +159,3 @@ def split_sentences(text: str, limit: int = MAX_SENTENCE_CHARS) -> list[tuple[in
         if s < e and any(speakable(ch) for ch in text[s:e]):
             out.extend(_split_long(text, s, e, limit))
     return out
-
-
-@dataclass(frozen=True)
-class Tokens:
-    """Word-like tokens of a text, for snapping engine positions to whole words."""
-
-    spans: tuple[tuple[int, int], ...]
-
-    @classmethod
-    def of(cls, text: str, ssml: bool = False) -> Tokens:
-        if ssml:  # blank the markup (same length) so tags and attributes are not words
-            text = _TAG.sub(lambda m: " " * len(m.group()), text)
-        return cls(tuple((m.start(), m.end()) for m in _TOKEN.finditer(text)))
-
-    def between(self, start: int, end: int) -> range:
-        """Indices of the tokens that begin within ``[start, end)``."""
-        starts = [s for s, _ in self.spans]
-        return range(bisect_left(starts, start), bisect_left(starts, end))
-
-    def index_at(self, pos: int) -> int | None:
-        """The token containing ``pos``, else the next one after it."""
-        i = bisect_right([s for s, _ in self.spans], pos) - 1
-        if i >= 0 and self.spans[i][0] <= pos < self.spans[i][1]:
-            return i
-        return i + 1 if i + 1 < len(self.spans) else None
-
-
-def word_text(token: str) -> str:
-    """A token without the punctuation around it ("(hello," → "hello")."""
-    s, e = 0, len(token)
-    while s < e and unicodedata.category(token[s])[0] in "PS":
-        s += 1
-    while e > s and unicodedata.category(token[e - 1])[0] in "PS":
-        e -= 1
-    return token[s:e] or token

@@ -9,7 +9,7 @@ from orate.audio.formats import AudioFormat
 from orate.engines.base import VoiceParams
 from orate.engines.catalog import Model
 from orate.runtime.render import RenderJob
-from orate.speech.timestamps import Timestamp
+from orate.runtime.timestamps import Timestamp
 
 MAX_MESSAGE = 1000
 

@@ -440,10 +440,12 @@ class OrateHandler(AsyncEventHandler):
         except BadRequest:
             # a stream that says nothing: its chunks are dropped quietly (not one error
             # each) and its stop still gets audio-start/-stop and synthesize-stopped
-            self._stream = _Stream(self.service.table.default or _FALLBACK, None,
-                                   TextStream(self._speak_piece), failed=True, entered=False)
+            session = self.service.speech_service.open_text_stream(self._speak_piece)
+            self._stream = _Stream(self.service.table.default or _FALLBACK, None, session,
+                                   failed=True, entered=False)
             raise
-        self._stream = _Stream(voice, key, TextStream(self._speak_piece))
+        session = self.service.speech_service.open_text_stream(self._speak_piece)
+        self._stream = _Stream(voice, key, session)
 
     async def _stream_chunk(self, data: dict[str, Any]) -> None:
         stream = self._stream

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from orate.engines.base import EngineEvent
-from orate.speech.text import Tokens, word_text
+from orate.engines.words import Tokens, word_text
 
 
 @dataclass(frozen=True)
