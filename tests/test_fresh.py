@@ -345,7 +345,7 @@ def test_operator_prices_are_billed_truthfully(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("price", ['"cheap"', "{per_1k_chars = -1}", "{per_word = 1}", "{}"])
 def test_bad_provider_prices_stop_startup_with_a_clear_message(tmp_path: Path, price) -> None:
-    from orate.engines.remote import load_providers
+    from orate.engines.upstream import load_providers
 
     path = tmp_path / "providers.toml"
     path.write_text(f'[[provider]]\nname = "p"\nkind = "openai"\nbase_url = "http://x/v1"\n'

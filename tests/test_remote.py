@@ -31,7 +31,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from orate.engines.remote import (
+from orate.engines.upstream import (
     NoProvider,
     Provider,
     ProviderError,

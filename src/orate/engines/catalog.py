@@ -222,7 +222,7 @@ class Catalog:
         found = registry.models()
         catalog = cls(prices=settings.prices, registry=registry)
         if settings.providers_file is not None:
-            from orate.engines.remote import load_providers
+            from orate.engines.upstream import load_providers
 
             catalog.providers = load_providers(settings.providers_file)
             for provider in catalog.providers:
@@ -249,7 +249,7 @@ class Catalog:
                  prices: Mapping[str, Price] | None = None,
                  registry: EngineRegistry | None = None) -> None:
         self.registry = registry or EngineRegistry()  # the engines behind the models
-        self.providers: list[Any] = []  # engines.remote.Provider, when a gateway is set up
+        self.providers: list[Any] = []  # engines.upstream.Provider, when a gateway is set up
         self.prices: dict[str, Price] = dict(prices or {})  # the operator's table
         # other vendors' ids for a model (eleven_multilingual_v2 → Elevenlabs-Turbo-V2.5)
         self.aliases: dict[str, str] = dict(MODEL_ALIASES)
