@@ -96,6 +96,25 @@ class Engine(Protocol):
                    *, ssml: bool = False) -> SynthesisResult: ...
 
 
+def runs_upstream(engine: Engine) -> bool:
+    """Whether an engine's audio comes from upstream providers over HTTP (the gateway
+    adapter) rather than from synthesis in a worker process."""
+    return bool(getattr(engine, "runs_upstream", False))
+
+
+def designs_voices(engine: Engine) -> bool:
+    """Whether voice descriptions and acting directions are designed into this engine's
+    parameters here (an upstream provider reads its own)."""
+    return bool(getattr(engine, "designs_voices", True))
+
+
+def version_of(engine: Engine, model_id: str) -> str:
+    """What a model's audio depends on, for cache keys: the engine's version, or per
+    model where one engine serves models that sound different (the upstream adapter)."""
+    per_model = getattr(engine, "version_of", None)
+    return str(per_model(model_id)) if per_model is not None else engine.version
+
+
 def shorten(value: str, limit: int = 80) -> str:
     """A caller's string cut for an error message: a 100 kB voice name is not echoed."""
     return value if len(value) <= limit else value[:limit] + f"… ({len(value)} characters)"

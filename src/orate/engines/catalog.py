@@ -16,6 +16,7 @@ from typing import Any
 from orate.config import Price, Settings
 from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams
 from orate.engines.registry import EngineRegistry, hibari_available
+from orate.engines.upstream.engine import UPSTREAM
 
 # OpenAI's built-in voice names → distinct espeak voices (accent + variant).
 OPENAI_VOICES: dict[str, VoiceParams] = {
@@ -93,7 +94,6 @@ def kokoro_voice(name: str) -> VoiceParams | None:
         variants)], pitch=38 + digest[1] % 25)
 
 
-REMOTE = "remote"  # the engine name of models served by upstream providers
 
 # OpenAI's names as genders, so a neural engine can answer each with a voice of its own
 OPENAI_GENDERS: dict[str, str] = {
@@ -222,14 +222,15 @@ class Catalog:
         found = registry.models()
         catalog = cls(prices=settings.prices, registry=registry)
         if settings.providers_file is not None:
-            from orate.engines.upstream import load_providers
+            from orate.engines.upstream import UpstreamEngine, load_providers
 
             catalog.providers = load_providers(settings.providers_file)
+            registry.add(UpstreamEngine(catalog.providers))  # their models' engine
             for provider in catalog.providers:
                 for model_id in provider.models:
                     names = [p.name for p in catalog.providers if model_id in p.models]
                     catalog.models[model_id] = Model(
-                        model_id, REMOTE, f"upstream, via {', '.join(names)}",
+                        model_id, UPSTREAM, f"upstream, via {', '.join(names)}",
                         aliases_openai_voices=False)
         for local in found:
             kind = "Piper voice" if local.kind == "piper" else "Kokoro model"
@@ -239,7 +240,7 @@ class Catalog:
                                              aliases_openai_voices=False)
         for model_id, engine in settings.model_engines.items():  # the operator's choice wins
             current = catalog.models.get(model_id)
-            if current is not None and engine != REMOTE:
+            if current is not None and engine != UPSTREAM:  # providers are the file's
                 catalog.models[model_id] = Model(
                     model_id, engine, f"{current.description.split(' served by ')[0]} served "
                     f"by {engine} (ORATE_MODEL_ENGINES)", asynchronous=current.asynchronous)
@@ -296,11 +297,11 @@ class Catalog:
         """Engine facts about a model for catalogs (loads no weights). ``alias_of`` and
         ``served_by`` say plainly when a vendor's id is answered by another model."""
         served = {"alias_of": model.alias_of, "served_by": self.served_by(model)}
-        if model.engine == REMOTE:
-            return {"engine": REMOTE, **served,
-                    "providers": [p.name for p in self.providers if model.id in p.models],
-                    "languages": [], "voice_count": None, "sample_rate": None, "mode": "sync"}
         engine = self.registry.engine(model.engine)
+        listing = getattr(engine, "listing", None)  # an engine that describes itself
+        if listing is not None:
+            return {"engine": model.engine, **served, **listing(model.id),
+                    "mode": "async" if model.asynchronous else "sync"}
         voices = engine.voices()
         languages = sorted({lang for v in voices for lang in (v.languages or (v.language,))})
         return {"engine": model.engine, **served, "engine_version": engine.version,
@@ -314,17 +315,13 @@ class Catalog:
 
     def resolve_voice(self, model: Model, voice: str | VoiceParams) -> VoiceParams:
         """A model's voice by name (OpenAI alias, engine voice, ``voice+variant``) or params."""
-        if model.engine == REMOTE:  # the upstream knows its voices; it says if one is wrong
-            name = voice.voice if isinstance(voice, VoiceParams) else voice.strip()
-            if not name:
-                raise UnknownVoice("voice is empty; name one of the provider's voices")
-            return VoiceParams(engine=REMOTE, voice=name)
         engine = self.registry.engine(model.engine)
         if isinstance(voice, VoiceParams):
             return engine.check_voice(voice)
         name = voice.strip()
         if not name:
-            raise UnknownVoice("voice is empty; name a voice such as 'alloy' or 'en-us'")
+            raise UnknownVoice(getattr(engine, "empty_voice", "voice is empty; name a voice "
+                                       "such as 'alloy' or 'en-us'"))
         if model.engine != "espeak":
             if model.aliases_openai_voices and name.lower() in OPENAI_VOICES:
                 # an OpenAI id: OpenAI's names mean OpenAI's voices, even where the engine
@@ -350,7 +347,7 @@ class Catalog:
         return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
 
     def voices(self, model: Model) -> list[VoiceInfo]:
-        return [] if model.engine == REMOTE else self.registry.engine(model.engine).voices()
+        return self.registry.engine(model.engine).voices()
 
     def named_voices(self, model: Model) -> list[VoiceInfo]:
         """OpenAI's voice names as voices of ``model``, each with the language and the

@@ -49,9 +49,15 @@ class EngineRegistry:
         with self._lock:
             self._models.clear()
             self._models.update({m.id: m for m in found})
-            for name in [n for n in self._engines if n not in BUILTIN and n not in self._models]:
+            for name in [n for n in self._engines if n not in BUILTIN and n not in self._models
+                         and not getattr(self._engines[n], "runs_upstream", False)]:
                 del self._engines[name]
         return found
+
+    def add(self, engine: Engine) -> None:
+        """Register an engine built elsewhere (the upstream providers' adapter)."""
+        with self._lock:
+            self._engines[engine.name] = engine
 
     def models(self) -> list[LocalModel]:
         return list(self._models.values())

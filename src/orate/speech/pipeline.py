@@ -19,8 +19,15 @@ import httpx
 from orate.audio.encoder import fix_wav_sizes
 from orate.audio.formats import FORMATS
 from orate.config import Settings
-from orate.engines.base import UnknownVoice, VoiceParams, shorten
-from orate.engines.catalog import REMOTE, Catalog, Model
+from orate.engines.base import (
+    UnknownVoice,
+    VoiceParams,
+    designs_voices,
+    runs_upstream,
+    shorten,
+    version_of,
+)
+from orate.engines.catalog import Catalog, Model
 from orate.runtime.pool import EnginePool
 from orate.runtime.render import (
     AUDIO,
@@ -217,14 +224,9 @@ class Pipeline:
                         bitrate=req.bitrate if req.bitrate and fmt.lossy else
                         self.settings.mp3_bitrate if fmt.name == "mp3" else None,
                         whole_file=req.whole_file)
-        if model.engine == REMOTE:
-            rate = fmt.output_rate(24000, req.sample_rate)
-            version = "remote:" + ",".join(p.name for p in self.catalog.providers
-                                           if model.id in p.models)
-        else:
-            engine = self.catalog.registry.engine(model.engine)
-            rate = fmt.output_rate(engine.sample_rate, req.sample_rate)
-            version = engine.version
+        engine = self.catalog.registry.engine(model.engine)
+        rate = fmt.output_rate(engine.sample_rate, req.sample_rate)
+        version = version_of(engine, model.id)
         plan = Plan(req, model, job, voices, fmt, characters, rate, ctx,
                     segment_utterances=owners)
         cap = self._check_bytes(req, plan) if req.framing is not None else None
@@ -302,13 +304,13 @@ class Pipeline:
         if len(description) > MAX_DESCRIPTION:
             raise SpeechError(400, "description_too_long", f"description is {len(description)} "
                               f"characters; the limit is {MAX_DESCRIPTION}", "description")
-        if model.engine == REMOTE:  # descriptions and directions are the upstream's business
+        engine = self.catalog.registry.engine(model.engine)
+        if not designs_voices(engine):  # an upstream reads descriptions and directions
             try:
                 return self.catalog.resolve_voice(model, utt.voice or current
                                                   or self.settings.default_voice)
             except UnknownVoice as exc:
                 raise SpeechError(400, "invalid_voice", str(exc), "voice") from None
-        engine = self.catalog.registry.engine(model.engine)
         try:
             if utt.voice is not None:
                 params, _ = await self.resolve_voice(model, utt.voice, ctx.owner,
@@ -327,7 +329,7 @@ class Pipeline:
 
     async def stream(self, plan: Plan) -> AsyncIterator[SpeechEvent]:
         """Events of one synthesis from the engine pool, in order; closing early stops it."""
-        if plan.model.engine == REMOTE:
+        if runs_upstream(self.catalog.registry.engine(plan.model.engine)):
             async for event in upstream_events(plan, self.catalog.providers, self._http()):
                 yield event
             return

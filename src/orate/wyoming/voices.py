@@ -24,7 +24,7 @@ from wyoming.info import Attribution, TtsProgram, TtsVoice, TtsVoiceSpeaker
 from orate import __version__
 from orate.config import Settings
 from orate.engines.base import VoiceInfo
-from orate.engines.catalog import OPENAI_VOICES, REMOTE, Catalog, Model
+from orate.engines.catalog import OPENAI_VOICES, Catalog, Model
 
 log = logging.getLogger("orate.wyoming")
 
@@ -91,8 +91,6 @@ class VoiceTable:
         plain: list[WyomingVoice] = []
         espeak_model: Model | None = None
         for model in catalog.models.values():
-            if model.engine == REMOTE:
-                continue
             if model.engine == "espeak":
                 if espeak_model is None or model.id == "espeak-ng":
                     espeak_model = model

@@ -14,8 +14,22 @@ from orate.engines.upstream.client import (
     open_stream,
     synthesize,
 )
+from orate.engines.upstream.engine import UPSTREAM, UpstreamEngine
 from orate.engines.upstream.providers import Provider, load_providers, providers_for
 
-__all__ = ["NoProvider", "Provider", "ProviderError", "ProviderUnreachable", "RemoteError",
-           "StreamInterrupted", "UpstreamAudio", "error_message", "load_providers",
-           "open_stream", "providers_for", "synthesize"]
+__all__ = [
+    "UPSTREAM",
+    "NoProvider",
+    "Provider",
+    "ProviderError",
+    "ProviderUnreachable",
+    "RemoteError",
+    "StreamInterrupted",
+    "UpstreamAudio",
+    "UpstreamEngine",
+    "error_message",
+    "load_providers",
+    "open_stream",
+    "providers_for",
+    "synthesize",
+]
