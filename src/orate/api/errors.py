@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orate.api.jsonbody import json_hint
+from orate.audio.formats import FORMATS
 from orate.library.db import DB_ERRORS
 from orate.runtime.pool import EngineBusy
 from orate.speech.pipeline import SpeechError, SynthesisFailed
@@ -46,7 +47,9 @@ def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
             for code in codes}
 
 
-AUDIO_TYPES = ("audio/mpeg", "audio/ogg", "audio/aac", "audio/flac", "audio/wav", "audio/pcm")
+# the audio content types routes document, from the one format table (G.711 is
+# ElevenLabs-only and documented there)
+AUDIO_TYPES = tuple(FORMATS[f].content_type for f in ("mp3", "opus", "aac", "flac", "wav", "pcm"))
 
 
 def audio_response(*extra: str) -> dict[int | str, dict[str, Any]]:

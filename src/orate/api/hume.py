@@ -24,7 +24,8 @@ from orate.api.deps import SpeechDep, library_of, speech_service
 from orate.api.errors import ApiError, audio_response, documented
 from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
 from orate.api.owners import context, owner_of, reader_of
-from orate.api.streaming import CLIENT_GONE, while_connected
+from orate.api.streaming import CLIENT_GONE, primed, while_connected
+from orate.audio.formats import FORMATS
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import OPENAI_GENDERS
 from orate.library.voices import VoiceExists
@@ -38,7 +39,6 @@ router = APIRouter(tags=["hume"], responses=documented(400, 404, 409, 413, 502))
 HUME_SAMPLE_RATE = 48000
 MAX_TEXT = 5000
 MAX_DESCRIPTION = 1000
-CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "pcm": "audio/pcm"}
 Provider = Literal["HUME_AI", "CUSTOM_VOICE"]
 
 
@@ -110,13 +110,26 @@ class Invalid(Exception):
         self.response = invalid(field, message)
 
 
+def _is_chunk(frame: Chunk | TimestampFrame) -> bool:
+    """Hume's first audio: the frame a response may not start before."""
+    return isinstance(frame, Chunk)
+
+
+# Hume's voice providers → the library's
+VOICE_PROVIDERS = {"HUME_AI": "builtin", "CUSTOM_VOICE": "custom"}
+
+
+def voice_provider(name: str | None) -> str:
+    """Where to look a Hume voice up: built-in, saved, or either when unnamed."""
+    return VOICE_PROVIDERS.get(name or "", "any")
+
+
 def _utterance(u: PostedUtterance) -> Utterance:
     voice: str | None = None
     provider = "any"
     if u.voice is not None:
         voice = u.voice.id if isinstance(u.voice, VoiceById) else u.voice.name
-        provider = {"HUME_AI": "builtin", "CUSTOM_VOICE": "custom"}.get(u.voice.provider or "",
-                                                                       "any")
+        provider = voice_provider(u.voice.provider)
     return Utterance(u.text, voice, u.speed or 1.0, u.trailing_silence or 0.0,
                      description=u.description, voice_provider=provider)
 
@@ -299,7 +312,7 @@ async def synthesize_file(body: PostedTts, request: Request) -> Response:
 
     if not await while_connected(request, drain()):
         return Response(status_code=CLIENT_GONE)
-    return Response(gen.whole_file(), media_type=CONTENT_TYPES[gen.format],
+    return Response(gen.whole_file(), media_type=FORMATS[gen.format].content_type,
                     headers={"X-Orate-Generation-Id": gen.generation_id})
 
 
@@ -309,14 +322,14 @@ async def stream_file(body: PostedTts, request: Request) -> Response:
     gen = await _one_file(body, request, streaming=True)
     if isinstance(gen, Response):
         return gen
-    frames = await primed_frames(gen.frames())
+    frames = await primed(gen.frames(), _is_chunk)
 
     async def audio() -> AsyncIterator[bytes]:
         async for frame in frames:
             if isinstance(frame, Chunk) and frame.data:
                 yield frame.data
 
-    return StreamingResponse(audio(), media_type=CONTENT_TYPES[gen.format],
+    return StreamingResponse(audio(), media_type=FORMATS[gen.format].content_type,
                              headers={"X-Orate-Generation-Id": gen.generation_id})
 
 
@@ -328,7 +341,7 @@ async def stream_json(body: PostedTts, request: Request) -> Response:
     gens = await _generations(body, request, streaming=True)
     if isinstance(gens, Response):
         return gens
-    first = await primed_frames(gens[0].frames())
+    first = await primed(gens[0].frames(), _is_chunk)
 
     async def lines() -> AsyncIterator[bytes]:
         try:
@@ -341,31 +354,6 @@ async def stream_json(body: PostedTts, request: Request) -> Response:
                 await gen.speech.events.aclose()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
-
-
-async def primed_frames(frames: AsyncIterator[Chunk | TimestampFrame]
-                        ) -> AsyncIterator[Chunk | TimestampFrame]:
-    """Like api.streaming.primed, for Hume frames: fail before the response starts."""
-    head: list[Chunk | TimestampFrame] = []
-    try:
-        async for frame in frames:
-            head.append(frame)
-            if isinstance(frame, Chunk):
-                break
-    except BaseException:
-        await frames.aclose()  # type: ignore[attr-defined]
-        raise
-
-    async def chained() -> AsyncIterator[Chunk | TimestampFrame]:
-        try:
-            for frame in head:
-                yield frame
-            async for frame in frames:
-                yield frame
-        finally:
-            await frames.aclose()  # type: ignore[attr-defined]
-
-    return chained()
 
 
 # -- voices ------------------------------------------------------------------

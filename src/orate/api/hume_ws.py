@@ -28,6 +28,7 @@ from orate.api.hume import (
     MAX_TEXT,
     VoiceById,
     VoiceByName,
+    voice_provider,
 )
 from orate.api.hume_frames import Chunk, HumeGeneration
 from orate.api.owners import context
@@ -190,8 +191,7 @@ def _apply(settings: PieceSettings, msg: PublishTts) -> PieceSettings:
     changes: dict[str, object] = {}
     if msg.voice is not None:
         changes["voice"] = msg.voice.id if isinstance(msg.voice, VoiceById) else msg.voice.name
-        changes["provider"] = {"HUME_AI": "builtin", "CUSTOM_VOICE": "custom"}.get(
-            msg.voice.provider or "", "any")
+        changes["provider"] = voice_provider(msg.voice.provider)
     if msg.description is not None:
         changes["description"] = msg.description
     if msg.speed is not None:

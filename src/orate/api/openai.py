@@ -138,7 +138,7 @@ async def create_speech(body: SpeechBody, request: Request, service: SpeechDep
 
 
 def _model_json(model: Any, service: SpeechService) -> dict[str, Any]:
-    price = service.catalog.price(model.id)
+    price = service.price(model.id)
     return {"id": model.id, "object": "model", "created": model.created,
             "owned_by": model.owned_by, "description": model.description,
             **service.catalog.describe(model),

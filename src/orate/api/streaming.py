@@ -9,27 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
 from fastapi import Request
 
 from orate.speech.pipeline import SpeechEvent
 
+T = TypeVar("T")
+
 CLIENT_GONE = 499  # nginx's "client closed request": logged and counted, never delivered
 
 
-async def primed(events: AsyncIterator[SpeechEvent]) -> AsyncIterator[SpeechEvent]:
-    """Pull events up to and including the first audio chunk, then hand back the rest.
+def _first_audio(event: SpeechEvent) -> bool:
+    return event.kind in ("audio", "done")
+
+
+async def primed(events: AsyncIterator[T],
+                 is_first: Callable[[Any], bool] = _first_audio) -> AsyncIterator[T]:
+    """Pull items up to and including the first audio (``is_first``: a pipeline event
+    with audio by default, a Hume chunk for Hume's frames), then hand back the rest.
 
     Raises whatever the pipeline raises before that point, so the route can still
     answer with an error status.
     """
-    head: list[SpeechEvent] = []
+    head: list[T] = []
     try:
-        async for event in events:
-            head.append(event)
-            if event.kind in ("audio", "done"):
+        async for item in events:
+            head.append(item)
+            if is_first(item):
                 break
     except BaseException:
         # an error, or the client left while we waited: stop the synthesis now
@@ -37,12 +45,12 @@ async def primed(events: AsyncIterator[SpeechEvent]) -> AsyncIterator[SpeechEven
             await events.aclose()  # type: ignore[attr-defined]
         raise
 
-    async def chained() -> AsyncIterator[SpeechEvent]:
+    async def chained() -> AsyncIterator[T]:
         try:
-            for event in head:
-                yield event
-            async for event in events:
-                yield event
+            for item in head:
+                yield item
+            async for item in events:
+                yield item
         finally:
             with contextlib.suppress(Exception):
                 await events.aclose()  # type: ignore[attr-defined]
