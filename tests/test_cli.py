@@ -464,7 +464,7 @@ def test_tables_measure_wide_characters_in_terminal_cells() -> None:
     from rich.cells import cell_len
     from rich.console import Console
 
-    from orate.cli_tables import Column, field, show
+    from orate.cli.tables import Column, field, show
 
     rows = [{"id": "key_0123456789abcdef", "name": "日本語のチーム [/laughs]",
              "text": "こんにちは世界、これは長いテキストです。" * 4, "extra": "x" * 30}]
