@@ -32,6 +32,8 @@ DEFAULT_VOICE = "default"
 class PiperEngine:
     """One Piper voice file; ``name`` is ``piper:NAME``."""
 
+    phoneme_input = True  # reads espeak [[…]] phoneme mnemonics (see synthesize)
+
     def __init__(self, model: Path, config: Path, *, idle: float = 300.0) -> None:
         self.model_path = model
         cfg = json.loads(config.read_text(encoding="utf-8"))
@@ -97,12 +99,13 @@ class PiperEngine:
         return ids, symbols
 
     def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
-                   *, ssml: bool = False) -> SynthesisResult:
-        phonemes = " ".join(phonemize(text, self.espeak_voice))
+                   *, ssml: bool = False, phonemes: bool = False) -> SynthesisResult:
+        # ``phonemes``: [[…]] (lexicon IPA, SSML <phoneme>) pass through espeak as phonemes
+        ipa = " ".join(phonemize(text, self.espeak_voice, phonemes))
         ending = text.rstrip()[-1:] if text.rstrip()[-1:] in ".?!," else ""
         if ending and ending in self.id_map:
-            phonemes += ending
-        ids, symbols = self._ids(phonemes)
+            ipa += ending
+        ids, symbols = self._ids(ipa)
         if len(ids) <= 3:
             return SynthesisResult()
         session = self.session.get()

@@ -9,8 +9,9 @@ runs on the event loop; synthesis and encoding run in the engine pool.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -26,7 +27,9 @@ from orate.speech import render as R
 from orate.speech.design import apply_directions, design_voice, vary
 from orate.speech.flight import Flight
 from orate.speech.render import RenderJob, Segment, render
-from orate.speech.text import TextError, check_ssml, is_ssml, normalize, split_sentences
+from orate.speech.spoken import Spoken, SpokenBuilder
+from orate.speech.ssml import SsmlError, Style, is_ssml, parse_ssml, ssml_runs
+from orate.speech.text import normalize, split_sentences
 from orate.speech.types import (
     Context,
     Plan,
@@ -164,8 +167,8 @@ class Pipeline:
             raise SpeechError(429, "quota_exceeded", f"this key has {ctx.quota_left} characters "
                               f"of its quota left and the input is {characters}; ask an admin "
                               "for a larger quota", "input", headers={"Retry-After": "86400"})
-        ssml = len(texts) == 1 and is_ssml(texts[0])
-        text = "".join(texts) if ssml else ""
+        ssml = any(is_ssml(t) for t in texts)
+        text = "".join(texts)
         segments: list[Segment] = []
         voices: list[VoiceParams] = []
         owners: list[int] = []
@@ -176,18 +179,21 @@ class Pipeline:
             current = params if utt.voice is not None or utt.description else current or params
             if req.seed and (utt.voice is not None or not utt.description):
                 params = vary(params, req.seed, req.variation)
-            if ssml:
-                try:
-                    check_ssml(utext)
-                except TextError as exc:
-                    raise SpeechError(400, exc.code, str(exc), "input") from None
-                spans: tuple[tuple[int, int], ...] = ((0, len(utext)),)
-            else:
-                spans = tuple((s + offset, e + offset) for s, e in split_sentences(utext))
-                text += utext
+            if is_ssml(utext):
+                for seg in await self._ssml_segments(model, utt, utext, offset, params, req,
+                                                     ctx):
+                    segments.append(seg)
+                    voices.append(seg.voice)
+                    owners.append(n)
                 offset += len(utext)
+                continue
+            language = _language(params) if req.normalize else None
+            spans = tuple((s + offset, e + offset) for s, e in split_sentences(utext))
+            spoken = tuple(_spoken(text, s, e, language) for s, e in spans)
+            offset += len(utext)
             if spans or utt.trailing_silence:
-                segments.append(Segment(params, spans, utt.speed, utt.trailing_silence))
+                segments.append(Segment(params, spans, utt.speed, utt.trailing_silence,
+                                        spoken=spoken if any(spoken) else ()))
                 voices.append(params)
                 owners.append(n)
         if not any(seg.sentences for seg in segments):
@@ -215,6 +221,50 @@ class Pipeline:
 
             plan.cache_key = cache_key(job, {model.engine: version})
         return plan
+
+    async def _ssml_segments(self, model: Model, utt: Utterance, utext: str, offset: int,
+                             params: VoiceParams, req: SpeechRequest,
+                             ctx: Context) -> list[Segment]:
+        """An SSML utterance as segments: one per stretch of one style (voice, language,
+        rate, pitch, volume), with breaks as silences and marks attached."""
+        try:
+            runs = ssml_runs(parse_ssml(utext, _language(params)), req.normalize)
+        except SsmlError as exc:
+            raise SpeechError(400, exc.code, str(exc), "input") from None
+        out: list[Segment] = []
+        voices: dict[Style, VoiceParams] = {}
+        for run in runs:
+            style = run.style
+            if style not in voices:
+                voices[style] = await self._styled_voice(model, params, style, ctx)
+            spoken = tuple(sp.shifted(offset) for _, _, sp in run.sentences)
+            out.append(Segment(voices[style],
+                               tuple((s + offset, e + offset) for s, e, _ in run.sentences),
+                               utt.speed * style.rate, 0.0, spoken=spoken,
+                               gaps=tuple(run.gaps), lead=run.lead, gain=style.volume,
+                               marks=tuple((p + offset, name) for p, name in run.marks)))
+        if out and utt.trailing_silence:
+            last = out[-1]
+            out[-1] = Segment(last.voice, last.sentences, last.speed, utt.trailing_silence,
+                              last.spoken, last.gaps, last.lead, last.gain, last.marks)
+        return out
+
+    async def _styled_voice(self, model: Model, params: VoiceParams, style: Style,
+                            ctx: Context) -> VoiceParams:
+        """The utterance's voice changed by SSML: <voice name>, <lang> (espeak switches to
+        that language's voice; other engines keep theirs), and pitch (espeak only)."""
+        try:
+            if style.voice:
+                params, _ = await self.resolve_voice(model, style.voice, ctx.owner)
+            elif style.lang and params.engine == "espeak" \
+                    and _language(params).lower() != style.lang.lower():
+                params = self.catalog.resolve_voice(model, style.lang.lower())
+        except UnknownVoice as exc:
+            raise SpeechError(400, "invalid_voice", f"SSML: {exc}", "input") from None
+        if style.pitch and params.engine == "espeak":
+            base = 50 if params.pitch is None else params.pitch
+            params = replace(params, pitch=max(0, min(100, base + style.pitch)))
+        return params
 
     async def _utterance_voice(self, model: Model, utt: Utterance, current: VoiceParams | None,
                                seed: int, ctx: Context) -> VoiceParams:
@@ -368,6 +418,34 @@ class Pipeline:
 async def _iterate(events: list[SpeechEvent]) -> AsyncIterator[SpeechEvent]:
     for event in events:
         yield event
+
+
+@lru_cache(maxsize=1024)
+def _voice_language(engine: str, voice: str) -> str:
+    try:
+        for info in engine_by_name(engine).voices():
+            if info.id == voice:
+                return info.language
+    except Exception:  # an engine that cannot list voices: read as English
+        return "en"
+    return voice if engine == "espeak" else "en"
+
+
+def _language(params: VoiceParams) -> str:
+    """The language a voice reads (normalization follows it)."""
+    if params.engine == REMOTE:
+        return "en"
+    return _voice_language(params.engine, params.voice)
+
+
+def _spoken(text: str, start: int, end: int, language: str | None) -> Spoken | None:
+    """What the engine reads for ``text[start:end]``: normalized in ``language``
+    (``None``: as written), or ``None`` when that is the text itself."""
+    if language is None:
+        return None
+    builder = SpokenBuilder()
+    builder.normalized(text[start:end], start, language)
+    return None if builder.is_identity_of(text, start, end) else builder.build()
 
 
 def _duration(events: list[SpeechEvent]) -> float:

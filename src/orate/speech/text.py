@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import xml.etree.ElementTree as ET
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 MAX_SENTENCE_CHARS = 300
-SSML_MAX_DEPTH = 32
-SSML_MAX_BREAK_SECONDS = 60.0
 
 _SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’»)\]]*(?=\s|$)|\n[ \t]*\n")
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol approx mt ft".split()
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol approx mt ft ave dept".split()
 )
 _CLAUSE = re.compile(r"[,;:—–]\s")
 _TOKEN = re.compile(r"[^\s<>]+")
@@ -53,51 +50,20 @@ def normalize(text: str) -> str:
 
 
 def is_ssml(text: str) -> bool:
-    """``<speak …>``, optionally after an XML declaration or a DTD (which is then refused)."""
-    head = text.lstrip()[:2048].lower()
-    if head.startswith("<speak"):
-        return True
-    return head.startswith(("<?xml", "<!doctype")) and "<speak" in text.lower()
+    """A root ``<speak>`` element; "<speaker> is a word" is not SSML (speech/ssml.py)."""
+    from orate.speech.ssml import is_ssml as _is_ssml
 
-
-def _break_seconds(elem: ET.Element) -> float:
-    value = (elem.get("time") or "").strip().lower()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s)?", value)
-    if not m:
-        return 1.0 if elem.get("strength") in ("x-strong",) else 0.0
-    number = float(m.group(1))
-    return number / 1000 if m.group(2) == "ms" else number
+    return _is_ssml(text)
 
 
 def check_ssml(text: str) -> None:
-    """Refuse SSML that could make the engine or the parser misbehave.
+    """Refuse SSML the parser in speech/ssml.py refuses (DTDs, entities, depth, breaks)."""
+    from orate.speech.ssml import SsmlError, parse_ssml
 
-    DTDs and entity declarations are refused outright (entity expansion is the
-    classic XML bomb); nesting and total break time are bounded because each
-    costs engine time without costing the caller characters.
-    """
-    head = text.lower()
-    if "<!doctype" in head or "<!entity" in head or "<!element" in head or "<!attlist" in head:
-        raise TextError("SSML may not contain a DTD or entity declarations; remove <!DOCTYPE …>",
-                        "ssml_dtd")
     try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise TextError(f"SSML is not well-formed XML: {exc}", "invalid_ssml") from None
-    if root.tag.rsplit("}", 1)[-1] != "speak":
-        raise TextError("SSML must have <speak> as its root element", "invalid_ssml")
-    total_break = 0.0
-    stack = [(root, 1)]
-    while stack:
-        elem, depth = stack.pop()
-        if depth > SSML_MAX_DEPTH:
-            raise TextError(f"SSML nests deeper than {SSML_MAX_DEPTH} elements", "ssml_too_deep")
-        if elem.tag.rsplit("}", 1)[-1] == "break":
-            total_break += _break_seconds(elem)
-        stack.extend((child, depth + 1) for child in elem)
-    if total_break > SSML_MAX_BREAK_SECONDS:
-        raise TextError(f"SSML breaks add up to {total_break:g} s; the limit is "
-                        f"{SSML_MAX_BREAK_SECONDS:g} s", "ssml_breaks")
+        parse_ssml(text)
+    except SsmlError as exc:
+        raise TextError(str(exc), exc.code) from None
 
 
 def _is_abbreviation(text: str, end: int) -> bool:

@@ -56,6 +56,8 @@ class SpeechRequest:
     variation: float = 1.0  # how far a seed moves a fixed voice (Hume's temperature)
     context_voice: VoiceParams | None = None  # the voice to continue (Hume's context)
     max_chars: int | None = None  # the dialect's own limit on total characters
+    normalize: bool = True  # read "$4.50" as "four dollars fifty" (orate extension; ElevenLabs'
+    # apply_text_normalization)
 
 
 @dataclass
