@@ -29,7 +29,9 @@ SSML_MAX_BREAK = 10.0  # one break
 SSML_MAX_BREAKS = 60.0  # all breaks of a request
 SSML_MAX_MARKS = 1000
 
-_SSML_HEAD = re.compile(r"\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*<speak[\s>/]", re.S | re.I)
+_SSML_HEAD = re.compile(r"\s*(?:<\?xml[^>]{0,200}\?>\s*)?(?:<!--.*?-->\s*)*"
+                        r"(?:<!DOCTYPE[^\[>]{0,200}(?:\[.*?\])?\s*>\s*)?<speak[\s>/]",
+                        re.S | re.I)  # a DOCTYPE counts, so that it is refused, not read
 _TOKEN = re.compile(
     r"<!--.*?-->|<!\[CDATA\[(?P<cdata>.*?)\]\]>|<\?.*?\?>"
     r"|<(?P<close>/?)(?P<name>[A-Za-z_][\w:.-]*)(?P<attrs>(?:\s+[^\s=/>]+\s*=\s*"
@@ -92,7 +94,9 @@ class Item:
 def is_ssml(text: str) -> bool:
     """A root ``<speak>`` element (after an optional XML declaration): "<speaker> is a
     word" is plain text."""
-    return bool(_SSML_HEAD.match(text[:4096]))
+    head = text[:4096]
+    return bool(_SSML_HEAD.match(head)) or head.lstrip()[:9].lower() in ("<!doctype",) \
+        or head.lstrip()[:5].lower() == "<?xml"
 
 
 def _where(text: str, pos: int) -> str:
