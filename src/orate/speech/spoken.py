@@ -16,6 +16,10 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass
 
+# imported here, not on first use: num2words and the scanner cost ~70 ms to load, which
+# belongs to server start, not to the first request
+from orate.speech.normalize import normalize_text
+
 # (out_start, out_end, src_start, src_end, exact): exact pieces map char for char,
 # the others (rewrites) map every character to the whole source range.
 Piece = tuple[int, int, int, int, bool]
@@ -90,8 +94,6 @@ class SpokenBuilder:
         if language is None:
             self.copy(text, src_start)
             return
-        from orate.speech.normalize import normalize_text
-
         n = normalize_text(text, language)
         pos = 0
         for span in n.spans:

@@ -58,6 +58,9 @@ class SpeechRequest:
     max_chars: int | None = None  # the dialect's own limit on total characters
     normalize: bool = True  # read "$4.50" as "four dollars fifty" (orate extension; ElevenLabs'
     # apply_text_normalization)
+    # pronunciation dictionaries as (id, version or None for the latest), in order of
+    # precedence (ElevenLabs' pronunciation_dictionary_locators)
+    lexicons: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass
@@ -124,6 +127,7 @@ def request_from_dict(data: dict[str, Any]) -> SpeechRequest:
     fields["utterances"] = [Utterance(**{**u, "voice": voice(u.get("voice"))})
                             for u in data["utterances"]]
     fields["timestamps"] = frozenset(data.get("timestamps") or ())
+    fields["lexicons"] = tuple(tuple(x) for x in data.get("lexicons") or ())
     cv = data.get("context_voice")
     fields["context_voice"] = VoiceParams(**cv) if cv else None
     return SpeechRequest(**fields)

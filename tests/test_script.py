@@ -1,0 +1,301 @@
+"""The text layer end to end: normalization with character maps, SSML on espeak and on a
+neural engine (the tiny Piper model), hostile SSML, captions, through real servers."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from .conftest import Recognizer, Server, decode, duration
+from .tiny_models import build_piper
+
+
+def sse(url: str, **body) -> tuple[bytes, list[dict], list[dict]]:
+    """Audio, timestamps and the other frames of an OpenAI SSE response."""
+    body = {"model": "tts-1", "voice": "alloy", "response_format": "wav",
+            "stream_format": "sse", **body}
+    audio = bytearray()
+    stamps: list[dict] = []
+    frames: list[dict] = []
+    with httpx.stream("POST", f"{url}/v1/audio/speech", json=body, timeout=60) as r:
+        assert r.status_code == 200, r.read()
+        for line in r.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            frame = json.loads(line[6:])
+            if frame["type"] == "speech.audio.delta":
+                audio += base64.b64decode(frame["audio"])
+            elif frame["type"] == "speech.audio.timestamps":
+                stamps += frame["timestamps"]
+            else:
+                frames.append(frame)
+    return bytes(audio), stamps, frames
+
+
+def wav(url: str, text: str, **kw) -> bytes:
+    body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "wav", **kw}
+    r = httpx.post(f"{url}/v1/audio/speech", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+# ------------------------------------------------------------------ normalization
+
+
+@pytest.mark.parametrize("text,target", [
+    ("It costs $4.50 today.", "$4.50"),
+    ("Meet me at 3:30 pm sharp.", "3:30 pm"),
+    ("She came 2nd in the race.", "2nd"),
+    ("Prices rose 50% in the 1990s.", "50%"),
+    ("Henry VIII had six wives.", "Henry VIII"),
+])
+def test_word_timestamps_point_at_the_callers_characters(server: Server, text: str,
+                                                         target: str) -> None:
+    _, stamps, _ = sse(server.url, input=text, include_timestamp_types=["word"])
+    words = [s for s in stamps if s["type"] == "word"]
+    tokens = text.split()
+    assert len(words) == len(tokens)  # one timestamp per word the caller wrote
+    start = text.index(target)
+    covering = [w for w in words if w["char_start"] >= start
+                and w["char_end"] <= start + len(target) + 1]
+    assert covering and covering[0]["char_start"] == start
+    assert max(w["char_end"] for w in covering) in (start + len(target), start + len(target) + 1)
+    for w in words:  # every timestamp names a word of the input
+        assert text[w["char_start"]:w["char_end"]].strip(".,") in tokens or \
+            text[w["char_start"]:w["char_end"]] in tokens
+
+
+def test_a_rewrite_is_one_timestamp_spanning_its_spoken_words(server: Server) -> None:
+    text = "It costs $4.50 today."
+    _, stamps, _ = sse(server.url, input=text, include_timestamp_types=["word"])
+    money = [s for s in stamps if s["type"] == "word" and s["char_start"] == 9]
+    assert len(money) == 1 and money[0]["char_end"] == 14
+    today = next(s for s in stamps if s["type"] == "word" and s["char_start"] == 15)
+    # "four dollars fifty" takes longer than one short word
+    assert money[0]["end"] - money[0]["start"] > 0.8 * (today["end"] - today["start"])
+
+
+ASR_CASES = [
+    ("It costs $4.50.", "it costs four dollars fifty",
+     ["it costs four point five zero", "it costs dollar four fifty"]),
+    ("Dr. Smith is here.", "doctor smith is here", ["d r smith is here", "drive smith is here"]),
+    ("She came 2nd.", "she came second", ["she came two n d", "she came two"]),
+    ("Prices rose 50%.", "prices rose fifty percent", ["prices rose five zero",
+                                                       "prices rose fifty"]),
+    ("It was the 1990s.", "it was the nineteen nineties",
+     ["it was the one thousand nine hundred ninety", "it was the nineteen ninety"]),
+    ("Call +1 555 0100.", "call plus one five five five zero one zero zero",
+     ["call one five hundred fifty five one hundred", "call plus one five five five one hundred"]),
+]
+
+
+@pytest.mark.parametrize("text,spoken,wrong", ASR_CASES)
+def test_normalized_text_is_heard_as_its_words(server: Server, text: str, spoken: str,
+                                               wrong: list[str]) -> None:
+    heard = Recognizer([spoken, *wrong]).which(wav(server.url, text), "wav")
+    assert heard == spoken
+
+
+def test_normalize_false_reads_the_text_as_written(server: Server) -> None:
+    text = "It costs $4.50"  # espeak alone reads "dollar four point five zero"
+    grammar = ["it costs four dollars fifty", "it costs dollar four point five zero"]
+    on = Recognizer(grammar).which(wav(server.url, text), "wav")
+    off = Recognizer(grammar).which(wav(server.url, text, normalize=False), "wav")
+    assert on == grammar[0] and off == grammar[1]
+
+
+def test_normalization_is_part_of_the_cache_key(server: Server) -> None:
+    body = {"model": "tts-1", "voice": "alloy", "input": "Room 101 costs $7.",
+            "response_format": "wav"}
+    first = httpx.post(f"{server.url}/v1/audio/speech", json=body, timeout=60)
+    off = httpx.post(f"{server.url}/v1/audio/speech", json={**body, "normalize": False},
+                     timeout=60)
+    assert off.headers["x-orate-cache"] != "hit" or first.headers["x-orate-cache"] == "off"
+
+
+# ------------------------------------------------------------------ SSML on espeak
+
+
+def test_ssml_break_lengthens_audio_by_the_break(server: Server) -> None:
+    plain = duration(wav(server.url, "<speak>Hello there. General Kenobi.</speak>"), "wav")
+    broken = duration(wav(server.url, '<speak>Hello there. <break time="1500ms"/> General '
+                                      'Kenobi.</speak>'), "wav")
+    assert broken - plain == pytest.approx(1.5, abs=0.15)
+
+
+def test_ssml_prosody_rate_changes_duration(server: Server) -> None:
+    text = "the quick brown fox jumps over the lazy dog"
+    normal = duration(wav(server.url, f"<speak>{text}</speak>"), "wav")
+    slow = duration(wav(server.url, f'<speak><prosody rate="50%">{text}</prosody></speak>'),
+                    "wav")
+    assert slow / normal == pytest.approx(2.0, rel=0.2)
+
+
+def test_ssml_say_as_characters_spells(server: Server) -> None:
+    audio = wav(server.url, '<speak>Spell <say-as interpret-as="characters">cab</say-as>'
+                            '</speak>')
+    assert Recognizer(["spell c a b", "spell cab"]).which(audio, "wav") == "spell c a b"
+
+
+def test_ssml_sub_and_phoneme_are_said(server: Server) -> None:
+    audio = wav(server.url, '<speak>I like <sub alias="green tea">GT</sub></speak>')
+    assert Recognizer(["i like green tea", "i like g t"]).which(audio, "wav") == \
+        "i like green tea"
+    audio = wav(server.url, '<speak>I say <phoneme alphabet="ipa" ph="təˈmɑːtoʊ">tomato'
+                            '</phoneme> and <phoneme alphabet="ipa" ph="pəˈteɪtoʊ">x</phoneme>'
+                            '</speak>')
+    assert Recognizer(["i say tomato and potato", "i say tomato and x"]).which(audio, "wav") \
+        == "i say tomato and potato"
+
+
+def test_ssml_marks_and_words_come_back_as_timestamps(server: Server) -> None:
+    text = ('<speak>Hello <mark name="one"/>big <break time="500ms"/> world. '
+            '<mark name="end"/></speak>')
+    _, stamps, _ = sse(server.url, input=text, include_timestamp_types=["word"])
+    words = [s for s in stamps if s["type"] == "word"]
+    marks = {s["text"]: s for s in stamps if s["type"] == "mark"}
+    assert [text[w["char_start"]:w["char_end"]] for w in words] == ["Hello", "big", "world."]
+    assert set(marks) == {"one", "end"}
+    assert marks["one"]["start"] == pytest.approx(words[1]["start"], abs=1)
+    assert marks["end"]["start"] >= words[2]["end"] - 1
+
+
+def test_plain_text_with_angle_brackets_is_not_ssml(server: Server) -> None:
+    audio = wav(server.url, "<speaker> is a word")
+    assert duration(audio, "wav") > 0.5
+
+
+@pytest.mark.parametrize("body,code", [
+    ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 '
+     '"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><speak>&lol2;</speak>', "ssml_dtd"),
+    ('<!DOCTYPE speak [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><speak>&xxe;</speak>',
+     "ssml_dtd"),
+    ("<speak>" + "<prosody>" * 100 + "x" + "</prosody>" * 100 + "</speak>", "ssml_too_deep"),
+    ('<speak>a <break time="100000s"/> b</speak>', "ssml_breaks"),
+    ('<speak>a <audio src="http://x/"/> b</speak>', "invalid_ssml"),
+    ("<speak>\n  <p>unclosed\n</speak>", "invalid_ssml"),
+])
+def test_hostile_ssml_is_refused(server: Server, body: str, code: str) -> None:
+    r = httpx.post(f"{server.url}/v1/audio/speech",
+                   json={"model": "tts-1", "voice": "alloy", "input": body}, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == code
+
+
+def test_invalid_ssml_names_line_and_column(server: Server) -> None:
+    r = httpx.post(f"{server.url}/v1/audio/speech", json={
+        "model": "tts-1", "voice": "alloy", "input": "<speak>\n  <p>unclosed\n</speak>"})
+    assert r.status_code == 400 and "line 3, column" in r.json()["error"]["message"]
+
+
+# ------------------------------------------------------------------ SSML on a neural engine
+
+
+@pytest.fixture(scope="module")
+def neural(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    models: Path = tmp_path_factory.mktemp("models")
+    build_piper(models, "en_US-tiny-low")
+    srv = Server(tmp_path_factory.mktemp("neural-ssml"), workers=1,
+                 env={"ORATE_MODELS_DIR": str(models)})
+    yield srv
+    srv.stop()
+
+
+def piper(url: str, text: str) -> float:
+    return duration(wav(url, text, model="piper:en_US-tiny-low", voice="default"), "wav")
+
+
+def test_ssml_on_piper_break_rate_say_as_and_phoneme(neural: Server) -> None:
+    # a break splits the sentence, and the model pads each piece: compare like with like
+    base = piper(neural.url, '<speak>Hello there <break time="0ms"/> world.</speak>')
+    broken = piper(neural.url, '<speak>Hello there <break time="1s"/> world.</speak>')
+    assert broken - base == pytest.approx(1.0, abs=0.15)
+    whole = piper(neural.url, "<speak>Hello there world.</speak>")
+    slow = piper(neural.url, '<speak><prosody rate="x-slow">Hello there world.</prosody>'
+                             '</speak>')
+    assert slow / whole == pytest.approx(2.0, rel=0.15)
+    word = piper(neural.url, "<speak>world</speak>")
+    spelled = piper(neural.url, '<speak><say-as interpret-as="characters">world</say-as>'
+                                '</speak>')
+    assert spelled > 1.5 * word  # five letter names are longer than one word
+    short = piper(neural.url, '<speak><phoneme alphabet="ipa" ph="tə">tomato</phoneme></speak>')
+    long = piper(neural.url, '<speak><phoneme alphabet="ipa" ph="təˈmeɪtoʊtəˈmeɪtoʊ">tomato'
+                             '</phoneme></speak>')
+    assert long > short  # the model read the IPA, not the word
+
+
+# ------------------------------------------------------------------ captions
+
+
+def seconds(stamp: str) -> float:
+    """A WebVTT time (HH:MM:SS.mmm) in seconds, to the millisecond."""
+    h, m, s = stamp.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+def test_captions_from_sse_and_history_parse_and_match_word_times(server: Server) -> None:
+    import srt
+    import webvtt
+
+    text = ("The quick brown fox jumps over the lazy dog and keeps on running far away "
+            "from the farmer who owns the field and the barn. It was a cold and windy day.")
+    _, stamps, frames = sse(server.url, input=text, include_timestamp_types=["word"],
+                            captions="vtt")
+    words = [s for s in stamps if s["type"] == "word"]
+    vtt = next(f for f in frames if f["type"] == "speech.audio.captions")["captions"]
+    cues = list(webvtt.from_buffer(io.StringIO(vtt)))
+    assert len(cues) >= 3  # split at the sentence end and at two lines of ≤ 42 chars
+    for cue in cues:
+        lines = cue.text.split("\n")
+        assert len(lines) <= 2 and all(len(line) <= 42 for line in lines)
+    starts = [w["start"] / 1000 for w in words]
+    ends = [w["end"] / 1000 for w in words]
+    for cue in cues:
+        assert min(abs(seconds(cue.start) - s) for s in starts) < 0.05
+        assert min(abs(seconds(cue.end) - e) for e in ends) < 0.05
+    assert any(c.text.rstrip().endswith("barn.") for c in cues)  # a cue ends at the sentence
+    # the same generation's captions from history, as SRT
+    r = httpx.post(f"{server.url}/v1/audio/speech", json={
+        "model": "tts-1", "voice": "alloy", "input": text, "captions": "srt"}, timeout=60)
+    url = r.headers["x-orate-captions-url"]
+    for _ in range(50):
+        got = httpx.get(f"{server.url}{url}")
+        if got.status_code == 200:
+            break
+        import time
+        time.sleep(0.1)
+    assert got.status_code == 200 and got.headers["content-type"].startswith(
+        "application/x-subrip")
+    subs = list(srt.parse(got.text))
+    assert len(subs) == len(cues)
+    for sub, cue in zip(subs, cues, strict=True):
+        assert abs(sub.start.total_seconds() - seconds(cue.start)) < 0.05
+    vtt2 = httpx.get(f"{server.url}{url.replace('srt', 'vtt')}")
+    assert vtt2.status_code == 200 and vtt2.text.startswith("WEBVTT")
+
+
+def test_history_captions_need_word_timestamps(server: Server) -> None:
+    r = httpx.post(f"{server.url}/v1/audio/speech", json={
+        "model": "tts-1", "voice": "alloy", "input": "No captions here."}, timeout=60)
+    gen = r.headers["x-orate-generation-id"]
+    import time
+    for _ in range(50):
+        got = httpx.get(f"{server.url}/v1/history/{gen}/captions")
+        if got.status_code != 404:
+            break
+        time.sleep(0.1)
+    assert got.status_code == 409 and "captions" in got.json()["error"]["message"]
+
+
+def test_pcm_level_volume(server: Server) -> None:
+    loud = decode(wav(server.url, '<speak><prosody volume="x-loud">Hello there.</prosody>'
+                                  '</speak>'), "wav")[0]
+    soft = decode(wav(server.url, '<speak><prosody volume="x-soft">Hello there.</prosody>'
+                                  '</speak>'), "wav")[0]
+    assert np.abs(loud.astype(float)).mean() > 3 * np.abs(soft.astype(float)).mean()
