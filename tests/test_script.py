@@ -299,3 +299,71 @@ def test_pcm_level_volume(server: Server) -> None:
     soft = decode(wav(server.url, '<speak><prosody volume="x-soft">Hello there.</prosody>'
                                   '</speak>'), "wav")[0]
     assert np.abs(loud.astype(float)).mean() > 3 * np.abs(soft.astype(float)).mean()
+
+
+# ------------------------------------------------------------------ lexicons
+
+
+def test_lexicon_changes_what_is_said_and_is_isolated_per_key(tmp_path: Path) -> None:
+    from .test_security import create_key
+
+    key_a, key_b = create_key(tmp_path, "--name", "a"), create_key(tmp_path, "--name", "b")
+    srv = Server(tmp_path, workers=1)
+    try:
+        rules = {"name": "brands", "rules": [
+            {"string_to_replace": "Kubernetes", "type": "alias", "alias": "green tea"},
+            {"string_to_replace": "Paris", "type": "phoneme", "phoneme": "ˈpɔɪzən",
+             "alphabet": "ipa"}]}
+        made = httpx.post(f"{srv.url}/v1/pronunciation-dictionaries", json=rules,
+                          headers=_auth(key_a))
+        assert made.status_code == 200, made.text
+        pd = made.json()
+        assert pd["version"] == 1 and pd["rules_count"] == 2
+        locator = [{"pronunciation_dictionary_id": pd["id"]}]
+        body = {"model": "tts-1", "voice": "alloy", "input": "I like Kubernetes",
+                "response_format": "wav", "pronunciation_dictionary_locators": locator}
+        said = httpx.post(f"{srv.url}/v1/audio/speech", json=body, headers=_auth(key_a),
+                          timeout=60)
+        assert said.status_code == 200, said.text
+        grammar = Recognizer(["i like green tea", "i like cooper net ease"])
+        assert grammar.which(said.content, "wav") == "i like green tea"
+        # key b can neither see nor use key a's dictionary
+        assert httpx.get(f"{srv.url}/v1/pronunciation-dictionaries/{pd['id']}",
+                         headers=_auth(key_b)).status_code == 404
+        other = httpx.post(f"{srv.url}/v1/audio/speech", json=body, headers=_auth(key_b))
+        assert other.status_code == 400
+        assert other.json()["error"]["code"] == "invalid_pronunciation_dictionary"
+        listed = httpx.get(f"{srv.url}/v1/pronunciation-dictionaries", headers=_auth(key_b))
+        assert listed.json()["pronunciation_dictionaries"] == []
+        # IPA rule: espeak reads the phonemes ("poison"), not the letters
+        body["input"] = "I like Paris"
+        said = httpx.post(f"{srv.url}/v1/audio/speech", json=body, headers=_auth(key_a),
+                          timeout=60)
+        assert Recognizer(["i like poison", "i like paris"]).which(said.content, "wav") == \
+            "i like poison"
+        # versions: a new rule set is a new version; the old version still reads the old way
+        v2 = httpx.post(f"{srv.url}/v1/pronunciation-dictionaries/{pd['id']}/remove-rules",
+                        json={"rule_strings": ["Kubernetes"]}, headers=_auth(key_a)).json()
+        assert v2["version"] == 2 and v2["rules_count"] == 1
+        pls = httpx.get(f"{srv.url}/v1/pronunciation-dictionaries/{pd['id']}/"
+                        f"{pd['version_id']}/download", headers=_auth(key_a))
+        assert pls.status_code == 200 and "<grapheme>Kubernetes</grapheme>" in pls.text
+        # a PLS file round-trips through add-from-file
+        again = httpx.post(f"{srv.url}/v1/pronunciation-dictionaries/add-from-file",
+                           data={"name": "from pls"}, files={"file": ("x.pls", pls.content)},
+                           headers=_auth(key_a))
+        assert again.status_code == 200, again.text
+        assert again.json()["rules_count"] == 2
+        bad = httpx.post(f"{srv.url}/v1/pronunciation-dictionaries", json={
+            "name": "bad", "rules": [{"string_to_replace": "(a+)+$", "regex": True,
+                                      "type": "alias", "alias": "x"}]}, headers=_auth(key_a))
+        assert bad.status_code == 400 and "nests" in bad.json()["error"]["message"]
+        gone = httpx.delete(f"{srv.url}/v1/pronunciation-dictionaries/{pd['id']}",
+                            headers=_auth(key_a))
+        assert gone.status_code == 200
+    finally:
+        srv.stop()
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
 from orate.api import errors, files, hume, hume_ws, library, nanogpt, openai
+from orate.api import lexicons as lexicon_routes
 from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard
 from orate.api.metrics import Metrics
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hume.router)
     app.include_router(hume_ws.router)
     app.include_router(nanogpt.router)
+    app.include_router(lexicon_routes.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:

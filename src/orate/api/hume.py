@@ -24,6 +24,7 @@ from orate.api import errors
 from orate.api.errors import ApiError, audio_response, documented
 from orate.api.files import library_of
 from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
+from orate.api.openai import DictionaryLocator, locators
 from orate.api.owners import context, owner_of, reader_of
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import OPENAI_VOICES
@@ -85,6 +86,11 @@ class PostedTts(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     version: str | None = None
     instant_mode: bool | None = None
+    normalize: bool | None = Field(None, description="orate extension: false reads the text "
+                                   "as written (no number, money or date expansion)")
+    pronunciation_dictionary_locators: list[DictionaryLocator] | None = Field(
+        None, max_length=3, description="orate extension (ElevenLabs' shape): pronunciation "
+        "dictionaries to apply")
 
     @field_validator("version", mode="before")
     @classmethod
@@ -172,7 +178,9 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool) -> li
                             format=fmt, sample_rate=HUME_SAMPLE_RATE, timestamps=timestamps,
                             seed=n, variation=body.temperature if body.temperature is not None
                             else 1.0, context_voice=context_voice,
-                            max_chars=pipeline.settings.max_request_chars)
+                            max_chars=pipeline.settings.max_request_chars,
+                            normalize=body.normalize is not False,
+                            lexicons=locators(body.pronunciation_dictionary_locators))
         plans.append(await pipeline.plan(req, ctx))
     return [await pipeline.speak(plan) for plan in plans]
 

@@ -26,6 +26,7 @@ from orate.engines.registry import engine_by_name
 from orate.speech import render as R
 from orate.speech.design import apply_directions, design_voice, vary
 from orate.speech.flight import Flight
+from orate.speech.lexicon import Lexicon, rule_from
 from orate.speech.render import RenderJob, Segment, render
 from orate.speech.spoken import Spoken, SpokenBuilder
 from orate.speech.ssml import SsmlError, Style, is_ssml, parse_ssml, ssml_runs
@@ -103,6 +104,7 @@ class Pipeline:
         self.pool = pool
         self.library = library
         self._flights: dict[str, Flight] = {}
+        self._lexicons: dict[tuple[str, ...], Lexicon] = {}  # compiled, by version ids
         self._client: httpx.AsyncClient | None = None
         self.metrics: Any = None  # api.metrics.Metrics, when the app has one
 
@@ -169,6 +171,7 @@ class Pipeline:
                               "for a larger quota", "input", headers={"Retry-After": "86400"})
         ssml = any(is_ssml(t) for t in texts)
         text = "".join(texts)
+        lexicon = await self._lexicon(req, ctx) if req.lexicons else None
         segments: list[Segment] = []
         voices: list[VoiceParams] = []
         owners: list[int] = []
@@ -181,7 +184,7 @@ class Pipeline:
                 params = vary(params, req.seed, req.variation)
             if is_ssml(utext):
                 for seg in await self._ssml_segments(model, utt, utext, offset, params, req,
-                                                     ctx):
+                                                     ctx, lexicon):
                     segments.append(seg)
                     voices.append(seg.voice)
                     owners.append(n)
@@ -189,7 +192,8 @@ class Pipeline:
                 continue
             language = _language(params) if req.normalize else None
             spans = tuple((s + offset, e + offset) for s, e in split_sentences(utext))
-            spoken = tuple(_spoken(text, s, e, language) for s, e in spans)
+            phonemes = _phoneme_input(params)
+            spoken = tuple(_spoken(text, s, e, language, lexicon, phonemes) for s, e in spans)
             offset += len(utext)
             if spans or utt.trailing_silence:
                 segments.append(Segment(params, spans, utt.speed, utt.trailing_silence,
@@ -223,12 +227,18 @@ class Pipeline:
         return plan
 
     async def _ssml_segments(self, model: Model, utt: Utterance, utext: str, offset: int,
-                             params: VoiceParams, req: SpeechRequest,
-                             ctx: Context) -> list[Segment]:
+                             params: VoiceParams, req: SpeechRequest, ctx: Context,
+                             lexicon: Lexicon | None = None) -> list[Segment]:
         """An SSML utterance as segments: one per stretch of one style (voice, language,
         rate, pitch, volume), with breaks as silences and marks attached."""
+        apply = None
+        if lexicon:
+            phonemes = _phoneme_input(params)
+
+            def apply(builder: SpokenBuilder, chunk: str, at: int, lang: str | None) -> None:
+                lexicon.apply(builder, chunk, at, lang, phonemes)
         try:
-            runs = ssml_runs(parse_ssml(utext, _language(params)), req.normalize)
+            runs = ssml_runs(parse_ssml(utext, _language(params)), req.normalize, apply)
         except SsmlError as exc:
             raise SpeechError(400, exc.code, str(exc), "input") from None
         out: list[Segment] = []
@@ -248,6 +258,32 @@ class Pipeline:
             out[-1] = Segment(last.voice, last.sentences, last.speed, utt.trailing_silence,
                               last.spoken, last.gaps, last.lead, last.gain, last.marks)
         return out
+
+    async def _lexicon(self, req: SpeechRequest, ctx: Context) -> Lexicon | None:
+        """The caller's pronunciation dictionaries (their own only), compiled once per set
+        of versions; the first locator's rules win."""
+        if self.library is None:
+            raise SpeechError(400, "no_library", "pronunciation dictionaries need the "
+                              "library, which this process does not have",
+                              "pronunciation_dictionary_locators")
+        rows = []
+        for dictionary_id, version_id in req.lexicons:
+            row = await self.library.lexicons.get(ctx.owner, dictionary_id, version_id)
+            if row is None:
+                what = f"version {version_id!r} of " if version_id else ""
+                raise SpeechError(400, "invalid_pronunciation_dictionary", f"no {what}"
+                                  f"pronunciation dictionary {dictionary_id!r} among yours "
+                                  "(GET /v1/pronunciation-dictionaries)",
+                                  "pronunciation_dictionary_locators")
+            rows.append(row)
+        key = tuple(r.version_id for r in rows)
+        compiled = self._lexicons.get(key)
+        if compiled is None:
+            compiled = Lexicon([rule_from(d) for r in rows for d in r.rules])
+            if len(self._lexicons) > 256:
+                self._lexicons.clear()
+            self._lexicons[key] = compiled
+        return compiled
 
     async def _styled_voice(self, model: Model, params: VoiceParams, style: Style,
                             ctx: Context) -> VoiceParams:
@@ -438,13 +474,24 @@ def _language(params: VoiceParams) -> str:
     return _voice_language(params.engine, params.voice)
 
 
-def _spoken(text: str, start: int, end: int, language: str | None) -> Spoken | None:
-    """What the engine reads for ``text[start:end]``: normalized in ``language``
-    (``None``: as written), or ``None`` when that is the text itself."""
-    if language is None:
+def _phoneme_input(params: VoiceParams) -> bool:
+    """Whether the voice's engine reads espeak phoneme input ``[[…]]``."""
+    return params.engine != REMOTE and bool(getattr(engine_by_name(params.engine),
+                                                    "phoneme_input", False))
+
+
+def _spoken(text: str, start: int, end: int, language: str | None,
+            lexicon: Lexicon | None = None, phonemes: bool = True) -> Spoken | None:
+    """What the engine reads for ``text[start:end]``: the caller's lexicon applied, the
+    rest normalized in ``language`` (``None``: as written); ``None`` when that is the
+    text itself."""
+    if language is None and not lexicon:
         return None
     builder = SpokenBuilder()
-    builder.normalized(text[start:end], start, language)
+    if lexicon:
+        lexicon.apply(builder, text[start:end], start, language, phonemes)
+    else:
+        builder.normalized(text[start:end], start, language)
     return None if builder.is_identity_of(text, start, end) else builder.build()
 
 
