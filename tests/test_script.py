@@ -367,3 +367,29 @@ def test_lexicon_changes_what_is_said_and_is_isolated_per_key(tmp_path: Path) ->
 
 def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def test_cli_say_writes_captions_and_manages_lexicons(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import webvtt
+
+    env = {**os.environ, "ORATE_DATA_DIR": str(tmp_path)}
+    orate = [sys.executable, "-m", "orate.cli"]
+    text = "It costs $4.50. The quick brown fox jumps over the lazy dog again and again."
+    done = subprocess.run([*orate, "say", text, "-o", str(tmp_path / "a.wav"), "--captions",
+                           str(tmp_path / "a.vtt")], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    cues = list(webvtt.read(str(tmp_path / "a.vtt")))
+    assert cues[0].text == "It costs $4.50." and len(cues) == 3
+    made = subprocess.run([*orate, "lexicon", "add", "brands", "--alias", "Nginx=engine x"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    pd = made.stdout.strip()
+    shown = subprocess.run([*orate, "lexicon", "show", pd], env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert json.loads(shown.stdout)["rules"][0]["alias"] == "engine x"
+    assert subprocess.run([*orate, "lexicon", "rm", pd], env=env, timeout=60).returncode == 0
