@@ -667,8 +667,6 @@ def cache_clear() -> None:
     err.print(f"removed {_with_library(work)} cache entries")
 
 
-if __name__ == "__main__":
-    app()
 
 
 lexicon_app = typer.Typer(help="Pronunciation dictionaries (lexicons): words or patterns read "
@@ -757,3 +755,7 @@ def lexicon_rm(ref: Annotated[str, typer.Argument(help="dictionary id")]) -> Non
     if not _with_library(work):
         _fail(f"no pronunciation dictionary {ref!r}")
     err.print(f"deleted {ref}")
+
+
+if __name__ == "__main__":
+    app()
