@@ -393,3 +393,86 @@ def test_cli_say_writes_captions_and_manages_lexicons(tmp_path: Path) -> None:
                            text=True, timeout=60)
     assert json.loads(shown.stdout)["rules"][0]["alias"] == "engine x"
     assert subprocess.run([*orate, "lexicon", "rm", pd], env=env, timeout=60).returncode == 0
+
+
+# ------------------------------------------------------------------ dialogue
+
+
+def mean_pitch(samples: np.ndarray, rate: int) -> float:
+    """Mean F0 (Hz) of the voiced 40 ms frames, by autocorrelation (60-400 Hz)."""
+    frame = int(rate * 0.04)
+    x = samples.astype(np.float64)
+    found = []
+    for start in range(0, len(x) - frame, frame):
+        f = x[start:start + frame]
+        if np.abs(f).mean() < 500:
+            continue
+        f = f - f.mean()
+        ac = np.correlate(f, f, "full")[frame - 1:]
+        lo, hi = rate // 400, rate // 60
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] > 0.3 * ac[0]:
+            found.append(rate / lag)
+    return float(np.median(found))
+
+
+def split_at_gap(samples: np.ndarray, rate: int, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """The audio either side of its longest silence (the gap between turns)."""
+    quiet = np.abs(samples) < 30
+    best, best_at, run = 0, 0, 0
+    for i, q in enumerate(quiet):
+        run = run + 1 if q else 0
+        if run > best:
+            best, best_at = run, i
+    assert best >= gap * rate * 0.9
+    return samples[:best_at - best], samples[best_at:]
+
+
+def test_two_speaker_script_is_one_file_with_both_lines_and_voices(
+        server: Server, recognizer: Recognizer) -> None:
+    body = {"model": "tts-1", "text": "[S1] she sells sea shells by the sea shore "
+            "[S2] my favorite color is green", "voices": {"S1": "en-us+m3", "S2": "en-us+f2"},
+            "gap": 1.0, "response_format": "wav"}
+    r = httpx.post(f"{server.url}/v1/voice/generations", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "audio/wav" and r.headers["x-orate-turns"] == "2"
+    samples, rate = decode(r.content, "wav")
+    first, second = split_at_gap(samples, rate, 1.0)
+    grammar = ["she sells sea shells by the sea shore", "my favorite color is green"]
+    rec = recognizer  # all ten test sentences
+
+    def as_wav(part: np.ndarray) -> bytes:
+        import wave
+
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(part.astype("<i2").tobytes())
+        return buf.getvalue()
+
+    assert rec.which(as_wav(first), "wav") == grammar[0]
+    assert rec.which(as_wav(second), "wav") == grammar[1]
+    low, high = mean_pitch(first, rate), mean_pitch(second, rate)
+    assert high > 1.3 * low, (low, high)  # a male and a female voice
+    # history keeps the lines with their times
+    import time
+    gen = r.headers["x-orate-generation-id"]
+    for _ in range(50):
+        h = httpx.get(f"{server.url}/v1/history/{gen}")
+        if h.status_code == 200:
+            break
+        time.sleep(0.1)
+    lines = h.json()["lines"]
+    assert [line["utterance"] for line in lines] == [0, 1]
+    assert lines[1]["start_ms"] >= lines[0]["end_ms"] - 1
+
+
+def test_dialogue_refuses_cloning_and_untagged_scripts(server: Server) -> None:
+    r = httpx.post(f"{server.url}/v1/voice/generations", json={
+        "text": "[S1] Hi. [S2] Hello.", "voice_samples": {"S1": "sample_123"}})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "cloning_unavailable"
+    assert "cloning" in r.json()["error"]["message"]
+    r = httpx.post(f"{server.url}/v1/voice/generations", json={"text": "Hi there."})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_script"

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
+from orate.api import dialogue as dialogue_routes
 from orate.api import errors, files, hume, hume_ws, library, nanogpt, openai
 from orate.api import lexicons as lexicon_routes
 from orate.api.errors import ApiError, documented
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hume_ws.router)
     app.include_router(nanogpt.router)
     app.include_router(lexicon_routes.router)
+    app.include_router(dialogue_routes.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:

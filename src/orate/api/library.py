@@ -40,6 +40,7 @@ def generation_json(row: Generation, request: Request) -> dict[str, Any]:
         "sample_rate": row.sample_rate, "duration": round(row.duration, 4), "bytes": row.bytes,
         "cost": row.cost, "currency": row.currency, "cache_hit": row.cache_hit,
         "audio_url": audio_url,
+        **({"lines": row.meta["lines"]} if row.meta and row.meta.get("lines") else {}),
     }
 
 

@@ -443,7 +443,7 @@ class Pipeline:
             "sample_rate": plan.sample_rate, "duration": duration, "bytes": len(audio),
             "cost": cost, "currency": self.settings.currency, "cache_key": plan.cache_key,
             "cache_hit": hit, "blob_key": blob_key,
-            "meta": {"events": marks} if plan.job.timestamps else {},
+            "meta": {"events": marks, **_lines(plan, events)} if plan.job.timestamps else {},
             "created_at": datetime.now(UTC)}, audio if store else None)
 
     def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None]) -> R.RenderStats:
@@ -493,6 +493,23 @@ def _spoken(text: str, start: int, end: int, language: str | None,
     else:
         builder.normalized(text[start:end], start, language)
     return None if builder.is_identity_of(text, start, end) else builder.build()
+
+
+def _lines(plan: Plan, events: list[SpeechEvent]) -> dict[str, Any]:
+    """Per-utterance (dialogue line) times of a multi-utterance request, for history."""
+    if len(plan.request.utterances) < 2:
+        return {}
+    lines: dict[int, dict[str, Any]] = {}
+    for e in events:
+        if e.kind != "sentence":
+            continue
+        seg = e.info["segment"]
+        n = plan.segment_utterances[seg] if seg < len(plan.segment_utterances) else seg
+        line = lines.setdefault(n, {"utterance": n, "start_ms": e.info["start_ms"],
+                                    "char_start": e.info["char_start"]})
+        line["end_ms"] = e.info["end_ms"]
+        line["char_end"] = e.info["char_end"]
+    return {"lines": [lines[k] for k in sorted(lines)]}
 
 
 def _duration(events: list[SpeechEvent]) -> float:
