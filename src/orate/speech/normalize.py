@@ -222,31 +222,60 @@ _UNIT_ALT = "|".join(sorted((re.escape(u) for u in _UNITS), key=len, reverse=Tru
 _MONTH_ALT = "|".join(f"{m[:3]}(?:{m[3:]})?" for m in _MONTHS)
 _MAG_ALT = "thousand|million|billion|trillion|bn|mn|[kKmMbB]"
 
-_SCANNER = re.compile(
-    r"(?P<url>\bhttps?://[^\s<>\"']{1,2000}|\bwww\.[^\s<>\"']{1,2000})"
-    r"|(?P<email>\b[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}\b)"
-    r"|(?P<phone>(?<![\w+])\+\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])"
-    r"|(?<![\w(])(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}(?!\w))"
-    r"|(?P<money>[$€£¥]\s?\d{1,3}(?:,\d{3}){0,6}(?:\.\d{1,2})?(?!\d)(?:\s?(?:" + _MAG_ALT
-    + r")\b)?|[$€£¥]\s?\d{1,15}(?:\.\d{1,2})?(?!\d)(?:\s?(?:" + _MAG_ALT + r")\b)?)"
-    r"|(?P<time>(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])(?:\s?(?:[aApP]\.?[mM]\.?)(?!\w))?)"
-    r"|(?P<iso>(?<![\d-])\d{4}-\d{2}-\d{2}(?![\d-]))"
-    r"|(?P<slash>(?<![\d/])\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})(?![\d/]))"
-    r"|(?P<mdate>\b(?:" + _MONTH_ALT + r")\.? \d{1,2}(?:st|nd|rd|th)?(?:, \d{4})?(?!\d))"
-    r"|(?P<decade>(?:\b\d{2}|'|’|\b)\d0s\b)"
-    r"|(?P<percent>(?<![\w.])-?\d{1,3}(?:,\d{3}){0,6}(?:\.\d{1,6})?\s?%"
-    r"|(?<![\w.])-?\d{1,15}(?:\.\d{1,6})?\s?%)"
-    r"|(?P<ordinal>\b\d{1,12}(?:st|nd|rd|th)\b)"
-    r"|(?P<unit>(?<![\w.])\d{1,12}(?:\.\d{1,6})?\s?(?i:" + _UNIT_ALT + r")(?![\w/°]))"
-    r"|(?P<number>(?<![\w.,])-?\d{1,3}(?:,\d{3}){1,6}(?:\.\d{1,6})?(?![\d,]\d)"
-    r"|(?<![\w.])-?\d{1,15}(?:\.\d{1,15})?(?![\d]|\.\d)|\d{16,4096})"
-    r"|(?P<abbr>\b(?:[Mm]rs?|[Mm]s|[Pp]rof|[Jj]r|[Ss]r|[Mm]t|[Aa]ve|vs|etc|approx|[Dd]ept|est"
-    r"|[Dd]r|[Ss]t|e\.g|i\.e)\.)"
-    r"|(?P<numberword>(?:\bN[oO]\.|(?<!\w)#)\s?(?=\d))"
-    r"|(?P<roman>\b[A-Z][a-z]{1,20} (?=[IVXLC]{2,8}\b|V\b)(?:C{0,3})(?:XC|XL|L?X{0,3})"
-    r"(?:IX|IV|V?I{0,3})\b)"
-    r"|(?P<symbol>(?<=\s)[&+=@](?=\s))"
-)
+def _lead(before: str, minus: bool = True) -> str:
+    """A number's first character, consumed before its look-behind (``before``: what may
+    not precede it), so the branch opens with a character class (see _SCANNER)."""
+    digit = rf"\d(?<!{before}\d)"
+    return rf"(?:-(?<!{before}-)\d|{digit})" if minus else digit
+
+
+_MONTH_REST = "|".join(f"(?<={m[0]}){m[1:3]}(?:{m[3:]})?" for m in _MONTHS)
+# Every branch opens with a literal or a character class, and its look-behind comes after
+# that first character ("\d(?<![\w.]\d)" is "(?<![\w.])\d"); the kind is an empty named
+# group at the end (``lastgroup``). The regex engine then rejects a branch at a position
+# with one character test in C, instead of running look-behinds and word-boundary checks
+# for all 16 branches at every position: dense and hostile inputs ("1,1,1,…") cost ~10x
+# less. Quantifiers are bounded and never nested, so no input backtracks badly.
+_BRANCHES = {
+    "url": r"h(?<!\w.)ttps?://[^\s<>\"']{1,2000}|w(?<!\w.)ww\.[^\s<>\"']{1,2000}",
+    "email": r"\w(?<!\w\w)[\w.+-]{0,63}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}\b",
+    "phone": r"\+(?<![\w+].)\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])"
+             r"|\((?<![\w(].)\d{3}\)\s?\d{3}[.-]\d{4}(?!\w)"
+             r"|\d(?<![\w(]\d)\d{2}[.-]\d{3}[.-]\d{4}(?!\w)",
+    "money": r"[$€£¥]\s?\d{1,3}(?:,\d{3}){0,6}(?:\.\d{1,2})?(?!\d)(?:\s?(?:" + _MAG_ALT
+             + r")\b)?|[$€£¥]\s?\d{1,15}(?:\.\d{1,2})?(?!\d)(?:\s?(?:" + _MAG_ALT + r")\b)?",
+    "time": r"\d(?<![\d:]\d)\d?:\d{2}(?::\d{2})?(?![\d:])(?:\s?(?:[aApP]\.?[mM]\.?)(?!\w))?",
+    "iso": r"\d(?<![\d-]\d)\d{3}-\d{2}-\d{2}(?![\d-])",
+    "slash": r"\d(?<![\d/]\d)\d?/\d{1,2}/(?:\d{4}|\d{2})(?![\d/])",
+    "mdate": r"[JFMASOND](?<!\w.)(?:" + _MONTH_REST
+             + r")\.? \d{1,2}(?:st|nd|rd|th)?(?:, \d{4})?(?!\d)",
+    "decade": r"\d(?<!\w\d)\d\d0s\b|['’]\d0s\b|\d(?<!\w\d)0s\b",
+    "percent": _lead(r"[\w.]") + r"\d{0,2}(?:,\d{3}){0,6}(?:\.\d{1,6})?\s?%"
+               r"|" + _lead(r"[\w.]") + r"\d{0,14}(?:\.\d{1,6})?\s?%",
+    "ordinal": r"\d(?<!\w\d)\d{0,11}(?:st|nd|rd|th)\b",
+    "unit": r"\d(?<![\w.]\d)\d{0,11}(?:\.\d{1,6})?\s?(?=[A-Za-z°])(?i:" + _UNIT_ALT
+            + r")(?![\w/°])",
+    "number": _lead(r"[\w.,]") + r"\d{0,2}(?:,\d{3}){1,6}(?:\.\d{1,6})?(?![\d,]\d)"
+              r"|" + _lead(r"[\w.]") + r"\d{0,14}(?:\.\d{1,15})?(?![\d]|\.\d)|\d{16,4096}",
+    "abbr": r"[MmPpJjSsAaveDdi](?<!\w.)(?:(?<=[Mm])rs?|(?<=[Mm])s|(?<=[Pp])rof|(?<=[Jj])r"
+            r"|(?<=[Ss])r|(?<=[Mm])t|(?<=[Aa])ve|(?<=v)s|(?<=e)tc|(?<=a)pprox|(?<=[Dd])ept"
+            r"|(?<=e)st|(?<=[Dd])r|(?<=[Ss])t|(?<=e)\.g|(?<=i)\.e)\.",
+    "numberword": r"N(?<!\wN)[oO]\.\s?(?=\d)|#(?<!\w#)\s?(?=\d)",
+    "roman": r"[A-Z](?<!\w.)[a-z]{1,20} (?=[IVXLC]{2,8}\b|V\b)(?:C{0,3})(?:XC|XL|L?X{0,3})"
+             r"(?:IX|IV|V?I{0,3})\b",
+    "symbol": r"[&+=@](?<=\s.)(?=\s)",
+}
+
+
+def _scanner(kinds: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{_BRANCHES[k]})(?P<{k}>)" for k in kinds))
+
+
+_SCANNER = _scanner(list(_BRANCHES))
+# without the branches whose own scan is long (an e-mail reads up to 64 characters at each
+# word start): used when the text has no "@" or "://"/"www" at all (a C-level check)
+_SCANNER_NO_EMAIL = _scanner([k for k in _BRANCHES if k != "email"])
+_SCANNER_PLAIN = _scanner([k for k in _BRANCHES if k not in ("email", "url")])
 
 # Where a rewrite can start: characters no plain word contains, and upper-case runs that
 # may be Roman numerals. A pattern that opens with a character class lets the regex
@@ -546,6 +575,21 @@ def num2words_language(language: str) -> str | None:
 
 # ---------------------------------------------------------------------------- entry point
 
+_REWRITES: dict[tuple[str, str], list[Piece]] = {}
+_REWRITES_MAX = 8192
+_CONTEXTUAL = frozenset({"time", "abbr", "roman", "symbol", "numberword"})  # read past the match
+_DENSE = 48  # one anchor per this many characters or more: scan everything, skip windows
+
+
+def _scan_ranges(text: str) -> list[tuple[int, int]]:
+    """Where the scanner runs: windows around anchors in prose; all of the text when
+    anchors are dense (counting them is one C-level ``findall``, while building windows
+    costs Python work per anchor, which dense and hostile inputs would multiply)."""
+    if len(text) > 4096 and len(_ANCHOR.findall(text)) * _DENSE > len(text):
+        return [(0, len(text))]
+    return _windows(text)
+
+
 
 def normalize_text(text: str, language: str = "en") -> Normalized:
     """Rewrite what a listener would read differently from how it is written.
@@ -556,21 +600,38 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
     lang = language.lower()
     english = lang == "en" or lang.startswith(("en-", "en_"))
     if english:
-        matches = (m for s, e in _windows(text) for m in _SCANNER.finditer(text, s, e))
+        scanner = _SCANNER if "@" in text else _SCANNER_NO_EMAIL \
+            if ("://" in text or "www." in text) else _SCANNER_PLAIN
+        matches = (m for s, e in _scan_ranges(text) for m in scanner.finditer(text, s, e))
     else:
         converter = num2words_language(lang)
         if converter is None:
             return Normalized(text, text)
         matches = _NUMBER_ONLY.finditer(text)
     pieces: list[tuple[int, int, str]] = []
+    add = pieces.append
+    cache = _REWRITES
+    if len(cache) > _REWRITES_MAX:
+        cache.clear()
     for m in matches:
-        if english:
-            kind = m.lastgroup or ""
-            rewrite = _ENGLISH.get(kind)
-            got = (rewrite or _abbr)(m, text)
+        # a rewrite that reads only its own match is looked up, not recomputed: dense and
+        # hostile inputs repeat the same few tokens ("+1 +1 +1 …")
+        kind = m.lastgroup or "" if english else "foreign"
+        raw = m.group()
+        got = cache.get((kind, raw))
+        if got is None:
+            if english:
+                got = (_ENGLISH.get(kind) or _abbr)(m, text)
+            else:
+                got = [(0, len(raw), _foreign_number(raw, converter))]
+            if kind not in _CONTEXTUAL:
+                cache[(kind, raw)] = got
+        at = m.start()
+        if len(got) == 1:
+            s, e, r = got[0]
+            add((at + s, at + e, r))
         else:
-            got = [(0, len(m.group()), _foreign_number(m.group(), converter))]
-        pieces.extend((m.start() + s, m.start() + e, r) for s, e, r in got)
+            pieces.extend((at + s, at + e, r) for s, e, r in got)
     if not pieces:
         return Normalized(text, text)
     out: list[str] = []
