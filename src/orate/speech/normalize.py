@@ -578,14 +578,16 @@ def num2words_language(language: str) -> str | None:
 _REWRITES: dict[tuple[str, str], list[Piece]] = {}
 _REWRITES_MAX = 8192
 _CONTEXTUAL = frozenset({"time", "abbr", "roman", "symbol", "numberword"})  # read past the match
-_DENSE = 48  # one anchor per this many characters or more: scan everything, skip windows
+_DENSE = 64  # one anchor per this many characters or more: scan everything, skip windows
+# (measured: a window costs ~60x the scan of one character, the whole-text scan ~0.3 µs a
+# character now that every branch opens with a character class)
 
 
 def _scan_ranges(text: str) -> list[tuple[int, int]]:
     """Where the scanner runs: windows around anchors in prose; all of the text when
     anchors are dense (counting them is one C-level ``findall``, while building windows
     costs Python work per anchor, which dense and hostile inputs would multiply)."""
-    if len(text) > 4096 and len(_ANCHOR.findall(text)) * _DENSE > len(text):
+    if len(_ANCHOR.findall(text)) * _DENSE > len(text):
         return [(0, len(text))]
     return _windows(text)
 
