@@ -476,3 +476,37 @@ def test_dialogue_refuses_cloning_and_untagged_scripts(server: Server) -> None:
     assert "cloning" in r.json()["error"]["message"]
     r = httpx.post(f"{server.url}/v1/voice/generations", json={"text": "Hi there."})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_script"
+
+
+# ------------------------------------------------------------------ through the SDKs
+
+
+def test_openai_sdk_normalize_switch_and_captions_header(openai_client, server: Server) -> None:
+    grammar = Recognizer(["it costs four dollars fifty", "it costs dollar four point five zero"])
+    on = openai_client.audio.speech.create(model="tts-1", voice="alloy", input="It costs $4.50",
+                                           response_format="wav")
+    off = openai_client.audio.speech.create(model="tts-1", voice="alloy",
+                                            input="It costs $4.50", response_format="wav",
+                                            extra_body={"normalize": False})
+    assert grammar.which(on.content, "wav") == "it costs four dollars fifty"
+    assert grammar.which(off.content, "wav") == "it costs dollar four point five zero"
+    raw = openai_client.audio.speech.with_raw_response.create(
+        model="tts-1", voice="alloy", input="Hello there.", extra_body={"captions": "vtt"})
+    assert raw.headers["x-orate-captions-url"].endswith("/captions?format=vtt")
+
+
+def test_hume_sdk_timestamps_point_at_the_callers_words(server: Server) -> None:
+    from hume import HumeClient
+    from hume.tts import FormatWav, PostedUtterance, PostedUtteranceVoiceWithName
+
+    hume = HumeClient(api_key="test-key", base_url=server.url)
+    text = "It costs $4.50 on the 2nd of May."
+    result = hume.tts.synthesize_json(
+        utterances=[PostedUtterance(text=text, voice=PostedUtteranceVoiceWithName(
+            name="alloy", provider="HUME_AI"))], format=FormatWav(),
+        include_timestamp_types=["word"])
+    words = [t for s in result.generations[0].snippets[0] for t in s.timestamps
+             if t.type == "word"]
+    assert [w.text for w in words] == ["It", "costs", "$4.50", "on", "the", "2nd", "of", "May"]
+    money = words[2]
+    assert money.time.end - money.time.begin > 300  # "four dollars fifty", in one timestamp
