@@ -510,3 +510,21 @@ def test_hume_sdk_timestamps_point_at_the_callers_words(server: Server) -> None:
     assert [w.text for w in words] == ["It", "costs", "$4.50", "on", "the", "2nd", "of", "May"]
     money = words[2]
     assert money.time.end - money.time.begin > 300  # "four dollars fifty", in one timestamp
+
+
+def test_every_normalization_case_keeps_one_timestamp_per_written_word(server: Server) -> None:
+    """The whole table of tests/test_normalize.py through the server: the engine reads the
+    rewrites, and the word timestamps still name the caller's own tokens, in order."""
+    from .test_normalize import CASES
+
+    assert len(CASES) >= 60
+    failures = []
+    for written, _read in CASES:
+        _, stamps, _ = sse(server.url, input=written, include_timestamp_types=["word"])
+        words = [s for s in stamps if s["type"] == "word"]
+        tokens = [(m.start(), m.end()) for m in __import__("re").finditer(r"\S+", written)
+                  if any(ch.isalnum() for ch in m.group()) or m.group() in "&+=@"]
+        got = [(w["char_start"], w["char_end"]) for w in words]
+        if got != tokens:
+            failures.append((written, got, tokens))
+    assert not failures, failures
