@@ -8,6 +8,7 @@ runs on the event loop; synthesis and encoding run in the engine pool.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
@@ -51,6 +52,7 @@ __all__ = ["Context", "Pipeline", "Plan", "Speech", "SpeechError", "SpeechEvent"
            "SpeechRequest", "SynthesisFailed", "Utterance"]
 
 MAX_DESCRIPTION = 1000
+OFFLOAD_CHARS = 8192  # longer utterances are normalized in a thread, off the event loop
 
 _KINDS = {R.AUDIO: "audio", R.TIMESTAMPS: "timestamps", R.SENTENCE: "sentence", R.DONE: "done"}
 
@@ -190,10 +192,15 @@ class Pipeline:
                     owners.append(n)
                 offset += len(utext)
                 continue
-            language = _language(params) if req.normalize else None
+            local = model.engine != REMOTE  # an upstream provider reads the caller's text
+            language = _language(params) if req.normalize and local else None
             spans = tuple((s + offset, e + offset) for s, e in split_sentences(utext))
             phonemes = _phoneme_input(params)
-            spoken = tuple(_spoken(text, s, e, language, lexicon, phonemes) for s, e in spans)
+            work = (text, spans, language, lexicon if local else None, phonemes)
+            # ~1 ms per 1,000 characters of dense text: long inputs go to a thread, so the
+            # event loop keeps serving other requests meanwhile
+            spoken = await asyncio.to_thread(_spoken_all, *work) \
+                if len(utext) > OFFLOAD_CHARS else _spoken_all(*work)
             offset += len(utext)
             if spans or utt.trailing_silence:
                 segments.append(Segment(params, spans, utt.speed, utt.trailing_silence,
@@ -472,6 +479,11 @@ def _language(params: VoiceParams) -> str:
     if params.engine == REMOTE:
         return "en"
     return _voice_language(params.engine, params.voice)
+
+
+def _spoken_all(text: str, spans: tuple[tuple[int, int], ...], language: str | None,
+                lexicon: Lexicon | None, phonemes: bool) -> tuple[Spoken | None, ...]:
+    return tuple(_spoken(text, s, e, language, lexicon, phonemes) for s, e in spans)
 
 
 def _phoneme_input(params: VoiceParams) -> bool:
