@@ -1,9 +1,10 @@
-"""Text preparation: normalization, sentence planning and SSML checks.
+"""Text preparation: character cleanup, sentence planning, word tokens.
 
-Normalization is length-preserving (a character is only ever replaced by one
-character), so every offset into the normalized text is also an offset into
-the caller's text: timestamps point at the caller's own characters without a
-separate map.
+``normalize`` here is only a length-preserving cleanup (a character is only ever
+replaced by one character), so offsets into it are offsets into the caller's
+text. Reading numbers, money and dates as words is speech/normalize.py, and what
+the engine then reads (with its map back) is speech/spoken.py; SSML is parsed by
+speech/ssml.py (``is_ssml``/``check_ssml`` here delegate to it).
 """
 
 from __future__ import annotations
