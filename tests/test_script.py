@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from .conftest import Recognizer, Server, decode, duration
-from .tiny_models import build_piper
+from .tiny_models import build_kokoro, build_piper
 
 
 def sse(url: str, **body) -> tuple[bytes, list[dict], list[dict]]:
@@ -201,17 +201,24 @@ def test_invalid_ssml_names_line_and_column(server: Server) -> None:
 def neural(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     models: Path = tmp_path_factory.mktemp("models")
     build_piper(models, "en_US-tiny-low")
+    build_kokoro(models)
     srv = Server(tmp_path_factory.mktemp("neural-ssml"), workers=1,
                  env={"ORATE_MODELS_DIR": str(models)})
     yield srv
     srv.stop()
 
 
-def piper(url: str, text: str) -> float:
-    return duration(wav(url, text, model="piper:en_US-tiny-low", voice="default"), "wav")
+NEURAL = {"piper": ("piper:en_US-tiny-low", "default"), "kokoro": ("kokoro", "af_bella")}
 
 
-def test_ssml_on_piper_break_rate_say_as_and_phoneme(neural: Server) -> None:
+@pytest.mark.parametrize("engine", list(NEURAL))
+def test_ssml_on_neural_engines_break_rate_say_as_and_phoneme(neural: Server,
+                                                              engine: str) -> None:
+    model, voice = NEURAL[engine]
+
+    def piper(url: str, text: str) -> float:
+        return duration(wav(url, text, model=model, voice=voice), "wav")
+
     # a break splits the sentence, and the model pads each piece: compare like with like
     base = piper(neural.url, '<speak>Hello there <break time="0ms"/> world.</speak>')
     broken = piper(neural.url, '<speak>Hello there <break time="1s"/> world.</speak>')
