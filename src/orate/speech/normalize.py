@@ -578,7 +578,7 @@ def num2words_language(language: str) -> str | None:
 
 # ---------------------------------------------------------------------------- entry point
 
-_REWRITES: dict[tuple[str, str], list[Piece]] = {}
+_REWRITES: dict[str, list[Piece]] = {}  # "kind\0match" → pieces
 _REWRITES_MAX = 8192
 _CONTEXTUAL = frozenset({"time", "abbr", "roman", "symbol", "numberword"})  # read past the match
 _DENSE = 64  # one anchor per this many characters or more: scan everything, skip windows
@@ -628,15 +628,25 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
     for m in matches:
         kind = m.lastgroup or "" if english else "foreign"
         raw = m.group()
-        got = cache.get((kind, raw))
+        key = kind + "\0" + raw
+        got = cache.get(key)
         if got is None:
             if english:
                 got = (_ENGLISH.get(kind) or _abbr)(m, text)
             else:
                 got = [(0, len(raw), _foreign_number(raw, converter))]
             if kind not in _CONTEXTUAL:
-                cache[(kind, raw)] = got
+                cache[key] = got
         at = m.start()
+        if len(got) == 1 and got[0][0] == 0:  # the usual case: the whole match rewritten
+            r = got[0][2]
+            put(text[pos:at])
+            length += at - pos
+            pos = at + got[0][1]
+            mark(Span(at, pos, length, length + len(r)))
+            put(r)
+            length += len(r)
+            continue
         for s_, e_, r in got:
             s_ += at
             put(text[pos:s_])
