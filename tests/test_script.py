@@ -535,3 +535,19 @@ def test_every_normalization_case_keeps_one_timestamp_per_written_word(server: S
         if got != tokens:
             failures.append((written, got, tokens))
     assert not failures, failures
+
+
+def test_ssml_voice_and_lang_switch_voices(server: Server) -> None:
+    one = decode(wav(server.url, '<speak><voice name="en-us+m3">my favorite color is green'
+                                 '</voice></speak>'), "wav")
+    two = decode(wav(server.url, '<speak><voice name="en-us+f2">my favorite color is green'
+                                 '</voice></speak>'), "wav")
+    assert mean_pitch(*two) > 1.3 * mean_pitch(*one)
+    english = duration(wav(server.url, "<speak>Bonjour, comment allez-vous?</speak>"), "wav")
+    french = duration(wav(server.url, '<speak><lang xml:lang="fr-fr">Bonjour, comment '
+                                      'allez-vous?</lang></speak>'), "wav")
+    assert abs(french - english) > 0.05  # read by another language's voice
+    bad = httpx.post(f"{server.url}/v1/audio/speech", json={
+        "model": "tts-1", "voice": "alloy",
+        "input": '<speak><voice name="nobody-here">x</voice></speak>'})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_voice"
