@@ -615,7 +615,7 @@ def num2words_language(language: str) -> str | None:
 
 # ---------------------------------------------------------------------------- entry point
 
-_REWRITES: dict[str, list[Piece]] = {}  # "kind\0match" → pieces
+_REWRITES: dict[str, str | list[Piece]] = {}  # "kind\0match" → replacement or pieces
 _REWRITES_MAX = 8192
 _CONTEXTUAL = frozenset({"time", "abbr", "roman", "symbol", "numberword"})  # read past the match
 _DENSE = 64  # one anchor per this many characters or more: scan everything, skip windows
@@ -663,26 +663,29 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
     # cached, since dense and hostile inputs repeat the same few tokens, "+1 +1 +1 …")
     # and written straight into the output with its span
     for m in matches:
-        kind = (m.lastgroup or "").removesuffix(_DIGIT_MARK) if english else "foreign"
+        group = m.lastgroup or "foreign"
         raw = m.group()
-        key = kind + "\0" + raw
+        key = group + "\0" + raw
         got = cache.get(key)
         if got is None:
+            kind = group.removesuffix(_DIGIT_MARK)
             if english:
-                got = (_ENGLISH.get(kind) or _abbr)(m, text)
+                pieces = (_ENGLISH.get(kind) or _abbr)(m, text)
             else:
-                got = [(0, len(raw), _foreign_number(raw, converter))]
+                pieces = [(0, len(raw), _foreign_number(raw, converter))]
+            # the usual case, the whole match rewritten, is kept as the bare replacement
+            whole = len(pieces) == 1 and pieces[0][:2] == (0, len(raw))
+            got = pieces[0][2] if whole else pieces
             if kind not in _CONTEXTUAL:
                 cache[key] = got
         at = m.start()
-        if len(got) == 1 and got[0][0] == 0:  # the usual case: the whole match rewritten
-            r = got[0][2]
+        if type(got) is str:
             put(text[pos:at])
             length += at - pos
-            pos = at + got[0][1]
-            mark(Span(at, pos, length, length + len(r)))
-            put(r)
-            length += len(r)
+            pos = m.end()
+            mark(Span(at, pos, length, length + len(got)))
+            put(got)
+            length += len(got)
             continue
         for s_, e_, r in got:
             s_ += at
