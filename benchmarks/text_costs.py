@@ -3,10 +3,10 @@ of a short request's latency (normalize on vs off, alternated so drift hits both
 
     python benchmarks/text_costs.py            # prints a Markdown table
 
-Times are CPU seconds (best of several runs). Rows per 1k characters: English prose, mixed (a number every few words), and hostile
-200 kB inputs (each checked against the 100 ms goal). The share rows plan and render a
-short request in this process (espeak, wav), as ``orate say`` does, with the same
-sentence normalized or not.
+Times are CPU seconds (best of several runs). Rows per 1k characters: English prose,
+mixed (a number every few words), and hostile 200 kB inputs (each checked against the
+100 ms goal). The share rows plan and render a short request in this process (espeak,
+wav), as ``orate say`` does, with the same sentence normalized or not.
 """
 
 from __future__ import annotations

@@ -551,3 +551,12 @@ def test_ssml_voice_and_lang_switch_voices(server: Server) -> None:
         "model": "tts-1", "voice": "alloy",
         "input": '<speak><voice name="nobody-here">x</voice></speak>'})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_voice"
+
+
+def test_normalization_does_not_break_sentence_splitting() -> None:
+    from orate.speech.text import split_sentences
+
+    text = "Dr. Smith paid $4.50 at 3:30 p.m. on Main St. today. Then he left, etc. for home."
+    spans = [text[s:e] for s, e in split_sentences(text)]
+    assert spans[0].startswith("Dr. Smith paid $4.50") and spans[-1].startswith("Then")
+    assert not any(s in ("Dr.", "$4.50", "St.") for s in spans)
