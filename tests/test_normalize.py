@@ -198,7 +198,7 @@ def _cpu(text: str) -> float:
 
 @pytest.mark.parametrize("unit", ["+1 ", "1,", "1:", "a.", "(555 ", "Dr. ", "a@", "$1 "])
 def test_cost_grows_linearly(unit: str) -> None:
-    """Four times the input costs about four times the CPU (a backtracking pattern would
-    cost 16x or far more): the check that does not depend on how loaded the machine is."""
+    """Four times the input costs about four times the CPU (a quadratic scan would cost
+    16x, a backtracking pattern far more): a check that survives a loaded machine."""
     small = unit * (40_000 // len(unit))
-    assert _cpu(small * 4) < 8 * _cpu(small) + 0.005
+    assert _cpu(small * 4) < 10 * _cpu(small) + 0.02  # noisy neighbours: a loose bound
