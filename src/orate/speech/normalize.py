@@ -34,8 +34,9 @@ from num2words import CONVERTER_CLASSES, num2words
 class Span(NamedTuple):
     """One rewrite: ``source[src_start:src_end]`` became ``text[out_start:out_end]``.
 
-    A named tuple, not a dataclass: a hostile input makes one per few characters, and
-    a tuple is several times cheaper to create."""
+    The layout of ``Normalized.spans``, which holds plain tuples in this order (a hostile
+    input makes one per few characters, and a named tuple costs a Python call each);
+    ``Span(*t)`` gives the names back."""
 
     src_start: int
     src_end: int
@@ -49,7 +50,7 @@ class Normalized:
 
     source: str
     text: str
-    spans: tuple[Span, ...] = ()
+    spans: tuple[tuple[int, int, int, int], ...] = ()  # Span layout, as plain tuples
 
     @property
     def changed(self) -> bool:
@@ -60,10 +61,10 @@ class Normalized:
         i = bisect_right(self._out_starts, pos) - 1
         if i < 0:
             return pos
-        span = self.spans[i]
-        if pos < span.out_end:
-            return span.src_start
-        return span.src_end + (pos - span.out_end)
+        src_start, src_end, _, out_end = self.spans[i]
+        if pos < out_end:
+            return src_start
+        return src_end + (pos - out_end)
 
     def source_span(self, start: int, end: int) -> tuple[int, int]:
         """The caller's characters behind ``text[start:end]``; a piece of a rewrite maps to
@@ -73,17 +74,15 @@ class Normalized:
             return s, s
         last = end - 1
         i = bisect_right(self._out_starts, last) - 1
-        if i >= 0 and last < self.spans[i].out_end:
-            e = self.spans[i].src_end
-        else:
-            e = self.source_pos(last) + 1
+        inside = i >= 0 and last < self.spans[i][3]  # ends inside a rewrite: all of it
+        e = self.spans[i][1] if inside else self.source_pos(last) + 1
         return s, max(e, s)
 
     @property
     def _out_starts(self) -> list[int]:
         cached = self.__dict__.get("_starts")
         if cached is None:
-            cached = [s.out_start for s in self.spans]
+            cached = [s[2] for s in self.spans]
             object.__setattr__(self, "_starts", cached)
         return cached
 
@@ -653,7 +652,8 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
             return Normalized(text, text)
         matches = _NUMBER_ONLY.finditer(text)
     out: list[str] = []
-    spans: list[Span] = []
+    spans: list[tuple[int, int, int, int]] = []  # plain tuples: 100k of them on a hostile
+    # input, and a named tuple costs a Python call each
     put, mark = out.append, spans.append
     pos = length = 0
     cache = _REWRITES
@@ -683,7 +683,7 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
             put(text[pos:at])
             length += at - pos
             pos = m.end()
-            mark(Span(at, pos, length, length + len(got)))
+            mark((at, pos, length, length + len(got)))
             put(got)
             length += len(got)
             continue
@@ -691,7 +691,7 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
             s_ += at
             put(text[pos:s_])
             length += s_ - pos
-            mark(Span(s_, at + e_, length, length + len(r)))
+            mark((s_, at + e_, length, length + len(r)))
             put(r)
             length += len(r)
             pos = at + e_

@@ -96,11 +96,10 @@ class SpokenBuilder:
             return
         n = normalize_text(text, language)
         pos = 0
-        for span in n.spans:
-            self.copy(text[pos:span.src_start], src_start + pos)
-            self.rewrite(n.text[span.out_start:span.out_end], src_start + span.src_start,
-                         src_start + span.src_end)
-            pos = span.src_end
+        for s_start, s_end, o_start, o_end in n.spans:
+            self.copy(text[pos:s_start], src_start + pos)
+            self.rewrite(n.text[o_start:o_end], src_start + s_start, src_start + s_end)
+            pos = s_end
         self.copy(text[pos:], src_start + pos)
 
     def _add(self, text: str, src_start: int, src_end: int, exact: bool) -> None:
