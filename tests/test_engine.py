@@ -196,3 +196,11 @@ def test_streamed_mp3_matches_pyav_libmp3lame_at_equal_settings() -> None:
     energy = float(np.sum(pyav[:n].astype(np.float64) ** 2))
     diff = float(np.sum((lame[:n].astype(np.float64) - pyav[:n].astype(np.float64)) ** 2))
     assert diff < 0.05 * energy  # the same encoder, the same settings: near-identical output
+
+
+def test_streamed_mp3_of_no_audio_is_empty_not_an_error() -> None:
+    """An engine that makes no samples (an emoji-only text on a neural voice) must not
+    break the encoder: finishing an mp3 that was never fed gives no bytes."""
+    enc = LameEncoder(FORMATS["mp3"], 24000, 22050, bitrate=48_000)
+    assert enc.feed(np.empty(0, dtype=np.int16)) == b""
+    assert enc.finish() == b""

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from orate.api.deps import SpeechDep, library_of, speech_service
 from orate.api.errors import ApiError, audio_response, documented
 from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
+from orate.api.openai import DictionaryLocator, locators
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import CLIENT_GONE, primed, while_connected
 from orate.audio.formats import FORMATS
@@ -87,6 +88,11 @@ class PostedTts(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     version: str | None = None
     instant_mode: bool | None = None
+    normalize: bool | None = Field(None, description="orate extension: false reads the text "
+                                   "as written (no number, money or date expansion)")
+    pronunciation_dictionary_locators: list[DictionaryLocator] | None = Field(
+        None, max_length=3, description="orate extension (ElevenLabs' shape): pronunciation "
+        "dictionaries to apply")
 
     @field_validator("version", mode="before")
     @classmethod
@@ -191,7 +197,9 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool,
                             seed=n, variation=body.temperature if body.temperature is not None
                             else 1.0, context_voice=context_voice,
                             max_chars=service.settings.max_request_chars,
-                            generations=body.num_generations or 1, framing=framing)
+                            generations=body.num_generations or 1, framing=framing,
+                            normalize=body.normalize is not False,
+                            lexicons=locators(body.pronunciation_dictionary_locators))
         try:
             plans.append(await service.plan(req, ctx))
         except BaseException:

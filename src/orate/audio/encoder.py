@@ -255,6 +255,7 @@ class LameEncoder(Encoder):
         enc.set_bit_rate(max(8, round((bitrate or 48_000) / 1000)))
         enc.set_quality(MP3_QUALITY)
         self._enc = enc
+        self._fed = False  # lameenc refuses to flush an encoder that was never fed
         self._resample = Resampler(in_rate, out_rate) if in_rate != out_rate else None
 
     def feed(self, pcm: np.ndarray) -> bytes:
@@ -262,15 +263,13 @@ class LameEncoder(Encoder):
             pcm = self._resample(pcm)
         if not len(pcm):
             return b""
+        self._fed = True
         return bytes(self._enc.encode(pcm.astype("<i2", copy=False).tobytes()))
 
     def finish(self) -> bytes:
-        tail = b""
-        if self._resample is not None:
-            rest = self._resample(None)
-            if len(rest):
-                tail = bytes(self._enc.encode(rest.astype("<i2", copy=False).tobytes()))
-        return tail + bytes(self._enc.flush())
+        tail = self.feed(self._resample(None)) if self._resample is not None else b""
+        # no audio at all (a text the engine made nothing of): an empty mp3, as PyAV gives
+        return tail + bytes(self._enc.flush()) if self._fed else tail
 
 
 MP3_QUALITY = 7  # LAME's -q: 7 is its fast psychoacoustics, indistinguishable for speech

@@ -6,7 +6,8 @@ in the order ``orate --help`` lists them.
 """
 
 # ruff: noqa: I001 (the import order is the order of the commands in --help)
-from orate.cli import serve, keys, say, voices, cache, history, models, jobs
+from orate.cli import serve, keys, say, voices, cache, history, models, jobs, lexicon
 from orate.cli.common import app
 
-__all__ = ["app", "cache", "history", "jobs", "keys", "models", "say", "serve", "voices"]
+__all__ = ["app", "cache", "history", "jobs", "keys", "lexicon", "models", "say", "serve",
+           "voices"]

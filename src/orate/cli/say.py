@@ -35,6 +35,10 @@ def say(
     model: Annotated[str | None, typer.Option(help="model id")] = None,
     timestamps: Annotated[Path | None, typer.Option(
         help="also write word and phoneme timestamps to this JSON file")] = None,
+    captions: Annotated[Path | None, typer.Option(
+        help="also write captions to this file (.srt or .vtt)")] = None,
+    normalize: Annotated[bool, typer.Option(
+        help="read numbers, money, dates… as words (--no-normalize: as written)")] = True,
 ) -> None:
     """Synthesize TEXT in this process (no server needed) and write the audio.
 
@@ -42,6 +46,11 @@ def say(
     characters) it is spoken sentence by sentence into the same file, up to the
     long-form limit of jobs (ORATE_MAX_JOB_CHARS, 200,000), as a job would be.
     """
+    caption_format = None
+    if captions is not None:
+        caption_format = captions.suffix.lower().lstrip(".")
+        if caption_format not in ("srt", "vtt"):
+            fail(f"--captions {captions}: name a .srt or .vtt file")
     from orate.speech.pipeline import Pipeline, SpeechError, SpeechEvent, SpeechRequest, Utterance
 
     settings = load_settings()
@@ -63,8 +72,9 @@ def say(
     request = SpeechRequest(
         model=model or settings.default_model,
         utterances=[Utterance(text, voice or settings.default_voice, speed)], format=fmt,
-        timestamps=frozenset({"word", "phoneme"}) if timestamps else frozenset(),
-        whole_file=not to_stdout,
+        timestamps=frozenset({"word", "phoneme"}) if timestamps else
+        frozenset({"word"}) if captions else frozenset(),
+        whole_file=not to_stdout, normalize=normalize,
         # the CLI has no wire limit: the pipeline renders sentence by sentence into one
         # encoder, so memory stays bounded; the job limit bounds the work up front
         max_chars=max(settings.max_job_chars, settings.max_input_chars))
@@ -125,6 +135,12 @@ def say(
             timestamps.write_text(json.dumps(stamps, indent=1, ensure_ascii=False))
         except OSError as exc:
             fail(f"cannot write {timestamps}: {exc.strerror}")
+    if captions is not None and caption_format is not None:
+        from orate.runtime.timestamps import Timestamp
+        from orate.speech.captions import captions as make_captions
+
+        captions.write_text(make_captions([Timestamp(**d) for d in stamps  # type: ignore[arg-type]
+                                           if d["type"] == "word"], caption_format, text))
     if not to_stdout:
         note(f"wrote {output}: {stats.duration:.2f} s of {fmt} "
                   f"({plan.voices[0].label()})")

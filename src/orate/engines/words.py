@@ -41,8 +41,14 @@ class Tokens:
         return i + 1 if i + 1 < len(self.spans) else None
 
 
+_NUMBER_EDGES = ".,;:!?\"'()[]{}«»“”‘’"
+
+
 def word_text(token: str) -> str:
-    """A token without the punctuation around it ("(hello," → "hello")."""
+    """A token without the punctuation around it ("(hello," → "hello"); a token with
+    digits keeps its symbols ("$4.50," → "$4.50", "50%" stays), since they are read."""
+    if any(ch.isdigit() for ch in token):
+        return token.strip(_NUMBER_EDGES) or token
     s, e = 0, len(token)
     while s < e and unicodedata.category(token[s])[0] in "PS":
         s += 1

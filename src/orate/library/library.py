@@ -20,6 +20,7 @@ from orate.library.db import make_engine, migrate, sessions
 from orate.library.generations import GenerationStore
 from orate.library.jobs import JobStore
 from orate.library.keys import KeyStore
+from orate.library.lexicons import LexiconStore
 from orate.library.voices import VoiceLibrary
 
 log = logging.getLogger("orate.library")
@@ -42,6 +43,7 @@ class Library:
         self.voices = VoiceLibrary(self.sessions)
         self.jobs = JobStore(self.sessions)
         self.keys = KeyStore(self.sessions)
+        self.lexicons = LexiconStore(self.sessions)
         self._pruner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[object]] = set()
 
