@@ -46,6 +46,7 @@ class Behaviour:
     redirect_etag: dict[str, str] = field(default_factory=dict)  # path -> X-Linked-Etag
     ignore_range: bool = False
     requests: list[tuple[str, str | None]] = field(default_factory=list)
+    marks: list[str | None] = field(default_factory=list)  # each request's X-Test header
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -58,6 +59,7 @@ class Handler(BaseHTTPRequestHandler):
         b = self.server.behaviour
         path = self.path
         b.requests.append((path, self.headers.get("Range")))
+        b.marks.append(self.headers.get("X-Test"))
         if path.startswith("/cdn/"):
             path = path[len("/cdn"):]
         elif path in b.redirect_etag:
@@ -293,7 +295,13 @@ def test_a_given_client_is_used(server: tuple[str, Behaviour], tmp_path: Path) -
     piper_files(b)
     with httpx.Client(headers={"X-Test": "1"}) as client:
         pull(f"piper:{PIPER}", tmp_path, base_url=base, console=quiet(), client=client)
-        assert not client.is_closed
+        assert not client.is_closed  # the caller's client, left open for the caller
+    # every request went through that client (it carries its header): each file and its
+    # checksum, once
+    assert sorted(path.rsplit("/", 1)[-1] for path, _ in b.requests) == [
+        f"{PIPER}.onnx", f"{PIPER}.onnx.json", f"{PIPER}.onnx.json.sha256",
+        f"{PIPER}.onnx.sha256"]
+    assert b.marks == ["1"] * 4
 
 
 def test_remove(server: tuple[str, Behaviour], tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from hume.tts import (
 )
 
 from .conftest import SENTENCES, decode, duration
+from .waiting import wait_until
 
 TEXT = "The quick brown fox jumps over the lazy dog. It was a cold and windy day."
 
@@ -296,9 +297,19 @@ def test_bad_input_gets_hume_shaped_errors(server, body, status, what) -> None:
 
 
 def test_version_accepts_string_and_int(server) -> None:
-    for version in ("2", 2, "1", 1, None):
+    # Octave's version picks the model (1 → octave-1; 2 or none → octave-2), as a string
+    # or a number
+    expected = {"2": "octave-2", 2: "octave-2", "1": "octave-1", 1: "octave-1",
+                None: "octave-2"}
+    for version, model in expected.items():
         body = {"utterances": [{"text": "Hi.", "voice": {"name": "alloy"}}], "version": version}
-        assert httpx.post(f"{server.url}/v0/tts", json=body).status_code == 200, version
+        r = httpx.post(f"{server.url}/v0/tts", json=body)
+        assert r.status_code == 200, version
+        gen_id = r.json()["generations"][0]["generation_id"]
+        url = f"{server.url}/v1/history/{gen_id}"
+        row = wait_until(lambda url=url: (h := httpx.get(url)).status_code == 200 and h.json(),
+                         f"generation {gen_id} in the history")
+        assert row["model"] == model, version
 
 
 def test_sdk_raises_typed_errors(hume) -> None:

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 import requests
 
 from .conftest import Server, decode, duration
+from .waiting import wait_until
 
 
 def seed_client(base: str):  # type: ignore[no-untyped-def]
@@ -111,14 +111,12 @@ def test_stability_and_style_shape_the_voice(server) -> None:
 
 def poll(base: str, run_id: str, timeout: float = 120.0) -> dict:
     """The seed's polling loop: every few hundred ms here instead of 2-3 s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def finished() -> dict | None:
         status = httpx.get(f"{base}/api/tts/status",
                            params={"runId": run_id, "model": "x"}).json()
-        if status["status"] in ("completed", "failed"):
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"job {run_id} did not finish")
+        return status if status["status"] in ("completed", "failed") else None
+
+    return wait_until(finished, f"job {run_id} to finish", timeout=timeout, interval=0.2)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None,
@@ -136,13 +134,13 @@ def test_curl_submit_poll_fetch(server, tmp_path: Path) -> None:
     assert {"runId", "model", "charged", "cost", "paymentSource", "isApiRequest"} <= set(ticket)
     url = (f"{server.url}/api/tts/status?runId={ticket['runId']}&model=Elevenlabs-Turbo-V2.5"
            f"&cost={ticket['cost']}&paymentSource=USD&isApiRequest=true")
-    for _ in range(300):
+    def completed() -> dict | None:
         status = json.loads(subprocess.run(["curl", "-s", url, "-H", "x-api-key: YOUR_API_KEY"],
                                            capture_output=True, text=True).stdout)
-        if status["status"] == "completed":
-            break
-        assert status["status"] in ("pending", "processing")
-        time.sleep(0.2)
+        assert status["status"] in ("pending", "processing", "completed"), status
+        return status if status["status"] == "completed" else None
+
+    status = wait_until(completed, "the job to complete", timeout=60, interval=0.2)
     assert status["contentType"] == "audio/mpeg"
     out = tmp_path / "job.mp3"
     subprocess.run(["curl", "-s", "-o", str(out), status["audioUrl"]], check=True)
@@ -158,13 +156,14 @@ def test_long_form_job_reports_monotonic_progress(server) -> None:
     assert ticket.status_code == 202  # over the sync threshold: a job, not a 413
     run_id = ticket.json()["runId"]
     seen: list[float] = []
-    while True:
+
+    def finished() -> dict | None:
         status = httpx.get(f"{server.url}/api/tts/status", params={"runId": run_id}).json()
         if status["status"] == "processing":
             seen.append(status["progress"])
-        if status["status"] in ("completed", "failed"):
-            break
-        time.sleep(0.05)
+        return status if status["status"] in ("completed", "failed") else None
+
+    status = wait_until(finished, "the long job to finish", timeout=600)
     assert status["status"] == "completed", status
     assert seen == sorted(seen) and all(0 <= p <= 1 for p in seen)
     audio = httpx.get(status["audioUrl"], timeout=60).content
@@ -180,9 +179,9 @@ def test_sigkill_mid_job_then_restart_completes_it_once(tmp_path: Path) -> None:
         run_id = httpx.post(f"{first.url}/api/tts", json={
             "text": text, "response_format": "mp3"}, headers={"prefer": "respond-async"}
             ).json()["runId"]
-        while httpx.get(f"{first.url}/api/tts/status",
-                        params={"runId": run_id}).json().get("progress", 0) <= 0.05:
-            time.sleep(0.05)
+        wait_until(lambda: httpx.get(f"{first.url}/api/tts/status", params={"runId": run_id}
+                                     ).json().get("progress", 0) > 0.05,
+                   "the job to pass 5% before the kill", timeout=120)
         os.kill(first.proc.pid, signal.SIGKILL)
         first.proc.wait()
     finally:

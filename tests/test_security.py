@@ -17,6 +17,7 @@ from hume.core.api_error import ApiError as HumeApiError
 from hume.tts import PostedUtterance
 
 from .conftest import Server, free_port
+from .waiting import wait_until
 
 ORATE = [sys.executable, "-m", "orate.cli"]
 LONG = "This sentence keeps an engine busy for a while. " * 80
@@ -179,15 +180,20 @@ def test_concurrent_streams_are_limited_per_key(secured) -> None:
         next(stream)
         second = speech(secured, key, "Hi.")
         assert second.status_code == 429 and second.headers["retry-after"] == "1"
-    time.sleep(0.2)
-    assert speech(secured, key, "Hi.").status_code == 200
+    # the first stream's slot is released once the server sees it closed
+    wait_until(lambda: speech(secured, key, "Hi.").status_code == 200,
+               "the closed stream's slot to be released", timeout=10)
 
 
 def test_character_quota(secured) -> None:
     key = secured.keys["small"]
     assert speech(secured, key, "x" * 41).status_code == 429  # over the whole quota
     assert speech(secured, key, "Twenty characters ok").status_code == 200
-    time.sleep(2.5)  # the key cache refreshes the used count
+    # the first request's characters are settled against the key (what the next one's
+    # quota check reads; the server's cached copy of the key follows in step)
+    admin = bearer(secured.keys["admin"])
+    wait_until(lambda: any(k["name"] == "small" and k["used_chars"] == 20 for k in httpx.get(
+        f"{secured.url}/v1/keys", headers=admin).json()["data"]), "the quota's used count")
     over = speech(secured, key, "Twenty-one characters")
     assert over.status_code == 429 and "quota" in over.json()["error"]["message"]
     assert "retry-after" in over.headers
@@ -206,12 +212,13 @@ def test_metrics_are_for_admins(secured) -> None:
 
 def test_revoked_key_stops_working(secured) -> None:
     key = create_key(secured.data_dir, "--name", "temporary")
-    time.sleep(2.2)
-    assert speech(secured, key, "Hi.").status_code == 200
+    # the server's key cache picks a new key up within seconds
+    wait_until(lambda: speech(secured, key, "Hi.").status_code == 200,
+               "the new key to be accepted", timeout=10)
     subprocess.run([*ORATE, "keys", "revoke", "temporary"], check=True, capture_output=True,
                    env={**os.environ, "ORATE_DATA_DIR": str(secured.data_dir)})
-    time.sleep(2.2)
-    assert speech(secured, key, "Hi.").status_code == 401
+    wait_until(lambda: speech(secured, key, "Hi.").status_code == 401,
+               "the revoked key to be refused", timeout=10)
     listed = subprocess.run([*ORATE, "keys", "list", "--json"], capture_output=True, text=True,
                             env={**os.environ, "ORATE_DATA_DIR": str(secured.data_dir)})
     assert key not in listed.stdout and '"revoked": true' in listed.stdout
@@ -282,14 +289,20 @@ def test_sigterm_drains_a_stream_in_flight(tmp_path: Path) -> None:
     srv = Server(tmp_path, workers=1)
     got = {}
 
+    streaming = threading.Event()  # the first audio has arrived: a stream is in flight
+
     def listen() -> None:
         body = {"model": "tts-1", "voice": "alloy", "input": LONG, "response_format": "wav"}
         with httpx.stream("POST", f"{srv.url}/v1/audio/speech", json=body, timeout=60) as r:
-            got["bytes"] = sum(len(c) for c in r.iter_raw())
+            total = 0
+            for chunk in r.iter_raw():
+                total += len(chunk)
+                streaming.set()
+            got["bytes"] = total
 
     thread = threading.Thread(target=listen)
     thread.start()
-    time.sleep(0.3)
+    assert streaming.wait(30), "the stream never started"
     srv.proc.terminate()
     thread.join(60)
     srv.proc.wait(30)
