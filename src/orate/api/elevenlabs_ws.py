@@ -16,12 +16,12 @@ message with a ``message`` key, then a close with 1008 (bad input or timeout) or
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -40,7 +40,8 @@ from orate.api.guard import key_in_first_message
 from orate.api.owners import context
 from orate.speech.alignment import CharAlignment
 from orate.speech.pipeline import SpeechError, SynthesisFailed
-from orate.speech.textstream import TextStream, TextStreamOverflow
+from orate.speech.service import SpeechService
+from orate.speech.textstream import SpeakerStopped, TextStream, TextStreamOverflow
 
 log = logging.getLogger("orate.api")
 router = APIRouter(prefix=PREFIX, tags=["elevenlabs"])
@@ -115,26 +116,34 @@ def bos_key(text: str) -> str | None:
 key_in_first_message(rf"^{PREFIX}/v1/text-to-speech/[^/]+/stream-input$", bos_key)
 
 
-@router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
-async def stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -> None:
-    q = ws.query_params
-    model_id = q.get("model_id")
-    timeout = _float(q.get("inactivity_timeout"), DEFAULT_TIMEOUT, 1.0, MAX_TIMEOUT)
-    await ws.accept()
+async def _send_error(ws: WebSocket, exc: Closing) -> None:
+    """ElevenLabs' error message, then the close frame with the same reason."""
+    with contextlib.suppress(Exception):
+        await ws.send_text(json.dumps({"message": exc.message, "error": exc.error,
+                                       "code": exc.code}))
+        await ws.close(exc.code, exc.message[:120])
+
+
+def _closing_for(exc: Exception) -> Closing:
+    """What the client is told when the session ends on ``exc``."""
+    if isinstance(exc, Closing):
+        return exc
+    if isinstance(exc, TextStreamOverflow):
+        return Closing(POLICY, status_name(exc.code), exc.message)
+    if isinstance(exc, SpeakerStopped):
+        return Closing(INTERNAL, "internal_error", "synthesis stopped")
+    if isinstance(exc, SynthesisFailed):
+        return Closing(INTERNAL, "synthesis_failed", f"synthesis failed: {exc}")
+    log.error("elevenlabs websocket failed", exc_info=exc)
+    return Closing(INTERNAL, "internal_error", "internal error")
+
+
+def _speaker(ws: WebSocket, service: SpeechService, voice_id: str, model_id: str | None,
+             fmt: Any) -> Callable[[str, Piece], Awaitable[None]]:
+    """How one piece of text is spoken: a request in, audio and alignment messages out,
+    on one clock across the session's pieces."""
     clock = {"ms": 0.0}
     spent = {"chars": 0}  # characters this session has planned (against the key's quota)
-
-    async def send_error(exc: Closing) -> None:
-        with contextlib.suppress(Exception):
-            await ws.send_text(json.dumps({"message": exc.message, "error": exc.error,
-                                           "code": exc.code}))
-            await ws.close(exc.code, exc.message[:120])
-
-    try:
-        fmt = pick_format(q.get("output_format"), stream=True)
-    except SpeechError as exc:
-        await send_error(Closing(POLICY, "invalid_output_format", exc.message))
-        return
 
     async def speak(text: str, piece: Piece) -> None:
         try:
@@ -161,61 +170,77 @@ async def stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -> None
             await ws.send_text(f'{{"audio":{audio.decode()},"isFinal":false,'
                                f'"normalizedAlignment":{align},"alignment":{align}}}')
 
-    stream: TextStream[Piece] = service.open_text_stream(speak)
-    piece = Piece(None)
-    schedule: list[int] = list(DEFAULT_SCHEDULE)
-    sent = 0
-    first = True
+    return speak
+
+
+@dataclass
+class _Session:
+    """What the client's messages leave in force: voice settings, the chunk schedule,
+    how many pieces were sent (which schedule step applies), and whether BOS was seen."""
+
+    piece: Piece = field(default_factory=lambda: Piece(None))
+    schedule: list[int] = field(default_factory=lambda: list(DEFAULT_SCHEDULE))
+    sent: int = 0
+    first: bool = True
+
+    def take(self, msg: Any) -> bool:
+        """Apply a message's settings; False for the BOS message (it carries no text)."""
+        if self.first:
+            self.first = False
+            if msg.voice_settings is not None:
+                self.piece = Piece(msg.voice_settings)
+            if msg.generation_config and msg.generation_config.chunk_length_schedule:
+                self.schedule = msg.generation_config.chunk_length_schedule
+            return not (msg.text.strip() == "" and msg.text != "")
+        if msg.voice_settings is not None:
+            self.piece = Piece(msg.voice_settings)
+        return True
+
+    def write(self, stream: TextStream[Piece], msg: Any) -> None:
+        """Queue what the message completes, flushes or (by the schedule) triggers."""
+        self.sent += len(stream.write(msg.text, self.piece))
+        if msg.flush:
+            self.sent += len(stream.flush(self.piece))
+        elif msg.try_trigger_generation or msg.try_trigger_generation is None:
+            limit = self.schedule[min(self.sent, len(self.schedule) - 1)]
+            if len(stream.buffered) >= limit:
+                at = word_cut(stream.buffered)
+                if at:
+                    self.sent += len(stream.cut(at, self.piece))
+
+
+@router.websocket("/v1/text-to-speech/{voice_id}/stream-input")
+async def stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -> None:
+    q = ws.query_params
+    timeout = _float(q.get("inactivity_timeout"), DEFAULT_TIMEOUT, 1.0, MAX_TIMEOUT)
+    await ws.accept()
+    try:
+        fmt = pick_format(q.get("output_format"), stream=True)
+    except SpeechError as exc:
+        await _send_error(ws, Closing(POLICY, "invalid_output_format", exc.message))
+        return
+    stream = service.open_text_stream(_speaker(ws, service, voice_id, q.get("model_id"), fmt))
+    session = _Session()
     try:
         while True:
-            receive = asyncio.ensure_future(ws.receive_text())
-            done, _ = await asyncio.wait({receive, stream.task}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if not done:
-                receive.cancel()
+            raw = await stream.next_message(ws.receive_text, idle=timeout)
+            if raw is None:
                 raise Closing(POLICY, "input_timeout_exceeded", f"no text received for "
                               f"{timeout:g} s; send text, or a keep-alive {{\"text\": \" \"}}")
-            if stream.task in done:
-                receive.cancel()
-                stream.task.result()  # raises what stopped the synthesis
-                raise Closing(INTERNAL, "internal_error", "synthesis stopped")
-            msg = _parse(receive.result())
-            if first:
-                first = False
-                if msg.voice_settings is not None:
-                    piece = Piece(msg.voice_settings)
-                if msg.generation_config and msg.generation_config.chunk_length_schedule:
-                    schedule = msg.generation_config.chunk_length_schedule
-                if msg.text.strip() == "" and msg.text != "":
-                    continue  # BOS
-            elif msg.voice_settings is not None:
-                piece = Piece(msg.voice_settings)
+            msg = _parse(raw)
+            if not session.take(msg):
+                continue  # BOS
             if msg.text == "":  # EOS
-                stream.flush(piece)
+                stream.flush(session.piece)
                 await stream.finish()
                 await ws.send_text(json.dumps({"isFinal": True}))
                 await ws.close(NORMAL)
                 return
-            sent += len(stream.write(msg.text, piece))
-            if msg.flush:
-                sent += len(stream.flush(piece))
-            elif msg.try_trigger_generation or msg.try_trigger_generation is None:
-                limit = schedule[min(sent, len(schedule) - 1)]
-                if len(stream.buffered) >= limit:
-                    at = word_cut(stream.buffered)
-                    if at:
-                        sent += len(stream.cut(at, piece))
+            session.write(stream, msg)
     except WebSocketDisconnect:
         pass
-    except Closing as exc:
-        await send_error(exc)
-    except TextStreamOverflow as exc:
-        await send_error(Closing(POLICY, status_name(exc.code), exc.message))
-    except SynthesisFailed as exc:
-        await send_error(Closing(INTERNAL, "synthesis_failed", f"synthesis failed: {exc}"))
-    except Exception:
-        log.exception("elevenlabs websocket failed")
-        await send_error(Closing(INTERNAL, "internal_error", "internal error"))
+    except Exception as exc:
+        await _send_error(ws, _closing_for(exc))
     finally:
         await stream.aclose()
 

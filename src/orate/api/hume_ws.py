@@ -11,11 +11,11 @@ clients validate every JSON frame strictly, so an error frame would break them.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -38,7 +38,8 @@ from orate.speech.pipeline import (
     SynthesisFailed,
     Utterance,
 )
-from orate.speech.textstream import TextStream, TextStreamOverflow
+from orate.speech.service import SpeechService
+from orate.speech.textstream import SpeakerStopped, TextStreamOverflow
 
 log = logging.getLogger("orate.api")
 router = APIRouter(tags=["hume"])
@@ -108,28 +109,38 @@ def _parse(message: dict[str, object]) -> PublishTts:
         raise Closing(POLICY, f"invalid message: {detail}") from None
 
 
-@router.websocket("/v0/tts/stream/input")
-async def stream_input(ws: WebSocket, service: SpeechDep) -> None:
-    q = ws.query_params
-    fmt = (q.get("format_type") or "mp3").lower()
-    no_binary = _bool(q.get("no_binary"), False)
-    strip_headers = _bool(q.get("strip_headers"), False)
-    timestamps = frozenset(t for t in q.getlist("include_timestamp_types")
-                           if t in ("word", "phoneme"))
-    version = q.get("version")
-    await ws.accept()
-    if fmt not in ("mp3", "wav", "pcm"):
-        await ws.close(POLICY, f"format_type must be mp3, wav or pcm, not {fmt!r}")
-        return
+@dataclass(frozen=True)
+class StreamQuery:
+    """The session's query parameters, as Hume's SDKs send them."""
+
+    fmt: str
+    no_binary: bool
+    strip_headers: bool
+    timestamps: frozenset[str]
+    model: str
+
+    @classmethod
+    def of(cls, ws: WebSocket) -> StreamQuery:
+        q = ws.query_params
+        return cls(fmt=(q.get("format_type") or "mp3").lower(),
+                   no_binary=_bool(q.get("no_binary"), False),
+                   strip_headers=_bool(q.get("strip_headers"), False),
+                   timestamps=frozenset(t for t in q.getlist("include_timestamp_types")
+                                        if t in ("word", "phoneme")),
+                   model="octave-1" if q.get("version") == "1" else "octave-2")
+
+
+def _speaker(ws: WebSocket, service: SpeechService, query: StreamQuery
+             ) -> Callable[[str, PieceSettings], Awaitable[None]]:
+    """How one piece of text is spoken: a request in, Hume's frames out."""
     base = context(ws, "hume")
-    model = "octave-1" if version == "1" else "octave-2"
     request_id = str(uuid.uuid4())
 
     async def speak(text: str, piece: PieceSettings) -> None:
-        req = SpeechRequest(model=model, utterances=[Utterance(
+        req = SpeechRequest(model=query.model, utterances=[Utterance(
             text, piece.voice, piece.speed, piece.trailing_silence,
-            description=piece.description, voice_provider=piece.provider)], format=fmt,
-            sample_rate=HUME_SAMPLE_RATE, timestamps=timestamps,
+            description=piece.description, voice_provider=piece.provider)], format=query.fmt,
+            sample_rate=HUME_SAMPLE_RATE, timestamps=query.timestamps,
             max_chars=service.settings.max_request_chars)
         try:
             plan = await service.plan(req, base)
@@ -138,26 +149,28 @@ async def stream_input(ws: WebSocket, service: SpeechDep) -> None:
                 return  # a flush of punctuation or spaces: nothing to say
             # each piece reserves its characters: an exhausted quota ends the stream here
             raise Closing(POLICY, f"{exc.code}: {exc.message}") from None
-        speech = await service.speak(plan)
-        gen = HumeGeneration(speech, request_id, split=True, strip_headers=strip_headers)
+        gen = HumeGeneration(await service.speak(plan), request_id, split=True,
+                             strip_headers=query.strip_headers)
         async for frame in gen.frames():
             await ws.send_text(json.dumps(frame.message, separators=(",", ":")))
-            if isinstance(frame, Chunk) and not no_binary:
+            if isinstance(frame, Chunk) and not query.no_binary:
                 await ws.send_bytes(frame.data)
 
-    stream: TextStream[PieceSettings] = service.open_text_stream(speak)
-    settings = PieceSettings()
+    return speak
 
+
+@router.websocket("/v0/tts/stream/input")
+async def stream_input(ws: WebSocket, service: SpeechDep) -> None:
+    query = StreamQuery.of(ws)
+    await ws.accept()
+    if query.fmt not in ("mp3", "wav", "pcm"):
+        await ws.close(POLICY, f"format_type must be mp3, wav or pcm, not {query.fmt!r}")
+        return
+    stream = service.open_text_stream(_speaker(ws, service, query))
+    settings = PieceSettings()
     try:
         while True:
-            receive = asyncio.ensure_future(ws.receive())
-            done, _ = await asyncio.wait({receive, stream.task},
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if stream.task in done:
-                receive.cancel()
-                stream.task.result()  # raises what stopped the synthesis
-                raise Closing(INTERNAL, "synthesis stopped")
-            msg = _parse(receive.result())
+            msg = _parse(await stream.next_message(ws.receive))
             settings = _apply(settings, msg)
             if msg.text:
                 stream.write(msg.text, settings)
@@ -169,21 +182,27 @@ async def stream_input(ws: WebSocket, service: SpeechDep) -> None:
                 return
     except WebSocketDisconnect:
         pass
-    except Closing as exc:
-        with contextlib.suppress(Exception):
-            await ws.close(exc.code, exc.reason)
-    except TextStreamOverflow as exc:
-        with contextlib.suppress(Exception):
-            await ws.close(POLICY, exc.message[:120])
-    except SynthesisFailed as exc:
-        with contextlib.suppress(Exception):
-            await ws.close(INTERNAL, f"synthesis failed: {exc}")
-    except Exception:
-        log.exception("hume websocket failed")
-        with contextlib.suppress(Exception):
-            await ws.close(INTERNAL, "internal error")
+    except Exception as exc:
+        await _close_for(ws, exc)
     finally:
         await stream.aclose()
+
+
+async def _close_for(ws: WebSocket, exc: Exception) -> None:
+    """Close the socket with the code and reason Hume's clients expect for ``exc``."""
+    if isinstance(exc, Closing):
+        code, reason = exc.code, exc.reason
+    elif isinstance(exc, TextStreamOverflow):
+        code, reason = POLICY, exc.message[:120]
+    elif isinstance(exc, SpeakerStopped):
+        code, reason = INTERNAL, "synthesis stopped"
+    elif isinstance(exc, SynthesisFailed):
+        code, reason = INTERNAL, f"synthesis failed: {exc}"
+    else:
+        log.error("hume websocket failed", exc_info=exc)
+        code, reason = INTERNAL, "internal error"
+    with contextlib.suppress(Exception):
+        await ws.close(code, reason)
 
 
 def _apply(settings: PieceSettings, msg: PublishTts) -> PieceSettings:

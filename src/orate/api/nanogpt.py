@@ -23,7 +23,8 @@ from orate.api.streaming import CLIENT_GONE, audio_bytes, primed, while_connecte
 from orate.audio.formats import FORMATS
 from orate.engines.base import VoiceParams
 from orate.library.jobs import COMPLETED, FAILED, PENDING
-from orate.speech.pipeline import SpeechError, SpeechRequest, Utterance
+from orate.speech.pipeline import Plan, Speech, SpeechError, SpeechRequest, Utterance
+from orate.speech.service import SpeechService
 from orate.speech.style import style_voice
 from orate.speech.types import request_to_dict
 
@@ -97,41 +98,66 @@ def _wants_audio(request: Request) -> bool:
                         202: {"description": "queued as a job: poll /api/tts/status",
                               "content": {"application/json": {"schema": {"type": "object"}}}}})
 async def tts(body: TtsBody, request: Request, service: SpeechDep) -> Response:
-    settings = service.settings
-    owner = owner_of(request)
-    if not body.text.strip():
-        raise ApiError(400, "missing_text", "text is required: the words to speak", "text")
-    if len(body.text) > settings.max_job_chars:
-        raise ApiError(413, "text_too_long", f"text is {len(body.text)} characters; this "
-                       f"server's limit is {settings.max_job_chars}", "text")
-    probe_req, model = await _request(body, request, settings.max_job_chars)
-    asynchronous = _is_async(request, body, model, settings.async_threshold_chars)
-    limit = settings.max_job_chars if asynchronous else settings.async_threshold_chars
-    probe_req.max_chars = limit
-    if asynchronous:  # a job's output goes to storage, not to a waiting response
-        probe_req.framing = None
-    ctx = context(request, "nanogpt")
-    try:
-        with fields({"input": "text", "description": "instructions"}):
-            plan = await service.plan(probe_req, ctx)  # validates all before a 202
-    except SpeechError as exc:
-        if exc.code == "missing_input":  # nothing speakable: as an empty text is answered
-            raise ApiError(400, "missing_text", "text has nothing to speak (only spaces, "
-                           "punctuation or invisible characters)", "text") from None
-        raise
+    req, model, asynchronous = await _checked(body, request, service)
+    plan = await _plan(req, request, service)  # validates all before a 202
     if asynchronous:
         # the characters' part of the cost; the finished job says all
-        job, cost = await service.submit_job(plan, request_to_dict(probe_req), owner=owner,
-                                              dialect="nanogpt")
+        job, cost = await service.submit_job(plan, request_to_dict(req),
+                                              owner=owner_of(request), dialect="nanogpt")
         return JSONResponse({"status": PENDING, "runId": job.id, "model": model.id,
                              "charged": cost > 0, "cost": cost,
-                             "paymentSource": payment_source(cost, settings.currency),
+                             "paymentSource": payment_source(cost, service.settings.currency),
                              "isApiRequest": True}, status_code=202)
     speech = await service.speak(plan)
     if _wants_audio(request):
         events = await primed(speech.events)
         return StreamingResponse(audio_bytes(events), media_type=plan.format.content_type,
                                  headers={"X-Orate-Generation-Id": speech.id})
+    duration = await _drained(request, speech)
+    if duration is None:  # the client left: synthesis stopped
+        return Response(status_code=CLIENT_GONE)
+    voice = body.voice or (plan.voices[0].label() if plan.voices else "")
+    return JSONResponse({
+        "audioUrl": str(request.url_for("get_file", gen_id=speech.id)),
+        "contentType": plan.format.content_type, "model": model.id, "text": body.text,
+        "voice": voice, "speed": body.speed or 1.0, "duration": round(duration, 4),
+        "cost": service.cost(plan, duration, speech.cache),
+        "currency": service.settings.currency})
+
+
+async def _checked(body: TtsBody, request: Request, service: SpeechService
+                   ) -> tuple[SpeechRequest, Any, bool]:
+    """The body as a request, its model, and whether it runs as a job (by size, model or
+    the caller's ``Prefer: respond-async``)."""
+    settings = service.settings
+    if not body.text.strip():
+        raise ApiError(400, "missing_text", "text is required: the words to speak", "text")
+    if len(body.text) > settings.max_job_chars:
+        raise ApiError(413, "text_too_long", f"text is {len(body.text)} characters; this "
+                       f"server's limit is {settings.max_job_chars}", "text")
+    req, model = await _request(body, request, settings.max_job_chars)
+    asynchronous = _is_async(request, body, model, settings.async_threshold_chars)
+    req.max_chars = settings.max_job_chars if asynchronous else settings.async_threshold_chars
+    if asynchronous:  # a job's output goes to storage, not to a waiting response
+        req.framing = None
+    return req, model, asynchronous
+
+
+async def _plan(req: SpeechRequest, request: Request, service: SpeechService) -> Plan:
+    """Plan in nano-gpt's words: its fields' names, and its answer to nothing speakable."""
+    try:
+        with fields({"input": "text", "description": "instructions"}):
+            return await service.plan(req, context(request, "nanogpt"))
+    except SpeechError as exc:
+        if exc.code == "missing_input":  # nothing speakable: as an empty text is answered
+            raise ApiError(400, "missing_text", "text has nothing to speak (only spaces, "
+                           "punctuation or invisible characters)", "text") from None
+        raise
+
+
+async def _drained(request: Request, speech: Speech) -> float | None:
+    """Run the synthesis to its end (the audio goes to storage): its duration, or None if
+    the client left first (which stops it)."""
     duration = 0.0
 
     async def drain() -> None:
@@ -143,15 +169,7 @@ async def tts(body: TtsBody, request: Request, service: SpeechDep) -> Response:
         finally:
             await speech.events.aclose()
 
-    if not await while_connected(request, drain()):  # the client left: stop synthesizing
-        return Response(status_code=CLIENT_GONE)
-    voice = body.voice or (plan.voices[0].label() if plan.voices else "")
-    return JSONResponse({
-        "audioUrl": str(request.url_for("get_file", gen_id=speech.id)),
-        "contentType": plan.format.content_type, "model": model.id, "text": body.text,
-        "voice": voice, "speed": body.speed or 1.0, "duration": round(duration, 4),
-        "cost": service.cost(plan, duration, speech.cache),
-        "currency": settings.currency})
+    return duration if await while_connected(request, drain()) else None
 
 
 @router.get("/api/tts/status", summary="Poll an asynchronous job (nano-gpt)")

@@ -31,6 +31,7 @@ from orate.speech.text import split_sentences
 from orate.speech.types import SpeechError
 
 S = TypeVar("S")
+M = TypeVar("M")
 
 MAX_BUFFER = 20_000  # characters waiting for a sentence end
 MAX_PENDING = 256  # complete pieces waiting for synthesis
@@ -41,6 +42,10 @@ class TextStreamOverflow(SpeechError):
 
     def __init__(self, message: str) -> None:
         super().__init__(400, "buffer_full", message)
+
+
+class SpeakerStopped(Exception):
+    """The speaker ended without an error while the client was still writing."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,24 @@ class TextStream(Generic[S]):
         """Queue whatever is buffered, complete sentence or not."""
         done, self._buffer = self._buffer, ""
         return self._take(done, settings)
+
+    async def next_message(self, receive: Callable[[], Awaitable[M]],
+                           idle: float | None = None) -> M | None:
+        """The client's next message, raced against the speaker: if a piece fails first,
+        its exception is raised here (``SpeakerStopped`` if it just ended), so a dialect's
+        read loop notices a failed synthesis without waiting for the client. None when
+        nothing arrives within ``idle`` seconds."""
+        pending = asyncio.ensure_future(receive())
+        done, _ = await asyncio.wait({pending, self._task}, timeout=idle,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if self._task in done:
+            pending.cancel()
+            self._task.result()  # raises what stopped the synthesis
+            raise SpeakerStopped("synthesis stopped")
+        if pending not in done:
+            pending.cancel()
+            return None
+        return pending.result()
 
     async def finish(self) -> None:
         """Wait until every queued piece is spoken; raises what stopped the speaker."""
