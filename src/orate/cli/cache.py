@@ -12,8 +12,6 @@ from rich.markup import escape
 
 from orate.audio.formats import FORMATS
 from orate.cli.common import (
-    JSON_OPTION,
-    WIDE_OPTION,
     app,
     err,
     fail,
@@ -23,7 +21,7 @@ from orate.cli.common import (
     open_library,
     with_library,
 )
-from orate.cli.tables import Column, field, show
+from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
 
 cache_app = typer.Typer(help="The pre-render cache: warm it from a prompt list, see it, "
                         "empty it.", add_completion=False, no_args_is_help=True)

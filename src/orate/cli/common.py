@@ -38,8 +38,6 @@ def main(version: Annotated[bool, typer.Option(
     """
 
 
-JSON_OPTION = typer.Option("--json", help="print JSON (every field, for scripts)")
-WIDE_OPTION = typer.Option("--wide", help="every column in full, however wide")
 
 
 def load_settings(**overrides: object) -> Settings:

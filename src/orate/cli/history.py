@@ -6,13 +6,8 @@ from typing import Annotated
 
 import typer
 
-from orate.cli.common import (
-    JSON_OPTION,
-    WIDE_OPTION,
-    app,
-    with_library,
-)
-from orate.cli.tables import Column, field, show
+from orate.cli.common import app, with_library
+from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
 
 HISTORY_COLUMNS = (
     Column("created", lambda r: r["created_at"][:19].replace("T", " "), 3),

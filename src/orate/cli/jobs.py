@@ -10,17 +10,8 @@ from typing import Annotated
 
 import typer
 
-from orate.cli.common import (
-    JSON_OPTION,
-    WIDE_OPTION,
-    app,
-    err,
-    fail,
-    load_settings,
-    open_library,
-    with_library,
-)
-from orate.cli.tables import Column, field, show
+from orate.cli.common import app, err, fail, load_settings, open_library, with_library
+from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
 
 jobs_app = typer.Typer(help="Asynchronous jobs (nano-gpt's 202 + runId): list, show, wait.",
                        add_completion=False, no_args_is_help=True)

@@ -6,16 +6,8 @@ from typing import Annotated
 
 import typer
 
-from orate.cli.common import (
-    JSON_OPTION,
-    WIDE_OPTION,
-    app,
-    err,
-    fail,
-    note,
-    with_library,
-)
-from orate.cli.tables import Column, field, show
+from orate.cli.common import app, err, fail, note, with_library
+from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
 
 keys_app = typer.Typer(help="API keys: once the first is created, every route but /healthz "
                        "and /readyz needs one, until `orate keys open --yes`.",

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from orate.cli.common import JSON_OPTION, WIDE_OPTION, app, err, fail, with_library
-from orate.cli.tables import Column, field, show
+from orate.cli.common import app, err, fail, with_library
+from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
 
 lexicon_app = typer.Typer(help="Pronunciation dictionaries (lexicons): words or patterns read "
                           "as an alias or as IPA; use them with pronunciation_dictionary_"

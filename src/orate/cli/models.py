@@ -6,17 +6,8 @@ from typing import Annotated
 
 import typer
 
-from orate.cli.common import (
-    JSON_OPTION,
-    WIDE_OPTION,
-    app,
-    err,
-    fail,
-    load_services,
-    load_settings,
-    note,
-)
-from orate.cli.tables import Column, field, show
+from orate.cli.common import app, err, fail, load_services, load_settings, note
+from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
 
 models_app = typer.Typer(help="Models: list the catalog; pull or remove Piper and Kokoro "
                          "voices in the model store.", add_completion=False,

@@ -12,14 +12,7 @@ from typing import Annotated
 import typer
 
 from orate.audio.formats import FORMATS, format_for_extension
-from orate.cli.common import (
-    app,
-    err,
-    fail,
-    load_services,
-    load_settings,
-    note,
-)
+from orate.cli.common import app, err, fail, load_services, load_settings, note
 
 
 @app.command()

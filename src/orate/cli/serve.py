@@ -11,14 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from orate.cli.common import (
-    app,
-    err,
-    fail,
-    load_services,
-    load_settings,
-    with_library,
-)
+from orate.cli.common import app, err, fail, load_services, load_settings, with_library
 from orate.config import Settings
 
 

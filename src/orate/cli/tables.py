@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import typer
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console
@@ -26,6 +27,10 @@ FLEX_MIN = 20
 #: the characters between two columns: padding, the box's (blank) divider, padding;
 #: the box is SIMPLE_HEAD without edges, so the outer columns have no padding
 PADDING = 3
+
+# the options every listing command takes
+JSON_OPTION = typer.Option("--json", help="print JSON (every field, for scripts)")
+WIDE_OPTION = typer.Option("--wide", help="every column in full, however wide")
 
 
 @dataclass(frozen=True)

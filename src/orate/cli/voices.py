@@ -9,8 +9,6 @@ import typer
 from rich.console import Console
 
 from orate.cli.common import (
-    JSON_OPTION,
-    WIDE_OPTION,
     app,
     fail,
     load_services,
@@ -19,7 +17,7 @@ from orate.cli.common import (
     with_library,
     with_speech,
 )
-from orate.cli.tables import Column, field, show
+from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
 
 voices_app = typer.Typer(help="Built-in voices, and your saved voices (create, list, rm).",
                          add_completion=False)
