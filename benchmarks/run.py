@@ -82,7 +82,8 @@ from library_section import render_library, run_library
 from security_section import render_security, run_security
 from wyoming_section import render_wyoming, run_wyoming
 
-SECTIONS = ("core", "library", "hume", "elevenlabs", "engines", "security", "wyoming")
+SECTIONS = ("core", "library", "hume", "elevenlabs", "engines", "security", "wyoming",
+            "throughput")
 FORMATS = ("wav", "mp3")
 CONCURRENCY = (1, 4, 16)
 PEER_CONCURRENCY = 4
@@ -710,7 +711,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "time to first audio and alignment cost, engines = overhead around "
                         "an ONNX engine and the gateway's time to first byte, security = "
                         "auth overhead and a mixed-dialect load test, wyoming = Wyoming "
-                        "first audio vs OpenAI and vs wyoming-piper")
+                        "first audio vs OpenAI and vs wyoming-piper, throughput = issue 14's "
+                        "wrk benchmark: orate vs raw engine vs an espeak-ng|ffmpeg server "
+                        "(throughput.py)")
     parser.add_argument("--piper-python", help="wyoming section: the Python that runs "
                         "wyoming-piper (default: ORATE_BENCH_PIPER_PYTHON or this one)")
     return parser.parse_args(argv)
@@ -767,6 +770,10 @@ def main(argv: list[str] | None = None) -> int:
                 wyoming = run_wyoming(runner, args.quick, extra_env, results.notes,
                                       args.piper_python)
             more += render_wyoming(wyoming)
+        if "throughput" in sections:
+            from throughput import run_throughput
+
+            more += [run_throughput(args.quick), ""]
     except BenchmarkError as exc:
         print(f"benchmark aborted: {exc}", *results.notes, sep="\n", file=sys.stderr)
         return 1
