@@ -130,8 +130,10 @@ def record(text: str, fmt: str, seconds: float, outdir: Path, rate: int) -> dict
                               "-d", str(int(seconds)), "--nonblocking", "-p", str(proc.pid),
                               "-o", str(outdir / "main.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-            subprocess.Popen(["py-spy", "record", "--format", "raw", "-r", str(rate),
-                              "-d", str(int(seconds)), "--nonblocking", "--native",
+            # --native cannot run --nonblocking: the worker is paused for each sample,
+            # so it is sampled at a lower rate
+            subprocess.Popen(["py-spy", "record", "--format", "raw", "-r", str(rate // 2),
+                              "-d", str(int(seconds)), "--native",
                               "-p", str(worker), "-o", str(outdir / "worker.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
         ]
