@@ -95,7 +95,8 @@ def extension_packages(pid: int) -> list[str]:
 
 def tree(warm: bool = True) -> list[str]:
     lines = ["## Process tree, idle after warm-up (MiB)", "",
-             "| process | pid | RSS | PSS | USS (private) | anonymous |", "|---|---:|---:|---:|---:|---:|"]
+             "| process | pid | RSS | PSS | USS (private) | anonymous |",
+             "|---|---:|---:|---:|---:|---:|"]
     env = {"ORATE_CACHE_ENABLED": "false"}
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as log, \
             running_server(log, env) as (proc, port, startup):

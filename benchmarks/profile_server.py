@@ -79,8 +79,22 @@ def parse_raw(path: Path) -> list[tuple[list[str], int]]:
     return stacks
 
 
+# a thread blocked in one of these is waiting, not working: native sampling pauses the
+# whole process, so py-spy counts waiting threads (aiosqlite's, the executor's, a worker
+# waiting for its next job, the loop in epoll) as active; those samples are dropped
+IDLE = re.compile(r"PyThread_acquire_lock_timed|_queue_SimpleQueue_get|epoll_pwait|"
+                  r"epoll_wait|^poll \(libc|^select \(|sem_timedwait|pthread_cond_|"
+                  r"Connection\.poll|_poll \(connection|wait \(threading")
+
+
+def is_idle(frames: list[str]) -> bool:
+    return any(IDLE.search(f) for f in frames[-8:])
+
+
 def summarize(path: Path, cpu_ms: float, top: int = 15) -> list[str]:
-    stacks = parse_raw(path)
+    everything = parse_raw(path)
+    stacks = [(f, c) for f, c in everything if not is_idle(f)]
+    idle = sum(c for _, c in everything) - sum(c for _, c in stacks)
     total = sum(c for _, c in stacks) or 1
     buckets: collections.Counter[str] = collections.Counter()
     self_t: collections.Counter[str] = collections.Counter()
@@ -91,7 +105,8 @@ def summarize(path: Path, cpu_ms: float, top: int = 15) -> list[str]:
             self_t[_short(frames[-1])] += count
         for f in {_short(f) for f in frames}:
             incl[f] += count
-    out = [f"samples: {total}; CPU per request of this process: {cpu_ms:.1f} ms", "",
+    out = [f"samples: {total} working ({idle} waiting, dropped); CPU per request of this "
+           f"process: {cpu_ms:.1f} ms", "",
            "| bucket | share of samples | ms per request |", "|---|---:|---:|"]
     for name, count in buckets.most_common():
         out.append(f"| {name} | {100 * count / total:.1f}% | {cpu_ms * count / total:.2f} |")
@@ -114,7 +129,8 @@ def _short(frame: str) -> str:
     return f"{m.group(1)} ({Path(m.group(2)).name})"
 
 
-def record(text: str, fmt: str, seconds: float, outdir: Path, rate: int) -> dict[str, object]:
+def record(text: str, fmt: str, seconds: float, outdir: Path, rate: int,
+           native_main: bool = False) -> dict[str, object]:
     outdir.mkdir(parents=True, exist_ok=True)
     env = {"ORATE_CACHE_ENABLED": "false", "ORATE_HISTORY": "true"}
     script = outdir / "post.lua"
@@ -126,8 +142,10 @@ def record(text: str, fmt: str, seconds: float, outdir: Path, rate: int) -> dict
         worker = next(p for p in pids if role_of(p, proc.pid) == "worker")
         workers = [p for p in pids if role_of(p, proc.pid) == "worker"]
         spies = [
-            subprocess.Popen(["py-spy", "record", "--format", "raw", "-r", str(rate),
-                              "-d", str(int(seconds)), "--nonblocking", "-p", str(proc.pid),
+            subprocess.Popen(["py-spy", "record", "--format", "raw",
+                              *(["-r", str(rate // 2), "--native"] if native_main
+                                else ["-r", str(rate), "--nonblocking"]),
+                              "-d", str(int(seconds)), "-p", str(proc.pid),
                               "-o", str(outdir / "main.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
             # --native cannot run --nonblocking: the worker is paused for each sample,
@@ -153,7 +171,7 @@ def record(text: str, fmt: str, seconds: float, outdir: Path, rate: int) -> dict
             "workers_cpu_ms": 1e3 * (all1 - all0) / n,
             # the profiled worker served about `share` of the requests
             "worker_cpu_ms_per_its_request": 1e3 * (w1 - w0) / max(n * share, 1),
-            "load": os.getloadavg()}
+            "load": os.getloadavg(), "native_main": native_main}
     (outdir / "meta.json").write_text(json.dumps(meta, indent=1))
     return meta
 
@@ -163,7 +181,9 @@ def report(outdir: Path) -> str:
     lines = [f"### {meta['text']} {meta['format']}, wrk c=4: {meta['rps']:.1f} req/s, "
              f"p50 {meta['p50_ms']:.1f} ms, {meta['requests']} requests; CPU ms per request "
              f"main {meta['main_cpu_ms']:.1f} / workers {meta['workers_cpu_ms']:.1f}", ""]
-    lines += ["#### main process", "", *summarize(outdir / "main.txt", meta["main_cpu_ms"])]
+    native = " (`--native`)" if meta.get("native_main") else ""
+    lines += [f"#### main process{native}", "",
+              *summarize(outdir / "main.txt", meta["main_cpu_ms"])]
     lines += ["", "#### one engine worker (`--native`)", ""]
     lines += summarize(outdir / "worker.txt", meta["worker_cpu_ms_per_its_request"])
     return "\n".join(lines)
@@ -176,6 +196,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=int, default=250)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--native-main", action="store_true",
+                        help="sample the main process with C frames too (pauses it per sample)")
     parser.add_argument("--summarize", type=Path, metavar="OUTDIR")
     args = parser.parse_args()
     if args.summarize:
@@ -183,7 +205,7 @@ def main() -> int:
         return 0
     label = "11 words" if args.text == "short" else "218 words"
     out = args.out or Path(tempfile.mkdtemp(prefix=f"orate-prof-{args.text}-{args.format}-"))
-    record(label, args.format, args.seconds, out, args.rate)
+    record(label, args.format, args.seconds, out, args.rate, args.native_main)
     print(report(out))
     print(f"\n(raw stacks in {out})", file=sys.stderr)
     return 0
