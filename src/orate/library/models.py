@@ -90,6 +90,20 @@ class CacheEntry(Base):
     last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class CacheCounter(Base):
+    """A lifetime count of cache results (``hits``, ``misses``, ``shared``).
+
+    Kept in the database, not in a process, so every process on the same library
+    (the server, ``orate cache stats``, a second server) reads the same numbers.
+    Servers add to it in the background (SpeechCache buffers increments).
+    """
+
+    __tablename__ = "cache_counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Job(Base):
     """An accepted asynchronous synthesis; it survives restarts and completes once.
 
