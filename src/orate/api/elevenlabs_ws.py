@@ -139,7 +139,7 @@ def _closing_for(exc: Exception) -> Closing:
 
 
 def _speaker(ws: WebSocket, service: SpeechService, voice_id: str, model_id: str | None,
-             fmt: Any) -> Callable[[str, Piece], Awaitable[None]]:
+             fmt: Any, normalize: bool) -> Callable[[str, Piece], Awaitable[None]]:
     """How one piece of text is spoken: a request in, audio and alignment messages out,
     on one clock across the session's pieces."""
     clock = {"ms": 0.0}
@@ -148,7 +148,7 @@ def _speaker(ws: WebSocket, service: SpeechService, voice_id: str, model_id: str
     async def speak(text: str, piece: Piece) -> None:
         try:
             req = await build_request(ws, voice_id, text, model_id, fmt, piece.settings,
-                                      timestamps=True)
+                                      timestamps=True, normalize=normalize)
             # the owner may be known only since the BOS message (its xi_api_key)
             ctx = context(ws, "elevenlabs")
             if ctx.quota_left is not None:  # the key's count was read when it connected
@@ -219,7 +219,9 @@ async def stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -> None
     except SpeechError as exc:
         await _send_error(ws, Closing(POLICY, "invalid_output_format", exc.message))
         return
-    stream = service.open_text_stream(_speaker(ws, service, voice_id, q.get("model_id"), fmt))
+    normalize = q.get("apply_text_normalization") != "off"
+    stream = service.open_text_stream(_speaker(ws, service, voice_id, q.get("model_id"), fmt,
+                                               normalize))
     session = _Session()
     try:
         while True:
