@@ -24,7 +24,7 @@ def lexicon_add(
     alias: Annotated[list[str] | None, typer.Option(
         help="WORD=ALIAS, repeatable")] = None,
     ipa: Annotated[list[str] | None, typer.Option(help="WORD=IPA, repeatable")] = None,
-    description: Annotated[str, typer.Option()] = "",
+    description: Annotated[str, typer.Option(help="what the dictionary is for")] = "",
 ) -> None:
     """Create a dictionary (owned by 'local', the owner when keys are off)."""
     from orate.library.tables import LOCAL_OWNER

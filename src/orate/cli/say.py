@@ -68,6 +68,7 @@ def say(
         timestamps=frozenset({"word", "phoneme"}) if timestamps else
         frozenset({"word"}) if captions else frozenset(),
         whole_file=not to_stdout, normalize=normalize,
+        framing=None,  # no HTTP response held in a server's memory: the job limits apply
         # the CLI has no wire limit: the pipeline renders sentence by sentence into one
         # encoder, so memory stays bounded; the job limit bounds the work up front
         max_chars=max(settings.max_job_chars, settings.max_input_chars))
