@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
-from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
@@ -58,6 +57,22 @@ class CollapseSlashes:
         await self.app(scope, receive, send)
 
 
+def make_backend(settings: Settings) -> EnginePool:
+    """The engine runtime the settings ask for: the local process pool or Ray actors
+    (both speak the same protocol; the pipeline cannot tell them apart)."""
+    if settings.engine_backend == "ray":
+        from orate.runtime.ray_backend import RayBackend
+
+        return RayBackend(settings.ray_actors or settings.workers,  # type: ignore[return-value]
+                          settings.ray_address, settings.resolved_models_dir(),
+                          settings.model_idle_seconds, max_queue=settings.max_queue,
+                          queue_timeout=settings.queue_timeout,
+                          num_cpus=settings.ray_num_cpus, num_gpus=settings.ray_num_gpus)
+    return EnginePool(settings.workers, settings.resolved_models_dir(),
+                      settings.model_idle_seconds, max_queue=settings.max_queue,
+                      queue_timeout=settings.queue_timeout)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -66,11 +81,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tune_malloc()
         engine_by_name("espeak")  # voice tables for validation; synthesis stays in workers
         catalog = Catalog.from_settings(settings)
-        pool = EnginePool(settings.workers, settings.resolved_models_dir(),
-                          settings.model_idle_seconds, max_queue=settings.max_queue,
-                          queue_timeout=settings.queue_timeout)
+        pool = make_backend(settings)
         await pool.start()
         library = await Library.open(settings)
+        limits.shared = library.limits  # several replicas: a key's limits are service-wide
         app.state.pool = pool
         app.state.library = library
         pipeline = Pipeline(settings, catalog, pool, library)
@@ -133,19 +147,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool: EnginePool = app.state.pool
         return JSONResponse({"status": "ok", "version": __version__, "engines": pool.stats()})
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: engines up and database reachable",
-             responses=documented(503))
+    @app.get("/readyz", tags=["ops"], summary="Readiness: engines up, database and store "
+             "reachable", responses=documented(503))
     async def readyz() -> JSONResponse:
+        """What a load balancer needs to drain a sick replica: it fails when no engine is
+        alive or the database or the blob store does not answer; it reports the backend,
+        the engines (Ray actors) alive and the queue in front of them."""
         pool: EnginePool = app.state.pool
-        checks = {"engines": len(pool.pids()) == pool.size, "database": False}
-        try:
-            async with app.state.library.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            checks["database"] = True
-        except Exception as exc:  # report, don't raise: this is what the probe is for
-            log.warning("readiness: database unreachable: %s", exc)
+        alive = len(pool.pids())
+        checks = {"engines": alive > 0, **await app.state.library.check()}
         ready = all(checks.values())
-        return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+        return JSONResponse({"ready": ready, **checks, "backend": settings.engine_backend,
+                             "engines_alive": alive, "engines_wanted": pool.size,
+                             "queue": pool.waiting, "replica": app.state.library.holder},
+                            status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (admin keys only)",
              responses={200: {"description": "Prometheus text format",

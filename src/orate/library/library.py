@@ -9,9 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy import text
 
 from orate.config import Settings
 from orate.library.blobs import BlobStore
@@ -20,6 +25,7 @@ from orate.library.db import make_engine, migrate, sessions
 from orate.library.generations import GenerationStore
 from orate.library.jobs import JobStore
 from orate.library.keys import KeyStore
+from orate.library.shared import Leases, SharedLimits
 from orate.library.voices import VoiceLibrary
 
 log = logging.getLogger("orate.library")
@@ -40,14 +46,22 @@ class Library:
         self.voices = VoiceLibrary(self.sessions)
         self.jobs = JobStore(self.sessions)
         self.keys = KeyStore(self.sessions)
+        #: several replicas share this database: limits live in it, chores take a lease,
+        #: and a response ends only once its generation is visible to every replica
+        self.shared = settings.replicated()
+        self.limits = SharedLimits(self.engine) if self.shared else None
+        self.leases = Leases(self.engine)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.prunes = 0  # retention passes this replica ran (it held the lease)
         self._pruner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[object]] = set()
 
-    def track(self, coro: Coroutine[Any, Any, object]) -> None:
+    def track(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         """Run library work in the background, kept alive and logged if it fails."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
@@ -80,6 +94,24 @@ class Library:
         await self.cache.close()
         await self.engine.dispose()
 
+    async def check(self) -> dict[str, bool]:
+        """Whether the database and the blob store answer (for /readyz)."""
+        checks = {"database": False, "store": False}
+        try:
+            async with asyncio.timeout(3):
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+            checks["database"] = True
+        except Exception as exc:  # report, don't raise: this is what the probe is for
+            log.warning("readiness: database unreachable: %s", exc)
+        try:
+            async with asyncio.timeout(3):
+                await self.blobs.exists("readyz-probe")
+            checks["store"] = True
+        except Exception as exc:
+            log.warning("readiness: blob store unreachable: %s", exc)
+        return checks
+
     async def prune(self) -> int:
         removed = await self.generations.prune(self.settings.retention_days,
                                                self.settings.retention_max_bytes)
@@ -91,6 +123,11 @@ class Library:
     async def _prune_loop(self) -> None:
         while True:
             try:
+                # once per service: the replica holding the lease prunes, the others skip
+                if not await self.leases.acquire("retention", self.holder, PRUNE_EVERY * 1.5):
+                    await asyncio.sleep(PRUNE_EVERY)
+                    continue
+                self.prunes += 1
                 removed = await self.prune()
                 if removed:
                     log.info("retention: removed %d generations", removed)
