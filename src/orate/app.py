@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
+from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
@@ -116,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # (served under DOCS_ASSETS), not from a CDN: an air-gapped server keeps its docs.
     app = FastAPIOffline(title="orate", version=__version__, lifespan=lifespan,
                          redirect_slashes=False, static_url=DOCS_ASSETS,
-                         responses=documented(401, 413, 429, 503),
+                         responses=documented(401, 413, 429, 503, 507),
                          description="Self-hosted text-to-speech speaking the OpenAI, Hume, "
                          "nano-gpt and ElevenLabs wire dialects.")
     app.state.settings = settings
@@ -126,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limits = KeyLimits()  # one per process: HTTP and Wyoming count against the same keys
     app.add_middleware(Guard, max_body=settings.max_body_bytes, metrics=metrics,
                        keys=lambda: getattr(getattr(app.state, "library", None), "keys", None),
-                       limits=limits)
+                       limits=limits, auth=settings.auth)
     app.add_middleware(JsonBodies)
     app.add_middleware(elevenlabs.ElevenLabsDispatch)  # before the guard: its errors follow
     app.add_middleware(CollapseSlashes)
@@ -154,13 +156,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         alive or the database or the blob store does not answer; it reports the backend,
         the engines (Ray actors) alive and the queue in front of them."""
         pool: EnginePool = app.state.pool
+        library: Library = app.state.library
         alive = len(pool.pids())
-        checks = {"engines": alive > 0, **await app.state.library.check()}
+        # Ray replaces a lost actor in the background: one alive is enough to serve
+        enough = alive > 0 if settings.engine_backend == "ray" else alive == pool.size
+        checks: dict[str, bool] = {"engines": enough,
+                                   "database": False, "storage": False}
+        reasons: dict[str, str] = {}
+        try:
+            # a real table, not SELECT 1: a corrupted file still answers SELECT 1
+            async with asyncio.timeout(3), library.engine.connect() as conn:
+                await conn.execute(text("SELECT version_num FROM alembic_version"))
+                await conn.execute(text("SELECT count(*) FROM api_keys"))
+            checks["database"] = True
+        except Exception as exc:  # report, don't raise: this is what the probe is for
+            reasons["database"] = str(exc).splitlines()[0][:200]
+            log.warning("readiness: database unusable: %s", reasons["database"])
+        try:
+            async with asyncio.timeout(3):
+                problem = await library.blobs.probe()
+        except TimeoutError:
+            problem = "the blob store did not answer within 3 s"
+        checks["storage"] = problem is None
+        if problem is not None:
+            reasons["storage"] = problem
         ready = all(checks.values())
-        return JSONResponse({"ready": ready, **checks, "backend": settings.engine_backend,
-                             "engines_alive": alive, "engines_wanted": pool.size,
-                             "queue": pool.waiting, "replica": app.state.library.holder},
-                            status_code=200 if ready else 503)
+        body: dict[str, object] = {"ready": ready, **checks,
+                                   "backend": settings.engine_backend, "engines_alive": alive,
+                                   "engines_wanted": pool.size, "queue": pool.waiting,
+                                   "replica": library.holder}
+        if reasons:
+            body["reasons"] = reasons
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (admin keys only)",
              responses={200: {"description": "Prometheus text format",
@@ -170,5 +197,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not is_admin(request):
             raise ApiError(404, "not_found", "no route GET /metrics")
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.api_route("/metrics", methods=["HEAD", "OPTIONS", "POST", "PUT", "PATCH",
+                                                "DELETE"],
+                   include_in_schema=False)
+    async def metrics_other(request: Request) -> Response:
+        # hidden from non-admins for every method alike (a 405 would reveal the route)
+        if not is_admin(request):
+            raise ApiError(404, "not_found", f"no route {request.method} /metrics")
+        raise ApiError(405, "method_not_allowed", f"{request.method} /metrics is not "
+                       "supported; use GET", headers={"Allow": "GET"})
 
     return app

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import json
+import os
 import re
 import sys
 import time
@@ -13,18 +15,86 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from orate.audio.formats import FORMATS, format_for_extension
+from orate.cli_tables import Column, field, show
 from orate.config import Settings
 
 app = typer.Typer(help="orate: a self-hosted text-to-speech server.", no_args_is_help=True,
-                  add_completion=False)
+                  add_completion=False,
+                  # a crash must not print local variables: `keys create` holds a secret
+                  pretty_exceptions_show_locals=False)
 err = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from orate import __version__
+
+        print(f"orate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="print the version and exit")]
+         = False) -> None:
+    """orate: a self-hosted text-to-speech server (OpenAI, Hume and nano-gpt dialects).
+
+    Start with `orate serve`, or `orate say "Hello" -o hello.mp3` without a server.
+    Settings come from ORATE_* environment variables (see the README).
+    """
+
+
+JSON_OPTION = typer.Option("--json", help="print JSON (every field, for scripts)")
+WIDE_OPTION = typer.Option("--wide", help="every column in full, however wide")
+
+
+def _settings(**overrides: object) -> Settings:
+    """Settings from the environment (and ``orate serve``'s flags); a bad value is a
+    one-line error naming the variable, not a pydantic traceback."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except SettingsError as exc:  # a value that is not even parseable, e.g. bad JSON
+        _fail(f"bad setting: {exc}" + (f" ({exc.__cause__})" if exc.__cause__ else ""))
+        raise  # unreachable: _fail exits
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            name = str(e["loc"][0]) if e["loc"] else "?"
+            where = f"--{name.replace('_', '-')}" if name in overrides \
+                else f"ORATE_{name.upper()}"
+            problems.append(f"{where}={e.get('input')!r}: {e['msg']}")
+        _fail("bad setting: " + "; ".join(problems))
+        raise  # unreachable: _fail exits
+
+
+def _catalog(settings: Settings):  # type: ignore[no-untyped-def]
+    """The model catalog, or one line naming what is wrong in the providers file."""
+    from orate.engines.catalog import Catalog
+
+    try:
+        return Catalog.from_settings(settings)
+    except (OSError, ValueError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        named = detail if str(settings.providers_file) in detail \
+            else f"{settings.providers_file}: {detail}"
+        _fail(f"ORATE_PROVIDERS_FILE: {named}")
+
+
+def _note(message: str) -> None:
+    """One line of news on stderr, printed as is: names, paths and texts come from users,
+    and rich would read "[/x]" in them as markup (and fail after the work was done)."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    """Print one line, ``error: …``, and exit 2 (bad input), never a traceback."""
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)
 
 
@@ -57,7 +127,13 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers,
                                    "log_level": log_level, "wyoming_uri": wyoming,
                                    "wyoming_zeroconf": zeroconf}.items() if v is not None}
-    settings = Settings(**overrides)
+    settings = _settings(**overrides)
+    from uvicorn.config import LOG_LEVELS
+
+    if settings.log_level.lower() not in LOG_LEVELS:
+        _fail(f"log level {settings.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
+    _check_port_free(settings.host, settings.port)
+    _catalog(settings)  # a broken providers file fails here, in one line, not in startup
     if settings.wyoming_uri:
         _check_wyoming(settings, insecure)
     try:
@@ -66,21 +142,21 @@ def serve(
         loopback = settings.host == "localhost"
     if not loopback:
         async def count(lib):  # type: ignore[no-untyped-def]
-            return await lib.keys.any_active()
+            return await lib.keys.auth_required(settings.auth)
 
         if not _with_library(count):
             if not insecure:
                 _fail(f"refusing to listen on {settings.host} with no API keys: anyone who can "
                       "reach it could use it. Create one with `orate keys create --name NAME`, "
                       "or pass --insecure if that is really what you want")
-            err.print(f"[yellow]warning:[/yellow] --insecure: listening on {settings.host} "
+            err.print(f"[yellow]warning:[/yellow] --insecure: listening on {escape(settings.host)} "
                       "with no API keys; anyone who can reach this address can use the server")
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactKeys())
     # no permessage-deflate: audio does not compress, and deflating every frame cost
     # ~5x the CPU of the same stream over HTTP (benchmarks, Hume WebSocket)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level, timeout_graceful_shutdown=10,
+                log_level=settings.log_level.lower(), timeout_graceful_shutdown=10,
                 ws_per_message_deflate=False,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
@@ -140,6 +216,26 @@ def _check_wyoming(settings: Settings, insecure: bool) -> None:
                   "no key; anyone who can reach this address can use it")
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail in one line before starting engines when the address is taken or unknown
+    (uvicorn would start the worker pool first, then log the bind error among INFO lines)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        _fail(f"cannot listen on {host!r}: {exc.strerror}")
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            hint = " (another orate running?); pass --port or set ORATE_PORT" \
+                if exc.errno == errno.EADDRINUSE else ""
+            _fail(f"cannot listen on {host}:{port}: {exc.strerror}{hint}")
+
+
 class RedactKeys:
     """A logging filter: API keys in query strings (Hume's WebSocket) never reach logs."""
 
@@ -154,8 +250,9 @@ class RedactKeys:
         return True
 
 
-keys_app = typer.Typer(help="API keys: when any exists, every route but /healthz and "
-                       "/readyz needs one.", add_completion=False, no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: once the first is created, every route but /healthz "
+                       "and /readyz needs one, until `orate keys open --yes`.",
+                       add_completion=False, no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
@@ -192,30 +289,33 @@ def keys_create(
                                      concurrency=concurrency, quota_chars=quota_chars)
 
     info, secret = _with_library(work)
-    err.print(f"created {info.id} ({info.name}{', admin' if info.admin else ''}); the key, "
+    _note(f"created {info.id} ({info.name}{', admin' if info.admin else ''}); the key, "
               "shown only this once:")
     print(secret)
 
 
+KEY_COLUMNS = (
+    Column("id", field("id")),
+    Column("name", field("name"), flex=True),
+    Column("prefix", lambda r: r["prefix"] + "…", 1),
+    Column("revoked", lambda r: "yes" if r["revoked"] else "no", 1),
+    Column("admin", lambda r: "yes" if r["admin"] else "no", 2),
+    Column("used / quota", lambda r: f"{r['used_chars']} / {r['quota_chars'] or '-'}", 2,
+           justify="right"),
+    Column("rate/min", field("rate_per_minute"), 3, justify="right"),
+    Column("concurrency", field("concurrency"), 4, justify="right"),
+)
+
+
 @keys_app.command("list")
-def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def keys_list(as_json: Annotated[bool, JSON_OPTION] = False,
+              wide: Annotated[bool, WIDE_OPTION] = False) -> None:
     """Keys (never their secrets): name, prefix, limits, characters used."""
     async def work(lib):  # type: ignore[no-untyped-def]
         return await lib.keys.list()
 
     rows = _with_library(work)
-    if as_json:
-        print(json.dumps(rows, indent=1))
-        return
-    table = Table(title=f"{len(rows)} keys")
-    for col in ("id", "name", "prefix", "admin", "rate/min", "concurrency", "used / quota",
-                "revoked"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["id"], r["name"], r["prefix"] + "…", str(r["admin"]),
-                      str(r["rate_per_minute"] or "-"), str(r["concurrency"] or "-"),
-                      f"{r['used_chars']} / {r['quota_chars'] or '-'}", str(r["revoked"]))
-    Console().print(table)
+    show(rows, KEY_COLUMNS, title=f"{len(rows)} keys", wide=wide, as_json=as_json)
 
 
 @keys_app.command("revoke")
@@ -226,13 +326,32 @@ def keys_revoke(ref: Annotated[str, typer.Argument(help="key id, name or prefix"
 
     if not _with_library(work):
         _fail(f"no live key {ref!r}")
-    err.print(f"revoked {ref}")
+    _note(f"revoked {ref}")
+
+
+@keys_app.command("open")
+def keys_open(yes: Annotated[bool, typer.Option("--yes", help="yes, serve without keys")]
+              = False) -> None:
+    """Turn auth off: anyone who can reach the server may use it. Only once every key is
+    revoked (revoking the last key alone keeps the server locked)."""
+    if not yes:
+        _fail("this lets anyone who can reach the server use it; confirm with --yes")
+
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return await lib.keys.open_auth()
+
+    live = _with_library(work)
+    if live:
+        _fail(f"{live} live keys remain; revoke them first (`orate keys revoke NAME`)")
+    err.print("auth is off: requests need no key (within two seconds on a running server)")
 
 
 @app.command()
 def say(
     text: Annotated[str, typer.Argument(help="text to speak; '-' reads standard input")],
-    output: Annotated[str, typer.Option("-o", "--output", help="file to write; '-' is stdout")],
+    output: Annotated[str | None, typer.Option(
+        "-o", "--output", help="file to write; '-' is stdout (the default when stdout is a "
+        "pipe or a file)")] = None,
     voice: Annotated[str | None, typer.Option(help="voice name, e.g. alloy, en-us+f3")] = None,
     format: Annotated[str | None, typer.Option(
         "--format", "-f", help=f"one of {', '.join(FORMATS)}; default from the extension")] = None,
@@ -241,11 +360,20 @@ def say(
     timestamps: Annotated[Path | None, typer.Option(
         help="also write word and phoneme timestamps to this JSON file")] = None,
 ) -> None:
-    """Synthesize TEXT in this process (no server needed) and write the audio."""
-    from orate.engines.catalog import Catalog
+    """Synthesize TEXT in this process (no server needed) and write the audio.
+
+    Long text is fine: past the per-request limit of the HTTP dialects (4,096
+    characters) it is spoken sentence by sentence into the same file, up to the
+    long-form limit of jobs (ORATE_MAX_JOB_CHARS, 200,000), as a job would be.
+    """
     from orate.speech.pipeline import Pipeline, SpeechError, SpeechEvent, SpeechRequest, Utterance
 
-    settings = Settings()
+    settings = _settings()
+    if output is None:
+        if sys.stdout.isatty():
+            _fail("where should the audio go? pass -o hello.mp3 (format from the extension), "
+                  "or redirect: orate say … > hello.mp3")
+        output = "-"
     if text == "-":
         text = sys.stdin.read()
     to_stdout = output == "-"
@@ -255,36 +383,87 @@ def say(
     if fmt is None:
         _fail(f"cannot tell the format from {output!r}; pass --format "
               f"({', '.join(FORMATS)})")
-    pipeline = Pipeline(settings, Catalog.from_settings(settings), pool=None)
+    pipeline = Pipeline(settings, _catalog(settings), pool=None)
     request = SpeechRequest(
         model=model or settings.default_model,
         utterances=[Utterance(text, voice or settings.default_voice, speed)], format=fmt,
         timestamps=frozenset({"word", "phoneme"}) if timestamps else frozenset(),
-        whole_file=not to_stdout)
+        whole_file=not to_stdout,
+        # the CLI has no wire limit: the pipeline renders sentence by sentence into one
+        # encoder, so memory stays bounded; the job limit bounds the work up front
+        max_chars=max(settings.max_job_chars, settings.max_input_chars))
     try:
         plan = asyncio.run(pipeline.plan(request))
     except SpeechError as exc:
-        _fail(exc.message)
+        hint = " (raise ORATE_MAX_JOB_CHARS, or split the text)" \
+            if exc.code == "request_too_large" else ""
+        _fail(exc.message + hint)
+    progress = _sentence_progress(len(plan.job.text)) \
+        if len(plan.job.text) > settings.max_input_chars and not to_stdout else None
+    if timestamps is not None and not timestamps.parent.is_dir():
+        _fail(f"--timestamps {timestamps}: no folder {timestamps.parent}")
     stamps: list[dict[str, object]] = []
-    sink = sys.stdout.buffer if to_stdout else open(output, "wb")  # noqa: SIM115
+    try:
+        sink = sys.stdout.buffer if to_stdout else open(output, "wb")  # noqa: SIM115
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror}")
+    # events arrive inside the engine's ctypes callback, where an exception is only
+    # printed and synthesis goes on: a failed write is kept here and stops the render
+    failed: list[OSError] = []
     try:
         def on_event(event: SpeechEvent) -> None:
+            if failed:
+                return
             if event.kind == "audio":
-                sink.write(event.audio)
-                if to_stdout:
-                    sink.flush()
+                try:
+                    sink.write(event.audio)
+                    if to_stdout:
+                        sink.flush()
+                except OSError as exc:
+                    failed.append(exc)
             elif event.kind == "timestamps":
                 stamps.extend(t.to_dict() for t in event.timestamps)
+            elif event.kind == "sentence" and progress is not None:
+                progress.update(progress.task_ids[0], completed=event.info["char_end"])
 
-        stats = pipeline.render_local(plan, on_event)
+        if progress is not None:
+            with progress:
+                stats = pipeline.render_local(plan, on_event, lambda: bool(failed))
+        else:
+            stats = pipeline.render_local(plan, on_event, lambda: bool(failed))
     finally:
         if not to_stdout:
-            sink.close()
+            try:
+                sink.close()
+            except OSError as exc:
+                failed.append(exc)
+    if failed:
+        if to_stdout and isinstance(failed[0], BrokenPipeError):
+            # the reader stopped (`orate say … | head`): quiet, as other Unix tools are
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141)
+        where = "standard output" if to_stdout else output
+        _fail(f"cannot write {where}: {failed[0].strerror or failed[0]}")
     if timestamps:
-        timestamps.write_text(json.dumps(stamps, indent=1, ensure_ascii=False))
+        try:
+            timestamps.write_text(json.dumps(stamps, indent=1, ensure_ascii=False))
+        except OSError as exc:
+            _fail(f"cannot write {timestamps}: {exc.strerror}")
     if not to_stdout:
-        err.print(f"wrote {output}: {stats.duration:.2f} s of {fmt} "
+        _note(f"wrote {output}: {stats.duration:.2f} s of {fmt} "
                   f"({plan.voices[0].label()})")
+
+
+def _sentence_progress(characters: int):  # type: ignore[no-untyped-def]
+    """A progress bar over characters spoken, for long text on a terminal (else None)."""
+    if not err.is_terminal:
+        return None
+    from rich.progress import BarColumn, Progress, TimeElapsedColumn
+
+    progress = Progress("speaking", BarColumn(), "{task.percentage:>3.0f}%",
+                        TimeElapsedColumn(), console=err, transient=True)
+    progress.add_task("speaking", total=characters)
+    return progress
 
 
 voices_app = typer.Typer(help="Built-in voices, and your saved voices (create, list, rm).",
@@ -298,18 +477,19 @@ app.add_typer(cache_app, name="cache")
 @voices_app.callback(invoke_without_command=True)
 def voices(
     ctx: typer.Context,
-    language: Annotated[str | None, typer.Option(help="only voices whose language starts so")]
-    = None,
+    language: Annotated[str | None, typer.Option(
+        help="only voices whose language starts with this, e.g. fr or en-gb")] = None,
     model: Annotated[str | None, typer.Option(help="model id")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+    wide: Annotated[bool, WIDE_OPTION] = False,
 ) -> None:
     """List the built-in voices of a model (the OpenAI names are aliases of these)."""
     if ctx.invoked_subcommand:
         return
-    from orate.engines.catalog import OPENAI_VOICES, Catalog
+    from orate.engines.catalog import OPENAI_VOICES
 
-    settings = Settings()
-    catalog = Catalog.from_settings(settings)
+    settings = _settings()
+    catalog = _catalog(settings)
     found = catalog.model(model or settings.default_model)
     if found is None:
         _fail(f"unknown model {model!r}; models: {', '.join(catalog.models)}")
@@ -318,23 +498,46 @@ def voices(
     if as_json:
         print(json.dumps([v.__dict__ for v in rows], default=list, indent=1))
         return
-    table = Table(title=f"{len(rows)} voices of {found.id}")
-    for col in ("id", "name", "language", "gender"):
-        table.add_column(col)
-    for v in rows:
-        table.add_row(v.id, v.name, v.language, v.gender)
-    Console().print(table)
+    show([v.__dict__ for v in rows], BUILTIN_VOICE_COLUMNS,
+         title=f"{len(rows)} voices of {found.id}", wide=wide)
     if not language:
         aliases = ", ".join(f"{k}={p.label()}" for k, p in OPENAI_VOICES.items())
         Console().print(f"OpenAI names: {aliases}. Add a variant with +, e.g. en-us+f3.")
 
 
-def _with_library(work):  # type: ignore[no-untyped-def]
-    """Run ``work(library)`` against the configured library (the server may be running)."""
+BUILTIN_VOICE_COLUMNS = (
+    Column("id", field("id")),
+    Column("name", field("name"), flex=True),
+    Column("language", field("language")),
+    Column("gender", field("gender"), 1),
+    Column("languages", lambda v: ", ".join(v["languages"]), 2),
+)
+
+
+async def _open_library(settings: Settings):  # type: ignore[no-untyped-def]
+    """The library, or one line saying which database could not be opened and why
+    (a wrong ORATE_DATABASE_URL or data dir is a setting to fix, not a traceback)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from orate.library.library import Library
 
+    url = settings.resolved_database_url()
+    try:
+        return await Library.open(settings, background=False)
+    except (OSError, SQLAlchemyError, ImportError, ValueError) as exc:
+        try:
+            shown = make_url(url).render_as_string(hide_password=True)
+        except Exception:
+            shown = "ORATE_DATABASE_URL"
+        _fail(f"cannot open the library at {shown}: {exc}; check ORATE_DATABASE_URL "
+              "and ORATE_DATA_DIR")
+
+
+def _with_library(work):  # type: ignore[no-untyped-def]
+    """Run ``work(library)`` against the configured library (the server may be running)."""
     async def main():  # type: ignore[no-untyped-def]
-        lib = await Library.open(Settings(), background=False)
+        lib = await _open_library(_settings())
         try:
             return await work(lib)
         finally:
@@ -353,10 +556,15 @@ def voices_create(
     seed: Annotated[int, typer.Option(help="another variation of the description")] = 0,
     voice: Annotated[str, typer.Option(help="base voice, e.g. en-gb or en-us+f3")] = "en-us",
     variant: Annotated[str | None, typer.Option(help="variant, e.g. f3, m2, whisper")] = None,
-    pitch: Annotated[int | None, typer.Option(min=0, max=100)] = None,
-    pitch_range: Annotated[int | None, typer.Option("--range", min=0, max=100)] = None,
-    rate: Annotated[float, typer.Option(min=0.25, max=4.0)] = 1.0,
-    volume: Annotated[int | None, typer.Option(min=0, max=200)] = None,
+    pitch: Annotated[int | None, typer.Option(min=0, max=100,
+                                              help="base pitch, 0 low to 100 high (espeak 50)")]
+    = None,
+    pitch_range: Annotated[int | None, typer.Option(
+        "--range", min=0, max=100, help="pitch variation, 0 monotone to 100 lively")] = None,
+    rate: Annotated[float, typer.Option(min=0.25, max=4.0, help="speaking rate, 1 is normal")]
+    = 1.0,
+    volume: Annotated[int | None, typer.Option(min=0, max=200, help="loudness, 100 is normal")]
+    = None,
 ) -> None:
     """Save a voice from parameters, a description or a generation."""
     from orate.engines.base import UnknownVoice, VoiceParams
@@ -398,8 +606,26 @@ def voices_create(
     print(json.dumps(_with_library(work), indent=1))
 
 
+def _voice_label(row: dict[str, object]) -> str:
+    params: dict[str, object] = row["params"]  # type: ignore[assignment]
+    return f"{params['voice']}" + (f"+{params['variant']}" if params.get("variant") else "")
+
+
+SAVED_VOICE_COLUMNS = (
+    Column("id", field("id")),
+    Column("name", field("name")),
+    Column("voice", _voice_label),
+    Column("language", field("language"), 1),
+    Column("source", field("source"), 2),
+    Column("gender", field("gender"), 3),
+    Column("created", lambda r: str(r.get("created_at", ""))[:19].replace("T", " "), 4),
+    Column("description", field("description"), 5, flex=True),
+)
+
+
 @voices_app.command("list")
-def voices_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def voices_list(as_json: Annotated[bool, JSON_OPTION] = False,
+                wide: Annotated[bool, WIDE_OPTION] = False) -> None:
     """List your saved voices."""
     from orate.library.voices import voice_json
 
@@ -408,17 +634,8 @@ def voices_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         return [voice_json(r) for r in rows]
 
     rows = _with_library(work)
-    if as_json:
-        print(json.dumps(rows, indent=1))
-        return
-    table = Table(title=f"{len(rows)} saved voices")
-    for col in ("id", "name", "voice", "language", "source"):
-        table.add_column(col)
-    for r in rows:
-        label = r["params"]["voice"] + (f"+{r['params']['variant']}" if r["params"]["variant"]
-                                        else "")
-        table.add_row(r["id"], r["name"], label, r["language"], r["source"])
-    Console().print(table)
+    show(rows, SAVED_VOICE_COLUMNS, title=f"{len(rows)} saved voices", wide=wide,
+         as_json=as_json)
 
 
 @voices_app.command("rm")
@@ -429,13 +646,27 @@ def voices_rm(ref: Annotated[str, typer.Argument(help="voice id or name")]) -> N
 
     if not _with_library(work):
         _fail(f"no saved voice {ref!r}")
-    err.print(f"deleted {ref}")
+    _note(f"deleted {ref}")
+
+
+HISTORY_COLUMNS = (
+    Column("created", lambda r: r["created_at"][:19].replace("T", " "), 3),
+    Column("id", field("id")),
+    Column("model", field("model")),
+    Column("voice", field("voice"), 2),
+    Column("format", field("format"), 4),
+    Column("seconds", lambda r: f"{r['duration']:.2f}", 1, justify="right"),
+    Column("cache", lambda r: "hit" if r["cache_hit"] else "", 5),
+    Column("text", field("text"), flex=True),
+)
 
 
 @app.command()
-def history(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
-            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The latest generations, newest first."""
+def history(limit: Annotated[int, typer.Option(min=1, max=1000, help="how many")] = 20,
+            as_json: Annotated[bool, JSON_OPTION] = False,
+            wide: Annotated[bool, WIDE_OPTION] = False) -> None:
+    """The latest generations, newest first (ids for `orate voices create
+    --from-generation` and /v1/audio/files/ID)."""
     async def work(lib):  # type: ignore[no-untyped-def]
         rows, total = await lib.generations.list(None, limit)
         return [{"id": r.id, "created_at": r.created_at.isoformat(), "dialect": r.dialect,
@@ -444,29 +675,33 @@ def history(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
                  "text": r.text} for r in rows], total
 
     rows, total = _with_library(work)
-    if as_json:
-        print(json.dumps(rows, indent=1, ensure_ascii=False))
-        return
-    table = Table(title=f"{len(rows)} of {total} generations")
-    for col in ("created", "id", "model", "voice", "format", "seconds", "text"):
-        table.add_column(col, overflow="ellipsis", no_wrap=col == "text", max_width=40)
-    for r in rows:
-        table.add_row(r["created_at"][:19], r["id"], r["model"], r["voice"], r["format"],
-                      f"{r['duration']:.2f}", r["text"])
-    Console().print(table)
+    show(rows, HISTORY_COLUMNS, title=f"{len(rows)} of {total} generations", wide=wide,
+         as_json=as_json)
 
 
 def _prompts(path: Path) -> list[dict[str, str]]:
     """One text per line, or CSV / JSONL rows with text and optional voice and format."""
     import csv
 
-    raw = path.read_text(encoding="utf-8")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {path}: {exc}")
     if path.suffix.lower() == ".jsonl":
-        rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        rows = []
+        for n, line in enumerate(raw.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    _fail(f"{path}, line {n}: not JSON ({exc.msg}); each line is an object "
+                          'like {"text": "…", "voice": "nova"}')
     elif path.suffix.lower() == ".csv":
         rows = list(csv.DictReader(raw.splitlines()))
     else:
         rows = [{"text": line} for line in raw.splitlines() if line.strip()]
+    if not rows:
+        _fail(f"{path} has no prompts: write one text per line (or .csv / .jsonl rows)")
     for n, row in enumerate(rows, 1):
         if not isinstance(row, dict) or not str(row.get("text") or "").strip():
             _fail(f"{path}: entry {n} has no text")
@@ -479,47 +714,49 @@ models_app = typer.Typer(help="Models: list the catalog; pull or remove Piper an
 app.add_typer(models_app, name="models")
 
 
-@models_app.command("list")
-def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Every model this server would serve, with its engine, voices and price."""
-    from orate.engines.catalog import Catalog
+MODEL_COLUMNS = (
+    Column("id", field("id")),
+    Column("engine", field("engine")),
+    Column("voices", field("voice_count"), 1, justify="right"),
+    Column("$/1k chars", lambda r: f"{r['per_1k_chars']:g}", 1, justify="right"),
+    Column("mode", field("mode"), 2),
+    Column("rate", field("sample_rate"), 3, justify="right"),
+    Column("languages", lambda r: f"{len(r['languages'])}: {', '.join(r['languages'])}"
+           if r["languages"] else "-", 4, flex=True),
+)
 
-    settings = Settings()
-    catalog = Catalog.from_settings(settings)
+
+@models_app.command("list")
+def models_list(as_json: Annotated[bool, JSON_OPTION] = False,
+                wide: Annotated[bool, WIDE_OPTION] = False) -> None:
+    """Every model this server would serve, with its engine, voices and price."""
+
+    settings = _settings()
+    catalog = _catalog(settings)
     rows = []
     for model in catalog.models.values():
         price = catalog.price(model.id)
         rows.append({"id": model.id, **catalog.describe(model),
                      "per_1k_chars": price.per_1k_chars, "per_second": price.per_second})
-    if as_json:
-        print(json.dumps(rows, indent=1))
-        return
-    table = Table(title=f"{len(rows)} models (store: {settings.resolved_models_dir()})")
-    for col in ("id", "engine", "mode", "voices", "languages", "rate", "$/1k chars"):
-        table.add_column(col)
-    for r in rows:
-        langs = r["languages"]
-        table.add_row(r["id"], str(r["engine"]), str(r["mode"]), str(r["voice_count"] or "-"),
-                      str(len(langs)) if len(langs) > 3 else ", ".join(langs) or "-",
-                      str(r["sample_rate"] or "-"), f"{r['per_1k_chars']:g}")
-    Console().print(table)
+    show(rows, MODEL_COLUMNS, title=f"{len(rows)} models (store: "
+         f"{settings.resolved_models_dir()})", wide=wide, as_json=as_json)
 
 
 @models_app.command("pull")
 def models_pull(
     spec: Annotated[str, typer.Argument(help="piper:en_US-lessac-medium, or kokoro")],
     base_url: Annotated[str | None, typer.Option(
-        help="a mirror serving the publishers' paths (see engines/download.py)")] = None,
+        help="a mirror with the same paths as the publishers' download sites")] = None,
 ) -> None:
     """Download a voice into the model store (resumable, checksummed)."""
     from orate.engines.download import DownloadError, pull
 
-    settings = Settings()
+    settings = _settings()
     try:
         files = pull(spec, settings.resolved_models_dir(), base_url=base_url, console=err)
     except (DownloadError, ValueError) as exc:
         _fail(str(exc))
-    err.print(f"pulled {spec}: {', '.join(f.name for f in files)}; restart the server to "
+    _note(f"pulled {spec}: {', '.join(f.name for f in files)}; restart the server to "
               "serve it")
 
 
@@ -530,12 +767,12 @@ def models_rm(spec: Annotated[str, typer.Argument(help="piper:NAME, kokoro or a 
     from orate.engines.download import remove
 
     try:
-        removed = remove(spec, Settings().resolved_models_dir())
+        removed = remove(spec, _settings().resolved_models_dir())
     except ValueError as exc:
         _fail(str(exc))
     if not removed:
         _fail(f"no model {spec!r} in the store")
-    err.print(f"removed {len(removed)} files")
+    _note(f"removed {len(removed)} files")
 
 
 jobs_app = typer.Typer(help="Asynchronous jobs (nano-gpt's 202 + runId): list, show, wait.",
@@ -551,26 +788,33 @@ def _job_json(job) -> dict[str, object]:  # type: ignore[no-untyped-def]
             "finished_at": job.finished_at.isoformat() if job.finished_at else None}
 
 
+JOB_COLUMNS = (
+    Column("runId", field("runId")),
+    Column("status", field("status")),
+    Column("progress", lambda r: f"{r['progress']:.0%}", 1, justify="right"),
+    Column("model", field("model")),
+    Column("characters", field("characters"), 2, justify="right"),
+    Column("created", lambda r: str(r["created_at"])[:19].replace("T", " "), 3),
+    Column("error", field("error", ""), 4, flex=True),
+)
+JOB_STATUSES = ("pending", "processing", "completed", "failed")
+
+
 @jobs_app.command("list")
-def jobs_list(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+def jobs_list(limit: Annotated[int, typer.Option(min=1, max=1000, help="how many")] = 20,
               status: Annotated[str | None, typer.Option(help="pending, processing, completed "
                                                           "or failed")] = None,
-              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+              as_json: Annotated[bool, JSON_OPTION] = False,
+              wide: Annotated[bool, WIDE_OPTION] = False) -> None:
     """The latest jobs, newest first."""
+    if status is not None and status not in JOB_STATUSES:
+        _fail(f"--status {status!r}: use one of {', '.join(JOB_STATUSES)}")
+
     async def work(lib):  # type: ignore[no-untyped-def]
         return [_job_json(j) for j in await lib.jobs.list(None, limit, status)]
 
     rows = _with_library(work)
-    if as_json:
-        print(json.dumps(rows, indent=1))
-        return
-    table = Table(title=f"{len(rows)} jobs")
-    for col in ("runId", "status", "progress", "model", "characters", "created"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(str(r["runId"]), str(r["status"]), f"{r['progress']:.0%}", str(r["model"]),
-                      str(r["characters"]), str(r["created_at"])[:19])
-    Console().print(table)
+    show(rows, JOB_COLUMNS, title=f"{len(rows)} jobs", wide=wide, as_json=as_json)
 
 
 @jobs_app.command("show")
@@ -582,7 +826,7 @@ def jobs_show(run_id: Annotated[str, typer.Argument(help="the runId")]) -> None:
 
     found = _with_library(work)
     if found is None:
-        _fail(f"no job {run_id!r}")
+        _fail(f"no job {run_id!r}; `orate jobs list` shows the latest")
     print(json.dumps(found, indent=1))
 
 
@@ -595,26 +839,35 @@ def jobs_wait(run_id: Annotated[str, typer.Argument(help="the runId")],
     """Wait for a job (a server must be running it) with a progress bar; optionally save it."""
     from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
-    from orate.library.library import Library
-
     async def main() -> dict[str, object]:
-        lib = await Library.open(Settings(), background=False)
+        lib = await _open_library(_settings())
         try:
+            # look before drawing anything: an unknown id is an error, not a 0% bar
+            job = await lib.jobs.get(run_id, None)
+            if job is None:
+                _fail(f"no job {run_id!r}; `orate jobs list` shows the latest")
             deadline = time.monotonic() + timeout
             with Progress("[progress.description]{task.description}", BarColumn(),
                           "{task.percentage:>3.0f}%", TimeElapsedColumn(),
                           console=err) as progress:
                 task = progress.add_task(run_id[:8], total=1.0)
+                problem = None  # said after the bar is gone, as the last line
                 while True:
                     job = await lib.jobs.get(run_id, None)
-                    if job is None:
-                        _fail(f"no job {run_id!r}")
+                    if job is None:  # removed by retention while we waited
+                        problem = f"job {run_id!r} is gone"
+                        break
                     progress.update(task, completed=job.progress, description=job.status)
                     if job.status in ("completed", "failed"):
                         break
                     if time.monotonic() > deadline:
-                        _fail(f"job {run_id} is still {job.status} after {timeout:g} s")
+                        hint = "; jobs run inside `orate serve`: is a server running on this " \
+                            "library?" if job.status == "pending" else ""
+                        problem = f"job {run_id} is still {job.status} after {timeout:g} s{hint}"
+                        break
                     await asyncio.sleep(0.5)
+            if problem is not None or job is None:
+                _fail(problem or f"job {run_id!r} is gone")
             if job.status == "completed" and output is not None and job.generation_id:
                 gen = await lib.generations.get(job.generation_id, None)
                 if gen is not None:
@@ -636,27 +889,26 @@ def cache_warm(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
                                          help=".txt (a text per line), .csv or .jsonl")],
     voice: Annotated[str | None, typer.Option(help="voice when a row names none")] = None,
-    format: Annotated[str | None, typer.Option("--format", "-f")] = None,
-    model: Annotated[str | None, typer.Option()] = None,
-    workers: Annotated[int | None, typer.Option(help="engine processes")] = None,
+    format: Annotated[str | None, typer.Option(
+        "--format", "-f", help=f"format when a row names none: {', '.join(FORMATS)}")] = None,
+    model: Annotated[str | None, typer.Option(help="model when a row names none")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="engine processes")] = None,
 ) -> None:
     """Pre-render prompts into the cache, in parallel; already-cached ones are skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from orate.engines.catalog import Catalog
     from orate.engines.pool import EnginePool
-    from orate.library.library import Library
     from orate.speech.pipeline import Context, Pipeline, SpeechError, SpeechRequest, Utterance
 
-    settings = Settings() if workers is None else Settings(workers=workers)
+    settings = _settings() if workers is None else _settings(workers=workers)
     rows = _prompts(file)
 
     async def main() -> tuple[int, int, list[str]]:
         pool = EnginePool(settings.workers, settings.resolved_models_dir(),
                           settings.model_idle_seconds)
+        lib = await _open_library(settings)
         await pool.start()
-        lib = await Library.open(settings, background=False)
-        pipeline = Pipeline(settings, Catalog.from_settings(settings), pool, lib)
+        pipeline = Pipeline(settings, _catalog(settings), pool, lib)
         rendered = skipped = 0
         failures: list[str] = []
         limit = asyncio.Semaphore(settings.workers * 2)
@@ -695,19 +947,27 @@ def cache_warm(
 
     rendered, skipped, failures = asyncio.run(main())
     for failure in failures:
-        err.print(f"[red]skipped[/red] {failure}")
-    err.print(f"rendered {rendered}, already cached {skipped}, failed {len(failures)}")
+        err.print(f"[red]skipped[/red] {escape(failure)}", soft_wrap=True)
+    _note(f"rendered {rendered}, already cached {skipped}, failed {len(failures)}")
     if failures:
         raise typer.Exit(1)
 
 
 @cache_app.command("stats")
-def cache_stats() -> None:
-    """Entries, size and hit counts of the cache."""
+def cache_stats(as_json: Annotated[bool, JSON_OPTION] = False,
+                wide: Annotated[bool, WIDE_OPTION] = False) -> None:
+    """Entries, size, and the hits and misses of every server on this library (the same
+    numbers as GET /v1/cache)."""
     async def work(lib):  # type: ignore[no-untyped-def]
         return await lib.cache.stats()
 
-    print(json.dumps(_with_library(work), indent=1))
+    stats = _with_library(work)
+    if as_json:
+        print(json.dumps(stats, indent=1))
+        return
+    rows = [{"what": k, "value": v} for k, v in stats.items()]
+    show(rows, (Column("what", field("what")), Column("value", field("value"), justify="right")),
+         title="cache", wide=wide)
 
 
 @cache_app.command("clear")
@@ -716,8 +976,8 @@ def cache_clear() -> None:
     async def work(lib):  # type: ignore[no-untyped-def]
         return await lib.cache.clear()
 
-    err.print(f"removed {_with_library(work)} cache entries")
+    _note(f"removed {_with_library(work)} cache entries")
 
 
 if __name__ == "__main__":
-    app()
+    app(prog_name="orate")

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     queue_timeout: float = Field(30.0, gt=0, description="longest wait for an engine worker "
                                  "before 503")
 
+    auth: Literal["auto", "on", "open"] = Field(
+        "auto", description="auto: keys are required once the first key is created, until "
+        "`orate keys open --yes` (revoking the last key locks the server, never opens it); "
+        "on: always required; open: required only while a live key exists")
+    db_retry_seconds: float = Field(30.0, ge=0, description="background writes (history) "
+                                    "retry this long on a locked or unreachable database, "
+                                    "then go to a crash-safe spool on disk, replayed later")
+    cache_shared: bool = Field(False, description="share pre-render cache entries between "
+                               "API keys (off: each key has its own entries, so no key learns "
+                               "what another said)")
+
     models_dir: Path | None = Field(None, description="neural voices (Piper, Kokoro); "
                                     "default: data_dir/models")
     model_idle_seconds: float = Field(300.0, gt=0, description="unload a model unused "

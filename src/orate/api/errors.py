@@ -9,7 +9,8 @@ prefix and renderer; OpenAI's envelope is the fallback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any
 
@@ -20,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orate.api.jsonbody import json_hint
 from orate.engines.pool import EngineBusy
+from orate.library.db import DB_ERRORS
 from orate.speech.pipeline import SpeechError, SynthesisFailed
 
 log = logging.getLogger("orate.api")
@@ -28,10 +30,12 @@ log = logging.getLogger("orate.api")
 _REASONS = {400: "invalid input", 401: "missing or invalid API key",
             403: "needs an admin key",
             404: "not found (or not yours)", 405: "method not allowed", 409: "conflict",
+            410: "the record exists but its audio is not stored (the reason says why)",
             413: "request too large", 416: "range not satisfiable",
             422: "invalid body (FastAPI's validation list)", 429: "rate, concurrency or quota "
             "limit; see Retry-After", 502: "an upstream provider failed",
-            503: "engines busy or unavailable; see Retry-After"}
+            503: "engines busy or unavailable, or the database is; see Retry-After",
+            507: "the audio store is full or cannot be written; see Retry-After"}
 
 
 def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -52,9 +56,31 @@ def audio_response(*extra: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"description": "audio", "content": content}}
 
 
+MAX_ECHO = 80  # characters of a caller's value repeated in an error message
+MAX_MESSAGE = 2000  # an error message never grows past this, whatever it quotes
+
+
+def clip(value: object, limit: int = MAX_ECHO) -> str:
+    """A caller's value, shortened for an error message (a 100 kB voice id is not news)."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
+
 class ApiError(SpeechError):
     """An error a route or the guard raises on purpose. It carries what the pipeline's
     refusals carry (status, code, message, param, headers), and renders the same way."""
+
+
+@contextmanager
+def fields(names: dict[str, str]) -> Iterator[None]:
+    """Name the pipeline's fields as the dialect's body does (nano-gpt's ``text`` is the
+    pipeline's ``input``; OpenAI's ``instructions`` is its ``description``)."""
+    try:
+        yield
+    except SpeechError as exc:
+        if exc.param in names:
+            exc.param = names[exc.param]
+        raise
 
 
 Renderer = Callable[[SpeechError], JSONResponse]
@@ -148,6 +174,17 @@ def install(app: FastAPI) -> None:
                        headers={"Retry-After": str(exc.retry_after)})
         return dialect_for(request.url.path)[0](err)
 
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        # locked, unreachable or corrupted: nothing was written; the caller may retry
+        log.error("database unavailable on %s %s: %s", request.method, request.url.path,
+                  str(exc).splitlines()[0][:300])
+        err = ApiError(503, "database_unavailable", "the server's database cannot take this "
+                       "request right now; retry shortly", headers={"Retry-After": "5"})
+        return dialect_for(request.url.path)[0](err)
+
+    for kind in DB_ERRORS:
+        app.add_exception_handler(kind, _database)
+
     @app.exception_handler(SynthesisFailed)
     async def _synthesis_failed(request: Request, exc: SynthesisFailed) -> JSONResponse:
         log.error("synthesis failed: %s", exc)
@@ -176,6 +213,14 @@ def install(app: FastAPI) -> None:
             message = json_hint(request.scope) or ("the request body is not valid JSON in "
                                                    "UTF-8; send a JSON object")
         return dialect_for(request.url.path)[0](ApiError(exc.status_code, code, message))
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def _unencodable(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        # only a caller's text can hold a lone surrogate (JSON "\\ud800"); say so
+        err = ApiError(400, "invalid_text", "the request holds a lone UTF-16 surrogate "
+                       f"(U+{ord(exc.object[exc.start]):04X}), which is not text; send valid "
+                       "Unicode")
+        return dialect_for(request.url.path)[0](err)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

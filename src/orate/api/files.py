@@ -18,7 +18,7 @@ from orate.speech.pipeline import file_bytes
 router = APIRouter(tags=["library"])
 _FILE_RESPONSES = {**audio_response(), 206: {"description": "a byte range", "content": {
     t: {"schema": {"type": "string", "format": "binary"}} for t in AUDIO_TYPES}},
-    304: {"description": "not modified (ETag)"}, **documented(404, 416)}
+    304: {"description": "not modified (ETag)"}, **documented(404, 410, 416)}
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -59,6 +59,9 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 async def get_file(gen_id: str, request: Request) -> Response:
     lib = library_of(request)
     row = await lib.generations.get(gen_id, reader_of(request)) if _ID.match(gen_id) else None
+    if row is not None and not row.blob_key and row.audio_error:
+        raise ApiError(410, "audio_not_stored", f"the generation {gen_id} exists but its "
+                       f"audio was not kept: {row.audio_error}", "id")
     if row is None or not row.blob_key:
         raise ApiError(404, "not_found", f"no audio file {gen_id!r}: it does not exist, was "
                        "deleted, or was made with store=false", "id")
@@ -82,8 +85,8 @@ async def get_file(gen_id: str, request: Request) -> Response:
         else:
             body = await lib.generations.audio(row, *(span or (None, None)))
     except FileNotFoundError:
-        raise ApiError(404, "not_found", f"the audio of {gen_id!r} is no longer stored",
-                       "id") from None
+        raise ApiError(410, "audio_gone", f"the generation {gen_id} exists but its audio is "
+                       "no longer in the store", "id") from None
     if span is None:
         return Response(body, media_type=row.content_type, headers=headers)
     headers["Content-Range"] = f"bytes {span[0]}-{span[1] - 1}/{size}"

@@ -3,9 +3,11 @@ and request metrics. Pure ASGI, so HTTP and WebSocket get the same treatment.
 
 Each dialect's SDK sends its key in its own place (``Authorization: Bearer``,
 ``X-Hume-Api-Key``, ``x-api-key``, ``xi-api-key``, or ``?api_key=`` /
-``?access_token=`` on Hume's WebSocket); any of them is accepted anywhere. When
-no key exists, auth is off and everything belongs to the local owner. Refusals
-use the envelope of the dialect that owns the path.
+``?access_token=`` on Hume's WebSocket); any of them is accepted anywhere. Auth
+turns on when the first key is created and stays on (revoking the last key locks
+the server rather than opening it) until the operator runs ``orate keys open``;
+while it is off everything belongs to the local owner, but a revoked key is
+still refused. Refusals use the envelope of the dialect that owns the path.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orate.api.errors import ApiError, dialect_for
 from orate.api.metrics import Metrics, dialect_of
+from orate.library.db import DB_ERRORS
 from orate.library.keys import KeyInfo
 from orate.library.shared import SharedLimits
 
@@ -91,8 +94,10 @@ class Bucket:
 
 class Guard:
     def __init__(self, app: ASGIApp, *, max_body: int, metrics: Metrics,
-                 keys: Callable[[], Any], limits: KeyLimits | None = None) -> None:
+                 keys: Callable[[], Any], limits: KeyLimits | None = None,
+                 auth: str = "auto") -> None:
         self.app = app
+        self.auth = auth
         self.max_body = max_body
         self.metrics = metrics
         self._keys = keys  # () -> KeyStore | None, once the library is open
@@ -196,13 +201,25 @@ class Guard:
 
     async def _authenticate(self, scope: Scope) -> KeyInfo | None:
         store = self._keys()
-        if store is None or not await store.any_active():
+        if store is None:
             return None
         secret = find_secret(scope)
+        try:
+            required = await store.auth_required(self.auth)
+            key = await store.check(secret) if secret else None
+        except DB_ERRORS:
+            # the key table cannot be read (locked, corrupted, gone): fail closed, and say
+            # it is the server's problem (503), not the caller's key
+            raise ApiError(503, "database_unavailable", "the server cannot check API keys "
+                           "right now (its database is unavailable); retry shortly",
+                           headers={"Retry-After": "5"}) from None
+        if secret and key is None and store.is_revoked(secret):
+            raise ApiError(401, "invalid_api_key", "the API key has been revoked")
+        if not required:
+            return None
         if not secret:
             raise ApiError(401, "missing_api_key", "this server needs an API key: send it as "
                            "Authorization: Bearer, X-Hume-Api-Key, x-api-key or xi-api-key")
-        key = await store.check(secret)
         if key is None:
             raise ApiError(401, "invalid_api_key", "the API key is not valid (unknown or "
                            "revoked)")

@@ -172,7 +172,15 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool) -> li
                             seed=n, variation=body.temperature if body.temperature is not None
                             else 1.0, context_voice=context_voice,
                             max_chars=pipeline.settings.max_request_chars)
-        plans.append(await pipeline.plan(req, ctx))
+        try:
+            plans.append(await pipeline.plan(req, ctx))
+        except BaseException:
+            # refused part way (a quota that covers only some generations): give back
+            # what the earlier generations reserved, none of them will be spoken
+            for plan in plans:
+                if plan.reservation is not None:
+                    await plan.reservation.release()
+            raise
     return [await pipeline.speak(plan) for plan in plans]
 
 

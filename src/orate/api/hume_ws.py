@@ -80,6 +80,33 @@ class Closing(Exception):
         self.reason = reason[:120]  # a close reason must fit in a control frame
 
 
+MAX_MESSAGE = 64 * 1024  # characters of one JSON message (a text piece is ≤ 5,000)
+
+
+def _parse(message: dict[str, object]) -> PublishTts:
+    """One client message as ``PublishTts``, or ``Closing(1008)`` saying what is wrong.
+
+    Only text frames carry JSON; a binary frame, a message nested past the JSON
+    parser's recursion limit, or anything else malformed is the client's mistake
+    (1008 with a reason), never an internal error.
+    """
+    if message.get("type") == "websocket.disconnect":
+        raise WebSocketDisconnect(int(message.get("code") or 1000))  # type: ignore[call-overload]
+    raw = message.get("text")
+    if not isinstance(raw, str):
+        raise Closing(POLICY, "binary frames are not accepted: send each message as a JSON "
+                      "text frame")
+    if len(raw) > MAX_MESSAGE:
+        raise Closing(POLICY, f"message of {len(raw)} characters; the limit is {MAX_MESSAGE}")
+    try:
+        return PublishTts.model_validate(json.loads(raw))
+    except RecursionError:
+        raise Closing(POLICY, "invalid message: JSON nested too deeply") from None
+    except (json.JSONDecodeError, ValidationError) as exc:
+        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        raise Closing(POLICY, f"invalid message: {detail}") from None
+
+
 @router.websocket("/v0/tts/stream/input")
 async def stream_input(ws: WebSocket) -> None:
     q = ws.query_params
@@ -109,7 +136,8 @@ async def stream_input(ws: WebSocket) -> None:
         except SpeechError as exc:
             if exc.code == "missing_input":
                 return  # a flush of punctuation or spaces: nothing to say
-            raise Closing(POLICY, exc.message) from None
+            # each piece reserves its characters: an exhausted quota ends the stream here
+            raise Closing(POLICY, f"{exc.code}: {exc.message}") from None
         speech = await pipeline.speak(plan)
         gen = HumeGeneration(speech, request_id, split=True, strip_headers=strip_headers)
         async for frame in gen.frames():
@@ -122,7 +150,7 @@ async def stream_input(ws: WebSocket) -> None:
 
     try:
         while True:
-            receive = asyncio.ensure_future(ws.receive_text())
+            receive = asyncio.ensure_future(ws.receive())
             done, _ = await asyncio.wait({receive, stream.task},
                                          return_when=asyncio.FIRST_COMPLETED)
             if stream.task in done:
@@ -156,14 +184,6 @@ async def stream_input(ws: WebSocket) -> None:
             await ws.close(INTERNAL, "internal error")
     finally:
         await stream.aclose()
-
-
-def _parse(raw: str) -> PublishTts:
-    try:
-        return PublishTts.model_validate(json.loads(raw))
-    except (json.JSONDecodeError, ValidationError) as exc:
-        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        raise Closing(POLICY, f"invalid message: {detail}") from None
 
 
 def _apply(settings: PieceSettings, msg: PublishTts) -> PieceSettings:

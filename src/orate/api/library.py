@@ -6,6 +6,8 @@ the rest of ``/v1``. Every query is scoped to the caller (``owner_of``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -13,26 +15,42 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.errors import ApiError, documented
+from orate.api.errors import ApiError, clip, documented
 from orate.api.files import library_of
-from orate.api.owners import owner_of, reader_of
+from orate.api.owners import is_admin, owner_of, reader_of
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.engines.catalog import OPENAI_VOICES
-from orate.engines.registry import engine_by_name
+from orate.engines.registry import UnknownEngine, engine_by_name
 from orate.library.models import Generation
 from orate.library.voices import VoiceExists, voice_json
 from orate.speech.design import design_voice
 from orate.speech.pipeline import Pipeline
 
 router = APIRouter(tags=["library"], responses=documented(400, 404, 409))
+MAX_OFFSET = 1 << 31  # paging deeper than this is a mistake (and overflows 64-bit SQL)
+FLUSH_WAIT = 2.0  # seconds a listing waits for the caller's records to be written (then lists
+#                  them from memory)
 
 
 def _pipeline(request: Request) -> Pipeline:
     return request.app.state.pipeline
 
 
+def engines_of(request: Request) -> set[str]:
+    return {m.engine for m in _pipeline(request).catalog.models.values()}
+
+
+def require_admin(request: Request) -> None:
+    """Server-wide routes (cache, metrics) are for admin keys; to anyone else they do not
+    exist (404, the same answer for every method, so nothing tells them apart)."""
+    if not is_admin(request):
+        raise ApiError(404, "not_found", f"no route {request.method} {request.url.path}")
+
+
 def generation_json(row: Generation, request: Request) -> dict[str, Any]:
-    audio_url = str(request.url_for("get_file", gen_id=row.id)) if row.blob_key else None
+    # a record whose audio could not be stored keeps its URL: it answers 410 with the reason
+    audio_url = str(request.url_for("get_file", gen_id=row.id)) \
+        if row.blob_key or row.audio_error else None
     return {
         "id": row.id, "object": "generation", "created_at": row.created_at.isoformat(),
         "dialect": row.dialect, "model": row.model, "engine": row.engine, "voice": row.voice,
@@ -40,20 +58,26 @@ def generation_json(row: Generation, request: Request) -> dict[str, Any]:
         "speed": row.speed, "format": row.format, "content_type": row.content_type,
         "sample_rate": row.sample_rate, "duration": round(row.duration, 4), "bytes": row.bytes,
         "cost": row.cost, "currency": row.currency, "cache_hit": row.cache_hit,
-        "audio_url": audio_url,
+        "audio_url": audio_url, "audio_error": row.audio_error,
     }
 
 
 @router.get("/v1/history", summary="Your generations, newest first")
 async def list_history(request: Request, limit: Annotated[int, Query(ge=1, le=200)] = 20,
-                       offset: Annotated[int, Query(ge=0)] = 0,
+                       offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
                        q: Annotated[str | None, Query(max_length=200,
                                                       description="part of the text")] = None,
                        model: str | None = None,
                        voice: Annotated[str | None, Query(max_length=200)] = None
                        ) -> JSONResponse:
-    rows, total = await library_of(request).generations.list(
-        reader_of(request), limit, offset=offset, text=q, model=model, voice=voice)
+    generations = library_of(request).generations
+    # read-your-writes: a response that has ended is in the writer's queue; wait (briefly)
+    # for this caller's records to be written so the list shows them
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(FLUSH_WAIT):
+            await generations.flushed(reader_of(request))
+    rows, total = await generations.list(reader_of(request), limit, offset=offset, text=q,
+                                         model=model, voice=voice)
     return JSONResponse({"object": "list", "data": [generation_json(r, request) for r in rows],
                          "total": total, "limit": limit, "offset": offset,
                          "has_more": offset + len(rows) < total})
@@ -121,6 +145,9 @@ async def create_voice(body: CreateVoice, request: Request) -> JSONResponse:
             params = design_voice(body.description or "", engine, seed=body.seed)
             source = "design"
         params = engine_by_name(params.engine).check_voice(params)
+    except UnknownEngine:
+        raise ApiError(400, "invalid_engine", f"no engine {clip(params.engine)!r}; engines: "
+                       f"{', '.join(sorted(engines_of(request)))}", "params.engine") from None
     except UnknownVoice as exc:
         raise ApiError(400, "invalid_voice", str(exc), "params") from None
     info = next((v for v in engine.voices() if v.id == params.voice), None)
@@ -154,7 +181,7 @@ async def list_voices(request: Request,
                       provider: Literal["builtin", "custom"] | None = None,
                       engine: str | None = None, language: str | None = None,
                       limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                      offset: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:
+                      offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> JSONResponse:
     lib = library_of(request)
     items: list[dict[str, Any]] = []
     custom_total = 0
@@ -246,13 +273,15 @@ async def usage(request: Request, group_by: Literal["day", "model"] = "day",
                          "total": totals})
 
 
-@router.get("/v1/cache", summary="Pre-render cache statistics")
+@router.get("/v1/cache", summary="Pre-render cache statistics (admin keys only)")
 async def cache_stats(request: Request) -> JSONResponse:
+    require_admin(request)
     return JSONResponse(await library_of(request).cache.stats())
 
 
-@router.delete("/v1/cache", summary="Empty the pre-render cache")
+@router.delete("/v1/cache", summary="Empty the pre-render cache (admin keys only)")
 async def cache_clear(request: Request) -> Response:
+    require_admin(request)
     removed = await library_of(request).cache.clear()
     return JSONResponse({"deleted": removed})
 

@@ -15,14 +15,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.errors import ApiError, audio_response, documented
+from orate.api.errors import ApiError, audio_response, documented, fields
 from orate.api.files import library_of
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import audio_bytes, primed
 from orate.audio.formats import FORMATS
 from orate.engines.base import VoiceParams
 from orate.library.jobs import COMPLETED, FAILED, PENDING
-from orate.speech.pipeline import Pipeline, SpeechRequest, Utterance
+from orate.speech.pipeline import Pipeline, SpeechError, SpeechRequest, Utterance
 from orate.speech.style import style_voice
 from orate.speech.types import request_to_dict
 
@@ -109,7 +109,14 @@ async def tts(body: TtsBody, request: Request) -> Response:
     limit = settings.max_job_chars if asynchronous else settings.async_threshold_chars
     probe_req.max_chars = limit
     ctx = context(request, "nanogpt")
-    plan = await pipeline.plan(probe_req, ctx)  # validates voice, text, format before 202
+    try:
+        with fields({"input": "text", "description": "instructions"}):
+            plan = await pipeline.plan(probe_req, ctx)  # validates all before a 202
+    except SpeechError as exc:
+        if exc.code == "missing_input":  # nothing speakable: as an empty text is answered
+            raise ApiError(400, "missing_text", "text has nothing to speak (only spaces, "
+                           "punctuation or invisible characters)", "text") from None
+        raise
     if asynchronous:
         cost = pipeline.cost(plan, 0.0)  # the characters' part; the finished job says all
         job = await lib.jobs.submit(owner=owner, dialect="nanogpt", model=model.id,

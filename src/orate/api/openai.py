@@ -18,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.errors import ApiError, audio_response, documented
+from orate.api.errors import ApiError, audio_response, documented, fields
 from orate.api.owners import context
 from orate.api.streaming import audio_bytes, primed
 from orate.audio.formats import FORMATS
@@ -122,8 +122,9 @@ async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent]) -> AsyncIterator[
 async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse:
     pipeline = _pipeline(request)
     store = body.store if body.store is not None else True
-    plan = await pipeline.plan(_build(body, pipeline),
-                               context(request, "openai", store=store))
+    with fields({"description": "instructions"}):
+        plan = await pipeline.plan(_build(body, pipeline),
+                                   context(request, "openai", store=store))
     speech = await pipeline.speak(plan)
     headers = _headers(speech)
     if speech.cache == "hit" and body.stream_format != "sse":

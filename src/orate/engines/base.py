@@ -96,5 +96,10 @@ class Engine(Protocol):
                    *, ssml: bool = False) -> SynthesisResult: ...
 
 
+def shorten(value: str, limit: int = 80) -> str:
+    """A caller's string cut for an error message: a 100 kB voice name is not echoed."""
+    return value if len(value) <= limit else value[:limit] + f"… ({len(value)} characters)"
+
+
 class UnknownVoice(ValueError):
     """The caller named a voice or variant the engine does not have."""

@@ -22,6 +22,7 @@ from orate.engines.base import (
     UnknownVoice,
     VoiceInfo,
     VoiceParams,
+    shorten,
 )
 
 # espeak_AUDIO_OUTPUT / initialise options / synth flags / parameters / events
@@ -217,14 +218,14 @@ class EspeakEngine:
             variant = variant or inline
         vid = self._aliases.get(name)
         if vid is None:
-            raise UnknownVoice(f"espeak has no voice {params.voice!r}; list voices with "
-                               "GET /v1/audio/voices or `orate voices`")
+            raise UnknownVoice(f"espeak has no voice {shorten(params.voice)!r}; list voices "
+                               "with GET /v1/audio/voices or `orate voices`")
         canon_variant = None
         if variant:
             found = self.variants.get(variant.strip().lower())
             if found is None:
-                raise UnknownVoice(f"espeak has no voice variant {variant!r}; variants include "
-                                   "f1-f5, m1-m7, whisper, croak, klatt")
+                raise UnknownVoice(f"espeak has no voice variant {shorten(variant)!r}; variants "
+                                   "include f1-f5, m1-m7, whisper, croak, klatt")
             canon_variant = found[0]
         for field, value, hi in (("pitch", params.pitch, 100), ("pitch_range", params.pitch_range,
                                  100), ("volume", params.volume, 200)):
@@ -310,7 +311,7 @@ def _phonemize_locked(engine: EspeakEngine, text: str, voice: str) -> list[str]:
     lib = engine._lib
     ident = engine._voice_table[voice][1].encode()
     if lib.espeak_SetVoiceByName(ident) != 0:
-        raise UnknownVoice(f"espeak could not load voice {voice!r} for phonemes")
+        raise UnknownVoice(f"espeak could not load voice {shorten(voice)!r} for phonemes")
     engine._current = None  # synthesis must set its own voice again
     data = C.c_char_p(text.encode("utf-8", "replace"))
     pointer = C.pointer(data)

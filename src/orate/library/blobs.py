@@ -9,12 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
+import time
 from pathlib import Path
 
 import obstore
 from obstore.store import LocalStore, S3Store
 
 _KEY = re.compile(r"^[a-z]+/[0-9a-f]{16,64}$")
+PROBE_EVERY = 2.0  # seconds between write probes while the store is failing
 
 
 class BlobStore:
@@ -40,6 +43,9 @@ class BlobStore:
             path = Path(url.removeprefix("file://")).expanduser()
             path.mkdir(parents=True, exist_ok=True)
             self._store = LocalStore(path)
+        #: why the last write failed (None: writes work); cleared by a probe that succeeds
+        self.write_error: str | None = None
+        self._probed = 0.0
 
     @staticmethod
     def check_key(key: str) -> str:
@@ -48,7 +54,34 @@ class BlobStore:
         return key
 
     async def put(self, key: str, data: bytes) -> None:
-        await obstore.put_async(self._store, self.check_key(key), data)
+        try:
+            await obstore.put_async(self._store, self.check_key(key), data)
+        except Exception as exc:
+            self.write_error = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            self._probed = time.monotonic()
+            raise
+
+    async def probe(self) -> str | None:
+        """Write and delete a small blob: None when that works, else why not."""
+        key = f"probe/{secrets.token_hex(8)}"
+        try:
+            await obstore.put_async(self._store, key, b"\0" * 4096)
+            with contextlib.suppress(Exception):
+                await obstore.delete_async(self._store, key)
+        except Exception as exc:
+            self.write_error = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        else:
+            self.write_error = None
+        self._probed = time.monotonic()
+        return self.write_error
+
+    async def writable(self) -> bool:
+        """Cheap: True unless the last write failed and a fresh probe fails too."""
+        if self.write_error is None:
+            return True
+        if time.monotonic() - self._probed >= PROBE_EVERY:
+            await self.probe()
+        return self.write_error is None
 
     async def get(self, key: str) -> bytes:
         result = await obstore.get_async(self._store, self.check_key(key))

@@ -3,8 +3,10 @@
 A hit replays the stored audio and the events recorded around it (timestamps,
 sentence boundaries), so every dialect gets the same response a miss gave.
 Hot entries stay in memory; the database holds the index and LRU order;
-blobs hold the audio. Usage counters are buffered and written in the
-background so a hit never waits on the database.
+blobs hold the audio. Usage counters (per entry, and the lifetime hits,
+misses and shared results) are buffered and written in the background so a
+hit never waits on the database; the lifetime counters live in the database
+so every process on the library reports the same numbers.
 """
 
 from __future__ import annotations
@@ -23,15 +25,22 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orate.library.blobs import BlobStore
-from orate.library.models import CacheEntry
+from orate.library.db import DB_ERRORS
+from orate.library.models import CacheCounter, CacheEntry
 
 log = logging.getLogger("orate.library")
 
 
-def cache_key(job: Any, engine_versions: dict[str, str]) -> str:
-    """SHA-256 of the render job (text, voices, speeds, format, rate…) and engine versions."""
-    payload = json.dumps({"job": asdict(job), "engines": engine_versions}, sort_keys=True,
-                         default=sorted)
+def cache_key(job: Any, engine_versions: dict[str, str], scope: str | None = None) -> str:
+    """SHA-256 of the render job (text, voices, speeds, format, rate…) and engine versions.
+
+    ``scope`` (the owner) keeps entries apart per API key: a hit would otherwise tell
+    one key what another key had said. None shares entries between everyone.
+    """
+    body: dict[str, Any] = {"job": asdict(job), "engines": engine_versions}
+    if scope is not None:
+        body["scope"] = scope
+    payload = json.dumps(body, sort_keys=True, default=sorted)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -58,8 +67,10 @@ class SpeechCache:
         self._touched: dict[str, int] = {}
         self._total: int | None = None  # bytes in the cache table, kept as entries come and go
         self._flusher: asyncio.Task[None] | None = None
-        self.hits = 0
-        self.misses = 0
+        self._counts: dict[str, int] = {}  # cache results not yet added to the database
+        # one flush at a time: stats() waits for a background flush in progress, so the
+        # numbers it reads include every count this process made before the call
+        self._flush_lock = asyncio.Lock()
         #: called with an evicted entry's blob key; the library deletes the blob unless
         #: a generation still refers to it
         self.on_evict: Callable[[str], Awaitable[None]] | None = None
@@ -88,9 +99,15 @@ class SpeechCache:
         """A hot entry, without touching the database (no await: race-free for callers)."""
         entry = self._hot.get(key)
         if entry is not None:
-            self.hits += 1
             self._touched[key] = self._touched.get(key, 0) + 1
         return entry
+
+    def count(self, result: str) -> None:
+        """Count one request's result: ``hit``, ``miss`` or ``shared`` (joined a synthesis
+        in flight). The caller counts once per request, after deciding, so a lookup that
+        misses and a peek that then hits make one hit, not one of each."""
+        name = {"hit": "hits", "miss": "misses", "shared": "shared"}[result]
+        self._counts[name] = self._counts.get(name, 0) + 1
 
     async def lookup(self, key: str) -> Cached | None:
         entry = self._hot.get(key)
@@ -100,17 +117,14 @@ class SpeechCache:
             async with self._sessions() as session:
                 row = await session.get(CacheEntry, key)
             if row is None:
-                self.misses += 1
                 return None
             try:
                 audio = await self._blobs.get(row.blob_key)
             except FileNotFoundError:
-                self.misses += 1
                 return None
             entry = Cached(key, row.blob_key, audio, row.bytes, row.content_type, row.duration,
                            row.events)
             self._remember(entry)
-        self.hits += 1
         self._touched[key] = self._touched.get(key, 0) + 1
         return entry
 
@@ -168,8 +182,13 @@ class SpeechCache:
                 await self.on_evict(blob_key)
 
     async def _flush(self) -> None:
+        async with self._flush_lock:
+            await self._flush_now()
+
+    async def _flush_now(self) -> None:
         touched, self._touched = self._touched, {}
-        if not touched:
+        counts, self._counts = self._counts, {}
+        if not touched and not counts:
             return
         now = datetime.now(UTC)
         try:
@@ -177,8 +196,24 @@ class SpeechCache:
                 for key, n in touched.items():
                     await session.execute(update(CacheEntry).where(CacheEntry.key == key)
                                           .values(hits=CacheEntry.hits + n, last_used_at=now))
+                for name, n in counts.items():
+                    added = await session.execute(
+                        update(CacheCounter).where(CacheCounter.name == name)
+                        .values(value=CacheCounter.value + n))
+                    if added.rowcount == 0:  # a counter newer than the migration's rows
+                        session.add(CacheCounter(name=name, value=n))
+        except DB_ERRORS as exc:
+            # locked or unreachable: keep the counts for the next flush (they only order
+            # eviction, so late is fine)
+            for key, n in touched.items():
+                self._touched[key] = self._touched.get(key, 0) + n
+            for name, n in counts.items():
+                self._counts[name] = self._counts.get(name, 0) + n
+            log.warning("could not record cache use yet: %s", str(exc).splitlines()[0][:200])
         except Exception:
             log.exception("could not record cache use")
+            for name, n in counts.items():  # keep the counts for the next try
+                self._counts[name] = self._counts.get(name, 0) + n
 
     async def _flush_loop(self) -> None:
         while True:
@@ -186,11 +221,17 @@ class SpeechCache:
             await self._flush()
 
     async def stats(self) -> dict[str, int]:
+        """Entries and bytes now, and lifetime hits, misses and shared results of every
+        process on this library (this process's buffered counts are written first)."""
+        await self._flush()
         async with self._sessions() as session:
             count, size = (await session.execute(
                 select(func.count(), func.coalesce(func.sum(CacheEntry.bytes), 0)))).one()
-        return {"entries": int(count), "bytes": int(size), "hits": self.hits,
-                "misses": self.misses, "max_bytes": self.max_bytes}
+            counters = {name: value for name, value in (await session.execute(
+                select(CacheCounter.name, CacheCounter.value))).all()}
+        return {"entries": int(count), "bytes": int(size),
+                "hits": int(counters.get("hits", 0)), "misses": int(counters.get("misses", 0)),
+                "shared": int(counters.get("shared", 0)), "max_bytes": self.max_bytes}
 
     async def clear(self) -> int:
         async with self._sessions() as session:

@@ -12,9 +12,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+#: errors meaning "the database cannot do this now" (locked, unreachable, corrupted):
+#: routes answer 503 with Retry-After, background writers retry then spool
+DB_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, DatabaseError)
 
 
 def async_url(url: str) -> str:

@@ -41,6 +41,10 @@ class JobStore:
         return job
 
     async def get(self, job_id: str, owner: str | None) -> Job | None:
+        try:
+            job_id.encode("utf-8")
+        except UnicodeEncodeError:
+            return None  # not an id this store could have made
         async with self._sessions() as session:
             job = await session.get(Job, job_id)
         if job is None or (owner is not None and job.owner != owner):

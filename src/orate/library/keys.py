@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from orate.library.models import ApiKey
+from orate.library.models import ApiKey, ServerState
 
 KEY_PREFIX = "orate_"
-CACHE_SECONDS = 2.0
+CACHE_SECONDS = 1.5  # < 2 s: a revocation reaches every replica within 2 s
 
 
 def hash_key(secret: str) -> str:
@@ -41,6 +41,42 @@ class KeyInfo:
     used_chars: int
 
 
+class QuotaExceeded(Exception):
+    """A reservation that does not fit in what is left of the key's quota."""
+
+    def __init__(self, left: int, wanted: int) -> None:
+        super().__init__(f"{left} characters left, {wanted} wanted")
+        self.left = left
+        self.wanted = wanted
+
+
+@dataclass
+class Reservation:
+    """Characters taken from a key's quota before synthesis, settled after it.
+
+    ``reserve`` takes them with one conditional UPDATE (``used + n <= quota``), so
+    concurrent requests, or several processes sharing PostgreSQL, can never spend
+    more than the quota between them. ``settle(actual)`` corrects the charge to what
+    was really spoken; ``release()`` gives it all back (nothing was spoken).
+    """
+
+    store: KeyStore | None
+    key_id: str | None
+    chars: int
+    open: bool = True
+
+    async def settle(self, actual: int | None = None) -> None:
+        if not self.open:
+            return
+        self.open = False
+        delta = (self.chars if actual is None else actual) - self.chars
+        if delta and self.store is not None and self.key_id is not None:
+            await self.store.adjust(self.key_id, delta)
+
+    async def release(self) -> None:
+        await self.settle(0)
+
+
 def _info(row: ApiKey) -> KeyInfo:
     return KeyInfo(row.id, row.name, row.admin, row.rate_per_minute, row.concurrency,
                    row.quota_chars, row.used_chars)
@@ -51,6 +87,8 @@ class KeyStore:
         self._sessions = sessions
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
         self._any: tuple[float, bool] = (0.0, False)
+        self._auth: tuple[float, bool] = (0.0, False)
+        self._revoked: dict[str, float] = {}  # digests of revoked keys seen: always 401
 
     async def create(self, name: str, *, admin: bool = False, rate_per_minute: int | None = None,
                      concurrency: int | None = None, quota_chars: int | None = None
@@ -63,8 +101,50 @@ class KeyStore:
                      quota_chars=quota_chars, used_chars=0, created_at=datetime.now(UTC))
         async with self._sessions() as session, session.begin():
             session.add(row)
+            await self._set_state(session, "auth", "on")  # stays on until opened explicitly
         self._any = (0.0, True)
+        self._auth = (0.0, True)
         return _info(row), secret
+
+    @staticmethod
+    async def _set_state(session: Any, key: str, value: str) -> None:
+        row = await session.get(ServerState, key)
+        if row is None:
+            session.add(ServerState(key=key, value=value))
+        else:
+            row.value = value
+
+    async def auth_enabled(self) -> bool:
+        """Whether the operator ever turned auth on (by creating a key) and has not
+        turned it off with ``orate keys open``; cached for a moment."""
+        checked, value = self._auth
+        if time.monotonic() - checked < CACHE_SECONDS:
+            return value
+        async with self._sessions() as session:
+            row = await session.get(ServerState, "auth")
+        value = row is not None and row.value == "on"
+        self._auth = (time.monotonic(), value)
+        return value
+
+    async def auth_required(self, mode: str = "auto") -> bool:
+        """Whether requests need a key. ``auto``: once a key was created, until opened
+        explicitly; ``on``: always; ``open``: only while a live key exists (the old rule)."""
+        if mode == "on":
+            return True
+        if await self.any_active():
+            return True
+        return mode == "auto" and await self.auth_enabled()
+
+    async def open_auth(self) -> int:
+        """Turn auth off. Refused (returns the count) while live keys remain."""
+        async with self._sessions() as session, session.begin():
+            live = await session.scalar(select(func.count()).select_from(ApiKey)
+                                        .where(ApiKey.revoked_at.is_(None)))
+            if live:
+                return int(live)
+            await self._set_state(session, "auth", "off")
+        self._auth = (0.0, False)
+        return 0
 
     async def list(self) -> list[dict[str, Any]]:
         async with self._sessions() as session:
@@ -97,6 +177,10 @@ class KeyStore:
         self._any = (time.monotonic(), value)
         return value
 
+    def is_revoked(self, secret: str) -> bool:
+        """Whether ``check`` has seen this secret as a revoked key (call after check)."""
+        return hash_key(secret) in self._revoked
+
     async def check(self, secret: str) -> KeyInfo | None:
         """The key's info if the secret is a live key, else None."""
         digest = hash_key(secret)
@@ -106,8 +190,13 @@ class KeyStore:
         async with self._sessions() as session:
             row = await session.scalar(select(ApiKey).where(ApiKey.hash == digest))
         info = None
-        if row is not None and row.revoked_at is None and hmac.compare_digest(row.hash, digest):
-            info = _info(row)
+        if row is not None and hmac.compare_digest(row.hash, digest):
+            if row.revoked_at is None:
+                info = _info(row)
+            else:
+                if len(self._revoked) > 10_000:
+                    self._revoked.clear()
+                self._revoked[digest] = time.monotonic()
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (time.monotonic(), info)
@@ -128,11 +217,39 @@ class KeyStore:
         self._cache["ref:" + ref] = (time.monotonic(), info)
         return info
 
-    async def charge(self, key_id: str, characters: int) -> None:
-        """Count characters against a key, here and in the cached copy (no re-read)."""
+    async def reserve(self, key_id: str, characters: int) -> Reservation:
+        """Take ``characters`` from the key's quota now, atomically, or raise QuotaExceeded.
+
+        One conditional UPDATE decides: it adds the characters only if they still fit,
+        so no interleaving of requests (threads, processes, servers on one database)
+        can overspend. A key without a quota is counted the same way (it always fits).
+        """
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None),
+                                     (ApiKey.quota_chars.is_(None))
+                                     | (ApiKey.used_chars + characters <= ApiKey.quota_chars))
+                .values(used_chars=ApiKey.used_chars + characters))
+            if (result.rowcount or 0) != 1:
+                row = await session.get(ApiKey, key_id)
+                left = max((row.quota_chars or 0) - row.used_chars, 0) if row else 0
+                raise QuotaExceeded(left, characters)
+        self._bump(key_id, characters)
+        return Reservation(self, key_id, characters)
+
+    async def adjust(self, key_id: str, delta: int) -> None:
+        """Correct a key's count by ``delta`` (a settled or released reservation)."""
         async with self._sessions() as session, session.begin():
             await session.execute(update(ApiKey).where(ApiKey.id == key_id)
-                                  .values(used_chars=ApiKey.used_chars + characters))
+                                  .values(used_chars=ApiKey.used_chars + delta))
+        self._bump(key_id, delta)
+
+    async def charge(self, key_id: str, characters: int) -> None:
+        """Count characters against a key unconditionally (no quota check)."""
+        await self.adjust(key_id, characters)
+
+    def _bump(self, key_id: str, characters: int) -> None:
+        """Keep the cached copies' counts in step (no re-read)."""
         for digest, (stamp, info) in list(self._cache.items()):
             if info is not None and info.id == key_id:
                 self._cache[digest] = (stamp, replace(info,

@@ -16,8 +16,6 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
-
 from orate.config import Settings
 from orate.library.blobs import BlobStore
 from orate.library.cache import SpeechCache
@@ -39,7 +37,9 @@ class Library:
         self.engine = make_engine(settings.resolved_database_url())
         self.sessions = sessions(self.engine)
         self.blobs = BlobStore(settings.resolved_blob_url(), s3_endpoint=settings.s3_endpoint)
-        self.generations = GenerationStore(self.sessions, self.blobs)
+        self.generations = GenerationStore(
+            self.sessions, self.blobs, spool=settings.data_dir / "spool" / "generations.jsonl",
+            retry_seconds=settings.db_retry_seconds)
         self.cache = SpeechCache(self.sessions, self.blobs, max_bytes=settings.cache_max_bytes,
                                  memory_bytes=settings.cache_memory_bytes)
         self.cache.on_evict = self.generations.release_blob
@@ -93,24 +93,6 @@ class Library:
         await self.generations.close()
         await self.cache.close()
         await self.engine.dispose()
-
-    async def check(self) -> dict[str, bool]:
-        """Whether the database and the blob store answer (for /readyz)."""
-        checks = {"database": False, "store": False}
-        try:
-            async with asyncio.timeout(3):
-                async with self.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-            checks["database"] = True
-        except Exception as exc:  # report, don't raise: this is what the probe is for
-            log.warning("readiness: database unreachable: %s", exc)
-        try:
-            async with asyncio.timeout(3):
-                await self.blobs.exists("probe/" + "0" * 16)  # a HEAD: any answer is fine
-            checks["store"] = True
-        except Exception as exc:
-            log.warning("readiness: blob store unreachable: %s", exc)
-        return checks
 
     async def prune(self) -> int:
         removed = await self.generations.prune(self.settings.retention_days,

@@ -43,6 +43,9 @@ class Generation(Base):
     blob_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: why the audio is not stored although it was meant to be (disk full, store down):
+    #: the record is kept and its audio URL answers 410 with this reason
+    audio_error: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
     __table_args__ = (
         Index("ix_generations_owner_created", "owner", "created_at"),
@@ -85,6 +88,20 @@ class CacheEntry(Base):
     hits: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class CacheCounter(Base):
+    """A lifetime count of cache results (``hits``, ``misses``, ``shared``).
+
+    Kept in the database, not in a process, so every process on the same library
+    (the server, ``orate cache stats``, a second server) reads the same numbers.
+    Servers add to it in the background (SpeechCache buffers increments).
+    """
+
+    __tablename__ = "cache_counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Job(Base):
@@ -138,6 +155,15 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
                                                         nullable=True)
+
+
+class ServerState(Base):
+    """Small facts the server must remember across restarts (``auth`` = ``on``/``off``)."""
+
+    __tablename__ = "server_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
 
 
 class KeyLimitState(Base):

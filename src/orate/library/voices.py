@@ -56,6 +56,10 @@ class VoiceLibrary:
 
     async def find(self, owner: str | None, ref: str) -> Voice | None:
         """A voice by id or by name (names are unique per owner)."""
+        try:
+            ref.encode("utf-8")
+        except UnicodeEncodeError:
+            return None  # no stored name can hold a lone surrogate
         async with self._sessions() as session:
             query = select(Voice).where(or_(Voice.id == ref, Voice.name == ref))
             if owner is not None:

@@ -17,6 +17,7 @@ import time
 import uuid
 
 from orate.config import Settings
+from orate.library.db import DB_ERRORS
 from orate.library.jobs import JobStore
 from orate.library.library import Library
 from orate.library.models import Job
@@ -59,6 +60,10 @@ class JobRunner:
         while True:
             try:
                 job = await self.store.claim(self.id, lease)
+            except DB_ERRORS as exc:  # locked or unusable: say so once a poll, no traceback
+                log.warning("could not claim a job: database unavailable: %s",
+                            str(exc).splitlines()[0][:200])
+                job = None
             except Exception:
                 log.exception("could not claim a job")
                 job = None
@@ -67,7 +72,14 @@ class JobRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), min(IDLE_POLL, lease / 3))
                 continue
-            await self._run(job)
+            try:
+                await self._run(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # recording the outcome failed (the database went away): keep the runner
+                # alive; the job's lease runs out and it is taken again
+                log.exception("job %s: could not record its outcome", job.id)
 
     async def _run(self, job: Job) -> None:
         lease = self.settings.job_lease_seconds

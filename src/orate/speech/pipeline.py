@@ -19,7 +19,7 @@ import httpx
 from orate.audio.encoder import fix_wav_sizes
 from orate.audio.formats import FORMATS
 from orate.config import Settings
-from orate.engines.base import UnknownVoice, VoiceParams
+from orate.engines.base import UnknownVoice, VoiceParams, shorten
 from orate.engines.catalog import REMOTE, Catalog, Model
 from orate.engines.pool import EnginePool
 from orate.engines.registry import engine_by_name
@@ -27,7 +27,15 @@ from orate.speech import render as R
 from orate.speech.design import apply_directions, design_voice, vary
 from orate.speech.flight import Flight
 from orate.speech.render import RenderJob, Segment, render
-from orate.speech.text import TextError, check_ssml, is_ssml, normalize, split_sentences
+from orate.speech.text import (
+    TextError,
+    check_ssml,
+    is_ssml,
+    normalize,
+    speakable,
+    split_sentences,
+    ssml_text,
+)
 from orate.speech.types import (
     Context,
     Plan,
@@ -42,6 +50,7 @@ from orate.speech.upstream import upstream_events
 
 if TYPE_CHECKING:
     from orate.library.generations import PendingRecord
+    from orate.library.keys import Reservation
     from orate.library.library import Library
     from orate.library.models import Generation
 
@@ -138,8 +147,8 @@ class Pipeline:
             raise UnknownVoice("saved voices need the library, which this process does not have")
         found = await self.library.voices.find(owner, voice.strip())
         if found is None:
-            first = f"{builtin_error}; nor is it" if builtin_error else f"no voice {voice!r}:" \
-                " not"
+            first = f"{builtin_error}; nor is it" if builtin_error else \
+                f"no voice {shorten(voice)!r}: not"
             raise UnknownVoice(f"{first} one of your saved voices (GET /v1/voices)")
         return self.catalog.resolve_voice(model, VoiceParams(**found.params)), found.id
 
@@ -163,10 +172,6 @@ class Pipeline:
         if characters > limit:
             raise SpeechError(413, "request_too_large", f"input is {characters} characters; the "
                               f"limit is {limit}", "input")
-        if ctx.quota_left is not None and characters > ctx.quota_left:
-            raise SpeechError(429, "quota_exceeded", f"this key has {ctx.quota_left} characters "
-                              f"of its quota left and the input is {characters}; ask an admin "
-                              "for a larger quota", "input", headers={"Retry-After": "86400"})
         ssml = len(texts) == 1 and is_ssml(texts[0])
         text = "".join(texts) if ssml else ""
         segments: list[Segment] = []
@@ -184,7 +189,9 @@ class Pipeline:
                     check_ssml(utext)
                 except TextError as exc:
                     raise SpeechError(400, exc.code, str(exc), "input") from None
-                spans: tuple[tuple[int, int], ...] = ((0, len(utext)),)
+                # <speak></speak> says nothing: refused like punctuation-only text
+                spans: tuple[tuple[int, int], ...] = ((0, len(utext)),) \
+                    if any(speakable(ch) for ch in ssml_text(utext)) else ()
             else:
                 spans = tuple((s + offset, e + offset) for s, e in split_sentences(utext))
                 text += utext
@@ -211,14 +218,40 @@ class Pipeline:
             version = engine.version
         plan = Plan(req, model, job, voices, fmt, characters, rate, ctx,
                     segment_utterances=owners)
-        if ctx.key_id is not None and ctx.quota_left is not None and self.library is not None:
-            # only keys with a quota need the count (a write per request costs ~2 ms)
-            self.library.track(self.library.keys.charge(ctx.key_id, characters))
         if self.library is not None and self.settings.cache_enabled and ctx.cache:
             from orate.library.cache import cache_key
 
-            plan.cache_key = cache_key(job, {model.engine: version})
+            # per owner unless shared: a hit would tell one key what another one said
+            scope = None if self.settings.cache_shared or ctx.owner == "local" else ctx.owner
+            plan.cache_key = cache_key(job, {model.engine: version}, scope)
+        if self.library is not None and ctx.store and ctx.record and self.settings.history \
+                and self.settings.store_audio and not await self.library.blobs.writable():
+            raise SpeechError(507, "storage_full", "the audio store cannot be written "
+                              f"({self.library.blobs.write_error}); retry later, or ask for "
+                              "no stored copy (store=false)", headers={"Retry-After": "30"})
+        # last, once everything else is valid: nothing is charged for a refused request
+        plan.reservation = await self.reserve(ctx, characters)
         return plan
+
+    async def reserve(self, ctx: Context, characters: int) -> Reservation | None:
+        """Take ``characters`` from the caller's quota before any synthesis, atomically.
+
+        Every input path charges through here (whole requests via ``plan``, and each
+        piece of a streaming input, so a WebSocket cannot outrun its quota). Raises the
+        429 ``quota_exceeded`` refusal when the characters do not fit. Settle the
+        reservation with what was spoken, or release it when nothing was.
+        """
+        if ctx.key_id is None or ctx.quota_left is None or self.library is None:
+            return None  # only keys with a quota need the count (a write costs ~2 ms)
+        from orate.library.keys import QuotaExceeded
+
+        try:
+            return await self.library.keys.reserve(ctx.key_id, characters)
+        except QuotaExceeded as exc:
+            raise SpeechError(429, "quota_exceeded", f"this key has {exc.left} characters of "
+                              f"its quota left and the input is {characters}; ask an admin "
+                              "for a larger quota", "input",
+                              headers={"Retry-After": "86400"}) from None
 
     async def _utterance_voice(self, model: Model, utt: Utterance, current: VoiceParams | None,
                                seed: int, ctx: Context) -> VoiceParams:
@@ -279,6 +312,7 @@ class Pipeline:
             if cached is None:
                 flight = self._flights.get(key)
                 if flight is not None and (not flight.done or flight.succeeded):
+                    self.library.cache.count("shared")
                     return Speech(gen_id, plan, "shared",
                                   self._recorded(gen_id, plan, flight.subscribe(), "shared"))
                 # the lookup awaited the database; a synthesis may have finished and been
@@ -288,11 +322,14 @@ class Pipeline:
                 audio = cached.audio if cached.audio is not None else \
                     await self.library.blobs.get(cached.blob_key)
                 events = replay(audio, cached.events)
+                self.library.cache.count("hit")
                 return Speech(gen_id, plan, "hit",
                               self._recorded(gen_id, plan, _iterate(events), "hit"))
         if key is None:  # nothing to share: stream straight from the engine
             return Speech(gen_id, plan, "off", self._recorded(gen_id, plan, self.stream(plan),
                                                               "off"))
+        if self.library is not None:
+            self.library.cache.count("miss")
         flight = Flight(self.stream(plan), on_finish=self._finished(plan))
         self._flights[key] = flight
         return Speech(gen_id, plan, "miss", self._recorded(gen_id, plan, flight.subscribe(),
@@ -332,9 +369,19 @@ class Pipeline:
                         status: str) -> AsyncIterator[SpeechEvent]:
         """Pass events through; once the caller has had them all, record the generation."""
         seen: list[SpeechEvent] = []
-        async for event in events:
-            seen.append(event)
-            yield event
+        reservation = plan.reservation
+        try:
+            async for event in events:
+                seen.append(event)
+                yield event
+        except BaseException:
+            # failed or abandoned: charge nothing if no audio went out, else all of it
+            if reservation is not None:
+                spoke = any(e.kind == "audio" for e in seen)
+                self._settle(reservation, plan.characters if spoke else 0)
+            raise
+        if reservation is not None:
+            self._settle(reservation, plan.characters)
         if self.metrics is not None:
             self.metrics.cache.labels(status).inc()
             self.metrics.audio.labels(plan.context.dialect, plan.model.engine).inc(
@@ -350,6 +397,11 @@ class Pipeline:
             waits = [w for w in (record.done if record is not None else None, storing) if w]
             if waits:
                 await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=10)
+
+    def _settle(self, reservation: Reservation, actual: int) -> None:
+        """Settle off the request path (a no-op write unless the charge changes)."""
+        if self.library is not None and reservation.open:
+            self.library.track(reservation.settle(actual))
 
     def _record(self, gen_id: str, plan: Plan, events: list[SpeechEvent],
                 status: str) -> PendingRecord:
@@ -384,9 +436,12 @@ class Pipeline:
             return 0.0
         return self.catalog.price(plan.model.id).cost(plan.characters, duration)
 
-    def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None]) -> R.RenderStats:
-        """Synthesize in this process (the CLI): no pool, same render code."""
-        return render(plan.job, engine_by_name, lambda k, p: on_event(_event(k, p)))
+    def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None],
+                     should_stop: Callable[[], bool] = lambda: False) -> R.RenderStats:
+        """Synthesize in this process (the CLI): no pool, same render code.
+        ``should_stop`` ends the synthesis early (the reader went away)."""
+        return render(plan.job, engine_by_name, lambda k, p: on_event(_event(k, p)),
+                      should_stop)
 
 
 async def _iterate(events: list[SpeechEvent]) -> AsyncIterator[SpeechEvent]:

@@ -52,12 +52,30 @@ def normalize(text: str) -> str:
     return "".join(out)
 
 
+_SPEAK_ROOT = re.compile(r"<speak(?=[\s>/])")
+
+
 def is_ssml(text: str) -> bool:
-    """``<speak …>``, optionally after an XML declaration or a DTD (which is then refused)."""
+    """A root ``<speak>`` element, optionally after an XML declaration or a DTD (which is
+    then refused). The tag name must be exactly ``speak``: "<speaker> is a word" is text."""
     head = text.lstrip()[:2048].lower()
-    if head.startswith("<speak"):
+    if _SPEAK_ROOT.match(head):
         return True
-    return head.startswith(("<?xml", "<!doctype")) and "<speak" in text.lower()
+    return head.startswith(("<?xml", "<!doctype")) and _SPEAK_ROOT.search(text.lower()) is not None
+
+
+def speakable(ch: str) -> bool:
+    """A character that can make a sound: letters and digits anywhere, and non-ASCII
+    symbols (emoji, currency). Spaces, punctuation, and invisible format characters
+    (zero-width, bidi controls) cannot."""
+    if ch.isalnum():
+        return True
+    return not ch.isascii() and unicodedata.category(ch)[0] not in "CZP"
+
+
+def ssml_text(text: str) -> str:
+    """The words inside well-formed SSML (tags and attributes dropped)."""
+    return "".join(ET.fromstring(text).itertext())
 
 
 def _break_seconds(elem: ET.Element) -> float:
@@ -142,7 +160,7 @@ def split_sentences(text: str, limit: int = MAX_SENTENCE_CHARS) -> list[tuple[in
             s += 1
         while e > s and text[e - 1].isspace():
             e -= 1
-        if s < e and any(ch.isalnum() or not ch.isascii() for ch in text[s:e]):
+        if s < e and any(speakable(ch) for ch in text[s:e]):
             out.extend(_split_long(text, s, e, limit))
     return out
 

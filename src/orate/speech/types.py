@@ -11,12 +11,16 @@ from orate.engines.catalog import Model
 from orate.speech.render import RenderJob
 from orate.speech.timestamps import Timestamp
 
+MAX_MESSAGE = 1000
+
 
 class SpeechError(Exception):
     """A request the pipeline refuses; dialects render it in their own envelope."""
 
     def __init__(self, status: int, code: str, message: str, param: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
+        if len(message) > MAX_MESSAGE:  # whatever it quotes, an error stays readable
+            message = message[:MAX_MESSAGE] + "…"
         super().__init__(message)
         self.status = status
         self.code = code
@@ -69,7 +73,8 @@ class Context:
     cache: bool = True
     record: bool = True  # add to history (cache warming does not)
     key_id: str | None = None  # the API key to charge characters to
-    quota_left: int | None = None  # characters that key may still use
+    quota_left: int | None = None  # None: the key has no quota (no reservation needed);
+    # otherwise a hint only: the reservation in the database decides
 
 
 @dataclass
@@ -84,6 +89,7 @@ class Plan:
     context: Context = field(default_factory=Context)
     cache_key: str | None = None
     segment_utterances: list[int] = field(default_factory=list)  # utterance of each segment
+    reservation: Any = None  # library.keys.Reservation: characters taken from the quota
 
 
 @dataclass
