@@ -63,6 +63,22 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen[Any] | None = No
     raise RuntimeError(f"{url} not ready after {timeout:g} s")
 
 
+def _session_members(sid: int) -> list[int]:
+    """Processes whose session id is ``sid`` (from /proc; Linux)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # after "pid (comm)": state ppid pgrp session
+            found.append(int(entry))
+    return found
+
+
 def postgres_database(url: str | None, name: str) -> str:
     """A fresh database ``name`` on the server of ``url`` (default: the Debian package's
     local cluster, started as .ci/run starts it), returned as a URL."""
@@ -101,9 +117,13 @@ class Proc:
     log: Path | None = None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (a Ray node is several processes)."""
+        """Signal every process of the session we started it in: a Ray node is several
+        processes, and Ray puts each worker (actor) in a process group of its own."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
+        for pid in _session_members(self.popen.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.popen.poll() is None:
@@ -213,6 +233,19 @@ class DevCluster:
         proc.url = f"node {index}"
         return proc
 
+    def add_ray_node(self, index: int, tries: int = 3) -> None:
+        """Start node ``index`` and wait until it has joined; one at a time, because a
+        node that takes over 30 s to register (a loaded machine) gives up, so retry."""
+        for attempt in range(tries):
+            proc = self.start_ray_node(index)
+            try:
+                self.wait_ray_nodes(index, timeout=60.0, proc=proc)
+                return
+            except RuntimeError:
+                proc.stop()
+                if attempt == tries - 1:
+                    raise
+
     def start_replica(self, index: int, backend: str = "ray") -> Proc:
         proc = self._spawn(f"replica{index}", [_bin("orate"), "serve"],
                            self.replica_env(index, backend))
@@ -223,18 +256,23 @@ class DevCluster:
         proc = self.procs[f"replica{index}"]
         _wait_http(proc.url + "/readyz", timeout, proc.popen)
 
-    def wait_ray_nodes(self, count: int, timeout: float = 60.0) -> None:
+    def wait_ray_nodes(self, count: int, timeout: float = 120.0, proc: Proc | None = None
+                       ) -> None:
         """Until ``count`` worker nodes are alive (asked through the ray CLI, not ray.init,
         so this process never becomes a Ray driver)."""
         deadline = time.monotonic() + timeout
+        said = ""
         while time.monotonic() < deadline:
+            if proc is not None and proc.popen.poll() is not None:
+                raise RuntimeError(f"{proc.name} exited")
             out = subprocess.run([_bin("ray"), "status", "--address", self.ray_address],
                                  capture_output=True, text=True, env=self._env())
+            said = out.stdout + out.stderr
             alive = out.stdout.split("Pending:")[0].count("node_")
             if alive >= count + 1:  # + the head
                 return
             time.sleep(0.5)
-        raise RuntimeError(f"{count} Ray worker nodes did not join")
+        raise RuntimeError(f"{count} Ray worker nodes did not join: {said[-2000:]}")
 
     # -- whole ---------------------------------------------------------------
 
@@ -244,8 +282,7 @@ class DevCluster:
             self.start_store()
             self.start_ray_head()
             for i in range(1, self.ray_nodes + 1):
-                self.start_ray_node(i)
-            self.wait_ray_nodes(self.ray_nodes)
+                self.add_ray_node(i)
             for i in range(self.replicas):
                 self.start_replica(i)
             for i in range(self.replicas):

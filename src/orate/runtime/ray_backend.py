@@ -284,9 +284,21 @@ class RayBackend:
         if self._closing:
             return
         self.restarts += 1
-        task = asyncio.get_running_loop().create_task(self._spawn(slot.index))
+        task = asyncio.get_running_loop().create_task(self._respawn(slot.index))
         self._tasks.add(task)
         task.add_done_callback(self._replaced)
+
+    async def _respawn(self, index: int, tries: int = 5) -> None:
+        """Start a replacement; the first may land on the node that is dying (the cluster
+        has not noticed yet), so try again a few times, a little later each time."""
+        for attempt in range(tries):
+            try:
+                await self._spawn(index)
+                return
+            except RuntimeError:
+                if attempt == tries - 1 or self._closing:
+                    raise
+                await asyncio.sleep(1.0 + 2 * attempt)
 
     def _replaced(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
