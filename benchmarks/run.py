@@ -21,7 +21,9 @@ and WebSocket, and what per-character alignment costs; elevenlabs_section.py),
 "engines" (the pipeline's overhead around an ONNX engine, and the time to first byte
 a gateway adds; engines_section.py) and
 "security" (what API keys cost a request, and a mixed-dialect load test;
-security_section.py). ``--section`` picks some of them.
+security_section.py) and "voices" (the real natural voices, hibari, Piper and
+Kokoro, through orate against their own libraries, with an intelligibility
+figure; voices_section.py). ``--section`` picks some of them.
 
 Progress goes to stderr; the report goes to stdout so it can be pasted as is.
 Run ``python benchmarks/run.py`` (about 6 minutes) or add ``--quick`` (under three).
@@ -80,9 +82,11 @@ from harness import (
 from hume_section import render_hume, run_hume
 from library_section import render_library, run_library
 from security_section import render_security, run_security
+from voices_section import render_voices, run_voices
 from wyoming_section import render_wyoming, run_wyoming
 
-SECTIONS = ("core", "library", "hume", "elevenlabs", "engines", "security", "wyoming")
+SECTIONS = ("core", "library", "hume", "elevenlabs", "engines", "security", "voices",
+            "wyoming")
 FORMATS = ("wav", "mp3")
 CONCURRENCY = (1, 4, 16)
 PEER_CONCURRENCY = 4
@@ -709,7 +713,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "cost, hume = Hume time to first audio, elevenlabs = ElevenLabs "
                         "time to first audio and alignment cost, engines = overhead around "
                         "an ONNX engine and the gateway's time to first byte, security = "
-                        "auth overhead and a mixed-dialect load test, wyoming = Wyoming "
+                        "auth overhead and a mixed-dialect load test, voices = real natural voices "
+                        "against their libraries, wyoming = Wyoming "
                         "first audio vs OpenAI and vs wyoming-piper")
     parser.add_argument("--piper-python", help="wyoming section: the Python that runs "
                         "wyoming-piper (default: ORATE_BENCH_PIPER_PYTHON or this one)")
@@ -767,6 +772,10 @@ def main(argv: list[str] | None = None) -> int:
                 wyoming = run_wyoming(runner, args.quick, extra_env, results.notes,
                                       args.piper_python)
             more += render_wyoming(wyoming)
+        if "voices" in sections:
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                voices = run_voices(runner, args.quick, extra_env, results.notes)
+            more += render_voices(voices)
     except BenchmarkError as exc:
         print(f"benchmark aborted: {exc}", *results.notes, sep="\n", file=sys.stderr)
         return 1

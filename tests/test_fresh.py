@@ -97,12 +97,17 @@ def test_aliases_say_which_model_serves_them(server) -> None:
     models = {m["id"]: m for m in httpx.get(f"{server.url}/v1/models").json()["data"]}
     assert models["espeak-ng"]["served_by"] == "espeak-ng"
     assert models["espeak-ng"]["alias_of"] is None
-    for alias in ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "Kokoro-82m", "Elevenlabs-Turbo-V2.5",
-                  "octave-1", "octave-2"):
+    for alias in ("tts-1", "Elevenlabs-Turbo-V2.5", "octave-1", "octave-2"):
         m = models[alias]
         assert m["alias_of"] == m["served_by"] == "espeak-ng", alias
         assert m["engine"] == models["espeak-ng"]["engine"]
         assert "alias of espeak-ng" in m["description"], m["description"]
+    # the ids that promise a natural voice are served by the natural model that ships
+    for alias in ("tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15", "Kokoro-82m"):
+        m = models[alias]
+        assert m["alias_of"] == m["served_by"] == "hibari", alias
+        assert m["engine"] == models["hibari"]["engine"] == "hibari"
+        assert "alias of hibari" in m["description"], m["description"]
 
 
 def test_alias_targets_come_from_the_catalog_table() -> None:

@@ -78,7 +78,8 @@ def test_seed_client_works_unchanged(server, tmp_path: Path, monkeypatch, recogn
     assert abs(duration(saved, "mp3") - data["duration"]) < 0.15
     text_to_speech("Welcome to customer service.", model="tts-1-hd", voice="nova",
                    instructions="Speak warmly and professionally", response_format="flac")
-    assert decode((tmp_path / "output.wav").read_bytes(), "flac")[1] == 22050
+    # tts-1-hd is served by the natural voice (hibari, 24 kHz)
+    assert decode((tmp_path / "output.wav").read_bytes(), "flac")[1] == 24000
     for fmt in ["mp3", "wav", "opus", "flac", "aac"]:
         r = text_to_speech(f"This is {fmt.upper()} format.", model="tts-1", voice="echo",
                            response_format=fmt)

@@ -28,6 +28,7 @@ from orate.api import (
     openai,
     web,
 )
+from orate.api.connections import ReadDeadline
 from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard, KeyLimits
 from orate.api.jsonbody import JsonBodies
@@ -37,7 +38,7 @@ from orate.config import Settings
 from orate.engines.catalog import Catalog
 from orate.engines.pool import EnginePool
 from orate.engines.registry import engine_by_name
-from orate.engines.worker import tune_malloc
+from orate.engines.worker import malloc_free_bytes, malloc_trim, tune_malloc
 from orate.library.library import Library
 from orate.speech.jobs import JobRunner
 from orate.speech.pipeline import Pipeline
@@ -69,10 +70,29 @@ def make_backend(settings: Settings) -> EnginePool:
                           settings.ray_address, settings.resolved_models_dir(),
                           settings.model_idle_seconds, max_queue=settings.max_queue,
                           queue_timeout=settings.queue_timeout,
-                          num_cpus=settings.ray_num_cpus, num_gpus=settings.ray_num_gpus)
+                          num_cpus=settings.ray_num_cpus, num_gpus=settings.ray_num_gpus,
+                          buffer_bytes=settings.stream_buffer_bytes)
     return EnginePool(settings.workers, settings.resolved_models_dir(),
                       settings.model_idle_seconds, max_queue=settings.max_queue,
-                      queue_timeout=settings.queue_timeout)
+                      queue_timeout=settings.queue_timeout,
+                      buffer_bytes=settings.stream_buffer_bytes)
+
+
+TRIM_EVERY = 2.0  # seconds between looks at how much memory malloc holds free
+TRIM_ABOVE = 32 << 20  # give it back to the kernel past this many free bytes
+
+
+async def _trim_memory() -> None:
+    """Return freed memory to the kernel once responses have let go of it, so the RSS
+    of a server that served large or stalled responses comes back down."""
+    while True:
+        await asyncio.sleep(TRIM_EVERY)
+        try:
+            if await asyncio.to_thread(malloc_free_bytes) > TRIM_ABOVE:
+                await asyncio.to_thread(malloc_trim)
+        except Exception as exc:  # never let housekeeping take the server down
+            log.warning("malloc_trim failed: %s", exc)
+            return
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -98,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        workers=lambda: len(pool.pids()), jobs=lambda: len(jobs.running))
         jobs.start()
         wyoming = None
+        trimmer = asyncio.get_running_loop().create_task(_trim_memory())
         try:
             if settings.wyoming_uri:  # same loop, pipeline, pool and limits as HTTP
                 from orate.wyoming import WyomingService
@@ -109,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if wyoming is not None:
                 await wyoming.stop()
+            trimmer.cancel()
             await jobs.close()
             await pipeline.close()
             await library.close()
@@ -132,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(JsonBodies)
     app.add_middleware(elevenlabs.ElevenLabsDispatch)  # before the guard: its errors follow
     app.add_middleware(CollapseSlashes)
+    app.add_middleware(ReadDeadline, timeout=settings.read_timeout)  # outermost: bodies too
     app.include_router(openai.router)
     app.include_router(files.router)
     app.include_router(library.router)

@@ -122,6 +122,7 @@ def serve(
 
     import uvicorn
 
+    from orate.api.connections import protocol_class
     from orate.app import create_app
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers,
@@ -155,11 +156,13 @@ def serve(
         logging.getLogger(name).addFilter(RedactKeys())
     # no permessage-deflate: audio does not compress, and deflating every frame cost
     # ~5x the CPU of the same stream over HTTP (benchmarks, Hume WebSocket)
+    # the protocol bounds slow request headers and stalled readers (api/connections.py)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=settings.log_level.lower(), timeout_graceful_shutdown=10,
                 ws_per_message_deflate=False,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
-                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+                http=protocol_class(settings.read_timeout, settings.stall_timeout))
 
 
 @app.command("dev-cluster")
@@ -500,9 +503,11 @@ def voices(
         return
     show([v.__dict__ for v in rows], BUILTIN_VOICE_COLUMNS,
          title=f"{len(rows)} voices of {found.id}", wide=wide)
-    if not language:
-        aliases = ", ".join(f"{k}={p.label()}" for k, p in OPENAI_VOICES.items())
-        Console().print(f"OpenAI names: {aliases}. Add a variant with +, e.g. en-us+f3.")
+    if not language and found.aliases_openai_voices:
+        aliases = ", ".join(f"{k}={catalog.resolve_voice(found, k).label()}"
+                            for k in OPENAI_VOICES)
+        hint = " Add a variant with +, e.g. en-us+f3." if found.engine == "espeak" else ""
+        Console().print(f"OpenAI names: {aliases}.{hint}")
 
 
 BUILTIN_VOICE_COLUMNS = (

@@ -67,6 +67,18 @@ class Settings(BaseSettings):
                            "worker; past it they get 503")
     queue_timeout: float = Field(30.0, gt=0, description="longest wait for an engine worker "
                                  "before 503")
+    # bounds on one request's memory and time (issue 11)
+    max_request_work: int = Field(25_000, ge=1, description="characters x generations one "
+                                  "request may synthesize; past it, 413 before any work")
+    max_response_bytes: int = Field(64 << 20, ge=1024, description="largest response body, "
+                                    "estimated before synthesis (413) and enforced during it")
+    stream_buffer_bytes: int = Field(256 << 10, ge=4096, description="encoded audio a "
+                                     "response may hold for a client that has not read it; "
+                                     "when full, its engine worker waits")
+    stall_timeout: float = Field(30.0, gt=0, description="a client that reads nothing of its "
+                                 "response this long is disconnected (its synthesis stops)")
+    read_timeout: float = Field(10.0, gt=0, description="longest time to receive a request's "
+                                "headers, and then its body; past it, 408 and close")
 
     auth: Literal["auto", "on", "open"] = Field(
         "auto", description="auto: keys are required once the first key is created, until "
@@ -81,6 +93,9 @@ class Settings(BaseSettings):
 
     models_dir: Path | None = Field(None, description="neural voices (Piper, Kokoro); "
                                     "default: data_dir/models")
+    model_engines: dict[str, str] = Field(default_factory=dict, description="JSON: a "
+                                          "model id → the engine that serves it, over the "
+                                          "catalog's choice, e.g. {\"tts-1\": \"hibari\"}")
     model_idle_seconds: float = Field(300.0, gt=0, description="unload a model unused "
                                       "this long")
     providers_file: Path | None = Field(None, description="TOML of upstream TTS providers "

@@ -29,7 +29,8 @@ log = logging.getLogger("orate.api")
 
 _REASONS = {400: "invalid input", 401: "missing or invalid API key",
             403: "needs an admin key",
-            404: "not found (or not yours)", 405: "method not allowed", 409: "conflict",
+            404: "not found (or not yours)", 405: "method not allowed",
+            408: "the request's headers or body did not arrive in time", 409: "conflict",
             410: "the record exists but its audio is not stored (the reason says why)",
             413: "request too large", 416: "range not satisfiable",
             422: "invalid body (FastAPI's validation list)", 429: "rate, concurrency or quota "
@@ -205,14 +206,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed",
+                408: "request_timeout"}.get(exc.status_code, "http_error")
         message = (f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405)
                    else str(exc.detail))
         if exc.status_code == 400 and "parsing the body" in message:
             code = "invalid_json"
             message = json_hint(request.scope) or ("the request body is not valid JSON in "
                                                    "UTF-8; send a JSON object")
-        return dialect_for(request.url.path)[0](ApiError(exc.status_code, code, message))
+        return dialect_for(request.url.path)[0](ApiError(exc.status_code, code, message,
+                                                         headers=exc.headers))
 
     @app.exception_handler(UnicodeEncodeError)
     async def _unencodable(request: Request, exc: UnicodeEncodeError) -> JSONResponse:

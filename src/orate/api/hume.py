@@ -25,7 +25,9 @@ from orate.api.errors import ApiError, audio_response, documented
 from orate.api.files import library_of
 from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
 from orate.api.owners import context, owner_of, reader_of
+from orate.api.streaming import CLIENT_GONE, while_connected
 from orate.engines.base import UnknownVoice, VoiceParams
+from orate.engines.catalog import OPENAI_GENDERS
 from orate.engines.registry import engine_by_name
 from orate.library.voices import VoiceExists
 from orate.speech.pipeline import Context, Pipeline, Speech, SpeechRequest, Utterance
@@ -157,8 +159,15 @@ def _check_instant(body: PostedTts, streaming: bool, context_voice: VoiceParams 
                       "context); set utterances[0].voice or set instant_mode to false")
 
 
-async def _speeches(body: PostedTts, request: Request, *, streaming: bool) -> list[Speech]:
-    """Plan every generation (validating everything first), then start them."""
+# response bytes per audio byte, for the response-size bound: JSON carries base64 (4/3),
+# and /v0/tts carries each generation twice (the whole file and its snippets)
+JSON_FRAMING, NDJSON_FRAMING, FILE_FRAMING = 8 / 3, 4 / 3, 1.0
+
+
+async def _speeches(body: PostedTts, request: Request, *, streaming: bool,
+                    framing: float) -> list[Speech]:
+    """Plan every generation (validating everything first, the request's total work and
+    response size included), then start them."""
     pipeline = _pipeline(request)
     context_voice = await _context_voice(body, request)
     _check_instant(body, streaming, context_voice)
@@ -171,7 +180,8 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool) -> li
                             format=fmt, sample_rate=HUME_SAMPLE_RATE, timestamps=timestamps,
                             seed=n, variation=body.temperature if body.temperature is not None
                             else 1.0, context_voice=context_voice,
-                            max_chars=pipeline.settings.max_request_chars)
+                            max_chars=pipeline.settings.max_request_chars,
+                            generations=body.num_generations or 1, framing=framing)
         try:
             plans.append(await pipeline.plan(req, ctx))
         except BaseException:
@@ -181,18 +191,27 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool) -> li
                 if plan.reservation is not None:
                     await plan.reservation.release()
             raise
-    return [await pipeline.speak(plan) for plan in plans]
+    speeches: list[Speech] = []
+    try:
+        for plan in plans:
+            speeches.append(await pipeline.speak(plan))
+    except BaseException:
+        for started in speeches:  # their synthesis has begun: stop it
+            await started.events.aclose()
+        raise
+    return speeches
 
 
-def _frames(body: PostedTts, speech: Speech, request_id: str) -> HumeGeneration:
+def _frames(body: PostedTts, speech: Speech, request_id: str, keep: bool) -> HumeGeneration:
     return HumeGeneration(speech, request_id,
                           split=body.split_utterances is not False,
-                          strip_headers=bool(body.strip_headers))
+                          strip_headers=bool(body.strip_headers), keep=keep)
 
 
-async def _run(body: PostedTts, request: Request, streaming: bool) -> list[Speech] | Response:
+async def _run(body: PostedTts, request: Request, streaming: bool,
+               framing: float) -> list[Speech] | Response:
     try:
-        return await _speeches(body, request, streaming=streaming)
+        return await _speeches(body, request, streaming=streaming, framing=framing)
     except Invalid as exc:
         return exc.response
 
@@ -200,11 +219,12 @@ async def _run(body: PostedTts, request: Request, streaming: bool) -> list[Speec
 async def _generations(body: PostedTts, request: Request, streaming: bool
                        ) -> list[HumeGeneration] | Response:
     """Every generation of a request under one request id, or the response refusing it."""
-    speeches = await _run(body, request, streaming=streaming)
+    speeches = await _run(body, request, streaming=streaming,
+                          framing=NDJSON_FRAMING if streaming else JSON_FRAMING)
     if isinstance(speeches, Response):
         return speeches
     request_id = str(uuid.uuid4())
-    return [_frames(body, s, request_id) for s in speeches]
+    return [_frames(body, s, request_id, keep=not streaming) for s in speeches]
 
 
 @router.post("/v0/tts", summary="Text-to-speech, JSON (Hume)")
@@ -214,10 +234,25 @@ async def synthesize_json(body: PostedTts, request: Request) -> Response:
         return gens
 
     async def drain(gen: HumeGeneration) -> None:
-        async for _ in gen.frames():
-            pass
+        frames = gen.frames()
+        try:
+            async for _ in frames:
+                pass
+        finally:
+            await frames.aclose()  # stops this generation's synthesis if it did not end
 
-    await asyncio.gather(*(drain(g) for g in gens))
+    async def drain_all() -> None:
+        tasks = [asyncio.ensure_future(drain(g)) for g in gens]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            # one generation failed (or the client left): the others stop too, now
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    if not await while_connected(request, drain_all()):
+        return Response(status_code=CLIENT_GONE)
     out = []
     for gen in gens:
         whole = gen.whole_file()
@@ -244,10 +279,10 @@ async def _one_file(body: PostedTts, request: Request, streaming: bool
     if (body.num_generations or 1) > 1:
         return invalid("num_generations", "a file response holds one generation; use "
                        "/v0/tts or /v0/tts/stream/json for num_generations above 1")
-    speeches = await _run(body, request, streaming=streaming)
+    speeches = await _run(body, request, streaming=streaming, framing=FILE_FRAMING)
     if isinstance(speeches, Response):
         return speeches
-    return _frames(body, speeches[0], str(uuid.uuid4()))
+    return _frames(body, speeches[0], str(uuid.uuid4()), keep=not streaming)
 
 
 @router.post("/v0/tts/file", summary="Text-to-speech, one audio file (Hume)",
@@ -256,8 +291,17 @@ async def synthesize_file(body: PostedTts, request: Request) -> Response:
     gen = await _one_file(body, request, streaming=False)
     if isinstance(gen, Response):
         return gen
-    async for _ in gen.frames():
-        pass
+
+    async def drain() -> None:
+        frames = gen.frames()
+        try:
+            async for _ in frames:
+                pass
+        finally:
+            await frames.aclose()
+
+    if not await while_connected(request, drain()):
+        return Response(status_code=CLIENT_GONE)
     return Response(gen.whole_file(), media_type=CONTENT_TYPES[gen.format],
                     headers={"X-Orate-Generation-Id": gen.generation_id})
 
@@ -290,10 +334,14 @@ async def stream_json(body: PostedTts, request: Request) -> Response:
     first = await primed_frames(gens[0].frames())
 
     async def lines() -> AsyncIterator[bytes]:
-        sources = [first] + [g.frames() for g in gens[1:]]
-        for source in sources:
-            async for frame in source:
-                yield json.dumps(frame.message, separators=(",", ":")).encode() + b"\n"
+        try:
+            sources = [first] + [g.frames() for g in gens[1:]]
+            for source in sources:
+                async for frame in source:
+                    yield json.dumps(frame.message, separators=(",", ":")).encode() + b"\n"
+        finally:  # the client left early: the generations not yet read stop too
+            for gen in gens:
+                await gen.speech.events.aclose()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
@@ -326,17 +374,27 @@ async def primed_frames(frames: AsyncIterator[Chunk | TimestampFrame]
 # -- voices ------------------------------------------------------------------
 
 def _builtin_voices(pipeline: Pipeline) -> list[dict[str, Any]]:
-    """Hume's built-in library: OpenAI's names (gender of the voice+variant each maps to),
-    then every espeak voice."""
-    named = pipeline.catalog.named_voices(pipeline.catalog.models["octave-2"])
-    out = [{"id": v.id, "name": v.name, "provider": "HUME_AI",
-            "compatible_octave_models": ["1", "2"],
-            "tags": {"language": "en", "gender": v.gender, "engine": v.engine}} for v in named]
-    for v in engine_by_name("espeak").voices():
-        out.append({"id": v.id, "name": v.name, "provider": "HUME_AI",
-                    "compatible_octave_models": ["1", "2"],
-                    "tags": {"language": v.language, "gender": v.gender, "engine": v.engine}})
-    return out
+    """The voices Octave 1 and 2 can speak, as their models are served here: only voices
+    that will synthesize (the catalog's names), each tagged with its engine."""
+    catalog = pipeline.catalog
+    out: dict[str, dict[str, Any]] = {}
+    for version in ("1", "2"):
+        model = catalog.model(f"octave-{version}")
+        if model is None:
+            continue
+        infos = {v.id: v for v in (*catalog.named_voices(model), *catalog.voices(model))}
+        for name in catalog.voice_names(model):
+            if name in out:
+                out[name]["compatible_octave_models"].append(version)
+                continue
+            info = infos.get(name)
+            tags = {"language": info.language, "gender": info.gender, "engine": info.engine} \
+                if info else {"language": "en", "gender": OPENAI_GENDERS.get(name, "neutral"),
+                              "engine": model.engine}
+            out[name] = {"id": name, "name": name.capitalize() if info is None else info.name,
+                         "provider": "HUME_AI", "compatible_octave_models": [version],
+                         "tags": tags}
+    return list(out.values())
 
 
 def _matches(voice: dict[str, Any], filters: list[str]) -> bool:

@@ -12,6 +12,7 @@ that costs about a millisecond.
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -63,10 +64,14 @@ def _snippet_plan(speech: Speech, split: bool) -> list[tuple[str, int, int]]:
 
 
 class HumeGeneration:
-    """Re-frames one generation; iterate ``frames()``, then read snippets and totals."""
+    """Re-frames one generation; iterate ``frames()``, then read snippets and totals.
+
+    ``keep`` keeps the audio (whole and per snippet) for the responses that answer with
+    files; streams pass each chunk on and keep nothing, so their memory stays bounded.
+    """
 
     def __init__(self, speech: Speech, request_id: str, *, split: bool,
-                 strip_headers: bool) -> None:
+                 strip_headers: bool, keep: bool = False) -> None:
         self.speech = speech
         self.request_id = request_id
         self.generation_id = speech.id
@@ -76,7 +81,8 @@ class HumeGeneration:
         self.snippets = [Snippet(str(uuid.uuid4()), text, utt)
                          for text, utt, _ in _snippet_plan(speech, split)]
         self._sizes = [n for _, _, n in _snippet_plan(speech, split)]
-        self.payload = bytearray()  # the whole generation, without a WAV header
+        self.keep = keep
+        self.payload = bytearray()  # the whole generation, without a WAV header (keep only)
         self.duration = 0.0
         self._sent_header = False
 
@@ -116,6 +122,15 @@ class HumeGeneration:
         return Chunk(message, wire)
 
     async def frames(self) -> AsyncIterator[Chunk | TimestampFrame]:
+        """The generation as Hume frames; closing this stops the synthesis behind it."""
+        try:
+            async for frame in self._frames():
+                yield frame
+        finally:
+            with contextlib.suppress(Exception):
+                await self.speech.events.aclose()
+
+    async def _frames(self) -> AsyncIterator[Chunk | TimestampFrame]:
         index = 0  # current snippet
         sentences_left = self._sizes[0] if self._sizes else 0
         pending: bytes | None = None
@@ -127,9 +142,10 @@ class HumeGeneration:
                     data, stripped = data[WAV_HEADER_BYTES:], True
                 if not data:
                     continue
-                self.payload += data
                 snippet = self.snippets[min(index, len(self.snippets) - 1)]
-                snippet.audio += data
+                if self.keep:
+                    self.payload += data
+                    snippet.audio += data
                 if pending is not None:
                     yield self._chunk(snippet, pending, False)
                 pending = data

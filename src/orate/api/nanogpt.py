@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orate.api.errors import ApiError, audio_response, documented, fields
 from orate.api.files import library_of
 from orate.api.owners import context, owner_of, reader_of
-from orate.api.streaming import audio_bytes, primed
+from orate.api.streaming import CLIENT_GONE, audio_bytes, primed, while_connected
 from orate.audio.formats import FORMATS
 from orate.engines.base import VoiceParams
 from orate.library.jobs import COMPLETED, FAILED, PENDING
@@ -108,6 +108,8 @@ async def tts(body: TtsBody, request: Request) -> Response:
     asynchronous = _is_async(request, body, model, settings.async_threshold_chars)
     limit = settings.max_job_chars if asynchronous else settings.async_threshold_chars
     probe_req.max_chars = limit
+    if asynchronous:  # a job's output goes to storage, not to a waiting response
+        probe_req.framing = None
     ctx = context(request, "nanogpt")
     try:
         with fields({"input": "text", "description": "instructions"}):
@@ -134,9 +136,18 @@ async def tts(body: TtsBody, request: Request) -> Response:
         return StreamingResponse(audio_bytes(events), media_type=plan.format.content_type,
                                  headers={"X-Orate-Generation-Id": speech.id})
     duration = 0.0
-    async for event in speech.events:
-        if event.kind == "done":
-            duration = float(event.info.get("duration", 0.0))
+
+    async def drain() -> None:
+        nonlocal duration
+        try:
+            async for event in speech.events:
+                if event.kind == "done":
+                    duration = float(event.info.get("duration", 0.0))
+        finally:
+            await speech.events.aclose()
+
+    if not await while_connected(request, drain()):  # the client left: stop synthesizing
+        return Response(status_code=CLIENT_GONE)
     voice = body.voice or (plan.voices[0].label() if plan.voices else "")
     return JSONResponse({
         "audioUrl": str(request.url_for("get_file", gen_id=speech.id)),

@@ -88,7 +88,8 @@ def _build(body: SpeechBody, pipeline: Pipeline) -> SpeechRequest:
     utterance = Utterance(body.input, voice if voice is not None else
                           pipeline.settings.default_voice, speed, description=body.instructions)
     return SpeechRequest(model=body.model, utterances=[utterance], format=fmt,
-                         timestamps=timestamps if body.stream_format == "sse" else frozenset())
+                         timestamps=timestamps if body.stream_format == "sse" else frozenset(),
+                         framing=4 / 3 if body.stream_format == "sse" else 1.0)  # SSE: base64
 
 
 def _headers(speech: Speech) -> dict[str, str]:

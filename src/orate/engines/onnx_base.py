@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,33 @@ def providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-class LazySession:
-    """An onnxruntime session loaded on first use and dropped after ``idle`` seconds."""
+def open_session(path: Path) -> Any:
+    """An onnxruntime session for ``path`` with its phoneme durations exposed as an output.
 
-    def __init__(self, path: Path, idle: float) -> None:
+    One intra-op and one inter-op thread: parallelism comes from the worker
+    processes (one per core), so two workers on two cores never fight over them.
+    """
+    import onnxruntime as ort
+
+    from orate.engines.onnx_graph import with_durations
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    model, _ = with_durations(path.read_bytes())
+    return ort.InferenceSession(model, options, providers=providers())
+
+
+class LazySession:
+    """A model loaded on first use (in the worker that needs it) and dropped after ``idle``
+    seconds; ``load`` builds it (an onnxruntime session by default)."""
+
+    def __init__(self, path: Path | Callable[[], Path], idle: float,
+                 load: Callable[[Path], Any] = open_session) -> None:
         self.path = path
         self.idle = idle
+        self._load = load
         self._session: Any = None
         self._used = 0.0
         self._lock = threading.Lock()
@@ -44,13 +65,8 @@ class LazySession:
     def get(self) -> Any:
         with self._lock:
             if self._session is None:
-                import onnxruntime as ort
-
-                options = ort.SessionOptions()
-                options.intra_op_num_threads = 1  # parallelism comes from worker processes
-                options.inter_op_num_threads = 1
-                self._session = ort.InferenceSession(str(self.path), options,
-                                                     providers=providers())
+                path = self.path() if callable(self.path) else self.path
+                self._session = self._load(path)
             self._used = time.monotonic()
             return self._session
 

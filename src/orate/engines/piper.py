@@ -10,6 +10,8 @@ durations, they become phoneme and word timestamps.
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,11 @@ from orate.engines.base import (
     VoiceInfo,
     VoiceParams,
 )
-from orate.engines.espeak import phonemize
+from orate.engines.espeak import phonemize_clauses
 from orate.engines.onnx_base import LazySession, push, symbol_events, to_pcm
 
 BOS, EOS, PAD = "^", "$", "_"
+_SWITCH = re.compile(r"\([^)]+\)")  # espeak's language-switch marks: "(en)"
 DEFAULT_VOICE = "default"
 
 
@@ -52,6 +55,8 @@ class PiperEngine:
         self.multi_speaker = int(cfg.get("num_speakers", 1)) > 1
         self.speed_range = (0.25, 4.0)
         self.session = LazySession(model, idle)
+        # word and phoneme times come from the model's durations (onnx_graph exposes them)
+        self.timestamp_kinds = ("word", "phoneme")
 
     def voices(self) -> list[VoiceInfo]:
         names = sorted(self.speakers, key=self.speakers.get) if self.multi_speaker \
@@ -60,15 +65,6 @@ class PiperEngine:
                           languages=(self.language,), description=f"Piper {self.name} {n}")
                 for n in names]
 
-    def alias(self, name: str) -> VoiceParams | None:
-        """OpenAI's voice names (alloy…) pick this voice's first speaker, so SDK code that
-        names one works unchanged; any other unknown name stays an error."""
-        from orate.engines.catalog import OPENAI_VOICES
-
-        if name.lower() not in OPENAI_VOICES:
-            return None
-        return VoiceParams(engine=self.name, voice=self.voices()[0].id)
-
     def check_voice(self, params: VoiceParams) -> VoiceParams:
         voice = params.voice.strip()
         known = {v.id for v in self.voices()}
@@ -76,6 +72,17 @@ class PiperEngine:
             raise UnknownVoice(f"{self.name} has no voice {voice!r}; it has "
                                f"{', '.join(sorted(known)[:20])}")
         return VoiceParams(engine=self.name, voice=voice, rate=params.rate)
+
+    def phonemes(self, text: str) -> str:
+        """piper-tts's phonemes for ``text``: espeak IPA per clause, language-switch marks
+        removed, each clause followed by its punctuation (and a space after , : ;), NFD."""
+        parts = []
+        for clause, terminator in phonemize_clauses(text, self.espeak_voice):
+            # piper-tts synthesizes each espeak sentence on its own; one call here may
+            # hold two ("Dr. Smith"), which a space keeps apart
+            parts.append(_SWITCH.sub("", clause) + terminator +
+                         (" " if terminator in (",", ":", ";", ".", "!", "?") else ""))
+        return unicodedata.normalize("NFD", "".join(parts).rstrip())
 
     def _ids(self, phonemes: str) -> tuple[list[int], list[str]]:
         """Phoneme ids with Piper's padding, and the symbol each id stands for."""
@@ -98,10 +105,7 @@ class PiperEngine:
 
     def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
                    *, ssml: bool = False) -> SynthesisResult:
-        phonemes = " ".join(phonemize(text, self.espeak_voice))
-        ending = text.rstrip()[-1:] if text.rstrip()[-1:] in ".?!," else ""
-        if ending and ending in self.id_map:
-            phonemes += ending
+        phonemes = self.phonemes(text)
         ids, symbols = self._ids(phonemes)
         if len(ids) <= 3:
             return SynthesisResult()

@@ -19,6 +19,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,20 +46,46 @@ class EngineBusy(RuntimeError):
 
 
 class JobStream:
-    """The messages of one job, in order, ending after the worker's END frame."""
+    """The messages of one job, in order, ending after the worker's END frame.
 
-    def __init__(self, job_id: int, worker: _Worker) -> None:
+    Bounded: once more than ``limit`` bytes of audio wait here for the consumer, the
+    pool stops reading the worker's pipe, the pipe fills and the worker blocks in its
+    write, so synthesis runs at the pace the client reads (a slow reader slows only its
+    own job, and costs about ``limit`` plus a pipe's worth of memory, not the whole
+    audio). Reading resumes as the consumer drains the queue, or when the job is
+    cancelled (the worker must run to its next chunk to see the cancel).
+    """
+
+    def __init__(self, job_id: int, worker: _Worker, limit: int = 256 * 1024) -> None:
         self.id = job_id
         self._worker = worker
-        self._queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+        self._queue: deque[tuple[int, Any]] = deque()
+        self._wake: asyncio.Event = asyncio.Event()
+        self.limit = limit
+        self.buffered = 0  # bytes of audio queued here, not yet taken by the consumer
         self.finished = False
+        self.cancelled = False
 
     def _push(self, kind: int, payload: Any) -> None:
-        self._queue.put_nowait((kind, payload))
+        if self.cancelled and kind != END:
+            return  # nobody will read it: drop, so a cancelled job holds no memory
+        self._queue.append((kind, payload))
+        if kind == AUDIO:
+            self.buffered += len(payload)
+            if self.buffered >= self.limit:
+                self._worker.pause()
+        self._wake.set()
 
     async def __aiter__(self) -> AsyncIterator[tuple[int, Any]]:
         while True:
-            kind, payload = await self._queue.get()
+            while not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            kind, payload = self._queue.popleft()
+            if kind == AUDIO:
+                self.buffered -= len(payload)
+                if self.buffered < self.limit:
+                    self._worker.resume()
             if kind == END:
                 self.finished = True
                 return
@@ -66,8 +93,14 @@ class JobStream:
 
     def cancel(self) -> None:
         """Stop the worker's synthesis of this job at its next audio chunk."""
-        if not self.finished and self._worker.current is self:
+        if self.finished or self.cancelled:
+            return
+        self.cancelled = True
+        self._queue = deque(m for m in self._queue if m[0] == END)
+        self.buffered = 0
+        if self._worker.current is self:
             self._worker.cancel.value = self.id
+            self._worker.resume()  # a paused worker is blocked in a write: let it see the cancel
 
 
 @dataclass(eq=False)
@@ -80,6 +113,19 @@ class _Worker:
     current: JobStream | None = None
     alive: bool = True
     transport: asyncio.ReadTransport | None = field(default=None, repr=False)
+    paused: bool = False
+
+    def pause(self) -> None:
+        """Stop reading this worker's pipe: its next writes block, and so does its engine."""
+        if not self.paused and self.transport is not None and not self.transport.is_closing():
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
 
 
 class _Reader(asyncio.Protocol):
@@ -113,8 +159,10 @@ class EnginePool:
     """``size`` worker processes; ``submit`` runs a render job on the next free one."""
 
     def __init__(self, size: int, models_dir: Path | None = None, idle: float = 300.0, *,
-                 max_queue: int = 64, queue_timeout: float = 30.0) -> None:
+                 max_queue: int = 64, queue_timeout: float = 30.0,
+                 buffer_bytes: int = 256 * 1024) -> None:
         self.size = size
+        self.buffer_bytes = buffer_bytes
         self.max_queue = max_queue
         self.queue_timeout = queue_timeout
         self._models_dir = str(models_dir) if models_dir else None
@@ -202,7 +250,7 @@ class EnginePool:
         finally:
             self.waiting -= 1
         job_id = next(self._ids) & 0xFFFFFFFF or next(self._ids)
-        stream = JobStream(job_id, worker)
+        stream = JobStream(job_id, worker, self.buffer_bytes)
         worker.current = stream
         try:
             worker.jobs.send((job_id, job))
@@ -223,6 +271,7 @@ class EnginePool:
             return
         if kind == END:
             worker.current = None
+            worker.resume()
             if json.loads(payload).get("cancelled"):
                 self.cancelled += 1
             else:
@@ -241,6 +290,7 @@ class EnginePool:
                                                     "before it was ready"))
             return
         stream, worker.current = worker.current, None
+        worker.paused = False
         if stream is not None:
             stream._push(ERROR, {"message": "the engine worker died while synthesizing"})
             stream._push(END, None)

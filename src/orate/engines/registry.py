@@ -20,8 +20,18 @@ _idle = 300.0
 _lock = threading.Lock()
 
 
+BUILTIN = ("espeak", "hibari")  # engines that need no model store
+
+
 class UnknownEngine(KeyError):
     pass
+
+
+def hibari_available() -> bool:
+    """hibari is a dependency, but an install without it still serves (espeak only)."""
+    from orate.engines.hibari import available
+
+    return available()
 
 
 def configure(models_dir: Path | None, idle: float = 300.0) -> list[LocalModel]:
@@ -32,7 +42,7 @@ def configure(models_dir: Path | None, idle: float = 300.0) -> list[LocalModel]:
         _idle = idle
         _models.clear()
         _models.update({m.id: m for m in found})
-        for name in [n for n in _engines if n != "espeak" and n not in _models]:
+        for name in [n for n in _engines if n not in BUILTIN and n not in _models]:
             del _engines[name]
     return found
 
@@ -51,6 +61,10 @@ def engine_by_name(name: str) -> Engine:
                 from orate.engines.espeak import get_engine
 
                 _engines[name] = get_engine()
+            elif name == "hibari" and hibari_available():
+                from orate.engines.hibari import HibariEngine
+
+                _engines[name] = HibariEngine(idle=_idle)
             elif name in _models:
                 _engines[name] = build(_models[name], _idle)
             else:
@@ -60,7 +74,15 @@ def engine_by_name(name: str) -> Engine:
 
 def sweep() -> None:
     """Unload neural sessions idle past their time (engines keep their metadata)."""
+    unloaded = False
     for engine in list(_engines.values()):
+        sweep_engine = getattr(engine, "sweep", None)
         session = getattr(engine, "session", None)
-        if session is not None:
-            session.sweep()
+        if sweep_engine is not None:
+            unloaded = bool(sweep_engine()) or unloaded
+        elif session is not None:
+            unloaded = session.sweep() or unloaded
+    if unloaded:  # give the model's pages back to the kernel, not just to malloc
+        from orate.engines.hibari_g2p import release_memory
+
+        release_memory()

@@ -8,6 +8,7 @@ id into a shared integer that the render checks on every audio chunk.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import struct
@@ -37,14 +38,48 @@ def tune_malloc() -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        import ctypes
-
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3
         libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
         libc.mallopt(m_trim_threshold, 128 * 1024 * 1024)
     except OSError:
         pass
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = _Mallinfo2
+        return libc
+    except (OSError, AttributeError):  # not glibc, or older than 2.33
+        return None
+
+
+_LIBC = _libc()
+
+
+def malloc_free_bytes() -> int:
+    """Bytes malloc holds free in its arenas (memory the process keeps but does not use)."""
+    return int(_LIBC.mallinfo2().fordblks) if _LIBC is not None else 0
+
+
+def malloc_trim() -> None:
+    """Give malloc's free pages back to the kernel.
+
+    glibc keeps freed memory in its arenas (one per thread that allocated), so after
+    large responses end the process's RSS stays at its peak. The server calls this
+    (in a thread: ctypes releases the GIL) when much memory is held free.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
@@ -74,7 +109,7 @@ def worker_main(jobs: Connection, out: Connection, cancel: Any, index: int,
     send(READY_JOB, READY, {"pid": os.getpid(), "index": index})
     while True:
         try:
-            while not jobs.poll(SWEEP_EVERY):
+            while not jobs.poll(min(SWEEP_EVERY, max(idle / 2, 0.5))):
                 registry.sweep()  # idle: unload neural models nobody has used for a while
             job_id, job = jobs.recv()
         except (EOFError, OSError, KeyboardInterrupt):
@@ -88,7 +123,8 @@ def worker_main(jobs: Connection, out: Connection, cancel: Any, index: int,
                            lambda _id=job_id: cancel.value == _id)
             cancelled = stats.cancelled
         except Exception as exc:  # report, then keep serving: one bad job must not kill us
-            send(job_id, ERROR, {"message": f"{type(exc).__name__}: {exc}"})
+            send(job_id, ERROR, {"message": f"{type(exc).__name__}: {exc}",
+                                 "code": getattr(exc, "code", None)})
         finally:
             send(job_id, END, {"cancelled": cancelled})
 

@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from orate.engines.pool import EngineBusy, PoolClosed
-from orate.speech.render import ERROR, RenderJob
+from orate.speech.render import AUDIO, ERROR, RenderJob
 
 log = logging.getLogger("orate.ray")
 
 END = 7  # the last frame of a job (same value as the pool's)
 START_TIMEOUT = 120.0
+BACKPRESSURE = 4  # objects an actor may stream ahead of the pump before it blocks
 NAMESPACE = "orate"
 
 
@@ -96,20 +97,41 @@ class EngineActor:
 
 
 class RayJobStream:
-    """The frames of one job on one actor, in order (the pool's ``JobStream``)."""
+    """The frames of one job on one actor, in order (the pool's ``JobStream``).
 
-    def __init__(self, job_id: int, slot: _Slot) -> None:
+    Bounded like the pool's: past ``limit`` bytes of audio waiting for the consumer,
+    the pump stops taking objects from the actor's stream, and Ray's generator
+    back-pressure (a few objects in flight) then blocks the actor's render, so a slow
+    client slows only its own synthesis.
+    """
+
+    def __init__(self, job_id: int, slot: _Slot, limit: int = 256 * 1024) -> None:
         self.id = job_id
         self._slot = slot
         self._queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+        self.limit = limit
+        self.buffered = 0
+        self.room = asyncio.Event()
+        self.room.set()
         self.finished = False
+        self.cancelled = False
 
     def _push(self, kind: int, payload: Any) -> None:
+        if self.cancelled and kind != END:
+            return  # nobody will read it
+        if kind == AUDIO:
+            self.buffered += len(payload)
+            if self.buffered >= self.limit:
+                self.room.clear()
         self._queue.put_nowait((kind, payload))
 
     async def __aiter__(self) -> AsyncIterator[tuple[int, Any]]:
         while True:
             kind, payload = await self._queue.get()
+            if kind == AUDIO:
+                self.buffered -= len(payload)
+                if self.buffered < self.limit:
+                    self.room.set()
             if kind == END:
                 self.finished = True
                 return
@@ -117,7 +139,11 @@ class RayJobStream:
 
     def cancel(self) -> None:
         """The caller went away: stop the actor's synthesis at its next chunk."""
-        if not self.finished and self._slot.current is self and self._slot.alive:
+        if self.finished or self.cancelled:
+            return
+        self.cancelled = True
+        self.room.set()  # the pump must run on to the actor's END
+        if self._slot.current is self and self._slot.alive:
             self._slot.actor.cancel.remote(self.id)
 
 
@@ -137,8 +163,10 @@ class RayBackend:
 
     def __init__(self, size: int, address: str = "auto", models_dir: Path | None = None,
                  idle: float = 300.0, *, max_queue: int = 64, queue_timeout: float = 30.0,
-                 num_cpus: float = 1.0, num_gpus: float = 0.0) -> None:
+                 num_cpus: float = 1.0, num_gpus: float = 0.0,
+                 buffer_bytes: int = 256 * 1024) -> None:
         self.size = size
+        self.buffer_bytes = buffer_bytes
         self.address = address
         self.max_queue = max_queue
         self.queue_timeout = queue_timeout
@@ -243,9 +271,11 @@ class RayBackend:
         finally:
             self.waiting -= 1
         job_id = next(self._ids) & 0xFFFFFFFF or next(self._ids)
-        stream = RayJobStream(job_id, slot)
+        stream = RayJobStream(job_id, slot, self.buffer_bytes)
         slot.current = stream
-        gen = slot.actor.render.options(num_returns="streaming").remote(job_id, job)
+        gen = slot.actor.render.options(num_returns="streaming",
+                                        _generator_backpressure_num_objects=BACKPRESSURE
+                                        ).remote(job_id, job)
         slot.pump = asyncio.get_running_loop().create_task(self._pump(slot, stream, gen))
         return stream
 
@@ -255,6 +285,7 @@ class RayBackend:
 
         try:
             async for ref in gen:
+                await stream.room.wait()  # the consumer is behind: let the actor wait
                 for kind, payload in await ref:
                     if kind == END:
                         if payload.get("cancelled"):

@@ -14,7 +14,7 @@ import hashlib
 import re
 from dataclasses import replace
 
-from orate.engines.base import Engine, VoiceParams
+from orate.engines.base import Engine, UnknownVoice, VoiceParams
 
 _ACCENTS: dict[str, str] = {
     "american": "en-us", "us": "en-us", "usa": "en-us", "yankee": "en-us",
@@ -127,6 +127,16 @@ def design_voice(description: str, engine: Engine, *, seed: int = 0,
                                               < words.index(next(w for w in words
                                                                  if w in _FEMALE)))
     male = bool(wordset & _MALE) and not female
+    if not getattr(engine, "variants", None):
+        # a neural engine has no espeak variants or pitch: the description picks one of
+        # its voices by gender, and the pace words still apply
+        voices = engine.voices()
+        want = "female" if female else "male" if male else None
+        ranked = sorted(voices, key=lambda v: v.gender != want)
+        if not ranked:
+            raise UnknownVoice(f"{engine.name} has no voices installed")
+        return engine.check_voice(_adjust(VoiceParams(engine=engine.name, voice=ranked[0].id),
+                                          words))
     if wordset & _WHISPER:
         variant = "whisperf" if female else "whisper"
     elif wordset & _CROAK:

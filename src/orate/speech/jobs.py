@@ -86,6 +86,7 @@ class JobRunner:
         try:
             req = request_from_dict(job.request)
             req.max_chars = self.settings.max_job_chars
+            req.framing = None  # bounded by max_job_chars; its audio goes to storage
             plan = await self.pipeline.plan(req, Context(owner=job.owner, dialect=job.dialect))
         except (SpeechError, TypeError, KeyError, ValueError) as exc:
             message = exc.message if isinstance(exc, SpeechError) else f"bad job request: {exc}"

@@ -9,8 +9,9 @@ runs on the event loop; synthesis and encoding run in the engine pool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -172,6 +173,7 @@ class Pipeline:
         if characters > limit:
             raise SpeechError(413, "request_too_large", f"input is {characters} characters; the "
                               f"limit is {limit}", "input")
+        self._check_work(req, characters)
         ssml = len(texts) == 1 and is_ssml(texts[0])
         text = "".join(texts) if ssml else ""
         segments: list[Segment] = []
@@ -218,12 +220,15 @@ class Pipeline:
             version = engine.version
         plan = Plan(req, model, job, voices, fmt, characters, rate, ctx,
                     segment_utterances=owners)
+        cap = self._check_bytes(req, plan) if req.framing is not None else None
         if self.library is not None and self.settings.cache_enabled and ctx.cache:
             from orate.library.cache import cache_key
 
             # per owner unless shared: a hit would tell one key what another one said
             scope = None if self.settings.cache_shared or ctx.owner == "local" else ctx.owner
             plan.cache_key = cache_key(job, {model.engine: version}, scope)
+        if cap is not None:  # after the cache key: the bound does not change the audio
+            plan.job = replace(job, max_bytes=cap)
         if self.library is not None and ctx.store and ctx.record and self.settings.history \
                 and self.settings.store_audio and not await self.library.blobs.writable():
             raise SpeechError(507, "storage_full", "the audio store cannot be written "
@@ -252,6 +257,36 @@ class Pipeline:
                               f"its quota left and the input is {characters}; ask an admin "
                               "for a larger quota", "input",
                               headers={"Retry-After": "86400"}) from None
+
+    def _check_work(self, req: SpeechRequest, characters: int) -> None:
+        """Refuse up front what would take too long: characters x generations. An async
+        job (no waiting response) is bounded by its own character limit instead."""
+        limit = self.settings.max_request_work if req.framing is not None \
+            else req.max_chars or self.settings.max_job_chars
+        work = characters * max(req.generations, 1)
+        if work > limit:
+            raise SpeechError(413, "request_too_large", f"this request asks for {work} "
+                              f"characters of synthesis ({characters} characters x "
+                              f"{req.generations} generations); the limit is {limit} "
+                              "(max_request_work)", "num_generations"
+                              if req.generations > 1 else "input")
+
+    def _check_bytes(self, req: SpeechRequest, plan: Plan) -> int:
+        """Refuse up front a response that would be too large (from an estimate of its
+        audio), and return the cap each generation's render enforces as it goes."""
+        framing = req.framing or 1.0
+        limit = self.settings.max_response_bytes
+        share = int(limit / framing / max(req.generations, 1))
+        estimate = estimate_bytes(plan)
+        total = int(estimate * framing * max(req.generations, 1))
+        if total > limit:
+            takes = f" x {req.generations} generations" if req.generations > 1 else ""
+            raise SpeechError(413, "request_too_large", f"the response would be about {total} "
+                              f"bytes ({estimate_seconds(plan.job):.0f} s of "
+                              f"{plan.format.name}{takes}); the limit is {limit} bytes "
+                              "(max_response_bytes): ask for less text, fewer generations or "
+                              "a compressed format", "input")
+        return share
 
     async def _utterance_voice(self, model: Model, utt: Utterance, current: VoiceParams | None,
                                seed: int, ctx: Context) -> VoiceParams:
@@ -295,7 +330,10 @@ class Pipeline:
         try:
             async for kind, payload in job:
                 if kind == R.ERROR:
-                    raise SynthesisFailed(payload.get("message", "synthesis failed"))
+                    message = payload.get("message", "synthesis failed")
+                    if payload.get("code") == R.OutputTooLarge.code:
+                        raise SpeechError(413, "request_too_large", message, "input")
+                    raise SynthesisFailed(message)
                 yield _event(kind, payload)
         finally:
             if not job.finished:
@@ -330,7 +368,8 @@ class Pipeline:
                                                               "off"))
         if self.library is not None:
             self.library.cache.count("miss")
-        flight = Flight(self.stream(plan), on_finish=self._finished(plan))
+        flight = Flight(self.stream(plan), on_finish=self._finished(plan),
+                        window=self.settings.stream_buffer_bytes)
         self._flights[key] = flight
         return Speech(gen_id, plan, "miss", self._recorded(gen_id, plan, flight.subscribe(),
                                                            "miss"))
@@ -380,6 +419,11 @@ class Pipeline:
                 spoke = any(e.kind == "audio" for e in seen)
                 self._settle(reservation, plan.characters if spoke else 0)
             raise
+        finally:
+            # closing this stream (client gone, request refused) must release the synthesis
+            # now, not when the garbage collector gets to it
+            with contextlib.suppress(Exception):
+                await events.aclose()  # type: ignore[attr-defined]
         if reservation is not None:
             self._settle(reservation, plan.characters)
         if self.metrics is not None:
@@ -442,6 +486,29 @@ class Pipeline:
         ``should_stop`` ends the synthesis early (the reader went away)."""
         return render(plan.job, engine_by_name, lambda k, p: on_event(_event(k, p)),
                       should_stop)
+
+
+# Up-front size estimates. English prose comes out of espeak at ~16.5 characters a second
+# (measured, default rate); 12 leaves room for slower voices and punctuation. Texts that
+# speak far longer than they read (digit strings, "1. 1. 1.") meet the render's cap.
+CHARS_PER_SECOND = 12.0
+SSML_BREAKS_SECONDS = 60.0  # SSML may add up to this much silence (speech/text.py)
+
+
+def estimate_seconds(job: RenderJob) -> float:
+    seconds = 0.0
+    for seg in job.segments:
+        chars = sum(end - start for start, end in seg.sentences)
+        seconds += chars / CHARS_PER_SECOND / max(seg.speed, 0.01) + seg.trailing_silence
+    return seconds + (SSML_BREAKS_SECONDS if job.ssml else 0.0)
+
+
+def estimate_bytes(plan: Plan) -> int:
+    """An upper estimate of one generation's encoded audio."""
+    # lossy: the codec's rate plus container; otherwise 16-bit mono (flac is less)
+    per_second = (plan.job.bitrate or 128_000) / 8 + 2_000 if plan.format.lossy \
+        else 2 * plan.sample_rate
+    return int(estimate_seconds(plan.job) * per_second) + 1024
 
 
 async def _iterate(events: list[SpeechEvent]) -> AsyncIterator[SpeechEvent]:

@@ -53,6 +53,13 @@ class RenderJob:
     ssml: bool = False
     bitrate: int | None = None
     whole_file: bool = False
+    max_bytes: int | None = None  # stop with OutputTooLarge past this much encoded audio
+
+
+class OutputTooLarge(RuntimeError):
+    """The encoded audio passed the job's ``max_bytes`` (the estimate was too low)."""
+
+    code = "output_too_large"
 
 
 @dataclass
@@ -109,11 +116,12 @@ class _Output:
     and the engine runs far ahead of playback anyway. Sentence ends flush.
     """
 
-    def __init__(self, emit: Emit) -> None:
+    def __init__(self, emit: Emit, max_bytes: int | None = None) -> None:
         self._emit = emit
         self._buf = bytearray()
         self._threshold = 0
         self.total = 0
+        self._max = max_bytes
 
     def add(self, data: bytes) -> None:
         if not data:
@@ -125,6 +133,9 @@ class _Output:
     def flush(self) -> None:
         if self._buf:
             self.total += len(self._buf)
+            if self._max is not None and self.total > self._max:
+                raise OutputTooLarge(f"the audio passed {self._max} bytes, the most this "
+                                     "request may produce (max_response_bytes)")
             self._emit(AUDIO, bytes(self._buf))
             self._buf.clear()
             self._threshold = min(max(self._threshold * 4, 4096), COALESCE_BYTES)
@@ -139,7 +150,7 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
     out_rate = fmt.output_rate(in_rate, job.sample_rate)
     encoder = make_encoder(job.format, in_rate, out_rate, bitrate=job.bitrate,
                            whole_file=job.whole_file)
-    out = _Output(emit)
+    out = _Output(emit, job.max_bytes)
     feeder = _Feeder(encoder, out, in_rate)
     stats = RenderStats(sample_rate=in_rate)
     tokens = Tokens.of(job.text, job.ssml) if job.timestamps else None

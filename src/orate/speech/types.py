@@ -61,6 +61,10 @@ class SpeechRequest:
     context_voice: VoiceParams | None = None  # the voice to continue (Hume's context)
     max_chars: int | None = None  # the dialect's own limit on total characters
     bitrate: int | None = None  # lossy codecs: bits per second (default: settings.mp3_bitrate)
+    generations: int = 1  # takes of this text the same request makes (Hume num_generations)
+    # response bytes per audio byte (base64, copies) for the response-size bound; None: not
+    # a response held by a client (an async job, bounded by max_job_chars instead)
+    framing: float | None = 1.0
 
 
 @dataclass
