@@ -73,7 +73,10 @@ class EngineActor:
         from orate.engines.registry import engine_by_name
         from orate.speech.render import render
 
-        frames: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        # bounded: when the replica stops taking objects (a slow client), the generator
+        # blocks in ``yield`` under Ray's back-pressure, this queue fills, and the render
+        # thread blocks in ``emit`` (memory stays bounded on the actor's side too)
+        frames: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=32)
 
         def run() -> None:
             cancelled = False
