@@ -192,6 +192,17 @@ def test_rate_limit_is_the_total_across_three_replicas(cluster) -> None:
     assert refused.json()["error"]["code"] == "rate_limited"  # OpenAI's envelope
 
 
+def test_character_quota_is_the_total_across_replicas(cluster) -> None:
+    out = subprocess.run([ORATE, "keys", "create", "--name", "quota", "--quota-chars", "100"],
+                         env=cluster.replica_env(0), capture_output=True, text=True,
+                         check=True)
+    key = out.stdout.strip().splitlines()[-1]
+    sixty = "Sixty characters of text, spoken once on each of two boxes."
+    assert speak(cluster, 0, sixty, key=key).status_code == 200
+    refused = speak(cluster, 1, sixty, key=key)  # 120 > 100 in total, though 60 each
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "quota_exceeded"
+
+
 def test_retention_runs_under_one_lease_for_the_service(cluster) -> None:
     rows = sql(cluster, "SELECT name, holder FROM service_leases")
     assert [r[0] for r in rows] == ["retention"]  # one holder for three replicas

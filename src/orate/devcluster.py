@@ -183,14 +183,16 @@ class DevCluster:
         return f"http://127.0.0.1:{self.base_port + 9}"
 
     def replica_env(self, index: int, backend: str = "ray") -> dict[str, str]:
-        return self._env(
+        env = self._env(
             ORATE_HOST="127.0.0.1", ORATE_PORT=str(self.base_port + index),
             ORATE_DATA_DIR=str(self.base / f"replica{index}"),
             ORATE_DATABASE_URL=self.database_url or "",
             ORATE_BLOB_URL=f"s3://{BUCKET}", ORATE_S3_ENDPOINT=self.s3_endpoint,
             ORATE_ENGINE_BACKEND=backend, ORATE_RAY_ADDRESS=self.ray_address,
             ORATE_RAY_ACTORS=str(self.actors_per_replica), ORATE_RAY_NUM_CPUS="0.5",
-            ORATE_WORKERS="1", ORATE_LOG_LEVEL="warning", **self.extra_env)
+            ORATE_WORKERS="1", ORATE_LOG_LEVEL="warning")
+        env.update(self.extra_env)
+        return env
 
     # -- parts ---------------------------------------------------------------
 
