@@ -156,7 +156,8 @@ def main() -> None:
         cluster.wait_replica(2)
         clock, started = CpuClock.now(), time.monotonic()
         lines = asyncio.run(run(cluster))
-        load, _share = outside_load(clock, time.monotonic() - started)
+        elapsed = time.monotonic() - started
+    load, _share = outside_load(clock, elapsed)  # after the stop: our processes reaped
     print("\n".join(lines))
     print(f"\nWhile it ran, {load} (a shared 2-core VM: compare rows taken in turns, "
           "not with other runs).")
