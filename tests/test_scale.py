@@ -66,7 +66,11 @@ def cluster(tmp_path_factory):  # type: ignore[no-untyped-def]
     try:
         # a third replica on the local pool: replicas may mix backends
         c.start_replica(2, backend="local")
+        # one actor and room for one waiting request: for back-pressure and cancel
+        c.start_replica(3, env={"ORATE_RAY_ACTORS": "1", "ORATE_MAX_QUEUE": "1",
+                                "ORATE_CACHE_ENABLED": "false"})
         c.wait_replica(2)
+        c.wait_replica(3)
         out = subprocess.run([ORATE, "keys", "create", "--name", "admin", "--admin"],
                              env=c.replica_env(0), capture_output=True, text=True, check=True)
         c.admin = out.stdout.strip().splitlines()[-1]  # type: ignore[attr-defined]
@@ -203,6 +207,43 @@ def test_character_quota_is_the_total_across_replicas(cluster) -> None:
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "quota_exceeded"
 
 
+def test_all_actors_busy_queue_is_bounded_then_503_with_retry_after(cluster) -> None:
+    text = " ".join(f"Line {i}: a long passage that keeps an engine actor busy for a while."
+                    for i in range(70))
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        running = [pool.submit(hume_long, cluster, 3, unique(text), 2) for _ in range(2)]
+        deadline = time.monotonic() + 20
+        while True:  # one request on the actor, one waiting: the queue is full
+            stats = httpx.get(url(cluster, 3) + "/healthz").json()["engines"]
+            if stats["busy"] == 1 and stats["waiting"] == 1:
+                break
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.05)
+        with client(cluster, 3) as c:
+            refused = c.post("/v0/tts", json={"utterances": [{"text": unique()}]})
+        assert [f.result()[0] for f in running] == [200, 200]
+    assert refused.status_code == 503 and int(refused.headers["retry-after"]) >= 1
+    assert "busy" in refused.text  # in Hume's envelope
+
+
+def test_client_disconnect_cancels_the_actor_work(cluster) -> None:
+    before = httpx.get(url(cluster, 3) + "/healthz").json()["engines"]["cancelled"]
+    text = " ".join(f"Line {i}: a long passage that keeps an engine actor busy for a while."
+                    for i in range(55))  # under OpenAI's 4,096 characters; seconds of mp3
+    with client(cluster, 3) as c, c.stream("POST", "/v1/audio/speech", json={
+            "model": "tts-1", "voice": "alloy", "input": unique(text),
+            "response_format": "mp3"}) as r:
+        assert r.status_code == 200
+        next(r.iter_bytes())  # the first audio, then hang up
+    deadline = time.monotonic() + 10
+    while httpx.get(url(cluster, 3) + "/healthz").json()["engines"]["cancelled"] <= before:
+        assert time.monotonic() < deadline, "the actor did not stop"
+        time.sleep(0.1)
+    started = time.monotonic()
+    assert speak(cluster, 3, unique()).status_code == 200  # the actor is free again
+    assert time.monotonic() - started < 5
+
+
 def test_retention_runs_under_one_lease_for_the_service(cluster) -> None:
     rows = sql(cluster, "SELECT name, holder FROM service_leases")
     assert [r[0] for r in rows] == ["retention"]  # one holder for three replicas
@@ -224,7 +265,7 @@ def test_replica_killed_mid_job_the_other_finishes_it_once(cluster) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
     pid = int(rows[0]["lease_owner"].split(":")[1])
-    victim = next(i for i in range(3) if cluster.procs[f"replica{i}"].popen.pid == pid)
+    victim = next(i for i in range(4) if cluster.procs[f"replica{i}"].popen.pid == pid)
     cluster.procs[f"replica{victim}"].kill(signal.SIGKILL)
     other = 1 if victim == 0 else 0
     try:
@@ -244,7 +285,7 @@ def test_replica_killed_mid_job_the_other_finishes_it_once(cluster) -> None:
         assert made[0][0] == 1  # finished exactly once
     finally:
         cluster.procs[f"replica{victim}"].stop()
-        cluster.start_replica(victim, backend="ray" if victim < 2 else "local")
+        cluster.start_replica(victim, backend="local" if victim == 2 else "ray")
         cluster.wait_replica(victim)
 
 

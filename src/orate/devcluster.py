@@ -248,9 +248,10 @@ class DevCluster:
                 if attempt == tries - 1:
                     raise
 
-    def start_replica(self, index: int, backend: str = "ray") -> Proc:
+    def start_replica(self, index: int, backend: str = "ray",
+                      env: dict[str, str] | None = None) -> Proc:
         proc = self._spawn(f"replica{index}", [_bin("orate"), "serve"],
-                           self.replica_env(index, backend))
+                           {**self.replica_env(index, backend), **(env or {})})
         proc.url = f"http://127.0.0.1:{self.base_port + index}"
         return proc
 
