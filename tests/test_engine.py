@@ -196,3 +196,25 @@ def test_streamed_mp3_matches_pyav_libmp3lame_at_equal_settings() -> None:
     energy = float(np.sum(pyav[:n].astype(np.float64) ** 2))
     diff = float(np.sum((lame[:n].astype(np.float64) - pyav[:n].astype(np.float64)) ** 2))
     assert diff < 0.05 * energy  # the same encoder, the same settings: near-identical output
+
+
+def test_streamed_mp3_of_no_audio_is_empty_not_an_error() -> None:
+    """An engine that makes no samples (an emoji-only text on a neural voice) must not
+    break the encoder: finishing an mp3 that was never fed gives no bytes."""
+    enc = LameEncoder(FORMATS["mp3"], 24000, 22050, bitrate=48_000)
+    assert enc.feed(np.empty(0, dtype=np.int16)) == b""
+    assert enc.finish() == b""
+
+
+@pytest.mark.parametrize("rates", [(22050, 22050), (22050, 48000), (24000, 16000)])
+def test_streamed_mp3_keeps_the_tail_through_the_resampler(rates: tuple[int, int]) -> None:
+    """The resampler's flushed tail is encoded, not resampled a second time."""
+    in_rate, out_rate = rates
+    tone = (np.sin(np.arange(in_rate) * 2 * np.pi * 220 / in_rate) * 8000).astype(np.int16)
+    enc = LameEncoder(FORMATS["mp3"], in_rate, out_rate, bitrate=48_000)
+    data = b"".join([enc.feed(tone[i:i + 1323]) for i in range(0, len(tone), 1323)]
+                    + [enc.finish()])
+    with av.open(io.BytesIO(data)) as c:
+        assert c.streams.audio[0].rate == out_rate
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert abs(samples / out_rate - 1.0) < 0.1

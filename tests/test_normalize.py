@@ -185,3 +185,20 @@ def test_hostile_input_is_linear(text: str) -> None:
     t = time.perf_counter()
     normalize_text(text)
     assert time.perf_counter() - t < 5.0
+
+
+def _cpu(text: str) -> float:
+    best = 1e9
+    for _ in range(3):
+        t = time.process_time()
+        normalize_text(text)
+        best = min(best, time.process_time() - t)
+    return best
+
+
+@pytest.mark.parametrize("unit", ["+1 ", "1,", "1:", "a.", "(555 ", "Dr. ", "a@", "$1 "])
+def test_cost_grows_linearly(unit: str) -> None:
+    """Four times the input costs about four times the CPU (a quadratic scan would cost
+    16x, a backtracking pattern far more): a check that survives a loaded machine."""
+    small = unit * (40_000 // len(unit))
+    assert _cpu(small * 4) < 10 * _cpu(small) + 0.02  # noisy neighbours: a loose bound

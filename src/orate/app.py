@@ -16,6 +16,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
 from orate.api import (
+    dialogue as dialogue_routes,
+)
+from orate.api import (
     elevenlabs,
     elevenlabs_ws,
     errors,
@@ -27,6 +30,9 @@ from orate.api import (
     nanogpt,
     openai,
     web,
+)
+from orate.api import (
+    lexicons as lexicon_routes,
 )
 from orate.api.connections import ReadDeadline
 from orate.api.errors import ApiError, documented
@@ -166,6 +172,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount(web.ASSET_PREFIX.rstrip("/"), web.assets(), name="playground")
     app.include_router(elevenlabs.router)
     app.include_router(elevenlabs_ws.router)
+    app.include_router(lexicon_routes.router)
+    app.include_router(dialogue_routes.router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:

@@ -362,6 +362,10 @@ def say(
     model: Annotated[str | None, typer.Option(help="model id")] = None,
     timestamps: Annotated[Path | None, typer.Option(
         help="also write word and phoneme timestamps to this JSON file")] = None,
+    captions: Annotated[Path | None, typer.Option(
+        help="also write captions to this file (.srt or .vtt)")] = None,
+    normalize: Annotated[bool, typer.Option(
+        help="read numbers, money, dates… as words (--no-normalize: as written)")] = True,
 ) -> None:
     """Synthesize TEXT in this process (no server needed) and write the audio.
 
@@ -369,6 +373,11 @@ def say(
     characters) it is spoken sentence by sentence into the same file, up to the
     long-form limit of jobs (ORATE_MAX_JOB_CHARS, 200,000), as a job would be.
     """
+    caption_format = None
+    if captions is not None:
+        caption_format = captions.suffix.lower().lstrip(".")
+        if caption_format not in ("srt", "vtt"):
+            _fail(f"--captions {captions}: name a .srt or .vtt file")
     from orate.speech.pipeline import Pipeline, SpeechError, SpeechEvent, SpeechRequest, Utterance
 
     settings = _settings()
@@ -390,8 +399,9 @@ def say(
     request = SpeechRequest(
         model=model or settings.default_model,
         utterances=[Utterance(text, voice or settings.default_voice, speed)], format=fmt,
-        timestamps=frozenset({"word", "phoneme"}) if timestamps else frozenset(),
-        whole_file=not to_stdout,
+        timestamps=frozenset({"word", "phoneme"}) if timestamps else
+        frozenset({"word"}) if captions else frozenset(),
+        whole_file=not to_stdout, normalize=normalize,
         # the CLI has no wire limit: the pipeline renders sentence by sentence into one
         # encoder, so memory stays bounded; the job limit bounds the work up front
         max_chars=max(settings.max_job_chars, settings.max_input_chars))
@@ -452,6 +462,12 @@ def say(
             timestamps.write_text(json.dumps(stamps, indent=1, ensure_ascii=False))
         except OSError as exc:
             _fail(f"cannot write {timestamps}: {exc.strerror}")
+    if captions is not None and caption_format is not None:
+        from orate.speech.captions import captions as make_captions
+        from orate.speech.timestamps import Timestamp
+
+        captions.write_text(make_captions([Timestamp(**d) for d in stamps  # type: ignore[arg-type]
+                                           if d["type"] == "word"], caption_format, text))
     if not to_stdout:
         _note(f"wrote {output}: {stats.duration:.2f} s of {fmt} "
                   f"({plan.voices[0].label()})")
@@ -982,6 +998,98 @@ def cache_clear() -> None:
         return await lib.cache.clear()
 
     _note(f"removed {_with_library(work)} cache entries")
+
+
+
+
+lexicon_app = typer.Typer(help="Pronunciation dictionaries (lexicons): words or patterns read "
+                          "as an alias or as IPA; use them with pronunciation_dictionary_"
+                          "locators.", no_args_is_help=True)
+app.add_typer(lexicon_app, name="lexicon")
+
+
+@lexicon_app.command("add")
+def lexicon_add(
+    name: Annotated[str, typer.Argument(help="a name for the dictionary")],
+    file: Annotated[Path | None, typer.Option(help="a PLS file (W3C lexicon)")] = None,
+    alias: Annotated[list[str] | None, typer.Option(
+        help="WORD=ALIAS, repeatable")] = None,
+    ipa: Annotated[list[str] | None, typer.Option(help="WORD=IPA, repeatable")] = None,
+    description: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Create a dictionary (owned by 'local', the owner when keys are off)."""
+    from orate.library.models import LOCAL_OWNER
+    from orate.speech.lexicon import LexiconError, rules_from, rules_from_pls
+
+    items: list[dict[str, str]] = []
+    for spec, kind in [(a, "alias") for a in alias or []] + [(p, "phoneme") for p in ipa or []]:
+        word, sep, value = spec.partition("=")
+        if not sep:
+            _fail(f"{spec!r}: write WORD=VALUE")
+        items.append({"string_to_replace": word, "type": kind, kind: value})
+    try:
+        rules = rules_from_pls(file.read_bytes()) if file else []
+        rules += rules_from(items)
+    except LexiconError as exc:
+        _fail(str(exc))
+    if not rules:
+        _fail("give --file, --alias or --ipa")
+
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return await lib.lexicons.create(LOCAL_OWNER, name, [r.to_dict() for r in rules],
+                                         description)
+
+    row = _with_library(work)
+    err.print(f"created {row.dictionary_id} ({len(rules)} rules), version {row.version_id}")
+    print(row.dictionary_id)
+
+
+LEXICON_COLUMNS = (
+    Column("id", field("id")),
+    Column("name", field("name"), flex=True),
+    Column("version", field("version"), 1, justify="right"),
+    Column("rules", field("rules_count"), 1, justify="right"),
+    Column("owner", field("created_by"), 2),
+)
+
+
+@lexicon_app.command("list")
+def lexicon_list(as_json: Annotated[bool, JSON_OPTION] = False,
+                 wide: Annotated[bool, WIDE_OPTION] = False) -> None:
+    """Every dictionary's latest version."""
+    from orate.library.lexicons import lexicon_json
+
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return [lexicon_json(r) for r in await lib.lexicons.list(None, limit=1000)]
+
+    rows = _with_library(work)
+    show(rows, LEXICON_COLUMNS, title=f"{len(rows)} pronunciation dictionaries", wide=wide,
+         as_json=as_json)
+
+
+@lexicon_app.command("show")
+def lexicon_show(ref: Annotated[str, typer.Argument(help="dictionary id")]) -> None:
+    """A dictionary's latest version, as JSON."""
+    from orate.library.lexicons import lexicon_json
+
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return await lib.lexicons.get(None, ref)
+
+    row = _with_library(work)
+    if row is None:
+        _fail(f"no pronunciation dictionary {ref!r}")
+    print(json.dumps(lexicon_json(row), indent=1, ensure_ascii=False))
+
+
+@lexicon_app.command("rm")
+def lexicon_rm(ref: Annotated[str, typer.Argument(help="dictionary id")]) -> None:
+    """Delete a dictionary and all its versions."""
+    async def work(lib):  # type: ignore[no-untyped-def]
+        return await lib.lexicons.delete(None, ref)
+
+    if not _with_library(work):
+        _fail(f"no pronunciation dictionary {ref!r}")
+    err.print(f"deleted {ref}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from orate.api import errors
 from orate.api.errors import ApiError, audio_response, documented
 from orate.api.files import library_of
 from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
+from orate.api.openai import DictionaryLocator, locators
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import CLIENT_GONE, while_connected
 from orate.engines.base import UnknownVoice, VoiceParams
@@ -86,6 +87,11 @@ class PostedTts(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     version: str | None = None
     instant_mode: bool | None = None
+    normalize: bool | None = Field(None, description="orate extension: false reads the text "
+                                   "as written (no number, money or date expansion)")
+    pronunciation_dictionary_locators: list[DictionaryLocator] | None = Field(
+        None, max_length=3, description="orate extension (ElevenLabs' shape): pronunciation "
+        "dictionaries to apply")
 
     @field_validator("version", mode="before")
     @classmethod
@@ -181,7 +187,9 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool,
                             seed=n, variation=body.temperature if body.temperature is not None
                             else 1.0, context_voice=context_voice,
                             max_chars=pipeline.settings.max_request_chars,
-                            generations=body.num_generations or 1, framing=framing)
+                            generations=body.num_generations or 1, framing=framing,
+                            normalize=body.normalize is not False,
+                            lexicons=locators(body.pronunciation_dictionary_locators))
         try:
             plans.append(await pipeline.plan(req, ctx))
         except BaseException:

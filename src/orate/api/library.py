@@ -59,6 +59,7 @@ def generation_json(row: Generation, request: Request) -> dict[str, Any]:
         "sample_rate": row.sample_rate, "duration": round(row.duration, 4), "bytes": row.bytes,
         "cost": row.cost, "currency": row.currency, "cache_hit": row.cache_hit,
         "audio_url": audio_url, "audio_error": row.audio_error,
+        **({"lines": row.meta["lines"]} if row.meta and row.meta.get("lines") else {}),
     }
 
 
@@ -89,6 +90,23 @@ async def get_history(gen_id: str, request: Request) -> JSONResponse:
     if row is None:
         raise ApiError(404, "not_found", f"no generation {gen_id!r}", "id")
     return JSONResponse(generation_json(row, request))
+
+
+@router.get("/v1/history/{gen_id}/captions", summary="SRT or WebVTT captions of a generation",
+            responses={200: {"content": {"text/vtt": {}, "application/x-subrip": {}}}})
+async def get_captions(gen_id: str, request: Request,
+                       format: Literal["srt", "vtt"] = "vtt") -> Response:
+    from orate.speech.captions import CONTENT_TYPES, captions, recorded_words
+
+    row = await library_of(request).generations.get(gen_id, reader_of(request))
+    if row is None:
+        raise ApiError(404, "not_found", f"no generation {gen_id!r}", "id")
+    words = recorded_words(row.meta)
+    if not words:
+        raise ApiError(409, "no_timestamps", f"generation {gen_id!r} was made without word "
+                       "timestamps; ask for captions (OpenAI: \"captions\": \"vtt\") or "
+                       "word timestamps when generating", "id")
+    return Response(captions(words, format, row.text), media_type=CONTENT_TYPES[format])
 
 
 @router.delete("/v1/history/{gen_id}", summary="Delete a generation and its audio")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orate.api.errors import ApiError, audio_response, documented, fields
 from orate.api.files import library_of
+from orate.api.openai import DictionaryLocator, locators
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import CLIENT_GONE, audio_bytes, primed, while_connected
 from orate.audio.formats import FORMATS
@@ -44,6 +45,10 @@ class TtsBody(BaseModel):
     stability: float | None = Field(None, ge=0.0, le=1.0)
     similarity_boost: float | None = Field(None, ge=0.0, le=1.0)
     style: float | None = Field(None, ge=0.0, le=1.0)
+    normalize: bool | None = Field(None, description="orate extension: false reads the text "
+                                   "as written")
+    pronunciation_dictionary_locators: list[DictionaryLocator] | None = Field(
+        None, max_length=3, description="orate extension (ElevenLabs' shape)")
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -70,7 +75,8 @@ async def _request(body: TtsBody, request: Request, limit: int) -> tuple[SpeechR
         voice = style_voice(resolved, body.stability, body.style)
     req = SpeechRequest(model=model_id, utterances=[Utterance(
         body.text, voice, body.speed or 1.0, description=body.instructions)], format=fmt,
-        max_chars=limit)
+        max_chars=limit, normalize=body.normalize is not False,
+        lexicons=locators(body.pronunciation_dictionary_locators))
     return req, model
 
 

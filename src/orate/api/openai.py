@@ -41,6 +41,18 @@ class VoiceRef(BaseModel):
     id: str
 
 
+class DictionaryLocator(BaseModel):
+    """ElevenLabs' ``pronunciation_dictionary_locators`` item."""
+
+    pronunciation_dictionary_id: str
+    version_id: str | None = None
+
+
+def locators(items: list[Any] | None) -> tuple[tuple[str, str | None], ...]:
+    """Dictionary locators as the canonical request carries them (shared by dialects)."""
+    return tuple((i.pronunciation_dictionary_id, i.version_id) for i in items or ())
+
+
 class SpeechBody(BaseModel):
     """``POST /v1/audio/speech``. Unknown fields are accepted and ignored, as gateways do."""
 
@@ -59,6 +71,15 @@ class SpeechBody(BaseModel):
         "speech.audio.timestamps events")
     store: bool | None = Field(None, description="orate extension: false keeps no copy of the "
                                "audio (history keeps the record)")
+    normalize: bool | None = Field(None, description="orate extension: false reads the text "
+                                   "as written (no \"$4.50\" → \"four dollars fifty\")")
+    pronunciation_dictionary_locators: list[DictionaryLocator] | None = Field(
+        None, description="orate extension (ElevenLabs' shape): pronunciation dictionaries "
+        "to apply, by id and optional version", max_length=3)
+    captions: Literal["srt", "vtt"] | None = Field(
+        None, description="orate extension: word timestamps are kept so that "
+        "GET /v1/history/{id}/captions works (the X-Orate-Captions-Url header); with "
+        "stream_format=sse a speech.audio.captions event precedes speech.audio.done")
 
 
 def _pipeline(request: Request) -> Pipeline:
@@ -84,11 +105,15 @@ def _build(body: SpeechBody, pipeline: Pipeline) -> SpeechRequest:
         raise ApiError(400, "invalid_speed", f"speed must be between {MIN_SPEED} and "
                        f"{MAX_SPEED}, got {body.speed}", "speed")
     voice = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
-    timestamps = frozenset(body.include_timestamp_types or ())
+    timestamps = frozenset(body.include_timestamp_types or ()) \
+        if body.stream_format == "sse" else frozenset()
+    if body.captions:
+        timestamps |= {"word"}
     utterance = Utterance(body.input, voice if voice is not None else
                           pipeline.settings.default_voice, speed, description=body.instructions)
     return SpeechRequest(model=body.model, utterances=[utterance], format=fmt,
-                         timestamps=timestamps if body.stream_format == "sse" else frozenset(),
+                         timestamps=timestamps, normalize=body.normalize is not False,
+                         lexicons=locators(body.pronunciation_dictionary_locators),
                          framing=4 / 3 if body.stream_format == "sse" else 1.0)  # SSE: base64
 
 
@@ -101,18 +126,32 @@ def _headers(speech: Speech) -> dict[str, str]:
             "X-Orate-Audio-Url": f"/v1/audio/files/{speech.id}"}
 
 
-async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent]) -> AsyncIterator[bytes]:
+async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent],
+               captions: str | None = None, asked: frozenset[str] = frozenset()
+               ) -> AsyncIterator[bytes]:
     duration = 0.0
+    words: list[Any] = []
     async for event in events:
         if event.kind == "audio":
             data = base64.b64encode(event.audio).decode()
             yield b'data: {"type":"speech.audio.delta","audio":"' + data.encode() + b'"}\n\n'
         elif event.kind == "timestamps":
-            stamps = [t.to_dict() for t in event.timestamps]
-            frame = {"type": "speech.audio.timestamps", "timestamps": stamps}
-            yield f"data: {json.dumps(frame)}\n\n".encode()
+            if captions:
+                words.extend(event.timestamps)
+            stamps = [t.to_dict() for t in event.timestamps
+                      if t.type in asked or t.type == "mark"]
+            if stamps:
+                frame = {"type": "speech.audio.timestamps", "timestamps": stamps}
+                yield f"data: {json.dumps(frame)}\n\n".encode()
         elif event.kind == "done":
             duration = float(event.info.get("duration", 0.0))
+    if captions:
+        from orate.speech.captions import captions as make_captions
+
+        text = plan.job.text
+        frame = {"type": "speech.audio.captions", "format": captions,
+                 "captions": make_captions(words, captions, text)}
+        yield f"data: {json.dumps(frame)}\n\n".encode()
     done = {"type": "speech.audio.done", "usage": _usage(plan, duration)}
     yield f"data: {json.dumps(done)}\n\n".encode()
 
@@ -128,13 +167,18 @@ async def create_speech(body: SpeechBody, request: Request) -> StreamingResponse
                                    context(request, "openai", store=store))
     speech = await pipeline.speak(plan)
     headers = _headers(speech)
+    if body.captions:
+        headers["X-Orate-Captions-Url"] = f"/v1/history/{speech.id}/captions?format=" \
+            f"{body.captions}"
     if speech.cache == "hit" and body.stream_format != "sse":
         # all of it is in memory already: one plain response, no streaming machinery
         audio = b"".join([chunk async for chunk in audio_bytes(speech.events)])
         return Response(audio, media_type=plan.format.content_type, headers=headers)
     events = await primed(speech.events)
     if body.stream_format == "sse":
-        return StreamingResponse(_sse(plan, events), media_type="text/event-stream",
+        asked = frozenset(body.include_timestamp_types or ())
+        return StreamingResponse(_sse(plan, events, body.captions, asked),
+                                 media_type="text/event-stream",
                                  headers={**headers, "Cache-Control": "no-cache"})
     return StreamingResponse(audio_bytes(events), media_type=plan.format.content_type,
                              headers=headers)

@@ -71,10 +71,14 @@ class Resampler:
     def __init__(self, in_rate: int, out_rate: int, out_format: str = "s16") -> None:
         self.in_rate = in_rate
         self._rs = av.AudioResampler(format=out_format, layout="mono", rate=out_rate)
+        self._fed = False  # flushing a resampler that never saw a frame is an FFmpeg error
 
     def frames(self, pcm: np.ndarray | None) -> list[av.AudioFrame]:
         if pcm is None:
-            return self._rs.resample(None)
+            return self._rs.resample(None) if self._fed else []
+        if not len(pcm):
+            return []
+        self._fed = True
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = self.in_rate
         return self._rs.resample(frame)
@@ -255,22 +259,22 @@ class LameEncoder(Encoder):
         enc.set_bit_rate(max(8, round((bitrate or 48_000) / 1000)))
         enc.set_quality(MP3_QUALITY)
         self._enc = enc
+        self._fed = False  # lameenc refuses to flush an encoder that was never fed
         self._resample = Resampler(in_rate, out_rate) if in_rate != out_rate else None
 
     def feed(self, pcm: np.ndarray) -> bytes:
-        if self._resample is not None:
-            pcm = self._resample(pcm)
+        return self._encode(self._resample(pcm) if self._resample is not None else pcm)
+
+    def _encode(self, pcm: np.ndarray) -> bytes:
         if not len(pcm):
             return b""
+        self._fed = True
         return bytes(self._enc.encode(pcm.astype("<i2", copy=False).tobytes()))
 
     def finish(self) -> bytes:
-        tail = b""
-        if self._resample is not None:
-            rest = self._resample(None)
-            if len(rest):
-                tail = bytes(self._enc.encode(rest.astype("<i2", copy=False).tobytes()))
-        return tail + bytes(self._enc.flush())
+        tail = self._encode(self._resample(None)) if self._resample is not None else b""
+        # no audio at all (a text the engine made nothing of): an empty mp3, as PyAV gives
+        return tail + bytes(self._enc.flush()) if self._fed else tail
 
 
 MP3_QUALITY = 7  # LAME's -q: 7 is its fast psychoacoustics, indistinguishable for speech

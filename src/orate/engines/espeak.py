@@ -32,6 +32,7 @@ _INIT_PHONEME_EVENTS = 0x0001
 _INIT_PHONEME_IPA = 0x0002
 _CHARS_UTF8 = 1
 _SSML = 0x10
+_PHONEME_INPUT = 0x100  # espeakPHONEMES: [[…]] in the text are phoneme mnemonics
 _ENDPAUSE = 0x1000
 _RATE, _VOLUME, _PITCH, _RANGE = 1, 2, 3, 4
 _EV_LIST_TERMINATED, _EV_WORD, _EV_PHONEME = 0, 1, 7
@@ -109,6 +110,7 @@ class EspeakEngine:
     """The embedded default engine; one per process (the C library is global)."""
 
     name = "espeak"
+    phoneme_input = True  # reads [[…]] phoneme mnemonics when asked (see synthesize)
 
     def __init__(self) -> None:
         import espeakng_loader
@@ -294,9 +296,13 @@ class EspeakEngine:
         self._current = key
 
     def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
-                   *, ssml: bool = False) -> SynthesisResult:
+                   *, ssml: bool = False, phonemes: bool = False) -> SynthesisResult:
+        """``phonemes`` lets ``[[…]]`` in the text be read as espeak phoneme mnemonics
+        (lexicon IPA and SSML <phoneme>, converted by speech/phonemes.py); off otherwise,
+        so a caller's brackets are read as text."""
         data = text.encode("utf-8", "replace") + b"\0"
-        flags = _CHARS_UTF8 | _ENDPAUSE | (_SSML if ssml else 0)
+        flags = _CHARS_UTF8 | _ENDPAUSE | (_SSML if ssml else 0) | \
+            (_PHONEME_INPUT if phonemes else 0)
         result = SynthesisResult()
         with _lock:
             self._apply(params, speed)
@@ -308,12 +314,25 @@ class EspeakEngine:
         return result
 
 
-def _phonemize_locked(engine: EspeakEngine, text: str, voice: str) -> list[str]:
+def _input_mode(engine: EspeakEngine, phonemes: bool) -> None:
+    """espeak_TextToPhonemes takes no flags: phoneme input ([[…]]) is a global that the
+    last espeak_Synth call set, so an empty synthesis sets it to what the next call needs."""
+    flags = _CHARS_UTF8 | (_PHONEME_INPUT if phonemes else 0)
+    engine._sink, engine._result = (lambda pcm, evs: True), SynthesisResult()
+    try:
+        engine._lib.espeak_Synth(b"\0", 1, 0, _POS_CHARACTER, 0, flags, None, None)
+    finally:
+        engine._sink, engine._result = None, None
+
+
+def _phonemize_locked(engine: EspeakEngine, text: str, voice: str,
+                      phonemes: bool = False) -> list[str]:
     lib = engine._lib
     ident = engine._voice_table[voice][1].encode()
     if lib.espeak_SetVoiceByName(ident) != 0:
         raise UnknownVoice(f"espeak could not load voice {shorten(voice)!r} for phonemes")
     engine._current = None  # synthesis must set its own voice again
+    _input_mode(engine, phonemes)
     data = C.c_char_p(text.encode("utf-8", "replace"))
     pointer = C.pointer(data)
     clauses: list[str] = []
@@ -324,12 +343,14 @@ def _phonemize_locked(engine: EspeakEngine, text: str, voice: str) -> list[str]:
     return [c for c in clauses if c]
 
 
-def _clauses_locked(engine: EspeakEngine, text: str, voice: str) -> list[tuple[str, str]]:
+def _clauses_locked(engine: EspeakEngine, text: str, voice: str,
+                    phonemes: bool = False) -> list[tuple[str, str]]:
     lib = engine._lib
     ident = engine._voice_table[voice][1].encode()
     if lib.espeak_SetVoiceByName(ident) != 0:
-        raise UnknownVoice(f"espeak could not load voice {voice!r} for phonemes")
+        raise UnknownVoice(f"espeak could not load voice {shorten(voice)!r} for phonemes")
     engine._current = None
+    _input_mode(engine, phonemes)
     raw = text.encode("utf-8", "replace")
     data = C.c_char_p(raw)
     pointer = C.pointer(data)
@@ -352,7 +373,8 @@ def _clauses_locked(engine: EspeakEngine, text: str, voice: str) -> list[tuple[s
 _TERMINATOR = re.compile(r"[.,:;!?](?=[\"')\]}”’]*(?:\s|$))")
 
 
-def phonemize_clauses(text: str, voice: str) -> list[tuple[str, str]]:
+def phonemize_clauses(text: str, voice: str, phonemes: bool = False
+                      ) -> list[tuple[str, str]]:
     """IPA phonemes per clause with the punctuation that ended it (``.``, ``,``, ``?``…).
 
     libespeak-ng 1.52's ``TextToPhonemes`` drops the clause's punctuation, which
@@ -362,10 +384,10 @@ def phonemize_clauses(text: str, voice: str) -> list[tuple[str, str]]:
     engine = get_engine()
     check = engine.check_voice(VoiceParams(voice=voice))
     with _lock:
-        return _clauses_locked(engine, text, check.voice)
+        return _clauses_locked(engine, text, check.voice, phonemes)
 
 
-def phonemize(text: str, voice: str) -> list[str]:
+def phonemize(text: str, voice: str, phonemes: bool = False) -> list[str]:
     """IPA phonemes of ``text`` as espeak-ng reads it in ``voice``, one string per clause.
 
     This is the front end of Piper and Kokoro (both trained on espeak-ng IPA); it
@@ -374,7 +396,7 @@ def phonemize(text: str, voice: str) -> list[str]:
     engine = get_engine()
     check = engine.check_voice(VoiceParams(voice=voice))
     with _lock:
-        return _phonemize_locked(engine, text, check.voice)
+        return _phonemize_locked(engine, text, check.voice, phonemes)
 
 
 def get_engine() -> EspeakEngine:

@@ -79,6 +79,7 @@ class KokoroEngine:
     """One Kokoro model with its voices; ``name`` is ``kokoro`` or ``kokoro:NAME``."""
 
     timestamp_kinds = ("word", "phoneme")
+    phoneme_input = True  # reads espeak [[…]] phoneme mnemonics (see synthesize)
 
     def __init__(self, model: Path | Callable[[], Path], voices: Path,
                  config: Path | None = None, *, name: str = "kokoro", idle: float = 300.0,
@@ -126,13 +127,14 @@ class KokoroEngine:
         return np.asarray(row, dtype=np.float32).reshape(1, -1)
 
     def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
-                   *, ssml: bool = False) -> SynthesisResult:
+                   *, ssml: bool = False, phonemes: bool = False) -> SynthesisResult:
         lang = LANGUAGES.get(parse_blend(params.voice)[0][0][:1], "en-us")
         if lang == "ja" and self._ja is None:
             self._ja = japanese_g2p() or False
-        phonemes = self._ja(text) if lang == "ja" and self._ja else " ".join(
-            phonemize(text, lang))
-        kept = [ch for ch in phonemes if ch in self.vocab][:MAX_TOKENS]
+        # ``phonemes``: [[…]] (lexicon IPA, SSML <phoneme>) pass through espeak as phonemes
+        ipa = self._ja(text) if lang == "ja" and self._ja and not phonemes else " ".join(
+            phonemize(text, lang, phonemes))
+        kept = [ch for ch in ipa if ch in self.vocab][:MAX_TOKENS]
         if not kept:
             return SynthesisResult()
         tokens = [self.vocab[ch] for ch in kept]

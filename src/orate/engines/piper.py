@@ -35,6 +35,8 @@ DEFAULT_VOICE = "default"
 class PiperEngine:
     """One Piper voice file; ``name`` is ``piper:NAME``."""
 
+    phoneme_input = True  # reads espeak [[…]] phoneme mnemonics (see synthesize)
+
     def __init__(self, model: Path, config: Path, *, idle: float = 300.0) -> None:
         self.model_path = model
         cfg = json.loads(config.read_text(encoding="utf-8"))
@@ -73,11 +75,11 @@ class PiperEngine:
                                f"{', '.join(sorted(known)[:20])}")
         return VoiceParams(engine=self.name, voice=voice, rate=params.rate)
 
-    def phonemes(self, text: str) -> str:
+    def phonemes(self, text: str, phoneme_input: bool = False) -> str:
         """piper-tts's phonemes for ``text``: espeak IPA per clause, language-switch marks
         removed, each clause followed by its punctuation (and a space after , : ;), NFD."""
         parts = []
-        for clause, terminator in phonemize_clauses(text, self.espeak_voice):
+        for clause, terminator in phonemize_clauses(text, self.espeak_voice, phoneme_input):
             # piper-tts synthesizes each espeak sentence on its own; one call here may
             # hold two ("Dr. Smith"), which a space keeps apart
             parts.append(_SWITCH.sub("", clause) + terminator +
@@ -104,9 +106,9 @@ class PiperEngine:
         return ids, symbols
 
     def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
-                   *, ssml: bool = False) -> SynthesisResult:
-        phonemes = self.phonemes(text)
-        ids, symbols = self._ids(phonemes)
+                   *, ssml: bool = False, phonemes: bool = False) -> SynthesisResult:
+        # ``phonemes``: [[…]] (lexicon IPA, SSML <phoneme>) pass through espeak as phonemes
+        ids, symbols = self._ids(self.phonemes(text, phonemes))
         if len(ids) <= 3:
             return SynthesisResult()
         session = self.session.get()

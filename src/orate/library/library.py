@@ -23,6 +23,7 @@ from orate.library.db import make_engine, migrate, sessions
 from orate.library.generations import GenerationStore
 from orate.library.jobs import JobStore
 from orate.library.keys import KeyStore
+from orate.library.lexicons import LexiconStore
 from orate.library.shared import Leases, SharedLimits
 from orate.library.voices import VoiceLibrary
 
@@ -53,6 +54,7 @@ class Library:
         self.leases = Leases(self.engine)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.prunes = 0  # retention passes this replica ran (it held the lease)
+        self.lexicons = LexiconStore(self.sessions)
         self._pruner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[object]] = set()
 

@@ -166,6 +166,23 @@ class ServerState(Base):
     value: Mapped[str] = mapped_column(String(256))
 
 
+class LexiconVersion(Base):
+    """One version of a pronunciation dictionary: every change adds a row, so a locator
+    with a ``version_id`` always reads the rules it was made with."""
+
+    __tablename__ = "lexicon_versions"
+    __table_args__ = (Index("ix_lexicon_versions_dictionary", "dictionary_id", "version"),)
+
+    version_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dictionary_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[str] = mapped_column(String(128), default=LOCAL_OWNER, index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    rules: Mapped[list[Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class KeyLimitState(Base):
     """A key's token bucket and requests in progress, shared by every replica
     (library/shared.py); one row per key, changed by single conditional upserts."""

@@ -24,15 +24,19 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from num2words import CONVERTER_CLASSES, num2words
 
 # ---------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True)
-class Span:
-    """One rewrite: ``source[src_start:src_end]`` became ``text[out_start:out_end]``."""
+class Span(NamedTuple):
+    """One rewrite: ``source[src_start:src_end]`` became ``text[out_start:out_end]``.
+
+    The layout of ``Normalized.spans``, which holds plain tuples in this order (a hostile
+    input makes one per few characters, and a named tuple costs a Python call each);
+    ``Span(*t)`` gives the names back."""
 
     src_start: int
     src_end: int
@@ -46,7 +50,7 @@ class Normalized:
 
     source: str
     text: str
-    spans: tuple[Span, ...] = ()
+    spans: tuple[tuple[int, int, int, int], ...] = ()  # Span layout, as plain tuples
 
     @property
     def changed(self) -> bool:
@@ -57,10 +61,10 @@ class Normalized:
         i = bisect_right(self._out_starts, pos) - 1
         if i < 0:
             return pos
-        span = self.spans[i]
-        if pos < span.out_end:
-            return span.src_start
-        return span.src_end + (pos - span.out_end)
+        src_start, src_end, _, out_end = self.spans[i]
+        if pos < out_end:
+            return src_start
+        return src_end + (pos - out_end)
 
     def source_span(self, start: int, end: int) -> tuple[int, int]:
         """The caller's characters behind ``text[start:end]``; a piece of a rewrite maps to
@@ -70,17 +74,15 @@ class Normalized:
             return s, s
         last = end - 1
         i = bisect_right(self._out_starts, last) - 1
-        if i >= 0 and last < self.spans[i].out_end:
-            e = self.spans[i].src_end
-        else:
-            e = self.source_pos(last) + 1
+        inside = i >= 0 and last < self.spans[i][3]  # ends inside a rewrite: all of it
+        e = self.spans[i][1] if inside else self.source_pos(last) + 1
         return s, max(e, s)
 
     @property
     def _out_starts(self) -> list[int]:
         cached = self.__dict__.get("_starts")
         if cached is None:
-            cached = [s.out_start for s in self.spans]
+            cached = [s[2] for s in self.spans]
             object.__setattr__(self, "_starts", cached)
         return cached
 
@@ -222,31 +224,97 @@ _UNIT_ALT = "|".join(sorted((re.escape(u) for u in _UNITS), key=len, reverse=Tru
 _MONTH_ALT = "|".join(f"{m[:3]}(?:{m[3:]})?" for m in _MONTHS)
 _MAG_ALT = "thousand|million|billion|trillion|bn|mn|[kKmMbB]"
 
-_SCANNER = re.compile(
-    r"(?P<url>\bhttps?://[^\s<>\"']{1,2000}|\bwww\.[^\s<>\"']{1,2000})"
-    r"|(?P<email>\b[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}\b)"
-    r"|(?P<phone>(?<![\w+])\+\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])"
-    r"|(?<![\w(])(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}(?!\w))"
-    r"|(?P<money>[$€£¥]\s?\d{1,3}(?:,\d{3}){0,6}(?:\.\d{1,2})?(?!\d)(?:\s?(?:" + _MAG_ALT
-    + r")\b)?|[$€£¥]\s?\d{1,15}(?:\.\d{1,2})?(?!\d)(?:\s?(?:" + _MAG_ALT + r")\b)?)"
-    r"|(?P<time>(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])(?:\s?(?:[aApP]\.?[mM]\.?)(?!\w))?)"
-    r"|(?P<iso>(?<![\d-])\d{4}-\d{2}-\d{2}(?![\d-]))"
-    r"|(?P<slash>(?<![\d/])\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})(?![\d/]))"
-    r"|(?P<mdate>\b(?:" + _MONTH_ALT + r")\.? \d{1,2}(?:st|nd|rd|th)?(?:, \d{4})?(?!\d))"
-    r"|(?P<decade>(?:\b\d{2}|'|’|\b)\d0s\b)"
-    r"|(?P<percent>(?<![\w.])-?\d{1,3}(?:,\d{3}){0,6}(?:\.\d{1,6})?\s?%"
-    r"|(?<![\w.])-?\d{1,15}(?:\.\d{1,6})?\s?%)"
-    r"|(?P<ordinal>\b\d{1,12}(?:st|nd|rd|th)\b)"
-    r"|(?P<unit>(?<![\w.])\d{1,12}(?:\.\d{1,6})?\s?(?i:" + _UNIT_ALT + r")(?![\w/°]))"
-    r"|(?P<number>(?<![\w.,])-?\d{1,3}(?:,\d{3}){1,6}(?:\.\d{1,6})?(?![\d,]\d)"
-    r"|(?<![\w.])-?\d{1,15}(?:\.\d{1,15})?(?![\d]|\.\d)|\d{16,4096})"
-    r"|(?P<abbr>\b(?:[Mm]rs?|[Mm]s|[Pp]rof|[Jj]r|[Ss]r|[Mm]t|[Aa]ve|vs|etc|approx|[Dd]ept|est"
-    r"|[Dd]r|[Ss]t|e\.g|i\.e)\.)"
-    r"|(?P<numberword>(?:\bN[oO]\.|(?<!\w)#)\s?(?=\d))"
-    r"|(?P<roman>\b[A-Z][a-z]{1,20} (?=[IVXLC]{2,8}\b|V\b)(?:C{0,3})(?:XC|XL|L?X{0,3})"
-    r"(?:IX|IV|V?I{0,3})\b)"
-    r"|(?P<symbol>(?<=\s)[&+=@](?=\s))"
-)
+def _lead(before: str, minus: bool = True) -> str:
+    """A number's first character, consumed before its look-behind (``before``: what may
+    not precede it), so the branch opens with a character class (see _SCANNER)."""
+    digit = rf"\d(?<!{before}\d)"
+    return rf"(?:-(?<!{before}-)\d|{digit})" if minus else digit
+
+
+_MONTH_REST = "|".join(f"(?<={m[0]}){m[1:3]}(?:{m[3:]})?" for m in _MONTHS)
+# Every branch opens with a literal or a character class, and its look-behind comes after
+# that first character ("\d(?<![\w.]\d)" is "(?<![\w.])\d"); the kind is an empty named
+# group at the end (``lastgroup``). The regex engine then rejects a branch at a position
+# with one character test in C, instead of running look-behinds and word-boundary checks
+# for all 16 branches at every position: dense and hostile inputs ("1,1,1,…") cost ~10x
+# less. Quantifiers are bounded and never nested, so no input backtracks badly.
+_BRANCHES = {
+    "url": r"h(?<!\w.)ttps?://[^\s<>\"']{1,2000}|w(?<!\w.)ww\.[^\s<>\"']{1,2000}",
+    "email": r"\w(?<!\w\w)[\w.+-]{0,63}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}\b",
+    "phone": r"\+(?<![\w+].)\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])"
+             r"|\((?<![\w(].)\d{3}\)\s?\d{3}[.-]\d{4}(?!\w)"
+             r"|\d(?<![\w(]\d)\d{2}[.-]\d{3}[.-]\d{4}(?!\w)",
+    "money": r"[$€£¥]\s?\d{1,3}(?:,\d{3}){0,6}(?:\.\d{1,2})?(?!\d)(?:\s?(?:" + _MAG_ALT
+             + r")\b)?|[$€£¥]\s?\d{1,15}(?:\.\d{1,2})?(?!\d)(?:\s?(?:" + _MAG_ALT + r")\b)?",
+    "time": r"\d(?<![\d:]\d)\d?:\d{2}(?::\d{2})?(?![\d:])(?:\s?(?:[aApP]\.?[mM]\.?)(?!\w))?",
+    "iso": r"\d(?<![\d-]\d)\d{3}-\d{2}-\d{2}(?![\d-])",
+    "slash": r"\d(?<![\d/]\d)\d?/\d{1,2}/(?:\d{4}|\d{2})(?![\d/])",
+    "mdate": r"[JFMASOND](?<!\w.)(?:" + _MONTH_REST
+             + r")\.? \d{1,2}(?:st|nd|rd|th)?(?:, \d{4})?(?!\d)",
+    "decade": r"\d(?<!\w\d)\d\d0s\b|['’]\d0s\b|\d(?<!\w\d)0s\b",
+    "percent": _lead(r"[\w.]") + r"\d{0,2}(?:,\d{3}){0,6}(?:\.\d{1,6})?\s?%"
+               r"|" + _lead(r"[\w.]") + r"\d{0,14}(?:\.\d{1,6})?\s?%",
+    "ordinal": r"\d(?<!\w\d)\d{0,11}(?:st|nd|rd|th)\b",
+    "unit": r"\d(?<![\w.]\d)\d{0,11}(?:\.\d{1,6})?\s?(?=[A-Za-z°])(?i:" + _UNIT_ALT
+            + r")(?![\w/°])",
+    "number": _lead(r"[\w.,]") + r"\d{0,2}(?:,\d{3}){1,6}(?:\.\d{1,6})?(?![\d,]\d)"
+              r"|" + _lead(r"[\w.]") + r"\d{0,14}(?:\.\d{1,15})?(?![\d]|\.\d)|\d{16,4096}",
+    "abbr": r"[MmPpJjSsAaveDdi](?<!\w.)(?:(?<=[Mm])rs?|(?<=[Mm])s|(?<=[Pp])rof|(?<=[Jj])r"
+            r"|(?<=[Ss])r|(?<=[Mm])t|(?<=[Aa])ve|(?<=v)s|(?<=e)tc|(?<=a)pprox|(?<=[Dd])ept"
+            r"|(?<=e)st|(?<=[Dd])r|(?<=[Ss])t|(?<=e)\.g|(?<=i)\.e)\.",
+    "numberword": r"N(?<!\wN)[oO]\.\s?(?=\d)|#(?<!\w#)\s?(?=\d)",
+    "roman": r"[A-Z](?<!\w.)[a-z]{1,20} (?=[IVXLC]{2,8}\b|V\b)(?:C{0,3})(?:XC|XL|L?X{0,3})"
+             r"(?:IX|IV|V?I{0,3})\b",
+    "symbol": r"[&+=@](?<=\s.)(?=\s)",
+}
+
+
+# The branches that open with a digit, without that digit: at a digit the scanner tests
+# it once and then tries these in their order, instead of entering each branch (a third
+# of the scan of a number-dense text). Their order among themselves is the order of
+# _BRANCHES; e-mail (which may also open with a digit) stays before them.
+_AFTER_DIGIT = {
+    "phone": r"(?<![\w(]\d)\d{2}[.-]\d{3}[.-]\d{4}(?!\w)",
+    "time": _BRANCHES["time"][2:],
+    "iso": _BRANCHES["iso"][2:],
+    "slash": _BRANCHES["slash"][2:],
+    "decade": r"(?<!\w\d)\d\d0s\b|(?<!\w\d)0s\b",
+    "percent": r"(?<![\w.]\d)\d{0,2}(?:,\d{3}){0,6}(?:\.\d{1,6})?\s?%"
+               r"|(?<![\w.]\d)\d{0,14}(?:\.\d{1,6})?\s?%",
+    "ordinal": _BRANCHES["ordinal"][2:],
+    "unit": _BRANCHES["unit"][2:],
+    "number": r"(?<![\w.,]\d)\d{0,2}(?:,\d{3}){1,6}(?:\.\d{1,6})?(?![\d,]\d)"
+              r"|(?<![\w.]\d)\d{0,14}(?:\.\d{1,15})?(?![\d]|\.\d)|\d{15,4095}",
+}
+# the same kinds' branches that open with something else ("+1 …", "'90s", "-5%")
+_NOT_DIGIT = {
+    "phone": r"\+(?<![\w+].)\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])"
+             r"|\((?<![\w(].)\d{3}\)\s?\d{3}[.-]\d{4}(?!\w)",
+    "decade": r"['’]\d0s\b",
+    "percent": r"-(?<![\w.]-)\d{1,3}(?:,\d{3}){0,6}(?:\.\d{1,6})?\s?%"
+               r"|-(?<![\w.]-)\d{1,15}(?:\.\d{1,6})?\s?%",
+    "number": r"-(?<![\w.,]-)\d{1,3}(?:,\d{3}){1,6}(?:\.\d{1,6})?(?![\d,]\d)"
+              r"|-(?<![\w.]-)\d{1,15}(?:\.\d{1,15})?(?![\d]|\.\d)",
+}
+_DIGIT_MARK = "_d"  # marker suffix of the digit group's kinds ("number_d" → "number")
+
+
+def _scanner(kinds: list[str]) -> re.Pattern[str]:
+    first = [k for k in ("url", "email") if k in kinds]
+    digit = "|".join(f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}>)"
+                     for k in kinds if k in _AFTER_DIGIT)
+    rest = [(k, _NOT_DIGIT[k] if k in _AFTER_DIGIT else _BRANCHES[k])
+            for k in kinds if k not in first and (k not in _AFTER_DIGIT or k in _NOT_DIGIT)]
+    parts = [f"(?:{_BRANCHES[k]})(?P<{k}>)" for k in first] + [rf"\d(?:{digit})"] + \
+        [f"(?:{body})(?P<{k}>)" for k, body in rest]
+    return re.compile("|".join(parts))
+
+
+_SCANNER = _scanner(list(_BRANCHES))
+# without the branches whose own scan is long (an e-mail reads up to 64 characters at each
+# word start): used when the text has no "@" or "://"/"www" at all (a C-level check)
+_SCANNER_NO_EMAIL = _scanner([k for k in _BRANCHES if k != "email"])
+_SCANNER_PLAIN = _scanner([k for k in _BRANCHES if k not in ("email", "url")])
 
 # Where a rewrite can start: characters no plain word contains, and upper-case runs that
 # may be Roman numerals. A pattern that opens with a character class lets the regex
@@ -546,6 +614,23 @@ def num2words_language(language: str) -> str | None:
 
 # ---------------------------------------------------------------------------- entry point
 
+_REWRITES: dict[str, str | list[Piece]] = {}  # "kind\0match" → replacement or pieces
+_REWRITES_MAX = 8192
+_CONTEXTUAL = frozenset({"time", "abbr", "roman", "symbol", "numberword"})  # read past the match
+_DENSE = 64  # one anchor per this many characters or more: scan everything, skip windows
+# (measured: a window costs ~60x the scan of one character, the whole-text scan ~0.3 µs a
+# character now that every branch opens with a character class)
+
+
+def _scan_ranges(text: str) -> list[tuple[int, int]]:
+    """Where the scanner runs: windows around anchors in prose; all of the text when
+    anchors are dense (counting them is one C-level ``findall``, while building windows
+    costs Python work per anchor, which dense and hostile inputs would multiply)."""
+    if len(_ANCHOR.findall(text)) * _DENSE > len(text):
+        return [(0, len(text))]
+    return _windows(text)
+
+
 
 def normalize_text(text: str, language: str = "en") -> Normalized:
     """Rewrite what a listener would read differently from how it is written.
@@ -556,33 +641,61 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
     lang = language.lower()
     english = lang == "en" or lang.startswith(("en-", "en_"))
     if english:
-        matches = (m for s, e in _windows(text) for m in _SCANNER.finditer(text, s, e))
+        scanner = _SCANNER if "@" in text else _SCANNER_NO_EMAIL \
+            if ("://" in text or "www." in text) else _SCANNER_PLAIN
+        ranges = _scan_ranges(text)
+        matches = scanner.finditer(text) if ranges == [(0, len(text))] else \
+            (m for s, e in ranges for m in scanner.finditer(text, s, e))
     else:
         converter = num2words_language(lang)
         if converter is None:
             return Normalized(text, text)
         matches = _NUMBER_ONLY.finditer(text)
-    pieces: list[tuple[int, int, str]] = []
-    for m in matches:
-        if english:
-            kind = m.lastgroup or ""
-            rewrite = _ENGLISH.get(kind)
-            got = (rewrite or _abbr)(m, text)
-        else:
-            got = [(0, len(m.group()), _foreign_number(m.group(), converter))]
-        pieces.extend((m.start() + s, m.start() + e, r) for s, e, r in got)
-    if not pieces:
-        return Normalized(text, text)
     out: list[str] = []
-    spans: list[Span] = []
-    pos = 0
-    length = 0
-    for s, e, r in pieces:
-        out.append(text[pos:s])
-        length += s - pos
-        spans.append(Span(s, e, length, length + len(r)))
-        out.append(r)
-        length += len(r)
-        pos = e
-    out.append(text[pos:])
+    spans: list[tuple[int, int, int, int]] = []  # plain tuples: 100k of them on a hostile
+    # input, and a named tuple costs a Python call each
+    put, mark = out.append, spans.append
+    pos = length = 0
+    cache = _REWRITES
+    if len(cache) > _REWRITES_MAX:
+        cache.clear()
+    # one pass: each match is looked up (a rewrite that reads only its own match is
+    # cached, since dense and hostile inputs repeat the same few tokens, "+1 +1 +1 …")
+    # and written straight into the output with its span
+    for m in matches:
+        group = m.lastgroup or "foreign"
+        raw = m.group()
+        key = group + "\0" + raw
+        got = cache.get(key)
+        if got is None:
+            kind = group.removesuffix(_DIGIT_MARK)
+            if english:
+                pieces = (_ENGLISH.get(kind) or _abbr)(m, text)
+            else:
+                pieces = [(0, len(raw), _foreign_number(raw, converter))]
+            # the usual case, the whole match rewritten, is kept as the bare replacement
+            whole = len(pieces) == 1 and pieces[0][:2] == (0, len(raw))
+            got = pieces[0][2] if whole else pieces
+            if kind not in _CONTEXTUAL:
+                cache[key] = got
+        at = m.start()
+        if type(got) is str:
+            put(text[pos:at])
+            length += at - pos
+            pos = m.end()
+            mark((at, pos, length, length + len(got)))
+            put(got)
+            length += len(got)
+            continue
+        for s_, e_, r in got:
+            s_ += at
+            put(text[pos:s_])
+            length += s_ - pos
+            mark((s_, at + e_, length, length + len(r)))
+            put(r)
+            length += len(r)
+            pos = at + e_
+    if not spans:
+        return Normalized(text, text)
+    put(text[pos:])
     return Normalized(text, "".join(out), tuple(spans))

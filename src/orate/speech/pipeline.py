@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -27,16 +28,11 @@ from orate.engines.registry import engine_by_name
 from orate.speech import render as R
 from orate.speech.design import apply_directions, design_voice, vary
 from orate.speech.flight import Flight
+from orate.speech.lexicon import Lexicon, rule_from
 from orate.speech.render import RenderJob, Segment, render
-from orate.speech.text import (
-    TextError,
-    check_ssml,
-    is_ssml,
-    normalize,
-    speakable,
-    split_sentences,
-    ssml_text,
-)
+from orate.speech.spoken import Spoken, SpokenBuilder
+from orate.speech.ssml import SsmlError, Style, is_ssml, parse_ssml, ssml_runs
+from orate.speech.text import normalize, split_sentences
 from orate.speech.types import (
     Context,
     Plan,
@@ -59,6 +55,7 @@ __all__ = ["Context", "Pipeline", "Plan", "Speech", "SpeechError", "SpeechEvent"
            "SpeechRequest", "SynthesisFailed", "Utterance"]
 
 MAX_DESCRIPTION = 1000
+OFFLOAD_CHARS = 8192  # longer utterances are normalized in a thread, off the event loop
 
 _KINDS = {R.AUDIO: "audio", R.TIMESTAMPS: "timestamps", R.SENTENCE: "sentence", R.DONE: "done"}
 
@@ -113,6 +110,7 @@ class Pipeline:
         self.library = library
         self._flights: dict[str, Flight] = {}
         self._storing: dict[str, asyncio.Task[object]] = {}  # cache writes in progress
+        self._lexicons: dict[tuple[str, ...], Lexicon] = {}  # compiled, by version ids
         self._client: httpx.AsyncClient | None = None
         self.metrics: Any = None  # api.metrics.Metrics, when the app has one
 
@@ -174,8 +172,9 @@ class Pipeline:
             raise SpeechError(413, "request_too_large", f"input is {characters} characters; the "
                               f"limit is {limit}", "input")
         self._check_work(req, characters)
-        ssml = len(texts) == 1 and is_ssml(texts[0])
-        text = "".join(texts) if ssml else ""
+        ssml = any(is_ssml(t) for t in texts)
+        text = "".join(texts)
+        lexicon = await self._lexicon(req, ctx) if req.lexicons else None
         segments: list[Segment] = []
         voices: list[VoiceParams] = []
         owners: list[int] = []
@@ -186,20 +185,27 @@ class Pipeline:
             current = params if utt.voice is not None or utt.description else current or params
             if req.seed and (utt.voice is not None or not utt.description):
                 params = vary(params, req.seed, req.variation)
-            if ssml:
-                try:
-                    check_ssml(utext)
-                except TextError as exc:
-                    raise SpeechError(400, exc.code, str(exc), "input") from None
-                # <speak></speak> says nothing: refused like punctuation-only text
-                spans: tuple[tuple[int, int], ...] = ((0, len(utext)),) \
-                    if any(speakable(ch) for ch in ssml_text(utext)) else ()
-            else:
-                spans = tuple((s + offset, e + offset) for s, e in split_sentences(utext))
-                text += utext
+            if is_ssml(utext):
+                for seg in await self._ssml_segments(model, utt, utext, offset, params, req,
+                                                     ctx, lexicon):
+                    segments.append(seg)
+                    voices.append(seg.voice)
+                    owners.append(n)
                 offset += len(utext)
+                continue
+            local = model.engine != REMOTE  # an upstream provider reads the caller's text
+            language = _language(params) if req.normalize and local else None
+            spans = tuple((s + offset, e + offset) for s, e in split_sentences(utext))
+            phonemes = _phoneme_input(params)
+            work = (text, spans, language, lexicon if local else None, phonemes)
+            # ~1 ms per 1,000 characters of dense text: long inputs go to a thread, so the
+            # event loop keeps serving other requests meanwhile
+            spoken = await asyncio.to_thread(_spoken_all, *work) \
+                if len(utext) > OFFLOAD_CHARS else _spoken_all(*work)
+            offset += len(utext)
             if spans or utt.trailing_silence:
-                segments.append(Segment(params, spans, utt.speed, utt.trailing_silence))
+                segments.append(Segment(params, spans, utt.speed, utt.trailing_silence,
+                                        spoken=spoken if any(spoken) else ()))
                 voices.append(params)
                 owners.append(n)
         if not any(seg.sentences for seg in segments):
@@ -287,6 +293,82 @@ class Pipeline:
                               "(max_response_bytes): ask for less text, fewer generations or "
                               "a compressed format", "input")
         return share
+
+    async def _ssml_segments(self, model: Model, utt: Utterance, utext: str, offset: int,
+                             params: VoiceParams, req: SpeechRequest, ctx: Context,
+                             lexicon: Lexicon | None = None) -> list[Segment]:
+        """An SSML utterance as segments: one per stretch of one style (voice, language,
+        rate, pitch, volume), with breaks as silences and marks attached."""
+        apply = None
+        if lexicon:
+            phonemes = _phoneme_input(params)
+
+            def apply(builder: SpokenBuilder, chunk: str, at: int, lang: str | None) -> None:
+                lexicon.apply(builder, chunk, at, lang, phonemes)
+        try:
+            runs = ssml_runs(parse_ssml(utext, _language(params)), req.normalize, apply)
+        except SsmlError as exc:
+            raise SpeechError(400, exc.code, str(exc), "input") from None
+        out: list[Segment] = []
+        voices: dict[Style, VoiceParams] = {}
+        for run in runs:
+            style = run.style
+            if style not in voices:
+                voices[style] = await self._styled_voice(model, params, style, ctx)
+            spoken = tuple(sp.shifted(offset) for _, _, sp in run.sentences)
+            out.append(Segment(voices[style],
+                               tuple((s + offset, e + offset) for s, e, _ in run.sentences),
+                               utt.speed * style.rate, 0.0, spoken=spoken,
+                               gaps=tuple(run.gaps), lead=run.lead, gain=style.volume,
+                               marks=tuple((p + offset, name) for p, name in run.marks)))
+        if out and utt.trailing_silence:
+            last = out[-1]
+            out[-1] = Segment(last.voice, last.sentences, last.speed, utt.trailing_silence,
+                              last.spoken, last.gaps, last.lead, last.gain, last.marks)
+        return out
+
+    async def _lexicon(self, req: SpeechRequest, ctx: Context) -> Lexicon | None:
+        """The caller's pronunciation dictionaries (their own only), compiled once per set
+        of versions; the first locator's rules win."""
+        if self.library is None:
+            raise SpeechError(400, "no_library", "pronunciation dictionaries need the "
+                              "library, which this process does not have",
+                              "pronunciation_dictionary_locators")
+        rows = []
+        for dictionary_id, version_id in req.lexicons:
+            row = await self.library.lexicons.get(ctx.owner, dictionary_id, version_id)
+            if row is None:
+                what = f"version {version_id!r} of " if version_id else ""
+                raise SpeechError(400, "invalid_pronunciation_dictionary", f"no {what}"
+                                  f"pronunciation dictionary {dictionary_id!r} among yours "
+                                  "(GET /v1/pronunciation-dictionaries)",
+                                  "pronunciation_dictionary_locators")
+            rows.append(row)
+        key = tuple(r.version_id for r in rows)
+        compiled = self._lexicons.get(key)
+        if compiled is None:
+            compiled = Lexicon([rule_from(d) for r in rows for d in r.rules])
+            if len(self._lexicons) > 256:
+                self._lexicons.clear()
+            self._lexicons[key] = compiled
+        return compiled
+
+    async def _styled_voice(self, model: Model, params: VoiceParams, style: Style,
+                            ctx: Context) -> VoiceParams:
+        """The utterance's voice changed by SSML: <voice name>, <lang> (espeak switches to
+        that language's voice; other engines keep theirs), and pitch (espeak only)."""
+        try:
+            if style.voice:
+                params, _ = await self.resolve_voice(model, style.voice, ctx.owner)
+            elif style.lang and params.engine == "espeak" \
+                    and _language(params).lower() != style.lang.lower():
+                params = self.catalog.resolve_voice(model, style.lang.lower())
+        except UnknownVoice as exc:
+            raise SpeechError(400, "invalid_voice", f"SSML: {exc}", "input") from None
+        if style.pitch and params.engine == "espeak":
+            base = 50 if params.pitch is None else params.pitch
+            params = replace(params, pitch=max(0, min(100, base + style.pitch)))
+        return params
 
     async def _utterance_voice(self, model: Model, utt: Utterance, current: VoiceParams | None,
                                seed: int, ctx: Context) -> VoiceParams:
@@ -469,7 +551,7 @@ class Pipeline:
             "sample_rate": plan.sample_rate, "duration": duration, "bytes": len(audio),
             "cost": cost, "currency": self.settings.currency, "cache_key": plan.cache_key,
             "cache_hit": hit, "blob_key": blob_key,
-            "meta": {"events": marks} if plan.job.timestamps else {},
+            "meta": {"events": marks, **_lines(plan, events)} if plan.job.timestamps else {},
             "created_at": datetime.now(UTC)}, audio if store else None)
 
     def cost(self, plan: Plan, duration: float, cache: str = "miss") -> float:
@@ -514,6 +596,67 @@ def estimate_bytes(plan: Plan) -> int:
 async def _iterate(events: list[SpeechEvent]) -> AsyncIterator[SpeechEvent]:
     for event in events:
         yield event
+
+
+@lru_cache(maxsize=1024)
+def _voice_language(engine: str, voice: str) -> str:
+    try:
+        for info in engine_by_name(engine).voices():
+            if info.id == voice:
+                return info.language
+    except Exception:  # an engine that cannot list voices: read as English
+        return "en"
+    return voice if engine == "espeak" else "en"
+
+
+def _language(params: VoiceParams) -> str:
+    """The language a voice reads (normalization follows it)."""
+    if params.engine == REMOTE:
+        return "en"
+    return _voice_language(params.engine, params.voice)
+
+
+def _spoken_all(text: str, spans: tuple[tuple[int, int], ...], language: str | None,
+                lexicon: Lexicon | None, phonemes: bool) -> tuple[Spoken | None, ...]:
+    return tuple(_spoken(text, s, e, language, lexicon, phonemes) for s, e in spans)
+
+
+def _phoneme_input(params: VoiceParams) -> bool:
+    """Whether the voice's engine reads espeak phoneme input ``[[…]]``."""
+    return params.engine != REMOTE and bool(getattr(engine_by_name(params.engine),
+                                                    "phoneme_input", False))
+
+
+def _spoken(text: str, start: int, end: int, language: str | None,
+            lexicon: Lexicon | None = None, phonemes: bool = True) -> Spoken | None:
+    """What the engine reads for ``text[start:end]``: the caller's lexicon applied, the
+    rest normalized in ``language`` (``None``: as written); ``None`` when that is the
+    text itself."""
+    if language is None and not lexicon:
+        return None
+    builder = SpokenBuilder()
+    if lexicon:
+        lexicon.apply(builder, text[start:end], start, language, phonemes)
+    else:
+        builder.normalized(text[start:end], start, language)
+    return None if builder.is_identity_of(text, start, end) else builder.build()
+
+
+def _lines(plan: Plan, events: list[SpeechEvent]) -> dict[str, Any]:
+    """Per-utterance (dialogue line) times of a multi-utterance request, for history."""
+    if len(plan.request.utterances) < 2:
+        return {}
+    lines: dict[int, dict[str, Any]] = {}
+    for e in events:
+        if e.kind != "sentence":
+            continue
+        seg = e.info["segment"]
+        n = plan.segment_utterances[seg] if seg < len(plan.segment_utterances) else seg
+        line = lines.setdefault(n, {"utterance": n, "start_ms": e.info["start_ms"],
+                                    "char_start": e.info["char_start"]})
+        line["end_ms"] = e.info["end_ms"]
+        line["char_end"] = e.info["char_end"]
+    return {"lines": [lines[k] for k in sorted(lines)]}
 
 
 def _duration(events: list[SpeechEvent]) -> float:

@@ -20,6 +20,7 @@ import numpy as np
 from orate.audio.encoder import Encoder, TimeStretch, make_encoder
 from orate.audio.formats import FORMATS
 from orate.engines.base import Engine, EngineEvent, VoiceParams
+from orate.speech.spoken import Spoken
 from orate.speech.text import Tokens
 from orate.speech.timestamps import Timestamp, sentence_timestamps
 
@@ -33,12 +34,25 @@ Emit = Callable[[int, Any], None]
 
 @dataclass(frozen=True)
 class Segment:
-    """A run of the text spoken with one voice and speed (an utterance)."""
+    """A run of the text spoken with one voice and speed (an utterance, or a stretch of
+    SSML with one prosody).
+
+    ``sentences`` are spans of the caller's text; ``spoken``, when given, holds what the
+    engine reads for each (normalized, lexicon, SSML) with the map back to those spans
+    (``None`` for a sentence read as written). ``gaps`` are silences after each sentence
+    and ``lead`` one before the first (SSML breaks); ``gain`` scales the PCM (SSML
+    volume, the same on every engine); ``marks`` are SSML marks as (caller offset, name).
+    """
 
     voice: VoiceParams
     sentences: tuple[tuple[int, int], ...]
     speed: float = 1.0
     trailing_silence: float = 0.0
+    spoken: tuple[Spoken | None, ...] = ()
+    gaps: tuple[float, ...] = ()
+    lead: float = 0.0
+    gain: float = 1.0
+    marks: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,18 +179,26 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
             if not math.isclose(engine_speed, segment.speed) else None
         scale = engine_speed / segment.speed  # audio time after stretching per engine ms
 
+        if segment.lead > 0:
+            _silence(segment.lead, in_rate, stats, feeder)
+        gain = segment.gain
         for sent_index, (start, end) in enumerate(segment.sentences):
             sentence_start = stats.samples
             events: list[EngineEvent] = []
+            spoken = segment.spoken[sent_index] if sent_index < len(segment.spoken) else None
 
             def sink(pcm: np.ndarray, evs: Sequence[EngineEvent],
                      events: list[EngineEvent] = events,
-                     stretch: TimeStretch | None = stretch) -> bool:
+                     stretch: TimeStretch | None = stretch,
+                     spoken: Spoken | None = spoken, start: int = start,
+                     gain: float = gain) -> bool:
                 # called synchronously from inside engine.synthesize, chunk by chunk
                 if should_stop():
                     return False
                 if evs and tokens is not None:
-                    events.extend(evs)
+                    events.extend(evs if spoken is None else _to_source(evs, spoken, start))
+                if gain != 1.0:
+                    pcm = np.clip(pcm.astype(np.float32) * gain, -32768, 32767).astype(np.int16)
                 if stretch is not None:
                     pcm = stretch(pcm)
                 if len(pcm):
@@ -184,8 +206,13 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
                     feeder.add(pcm)
                 return True
 
-            result = engine.synthesize(job.text[start:end], segment.voice, engine_speed, sink,
-                                       ssml=job.ssml)
+            if spoken is not None and spoken.phonemes:
+                result = engine.synthesize(spoken.text, segment.voice, engine_speed, sink,
+                                           phonemes=True)  # type: ignore[call-arg]
+            else:
+                result = engine.synthesize(spoken.text if spoken is not None
+                                           else job.text[start:end], segment.voice,
+                                           engine_speed, sink)
             if result.stopped or should_stop():
                 stats.cancelled = True
                 return stats
@@ -196,9 +223,9 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
                 feeder.add(tail)
             speech_end = stats.samples
             if last and segment.trailing_silence > 0:  # part of this utterance's last snippet
-                silence = np.zeros(round(segment.trailing_silence * in_rate), dtype=np.int16)
-                stats.samples += len(silence)
-                feeder.add(silence)
+                _silence(segment.trailing_silence, in_rate, stats, feeder)
+            if sent_index < len(segment.gaps) and segment.gaps[sent_index] > 0:
+                _silence(segment.gaps[sent_index], in_rate, stats, feeder)
             feeder.flush()
             out.flush()  # the sentence's audio goes before its boundary marker
             start_ms = sentence_start * 1000 / in_rate
@@ -207,6 +234,7 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
                 spoken_ms = (speech_end - sentence_start) * 1000 / in_rate
                 stamps = sentence_timestamps(job.text, start, end, tokens, events,
                                              spoken_ms / scale, job.timestamps)
+                stamps += _marks(segment, sent_index, start, end, stamps, spoken_ms / scale)
                 if stamps:
                     emit(TIMESTAMPS, [t.shifted(start_ms, scale).to_dict() for t in stamps])
             emit(SENTENCE, {"segment": seg_index, "sentence": sent_index, "char_start": start,
@@ -224,6 +252,39 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
     emit(DONE, {"samples": stats.samples, "sample_rate": in_rate, "output_rate": out_rate,
                 "duration": stats.duration, "bytes": stats.bytes})
     return stats
+
+
+def _silence(seconds: float, rate: int, stats: RenderStats, feeder: _Feeder) -> None:
+    silence = np.zeros(round(seconds * rate), dtype=np.int16)
+    stats.samples += len(silence)
+    feeder.add(silence)
+
+
+def _to_source(events: Sequence[EngineEvent], spoken: Spoken, start: int) -> list[EngineEvent]:
+    """Engine events moved from the spoken text onto the caller's text (offsets from
+    ``start``, the sentence's first character), so timestamps name the caller's words."""
+    return [EngineEvent(e.kind, spoken.source_pos(e.text_pos) - start, e.length, e.time_ms,
+                        e.text) for e in events]
+
+
+def _marks(segment: Segment, sent_index: int, start: int, end: int,
+           stamps: list[Timestamp], spoken_ms: float) -> list[Timestamp]:
+    """SSML marks that fall in this sentence: each at the start of the first word after
+    it (the sentence end when none follows); the first sentence also takes the marks
+    before it, the last those after it."""
+    out = []
+    last = sent_index == len(segment.sentences) - 1
+    prev_end = segment.sentences[sent_index - 1][1] if sent_index else -1
+    for pos, name in segment.marks:
+        if not (prev_end <= pos < end or (last and pos >= end)):
+            continue
+        if pos >= end and last:
+            t = spoken_ms
+        else:
+            t = next((s.start for s in stamps if s.type == "word" and (s.char_start or 0) >= pos),
+                     0.0 if pos <= start else spoken_ms)
+        out.append(Timestamp("mark", name, t, t, pos, pos))
+    return out
 
 
 def timestamps_from(payload: list[dict[str, Any]]) -> list[Timestamp]:

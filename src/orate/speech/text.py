@@ -1,26 +1,24 @@
-"""Text preparation: normalization, sentence planning and SSML checks.
+"""Text preparation: character cleanup, sentence planning, word tokens.
 
-Normalization is length-preserving (a character is only ever replaced by one
-character), so every offset into the normalized text is also an offset into
-the caller's text: timestamps point at the caller's own characters without a
-separate map.
+``normalize`` here is only a length-preserving cleanup (a character is only ever
+replaced by one character), so offsets into it are offsets into the caller's
+text. Reading numbers, money and dates as words is speech/normalize.py, and what
+the engine then reads (with its map back) is speech/spoken.py; SSML is parsed by
+speech/ssml.py (``is_ssml``/``check_ssml`` here delegate to it).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-import xml.etree.ElementTree as ET
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 MAX_SENTENCE_CHARS = 300
-SSML_MAX_DEPTH = 32
-SSML_MAX_BREAK_SECONDS = 60.0
 
 _SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’»)\]]*(?=\s|$)|\n[ \t]*\n")
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol approx mt ft".split()
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol approx mt ft ave dept".split()
 )
 _CLAUSE = re.compile(r"[,;:—–]\s")
 _TOKEN = re.compile(r"[^\s<>]+")
@@ -52,16 +50,11 @@ def normalize(text: str) -> str:
     return "".join(out)
 
 
-_SPEAK_ROOT = re.compile(r"<speak(?=[\s>/])")
-
-
 def is_ssml(text: str) -> bool:
-    """A root ``<speak>`` element, optionally after an XML declaration or a DTD (which is
-    then refused). The tag name must be exactly ``speak``: "<speaker> is a word" is text."""
-    head = text.lstrip()[:2048].lower()
-    if _SPEAK_ROOT.match(head):
-        return True
-    return head.startswith(("<?xml", "<!doctype")) and _SPEAK_ROOT.search(text.lower()) is not None
+    """A root ``<speak>`` element; "<speaker> is a word" is not SSML (speech/ssml.py)."""
+    from orate.speech.ssml import is_ssml as _is_ssml
+
+    return _is_ssml(text)
 
 
 def speakable(ch: str) -> bool:
@@ -73,49 +66,14 @@ def speakable(ch: str) -> bool:
     return not ch.isascii() and unicodedata.category(ch)[0] not in "CZP"
 
 
-def ssml_text(text: str) -> str:
-    """The words inside well-formed SSML (tags and attributes dropped)."""
-    return "".join(ET.fromstring(text).itertext())
-
-
-def _break_seconds(elem: ET.Element) -> float:
-    value = (elem.get("time") or "").strip().lower()
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s)?", value)
-    if not m:
-        return 1.0 if elem.get("strength") in ("x-strong",) else 0.0
-    number = float(m.group(1))
-    return number / 1000 if m.group(2) == "ms" else number
-
-
 def check_ssml(text: str) -> None:
-    """Refuse SSML that could make the engine or the parser misbehave.
+    """Refuse SSML the parser in speech/ssml.py refuses (DTDs, entities, depth, breaks)."""
+    from orate.speech.ssml import SsmlError, parse_ssml
 
-    DTDs and entity declarations are refused outright (entity expansion is the
-    classic XML bomb); nesting and total break time are bounded because each
-    costs engine time without costing the caller characters.
-    """
-    head = text.lower()
-    if "<!doctype" in head or "<!entity" in head or "<!element" in head or "<!attlist" in head:
-        raise TextError("SSML may not contain a DTD or entity declarations; remove <!DOCTYPE …>",
-                        "ssml_dtd")
     try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise TextError(f"SSML is not well-formed XML: {exc}", "invalid_ssml") from None
-    if root.tag.rsplit("}", 1)[-1] != "speak":
-        raise TextError("SSML must have <speak> as its root element", "invalid_ssml")
-    total_break = 0.0
-    stack = [(root, 1)]
-    while stack:
-        elem, depth = stack.pop()
-        if depth > SSML_MAX_DEPTH:
-            raise TextError(f"SSML nests deeper than {SSML_MAX_DEPTH} elements", "ssml_too_deep")
-        if elem.tag.rsplit("}", 1)[-1] == "break":
-            total_break += _break_seconds(elem)
-        stack.extend((child, depth + 1) for child in elem)
-    if total_break > SSML_MAX_BREAK_SECONDS:
-        raise TextError(f"SSML breaks add up to {total_break:g} s; the limit is "
-                        f"{SSML_MAX_BREAK_SECONDS:g} s", "ssml_breaks")
+        parse_ssml(text)
+    except SsmlError as exc:
+        raise TextError(str(exc), exc.code) from None
 
 
 def _is_abbreviation(text: str, end: int) -> bool:
@@ -190,8 +148,14 @@ class Tokens:
         return i + 1 if i + 1 < len(self.spans) else None
 
 
+_NUMBER_EDGES = ".,;:!?\"'()[]{}«»“”‘’"
+
+
 def word_text(token: str) -> str:
-    """A token without the punctuation around it ("(hello," → "hello")."""
+    """A token without the punctuation around it ("(hello," → "hello"); a token with
+    digits keeps its symbols ("$4.50," → "$4.50", "50%" stays), since they are read."""
+    if any(ch.isdigit() for ch in token):
+        return token.strip(_NUMBER_EDGES) or token
     s, e = 0, len(token)
     while s < e and unicodedata.category(token[s])[0] in "PS":
         s += 1

@@ -65,6 +65,11 @@ class SpeechRequest:
     # response bytes per audio byte (base64, copies) for the response-size bound; None: not
     # a response held by a client (an async job, bounded by max_job_chars instead)
     framing: float | None = 1.0
+    normalize: bool = True  # read "$4.50" as "four dollars fifty" (orate extension; ElevenLabs'
+    # apply_text_normalization)
+    # pronunciation dictionaries as (id, version or None for the latest), in order of
+    # precedence (ElevenLabs' pronunciation_dictionary_locators)
+    lexicons: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass
@@ -133,6 +138,7 @@ def request_from_dict(data: dict[str, Any]) -> SpeechRequest:
     fields["utterances"] = [Utterance(**{**u, "voice": voice(u.get("voice"))})
                             for u in data["utterances"]]
     fields["timestamps"] = frozenset(data.get("timestamps") or ())
+    fields["lexicons"] = tuple(tuple(x) for x in data.get("lexicons") or ())
     cv = data.get("context_voice")
     fields["context_voice"] = VoiceParams(**cv) if cv else None
     return SpeechRequest(**fields)

@@ -1,0 +1,436 @@
+"""SSML, parsed safely and mapped onto orate's own segments, the same on every engine.
+
+espeak has an SSML parser of its own, but Piper, Kokoro and hibari have none, and
+espeak's shifts its text positions by the tags. So orate parses SSML itself and
+turns it into what every engine already understands: plain sentences (with a map
+back to the caller's characters), silences, and per-segment prosody (speed, espeak
+pitch, a gain for volume). Supported: ``speak, p, s, break, prosody (rate, pitch,
+volume), emphasis, say-as (cardinal, ordinal, characters, date, time, telephone),
+sub, phoneme (ipa), voice, lang, mark``; anything else is refused with its line and
+column, so a caller never wonders why a tag was ignored.
+
+Safety: defusedxml refuses DTDs, entity declarations and external references before
+anything else reads the text (no billion laughs, no XXE; XInclude is never
+processed); depth, size, breaks and marks are bounded.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from orate.speech.spoken import Spoken, SpokenBuilder
+
+SSML_MAX_CHARS = 100_000
+SSML_MAX_DEPTH = 32
+SSML_MAX_BREAK = 10.0  # one break
+SSML_MAX_BREAKS = 60.0  # all breaks of a request
+SSML_MAX_MARKS = 1000
+
+_SSML_HEAD = re.compile(r"\s*(?:<\?xml[^>]{0,200}\?>\s*)?(?:<!--.*?-->\s*)*"
+                        r"(?:<!DOCTYPE[^\[>]{0,200}(?:\[.*?\])?\s*>\s*)?<speak[\s>/]",
+                        re.S | re.I)  # a DOCTYPE counts, so that it is refused, not read
+_TOKEN = re.compile(
+    r"<!--.*?-->|<!\[CDATA\[(?P<cdata>.*?)\]\]>|<\?.*?\?>"
+    r"|<(?P<close>/?)(?P<name>[A-Za-z_][\w:.-]*)(?P<attrs>(?:\s+[^\s=/>]+\s*=\s*"
+    r"(?:\"[^\"]*\"|'[^']*'))*)\s*(?P<empty>/?)>", re.S)
+_ATTR = re.compile(r"([^\s=/>]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+_ENTITY = re.compile(r"&(#\d{1,7}|#x[0-9a-fA-F]{1,6}|amp|lt|gt|quot|apos);")
+_BREAK_STRENGTH = {"none": 0.0, "x-weak": 0.1, "weak": 0.25, "medium": 0.4, "strong": 0.75,
+                   "x-strong": 1.2}
+_RATES = {"x-slow": 0.5, "slow": 0.75, "medium": 1.0, "default": 1.0, "fast": 1.3,
+          "x-fast": 1.7}
+_PITCHES = {"x-low": -30, "low": -15, "medium": 0, "default": 0, "high": 15, "x-high": 30}
+_VOLUMES = {"silent": 0.0, "x-soft": 0.3, "soft": 0.6, "medium": 1.0, "default": 1.0,
+            "loud": 1.5, "x-loud": 2.0}
+_EMPHASIS = {"strong": (0.85, 1.3), "moderate": (0.92, 1.15), "none": (1.0, 1.0),
+             "reduced": (1.1, 0.8)}
+_SAY_AS = ("cardinal", "number", "ordinal", "characters", "spell-out", "verbatim", "date",
+           "time", "telephone")
+_ELEMENTS = {"speak", "p", "s", "break", "prosody", "emphasis", "say-as", "sub", "phoneme",
+             "voice", "lang", "mark", "paragraph", "sentence"}
+_CAPTURING = {"say-as", "sub", "phoneme"}
+
+
+class SsmlError(ValueError):
+    """Invalid or refused SSML; ``code`` is the API error code."""
+
+    def __init__(self, message: str, code: str = "invalid_ssml") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Style:
+    """Prosody and voice in force for a stretch of SSML."""
+
+    rate: float = 1.0  # multiplies the request's speed
+    pitch: int = 0  # added to espeak's pitch (0-100, default 50); neural engines ignore it
+    volume: float = 1.0  # PCM gain
+    voice: str | None = None  # <voice name>
+    lang: str | None = None  # xml:lang of <speak>/<lang>/<voice>
+
+
+@dataclass
+class Item:
+    """One thing the SSML says, in document order.
+
+    kind: ``text`` (read, normalized, from ``start``), ``rewrite`` (``text`` replaces
+    ``source[start:end]``), ``phonemes`` (espeak mnemonics for ``source[start:end]``),
+    ``break`` (``seconds``), ``mark`` (``text`` is its name, at ``start``), ``boundary``
+    (a sentence or paragraph edge).
+    """
+
+    kind: str
+    text: str = ""
+    start: int = 0
+    end: int = 0
+    style: Style = field(default_factory=Style)
+    seconds: float = 0.0
+
+
+def is_ssml(text: str) -> bool:
+    """A root ``<speak>`` element (after an optional XML declaration): "<speaker> is a
+    word" is plain text."""
+    head = text[:4096]
+    return bool(_SSML_HEAD.match(head)) or head.lstrip()[:9].lower() in ("<!doctype",) \
+        or head.lstrip()[:5].lower() == "<?xml"
+
+
+def _where(text: str, pos: int) -> str:
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return f"line {line}, column {col}"
+
+
+def _check_xml(text: str) -> None:
+    """Well-formed, and free of DTDs, entities and external references (defusedxml)."""
+    from xml.etree.ElementTree import ParseError
+
+    import defusedxml.ElementTree as DET
+    from defusedxml import DefusedXmlException
+
+    if len(text) > SSML_MAX_CHARS:
+        raise SsmlError(f"SSML is {len(text)} characters; the limit is {SSML_MAX_CHARS}",
+                        "ssml_too_large")
+    try:
+        DET.fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException:
+        raise SsmlError("SSML may not contain a DTD, entity declarations or external "
+                        "references; remove <!DOCTYPE …>", "ssml_dtd") from None
+    except ParseError as exc:
+        line, col = exc.position
+        reason = str(exc).split(":")[0]
+        raise SsmlError(f"SSML is not well-formed XML: {reason} at line {line}, column "
+                        f"{col + 1}") from None
+
+
+def _seconds(value: str, text: str, pos: int) -> float:
+    m = re.fullmatch(r"\s*(\d{1,6}(?:\.\d{1,3})?)\s*(ms|s)\s*", value.lower())
+    if not m:
+        raise SsmlError(f"break time {value!r} at {_where(text, pos)}: write it as '500ms' "
+                        "or '1.5s'")
+    n = float(m.group(1))
+    return n / 1000 if m.group(2) == "ms" else n
+
+
+def _relative(value: str, table: dict, unit_scale: dict[str, float], text: str, pos: int,
+              what: str) -> tuple[str, float]:
+    """('abs'|'mul'|'add', number) for a prosody value."""
+    v = value.strip().lower()
+    if v in table:
+        return "abs", float(table[v])
+    m = re.fullmatch(r"([+-]?)(\d{1,4}(?:\.\d{1,3})?)\s*(%|st|hz|db)?", v)
+    if not m:
+        raise SsmlError(f"prosody {what} {value!r} at {_where(text, pos)} is not understood; "
+                        f"use one of {', '.join(table)} or a percentage")
+    sign, number, unit = m.group(1), float(m.group(2)), m.group(3) or ""
+    if unit == "%":
+        if sign:
+            return "add", (-number if sign == "-" else number) / 100
+        return "mul", number / 100
+    scale = unit_scale.get(unit)
+    if scale is None:
+        raise SsmlError(f"prosody {what} {value!r} at {_where(text, pos)}: unit {unit!r} is "
+                        "not supported here")
+    return "units", (-number if sign == "-" else number) * scale
+
+
+def _prosody(style: Style, attrs: dict[str, str], text: str, pos: int) -> Style:
+    if "rate" in attrs:
+        kind, n = _relative(attrs["rate"], _RATES, {"": 1.0}, text, pos, "rate")
+        rate = {"abs": n, "mul": n, "add": 1 + n, "units": n}[kind]
+        style = replace(style, rate=min(max(style.rate * rate, 0.25), 4.0))
+    if "pitch" in attrs:
+        kind, n = _relative(attrs["pitch"], _PITCHES, {"st": 5.0, "hz": 0.25}, text, pos,
+                            "pitch")
+        delta = {"abs": n, "mul": (n - 1) * 50, "add": n * 50, "units": n}[kind]
+        style = replace(style, pitch=int(max(min(style.pitch + delta, 50), -50)))
+    if "volume" in attrs:
+        kind, n = _relative(attrs["volume"], _VOLUMES, {"db": 1.0}, text, pos, "volume")
+        gain = {"abs": n, "mul": n, "add": 1 + n, "units": 10 ** (n / 20)}[kind]
+        style = replace(style, volume=min(max(style.volume * gain, 0.0), 4.0))
+    return style
+
+
+def _say_as(kind: str, content: str, attrs: dict[str, str], lang: str) -> str:
+    from orate.speech import normalize as N
+
+    english = lang.lower().startswith("en")
+    raw = content.strip()
+    if kind in ("characters", "spell-out", "verbatim"):
+        return " ".join(N.digits(ch) if ch.isdigit() and english else ch
+                        for ch in raw if not ch.isspace())
+    if kind == "telephone":
+        groups = re.findall(r"\d+", raw)
+        return ", ".join(N.digits(g) for g in groups) if english and groups else raw
+    digits_only = re.sub(r"[,\s]", "", raw)
+    if kind in ("cardinal", "number") and re.fullmatch(r"-?\d{1,15}", digits_only) and english:
+        n = int(digits_only)
+        return ("minus " if n < 0 else "") + N.cardinal(abs(n))
+    if kind == "ordinal" and english:
+        m = re.fullmatch(r"(\d{1,12})(?:st|nd|rd|th)?", digits_only)
+        if m:
+            return N.ordinal(int(m.group(1)))
+    if kind == "date" and english:
+        parts = [int(p) for p in re.findall(r"\d+", raw)]
+        fmt = (attrs.get("format") or "mdy").lower()
+        if len(parts) == len(fmt) and set(fmt) <= set("ymd"):
+            values = dict(zip(fmt, parts, strict=True))
+            words = N._date_words(values.get("y"), values.get("m", 1), values.get("d", 1)) \
+                if "d" in values and "m" in values else None
+            if words:
+                return words
+    return N.normalize_text(raw, lang).text
+
+
+def parse_ssml(text: str, lang: str = "en") -> list[Item]:
+    """The items of an SSML document, in order; raises ``SsmlError`` naming the place."""
+    from orate.speech.phonemes import PhonemeError, ipa_to_espeak
+
+    _check_xml(text)
+    items: list[Item] = []
+    stack: list[tuple[str, Style, int, dict[str, str]]] = []  # name, style before, pos, attrs
+    style = Style(lang=lang)
+    capture: tuple[str, dict[str, str], int, list[str]] | None = None
+    breaks = 0.0
+    marks = 0
+    pos = 0
+    seen_root = False
+
+    def add_text(chunk: str, at: int) -> None:
+        if capture is not None:
+            capture[3].append(chunk)
+            return
+        if not stack:
+            return  # whitespace outside <speak>
+        # entities map to their whole reference; other characters one for one
+        last = 0
+        for m in _ENTITY.finditer(chunk):
+            if m.start() > last:
+                items.append(Item("text", chunk[last:m.start()], at + last,
+                                  at + m.start(), style))
+            ref = m.group(1)
+            value = chr(int(ref[2:], 16)) if ref.startswith("#x") else chr(int(ref[1:])) \
+                if ref.startswith("#") else html.unescape(m.group())
+            items.append(Item("rewrite", value, at + m.start(), at + m.end(), style))
+            last = m.end()
+        if last < len(chunk):
+            items.append(Item("text", chunk[last:], at + last, at + len(chunk), style))
+
+    for m in _TOKEN.finditer(text):
+        if m.start() > pos:
+            add_text(text[pos:m.start()], pos)
+        pos = m.end()
+        if m.group("cdata") is not None:
+            add_text(m.group("cdata"), m.start("cdata"))
+            continue
+        name = m.group("name")
+        if name is None:
+            continue  # comment or processing instruction
+        local = name.rsplit(":", 1)[-1] if name != "xml:lang" else name
+        where = _where(text, m.start())
+        if local not in _ELEMENTS:
+            raise SsmlError(f"SSML element <{name}> at {where} is not supported; use speak, p, "
+                            "s, break, prosody, emphasis, say-as, sub, phoneme, voice, lang, "
+                            "mark")
+        if not seen_root and local != "speak":
+            raise SsmlError(f"SSML must have <speak> as its root element ({where})")
+        seen_root = True
+        if m.group("close"):
+            if not stack:
+                continue
+            opened, before, start_pos, attrs = stack.pop()
+            if capture is not None and capture[0] == opened and len(stack) == capture[2]:
+                kind, cattrs, _, parts = capture
+                capture = None
+                content = "".join(html.unescape(p) for p in parts)
+                src_start, src_end = start_pos, m.start()
+                if opened == "sub":
+                    items.append(Item("rewrite", cattrs.get("alias", content), src_start,
+                                      src_end, style))
+                elif opened == "phoneme":
+                    alphabet = (cattrs.get("alphabet") or "ipa").lower()
+                    if alphabet != "ipa":
+                        raise SsmlError(f"<phoneme alphabet={alphabet!r}> at "
+                                        f"{_where(text, src_start)}: only alphabet='ipa'")
+                    try:
+                        mnemonics = ipa_to_espeak(cattrs.get("ph", ""))
+                    except PhonemeError as exc:
+                        raise SsmlError(f"<phoneme> at {_where(text, src_start)}: {exc}") \
+                            from None
+                    items.append(Item("phonemes", mnemonics, src_start, src_end, style))
+                else:
+                    spoken = _say_as(cattrs["interpret-as"], content, cattrs,
+                                     style.lang or lang)
+                    items.append(Item("rewrite", spoken, src_start, src_end, style))
+            if opened in ("p", "s", "paragraph", "sentence"):
+                items.append(Item("boundary"))
+            style = before
+            continue
+        attrs = {a: (b if b is not None and c is None else c or b or "")
+                 for a, b, c in _ATTR.findall(m.group("attrs"))}
+        attrs = {k: html.unescape(v) for k, v in attrs.items()}
+        if capture is not None:
+            raise SsmlError(f"<{name}> at {where} may not sit inside <{capture[0]}>")
+        if local == "break":
+            seconds = _seconds(attrs["time"], text, m.start()) if "time" in attrs else \
+                _BREAK_STRENGTH.get(attrs.get("strength", "medium"), 0.4)
+            if seconds > SSML_MAX_BREAK:
+                raise SsmlError(f"break of {seconds:g} s at {where}; one break may last at "
+                                f"most {SSML_MAX_BREAK:g} s", "ssml_breaks")
+            breaks += seconds
+            if breaks > SSML_MAX_BREAKS:
+                raise SsmlError(f"SSML breaks add up to more than {SSML_MAX_BREAKS:g} s",
+                                "ssml_breaks")
+            items.append(Item("break", seconds=seconds, style=style))
+            if not m.group("empty"):
+                stack.append((local, style, m.end(), attrs))
+            continue
+        if local == "mark":
+            marks += 1
+            if marks > SSML_MAX_MARKS:
+                raise SsmlError(f"more than {SSML_MAX_MARKS} marks", "ssml_too_many_marks")
+            items.append(Item("mark", attrs.get("name", ""), m.start(), m.start(), style))
+            if not m.group("empty"):
+                stack.append((local, style, m.end(), attrs))
+            continue
+        if len(stack) >= SSML_MAX_DEPTH:
+            raise SsmlError(f"SSML nests deeper than {SSML_MAX_DEPTH} elements ({where})",
+                            "ssml_too_deep")
+        before = style
+        new_lang = attrs.get("xml:lang") or attrs.get("lang")
+        if new_lang:
+            style = replace(style, lang=new_lang)
+        if local == "prosody":
+            style = _prosody(style, attrs, text, m.start())
+        elif local == "emphasis":
+            rate, gain = _EMPHASIS.get(attrs.get("level", "moderate"), _EMPHASIS["moderate"])
+            style = replace(style, rate=style.rate * rate, volume=style.volume * gain)
+        elif local == "voice" and attrs.get("name"):
+            style = replace(style, voice=attrs["name"])
+        elif local == "say-as":
+            kind = attrs.get("interpret-as", "").lower()
+            if kind not in _SAY_AS:
+                raise SsmlError(f"say-as interpret-as={kind!r} at {where} is not supported; "
+                                f"use one of {', '.join(_SAY_AS)}")
+            attrs["interpret-as"] = kind
+        elif local == "phoneme" and not attrs.get("ph"):
+            raise SsmlError(f"<phoneme> at {where} needs a ph attribute (IPA)")
+        if local in ("p", "s", "paragraph", "sentence"):
+            items.append(Item("boundary"))
+        if m.group("empty"):
+            if local == "sub" and attrs.get("alias"):  # an empty <sub/> still says its alias
+                items.append(Item("rewrite", attrs["alias"], m.start(), m.end(), style))
+            style = before
+            continue
+        stack.append((local, before, m.end(), attrs))
+        if local in _CAPTURING:
+            capture = (local, attrs, len(stack) - 1, [])
+    return items
+
+
+@dataclass
+class Run:
+    """A stretch of SSML with one style: sentences (caller span + what is spoken), the
+    silence after each, one before the first, and marks."""
+
+    style: Style
+    sentences: list[tuple[int, int, Spoken]] = field(default_factory=list)
+    gaps: list[float] = field(default_factory=list)
+    lead: float = 0.0
+    marks: list[tuple[int, str]] = field(default_factory=list)
+
+
+def ssml_runs(items: list[Item], normalize: bool,
+              lexicon: Callable[[SpokenBuilder, str, int, str | None], None] | None = None,
+              ) -> list[Run]:
+    """Group parsed items into runs of one style and sentences within them.
+
+    Plain text is split at sentence ends (the same splitter as plain requests) and
+    normalized in the style's language unless ``normalize`` is off; ``lexicon`` (when
+    given) adds a text piece with the caller's pronunciations applied.
+    """
+    from orate.speech.text import split_sentences
+
+    runs: list[Run] = []
+    builder = SpokenBuilder()
+
+    def run_for(style: Style) -> Run:
+        if not runs or runs[-1].style != style:
+            flush()
+            runs.append(Run(style))
+        return runs[-1]
+
+    def flush() -> None:
+        nonlocal builder
+        if runs and builder.length and builder.build().text.strip():
+            spoken = builder.build()
+            s, e = spoken.source_range()
+            runs[-1].sentences.append((s, e, spoken))
+            runs[-1].gaps.append(0.0)
+        builder = SpokenBuilder()
+
+    def add_text(chunk: str, at: int, style: Style) -> None:
+        language = style.lang if normalize else None
+        if lexicon is not None:
+            lexicon(builder, chunk, at, language)
+        else:
+            builder.normalized(chunk, at, language)
+
+    for item in items:
+        if item.kind == "boundary":
+            flush()
+        elif item.kind == "break":
+            flush()
+            if runs and runs[-1].sentences:
+                runs[-1].gaps[-1] += item.seconds
+            else:
+                run_for(item.style).lead += item.seconds
+        elif item.kind == "mark":
+            run_for(item.style).marks.append((item.start, item.text))
+        elif item.kind == "text":
+            run_for(item.style)
+            spans = split_sentences(item.text) if item.text.strip() else []
+            if not spans:
+                builder.copy(" ", item.start) if item.text else None
+                continue
+            # text before the first sentence end joins the sentence in progress
+            for n, (s, e) in enumerate(spans):
+                if n:
+                    flush()
+                if n == 0 and s > 0:
+                    builder.copy(" ", item.start)
+                add_text(item.text[s:e], item.start + s, item.style)
+            if spans[-1][1] < len(item.text):
+                builder.copy(" ", item.start + spans[-1][1])
+        elif item.kind == "rewrite":
+            run_for(item.style)
+            builder.rewrite(item.text, item.start, item.end)
+        elif item.kind == "phonemes":
+            run_for(item.style)
+            builder.phoneme_input(item.text, item.start, item.end)
+    flush()
+    return [r for r in runs if r.sentences or r.lead or r.marks]
