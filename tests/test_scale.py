@@ -103,7 +103,7 @@ def test_replicas_ready_on_the_ray_backend(cluster) -> None:
     assert httpx.get(url(cluster, 2) + "/readyz").json()["backend"] == "local"
     with client(cluster, 0) as c:
         metrics = c.get("/metrics").text
-    assert "orate_engine_workers" in metrics or "workers" in metrics
+    assert "orate_workers 2.0" in metrics and "orate_queue_depth" in metrics  # actors alive
 
 
 def test_official_sdks_spread_over_replicas(cluster) -> None:
