@@ -86,7 +86,7 @@ from voices_section import render_voices, run_voices
 from wyoming_section import render_wyoming, run_wyoming
 
 SECTIONS = ("core", "library", "hume", "elevenlabs", "engines", "security", "voices",
-            "wyoming")
+            "wyoming", "throughput")
 FORMATS = ("wav", "mp3")
 CONCURRENCY = (1, 4, 16)
 PEER_CONCURRENCY = 4
@@ -715,7 +715,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "an ONNX engine and the gateway's time to first byte, security = "
                         "auth overhead and a mixed-dialect load test, voices = real natural voices "
                         "against their libraries, wyoming = Wyoming "
-                        "first audio vs OpenAI and vs wyoming-piper")
+                        "first audio vs OpenAI and vs wyoming-piper, throughput = issue 14's "
+                        "wrk benchmark: orate vs raw engine vs an espeak-ng|ffmpeg server "
+                        "(throughput.py)")
     parser.add_argument("--piper-python", help="wyoming section: the Python that runs "
                         "wyoming-piper (default: ORATE_BENCH_PIPER_PYTHON or this one)")
     return parser.parse_args(argv)
@@ -776,6 +778,10 @@ def main(argv: list[str] | None = None) -> int:
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
                 voices = run_voices(runner, args.quick, extra_env, results.notes)
             more += render_voices(voices)
+        if "throughput" in sections:
+            from throughput import run_throughput
+
+            more += [run_throughput(args.quick), ""]
     except BenchmarkError as exc:
         print(f"benchmark aborted: {exc}", *results.notes, sep="\n", file=sys.stderr)
         return 1

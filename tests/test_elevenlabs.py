@@ -613,3 +613,36 @@ def test_language_code_and_continuity(srv) -> None:
     # the continuation speaks with the voice the previous request used (its seed's take)
     assert rows[2]["voice_params"] == rows[1]["voice_params"]
     assert rows[1]["voice_params"][0]["pitch"] is not None
+
+
+def test_pronunciation_dictionaries_and_normalization_switch(el, srv) -> None:
+    """``pronunciation_dictionary_locators`` reach the lexicon layer (ASR hears the alias),
+    and ``apply_text_normalization: off`` reads the text as written (a distinct rendering)."""
+    from .conftest import Recognizer
+
+    with http(srv) as h:
+        made = h.post(f"{srv.url}/v1/pronunciation-dictionaries", headers=xi(srv), json={
+            "name": "el", "rules": [{"string_to_replace": "Kubernetes", "type": "alias",
+                                     "alias": "green tea"}]})
+        assert made.status_code == 200, made.text
+        pd = made.json()
+    locator = [{"pronunciation_dictionary_id": pd["id"], "version_id": pd["version_id"]}]
+    said = b"".join(el.text_to_speech.convert(
+        "Rachel", text="I like Kubernetes.", output_format="pcm_16000",
+        pronunciation_dictionary_locators=locator))
+    grammar = Recognizer(["i like green tea", "i like cooper net ease"])
+    assert grammar.which(said, "pcm", 16000) == "i like green tea"
+    with pytest.raises(ApiError) as info:  # bob cannot use alice's dictionary
+        b"".join(client(srv, "bob").text_to_speech.convert(
+            "Rachel", text="I like Kubernetes.", output_format="pcm_16000",
+            pronunciation_dictionary_locators=locator))
+    assert info.value.status_code == 400
+    on = el.text_to_speech.convert_with_timestamps(
+        "Rachel", text="It costs $4.50 now.", output_format="pcm_16000")
+    off = el.text_to_speech.convert_with_timestamps(
+        "Rachel", text="It costs $4.50 now.", output_format="pcm_16000",
+        apply_text_normalization="off")
+    # both align every character the caller sent; the spoken renderings differ
+    assert "".join(on.alignment.characters) == "".join(off.alignment.characters) \
+        == "It costs $4.50 now."
+    assert base64.b64decode(on.audio_base_64) != base64.b64decode(off.audio_base_64)

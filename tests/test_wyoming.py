@@ -102,7 +102,8 @@ async def test_describe_lists_every_voice_natural_first(wy: Server) -> None:
     program = info.tts[0]
     assert program.supports_synthesize_streaming and program.installed
     names = [v.name for v in program.voices]
-    assert names[0] == "piper:en_US-tiny-low", "natural voices come first"
+    natural = {"hibari", "piper:en_US-tiny-low"}  # the wheel's voice and this test's model
+    assert set(names[:len(natural)]) == natural, "natural voices come first"
     assert {"alloy", "nova", "en-us", "fr-fr", "de"} <= set(names)
     assert len(names) == len(set(names)) > 140
     for voice in program.voices:
@@ -138,7 +139,9 @@ async def test_voice_by_language_and_default_and_natural(wy: Server) -> None:
         start, ssml, _ = await collect(c)
     plain = (await synthesize(wy, "Hello there.", name="alloy"))[1]
     extra = (len(ssml) - len(plain)) / 2 / start.rate
-    assert 0.8 < extra < 1.3, extra  # the break is a second of silence, no tags read out
+    # the break is a second of silence, no tags read out; a break inside a sentence also
+    # ends espeak's clause there, which adds its clause pause (~0.4 s; see the README)
+    assert 0.8 < extra < 1.6, extra
     start, pcm = await synthesize(wy, "Hello there.", name="piper:en_US-tiny-low")
     assert start.rate == 16000 and len(pcm) > 3200  # the model's own rate, not resampled
 
@@ -305,7 +308,7 @@ async def idle(srv: Server, within: float = 20) -> dict:
         await asyncio.sleep(0.1)
 
 
-LONG = " ".join(s.capitalize() + "." for s in SENTENCES * 60)  # ~23,000 characters, ~30 min
+LONG = " ".join(s.capitalize() + "." for s in SENTENCES * 20)  # ~7,700 characters, ~10 min
 
 
 @pytest.mark.asyncio

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from orate.api import errors
 from orate.api.errors import ApiError, audio_response, documented
 from orate.api.files import library_of
+from orate.api.openai import DictionaryLocator, locators
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import audio_bytes, primed
 from orate.audio.output_formats import (
@@ -156,7 +157,7 @@ class TtsBody(BaseModel):
     model_id: str | None = None
     language_code: str | None = Field(None, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]+)?$")
     voice_settings: VoiceSettings | None = None
-    pronunciation_dictionary_locators: list[dict[str, Any]] | None = Field(None, max_length=3)
+    pronunciation_dictionary_locators: list[DictionaryLocator] | None = Field(None, max_length=3)
     seed: int | None = Field(None, ge=0, le=4_294_967_295)
     previous_text: str | None = None
     next_text: str | None = None
@@ -186,7 +187,8 @@ async def build_request(conn: HTTPConnection, voice_id: str, text: str, model_id
                         fmt: OutputFormat, settings: VoiceSettings | None = None, *,
                         seed: int | None = None, language: str | None = None,
                         previous: list[str] | None = None, timestamps: bool = False,
-                        whole_file: bool = False) -> SpeechRequest:
+                        whole_file: bool = False, normalize: bool = True,
+                        lexicons: tuple[tuple[str, str | None], ...] = ()) -> SpeechRequest:
     """One ``SpeechRequest`` from ElevenLabs' terms (shared with the WebSocket)."""
     pipeline = _pipeline(conn)
     model_name = model_id or DEFAULT_MODEL
@@ -211,7 +213,8 @@ async def build_request(conn: HTTPConnection, voice_id: str, text: str, model_id
     return SpeechRequest(model=model_name, utterances=[Utterance(text, voice, speed)],
                          format=fmt.format, sample_rate=fmt.sample_rate, bitrate=fmt.bitrate,
                          timestamps=frozenset({"word"}) if timestamps else frozenset(),
-                         seed=seed or 0, max_chars=limit, whole_file=whole_file)
+                         seed=seed or 0, max_chars=limit, whole_file=whole_file,
+                         normalize=normalize, lexicons=lexicons)
 
 
 async def resolve(conn: HTTPConnection, voice_id: str, model: Any) -> VoiceParams:
@@ -271,7 +274,9 @@ async def _speak(request: Request, voice_id: str, body: TtsBody, fmt: OutputForm
     req = await build_request(request, voice_id, body.text, body.model_id, fmt,
                               body.voice_settings, seed=body.seed,
                               language=body.language_code, previous=body.previous_request_ids,
-                              timestamps=timestamps, whole_file=whole_file)
+                              timestamps=timestamps, whole_file=whole_file,
+                              normalize=body.apply_text_normalization != "off",
+                              lexicons=locators(body.pronunciation_dictionary_locators))
     # enable_logging=false: zero retention, no history record and no stored audio
     ctx = context(request, "elevenlabs", store=enable_logging, record=enable_logging)
     plan = await pipeline.plan(req, ctx)

@@ -136,10 +136,12 @@ async def stream_input(ws: WebSocket, voice_id: str) -> None:
         await send_error(Closing(POLICY, "invalid_output_format", exc.message))
         return
 
+    normalize = q.get("apply_text_normalization") != "off"
+
     async def speak(text: str, piece: Piece) -> None:
         try:
             req = await build_request(ws, voice_id, text, model_id, fmt, piece.settings,
-                                      timestamps=True)
+                                      timestamps=True, normalize=normalize)
             # the owner may be known only since the BOS message (its xi_api_key)
             ctx = context(ws, "elevenlabs")
             if ctx.quota_left is not None:  # the key's count was read when it connected

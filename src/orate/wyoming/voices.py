@@ -92,8 +92,8 @@ class VoiceTable:
         plain: list[WyomingVoice] = []
         espeak_model: Model | None = None
         for model in catalog.models.values():
-            if model.engine == REMOTE:
-                continue
+            if model.engine == REMOTE or model.alias_of:
+                continue  # a vendor's id for a model listed under its own name
             if model.engine == "espeak":
                 if espeak_model is None or model.id == "espeak-ng":
                     espeak_model = model
