@@ -244,6 +244,40 @@ def test_client_disconnect_cancels_the_actor_work(cluster) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_concurrent_claims_take_each_job_once() -> None:
+    """Four processes' worth of job stores (own engines and pools) racing on one
+    PostgreSQL: SKIP LOCKED hands each job to exactly one claimer."""
+    from orate.devcluster import postgres_database
+    from orate.library.db import make_engine, migrate, sessions
+    from orate.library.jobs import JobStore
+
+    name = POSTGRES.rsplit("/", 1)[-1] + "_claims"  # type: ignore[union-attr]
+    db = postgres_database(POSTGRES, name)
+
+    async def race() -> list[str]:
+        engines = [make_engine(db) for _ in range(4)]
+        await migrate(engines[0])
+        stores = [JobStore(sessions(e)) for e in engines]
+        for _ in range(20):
+            await stores[0].submit(owner="t", dialect="nanogpt", model="tts-1",
+                                   request={}, characters=1, cost=0.0, currency="USD")
+
+        async def claimer(store: JobStore, who: str) -> list[str]:
+            got = []
+            while (job := await store.claim(who, 30.0)) is not None:
+                got.append(job.id)
+            return got
+
+        claimed = await asyncio.gather(*(claimer(s, f"r{i}:{j}") for i, s in enumerate(stores)
+                                         for j in range(3)))
+        for e in engines:
+            await e.dispose()
+        return [job for part in claimed for job in part]
+
+    taken = asyncio.run(race())
+    assert len(taken) == 20 and len(set(taken)) == 20
+
+
 def test_retention_runs_under_one_lease_for_the_service(cluster) -> None:
     rows = sql(cluster, "SELECT name, holder FROM service_leases")
     assert [r[0] for r in rows] == ["retention"]  # one holder for three replicas
