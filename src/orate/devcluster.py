@@ -327,18 +327,16 @@ def main(base: Path, replicas: int, ray_nodes: int, database_url: str | None) ->
         stop = True
 
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)  # also when started in the background
     with cluster:
         print(f"database   {cluster.database_url}")
         for name, url in cluster.urls().items():
             print(f"{name:<10} {url}")
         print(f"logs       {base}\nCtrl-C stops them all.", flush=True)
-        try:
-            while not stop:
-                time.sleep(0.5)
-                dead = [p.name for p in cluster.procs.values() if p.popen.poll() is not None]
-                if dead:
-                    print(f"exited: {', '.join(dead)}; stopping", flush=True)
-                    break
-        except KeyboardInterrupt:
-            pass
+        while not stop:
+            time.sleep(0.5)
+            dead = [p.name for p in cluster.procs.values() if p.popen.poll() is not None]
+            if dead:
+                print(f"exited: {', '.join(dead)}; stopping", flush=True)
+                break
         print("stopping…", flush=True)
