@@ -114,9 +114,12 @@ def test_request_work_and_size_are_refused_up_front(tmp_path: Path) -> None:
 def test_a_refused_request_stops_its_synthesis(tmp_path: Path) -> None:
     """A request that gets 503 (no engine free in time) must not keep synthesizing: its
     other generations stop with it."""
-    srv = Server(tmp_path, workers=1, env={"ORATE_QUEUE_TIMEOUT": "1"})
+    # the first generation (~10 minutes of speech at half speed) takes far longer to make
+    # than the second waits for the only engine (0.2 s), so finishing it is a failure
+    srv = Server(tmp_path, workers=1, env={"ORATE_QUEUE_TIMEOUT": "0.2"})
     try:
-        body = {"utterances": [{"text": prose(4900), "voice": {"name": "alloy"}}],
+        body = {"utterances": [{"text": prose(4900), "voice": {"name": "alloy"},
+                                "speed": 0.5}],
                 "num_generations": 3, "format": {"type": "mp3"}}
         r = httpx.post(f"{srv.url}/v0/tts", json=body, timeout=60)
         assert r.status_code == 503, r.text[:300]

@@ -402,6 +402,7 @@ def say(
         timestamps=frozenset({"word", "phoneme"}) if timestamps else
         frozenset({"word"}) if captions else frozenset(),
         whole_file=not to_stdout, normalize=normalize,
+        framing=None,  # no HTTP response held in a server's memory: the job limits apply
         # the CLI has no wire limit: the pipeline renders sentence by sentence into one
         # encoder, so memory stays bounded; the job limit bounds the work up front
         max_chars=max(settings.max_job_chars, settings.max_input_chars))
@@ -1015,7 +1016,7 @@ def lexicon_add(
     alias: Annotated[list[str] | None, typer.Option(
         help="WORD=ALIAS, repeatable")] = None,
     ipa: Annotated[list[str] | None, typer.Option(help="WORD=IPA, repeatable")] = None,
-    description: Annotated[str, typer.Option()] = "",
+    description: Annotated[str, typer.Option(help="what the dictionary is for")] = "",
 ) -> None:
     """Create a dictionary (owned by 'local', the owner when keys are off)."""
     from orate.library.models import LOCAL_OWNER
