@@ -104,6 +104,7 @@ def test_replicas_ready_on_the_ray_backend(cluster) -> None:
     with client(cluster, 0) as c:
         metrics = c.get("/metrics").text
     assert "orate_workers 2.0" in metrics and "orate_queue_depth" in metrics  # actors alive
+    assert 'orate_engines_wanted{backend="ray"} 2.0' in metrics
 
 
 def test_official_sdks_spread_over_replicas(cluster) -> None:

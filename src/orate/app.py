@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
+from prometheus_client import Gauge
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -122,6 +123,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.jobs = jobs
         metrics.gauges(queue=lambda: pool.waiting, restarts=lambda: pool.restarts,
                        workers=lambda: len(pool.pids()), jobs=lambda: len(jobs.running))
+        # per replica, so a dashboard can tell a replica short of actors from one that is busy
+        Gauge("orate_engines_wanted", "Engine workers or Ray actors this replica runs when "
+              "healthy", ["backend"], registry=metrics.registry
+              ).labels(settings.engine_backend).set(pool.size)
         jobs.start()
         wyoming = None
         trimmer = asyncio.get_running_loop().create_task(_trim_memory())
