@@ -67,8 +67,11 @@ def cluster(tmp_path_factory):  # type: ignore[no-untyped-def]
         # a third replica on the local pool: replicas may mix backends
         c.start_replica(2, backend="local")
         # one actor and room for one waiting request: for back-pressure and cancel
+        # (and one actor for neural engines only)
         c.start_replica(3, env={"ORATE_RAY_ACTORS": "1", "ORATE_MAX_QUEUE": "1",
-                                "ORATE_CACHE_ENABLED": "false"})
+                                "ORATE_CACHE_ENABLED": "false",
+                                "ORATE_RAY_NEURAL_ACTORS": "1",
+                                "ORATE_RAY_NEURAL_NUM_CPUS": "0.5"})
         c.wait_replica(2)
         c.wait_replica(3)
         out = subprocess.run([ORATE, "keys", "create", "--name", "admin", "--admin"],
@@ -225,6 +228,19 @@ def test_all_actors_busy_queue_is_bounded_then_503_with_retry_after(cluster) -> 
         assert [f.result()[0] for f in running] == [200, 200]
     assert refused.status_code == 503 and int(refused.headers["retry-after"]) >= 1
     assert "busy" in refused.text  # in Hume's envelope
+
+
+def test_neural_engines_go_to_their_own_actors(cluster) -> None:
+    def engines() -> dict:  # type: ignore[type-arg]
+        return httpx.get(url(cluster, 3) + "/healthz").json()["engines"]
+
+    before = engines()
+    assert before["neural_workers"] == 1 and before["workers"] == 2
+    assert speak(cluster, 3, unique(), model="tts-1").status_code == 200  # espeak
+    assert engines()["completed_neural"] == before["completed_neural"]
+    natural = speak(cluster, 3, unique(), model="tts-1-hd")
+    assert natural.status_code == 200, natural.text
+    assert engines()["completed_neural"] == before["completed_neural"] + 1
 
 
 def test_client_disconnect_cancels_the_actor_work(cluster) -> None:

@@ -78,7 +78,10 @@ def make_backend(settings: Settings) -> EnginePool:
                           settings.model_idle_seconds, max_queue=settings.max_queue,
                           queue_timeout=settings.queue_timeout,
                           num_cpus=settings.ray_num_cpus, num_gpus=settings.ray_num_gpus,
-                          buffer_bytes=settings.stream_buffer_bytes)
+                          buffer_bytes=settings.stream_buffer_bytes,
+                          neural_actors=settings.ray_neural_actors,
+                          neural_num_cpus=settings.ray_neural_num_cpus,
+                          neural_num_gpus=settings.ray_neural_num_gpus)
     return EnginePool(settings.workers, settings.resolved_models_dir(),
                       settings.model_idle_seconds, max_queue=settings.max_queue,
                       queue_timeout=settings.queue_timeout,

@@ -156,6 +156,12 @@ class Settings(BaseSettings):
     ray_num_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves per engine actor")
     ray_num_gpus: float = Field(0.0, ge=0, description="GPUs per engine actor (neural "
                                 "engines on GPU nodes)")
+    ray_neural_actors: int = Field(0, ge=0, description="extra Ray actors only for neural "
+                                   "engines (hibari, Piper, Kokoro), with their own "
+                                   "resources; 0: every actor runs every engine")
+    ray_neural_num_cpus: float = Field(1.0, gt=0, description="CPUs per neural actor")
+    ray_neural_num_gpus: float = Field(0.0, ge=0, description="GPUs per neural actor: Ray "
+                                       "places them on nodes that have GPUs")
     replicas_shared: bool | None = Field(
         None, description="this replica shares its database with others: limits held in "
         "the database, chores under a lease, history written before a response ends. "

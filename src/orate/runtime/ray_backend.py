@@ -44,6 +44,7 @@ END = 7  # the last frame of a job (same value as the pool's)
 START_TIMEOUT = 120.0
 BACKPRESSURE = 4  # objects an actor may stream ahead of the pump before it blocks
 NAMESPACE = "orate"
+GENERAL, NEURAL = "general", "neural"
 
 
 class EngineActor:
@@ -167,8 +168,15 @@ class RayBackend:
     def __init__(self, size: int, address: str = "auto", models_dir: Path | None = None,
                  idle: float = 300.0, *, max_queue: int = 64, queue_timeout: float = 30.0,
                  num_cpus: float = 1.0, num_gpus: float = 0.0,
-                 buffer_bytes: int = 256 * 1024) -> None:
-        self.size = size
+                 buffer_bytes: int = 256 * 1024, neural_actors: int = 0,
+                 neural_num_cpus: float = 1.0, neural_num_gpus: float = 0.0) -> None:
+        # slots 0..size-1 serve every engine; slots past them (neural_actors) only the
+        # neural engines, with resources of their own (GPUs: Ray places them on GPU nodes)
+        self.general = size
+        self.neural_actors = neural_actors
+        self.neural_num_cpus = neural_num_cpus
+        self.neural_num_gpus = neural_num_gpus
+        self.size = size + neural_actors
         self.buffer_bytes = buffer_bytes
         self.address = address
         self.max_queue = max_queue
@@ -178,7 +186,8 @@ class RayBackend:
         self._models_dir = str(models_dir) if models_dir else None
         self._model_idle = idle
         self._ids = itertools.count(1)
-        self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
+        self._idle: dict[str, asyncio.Queue[_Slot]] = {GENERAL: asyncio.Queue(),
+                                                       NEURAL: asyncio.Queue()}
         self._slots: dict[int, _Slot] = {}
         self._closing = False
         self._actor_class: Any = None
@@ -186,6 +195,7 @@ class RayBackend:
         self.restarts = 0
         self.waiting = 0
         self.completed = 0
+        self.completed_neural = 0  # of them, on the neural actors
         self.cancelled = 0
 
     # -- lifecycle -----------------------------------------------------------
@@ -205,11 +215,23 @@ class RayBackend:
         self._actor_class = ray.remote(EngineActor)
         await asyncio.gather(*(self._spawn(i) for i in range(self.size)))
 
+    def _kind(self, index: int) -> str:
+        return GENERAL if index < self.general else NEURAL
+
+    def kind_of(self, job: RenderJob) -> str:
+        """Which actors a job goes to: neural engines to the neural actors, if any."""
+        if self.neural_actors and any(seg.voice.engine != "espeak" for seg in job.segments):
+            return NEURAL
+        return GENERAL
+
     async def _spawn(self, index: int) -> None:
-        options: dict[str, Any] = {"num_cpus": self.num_cpus, "max_concurrency": 2,
-                                   "max_restarts": 0, "scheduling_strategy": "SPREAD"}
-        if self.num_gpus:
-            options["num_gpus"] = self.num_gpus
+        neural = self._kind(index) == NEURAL
+        gpus = self.neural_num_gpus if neural else self.num_gpus
+        options: dict[str, Any] = {
+            "num_cpus": self.neural_num_cpus if neural else self.num_cpus,
+            "max_concurrency": 2, "max_restarts": 0, "scheduling_strategy": "SPREAD"}
+        if gpus:
+            options["num_gpus"] = gpus
         actor = self._actor_class.options(**options).remote(self._models_dir,
                                                             self._model_idle)
         slot = _Slot(index, actor)
@@ -220,7 +242,7 @@ class RayBackend:
             self._kill(slot)
             raise RuntimeError(f"engine actor {index} did not start: {exc}") from None
         slot.pid, slot.node = info["pid"], info["node"]
-        self._idle.put_nowait(slot)
+        self._idle[self._kind(index)].put_nowait(slot)
 
     def _kill(self, slot: _Slot) -> None:
         import ray
@@ -250,8 +272,12 @@ class RayBackend:
 
     def stats(self) -> dict[str, Any]:
         busy = sum(1 for s in self._slots.values() if s.current is not None)
-        return {"backend": "ray", "workers": len(self.pids()), "nodes": len(self.nodes()),
+        neural = sum(1 for s in self._slots.values()
+                     if s.alive and s.pid and self._kind(s.index) == NEURAL)
+        return {"backend": "ray", "workers": len(self.pids()), "neural_workers": neural,
+                "nodes": len(self.nodes()),
                 "busy": busy, "waiting": self.waiting, "completed": self.completed,
+                "completed_neural": self.completed_neural,
                 "cancelled": self.cancelled, "restarts": self.restarts}
 
     # -- jobs ----------------------------------------------------------------
@@ -260,13 +286,14 @@ class RayBackend:
         """Wait for a free actor (bounded, like the pool) and start ``job`` on it."""
         if self._closing:
             raise PoolClosed("the engine backend is shutting down")
-        if self._idle.empty() and self.waiting >= self.max_queue:
+        idle = self._idle[self.kind_of(job)]
+        if idle.empty() and self.waiting >= self.max_queue:
             raise EngineBusy(f"{self.waiting} requests are already waiting")
         self.waiting += 1
         try:
             async with asyncio.timeout(self.queue_timeout):
                 while True:
-                    slot = await self._idle.get()
+                    slot = await idle.get()
                     if slot.alive:
                         break
         except TimeoutError:
@@ -295,9 +322,11 @@ class RayBackend:
                             self.cancelled += 1
                         else:
                             self.completed += 1
+                            if self._kind(slot.index) == NEURAL:
+                                self.completed_neural += 1
                         slot.current = None
                         stream._push(END, None)
-                        self._idle.put_nowait(slot)
+                        self._idle[self._kind(slot.index)].put_nowait(slot)
                         return
                     stream._push(kind, payload)
             raise RayError("the actor's stream ended without END")
