@@ -9,7 +9,7 @@ the default) gets, at once:
   reading every response whole;
 - 10 slow readers: long wav streams read at 4 kB a second;
 - 5 clients that disconnect after the first chunk of a long stream;
-- 2 clients whose keys have a 300-character quota, asking again and again.
+- 2 clients whose keys have a 100-character quota, asking again and again.
 
 Every second the process tree's RSS is sampled from /proc. At the end every 200 that
 carried ``X-Orate-Generation-Id`` is checked: its history row and its audio file must
@@ -76,6 +76,21 @@ def make_key(data: Path, *args: str) -> str:
     return out.stdout.strip()
 
 
+def generation_ids(r: httpx.Response) -> list[str]:
+    """The generations a 200 says it recorded: a header (OpenAI, ElevenLabs), Hume's
+    ``generation_id`` per generation, or nano-gpt's ``audioUrl`` on this server."""
+    gen = r.headers.get("x-orate-generation-id")
+    if gen:
+        return [gen]
+    if "json" not in r.headers.get("content-type", ""):
+        return []
+    body = r.json()
+    if "generations" in body:
+        return [g["generation_id"] for g in body["generations"]]
+    url = body.get("audioUrl") or ""
+    return [url.rstrip("/").rsplit("/", 1)[-1]] if "/v1/audio/files/" in url else []
+
+
 class Tally:
     def __init__(self) -> None:
         self.served: collections.Counter[str] = collections.Counter()
@@ -86,10 +101,9 @@ class Tally:
     def result(self, dialect: str, r: httpx.Response) -> None:
         if r.status_code == 200:
             self.served[dialect] += 1
-            gen = r.headers.get("x-orate-generation-id")
-            if gen:
-                self.generations.append(gen)
-            else:
+            ids = generation_ids(r)
+            self.generations.extend(ids)
+            if not ids:
                 self.no_id[dialect] += 1
         else:
             code = ""
@@ -230,8 +244,8 @@ def main() -> None:
         data = Path(tmp)
         keys = {"admin": make_key(data, "--name", "admin", "--admin"),
                 "team": make_key(data, "--name", "team"),
-                "tiny0": make_key(data, "--name", "tiny0", "--quota-chars", "300"),
-                "tiny1": make_key(data, "--name", "tiny1", "--quota-chars", "300")}
+                "tiny0": make_key(data, "--name", "tiny0", "--quota-chars", "100"),
+                "tiny1": make_key(data, "--name", "tiny1", "--quota-chars", "100")}
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "ORATE_DATA_DIR": str(data), "ORATE_STALL_TIMEOUT": "15"}
