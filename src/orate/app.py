@@ -88,6 +88,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tune_malloc()
         await services.start()
+        assert services.library is not None
+        limits.shared = services.library.limits  # several replicas: limits are service-wide
         wyoming = None
         trimmer = asyncio.get_running_loop().create_task(_trim_memory())
         try:
@@ -148,30 +150,43 @@ def create_app(services: Services | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "version": __version__,
                              "engines": pool.stats() if pool is not None else {}})
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: engines up and database reachable",
-             responses=documented(503))
+    @app.get("/readyz", tags=["ops"], summary="Readiness: engines up, database and store "
+             "reachable", responses=documented(503))
     async def readyz() -> JSONResponse:
+        """What a load balancer needs to drain a sick replica: it fails when no engine is
+        alive or the database or the blob store does not answer; it reports the backend,
+        the engines (Ray actors) alive and the queue in front of them."""
         pool, lib = services.pool, services.library
         if pool is None or lib is None:
             raise ApiError(503, "starting", "the server is still starting")
-        checks: dict[str, bool] = {"engines": len(pool.pids()) == pool.size,
+        alive = len(pool.pids())
+        # Ray replaces a lost actor in the background: one alive is enough to serve
+        enough = alive > 0 if settings.engine_backend == "ray" else alive == pool.size
+        checks: dict[str, bool] = {"engines": enough,
                                    "database": False, "storage": False}
         reasons: dict[str, str] = {}
         try:
             # a real table, not SELECT 1: a corrupted file still answers SELECT 1
-            async with lib.engine.connect() as conn:
+            async with asyncio.timeout(3), lib.engine.connect() as conn:
                 await conn.execute(text("SELECT version_num FROM alembic_version"))
                 await conn.execute(text("SELECT count(*) FROM api_keys"))
             checks["database"] = True
         except Exception as exc:  # report, don't raise: this is what the probe is for
             reasons["database"] = str(exc).splitlines()[0][:200]
             log.warning("readiness: database unusable: %s", reasons["database"])
-        problem = await lib.blobs.probe()
+        try:
+            async with asyncio.timeout(3):
+                problem = await lib.blobs.probe()
+        except TimeoutError:
+            problem = "the blob store did not answer within 3 s"
         checks["storage"] = problem is None
         if problem is not None:
             reasons["storage"] = problem
         ready = all(checks.values())
-        body: dict[str, object] = {"ready": ready, **checks}
+        body: dict[str, object] = {"ready": ready, **checks,
+                                   "backend": settings.engine_backend, "engines_alive": alive,
+                                   "engines_wanted": pool.size, "queue": pool.waiting,
+                                   "replica": lib.holder}
         if reasons:
             body["reasons"] = reasons
         return JSONResponse(body, status_code=200 if ready else 503)

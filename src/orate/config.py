@@ -145,6 +145,33 @@ class Settings(BaseSettings):
                                      "Default: none, so local engines cost 0")
     currency: str = "USD"
 
+    # scale-out (docs/deployment.md): engines on a Ray cluster, several API replicas
+    engine_backend: Literal["local", "ray"] = Field(
+        "local", description="local: a pool of engine processes here; ray: engine actors "
+        "on a Ray cluster (ORATE_RAY_ADDRESS)")
+    ray_address: str = Field("auto", description="the Ray cluster: auto, host:6379 or "
+                             "ray://host:10001")
+    ray_actors: int | None = Field(None, ge=1, description="engine actors to run on Ray; "
+                                   "default: ORATE_WORKERS")
+    ray_num_cpus: float = Field(1.0, gt=0, description="CPUs Ray reserves per engine actor")
+    ray_num_gpus: float = Field(0.0, ge=0, description="GPUs per engine actor (neural "
+                                "engines on GPU nodes)")
+    ray_neural_actors: int = Field(0, ge=0, description="extra Ray actors only for neural "
+                                   "engines (hibari, Piper, Kokoro), with their own "
+                                   "resources; 0: every actor runs every engine")
+    ray_neural_num_cpus: float = Field(1.0, gt=0, description="CPUs per neural actor")
+    ray_neural_num_gpus: float = Field(0.0, ge=0, description="GPUs per neural actor: Ray "
+                                       "places them on nodes that have GPUs")
+    replicas_shared: bool | None = Field(
+        None, description="this replica shares its database with others: limits held in "
+        "the database, chores under a lease, history written before a response ends. "
+        "Default: on for PostgreSQL, off for SQLite")
+
+    def replicated(self) -> bool:
+        if self.replicas_shared is not None:
+            return self.replicas_shared
+        return self.resolved_database_url().startswith(("postgresql", "postgres"))
+
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'orate.db'}"
 

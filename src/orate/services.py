@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from prometheus_client import Gauge
+
 from orate.api.metrics import Metrics
 from orate.config import Settings
 from orate.engines.catalog import Catalog
@@ -20,6 +22,27 @@ from orate.runtime.pool import EnginePool
 from orate.speech.job_runner import JobRunner
 from orate.speech.pipeline import Pipeline
 from orate.speech.service import SpeechService
+
+
+def make_backend(settings: Settings) -> EnginePool:
+    """The engine runtime the settings ask for: the local process pool or Ray actors
+    (both speak the same protocol; the pipeline cannot tell them apart)."""
+    if settings.engine_backend == "ray":
+        from orate.runtime.ray_backend import RayBackend
+
+        return RayBackend(settings.ray_actors or settings.workers,  # type: ignore[return-value]
+                          settings.ray_address, settings.resolved_models_dir(),
+                          settings.model_idle_seconds, max_queue=settings.max_queue,
+                          queue_timeout=settings.queue_timeout,
+                          num_cpus=settings.ray_num_cpus, num_gpus=settings.ray_num_gpus,
+                          buffer_bytes=settings.stream_buffer_bytes,
+                          neural_actors=settings.ray_neural_actors,
+                          neural_num_cpus=settings.ray_neural_num_cpus,
+                          neural_num_gpus=settings.ray_neural_num_gpus)
+    return EnginePool(settings.workers, settings.resolved_models_dir(),
+                      settings.model_idle_seconds, max_queue=settings.max_queue,
+                      queue_timeout=settings.queue_timeout,
+                      buffer_bytes=settings.stream_buffer_bytes)
 
 
 @dataclass
@@ -44,10 +67,12 @@ class Services:
         s = self.settings
         self.registry.engine("espeak")  # voice tables for validation; synthesis in workers
         if pool:
-            self.pool = EnginePool(s.workers, s.resolved_models_dir(), s.model_idle_seconds,
-                                   max_queue=s.max_queue, queue_timeout=s.queue_timeout,
-                                   buffer_bytes=s.stream_buffer_bytes)
+            self.pool = make_backend(s)
             await self.pool.start()
+            # per replica, so a dashboard can tell a replica short of actors from a busy one
+            Gauge("orate_engines_wanted", "Engine workers or Ray actors this replica runs "
+                  "when healthy", ["backend"], registry=self.metrics.registry
+                  ).labels(s.engine_backend).set(self.pool.size)
         try:
             self.library = await Library.open(s, background=background)
         except BaseException:

@@ -12,6 +12,7 @@ still refused. Refusals use the envelope of the dialect that owns the path.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
@@ -26,6 +27,7 @@ from orate.api.errors import ApiError, Envelopes
 from orate.api.metrics import Metrics, dialect_of
 from orate.library.db import DB_ERRORS
 from orate.library.keys import KeyInfo
+from orate.library.shared import SharedLimits
 
 # Probes, and the built-in voice list: Open WebUI fetches {base}/audio/voices with no key
 # at all (it sends its key only with speech requests), and the list holds nothing of any
@@ -151,9 +153,9 @@ class Guard:
             try:
                 await self.app(scope, receive, tracked_send)
             finally:
-                self._leave(key)
+                await self._leave(key)
                 for k in held:
-                    self._leave(k)
+                    await self._leave(k)
         except ApiError as err:
             status["code"] = err.status
             await self._deny(scope, receive, send, err)
@@ -263,10 +265,10 @@ class Guard:
         return replay
 
     async def _enter(self, key: KeyInfo | None) -> None:
-        self.limits.enter(key)
+        await self.limits.admit(key)
 
-    def _leave(self, key: KeyInfo | None) -> None:
-        self.limits.leave(key)
+    async def _leave(self, key: KeyInfo | None) -> None:
+        await self.limits.release(key)
 
 
 class KeyLimits:
@@ -275,6 +277,32 @@ class KeyLimits:
     def __init__(self) -> None:
         self._buckets: dict[str, Bucket] = {}
         self._active: dict[str, int] = {}
+        #: set when replicas share a database: the limits are then held there, for the
+        #: whole service (library/shared.py), instead of in this process
+        self.shared: SharedLimits | None = None
+
+    async def admit(self, key: KeyInfo | None) -> None:
+        """``enter``, held service-wide when the limits are shared."""
+        if self.shared is None or key is None or not (key.rate_per_minute or key.concurrency):
+            self.enter(key)
+            return
+        refusal = await self.shared.enter(key.id, key.rate_per_minute, key.concurrency)
+        if refusal is None:
+            return
+        wait = max(math.ceil(refusal.retry_after), 1)
+        if refusal.reason == "rate":
+            raise ApiError(429, "rate_limited", f"this key may make {key.rate_per_minute} "
+                           f"requests a minute; retry in {wait} s",
+                           headers={"Retry-After": str(wait)})
+        raise ApiError(429, "too_many_streams", f"this key may have {key.concurrency} "
+                       "requests in progress at once; retry when one has finished",
+                       headers={"Retry-After": "1"})
+
+    async def release(self, key: KeyInfo | None) -> None:
+        if self.shared is None or key is None or not (key.rate_per_minute or key.concurrency):
+            self.leave(key)
+            return
+        await asyncio.shield(self.shared.leave(key.id))  # a cancelled request still leaves
 
     def enter(self, key: KeyInfo | None) -> None:
         """Count a request in, or raise ``ApiError`` 429 saying when to retry."""

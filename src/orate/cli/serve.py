@@ -82,6 +82,23 @@ def serve(
                 http=protocol_class(settings.read_timeout, settings.stall_timeout))
 
 
+@app.command("dev-cluster")
+def dev_cluster(
+    replicas: Annotated[int, typer.Option(min=1, max=8, help="orate API replicas")] = 2,
+    ray_nodes: Annotated[int, typer.Option(min=1, max=4, help="Ray worker nodes")] = 2,
+    base: Annotated[Path, typer.Option(help="logs and data of the cluster")] = Path(
+        "/tmp/orate-dev-cluster"),
+    database_url: Annotated[str | None, typer.Option(
+        help="a PostgreSQL server to create the orate_dev database on (default: the "
+        "local Debian cluster)")] = None,
+) -> None:
+    """Start, on loopback, PostgreSQL (a database of its own), moto_server (S3), a Ray
+    head and Ray worker nodes, and API replicas on the Ray backend; Ctrl-C stops them."""
+    from orate.devcluster import main
+
+    main(base, replicas, ray_nodes, database_url)
+
+
 def _check_wyoming(settings: Settings, insecure: bool) -> None:
     """Wyoming has no auth field: beyond loopback, the listener must be bound to a live key
     (``ORATE_WYOMING_KEY``) unless --insecure, as ``serve`` refuses an open HTTP port."""

@@ -62,23 +62,27 @@ class JobStore:
             return list((await session.scalars(query)).all())
 
     async def claim(self, runner: str, lease: float) -> Job | None:
-        """Take the oldest job that is waiting, or whose runner stopped renewing it."""
+        """Take the oldest job that is waiting, or whose runner stopped renewing it.
+
+        One statement: ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``.
+        On PostgreSQL, replicas polling at once each skip the rows another is claiming
+        instead of queueing behind its lock; the claimable condition is repeated in the
+        UPDATE, so a row can never be taken twice (SQLite has one writer and ignores
+        the FOR UPDATE clause).
+        """
         now = _now()
         claimable = or_(Job.status == PENDING,
                         and_(Job.status == PROCESSING, Job.lease_until < now))
-        async with self._sessions() as session:
-            candidates = (await session.scalars(
-                select(Job.id).where(claimable).order_by(Job.created_at).limit(8))).all()
-        for job_id in candidates:
-            async with self._sessions() as session, session.begin():
-                taken = await session.execute(
-                    update(Job).where(Job.id == job_id, claimable)
-                    .values(status=PROCESSING, lease_owner=runner,
-                            lease_until=now + timedelta(seconds=lease), progress=0.0,
-                            attempts=Job.attempts + 1, updated_at=now))
-            if taken.rowcount == 1:
-                return await self.get(job_id, None)
-        return None
+        oldest = (select(Job.id).where(claimable).order_by(Job.created_at).limit(1)
+                  .with_for_update(skip_locked=True).scalar_subquery())
+        async with self._sessions() as session, session.begin():
+            taken = (await session.execute(
+                update(Job).where(Job.id == oldest, claimable)
+                .values(status=PROCESSING, lease_owner=runner,
+                        lease_until=now + timedelta(seconds=lease), progress=0.0,
+                        attempts=Job.attempts + 1, updated_at=now)
+                .returning(Job.id))).first()
+        return await self.get(taken[0], None) if taken is not None else None
 
     async def heartbeat(self, job_id: str, runner: str, lease: float, progress: float) -> bool:
         """Renew the lease and record progress; False if the job is no longer ours."""

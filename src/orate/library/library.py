@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +24,7 @@ from orate.library.generations import GenerationStore
 from orate.library.jobs import JobStore
 from orate.library.keys import KeyStore
 from orate.library.lexicons import LexiconStore
+from orate.library.shared import Leases, SharedLimits
 from orate.library.voices import VoiceLibrary
 
 log = logging.getLogger("orate.library")
@@ -43,15 +47,23 @@ class Library:
         self.voices = VoiceLibrary(self.sessions)
         self.jobs = JobStore(self.sessions)
         self.keys = KeyStore(self.sessions)
+        #: several replicas share this database: limits live in it, chores take a lease,
+        #: and a response ends only once its generation is visible to every replica
+        self.shared = settings.replicated()
+        self.limits = SharedLimits(self.engine) if self.shared else None
+        self.leases = Leases(self.engine)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.prunes = 0  # retention passes this replica ran (it held the lease)
         self.lexicons = LexiconStore(self.sessions)
         self._pruner: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[object]] = set()
 
-    def track(self, coro: Coroutine[Any, Any, object]) -> None:
+    def track(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         """Run library work in the background, kept alive and logged if it fails."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
@@ -95,6 +107,11 @@ class Library:
     async def _prune_loop(self) -> None:
         while True:
             try:
+                # once per service: the replica holding the lease prunes, the others skip
+                if not await self.leases.acquire("retention", self.holder, PRUNE_EVERY * 1.5):
+                    await asyncio.sleep(PRUNE_EVERY)
+                    continue
+                self.prunes += 1
                 removed = await self.prune()
                 if removed:
                     log.info("retention: removed %d generations", removed)

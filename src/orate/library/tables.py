@@ -181,3 +181,25 @@ class LexiconVersion(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     rules: Mapped[list[Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class KeyLimitState(Base):
+    """A key's token bucket and requests in progress, shared by every replica
+    (library/shared.py); one row per key, changed by single conditional upserts."""
+
+    __tablename__ = "key_limits"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    stamp: Mapped[float] = mapped_column(Float)  # epoch seconds of the last refill
+    active: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ServiceLease(Base):
+    """Who does a service-wide chore (retention) until when: one replica at a time."""
+
+    __tablename__ = "service_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    until: Mapped[float] = mapped_column(Float)

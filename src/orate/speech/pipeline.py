@@ -62,6 +62,7 @@ from orate.speech.types import (
 from orate.speech.upstream import upstream_events
 
 if TYPE_CHECKING:
+    from orate.library.generations import PendingRecord
     from orate.library.keys import Reservation
     from orate.library.library import Library
     from orate.library.tables import Generation
@@ -124,6 +125,7 @@ class Pipeline:
         self.pool = pool
         self.library = library
         self._flights: dict[str, Flight] = {}
+        self._storing: dict[str, asyncio.Task[object]] = {}  # cache writes in progress
         self._lexicons: dict[tuple[str, ...], Lexicon] = {}  # compiled, by version ids
         self._client: httpx.AsyncClient | None = None
         self._languages: dict[tuple[str, str], str] = {}  # (engine, voice) → language
@@ -516,7 +518,9 @@ class Pipeline:
                 finally:
                     forget(flight)
 
-            self.library.track(store())
+            task = self.library.track(store())
+            self._storing[key] = task
+            task.add_done_callback(lambda _t: self._storing.pop(key, None))
         return done
 
     async def _recorded(self, gen_id: str, plan: Plan, events: AsyncIterator[SpeechEvent],
@@ -545,15 +549,25 @@ class Pipeline:
             self.metrics.cache.labels(status).inc()
             self.metrics.audio.labels(plan.context.dialect, plan.model.engine).inc(
                 _duration(seen))
+        record = None
         if self.library is not None and plan.context.record and self.settings.history:
-            self._record(gen_id, plan, seen, status)
+            record = self._record(gen_id, plan, seen, status)
+        if self.library is not None and self.library.shared:
+            # several replicas: the response ends once its generation (and the cache entry
+            # it made) is in the shared database and store, so the next request on any
+            # replica finds it (read-your-writes across replicas; costs one batched write)
+            storing = self._storing.get(plan.cache_key or "")
+            waits = [w for w in (record.done if record is not None else None, storing) if w]
+            if waits:
+                await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=10)
 
     def _settle(self, reservation: Reservation, actual: int) -> None:
         """Settle off the request path (a no-op write unless the charge changes)."""
         if self.library is not None and reservation.open:
             self.library.track(reservation.settle(actual))
 
-    def _record(self, gen_id: str, plan: Plan, events: list[SpeechEvent], status: str) -> None:
+    def _record(self, gen_id: str, plan: Plan, events: list[SpeechEvent],
+                status: str) -> PendingRecord:
         lib = self.library
         assert lib is not None
         audio, marks = _recordable(events)
@@ -565,7 +579,7 @@ class Pipeline:
         hit = status in ("hit", "shared")
         cost = self.cost(plan, duration, status)
         first = plan.voices[0] if plan.voices else VoiceParams()
-        lib.generations.record({
+        return lib.generations.record({
             "id": gen_id, "owner": plan.context.owner, "dialect": plan.context.dialect,
             "model": plan.model.id, "engine": plan.model.engine, "voice": first.label(),
             "voice_params": [asdict(v) for v in plan.voices], "text": plan.job.text,

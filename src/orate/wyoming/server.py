@@ -201,17 +201,19 @@ class WyomingService:
         return Context(owner=key.id if key is not None else LOCAL_OWNER, dialect="wyoming",
                        key_id=key.id if key is not None else None, quota_left=quota)
 
-    def enter(self, key: Any) -> None:
+    async def enter(self, key: Any) -> None:
+        """Count a request in against its key's limits, service-wide when replicas share
+        a database (the same KeyLimits as HTTP)."""
         if self.limits is None:
             return
         try:
-            self.limits.enter(key)
+            await self.limits.admit(key)
         except SpeechError as exc:
             raise BadRequest(exc.message, exc.code, exc.status) from None
 
-    def leave(self, key: Any) -> None:
+    async def leave(self, key: Any) -> None:
         if self.limits is not None:
-            self.limits.leave(key)
+            await self.limits.release(key)
 
     def observe(self, status: int, started: float, first: float | None) -> None:
         if self.metrics is not None:
@@ -282,7 +284,7 @@ class OrateHandler(AsyncEventHandler):
         if stream is not None:
             await stream.session.aclose()
             if stream.entered:
-                self.service.leave(stream.key)
+                await self.service.leave(stream.key)
 
     def abort(self, graceful: bool = False) -> None:
         """Close the connection: gracefully lets what is buffered go out first, but never
@@ -378,7 +380,7 @@ class OrateHandler(AsyncEventHandler):
                 text = f"<speak>{text}</speak>"  # the speech_service knows SSML by its root
             voice = self._voice(data)
             key = await self.service.key()
-            self.service.enter(key)
+            await self.service.enter(key)
             entered = True
             first = await self._speak(text, voice, self.service.context(key))
             await self.write_event(AudioStop().event())
@@ -390,7 +392,7 @@ class OrateHandler(AsyncEventHandler):
             raise
         finally:
             if entered:
-                self.service.leave(key)
+                await self.service.leave(key)
             self.service.observe(status, started, first and first - started)
 
     async def _speak(self, text: str, voice: WyomingVoice, ctx: Context,
@@ -436,7 +438,7 @@ class OrateHandler(AsyncEventHandler):
         try:
             voice = self._voice(data)
             key = await self.service.key()
-            self.service.enter(key)
+            await self.service.enter(key)
         except BadRequest:
             # a stream that says nothing: its chunks are dropped quietly (not one error
             # each) and its stop still gets audio-start/-stop and synthesize-stopped
@@ -483,7 +485,7 @@ class OrateHandler(AsyncEventHandler):
             self._stream = None
             await stream.session.aclose()
             if stream.entered:
-                self.service.leave(stream.key)
+                await self.service.leave(stream.key)
             first = stream.first_audio
             self.service.observe(status, stream.started, first and first - stream.started)
 
