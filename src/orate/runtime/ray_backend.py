@@ -30,13 +30,14 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orate.runtime.pool import EngineBusy, PoolClosed
-from orate.runtime.render import AUDIO, ERROR, RenderJob
+from orate.runtime.render import ERROR, RenderJob
+from orate.runtime.stream import PacedStream
 
 log = logging.getLogger("orate.ray")
 
@@ -45,6 +46,16 @@ START_TIMEOUT = 120.0
 BACKPRESSURE = 4  # objects an actor may stream ahead of the pump before it blocks
 NAMESPACE = "orate"
 GENERAL, NEURAL = "general", "neural"
+
+
+def ray_module() -> Any:
+    """Ray, which only the ``ray`` backend needs (``pip install 'orate[ray]'``)."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise RuntimeError("ORATE_ENGINE_BACKEND=ray needs Ray: pip install 'orate[ray]'"
+                           ) from exc
+    return ray
 
 
 class EngineActor:
@@ -61,7 +72,7 @@ class EngineActor:
         self._stop = 0
 
     def ready(self) -> dict[str, Any]:
-        import ray
+        ray = ray_module()
 
         return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
 
@@ -99,7 +110,7 @@ class EngineActor:
                 return
 
 
-class RayJobStream:
+class RayJobStream(PacedStream):
     """The frames of one job on one actor, in order (the pool's ``JobStream``).
 
     Bounded like the pool's: past ``limit`` bytes of audio waiting for the consumer,
@@ -109,43 +120,18 @@ class RayJobStream:
     """
 
     def __init__(self, job_id: int, slot: _Slot, limit: int = 256 * 1024) -> None:
-        self.id = job_id
+        super().__init__(job_id, limit)
         self._slot = slot
-        self._queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
-        self.limit = limit
-        self.buffered = 0
-        self.room = asyncio.Event()
+        self.room = asyncio.Event()  # the pump takes the actor's next objects while set
         self.room.set()
-        self.finished = False
-        self.cancelled = False
 
-    def _push(self, kind: int, payload: Any) -> None:
-        if self.cancelled and kind != END:
-            return  # nobody will read it
-        if kind == AUDIO:
-            self.buffered += len(payload)
-            if self.buffered >= self.limit:
-                self.room.clear()
-        self._queue.put_nowait((kind, payload))
+    def _hold(self) -> None:
+        self.room.clear()
 
-    async def __aiter__(self) -> AsyncIterator[tuple[int, Any]]:
-        while True:
-            kind, payload = await self._queue.get()
-            if kind == AUDIO:
-                self.buffered -= len(payload)
-                if self.buffered < self.limit:
-                    self.room.set()
-            if kind == END:
-                self.finished = True
-                return
-            yield kind, payload
+    def _release(self) -> None:
+        self.room.set()
 
-    def cancel(self) -> None:
-        """The caller went away: stop the actor's synthesis at its next chunk."""
-        if self.finished or self.cancelled:
-            return
-        self.cancelled = True
-        self.room.set()  # the pump must run on to the actor's END
+    def _stop(self) -> None:
         if self._slot.current is self and self._slot.alive:
             self._slot.actor.cancel.remote(self.id)
 
@@ -200,7 +186,7 @@ class RayBackend:
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
-        import ray
+        ray = ray_module()
 
         if not ray.is_initialized():
             # ray.init installs its own SIGTERM (and SIGINT) handlers; uvicorn's must stay,
@@ -244,14 +230,14 @@ class RayBackend:
         self._idle[self._kind(index)].put_nowait(slot)
 
     def _kill(self, slot: _Slot) -> None:
-        import ray
+        ray = ray_module()
 
         slot.alive = False
         with contextlib.suppress(Exception):
             ray.kill(slot.actor, no_restart=True)
 
     async def close(self) -> None:
-        import ray
+        ray = ray_module()
 
         self._closing = True
         for task in list(self._tasks):
@@ -310,7 +296,7 @@ class RayBackend:
 
     async def _pump(self, slot: _Slot, stream: RayJobStream, gen: Any) -> None:
         """Move the actor's frames into the stream; give the actor back after END."""
-        from ray.exceptions import RayError
+        RayError = ray_module().exceptions.RayError
 
         try:
             async for ref in gen:
