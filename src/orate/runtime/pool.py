@@ -44,6 +44,30 @@ class EngineBusy(RuntimeError):
         self.retry_after = retry_after
 
 
+async def take_idle(backend: Any, idle: asyncio.Queue[Any]) -> Any:
+    """A live idle engine (a pool worker or a Ray actor), waited for the way every backend
+    waits: at most ``backend.max_queue`` requests in line, each for at most
+    ``backend.queue_timeout`` seconds; past either, EngineBusy (503 + Retry-After)."""
+    if idle.empty() and backend.waiting >= backend.max_queue:
+        raise EngineBusy(f"{backend.waiting} requests are already waiting")
+    backend.waiting += 1
+    try:
+        async with asyncio.timeout(backend.queue_timeout):
+            while True:
+                engine = await idle.get()
+                if engine.alive:
+                    return engine
+    except TimeoutError:
+        raise EngineBusy(f"no engine was free within {backend.queue_timeout:g} s") from None
+    finally:
+        backend.waiting -= 1
+
+
+def next_job_id(ids: Any) -> int:
+    """A job id that fits the wire's u32 and is never 0 (0 means "no job")."""
+    return next(ids) & 0xFFFFFFFF or next(ids)
+
+
 class JobStream(PacedStream):
     """One job on a pool worker. Held by no longer reading the worker's pipe: the pipe
     fills, the worker blocks in its write, and so does its engine. Stopped through the
@@ -197,20 +221,8 @@ class EnginePool:
         """Wait for a free worker and start ``job`` on it."""
         if self._closing:
             raise PoolClosed("the engine pool is shutting down")
-        if self._idle.empty() and self.waiting >= self.max_queue:
-            raise EngineBusy(f"{self.waiting} requests are already waiting")
-        self.waiting += 1
-        try:
-            async with asyncio.timeout(self.queue_timeout):
-                while True:
-                    worker = await self._idle.get()
-                    if worker.alive:
-                        break
-        except TimeoutError:
-            raise EngineBusy(f"no engine was free within {self.queue_timeout:g} s") from None
-        finally:
-            self.waiting -= 1
-        job_id = next(self._ids) & 0xFFFFFFFF or next(self._ids)
+        worker = await take_idle(self, self._idle)
+        job_id = next_job_id(self._ids)
         stream = JobStream(job_id, worker, self.buffer_bytes)
         worker.current = stream
         try:

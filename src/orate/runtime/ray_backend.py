@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orate.runtime.pool import EngineBusy, PoolClosed
+from orate.runtime.pool import PoolClosed, next_job_id, take_idle
 from orate.runtime.render import ERROR, RenderJob
 from orate.runtime.stream import PacedStream
 
@@ -271,21 +271,8 @@ class RayBackend:
         """Wait for a free actor (bounded, like the pool) and start ``job`` on it."""
         if self._closing:
             raise PoolClosed("the engine backend is shutting down")
-        idle = self._idle[self.kind_of(job)]
-        if idle.empty() and self.waiting >= self.max_queue:
-            raise EngineBusy(f"{self.waiting} requests are already waiting")
-        self.waiting += 1
-        try:
-            async with asyncio.timeout(self.queue_timeout):
-                while True:
-                    slot = await idle.get()
-                    if slot.alive:
-                        break
-        except TimeoutError:
-            raise EngineBusy(f"no engine was free within {self.queue_timeout:g} s") from None
-        finally:
-            self.waiting -= 1
-        job_id = next(self._ids) & 0xFFFFFFFF or next(self._ids)
+        slot = await take_idle(self, self._idle[self.kind_of(job)])
+        job_id = next_job_id(self._ids)
         stream = RayJobStream(job_id, slot, self.buffer_bytes)
         slot.current = stream
         gen = slot.actor.render.options(num_returns="streaming",
