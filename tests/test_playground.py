@@ -25,6 +25,7 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium "
                 "chromium-driver)", allow_module_level=True)
 
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -66,7 +67,10 @@ def browser() -> Iterator[Any]:
 
 
 def wait(driver: Any, what: Callable[[Any], Any], timeout: float = 20, msg: str = "") -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(what, msg)
+    """Until ``what`` holds. An element the page re-renders between finding and reading
+    it (a list redrawn after an action) is looked up again, not an error."""
+    return WebDriverWait(driver, timeout, poll_frequency=0.05,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(what, msg)
 
 
 def js(driver: Any, script: str, *args: Any) -> Any:
