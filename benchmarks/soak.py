@@ -34,6 +34,8 @@ from pathlib import Path
 
 import httpx
 
+from memory_abuse import tree_rss
+
 SHORT = "The weather is cold and windy today, so take a coat."
 LONG = ("She sells sea shells by the sea shore, and the shells she sells are surely sea "
         "shells. ") * 40  # ~3,500 characters: a stream of several minutes of audio
@@ -46,27 +48,8 @@ def free_port() -> int:
 
 
 def tree_rss_mib(pid: int) -> float:
-    """RSS of ``pid`` and every descendant, in MiB."""
-    pids, frontier = {pid}, [pid]
-    while frontier:
-        p = frontier.pop()
-        try:
-            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-        except OSError:
-            continue
-        for k in map(int, kids):
-            if k not in pids:
-                pids.add(k)
-                frontier.append(k)
-    total = 0
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
+    """RSS of ``pid`` and every descendant, in MiB (memory_abuse.py's measure)."""
+    return tree_rss(pid) / 2**20
 
 
 def make_key(data: Path, *args: str) -> str:
