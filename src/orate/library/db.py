@@ -2,15 +2,19 @@
 
 Migrations (Alembic) run at start through the same async connection, so the
 schema of an existing database is brought up to date before anything reads it.
+Alembic itself (with Mako) costs a process ~11 MiB for good once imported, so the
+server only reads the schema's revision; when it is behind, a short-lived child
+process (``python -m orate.library.db URL``) runs the migrations.
 """
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -54,7 +58,23 @@ def make_engine(url: str) -> AsyncEngine:
     return create_async_engine(full, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
+def head_revision() -> str:
+    """The newest migration's revision, read from the file names: migrations form one
+    chain, each file ``NNNN_name.py`` with ``revision = "NNNN"`` (a test holds this
+    against Alembic's own view of the head)."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def _current(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def _upgrade(connection: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -66,8 +86,35 @@ async def migrate(engine: AsyncEngine) -> None:
         if conn.dialect.name == "postgresql":
             # replicas starting together: one migrates, the others wait, then find it done
             await conn.execute(text("SELECT pg_advisory_xact_lock(7219403)"))
-        await conn.run_sync(_upgrade)
+        if await conn.run_sync(_current) == head_revision():
+            return
+        url = engine.url
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            await conn.run_sync(_upgrade)  # a private in-memory database: only we can
+            return
+        await asyncio.to_thread(_upgrade_in_child, url.render_as_string(hide_password=False))
+
+
+def _upgrade_in_child(url: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "orate.library.db", url], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"migrating the database failed: {tail[0]}")
+
+
+async def _migrate_here(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+    finally:
+        await engine.dispose()
 
 
 def sessions(engine: AsyncEngine) -> async_sessionmaker:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+if __name__ == "__main__":
+    asyncio.run(_migrate_here(sys.argv[1]))
