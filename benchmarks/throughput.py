@@ -194,7 +194,7 @@ def role_of(pid: int, main: int) -> str:
         return "gone"
     if "resource_tracker" in cmd:
         return "resource tracker"
-    if "spawn_main" in cmd or "multiprocessing" in cmd:
+    if "orate.runtime.worker" in cmd or "spawn_main" in cmd:
         return "worker"
     return Path(cmd.split(" ", 1)[0]).name or "child"
 

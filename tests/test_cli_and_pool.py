@@ -134,7 +134,7 @@ def engine_worker_of(parent: int) -> int:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == parent and b"multiprocessing.spawn" in cmdline:
+        if ppid == parent and b"orate.runtime.worker" in cmdline:
             return int(entry.name)
     raise AssertionError("no engine worker found")
 

@@ -132,7 +132,8 @@ class _Output:
 
     def __init__(self, emit: Emit, max_bytes: int | None = None) -> None:
         self._emit = emit
-        self._buf = bytearray()
+        self._parts: list[bytes] = []  # joined once per message: one copy of each byte
+        self._held = 0
         self._threshold = 0
         self.total = 0
         self._max = max_bytes
@@ -140,18 +141,22 @@ class _Output:
     def add(self, data: bytes) -> None:
         if not data:
             return
-        self._buf += data
-        if len(self._buf) >= self._threshold:
+        self._parts.append(data)
+        self._held += len(data)
+        if self._held >= self._threshold:
             self.flush()
 
     def flush(self) -> None:
-        if self._buf:
-            self.total += len(self._buf)
+        if self._held:
+            self.total += self._held
             if self._max is not None and self.total > self._max:
                 raise OutputTooLarge(f"the audio passed {self._max} bytes, the most this "
                                      "request may produce (max_response_bytes)")
-            self._emit(AUDIO, bytes(self._buf))
-            self._buf.clear()
+            parts = self._parts
+            one = len(parts) == 1 and type(parts[0]) is bytes  # (lameenc gives bytearrays)
+            self._emit(AUDIO, parts[0] if one else b"".join(parts))
+            self._parts = []
+            self._held = 0
             self._threshold = min(max(self._threshold * 4, 4096), COALESCE_BYTES)
 
 

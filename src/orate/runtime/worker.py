@@ -4,15 +4,23 @@ Frames are ``<payload length u32><job id u32><kind u8>`` then the payload:
 raw bytes for audio, JSON for everything else. A worker runs one job at a
 time (espeak-ng is process-global); the parent cancels a job by writing its
 id into a shared integer that the render checks on every audio chunk.
+
+The pool starts a worker as ``python -m orate.runtime.worker`` with the pipes
+and the cancel flag passed as file descriptors, not through multiprocessing's
+spawn: spawn re-imports the parent's main module (the CLI, pydantic settings:
+~20 MiB and half a second per worker) and starts a resource-tracker process.
+A worker imports only the engines, numpy and the render step.
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
+import mmap
 import os
 import struct
 import sys
+import tempfile
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -81,6 +89,17 @@ def malloc_trim() -> None:
         _LIBC.malloc_trim(0)
 
 
+def _send_frame(fd: int, header: bytes, body: bytes) -> None:
+    """Header and body in one system call and without joining them (a 256 kB message
+    fits the 1 MiB pipe whole, so the parent wakes once per message)."""
+    n = os.writev(fd, (header, body))
+    if n < len(header):  # a signal cut the write short: finish it plainly
+        _write_all(fd, header[n:])
+        _write_all(fd, body)
+    elif n < len(header) + len(body):
+        _write_all(fd, memoryview(body)[n - len(header):])
+
+
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
@@ -88,22 +107,67 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[n:]
 
 
-def worker_main(jobs: Connection, out: Connection, cancel: Any, index: int,
+class CancelFlag:
+    """The id of the job the parent wants stopped, in memory both processes map.
+
+    The render checks it on every audio chunk, so it must cost no system call:
+    four bytes of a shared mapping of a memfd (a deleted temporary file where
+    memfd is missing), handed to the worker as a file descriptor.
+    """
+
+    SIZE = 4
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._map = mmap.mmap(fd, self.SIZE)
+        self._value = ctypes.c_uint32.from_buffer(self._map)
+
+    @classmethod
+    def create(cls) -> CancelFlag:
+        if hasattr(os, "memfd_create"):
+            fd = os.memfd_create("orate-cancel", 0)  # not inheritable until passed on
+        else:  # pragma: no cover - macOS
+            fd, path = tempfile.mkstemp(prefix="orate-cancel-")
+            os.unlink(path)
+        os.ftruncate(fd, cls.SIZE)
+        return cls(fd)
+
+    @property
+    def value(self) -> int:
+        return self._value.value
+
+    @value.setter
+    def value(self, job_id: int) -> None:
+        self._value.value = job_id
+
+    def close_fd(self) -> None:
+        """Drop the descriptor (the mapping stays): once the worker has its own copy."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m orate.runtime.worker JOBS_FD OUT_FD CANCEL_FD INDEX IDLE [MODELS_DIR]``."""
+    args = sys.argv[1:] if argv is None else argv
+    jobs_fd, out_fd, cancel_fd, index = (int(a) for a in args[:4])
+    idle = float(args[4])
+    models_dir = args[5] if len(args) > 5 and args[5] else None
+    cancel = CancelFlag(cancel_fd)
+    cancel.close_fd()
+    worker_main(Connection(jobs_fd, writable=False), out_fd, cancel, index, models_dir, idle)
+
+
+def worker_main(jobs: Connection, fd: int, cancel: Any, index: int,
                 models_dir: str | None = None, idle: float = 300.0) -> None:
-    """Entry point of a worker process (spawned, so it imports only what it needs)."""
+    """Serve render jobs from ``jobs`` until it closes, framing results onto ``fd``."""
     tune_malloc()
-    fd = out.fileno()
     registry = EngineRegistry(Path(models_dir) if models_dir else None, idle)
     registry.engine("espeak")  # load before announcing readiness: first request stays fast
 
     def send(job_id: int, kind: int, payload: Any) -> None:
         body = payload if kind == AUDIO else json.dumps(payload).encode()
-        header = HEADER.pack(len(body), job_id, kind)
-        if len(body) < 65536:  # one write: the parent wakes once per message
-            _write_all(fd, header + body)
-        else:
-            _write_all(fd, header)
-            _write_all(fd, body)
+        _send_frame(fd, HEADER.pack(len(body), job_id, kind), body)
 
     send(READY_JOB, READY, {"pid": os.getpid(), "index": index})
     while True:
@@ -132,3 +196,7 @@ def job_check(job: object) -> RenderJob:
     if not isinstance(job, RenderJob):
         raise TypeError(f"expected a RenderJob, got {type(job).__name__}")
     return job
+
+
+if __name__ == "__main__":
+    main()

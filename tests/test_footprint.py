@@ -1,0 +1,92 @@
+"""What each process imports and starts (issue "throughput", memory): an engine worker
+loads only the engine side, the server imports Alembic only in a child when the schema
+is behind, and the pool starts no helper processes besides its workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from orate.runtime.pool import EnginePool
+
+SERVER_ONLY = ("pydantic", "pydantic_settings", "fastapi", "starlette", "sqlalchemy", "typer",
+               "rich", "uvicorn", "alembic", "httpx")
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json\n"
+                          "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_an_engine_worker_imports_no_server_modules() -> None:
+    loaded = _modules_after("import orate.runtime.worker as w\n"
+                            "from orate.engines.registry import EngineRegistry\n"
+                            "EngineRegistry().engine('espeak')")
+    assert not loaded & set(SERVER_ONLY), loaded & set(SERVER_ONLY)
+
+
+def test_head_revision_matches_alembic() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from orate.library.db import MIGRATIONS, head_revision
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_heads() == [head_revision()]
+
+
+def test_migrations_run_in_a_child_and_alembic_stays_out(tmp_path: Path) -> None:
+    db = tmp_path / "orate.db"
+    code = ("import asyncio\n"
+            "from orate.library.db import make_engine, migrate, head_revision\n"
+            "from sqlalchemy import text\n"
+            f"e = make_engine('sqlite:///{db}')\n"
+            "async def go():\n"
+            "    await migrate(e)\n"
+            "    await migrate(e)\n"
+            "    async with e.connect() as c:\n"
+            "        v = (await c.execute(text('SELECT version_num FROM alembic_version')))"
+            ".scalar()\n"
+            "        n = (await c.execute(text('SELECT count(*) FROM generations'))).scalar()\n"
+            "    assert v == head_revision() and n == 0, (v, n)\n"
+            "    await e.dispose()\n"
+            "asyncio.run(go())")
+    assert "alembic" not in _modules_after(code)
+
+
+def _children() -> list[str]:
+    """Command lines of this process's children, from /proc (no procps needed)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+            out.append(cmd)
+    return out
+
+
+def test_the_pool_starts_only_its_workers() -> None:
+    async def scenario() -> tuple[list[int], list[str]]:
+        pool = EnginePool(2)
+        await pool.start()
+        try:
+            return sorted(pool.pids()), await asyncio.to_thread(_children)
+        finally:
+            await pool.close()
+
+    pids, children = asyncio.run(scenario())
+    workers = [c for c in children if "-m orate.runtime.worker" in c]
+    assert len(pids) == 2 and len(workers) == 2
+    assert not [c for c in children if "resource_tracker" in c or "multiprocessing" in c]
