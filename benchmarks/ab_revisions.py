@@ -89,7 +89,11 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="git revision to compare against")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--only", help="cells whose name contains this (e.g. '218 words wav')")
     args = parser.parse_args()
+    CELLS[:] = [(label, fmt, args.concurrency) for label, fmt, _ in CELLS
+                if not args.only or args.only in f"{label} {fmt}"]
     results: dict[str, dict[str, list[float]]] = {"base": defaultdict(list),
                                                   "new": defaultdict(list)}
     with tempfile.TemporaryDirectory() as tmp, base_tree(args.base) as tree:
