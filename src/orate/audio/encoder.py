@@ -6,6 +6,10 @@ codec (the tail is never lost). WAV and pcm bypass PyAV: a 44-byte header and
 the samples are all they are. ``whole_file`` is for callers that keep the
 entire file (the CLI, stored files): headers then carry exact sizes and mp3
 gets its LAME header with encoder delay, so decoders report exact durations.
+
+PyAV is imported only where it is used (resampling, tempo, the PyAV codecs, whole
+files): an espeak worker that makes wav, pcm or streamed mp3 never loads FFmpeg,
+which is ~17 MiB of resident memory per process.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from __future__ import annotations
 import io
 import struct
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
-import av
 import lameenc
 import numpy as np
 
 from orate.audio.formats import FORMATS, AudioFormat
+
+if TYPE_CHECKING:
+    import av
 
 UNKNOWN_SIZE = 0xFFFFFFFF
 WAV_HEADER_BYTES = 44
@@ -69,7 +76,10 @@ class Resampler:
     """Stateful int16 mono resampler (PyAV/libswresample), safe across chunk edges."""
 
     def __init__(self, in_rate: int, out_rate: int, out_format: str = "s16") -> None:
+        import av
+
         self.in_rate = in_rate
+        self._av = av
         self._rs = av.AudioResampler(format=out_format, layout="mono", rate=out_rate)
         self._fed = False  # flushing a resampler that never saw a frame is an FFmpeg error
 
@@ -79,7 +89,8 @@ class Resampler:
         if not len(pcm):
             return []
         self._fed = True
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame = self._av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16",
+                                                 layout="mono")
         frame.sample_rate = self.in_rate
         return self._rs.resample(frame)
 
@@ -94,7 +105,11 @@ class TimeStretch:
     """Tempo change without pitch change (FFmpeg's atempo), for speeds an engine can't reach."""
 
     def __init__(self, rate: int, tempo: float) -> None:
+        import av
+        import av.filter
+
         self.rate = rate
+        self._av = av
         graph = av.filter.Graph()
         src = graph.add_abuffer(format="s16", sample_rate=rate, layout="mono",
                                 time_base=f"1/{rate}")
@@ -111,6 +126,7 @@ class TimeStretch:
         self._pts = 0
 
     def __call__(self, pcm: np.ndarray | None) -> np.ndarray:
+        av = self._av
         if pcm is not None:
             if not len(pcm):
                 return pcm
@@ -183,7 +199,10 @@ class CodecEncoder(Encoder):
 
     def __init__(self, fmt: AudioFormat, in_rate: int, out_rate: int, *, bitrate: int | None,
                  whole_file: bool) -> None:
+        import av
+
         super().__init__(fmt, in_rate, out_rate)
+        self._av = av
         self._whole = whole_file
         self._sink: io.BytesIO | _Collect = io.BytesIO() if whole_file else _Collect()
         options = {} if whole_file else {"flush_packets": "1"}
@@ -215,7 +234,8 @@ class CodecEncoder(Encoder):
     def _frames(self, pcm: np.ndarray) -> list[av.AudioFrame]:
         if self._resample is not None:
             return self._resample.frames(pcm)
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame = self._av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16",
+                                                 layout="mono")
         frame.sample_rate = self.in_rate
         return [frame]
 
