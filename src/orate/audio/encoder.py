@@ -392,10 +392,15 @@ class LameEncoder(Encoder):
         self._finished = False
         self._resample = Resampler(in_rate, out_rate) if in_rate != out_rate else None
         if self.library is not None:
-            self._gfp = self.library.open(in_rate=out_rate, out_rate=out_rate, kbps=kbps,
-                                          quality=quality, short_blocks=short_blocks)
+            gfp = self.library.open(in_rate=out_rate, out_rate=out_rate, kbps=kbps,
+                                    quality=quality, short_blocks=short_blocks)
             # frees LAME's state (~290 KB) when finished, or when a response is dropped
-            self._close = weakref.finalize(self, self.library.lib.lame_close, self._gfp)
+            self._close = weakref.finalize(self, self.library.lib.lame_close, gfp)
+            # ctypes objects and raw addresses made once: per call, converting an int
+            # and asking numpy for ``.ctypes.data`` cost more than copying 60 ms of PCM
+            self._gfp = ctypes.c_void_p(gfp)
+            self._in = np.empty(0, dtype=np.int16)
+            self._in_ptr = 0
             self._buf = ctypes.create_string_buffer(8192)
         else:
             import lameenc
@@ -419,12 +424,14 @@ class LameEncoder(Encoder):
             return bytes(self._enc.encode(pcm.astype("<i2", copy=False).tobytes()))
         if not self._close.alive:  # lame_close'd: LAME would write into freed memory
             raise RuntimeError("mp3 encoder fed after finish")
-        samples = np.ascontiguousarray(pcm, dtype=np.int16)
-        need = len(samples) * 5 // 4 + 7200  # lame.h's worst case for one call
-        if len(self._buf) < need:
-            self._buf = ctypes.create_string_buffer(need)
-        n = self.library.lib.lame_encode_buffer(self._gfp, samples.ctypes.data, None,
-                                                len(samples), self._buf, len(self._buf))
+        count = len(pcm)
+        if len(self._in) < count:
+            self._in = np.empty(max(count, 4096), dtype=np.int16)
+            self._in_ptr = self._in.ctypes.data
+            self._buf = ctypes.create_string_buffer(len(self._in) * 5 // 4 + 7200)
+        self._in[:count] = pcm  # buffer size: lame.h's worst case, 1.25 x samples + 7200
+        n = self.library.lib.lame_encode_buffer(self._gfp, self._in_ptr, None, count,
+                                                self._buf, len(self._buf))
         if n < 0:
             raise RuntimeError(f"lame_encode_buffer failed ({n})")
         return ctypes.string_at(self._buf, n)
