@@ -15,7 +15,6 @@ import io
 import struct
 from collections.abc import AsyncIterator
 
-import av
 import httpx
 import numpy as np
 
@@ -43,6 +42,8 @@ def _duration(data: bytes, fmt: str, rate: int | None) -> float:
     (decoding 68 s of mp3 just to count it took 40 ms); decoded only as a last resort."""
     if fmt == "pcm":
         return len(data) / 2 / (rate or 24000)
+    import av  # here, not at the top: a server that never proxies never loads FFmpeg
+
     try:
         container = av.open(io.BytesIO(data))
         stream = container.streams.audio[0]
