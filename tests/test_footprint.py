@@ -90,3 +90,21 @@ def test_the_pool_starts_only_its_workers() -> None:
     workers = [c for c in children if "-m orate.runtime.worker" in c]
     assert len(pids) == 2 and len(workers) == 2
     assert not [c for c in children if "resource_tracker" in c or "multiprocessing" in c]
+
+
+def test_a_started_server_has_not_imported_what_it_may_never_use(tmp_path: Path) -> None:
+    """A fresh server (first start: its schema is migrated by a child) keeps Alembic, PyAV
+    and httpx out until something needs them: together ~30 MiB of the main process."""
+    code = ("import asyncio, os\n"
+            f"os.environ['ORATE_DATA_DIR'] = {str(tmp_path)!r}\n"
+            "from orate.app import create_app\n"
+            "from orate.config import Settings\n"
+            "from orate.services import build_services\n"
+            "services = build_services(Settings())\n"
+            "async def go():\n"
+            "    await services.start()\n"
+            "    create_app(services)\n"
+            "    await services.close()\n"
+            "asyncio.run(go())")
+    loaded = _modules_after(code)
+    assert not loaded & {"alembic", "mako", "av", "httpx"}, loaded & {"alembic", "av", "httpx"}

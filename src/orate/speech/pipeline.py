@@ -15,8 +15,6 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from orate.audio.encoder import fix_wav_sizes
 from orate.audio.formats import FORMATS
 from orate.config import Settings
@@ -62,6 +60,8 @@ from orate.speech.types import (
 from orate.speech.upstream import upstream_events
 
 if TYPE_CHECKING:
+    import httpx
+
     from orate.library.generations import PendingRecord
     from orate.library.keys import Reservation
     from orate.library.library import Library
@@ -137,6 +137,8 @@ class Pipeline:
     def _http(self) -> httpx.AsyncClient:
         """One client for all upstream calls: keeps connections to providers warm."""
         if self._client is None:
+            import httpx  # only when an upstream provider is first called
+
             self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
         return self._client
 

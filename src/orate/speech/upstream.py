@@ -14,13 +14,16 @@ import asyncio
 import io
 import struct
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-import httpx
 import numpy as np
 
 from orate.audio.encoder import make_encoder
 from orate.engines import upstream
 from orate.speech.types import Plan, SpeechError, SpeechEvent, SynthesisFailed
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def _pcm_of_wav_header(head: bytes) -> tuple[int, int]:

@@ -23,13 +23,14 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any, Final
-
-import httpx
+from typing import TYPE_CHECKING, Any, Final
 
 from orate.audio.formats import FORMATS
 from orate.engines.upstream.providers import CONNECT_TIMEOUT_MAX, Provider, providers_for
 from orate.engines.upstream.vendors import PLANNERS
+
+if TYPE_CHECKING:  # httpx is imported where a provider is first called (~4 MiB)
+    import httpx
 
 log = logging.getLogger("orate.remote")
 
@@ -142,6 +143,8 @@ class UpstreamAudio:
             raise RuntimeError("UpstreamAudio.chunks() can only be iterated once")
         self._started = True
         carry = b""
+        import httpx
+
         try:
             async for data in self._response.aiter_bytes():
                 if self.format == "pcm":
@@ -207,6 +210,8 @@ async def _send(provider: Provider, client: httpx.AsyncClient,
     httpx's read timeout restarts with each byte, so an overall deadline also
     bounds a server that trickles its headers out.
     """
+    import httpx
+
     deadline = min(CONNECT_TIMEOUT_MAX, provider.timeout) + provider.timeout
     try:
         async with asyncio.timeout(deadline):
@@ -220,6 +225,8 @@ async def _send(provider: Provider, client: httpx.AsyncClient,
 async def _error_from(provider: Provider, response: httpx.Response,
                       key: str | None) -> ProviderError:
     """Read (a bounded part of) an error body and turn it into a ProviderError."""
+    import httpx
+
     body = bytearray()
     try:
         async for data in response.aiter_bytes():

@@ -14,12 +14,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-import httpx
-
 from orate.config import Price
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("orate.upstream")
 
@@ -88,6 +89,8 @@ class Provider:
 
     def http_timeout(self) -> httpx.Timeout:
         """``timeout`` for reads/writes between bytes; connecting gets at most 5 s."""
+        import httpx
+
         return httpx.Timeout(self.timeout, connect=min(CONNECT_TIMEOUT_MAX, self.timeout))
 
     def native(self, fmt: str) -> bool:
