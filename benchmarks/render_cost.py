@@ -7,11 +7,11 @@ Per text (11 and 218 words), each round in turn, CPU time (``time.process_time``
 - ``engine``: espeak one sentence per call, no-op sink (the benchmark's raw engine);
 - ``render wav`` / ``render mp3``: orate's ``render()`` as the worker runs it, with an
   ``emit`` that drops the messages (no IPC);
-- ``render wav + framing``: the same with the worker's ``send`` framing (JSON for
-  events, header pack, concatenation) written to /dev/null (IPC minus the pipe and
-  the parent);
+- ``render wav + pipe``: the same with the worker's framing (JSON for events, header
+  pack, one ``writev``) into a real 1 MiB pipe that ``cat`` drains, after the worker's
+  malloc tuning (the pipe writes count here, the reads in ``cat``);
 - ``lameenc q7`` / ``q9``: the encoder alone on the request's PCM in the engine's
-  chunks.
+  chunks (lameenc clamps quality to 7: both rows are q7).
 
 The worker's CPU per request under load (throughput.py) minus ``render`` is then what the
 pipe costs the worker. Prints a Markdown table (medians over rounds, ms per request).
@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -45,18 +46,25 @@ def main() -> int:
 
     from orate.engines.base import VoiceParams
     from orate.engines.registry import EngineRegistry
+    from orate.runtime.pool import _grow_pipe
     from orate.runtime.render import AUDIO, RenderJob, Segment, render
-    from orate.runtime.worker import HEADER
+    from orate.runtime.worker import HEADER, _send_frame, tune_malloc
     from orate.speech.text import split_sentences
 
     engine_by_name = EngineRegistry().engine
     engine = engine_by_name("espeak")
     params = engine.check_voice(VoiceParams(voice="en-us", variant="f2"))
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    tune_malloc()  # as a worker does
+    # a real 1 MiB pipe drained by `cat`, so the kernel's pipe writes count here as in a
+    # worker (the reader's copy counts in cat, as it counts in the server's main process)
+    read_end, pipe = os.pipe()
+    _grow_pipe(pipe)
+    drain = subprocess.Popen(["cat"], stdin=read_end, stdout=subprocess.DEVNULL)
+    os.close(read_end)
 
     def frame(kind: int, payload: object) -> None:
         body = payload if kind == AUDIO else json.dumps(payload).encode()
-        os.write(devnull, HEADER.pack(len(body), 1, kind) + body)  # type: ignore[operator]
+        _send_frame(pipe, HEADER.pack(len(body), 1, kind), body)  # type: ignore[arg-type]
 
     rows: dict[str, dict[str, float]] = {}
     for label, text in TEXTS.items():
@@ -88,7 +96,7 @@ def main() -> int:
         steps: dict[str, Callable[[], object]] = {
             "engine": engine_only,
             "render wav": lambda j=job("wav"): render(j, engine_by_name, lambda k, p: None),
-            "render wav + framing": lambda j=job("wav"): render(j, engine_by_name, frame),
+            "render wav + pipe": lambda j=job("wav"): render(j, engine_by_name, frame),
             "render mp3": lambda j=job("mp3"): render(j, engine_by_name, lambda k, p: None),
             "lameenc q7 alone": lambda: lame(7),
             "lameenc q9 alone": lambda: lame(9),
@@ -106,6 +114,8 @@ def main() -> int:
         rows[label] = {k: statistics.median(v) for k, v in samples.items()}
         print(f"{label}: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[label].items()),
               file=sys.stderr)
+    os.close(pipe)
+    drain.wait()
     names = list(next(iter(rows.values())))
     print("| CPU ms per request (median of rounds) | " + " | ".join(rows) + " |")
     print("|---|" + "---:|" * len(rows))
