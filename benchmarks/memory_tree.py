@@ -2,11 +2,11 @@
 """Memory of orate's process tree, what each process imports, and how long shutdown takes.
 
 1. ``orate serve --workers 2`` (cache off), warmed up on both texts in wav and mp3:
-   RSS, PSS and USS (private) of every process (main, workers, resource tracker).
-2. What a worker imports: a fresh interpreter does what a spawned worker does
-   (``runpy.run_module("orate.cli", run_name="__mp_main__")`` -- multiprocessing's
-   spawn re-imports the parent's ``-m`` module in every child -- then imports
-   ``orate.runtime.worker`` and loads espeak); its RSS, and the RSS each heavy module
+   RSS, PSS and USS (private) of every process (main, workers).
+2. What a worker imports: a fresh interpreter does what ``python -m
+   orate.runtime.worker`` does (imports the worker module, loads espeak); its RSS, next
+   to what a worker cost when multiprocessing's spawn started it (spawn re-imported the
+   parent's ``-m orate.cli`` as ``__mp_main__`` in every child), and the RSS each heavy module
    adds when imported on top of the worker's real needs (numpy, ctypes, espeak), so
    "import lazily" has a number in MiB. Same for the main process's optional modules.
 3. Shutdown: SIGTERM to the main process of an idle warmed server, then /proc polled
@@ -49,7 +49,7 @@ WORKER_NEEDS = ["import numpy, ctypes",
                 "from orate.engines.registry import EngineRegistry; "
                 "EngineRegistry().engine('espeak')"]
 AS_SPAWNED = "import runpy; runpy.run_module('orate.cli', run_name='__mp_main__')"
-WORKER_ENTRY = "from orate.runtime.worker import worker_main"
+WORKER_ENTRY = "import orate.runtime.worker"
 
 # modules whose import could be deferred, measured one at a time on top of a base
 CANDIDATES_WORKER = ["import av", "import lameenc", "import typer, rich.console",
@@ -154,10 +154,15 @@ def _alive(pid: int, proc: subprocess.Popen[bytes]) -> bool:
 def imports() -> list[str]:
     lines = ["", "## What a worker process imports (fresh interpreter, RSS MiB after each step)",
              ""]
-    spawned = probe([AS_SPAWNED, WORKER_ENTRY, *WORKER_NEEDS[1:]])
-    lines.append("As spawned today (multiprocessing re-imports the parent's `-m orate.cli` "
-                 "as `__mp_main__`, then the worker entry, then espeak loads):")
+    started = probe([WORKER_ENTRY, *WORKER_NEEDS[1:]])
+    lines.append("As the pool starts it (`python -m orate.runtime.worker`: the worker module, "
+                 "then espeak loads):")
     lines += ["", "| step | RSS after (MiB) | seconds |", "|---|---:|---:|"]
+    lines += [f"| `{s}` | {r:.1f} | {t:.3f} |" for s, r, t in started]
+    spawned = probe([AS_SPAWNED, WORKER_ENTRY, *WORKER_NEEDS[1:]])
+    lines += ["", "As multiprocessing's spawn started it until 2026-12-01 (re-imports the "
+              "parent's `-m orate.cli` as `__mp_main__` first):", "",
+              "| step | RSS after (MiB) | seconds |", "|---|---:|---:|"]
     lines += [f"| `{s}` | {r:.1f} | {t:.3f} |" for s, r, t in spawned]
     minimal = probe([*WORKER_NEEDS])
     lines += ["", "What the espeak worker needs at the least (numpy, ctypes, the engine):", "",
