@@ -44,10 +44,10 @@ from harness import (
     cpu_seconds,
     descendants,
     free_port,
-    healthy,
     progress,
     running_server,
     speech_body,
+    wait_started,
 )
 from throughput import SERVER_ENV, WRK_LUA, wrk
 
@@ -128,11 +128,7 @@ def floor_cells(seconds: float, script: Path) -> dict[str, tuple[float, ...]]:
     proc = subprocess.Popen([sys.executable, __file__, "--floor-server", str(port)],
                             start_new_session=True)
     try:
-        deadline = time.perf_counter() + 60
-        while not healthy(port):
-            if time.perf_counter() > deadline or proc.poll() is not None:
-                raise BenchmarkError("the floor server did not start")
-            time.sleep(0.05)
+        wait_started(proc, port, "floor", limit=60)
         return cells(proc.pid, port, seconds, script)
     finally:
         proc.terminate()

@@ -309,6 +309,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_started(proc: subprocess.Popen[bytes], port: int, what: str,
+                 limit: float = 20.0) -> None:
+    """Wait until a server we started answers /healthz; BenchmarkError if it exits or
+    does not answer within ``limit`` seconds."""
+    deadline = time.perf_counter() + limit
+    while not healthy(port):
+        if time.perf_counter() > deadline or proc.poll() is not None:
+            raise BenchmarkError(f"the {what} server did not start")
+        time.sleep(0.05)
+
+
 def healthy(port: int) -> bool:
     conn = http.client.HTTPConnection(HOST, port, timeout=1)
     try:

@@ -54,13 +54,13 @@ from harness import (
     cpu_seconds,
     descendants,
     free_port,
-    healthy,
     load_cell,
     loop_factory,
     progress,
     running_server,
     speech_body,
     stop_server,
+    wait_started,
 )
 
 FORMATS = ("wav", "mp3")
@@ -333,11 +333,7 @@ def bench_peer(seconds: float, script: Path) -> ServerResult:
     proc = subprocess.Popen([sys.executable, __file__, "--peer-server", str(port)],
                             start_new_session=True)
     try:
-        deadline = time.perf_counter() + 20
-        while not healthy(port):
-            if time.perf_counter() > deadline or proc.poll() is not None:
-                raise BenchmarkError("the peer server did not start")
-            time.sleep(0.05)
+        wait_started(proc, port, "peer")
         warm(port, script)
         wait_for_children(proc.pid)
         result.idle = process_memory(proc.pid)
