@@ -167,6 +167,14 @@ def test_stalled_readers_cost_bounded_memory_and_are_dropped(tmp_path: Path) -> 
     waits), drops them after the stall timeout, and gives the memory back."""
     srv = Server(tmp_path, workers=2, env={"ORATE_STALL_TIMEOUT": "4"})
     try:
+        # one short request of each kind first: modules the server imports on first use
+        # (the codecs, the Hume dialect's paths) are not the buffers this test bounds
+        for path, body in (("/v1/audio/speech", {"model": "tts-1", "voice": "alloy",
+                                                 "input": "Warm up.", "response_format": "wav"}),
+                           ("/v0/tts/stream/file", {"utterances": [{"text": "Warm up.",
+                                                                     "voice": {"name": "alloy"}}],
+                                                    "format": {"type": "wav"}})):
+            assert httpx.post(f"{srv.url}{path}", json=body, timeout=30).status_code == 200
         time.sleep(1)
         base = tree_rss(srv.proc.pid)
         openai = [{"model": "tts-1", "voice": "alloy", "input": prose(4070, f"Take {i}. "),
