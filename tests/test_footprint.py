@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from orate.runtime.pool import EnginePool
+from tests.conftest import Server
+from tests.waiting import wait_until
 
 SERVER_ONLY = ("pydantic", "pydantic_settings", "fastapi", "starlette", "sqlalchemy", "typer",
                "rich", "uvicorn", "alembic", "httpx")
@@ -61,9 +64,10 @@ def test_migrations_run_in_a_child_and_alembic_stays_out(tmp_path: Path) -> None
     assert "alembic" not in _modules_after(code)
 
 
-def _children() -> list[str]:
-    """Command lines of this process's children, from /proc (no procps needed)."""
-    out = []
+def _children(parent: int | None = None) -> dict[int, str]:
+    """Command lines of a process's children (this one's by default), from /proc."""
+    parent = os.getpid() if parent is None else parent
+    out = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -72,8 +76,8 @@ def _children() -> list[str]:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
-            out.append(cmd)
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            out[int(entry.name)] = cmd
     return out
 
 
@@ -82,7 +86,7 @@ def test_the_pool_starts_only_its_workers() -> None:
         pool = EnginePool(2)
         await pool.start()
         try:
-            return sorted(pool.pids()), await asyncio.to_thread(_children)
+            return sorted(pool.pids()), list((await asyncio.to_thread(_children)).values())
         finally:
             await pool.close()
 
@@ -108,3 +112,27 @@ def test_a_started_server_has_not_imported_what_it_may_never_use(tmp_path: Path)
             "asyncio.run(go())")
     loaded = _modules_after(code)
     assert not loaded & {"alembic", "mako", "av", "httpx"}, loaded & {"alembic", "av", "httpx"}
+
+
+def test_workers_exit_when_the_server_is_killed(tmp_path: Path) -> None:
+    """No multiprocessing daemon flag any more: a worker notices its server is gone (its
+    jobs pipe closes) and exits, even after a SIGKILL that runs no cleanup."""
+    srv = Server(tmp_path, workers=2)
+    try:
+        workers = [pid for pid, cmd in _children(srv.proc.pid).items()
+                   if "orate.runtime.worker" in cmd]
+        assert len(workers) == 2
+        srv.proc.send_signal(signal.SIGKILL)
+        srv.proc.wait(10)
+        wait_until(lambda: not any(Path(f"/proc/{p}").exists() and
+                                   "Z" not in _state(p) for p in workers),
+                   "the workers to exit after their server was killed", timeout=10)
+    finally:
+        srv.stop()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
