@@ -167,13 +167,19 @@ def test_stalled_readers_cost_bounded_memory_and_are_dropped(tmp_path: Path) -> 
     waits), drops them after the stall timeout, and gives the memory back."""
     srv = Server(tmp_path, workers=2, env={"ORATE_STALL_TIMEOUT": "4"})
     try:
-        # one short request of each kind first: modules the server imports on first use
-        # (the codecs, the Hume dialect's paths) are not the buffers this test bounds
-        for path, body in (("/v1/audio/speech", {"model": "tts-1", "voice": "alloy",
-                                                 "input": "Warm up.", "response_format": "wav"}),
-                           ("/v0/tts/stream/file", {"utterances": [{"text": "Warm up.",
-                                                                     "voice": {"name": "alloy"}}],
-                                                    "format": {"type": "wav"}})):
+        # each kind of request first, on each worker (sequential requests alternate between
+        # the two; distinct texts, or the cache would answer): modules imported on first
+        # use (PyAV for Hume's 48 kHz, in a worker and in the server) are not the buffers
+        # this test bounds
+        def warm(n: int) -> tuple[str, dict]:
+            if n % 3 == 0:
+                return "/v1/audio/speech", {"model": "tts-1", "voice": "alloy",
+                                            "input": f"Warm up {n}.", "response_format": "wav"}
+            return "/v0/tts/stream/file", {"utterances": [{"text": f"Warm up {n}.",
+                                                           "voice": {"name": "alloy"}}],
+                                           "format": {"type": "wav"}}
+
+        for path, body in map(warm, range(4)):
             assert httpx.post(f"{srv.url}{path}", json=body, timeout=30).status_code == 200
         time.sleep(1)
         base = tree_rss(srv.proc.pid)
