@@ -175,16 +175,14 @@ class _Reader(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Event loops without buffered reads for pipes (asyncio's own) call this."""
-        while data:
-            room = self.get_buffer(len(data))
-            n = min(len(room), len(data))
-            room[:n] = data[:n]
+        rest = memoryview(data)
+        while rest:
+            room = self.get_buffer(len(rest))
+            n = min(len(room), len(rest))
+            room[:n] = rest[:n]
             room.release()
-            data = data[n:]
+            rest = rest[n:]
             self.buffer_updated(n)
-
-    def eof_received(self) -> bool | None:
-        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._pool._on_exit(self._worker)
