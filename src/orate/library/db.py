@@ -4,7 +4,7 @@ Migrations (Alembic) run at start through the same async connection, so the
 schema of an existing database is brought up to date before anything reads it.
 Alembic itself (with Mako) costs a process ~11 MiB for good once imported, so the
 server only reads the schema's revision; when it is behind, a short-lived child
-process (``python -m orate.library.db URL``) runs the migrations.
+process (``python -m orate.library.db``, the URL on its stdin) runs the migrations.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ async def migrate(engine: AsyncEngine) -> None:
 
 
 def _upgrade_in_child(url: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "orate.library.db", url], stdin=subprocess.DEVNULL,
+    # the URL (it may hold a password) goes through stdin, never the visible command line
+    done = subprocess.run([sys.executable, "-m", "orate.library.db"], input=url,
                           capture_output=True, text=True, timeout=600)
     if done.returncode:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -117,4 +118,4 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker:
 
 
 if __name__ == "__main__":
-    asyncio.run(_migrate_here(sys.argv[1]))
+    asyncio.run(_migrate_here(sys.stdin.read().strip()))
