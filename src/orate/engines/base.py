@@ -46,6 +46,10 @@ class VoiceParams:
     pitch_range: int | None = None
     rate: float = 1.0
     volume: int | None = None
+    # natural voices only (the palette): adjustments on the voice's own transform
+    f0: float = 1.0  # pitch level as a factor (``pitch`` moves it too)
+    formant: float = 1.0  # vocal-tract scale: <1 lowers the formants
+    breath: float = 0.0  # 0 modal voice .. 1 whisper
 
     def label(self) -> str:
         return f"{self.voice}+{self.variant}" if self.variant else self.voice

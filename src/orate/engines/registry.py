@@ -15,7 +15,7 @@ from pathlib import Path
 from orate.engines.base import Engine
 from orate.engines.model_store import LocalModel, build, scan
 
-BUILTIN = ("espeak", "hibari")  # engines that need no model store
+BUILTIN = ("espeak", "hibari", "natural")  # engines that need no model store
 
 
 class UnknownEngine(KeyError):
@@ -81,6 +81,12 @@ class EngineRegistry:
             from orate.engines.hibari import HibariEngine
 
             return HibariEngine(idle=self._idle)
+        if name == "natural" and hibari_available():
+            from orate.engines.palette import JOE, NaturalEngine
+
+            bases = ["hibari", *([JOE] if JOE in self._models else [])]
+            # its bases are looked up on first synthesis, outside this lock
+            return NaturalEngine(self.engine, bases)
         if name in self._models:
             return build(self._models[name], self._idle)
         raise UnknownEngine(name)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from orate.audio.encoder import Encoder, TimeStretch, make_encoder
+from orate.audio.encoder import Encoder, Resampler, TimeStretch, make_encoder
 from orate.audio.formats import FORMATS
 from orate.engines.base import Engine, EngineEvent, VoiceParams
 from orate.engines.words import Tokens
@@ -176,8 +176,10 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
 
     for seg_index, segment in enumerate(job.segments):
         engine = engines(segment.voice.engine)
-        if engine.sample_rate != in_rate:
-            raise ValueError("all segments of one request must use engines of one sample rate")
+        # a voice of another rate (an espeak-ng voice for French in a natural dialogue)
+        # is resampled to the request's rate as it streams
+        resample = Resampler(engine.sample_rate, in_rate) \
+            if engine.sample_rate != in_rate else None
         low, high = engine.speed_range
         engine_speed = min(max(segment.speed, low), high)
         stretch = TimeStretch(in_rate, segment.speed / engine_speed) \
@@ -196,7 +198,7 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
                      events: list[EngineEvent] = events,
                      stretch: TimeStretch | None = stretch,
                      spoken: Spoken | None = spoken, start: int = start,
-                     gain: float = gain) -> bool:
+                     gain: float = gain, resample: Resampler | None = resample) -> bool:
                 # called synchronously from inside engine.synthesize, chunk by chunk
                 if should_stop():
                     return False
@@ -206,6 +208,8 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
                     pcm = np.clip(pcm.astype(np.float32) * gain, -32768, 32767).astype(np.int16)
                 if stretch is not None:
                     pcm = stretch(pcm)
+                if resample is not None:
+                    pcm = resample(pcm).astype(np.int16, copy=False)
                 if len(pcm):
                     stats.samples += len(pcm)
                     feeder.add(pcm)
@@ -224,6 +228,12 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
             last = sent_index == len(segment.sentences) - 1
             if stretch is not None and last:
                 tail = stretch(None)
+                if resample is not None:
+                    tail = resample(tail).astype(np.int16, copy=False)
+                stats.samples += len(tail)
+                feeder.add(tail)
+            if resample is not None and last:
+                tail = resample(None).astype(np.int16, copy=False)
                 stats.samples += len(tail)
                 feeder.add(tail)
             speech_end = stats.samples

@@ -127,6 +127,8 @@ def design_voice(description: str, engine: Engine, *, seed: int = 0,
                                               < words.index(next(w for w in words
                                                                  if w in _FEMALE)))
     male = bool(wordset & _MALE) and not female
+    if getattr(engine, "palette", False):
+        return _design_natural(description, engine, words, female, male, seed)
     if not getattr(engine, "variants", None):
         # a neural engine has no espeak variants or pitch: the description picks one of
         # its voices by gender, and the pace words still apply
@@ -163,6 +165,57 @@ def design_voice(description: str, engine: Engine, *, seed: int = 0,
     return replace(params, pitch=int(min(max(pitch, 0), 100)))
 
 
+# words that pick a palette voice's character, beyond gender (see engines/palette.py)
+_CHARACTER = {"deep": "deep", "bass": "deep", "booming": "deep", "resonant": "deep",
+              "calm": "calm", "soothing": "calm", "serene": "calm", "even": "calm",
+              "bright": "bright", "lively": "lively", "cheerful": "lively",
+              "expressive": "expressive", "animated": "animated", "dramatic": "expressive",
+              "soft": "soft", "gentle": "gentle", "breathy": "breathy", "warm": "warm",
+              "old": "older", "older": "older", "elderly": "older", "wise": "older",
+              "mature": "mature", "young": "young", "youthful": "young", "firm": "firm",
+              "authoritative": "firm", "stern": "firm", "friendly": "friendly",
+              "baritone": "baritone", "tenor": "tenor", "light": "light", "alto": "alto"}
+
+
+def _design_natural(description: str, engine: Engine, words: list[str], female: bool,
+                    male: bool, seed: int) -> VoiceParams:
+    """A description on the natural palette: the palette voice of that gender whose
+    character fits best, then the same pace, pitch, energy and manner words as any voice
+    (as transform values: F0, range, formants, breathiness), and age: older lowers F0 and
+    formants a little and slows down, a child raises F0."""
+    from orate.engines.palette import closest
+
+    wanted = {_CHARACTER[w] for w in words if w in _CHARACTER}
+    available = [v.id for v in engine.voices()]
+    voice = closest("female" if female else "male" if male else None, words=wanted,
+                    available=available)
+    if not female and not male and seed:  # no gender asked: variations may cross it
+        voice = closest(_pick(("female", "male"), description, seed), words=wanted,
+                        available=available)
+    params = _adjust(VoiceParams(engine=engine.name, voice=voice.id), words)
+    wordset = set(words)
+    formant = 1.0
+    pitch = 50 if params.pitch is None else params.pitch
+    if wordset & {"deep", "bass", "booming", "baritone", "gravelly"}:
+        formant *= 0.96
+    if wordset & _OLD:
+        pitch -= 8
+        formant *= 0.97
+        params = replace(params, rate=round(max(params.rate - 0.08, 0.5), 3))
+    if wordset & _CHILD:
+        pitch += 20
+    elif wordset & _YOUNG:
+        pitch += 5
+    if seed:
+        digest = hashlib.sha256(f"{description}|pitch|{seed}".encode()).digest()
+        pitch += digest[0] % 15 - 7
+        formant *= 1 + (digest[1] % 7 - 3) / 100
+    breath = 1.0 if wordset & _WHISPER - {"breathy", "airy", "breathless"} else \
+        0.35 if wordset & _WHISPER else 0.2 if wordset & _CROAK else 0.0
+    return engine.check_voice(replace(params, pitch=int(min(max(pitch, 0), 100)),
+                                      formant=round(formant, 3), breath=breath))
+
+
 def apply_directions(params: VoiceParams, directions: str, engine: Engine) -> VoiceParams:
     """Acting directions on an existing voice: prosody changes, whisper/croak manner."""
     words = _words(directions)
@@ -170,6 +223,14 @@ def apply_directions(params: VoiceParams, directions: str, engine: Engine) -> Vo
         return params
     adjusted = _adjust(params, words)
     wordset = set(words)
+    if getattr(engine, "palette", False):  # natural voices: manner as breathiness
+        if wordset & {"deep", "deeper", "older", "old", "elderly"}:
+            adjusted = replace(adjusted, formant=round(adjusted.formant * 0.96, 3))
+        if wordset & _WHISPER - {"breathy", "airy", "breathless"}:
+            adjusted = replace(adjusted, breath=1.0)
+        elif wordset & _WHISPER or wordset & _CROAK:
+            adjusted = replace(adjusted, breath=max(adjusted.breath, 0.35))
+        return engine.check_voice(adjusted)
     if wordset & _WHISPER:
         female = engine_variant_gender(engine, params.variant) == "female"
         adjusted = replace(adjusted, variant="whisperf" if female else "whisper")

@@ -239,7 +239,8 @@ class Pipeline:
                         bitrate=req.bitrate if req.bitrate and fmt.lossy else
                         self.settings.mp3_bitrate if fmt.name == "mp3" else None,
                         whole_file=req.whole_file)
-        engine = self.catalog.registry.engine(model.engine)
+        # the audio's rate is its first voice's engine's (render resamples the others)
+        engine = self.catalog.registry.engine(segments[0].voice.engine)
         rate = fmt.output_rate(engine.sample_rate, req.sample_rate)
         version = version_of(engine, model.id)
         plan = Plan(req, model, job, voices, fmt, characters, rate, ctx,
@@ -406,15 +407,22 @@ class Pipeline:
             if utt.voice is not None:
                 params, _ = await self.resolve_voice(model, utt.voice, ctx.owner,
                                                      utt.voice_provider)
-                return apply_directions(params, description, engine) if description else params
+                return self._directed(params, description)
             if current is not None:
-                return apply_directions(current, description, engine) if description \
-                    else current
+                return self._directed(current, description)
             if description:
                 return design_voice(description, engine, seed=seed)
             return self.catalog.resolve_voice(model, self.settings.default_voice)
         except UnknownVoice as exc:
             raise SpeechError(400, "invalid_voice", str(exc), "voice") from None
+
+    def _directed(self, params: VoiceParams, directions: str) -> VoiceParams:
+        """Acting directions applied by the engine that speaks the voice (a natural
+        model may answer a language it lacks with an espeak-ng voice)."""
+        if not directions:
+            return params
+        return apply_directions(params, directions,
+                                self.catalog.registry.engine(params.engine))
 
     def _language(self, params: VoiceParams) -> str:
         """The language a voice reads (normalization follows it); an upstream's: English."""

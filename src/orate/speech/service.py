@@ -70,6 +70,12 @@ class SpeechService:
         runtime's workers."""
         return self.catalog.registry.engine(name)
 
+    def _design_engine(self) -> Engine:
+        """The engine descriptions are designed on: the natural palette when installed."""
+        from orate.engines.catalog import natural_engine
+
+        return self.engine(natural_engine())
+
     # -- speaking --------------------------------------------------------------
 
     async def plan(self, req: SpeechRequest, ctx: Context | None = None) -> Plan:
@@ -162,7 +168,7 @@ class SpeechService:
         elif source.params is not None:
             params = source.params
         else:
-            params = design_voice(source.description or "", self.engine("espeak"),
+            params = design_voice(source.description or "", self._design_engine(),
                                   seed=source.seed)
             kind = "design"
         engine = self.engine(params.engine)  # UnknownEngine for a name no engine has
