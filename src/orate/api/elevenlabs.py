@@ -259,6 +259,8 @@ def response_headers(speech: Speech) -> dict[str, str]:
                "X-Orate-Generation-Id": speech.id}
     if plan.context.record:
         headers["history-item-id"] = speech.id
+    if plan.notes:  # voice settings out of range, clamped
+        headers["X-Orate-Notes"] = "; ".join(plan.notes)
     return headers
 
 

@@ -120,7 +120,9 @@ def _headers(speech: Speech) -> dict[str, str]:
     return {"X-Orate-Model": plan.model.id, "X-Orate-Voice": voice,
             "X-Orate-Sample-Rate": str(plan.sample_rate), "X-Orate-Cache": speech.cache,
             "X-Orate-Generation-Id": speech.id,
-            "X-Orate-Audio-Url": f"/v1/audio/files/{speech.id}"}
+            "X-Orate-Audio-Url": f"/v1/audio/files/{speech.id}",
+            "X-Orate-Engine": plan.voices[0].engine if plan.voices else plan.model.engine,
+            **({"X-Orate-Notes": "; ".join(plan.notes)} if plan.notes else {})}
 
 
 async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent],

@@ -7,12 +7,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orate.audio.formats import FORMATS, format_for_extension
 from orate.cli.common import app, err, fail, load_services, load_settings, note
+
+if TYPE_CHECKING:
+    from orate.config import Settings
+    from orate.speech.pipeline import Pipeline, Plan, SpeechRequest
 
 
 @app.command()
@@ -73,7 +77,7 @@ def say(
         # encoder, so memory stays bounded; the job limit bounds the work up front
         max_chars=max(settings.max_job_chars, settings.max_input_chars))
     try:
-        plan = asyncio.run(pipeline.plan(request))
+        plan = asyncio.run(_plan(pipeline, request, settings))
     except SpeechError as exc:
         hint = " (raise ORATE_MAX_JOB_CHARS, or split the text)" \
             if exc.code == "request_too_large" else ""
@@ -150,3 +154,26 @@ def _sentence_progress(characters: int):  # type: ignore[no-untyped-def]
                         TimeElapsedColumn(), console=err, transient=True)
     progress.add_task("speaking", total=characters)
     return progress
+
+
+async def _plan(pipeline: Pipeline, request: SpeechRequest, settings: Settings) -> Plan:
+    """The request planned; a voice that is no built-in one is looked up among the saved
+    voices (``orate voices create``), which needs the library, opened only then."""
+    from orate.engines.base import UnknownVoice
+
+    model = pipeline.catalog.model(request.model)
+    voice = request.utterances[0].voice
+    if model is None or not isinstance(voice, str):
+        return await pipeline.plan(request)
+    try:
+        pipeline.catalog.resolve_voice(model, voice)
+    except UnknownVoice:
+        from orate.cli.common import open_library
+
+        pipeline.library = await open_library(settings)
+        try:
+            return await pipeline.plan(request)
+        finally:
+            await pipeline.library.close()
+            pipeline.library = None
+    return await pipeline.plan(request)

@@ -78,22 +78,24 @@ def _v(id: str, gender: Gender, character: str, *, base: str = HIBARI, f0: float
 # intelligibility fast.
 PALETTE: tuple[PaletteVoice, ...] = (
     _v("heart", "female", "warm, clear American woman (hibari's own voice)"),
-    _v("wren", "female", "bright, lively young woman", f0=1.1, range=1.35, rate=1.04),
+    _v("wren", "female", "bright, lively young woman", f0=1.17, formant=1.02, range=1.3,
+       rate=1.04),
     _v("dove", "female", "soft, breathy, gentle woman", f0=0.88, formant=0.97, breath=0.25,
        rate=0.95),
     _v("linnet", "female", "calm, even, low woman's voice", f0=0.82, range=0.7,
        formant=0.95),
-    _v("finch", "female", "expressive, animated woman", f0=1.04, range=1.6, rate=1.06),
-    _v("lark", "female", "mature, measured alto", f0=0.76, formant=0.93, range=0.85,
+    _v("finch", "female", "expressive, animated woman", f0=1.05, formant=0.94, range=1.6,
+       rate=1.06),
+    _v("lark", "female", "mature, measured alto", f0=0.72, formant=0.92, range=0.85,
        rate=0.94),
     _v("joe", "male", "plain, friendly American man (Piper's joe voice)", base=JOE),
-    _v("crow", "male", "baritone, natural man", f0=0.6, formant=0.87),
-    _v("raven", "male", "deep, resonant bass", f0=0.52, formant=0.82, rate=0.96),
-    _v("owl", "male", "calm, slow, older man", f0=0.56, formant=0.85, range=0.7, rate=0.9),
-    _v("rook", "male", "animated, expressive man", f0=0.64, formant=0.88, range=1.35,
+    _v("crow", "male", "baritone, natural man", f0=0.62, formant=0.85),
+    _v("raven", "male", "deep, resonant bass", f0=0.5, formant=0.82, rate=0.96),
+    _v("owl", "male", "calm, slow, older man", f0=0.57, formant=0.89, range=0.7, rate=0.9),
+    _v("rook", "male", "animated, expressive man", f0=0.68, formant=0.9, range=1.35,
        rate=1.05),
-    _v("hawk", "male", "firm, clipped man", f0=0.7, formant=0.84, rate=1.08),
-    _v("heron", "male", "light tenor, young man", f0=0.76, formant=0.9),
+    _v("hawk", "male", "firm, clipped man", f0=0.74, formant=0.84, rate=1.08),
+    _v("heron", "male", "light tenor, young man", f0=0.8, formant=0.92),
 )
 BY_ID: dict[str, PaletteVoice] = {v.id: v for v in PALETTE}
 
@@ -177,11 +179,11 @@ class NaturalEngine:
 
     def check_voice(self, params: VoiceParams) -> VoiceParams:
         """Canonical params of a palette voice: espeak's variant means nothing here,
-        everything else is an adjustment, kept within range."""
+        everything else is an adjustment of the voice's transform."""
         voice = self.voice(params.voice)
-        params = replace(params, engine=self.name, voice=voice.id, variant=None,
-                         rate=round(min(max(params.rate, 0.25), 4.0), 3))
-        return clamp_notes(params)[0]
+        # transform values stay as given: synthesis clamps them, and the plan says so
+        return replace(params, engine=self.name, voice=voice.id, variant=None,
+                       rate=round(min(max(params.rate, 0.25), 4.0), 3))
 
     def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
                    *, ssml: bool = False, phonemes: bool = False) -> SynthesisResult:

@@ -263,3 +263,14 @@ def vary(params: VoiceParams, seed: int, amount: float = 1.0) -> VoiceParams:
                    pitch=int(min(max(round(pitch + nudge(digest[0], 8)), 0), 100)),
                    pitch_range=int(min(max(round(pitch_range + nudge(digest[1], 12)), 0), 100)),
                    rate=round(min(max(params.rate * (1 + nudge(digest[2], 0.06)), 0.5), 2.0), 3))
+
+
+def voice_notes(voices: list[VoiceParams]) -> list[str]:
+    """What a natural voice's synthesis will clamp (a saved voice or voice settings with a
+    transform value out of range), one note per value, each voice once."""
+    from orate.engines.palette import NATURAL, clamp_notes
+
+    notes: list[str] = []
+    for params in dict.fromkeys(v for v in voices if v.engine == NATURAL):
+        notes += [f"voice {params.voice}: {n}" for n in clamp_notes(params)[1]]
+    return notes

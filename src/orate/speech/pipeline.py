@@ -41,7 +41,7 @@ from orate.runtime.render import (
     render,
     timestamps_from,
 )
-from orate.speech.design import apply_directions, design_voice, vary
+from orate.speech.design import apply_directions, design_voice, vary, voice_notes
 from orate.speech.flight import Flight
 from orate.speech.lexicon import Lexicon, rule_from
 from orate.speech.spoken import Spoken, SpokenBuilder
@@ -244,7 +244,7 @@ class Pipeline:
         rate = fmt.output_rate(engine.sample_rate, req.sample_rate)
         version = version_of(engine, model.id)
         plan = Plan(req, model, job, voices, fmt, characters, rate, ctx,
-                    segment_utterances=owners)
+                    segment_utterances=owners, notes=voice_notes(voices))
         cap = self._check_bytes(req, plan) if req.framing is not None else None
         if self.library is not None and self.settings.cache_enabled and ctx.cache:
             from orate.library.cache import cache_key

@@ -99,6 +99,9 @@ class Plan:
     cache_key: str | None = None
     segment_utterances: list[int] = field(default_factory=list)  # utterance of each segment
     reservation: Any = None  # library.keys.Reservation: characters taken from the quota
+    # what was changed to make the request speakable (a voice value out of range,
+    # clamped); dialects report it in their response metadata
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
