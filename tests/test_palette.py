@@ -20,6 +20,8 @@ from hume.tts import PostedUtterance
 
 from tests.conftest import SENTENCES, Recognizer, Server, decode
 
+NATURAL_DEFAULTS = {"ORATE_MODEL_ENGINES": "{}"}  # the shipped defaults, not the suite's pin
+
 TEXT_A = "Please call me back when you get this message."
 TEXT_B = "The weather will be sunny and warm tomorrow afternoon."
 OPENAI_NAMES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage",
@@ -27,6 +29,20 @@ OPENAI_NAMES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nov
 MALE = {"ash", "ballad", "echo", "fable", "onyx", "verse", "cedar"}
 PALETTE = ("heart", "wren", "dove", "linnet", "finch", "lark", "joe", "crow", "raven", "owl",
            "rook", "hawk", "heron")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    srv = Server(tmp_path_factory.mktemp("palette"), env=NATURAL_DEFAULTS)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def openai_client(server: Server):
+    from openai import OpenAI
+
+    return OpenAI(api_key="test-key", base_url=f"{server.url}/v1", max_retries=0, timeout=60)
 
 
 def speak(server: Server, voice: str, text: str = TEXT_A, model: str = "tts-1",
@@ -175,10 +191,9 @@ def test_directions_change_the_audio_in_the_asked_direction(server) -> None:
 
 
 def test_designed_voice_is_natural_and_reusable_from_the_cli(tmp_path) -> None:
-    env = {"ORATE_DATA_DIR": str(tmp_path)}
     import os
 
-    env = {**os.environ, **env}
+    env = {**os.environ, "ORATE_DATA_DIR": str(tmp_path), **NATURAL_DEFAULTS}
     made = subprocess.run([sys.executable, "-m", "orate.cli", "voices", "create", "grandpa",
                            "--description", "a deep, slow, older man"], env=env,
                           capture_output=True, text=True, timeout=120)

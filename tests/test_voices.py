@@ -21,7 +21,7 @@ import pytest
 from orate.engines.base import VoiceParams
 from orate.engines.registry import EngineRegistry
 
-from .conftest import SENTENCES, Server, decode, duration
+from .conftest import LEGACY_ENGINES, SENTENCES, Server, decode, duration
 
 JOE = "piper:en_US-joe-medium"
 WORDS_TEXT = "Hello big world, how are you today? The weather is cold and windy."
@@ -33,7 +33,8 @@ WORDS = ["Hello", "big", "world", "how", "are", "you", "today", "The", "weather"
 def natural(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     # Hume's Octave 2 on hibari too, through the catalog's setting, to drive that dialect
     srv = Server(tmp_path_factory.mktemp("natural"), workers=2,
-                 env={"ORATE_MODEL_ENGINES": json.dumps({"octave-2": "hibari"})})
+                 env={"ORATE_MODEL_ENGINES": json.dumps({**json.loads(LEGACY_ENGINES),
+                                                         "octave-2": "hibari"})})
     yield srv
     srv.stop()
 

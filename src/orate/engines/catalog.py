@@ -312,9 +312,14 @@ class Catalog:
         for model_id, engine in settings.model_engines.items():  # the operator's choice wins
             current = catalog.models.get(model_id)
             if current is not None and engine != UPSTREAM:  # providers are the file's
+                # an alias stays an alias: of the built-in model of the engine now chosen
+                target = next((m.id for m in catalog.models.values() if m.engine == engine
+                               and m.alias_of is None and m.id != model_id), None) \
+                    if current.alias_of else None
                 catalog.models[model_id] = Model(
                     model_id, engine, f"{current.description.split(' served by ')[0]} served "
-                    f"by {engine} (ORATE_MODEL_ENGINES)", asynchronous=current.asynchronous)
+                    f"by {engine} (ORATE_MODEL_ENGINES)", asynchronous=current.asynchronous,
+                    alias_of=target)
         return catalog
 
     def __init__(self, aliases: tuple[Alias, ...] = ALIASES,
