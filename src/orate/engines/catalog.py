@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orate.config import Price, Settings
-from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams
+from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams, VoiceUnavailable
 from orate.engines.registry import EngineRegistry, hibari_available
 from orate.engines.upstream.engine import UPSTREAM
 
@@ -173,7 +173,8 @@ class Model:
 ESPEAK_MODEL = "espeak-ng"
 _ESPEAK = "espeak-ng 1.52 (embedded): 100+ languages, no model download"
 HIBARI_MODEL = "hibari"
-_HIBARI = "hibari (a natural American English voice that ships in its wheel)"
+_HIBARI = ("hibari (a natural American English voice that ships in its wheel; hibari's "
+           "other voices install into the model store: orate models pull hibari:NAME)")
 NATURAL = "natural"  # an alias target: the best natural model installed, else espeak-ng
 
 
@@ -311,7 +312,9 @@ class Catalog:
                                                 ("word", "phoneme"))),
                 "languages": languages, "voice_count": len(voices),
                 "sample_rate": engine.sample_rate,
-                "mode": "async" if model.asynchronous else "sync"}
+                "mode": "async" if model.asynchronous else "sync",
+                # voices that install into the model store: which are there, which are not
+                **getattr(engine, "store_voices", dict)()}
 
     def resolve_voice(self, model: Model, voice: str | VoiceParams) -> VoiceParams:
         """A model's voice by name (OpenAI alias, engine voice, ``voice+variant``) or params."""
@@ -331,6 +334,8 @@ class Catalog:
                     return engine.check_voice(alias)
             try:
                 return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
+            except VoiceUnavailable:  # there but broken: never answered by another voice
+                raise
             except UnknownVoice:
                 alias = neural_alias(engine, name, openai_first=model.aliases_openai_voices)
                 if alias is None:
