@@ -62,7 +62,7 @@ def store_voice_lines(rows: list[Mapping[str, Any]]) -> list[str]:
         lines.append(f"{engine} voices installed: {installed}.")
         for v in row["installable_voices"]:
             lines.append(f"  installable: {v['id']} ({v['gender']}, {v['language']}): "
-                         f"`{v['install']}` on a connected machine, or copy {v['file']} to "
+                         f"`{v['install']}` on a connected machine, or copy the file to "
                          f"{v['or_copy_to']}")
         for v in row.get("broken_voices", ()):
             lines.append(f"  NOT USABLE: {v['id']}: {v['reason']}")
