@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -49,7 +49,7 @@ def models_list(as_json: Annotated[bool, JSON_OPTION] = False,
         print_store_voices(rows)
 
 
-def store_voice_lines(rows: list[Mapping[str, Any]]) -> list[str]:
+def store_voice_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """What model listings say about voices that install into the store, once per engine:
     which are installed, which can be (and how), and which files are damaged."""
     lines, seen = [], set()
@@ -69,7 +69,7 @@ def store_voice_lines(rows: list[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def print_store_voices(rows: list[Mapping[str, Any]]) -> None:
+def print_store_voices(rows: Sequence[Mapping[str, Any]]) -> None:
     console = Console()
     for line in store_voice_lines(rows):
         console.print(Text(line))  # Text: file paths with [brackets] are not markup

@@ -22,6 +22,7 @@ path and refused (503), never used and never replaced by another voice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -189,7 +190,7 @@ class HibariEngine:
                 self.meta[voice] = meta
                 self.paths[voice] = path
                 self.sessions[voice] = LazySession(
-                    path, idle, lambda p, b=british, v=voice: _Loaded(p, b, v))
+                    path, idle, functools.partial(_Loaded, british=british, voice=voice))
         self.known = tuple(voices)  # every voice hibari names, installed or not
 
     def voices(self) -> list[VoiceInfo]:
