@@ -48,7 +48,7 @@ from orate.audio.output_formats import (
     output_format,
     valid_names,
 )
-from orate.engines.base import UnknownVoice, VoiceParams
+from orate.engines.base import UnknownVoice, VoiceParams, VoiceUnavailable
 from orate.engines.catalog import ELEVENLABS_VOICE_IDS, ELEVENLABS_VOICES, MODEL_ALIASES
 from orate.library.tables import Generation
 from orate.runtime.timestamps import Timestamp
@@ -216,6 +216,8 @@ async def resolve(conn: HTTPConnection, voice_id: str, model: Any) -> VoiceParam
     """A voice by ElevenLabs id or name, engine voice or saved voice; 404 when unknown."""
     try:
         params, _ = await speech_service(conn).resolve_voice(model, voice_id, owner_of(conn))
+    except VoiceUnavailable as exc:  # it exists, but this server cannot speak with it now
+        raise ApiError(503, VoiceUnavailable.code, str(exc), "voice_id") from None
     except (UnknownVoice, ValueError):
         raise ApiError(404, "voice_not_found", f"A voice with voice_id {voice_id!r} was not "
                        "found.", "voice_id") from None

@@ -50,6 +50,9 @@ def voices(
         return
     show([v.__dict__ for v in rows], BUILTIN_VOICE_COLUMNS,
          title=f"{len(rows)} voices of {found.id}", wide=wide)
+    from orate.cli.models import print_store_voices
+
+    print_store_voices([catalog.describe(found)])  # voices that install into the store
     if not language and found.aliases_openai_voices:
         aliases = ", ".join(f"{k}={catalog.resolve_voice(found, k).label()}"
                             for k in OPENAI_VOICES)

@@ -126,3 +126,14 @@ def shorten(value: str, limit: int = 80) -> str:
 
 class UnknownVoice(ValueError):
     """The caller named a voice or variant the engine does not have."""
+
+
+class VoiceUnavailable(UnknownVoice):
+    """The voice exists but this server cannot speak with it right now: its model file is
+    corrupt or will not load, or a package its language needs is missing. The server's
+    fault, not the caller's, so dialects answer 503 with this reason; never a reason to
+    fall back to another voice (a caller asking for a male voice must not get the female
+    one silently). A subclass of ``UnknownVoice`` so every place that already refuses a
+    voice still refuses this one."""
+
+    code = "voice_unavailable"

@@ -14,7 +14,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from orate.config import Price, Settings
-from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams, shorten
+from orate.engines.base import (
+    Engine,
+    UnknownVoice,
+    VoiceInfo,
+    VoiceParams,
+    VoiceUnavailable,
+    shorten,
+)
 from orate.engines.palette import NATURAL as NATURAL_ENGINE
 from orate.engines.palette import PALETTE, spread
 from orate.engines.registry import EngineRegistry, hibari_available
@@ -240,7 +247,8 @@ class Model:
 ESPEAK_MODEL = "espeak-ng"
 _ESPEAK = "espeak-ng 1.52 (embedded): 100+ languages, no model download"
 HIBARI_MODEL = "hibari"
-_HIBARI = "hibari (a natural American English voice that ships in its wheel)"
+_HIBARI = ("hibari (a natural American English voice that ships in its wheel; hibari's "
+           "other voices install into the model store: orate models pull hibari:NAME)")
 NATURAL = "natural"  # an alias target: the natural palette, else espeak-ng
 NATURAL_MODEL = "natural"
 _NATURAL = ("orate's natural voices: a palette of American English voices, female and "
@@ -388,7 +396,9 @@ class Catalog:
                                                 ("word", "phoneme"))),
                 "languages": languages, "voice_count": len(voices),
                 "sample_rate": engine.sample_rate,
-                "mode": "async" if model.asynchronous else "sync"}
+                "mode": "async" if model.asynchronous else "sync",
+                # voices that install into the model store: which are there, which are not
+                **getattr(engine, "store_voices", dict)()}
 
     def resolve_voice(self, model: Model, voice: str | VoiceParams) -> VoiceParams:
         """A model's voice by name (OpenAI alias, engine voice, ``voice+variant``) or params."""
@@ -410,6 +420,8 @@ class Catalog:
                     return engine.check_voice(alias)
             try:
                 return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
+            except VoiceUnavailable:  # there but broken: never answered by another voice
+                raise
             except UnknownVoice:
                 alias = neural_alias(engine, name, openai_first=model.aliases_openai_voices)
                 if alias is None:

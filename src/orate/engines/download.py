@@ -1,4 +1,4 @@
-"""Download neural voice models (Piper, Kokoro) into the models directory.
+"""Download neural voice models (Piper, Kokoro, hibari's voices) into the models directory.
 
 Model files are tens to hundreds of megabytes fetched over connections that
 drop, so a download goes to ``FILE.part``, resumes with an HTTP ``Range``
@@ -14,13 +14,16 @@ URLs: every catalog file has a *path* relative to its publisher's root::
     kokoro       model-files-v1.0/kokoro-v1.0.onnx
                  model-files-v1.0/voices-v1.0.bin
                  root https://github.com/thewh1teagle/kokoro-onnx/releases/download
+    hibari:NAME  FILE, as hibari's voice registry names it (e.g. am_fenrir_v2.int8.onnx)
+                 root hibari's own download URL (hibari.voices.BASE_URL)
 
 ``base_url`` replaces the root, so one mirror (or test server) serving both
 trees under one prefix works for both kinds: ``{base_url}/{path}``. A mirror may
 also serve ``{base_url}/{path}.sha256`` (hex digest) to have the file checked.
 
 Local layout (what the model store scans): a Piper voice is ``NAME.onnx`` +
-``NAME.onnx.json``; a Kokoro pair is ``NAME.onnx`` + ``NAME.voices.bin``. Each
+``NAME.onnx.json``; a Kokoro pair is ``NAME.onnx`` + ``NAME.voices.bin``; a hibari
+voice is ``hibari/FILE`` (checked against the sha256 in hibari's registry). Each
 finished file gets a ``FILE.sha256`` sidecar holding the digest computed here.
 """
 
@@ -55,7 +58,8 @@ KOKORO_RELEASE = "model-files-v1.0"
 TIMEOUT = httpx.Timeout(10.0, connect=10.0, read=60.0)
 CHUNK = 64 * 1024
 
-ACCEPTED_FORMS = "piper:LANG_REGION-VOICE-QUALITY (e.g. piper:en_US-lessac-medium), kokoro"
+ACCEPTED_FORMS = ("piper:LANG_REGION-VOICE-QUALITY (e.g. piper:en_US-lessac-medium), kokoro, "
+                  "hibari:VOICE (e.g. hibari:fenrir)")
 
 # lang_region-voice-quality, e.g. en_US-lessac-medium, zh_CN-huayan-x_low. Strict on
 # purpose: the name becomes both a URL path and a file name, so nothing path-like passes.
@@ -137,7 +141,32 @@ def resolve(spec: str) -> ModelSpec:
             RemoteFile(f"{KOKORO_RELEASE}/kokoro-v1.0.onnx", "kokoro.onnx"),
             RemoteFile(f"{KOKORO_RELEASE}/voices-v1.0.bin", "kokoro.voices.bin"),
         ))
+    if kind == "hibari" and name:
+        return _hibari_spec(name.lower())
     raise ValueError(f"unknown model spec {spec!r}; accepted: {ACCEPTED_FORMS}")
+
+
+def _hibari_spec(voice: str) -> ModelSpec:
+    """One of hibari's downloadable voices: the file its registry names, pinned to the
+    registry's sha256, fetched from hibari's own URL into ``hibari/`` in the store."""
+    from orate.engines.hibari import STORE_FOLDER, available, registry
+
+    if not available():
+        raise ValueError("hibari:VOICE needs the hibari-tts package, which is not installed")
+    voices = registry()
+    extra = [name for name, meta in voices.items() if not meta.get("bundled")]
+    meta = voices.get(voice)
+    if meta is None:
+        raise ValueError(f"hibari has no voice {voice!r}; installable: {', '.join(extra)}")
+    if meta.get("bundled"):
+        raise ValueError(f"hibari's voice {voice!r} ships inside the hibari-tts wheel; "
+                         f"nothing to pull (installable: {', '.join(extra)})")
+    if not _STEM.fullmatch(meta["file"]):  # becomes a file name in the store
+        raise ValueError(f"hibari's registry names an unusable file {meta['file']!r}")
+    from hibari.voices import BASE_URL
+
+    return ModelSpec("hibari", voice, BASE_URL.rstrip("/"), (
+        RemoteFile(meta["file"], f"{STORE_FOLDER}/{meta['file']}", meta["sha256"]),))
 
 
 def pull(spec: str, models_dir: Path, *, base_url: str | None = None,
@@ -162,8 +191,11 @@ def pull(spec: str, models_dir: Path, *, base_url: str | None = None,
         done: list[Path] = []
         for file in model.files:
             target = models_dir / file.filename
+            target.parent.mkdir(parents=True, exist_ok=True)
             if _is_complete(target):
                 console.print(f"{target.name}: already downloaded")
+            elif _copied_in(target, file.sha256):
+                console.print(f"{target.name}: already in the store (its checksum matches)")
             else:
                 _fetch(client, model.url(file, base_url), target, file.sha256, progress)
             done.append(target)
@@ -178,6 +210,15 @@ def remove(spec_or_name: str, models_dir: Path) -> list[Path]:
     Deleting nothing is not an error: the result is then empty.
     """
     text = spec_or_name.strip()
+    if text.lower().startswith("hibari:"):  # one file, under the store's hibari folder
+        removed = []
+        for file in resolve(text).files:
+            for side in _SIDE_SUFFIXES:
+                path = models_dir / f"{file.filename}{side}"
+                if path.is_file() or path.is_symlink():
+                    path.unlink()
+                    removed.append(path)
+        return removed
     stem = resolve(text).name if ":" in text else text
     if not _STEM.fullmatch(stem):
         raise ValueError(f"not a model name: {spec_or_name!r}; expected a plain file stem "
@@ -215,6 +256,15 @@ def _is_complete(target: Path) -> bool:
         return False
     recorded = _parse_digest(side.read_text(errors="replace"))
     return recorded is not None and _hash_file(target).hexdigest() == recorded
+
+
+def _copied_in(target: Path, pinned: str | None) -> bool:
+    """A file put in the store by hand that hashes to its pinned digest: keep it (and
+    record the sidecar) instead of downloading it again."""
+    if pinned is None or not target.is_file() or _hash_file(target).hexdigest() != pinned:
+        return False
+    _write_atomic(_sidecar(target), f"{pinned}  {target.name}\n".encode())
+    return True
 
 
 def _fetch(client: httpx.Client, url: str, target: Path, pinned: str | None,

@@ -10,19 +10,35 @@ a fixed number of feature frames, so word and phoneme times are the ones the
 audio was built from, not estimates.
 
 Only voices whose model file is on disk are offered: ``heart`` is in the
-wheel; hibari's other voices download on first use, which a server here must
-never do, so they appear only once someone has put them in hibari's cache.
+wheel; hibari's other voices (emma, fenrir, fable, kore) download on first use,
+which a server must never do, so they install into the model store instead:
+``orate models pull hibari:NAME`` on a connected machine, or the file copied by
+hand to ``<models_dir>/hibari/<file>`` (the file names are hibari's, e.g.
+``am_fenrir_v2.int8.onnx``). hibari's own cache (``HIBARI_HOME``) is a second
+place to find them. Every file found is checked against the sha256 in hibari's
+registry before it is offered: a file that does not match is reported with its
+path and refused (503), never used and never replaced by another voice.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from orate.engines.base import Sink, SynthesisResult, UnknownVoice, VoiceInfo, VoiceParams
+from orate.engines.base import (
+    Sink,
+    SynthesisResult,
+    UnknownVoice,
+    VoiceInfo,
+    VoiceParams,
+    VoiceUnavailable,
+)
 from orate.engines.onnx_base import LazySession, open_session, push, symbol_events, to_pcm
 from orate.engines.voicefx import Transform, transform_features
 
@@ -41,13 +57,81 @@ def available() -> bool:
     return importlib.util.find_spec("hibari") is not None
 
 
+# the model store's folder for hibari's voices: <models_dir>/hibari/<hibari's file name>
+STORE_FOLDER = "hibari"
+# For tests only: "voice=SHA256[,voice=SHA256]" replaces the registry's checksum of those
+# voices, so a test can install a file it made (a copy of heart under fenrir's name)
+# through the real pull and scan paths without the network. Never set it in production:
+# it is how a file that is not hibari's voice would pass the check.
+SHA256_OVERRIDE_ENV = "ORATE_TEST_HIBARI_SHA256"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def registry() -> dict[str, dict[str, Any]]:
+    """hibari's voice registry (name → kokoro, language, accent, gender, file, bytes,
+    sha256, british), with the tests' checksum override applied."""
+    from hibari.voices import VOICES
+
+    overrides: dict[str, str] = {}
+    for item in filter(None, os.environ.get(SHA256_OVERRIDE_ENV, "").split(",")):
+        name, _, digest = item.strip().partition("=")
+        if name not in VOICES or not _HEX64.fullmatch(digest.strip().lower()):
+            raise ValueError(f"{SHA256_OVERRIDE_ENV}: expected voice=SHA256 with a voice of "
+                             f"{', '.join(VOICES)}, got {item!r}")
+        overrides[name] = digest.strip().lower()
+    return {name: {**meta, "sha256": overrides.get(name, meta["sha256"])}
+            for name, meta in VOICES.items()}
+
+
+def store_file(store: Path | None, meta: dict[str, Any]) -> str:
+    """Where a voice's file goes in the model store, as the user should read it."""
+    folder = str(store) if store is not None else f"<models_dir>/{STORE_FOLDER}"
+    return f"{folder}/{meta['file']}"
+
+
+def _sha256(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _find(voice: str, meta: dict[str, Any], store: Path | None
+          ) -> tuple[Path | None, str | None]:
+    """A voice's model file (the wheel, the model store, then hibari's cache) and, if that
+    file is not the one hibari's registry names, why not. (None, None): not installed."""
+    from hibari.voices import ASSETS, cache_dir
+
+    if meta.get("bundled"):
+        return Path(ASSETS) / meta["file"], None  # in the wheel pip verified
+    if Path(meta["file"]).name != meta["file"]:  # the registry's names are plain files
+        return None, None
+    places = [*([store] if store is not None else []), Path(cache_dir())]
+    for folder in places:
+        path = folder / meta["file"]
+        if path.is_file():
+            actual = _sha256(path)
+            if actual != meta["sha256"]:
+                return path, (f"{path} is not hibari's voice file (its sha256 is "
+                              f"{actual[:16]}…, hibari's registry says {meta['sha256'][:16]}…):"
+                              f" it is damaged or another file; delete it and run "
+                              f"`orate models pull hibari:{voice}`")
+            return path, None
+    return None, None
+
+
 class _Loaded:
     """A voice's session and the G2P it needs, loaded together and dropped together."""
 
-    def __init__(self, path: Path, british: bool) -> None:
+    def __init__(self, path: Path, british: bool, voice: str = "") -> None:
         from orate.engines.hibari_g2p import load_g2p
 
-        self.session = open_session(path)
+        try:
+            self.session = open_session(path)
+        except Exception as exc:  # a file that passed its checksum yet will not load
+            raise VoiceUnavailable(f"hibari's voice {voice!r} did not load from {path}: "
+                                   f"{type(exc).__name__}: {exc}") from exc
         self.g2p = load_g2p(british)
 
 
@@ -77,28 +161,38 @@ class HibariEngine:
     speed_range = (0.5, 2.0)
     timestamp_kinds = ("word", "phoneme")
 
-    def __init__(self, *, idle: float = 300.0) -> None:
+    def __init__(self, *, idle: float = 300.0, store: Path | None = None) -> None:
+        """Find every voice of hibari's registry that is on disk; ``store`` is the model
+        store's hibari folder (``<models_dir>/hibari``). Each file found outside the wheel
+        is hashed here (about 12 ms per voice, once per process), so a damaged file is
+        refused before any request is planned on it."""
         import json
 
         import hibari
-        from hibari.voices import VOICES, voice_path
 
         self.version = f"hibari/{hibari.__version__}"
         assets = Path(hibari.__file__).parent / "assets"
         self.vocab: dict[str, int] = json.loads((assets / "vocab.json").read_text("utf-8"))
-        self.meta: dict[str, dict[str, Any]] = {}
+        self.store = store
+        self.meta: dict[str, dict[str, Any]] = {}  # installed: offered to callers
+        self.paths: dict[str, Path] = {}
         self.sessions: dict[str, LazySession] = {}
-        for voice, meta in VOICES.items():
-            try:
-                path = Path(voice_path(voice, download_missing=False))
-            except (FileNotFoundError, ValueError):
-                continue
-            if path.exists():
+        self.missing: dict[str, dict[str, Any]] = {}  # installable, not on disk
+        self.broken: dict[str, str] = {}  # on disk but not hibari's file: the reason
+        voices = registry()
+        for voice, meta in voices.items():
+            path, problem = _find(voice, meta, store)
+            if path is None:
+                self.missing[voice] = meta
+            elif problem is not None:
+                self.broken[voice] = problem
+            else:
                 british = bool(meta.get("british"))
                 self.meta[voice] = meta
+                self.paths[voice] = path
                 self.sessions[voice] = LazySession(
-                    path, idle, lambda p, b=british: _Loaded(p, b))
-        self.known = tuple(VOICES)  # every voice hibari names, installed or not
+                    path, idle, functools.partial(_Loaded, british=british, voice=voice))
+        self.known = tuple(voices)  # every voice hibari names, installed or not
 
     def voices(self) -> list[VoiceInfo]:
         out = []
@@ -112,16 +206,37 @@ class HibariEngine:
                                  f"English, distilled from Kokoro {meta.get('kokoro', '')}"))
         return out
 
+    def store_voices(self) -> dict[str, Any]:
+        """For model listings: the voices installed, those that can be installed (and how),
+        and any whose file is damaged (and why)."""
+        return {
+            "installed_voices": list(self.meta),
+            "installable_voices": [
+                {"id": voice, "gender": meta.get("gender", "neutral"),
+                 "language": str(meta.get("language", "en-US")).lower(),
+                 "accent": meta.get("accent", ""), "file": meta["file"],
+                 "bytes": meta.get("bytes"), "install": f"orate models pull hibari:{voice}",
+                 "or_copy_to": store_file(self.store, meta)}
+                for voice, meta in self.missing.items()],
+            "broken_voices": [{"id": voice, "reason": reason}
+                              for voice, reason in self.broken.items()],
+        }
+
     def check_voice(self, params: VoiceParams) -> VoiceParams:
         """Canonical params; espeak-only knobs (variant, pitch) have no meaning here and
         are dropped, so designed voices and directions keep only the pace."""
         voice = params.voice.strip().lower()
+        if voice in self.broken:
+            raise VoiceUnavailable(f"hibari's voice {voice!r} cannot be used: "
+                                   f"{self.broken[voice]}")
         if voice not in self.meta:
             installed = ", ".join(self.meta) or "none"
-            if voice in self.known:
-                raise UnknownVoice(f"hibari's voice {voice!r} is not installed (hibari "
-                                   f"downloads it on first use, which this server does not "
-                                   f"do); installed: {installed}")
+            if voice in self.missing:
+                meta = self.missing[voice]
+                raise UnknownVoice(f"hibari's voice {voice!r} is not installed (installed: "
+                                   f"{installed}); install it on a connected machine with "
+                                   f"`orate models pull hibari:{voice}`, or copy its file to "
+                                   f"{store_file(self.store, meta)}")
             raise UnknownVoice(f"hibari has no voice {params.voice!r}; installed: {installed}")
         return VoiceParams(engine=self.name, voice=voice, rate=params.rate)
 

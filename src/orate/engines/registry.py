@@ -42,7 +42,7 @@ class EngineRegistry:
 
     def rescan(self, models_dir: Path | None = None) -> list[LocalModel]:
         """Register the models found in the store (again after a pull or rm); engines of
-        models that went away are dropped."""
+        models that went away are dropped, and hibari looks for its voices again."""
         if models_dir is not None:
             self._models_dir = models_dir
         found = scan(self._models_dir)
@@ -52,6 +52,7 @@ class EngineRegistry:
             for name in [n for n in self._engines if n not in BUILTIN and n not in self._models
                          and not getattr(self._engines[n], "runs_upstream", False)]:
                 del self._engines[name]
+            self._engines.pop("hibari", None)  # its voices in the store may have changed
         return found
 
     def add(self, engine: Engine) -> None:
@@ -78,9 +79,10 @@ class EngineRegistry:
 
             return get_engine()
         if name == "hibari" and hibari_available():
-            from orate.engines.hibari import HibariEngine
+            from orate.engines.hibari import STORE_FOLDER, HibariEngine
 
-            return HibariEngine(idle=self._idle)
+            store = self._models_dir / STORE_FOLDER if self._models_dir is not None else None
+            return HibariEngine(idle=self._idle, store=store)
         if name == "natural" and hibari_available():
             from orate.engines.palette import JOE, NaturalEngine
 

@@ -96,7 +96,8 @@ class EngineActor:
                     (kind, payload)), lambda: self._stop == job_id)
                 cancelled = stats.cancelled
             except Exception as exc:  # report it; the actor keeps serving
-                frames.put((ERROR, {"message": f"{type(exc).__name__}: {exc}"}))
+                frames.put((ERROR, {"message": f"{type(exc).__name__}: {exc}",
+                                    "code": getattr(exc, "code", None)}))
             frames.put((END, {"cancelled": cancelled}))
 
         threading.Thread(target=run, name=f"render-{job_id}", daemon=True).start()

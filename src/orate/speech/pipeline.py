@@ -21,6 +21,7 @@ from orate.config import Settings
 from orate.engines.base import (
     UnknownVoice,
     VoiceParams,
+    VoiceUnavailable,
     designs_voices,
     runs_upstream,
     shorten,
@@ -120,6 +121,15 @@ def replay(audio: bytes, marks: list[dict[str, Any]]) -> list[SpeechEvent]:
     return out
 
 
+def voice_error(exc: UnknownVoice, param: str, prefix: str = "") -> SpeechError:
+    """A refused voice as the dialects' error: 400 when the caller named a voice that is
+    not there, 503 when the voice exists but this server cannot speak with it (a corrupt
+    or unloadable model file, a missing package), so the caller knows whose fault it is."""
+    if isinstance(exc, VoiceUnavailable):
+        return SpeechError(503, VoiceUnavailable.code, f"{prefix}{exc}", param)
+    return SpeechError(400, "invalid_voice", f"{prefix}{exc}", param)
+
+
 class Pipeline:
     def __init__(self, settings: Settings, catalog: Catalog, pool: EnginePool | None,
                  library: Library | None = None, metrics: Any = None) -> None:
@@ -159,6 +169,8 @@ class Pipeline:
         if provider != "custom" or isinstance(voice, VoiceParams):
             try:
                 return self.catalog.resolve_voice(model, voice), None
+            except VoiceUnavailable:  # the voice is there but broken: no other voice stands in
+                raise
             except UnknownVoice as exc:
                 if isinstance(voice, VoiceParams) or self.library is None \
                         or provider == "builtin":
@@ -383,7 +395,7 @@ class Pipeline:
                     and self._language(params).lower() != style.lang.lower():
                 params = self.catalog.resolve_voice(model, style.lang.lower())
         except UnknownVoice as exc:
-            raise SpeechError(400, "invalid_voice", f"SSML: {exc}", "input") from None
+            raise voice_error(exc, "input", "SSML: ") from None
         if style.pitch and params.engine == "espeak":
             base = 50 if params.pitch is None else params.pitch
             params = replace(params, pitch=max(0, min(100, base + style.pitch)))
@@ -402,7 +414,7 @@ class Pipeline:
                 return self.catalog.resolve_voice(model, utt.voice or current
                                                   or self.settings.default_voice)
             except UnknownVoice as exc:
-                raise SpeechError(400, "invalid_voice", str(exc), "voice") from None
+                raise voice_error(exc, "voice") from None
         try:
             if utt.voice is not None:
                 params, _ = await self.resolve_voice(model, utt.voice, ctx.owner,
@@ -414,7 +426,7 @@ class Pipeline:
                 return design_voice(description, engine, seed=seed)
             return self.catalog.resolve_voice(model, self.settings.default_voice)
         except UnknownVoice as exc:
-            raise SpeechError(400, "invalid_voice", str(exc), "voice") from None
+            raise voice_error(exc, "voice") from None
 
     def _directed(self, params: VoiceParams, directions: str) -> VoiceParams:
         """Acting directions applied by the engine that speaks the voice (a natural
@@ -465,6 +477,9 @@ class Pipeline:
                     message = payload.get("message", "synthesis failed")
                     if payload.get("code") == OutputTooLarge.code:
                         raise SpeechError(413, "request_too_large", message, "input")
+                    if payload.get("code") == VoiceUnavailable.code:  # a model that won't load
+                        raise SpeechError(503, VoiceUnavailable.code, message.removeprefix(
+                            f"{VoiceUnavailable.__name__}: "), "voice")
                     raise SynthesisFailed(message)
                 yield _event(kind, payload)
         finally:
