@@ -21,9 +21,18 @@ ARG PACKAGES=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 RUN python3 -m venv /opt/orate
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# Dependencies first, from pyproject.toml alone: a change to the code reuses this layer.
+# The pip cache survives between builds too (BuildKit and buildah cache mounts).
+COPY pyproject.toml ./
+RUN --mount=type=cache,target=/root/.cache/pip \
+    /opt/orate/bin/python -c "import os, tomllib; \
+p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+extras = [e.strip() for e in os.environ.get('EXTRAS', '').split(',') if e.strip()]; \
+print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-dependencies'][e]]))" \
+        > /tmp/requirements.txt \
+    && /opt/orate/bin/pip install -r /tmp/requirements.txt ${PACKAGES}
+COPY README.md ./
 COPY src ./src
-# the pip cache survives between builds (BuildKit and buildah cache mounts)
 RUN --mount=type=cache,target=/root/.cache/pip \
     /opt/orate/bin/pip install ".${EXTRAS:+[$EXTRAS]}" ${PACKAGES} \
     && /opt/orate/bin/orate --version
@@ -31,7 +40,8 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 # -- runtime: the base, the venv, a user of its own --------------------------------------
 FROM ${BASE}
 COPY --from=build /opt/orate /opt/orate
-RUN useradd --system --uid 10001 --user-group --home-dir /data --no-create-home \
+RUN groupadd --gid 10001 orate \
+    && useradd --uid 10001 --gid 10001 --home-dir /data --no-create-home \
         --shell /usr/sbin/nologin orate \
     && mkdir -p /data && chown orate:orate /data
 # Listens beyond loopback: `orate serve` does so only once a key exists, which

@@ -128,13 +128,14 @@ def ensure_bucket(blob_url: str, endpoint: str | None, *, timeout: float = 10.0)
                 ).encode()
             )
             made = call("PUT", body)
+            if made.status_code == 200:
+                return True
+            # replicas starting together race to create it: the loser finds it there
+            if call("HEAD").status_code == 200:
+                return False
     except httpx.HTTPError as exc:
         raise BucketError(f"S3 endpoint {endpoint}: {exc or type(exc).__name__}") from exc
-    if made.status_code == 200:
-        return True
     code = re.search(r"<Code>([^<]{1,100})</Code>", made.text)
-    if code and code.group(1) == "BucketAlreadyOwnedByYou":  # a replica starting with us
-        return False
     raise BucketError(
         f"could not create S3 bucket {bucket} at {endpoint}: "
         f"{made.status_code} {code.group(1) if code else ''}".rstrip()
