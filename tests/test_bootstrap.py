@@ -30,9 +30,13 @@ GOOD = "a-proper-secret-0123456789abcdef"
 
 def serve(data: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ORATE_ADMIN_KEY")}
-    return subprocess.run([*ORATE, "serve", "--port", str(free_port()), *args],
-                          capture_output=True, text=True, timeout=60,
-                          env={**clean, "ORATE_DATA_DIR": str(data), **env})
+    return subprocess.run(
+        [*ORATE, "serve", "--port", str(free_port()), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, "ORATE_DATA_DIR": str(data), **env},
+    )
 
 
 def one_error_line(stderr: str) -> str:
@@ -41,17 +45,20 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize(("secret", "problem"), [
-    ("", "is empty"),
-    ("short-secret", "shorter than 16"),
-    ("fifteen-chars!!", "shorter than 16"),
-    ("has a space in the middle", "whitespace"),
-    ("tab\tinside-the-secret-here", "whitespace"),
-    ("newline-inside\nthe-secret-here", "whitespace"),
-    (" leading-space-secret-long", "whitespace"),
-    ("non-ascii-secret-ÿÿÿÿÿÿÿÿ", "printable ASCII"),
-    ("x" * 1025, "longer than 1024"),
-])
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("", "is empty"),
+        ("short-secret", "shorter than 16"),
+        ("fifteen-chars!!", "shorter than 16"),
+        ("has a space in the middle", "whitespace"),
+        ("tab\tinside-the-secret-here", "whitespace"),
+        ("newline-inside\nthe-secret-here", "whitespace"),
+        (" leading-space-secret-long", "whitespace"),
+        ("non-ascii-secret-ÿÿÿÿÿÿÿÿ", "printable ASCII"),
+        ("x" * 1025, "longer than 1024"),
+    ],
+)
 def test_bad_secrets_are_named(secret: str, problem: str) -> None:
     assert problem in (secret_problem(secret) or "")
     with pytest.raises(BadAdminKey) as caught:
@@ -107,9 +114,13 @@ def test_without_a_key_the_open_address_says_what_to_set(tmp_path: Path) -> None
 
 
 def test_an_existing_admin_key_is_not_replaced(tmp_path: Path) -> None:
-    made = subprocess.run([*ORATE, "keys", "create", "--name", "admin", "--admin"],
-                          capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "ORATE_DATA_DIR": str(tmp_path)})
+    made = subprocess.run(
+        [*ORATE, "keys", "create", "--name", "admin", "--admin"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ORATE_DATA_DIR": str(tmp_path)},
+    )
     assert made.returncode == 0, made.stderr
     done = serve(tmp_path, {"ORATE_ADMIN_KEY": GOOD})
     assert done.returncode == 2
@@ -124,8 +135,7 @@ def test_the_admin_key_serves_and_is_adopted_on_the_next_start(tmp_path: Path) -
         body = {"model": "tts-1", "voice": "alloy", "input": "Keyed."}
         url = f"{srv.url}/v1/audio/speech"
         assert httpx.post(url, json=body, timeout=60).status_code == 401
-        keyed = httpx.post(url, json=body, headers={"Authorization": f"Bearer {GOOD}"},
-                           timeout=60)
+        keyed = httpx.post(url, json=body, headers={"Authorization": f"Bearer {GOOD}"}, timeout=60)
         assert keyed.status_code == 200 and keyed.headers["content-type"] == "audio/mpeg"
         keys = httpx.get(f"{srv.url}/v1/keys", headers={"Authorization": f"Bearer {GOOD}"})
         assert keys.status_code == 200, keys.text  # an admin key: it may list keys
@@ -142,12 +152,15 @@ def test_the_admin_key_serves_and_is_adopted_on_the_next_start(tmp_path: Path) -
 @pytest.mark.asyncio
 async def test_adopt_outcomes(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
-    first, second = await Library.open(settings, background=False), \
-        await Library.open(settings, background=False)
+    first, second = (
+        await Library.open(settings, background=False),
+        await Library.open(settings, background=False),
+    )
     try:
         # two replicas starting together on one database: one creates, the other adopts
-        outcomes = await asyncio.gather(first.keys.adopt("admin", GOOD),
-                                        second.keys.adopt("admin", GOOD))
+        outcomes = await asyncio.gather(
+            first.keys.adopt("admin", GOOD), second.keys.adopt("admin", GOOD)
+        )
         assert sorted(o for o, _ in outcomes) == ["adopted", "created"]
         assert outcomes[0][1] == outcomes[1][1]
         info = await first.keys.check(GOOD)
@@ -178,8 +191,16 @@ def test_sigv4_matches_botocore() -> None:
     S3SigV4Auth(Credentials("AKID", "SECRET", "TOKEN"), "s3", "eu-west-1").add_auth(request)
     stamp = request.context["timestamp"]
     now = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    ours = sigv4_headers("PUT", url, body, access_key="AKID", secret_key="SECRET",
-                         region="eu-west-1", session_token="TOKEN", now=now)
+    ours = sigv4_headers(
+        "PUT",
+        url,
+        body,
+        access_key="AKID",
+        secret_key="SECRET",
+        region="eu-west-1",
+        session_token="TOKEN",
+        now=now,
+    )
     assert ours["authorization"] == request.headers["Authorization"]
 
 
@@ -187,8 +208,11 @@ def test_ensure_bucket_creates_a_missing_bucket(monkeypatch: pytest.MonkeyPatch)
     import boto3
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -199,13 +223,21 @@ def test_ensure_bucket_creates_a_missing_bucket(monkeypatch: pytest.MonkeyPatch)
             except OSError:
                 assert time.monotonic() < deadline, "moto_server did not start"
                 time.sleep(0.1)
-        for var, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
-                           ("AWS_REGION", "eu-west-1")):
+        for var, value in (
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "eu-west-1"),
+        ):
             monkeypatch.setenv(var, value)
         assert ensure_bucket("s3://orate-fresh/audio", endpoint) is True
         assert ensure_bucket("s3://orate-fresh/audio", endpoint) is False
-        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
-                          aws_secret_access_key="test", region_name="eu-west-1")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            region_name="eu-west-1",
+        )
         assert s3.get_bucket_location(Bucket="orate-fresh")["LocationConstraint"] == "eu-west-1"
     finally:
         proc.terminate()
