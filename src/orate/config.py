@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orate.audio.formats import FORMATS
@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         "auto", description="auto: keys are required once the first key is created, until "
         "`orate keys open --yes` (revoking the last key locks the server, never opens it); "
         "on: always required; open: required only while a live key exists")
+    # first start of a container: the admin key comes from outside (cli/bootstrap.py);
+    # SecretStr so that no repr, log line or validation error ever shows it
+    admin_key: SecretStr | None = Field(None, description="the secret of an admin key "
+                                        "named `admin`, created (or adopted) before the "
+                                        "server listens; 16+ characters, no whitespace")
+    admin_key_file: Path | None = Field(None, description="a file holding that secret "
+                                        "(a mounted secret); one trailing newline is ignored")
     db_retry_seconds: float = Field(30.0, ge=0, description="background writes (history) "
                                     "retry this long on a locked or unreachable database, "
                                     "then go to a crash-safe spool on disk, replayed later")
@@ -128,6 +135,8 @@ class Settings(BaseSettings):
         None, description="a folder path, file:///path or s3://bucket/prefix; default: "
         "data_dir/blobs")
     s3_endpoint: str | None = Field(None, description="S3 endpoint URL (MinIO, moto, …)")
+    s3_create_bucket: bool = Field(False, description="`orate serve` creates the s3:// "
+                                   "bucket of ORATE_BLOB_URL when it does not exist")
     history: bool = Field(True, description="record every generation (off: nothing is "
                           "recorded, no audio URLs)")
     store_audio: bool = Field(True, description="keep each generation's audio (callers can "

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from orate.cli.bootstrap import bootstrap
 from orate.cli.common import app, err, fail, load_services, load_settings, with_library
 from orate.config import Settings
 
@@ -51,9 +52,8 @@ def serve(
     if settings.log_level.lower() not in LOG_LEVELS:
         fail(f"log level {settings.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
     _check_port_free(settings.host, settings.port)
+    bootstrap(settings)  # ORATE_ADMIN_KEY: the first key exists before any listener check
     services = load_services(settings)  # a broken providers file fails here, in one line
-    if settings.wyoming_uri:
-        _check_wyoming(settings, insecure)
     try:
         loopback = ipaddress.ip_address(settings.host).is_loopback
     except ValueError:
@@ -65,10 +65,14 @@ def serve(
         if not with_library(count):
             if not insecure:
                 fail(f"refusing to listen on {settings.host} with no API keys: anyone who can "
-                      "reach it could use it. Create one with `orate keys create --name NAME`, "
-                      "or pass --insecure if that is really what you want")
+                      "reach it could use it. Set ORATE_ADMIN_KEY to a secret of 16+ "
+                      "characters (e.g. `openssl rand -hex 32`) to create an admin key on "
+                      "start, or create one with `orate keys create --name NAME`, or pass "
+                      "--insecure if that is really what you want")
             err.print(f"[yellow]warning:[/yellow] --insecure: listening on {escape(settings.host)} "
                       "with no API keys; anyone who can reach this address can use the server")
+    if settings.wyoming_uri:
+        _check_wyoming(settings, insecure)
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactKeys())
     # no permessage-deflate: audio does not compress, and deflating every frame cost

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from orate.library.tables import ApiKey, ServerState
 
@@ -105,6 +106,45 @@ class KeyStore:
         self._any = (0.0, True)
         self._auth = (0.0, True)
         return _info(row), secret
+
+    async def adopt(self, name: str, secret: str) -> tuple[str, str | None]:
+        """Make ``secret`` the live admin key named ``name``, the operator's first key.
+
+        Used on every start with a secret given from outside (``ORATE_ADMIN_KEY``), so it
+        must be idempotent and safe to race: replicas starting together against one
+        database may all try; the unique hash lets one insert win and the others adopt.
+        Returns ``(outcome, key id)``: ``created`` or ``adopted`` (this secret is already
+        that key), ``conflict`` (a live key of that name has another secret: it is never
+        replaced silently), ``taken`` (the secret belongs to another key, or to a revoked
+        one: a revoked secret must not come back). The secret's characters are not kept
+        anywhere, not even as the shown prefix (an operator's secret may be short).
+        """
+        digest = hash_key(secret)
+        for _ in range(3):
+            async with self._sessions() as session:
+                same = await session.scalar(select(ApiKey).where(ApiKey.hash == digest))
+                named = await session.scalar(
+                    select(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+                    .order_by(ApiKey.created_at.desc()).limit(1))
+            if same is not None:
+                if same.name == name and same.revoked_at is None:
+                    return "adopted", same.id
+                return "taken", same.id
+            if named is not None:
+                return "conflict", named.id
+            row = ApiKey(id="key_" + secrets.token_hex(8), name=name, hash=digest,
+                         prefix="env_" + digest[:8], admin=True, used_chars=0,
+                         created_at=datetime.now(UTC))
+            try:
+                async with self._sessions() as session, session.begin():
+                    session.add(row)
+                    await self._set_state(session, "auth", "on")
+            except IntegrityError:  # another replica inserted it (or "auth") first
+                continue
+            self._any = (0.0, True)
+            self._auth = (0.0, True)
+            return "created", row.id
+        raise RuntimeError("could not create or adopt the admin key (database contention)")
 
     @staticmethod
     async def _set_state(session: Any, key: str, value: str) -> None:
