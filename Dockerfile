@@ -19,6 +19,10 @@ FROM ${BASE} AS build
 ARG EXTRAS=""
 ARG PACKAGES=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+# a C++ compiler for the one dependency published only as source (pyworld, the WORLD
+# vocoder); it stays in this stage, the runtime stage gets the built venv alone
+RUN apt-get update && apt-get install -y --no-install-recommends g++ \
+    && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/orate
 WORKDIR /src
 # Dependencies first, from pyproject.toml alone: a change to the code reuses this layer.
