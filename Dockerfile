@@ -21,7 +21,11 @@ ARG PACKAGES=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 # a C++ compiler for the one dependency published only as source (pyworld, the WORLD
 # vocoder); it stays in this stage, the runtime stage gets the built venv alone
+# (and Python's headers where the base lacks them: Debian's python3 keeps them apart)
 RUN apt-get update && apt-get install -y --no-install-recommends g++ \
+    && (python3 -c "import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join( \
+sysconfig.get_paths()['include'], 'Python.h')))" \
+        || apt-get install -y --no-install-recommends python3-dev) \
     && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/orate
 WORKDIR /src
