@@ -26,7 +26,7 @@ from orate.engines.base import (
     VoiceInfo,
     VoiceParams,
 )
-from orate.engines.espeak import phonemize
+from orate.engines.espeak import phonemize_words
 from orate.engines.onnx_base import LazySession, push, symbol_events, to_pcm
 
 SAMPLE_RATE = 24000
@@ -34,6 +34,7 @@ MAX_TOKENS = 510
 LANGUAGES = {"a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it",
              "j": "ja", "p": "pt-br", "z": "cmn"}
 GENDERS = {"f": "female", "m": "male"}
+_PUNCT = frozenset(';:,.!?—…"()“”')
 _PART = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
 
 
@@ -132,9 +133,19 @@ class KokoroEngine:
         if lang == "ja" and self._ja is None:
             self._ja = japanese_g2p() or False
         # ``phonemes``: [[…]] (lexicon IPA, SSML <phoneme>) pass through espeak as phonemes
-        ipa = self._ja(text) if lang == "ja" and self._ja and not phonemes else " ".join(
-            phonemize(text, lang, phonemes))
-        kept = [ch for ch in ipa if ch in self.vocab][:MAX_TOKENS]
+        owners: list[int] | None = None
+        spans: list[tuple[int, int]] | None = None
+        if lang == "ja" and self._ja and not phonemes:
+            kept = [ch for ch in self._ja(text) if ch in self.vocab][:MAX_TOKENS]
+        else:
+            pieces, spans = phonemize_words(text, lang, phonemes)
+            kept, owners = [], []
+            for piece, owner in pieces:
+                for ch in piece:
+                    if ch in self.vocab:
+                        kept.append(ch)
+                        owners.append(owner)
+            kept, owners = kept[:MAX_TOKENS], [-1, *owners[:MAX_TOKENS], -1]
         if not kept:
             return SynthesisResult()
         tokens = [self.vocab[ch] for ch in kept]
@@ -150,7 +161,8 @@ class KokoroEngine:
         }
         outputs = session.run(None, feeds)
         pcm = to_pcm(outputs[0])
-        symbols = ["", *kept, ""]  # the pads around the tokens carry time but no phoneme
-        events = symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate) \
-            if len(outputs) > 1 else []
+        # the pads around the tokens and punctuation carry time but no phoneme
+        symbols = ["", *("" if ch in _PUNCT else ch for ch in kept), ""]
+        events = symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate,
+                               owners, spans) if len(outputs) > 1 else []
         return push(pcm, events, self.sample_rate, sink)

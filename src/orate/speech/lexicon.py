@@ -187,8 +187,8 @@ class Lexicon:
                 if rule.type == "alias":
                     builder.rewrite(rule.alias or "", at + m.start(), at + m.end())
                 elif phonemes:
-                    builder.phoneme_input(ipa_to_espeak(rule.phoneme or ""), at + m.start(),
-                                          at + m.end())
+                    builder.phoneme_input(rule.phoneme or "", at + m.start(), at + m.end(),
+                                          m.group())
                 else:
                     builder.copy(m.group(), at + m.start())
                 pos = m.end()

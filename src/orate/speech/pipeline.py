@@ -318,13 +318,13 @@ class Pipeline:
         """An SSML utterance as segments: one per stretch of one style (voice, language,
         rate, pitch, volume), with breaks as silences and marks attached."""
         apply = None
+        alphabet = self._phoneme_input(params)
         if lexicon:
-            phonemes = self._phoneme_input(params)
-
             def apply(builder: SpokenBuilder, chunk: str, at: int, lang: str | None) -> None:
-                lexicon.apply(builder, chunk, at, lang, phonemes)
+                lexicon.apply(builder, chunk, at, lang, alphabet is not None)
         try:
-            runs = ssml_runs(parse_ssml(utext, self._language(params)), req.normalize, apply)
+            runs = ssml_runs(parse_ssml(utext, self._language(params)), req.normalize, apply,
+                             alphabet)
         except SsmlError as exc:
             raise SpeechError(400, exc.code, str(exc), "input") from None
         out: list[Segment] = []
@@ -435,10 +435,11 @@ class Pipeline:
             return "en"
         return voice if engine_name == "espeak" else "en"
 
-    def _phoneme_input(self, params: VoiceParams) -> bool:
-        """Whether the voice's engine reads espeak phoneme input ``[[…]]``."""
-        return bool(getattr(self.catalog.registry.engine(params.engine), "phoneme_input",
-                            False))
+    def _phoneme_input(self, params: VoiceParams) -> str | None:
+        """The phoneme alphabet the voice's engine reads between ``[[…]]``: ``"espeak"``
+        (mnemonics), ``"ipa"`` (turned into its own alphabet), or ``None`` (none)."""
+        kind = getattr(self.catalog.registry.engine(params.engine), "phoneme_input", False)
+        return kind if isinstance(kind, str) else "espeak" if kind else None
 
     # -- synthesis -----------------------------------------------------------
 
@@ -641,20 +642,22 @@ async def _iterate(events: list[SpeechEvent]) -> AsyncIterator[SpeechEvent]:
 
 
 def _spoken_all(text: str, spans: tuple[tuple[int, int], ...], language: str | None,
-                lexicon: Lexicon | None, phonemes: bool) -> tuple[Spoken | None, ...]:
+                lexicon: Lexicon | None, phonemes: str | None
+                ) -> tuple[Spoken | None, ...]:
     return tuple(_spoken(text, s, e, language, lexicon, phonemes) for s, e in spans)
 
 
 def _spoken(text: str, start: int, end: int, language: str | None,
-            lexicon: Lexicon | None = None, phonemes: bool = True) -> Spoken | None:
+            lexicon: Lexicon | None = None, phonemes: str | None = "espeak"
+            ) -> Spoken | None:
     """What the engine reads for ``text[start:end]``: the caller's lexicon applied, the
     rest normalized in ``language`` (``None``: as written); ``None`` when that is the
     text itself."""
     if language is None and not lexicon:
         return None
-    builder = SpokenBuilder()
+    builder = SpokenBuilder(phonemes)
     if lexicon:
-        lexicon.apply(builder, text[start:end], start, language, phonemes)
+        lexicon.apply(builder, text[start:end], start, language, phonemes is not None)
     else:
         builder.normalized(text[start:end], start, language)
     return None if builder.is_identity_of(text, start, end) else builder.build()

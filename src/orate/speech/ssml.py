@@ -78,7 +78,7 @@ class Item:
     """One thing the SSML says, in document order.
 
     kind: ``text`` (read, normalized, from ``start``), ``rewrite`` (``text`` replaces
-    ``source[start:end]``), ``phonemes`` (espeak mnemonics for ``source[start:end]``),
+    ``source[start:end]``), ``phonemes`` (IPA for ``source[start:end]``),
     ``break`` (``seconds``), ``mark`` (``text`` is its name, at ``start``), ``boundary``
     (a sentence or paragraph edge).
     """
@@ -89,6 +89,7 @@ class Item:
     end: int = 0
     style: Style = field(default_factory=Style)
     seconds: float = 0.0
+    written: str = ""  # phonemes: the words they stand for, read where phonemes cannot be
 
 
 def is_ssml(text: str) -> bool:
@@ -277,11 +278,12 @@ def parse_ssml(text: str, lang: str = "en") -> list[Item]:
                         raise SsmlError(f"<phoneme alphabet={alphabet!r}> at "
                                         f"{_where(text, src_start)}: only alphabet='ipa'")
                     try:
-                        mnemonics = ipa_to_espeak(cattrs.get("ph", ""))
+                        ipa_to_espeak(cattrs.get("ph", ""))  # checks the transcription
                     except PhonemeError as exc:
                         raise SsmlError(f"<phoneme> at {_where(text, src_start)}: {exc}") \
                             from None
-                    items.append(Item("phonemes", mnemonics, src_start, src_end, style))
+                    items.append(Item("phonemes", cattrs.get("ph", ""), src_start, src_end,
+                                      style, written=content))
                 else:
                     spoken = _say_as(cattrs["interpret-as"], content, cattrs,
                                      style.lang or lang)
@@ -366,7 +368,7 @@ class Run:
 
 def ssml_runs(items: list[Item], normalize: bool,
               lexicon: Callable[[SpokenBuilder, str, int, str | None], None] | None = None,
-              ) -> list[Run]:
+              alphabet: str | None = "espeak") -> list[Run]:
     """Group parsed items into runs of one style and sentences within them.
 
     Plain text is split at sentence ends (the same splitter as plain requests) and
@@ -376,7 +378,7 @@ def ssml_runs(items: list[Item], normalize: bool,
     from orate.speech.text import split_sentences
 
     runs: list[Run] = []
-    builder = SpokenBuilder()
+    builder = SpokenBuilder(alphabet)
 
     def run_for(style: Style) -> Run:
         if not runs or runs[-1].style != style:
@@ -391,7 +393,7 @@ def ssml_runs(items: list[Item], normalize: bool,
             s, e = spoken.source_range()
             runs[-1].sentences.append((s, e, spoken))
             runs[-1].gaps.append(0.0)
-        builder = SpokenBuilder()
+        builder = SpokenBuilder(alphabet)
 
     def add_text(chunk: str, at: int, style: Style) -> None:
         language = style.lang if normalize else None
@@ -431,6 +433,6 @@ def ssml_runs(items: list[Item], normalize: bool,
             builder.rewrite(item.text, item.start, item.end)
         elif item.kind == "phonemes":
             run_for(item.style)
-            builder.phoneme_input(item.text, item.start, item.end)
+            builder.phoneme_input(item.text, item.start, item.end, item.written)
     flush()
     return [r for r in runs if r.sentences or r.lead or r.marks]
