@@ -102,6 +102,18 @@ def _recordable(events: list[SpeechEvent]) -> tuple[bytes, list[dict[str, Any]]]
     return b"".join(audio), marks
 
 
+def visible(event: SpeechEvent, asked: frozenset[str]) -> SpeechEvent | None:
+    """A timestamps event with only the kinds the caller asked for (marks with any), or
+    ``None`` when nothing is left: word times are made for every generation, so that
+    history keeps them, but a caller sees only what it asked for."""
+    if not asked:
+        return None
+    stamps = [t for t in event.timestamps if t.type in asked or t.type == "mark"]
+    if len(stamps) == len(event.timestamps):
+        return event
+    return SpeechEvent("timestamps", timestamps=stamps) if stamps else None
+
+
 def replay(audio: bytes, marks: list[dict[str, Any]]) -> list[SpeechEvent]:
     """The events of a stored response, chunked and ordered exactly as first sent."""
     out: list[SpeechEvent] = []
@@ -234,8 +246,12 @@ class Pipeline:
         if not any(seg.sentences for seg in segments):
             raise SpeechError(400, "missing_input", "input has nothing to speak (only "
                               "punctuation or markup); give words to speak", "input")
+        # word times are recorded with every generation (captions of any history item),
+        # whatever the caller asked to see; the events carry only what was asked
+        recorded = req.timestamps | {"word"} \
+            if not runs_upstream(self.catalog.registry.engine(model.engine)) else req.timestamps
         job = RenderJob(text=text, segments=tuple(segments), format=fmt.name,
-                        sample_rate=req.sample_rate, timestamps=req.timestamps, ssml=ssml,
+                        sample_rate=req.sample_rate, timestamps=frozenset(recorded), ssml=ssml,
                         bitrate=req.bitrate if req.bitrate and fmt.lossy else
                         self.settings.mp3_bitrate if fmt.name == "mp3" else None,
                         whole_file=req.whole_file)
@@ -534,9 +550,15 @@ class Pipeline:
         """Pass events through; once the caller has had them all, record the generation."""
         seen: list[SpeechEvent] = []
         reservation = plan.reservation
+        asked = plan.request.timestamps
         try:
             async for event in events:
                 seen.append(event)
+                if event.kind == "timestamps":
+                    shown = visible(event, asked)
+                    if shown is not None:
+                        yield shown
+                    continue
                 yield event
         except BaseException:
             # failed or abandoned: charge nothing if no audio went out, else all of it
@@ -609,8 +631,14 @@ class Pipeline:
                      should_stop: Callable[[], bool] = lambda: False) -> RenderStats:
         """Synthesize in this process (the CLI): no pool, same render code.
         ``should_stop`` ends the synthesis early (the reader went away)."""
-        return render(plan.job, self.catalog.registry.engine, lambda k, p: on_event(_event(k, p)),
-                      should_stop)
+        asked = plan.request.timestamps
+
+        def emit(kind: int, payload: Any) -> None:
+            event = _event(kind, payload)
+            shown = visible(event, asked) if event.kind == "timestamps" else event
+            if shown is not None:
+                on_event(shown)
+        return render(plan.job, self.catalog.registry.engine, emit, should_stop)
 
 
 # Up-front size estimates. English prose comes out of espeak at ~16.5 characters a second
