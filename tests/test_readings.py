@@ -48,7 +48,8 @@ READINGS: list[tuple[str, str, str, str]] = [
     ("range", "en-us", "Pages 10–20.", "Pages ten to twenty."),
     ("range", "en-us", "Open 9am–5pm daily.", "Open nine A M to five P M daily."),
     ("range", "en-us", "From 1990–95 only.", "From nineteen ninety to ninety-five only."),
-    ("range", "en-us", "From 1990–1995 only.", "From nineteen ninety to nineteen ninety-five only."),
+    ("range", "en-us", "From 1990–1995 only.",
+     "From nineteen ninety to nineteen ninety-five only."),
     ("range", "en-us", "Ages 10-12 welcome.", "Ages ten to twelve welcome."),
     ("range", "en-us", "Up 5–10% today.", "Up five to ten percent today."),
     # dates: month first in the US, day first where the region writes it so, ISO everywhere
