@@ -120,7 +120,14 @@ def _headers(speech: Speech) -> dict[str, str]:
     return {"X-Orate-Model": plan.model.id, "X-Orate-Voice": voice,
             "X-Orate-Sample-Rate": str(plan.sample_rate), "X-Orate-Cache": speech.cache,
             "X-Orate-Generation-Id": speech.id,
-            "X-Orate-Audio-Url": f"/v1/audio/files/{speech.id}"}
+            "X-Orate-Audio-Url": f"/v1/audio/files/{speech.id}",
+            **warning_headers(plan.warnings)}
+
+
+def warning_headers(warnings: list[str]) -> dict[str, str]:
+    """``X-Orate-Warnings``: what could not be read as asked, as a JSON list (ASCII, so any
+    IPA symbol survives a header)."""
+    return {"X-Orate-Warnings": json.dumps(warnings)} if warnings else {}
 
 
 async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent],

@@ -45,7 +45,15 @@ from orate.speech.design import apply_directions, design_voice, vary
 from orate.speech.flight import Flight
 from orate.speech.lexicon import Lexicon, rule_from
 from orate.speech.spoken import Spoken, SpokenBuilder
-from orate.speech.ssml import SsmlError, Style, is_ssml, parse_ssml, ssml_runs
+from orate.speech.ssml import (
+    SsmlError,
+    Style,
+    has_inline_tags,
+    inline_items,
+    is_ssml,
+    parse_ssml,
+    ssml_runs,
+)
 from orate.speech.text import normalize, split_sentences
 from orate.speech.types import (
     Context,
@@ -206,10 +214,12 @@ class Pipeline:
             raise SpeechError(413, "request_too_large", f"input is {characters} characters; the "
                               f"limit is {limit}", "input")
         self._check_work(req, characters)
-        ssml = any(is_ssml(t) for t in texts)
+        inline = [req.inline_tags and not is_ssml(t) and has_inline_tags(t) for t in texts]
+        ssml = any(is_ssml(t) for t in texts) or any(inline)
         text = "".join(texts)
         lexicon = await self._lexicon(req, ctx) if req.lexicons else None
         segments: list[Segment] = []
+        unapplied: list[str] = []  # pronunciation rules an engine could not read as given
         voices: list[VoiceParams] = []
         owners: list[int] = []
         current: VoiceParams | None = req.context_voice
@@ -219,9 +229,10 @@ class Pipeline:
             current = params if utt.voice is not None or utt.description else current or params
             if req.seed and (utt.voice is not None or not utt.description):
                 params = vary(params, req.seed, req.variation)
-            if is_ssml(utext):
+            if is_ssml(utext) or inline[n]:
                 for seg in await self._ssml_segments(model, utt, utext, offset, params, req,
-                                                     ctx, lexicon):
+                                                     ctx, lexicon, inline=inline[n],
+                                                     unapplied=unapplied):
                     segments.append(seg)
                     voices.append(seg.voice)
                     owners.append(n)
@@ -232,7 +243,8 @@ class Pipeline:
             language = self._language(params) if req.normalize and local else None
             spans = tuple((s + offset, e + offset) for s, e in split_sentences(utext))
             phonemes = self._phoneme_input(params)
-            work = (text, spans, language, lexicon if local else None, phonemes)
+            work = (text, spans, language, lexicon if local else None, phonemes,
+                    self._phoneme_check(params), unapplied)
             # ~1 ms per 1,000 characters of dense text: long inputs go to a thread, so the
             # event loop keeps serving other requests meanwhile
             spoken = await asyncio.to_thread(_spoken_all, *work) \
@@ -259,7 +271,7 @@ class Pipeline:
         rate = fmt.output_rate(engine.sample_rate, req.sample_rate)
         version = version_of(engine, model.id)
         plan = Plan(req, model, job, voices, fmt, characters, rate, ctx,
-                    segment_utterances=owners)
+                    segment_utterances=owners, warnings=list(dict.fromkeys(unapplied))[:20])
         cap = self._check_bytes(req, plan) if req.framing is not None else None
         if self.library is not None and self.settings.cache_enabled and ctx.cache:
             from orate.library.cache import cache_key
@@ -330,17 +342,21 @@ class Pipeline:
 
     async def _ssml_segments(self, model: Model, utt: Utterance, utext: str, offset: int,
                              params: VoiceParams, req: SpeechRequest, ctx: Context,
-                             lexicon: Lexicon | None = None) -> list[Segment]:
+                             lexicon: Lexicon | None = None, inline: bool = False,
+                             unapplied: list[str] | None = None) -> list[Segment]:
         """An SSML utterance as segments: one per stretch of one style (voice, language,
-        rate, pitch, volume), with breaks as silences and marks attached."""
+        rate, pitch, volume), with breaks as silences and marks attached. ``inline``: plain
+        text with ElevenLabs' inline tags, read the same way."""
         apply = None
         alphabet = self._phoneme_input(params)
         if lexicon:
             def apply(builder: SpokenBuilder, chunk: str, at: int, lang: str | None) -> None:
                 lexicon.apply(builder, chunk, at, lang, alphabet is not None)
         try:
-            runs = ssml_runs(parse_ssml(utext, self._language(params)), req.normalize, apply,
-                             alphabet)
+            items = inline_items(utext, self._language(params)) if inline \
+                else parse_ssml(utext, self._language(params))
+            runs = ssml_runs(items, req.normalize, apply, alphabet,
+                             self._phoneme_check(params), unapplied)
         except SsmlError as exc:
             raise SpeechError(400, exc.code, str(exc), "input") from None
         out: list[Segment] = []
@@ -450,6 +466,11 @@ class Pipeline:
         except Exception:  # an engine that cannot list voices: read as English
             return "en"
         return voice if engine_name == "espeak" else "en"
+
+    def _phoneme_check(self, params: VoiceParams) -> Callable[[str], list[str]] | None:
+        """The engine's test of a transcription: the IPA symbols it has no phoneme for."""
+        return getattr(self.catalog.registry.engine(params.engine), "unsupported_phonemes",
+                       None)
 
     def _phoneme_input(self, params: VoiceParams) -> str | None:
         """The phoneme alphabet the voice's engine reads between ``[[…]]``: ``"espeak"``
@@ -616,7 +637,9 @@ class Pipeline:
             "sample_rate": plan.sample_rate, "duration": duration, "bytes": len(audio),
             "cost": cost, "currency": self.settings.currency, "cache_key": plan.cache_key,
             "cache_hit": hit, "blob_key": blob_key,
-            "meta": {"events": marks, **_lines(plan, events)} if plan.job.timestamps else {},
+            "meta": {"events": marks, **_lines(plan, events),
+                     **({"warnings": plan.warnings} if plan.warnings else {})}
+            if plan.job.timestamps else {},
             "created_at": datetime.now(UTC)}, audio if store else None)
 
     def cost(self, plan: Plan, duration: float, cache: str = "miss") -> float:
@@ -670,22 +693,27 @@ async def _iterate(events: list[SpeechEvent]) -> AsyncIterator[SpeechEvent]:
 
 
 def _spoken_all(text: str, spans: tuple[tuple[int, int], ...], language: str | None,
-                lexicon: Lexicon | None, phonemes: str | None
-                ) -> tuple[Spoken | None, ...]:
-    return tuple(_spoken(text, s, e, language, lexicon, phonemes) for s, e in spans)
+                lexicon: Lexicon | None, phonemes: str | None,
+                check: Callable[[str], list[str]] | None = None,
+                unapplied: list[str] | None = None) -> tuple[Spoken | None, ...]:
+    return tuple(_spoken(text, s, e, language, lexicon, phonemes, check, unapplied)
+                 for s, e in spans)
 
 
 def _spoken(text: str, start: int, end: int, language: str | None,
-            lexicon: Lexicon | None = None, phonemes: str | None = "espeak"
-            ) -> Spoken | None:
+            lexicon: Lexicon | None = None, phonemes: str | None = "espeak",
+            check: Callable[[str], list[str]] | None = None,
+            unapplied: list[str] | None = None) -> Spoken | None:
     """What the engine reads for ``text[start:end]``: the caller's lexicon applied, the
     rest normalized in ``language`` (``None``: as written); ``None`` when that is the
     text itself."""
     if language is None and not lexicon:
         return None
-    builder = SpokenBuilder(phonemes)
+    builder = SpokenBuilder(phonemes, check)
     if lexicon:
         lexicon.apply(builder, text[start:end], start, language, phonemes is not None)
+        if unapplied is not None:
+            unapplied += builder.unapplied
     else:
         builder.normalized(text[start:end], start, language)
     return None if builder.is_identity_of(text, start, end) else builder.build()

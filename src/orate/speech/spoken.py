@@ -13,11 +13,13 @@ hashed into the cache key (so normalization on/off and lexicon versions key apar
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 # imported here, not on first use: num2words and the scanner cost ~70 ms to load, which
 # belongs to server start, not to the first request
 from orate.runtime.spoken import Piece, Spoken
 from orate.speech.normalize import normalize_text
-from orate.speech.phonemes import ipa_to_espeak
+from orate.speech.phonemes import ipa_to_espeak_lenient
 
 
 class SpokenBuilder:
@@ -29,8 +31,11 @@ class SpokenBuilder:
     an upstream provider; the word is read as written).
     """
 
-    def __init__(self, alphabet: str | None = "espeak") -> None:
+    def __init__(self, alphabet: str | None = "espeak",
+                 check: Callable[[str], list[str]] | None = None) -> None:
         self.alphabet = alphabet
+        self.check = check  # the engine's own test: IPA symbols it has no phoneme for
+        self.unapplied: list[str] = []  # what could not be read as written, for the caller
         self._parts: list[str] = []
         self._pieces: list[Piece] = []
         self._length = 0
@@ -57,8 +62,18 @@ class SpokenBuilder:
         if self.alphabet is None:
             self.copy(written, src_start)
             return
+        if self.alphabet == "espeak":
+            body, missing = ipa_to_espeak_lenient(ipa)
+        else:
+            body, missing = " ".join(ipa.split()), list(self.check(ipa) if self.check else ())
+        if missing:
+            self.unapplied.append(f"/{ipa}/ for {written!r}: no phoneme for "
+                                  f"{' '.join(missing)}" + ("; read as written" if not body
+                                                            else "; read without it"))
+        if not body:
+            self.copy(written, src_start)
+            return
         self.phonemes = True
-        body = ipa_to_espeak(ipa) if self.alphabet == "espeak" else " ".join(ipa.split())
         self.rewrite(f"[[{body}]]", src_start, src_end)
 
     def normalized(self, text: str, src_start: int, language: str | None) -> None:
