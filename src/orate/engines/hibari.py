@@ -31,6 +31,11 @@ SAMPLE_RATE = 24000
 MAX_PHONEMES = 400  # hibari's own limit per model run; longer sentences split at clauses
 # the phoneme alphabet's punctuation: it takes time in the audio but is no phoneme
 _PUNCT = frozenset(';:,.!?—…"()“”')
+# hibari's sound runs ahead of the frame times its durations give (its vocoder's 50 ms
+# window is centred on each frame, and the model moves between phonemes early): measured
+# against pocketsphinx's forced alignment of ten plain sentences, word starts and ends
+# were both a median 45 ms late (benchmarks/reading.py)
+LEAD_MS = 45.0
 
 
 def available() -> bool:
@@ -289,5 +294,5 @@ class HibariEngine:
             return SynthesisResult()
         pcm = np.concatenate(pcm_parts)
         events = symbol_events(text, symbols, np.concatenate(durations), len(pcm),
-                               self.sample_rate, owners, spans) if durations else []
+                               self.sample_rate, owners, spans, LEAD_MS) if durations else []
         return push(pcm, events, self.sample_rate, sink)

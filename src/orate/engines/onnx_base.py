@@ -126,7 +126,8 @@ def _modifier(symbol: str) -> bool:
 
 def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
                   samples: int, rate: int, owners: Sequence[int] | None = None,
-                  spans: Sequence[tuple[int, int]] | None = None) -> list[EngineEvent]:
+                  spans: Sequence[tuple[int, int]] | None = None,
+                  lead_ms: float = 0.0) -> list[EngineEvent]:
     """Word and phoneme events from per-symbol durations (symbols: one per duration).
 
     ``""`` marks pads and punctuation (they take time, nothing else) and ``" "`` a word
@@ -138,17 +139,22 @@ def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
     Phonemes come out as IPA segments: a stress mark is put on the phoneme it precedes
     (``ˈɑ``, starting when the mark's frames start) and a length mark or diacritic on the
     phoneme before it (``ɑː``), never a phoneme of its own.
+
+    ``lead_ms``: how far the engine's sound runs ahead of its frames (a constant of the
+    vocoder, measured against forced alignment); every time moves earlier by it.
     """
     durations = np.asarray(durations, dtype=np.float64).ravel()[:len(symbols)]
     total = float(durations.sum())
     if total <= 0:
         return []
     ms_per_frame = samples / total / rate * 1000
-    starts = np.concatenate([[0.0], np.cumsum(durations)[:-1]]) * ms_per_frame
+    starts = np.maximum(np.concatenate([[0.0], np.cumsum(durations)[:-1]]) * ms_per_frame
+                        - lead_ms, 0.0)
     if owners is None or spans is None:
         owners, spans = _owners_by_breaks(text, symbols)
     events: list[EngineEvent] = []
     current = -1  # the span of the last word event
+    gap = -1  # the word break (" ") before the next phoneme: where a new word's sound begins
     pending = ""  # stress marks waiting for their phoneme
     pending_at = -1
     last_phoneme = -1  # index in events of the last phoneme event
@@ -156,7 +162,13 @@ def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
         if i >= len(durations):
             break
         owner = owners[i] if i < len(owners) else -1
+        if sym.isspace() and gap < 0:
+            gap = i
         if not sym or sym.isspace():
+            # a pause, a word break or the end pad: where the sound of the word before ends
+            if last_phoneme >= 0 and durations[i] > 0 and events[-1].text:
+                events.append(EngineEvent("phoneme", events[last_phoneme].text_pos, 0,
+                                          float(starts[i]), ""))
             continue
         if sym in STRESS:
             if not pending:
@@ -174,10 +186,15 @@ def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
         if 0 <= owner < len(spans) and owner != current:
             current = owner
             s, e = spans[owner]
-            events.append(EngineEvent("word", s, e - s, float(starts[at])))
+            # the model's frames of the break before a word already carry its onset (the
+            # frames of a phoneme are its steady part): measured against forced
+            # alignment, a word starts at its break, not at its first phoneme's frames
+            onset = min(at, gap) if gap >= 0 else at
+            events.append(EngineEvent("word", s, e - s, float(starts[onset])))
         events.append(EngineEvent("phoneme", pos, 0, float(starts[at]), pending + sym))
         last_phoneme = len(events) - 1
         pending = ""
+        gap = -1
     return events
 
 
