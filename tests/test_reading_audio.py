@@ -285,3 +285,26 @@ def test_captions_for_history_of_a_natural_voice(srv: Server) -> None:
 
     got = wait_until(captions, "the generation's captions")
     assert "Version 2.3.1 fixed 17 bugs." in got.text
+
+
+def test_kokoro_spans_land_on_every_token(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No English Kokoro voice is installable here, so the repository's tiny Kokoro model
+    (real inputs and outputs, no weights) shows the mapping: one span per written token,
+    normalized ones included, in order, each from the model's own durations."""
+    from .tiny_models import build_kokoro
+
+    models = tmp_path_factory.mktemp("kokoro-models")
+    build_kokoro(models)
+    server = Server(tmp_path_factory.mktemp("kokoro"), workers=1,
+                    env={"ORATE_MODELS_DIR": str(models)})
+    try:
+        text = "It was −5°F at 9am on the 2nd, said Dr. Smith."
+        _, _, stamps, _ = speak(server.url, "kokoro", "af_bella", text)
+    finally:
+        server.stop()
+    words = [t for t in stamps if t["type"] == "word"]
+    assert [w["text"] for w in words] == ["It", "was", "−5°F", "at", "9am", "on", "the",
+                                          "2nd", "said", "Dr", "Smith"]
+    assert all(a["start"] < b["start"] for a, b in zip(words, words[1:], strict=False))
+    phonemes = [t["text"] for t in stamps if t["type"] == "phoneme"]
+    assert not any(p in ("ˈ", "ˌ", "ː") for p in phonemes)

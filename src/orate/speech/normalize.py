@@ -402,8 +402,9 @@ _DIGIT_MARK = "_d"  # marker suffix of the digit group's kinds ("number_d" → "
 # vulgar fraction, am/pm, or a space before one of those or a digit): one look-ahead
 # skips them all at a number that has none ("1,1,1…", "+1 +1 …"), the usual case.
 _SEPARATED = ("phone", "iso", "version", "range", "time", "clock", "slash", "fraction")
-_SEPARATOR = r"(?=\d{0,4}(?:[-./–—aApP" + "".join(_VULGAR) + r"]| [\d–—aApP-]))"
+_SEPARATOR = r"(?=\d{0,4}(?:[./–—aApP" + "".join(_VULGAR) + r"]| [\d–—aApP-]))"
 _COLON = r"(?=\d{0,4}:)"  # clock times, alone or as a range's ends: time and range only
+_HYPHEN = r"(?=\d{0,4}-)"  # 555-0142, 2024-03-05, 10-20: phone, ISO date and range only
 
 
 def _scanner(kinds: list[str]) -> re.Pattern[str]:
@@ -414,8 +415,10 @@ def _scanner(kinds: list[str]) -> re.Pattern[str]:
                      for k in kinds if k in _AFTER_DIGIT and k not in _SEPARATED)
     colon = "|".join(f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}c>)"
                      for k in ("range", "time") if k in kinds)
-    digit = f"{_COLON}(?:{colon})|{_SEPARATOR}(?:{separated})|{plain}" if separated \
-        else plain
+    hyphen = "|".join(f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}h>)"
+                      for k in ("phone", "iso", "range") if k in kinds)
+    digit = f"{_COLON}(?:{colon})|{_HYPHEN}(?:{hyphen})|{_SEPARATOR}(?:{separated})|{plain}" \
+        if separated else plain
     rest = [(k, _NOT_DIGIT[k] if k in _AFTER_DIGIT else _BRANCHES[k])
             for k in kinds if k not in first and (k not in _AFTER_DIGIT or k in _NOT_DIGIT)]
     parts = [f"(?:{_BRANCHES[k]})(?P<{k}>)" for k in first] + [rf"\d(?:{digit})"] + \
@@ -1063,8 +1066,9 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
         key = group + "\0" + raw + ctx.key
         got = cache.get(key)
         if got is None:
-            kind = group.removesuffix("c").removesuffix(_DIGIT_MARK) \
-                if group.endswith(_DIGIT_MARK + "c") else group.removesuffix(_DIGIT_MARK)
+            kind = group[:-1].removesuffix(_DIGIT_MARK) \
+                if group.endswith((_DIGIT_MARK + "c", _DIGIT_MARK + "h")) \
+                else group.removesuffix(_DIGIT_MARK)
             if english:
                 pieces = (_ENGLISH.get(kind) or _abbr)(m, text, ctx)
             else:
