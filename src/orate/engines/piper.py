@@ -80,9 +80,13 @@ class PiperEngine:
         pieces, _ = phonemize_words(text, self.espeak_voice, phoneme_input)
         return unicodedata.normalize("NFD", "".join(p for p, _ in pieces))
 
-    def _ids(self, pieces: list[tuple[str, int]]) -> tuple[list[int], list[str], list[int]]:
+    def _ids(self, pieces: str | list[tuple[str, int]]
+             ) -> tuple[list[int], list[str], list[int]]:
         """Phoneme ids with Piper's padding, the symbol each id stands for (``""`` for
-        pads and punctuation, which take time but are no phoneme) and the word of each."""
+        pads and punctuation, which take time but are no phoneme) and the word of each
+        (``pieces`` from ``phonemize_words``, or a phoneme string of no known words)."""
+        if isinstance(pieces, str):
+            pieces = [(pieces, -1)]
         ids: list[int] = []
         symbols: list[str] = []
         owners: list[int] = []
