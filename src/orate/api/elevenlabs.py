@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
@@ -184,12 +184,15 @@ async def build_request(conn: HTTPConnection, voice_id: str, text: str, model_id
                         previous: list[str] | None = None, timestamps: bool = False,
                         whole_file: bool = False, normalize: bool = True,
                         lexicons: tuple[tuple[str, str | None], ...] = (),
-                        inline_tags: bool = True) -> SpeechRequest:
+                        inline_tags: bool | None = None) -> SpeechRequest:
     """One ``SpeechRequest`` from ElevenLabs' terms (shared with the WebSocket).
 
     ``inline_tags``: ``<break time="1.5s"/>`` and ``<phoneme>`` in the text are read as a
-    pause and as phonemes, as ElevenLabs' HTTP routes do; the WebSocket passes its
-    ``enable_ssml_parsing`` (false unless the client turns it on)."""
+    pause and as phonemes. ``None`` follows ElevenLabs: on for the HTTP routes, off on the
+    WebSocket unless it passes its ``enable_ssml_parsing``. ``lexicons``: the request's
+    ``pronunciation_dictionary_locators`` through ``locators`` (both routes)."""
+    if inline_tags is None:
+        inline_tags = not isinstance(conn, WebSocket)
     service = speech_service(conn)
     model_name = model_id or DEFAULT_MODEL
     model = service.catalog.model(model_name)
