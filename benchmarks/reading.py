@@ -42,42 +42,82 @@ from orate.speech.normalize import normalize_text  # noqa: E402
 from orate.speech.pipeline import Pipeline  # noqa: E402
 from orate.speech.types import SpeechRequest, Utterance  # noqa: E402
 
-PROSE = ("The quick brown fox jumps over the lazy dog while the farmer watches from the "
-         "porch and the children play in the garden. ")
-DENSE = ("Call 555-0142 ext. 12; add 3½ kg at −5°F, 9am–5pm, v2.3.1, FY2024 Q3 YoY, "
-         "03/04/2025, $4.50, 50%, 221B Baker St. ")
-HOSTILE = {"+1 +1 …": "+1 ", "1,1,1…": "1,", "1:1:1…": "1:", "1-1-1…": "1-", "1/2 …": "1/2 ",
-           "½½½…": "½", "−±≈…": "−±≈5 ", "Tue. ext. …": "Tue. ext. ", "YoY SQL …": "YoY SQL "}
+PROSE = (
+    "The quick brown fox jumps over the lazy dog while the farmer watches from the "
+    "porch and the children play in the garden. "
+)
+DENSE = (
+    "Call 555-0142 ext. 12; add 3½ kg at −5°F, 9am–5pm, v2.3.1, FY2024 Q3 YoY, "
+    "03/04/2025, $4.50, 50%, 221B Baker St. "
+)
+HOSTILE = {
+    "+1 +1 …": "+1 ",
+    "1,1,1…": "1,",
+    "1:1:1…": "1:",
+    "1-1-1…": "1-",
+    "1/2 …": "1/2 ",
+    "½½½…": "½",
+    "−±≈…": "−±≈5 ",
+    "Tue. ext. …": "Tue. ext. ",
+    "YoY SQL …": "YoY SQL ",
+}
 SIZE = 4096
 BASELINE_COMMIT = "a028853"  # the text layer before the reading tables
 
 # (text, the spoken words of each of its tokens), tokens as the timestamps name them
 SENTENCES: list[tuple[str, list[str]]] = [
-    ("Version 2.3.1 fixed 17 bugs.",
-     ["version", "two point three point one", "fixed", "seventeen", "bugs"]),
-    ("It was −5°F in the morning.",
-     ["it", "was", "minus five degrees fahrenheit", "in", "the", "morning"]),
-    ("Add 3½kg of rice to the pot.",
-     ["add", "three and a half kilograms", "of", "rice", "to", "the", "pot"]),
-    ("Call 555-0142 today please.",
-     ["call", "five five five zero one four two", "today", "please"]),
-    ("From 1990–95 prices rose 12% each year.",
-     ["from", "nineteen ninety to ninety five", "prices", "rose", "twelve percent", "each",
-      "year"]),
-    ("We met Dr. Smith on Main St. at 3:30pm.",
-     ["we", "met", "doctor", "smith", "on", "main", "street", "at", "three thirty p m"]),
-    ("Please read chapter 21 before the 2nd test.",
-     ["please", "read", "chapter", "twenty one", "before", "the", "second", "test"]),
+    (
+        "Version 2.3.1 fixed 17 bugs.",
+        ["version", "two point three point one", "fixed", "seventeen", "bugs"],
+    ),
+    (
+        "It was −5°F in the morning.",
+        ["it", "was", "minus five degrees fahrenheit", "in", "the", "morning"],
+    ),
+    (
+        "Add 3½kg of rice to the pot.",
+        ["add", "three and a half kilograms", "of", "rice", "to", "the", "pot"],
+    ),
+    (
+        "Call 555-0142 today please.",
+        ["call", "five five five zero one four two", "today", "please"],
+    ),
+    (
+        "From 1990–95 prices rose 12% each year.",
+        [
+            "from",
+            "nineteen ninety to ninety five",
+            "prices",
+            "rose",
+            "twelve percent",
+            "each",
+            "year",
+        ],
+    ),
+    (
+        "We met Dr. Smith on Main St. at 3:30pm.",
+        ["we", "met", "doctor", "smith", "on", "main", "street", "at", "three thirty p m"],
+    ),
+    (
+        "Please read chapter 21 before the 2nd test.",
+        ["please", "read", "chapter", "twenty one", "before", "the", "second", "test"],
+    ),
 ]
-ENGINES = [("espeak", "tts-1", "en-us+f2"), ("hibari", "hibari", "heart"),
-           ("piper (joe)", "piper:en_US-joe-medium", "default")]
+ENGINES = [
+    ("espeak", "tts-1", "en-us+f2"),
+    ("hibari", "hibari", "heart"),
+    ("piper (joe)", "piper:en_US-joe-medium", "default"),
+]
 
 
 def load_baseline() -> Any:
     """The normalizer as of ``BASELINE_COMMIT``, loaded as its own module."""
-    source = subprocess.run(["git", "-C", str(REPO), "show",
-                             f"{BASELINE_COMMIT}:src/orate/speech/normalize.py"],
-                            capture_output=True, text=True, check=True).stdout
+    source = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{BASELINE_COMMIT}:src/orate/speech/normalize.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     path = Path(os.environ.get("TMPDIR", "/tmp")) / "orate_normalize_baseline.py"
     path.write_text(source, encoding="utf-8")
     spec = importlib.util.spec_from_file_location("orate_normalize_baseline", path)
@@ -99,16 +139,24 @@ def cpu_ms(fn: Any, text: str, runs: int = 15) -> float:
 
 def text_costs() -> list[str]:
     old = load_baseline()
-    rows = ["| input (4,096 chars) | before, ms per 1,000 chars | now, ms per 1,000 chars "
-            "| now / before | now, ms per 4,096 chars |", "|---|---|---|---|---|"]
-    inputs = {"prose": PROSE, "number-dense": DENSE, **{f"hostile {k}": v
-                                                        for k, v in HOSTILE.items()}}
+    rows = [
+        "| input (4,096 chars) | before, ms per 1,000 chars | now, ms per 1,000 chars "
+        "| now / before | now, ms per 4,096 chars |",
+        "|---|---|---|---|---|",
+    ]
+    inputs = {
+        "prose": PROSE,
+        "number-dense": DENSE,
+        **{f"hostile {k}": v for k, v in HOSTILE.items()},
+    }
     for name, unit in inputs.items():
         text = (unit * (SIZE // len(unit) + 1))[:SIZE]
         before = cpu_ms(old.normalize_text, text)
         now = cpu_ms(normalize_text, text)
-        rows.append(f"| {name} | {before / SIZE * 1000:.3f} | {now / SIZE * 1000:.3f} | "
-                    f"{now / before:.2f} | {now:.2f} |")
+        rows.append(
+            f"| {name} | {before / SIZE * 1000:.3f} | {now / SIZE * 1000:.3f} | "
+            f"{now / before:.2f} | {now:.2f} |"
+        )
     return rows
 
 
@@ -138,8 +186,9 @@ class Listener:
         pad = np.zeros(4800, np.int16)
         audio = np.concatenate([pad, audio16, pad]).tobytes()
         alternatives = " | ".join(f"( {p} )" for p in dict.fromkeys(phrases))
-        self.decoder.add_jsgf_string("w", f"#JSGF V1.0;\ngrammar w;\npublic <s> = "
-                                          f"{alternatives} ;\n")
+        self.decoder.add_jsgf_string(
+            "w", f"#JSGF V1.0;\ngrammar w;\npublic <s> = {alternatives} ;\n"
+        )
         self.decoder.activate_search("w")
         self.decoder.start_utt()
         self.decoder.process_raw(audio, full_utt=True)
@@ -170,15 +219,22 @@ class Listener:
             word = seg.word
             if word in ("<s>", "</s>", "<sil>") or word.startswith("[") or word.startswith("+"):
                 continue
-            out.append((word.split("(")[0], seg.start_frame * 10.0 - 300,
-                        (seg.end_frame + 1) * 10.0 - 300))
+            out.append(
+                (word.split("(")[0], seg.start_frame * 10.0 - 300, (seg.end_frame + 1) * 10.0 - 300)
+            )
         return out
 
 
-def render(pipeline: Pipeline, model: str, voice: str, text: str
-           ) -> tuple[np.ndarray, int, list[dict[str, Any]]]:
-    req = SpeechRequest(model=model, utterances=[Utterance(text, voice)], format="pcm",
-                        timestamps=frozenset({"word"}), framing=None)
+def render(
+    pipeline: Pipeline, model: str, voice: str, text: str
+) -> tuple[np.ndarray, int, list[dict[str, Any]]]:
+    req = SpeechRequest(
+        model=model,
+        utterances=[Utterance(text, voice)],
+        format="pcm",
+        timestamps=frozenset({"word"}),
+        framing=None,
+    )
     plan = asyncio.run(pipeline.plan(req))
     audio = io.BytesIO()
     stamps: list[dict[str, Any]] = []
@@ -188,6 +244,7 @@ def render(pipeline: Pipeline, model: str, voice: str, text: str
             audio.write(event.audio)
         elif event.kind == "timestamps":
             stamps.extend(t.to_dict() for t in event.timestamps if t.type == "word")
+
     pipeline.render_local(plan, on_event)
     return np.frombuffer(audio.getvalue(), "<i2"), plan.sample_rate, stamps
 
@@ -196,8 +253,11 @@ def spans() -> tuple[list[str], dict[str, tuple[float, float]]]:
     settings = Settings()
     pipeline = Pipeline(settings, build_services(settings).catalog, pool=None)
     listener = Listener()
-    rows = ["| engine | words | span holds its word | mean boundary error (ms) "
-            "| median start offset (ms) | misses |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| engine | words | span holds its word | mean boundary error (ms) "
+        "| median start offset (ms) | misses |",
+        "|---|---|---|---|---|---|",
+    ]
     results: dict[str, tuple[float, float]] = {}
     for label, model, voice in ENGINES:
         held = total = 0
@@ -216,10 +276,10 @@ def spans() -> tuple[list[str], dict[str, tuple[float, float]]]:
                 s, e = int(stamp["start"] * 16), int(stamp["end"] * 16)
                 # its own word against the words it could have drifted onto: the one
                 # before and the one after
-                near = phrases[max(0, k - 1):k + 2]
+                near = phrases[max(0, k - 1) : k + 2]
                 heard = listener.which(audio16[s:e], near)
                 if not heard:  # no path through a very short word: 30 ms more each side
-                    heard = listener.which(audio16[max(0, s - 480):e + 480], near)
+                    heard = listener.which(audio16[max(0, s - 480) : e + 480], near)
                 if heard == phrase:
                     held += 1
                 else:
@@ -227,16 +287,17 @@ def spans() -> tuple[list[str], dict[str, tuple[float, float]]]:
                 n = len(phrase.split())
                 if cursor + n <= len(aligned):
                     a_start, a_end = aligned[cursor][1], aligned[cursor + n - 1][2]
-                    errors.append((abs(stamp["start"] - a_start) + abs(stamp["end"] - a_end))
-                                  / 2)
+                    errors.append((abs(stamp["start"] - a_start) + abs(stamp["end"] - a_end)) / 2)
                     offsets.append(stamp["start"] - a_start)
                 cursor += n
         accuracy = held / total if total else 0.0
         error = statistics.fmean(errors) if errors else float("nan")
         results[label] = (accuracy, error)
         offset = statistics.median(offsets) if offsets else float("nan")
-        rows.append(f"| {label} | {total} | {accuracy:.1%} | {error:.0f} | {offset:+.0f} | "
-                    f"{'; '.join(misses[:4]) or '-'} |")
+        rows.append(
+            f"| {label} | {total} | {accuracy:.1%} | {error:.0f} | {offset:+.0f} | "
+            f"{'; '.join(misses[:4]) or '-'} |"
+        )
     return rows, results
 
 

@@ -17,16 +17,36 @@ READINGS: list[tuple[str, str, str, str]] = [
     # (kind, language, written, read)
     # telephone numbers
     ("phone", "en-us", "Call 555-0142 now.", "Call five five five, zero one four two now."),
-    ("phone", "en-us", "Call (555) 123-4567.",
-     "Call five five five, one two three, four five six seven."),
-    ("phone", "en-us", "Dial 555-123-4567 ext. 89.",
-     "Dial five five five, one two three, four five six seven, extension eight nine."),
-    ("phone", "en-us", "Dial 555-123-4567 x12 today.",
-     "Dial five five five, one two three, four five six seven, extension one two today."),
-    ("phone", "en-us", "Call 1-800-555-0199.",
-     "Call one, eight zero zero, five five five, zero one nine nine."),
-    ("phone", "en-gb", "Ring +44 20 7946 0958.",
-     "Ring plus four four, two zero, seven nine four six, zero nine five eight."),
+    (
+        "phone",
+        "en-us",
+        "Call (555) 123-4567.",
+        "Call five five five, one two three, four five six seven.",
+    ),
+    (
+        "phone",
+        "en-us",
+        "Dial 555-123-4567 ext. 89.",
+        "Dial five five five, one two three, four five six seven, extension eight nine.",
+    ),
+    (
+        "phone",
+        "en-us",
+        "Dial 555-123-4567 x12 today.",
+        "Dial five five five, one two three, four five six seven, extension one two today.",
+    ),
+    (
+        "phone",
+        "en-us",
+        "Call 1-800-555-0199.",
+        "Call one, eight zero zero, five five five, zero one nine nine.",
+    ),
+    (
+        "phone",
+        "en-gb",
+        "Ring +44 20 7946 0958.",
+        "Ring plus four four, two zero, seven nine four six, zero nine five eight.",
+    ),
     # fractions and mixed numbers, with units
     ("fraction", "en-us", "Add 1/2 cup.", "Add one half cup."),
     ("fraction", "en-us", "Add ½ cup.", "Add one half cup."),
@@ -48,8 +68,12 @@ READINGS: list[tuple[str, str, str, str]] = [
     ("range", "en-us", "Pages 10–20.", "Pages ten to twenty."),
     ("range", "en-us", "Open 9am–5pm daily.", "Open nine A M to five P M daily."),
     ("range", "en-us", "From 1990–95 only.", "From nineteen ninety to ninety-five only."),
-    ("range", "en-us", "From 1990–1995 only.",
-     "From nineteen ninety to nineteen ninety-five only."),
+    (
+        "range",
+        "en-us",
+        "From 1990–1995 only.",
+        "From nineteen ninety to nineteen ninety-five only.",
+    ),
     ("range", "en-us", "Ages 10-12 welcome.", "Ages ten to twelve welcome."),
     ("range", "en-us", "Up 5–10% today.", "Up five to ten percent today."),
     # dates: month first in the US, day first where the region writes it so, ISO everywhere
@@ -60,16 +84,28 @@ READINGS: list[tuple[str, str, str, str]] = [
     ("date", "en-ie", "Due 03/04/2025.", "Due the third of April, twenty twenty-five."),
     ("date", "en-us", "Due 2025-04-03.", "Due April third, twenty twenty-five."),
     ("date", "en-gb", "Due 2025-04-03.", "Due the third of April, twenty twenty-five."),
-    ("date", "de", "Am 03.04.2025 geht es los.",
-     "Am dritten April zweitausendfünfundzwanzig geht es los."),
+    (
+        "date",
+        "de",
+        "Am 03.04.2025 geht es los.",
+        "Am dritten April zweitausendfünfundzwanzig geht es los.",
+    ),
     ("date", "fr", "Le 01/04/2025 arrive.", "Le premier avril deux mille vingt-cinq arrive."),
     ("date", "es", "El 03/04/2025 llega.", "El tres de abril de dos mil veinticinco llega."),
     ("date", "de", "Stand 2025-04-03.", "Stand dritten April zweitausendfünfundzwanzig."),
     # versions
-    ("version", "en-us", "Install v2.3.1 today.",
-     "Install version two point three point one today."),
-    ("version", "en-us", "Version 2.3.1 fixed 17 bugs.",
-     "Version two point three point one fixed seventeen bugs."),
+    (
+        "version",
+        "en-us",
+        "Install v2.3.1 today.",
+        "Install version two point three point one today.",
+    ),
+    (
+        "version",
+        "en-us",
+        "Version 2.3.1 fixed 17 bugs.",
+        "Version two point three point one fixed seventeen bugs.",
+    ),
     ("version", "en-us", "Try 2.0.1-beta now.", "Try two point zero point one beta now."),
     ("version", "en-us", "Try v3.0-rc.1 now.", "Try version three point zero R C one now."),
     ("version", "en-us", "Version v2 is out.", "Version v2 is out."),
@@ -81,10 +117,18 @@ READINGS: list[tuple[str, str, str, str]] = [
     # currencies, in the order each language writes them
     ("money", "en-us", "It costs $4.50 today.", "It costs four dollars fifty today."),
     ("money", "en-gb", "It is £3.20 each.", "It is three pounds twenty each."),
-    ("money", "de", "Es kostet €1.234,56.",
-     "Es kostet eintausendzweihundertvierunddreißig Euro und sechsundfünfzig Cent."),
-    ("money", "de", "Es kostet 1.234,56 €.",
-     "Es kostet eintausendzweihundertvierunddreißig Euro und sechsundfünfzig Cent."),
+    (
+        "money",
+        "de",
+        "Es kostet €1.234,56.",
+        "Es kostet eintausendzweihundertvierunddreißig Euro und sechsundfünfzig Cent.",
+    ),
+    (
+        "money",
+        "de",
+        "Es kostet 1.234,56 €.",
+        "Es kostet eintausendzweihundertvierunddreißig Euro und sechsundfünfzig Cent.",
+    ),
     ("money", "fr", "Prix 12,50 €.", "Prix douze euros et cinquante centimes."),
     ("number", "de", "Es kamen 1.000 Leute.", "Es kamen eintausend Leute."),
     ("number", "de", "Es sind 3,5 Liter.", "Es sind drei Komma fünf Liter."),
@@ -99,10 +143,18 @@ READINGS: list[tuple[str, str, str, str]] = [
     ("abbr", "en-us", "Due Sept. 5.", "Due September fifth."),
     ("abbr", "en-us", "Since Aug. last year.", "Since August last year."),
     ("abbr", "en-us", "Dr. Smith lives on Elm Dr. now.", "Doctor Smith lives on Elm Drive now."),
-    ("abbr", "en-us", "St. John lives on Main St. today.",
-     "Saint John lives on Main Street today."),
-    ("abbr", "en-gb", "Meet me at 221B Baker St., London.",
-     "Meet me at two twenty-one B Baker Street, London."),
+    (
+        "abbr",
+        "en-us",
+        "St. John lives on Main St. today.",
+        "Saint John lives on Main Street today.",
+    ),
+    (
+        "abbr",
+        "en-gb",
+        "Meet me at 221B Baker St., London.",
+        "Meet me at two twenty-one B Baker Street, London.",
+    ),
     # acronyms
     ("acronym", "en-us", "Revenue grew 5% YoY.", "Revenue grew five percent year over year."),
     ("acronym", "en-us", "In FY2024 we grew.", "In F Y twenty twenty-four we grew."),
@@ -122,28 +174,45 @@ READINGS: list[tuple[str, str, str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("kind", "language", "written", "read"), READINGS,
-                         ids=[f"{r[0]}-{r[1]}-{r[2]}" for r in READINGS])
+@pytest.mark.parametrize(
+    ("kind", "language", "written", "read"),
+    READINGS,
+    ids=[f"{r[0]}-{r[1]}-{r[2]}" for r in READINGS],
+)
 def test_reading(kind: str, language: str, written: str, read: str) -> None:
     assert normalize_text(written, language).text == read
 
 
 def test_every_kind_the_text_layer_covers_has_rows() -> None:
     kinds = {r[0] for r in READINGS}
-    assert kinds >= {"phone", "fraction", "sign", "range", "date", "version", "time", "money",
-                     "abbr", "acronym", "ordinal", "alnum"}
+    assert kinds >= {
+        "phone",
+        "fraction",
+        "sign",
+        "range",
+        "date",
+        "version",
+        "time",
+        "money",
+        "abbr",
+        "acronym",
+        "ordinal",
+        "alnum",
+    }
 
 
-@pytest.mark.parametrize(("written", "word", "source"), [
-    ("It was −5°F outside.", "minus", "−"),
-    ("It was −5°F outside.", "Fahrenheit", "5°F"),
-    ("Version 2.3.1 fixed 17 bugs.", "three", "2.3.1"),
-    ("Meet at 221B Baker St., London.", "Street", "St."),
-    ("Call 555-0142 ext. 12 now.", "extension", "555-0142 ext. 12"),
-    ("Walk 2 3/4 mi today.", "quarters", "2 3/4 mi"),
-])
-def test_each_spoken_word_points_at_what_was_written(written: str, word: str,
-                                                     source: str) -> None:
+@pytest.mark.parametrize(
+    ("written", "word", "source"),
+    [
+        ("It was −5°F outside.", "minus", "−"),
+        ("It was −5°F outside.", "Fahrenheit", "5°F"),
+        ("Version 2.3.1 fixed 17 bugs.", "three", "2.3.1"),
+        ("Meet at 221B Baker St., London.", "Street", "St."),
+        ("Call 555-0142 ext. 12 now.", "extension", "555-0142 ext. 12"),
+        ("Walk 2 3/4 mi today.", "quarters", "2 3/4 mi"),
+    ],
+)
+def test_each_spoken_word_points_at_what_was_written(written: str, word: str, source: str) -> None:
     norm = normalize_text(written, "en-us")
     i = norm.text.index(word)
     s, e = norm.source_span(i, i + len(word))
