@@ -55,7 +55,7 @@ def best_of(fn, n: int = 5) -> float:  # type: ignore[no-untyped-def]
 def text_layer(text: str) -> None:
     """What the pipeline does to a plain utterance: split, then lexicon + normalize."""
     for s, e in split_sentences(text):
-        _spoken(text, s, e, "en-us", LEXICON, True)
+        _spoken(text, s, e, "en-us", LEXICON, "espeak")
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate.api.deps import SpeechDep, library_of, speech_service
 from orate.api.errors import ApiError, audio_response, documented
-from orate.api.openai import DictionaryLocator, locators
+from orate.api.openai import DictionaryLocator, locators, warning_headers
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import audio_bytes, primed
 from orate.audio.output_formats import (
@@ -183,8 +183,16 @@ async def build_request(conn: HTTPConnection, voice_id: str, text: str, model_id
                         seed: int | None = None, language: str | None = None,
                         previous: list[str] | None = None, timestamps: bool = False,
                         whole_file: bool = False, normalize: bool = True,
-                        lexicons: tuple[tuple[str, str | None], ...] = ()) -> SpeechRequest:
-    """One ``SpeechRequest`` from ElevenLabs' terms (shared with the WebSocket)."""
+                        lexicons: tuple[tuple[str, str | None], ...] = (),
+                        inline_tags: bool | None = None) -> SpeechRequest:
+    """One ``SpeechRequest`` from ElevenLabs' terms (shared with the WebSocket).
+
+    ``inline_tags``: ``<break time="1.5s"/>`` and ``<phoneme>`` in the text are read as a
+    pause and as phonemes. ``None`` follows ElevenLabs: on for the HTTP routes, off on the
+    WebSocket unless it passes its ``enable_ssml_parsing``. ``lexicons``: the request's
+    ``pronunciation_dictionary_locators`` through ``locators`` (both routes)."""
+    if inline_tags is None:
+        inline_tags = not isinstance(conn, WebSocket)
     service = speech_service(conn)
     model_name = model_id or DEFAULT_MODEL
     model = service.catalog.model(model_name)
@@ -209,7 +217,7 @@ async def build_request(conn: HTTPConnection, voice_id: str, text: str, model_id
                          format=fmt.format, sample_rate=fmt.sample_rate, bitrate=fmt.bitrate,
                          timestamps=frozenset({"word"}) if timestamps else frozenset(),
                          seed=seed or 0, max_chars=limit, whole_file=whole_file,
-                         normalize=normalize, lexicons=lexicons)
+                         normalize=normalize, lexicons=lexicons, inline_tags=inline_tags)
 
 
 async def resolve(conn: HTTPConnection, voice_id: str, model: Any) -> VoiceParams:
@@ -258,11 +266,9 @@ def response_headers(speech: Speech) -> dict[str, str]:
     """ElevenLabs' headers: ``request-id`` is also the ``history-item-id`` (one generation)."""
     plan = speech.plan
     headers = {"request-id": speech.id, "character-cost": str(plan.characters),
-               "X-Orate-Generation-Id": speech.id}
+               "X-Orate-Generation-Id": speech.id, **warning_headers(plan.warnings)}
     if plan.context.record:
         headers["history-item-id"] = speech.id
-    if plan.notes:  # voice settings out of range, clamped
-        headers["X-Orate-Notes"] = "; ".join(plan.notes)
     return headers
 
 

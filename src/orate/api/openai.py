@@ -122,7 +122,13 @@ def _headers(speech: Speech) -> dict[str, str]:
             "X-Orate-Generation-Id": speech.id,
             "X-Orate-Audio-Url": f"/v1/audio/files/{speech.id}",
             "X-Orate-Engine": plan.voices[0].engine if plan.voices else plan.model.engine,
-            **({"X-Orate-Notes": "; ".join(plan.notes)} if plan.notes else {})}
+            **warning_headers(plan.warnings)}
+
+
+def warning_headers(warnings: list[str]) -> dict[str, str]:
+    """``X-Orate-Warnings``: what could not be read as asked, as a JSON list (ASCII, so any
+    IPA symbol survives a header)."""
+    return {"X-Orate-Warnings": json.dumps(warnings)} if warnings else {}
 
 
 async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent],

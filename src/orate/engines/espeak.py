@@ -406,3 +406,118 @@ def get_engine() -> EspeakEngine:
         if _instance is None:
             _instance = EspeakEngine()
     return _instance
+
+
+def _ipa_length(ipa: str) -> int:
+    """Phonemes in an IPA string, roughly: characters without stress and length marks."""
+    return sum(1 for ch in ipa if ch not in "ˈˌːˑ-‿ \u0329")
+
+
+def align_groups(groups: list[int], refs: list[int]) -> list[int]:
+    """For each phoneme-group (its length in phonemes), the word it belongs to.
+
+    espeak runs short words into their neighbour ("was a" is the one group ``wʌzɐ``)
+    and may split one word in two; each word's phonemes read alone (``refs``) say how
+    long it is, and a monotone alignment (a group may hold up to four words, a word up
+    to three groups; a band keeps it linear) matches them. A group's word is the first
+    it holds, as espeak's own word events do for the words it runs together.
+    """
+    n, m = len(refs), len(groups)
+    if not m:
+        return []
+    if not n:
+        return [-1] * m
+    inf = float("inf")
+    band = 10
+    cost: dict[tuple[int, int], float] = {(0, 0): 0.0}
+    back: dict[tuple[int, int], tuple[int, int]] = {}
+    ref_sum = [0]
+    for r in refs:
+        ref_sum.append(ref_sum[-1] + r)
+
+    def relax(a: tuple[int, int], b: tuple[int, int], c: float) -> None:
+        if c < cost.get(b, inf):
+            cost[b] = c
+            back[b] = a
+
+    for i in range(n + 1):
+        centre = i * m // n
+        for j in range(max(0, centre - band), min(m, centre + band) + 1):
+            here = cost.get((i, j))
+            if here is None:
+                continue
+            if j < m:
+                for a in range(1, 5):  # words i..i+a-1 in group j
+                    if i + a > n:
+                        break
+                    words = ref_sum[i + a] - ref_sum[i]
+                    relax((i, j), (i + a, j + 1), here + abs(groups[j] - words) + 0.5 * (a - 1))
+                if i < n:
+                    for b in range(2, 4):  # word i spread over groups j..j+b-1
+                        if j + b > m:
+                            break
+                        relax((i, j), (i + 1, j + b),
+                              here + abs(sum(groups[j:j + b]) - refs[i]) + 0.5 * (b - 1))
+                relax((i, j), (i, j + 1), here + groups[j] + 2)  # a group of no word
+            if i < n:
+                relax((i, j), (i + 1, j), here + refs[i] + 0.5)  # a word read as nothing
+    if (n, m) not in cost:  # outside the band: spread evenly
+        return [min(n - 1, k * n // m) for k in range(m)]
+    owners = [-1] * m
+    state = (n, m)
+    while state != (0, 0):
+        prev = back[state]
+        (pi, pj), (si, sj) = prev, state
+        for j in range(pj, sj):
+            owners[j] = pi if si > pi else -1
+        state = prev
+    return owners
+
+
+def phonemize_words(text: str, voice: str, phonemes: bool = False
+                    ) -> tuple[list[tuple[str, int]], list[tuple[int, int]]]:
+    """espeak's IPA of ``text`` as it reads the whole text (clause by clause, as Piper
+    and Kokoro were trained), cut into pieces that each belong to one word of the text.
+
+    Returns ``(pieces, spans)``: pieces are (IPA, index into ``spans``) for each
+    phoneme-group, ``(" ", -1)`` between groups and ``(punctuation, -1)`` where a clause
+    ended; spans are the text's words (``onnx_base.spoken_words``). With this map,
+    word timestamps come from the frames of the model's own phonemes, not an estimate.
+    """
+    from orate.engines.onnx_base import spoken_words
+
+    engine = get_engine()
+    check = engine.check_voice(VoiceParams(voice=voice))
+    spans = spoken_words(text)
+    with _lock:
+        clauses = _clauses_locked(engine, text, check.voice, phonemes)
+        lib = engine._lib
+        refs = []
+        for s, e in spans:  # the same voice and input mode are still set
+            data = C.c_char_p(text[s:e].encode("utf-8", "replace"))
+            pointer = C.pointer(data)
+            length = 0
+            while data.value:
+                out = lib.espeak_TextToPhonemes(pointer, _CHARS_UTF8, _PHONEMES_IPA)
+                if out:
+                    length += _ipa_length(out.decode("utf-8", "replace"))
+            refs.append(length)
+    groups: list[str] = []
+    ends: list[str] = []  # the punctuation after each group ("" inside a clause)
+    for clause, terminator in clauses:
+        words = _SWITCH.sub("", clause).split()
+        for k, word in enumerate(words):
+            groups.append(word)
+            ends.append(terminator if k == len(words) - 1 else "")
+    owners = align_groups([_ipa_length(g) for g in groups], refs)
+    pieces: list[tuple[str, int]] = []
+    for group, owner, end in zip(groups, owners, ends, strict=True):
+        if pieces:
+            pieces.append((" ", -1))
+        pieces.append((group, owner))
+        if end:
+            pieces.append((end, -1))
+    return pieces, spans
+
+
+_SWITCH = re.compile(r"\([^)]+\)")  # espeak's language-switch marks: "(en)"

@@ -38,7 +38,7 @@ from orate.engines.base import (
     VoiceParams,
     VoiceUnavailable,
 )
-from orate.engines.espeak import phonemize
+from orate.engines.espeak import phonemize_words
 from orate.engines.onnx_base import LazySession, open_session, push, symbol_events, to_pcm
 
 SAMPLE_RATE = 24000
@@ -46,6 +46,7 @@ MAX_TOKENS = 510
 LANGUAGES = {"a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it",
              "j": "ja", "p": "pt-br", "z": "cmn"}
 GENDERS = {"f": "female", "m": "male"}
+_PUNCT = frozenset(';:,.!?—…"()“”')
 _PART = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
 
 
@@ -212,13 +213,22 @@ class KokoroEngine:
     def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
                    *, ssml: bool = False, phonemes: bool = False) -> SynthesisResult:
         lang = LANGUAGES.get(parse_blend(params.voice)[0][0][:1], "en-us")
+        if lang == "ja" and self._ja is None and not phonemes:
+            self._ja = japanese_g2p()  # VoiceUnavailable when it cannot import
+        # ``phonemes``: [[…]] (lexicon IPA, SSML <phoneme>) pass through espeak as phonemes
+        owners: list[int] | None = None
+        spans: list[tuple[int, int]] | None = None
         if lang == "ja" and not phonemes:
-            if self._ja is None:
-                self._ja = japanese_g2p()  # VoiceUnavailable when it cannot import
-            ipa = self._ja(text)
-        else:  # ``phonemes``: [[…]] (lexicon IPA, SSML <phoneme>) pass through espeak
-            ipa = " ".join(phonemize(text, lang, phonemes))
-        kept = [ch for ch in ipa if ch in self.vocab][:MAX_TOKENS]
+            kept = [ch for ch in self._ja(text) if ch in self.vocab][:MAX_TOKENS]
+        else:
+            pieces, spans = phonemize_words(text, lang, phonemes)
+            kept, owners = [], []
+            for piece, owner in pieces:
+                for ch in piece:
+                    if ch in self.vocab:
+                        kept.append(ch)
+                        owners.append(owner)
+            kept, owners = kept[:MAX_TOKENS], [-1, *owners[:MAX_TOKENS], -1]
         if not kept:
             return SynthesisResult()
         tokens = [self.vocab[ch] for ch in kept]
@@ -234,9 +244,10 @@ class KokoroEngine:
         }
         outputs = session.run(None, feeds)
         pcm = to_pcm(outputs[0])
-        symbols = ["", *kept, ""]  # the pads around the tokens carry time but no phoneme
-        events = symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate) \
-            if len(outputs) > 1 else []
+        # the pads around the tokens and punctuation carry time but no phoneme
+        symbols = ["", *("" if ch in _PUNCT else ch for ch in kept), ""]
+        events = symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate,
+                               owners, spans) if len(outputs) > 1 else []
         start, end = trim_silence(pcm, self.sample_rate)
         if (start, end) != (0, len(pcm)):
             events = _shifted(events, start * 1000 / self.sample_rate,

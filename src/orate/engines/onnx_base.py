@@ -10,8 +10,10 @@ no per-model constant.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -89,16 +91,12 @@ def to_pcm(audio: np.ndarray) -> np.ndarray:
 
 
 def word_positions(text: str, words: int) -> list[tuple[int, int]]:
-    """Start and length in ``text`` of the ``words`` phoneme-words the model spoke.
-
-    espeak's IPA keeps one space-separated group per word, but may fold short
-    words into a neighbour; when the counts differ, groups are spread evenly
-    over the text's words so every event still points at a real word.
-    """
-    from orate.engines.words import Tokens
-
-    spans = [(s, e) for s, e in Tokens.of(text).spans
-             if any(ch.isalnum() for ch in text[s:e])]
+    """Start and length in ``text`` of the ``words`` phoneme-words the model spoke, for an
+    engine that cannot say which word each phoneme-word belongs to (Kokoro's Japanese
+    front end): groups are spread evenly over the text's words, so every event still
+    points at a real word. Engines that know (hibari, Piper, Kokoro through espeak) pass
+    ``owners`` to ``symbol_events`` instead."""
+    spans = spoken_words(text)
     if not spans or not words:
         return []
     if len(spans) != words:
@@ -106,45 +104,131 @@ def word_positions(text: str, words: int) -> list[tuple[int, int]]:
     return [(s, e - s) for s, e in spans]
 
 
+_PHONEME_MARK = re.compile(r"\[\[[^\[\]]{0,2000}\]\]|(?:[^\s\[]|\[(?!\[))+")
+
+
+def spoken_words(text: str) -> list[tuple[int, int]]:
+    """The spans of ``text`` that are read as words: tokens holding a letter or digit,
+    and phoneme input ``[[…]]`` as one word even when it holds spaces."""
+    return [(m.start(), m.end()) for m in _PHONEME_MARK.finditer(text)
+            if m.group().startswith("[[") or any(ch.isalnum() for ch in m.group())]
+
+
+STRESS = frozenset("ˈˌ")
+# marks that modify the phoneme before them (length, aspiration, palatalization,
+# rhotacization, nasalization and other combining diacritics)
+_MODIFIERS = frozenset("ːˑʰʲʷˠˤ˞ⁿˡ")
+
+
+def _modifier(symbol: str) -> bool:
+    return all(ch in _MODIFIERS or unicodedata.category(ch) == "Mn" for ch in symbol)
+
+
 def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
-                  samples: int, rate: int) -> list[EngineEvent]:
+                  samples: int, rate: int, owners: Sequence[int] | None = None,
+                  spans: Sequence[tuple[int, int]] | None = None,
+                  lead_ms: float = 0.0) -> list[EngineEvent]:
     """Word and phoneme events from per-symbol durations (symbols: one per duration).
 
-    ``""`` marks pads and sentence marks (they take time, nothing else) and
-    ``" "`` a word break; a word starts at its first phoneme after a break.
+    ``""`` marks pads and punctuation (they take time, nothing else) and ``" "`` a word
+    break. ``owners`` (one per symbol) says which of ``spans`` (start, end in ``text``)
+    each symbol belongs to, ``-1`` for none: a word starts at the first phoneme of its
+    span. Without owners, a word starts at each first phoneme after a break and the
+    phoneme-words are spread over the text's words (``word_positions``).
+
+    Phonemes come out as IPA segments: a stress mark is put on the phoneme it precedes
+    (``ˈɑ``, starting when the mark's frames start) and a length mark or diacritic on the
+    phoneme before it (``ɑː``), never a phoneme of its own.
+
+    ``lead_ms``: how far the engine's sound runs ahead of its frames (a constant of the
+    vocoder, measured against forced alignment); every time moves earlier by it.
     """
     durations = np.asarray(durations, dtype=np.float64).ravel()[:len(symbols)]
     total = float(durations.sum())
     if total <= 0:
         return []
     ms_per_frame = samples / total / rate * 1000
-    starts = np.concatenate([[0.0], np.cumsum(durations)[:-1]]) * ms_per_frame
-    heads = []
+    starts = np.maximum(np.concatenate([[0.0], np.cumsum(durations)[:-1]]) * ms_per_frame
+                        - lead_ms, 0.0)
+    if owners is None or spans is None:
+        owners, spans = _owners_by_breaks(text, symbols)
+    events: list[EngineEvent] = []
+    current = -1  # the span of the last word event
+    gap = -1  # the word break (" ") before the next phoneme: where a new word's sound begins
+    pending = ""  # stress marks waiting for their phoneme
+    pending_at = -1
+    last_phoneme = -1  # index in events of the last phoneme event
+    for i, sym in enumerate(symbols):
+        if i >= len(durations):
+            break
+        owner = owners[i] if i < len(owners) else -1
+        if sym.isspace() and gap < 0:
+            gap = i
+        if not sym or sym.isspace():
+            # a pause, a word break or the end pad: where the sound of the word before ends
+            if last_phoneme >= 0 and durations[i] > 0 and events[-1].text:
+                events.append(EngineEvent("phoneme", events[last_phoneme].text_pos, 0,
+                                          float(starts[i]), ""))
+            continue
+        if sym in STRESS:
+            if not pending:
+                pending_at = i
+            pending += sym
+            continue
+        if _modifier(sym) and not pending and last_phoneme >= 0:
+            prev = events[last_phoneme]
+            events[last_phoneme] = EngineEvent("phoneme", prev.text_pos, 0, prev.time_ms,
+                                               prev.text + sym)
+            continue
+        at = pending_at if pending else i
+        pos = spans[owner][0] if 0 <= owner < len(spans) else \
+            (events[last_phoneme].text_pos if last_phoneme >= 0 else 0)
+        if 0 <= owner < len(spans) and owner != current:
+            current = owner
+            s, e = spans[owner]
+            # the model's frames of the break before a word already carry its onset (the
+            # frames of a phoneme are its steady part): measured against forced
+            # alignment, a word starts at its break, not at its first phoneme's frames
+            onset = min(at, gap) if gap >= 0 else at
+            events.append(EngineEvent("word", s, e - s, float(starts[onset])))
+        events.append(EngineEvent("phoneme", pos, 0, float(starts[at]), pending + sym))
+        last_phoneme = len(events) - 1
+        pending = ""
+        gap = -1
+    return events
+
+
+def _owners_by_breaks(text: str, symbols: Sequence[str]
+                      ) -> tuple[list[int], list[tuple[int, int]]]:
+    """Owners when the engine knows only where words break: the n-th phoneme-word is
+    placed by ``word_positions``."""
+    heads = 0
     after_break = True
+    word_of: list[int] = []
     for sym in symbols:
         if not sym:
+            word_of.append(-1)
             continue
         if sym.isspace():
             after_break = True
+            word_of.append(-1)
             continue
-        heads.append(after_break)
+        if after_break:
+            heads += 1
         after_break = False
-    positions = word_positions(text, sum(heads))
-    events: list[EngineEvent] = []
-    word = -1
-    k = 0
-    for i, sym in enumerate(symbols):
-        if not sym or sym.isspace():
-            continue
-        if heads[k]:
-            word += 1
-            if word < len(positions):
-                pos, length = positions[word]
-                events.append(EngineEvent("word", pos, length, float(starts[i])))
-        k += 1
-        pos = positions[word][0] if 0 <= word < len(positions) else 0
-        events.append(EngineEvent("phoneme", pos, 0, float(starts[i]), sym))
-    return events
+        word_of.append(heads - 1)
+    positions = word_positions(text, heads)
+    spans = [(p, p + n) for p, n in positions]
+    # phoneme-words spread over the same text word share one owner
+    index: dict[tuple[int, int], int] = {}
+    unique: list[tuple[int, int]] = []
+    remap = []
+    for span in spans:
+        if span not in index:
+            index[span] = len(unique)
+            unique.append(span)
+        remap.append(index[span])
+    return [remap[w] if 0 <= w < len(remap) else -1 for w in word_of], unique
 
 
 def push(pcm: np.ndarray, events: list[EngineEvent], rate: int, sink: Sink) -> SynthesisResult:

@@ -170,6 +170,14 @@ class NaturalEngine:
                           languages=("en-us",), gender=v.gender, description=v.describe())
                 for v in self.voices_by_id.values()]
 
+    def phoneme_input_of(self, voice_id: str) -> str | bool:
+        """What ``[[…]]`` phoneme input a palette voice reads: its base engine's kind
+        (hibari takes IPA, Piper espeak mnemonics)."""
+        voice = self.voices_by_id.get(voice_id)
+        if voice is None:
+            return False
+        return getattr(self._engines(voice.base_engine), "phoneme_input", False)
+
     def voice(self, voice_id: str) -> PaletteVoice:
         found = self.voices_by_id.get(voice_id.strip().lower())
         if found is None:
@@ -194,11 +202,11 @@ class NaturalEngine:
         base = VoiceParams(engine=voice.base_engine, voice=voice.base_voice, rate=pace)
         if voice.base_engine == HIBARI:
             return engine.synthesize(text, base, speed, sink,  # type: ignore[call-arg]
-                                     transform=transform)
-        return self._resynthesize(engine, text, base, speed, sink, transform)
+                                     phonemes=phonemes, transform=transform)
+        return self._resynthesize(engine, text, base, speed, sink, transform, phonemes)
 
     def _resynthesize(self, engine: Engine, text: str, base: VoiceParams, speed: float,
-                      sink: Sink, transform: Transform) -> SynthesisResult:
+                      sink: Sink, transform: Transform, phonemes: bool) -> SynthesisResult:
         """A waveform engine's sentence, transformed whole (WORLD needs the sentence) and
         resampled to the palette's rate, pushed on in the engine's own chunks."""
         parts: list[np.ndarray] = []
@@ -209,7 +217,11 @@ class NaturalEngine:
             events.extend(evs)
             return True
 
-        engine.synthesize(text, base, speed, collect)
+        if phonemes:
+            engine.synthesize(text, base, speed, collect,  # type: ignore[call-arg]
+                              phonemes=True)
+        else:
+            engine.synthesize(text, base, speed, collect)
         if not parts:
             return SynthesisResult()
         pcm = transform_pcm(np.concatenate(parts), engine.sample_rate, transform)

@@ -10,7 +10,6 @@ durations, they become phoneme and word timestamps.
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,11 @@ from orate.engines.base import (
     VoiceInfo,
     VoiceParams,
 )
-from orate.engines.espeak import phonemize_clauses
+from orate.engines.espeak import phonemize_words
 from orate.engines.onnx_base import LazySession, push, symbol_events, to_pcm
 
 BOS, EOS, PAD = "^", "$", "_"
-_SWITCH = re.compile(r"\([^)]+\)")  # espeak's language-switch marks: "(en)"
+_PUNCT = frozenset(".,:;!?—…")  # clause punctuation: time in the audio, no phoneme
 DEFAULT_VOICE = "default"
 
 
@@ -77,38 +76,43 @@ class PiperEngine:
 
     def phonemes(self, text: str, phoneme_input: bool = False) -> str:
         """piper-tts's phonemes for ``text``: espeak IPA per clause, language-switch marks
-        removed, each clause followed by its punctuation (and a space after , : ;), NFD."""
-        parts = []
-        for clause, terminator in phonemize_clauses(text, self.espeak_voice, phoneme_input):
-            # piper-tts synthesizes each espeak sentence on its own; one call here may
-            # hold two ("Dr. Smith"), which a space keeps apart
-            parts.append(_SWITCH.sub("", clause) + terminator +
-                         (" " if terminator in (",", ":", ";", ".", "!", "?") else ""))
-        return unicodedata.normalize("NFD", "".join(parts).rstrip())
+        removed, each clause followed by its punctuation (and a space after it), NFD."""
+        pieces, _ = phonemize_words(text, self.espeak_voice, phoneme_input)
+        return unicodedata.normalize("NFD", "".join(p for p, _ in pieces))
 
-    def _ids(self, phonemes: str) -> tuple[list[int], list[str]]:
-        """Phoneme ids with Piper's padding, and the symbol each id stands for."""
+    def _ids(self, pieces: str | list[tuple[str, int]]
+             ) -> tuple[list[int], list[str], list[int]]:
+        """Phoneme ids with Piper's padding, the symbol each id stands for (``""`` for
+        pads and punctuation, which take time but are no phoneme) and the word of each
+        (``pieces`` from ``phonemize_words``, or a phoneme string of no known words)."""
+        if isinstance(pieces, str):
+            pieces = [(pieces, -1)]
         ids: list[int] = []
         symbols: list[str] = []
+        owners: list[int] = []
 
-        def add(symbol: str) -> None:
+        def add(symbol: str, owner: int = -1) -> None:
             for i in self.id_map.get(symbol, []):
                 ids.append(i)
-                symbols.append(symbol if symbol not in (BOS, EOS, PAD) else "")
+                symbols.append("" if symbol in (BOS, EOS, PAD) or symbol in _PUNCT
+                               else symbol)
+                owners.append(owner)
 
         add(BOS)
         add(PAD)
-        for ch in phonemes:
-            if ch in self.id_map:
-                add(ch)
-                add(PAD)
+        for piece, owner in pieces:
+            for ch in unicodedata.normalize("NFD", piece):
+                if ch in self.id_map:
+                    add(ch, owner)
+                    add(PAD, owner)
         add(EOS)
-        return ids, symbols
+        return ids, symbols, owners
 
     def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
                    *, ssml: bool = False, phonemes: bool = False) -> SynthesisResult:
         # ``phonemes``: [[…]] (lexicon IPA, SSML <phoneme>) pass through espeak as phonemes
-        ids, symbols = self._ids(self.phonemes(text, phonemes))
+        pieces, spans = phonemize_words(text, self.espeak_voice, phonemes)
+        ids, symbols, owners = self._ids(pieces)
         if len(ids) <= 3:
             return SynthesisResult()
         session = self.session.get()
@@ -123,6 +127,6 @@ class PiperEngine:
             feeds["sid"] = np.array([self.speakers.get(params.voice, 0)], dtype=np.int64)
         outputs = session.run(None, feeds)
         pcm = to_pcm(outputs[0])
-        events = symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate) \
-            if len(outputs) > 1 else []
+        events = symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate,
+                               owners, spans) if len(outputs) > 1 else []
         return push(pcm, events, self.sample_rate, sink)

@@ -36,15 +36,23 @@ class Timestamp:
 
 def _word_end(start: float, limit: float, idx: int, offset: int, tokens: Tokens,
               phonemes: list[EngineEvent]) -> float:
-    """Where a word ends: the engine moves to another token or pauses, else ``limit``."""
+    """Where a word ends: the engine moves to another token, or pauses after the token's
+    last phoneme (a pause inside it, between the words of "three and a half kilograms",
+    does not end it), else ``limit``."""
+    pause: float | None = None
     for p in phonemes:
         if p.time_ms <= start:
             continue
         if p.time_ms >= limit:
             break
-        if not p.text.strip() or tokens.index_at(offset + p.text_pos) != idx:
-            return p.time_ms
-    return limit
+        if not p.text.strip():
+            if pause is None:
+                pause = p.time_ms
+            continue
+        if tokens.index_at(offset + p.text_pos) != idx:
+            return pause if pause is not None else p.time_ms
+        pause = None  # the token goes on after the pause
+    return pause if pause is not None else limit
 
 
 def sentence_timestamps(text: str, offset: int, end: int, tokens: Tokens,

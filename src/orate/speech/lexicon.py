@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orate.speech.phonemes import PhonemeError, ipa_to_espeak
+from orate.speech.phonemes import PhonemeError, check_ipa
 from orate.speech.spoken import SpokenBuilder
 
 MAX_RULES = 5000
@@ -83,7 +83,7 @@ def rule_from(data: dict[str, Any], n: int = 0) -> Rule:
             raise LexiconError(f"{where}: alphabet {alphabet!r} is not supported; use 'ipa'")
         phoneme = str(data.get("phoneme") or "")
         try:
-            ipa_to_espeak(phoneme)
+            check_ipa(phoneme)
         except PhonemeError as exc:
             raise LexiconError(f"{where}: {exc}") from None
         return Rule(target, "phoneme", phoneme=phoneme, alphabet="ipa", regex=regex)
@@ -187,8 +187,8 @@ class Lexicon:
                 if rule.type == "alias":
                     builder.rewrite(rule.alias or "", at + m.start(), at + m.end())
                 elif phonemes:
-                    builder.phoneme_input(ipa_to_espeak(rule.phoneme or ""), at + m.start(),
-                                          at + m.end())
+                    builder.phoneme_input(rule.phoneme or "", at + m.start(), at + m.end(),
+                                          m.group())
                 else:
                     builder.copy(m.group(), at + m.start())
                 pos = m.end()

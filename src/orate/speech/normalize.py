@@ -206,14 +206,83 @@ _UNITS = {
 _MONTHS = ("January February March April May June July August September October November "
            "December").split()
 _MONTH_BY_PREFIX = {m[:3].lower(): m for m in _MONTHS}
-_ABBREVIATIONS = {
-    "mr.": "Mister", "mrs.": "Missus", "ms.": "Miz", "prof.": "Professor",
-    "jr.": "Junior", "sr.": "Senior", "mt.": "Mount", "ave.": "Avenue",
-    "vs.": "versus", "etc.": "et cetera", "e.g.": "for example", "i.e.": "that is",
-    "approx.": "approximately", "dept.": "department", "est.": "established",
-}
+# Abbreviations read as words: (written, read, case). "any" matches the written form in
+# any case of its first letter ("Mr." and "mr."); "exact" only as written ("Sun." is
+# Sunday, "sun." ends a sentence about the sun). The scanner's branch and its anchors
+# are built from this table, so a row here is all a new abbreviation needs.
+ABBREVIATIONS: tuple[tuple[str, str, str], ...] = (
+    ("mr.", "Mister", "any"), ("mrs.", "Missus", "any"), ("ms.", "Miz", "any"),
+    ("prof.", "Professor", "any"), ("jr.", "Junior", "any"), ("sr.", "Senior", "any"),
+    ("mt.", "Mount", "any"), ("ave.", "Avenue", "any"), ("vs.", "versus", "exact"),
+    ("etc.", "et cetera", "exact"), ("e.g.", "for example", "exact"),
+    ("i.e.", "that is", "exact"), ("approx.", "approximately", "any"),
+    ("dept.", "department", "any"), ("est.", "established", "exact"),
+    ("ext.", "extension", "any"), ("fig.", "figure", "any"), ("no.", "", "special"),
+    ("dr.", "", "title"), ("st.", "", "title"),
+    # weekdays and months, capitalized as written in dates
+    ("Mon.", "Monday", "exact"), ("Tue.", "Tuesday", "exact"), ("Tues.", "Tuesday", "exact"),
+    ("Wed.", "Wednesday", "exact"), ("Thu.", "Thursday", "exact"),
+    ("Thur.", "Thursday", "exact"), ("Thurs.", "Thursday", "exact"),
+    ("Fri.", "Friday", "exact"), ("Sat.", "Saturday", "exact"), ("Sun.", "Sunday", "exact"),
+    ("Jan.", "January", "exact"), ("Feb.", "February", "exact"), ("Mar.", "March", "exact"),
+    ("Apr.", "April", "exact"), ("Jun.", "June", "exact"), ("Jul.", "July", "exact"),
+    ("Aug.", "August", "exact"), ("Sep.", "September", "exact"),
+    ("Sept.", "September", "exact"), ("Oct.", "October", "exact"),
+    ("Nov.", "November", "exact"), ("Dec.", "December", "exact"),
+)
+_ABBREVIATIONS = {k.lower(): word for k, word, case in ABBREVIATIONS if word}
 # "Dr. Smith" / "Elm Dr." and "St. John" / "Main St.": the next word decides
 _TITLE_OR_PLACE = {"dr.": ("Doctor", "Drive"), "st.": ("Saint", "Street")}
+_TITLES = frozenset({"mr.", "mrs.", "ms.", "prof.", "dr.", "st.", "mt.", "jr.", "sr."})
+
+# Acronyms and initialisms as people say them: spelled letter by letter, read as a word
+# (written in title case so no engine spells it), or expanded. A word of capitals that is
+# not here is left to the engine.
+ACRONYMS: dict[str, str] = {
+    "YoY": "year over year", "MoM": "month over month", "QoQ": "quarter over quarter",
+    "WoW": "week over week", "YTD": "year to date", "MTD": "month to date",
+    "NASA": "Nasa", "NATO": "Nato", "UNESCO": "Unesco", "UNICEF": "Unicef", "FIFA": "Fifa",
+    "OPEC": "Opec", "JSON": "Jason", "SQL": "S Q L", "API": "A P I", "URL": "U R L",
+    "CPU": "C P U", "GPU": "G P U", "USB": "U S B", "HTML": "H T M L", "CSS": "C S S",
+    "PDF": "P D F", "HTTP": "H T T P", "HTTPS": "H T T P S", "AWS": "A W S", "IBM": "I B M",
+    "BBC": "B B C", "FBI": "F B I", "CIA": "C I A", "USA": "U S A", "UK": "U K",
+    "EU": "E U", "AI": "A I", "CEO": "C E O", "CFO": "C F O", "CTO": "C T O",
+    "FAQ": "F A Q", "FYI": "F Y I", "ASAP": "A S A P", "ETA": "E T A", "TBD": "T B D",
+    "DIY": "D I Y", "PhD": "P H D", "KPI": "K P I", "ROI": "R O I", "SaaS": "sass",
+    "iOS": "eye O S", "TV": "T V", "PC": "P C", "DNA": "D N A", "VAT": "V A T",
+}
+# prefixes read letter by letter before a number: FY2024, Q3, H1
+_PERIODS = {"FY": "F Y", "Q": "Q", "H": "H"}
+# pre-release tags of versions (2.0.1-beta, v3.0-rc.1)
+_PRERELEASE = {"rc": "R C", "beta": "beta", "alpha": "alpha", "dev": "dev", "pre": "pre",
+               "preview": "preview", "final": "final", "lts": "L T S", "snapshot": "snapshot"}
+_SIGNS = {"−": "minus", "-": "minus", "+": "plus", "±": "plus or minus", "∓": "minus or plus",
+          "≈": "approximately", "~": "about", "∼": "about"}
+_VULGAR = {"½": (1, 2), "⅓": (1, 3), "⅔": (2, 3), "¼": (1, 4), "¾": (3, 4), "⅕": (1, 5),
+           "⅖": (2, 5), "⅗": (3, 5), "⅘": (4, 5), "⅙": (1, 6), "⅚": (5, 6), "⅛": (1, 8),
+           "⅜": (3, 8), "⅝": (5, 8), "⅞": (7, 8)}
+# English regions that write dates day first (03/04/2025 is the 3rd of April there)
+DAY_FIRST_REGIONS = frozenset({"gb", "uk", "au", "ie", "in", "nz", "za", "sg", "my", "ng",
+                               "ke", "pk", "jm", "hk", "mt", "gh", "150"})
+
+
+def _case_alt(keys: list[tuple[str, str]]) -> str:
+    """A branch for written forms (key, case) that opens with one character class: the
+    first letter, then a look-behind that it is no letter inside a word, then each rest
+    behind a look-behind of its own first letter (what the scanner needs, see _BRANCHES)."""
+    firsts: set[str] = set()
+    rests = []
+    for key, case in sorted(keys, key=lambda kc: -len(kc[0])):
+        first = key[0]
+        options = {first.upper(), first.lower()} if case != "exact" else {first}
+        firsts |= options
+        cls = "".join(sorted(options))
+        rests.append(f"(?<=[{re.escape(cls)}]){re.escape(key[1:])}")
+    return f"[{re.escape(''.join(sorted(firsts)))}](?<!\\w.)(?:{'|'.join(rests)})"
+
+
+_ABBR_ALT = _case_alt([(k, case) for k, _, case in ABBREVIATIONS if case != "special"])
+_ACRONYM_ALT = _case_alt([(k, "exact") for k in ACRONYMS]) + r"(?![\w])"
 _CARDINAL_NUMERAL_AFTER = frozenset(
     "war part chapter volume vol book act scene phase stage level type class title article "
     "section apollo rocky episode season round world".split())
@@ -231,24 +300,39 @@ def _lead(before: str, minus: bool = True) -> str:
     return rf"(?:-(?<!{before}-)\d|{digit})" if minus else digit
 
 
-_MONTH_REST = "|".join(f"(?<={m[0]}){m[1:3]}(?:{m[3:]})?" for m in _MONTHS)
+_MONTH_REST = "(?<=S)ept|" + "|".join(f"(?<={m[0]}){m[1:3]}(?:{m[3:]})?" for m in _MONTHS)
 # Every branch opens with a literal or a character class, and its look-behind comes after
 # that first character ("\d(?<![\w.]\d)" is "(?<![\w.])\d"); the kind is an empty named
 # group at the end (``lastgroup``). The regex engine then rejects a branch at a position
 # with one character test in C, instead of running look-behinds and word-boundary checks
 # for all 16 branches at every position: dense and hostile inputs ("1,1,1,…") cost ~10x
 # less. Quantifiers are bounded and never nested, so no input backtracks badly.
+_AMPM = r"\s?[aApP]\.?[mM]\.?(?!\w)"
+_END = r"(?::\d{2})?(?:" + _AMPM + r")?"  # a range's end: 5, 5pm, 17:00
+_UNIT_OPT = r"(?:\s?(?=[A-Za-z°])(?i:" + _UNIT_ALT + r")(?![\w/°]))?"
+_EXT = r"(?:,?\s?(?:(?i:ext)\.?|x)\s?\d{1,6}(?!\w))?"
+_VULGAR_CLASS = "[" + "".join(_VULGAR) + "]"
+_PRE = r"(?:-[A-Za-z][A-Za-z0-9.]{0,15}(?<!\.))"
 _BRANCHES = {
     "url": r"h(?<!\w.)ttps?://[^\s<>\"']{1,2000}|w(?<!\w.)ww\.[^\s<>\"']{1,2000}",
     "email": r"\w(?<!\w\w)[\w.+-]{0,63}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}\b",
-    "phone": r"\+(?<![\w+].)\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])"
-             r"|\((?<![\w(].)\d{3}\)\s?\d{3}[.-]\d{4}(?!\w)"
-             r"|\d(?<![\w(]\d)\d{2}[.-]\d{3}[.-]\d{4}(?!\w)",
+    "phone": r"\+(?<![\w+].)\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])" + _EXT +
+             r"|\((?<![\w(].)\d{3}\)\s?\d{3}[.-]\d{4}(?!\w)" + _EXT +
+             r"|\d(?<![\w(]\d)\d{2}[.-]\d{3}[.-]\d{4}(?!\w)" + _EXT,
     "money": r"[$€£¥]\s?\d{1,3}(?:,\d{3}){0,6}(?:\.\d{1,2})?(?!\d)(?:\s?(?:" + _MAG_ALT
              + r")\b)?|[$€£¥]\s?\d{1,15}(?:\.\d{1,2})?(?!\d)(?:\s?(?:" + _MAG_ALT + r")\b)?",
-    "time": r"\d(?<![\d:]\d)\d?:\d{2}(?::\d{2})?(?![\d:])(?:\s?(?:[aApP]\.?[mM]\.?)(?!\w))?",
     "iso": r"\d(?<![\d-]\d)\d{3}-\d{2}-\d{2}(?![\d-])",
+    "version": r"[vV](?<!\w.)\d{1,4}(?:\.\d{1,4}){1,3}" + _PRE + r"?(?![\w]|\.\d)",
+    "sign": r"[−±≈∓∼](?=\s?\d)|[+~](?<![\w+~].)(?=\d)"
+            r"|-(?<![\w.-]-)(?=\d{1,12}(?:\.\d{1,6})?\s?(?:°|(?i:" + _UNIT_ALT
+            + r")(?![\w/°])))",
+    "range": r"\d(?<![\w.]\d)\d{0,3}" + _END + r"\s?[–—]\s?\d{1,4}" + _END
+             + r"(?:\s?%)?(?![\d])",
+    "time": r"\d(?<![\d:]\d)\d?:\d{2}(?::\d{2})?(?![\d:])(?:\s?(?:[aApP]\.?[mM]\.?)(?!\w))?",
+    "clock": r"\d(?<![\w.:]\d)\d?" + _AMPM,
     "slash": r"\d(?<![\d/]\d)\d?/\d{1,2}/(?:\d{4}|\d{2})(?![\d/])",
+    "fraction": r"\d(?<![\w.,/]\d)\d?/\d{1,3}(?![\d/])" + _UNIT_OPT + "|" + _VULGAR_CLASS
+                + _UNIT_OPT,
     "mdate": r"[JFMASOND](?<!\w.)(?:" + _MONTH_REST
              + r")\.? \d{1,2}(?:st|nd|rd|th)?(?:, \d{4})?(?!\d)",
     "decade": r"\d(?<!\w\d)\d\d0s\b|['’]\d0s\b|\d(?<!\w\d)0s\b",
@@ -257,11 +341,13 @@ _BRANCHES = {
     "ordinal": r"\d(?<!\w\d)\d{0,11}(?:st|nd|rd|th)\b",
     "unit": r"\d(?<![\w.]\d)\d{0,11}(?:\.\d{1,6})?\s?(?=[A-Za-z°])(?i:" + _UNIT_ALT
             + r")(?![\w/°])",
+    "alnum": r"\d(?<![\w.]\d)\d{0,3}[A-Z](?![\w])",
     "number": _lead(r"[\w.,]") + r"\d{0,2}(?:,\d{3}){1,6}(?:\.\d{1,6})?(?![\d,]\d)"
               r"|" + _lead(r"[\w.]") + r"\d{0,14}(?:\.\d{1,15})?(?![\d]|\.\d)|\d{16,4096}",
-    "abbr": r"[MmPpJjSsAaveDdi](?<!\w.)(?:(?<=[Mm])rs?|(?<=[Mm])s|(?<=[Pp])rof|(?<=[Jj])r"
-            r"|(?<=[Ss])r|(?<=[Mm])t|(?<=[Aa])ve|(?<=v)s|(?<=e)tc|(?<=a)pprox|(?<=[Dd])ept"
-            r"|(?<=e)st|(?<=[Dd])r|(?<=[Ss])t|(?<=e)\.g|(?<=i)\.e)\.",
+    "postcode": r"[A-Z](?<!\w.)[A-Z]?\d[A-Z\d]? \d[A-Z]{2}(?!\w)",
+    "period": r"F(?<!\w.)Y(?:\d{4}|\d{2})(?!\w)|[QH](?<!\w.)\d(?!\w)",
+    "acronym": _ACRONYM_ALT,
+    "abbr": _ABBR_ALT + r"(?!\w)",
     "numberword": r"N(?<!\wN)[oO]\.\s?(?=\d)|#(?<!\w#)\s?(?=\d)",
     "roman": r"[A-Z](?<!\w.)[a-z]{1,20} (?=[IVXLC]{2,8}\b|V\b)(?:C{0,3})(?:XC|XL|L?X{0,3})"
              r"(?:IX|IV|V?I{0,3})\b",
@@ -274,22 +360,35 @@ _BRANCHES = {
 # of the scan of a number-dense text). Their order among themselves is the order of
 # _BRANCHES; e-mail (which may also open with a digit) stays before them.
 _AFTER_DIGIT = {
-    "phone": r"(?<![\w(]\d)\d{2}[.-]\d{3}[.-]\d{4}(?!\w)",
-    "time": _BRANCHES["time"][2:],
+    "phone": r"(?<![\w(]\d)\d{2}[.-]\d{3}[.-]\d{4}(?!\w)" + _EXT
+             + r"|(?<![\w(.-]\d)-\d{3}-\d{3}-\d{4}(?!\w)" + _EXT
+             + r"|(?<![\w(.-]\d)\d{2}-\d{4}(?![\w-])" + _EXT,
     "iso": _BRANCHES["iso"][2:],
+    "version": r"(?<![\w.]\d)\d{0,3}\.\d{1,4}\.\d{1,4}(?:\.\d{1,4})?" + _PRE + r"?(?![\w]|\.\d)"
+               r"|(?<![\w.]\d)\d{0,3}\.\d{1,4}" + _PRE + r"(?![\w]|\.\d)",
+    "range": _BRANCHES["range"][2:]
+             + r"|(?<![\w.-]\d)\d{0,3}" + _END + r"-\d{1,4}" + _END + r"(?:\s?%)?(?![\d.,-])",
+    "time": _BRANCHES["time"][2:],
+    "clock": _BRANCHES["clock"][2:],
     "slash": _BRANCHES["slash"][2:],
+    "fraction": r"(?<![\w.,/]\d)\d{0,5}" + _VULGAR_CLASS + _UNIT_OPT
+                + r"|(?<![\w.,/]\d)\d? \d{1,2}/\d{1,3}(?![\d/])" + _UNIT_OPT
+                + r"|(?<![\w.,/]\d)\d?/\d{1,3}(?![\d/])" + _UNIT_OPT,
     "decade": r"(?<!\w\d)\d\d0s\b|(?<!\w\d)0s\b",
     "percent": r"(?<![\w.]\d)\d{0,2}(?:,\d{3}){0,6}(?:\.\d{1,6})?\s?%"
                r"|(?<![\w.]\d)\d{0,14}(?:\.\d{1,6})?\s?%",
     "ordinal": _BRANCHES["ordinal"][2:],
     "unit": _BRANCHES["unit"][2:],
+    "alnum": _BRANCHES["alnum"][2:],
     "number": r"(?<![\w.,]\d)\d{0,2}(?:,\d{3}){1,6}(?:\.\d{1,6})?(?![\d,]\d)"
               r"|(?<![\w.]\d)\d{0,14}(?:\.\d{1,15})?(?![\d]|\.\d)|\d{15,4095}",
 }
-# the same kinds' branches that open with something else ("+1 …", "'90s", "-5%")
+# the same kinds' branches that open with something else ("+1 …", "'90s", "-5%", "½")
 _NOT_DIGIT = {
-    "phone": r"\+(?<![\w+].)\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])"
-             r"|\((?<![\w(].)\d{3}\)\s?\d{3}[.-]\d{4}(?!\w)",
+    "phone": r"\+(?<![\w+].)\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])" + _EXT
+             + r"|\((?<![\w(].)\d{3}\)\s?\d{3}[.-]\d{4}(?!\w)" + _EXT,
+    "version": _BRANCHES["version"],
+    "fraction": _VULGAR_CLASS + _UNIT_OPT,
     "decade": r"['’]\d0s\b",
     "percent": r"-(?<![\w.]-)\d{1,3}(?:,\d{3}){0,6}(?:\.\d{1,6})?\s?%"
                r"|-(?<![\w.]-)\d{1,15}(?:\.\d{1,6})?\s?%",
@@ -299,15 +398,37 @@ _NOT_DIGIT = {
 _DIGIT_MARK = "_d"  # marker suffix of the digit group's kinds ("number_d" → "number")
 
 
+# The digit kinds that need a separator within a few digits (a dash, point, colon, slash,
+# vulgar fraction, am/pm, or a space before one of those or a digit): one look-ahead
+# skips them all at a number that has none ("1,1,1…", "+1 +1 …"), the usual case.
+_SEPARATED = ("phone", "iso", "version", "range", "time", "clock", "slash", "fraction")
+_SEPARATOR = r"(?=\d{0,4}(?:[./–—aApP" + "".join(_VULGAR) + r"]| [\d–—aApP-]))"
+_COLON = r"(?=\d{0,4}:)"  # clock times, alone or as a range's ends: time and range only
+_HYPHEN = r"(?=\d{0,4}-)"  # 555-0142, 2024-03-05, 10-20: phone, ISO date and range only
+
+
 def _scanner(kinds: list[str]) -> re.Pattern[str]:
     first = [k for k in ("url", "email") if k in kinds]
-    digit = "|".join(f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}>)"
-                     for k in kinds if k in _AFTER_DIGIT)
+    separated = "|".join(f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}>)"
+                         for k in kinds if k in _AFTER_DIGIT and k in _SEPARATED)
+    plain = "|".join(f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}>)"
+                     for k in kinds if k in _AFTER_DIGIT and k not in _SEPARATED)
+    colon = "|".join(f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}c>)"
+                     for k in ("range", "time") if k in kinds)
+    hyphen = "|".join(f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}h>)"
+                      for k in ("phone", "iso", "range") if k in kinds)
+    digit = f"{_COLON}(?:{colon})|{_HYPHEN}(?:{hyphen})|{_SEPARATOR}(?:{separated})|{plain}" \
+        if separated else plain
     rest = [(k, _NOT_DIGIT[k] if k in _AFTER_DIGIT else _BRANCHES[k])
             for k in kinds if k not in first and (k not in _AFTER_DIGIT or k in _NOT_DIGIT)]
     parts = [f"(?:{_BRANCHES[k]})(?P<{k}>)" for k in first] + [rf"\d(?:{digit})"] + \
         [f"(?:{body})(?P<{k}>)" for k, body in rest]
-    return re.compile("|".join(parts))
+    # every branch's first character, tested once: a position that opens none of them
+    # (",", ":", a space in a dense text) skips all ~25 branches with one C-level test
+    return re.compile(f"(?={_FIRST})(?:" + "|".join(parts) + ")")
+
+
+_FIRST = "[\\w$€£¥'’+(\\-−±≈∓∼~#&=@" + "".join(_VULGAR) + "]"
 
 
 _SCANNER = _scanner(list(_BRANCHES))
@@ -320,9 +441,9 @@ _SCANNER_PLAIN = _scanner([k for k in _BRANCHES if k not in ("email", "url")])
 # may be Roman numerals. A pattern that opens with a character class lets the regex
 # engine skip ordinary prose in C, so the full scanner only runs in small windows
 # around these anchors instead of at every position of the text.
-_ANCHOR = re.compile(r"[\d$€£¥#&+=@%°]|[IVXLC]{2,8}\b|V\b|\.|www|://")
-_ABBREVIATION_WORDS = frozenset(
-    "mr mrs ms prof jr sr mt ave vs etc approx dept est dr st e.g i.e no".split())
+_ANCHOR = re.compile(r"[\d$€£¥#&+=@%°−±≈∓∼~" + "".join(_VULGAR) + r"]|[IVXLC]{2,8}\b|V\b"
+                     r"|\.|www|://|" + _ACRONYM_ALT + r"|[A-Z](?<!\w.)[A-Z]?\d[A-Z\d]? \d")
+_ABBREVIATION_WORDS = frozenset(k.lower().rstrip(".") for k, _, _ in ABBREVIATIONS)
 _WINDOW_TOKENS = 3  # tokens each side of an anchor: "March 5, 2024", "Henry VIII", "3:30 pm"
 _REACH = 2100  # the longest token a rewrite reads (a URL of 2,000 characters)
 
@@ -372,7 +493,19 @@ def _windows(text: str) -> list[tuple[int, int]]:
 Piece = tuple[int, int, str]  # start, end (relative to the match), replacement
 
 
-def _money(m: re.Match[str], text: str) -> list[Piece]:
+@dataclass(frozen=True)
+class Region:
+    """What a voice's region changes in English readings."""
+
+    day_first: bool = False  # 03/04/2025 is the third of April
+    key: str = ""  # part of the rewrite cache's key
+
+
+_US = Region()
+_DAY_FIRST = Region(day_first=True, key="\0d")
+
+
+def _money(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     sym = raw[0]
     one, many, sub_one, sub_many = _CURRENCIES[sym]
@@ -400,7 +533,7 @@ def _money(m: re.Match[str], text: str) -> list[Piece]:
     return [(0, len(raw), " ".join(words))]
 
 
-def _time(m: re.Match[str], text: str) -> list[Piece]:
+def _time(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     clock, ampm = raw, ""
     tail = re.search(r"([aApP])\.?[mM]\.?$", raw)
@@ -430,27 +563,31 @@ def _ends_sentence(text: str, end: int) -> bool:
     return not after.strip() or after[0] == "\n" or (after[0] == " " and after[1:].isupper())
 
 
-def _date_words(y: int | None, mo: int, d: int) -> str | None:
+def _date_words(y: int | None, mo: int, d: int, day_first: bool = False) -> str | None:
+    """"March fifth, twenty twenty-four"; day first: "the fifth of March, twenty …"."""
     if not (1 <= mo <= 12 and 1 <= d <= 31):
         return None
-    words = f"{_MONTHS[mo - 1]} {ordinal(d)}"
+    words = f"the {ordinal(d)} of {_MONTHS[mo - 1]}" if day_first \
+        else f"{_MONTHS[mo - 1]} {ordinal(d)}"
     return f"{words}, {year(y)}" if y is not None else words
 
 
-def _iso(m: re.Match[str], text: str) -> list[Piece]:
+def _iso(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     y, mo, d = (int(x) for x in m.group().split("-"))
-    words = _date_words(y, mo, d)
+    words = _date_words(y, mo, d, ctx.day_first)
     return [(0, len(m.group()), words)] if words else []
 
 
-def _slash(m: re.Match[str], text: str) -> list[Piece]:
+def _slash(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     mo, d, y = m.group().split("/")
+    if ctx.day_first:
+        mo, d = d, mo
     yy = int(y) + (2000 if len(y) == 2 and int(y) < 50 else 1900 if len(y) == 2 else 0)
-    words = _date_words(yy, int(mo), int(d))
+    words = _date_words(yy, int(mo), int(d), ctx.day_first)
     return [(0, len(m.group()), words)] if words else []
 
 
-def _mdate(m: re.Match[str], text: str) -> list[Piece]:
+def _mdate(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     month = _MONTH_BY_PREFIX[raw[:3].lower()]
     rest = re.match(r"[A-Za-z]*\.? (\d{1,2})(?:st|nd|rd|th)?(?:, (\d{4}))?", raw)
@@ -464,24 +601,24 @@ def _mdate(m: re.Match[str], text: str) -> list[Piece]:
     return [(0, len(raw), words)]
 
 
-def _decade(m: re.Match[str], text: str) -> list[Piece]:
+def _decade(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     body = raw.lstrip("'’")[:-1]
     words = year(int(body)) if len(body) == 4 else cardinal(int(body))
     return [(0, len(raw), _plural_decade(words))]
 
 
-def _percent(m: re.Match[str], text: str) -> list[Piece]:
+def _percent(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     return [(0, len(raw), f"{decimal(raw.rstrip('%').strip().replace(',', ''))} percent")]
 
 
-def _ordinal(m: re.Match[str], text: str) -> list[Piece]:
+def _ordinal(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     return [(0, len(raw), ordinal(int(raw[:-2])))]
 
 
-def _unit(m: re.Match[str], text: str) -> list[Piece]:
+def _unit(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     um = re.search(r"(" + _UNIT_ALT + r")$", raw, re.IGNORECASE)
     assert um is not None
@@ -490,7 +627,7 @@ def _unit(m: re.Match[str], text: str) -> list[Piece]:
     return [(0, len(raw), f"{decimal(value)} {one if value == '1' else many}")]
 
 
-def _number(m: re.Match[str], text: str) -> list[Piece]:
+def _number(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     plain = raw.replace(",", "")
     if "." not in plain and "," not in raw and len(plain) == 4 and 1100 <= int(plain) <= 2099:
@@ -500,7 +637,7 @@ def _number(m: re.Match[str], text: str) -> list[Piece]:
     return [(0, len(raw), decimal(plain))]
 
 
-def _abbr(m: re.Match[str], text: str) -> list[Piece]:
+def _abbr(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     key = raw.lower()
     if key in _TITLE_OR_PLACE:
@@ -512,18 +649,18 @@ def _abbr(m: re.Match[str], text: str) -> list[Piece]:
     if raw[0].isupper() and word[0].islower():
         word = word[0].upper() + word[1:]
     # an abbreviation that ends the text or a sentence keeps its period as the full stop
-    if key in ("etc.", "approx.") and _ends_sentence(text, m.end()):
+    if key not in _TITLES and _ends_sentence(text, m.end()):
         word += "."
     return [(0, len(raw), word)]
 
 
-def _numberword(m: re.Match[str], text: str) -> list[Piece]:
+def _numberword(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     word = "Number" if raw[0] == "N" else "number"
     return [(0, len(raw), word + (" " if raw[-1].isspace() or raw == "#" else ""))]
 
 
-def _roman(m: re.Match[str], text: str) -> list[Piece]:
+def _roman(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     name, _, numeral = raw.partition(" ")
     value = _roman_value(numeral)
@@ -546,7 +683,7 @@ def _roman_value(numeral: str) -> int | None:
     return total
 
 
-def _url(m: re.Match[str], text: str) -> list[Piece]:
+def _url(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group().rstrip(".,;:!?)")
     body = re.sub(r"^https?://", "", raw)
     out = []
@@ -563,7 +700,7 @@ def _url(m: re.Match[str], text: str) -> list[Piece]:
     return [(0, len(raw), " ".join(out))]
 
 
-def _email(m: re.Match[str], text: str) -> list[Piece]:
+def _email(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     local, _, domain = raw.partition("@")
     say = lambda s: " ".join(  # noqa: E731
@@ -572,34 +709,288 @@ def _email(m: re.Match[str], text: str) -> list[Piece]:
     return [(0, len(raw), f"{say(local)} at {say(domain)}")]
 
 
-def _phone(m: re.Match[str], text: str) -> list[Piece]:
+_EXTENSION = re.compile(r",?\s?(?:(?i:ext)\.?|x)\s?(\d{1,6})$")
+
+
+def _phone(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
+    """Digit by digit, a pause between groups; "ext. 12" / "x12" is "extension one two"."""
     raw = m.group()
-    groups = re.findall(r"\d+", raw)
+    number, extension = raw, ""
+    ext = _EXTENSION.search(raw)
+    if ext:
+        number, extension = raw[:ext.start()], f", extension {digits(ext.group(1))}"
+    groups = re.findall(r"\d+", number)
     words = ", ".join(digits(g) for g in groups)
-    return [(0, len(raw), ("plus " if raw.startswith("+") else "") + words)]
+    return [(0, len(raw), ("plus " if raw.startswith("+") else "") + words + extension)]
 
 
-def _symbol(m: re.Match[str], text: str) -> list[Piece]:
+def _symbol(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     return [(0, 1, _SYMBOLS[m.group()])]
 
 
-_ENGLISH: dict[str, Callable[[re.Match[str], str], list[Piece]]] = {
+def _spoken_number(raw: str) -> str:
+    """A plain number as read inside another reading (a range end, a version part)."""
+    plain = raw.replace(",", "")
+    return decimal(plain) if plain else ""
+
+
+def _version(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
+    """"v2.3.1" → "version two point three point one"; "2.0.1-beta" → "… point one beta"."""
+    raw = m.group()
+    body = raw
+    lead = ""
+    if raw[0] in "vV":
+        body = raw[1:]
+        before = text[max(0, m.start() - 9):m.start()].lower().rstrip()
+        lead = "" if before.endswith("version") else "version "
+    number, _, tag = body.partition("-")
+    words = " point ".join(cardinal(int(p)) for p in number.split("."))
+    if tag:
+        parts = []
+        for piece in re.findall(r"[A-Za-z]+|\d+", tag):
+            parts.append(cardinal(int(piece)) if piece.isdigit() else
+                         _PRERELEASE.get(piece.lower(), piece))
+        words += " " + " ".join(parts)
+    return [(0, len(raw), lead + words)]
+
+
+_RANGE_SPLIT = re.compile(r"\s?[–—-]\s?")
+_HAS_AMPM = re.compile(r"[aApP]\.?[mM]\.?$")
+
+
+def _range_end(raw: str, ctx: Region) -> str:
+    raw = raw.strip()
+    tail = _HAS_AMPM.search(raw)
+    if ":" in raw or tail:
+        clock = raw[:tail.start()].strip() if tail else raw
+        h, _, mi = clock.partition(":")
+        words = cardinal(int(h))
+        if mi and int(mi):
+            words += f" oh {_ONES[int(mi)]}" if int(mi) < 10 else f" {cardinal(int(mi))}"
+        elif mi and not tail:
+            words += " hundred" if int(h) > 12 else " o'clock"
+        return words + (f" {tail.group()[0].upper()} M" if tail else "")
+    return cardinal(int(raw))
+
+
+def _range(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
+    """"10–20" → "ten to twenty", "9am–5pm" → "nine A M to five P M", "1990–95" →
+    "nineteen ninety to ninety-five"."""
+    raw = m.group()
+    body, percent = (raw.rstrip("%").rstrip(), " percent") if raw.endswith("%") else (raw, "")
+    a, b = (x.strip() for x in _RANGE_SPLIT.split(body, maxsplit=1))
+    if a.isdigit() and len(a) == 4 and 1100 <= int(a) <= 2099 and b.isdigit():
+        if len(b) == 4:
+            return [(0, len(raw), f"{year(int(a))} to {year(int(b))}")]
+        if len(b) == 2:
+            tail = f"oh {_ONES[int(b)]}" if int(b) < 10 else cardinal(int(b))
+            return [(0, len(raw), f"{year(int(a))} to {tail}")]
+    return [(0, len(raw), f"{_range_end(a, ctx)} to {_range_end(b, ctx)}{percent}")]
+
+
+def _clock(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
+    """"9am" → "nine A M"."""
+    raw = m.group()
+    tail = _HAS_AMPM.search(raw)
+    assert tail is not None
+    words = f"{cardinal(int(raw[:tail.start()].strip()))} {tail.group()[0].upper()} M"
+    if raw.endswith(".") and _ends_sentence(text, m.end()):
+        words += "."
+    return [(0, len(raw), words)]
+
+
+def _fraction_words(num: int, den: int) -> str:
+    """"three quarters", "one half", "two thirds"."""
+    name = {2: "half", 4: "quarter"}.get(den) or ordinal(den)
+    if num != 1:
+        name = "halves" if den == 2 else name + "s"
+    return f"{cardinal(num)} {name}"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeio" or word.lower().startswith("hour") else "a"
+
+
+def _fraction(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
+    """"1/2" → "one half", "3½ kg" → "three and a half kilograms", "2 3/4" → "two and three
+    quarters", "½ cup" → "one half cup", "1/2 kg" → "half a kilogram"; "24/7" and other
+    fractions no one reads as such: the two numbers ("twenty-four seven")."""
+    raw = m.group()
+    um = re.search(r"\s?(" + _UNIT_ALT + r")$", raw, re.IGNORECASE) \
+        if raw[-1:].isalpha() or raw[-1:] == "°" else None
+    body = raw[:um.start()] if um else raw
+    whole = 0
+    vulgar = next((c for c in body if c in _VULGAR), None)
+    if vulgar:
+        num, den = _VULGAR[vulgar]
+        head = body[:body.index(vulgar)].strip()
+        whole = int(head) if head else 0
+    else:
+        head, _, frac = body.strip().rpartition(" ")
+        n_, _, d_ = frac.partition("/")
+        num, den = int(n_), int(d_)
+        whole = int(head) if head else 0
+        if not (0 < num < den <= 100) or den == 1:
+            if whole:
+                return []
+            return [(0, len(raw), f"{cardinal(num)} {cardinal(den)}"
+                     + (f" {_UNITS[um.group(1).lower()][1]}" if um else ""))]
+    part = _fraction_words(num, den)
+    if whole:
+        name = part.split(" ", 1)[1]
+        part = f"{cardinal(whole)} and " + (f"{_article(name)} {name}" if num == 1 else part)
+    if um:
+        one, many = _UNITS[um.group(1).lower()]
+        if whole:
+            return [(0, len(raw), f"{part} {many}")]
+        if num == 1 and den == 2:
+            return [(0, len(raw), f"half {_article(one)} {one}")]
+        return [(0, len(raw), f"{part} of {_article(one)} {one}")]
+    return [(0, len(raw), part)]
+
+
+def _alnum(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
+    """House numbers and other number + letter codes: "221B" → "two twenty-one B"."""
+    raw = m.group()
+    n = int(raw[:-1])
+    if 100 <= n <= 999:
+        rest = n % 100
+        tail = f"oh {_ONES[rest]}" if 0 < rest < 10 else "hundred" if rest == 0 \
+            else cardinal(rest)
+        words = f"{_ONES[n // 100]} {tail}"
+    elif 1000 <= n <= 9999 and n % 1000:
+        words = year(n)
+    else:
+        words = cardinal(n)
+    return [(0, len(raw), f"{words} {raw[-1]}")]
+
+
+def _sign(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
+    """"−5°F" → "minus" + the rest read on its own; "±2" → "plus or minus two"."""
+    return [(0, len(m.group()), _SIGNS[m.group()] + " ")]
+
+
+def _spell(code: str) -> str:
+    return " ".join(digits(ch) if ch.isdigit() else ch for ch in code)
+
+
+def _postcode(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
+    """A UK postcode, as said: "SW1A 1AA" → "S W one A, one A A"."""
+    out, inward = m.group().split(" ")
+    return [(0, len(m.group()), f"{_spell(out)}, {_spell(inward)}")]
+
+
+def _period(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
+    """Fiscal years, quarters and halves: "FY2024" → "F Y twenty twenty-four", "Q3" →
+    "Q three"."""
+    raw = m.group()
+    letters = raw.rstrip("0123456789")
+    number = raw[len(letters):]
+    words = year(int(number)) if len(number) == 4 else cardinal(int(number))
+    return [(0, len(raw), f"{_PERIODS[letters]} {words}")]
+
+
+def _acronym(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
+    return [(0, len(m.group()), ACRONYMS[m.group()])]
+
+
+_ENGLISH: dict[str, Callable[[re.Match[str], str, Region], list[Piece]]] = {
     "url": _url, "email": _email, "phone": _phone, "money": _money, "time": _time,
     "iso": _iso, "slash": _slash, "mdate": _mdate, "decade": _decade, "percent": _percent,
     "ordinal": _ordinal, "unit": _unit, "number": _number, "numberword": _numberword,
-    "roman": _roman, "symbol": _symbol,
+    "roman": _roman, "symbol": _symbol, "version": _version, "range": _range,
+    "clock": _clock, "fraction": _fraction, "alnum": _alnum, "sign": _sign,
+    "postcode": _postcode, "period": _period, "acronym": _acronym,
 }
 
 # ---------------------------------------------------------------------------- other languages
 
-_NUMBER_ONLY = re.compile(r"(?<![\w.,])-?\d{1,15}(?:[.,]\d{1,6})?(?![\d\w])")
+# Languages that write 1.234,56 (a comma before the decimals, points or spaces between
+# thousands); the others write 1,234.56.
+DECIMAL_COMMA = frozenset("de fr es it pt nl ru pl cs sk da sv no nb nn fi tr ro hu uk id "
+                          "ca gl eu hr sl sr bg el lt lv et is az kk vi".split())
+# Month names for dates read in other languages (day first everywhere here: 03.04.2025,
+# 03/04/2025 and ISO 2025-04-03 are all the third of April), with how a date is said.
+FOREIGN_MONTHS: dict[str, tuple[str, ...]] = {
+    "de": tuple("Januar Februar März April Mai Juni Juli August September Oktober November "
+                "Dezember".split()),
+    "fr": tuple("janvier février mars avril mai juin juillet août septembre octobre "
+                "novembre décembre".split()),
+    "es": tuple("enero febrero marzo abril mayo junio julio agosto septiembre octubre "
+                "noviembre diciembre".split()),
+    "it": tuple("gennaio febbraio marzo aprile maggio giugno luglio agosto settembre "
+                "ottobre novembre dicembre".split()),
+    "pt": tuple("janeiro fevereiro março abril maio junho julho agosto setembro outubro "
+                "novembro dezembro".split()),
+    "nl": tuple("januari februari maart april mei juni juli augustus september oktober "
+                "november december".split()),
+}
+_CURRENCY_CODES = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY"}
+_GROUPED = r"\d{1,3}(?:[.\u00a0\u202f ]\d{3}){1,5}"
+_FOREIGN_COMMA = re.compile(
+    r"(?P<money>[€$£¥]\s?(?:" + _GROUPED + r"|\d{1,15})(?:,\d{1,2})?(?![\d,])"
+    r"|(?<![\w.,])(?:" + _GROUPED + r"|\d{1,15})(?:,\d{1,2})?\s?[€$£¥])"
+    r"|(?P<date>(?<![\w.,/])\d{1,2}[./]\d{1,2}[./]\d{4}(?![\d.,/]\d))"
+    r"|(?P<iso>(?<![\w-])\d{4}-\d{2}-\d{2}(?![\w-]))"
+    r"|(?P<number>(?<![\w.,])-?(?:\d{1,3}(?:\.\d{3}){1,5}|\d{1,15})(?:,\d{1,6})?(?![\d\w]))")
+_FOREIGN_POINT = re.compile(
+    r"(?P<money>[€$£¥]\s?\d{1,3}(?:,\d{3}){0,5}(?:\.\d{1,2})?(?![\d.]))"
+    r"|(?P<iso>(?<![\w-])\d{4}-\d{2}-\d{2}(?![\w-]))"
+    r"|(?P<number>(?<![\w.,])-?\d{1,15}(?:[.,]\d{1,6})?(?![\d\w]))")
 
 
 @lru_cache(maxsize=8192)
 def _foreign_number(raw: str, lang: str) -> str:
+    """A number in another language; ``raw`` is in Python's own notation (1234.5)."""
     value: int | float
-    value = float(raw.replace(",", ".")) if "," in raw or "." in raw else int(raw)
+    value = float(raw) if "." in raw else int(raw)
     return num2words(value, lang=lang)
+
+
+def _plain(raw: str, comma: bool) -> str:
+    """A written number in Python's notation: "1.234,5" → "1234.5" where a comma marks
+    the decimals, "1,234.5" → "1234.5" where a point does."""
+    raw = re.sub(r"[\s\u00a0\u202f]", "", raw)
+    if comma:
+        return raw.replace(".", "").replace(",", ".")
+    return raw.replace(",", "") if re.search(r",\d{3}(?!\d)", raw) else raw.replace(",", ".")
+
+
+def _foreign(m: re.Match[str], converter: str, base: str, comma: bool, text: str) -> str:
+    """What a number, amount or date says in another language (num2words' readings)."""
+    raw = m.group()
+    kind = m.lastgroup
+    if kind == "money":
+        symbol = next(ch for ch in raw if ch in _CURRENCY_CODES)
+        amount = _plain(raw.replace(symbol, ""), comma)
+        try:
+            return str(num2words(float(amount), lang=converter, to="currency",
+                                 currency=_CURRENCY_CODES[symbol]))
+        except (NotImplementedError, KeyError, ValueError, TypeError):
+            return f"{_foreign_number(amount, converter)} {_CURRENCY_CODES[symbol]}"
+    if kind in ("date", "iso"):
+        parts = [int(x) for x in re.split(r"[./-]", raw)]
+        d, mo, y = (parts[2], parts[1], parts[0]) if kind == "iso" else parts
+        months = FOREIGN_MONTHS.get(base)
+        if months is None or not (1 <= mo <= 12 and 1 <= d <= 31):
+            return " ".join(_foreign_number(str(x), converter) for x in (d, mo, y))
+        try:
+            said_year = str(num2words(y, lang=converter, to="year"))
+        except (NotImplementedError, TypeError):
+            said_year = _foreign_number(str(y), converter)
+        day = _foreign_number(str(d), converter)
+        before = text[max(0, m.start() - 4):m.start()].lower().split()
+        if base == "de":  # "am dritten April", as running text says it
+            day = f"{num2words(d, lang=converter, to='ordinal')}n"
+        elif base == "fr":
+            day = "premier" if d == 1 else day
+            article = "" if before and before[-1] in ("le", "du", "au") else "le "
+            return f"{article}{day} {months[mo - 1]} {said_year}"
+        elif base == "it" and d == 1:
+            day = "primo"
+        joint = " de " if base in ("es", "pt") else " "
+        return f"{day}{joint}{months[mo - 1]}{joint}{said_year}"
+    return _foreign_number(_plain(raw, comma), converter)
 
 
 def num2words_language(language: str) -> str | None:
@@ -616,7 +1007,8 @@ def num2words_language(language: str) -> str | None:
 
 _REWRITES: dict[str, str | list[Piece]] = {}  # "kind\0match" → replacement or pieces
 _REWRITES_MAX = 8192
-_CONTEXTUAL = frozenset({"time", "abbr", "roman", "symbol", "numberword"})  # read past the match
+_CONTEXTUAL = frozenset({"time", "abbr", "roman", "symbol", "numberword", "version", "clock"})
+# (these read past the match: the rewrite cache cannot hold them)
 _DENSE = 64  # one anchor per this many characters or more: scan everything, skip windows
 # (measured: a window costs ~60x the scan of one character, the whole-text scan ~0.3 µs a
 # character now that every branch opens with a character class)
@@ -638,8 +1030,9 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
     ``language`` is the voice's language code; English gets the full set, other
     languages their numbers (when num2words knows the language), the rest nothing.
     """
-    lang = language.lower()
-    english = lang == "en" or lang.startswith(("en-", "en_"))
+    lang = language.lower().replace("_", "-")
+    english = lang == "en" or lang.startswith("en-")
+    ctx = _DAY_FIRST if english and lang.partition("-")[2] in DAY_FIRST_REGIONS else _US
     if english:
         scanner = _SCANNER if "@" in text else _SCANNER_NO_EMAIL \
             if ("://" in text or "www." in text) else _SCANNER_PLAIN
@@ -650,7 +1043,9 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
         converter = num2words_language(lang)
         if converter is None:
             return Normalized(text, text)
-        matches = _NUMBER_ONLY.finditer(text)
+        base = lang.partition("-")[0]
+        comma = base in DECIMAL_COMMA
+        matches = (_FOREIGN_COMMA if comma else _FOREIGN_POINT).finditer(text)
     out: list[str] = []
     spans: list[tuple[int, int, int, int]] = []  # plain tuples: 100k of them on a hostile
     # input, and a named tuple costs a Python call each
@@ -664,15 +1059,20 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
     # and written straight into the output with its span
     for m in matches:
         group = m.lastgroup or "foreign"
+        if not english:  # a date reads the word before it (French "le")
+            group = "foreign" + lang + (str(m.start()) if m.lastgroup in ("date", "iso")
+                                        else "")
         raw = m.group()
-        key = group + "\0" + raw
+        key = group + "\0" + raw + ctx.key
         got = cache.get(key)
         if got is None:
-            kind = group.removesuffix(_DIGIT_MARK)
+            kind = group[:-1].removesuffix(_DIGIT_MARK) \
+                if group.endswith((_DIGIT_MARK + "c", _DIGIT_MARK + "h")) \
+                else group.removesuffix(_DIGIT_MARK)
             if english:
-                pieces = (_ENGLISH.get(kind) or _abbr)(m, text)
+                pieces = (_ENGLISH.get(kind) or _abbr)(m, text, ctx)
             else:
-                pieces = [(0, len(raw), _foreign_number(raw, converter))]
+                pieces = [(0, len(raw), _foreign(m, converter, base, comma, text))]
             # the usual case, the whole match rewritten, is kept as the bare replacement
             whole = len(pieces) == 1 and pieces[0][:2] == (0, len(raw))
             got = pieces[0][2] if whole else pieces

@@ -36,6 +36,33 @@ def ipa_to_espeak(ipa: str) -> str:
     """espeak mnemonics for an IPA transcription; raises ``PhonemeError`` naming a symbol
     outside the supported set. Stress marks move onto the next vowel, where espeak
     expects them."""
+    return _convert(ipa, strict=True)[0]
+
+
+def ipa_to_espeak_lenient(ipa: str) -> tuple[str, list[str]]:
+    """espeak mnemonics for the symbols it has, and the symbols it has none for (the
+    caller reports them; the rest of the word is still read with its phonemes)."""
+    try:
+        return _convert(ipa, strict=False)
+    except PhonemeError:
+        return "", [ch for ch in ipa if not ch.isspace()][:8]
+
+
+def check_ipa(ipa: str) -> None:
+    """A transcription orate can carry: some symbols, no brackets or markup (it travels
+    between ``[[`` and ``]]``). Symbols no engine knows are reported when used."""
+    if not ipa.strip():
+        raise PhonemeError("the IPA transcription is empty")
+    if len(ipa) > 1000:
+        raise PhonemeError("the IPA transcription is longer than 1000 characters")
+    bad = next((ch for ch in ipa if ch in "[]<>&\"\\" or (not ch.isprintable()
+                                                      and not ch.isspace())), None)
+    if bad is not None:
+        raise PhonemeError(f"{bad!r} is not an IPA symbol")
+
+
+def _convert(ipa: str, strict: bool) -> tuple[str, list[str]]:
+    missing: list[str] = []
     words = []
     for word in ipa.strip().split():
         out: list[str] = []
@@ -56,8 +83,13 @@ def ipa_to_espeak(ipa: str) -> str:
             elif ch in _IPA:
                 sym, i = _IPA[ch], i + 1
             else:
-                raise PhonemeError(f"IPA symbol {ch!r} (U+{ord(ch):04X}) is not supported; "
-                                   "use the IPA of English phonemes")
+                if strict:
+                    raise PhonemeError(f"IPA symbol {ch!r} (U+{ord(ch):04X}) is not "
+                                       "supported; use the IPA of English phonemes")
+                if ch not in missing:
+                    missing.append(ch)
+                i += 1
+                continue
             if pending and sym[0] in _VOWELS:
                 out.append(pending)
                 pending = ""
@@ -66,4 +98,4 @@ def ipa_to_espeak(ipa: str) -> str:
             words.append("".join(out))
     if not words:
         raise PhonemeError("the IPA transcription is empty")
-    return " ".join(words)
+    return " ".join(words), missing

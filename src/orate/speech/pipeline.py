@@ -46,7 +46,15 @@ from orate.speech.design import apply_directions, design_voice, vary, voice_note
 from orate.speech.flight import Flight
 from orate.speech.lexicon import Lexicon, rule_from
 from orate.speech.spoken import Spoken, SpokenBuilder
-from orate.speech.ssml import SsmlError, Style, is_ssml, parse_ssml, ssml_runs
+from orate.speech.ssml import (
+    SsmlError,
+    Style,
+    has_inline_tags,
+    inline_items,
+    is_ssml,
+    parse_ssml,
+    ssml_runs,
+)
 from orate.speech.text import normalize, split_sentences
 from orate.speech.types import (
     Context,
@@ -101,6 +109,18 @@ def _recordable(events: list[SpeechEvent]) -> tuple[bytes, list[dict[str, Any]]]
         else:
             marks.append({"kind": e.kind, "info": e.info})
     return b"".join(audio), marks
+
+
+def visible(event: SpeechEvent, asked: frozenset[str]) -> SpeechEvent | None:
+    """A timestamps event with only the kinds the caller asked for (marks with any), or
+    ``None`` when nothing is left: word times are made for every generation, so that
+    history keeps them, but a caller sees only what it asked for."""
+    if not asked:
+        return None
+    stamps = [t for t in event.timestamps if t.type in asked or t.type == "mark"]
+    if len(stamps) == len(event.timestamps):
+        return event
+    return SpeechEvent("timestamps", timestamps=stamps) if stamps else None
 
 
 def replay(audio: bytes, marks: list[dict[str, Any]]) -> list[SpeechEvent]:
@@ -206,10 +226,12 @@ class Pipeline:
             raise SpeechError(413, "request_too_large", f"input is {characters} characters; the "
                               f"limit is {limit}", "input")
         self._check_work(req, characters)
-        ssml = any(is_ssml(t) for t in texts)
+        inline = [req.inline_tags and not is_ssml(t) and has_inline_tags(t) for t in texts]
+        ssml = any(is_ssml(t) for t in texts) or any(inline)
         text = "".join(texts)
         lexicon = await self._lexicon(req, ctx) if req.lexicons else None
         segments: list[Segment] = []
+        unapplied: list[str] = []  # pronunciation rules an engine could not read as given
         voices: list[VoiceParams] = []
         owners: list[int] = []
         current: VoiceParams | None = req.context_voice
@@ -219,9 +241,10 @@ class Pipeline:
             current = params if utt.voice is not None or utt.description else current or params
             if req.seed and (utt.voice is not None or not utt.description):
                 params = vary(params, req.seed, req.variation)
-            if is_ssml(utext):
+            if is_ssml(utext) or inline[n]:
                 for seg in await self._ssml_segments(model, utt, utext, offset, params, req,
-                                                     ctx, lexicon):
+                                                     ctx, lexicon, inline=inline[n],
+                                                     unapplied=unapplied):
                     segments.append(seg)
                     voices.append(seg.voice)
                     owners.append(n)
@@ -232,7 +255,8 @@ class Pipeline:
             language = self._language(params) if req.normalize and local else None
             spans = tuple((s + offset, e + offset) for s, e in split_sentences(utext))
             phonemes = self._phoneme_input(params)
-            work = (text, spans, language, lexicon if local else None, phonemes)
+            work = (text, spans, language, lexicon if local else None, phonemes,
+                    self._phoneme_check(params), unapplied)
             # ~1 ms per 1,000 characters of dense text: long inputs go to a thread, so the
             # event loop keeps serving other requests meanwhile
             spoken = await asyncio.to_thread(_spoken_all, *work) \
@@ -246,8 +270,12 @@ class Pipeline:
         if not any(seg.sentences for seg in segments):
             raise SpeechError(400, "missing_input", "input has nothing to speak (only "
                               "punctuation or markup); give words to speak", "input")
+        # word times are recorded with every generation (captions of any history item),
+        # whatever the caller asked to see; the events carry only what was asked
+        recorded = req.timestamps | {"word"} \
+            if not runs_upstream(self.catalog.registry.engine(model.engine)) else req.timestamps
         job = RenderJob(text=text, segments=tuple(segments), format=fmt.name,
-                        sample_rate=req.sample_rate, timestamps=req.timestamps, ssml=ssml,
+                        sample_rate=req.sample_rate, timestamps=frozenset(recorded), ssml=ssml,
                         bitrate=req.bitrate if req.bitrate and fmt.lossy else
                         self.settings.mp3_bitrate if fmt.name == "mp3" else None,
                         whole_file=req.whole_file)
@@ -256,7 +284,8 @@ class Pipeline:
         rate = fmt.output_rate(engine.sample_rate, req.sample_rate)
         version = version_of(engine, model.id)
         plan = Plan(req, model, job, voices, fmt, characters, rate, ctx,
-                    segment_utterances=owners, notes=voice_notes(voices))
+                    segment_utterances=owners,
+                    warnings=list(dict.fromkeys([*unapplied, *voice_notes(voices)]))[:20])
         cap = self._check_bytes(req, plan) if req.framing is not None else None
         if self.library is not None and self.settings.cache_enabled and ctx.cache:
             from orate.library.cache import cache_key
@@ -327,17 +356,21 @@ class Pipeline:
 
     async def _ssml_segments(self, model: Model, utt: Utterance, utext: str, offset: int,
                              params: VoiceParams, req: SpeechRequest, ctx: Context,
-                             lexicon: Lexicon | None = None) -> list[Segment]:
+                             lexicon: Lexicon | None = None, inline: bool = False,
+                             unapplied: list[str] | None = None) -> list[Segment]:
         """An SSML utterance as segments: one per stretch of one style (voice, language,
-        rate, pitch, volume), with breaks as silences and marks attached."""
+        rate, pitch, volume), with breaks as silences and marks attached. ``inline``: plain
+        text with ElevenLabs' inline tags, read the same way."""
         apply = None
+        alphabet = self._phoneme_input(params)
         if lexicon:
-            phonemes = self._phoneme_input(params)
-
             def apply(builder: SpokenBuilder, chunk: str, at: int, lang: str | None) -> None:
-                lexicon.apply(builder, chunk, at, lang, phonemes)
+                lexicon.apply(builder, chunk, at, lang, alphabet is not None)
         try:
-            runs = ssml_runs(parse_ssml(utext, self._language(params)), req.normalize, apply)
+            items = inline_items(utext, self._language(params)) if inline \
+                else parse_ssml(utext, self._language(params))
+            runs = ssml_runs(items, req.normalize, apply, alphabet,
+                             self._phoneme_check(params), unapplied)
         except SsmlError as exc:
             raise SpeechError(400, exc.code, str(exc), "input") from None
         out: list[Segment] = []
@@ -455,10 +488,19 @@ class Pipeline:
             return "en"
         return voice if engine_name == "espeak" else "en"
 
-    def _phoneme_input(self, params: VoiceParams) -> bool:
-        """Whether the voice's engine reads espeak phoneme input ``[[…]]``."""
-        return bool(getattr(self.catalog.registry.engine(params.engine), "phoneme_input",
-                            False))
+    def _phoneme_check(self, params: VoiceParams) -> Callable[[str], list[str]] | None:
+        """The engine's test of a transcription: the IPA symbols it has no phoneme for."""
+        return getattr(self.catalog.registry.engine(params.engine), "unsupported_phonemes",
+                       None)
+
+    def _phoneme_input(self, params: VoiceParams) -> str | None:
+        """The phoneme alphabet the voice's engine reads between ``[[…]]``: ``"espeak"``
+        (mnemonics), ``"ipa"`` (turned into its own alphabet), or ``None`` (none)."""
+        engine = self.catalog.registry.engine(params.engine)
+        per_voice = getattr(engine, "phoneme_input_of", None)  # the palette: by base voice
+        kind = per_voice(params.voice) if per_voice is not None \
+            else getattr(engine, "phoneme_input", False)
+        return kind if isinstance(kind, str) else "espeak" if kind else None
 
     # -- synthesis -----------------------------------------------------------
 
@@ -556,9 +598,15 @@ class Pipeline:
         """Pass events through; once the caller has had them all, record the generation."""
         seen: list[SpeechEvent] = []
         reservation = plan.reservation
+        asked = plan.request.timestamps
         try:
             async for event in events:
                 seen.append(event)
+                if event.kind == "timestamps":
+                    shown = visible(event, asked)
+                    if shown is not None:
+                        yield shown
+                    continue
                 yield event
         except BaseException:
             # failed or abandoned: charge nothing if no audio went out, else all of it
@@ -616,7 +664,9 @@ class Pipeline:
             "sample_rate": plan.sample_rate, "duration": duration, "bytes": len(audio),
             "cost": cost, "currency": self.settings.currency, "cache_key": plan.cache_key,
             "cache_hit": hit, "blob_key": blob_key,
-            "meta": {"events": marks, **_lines(plan, events)} if plan.job.timestamps else {},
+            "meta": {"events": marks, **_lines(plan, events),
+                     **({"warnings": plan.warnings} if plan.warnings else {})}
+            if plan.job.timestamps else {},
             "created_at": datetime.now(UTC)}, audio if store else None)
 
     def cost(self, plan: Plan, duration: float, cache: str = "miss") -> float:
@@ -631,8 +681,14 @@ class Pipeline:
                      should_stop: Callable[[], bool] = lambda: False) -> RenderStats:
         """Synthesize in this process (the CLI): no pool, same render code.
         ``should_stop`` ends the synthesis early (the reader went away)."""
-        return render(plan.job, self.catalog.registry.engine, lambda k, p: on_event(_event(k, p)),
-                      should_stop)
+        asked = plan.request.timestamps
+
+        def emit(kind: int, payload: Any) -> None:
+            event = _event(kind, payload)
+            shown = visible(event, asked) if event.kind == "timestamps" else event
+            if shown is not None:
+                on_event(shown)
+        return render(plan.job, self.catalog.registry.engine, emit, should_stop)
 
 
 # Up-front size estimates. English prose comes out of espeak at ~16.5 characters a second
@@ -664,20 +720,27 @@ async def _iterate(events: list[SpeechEvent]) -> AsyncIterator[SpeechEvent]:
 
 
 def _spoken_all(text: str, spans: tuple[tuple[int, int], ...], language: str | None,
-                lexicon: Lexicon | None, phonemes: bool) -> tuple[Spoken | None, ...]:
-    return tuple(_spoken(text, s, e, language, lexicon, phonemes) for s, e in spans)
+                lexicon: Lexicon | None, phonemes: str | None,
+                check: Callable[[str], list[str]] | None = None,
+                unapplied: list[str] | None = None) -> tuple[Spoken | None, ...]:
+    return tuple(_spoken(text, s, e, language, lexicon, phonemes, check, unapplied)
+                 for s, e in spans)
 
 
 def _spoken(text: str, start: int, end: int, language: str | None,
-            lexicon: Lexicon | None = None, phonemes: bool = True) -> Spoken | None:
+            lexicon: Lexicon | None = None, phonemes: str | None = "espeak",
+            check: Callable[[str], list[str]] | None = None,
+            unapplied: list[str] | None = None) -> Spoken | None:
     """What the engine reads for ``text[start:end]``: the caller's lexicon applied, the
     rest normalized in ``language`` (``None``: as written); ``None`` when that is the
     text itself."""
     if language is None and not lexicon:
         return None
-    builder = SpokenBuilder()
+    builder = SpokenBuilder(phonemes, check)
     if lexicon:
-        lexicon.apply(builder, text[start:end], start, language, phonemes)
+        lexicon.apply(builder, text[start:end], start, language, phonemes is not None)
+        if unapplied is not None:
+            unapplied += builder.unapplied
     else:
         builder.normalized(text[start:end], start, language)
     return None if builder.is_identity_of(text, start, end) else builder.build()

@@ -13,16 +13,29 @@ hashed into the cache key (so normalization on/off and lexicon versions key apar
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 # imported here, not on first use: num2words and the scanner cost ~70 ms to load, which
 # belongs to server start, not to the first request
 from orate.runtime.spoken import Piece, Spoken
 from orate.speech.normalize import normalize_text
+from orate.speech.phonemes import ipa_to_espeak_lenient
 
 
 class SpokenBuilder:
-    """Appends spoken text piece by piece, recording where each came from."""
+    """Appends spoken text piece by piece, recording where each came from.
 
-    def __init__(self) -> None:
+    ``alphabet`` is how the engine reads phoneme input: ``"espeak"`` (espeak-ng's
+    mnemonics, which espeak, and Piper and Kokoro through espeak, read), ``"ipa"`` (IPA
+    that the engine turns into its own alphabet: hibari) or ``None`` (no phoneme input:
+    an upstream provider; the word is read as written).
+    """
+
+    def __init__(self, alphabet: str | None = "espeak",
+                 check: Callable[[str], list[str]] | None = None) -> None:
+        self.alphabet = alphabet
+        self.check = check  # the engine's own test: IPA symbols it has no phoneme for
+        self.unapplied: list[str] = []  # what could not be read as written, for the caller
         self._parts: list[str] = []
         self._pieces: list[Piece] = []
         self._length = 0
@@ -42,10 +55,26 @@ class SpokenBuilder:
         if text:
             self._add(text, src_start, src_end, False)
 
-    def phoneme_input(self, mnemonics: str, src_start: int, src_end: int) -> None:
-        """espeak phoneme mnemonics, bracketed so espeak reads them as phonemes."""
+    def phoneme_input(self, ipa: str, src_start: int, src_end: int, written: str = "") -> None:
+        """IPA for ``source[src_start:src_end]``, bracketed (``[[…]]``) in the engine's
+        phoneme alphabet so it reads them as phonemes; ``written`` (the caller's own
+        word) where the engine takes no phoneme input."""
+        if self.alphabet is None:
+            self.copy(written, src_start)
+            return
+        if self.alphabet == "espeak":
+            body, missing = ipa_to_espeak_lenient(ipa)
+        else:
+            body, missing = " ".join(ipa.split()), list(self.check(ipa) if self.check else ())
+        if missing:
+            self.unapplied.append(f"/{ipa}/ for {written!r}: no phoneme for "
+                                  f"{' '.join(missing)}" + ("; read as written" if not body
+                                                            else "; read without it"))
+        if not body:
+            self.copy(written, src_start)
+            return
         self.phonemes = True
-        self.rewrite(f"[[{mnemonics}]]", src_start, src_end)
+        self.rewrite(f"[[{body}]]", src_start, src_end)
 
     def normalized(self, text: str, src_start: int, language: str | None) -> None:
         """``text`` (found at ``src_start``) after normalization in ``language``;

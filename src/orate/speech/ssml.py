@@ -78,7 +78,7 @@ class Item:
     """One thing the SSML says, in document order.
 
     kind: ``text`` (read, normalized, from ``start``), ``rewrite`` (``text`` replaces
-    ``source[start:end]``), ``phonemes`` (espeak mnemonics for ``source[start:end]``),
+    ``source[start:end]``), ``phonemes`` (IPA for ``source[start:end]``),
     ``break`` (``seconds``), ``mark`` (``text`` is its name, at ``start``), ``boundary``
     (a sentence or paragraph edge).
     """
@@ -89,6 +89,7 @@ class Item:
     end: int = 0
     style: Style = field(default_factory=Style)
     seconds: float = 0.0
+    written: str = ""  # phonemes: the words they stand for, read where phonemes cannot be
 
 
 def is_ssml(text: str) -> bool:
@@ -208,7 +209,7 @@ def _say_as(kind: str, content: str, attrs: dict[str, str], lang: str) -> str:
 
 def parse_ssml(text: str, lang: str = "en") -> list[Item]:
     """The items of an SSML document, in order; raises ``SsmlError`` naming the place."""
-    from orate.speech.phonemes import PhonemeError, ipa_to_espeak
+    from orate.speech.phonemes import PhonemeError, check_ipa
 
     _check_xml(text)
     items: list[Item] = []
@@ -277,11 +278,12 @@ def parse_ssml(text: str, lang: str = "en") -> list[Item]:
                         raise SsmlError(f"<phoneme alphabet={alphabet!r}> at "
                                         f"{_where(text, src_start)}: only alphabet='ipa'")
                     try:
-                        mnemonics = ipa_to_espeak(cattrs.get("ph", ""))
+                        check_ipa(cattrs.get("ph", ""))
                     except PhonemeError as exc:
                         raise SsmlError(f"<phoneme> at {_where(text, src_start)}: {exc}") \
                             from None
-                    items.append(Item("phonemes", mnemonics, src_start, src_end, style))
+                    items.append(Item("phonemes", cattrs.get("ph", ""), src_start, src_end,
+                                      style, written=content))
                 else:
                     spoken = _say_as(cattrs["interpret-as"], content, cattrs,
                                      style.lang or lang)
@@ -366,7 +368,9 @@ class Run:
 
 def ssml_runs(items: list[Item], normalize: bool,
               lexicon: Callable[[SpokenBuilder, str, int, str | None], None] | None = None,
-              ) -> list[Run]:
+              alphabet: str | None = "espeak",
+              check: Callable[[str], list[str]] | None = None,
+              unapplied: list[str] | None = None) -> list[Run]:
     """Group parsed items into runs of one style and sentences within them.
 
     Plain text is split at sentence ends (the same splitter as plain requests) and
@@ -376,7 +380,7 @@ def ssml_runs(items: list[Item], normalize: bool,
     from orate.speech.text import split_sentences
 
     runs: list[Run] = []
-    builder = SpokenBuilder()
+    builder = SpokenBuilder(alphabet, check)
 
     def run_for(style: Style) -> Run:
         if not runs or runs[-1].style != style:
@@ -391,7 +395,9 @@ def ssml_runs(items: list[Item], normalize: bool,
             s, e = spoken.source_range()
             runs[-1].sentences.append((s, e, spoken))
             runs[-1].gaps.append(0.0)
-        builder = SpokenBuilder()
+        if unapplied is not None:
+            unapplied.extend(builder.unapplied)
+        builder = SpokenBuilder(alphabet, check)
 
     def add_text(chunk: str, at: int, style: Style) -> None:
         language = style.lang if normalize else None
@@ -431,6 +437,93 @@ def ssml_runs(items: list[Item], normalize: bool,
             builder.rewrite(item.text, item.start, item.end)
         elif item.kind == "phonemes":
             run_for(item.style)
-            builder.phoneme_input(item.text, item.start, item.end)
+            builder.phoneme_input(item.text, item.start, item.end, item.written)
     flush()
     return [r for r in runs if r.sentences or r.lead or r.marks]
+
+
+# ---------------------------------------------------------------------------- inline tags
+
+# ElevenLabs reads two tags inside plain text, with no <speak> root: a pause and a word's
+# phonemes. Anything else that looks like a tag ("<speaker>") stays words.
+_INLINE = re.compile(
+    r"<break(?P<battrs>(?:\s+[^\s=/>]{1,20}\s*=\s*(?:\"[^\"<>]{0,40}\"|'[^'<>]{0,40}'))"
+    r"{1,3})\s*/>"
+    r"|<phoneme(?P<pattrs>(?:\s+[^\s=/>]{1,20}\s*=\s*(?:\"[^\"<>]{0,300}\"|'[^'<>]{0,300}'))"
+    r"{1,3})\s*>(?P<word>[^<>]{1,200})</phoneme\s*>", re.I)
+# CMU ARPAbet (ElevenLabs' other phoneme alphabet) as IPA; a digit after a vowel is its
+# stress (1 primary, 2 secondary)
+ARPABET = {
+    "AA": "ɑ", "AE": "æ", "AH": "ʌ", "AO": "ɔ", "AW": "aʊ", "AX": "ə", "AY": "aɪ", "EH": "ɛ",
+    "ER": "ɝ", "EY": "eɪ", "IH": "ɪ", "IX": "ɨ", "IY": "i", "OW": "oʊ", "OY": "ɔɪ", "UH": "ʊ",
+    "UW": "u", "B": "b", "CH": "tʃ", "D": "d", "DH": "ð", "DX": "ɾ", "F": "f", "G": "ɡ",
+    "HH": "h", "JH": "dʒ", "K": "k", "L": "l", "M": "m", "N": "n", "NG": "ŋ", "P": "p",
+    "R": "ɹ", "S": "s", "SH": "ʃ", "T": "t", "TH": "θ", "V": "v", "W": "w", "Y": "j",
+    "Z": "z", "ZH": "ʒ",
+}
+
+
+def arpabet_to_ipa(arpabet: str) -> str:
+    """"T AH0 M EY1 T OW2" → "təmˈeɪtˌoʊ" (an unstressed AH is a schwa)."""
+    out = []
+    for symbol in arpabet.upper().split():
+        stress = symbol[-1] if symbol[-1].isdigit() else ""
+        base = symbol.rstrip("012")
+        if base not in ARPABET:
+            raise SsmlError(f"ARPAbet symbol {symbol!r} is not one of CMU's phonemes")
+        ipa = "ə" if base == "AH" and stress == "0" else ARPABET[base]
+        out.append({"1": "ˈ", "2": "ˌ"}.get(stress, "") + ipa)
+    return "".join(out)
+
+
+def has_inline_tags(text: str) -> bool:
+    """Whether plain text holds a tag ElevenLabs reads inline (``<break>``, ``<phoneme>``)."""
+    return "<" in text and _INLINE.search(text) is not None
+
+
+def inline_items(text: str, lang: str = "en") -> list[Item]:
+    """The items of plain text with ElevenLabs' inline tags: text as written (offsets into
+    the caller's text), ``<break time="1.5s"/>`` as a pause, ``<phoneme alphabet="ipa"
+    ph="…">word</phoneme>`` (or ``cmu-arpabet``) as that word's phonemes. Raises
+    ``SsmlError`` for a tag it cannot read (a bad time, an unknown symbol)."""
+    from orate.speech.phonemes import PhonemeError, check_ipa
+
+    style = Style(lang=lang)
+    items: list[Item] = []
+    pos = 0
+    breaks = 0.0
+    for m in _INLINE.finditer(text):
+        if m.start() > pos:
+            items.append(Item("text", text[pos:m.start()], pos, m.start(), style))
+        pos = m.end()
+        raw = m.group("battrs") or m.group("pattrs") or ""
+        attrs = {a.lower(): html.unescape(b if b is not None and c is None else c or b or "")
+                 for a, b, c in _ATTR.findall(raw)}
+        if m.group("battrs") is not None:
+            if "time" not in attrs:
+                raise SsmlError(f"<break> at {_where(text, m.start())} needs a time, like "
+                                "time=\"1.5s\"")
+            seconds = _seconds(attrs["time"], text, m.start())
+            if seconds > SSML_MAX_BREAK:
+                raise SsmlError(f"<break time={attrs['time']!r}> at {_where(text, m.start())}"
+                                f" is longer than {SSML_MAX_BREAK:g} s")
+            breaks += seconds
+            if breaks > SSML_MAX_BREAKS:
+                raise SsmlError(f"breaks add up to more than {SSML_MAX_BREAKS:g} s")
+            items.append(Item("break", start=m.start(), end=m.end(), style=style,
+                              seconds=seconds))
+            continue
+        alphabet = (attrs.get("alphabet") or "ipa").lower()
+        ph = attrs.get("ph", "")
+        try:
+            ipa = arpabet_to_ipa(ph) if alphabet in ("cmu-arpabet", "arpabet") else ph
+            if alphabet not in ("ipa", "cmu-arpabet", "arpabet"):
+                raise SsmlError(f"<phoneme alphabet={alphabet!r}> at "
+                                f"{_where(text, m.start())}: use 'ipa' or 'cmu-arpabet'")
+            check_ipa(ipa)
+        except (PhonemeError, SsmlError) as exc:
+            raise SsmlError(f"<phoneme> at {_where(text, m.start())}: {exc}") from None
+        items.append(Item("phonemes", ipa, m.start(), m.end(), style, written=m.group("word")))
+    if pos < len(text):
+        items.append(Item("text", text[pos:], pos, len(text), style))
+    return items

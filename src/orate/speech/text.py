@@ -16,7 +16,8 @@ MAX_SENTENCE_CHARS = 300
 
 _SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’»)\]]*(?=\s|$)|\n[ \t]*\n")
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol approx mt ft ave dept".split()
+    "mr mrs ms dr prof sr jr st vs etc e.g i.e fig no vol approx mt ft ave dept ext est "
+    "mon tue tues wed thu thur thurs fri jan feb apr jun jul aug sep sept oct nov dec".split()
 )
 _CLAUSE = re.compile(r"[,;:—–]\s")
 

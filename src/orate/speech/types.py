@@ -70,6 +70,10 @@ class SpeechRequest:
     # pronunciation dictionaries as (id, version or None for the latest), in order of
     # precedence (ElevenLabs' pronunciation_dictionary_locators)
     lexicons: tuple[tuple[str, str | None], ...] = ()
+    # ElevenLabs' inline tags: <break time="1.5s"/> and <phoneme …>word</phoneme> inside
+    # plain text (no <speak> root) are read as a pause and as phonemes; other dialects keep
+    # plain text plain
+    inline_tags: bool = False
 
 
 @dataclass
@@ -99,9 +103,10 @@ class Plan:
     cache_key: str | None = None
     segment_utterances: list[int] = field(default_factory=list)  # utterance of each segment
     reservation: Any = None  # library.keys.Reservation: characters taken from the quota
-    # what was changed to make the request speakable (a voice value out of range,
-    # clamped); dialects report it in their response metadata
-    notes: list[str] = field(default_factory=list)
+    # what could not be done as asked, reported to the caller, never dropped silently: a
+    # pronunciation rule's IPA symbol the engine has no phoneme for, a voice value out of
+    # range (clamped)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
