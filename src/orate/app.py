@@ -20,6 +20,7 @@ from orate.api import (
 )
 from orate.api import (
     elevenlabs,
+    elevenlabs_multi,
     elevenlabs_ws,
     errors,
     files,
@@ -141,6 +142,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.mount(web.ASSET_PREFIX.rstrip("/"), web.assets(), name="playground")
     app.include_router(elevenlabs.router)
     app.include_router(elevenlabs_ws.router)
+    app.include_router(elevenlabs_multi.router)
     app.include_router(lexicon_routes.router)
     app.include_router(dialogue_routes.router)
 
@@ -210,4 +212,24 @@ def create_app(services: Services | None = None) -> FastAPI:
         raise ApiError(405, "method_not_allowed", f"{request.method} /metrics is not "
                        "supported; use GET", headers={"Allow": "GET"})
 
+    _unknown_websockets(app)  # last: it matches every WebSocket path the others did not
     return app
+
+
+def _unknown_websockets(app: FastAPI) -> None:
+    """A WebSocket to a path orate does not serve is accepted and closed with 1008 and a
+    reason naming the WebSocket routes, instead of the bare 403 a client cannot explain."""
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    known = sorted({r.path.removeprefix(elevenlabs.PREFIX) for r in app.routes
+                    if isinstance(r, WebSocketRoute)})
+
+    @app.websocket("/{path:path}")
+    async def unknown_websocket(ws: WebSocket, path: str) -> None:
+        await ws.accept()
+        shown = ("/" + path).removeprefix(elevenlabs.PREFIX)
+        reason = f"no WebSocket route {shown}; routes: {', '.join(known)}"
+        if len(reason.encode()) > 123:  # a close reason holds at most 123 bytes
+            reason = f"no WebSocket route {shown[:60]}"[:120]
+        await ws.close(1008, reason)
