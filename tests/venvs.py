@@ -40,12 +40,13 @@ def interpreter(version: str) -> str | None:
     """A Python of ``version``: this one, one on PATH, or one pyenv installed."""
     if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
         return sys.executable
-    found = shutil.which(f"python{version}")
-    if found:
-        return found
     pyenv = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    matches = sorted(glob.glob(f"{pyenv}/versions/{version}.*/bin/python"))
-    return matches[-1] if matches else None
+    candidates = sorted(glob.glob(f"{pyenv}/versions/{version}.*/bin/python"))[::-1]
+    candidates += [p for p in [shutil.which(f"python{version}")] if p]
+    for candidate in candidates:  # a pyenv shim on PATH may name a version not installed
+        if subprocess.run([candidate, "-c", "pass"], capture_output=True).returncode == 0:
+            return candidate
+    return None
 
 
 def build(name: str) -> tuple[Path | None, str]:
@@ -78,7 +79,8 @@ def build(name: str) -> tuple[Path | None, str]:
                 return None, f"{name}: building the venv failed: {' | '.join(tail)}"
         done.write_text(" ".join(reqs))
         note = f"{name}: built in {time.monotonic() - started:.0f} s at {folder}"
-        print(note, file=sys.__stderr__, flush=True)
+        if __name__ != "__main__":
+            print(note, file=sys.__stderr__, flush=True)  # shown past pytest's capture
         return python, note
 
 

@@ -40,6 +40,7 @@ from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard, KeyLimits
 from orate.api.jsonbody import JsonBodies
 from orate.api.owners import is_admin
+from orate.api.request_ids import RequestIds
 from orate.runtime.worker import malloc_free_bytes, malloc_trim, tune_malloc
 from orate.services import Services, build_services
 
@@ -130,7 +131,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_middleware(elevenlabs.ElevenLabsDispatch)  # before the guard: its errors follow
     app.add_middleware(CollapseSlashes)
     app.add_middleware(ReadDeadline, timeout=settings.read_timeout,
-                       envelopes=envelopes)  # outermost: bodies too
+                       envelopes=envelopes)  # bodies too
+    app.add_middleware(RequestIds)  # outermost: every response, errors included
     app.include_router(openai.router)
     app.include_router(files.router)
     app.include_router(library.router)
