@@ -8,7 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
@@ -221,11 +221,8 @@ def create_app(services: Services | None = None) -> FastAPI:
 def _unknown_websockets(app: FastAPI) -> None:
     """A WebSocket to a path orate does not serve is accepted and closed with 1008 and a
     reason naming the WebSocket routes, instead of the bare 403 a client cannot explain."""
-    from starlette.routing import WebSocketRoute
-    from starlette.websockets import WebSocket
-
-    known = sorted({r.path.removeprefix(elevenlabs.PREFIX) for r in app.routes
-                    if isinstance(r, WebSocketRoute)})
+    known = ("/v1/text-to-speech/{voice_id}/stream-input",
+             "/v1/text-to-speech/{voice_id}/multi-stream-input", "/v0/tts/stream/input")
 
     @app.websocket("/{path:path}")
     async def unknown_websocket(ws: WebSocket, path: str) -> None:
