@@ -88,6 +88,28 @@ async def main() -> None:
                                  http_session=session)
         t0 = time.perf_counter()
         seen = Segments(t0)
+        if mode.endswith("-timed"):  # benchmark: one text at a time, each timed alone
+            timings = []
+            for text in texts:
+                t1 = time.perf_counter()
+                first = None
+                if mode == "elevenlabs-stream-timed":
+                    stream = tts.stream(conn_options=opts)
+                    for word in text.split(" "):
+                        stream.push_text(word + " ")
+                    stream.flush()
+                    stream.end_input()
+                    events = stream
+                else:
+                    events = tts.synthesize(text, conn_options=opts)
+                async for ev in events:
+                    if first is None and ev.frame.samples_per_channel:
+                        first = time.perf_counter()
+                timings.append({"first_ms": ((first or t1) - t1) * 1000,
+                                "total_ms": (time.perf_counter() - t1) * 1000})
+            await tts.aclose()
+            print(json.dumps({"timings": timings, "warnings": warnings.seen}))
+            return
         if mode == "elevenlabs-stream":
             # one stream per segment (livekit 1.8 ends a stream's segment at its flush),
             # all at once over the plugin's one pooled socket: one context each

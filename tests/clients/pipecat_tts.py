@@ -45,6 +45,7 @@ class Recorder(FrameProcessor):
         self.audio: dict[str, int] = {}
         self.order: list[str] = []
         self.first: dict[str, float] = {}
+        self.last: dict[str, float] = {}
         self.stopped: dict[str, float] = {}
         self.errors: list[str] = []
 
@@ -57,6 +58,7 @@ class Recorder(FrameProcessor):
                 self.order.append(cid)
                 self.first[cid] = time.perf_counter()
             self.audio[cid] += len(frame.audio)
+            self.last[cid] = time.perf_counter()
         elif isinstance(frame, TTSStoppedFrame):
             self.stopped[str(frame.context_id)] = time.perf_counter()
         elif isinstance(frame, ErrorFrame):
@@ -72,6 +74,12 @@ def words_recorded(cls: type) -> type:
         def __init__(self, *a: Any, **kw: Any) -> None:
             super().__init__(*a, **kw)
             self.word_log: list[tuple[str, str, float]] = []
+            self.asked: dict[str, float] = {}  # when the service was given each text
+
+        async def run_tts(self, text, context_id):  # type: ignore[no-untyped-def]
+            self.asked.setdefault(str(context_id), time.perf_counter())
+            async for frame in super().run_tts(text, context_id):
+                yield frame
 
         async def add_word_timestamps(self, word_times, context_id=None, *a, **kw):  # type: ignore[no-untyped-def]
             for word, t in word_times:
@@ -110,7 +118,12 @@ async def main() -> None:
         await PipelineRunner(handle_sigint=False).run(task)
         total = time.perf_counter() - t0
     contexts = [{"id": cid, "audio_s": rec.audio[cid] / 2 / rate,
-                 "words": [[w, t] for c, w, t in tts.word_log if c == cid]}
+                 "words": [[w, t] for c, w, t in tts.word_log if c == cid],
+                 # from the text reaching the service to its first and last audio
+                 "first_ms": (rec.first[cid] - tts.asked[cid]) * 1000
+                 if cid in tts.asked else None,
+                 "total_ms": (rec.last[cid] - tts.asked[cid]) * 1000
+                 if cid in tts.asked else None}
                 for cid in rec.order]
     print(json.dumps({"contexts": contexts, "errors": rec.errors,
                       "first_audio_ms": (min(rec.first.values()) - t0) * 1000

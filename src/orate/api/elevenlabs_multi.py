@@ -12,8 +12,10 @@ Client messages, each naming a ``context_id`` (none means the socket):
 
 - the first text for an unknown id opens the context, with ``voice_settings``,
   ``generation_config`` and ``pronunciation_dictionary_locators`` if given;
-- ``text`` is buffered and spoken per sentence (and by the chunk schedule unless
-  ``auto_mode=true``); ``flush`` speaks what is buffered now;
+- ``text`` is buffered and spoken per sentence, and by the chunk schedule; with
+  ``auto_mode=true`` there is no buffer: each message is spoken as it arrives (what
+  ElevenLabs documents, for clients that send whole sentences or phrases);
+  ``flush`` speaks what is buffered now;
 - ``close_context`` speaks the rest, then sends ``{"isFinal": true, "contextId": X}``;
 - ``close_socket`` finishes every open context the same way, then closes with 1000;
 - keep-alives never end anything: ``{"text": ""}``, ``{"text": "", "context_id": X}``
@@ -295,7 +297,9 @@ class Socket:
                 limit = ctx.schedule[min(ctx.sent, len(ctx.schedule) - 1)]
                 if len(ctx.stream.buffered) >= limit and (at := word_cut(ctx.stream.buffered)):
                     ctx.queued(ctx.stream.cut(at, ctx.voicing))
-        if msg.flush:
+        if msg.flush or (self.auto and msg.text and msg.text.strip()):
+            # auto_mode: no buffers, each message is spoken as it arrives (the frameworks
+            # send whole sentences or phrases then)
             ctx.queued(ctx.stream.flush(ctx.voicing))
         if msg.close_context:
             ctx.closing = asyncio.create_task(self.finish(ctx))
