@@ -166,3 +166,59 @@ def test_unknown_voice_and_format_and_unknown_path(srv: Server) -> None:
         assert closed.value.rcvd.code == 1008
         assert "no WebSocket route /v1/text-to-speech/x/nothing-here" in \
             closed.value.rcvd.reason
+
+
+# -- keys: quota and history, as on every other route --------------------------------------
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    from .test_elevenlabs import create_key
+
+    data = tmp_path_factory.mktemp("multistream-keys")
+    keys = {"alice": create_key(data, "--name", "alice"),
+            "small": create_key(data, "--name", "small", "--quota-chars", "30")}
+    server = Server(data, workers=2)
+    server.keys = keys  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+def keyed_ws(srv: Server, who: str, query: str = "output_format=pcm_16000"
+             ) -> ClientConnection:
+    return connect(srv.url.replace("http", "ws", 1) + f"{PATH}?{query}", open_timeout=30,
+                   additional_headers={"xi-api-key": srv.keys[who]})  # type: ignore[attr-defined]
+
+
+def test_quota_spans_the_contexts_of_a_socket(keyed: Server) -> None:
+    with keyed_ws(keyed, "small") as c:  # 30 characters in all, across contexts
+        send(c, text="Twenty characters ok. ", context_id="a", flush=True)
+        until_final_or_audio = []
+        while not any(m.get("audio") for m in until_final_or_audio):
+            until_final_or_audio.append(json.loads(c.recv(timeout=30)))
+        send(c, text="Twenty more are not. ", context_id="b", flush=True)
+        messages = []
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                messages.append(json.loads(c.recv(timeout=30)))
+    assert messages[-1]["error"] == "quota_exceeded" and messages[-1]["contextId"] == "b"
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+def test_history_and_enable_logging(keyed: Server) -> None:
+    import httpx
+
+    auth = {"Authorization": f"Bearer {keyed.keys['alice']}"}  # type: ignore[attr-defined]
+
+    def texts() -> list[str]:
+        rows = httpx.get(f"{keyed.url}/v1/history", headers=auth, timeout=30).json()["data"]
+        return [r.get("text", "") for r in rows]
+
+    for logging, text in (("true", "Remember this one. "), ("false", "Forget this one. ")):
+        with keyed_ws(keyed, "alice", f"output_format=pcm_16000&enable_logging={logging}") \
+                as c:
+            send(c, text=text, context_id="h")
+            send(c, context_id="h", close_context=True)
+            until_final(c, "h")
+    seen = texts()
+    assert any("Remember this one" in t for t in seen), seen
+    assert not any("Forget this one" in t for t in seen), seen
