@@ -246,6 +246,12 @@ class Socket:
             self.forget(ctx.id)
         await self.send({"isFinal": True, "contextId": ctx.id})
 
+    def _finishing(self, ctx: Context) -> asyncio.Task[None]:
+        task = asyncio.create_task(self.finish(ctx))
+        # a failed synthesis is reported through ``failure``; the task's copy is consumed
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
     async def refuse(self, cid: str, error: str, message: str) -> None:
         """An error on one context; the socket stays usable. ``isFinal`` follows so that a
         client waiting for the context's end (pipecat ignores ``error``) stops waiting."""
@@ -302,13 +308,13 @@ class Socket:
             # send whole sentences or phrases then)
             ctx.queued(ctx.stream.flush(ctx.voicing))
         if msg.close_context:
-            ctx.closing = asyncio.create_task(self.finish(ctx))
+            ctx.closing = self._finishing(ctx)
         return True
 
     async def close_all(self) -> None:
         for ctx in list(self.open.values()):
             if ctx.closing is None:
-                ctx.closing = asyncio.create_task(self.finish(ctx))
+                ctx.closing = self._finishing(ctx)
         tasks = [c.closing for c in self.open.values() if c.closing is not None]
         if tasks:
             await asyncio.gather(*tasks)
@@ -319,10 +325,14 @@ class Socket:
         return any(c.pending or c.closing is not None for c in self.open.values())
 
     async def aclose(self) -> None:
+        """Stop every context's synthesis now (client gone, or the socket failed)."""
+        closing = [c.closing for c in self.open.values() if c.closing is not None]
         for ctx in list(self.open.values()):
-            if ctx.closing is not None:
-                ctx.closing.cancel()
             await ctx.stream.aclose()
+        for task in closing:
+            task.cancel()
+        # a finishing context whose synthesis failed: its error was reported already
+        await asyncio.gather(*closing, return_exceptions=True)
         self.open.clear()
 
 
