@@ -8,7 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
@@ -20,6 +20,7 @@ from orate.api import (
 )
 from orate.api import (
     elevenlabs,
+    elevenlabs_multi,
     elevenlabs_ws,
     errors,
     files,
@@ -39,6 +40,7 @@ from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard, KeyLimits
 from orate.api.jsonbody import JsonBodies
 from orate.api.owners import is_admin
+from orate.api.request_ids import RequestIds
 from orate.runtime.worker import malloc_free_bytes, malloc_trim, tune_malloc
 from orate.services import Services, build_services
 
@@ -129,7 +131,8 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_middleware(elevenlabs.ElevenLabsDispatch)  # before the guard: its errors follow
     app.add_middleware(CollapseSlashes)
     app.add_middleware(ReadDeadline, timeout=settings.read_timeout,
-                       envelopes=envelopes)  # outermost: bodies too
+                       envelopes=envelopes)  # bodies too
+    app.add_middleware(RequestIds)  # outermost: every response, errors included
     app.include_router(openai.router)
     app.include_router(files.router)
     app.include_router(library.router)
@@ -141,6 +144,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.mount(web.ASSET_PREFIX.rstrip("/"), web.assets(), name="playground")
     app.include_router(elevenlabs.router)
     app.include_router(elevenlabs_ws.router)
+    app.include_router(elevenlabs_multi.router)
     app.include_router(lexicon_routes.router)
     app.include_router(dialogue_routes.router)
 
@@ -210,4 +214,21 @@ def create_app(services: Services | None = None) -> FastAPI:
         raise ApiError(405, "method_not_allowed", f"{request.method} /metrics is not "
                        "supported; use GET", headers={"Allow": "GET"})
 
+    _unknown_websockets(app)  # last: it matches every WebSocket path the others did not
     return app
+
+
+def _unknown_websockets(app: FastAPI) -> None:
+    """A WebSocket to a path orate does not serve is accepted and closed with 1008 and a
+    reason naming the WebSocket routes, instead of the bare 403 a client cannot explain."""
+    known = ("/v1/text-to-speech/{voice_id}/stream-input",
+             "/v1/text-to-speech/{voice_id}/multi-stream-input", "/v0/tts/stream/input")
+
+    @app.websocket("/{path:path}")
+    async def unknown_websocket(ws: WebSocket, path: str) -> None:
+        await ws.accept()
+        shown = ("/" + path).removeprefix(elevenlabs.PREFIX)
+        reason = f"no WebSocket route {shown}; routes: {', '.join(known)}"
+        if len(reason.encode()) > 123:  # a close reason holds at most 123 bytes
+            reason = f"no WebSocket route {shown[:60]}"[:120]
+        await ws.close(1008, reason)

@@ -23,6 +23,8 @@ from orate.api.errors import ApiError, audio_response, documented, fields
 from orate.api.owners import context
 from orate.api.streaming import audio_bytes, primed
 from orate.audio.formats import FORMATS
+from orate.engines.base import VoiceInfo
+from orate.engines.catalog import KOKORO_LANGUAGES, model_voice_names
 from orate.speech.pipeline import (
     Plan,
     Speech,
@@ -194,6 +196,7 @@ def _model_json(model: Any, service: SpeechService) -> dict[str, Any]:
     return {"id": model.id, "object": "model", "created": model.created,
             "owned_by": model.owned_by, "description": model.description,
             **service.catalog.describe(model),
+            "voices": model_voice_names(service.catalog, model),
             "max_input_chars": service.settings.max_input_chars,
             "price": {"per_1k_chars": price.per_1k_chars, "per_second": price.per_second,
                       "currency": service.settings.currency}}
@@ -216,6 +219,16 @@ async def get_model(model_id: str, request: Request, service: SpeechDep) -> JSON
 
 
 VoiceListing = Literal["names", "objects"]
+
+
+def _kokoro_language(name: str) -> str:
+    """``af_heart`` → ``en-us``: a Kokoro name's first letter is its language."""
+    return KOKORO_LANGUAGES.get(name[:1].lower(), "en-us") if "_" in name else "en-us"
+
+
+def _kokoro_gender(name: str) -> Literal["female", "male", "neutral"]:
+    tag = name[1:2].lower() if "_" in name else ""
+    return "female" if tag == "f" else "male" if tag == "m" else "neutral"
 
 
 def voice_listing(request: Request, asked: str | None) -> VoiceListing:
@@ -248,8 +261,12 @@ async def list_voices(request: Request, service: SpeechDep,
     if found is None:
         raise ApiError(404, "no_provider", f"no provider serves the model {model_id!r}", "model")
     if voice_listing(request, format) == "names":
-        return JSONResponse({"voices": service.catalog.voice_names(found)})
+        return JSONResponse({"voices": model_voice_names(service.catalog, found)})
     voices = [*service.catalog.named_voices(found), *service.catalog.voices(found)]
+    own = model_voice_names(service.catalog, found)
+    listed = {v.id for v in voices}
+    voices += [VoiceInfo(id=n, name=n, engine=found.engine, language=_kokoro_language(n),
+                         gender=_kokoro_gender(n)) for n in own if n not in listed]
     return JSONResponse({"voices": [
         {"id": v.id, "name": f"{v.name} ({v.language}, {v.gender})", "language": v.language,
          "gender": v.gender} for v in voices]})

@@ -528,3 +528,15 @@ class Catalog:
         engine), then the engine's installed voices; nothing that would fail to load."""
         names = list(OPENAI_VOICES) if model.aliases_openai_voices else []
         return names + [v.id for v in self.voices(model)]
+
+
+def model_voice_names(catalog: Catalog, model: Model) -> list[str]:
+    """The voice names of one model as its own users know them: Kokoro's names
+    (``af_heart``…) on a Kokoro dialect id such as nano-gpt's ``Kokoro-82m``, which
+    resolve to voices of the engine behind it; every other model's own names
+    (``voice_names``). So ``/v1/audio/voices?model=`` differs from model to model."""
+    names = catalog.voice_names(model)
+    if model.alias_of is not None and "kokoro" in model.id.lower():
+        kokoro = sorted(set(OPENAI_TO_KOKORO.values()))
+        names = kokoro + [n for n in names if n not in kokoro and n not in OPENAI_VOICES]
+    return names

@@ -98,11 +98,15 @@ class SpeechService:
         """Synthesize in this process (the CLI's ``say``): same render, no pool."""
         return self.pipeline.render_local(plan, on_event, should_stop)
 
-    def open_text_stream(self, speak: Callable[[str, S], Awaitable[None]]) -> TextStream[S]:
+    def open_text_stream(self, speak: Callable[[str, S], Awaitable[None]], *,
+                         max_pending: int | None = None) -> TextStream[S]:
         """A session for incremental text (LLM output): complete sentences are spoken in
         order by ``speak`` (the dialect's framing of one piece) while more text arrives.
-        The Hume and ElevenLabs WebSockets and Wyoming streaming all use it."""
-        return TextStream(speak)
+        The Hume and ElevenLabs WebSockets and Wyoming streaming all use it;
+        ``max_pending`` tightens the queue where one socket holds several sessions."""
+        if max_pending is None:
+            return TextStream(speak)
+        return TextStream(speak, max_pending=max_pending)
 
     # -- money -----------------------------------------------------------------
 

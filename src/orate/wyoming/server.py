@@ -14,7 +14,10 @@ handler leaves out: a cap on event sizes (the package would allocate whatever
 ``data_length`` a client declares), a write timeout (a client that never reads
 would otherwise hold its synthesis and buffers forever), an idle timeout, a bound
 on connections with a clear refusal, and an ``error`` event instead of a silent
-close for bad input, keeping the connection usable where the framing allows.
+close for bad input. After an ``error`` outside an open stream the connection closes
+(clients such as Home Assistant ignore ``error`` and wait for audio-stop or the end
+of the connection); inside a stream it stays open and ``synthesize-stop`` ends the
+stream as usual.
 """
 
 from __future__ import annotations
@@ -343,6 +346,13 @@ class OrateHandler(AsyncEventHandler):
                 log.debug("ignoring Wyoming event %r", event.type)
         except BadRequest as exc:
             await self._error(exc.text, exc.code)
+            if self._stream is None:
+                # the error ends the request the way clients notice: Home Assistant ignores
+                # ``error`` and reads until audio-stop or end of connection, so the
+                # connection closes (as wyoming-piper's does). Inside an open stream the
+                # connection stays: synthesize-stop still ends it with audio-stop and
+                # synthesize-stopped, which is what a streaming client waits for.
+                return False
         return not self._gone
 
     def _voice(self, data: dict[str, Any]) -> WyomingVoice:

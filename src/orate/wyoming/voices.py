@@ -144,6 +144,8 @@ class VoiceTable:
             if voice is None:
                 # a speaker of a multi-voice model, sent Piper-style as name + speaker
                 voice = self.by_name.get(f"{name.strip()}:{speaker or ''}".lower())
+            if voice is None:  # a plain engine voice name: Piper's ``en_US-joe-medium``
+                voice = self._by_plain_name(name.strip().lower())
             if voice is None:
                 raise LookupError(f"no voice {name!r}; send describe for the list "
                                   f"({len(self.voices)} voices, e.g. "
@@ -163,6 +165,14 @@ class VoiceTable:
         if self.default is None:
             raise LookupError("this server has no voice to speak with")
         return self.default
+
+    def _by_plain_name(self, name: str) -> WyomingVoice | None:
+        """A voice listed as ``model:voice`` or under a model id ``engine:name``, asked for
+        by its own name (what wyoming-piper configurations and wyoming-bench send)."""
+        for voice in self.voices:  # natural first
+            if voice.name.lower().split(":", 1)[-1] == name or voice.voice.lower() == name:
+                return voice
+        return None
 
     def program(self) -> TtsProgram:
         """The one ``tts`` program of the ``info`` answer."""
@@ -202,11 +212,22 @@ def _attribution(engine: object, engine_name: str) -> tuple[str, str, str]:
 
 
 def _default(table: VoiceTable, catalog: Catalog, settings: Settings) -> WyomingVoice | None:
-    """The server's default voice (``ORATE_DEFAULT_VOICE``) if listed, else the first."""
-    wanted = settings.default_voice.strip().lower()
+    """What a request without a voice speaks with: the server's default model and voice
+    (``ORATE_DEFAULT_MODEL`` / ``ORATE_DEFAULT_VOICE``), resolved by the catalog as the
+    HTTP dialects resolve them, so Wyoming and OpenAI's defaults sound the same. Falls
+    back to the first listed voice when the default model does not exist."""
+    wanted = settings.default_voice.strip()
     model = catalog.model(settings.default_model)
-    if model is not None and model.engine != "espeak":
-        for voice in table.voices:
-            if voice.model == model.id and voice.voice.lower() == wanted:
-                return voice
-    return table.by_name.get(wanted) or (table.voices[0] if table.voices else None)
+    if model is None or not wanted:
+        return table.voices[0] if table.voices else None
+    try:
+        params = catalog.resolve_voice(model, wanted)
+        info = {v.id: v for v in catalog.voices(model)}.get(params.voice)
+        langs = tuple(_languages(info)) if info is not None else ("en-US",)
+    except Exception as exc:  # a default that does not resolve: say so, keep serving
+        log.warning("Wyoming: default voice %s/%s does not resolve: %s", model.id, wanted, exc)
+        return table.by_name.get(wanted.lower()) or (table.voices[0] if table.voices else None)
+    listed = table.by_name.get(wanted.lower())
+    attribution = listed.attribution if listed is not None else ("orate", "", "")
+    return WyomingVoice(wanted, model.id, wanted, langs, f"{model.id} {wanted} (default)",
+                        _natural(catalog, model), attribution, __version__)
