@@ -102,7 +102,9 @@ async def test_describe_lists_every_voice_natural_first(wy: Server) -> None:
     program = info.tts[0]
     assert program.supports_synthesize_streaming and program.installed
     names = [v.name for v in program.voices]
-    natural = {"hibari", "piper:en_US-tiny-low"}  # the wheel's voice and this test's model
+    # the palette, the wheel's voice and this test's model: natural voices come first
+    natural = {n for n in names if n.startswith(("natural:", "hibari", "piper:"))}
+    assert {"natural:heart", "natural:raven", "hibari", "piper:en_US-tiny-low"} <= natural
     assert set(names[:len(natural)]) == natural, "natural voices come first"
     assert {"alloy", "nova", "en-us", "fr-fr", "de"} <= set(names)
     assert len(names) == len(set(names)) > 140
