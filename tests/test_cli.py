@@ -123,7 +123,8 @@ def test_tables_fit_80_columns_and_keep_ids_whole(filled: Filled, command: list[
     must_show = {
         "history": [*filled.gen_ids, LONG_MODEL, "tts-1", "The children"],
         "voices": ["en-gb", "English", "alloy"],
-        "voices list": [filled.voice_id, "newcomer-voice", "en-gb"],
+        # designed on the natural palette (American English: no natural British voice)
+        "voices list": [filled.voice_id, "newcomer-voice", "en-us"],
         "models list": [LONG_MODEL, "Elevenlabs-Turbo-V2.5", "espeak"],
         "jobs list": [filled.run_id, "completed", "Elevenlabs-Turbo-V2.5"],
         "keys list": [filled.key_id, "a key for the"],

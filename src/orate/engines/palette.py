@@ -170,6 +170,10 @@ class NaturalEngine:
                           languages=("en-us",), gender=v.gender, description=v.describe())
                 for v in self.voices_by_id.values()]
 
+    def fallback(self) -> Engine:
+        """espeak-ng, for what the palette does not speak (other languages)."""
+        return self._engines("espeak")
+
     def phoneme_input_of(self, voice_id: str) -> str | bool:
         """What ``[[…]]`` phoneme input a palette voice reads: its base engine's kind
         (hibari takes IPA, Piper espeak mnemonics)."""

@@ -97,6 +97,15 @@ def _accent(text: str, engine: Engine) -> str | None:
     return None
 
 
+def _language_asked(text: str) -> str | None:
+    """The language voice a description's accent word names (any engine's), if any."""
+    lowered = text.lower()
+    for phrase in sorted(_ACCENTS, key=len, reverse=True):
+        if re.search(rf"\b{re.escape(phrase)}\b", lowered):
+            return _ACCENTS[phrase]
+    return None
+
+
 def _adjust(params: VoiceParams, words: list[str]) -> VoiceParams:
     pitch = 50 if params.pitch is None else params.pitch
     pitch_range = 50 if params.pitch_range is None else params.pitch_range
@@ -128,6 +137,11 @@ def design_voice(description: str, engine: Engine, *, seed: int = 0,
                                                                  if w in _FEMALE)))
     male = bool(wordset & _MALE) and not female
     if getattr(engine, "palette", False):
+        language = _language_asked(description)
+        if language is not None and not language.startswith("en"):
+            # the palette speaks English: another language is designed on espeak-ng's
+            return design_voice(description, engine.fallback(),  # type: ignore[attr-defined]
+                                seed=seed, default_voice=default_voice)
         return _design_natural(description, engine, words, female, male, seed)
     if not getattr(engine, "variants", None):
         # a neural engine has no espeak variants or pitch: the description picks one of
