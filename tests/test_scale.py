@@ -236,9 +236,9 @@ def test_neural_engines_go_to_their_own_actors(cluster) -> None:
 
     before = engines()
     assert before["neural_workers"] == 1 and before["workers"] == 2
-    assert speak(cluster, 3, unique(), model="tts-1").status_code == 200  # espeak
+    assert speak(cluster, 3, unique(), model="espeak-ng").status_code == 200
     assert engines()["completed_neural"] == before["completed_neural"]
-    natural = speak(cluster, 3, unique(), model="tts-1-hd")
+    natural = speak(cluster, 3, unique(), model="tts-1")  # the natural palette by default
     assert natural.status_code == 200, natural.text
     assert engines()["completed_neural"] == before["completed_neural"] + 1
 
