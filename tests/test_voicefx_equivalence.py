@@ -52,11 +52,11 @@ def features() -> tuple[np.ndarray, ...]:
 
     engine = HibariEngine()
     session = engine.sessions["heart"].get().session
-    phonemes = engine.phonemes("The quick brown fox jumps over the lazy dog at dawn.",
-                               "heart")[0]
+    phonemes = engine.phonemes("The quick brown fox jumps over the lazy dog at dawn.", "heart")[0]
     ids = [0, *(engine.vocab[ch] for ch in phonemes if ch in engine.vocab), 0]
-    out = session.run(None, {"ids": np.asarray([ids], np.int64),
-                             "speed": np.asarray([1.0], np.float32)})
+    out = session.run(
+        None, {"ids": np.asarray([ids], np.int64), "speed": np.asarray([1.0], np.float32)}
+    )
     return tuple(o[0] for o in out[:6])
 
 
@@ -69,12 +69,14 @@ def test_helpers_match_the_reference(features: tuple[np.ndarray, ...]) -> None:
     for env in (ln, lr):
         assert np.array_equal(voicefx._energy(env), _energy_reference(env))
     for scale in (0.5, 1.0, 1.6):
-        assert np.array_equal(voicefx._harmonic_energy(lh, f0 * scale),
-                              _harmonic_energy_reference(lh, f0 * scale))
+        assert np.array_equal(
+            voicefx._harmonic_energy(lh, f0 * scale), _harmonic_energy_reference(lh, f0 * scale)
+        )
 
 
-@pytest.mark.parametrize("voice", [v for v in PALETTE if not v.transform.identity],
-                         ids=lambda v: v.id)
+@pytest.mark.parametrize(
+    "voice", [v for v in PALETTE if not v.transform.identity], ids=lambda v: v.id
+)
 def test_palette_voices_are_unchanged(voice, features, monkeypatch) -> None:
     shipped = transform_features(*features, voice.transform)
     monkeypatch.setattr(voicefx, "_warp", _warp_reference)
@@ -91,8 +93,7 @@ def test_waveform_transform_is_unchanged(monkeypatch) -> None:
     """The WORLD path (a Piper base) warps float64 envelopes with the same helper."""
     pytest.importorskip("pyworld")
     t = np.arange(24000) / 24000
-    pcm = (np.sin(2 * np.pi * 140 * t) * 8000 * (1 + np.sin(2 * np.pi * 3 * t))).astype(
-        np.int16)
+    pcm = (np.sin(2 * np.pi * 140 * t) * 8000 * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.int16)
     transform = Transform(f0=0.7, formant=0.86, breath=0.2)
     shipped = transform_pcm(pcm, 24000, transform)
     monkeypatch.setattr(voicefx, "_warp", _warp_reference)
