@@ -15,6 +15,8 @@ history on, wav, ``orate serve --workers 2``:
 - the espeak path: the raw engine's 11-word p50 in this process against orate's;
 - the process tree's resident memory: idle, with hibari and joe loaded, and its peak
   over the whole run (sampled every 50 ms);
+- library and server are measured turn about (``--rounds`` times per cell, the
+  median of the rounds reported), so load from outside falls on both alike;
 - **real-time streams**: N clients at once each ask for a paragraph (pcm) and read
   it at real-time speed (never more than 2 s ahead of playback); a client underruns
   when a chunk arrives later than the audio before it lasts, counted from its first
@@ -28,13 +30,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +50,14 @@ from harness import (
     SHORT_TEXT,
     SPEECH_PATH,
     CpuClock,
+    free_port,
     load_cell,
     outside_load,
     progress,
     read_body,
     read_head,
     serving,
+    stop_server,
     tree_memory,
 )
 
@@ -211,29 +217,52 @@ async def streams(port: int, voice: str, n: int) -> tuple[bool, float, float]:
     return (all(ok for ok, _, _ in results), max(r[1] for r in results), max(r[2] for r in results))
 
 
+@contextlib.contextmanager
+def floor_app() -> Iterator[int]:
+    """benchmarks/floor_app.py on a free port (its own process group), until done."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("floor_app.py")), str(port)],
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not healthy_post(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the minimal FastAPI app did not start")
+            time.sleep(0.1)
+        yield port
+    finally:
+        stop_server(proc)
+
+
+def healthy_post(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _p50(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    r: dict[str, Any] = {"lib": {}, "orate": {}, "notes": []}
-    progress("library in process (c=1)")
-    for voice in VOICES:
-        fn = library(voice)
-        for label, text in TEXTS.items():
-            r["lib"][(voice, label, "p50")] = library_p50(fn, text, args.seconds)
-        del fn
-    progress("library, 2 processes")
-    for voice in VOICES:
-        for label in TEXTS:
-            r["lib"][(voice, label, "rps")] = library_rps(voice, label, args.seconds * 2)
+    """Library and server turn about, ``args.rounds`` times per cell, so that load from
+    outside this benchmark (a shared machine) falls on both sides alike."""
     from orate.engines.base import VoiceParams
     from orate.engines.espeak import get_engine
 
+    r: dict[str, Any] = {"lib": {}, "orate": {}, "notes": []}
+    rounds = args.rounds
+    share = args.seconds / rounds
     espeak = get_engine()
-    r["raw_espeak"] = library_p50(
-        lambda t: espeak.synthesize(
-            t, VoiceParams(engine="espeak", voice="en-us"), 1.0, lambda pcm, ev: True
-        ),
-        SHORT_TEXT,
-        args.seconds,
-    )
+
+    def raw_espeak(text: str) -> None:
+        espeak.synthesize(
+            text, VoiceParams(engine="espeak", voice="en-us"), 1.0, lambda pcm, ev: True
+        )
 
     runner = asyncio.Runner()
     clock = CpuClock.now()
@@ -242,22 +271,41 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         sampler = PeakSampler(proc.pid)
         time.sleep(1.0)
         r["rss_idle"] = tree_memory(proc.pid).rss_kib
-        cell = runner.run(
-            load_cell(port, body("en-us", SHORT_TEXT, model="espeak-ng"), 1, args.seconds, 20)
-        )
-        r["orate_espeak"] = cell.p50_latency
+        progress("espeak: raw engine, orate and the minimal FastAPI app turn about")
+        raw: list[float] = []
+        served: list[float] = []
+        floor: list[float] = []
+        espeak_body = body("en-us", SHORT_TEXT, model="espeak-ng")
+        with floor_app() as floor_port:
+            for p in (port, floor_port):
+                runner.run(load_cell(p, espeak_body, 1, 0.5, 5))
+            for _ in range(rounds):
+                raw.append(library_p50(raw_espeak, SHORT_TEXT, share))
+                served.append(runner.run(load_cell(port, espeak_body, 1, share, 10)).p50_latency)
+                floor.append(
+                    runner.run(load_cell(floor_port, espeak_body, 1, share, 10)).p50_latency
+                )
+        r["raw_espeak"], r["orate_espeak"], r["floor_espeak"] = _p50(raw), _p50(served), _p50(floor)
         for voice in VOICES:
-            progress(f"orate {voice}")
+            progress(f"{voice}: library and orate turn about")
+            fn = library(voice)
             runner.run(load_cell(port, body(voice, SHORT_TEXT), 2, 1.0, 4))  # load, warm
             for label, text in TEXTS.items():
-                one = runner.run(load_cell(port, body(voice, text), 1, args.seconds, 5))
-                four = runner.run(load_cell(port, body(voice, text), 4, args.seconds * 2, 8))
-                r["orate"][(voice, label)] = (
-                    one.p50_latency,
-                    one.p50_ttfb,
-                    four.rps,
-                    one.errors + four.errors,
-                )
+                lib_p50, p50, ttfb, lib_rps, rps = [], [], [], [], []
+                errors = 0
+                for _ in range(rounds):
+                    lib_p50.append(library_p50(fn, text, share))
+                    one = runner.run(load_cell(port, body(voice, text), 1, share, 3))
+                    p50.append(one.p50_latency)
+                    ttfb.append(one.p50_ttfb)
+                    lib_rps.append(library_rps(voice, label, share * 2))
+                    four = runner.run(load_cell(port, body(voice, text), 4, share * 2, 4))
+                    rps.append(four.rps)
+                    errors += one.errors + four.errors
+                r["lib"][(voice, label, "p50")] = _p50(lib_p50)
+                r["lib"][(voice, label, "rps")] = _p50(lib_rps)
+                r["orate"][(voice, label)] = (_p50(p50), _p50(ttfb), _p50(rps), errors)
+            del fn
         time.sleep(0.5)
         r["rss_loaded"] = tree_memory(proc.pid).rss_kib
         progress("real-time streams")
@@ -297,7 +345,9 @@ def render(r: dict[str, Any]) -> str:
     lines += [
         "",
         f"espeak 11 words p50: raw engine {ms(r['raw_espeak'])} ms, orate "
-        f"{ms(r['orate_espeak'])} ms (+{ms(r['orate_espeak'] - r['raw_espeak'])} ms)",
+        f"{ms(r['orate_espeak'])} ms (+{ms(r['orate_espeak'] - r['raw_espeak'])} ms); "
+        f"the minimal FastAPI app (benchmarks/floor_app.py: the same pool, render and a "
+        f"history row) {ms(r['floor_espeak'])} ms (+{ms(r['floor_espeak'] - r['raw_espeak'])} ms)",
         "",
         f"process tree RSS: idle {r['rss_idle'] / 1024:.0f} MiB, hibari+joe loaded "
         f"{r['rss_loaded'] / 1024:.0f} MiB, peak over the run {r['rss_peak'] / 1024:.0f} MiB",
@@ -354,6 +404,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--max-streams", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--library-worker", nargs=3, metavar=("VOICE", "TEXT", "SECONDS"))
     args = parser.parse_args()
     if args.library_worker:
