@@ -50,6 +50,7 @@ from harness import (
     SHORT_TEXT,
     SPEECH_PATH,
     CpuClock,
+    cpu_snapshot,
     free_port,
     load_cell,
     outside_load,
@@ -254,7 +255,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from orate.engines.base import VoiceParams
     from orate.engines.espeak import get_engine
 
-    r: dict[str, Any] = {"lib": {}, "orate": {}, "notes": []}
+    r: dict[str, Any] = {"lib": {}, "orate": {}, "cpu": {}, "notes": []}
     rounds = args.rounds
     share = args.seconds / rounds
     espeak = get_engine()
@@ -292,6 +293,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             runner.run(load_cell(port, body(voice, SHORT_TEXT), 2, 1.0, 4))  # load, warm
             for label, text in TEXTS.items():
                 lib_p50, p50, ttfb, lib_rps, rps = [], [], [], [], []
+                cpu_main: list[float] = []
+                cpu_workers: list[float] = []
                 errors = 0
                 for _ in range(rounds):
                     lib_p50.append(library_p50(fn, text, share))
@@ -299,12 +302,18 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     p50.append(one.p50_latency)
                     ttfb.append(one.p50_ttfb)
                     lib_rps.append(library_rps(voice, label, share * 2))
+                    before = cpu_snapshot(proc.pid)
                     four = runner.run(load_cell(port, body(voice, text), 4, share * 2, 4))
+                    after = cpu_snapshot(proc.pid)
                     rps.append(four.rps)
+                    done = max(len(four.good), 1)
+                    cpu_main.append((after[0] - before[0]) / done)
+                    cpu_workers.append((after[1] - before[1]) / done)
                     errors += one.errors + four.errors
                 r["lib"][(voice, label, "p50")] = _p50(lib_p50)
                 r["lib"][(voice, label, "rps")] = _p50(lib_rps)
                 r["orate"][(voice, label)] = (_p50(p50), _p50(ttfb), _p50(rps), errors)
+                r["cpu"][(voice, label)] = (_p50(cpu_main), _p50(cpu_workers))
             del fn
         time.sleep(0.5)
         r["rss_loaded"] = tree_memory(proc.pid).rss_kib
@@ -342,6 +351,9 @@ def render(r: dict[str, Any]) -> str:
                 f"| {voice} | {label} | {ms(lp)} | {ms(p50)} ({ms(ttfb)}) | "
                 f"{lp / p50:.2f}x | {lr:.2f} | {rps:.2f}{err} | {rps / lr:.2f}x |"
             )
+    lines += ["", "orate CPU ms per request at c=4 (main process / engine workers):"]
+    for (voice, label), (main_s, workers_s) in r["cpu"].items():
+        lines.append(f"- {voice}, {label}: {ms(main_s)} / {ms(workers_s)}")
     lines += [
         "",
         f"espeak 11 words p50: raw engine {ms(r['raw_espeak'])} ms, orate "
