@@ -20,6 +20,7 @@ import asyncio
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -48,9 +49,25 @@ DB = Path(tempfile.mkdtemp(prefix="orate-floor-")) / "history.db"
 pool = EnginePool(2)
 
 
+_db: sqlite3.Connection | None = None
+_lock = threading.Lock()
+
+
 def _history(row: tuple[str, str, str, int, float]) -> None:
-    with sqlite3.connect(DB) as db:
-        db.execute("INSERT INTO generations VALUES (?, ?, ?, ?, ?)", row)
+    """One row per request on one connection, in WAL mode with synchronous=NORMAL (orate's
+    SQLite settings: a commit does not wait for the disk)."""
+    with _lock:
+        _write(row)
+
+
+def _write(row: tuple[str, str, str, int, float]) -> None:
+    global _db
+    if _db is None:
+        _db = sqlite3.connect(DB, check_same_thread=False)
+        _db.execute("PRAGMA journal_mode=WAL")
+        _db.execute("PRAGMA synchronous=NORMAL")
+    with _db:
+        _db.execute("INSERT INTO generations VALUES (?, ?, ?, ?, ?)", row)
 
 
 @asynccontextmanager

@@ -287,7 +287,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     runner.run(load_cell(floor_port, espeak_body, 1, share, 10)).p50_latency
                 )
         r["raw_espeak"], r["orate_espeak"], r["floor_espeak"] = _p50(raw), _p50(served), _p50(floor)
-        for voice in VOICES:
+        for voice in () if args.espeak_only else VOICES:
             progress(f"{voice}: library and orate turn about")
             fn = library(voice)
             runner.run(load_cell(port, body(voice, SHORT_TEXT), 2, 1.0, 4))  # load, warm
@@ -320,7 +320,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         progress("real-time streams")
         r["streams"] = []
         n = 1
-        while n <= args.max_streams:
+        while n <= (0 if args.espeak_only else args.max_streams):
             ok, first, worst = runner.run(streams(port, "heart", n))
             r["streams"].append((n, ok, first, worst))
             progress(f"  {n} streams: {'ok' if ok else 'underrun'}; worst late {worst:.3f} s")
@@ -417,13 +417,27 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--max-streams", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--espeak-only",
+        action="store_true",
+        help="only the espeak path: raw engine, orate, the minimal app",
+    )
     parser.add_argument("--library-worker", nargs=3, metavar=("VOICE", "TEXT", "SECONDS"))
     args = parser.parse_args()
     if args.library_worker:
         voice, label, seconds = args.library_worker
         library_worker(voice, label, float(seconds))
         return
-    print(render(measure(args)))
+    r = measure(args)
+    if args.espeak_only:
+        ms = 1000
+        print(
+            f"espeak 11 words p50 ({args.rounds} rounds): raw engine "
+            f"{r['raw_espeak'] * ms:.1f} ms, orate {r['orate_espeak'] * ms:.1f} ms, the "
+            f"minimal FastAPI app {r['floor_espeak'] * ms:.1f} ms; {r['outside']}"
+        )
+        return
+    print(render(r))
 
 
 if __name__ == "__main__":
