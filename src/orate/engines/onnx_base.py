@@ -10,6 +10,7 @@ no per-model constant.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -33,50 +34,89 @@ def providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-def open_session(path: Path) -> Any:
+def cores() -> int:
+    """The CPUs this process may run on (its affinity, not the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)  # pragma: no cover - macOS
+
+
+_budget = 1  # intra-op threads the job running in this process may use
+
+
+def set_thread_budget(threads: int) -> None:
+    """How many intra-op threads the next model runs may use: the engine worker sets it
+    per job from what the pool says is idle (``EnginePool.submit``)."""
+    global _budget
+    _budget = max(1, min(int(threads), cores()))
+
+
+def thread_budget() -> int:
+    return _budget
+
+
+def open_session(path: Path, threads: int = 1) -> Any:
     """An onnxruntime session for ``path`` with its phoneme durations exposed as an output.
 
-    One intra-op and one inter-op thread: parallelism comes from the worker
-    processes (one per core), so two workers on two cores never fight over them.
+    One intra-op and one inter-op thread by default: under load parallelism comes
+    from the worker processes (one per core), so two workers on two cores never fight
+    over them. ``threads`` > 1 is the session a job uses when the other cores are idle;
+    its pool threads sleep instead of spinning between runs, so an idle wide session
+    takes no CPU from the other workers.
     """
     import onnxruntime as ort
 
     from orate.engines.onnx_graph import with_durations
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if threads > 1:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     model, _ = with_durations(path.read_bytes())
     return ort.InferenceSession(model, options, providers=providers())
 
 
 class LazySession:
     """A model loaded on first use (in the worker that needs it) and dropped after ``idle``
-    seconds; ``load`` builds it (an onnxruntime session by default)."""
+    seconds; ``load`` builds it (an onnxruntime session by default).
+
+    ``wide``: the model may also run with more intra-op threads when the other cores
+    are idle (``get(threads)``). onnxruntime fixes a session's threads when it is
+    built, so that is a second session, loaded the first time a job may use it and
+    dropped with the first; it costs the model's weights once more (joe: ~93 MiB).
+    """
 
     def __init__(self, path: Path | Callable[[], Path], idle: float,
-                 load: Callable[[Path], Any] = open_session) -> None:
+                 load: Callable[[Path], Any] = open_session, *, wide: bool = False) -> None:
         self.path = path
         self.idle = idle
         self._load = load
+        self.wide = wide
         self._session: Any = None
+        self._wide: tuple[int, Any] | None = None  # (threads, session)
         self._used = 0.0
         self._lock = threading.Lock()
 
-    def get(self) -> Any:
+    def get(self, threads: int = 1) -> Any:
         with self._lock:
+            path = self.path() if callable(self.path) else self.path
             if self._session is None:
-                path = self.path() if callable(self.path) else self.path
                 self._session = self._load(path)
             self._used = time.monotonic()
-            return self._session
+            if threads <= 1 or not self.wide:
+                return self._session
+            if self._wide is None or self._wide[0] != threads:
+                self._wide = (threads, open_session(path, threads))
+            return self._wide[1]
 
     def sweep(self) -> bool:
         """Unload if idle; True when it did."""
         with self._lock:
             if self._session is not None and time.monotonic() - self._used > self.idle:
                 self._session = None
+                self._wide = None
                 return True
         return False
 

@@ -24,7 +24,13 @@ from orate.engines.base import (
     VoiceParams,
 )
 from orate.engines.espeak import phonemize_words
-from orate.engines.onnx_base import LazySession, push, symbol_events, to_pcm
+from orate.engines.onnx_base import (
+    LazySession,
+    push,
+    symbol_events,
+    thread_budget,
+    to_pcm,
+)
 
 BOS, EOS, PAD = "^", "$", "_"
 _PUNCT = frozenset(".,:;!?—…")  # clause punctuation: time in the audio, no phoneme
@@ -55,7 +61,8 @@ class PiperEngine:
         self.speakers: dict[str, int] = {str(k): int(v) for k, v in speakers.items()}
         self.multi_speaker = int(cfg.get("num_speakers", 1)) > 1
         self.speed_range = (0.25, 4.0)
-        self.session = LazySession(model, idle)
+        # a voice alone on an idle machine runs on every core (see LazySession)
+        self.session = LazySession(model, idle, wide=True)
         # word and phoneme times come from the model's durations (onnx_graph exposes them)
         self.timestamp_kinds = ("word", "phoneme")
 
@@ -115,7 +122,7 @@ class PiperEngine:
         ids, symbols, owners = self._ids(pieces)
         if len(ids) <= 3:
             return SynthesisResult()
-        session = self.session.get()
+        session = self.session.get(thread_budget())
         names = {i.name for i in session.get_inputs()}
         feeds: dict[str, Any] = {
             "input": np.array([ids], dtype=np.int64),

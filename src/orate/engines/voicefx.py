@@ -117,12 +117,19 @@ def _warp(env: np.ndarray, formant: float) -> np.ndarray:
         return env
     low, high, frac = warp_axis(env.shape[0], formant)
     lo = env[low]
-    return lo + (env[high] - lo) * frac
+    # lo + (hi - lo) * frac, computed in the gathered array: one temporary, not three
+    out = env[high]
+    out -= lo
+    out *= frac
+    out += lo
+    return out
 
 
 def _energy(env: np.ndarray) -> np.ndarray:
     """Per-frame power of a log-magnitude envelope [bins, frames] (never zero)."""
-    return np.maximum(np.exp(2.0 * np.minimum(env, 7.0)).sum(axis=0), 1e-12)
+    power = np.minimum(env, 7.0)
+    power *= 2.0
+    return np.maximum(np.exp(power, out=power).sum(axis=0), 1e-12)
 
 
 def _harmonic_energy(lh: np.ndarray, f0: np.ndarray) -> np.ndarray:
@@ -139,7 +146,12 @@ def _harmonic_energy(lh: np.ndarray, f0: np.ndarray) -> np.ndarray:
     where = np.arange(1, count + 1, dtype=np.float32)[:, None] * step[None, :]
     inside = where <= bins - 1
     index = np.minimum(np.rint(where).astype(np.intp), bins - 1)
-    values = np.exp(2.0 * np.minimum(lh[:, voiced][index, np.arange(step.size)], 7.0))
+    # gather the harmonic bins of the voiced frames straight from lh (no copy of its
+    # voiced columns first)
+    gathered = lh[index, np.flatnonzero(voiced)[None, :]]
+    np.minimum(gathered, 7.0, out=gathered)
+    gathered *= 2.0
+    values = np.exp(gathered, out=gathered)
     out[voiced] = np.maximum((values * inside).sum(axis=0), 1e-12)
     return out
 

@@ -30,6 +30,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+from orate.engines.onnx_base import cores
 from orate.runtime.render import AUDIO, ERROR, RenderJob
 from orate.runtime.stream import PacedStream
 from orate.runtime.worker import END, HEADER, READY, CancelFlag
@@ -69,6 +70,14 @@ async def take_idle(backend: Any, idle: asyncio.Queue[Any]) -> Any:
         raise EngineBusy(f"no engine was free within {backend.queue_timeout:g} s") from None
     finally:
         backend.waiting -= 1
+
+
+def thread_budget(busy: int, cores: int) -> int:
+    """Intra-op threads for a job that starts while ``busy`` other jobs run: the cores
+    nobody uses, so a user alone gets every core and under load each job gets one (a
+    job that started wide keeps its threads until it ends, so one job at most runs
+    over while the load rises)."""
+    return max(1, cores - busy)
 
 
 def next_job_id(ids: Any) -> int:
@@ -208,6 +217,7 @@ class EnginePool:
         self.waiting = 0
         self.completed = 0
         self.cancelled = 0  # jobs a worker stopped early because the caller went away
+        self.cores = cores()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -273,9 +283,10 @@ class EnginePool:
         worker = await take_idle(self, self._idle)
         job_id = next_job_id(self._ids)
         stream = JobStream(job_id, worker, self.buffer_bytes)
+        busy = sum(1 for w in self._workers.values() if w.current is not None)
         worker.current = stream
         try:
-            worker.jobs.send((job_id, job))
+            worker.jobs.send((job_id, job, thread_budget(busy, self.cores)))
         except (OSError, ValueError):
             worker.current = None
             stream._push(ERROR, {"message": "engine worker is gone"})

@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from orate.engines.onnx_base import set_thread_budget
 from orate.engines.registry import EngineRegistry
 from orate.runtime.render import AUDIO, ERROR, RenderJob, render
 
@@ -174,11 +175,14 @@ def worker_main(jobs: Connection, fd: int, cancel: Any, index: int,
         try:
             while not jobs.poll(min(SWEEP_EVERY, max(idle / 2, 0.5))):
                 registry.sweep()  # idle: unload neural models nobody has used for a while
-            job_id, job = jobs.recv()
+            message = jobs.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return
+        job_id, job = message[0], message[1]
         if job is None:
             return
+        # intra-op threads this job's model runs may use: the cores the pool saw idle
+        set_thread_budget(message[2] if len(message) > 2 else 1)
         cancelled = False
         try:
             stats = render(job_check(job), registry.engine,
