@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # bounds on one request's memory and time (issue 11)
     max_request_work: int = Field(25_000, ge=1, description="characters x generations one "
                                   "request may synthesize; past it, 413 before any work")
+    max_expansion: float = Field(10.0, ge=1, description="most characters spoken per "
+                                 "character sent (pronunciation aliases, normalization) "
+                                 "past the first 1,000; past it, 413 before any work")
     max_response_bytes: int = Field(64 << 20, ge=1024, description="largest response body, "
                                     "estimated before synthesis (413) and enforced during it")
     stream_buffer_bytes: int = Field(256 << 10, ge=4096, description="encoded audio a "

@@ -1,0 +1,283 @@
+"""No single key stalls the server: pronunciation rules that run in linear time off the
+event loop, work charged on what is spoken, bounded job queues, Wyoming connections
+with deadlines. Each test runs a real server on loopback and, while one client does
+its worst, checks that another is still answered before a generous deadline (never a
+timed assert: a slow machine waits longer, a stalled loop fails)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import Server
+from .waiting import wait_until
+
+ORATE = [sys.executable, "-m", "orate.cli"]
+
+
+def create_key(data: Path, *args: str) -> str:
+    done = subprocess.run(
+        [*ORATE, "keys", "create", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ORATE_DATA_DIR": str(data)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def used_chars(srv: Server, name: str) -> int:
+    done = subprocess.run(
+        [*ORATE, "keys", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ORATE_DATA_DIR": str(srv.data_dir)},
+    )
+    return next(r["used_chars"] for r in json.loads(done.stdout) if r["name"] == name)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("fair")
+    keys = {
+        "alice": create_key(data, "--name", "alice"),
+        "bob": create_key(data, "--name", "bob"),
+        "q": create_key(data, "--name", "q", "--quota-chars", "3000"),
+    }
+    server = Server(data, workers=1)
+    server.keys = keys  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+class HealthWatch:
+    """Polls /healthz from another thread while a request runs: each poll must be
+    answered before ``deadline`` seconds (a loop blocked for seconds fails it)."""
+
+    def __init__(self, srv: Server, deadline: float = 3.0) -> None:
+        self.url = f"{srv.url}/healthz"
+        self.deadline = deadline
+        self.answered = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=self.deadline) as client:
+            while not self._stop.is_set():
+                try:
+                    if client.get(self.url).status_code == 200:
+                        self.answered += 1
+                except httpx.TimeoutException:
+                    self.failures.append(f"/healthz not answered within {self.deadline} s")
+                time.sleep(0.05)
+
+    def __enter__(self) -> HealthWatch:
+        assert httpx.get(self.url, timeout=self.deadline).status_code == 200
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        assert not self.failures, self.failures
+
+
+def make_dictionary(srv: Server, key: str, rules: list[dict[str, Any]]) -> httpx.Response:
+    return httpx.post(
+        f"{srv.url}/v1/pronunciation-dictionaries",
+        json={"name": "d", "rules": rules},
+        headers=bearer(key),
+        timeout=120,
+    )
+
+
+def speak(
+    srv: Server, key: str, text: str, dictionaries: list[str] | None = None, **kw: Any
+) -> httpx.Response:
+    body: dict[str, Any] = {
+        "model": "tts-1",
+        "voice": "alloy",
+        "input": text,
+        "response_format": "wav",
+        **kw,
+    }
+    if dictionaries:
+        body["pronunciation_dictionary_locators"] = [
+            {"pronunciation_dictionary_id": d} for d in dictionaries
+        ]
+    return httpx.post(f"{srv.url}/v1/audio/speech", json=body, headers=bearer(key), timeout=180)
+
+
+@pytest.mark.parametrize("pattern", ["((a)+)+b", "(a|a)*b", "((a)*)*b"])
+def test_catastrophic_patterns_run_in_linear_time_off_the_loop(srv: Server, pattern: str) -> None:
+    key = srv.keys["alice"]  # type: ignore[attr-defined]
+    made = make_dictionary(
+        srv, key, [{"string_to_replace": pattern, "regex": True, "type": "alias", "alias": "x"}]
+    )
+    assert made.status_code == 200, made.text
+    # 40 a's and no b: a backtracking engine would take days; RE2 takes microseconds
+    text = " ".join(["a" * 40 + "c"] * 20)
+    with HealthWatch(srv):
+        said = speak(srv, key, text, [made.json()["id"]])
+    assert said.status_code == 200, said.text
+
+
+def test_patterns_re2_cannot_run_are_refused_naming_the_construct(srv: Server) -> None:
+    key = srv.keys["alice"]  # type: ignore[attr-defined]
+    for pattern, construct in [
+        (r"(\w+) \1", "backreference"),
+        (r"(?<!x)y", "lookbehind"),
+        (r"a(?=b)", "lookahead"),
+        ("a++", "possessive"),
+    ]:
+        bad = make_dictionary(
+            srv, key, [{"string_to_replace": pattern, "regex": True, "type": "alias", "alias": "x"}]
+        )
+        assert bad.status_code == 400, bad.text
+        assert construct in bad.json()["error"]["message"]
+
+
+def test_a_big_dictionary_on_a_long_text_leaves_the_server_answering(srv: Server) -> None:
+    key = srv.keys["alice"]  # type: ignore[attr-defined]
+    lexemes = "".join(
+        f"<lexeme><grapheme>word{n}</grapheme><alias>term {n}</alias></lexeme>" for n in range(4999)
+    )
+    pls = (
+        '<?xml version="1.0" encoding="UTF-8"?><lexicon version="1.0" '
+        'xmlns="http://www.w3.org/2005/01/pronunciation-lexicon" alphabet="ipa" '
+        f'xml:lang="en-US">{lexemes}</lexicon>'
+    ).encode()
+    with HealthWatch(srv):
+        made = httpx.post(
+            f"{srv.url}/v1/pronunciation-dictionaries/add-from-file",
+            data={"name": "big"},
+            files={"file": ("big.pls", pls)},
+            headers=bearer(key),
+            timeout=120,
+        )
+        assert made.status_code == 200, made.text
+        assert made.json()["rules_count"] == 4999
+        pd = made.json()["id"]
+        words = [f"word{n * 7 % 4999}" if n % 3 == 0 else "plain" for n in range(800)]
+        text = " ".join(words)[:4000]
+        said = speak(srv, key, text[:1500], [pd, pd, pd])
+    assert said.status_code in (200, 413), said.text
+    if said.status_code == 413:  # the spoken text grew past a limit: named, before work
+        assert said.json()["error"]["code"] == "request_too_large"
+
+
+def test_alias_amplification_is_refused_up_front_and_charged_as_spoken(srv: Server) -> None:
+    key = srv.keys["q"]  # type: ignore[attr-defined]
+    made = make_dictionary(
+        srv,
+        key,
+        [{"string_to_replace": "boom", "type": "alias", "alias": " ".join(["boom"] * 200)}],
+    )
+    assert made.status_code == 200, made.text
+    pd = made.json()["id"]
+    with HealthWatch(srv):
+        refused = speak(srv, key, "boom " * 800, [pd])
+    assert refused.status_code == 413, refused.text
+    assert "max_expansion" in refused.json()["error"]["message"]
+    # a short alias is charged what it speaks: "Nginx" → "engine x" is 8 characters
+    small = make_dictionary(
+        srv,
+        key,
+        [{"string_to_replace": "Nginx", "type": "alias", "alias": "engine ex, the web server"}],
+    )
+    before = used_chars(srv, "q")
+    said = speak(srv, key, "Nginx", [small.json()["id"]])
+    assert said.status_code == 200, said.text
+    wait_until(
+        lambda: used_chars(srv, "q") - before == len("engine ex, the web server"),
+        "the key charged the alias's characters",
+    )
+    log = (srv.data_dir / "server.log").read_text()
+    assert "Traceback" not in log
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_a_render_past_its_cap_stops_the_engine_with_one_error(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The cap hit inside espeak's C callback stops espeak there (the callback says
+    abort) and raises once, instead of an exception per callback printed by ctypes
+    while espeak carries on."""
+    from orate.engines.base import VoiceParams
+    from orate.engines.espeak import EspeakEngine
+    from orate.runtime.render import AUDIO, OutputTooLarge, RenderJob, Segment, render
+    from orate.speech.text import split_sentences
+
+    engine = EspeakEngine()
+    params = engine.check_voice(VoiceParams(engine=engine.name, voice="en-us"))
+    text = "A long sentence that keeps on going and going and going, " * 40 + "End."
+    job = RenderJob(
+        text=text,
+        segments=(Segment(params, tuple(split_sentences(text))),),
+        format="wav",
+        max_bytes=50_000,
+    )
+    sent: list[int] = []
+    calls_after_cap = 0
+    capped = False
+
+    class Watched:
+        """espeak, counting the callbacks it makes after the cap was hit."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(engine, name)
+
+        def synthesize(self, text: str, voice: Any, speed: float, sink: Any, **kw: Any) -> Any:
+            def watched(pcm: Any, events: Any) -> bool:
+                nonlocal calls_after_cap, capped
+                if capped:
+                    calls_after_cap += 1
+                try:
+                    going = sink(pcm, events)
+                except OutputTooLarge:
+                    capped = True
+                    raise
+                capped = capped or not going
+                return going
+
+            return engine.synthesize(text, voice, speed, watched, **kw)
+
+    def emit(kind: int, payload: object) -> None:
+        if kind == AUDIO:
+            sent.append(len(payload))  # type: ignore[arg-type]
+
+    with pytest.raises(OutputTooLarge):
+        render(job, lambda _: Watched(), emit)  # type: ignore[arg-type,return-value]
+    assert sum(sent) <= 50_000
+    assert capped and calls_after_cap == 0
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
+
+
+def test_healthz_while_many_rule_requests_run(srv: Server) -> None:
+    key = srv.keys["bob"]  # type: ignore[attr-defined]
+    made = make_dictionary(
+        srv, key, [{"string_to_replace": "((a)*)*b", "regex": True, "type": "alias", "alias": "x"}]
+    )
+    pd = made.json()["id"]
+    with HealthWatch(srv), concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: speak(srv, key, "a" * 60 + "c", [pd]), range(4)))
+    assert all(a.status_code == 200 for a in answers)
