@@ -281,3 +281,45 @@ def test_healthz_while_many_rule_requests_run(srv: Server) -> None:
     with HealthWatch(srv), concurrent.futures.ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: speak(srv, key, "a" * 60 + "c", [pd]), range(4)))
     assert all(a.status_code == 200 for a in answers)
+
+
+def test_one_keys_job_flood_is_bounded_and_does_not_starve_another_key(
+    tmp_path: Path,
+) -> None:
+    """A key floods async jobs: past its pending limit it gets 429 naming the limit, and
+    another key's job, queued behind the whole flood, runs next (keys take turns)."""
+    keys = {n: create_key(tmp_path, "--name", n) for n in ("flood", "other")}
+    server = Server(tmp_path, workers=1, env={"ORATE_MAX_PENDING_JOBS_PER_KEY": "12"})
+    try:
+
+        def job(key: str, text: str) -> httpx.Response:
+            return httpx.post(
+                f"{server.url}/api/tts",
+                headers={**bearer(key), "Prefer": "respond-async"},
+                json={"text": text, "model": "tts-1", "voice": "alloy", "response_format": "wav"},
+                timeout=60,
+            )
+
+        long = "A steady sentence that takes the engine a moment to read aloud. " * 300
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            flood = list(pool.map(lambda _: job(keys["flood"], long), range(30)))
+        refused = [a for a in flood if a.status_code == 429]
+        answers = [a for a in flood if a.status_code == 202]
+        assert refused and len(answers) + len(refused) == 30, [a.text for a in flood]
+        assert "max_pending_jobs_per_key" in refused[0].json()["error"]["message"]
+        mine = job(keys["other"], "Just one short line.")
+        assert mine.status_code == 202, mine.text
+        run = mine.json()["runId"]
+
+        def status(key: str, run_id: str) -> str:
+            r = httpx.get(
+                f"{server.url}/api/tts/status", params={"runId": run_id}, headers=bearer(key)
+            )
+            return r.json()["status"]
+
+        wait_until(lambda: status(keys["other"], run) == "completed", "the other key's job", 180)
+        # when it finished, most of the flood was still waiting its turn
+        done = [status(keys["flood"], a.json()["runId"]) for a in answers]
+        assert done.count("completed") <= 3, done
+    finally:
+        server.stop()

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
                                        "as async jobs")
     job_workers: int = Field(1, ge=0, le=64, description="jobs run at once (each holds an "
                              "engine worker while it runs)")
+    max_pending_jobs_per_key: int = Field(50, ge=1, description="jobs one key may have "
+                                          "waiting or running; past it, 429")
+    max_pending_jobs: int = Field(2000, ge=1, description="jobs all keys together may "
+                                  "have waiting or running; past it, 429")
     job_lease_seconds: float = Field(30.0, gt=0, description="a job whose runner stops "
                                      "renewing it this long is run again")
     default_model: str = "tts-1"
