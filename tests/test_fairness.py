@@ -6,6 +6,7 @@ timed assert: a slow machine waits longer, a stalled loop fails)."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import os
@@ -323,3 +324,54 @@ def test_one_keys_job_flood_is_bounded_and_does_not_starve_another_key(
         assert done.count("completed") <= 3, done
     finally:
         server.stop()
+
+
+async def _describe(port: int, within: float = 10) -> str:
+    """One describe on a new connection from 127.0.0.1: the answer's event type."""
+    from wyoming.client import AsyncTcpClient
+    from wyoming.info import Describe
+
+    async with AsyncTcpClient("127.0.0.1", port) as c:
+        await c.write_event(Describe().event())
+        event = await asyncio.wait_for(c.read_event(), within)
+        return event.type if event is not None else "closed"
+
+
+async def _slowloris(port: int, source: str, count: int) -> list[asyncio.StreamWriter]:
+    """``count`` connections from ``source`` that send half an event and nothing more."""
+    writers = []
+    for _ in range(count):
+        _, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+        writer.write(b'{"type":"desc')
+        await writer.drain()
+        writers.append(writer)
+    return writers
+
+
+@pytest.mark.asyncio
+async def test_wyoming_slowloris_leaves_a_new_describe_answered(tmp_path: Path) -> None:
+    from .conftest import free_port
+
+    port = free_port()
+    server = Server(
+        tmp_path,
+        workers=1,
+        env={"ORATE_WYOMING_EVENT_TIMEOUT": "2"},
+        args=["--wyoming", f"tcp://127.0.0.1:{port}"],
+    )
+    try:
+        # 40 half-sent events from another address: 8 are held (the per-address cap),
+        # the rest refused; a client from this address is answered at once
+        other = await _slowloris(port, "127.0.0.2", 40)
+        assert await _describe(port) == "info"
+        # 40 from this very address: they fill its 8 slots only until the event deadline
+        same = await _slowloris(port, "127.0.0.1", 40)
+        deadline = time.monotonic() + 60
+        while (answer := await _describe(port)) != "info":
+            assert answer == "error" and time.monotonic() < deadline, answer
+            await asyncio.sleep(0.2)
+        for w in other + same:
+            w.close()
+    finally:
+        server.stop()
+    assert "Traceback" not in (tmp_path / "server.log").read_text()

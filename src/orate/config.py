@@ -122,6 +122,12 @@ class Settings(BaseSettings):
                                     "listener acts as: its quota, limits and history")
     wyoming_max_connections: int = Field(32, ge=1, description="Wyoming connections at "
                                          "once; more are refused with an error event")
+    wyoming_max_connections_per_address: int = Field(8, ge=1, description="Wyoming "
+                                                     "connections from one IP address at "
+                                                     "once; more are refused")
+    wyoming_event_timeout: float = Field(5.0, gt=0, description="a new Wyoming connection "
+                                         "sends its first event, and every event once "
+                                         "begun arrives whole, within this; else it closes")
     wyoming_write_timeout: float = Field(30.0, gt=0, description="a Wyoming client that "
                                          "takes no audio this long is disconnected")
     wyoming_idle_timeout: float = Field(300.0, gt=0, description="close a Wyoming "
