@@ -375,3 +375,78 @@ async def test_wyoming_slowloris_leaves_a_new_describe_answered(tmp_path: Path) 
     finally:
         server.stop()
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose Hume WebSockets close after 1 s without a message."""
+    server = Server(tmp_path_factory.mktemp("quick"), workers=1, env={"ORATE_WS_IDLE_TIMEOUT": "1"})
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/text-to-speech/alloy/stream-input?model_id=tts-1",
+        "/v1/text-to-speech/alloy/multi-stream-input?model_id=tts-1",
+        "/v0/tts/stream/input",
+    ],
+)
+def test_every_websocket_closes_bad_frames_with_1008_and_a_reason(quick: Server, path: str) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    url = quick.url.replace("http", "ws") + path
+    for payload in (b"\x00\x01binary", "[" * 100_000 + "]" * 100_000, "x" * 70_000):
+        with connect(url, max_size=None) as ws:
+            ws.send(payload)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws.recv(timeout=30)
+        assert closed.value.rcvd is not None, path
+        assert closed.value.rcvd.code == 1008 and closed.value.rcvd.reason, (path, payload[:5])
+    log = (quick.data_dir / "server.log").read_text()
+    assert "Traceback" not in log and "KeyError" not in log
+
+
+def test_frames_past_a_mebibyte_are_refused_before_parsing(quick: Server) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    url = quick.url.replace("http", "ws") + "/v0/tts/stream/input"
+    with connect(url, max_size=None) as ws, pytest.raises(ConnectionClosed) as closed:
+        ws.send("x" * (2 << 20))
+        ws.recv(timeout=30)
+    # the server refuses the frame as it arrives (1009); when it resets the connection
+    # while the client is still sending, the close frame itself can be lost
+    assert closed.value.rcvd is None or closed.value.rcvd.code == 1009
+    assert httpx.get(f"{quick.url}/healthz").status_code == 200
+
+
+def test_a_silent_hume_socket_is_closed_with_a_reason(quick: Server) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    url = quick.url.replace("http", "ws") + "/v0/tts/stream/input"
+    with connect(url) as ws, pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert "ws_idle_timeout" in closed.value.rcvd.reason
+
+
+def test_pages_and_audio_carry_security_headers(quick: Server) -> None:
+    page = httpx.get(f"{quick.url}/", follow_redirects=True)
+    audio = httpx.post(
+        f"{quick.url}/v1/audio/speech",
+        timeout=60,
+        json={"model": "tts-1", "voice": "alloy", "input": "Hi.", "response_format": "mp3"},
+    )
+    assert page.headers["content-type"].startswith("text/html")
+    assert audio.status_code == 200 and audio.headers["content-type"].startswith("audio/")
+    for r in (page, audio):
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
+    assert httpx.get(f"{quick.url}/healthz").headers["x-content-type-options"] == "nosniff"

@@ -38,6 +38,7 @@ from orate.api import (
 from orate.api.connections import ReadDeadline
 from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard, KeyLimits
+from orate.api.headers import SecurityHeaders
 from orate.api.jsonbody import JsonBodies
 from orate.api.owners import is_admin
 from orate.api.request_ids import RequestIds
@@ -132,6 +133,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_middleware(CollapseSlashes)
     app.add_middleware(ReadDeadline, timeout=settings.read_timeout,
                        envelopes=envelopes)  # bodies too
+    app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing, no referrer
     app.add_middleware(RequestIds)  # outermost: every response, errors included
     app.include_router(openai.router)
     app.include_router(files.router)

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
                                      "when full, its engine worker waits")
     stall_timeout: float = Field(30.0, gt=0, description="a client that reads nothing of its "
                                  "response this long is disconnected (its synthesis stops)")
+    ws_idle_timeout: float = Field(60.0, gt=0, description="a Hume WebSocket that sends "
+                                   "nothing this long while no audio is coming is closed "
+                                   "(1008)")
     read_timeout: float = Field(10.0, gt=0, description="longest time to receive a request's "
                                 "headers, and then its body; past it, 408 and close")
 
