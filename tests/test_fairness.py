@@ -450,3 +450,26 @@ def test_pages_and_audio_carry_security_headers(quick: Server) -> None:
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["referrer-policy"] == "no-referrer"
     assert httpx.get(f"{quick.url}/healthz").headers["x-content-type-options"] == "nosniff"
+
+
+def test_readyz_is_not_ready_while_free_space_is_below_a_response(tmp_path: Path) -> None:
+    from .test_hardening import small_fs
+
+    with small_fs(tmp_path / "blobs", "8m") as blobs:
+        server = Server(
+            tmp_path,
+            workers=1,
+            env={"ORATE_BLOB_URL": str(blobs), "ORATE_READY_MIN_FREE_BYTES": str(2 << 20)},
+        )
+        try:
+            assert httpx.get(f"{server.url}/readyz").status_code == 200
+            # leave about 1 MiB: a 4 KiB probe write still works, a long response would not
+            free = os.statvfs(blobs).f_bavail * os.statvfs(blobs).f_frsize
+            (blobs / "filler").write_bytes(b"\0" * (free - (1 << 20)))
+            ready = httpx.get(f"{server.url}/readyz")
+            assert ready.status_code == 503 and ready.json()["storage"] is False
+            assert "free" in ready.json()["reasons"]["storage"]
+            (blobs / "filler").unlink()
+            wait_until(lambda: httpx.get(f"{server.url}/readyz").status_code == 200, "ready again")
+        finally:
+            server.stop()

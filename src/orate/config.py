@@ -84,6 +84,8 @@ class Settings(BaseSettings):
                                      "when full, its engine worker waits")
     stall_timeout: float = Field(30.0, gt=0, description="a client that reads nothing of its "
                                  "response this long is disconnected (its synthesis stops)")
+    ready_min_free_bytes: int = Field(16 << 20, ge=0, description="/readyz says not ready "
+                                      "while the local audio store has less free space")
     ws_idle_timeout: float = Field(60.0, gt=0, description="a Hume WebSocket that sends "
                                    "nothing this long while no audio is coming is closed "
                                    "(1008)")
