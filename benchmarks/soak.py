@@ -225,7 +225,8 @@ async def rules_attacker(url: str, key: str, stop: float, tally: Tally) -> None:
                 "model": "tts-1", "voice": "alloy", "input": words, "response_format": "mp3",
                 "pronunciation_dictionary_locators": [{"pronunciation_dictionary_id": i}
                                                       for i in ids]})
-            tally.errors[f"attacker rules {r.status_code}"] += 1
+            code = r.json().get("error", {}).get("code", "") if r.status_code != 200 else ""
+            tally.errors[f"attacker rules {r.status_code} {code}".strip()] += 1
 
 
 async def job_flooder(url: str, key: str, stop: float, tally: Tally) -> None:
@@ -379,7 +380,16 @@ def run(seconds: float, attackers: bool) -> dict[str, object]:
             except subprocess.TimeoutExpired:
                 proc.kill()
             log.close()
-        tracebacks = (data / "server.log").read_text(errors="replace").count("Traceback")
+        logged = (data / "server.log").read_text(errors="replace")
+        tracebacks = logged.count("Traceback")
+        # each traceback's last line (the exception), to say what they were
+        lines = logged.splitlines()
+        for n, line in enumerate(lines):
+            if line.startswith("Traceback"):
+                end = next((m for m in range(n + 1, len(lines))
+                            if lines[m] and not lines[m].startswith((" ", "Traceback"))), None)
+                if end is not None:
+                    tally.errors[f"traceback: {lines[end][:150]}"] += 1
     honest = sorted(tally.honest)
     return {"tally": tally, "start": start_rss, "peak": max(rss or [0]), "final": final_rss,
             "later": later_rss, "lost_rows": missing_row, "lost_audio": missing_audio,

@@ -746,8 +746,10 @@ SSML_BREAKS_SECONDS = 60.0  # SSML may add up to this much silence (speech/text.
 def estimate_seconds(job: RenderJob) -> float:
     seconds = 0.0
     for seg in job.segments:  # what is spoken: aliases and normalization included
-        chars = sum(len(seg.spoken[n].text) if n < len(seg.spoken) and seg.spoken[n]
-                    is not None else end - start for n, (start, end) in enumerate(seg.sentences))
+        chars = 0
+        for n, (start, end) in enumerate(seg.sentences):
+            spoken = seg.spoken[n] if n < len(seg.spoken) else None
+            chars += len(spoken.text) if spoken is not None else end - start
         seconds += chars / CHARS_PER_SECOND / max(seg.speed, 0.01) + seg.trailing_silence
     return seconds + (SSML_BREAKS_SECONDS if job.ssml else 0.0)
 
