@@ -10,6 +10,8 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -372,6 +374,13 @@ async def test_wyoming_slowloris_leaves_a_new_describe_answered(tmp_path: Path) 
             await asyncio.sleep(0.2)
         for w in other + same:
             w.close()
+        # connections reset by their clients (SO_LINGER 0) end quietly, without a traceback
+        for _ in range(3):
+            sock = socket.create_connection(("127.0.0.1", port))
+            await asyncio.sleep(0.1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        assert await _describe(port) == "info"
     finally:
         server.stop()
     assert "Traceback" not in (tmp_path / "server.log").read_text()

@@ -291,6 +291,8 @@ class OrateHandler(AsyncEventHandler):
                 except TimeoutError:
                     await self._error(f"no event for {wait:g} s; closing", "idle_timeout")
                     break
+                except (ConnectionError, OSError):  # reset by the client: nothing to say
+                    break
                 wait = settings.wyoming_idle_timeout
                 if not begun:
                     break
