@@ -33,6 +33,7 @@ from orate.api.hume import (
 )
 from orate.api.hume_frames import Chunk, HumeGeneration
 from orate.api.owners import context
+from orate.runtime.pool import EngineBusy
 from orate.speech.pipeline import (
     SpeechError,
     SpeechRequest,
@@ -45,7 +46,7 @@ from orate.speech.textstream import SpeakerStopped, TextStreamOverflow
 log = logging.getLogger("orate.api")
 router = APIRouter(tags=["hume"])
 
-POLICY, INTERNAL, NORMAL = 1008, 1011, 1000
+POLICY, INTERNAL, NORMAL, TRY_AGAIN = 1008, 1011, 1000, 1013
 
 
 class PublishTts(BaseModel):
@@ -212,6 +213,8 @@ async def _close_for(ws: WebSocket, exc: Exception) -> None:
         code, reason = INTERNAL, "synthesis stopped"
     elif isinstance(exc, SynthesisFailed):
         code, reason = INTERNAL, f"synthesis failed: {exc}"
+    elif isinstance(exc, EngineBusy):  # load, not a fault: "try again later", no traceback
+        code, reason = TRY_AGAIN, f"engines busy: {exc}"[:120]
     else:
         log.error("hume websocket failed", exc_info=exc)
         code, reason = INTERNAL, "internal error"
