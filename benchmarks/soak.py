@@ -11,11 +11,18 @@ the default) gets, at once:
 - 5 clients that disconnect after the first chunk of a long stream;
 - 2 clients whose keys have a 100-character quota, asking again and again.
 
+With ``--attackers`` it runs twice, the second time adding one key's worst: pronunciation
+rules with catastrophic patterns (``((a)+)+b``, ``(a|a)*b``, ``((a)*)*b``) and a 4,999-lexeme
+PLS used on an 800-word text, in a loop; one key flooding async jobs; 40 Wyoming
+connections that send half an event (from 127.0.0.2); 2 Hume WebSockets that send 5,000
+characters and a flush and never read. The report puts the ordinary clients' latency
+(median, p99) and their 503s side by side, without and with the attackers.
+
 Every second the process tree's RSS is sampled from /proc. At the end every 200 that
 carried ``X-Orate-Generation-Id`` is checked: its history row and its audio file must
 both be there (``lost`` counts those that are not). Prints a Markdown report.
 
-    python benchmarks/soak.py [--seconds 60]
+    python benchmarks/soak.py [--seconds 60] [--attackers]
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,6 +89,8 @@ class Tally:
         self.errors: collections.Counter[str] = collections.Counter()
         self.generations: list[str] = []
         self.no_id: collections.Counter[str] = collections.Counter()
+        self.honest: list[float] = []  # seconds per ordinary request answered 200
+        self.honest_503 = 0
 
     def result(self, dialect: str, r: httpx.Response) -> None:
         if r.status_code == 200:
@@ -125,7 +136,12 @@ async def ordinary(url: str, key: str, n: int, stop: float, tally: Tally) -> Non
             if "utterances" in body:
                 body["utterances"] = [{"text": f"{SHORT} Number {i}."}]
             try:
+                began = time.monotonic()
                 r = await client.request(method, path, json=body, headers=headers)
+                if r.status_code == 200:
+                    tally.honest.append(time.monotonic() - began)
+                elif r.status_code == 503:
+                    tally.honest_503 += 1
                 tally.result(dialect, r)
             except httpx.HTTPError as exc:
                 tally.errors[f"{dialect} {type(exc).__name__}"] += 1
@@ -180,7 +196,105 @@ async def over_quota(url: str, key: str, stop: float, tally: Tally) -> None:
             await asyncio.sleep(0.2)
 
 
-async def soak(url: str, keys: dict[str, str], seconds: float, pid: int) -> tuple[Tally, list]:
+def _pls(n: int) -> bytes:
+    lexemes = "".join(f"<lexeme><grapheme>word{i}</grapheme><alias>term {i}</alias></lexeme>"
+                      for i in range(n))
+    return ('<?xml version="1.0" encoding="UTF-8"?><lexicon version="1.0" '
+            'xmlns="http://www.w3.org/2005/01/pronunciation-lexicon" alphabet="ipa" '
+            f'xml:lang="en-US">{lexemes}</lexicon>').encode()
+
+
+async def rules_attacker(url: str, key: str, stop: float, tally: Tally) -> None:
+    """Catastrophic patterns and a 4,999-lexeme dictionary on an 800-word text."""
+    auth = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=url, timeout=120, headers=auth) as client:
+        redos = await client.post("/v1/pronunciation-dictionaries", json={
+            "name": "redos", "rules": [{"string_to_replace": p, "regex": True,
+                                        "type": "alias", "alias": "x"}
+                                       for p in ("((a)+)+b", "(a|a)*b", "((a)*)*b")]})
+        big = await client.post("/v1/pronunciation-dictionaries/add-from-file",
+                                data={"name": "big"}, files={"file": ("big.pls", _pls(4999))})
+        tally.errors[f"attacker rules: dictionaries {redos.status_code}/{big.status_code}"] += 1
+        if redos.status_code != 200 or big.status_code != 200:
+            return
+        ids = [redos.json()["id"], big.json()["id"]]
+        words = " ".join(("a" * 30 + "c") if i % 5 == 0 else f"word{i * 7 % 4999}"
+                         for i in range(800))[:4000]
+        while time.monotonic() < stop:
+            r = await client.post("/v1/audio/speech", json={
+                "model": "tts-1", "voice": "alloy", "input": words, "response_format": "mp3",
+                "pronunciation_dictionary_locators": [{"pronunciation_dictionary_id": i}
+                                                      for i in ids]})
+            code = r.json().get("error", {}).get("code", "") if r.status_code != 200 else ""
+            tally.errors[f"attacker rules {r.status_code} {code}".strip()] += 1
+
+
+async def job_flooder(url: str, key: str, stop: float, tally: Tally) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        while time.monotonic() < stop:
+            r = await client.post("/api/tts", headers={"x-api-key": key,
+                                                       "Prefer": "respond-async"},
+                                  json={"text": LONG * 5, "model": "tts-1", "voice": "alloy"})
+            tally.errors[f"attacker jobs {r.status_code}"] += 1
+            if r.status_code == 429:
+                await asyncio.sleep(0.5)
+
+
+async def wyoming_slowloris(port: int, stop: float, tally: Tally) -> None:
+    """40 connections from 127.0.0.2 that send half an event, reopened when closed."""
+    async def one() -> None:
+        while time.monotonic() < stop:
+            try:
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", port, local_addr=("127.0.0.2", 0))
+                writer.write(b'{"type":"desc')
+                await writer.drain()
+                tally.errors["attacker slowloris connections"] += 1
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(stop - time.monotonic(), 0.1)):
+                        await reader.read()  # until the server closes it
+                writer.close()
+            except OSError:
+                await asyncio.sleep(0.5)
+    await asyncio.gather(*(one() for _ in range(40)))
+
+
+async def wyoming_describe(port: int, stop: float, tally: Tally) -> None:
+    """An honest Wyoming client: a describe every 2 s from 127.0.0.1."""
+    while time.monotonic() < stop:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b'{"type": "describe"}\n')
+            await writer.drain()
+            async with asyncio.timeout(10):
+                line = await reader.readline()
+            kind = "info" if b'"info"' in line else "error" if b'"error"' in line else "none"
+            tally.errors[f"wyoming describe: {kind}"] += 1
+            writer.close()
+        except (OSError, TimeoutError) as exc:
+            tally.errors[f"wyoming describe: {type(exc).__name__}"] += 1
+        await asyncio.sleep(2.0)
+
+
+async def never_reading_hume(url: str, key: str, stop: float, tally: Tally) -> None:
+    from websockets.asyncio.client import connect
+
+    ws_url = url.replace("http", "ws") + f"/v0/tts/stream/input?api_key={key}"
+    while time.monotonic() < stop:
+        try:
+            async with connect(ws_url, max_size=None) as ws:
+                await ws.send('{"text": "' + ("word " * 1000) + '", "flush": true}')
+                tally.errors["attacker never-reading websocket opened"] += 1
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(stop - time.monotonic(), 0.1)):
+                        await ws.wait_closed()
+        except Exception as exc:
+            tally.errors[f"attacker websocket {type(exc).__name__}"] += 1
+            await asyncio.sleep(1.0)
+
+
+async def soak(url: str, keys: dict[str, str], seconds: float, pid: int,
+               attackers: bool = False, wyoming: int = 0) -> tuple[Tally, list]:
     tally = Tally()
     stop = time.monotonic() + seconds
     rss: list[float] = []
@@ -199,6 +313,14 @@ async def soak(url: str, keys: dict[str, str], seconds: float, pid: int) -> tupl
               for n in range(5)]
     tasks += [asyncio.create_task(over_quota(url, keys[f"tiny{n}"], stop, tally))
               for n in range(2)]
+    if wyoming:
+        tasks.append(asyncio.create_task(wyoming_describe(wyoming, stop, tally)))
+    if attackers:
+        tasks += [asyncio.create_task(rules_attacker(url, keys["mallory"], stop, tally)),
+                  asyncio.create_task(job_flooder(url, keys["mallory"], stop, tally)),
+                  asyncio.create_task(wyoming_slowloris(wyoming, stop, tally))]
+        tasks += [asyncio.create_task(never_reading_hume(url, keys["mallory"], stop, tally))
+                  for _ in range(2)]
     await asyncio.gather(*tasks)
     return tally, rss
 
@@ -219,22 +341,22 @@ async def check_records(url: str, admin: str, generations: list[str]) -> tuple[i
     return missing_row, missing_audio
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=60.0)
-    args = ap.parse_args()
+def run(seconds: float, attackers: bool) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         keys = {"admin": make_key(data, "--name", "admin", "--admin"),
                 "team": make_key(data, "--name", "team"),
+                "mallory": make_key(data, "--name", "mallory"),
                 "tiny0": make_key(data, "--name", "tiny0", "--quota-chars", "100"),
                 "tiny1": make_key(data, "--name", "tiny1", "--quota-chars", "100")}
-        port = free_port()
+        port, wyoming = free_port(), free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "ORATE_DATA_DIR": str(data), "ORATE_STALL_TIMEOUT": "15"}
+        env = {**os.environ, "ORATE_DATA_DIR": str(data), "ORATE_STALL_TIMEOUT": "15",
+               "ORATE_WYOMING_KEY": "team"}
         log = open(data / "server.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", "orate.cli", "serve", "--port",
-                                 str(port), "--workers", "2", "--log-level", "warning"],
+                                 str(port), "--workers", "2", "--log-level", "warning",
+                                 "--wyoming", f"tcp://127.0.0.1:{wyoming}"],
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
@@ -245,10 +367,12 @@ def main() -> None:
                 except httpx.HTTPError:
                     time.sleep(0.2)
             start_rss = tree_rss_mib(proc.pid)
-            tally, rss = asyncio.run(soak(url, keys, args.seconds, proc.pid))
+            tally, rss = asyncio.run(soak(url, keys, seconds, proc.pid, attackers, wyoming))
             missing_row, missing_audio = asyncio.run(
                 check_records(url, keys["admin"], tally.generations))
             final_rss = tree_rss_mib(proc.pid)
+            time.sleep(30)
+            later_rss = tree_rss_mib(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -256,24 +380,67 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
             log.close()
-        tracebacks = (data / "server.log").read_text(errors="replace").count("Traceback")
+        logged = (data / "server.log").read_text(errors="replace")
+        tracebacks = logged.count("Traceback")
+        # each traceback's last line (the exception), to say what they were
+        lines = logged.splitlines()
+        for n, line in enumerate(lines):
+            if line.startswith("Traceback"):
+                end = next((m for m in range(n + 1, len(lines))
+                            if lines[m] and not lines[m].startswith((" ", "Traceback"))), None)
+                if end is not None:
+                    tally.errors[f"traceback: {lines[end][:150]}"] += 1
+    honest = sorted(tally.honest)
+    return {"tally": tally, "start": start_rss, "peak": max(rss or [0]), "final": final_rss,
+            "later": later_rss, "lost_rows": missing_row, "lost_audio": missing_audio,
+            "tracebacks": tracebacks,
+            "median": statistics.median(honest) if honest else float("nan"),
+            "p99": honest[min(int(len(honest) * 0.99), len(honest) - 1)] if honest
+            else float("nan")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--attackers", action="store_true",
+                    help="run twice: as before, then with one key's attacks added")
+    args = ap.parse_args()
+    runs = {"baseline": run(args.seconds, False)}
+    if args.attackers:
+        runs["with attackers"] = run(args.seconds, True)
+    names = list(runs)
     print(f"# Soak: {args.seconds:.0f} s, 32 clients on loopback\n")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)\n")
-    print("| served | count |\n|---|---|")
-    for k, v in sorted(tally.served.items()):
-        print(f"| {k} | {v} |")
-    print("\n| errors (dialect, status, code) | count |\n|---|---|")
-    for k, v in sorted(tally.errors.items()):
-        print(f"| {k} | {v} |")
-    print("\n| figure | value |\n|---|---|")
-    print(f"| RSS of the process tree at start | {start_rss:.0f} MiB |")
-    print(f"| peak RSS during the soak | {max(rss or [0]):.0f} MiB |")
-    print(f"| RSS after the soak | {final_rss:.0f} MiB |")
-    print(f"| 200s with a generation id | {len(tally.generations)} |")
-    print(f"| 200s without one | {dict(tally.no_id) or 0} |")
-    print(f"| lost: history row missing | {missing_row} |")
-    print(f"| lost: audio missing | {missing_audio} |")
-    print(f"| tracebacks in the server log | {tracebacks} |")
+    for name in names:
+        tally = runs[name]["tally"]
+        assert isinstance(tally, Tally)
+        print(f"## {name}\n\n| served | count |\n|---|---|")
+        for k, v in sorted(tally.served.items()):
+            print(f"| {k} | {v} |")
+        print("\n| errors and attacker outcomes | count |\n|---|---|")
+        for k, v in sorted(tally.errors.items()):
+            print(f"| {k} | {v} |")
+        print()
+    rows = [("ordinary requests answered 200", lambda r: len(r["tally"].honest)),
+            ("ordinary latency median (s)", lambda r: f"{r['median']:.2f}"),
+            ("ordinary latency p99 (s)", lambda r: f"{r['p99']:.2f}"),
+            ("ordinary 503s", lambda r: r["tally"].honest_503),
+            ("RSS at start (MiB)", lambda r: f"{r['start']:.0f}"),
+            ("peak RSS (MiB)", lambda r: f"{r['peak']:.0f}"),
+            ("RSS after the soak (MiB)", lambda r: f"{r['final']:.0f}"),
+            ("RSS 30 s later (MiB)", lambda r: f"{r['later']:.0f}"),
+            ("lost: history row missing", lambda r: r["lost_rows"]),
+            ("lost: audio missing", lambda r: r["lost_audio"]),
+            ("tracebacks in the server log", lambda r: r["tracebacks"])]
+    print("| figure | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for label, value in rows:
+        print(f"| {label} | " + " | ".join(str(value(runs[n])) for n in names) + " |")
+    if len(names) == 2:
+        base, hit = runs[names[0]], runs[names[1]]
+        print(f"\nmedian ratio (with attackers / baseline): "
+              f"{float(hit['median']) / float(base['median']):.2f}; p99 ratio: "
+              f"{float(hit['p99']) / float(base['p99']):.2f}")
 
 
 if __name__ == "__main__":

@@ -199,7 +199,10 @@ def test_locked_database_loses_no_history_and_refuses_writes_with_503(tmp_path: 
                              json={"text": "A job while locked."}, timeout=60)
             assert job.status_code == 503 and job.headers["retry-after"]
             assert job.json()["error"]["code"] == "database_unavailable"
+            ready = httpx.get(f"{srv.url}/readyz", timeout=30)  # reads work, writes do not
+            assert ready.status_code == 503 and ready.json()["database"] is False
         until(lambda: gen in _history_ids(srv), timeout=60, what="the history row")
+        until(lambda: httpx.get(f"{srv.url}/readyz").status_code == 200, what="ready again")
         assert httpx.get(f"{srv.url}/v1/audio/files/{gen}").status_code == 200
         assert httpx.post(f"{srv.url}/v1/voices", json={
             "name": "after", "params": {"voice": "en-gb"}}).status_code == 201
@@ -271,7 +274,8 @@ LONG = "This sentence takes a while to say, so its audio is large. " * 40
 def test_full_disk_keeps_the_record_answers_410_and_refuses_new_work(tmp_path: Path) -> None:
     with small_fs(tmp_path / "blobs") as blobs:
         srv = Server(tmp_path, workers=1, env={"ORATE_BLOB_URL": str(blobs),
-                                               "ORATE_CACHE_ENABLED": "false"})
+                                               "ORATE_CACHE_ENABLED": "false",
+                                               "ORATE_READY_MIN_FREE_BYTES": "65536"})
         try:
             first = speak(srv, text="Stored while there is room.")
             assert first.status_code == 200

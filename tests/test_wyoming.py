@@ -44,6 +44,7 @@ def wy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(tmp_path_factory.mktemp("wy"), workers=2,
                  env={"ORATE_MODELS_DIR": str(models),
                       "ORATE_WYOMING_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+                      "ORATE_WYOMING_MAX_CONNECTIONS_PER_ADDRESS": "64",
                       "ORATE_WYOMING_WRITE_TIMEOUT": "0.5"},
                  args=["--wyoming", f"tcp://127.0.0.1:{port}"])
     srv.wyoming_port = port  # type: ignore[attr-defined]

@@ -38,6 +38,7 @@ from orate.api import (
 from orate.api.connections import ReadDeadline
 from orate.api.errors import ApiError, documented
 from orate.api.guard import Guard, KeyLimits
+from orate.api.headers import SecurityHeaders
 from orate.api.jsonbody import JsonBodies
 from orate.api.owners import is_admin
 from orate.api.request_ids import RequestIds
@@ -132,6 +133,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_middleware(CollapseSlashes)
     app.add_middleware(ReadDeadline, timeout=settings.read_timeout,
                        envelopes=envelopes)  # bodies too
+    app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing, no referrer
     app.add_middleware(RequestIds)  # outermost: every response, errors included
     app.include_router(openai.router)
     app.include_router(files.router)
@@ -174,13 +176,29 @@ def create_app(services: Services | None = None) -> FastAPI:
             async with asyncio.timeout(3), lib.engine.connect() as conn:
                 await conn.execute(text("SELECT version_num FROM alembic_version"))
                 await conn.execute(text("SELECT count(*) FROM api_keys"))
+                await conn.rollback()
+                # and writable: a database another process holds locked still reads (on
+                # SQLite, a short busy wait: the probe answers, it does not queue)
+                sqlite = lib.engine.dialect.name == "sqlite"
+                if sqlite:
+                    await conn.execute(text("PRAGMA busy_timeout=500"))
+                try:
+                    await conn.execute(text("UPDATE alembic_version "
+                                            "SET version_num = version_num"))
+                finally:
+                    await conn.rollback()
+                    if sqlite:
+                        await conn.execute(text("PRAGMA busy_timeout=5000"))
             checks["database"] = True
         except Exception as exc:  # report, don't raise: this is what the probe is for
-            reasons["database"] = str(exc).splitlines()[0][:200]
+            why = (str(exc) or type(exc).__name__).splitlines()
+            reasons["database"] = (why[0] if why else type(exc).__name__)[:200]
+            if isinstance(exc, TimeoutError):
+                reasons["database"] = "the database did not answer a write within 3 s"
             log.warning("readiness: database unusable: %s", reasons["database"])
         try:
             async with asyncio.timeout(3):
-                problem = await lib.blobs.probe()
+                problem = await lib.blobs.probe() or lib.blobs.readiness()
         except TimeoutError:
             problem = "the blob store did not answer within 3 s"
         checks["storage"] = problem is None

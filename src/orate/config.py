@@ -55,6 +55,10 @@ class Settings(BaseSettings):
                                        "as async jobs")
     job_workers: int = Field(1, ge=0, le=64, description="jobs run at once (each holds an "
                              "engine worker while it runs)")
+    max_pending_jobs_per_key: int = Field(50, ge=1, description="jobs one key may have "
+                                          "waiting or running; past it, 429")
+    max_pending_jobs: int = Field(2000, ge=1, description="jobs all keys together may "
+                                  "have waiting or running; past it, 429")
     job_lease_seconds: float = Field(30.0, gt=0, description="a job whose runner stops "
                                      "renewing it this long is run again")
     default_model: str = "tts-1"
@@ -70,6 +74,9 @@ class Settings(BaseSettings):
     # bounds on one request's memory and time (issue 11)
     max_request_work: int = Field(25_000, ge=1, description="characters x generations one "
                                   "request may synthesize; past it, 413 before any work")
+    max_expansion: float = Field(10.0, ge=1, description="most characters spoken per "
+                                 "character sent (pronunciation aliases, normalization) "
+                                 "past the first 1,000; past it, 413 before any work")
     max_response_bytes: int = Field(64 << 20, ge=1024, description="largest response body, "
                                     "estimated before synthesis (413) and enforced during it")
     stream_buffer_bytes: int = Field(256 << 10, ge=4096, description="encoded audio a "
@@ -77,6 +84,11 @@ class Settings(BaseSettings):
                                      "when full, its engine worker waits")
     stall_timeout: float = Field(30.0, gt=0, description="a client that reads nothing of its "
                                  "response this long is disconnected (its synthesis stops)")
+    ready_min_free_bytes: int = Field(16 << 20, ge=0, description="/readyz says not ready "
+                                      "while the local audio store has less free space")
+    ws_idle_timeout: float = Field(60.0, gt=0, description="a Hume WebSocket that sends "
+                                   "nothing this long while no audio is coming is closed "
+                                   "(1008)")
     read_timeout: float = Field(10.0, gt=0, description="longest time to receive a request's "
                                 "headers, and then its body; past it, 408 and close")
 
@@ -115,6 +127,12 @@ class Settings(BaseSettings):
                                     "listener acts as: its quota, limits and history")
     wyoming_max_connections: int = Field(32, ge=1, description="Wyoming connections at "
                                          "once; more are refused with an error event")
+    wyoming_max_connections_per_address: int = Field(8, ge=1, description="Wyoming "
+                                                     "connections from one IP address at "
+                                                     "once; more are refused")
+    wyoming_event_timeout: float = Field(5.0, gt=0, description="a new Wyoming connection "
+                                         "sends its first event, and every event once "
+                                         "begun arrives whole, within this; else it closes")
     wyoming_write_timeout: float = Field(30.0, gt=0, description="a Wyoming client that "
                                          "takes no audio this long is disconnected")
     wyoming_idle_timeout: float = Field(300.0, gt=0, description="close a Wyoming "

@@ -73,6 +73,7 @@ from orate.api.elevenlabs_ws import (
     _float,
     _ws_alignment,
     bos_key,
+    message_text,
     word_cut,
 )
 from orate.api.guard import key_in_first_message
@@ -353,6 +354,9 @@ def _parse(raw: str) -> MultiMessage:
         if not isinstance(data, dict):
             raise ValueError("a message must be a JSON object")
         return MultiMessage.model_validate(data)
+    except RecursionError:
+        raise Closing(POLICY, "invalid_message", "invalid message: JSON nested too "
+                      "deeply") from None
     except (json.JSONDecodeError, ValueError, ValidationError) as exc:
         detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         raise Closing(POLICY, "invalid_message", f"invalid message: {detail}") from None
@@ -406,10 +410,7 @@ async def multi_stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -
             message = receive.result()
             if message["type"] == "websocket.disconnect":
                 return
-            if message.get("text") is None:
-                raise Closing(POLICY, "invalid_message", "binary frames are not accepted; "
-                              "send JSON text messages")
-            msg = _parse(message["text"])
+            msg = _parse(message_text(message))
             last = msg.context_id
             if not await sock.handle(msg):
                 await ws.close(NORMAL)

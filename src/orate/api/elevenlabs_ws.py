@@ -84,6 +84,25 @@ class Closing(Exception):
         self.code, self.error, self.message = code, error, message
 
 
+MAX_FRAME = 64 * 1024  # characters of one JSON message (its text is at most MAX_MESSAGE)
+
+
+def message_text(message: Any) -> str:
+    """The text of one received frame, checked before any parsing: a disconnect ends
+    the session, a binary or oversized frame is the client's mistake (1008 with a
+    reason), never a KeyError and an internal error."""
+    if message.get("type") == "websocket.disconnect":
+        raise WebSocketDisconnect(int(message.get("code") or 1000))
+    raw = message.get("text")
+    if not isinstance(raw, str):
+        raise Closing(POLICY, "invalid_message", "binary frames are not accepted; send "
+                      "JSON text messages")
+    if len(raw) > MAX_FRAME:
+        raise Closing(POLICY, "invalid_message", f"message of {len(raw)} characters; the "
+                      f"limit is {MAX_FRAME}")
+    return raw
+
+
 def _float(value: str | None, default: float, low: float, high: float) -> float:
     try:
         return min(max(float(value), low), high) if value is not None else default
@@ -225,11 +244,11 @@ async def stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -> None
     session = _Session()
     try:
         while True:
-            raw = await stream.next_message(ws.receive_text, idle=timeout)
-            if raw is None:
+            received = await stream.next_message(ws.receive, idle=timeout)
+            if received is None:
                 raise Closing(POLICY, "input_timeout_exceeded", f"no text received for "
                               f"{timeout:g} s; send text, or a keep-alive {{\"text\": \" \"}}")
-            msg = _parse(raw)
+            msg = _parse(message_text(received))
             if not session.take(msg):
                 continue  # BOS
             if msg.text == "":  # EOS
@@ -263,6 +282,9 @@ def _parse(raw: str) -> InputMessage:
         if not isinstance(data, dict):
             raise ValueError("a message must be a JSON object")
         return InputMessage.model_validate(data)
+    except RecursionError:
+        raise Closing(POLICY, "invalid_message", "invalid message: JSON nested too "
+                      "deeply") from None
     except (json.JSONDecodeError, ValueError, ValidationError) as exc:
         detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         raise Closing(POLICY, "invalid_message", f"invalid message: {detail}") from None

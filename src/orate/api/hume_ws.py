@@ -11,6 +11,7 @@ clients validate every JSON frame strictly, so an error frame would break them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -32,6 +33,7 @@ from orate.api.hume import (
 )
 from orate.api.hume_frames import Chunk, HumeGeneration
 from orate.api.owners import context
+from orate.runtime.pool import EngineBusy
 from orate.speech.pipeline import (
     SpeechError,
     SpeechRequest,
@@ -44,7 +46,7 @@ from orate.speech.textstream import SpeakerStopped, TextStreamOverflow
 log = logging.getLogger("orate.api")
 router = APIRouter(tags=["hume"])
 
-POLICY, INTERNAL, NORMAL = 1008, 1011, 1000
+POLICY, INTERNAL, NORMAL, TRY_AGAIN = 1008, 1011, 1000, 1013
 
 
 class PublishTts(BaseModel):
@@ -151,10 +153,16 @@ def _speaker(ws: WebSocket, service: SpeechService, query: StreamQuery
             raise Closing(POLICY, f"{exc.code}: {exc.message}") from None
         gen = HumeGeneration(await service.speak(plan), request_id, split=True,
                              strip_headers=query.strip_headers)
+        stall = service.settings.stall_timeout
         async for frame in gen.frames():
-            await ws.send_text(json.dumps(frame.message, separators=(",", ":")))
-            if isinstance(frame, Chunk) and not query.no_binary:
-                await ws.send_bytes(frame.data)
+            try:  # a client that takes nothing for the stall timeout frees its worker
+                async with asyncio.timeout(stall):
+                    await ws.send_text(json.dumps(frame.message, separators=(",", ":")))
+                    if isinstance(frame, Chunk) and not query.no_binary:
+                        await ws.send_bytes(frame.data)
+            except TimeoutError:
+                raise Closing(POLICY, f"the client read nothing for {stall:g} s "
+                              "(stall_timeout)") from None
 
     return speak
 
@@ -168,9 +176,16 @@ async def stream_input(ws: WebSocket, service: SpeechDep) -> None:
         return
     stream = service.open_text_stream(_speaker(ws, service, query))
     settings = PieceSettings()
+    idle = service.settings.ws_idle_timeout
     try:
         while True:
-            msg = _parse(await stream.next_message(ws.receive))
+            received = await stream.next_message(ws.receive, idle=idle)
+            if received is None:
+                if stream.busy:
+                    continue  # audio still coming: the client is listening, not idle
+                raise Closing(POLICY, f"no message for {idle:g} s (ws_idle_timeout); send "
+                              "text, or close the session")
+            msg = _parse(received)
             settings = _apply(settings, msg)
             if msg.text:
                 stream.write(msg.text, settings)
@@ -198,6 +213,8 @@ async def _close_for(ws: WebSocket, exc: Exception) -> None:
         code, reason = INTERNAL, "synthesis stopped"
     elif isinstance(exc, SynthesisFailed):
         code, reason = INTERNAL, f"synthesis failed: {exc}"
+    elif isinstance(exc, EngineBusy):  # load, not a fault: "try again later", no traceback
+        code, reason = TRY_AGAIN, f"engines busy: {exc}"[:120]
     else:
         log.error("hume websocket failed", exc_info=exc)
         code, reason = INTERNAL, "internal error"

@@ -7,6 +7,7 @@ it; another key sees a 404, exactly as if it did not exist.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -37,9 +38,11 @@ class RemoveRules(BaseModel):
     rule_strings: list[str] = Field(min_length=1)
 
 
-def _checked(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _checked(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rules checked (patterns parsed and compiled), in a thread: thousands of
+    them take a while, and the event loop serves other requests meanwhile."""
     try:
-        return [r.to_dict() for r in rules_from(rules)]
+        return [r.to_dict() for r in await asyncio.to_thread(rules_from, rules)]
     except LexiconError as exc:
         raise ApiError(400, "invalid_rules", str(exc), "rules") from None
 
@@ -54,7 +57,7 @@ async def _latest(request: Request, dictionary_id: str, version_id: str | None =
 @router.post(PREFIX, summary="Create a pronunciation dictionary from rules (JSON)")
 @router.post(f"{PREFIX}/add-from-rules", summary="Create from rules (ElevenLabs)")
 async def create_from_rules(body: RulesBody, request: Request) -> JSONResponse:
-    rules = _checked(body.rules)
+    rules = await _checked(body.rules)
     row = await library_of(request).lexicons.create(owner_of(request), body.name, rules,
                                                     body.description or "")
     return JSONResponse(lexicon_json(row), status_code=200)
@@ -66,7 +69,7 @@ async def create_from_file(request: Request, name: Annotated[str, Form(max_lengt
                            description: Annotated[str | None, Form()] = None) -> JSONResponse:
     data = await file.read(2_000_001)
     try:
-        rules = [r.to_dict() for r in rules_from_pls(data)]
+        rules = [r.to_dict() for r in await asyncio.to_thread(rules_from_pls, data)]
     except LexiconError as exc:
         raise ApiError(400, "invalid_pls", str(exc), "file") from None
     row = await library_of(request).lexicons.create(owner_of(request), name, rules,
@@ -105,7 +108,7 @@ async def download(dictionary_id: str, version_id: str, request: Request) -> Res
 @router.post(PREFIX + "/{dictionary_id}/add-rules", summary="Add rules: a new version")
 async def add_rules(dictionary_id: str, body: AddRules, request: Request) -> JSONResponse:
     latest = await _latest(request, dictionary_id)
-    added = _checked(body.rules)
+    added = await _checked(body.rules)
     targets = {r["string_to_replace"] for r in added}
     rules = [r for r in latest.rules if r["string_to_replace"] not in targets] + added
     row = await library_of(request).lexicons.new_version(latest, rules)

@@ -81,6 +81,7 @@ def serve(
     uvicorn.run(create_app(services), host=settings.host, port=settings.port,
                 log_level=settings.log_level.lower(), timeout_graceful_shutdown=10,
                 ws_per_message_deflate=False,
+                ws_max_size=1 << 20,  # a frame past 1 MiB is refused before it is parsed
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
                 http=protocol_class(settings.read_timeout, settings.stall_timeout))

@@ -18,11 +18,16 @@ from obstore.store import LocalStore, S3Store
 
 _KEY = re.compile(r"^[a-z]+/[0-9a-f]{16,64}$")
 PROBE_EVERY = 2.0  # seconds between write probes while the store is failing
+RECENT = 10.0  # seconds a failed write keeps the store "not ready", unless one succeeds
 
 
 class BlobStore:
-    def __init__(self, url: str, *, s3_endpoint: str | None = None) -> None:
+    def __init__(self, url: str, *, s3_endpoint: str | None = None,
+                 min_free: int = 0) -> None:
         self.url = url
+        self.min_free = min_free  # a local store with less free space than this is "full"
+        self._path: Path | None = None
+        self._failed_at: float | None = None  # when the last write failed, until one works
         if url.startswith("s3://"):
             config: dict[str, str] = {}
             client: dict[str, bool] = {}
@@ -43,6 +48,7 @@ class BlobStore:
             path = Path(url.removeprefix("file://")).expanduser()
             path.mkdir(parents=True, exist_ok=True)
             self._store = LocalStore(path)
+            self._path = path
         #: why the last write failed (None: writes work); cleared by a probe that succeeds
         self.write_error: str | None = None
         self._probed = 0.0
@@ -58,8 +64,28 @@ class BlobStore:
             await obstore.put_async(self._store, self.check_key(key), data)
         except Exception as exc:
             self.write_error = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            self._probed = time.monotonic()
+            self._probed = self._failed_at = time.monotonic()
             raise
+        self._failed_at = None
+
+    def readiness(self) -> str | None:
+        """Why this store should take no new work now, for the readiness probe: a write
+        failed in the last few seconds (none has worked since), or a local store has
+        less free space than a typical response. A small probe write alone passes on
+        a disk that still has a few kilobytes but fails every real response."""
+        if self._failed_at is not None and time.monotonic() - self._failed_at < RECENT:
+            return f"a write failed {time.monotonic() - self._failed_at:.0f} s ago: " \
+                f"{self.write_error}"
+        if self._path is not None and self.min_free:
+            import shutil
+
+            try:
+                free = shutil.disk_usage(self._path).free
+            except OSError as exc:
+                return f"cannot read the free space of {self._path}: {exc.strerror}"
+            if free < self.min_free:
+                return f"{free} bytes free in the audio store; less than {self.min_free}"
+        return None
 
     async def probe(self) -> str | None:
         """Write and delete a small blob: None when that works, else why not."""

@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from orate.library.tables import Job
 
@@ -29,6 +29,17 @@ def _now() -> datetime:
 class JobStore:
     def __init__(self, sessions: Any) -> None:
         self._sessions = sessions
+        self._served: dict[str, int] = {}  # owner → when this process last claimed its job
+        self._turn = 0
+
+    async def pending(self, owner: str | None = None) -> int:
+        """Jobs waiting or running: an owner's, or everyone's."""
+        query = select(func.count()).select_from(Job).where(
+            Job.status.in_((PENDING, PROCESSING)))
+        if owner is not None:
+            query = query.where(Job.owner == owner)
+        async with self._sessions() as session:
+            return int((await session.scalar(query)) or 0)
 
     async def submit(self, *, owner: str, dialect: str, model: str, request: dict[str, Any],
                      characters: int, cost: float, currency: str) -> Job:
@@ -62,9 +73,11 @@ class JobStore:
             return list((await session.scalars(query)).all())
 
     async def claim(self, runner: str, lease: float) -> Job | None:
-        """Take the oldest job that is waiting, or whose runner stopped renewing it.
+        """Take a job that is waiting, or whose runner stopped renewing it: the oldest of
+        the owner whose turn it is (owners take turns, oldest job first within each).
 
-        One statement: ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``.
+        The claim is one statement:
+        ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``.
         On PostgreSQL, replicas polling at once each skip the rows another is claiming
         instead of queueing behind its lock; the claimable condition is repeated in the
         UPDATE, so a row can never be taken twice (SQLite has one writer and ignores
@@ -73,7 +86,32 @@ class JobStore:
         now = _now()
         claimable = or_(Job.status == PENDING,
                         and_(Job.status == PROCESSING, Job.lease_until < now))
-        oldest = (select(Job.id).where(claimable).order_by(Job.created_at).limit(1)
+        # turns go round the owners with claimable jobs: the one this process served
+        # longest ago goes first, so one key's backlog never starves another's job
+        async with self._sessions() as session:
+            waiting = (await session.execute(
+                select(Job.owner, func.min(Job.created_at)).where(claimable)
+                .group_by(Job.owner))).all()
+        if not waiting:
+            return None
+        owner = min(waiting, key=lambda row: (self._served.get(row[0], -1), row[1]))[0]
+        taken = await self._claim(claimable, Job.owner == owner, runner, lease, now)
+        if taken is None:  # another replica took that owner's job meanwhile
+            taken = await self._claim(claimable, None, runner, lease, now)
+        if taken is None:
+            return None
+        job = await self.get(taken, None)
+        if job is not None:
+            self._turn += 1
+            self._served[job.owner] = self._turn
+            if len(self._served) > 10_000:  # owners long gone keep no memory here
+                self._served = dict(sorted(self._served.items(), key=lambda kv: kv[1])[-1000:])
+        return job
+
+    async def _claim(self, claimable: Any, among: Any, runner: str, lease: float,
+                     now: datetime) -> str | None:
+        where = claimable if among is None else and_(claimable, among)
+        oldest = (select(Job.id).where(where).order_by(Job.created_at).limit(1)
                   .with_for_update(skip_locked=True).scalar_subquery())
         async with self._sessions() as session, session.begin():
             taken = (await session.execute(
@@ -82,7 +120,7 @@ class JobStore:
                         lease_until=now + timedelta(seconds=lease), progress=0.0,
                         attempts=Job.attempts + 1, updated_at=now)
                 .returning(Job.id))).first()
-        return await self.get(taken[0], None) if taken is not None else None
+        return taken[0] if taken is not None else None
 
     async def heartbeat(self, job_id: str, runner: str, lease: float, progress: float) -> bool:
         """Renew the lease and record progress; False if the job is no longer ours."""

@@ -37,7 +37,8 @@ class Library:
         self.settings = settings
         self.engine = make_engine(settings.resolved_database_url())
         self.sessions = sessions(self.engine)
-        self.blobs = BlobStore(settings.resolved_blob_url(), s3_endpoint=settings.s3_endpoint)
+        self.blobs = BlobStore(settings.resolved_blob_url(), s3_endpoint=settings.s3_endpoint,
+                               min_free=settings.ready_min_free_bytes)
         self.generations = GenerationStore(
             self.sessions, self.blobs, spool=settings.data_dir / "spool" / "generations.jsonl",
             retry_seconds=settings.db_retry_seconds)

@@ -173,6 +173,7 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
     feeder = _Feeder(encoder, out, in_rate)
     stats = RenderStats(sample_rate=in_rate)
     tokens = Tokens.of(job.text, job.ssml) if job.timestamps else None
+    over: list[OutputTooLarge] = []  # the cap, hit inside an engine's callback
 
     for seg_index, segment in enumerate(job.segments):
         engine = engines(segment.voice.engine)
@@ -212,7 +213,13 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
                     pcm = resample(pcm).astype(np.int16, copy=False)
                 if len(pcm):
                     stats.samples += len(pcm)
-                    feeder.add(pcm)
+                    try:
+                        feeder.add(pcm)
+                    except OutputTooLarge as exc:
+                        # an exception cannot cross the engine's C callback (ctypes would
+                        # print it and carry on): stop the engine, raise after it returns
+                        over.append(exc)
+                        return False
                 return True
 
             if spoken is not None and spoken.phonemes:
@@ -222,6 +229,8 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
                 result = engine.synthesize(spoken.text if spoken is not None
                                            else job.text[start:end], segment.voice,
                                            engine_speed, sink)
+            if over:
+                raise over[0]
             if result.stopped or should_stop():
                 stats.cancelled = True
                 return stats

@@ -21,6 +21,7 @@ from orate.library.db import DB_ERRORS
 from orate.library.jobs import JobStore
 from orate.library.library import Library
 from orate.library.tables import Job
+from orate.runtime.pool import EngineBusy
 from orate.speech.pipeline import Pipeline
 from orate.speech.types import Context, SpeechError, request_from_dict
 
@@ -117,6 +118,9 @@ class JobRunner:
                 log.warning("job %s finished here but was no longer ours", job.id)
         except asyncio.CancelledError:
             raise  # shutting down: the lease runs out and the job is taken again
+        except EngineBusy as exc:  # load, not a fault: no traceback; it is tried again
+            log.warning("job %s: %s; it goes back to the queue", job.id, exc)
+            await self.store.fail(job.id, self.id, f"engines busy: {exc}", retry=True)
         except Exception as exc:
             log.exception("job %s failed", job.id)
             await self.store.fail(job.id, self.id, f"synthesis failed: {exc}", retry=True)

@@ -44,7 +44,7 @@ from orate.runtime.render import (
 )
 from orate.speech.design import apply_directions, design_voice, vary, voice_notes
 from orate.speech.flight import Flight
-from orate.speech.lexicon import Lexicon, rule_from
+from orate.speech.lexicon import Budget, Lexicon, LexiconError, RuleBudgetExceeded, rule_from
 from orate.speech.spoken import Spoken, SpokenBuilder
 from orate.speech.ssml import (
     SsmlError,
@@ -228,8 +228,20 @@ class Pipeline:
         self._check_work(req, characters)
         inline = [req.inline_tags and not is_ssml(t) and has_inline_tags(t) for t in texts]
         ssml = any(is_ssml(t) for t in texts) or any(inline)
-        text = "".join(texts)
         lexicon = await self._lexicon(req, ctx) if req.lexicons else None
+        if lexicon is not None:  # one budget for the whole request, every utterance
+            lexicon = lexicon.with_budget(Budget())
+        try:
+            return await self._plan(req, ctx, model, fmt, texts, characters, inline, ssml,
+                                    lexicon)
+        except RuleBudgetExceeded as exc:
+            raise SpeechError(413, "pronunciation_rules_too_costly", str(exc),
+                              "pronunciation_dictionary_locators") from None
+
+    async def _plan(self, req: SpeechRequest, ctx: Context, model: Model, fmt: Any,
+                    texts: list[str], characters: int, inline: list[bool], ssml: bool,
+                    lexicon: Lexicon | None) -> Plan:
+        text = "".join(texts)
         segments: list[Segment] = []
         unapplied: list[str] = []  # pronunciation rules an engine could not read as given
         voices: list[VoiceParams] = []
@@ -257,10 +269,10 @@ class Pipeline:
             phonemes = self._phoneme_input(params)
             work = (text, spans, language, lexicon if local else None, phonemes,
                     self._phoneme_check(params), unapplied)
-            # ~1 ms per 1,000 characters of dense text: long inputs go to a thread, so the
-            # event loop keeps serving other requests meanwhile
+            # ~1 ms per 1,000 characters of dense text: long inputs, and every input with
+            # pronunciation rules, go to a thread, so the event loop keeps serving others
             spoken = await asyncio.to_thread(_spoken_all, *work) \
-                if len(utext) > OFFLOAD_CHARS else _spoken_all(*work)
+                if len(utext) > OFFLOAD_CHARS or work[3] else _spoken_all(*work)
             offset += len(utext)
             if spans or utt.trailing_silence:
                 segments.append(Segment(params, spans, utt.speed, utt.trailing_silence,
@@ -270,6 +282,7 @@ class Pipeline:
         if not any(seg.sentences for seg in segments):
             raise SpeechError(400, "missing_input", "input has nothing to speak (only "
                               "punctuation or markup); give words to speak", "input")
+        characters = self._check_spoken(req, characters, _spoken_chars(text, segments))
         # word times are recorded with every generation (captions of any history item),
         # whatever the caller asked to see; the events carry only what was asked
         recorded = req.timestamps | {"word"} \
@@ -337,6 +350,29 @@ class Pipeline:
                               "(max_request_work)", "num_generations"
                               if req.generations > 1 else "input")
 
+    def _check_spoken(self, req: SpeechRequest, written: int, spoken: int) -> int:
+        """The characters a request is charged and bounded by: what is spoken, after
+        pronunciation aliases and normalization, when that is more than was written.
+        A request whose text grows past ``max_expansion`` times (beyond the first 1,000
+        characters) is refused up front: a short alias repeated is not a way to get
+        hours of synthesis for a few characters of quota."""
+        charged = max(written, spoken)
+        if charged == written:
+            return written
+        cap = self.settings.max_expansion
+        if spoken > max(written * cap, 1000):
+            raise SpeechError(413, "request_too_large", f"input is {written} characters but "
+                              f"speaks {spoken} after pronunciation rules and normalization, "
+                              f"more than {cap:g} times as many (max_expansion); shorten the "
+                              "aliases or the text", "input")
+        limit = req.max_chars or self.settings.max_input_chars
+        if charged > limit:
+            raise SpeechError(413, "request_too_large", f"input speaks {charged} characters "
+                              "after pronunciation rules and normalization; the limit is "
+                              f"{limit}", "input")
+        self._check_work(req, charged)
+        return charged
+
     def _check_bytes(self, req: SpeechRequest, plan: Plan) -> int:
         """Refuse up front a response that would be too large (from an estimate of its
         audio), and return the cap each generation's render enforces as it goes."""
@@ -366,11 +402,15 @@ class Pipeline:
         if lexicon:
             def apply(builder: SpokenBuilder, chunk: str, at: int, lang: str | None) -> None:
                 lexicon.apply(builder, chunk, at, lang, alphabet is not None)
-        try:
-            items = inline_items(utext, self._language(params)) if inline \
-                else parse_ssml(utext, self._language(params))
-            runs = ssml_runs(items, req.normalize, apply, alphabet,
-                             self._phoneme_check(params), unapplied)
+        language = self._language(params)
+        check = self._phoneme_check(params)
+
+        def read() -> list[Any]:
+            items = inline_items(utext, language) if inline else parse_ssml(utext, language)
+            return ssml_runs(items, req.normalize, apply, alphabet, check, unapplied)
+
+        try:  # pronunciation rules run in a thread, off the event loop
+            runs = await asyncio.to_thread(read) if apply is not None else read()
         except SsmlError as exc:
             raise SpeechError(400, exc.code, str(exc), "input") from None
         out: list[Segment] = []
@@ -411,7 +451,12 @@ class Pipeline:
         key = tuple(r.version_id for r in rows)
         compiled = self._lexicons.get(key)
         if compiled is None:
-            compiled = Lexicon([rule_from(d) for r in rows for d in r.rules])
+            try:  # thousands of rules take a while to check and compile: off the loop
+                compiled = await asyncio.to_thread(
+                    lambda: Lexicon([rule_from(d) for r in rows for d in r.rules]))
+            except LexiconError as exc:  # saved before patterns ran on RE2
+                raise SpeechError(400, "invalid_pronunciation_dictionary", str(exc),
+                                  "pronunciation_dictionary_locators") from None
             if len(self._lexicons) > 256:
                 self._lexicons.clear()
             self._lexicons[key] = compiled
@@ -700,8 +745,11 @@ SSML_BREAKS_SECONDS = 60.0  # SSML may add up to this much silence (speech/text.
 
 def estimate_seconds(job: RenderJob) -> float:
     seconds = 0.0
-    for seg in job.segments:
-        chars = sum(end - start for start, end in seg.sentences)
+    for seg in job.segments:  # what is spoken: aliases and normalization included
+        chars = 0
+        for n, (start, end) in enumerate(seg.sentences):
+            spoken = seg.spoken[n] if n < len(seg.spoken) else None
+            chars += len(spoken.text) if spoken is not None else end - start
         seconds += chars / CHARS_PER_SECOND / max(seg.speed, 0.01) + seg.trailing_silence
     return seconds + (SSML_BREAKS_SECONDS if job.ssml else 0.0)
 
@@ -717,6 +765,16 @@ def estimate_bytes(plan: Plan) -> int:
 async def _iterate(events: list[SpeechEvent]) -> AsyncIterator[SpeechEvent]:
     for event in events:
         yield event
+
+
+def _spoken_chars(text: str, segments: list[Segment]) -> int:
+    """Characters the engines read: each sentence's spoken text, or its own text."""
+    total = 0
+    for seg in segments:
+        for n, (start, end) in enumerate(seg.sentences):
+            spoken = seg.spoken[n] if n < len(seg.spoken) else None
+            total += len(spoken.text) if spoken is not None else end - start
+    return total
 
 
 def _spoken_all(text: str, spans: tuple[tuple[int, int], ...], language: str | None,

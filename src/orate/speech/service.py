@@ -19,7 +19,7 @@ from orate.engines.registry import UnknownEngine
 from orate.speech.design import design_voice
 from orate.speech.pipeline import Pipeline
 from orate.speech.textstream import TextStream
-from orate.speech.types import Context, Plan, Speech, SpeechEvent, SpeechRequest
+from orate.speech.types import Context, Plan, Speech, SpeechError, SpeechEvent, SpeechRequest
 
 if TYPE_CHECKING:
     from orate.library.library import Library
@@ -125,6 +125,7 @@ class SpeechService:
         (the finished job adds the seconds')."""
         if self.library is None:
             raise RuntimeError("jobs need the library")
+        await self._check_job_room(plan, owner)
         cost = self.pipeline.cost(plan, 0.0)
         job = await self.library.jobs.submit(owner=owner, dialect=dialect,
                                              model=plan.model.id, request=request,
@@ -133,6 +134,23 @@ class SpeechService:
         if self.jobs is not None:
             self.jobs.notify()
         return job, cost
+
+    async def _check_job_room(self, plan: Plan, owner: str) -> None:
+        """Refuse (429, the limit named) a job past its key's or the server's bound on
+        jobs waiting or running, releasing what the plan reserved of the quota: one key
+        cannot queue hours of work ahead of everyone else."""
+        assert self.library is not None
+        limits = [(await self.library.jobs.pending(owner), self.settings.max_pending_jobs_per_key,
+                   "this key", "max_pending_jobs_per_key"),
+                  (await self.library.jobs.pending(), self.settings.max_pending_jobs,
+                   "this server", "max_pending_jobs")]
+        for pending, limit, whose, name in limits:
+            if pending >= limit:
+                if plan.reservation is not None:
+                    await plan.reservation.release()
+                raise SpeechError(429, "too_many_jobs", f"{whose} has {pending} jobs waiting "
+                                  f"or running; the limit is {limit} ({name}): wait for some "
+                                  "to finish", headers={"Retry-After": "30"})
 
     def job_progress(self, job: Job) -> float:
         """A running job's progress in this process, else what the database last saw."""

@@ -65,12 +65,19 @@ class TextStream(Generic[S]):
         self._max_buffer = max_buffer
         self._buffer = ""
         self._queue: asyncio.Queue[Piece[S] | None] = asyncio.Queue(max_pending)
+        self._speaking = False
         self._task = asyncio.create_task(self._run())
 
     @property
     def task(self) -> asyncio.Task[None]:
         """The speaker; done early only when a piece failed (its exception says why)."""
         return self._task
+
+    @property
+    def busy(self) -> bool:
+        """Speaking, or sentences queued: a client that sends nothing meanwhile is
+        listening, not idle."""
+        return self._speaking or not self._queue.empty()
 
     @property
     def buffered(self) -> str:
@@ -143,4 +150,8 @@ class TextStream(Generic[S]):
 
     async def _run(self) -> None:
         while (piece := await self._queue.get()) is not None:
-            await self._speak(piece.text, piece.settings)
+            self._speaking = True
+            try:
+                await self._speak(piece.text, piece.settings)
+            finally:
+                self._speaking = False

@@ -64,6 +64,12 @@ _FALLBACK = WyomingVoice("alloy", "espeak-ng", "alloy", ("en-US",), "", False, (
                          "")
 
 
+def _address(writer: asyncio.StreamWriter) -> str | None:
+    """The client's IP address (``None`` on a Unix socket: local, not capped)."""
+    peer = writer.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else None
+
+
 class ClientGone(Exception):
     """The client closed, reset, or stopped reading past the write timeout."""
 
@@ -86,10 +92,20 @@ class _BoundedReader:
         self._reader = reader
         self._limit = limit
         self.problem: str | None = None
+        self._first = b""  # the byte ``begun`` waited for, read again by ``readline``
+
+    async def begun(self) -> bool:
+        """Wait for the first byte of the next event (False: the client closed)."""
+        if not self._first:
+            self._first = await self._reader.read(1)
+        return bool(self._first)
 
     async def readline(self) -> bytes:
+        first, self._first = self._first, b""
+        if first == b"\n":
+            return first
         try:
-            return await self._reader.readline()
+            return first + await self._reader.readline()
         except ValueError:
             self.problem = "event header line too long (over 64 KiB)"
             raise
@@ -131,6 +147,7 @@ class WyomingService:
         self.table = VoiceTable.build(speech_service.catalog, settings)
         self.info_event = Info(tts=[self.table.program()]).event()
         self.connections: set[OrateHandler] = set()
+        self.by_address: dict[str, int] = {}  # open connections per client IP address
         self._server: AsyncServer | None = None
         self._announcement: Any = None
         self._rates: dict[str, int] = {}
@@ -241,25 +258,51 @@ class OrateHandler(AsyncEventHandler):
     async def run(self) -> None:
         """Read events until the client leaves; refuse past the connection limit."""
         service = self.service
-        if len(service.connections) >= self.settings.wyoming_max_connections:
+        settings = self.settings
+        address = _address(self.writer)
+        refusal = None
+        if len(service.connections) >= settings.wyoming_max_connections:
+            refusal = (f"this server accepts {settings.wyoming_max_connections} Wyoming "
+                       "connections at once (wyoming_max_connections)")
+        elif address is not None and service.by_address.get(address, 0) \
+                >= settings.wyoming_max_connections_per_address:
+            refusal = (f"this server accepts {settings.wyoming_max_connections_per_address} "
+                       "Wyoming connections at once from one address "
+                       "(wyoming_max_connections_per_address)")
+        if refusal is not None:
             with contextlib.suppress(Exception):
-                await self.write_event(Error(
-                    f"too many connections: this server accepts "
-                    f"{self.settings.wyoming_max_connections} Wyoming connections at once; "
-                    "try again when one has closed", "too_many_connections").event())
+                await self.write_event(Error(f"too many connections: {refusal}; try again "
+                                             "when one has closed", "too_many_connections")
+                                       .event())
             self.abort(graceful=True)
             return
         service.connections.add(self)
+        if address is not None:
+            service.by_address[address] = service.by_address.get(address, 0) + 1
         self._is_running = True
+        # a new connection has the event deadline to send its first event (a slowloris
+        # that connects and waits holds no slot for long); later, the idle timeout
+        wait = settings.wyoming_event_timeout
         try:
             while self._is_running and not self._gone:
                 try:
-                    async with asyncio.timeout(self.settings.wyoming_idle_timeout):
+                    async with asyncio.timeout(wait):
+                        begun = await self._events.begun()
+                except TimeoutError:
+                    await self._error(f"no event for {wait:g} s; closing", "idle_timeout")
+                    break
+                except (ConnectionError, OSError):  # reset by the client: nothing to say
+                    break
+                wait = settings.wyoming_idle_timeout
+                if not begun:
+                    break
+                try:  # once begun, an event arrives whole within the event deadline
+                    async with asyncio.timeout(settings.wyoming_event_timeout):
                         event = await async_read_event(self._events)  # type: ignore[arg-type]
                 except TimeoutError:
-                    await self._error("no event for "
-                                      f"{self.settings.wyoming_idle_timeout:g} s; closing",
-                                      "idle_timeout")
+                    await self._error("an event took more than "
+                                      f"{settings.wyoming_event_timeout:g} s to arrive; "
+                                      "closing", "event_timeout")
                     break
                 except Exception as exc:  # malformed header: missing type, bad lengths
                     await self._error(f"malformed event: {exc!r}"[:300], "malformed_event")
@@ -278,6 +321,12 @@ class OrateHandler(AsyncEventHandler):
             log.exception("Wyoming connection failed")
         finally:
             service.connections.discard(self)
+            if address is not None:
+                left = service.by_address.get(address, 1) - 1
+                if left > 0:
+                    service.by_address[address] = left
+                else:
+                    service.by_address.pop(address, None)
             await self.disconnect()
             self.abort(graceful=True)
 
