@@ -646,3 +646,48 @@ def test_pronunciation_dictionaries_and_normalization_switch(el, srv) -> None:
     assert "".join(on.alignment.characters) == "".join(off.alignment.characters) \
         == "It costs $4.50 now."
     assert base64.b64decode(on.audio_base_64) != base64.b64decode(off.audio_base_64)
+
+
+def test_websocket_reads_dictionaries_and_inline_tags_when_asked(srv) -> None:
+    """stream-input takes ``pronunciation_dictionary_locators`` in its first message, and
+    reads ``<break>`` only with ``enable_ssml_parsing=true`` (as ElevenLabs does)."""
+    from .conftest import Recognizer
+
+    with http(srv) as h:
+        pd = h.post(f"{srv.url}/v1/pronunciation-dictionaries", headers=xi(srv), json={
+            "name": "ws", "rules": [{"string_to_replace": "Kubernetes", "type": "alias",
+                                     "alias": "green tea"}]}).json()
+    locator = [{"pronunciation_dictionary_id": pd["id"], "version_id": pd["version_id"]}]
+
+    def session(path: str, first: dict, text: str) -> bytes:
+        audio = b""
+        with _ws(srv, path) as ws:
+            ws.send(json.dumps({"text": " ", **first}))
+            ws.send(json.dumps({"text": text, "flush": True}))
+            ws.send(json.dumps({"text": ""}))
+            while True:
+                msg = json.loads(ws.recv(timeout=30))
+                if msg.get("audio"):
+                    audio += base64.b64decode(msg["audio"])
+                if msg.get("isFinal"):
+                    return audio
+
+    base = f"/v1/text-to-speech/{RACHEL}/stream-input?output_format=pcm_16000"
+    said = session(base, {"pronunciation_dictionary_locators": locator}, "I like Kubernetes.")
+    grammar = Recognizer(["i like green tea", "i like cooper net ease"])
+    assert grammar.which(said, "pcm", 16000) == "i like green tea"
+    text = 'Hello <break time="1.5s"/> world.'
+    paused = session(base + "&enable_ssml_parsing=true", {}, text)
+    plain = session(base, {}, text)  # without the switch the tag is text, read aloud
+
+    def longest_silence(audio: bytes) -> int:
+        samples = np.frombuffer(audio, "<i2").astype(np.float32)
+        frames = samples[: len(samples) // 160 * 160].reshape(-1, 160)  # 10 ms frames
+        longest = run = 0
+        for quiet in np.sqrt((frames ** 2).mean(axis=1)) < 100:
+            run = run + 1 if quiet else 0
+            longest = max(longest, run)
+        return longest
+
+    assert longest_silence(paused) >= 120  # at least 1.2 s where the break was
+    assert longest_silence(plain) < 120

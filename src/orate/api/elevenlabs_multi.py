@@ -155,6 +155,7 @@ class Socket:
     logging: bool
     absolute: bool  # sync_alignment=true: times from the context's start
     auto: bool  # auto_mode=true: no chunk schedule, sentences only
+    inline_tags: bool = False  # enable_ssml_parsing=true: <break>, <phoneme> in the text
     open: dict[str, Context] = field(default_factory=dict)
     closed: OrderedDict[str, None] = field(default_factory=OrderedDict)
     spent: int = 0
@@ -212,6 +213,7 @@ class Socket:
             req = await build_request(self.ws, self.voice_id, text, self.model_id, self.fmt,
                                       voicing.settings, timestamps=True,
                                       normalize=self.normalize, language=self.language,
+                                      inline_tags=self.inline_tags,
                                       lexicons=voicing.lexicons)
             rc = context(self.ws, "elevenlabs", store=self.logging, record=self.logging)
             if rc.quota_left is not None:  # the key's count was read when it connected
@@ -390,7 +392,8 @@ async def multi_stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -
                   normalize=q.get("apply_text_normalization") != "off",
                   language=q.get("language_code") or None,
                   logging=q.get("enable_logging", "true").lower() != "false",
-                  absolute=_bool(q.get("sync_alignment")), auto=_bool(q.get("auto_mode")))
+                  absolute=_bool(q.get("sync_alignment")), auto=_bool(q.get("auto_mode")),
+                  inline_tags=_bool(q.get("enable_ssml_parsing")))
     last: str | None = None  # the context of the message being handled
     try:
         while True:

@@ -37,6 +37,7 @@ from orate.api.elevenlabs import (
     status_name,
 )
 from orate.api.guard import key_in_first_message
+from orate.api.openai import DictionaryLocator, locators
 from orate.api.owners import context
 from orate.speech.alignment import CharAlignment
 from orate.speech.pipeline import SpeechError, SynthesisFailed
@@ -69,6 +70,8 @@ class InputMessage(BaseModel):
     flush: bool | None = None
     voice_settings: VoiceSettings | None = None
     generation_config: GenerationConfig | None = None
+    pronunciation_dictionary_locators: list[DictionaryLocator] | None = Field(
+        None, max_length=3)
     xi_api_key: str | None = None
     authorization: str | None = None
 
@@ -76,6 +79,7 @@ class InputMessage(BaseModel):
 @dataclass(frozen=True)
 class Piece:
     settings: VoiceSettings | None
+    lexicons: tuple[tuple[str, str | None], ...] = ()  # the BOS message's dictionaries
 
 
 class Closing(Exception):
@@ -158,7 +162,8 @@ def _closing_for(exc: Exception) -> Closing:
 
 
 def _speaker(ws: WebSocket, service: SpeechService, voice_id: str, model_id: str | None,
-             fmt: Any, normalize: bool) -> Callable[[str, Piece], Awaitable[None]]:
+             fmt: Any, normalize: bool, inline_tags: bool
+             ) -> Callable[[str, Piece], Awaitable[None]]:
     """How one piece of text is spoken: a request in, audio and alignment messages out,
     on one clock across the session's pieces."""
     clock = {"ms": 0.0}
@@ -167,7 +172,8 @@ def _speaker(ws: WebSocket, service: SpeechService, voice_id: str, model_id: str
     async def speak(text: str, piece: Piece) -> None:
         try:
             req = await build_request(ws, voice_id, text, model_id, fmt, piece.settings,
-                                      timestamps=True, normalize=normalize)
+                                      timestamps=True, normalize=normalize,
+                                      lexicons=piece.lexicons, inline_tags=inline_tags)
             # the owner may be known only since the BOS message (its xi_api_key)
             ctx = context(ws, "elevenlabs")
             if ctx.quota_left is not None:  # the key's count was read when it connected
@@ -206,13 +212,14 @@ class _Session:
         """Apply a message's settings; False for the BOS message (it carries no text)."""
         if self.first:
             self.first = False
-            if msg.voice_settings is not None:
-                self.piece = Piece(msg.voice_settings)
+            lexicons = locators(msg.pronunciation_dictionary_locators)
+            if msg.voice_settings is not None or lexicons:
+                self.piece = Piece(msg.voice_settings, lexicons)
             if msg.generation_config and msg.generation_config.chunk_length_schedule:
                 self.schedule = msg.generation_config.chunk_length_schedule
             return not (msg.text.strip() == "" and msg.text != "")
         if msg.voice_settings is not None:
-            self.piece = Piece(msg.voice_settings)
+            self.piece = Piece(msg.voice_settings, self.piece.lexicons)
         return True
 
     def write(self, stream: TextStream[Piece], msg: Any) -> None:
@@ -239,8 +246,10 @@ async def stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -> None
         await _send_error(ws, Closing(POLICY, "invalid_output_format", exc.message))
         return
     normalize = q.get("apply_text_normalization") != "off"
+    # ElevenLabs reads <break>/<phoneme> in WebSocket text only when asked to
+    inline_tags = q.get("enable_ssml_parsing", "false").lower() == "true"
     stream = service.open_text_stream(_speaker(ws, service, voice_id, q.get("model_id"), fmt,
-                                               normalize))
+                                               normalize, inline_tags))
     session = _Session()
     try:
         while True:
