@@ -226,11 +226,13 @@ def test_a_render_past_its_cap_stops_the_engine_with_one_error(
     abort) and raises once, instead of an exception per callback printed by ctypes
     while espeak carries on."""
     from orate.engines.base import VoiceParams
-    from orate.engines.espeak import EspeakEngine
+    from orate.engines.espeak import get_engine
     from orate.runtime.render import AUDIO, OutputTooLarge, RenderJob, Segment, render
     from orate.speech.text import split_sentences
 
-    engine = EspeakEngine()
+    # the process's one engine: a second EspeakEngine would re-register libespeak-ng's
+    # callback and leave the first one's pointing at freed memory
+    engine = get_engine()
     params = engine.check_voice(VoiceParams(engine=engine.name, voice="en-us"))
     text = "A long sentence that keeps on going and going and going, " * 40 + "End."
     job = RenderJob(
