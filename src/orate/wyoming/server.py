@@ -274,6 +274,7 @@ class OrateHandler(AsyncEventHandler):
                 await self.write_event(Error(f"too many connections: {refusal}; try again "
                                              "when one has closed", "too_many_connections")
                                        .event())
+                await self._drain_before_close()
             self.abort(graceful=True)
             return
         service.connections.add(self)
@@ -337,6 +338,17 @@ class OrateHandler(AsyncEventHandler):
             await stream.session.aclose()
             if stream.entered:
                 await self.service.leave(stream.key)
+
+    async def _drain_before_close(self) -> None:
+        """Half-close, then read and drop what the client already sent (briefly, bounded):
+        closing a socket with unread input makes the kernel send a reset, which can
+        destroy the error just written before the client reads it."""
+        self.writer.write_eof()
+        with contextlib.suppress(TimeoutError, ConnectionError, OSError):
+            async with asyncio.timeout(0.25):  # a refused flood holds no socket for long
+                for _ in range(16):  # at most 16 x 4 KiB
+                    if not await self.reader.read(4096):
+                        break
 
     def abort(self, graceful: bool = False) -> None:
         """Close the connection: gracefully lets what is buffered go out first, but never
