@@ -97,6 +97,24 @@ def _accent(text: str, engine: Engine) -> str | None:
     return None
 
 
+def _age(pitch: int, params: VoiceParams, wordset: set[str], description: str, seed: int,
+         shifts: tuple[int, int, int]) -> tuple[int, VoiceParams]:
+    """Age words and the variation seed on a design's pitch (``shifts``: older, child,
+    young, in the engine's pitch steps); older also slows the pace."""
+    old, child, young = shifts
+    if wordset & _OLD:
+        pitch += old
+        params = replace(params, rate=round(max(params.rate - 0.08, 0.5), 3))
+    if wordset & _CHILD:
+        pitch += child
+    elif wordset & _YOUNG:
+        pitch += young
+    if seed:
+        # variations of one description: a different nudge of pitch per seed
+        pitch += (hashlib.sha256(f"{description}|pitch|{seed}".encode()).digest()[0] % 15) - 7
+    return pitch, params
+
+
 def _language_asked(text: str) -> str | None:
     """The language voice a description's accent word names (any engine's), if any."""
     lowered = text.lower()
@@ -166,16 +184,7 @@ def design_voice(description: str, engine: Engine, *, seed: int = 0,
     params = engine.check_voice(VoiceParams(engine=engine.name, voice=voice, variant=variant))
     params = _adjust(params, words)
     pitch = 50 if params.pitch is None else params.pitch
-    if wordset & _OLD:
-        pitch -= 10
-        params = replace(params, rate=round(max(params.rate - 0.08, 0.5), 3))
-    if wordset & _CHILD:
-        pitch += 25
-    elif wordset & _YOUNG:
-        pitch += 8
-    if seed:
-        # variations of one description: a different nudge of pitch per seed
-        pitch += (hashlib.sha256(f"{description}|pitch|{seed}".encode()).digest()[0] % 15) - 7
+    pitch, params = _age(pitch, params, wordset, description, seed, (-10, 25, 8))
     return replace(params, pitch=int(min(max(pitch, 0), 100)))
 
 
@@ -213,16 +222,10 @@ def _design_natural(description: str, engine: Engine, words: list[str], female: 
     if wordset & {"deep", "bass", "booming", "baritone", "gravelly"}:
         formant *= 0.96
     if wordset & _OLD:
-        pitch -= 8
         formant *= 0.97
-        params = replace(params, rate=round(max(params.rate - 0.08, 0.5), 3))
-    if wordset & _CHILD:
-        pitch += 20
-    elif wordset & _YOUNG:
-        pitch += 5
-    if seed:
+    pitch, params = _age(pitch, params, wordset, description, seed, (-8, 20, 5))
+    if seed:  # variations also nudge the vocal tract a little
         digest = hashlib.sha256(f"{description}|pitch|{seed}".encode()).digest()
-        pitch += digest[0] % 15 - 7
         formant *= 1 + (digest[1] % 7 - 3) / 100
     breath = 1.0 if wordset & _WHISPER - {"breathy", "airy", "breathless"} else \
         0.35 if wordset & _WHISPER else 0.2 if wordset & _CROAK else 0.0
