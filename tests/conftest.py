@@ -95,6 +95,21 @@ class Server:
         self.log.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """A failing test that used a server gets the end of that server's log in its report,
+    so a failure on a CI machine says what the server saw, not only what the client did."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    for name, value in getattr(item, "funcargs", {}).items():
+        if isinstance(value, Server):
+            lines = (value.data_dir / "server.log").read_text(errors="replace").splitlines()
+            report.sections.append((f"server log ({name}), last lines",
+                                    "\n".join(lines[-60:])))
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = Server(tmp_path_factory.mktemp("orate-server"))

@@ -16,7 +16,6 @@ import os
 import ssl
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from elevenlabs.core.api_error import ApiError
 from websockets.exceptions import ConnectionClosed
 
 from .conftest import Server, decode
+from .waiting import wait_until
 
 ORATE = [sys.executable, "-m", "orate.cli"]
 TEXT = "The quick brown fox jumps over the lazy dog. Please call me back tomorrow morning."
@@ -237,12 +237,14 @@ def test_nanogpt_elevenlabs_model_uses_the_same_voice_and_settings(srv) -> None:
                           "voice": "Rachel", "stability": 0.2, "style": 0.6,
                           "response_format": "pcm"})
         assert ng.status_code == 202, ng.text  # nano-gpt's ElevenLabs model runs as a job
-        for _ in range(100):
-            job = h.get(f"{srv.url}/api/tts/status", params={"runId": ng.json()["runId"]},
+        run_id = ng.json()["runId"]
+
+        def finished() -> dict | None:
+            job = h.get(f"{srv.url}/api/tts/status", params={"runId": run_id},
                         headers={"x-api-key": key}).json()
-            if job["status"] != "pending":
-                break
-            time.sleep(0.1)
+            return job if job["status"] not in ("pending", "processing") else None
+
+        job = wait_until(finished, "the nano-gpt job to finish", timeout=120)
         assert job["status"] == "completed", job
         el = h.post(f"{srv.url}/v1/text-to-speech/{RACHEL}?output_format=pcm_24000",
                     headers={"xi-api-key": key},

@@ -198,3 +198,28 @@ def protocol_class(header_timeout: float, stall_timeout: float) -> type[asyncio.
     cls.header_timeout = header_timeout
     cls.stall_timeout = stall_timeout
     return cls  # type: ignore[return-value]
+
+
+def websocket_protocol_class(open_timeout: float) -> type[asyncio.Protocol]:
+    """uvicorn's WebSocket protocol with a longer opening handshake. Its library closes a
+    connection whose handshake (the route up to ``accept``, so the key check too) takes
+    over 10 s without any answer; on a loaded machine that silence reads to a client as a
+    dead server, so the handshake gets ``open_timeout`` and the log says when it ran out."""
+    from uvicorn.protocols.websockets.websockets_impl import WebSocketProtocol
+
+    class WebSockets(WebSocketProtocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.open_timeout = open_timeout
+
+        async def handler(self) -> None:
+            started = self.loop.time()
+            try:
+                await super().handler()
+            finally:
+                if not self.handshake_started_event.is_set() \
+                        and self.loop.time() - started >= open_timeout:  # no answer in time
+                    log.warning("closing a WebSocket whose handshake took over %g s",
+                                open_timeout)
+
+    return WebSockets

@@ -40,7 +40,7 @@ def serve(
 
     import uvicorn
 
-    from orate.api.connections import protocol_class
+    from orate.api.connections import protocol_class, websocket_protocol_class
     from orate.app import create_app
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers,
@@ -84,7 +84,8 @@ def serve(
                 ws_max_size=1 << 20,  # a frame past 1 MiB is refused before it is parsed
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
-                http=protocol_class(settings.read_timeout, settings.stall_timeout))
+                http=protocol_class(settings.read_timeout, settings.stall_timeout),
+                ws=websocket_protocol_class(30.0))
 
 
 @app.command("dev-cluster")
