@@ -40,13 +40,15 @@ CELLS = [(label, fmt, 4) for label in TEXTS for fmt in ("wav", "mp3")]
 def base_tree(rev: str) -> Iterator[Path]:
     """A checkout of ``rev`` in a temporary git worktree, removed afterwards."""
     path = Path(tempfile.mkdtemp(prefix="orate-base-")) / "tree"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(path), rev],
-                   check=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(path), rev], check=True
+    )
     try:
         yield path
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
-                       check=False)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=False
+        )
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
@@ -57,8 +59,7 @@ def one_server(src: Path | None, seconds: float, script: Path) -> dict[str, floa
         os.environ["PYTHONPATH"] = str(src)
     out: dict[str, float] = {}
     try:
-        with tempfile.TemporaryFile() as log, \
-                running_server(log, SERVER_ENV) as (proc, port, _):
+        with tempfile.TemporaryFile() as log, running_server(log, SERVER_ENV) as (proc, port, _):
             warm(port, script)
             time.sleep(1.0)
             out["idle RSS MiB"] = sum(m.rss_mib for m in process_memory(proc.pid))
@@ -66,15 +67,17 @@ def one_server(src: Path | None, seconds: float, script: Path) -> dict[str, floa
                 body = speech_body(TEXTS[label], fmt)
                 m0 = cpu_seconds(proc.pid)
                 w0 = sum(cpu_seconds(p) for p in descendants(proc.pid)[1:])
-                cell = wrk(port, body, conc,
-                           seconds * (LONG_FACTOR if label == "218 words" else 1), script)
+                cell = wrk(
+                    port, body, conc, seconds * (LONG_FACTOR if label == "218 words" else 1), script
+                )
                 time.sleep(0.3)
                 n = max(cell.requests, 1)
                 name = f"{label} {fmt} c={conc}"
                 out[f"{name} req/s"] = cell.rps
                 out[f"{name} main ms"] = 1e3 * (cpu_seconds(proc.pid) - m0) / n
-                out[f"{name} workers ms"] = 1e3 * (sum(
-                    cpu_seconds(p) for p in descendants(proc.pid)[1:]) - w0) / n
+                out[f"{name} workers ms"] = (
+                    1e3 * (sum(cpu_seconds(p) for p in descendants(proc.pid)[1:]) - w0) / n
+                )
     finally:
         if src is not None:
             if old is None:
@@ -92,10 +95,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--only", help="cells whose name contains this (e.g. '218 words wav')")
     args = parser.parse_args()
-    CELLS[:] = [(label, fmt, args.concurrency) for label, fmt, _ in CELLS
-                if not args.only or args.only in f"{label} {fmt}"]
-    results: dict[str, dict[str, list[float]]] = {"base": defaultdict(list),
-                                                  "new": defaultdict(list)}
+    CELLS[:] = [
+        (label, fmt, args.concurrency)
+        for label, fmt, _ in CELLS
+        if not args.only or args.only in f"{label} {fmt}"
+    ]
+    results: dict[str, dict[str, list[float]]] = {
+        "base": defaultdict(list),
+        "new": defaultdict(list),
+    }
     with tempfile.TemporaryDirectory() as tmp, base_tree(args.base) as tree:
         script = Path(tmp) / "post.lua"
         script.write_text(WRK_LUA)
@@ -105,14 +113,24 @@ def main() -> None:
                 got = one_server(tree / "src" if side == "base" else None, args.seconds, script)
                 for k, v in got.items():
                     results[side][k].append(v)
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "src"],
-                           capture_output=True, text=True, check=False).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "src"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     print(f"## orate {args.base} (base) vs {head}{' + uncommitted src' if dirty else ''} (new)\n")
-    print(f"`python benchmarks/ab_revisions.py --base {args.base} --rounds {args.rounds} "
-          f"--seconds {args.seconds:g}`; medians of {args.rounds} alternating rounds, "
-          f"load average after: {os.getloadavg()[0]:.2f}\n")
+    print(
+        f"`python benchmarks/ab_revisions.py --base {args.base} --rounds {args.rounds} "
+        f"--seconds {args.seconds:g}`; medians of {args.rounds} alternating rounds, "
+        f"load average after: {os.getloadavg()[0]:.2f}\n"
+    )
     print("| metric | base | new | new/base |")
     print("|---|---:|---:|---:|")
     for key in results["base"]:

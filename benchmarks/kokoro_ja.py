@@ -47,20 +47,31 @@ def main() -> None:
         ipa = " ".join(phonemize(text, "ja", False))
         tokens = [engine.vocab[ch] for ch in ipa if ch in engine.vocab][:510]
         session = engine.session.get()
-        out = session.run(None, {"tokens": np.array([[0, *tokens, 0]], np.int64),
-                                 "style": engine.style("jf_alpha", len(tokens)),
-                                 "speed": np.array([1.0], np.float32)})
+        out = session.run(
+            None,
+            {
+                "tokens": np.array([[0, *tokens, 0]], np.int64),
+                "style": engine.style("jf_alpha", len(tokens)),
+                "speed": np.array([1.0], np.float32),
+            },
+        )
         espeak = np.asarray(out[0]).size / engine.sample_rate
         rows.append((text, package, orate, espeak, orate / cpu))
-    print("| sentence | package s | orate s | orate/package | espeak reading s (before) "
-          "| espeak/package | orate x real time (1 core) |")
+    print(
+        "| sentence | package s | orate s | orate/package | espeak reading s (before) "
+        "| espeak/package | orate x real time (1 core) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for text, package, orate, espeak, speed in rows:
-        print(f"| {text} | {package:.2f} | {orate:.2f} | {orate / package:.2f} | "
-              f"{espeak:.2f} | {espeak / package:.2f} | {speed:.2f} |")
-    print(f"| median | | | {statistics.median(r[2] / r[1] for r in rows):.2f} | | "
-          f"{statistics.median(r[3] / r[1] for r in rows):.2f} | "
-          f"{statistics.median(r[4] for r in rows):.2f} |")
+        print(
+            f"| {text} | {package:.2f} | {orate:.2f} | {orate / package:.2f} | "
+            f"{espeak:.2f} | {espeak / package:.2f} | {speed:.2f} |"
+        )
+    print(
+        f"| median | | | {statistics.median(r[2] / r[1] for r in rows):.2f} | | "
+        f"{statistics.median(r[3] / r[1] for r in rows):.2f} | "
+        f"{statistics.median(r[4] for r in rows):.2f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -55,10 +55,15 @@ REPLACED = {"11 words": (7, "lazy"), "218 words": (1, "morning")}
 _CONSONANTS = "bdfgklmnprstvz"
 _VOWELS = "aeiou"
 
-CACHE_ENV = {"ORATE_CACHE_ENABLED": "true", "ORATE_HISTORY": "true",
-             "ORATE_STORE_AUDIO": "true"}  # the defaults, spelled out
-HISTORY_ENV = {"on": {"ORATE_CACHE_ENABLED": "false", "ORATE_HISTORY": "true"},
-               "off": {"ORATE_CACHE_ENABLED": "false", "ORATE_HISTORY": "false"}}
+CACHE_ENV = {
+    "ORATE_CACHE_ENABLED": "true",
+    "ORATE_HISTORY": "true",
+    "ORATE_STORE_AUDIO": "true",
+}  # the defaults, spelled out
+HISTORY_ENV = {
+    "on": {"ORATE_CACHE_ENABLED": "false", "ORATE_HISTORY": "true"},
+    "off": {"ORATE_CACHE_ENABLED": "false", "ORATE_HISTORY": "false"},
+}
 
 
 @dataclass(frozen=True)
@@ -70,10 +75,12 @@ class LibraryBudget:
     history_rounds: int  # windows per server
 
 
-FULL = LibraryBudget(hit_cell=3.0, miss_cell=4.0, long_misses=12, history_window=1.5,
-                     history_rounds=8)
-QUICK = LibraryBudget(hit_cell=1.0, miss_cell=1.2, long_misses=8, history_window=0.5,
-                      history_rounds=3)
+FULL = LibraryBudget(
+    hit_cell=3.0, miss_cell=4.0, long_misses=12, history_window=1.5, history_rounds=8
+)
+QUICK = LibraryBudget(
+    hit_cell=1.0, miss_cell=1.2, long_misses=8, history_window=0.5, history_rounds=3
+)
 
 
 def made_up_word(n: int) -> str:
@@ -122,8 +129,10 @@ def _check(cell: Cell, expected: str, what: str) -> None:
             wrong[s.cache or "(no header)"] = wrong.get(s.cache or "(no header)", 0) + 1
     if wrong:
         got = ", ".join(f"{k}×{v}" for k, v in sorted(wrong.items()))
-        raise BenchmarkError(f"{what}: expected X-Orate-Cache: {expected} on every response, "
-                             f"got {got} of {len(cell.good)}")
+        raise BenchmarkError(
+            f"{what}: expected X-Orate-Cache: {expected} on every response, "
+            f"got {got} of {len(cell.good)}"
+        )
     if not cell.good:
         raise BenchmarkError(f"{what}: no request succeeded ({cell.failures()})")
 
@@ -154,8 +163,14 @@ async def _warm_hit(port: int, body: bytes) -> None:
     raise BenchmarkError("the cache never answered a repeated request with a hit")
 
 
-def bench_cache(runner: asyncio.Runner, budget: LibraryBudget, extra_env: dict[str, str],
-                texts: UniqueTexts, results: LibraryResults, notes: list[str]) -> None:
+def bench_cache(
+    runner: asyncio.Runner,
+    budget: LibraryBudget,
+    extra_env: dict[str, str],
+    texts: UniqueTexts,
+    results: LibraryResults,
+    notes: list[str],
+) -> None:
     env = {**extra_env, **CACHE_ENV}
     results.cache_env = env
     with serving(env, notes, "library (cache)") as (proc, port, _):
@@ -167,9 +182,18 @@ def bench_cache(runner: asyncio.Runner, budget: LibraryBudget, extra_env: dict[s
             key = f"{label} {FORMAT}"
             # a 218-word mp3 miss takes about 0.5 s of CPU: a fixed, small number of them
             long_ = label == "218 words"
-            miss = _measure(runner, proc.pid, load_cell(
-                port, texts.bodies(label), HIT_CONCURRENCY, 0.0 if long_ else budget.miss_cell,
-                0, requests=budget.long_misses if long_ else None))
+            miss = _measure(
+                runner,
+                proc.pid,
+                load_cell(
+                    port,
+                    texts.bodies(label),
+                    HIT_CONCURRENCY,
+                    0.0 if long_ else budget.miss_cell,
+                    0,
+                    requests=budget.long_misses if long_ else None,
+                ),
+            )
             _check(miss, "miss", f"misses {key}")
             results.cache[(label, "miss", HIT_CONCURRENCY)] = miss
             settle(proc.pid)
@@ -184,23 +208,35 @@ def bench_cache(runner: asyncio.Runner, budget: LibraryBudget, extra_env: dict[s
             for kind, conc in (("miss", HIT_CONCURRENCY), ("hit", 1), ("hit", HIT_CONCURRENCY)):
                 cell = results.cache[(label, kind, conc)]
                 if cell.errors:
-                    notes.append(f"library {key} {kind} c={conc}: {cell.errors} of "
-                                 f"{len(cell.samples)} requests failed ({cell.failures()})")
-                progress(f"library {key} {kind} c={conc}: p50 {cell.p50_latency * 1e3:.2f} ms, "
-                         f"{cell.rps:.1f} req/s ({len(cell.good)} requests)")
+                    notes.append(
+                        f"library {key} {kind} c={conc}: {cell.errors} of "
+                        f"{len(cell.samples)} requests failed ({cell.failures()})"
+                    )
+                progress(
+                    f"library {key} {kind} c={conc}: p50 {cell.p50_latency * 1e3:.2f} ms, "
+                    f"{cell.rps:.1f} req/s ({len(cell.good)} requests)"
+                )
         if proc.poll() is not None:
             notes.append(f"the cache server exited early (code {proc.returncode})")
 
 
-def bench_history(runner: asyncio.Runner, budget: LibraryBudget, extra_env: dict[str, str],
-                  texts: UniqueTexts, results: LibraryResults, notes: list[str]) -> None:
+def bench_history(
+    runner: asyncio.Runner,
+    budget: LibraryBudget,
+    extra_env: dict[str, str],
+    texts: UniqueTexts,
+    results: LibraryResults,
+    notes: list[str],
+) -> None:
     label = "11 words"
     envs = {name: {**extra_env, **env} for name, env in HISTORY_ENV.items()}
     results.history_env = envs
     sides = {name: OnOffSide() for name in envs}
     results.history = sides
-    with serving(envs["on"], notes, "library (history on)") as (on, on_port, _), \
-            serving(envs["off"], notes, "library (history off)") as (off, off_port, _):
+    with (
+        serving(envs["on"], notes, "library (history on)") as (on, on_port, _),
+        serving(envs["off"], notes, "library (history off)") as (off, off_port, _),
+    ):
         servers = {"on": (on, on_port), "off": (off, off_port)}
         progress(f"library: history servers ready (on: port {on_port}, off: port {off_port})")
         for name, (proc, port) in servers.items():
@@ -212,8 +248,7 @@ def bench_history(runner: asyncio.Runner, budget: LibraryBudget, extra_env: dict
             order = ("on", "off") if r % 2 == 0 else ("off", "on")  # ABBA: no side always first
             for name in order:
                 proc, port = servers[name]
-                cell = runner.run(load_cell(port, texts.bodies(label), 1,
-                                            budget.history_window, 3))
+                cell = runner.run(load_cell(port, texts.bodies(label), 1, budget.history_window, 3))
                 _check(cell, "off", f"history {name} window {r + 1}")
                 side = sides[name]
                 side.latencies += [s.latency for s in cell.good]
@@ -229,13 +264,16 @@ def bench_history(runner: asyncio.Runner, budget: LibraryBudget, extra_env: dict
             if proc.poll() is not None:
                 notes.append(f"the history-{name} server exited early (code {proc.returncode})")
     for name, side in sides.items():
-        progress(f"library history {name}: p50 {side.p50 * 1e3:.2f} ms over "
-                 f"{len(side.latencies)} requests; windows "
-                 + " ".join(f"{w * 1e3:.2f}" for w in side.windows))
+        progress(
+            f"library history {name}: p50 {side.p50 * 1e3:.2f} ms over "
+            f"{len(side.latencies)} requests; windows "
+            + " ".join(f"{w * 1e3:.2f}" for w in side.windows)
+        )
 
 
-def run_library(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
-                notes: list[str]) -> LibraryResults:
+def run_library(
+    runner: asyncio.Runner, quick: bool, extra_env: dict[str, str], notes: list[str]
+) -> LibraryResults:
     budget = QUICK if quick else FULL
     texts = UniqueTexts()
     results = LibraryResults()
@@ -264,19 +302,27 @@ def render_library(r: LibraryResults, quick: bool) -> list[str]:
         (f"miss req/s, c={c}", lambda t: fmt_num(cell(t, "miss", c).rps)),
         (f"hit p50 latency, c={c} (ms)", lambda t: fmt_ms(cell(t, "hit", c).p50_latency)),
         (f"hit req/s, c={c}", lambda t: fmt_num(cell(t, "hit", c).rps)),
-        (f"hit/miss p50 latency, c={c}", lambda t: _times(cell(t, "hit", c).p50_latency,
-                                                          cell(t, "miss", c).p50_latency)),
-        (f"hit/miss req/s, c={c}", lambda t: _times(cell(t, "hit", c).rps,
-                                                    cell(t, "miss", c).rps)),
+        (
+            f"hit/miss p50 latency, c={c}",
+            lambda t: _times(cell(t, "hit", c).p50_latency, cell(t, "miss", c).p50_latency),
+        ),
+        (f"hit/miss req/s, c={c}", lambda t: _times(cell(t, "hit", c).rps, cell(t, "miss", c).rps)),
         ("hit p50 latency, c=1 (ms)", lambda t: fmt_ms(cell(t, "hit", 1).p50_latency)),
-        (f"CPU ms per miss at c={c}: server main / workers / client",
-         lambda t: fmt_cpu_split(cell(t, "miss", c))),
-        (f"CPU ms per hit at c={c}: server main / workers / client",
-         lambda t: fmt_cpu_split(cell(t, "hit", c))),
+        (
+            f"CPU ms per miss at c={c}: server main / workers / client",
+            lambda t: fmt_cpu_split(cell(t, "miss", c)),
+        ),
+        (
+            f"CPU ms per hit at c={c}: server main / workers / client",
+            lambda t: fmt_cpu_split(cell(t, "hit", c)),
+        ),
         ("response size (kB)", lambda t: f"{cell(t, 'hit', 1).good[0].nbytes / 1000:.1f}"),
-        (f"requests measured: miss c={c} / hit c=1 / hit c={c}",
-         lambda t: " / ".join(str(len(cell(t, k, n).good))
-                              for k, n in (("miss", c), ("hit", 1), ("hit", c)))),
+        (
+            f"requests measured: miss c={c} / hit c=1 / hit c={c}",
+            lambda t: " / ".join(
+                str(len(cell(t, k, n).good)) for k, n in (("miss", c), ("hit", 1), ("hit", c))
+            ),
+        ),
     ]
     lines = [
         "## Library: cache and history",
@@ -299,10 +345,12 @@ def render_library(r: LibraryResults, quick: bool) -> list[str]:
     lines += [
         "",
         f"- {verdict(all(v < GOAL_HIT_MS for v in hit_p50.values()))} cache hit p50 latency "
-        "at c=1: " + ", ".join(f"{t} {v:.2f} ms" for t, v in hit_p50.items())
+        "at c=1: "
+        + ", ".join(f"{t} {v:.2f} ms" for t, v in hit_p50.items())
         + f" (goal < {GOAL_HIT_MS:g} ms each)",
         f"- {verdict(all(v > GOAL_HIT_RPS for v in hit_rps.values()))} cache hit req/s at "
-        f"c={c}: " + ", ".join(f"{t} {v:.0f}" for t, v in hit_rps.items())
+        f"c={c}: "
+        + ", ".join(f"{t} {v:.0f}" for t, v in hit_rps.items())
         + f" (goal > {GOAL_HIT_RPS:g} each)",
         "",
     ]

@@ -85,11 +85,28 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(Path(self.tmp.name) / "server.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "orate.cli", "serve", "--port", str(port), "--workers", "2",
-             "--log-level", "warning"],
-            env={**os.environ, "ORATE_DATA_DIR": self.tmp.name, **env,
-                 **({"PYTHONPATH": src} if src else {})},
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "orate.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--log-level",
+                "warning",
+            ],
+            env={
+                **os.environ,
+                "ORATE_DATA_DIR": self.tmp.name,
+                **env,
+                **({"PYTHONPATH": src} if src else {}),
+            },
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -146,20 +163,29 @@ def raw_request(port: int, path: str, body: dict) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
     data = json.dumps(body).encode()
-    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n".encode()
+        + data
+    )
     return sock
 
 
-def scenario_work(server: Server, sampler: Sampler, utterances: int = 5, chars: int = 4990,
-                  fmt: str = "wav") -> str:
-    body = {"utterances": [{"text": words(chars), "voice": {"name": "alloy"}}] * utterances,
-            "num_generations": 5, "format": {"type": fmt}}
+def scenario_work(
+    server: Server, sampler: Sampler, utterances: int = 5, chars: int = 4990, fmt: str = "wav"
+) -> str:
+    body = {
+        "utterances": [{"text": words(chars), "voice": {"name": "alloy"}}] * utterances,
+        "num_generations": 5,
+        "format": {"type": fmt},
+    }
     t0 = time.monotonic()
     try:
         r = httpx.post(f"{server.url}/v0/tts", json=body, timeout=60)
-        outcome = f"{r.status_code} in {time.monotonic() - t0:.1f} s, " \
-                  f"{len(r.content) / 2**20:.0f} MB body"
+        outcome = (
+            f"{r.status_code} in {time.monotonic() - t0:.1f} s, "
+            f"{len(r.content) / 2**20:.0f} MB body"
+        )
         if r.status_code != 200:
             outcome += f" ({r.text[:90]})"
     except httpx.HTTPError as exc:
@@ -170,8 +196,9 @@ def scenario_work(server: Server, sampler: Sampler, utterances: int = 5, chars: 
     return outcome
 
 
-def scenario_slow(server: Server, sampler: Sampler, path: str, make: Callable[[int], dict],
-                  n: int) -> str:
+def scenario_slow(
+    server: Server, sampler: Sampler, path: str, make: Callable[[int], dict], n: int
+) -> str:
     socks = [raw_request(server.port, path, make(i)) for i in range(n)]  # distinct: no sharing
     time.sleep(15)
     during = server.rss()
@@ -192,13 +219,31 @@ def run(name: str, port: int, cap: int, src: str | None) -> list[str]:
         elif name == "work-max":  # the largest Hume request the new limits accept
             outcome = scenario_work(server, sampler, utterances=1, chars=5000, fmt="mp3")
         elif name == "slow-openai":
-            outcome = scenario_slow(server, sampler, "/v1/audio/speech", lambda i: {
-                "model": "tts-1", "voice": "alloy", "input": f"Request {i}. " + words(4070),
-                "response_format": "wav"}, 20)
+            outcome = scenario_slow(
+                server,
+                sampler,
+                "/v1/audio/speech",
+                lambda i: {
+                    "model": "tts-1",
+                    "voice": "alloy",
+                    "input": f"Request {i}. " + words(4070),
+                    "response_format": "wav",
+                },
+                20,
+            )
         else:
-            outcome = scenario_slow(server, sampler, "/v0/tts/stream/file", lambda i: {
-                "utterances": [{"text": f"Request {i}. " + words(4970),
-                                "voice": {"name": "alloy"}}], "format": {"type": "wav"}}, 4)
+            outcome = scenario_slow(
+                server,
+                sampler,
+                "/v0/tts/stream/file",
+                lambda i: {
+                    "utterances": [
+                        {"text": f"Request {i}. " + words(4970), "voice": {"name": "alloy"}}
+                    ],
+                    "format": {"type": "wav"},
+                },
+                4,
+            )
         after = "killed"
         if not sampler.killed:
             time.sleep(10)
@@ -215,8 +260,11 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=18340)
     ap.add_argument("--only", default="work,work-max,slow-openai,slow-hume")
     ap.add_argument("--cap-mb", type=int, default=3000, help="kill the server past this RSS")
-    ap.add_argument("--src", help="run the server from this source tree (e.g. an export of "
-                    "the base commit's src/), for before/after figures")
+    ap.add_argument(
+        "--src",
+        help="run the server from this source tree (e.g. an export of "
+        "the base commit's src/), for before/after figures",
+    )
     args = ap.parse_args()
     rows = [["scenario", "base MB", "peak MB", "after MB", "outcome"]]
     for n, name in enumerate(args.only.split(",")):

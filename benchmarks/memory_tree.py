@@ -45,24 +45,44 @@ for step in steps:
 print(json.dumps(out))
 """
 
-WORKER_NEEDS = ["import numpy, ctypes",
-                "from orate.engines.registry import EngineRegistry; "
-                "EngineRegistry().engine('espeak')"]
+WORKER_NEEDS = [
+    "import numpy, ctypes",
+    "from orate.engines.registry import EngineRegistry; EngineRegistry().engine('espeak')",
+]
 AS_SPAWNED = "import runpy; runpy.run_module('orate.cli', run_name='__mp_main__')"
 WORKER_ENTRY = "import orate.runtime.worker"
 
 # modules whose import could be deferred, measured one at a time on top of a base
-CANDIDATES_WORKER = ["import av", "import lameenc", "import typer, rich.console",
-                     "import pydantic, pydantic_settings", "import orate.config",
-                     "import sqlalchemy", "import fastapi", "import onnxruntime"]
-CANDIDATES_MAIN = ["import onnxruntime", "import av", "import lameenc", "import zeroconf",
-                   "import wyoming.event", "import httpx", "import prometheus_client",
-                   "import obstore", "import alembic.command"]
+CANDIDATES_WORKER = [
+    "import av",
+    "import lameenc",
+    "import typer, rich.console",
+    "import pydantic, pydantic_settings",
+    "import orate.config",
+    "import sqlalchemy",
+    "import fastapi",
+    "import onnxruntime",
+]
+CANDIDATES_MAIN = [
+    "import onnxruntime",
+    "import av",
+    "import lameenc",
+    "import zeroconf",
+    "import wyoming.event",
+    "import httpx",
+    "import prometheus_client",
+    "import obstore",
+    "import alembic.command",
+]
 
 
 def probe(steps: list[str]) -> list[tuple[str, float, float]]:
-    out = subprocess.run([sys.executable, "-c", PROBE, json.dumps(steps)],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(steps)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode:
         return [(steps[-1], float("nan"), float("nan"))]
     return [tuple(x) for x in json.loads(out.stdout.strip().splitlines()[-1])]
@@ -95,12 +115,18 @@ def extension_packages(pid: int) -> list[str]:
 
 
 def tree(warm: bool = True) -> list[str]:
-    lines = ["## Process tree, idle after warm-up (MiB)", "",
-             "| process | pid | RSS | PSS | USS (private) | anonymous |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## Process tree, idle after warm-up (MiB)",
+        "",
+        "| process | pid | RSS | PSS | USS (private) | anonymous |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     env = {"ORATE_CACHE_ENABLED": "false"}
-    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as log, \
-            running_server(log, env) as (proc, port, startup):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryFile() as log,
+        running_server(log, env) as (proc, port, startup),
+    ):
         script = Path(tmp) / "post.lua"
         script.write_text(WRK_LUA)
         if warm:
@@ -115,12 +141,19 @@ def tree(warm: bool = True) -> list[str]:
             role = role_of(pid, proc.pid)
             for k in tot:
                 tot[k] += m.get(k, 0)
-            lines.append(f"| {role} | {pid} | {m.get('Rss', 0):.1f} | {m.get('Pss', 0):.1f} | "
-                         f"{m['Uss']:.1f} | {m.get('Anonymous', 0):.1f} |")
+            lines.append(
+                f"| {role} | {pid} | {m.get('Rss', 0):.1f} | {m.get('Pss', 0):.1f} | "
+                f"{m['Uss']:.1f} | {m.get('Anonymous', 0):.1f} |"
+            )
             exts[role] = extension_packages(pid)
         lines.append(f"| **tree** | | {tot['Rss']:.1f} | {tot['Pss']:.1f} | {tot['Uss']:.1f} | |")
-        lines += ["", f"server start to /healthz: {startup:.2f} s", "",
-                  "Packages with compiled code mapped into each process (/proc/PID/maps):", ""]
+        lines += [
+            "",
+            f"server start to /healthz: {startup:.2f} s",
+            "",
+            "Packages with compiled code mapped into each process (/proc/PID/maps):",
+            "",
+        ]
         lines += [f"- {role}: {', '.join(p)}" for role, p in exts.items()]
         # shutdown timing
         lines += ["", "## Shutdown after SIGTERM (idle, warmed server)", ""]
@@ -135,9 +168,14 @@ def tree(warm: bool = True) -> list[str]:
             time.sleep(0.005)
         for pid, role in pids.items():
             when = gone.get(pid)
-            lines.append(f"- {role} (pid {pid}): " + (f"gone after {when * 1e3:.0f} ms"
-                                                       if when is not None else
-                                                       "STILL ALIVE after 15 s"))
+            lines.append(
+                f"- {role} (pid {pid}): "
+                + (
+                    f"gone after {when * 1e3:.0f} ms"
+                    if when is not None
+                    else "STILL ALIVE after 15 s"
+                )
+            )
     return lines
 
 
@@ -152,37 +190,64 @@ def _alive(pid: int, proc: subprocess.Popen[bytes]) -> bool:
 
 
 def imports() -> list[str]:
-    lines = ["", "## What a worker process imports (fresh interpreter, RSS MiB after each step)",
-             ""]
+    lines = [
+        "",
+        "## What a worker process imports (fresh interpreter, RSS MiB after each step)",
+        "",
+    ]
     started = probe([WORKER_ENTRY, *WORKER_NEEDS[1:]])
-    lines.append("As the pool starts it (`python -m orate.runtime.worker`: the worker module, "
-                 "then espeak loads):")
+    lines.append(
+        "As the pool starts it (`python -m orate.runtime.worker`: the worker module, "
+        "then espeak loads):"
+    )
     lines += ["", "| step | RSS after (MiB) | seconds |", "|---|---:|---:|"]
     lines += [f"| `{s}` | {r:.1f} | {t:.3f} |" for s, r, t in started]
     spawned = probe([AS_SPAWNED, WORKER_ENTRY, *WORKER_NEEDS[1:]])
-    lines += ["", "As multiprocessing's spawn started it until 2026-12-01 (re-imports the "
-              "parent's `-m orate.cli` as `__mp_main__` first):", "",
-              "| step | RSS after (MiB) | seconds |", "|---|---:|---:|"]
+    lines += [
+        "",
+        "As multiprocessing's spawn started it until 2026-12-01 (re-imports the "
+        "parent's `-m orate.cli` as `__mp_main__` first):",
+        "",
+        "| step | RSS after (MiB) | seconds |",
+        "|---|---:|---:|",
+    ]
     lines += [f"| `{s}` | {r:.1f} | {t:.3f} |" for s, r, t in spawned]
     minimal = probe([*WORKER_NEEDS])
-    lines += ["", "What the espeak worker needs at the least (numpy, ctypes, the engine):", "",
-              "| step | RSS after (MiB) | seconds |", "|---|---:|---:|"]
+    lines += [
+        "",
+        "What the espeak worker needs at the least (numpy, ctypes, the engine):",
+        "",
+        "| step | RSS after (MiB) | seconds |",
+        "|---|---:|---:|",
+    ]
     lines += [f"| `{s}` | {r:.1f} | {t:.3f} |" for s, r, t in minimal]
     base = minimal[-1][1]
-    lines += ["", "Each module on top of that minimum (what deferring its import saves a "
-              "worker that never uses it):", "", "| import | + RSS (MiB) | + seconds |",
-              "|---|---:|---:|"]
+    lines += [
+        "",
+        "Each module on top of that minimum (what deferring its import saves a "
+        "worker that never uses it):",
+        "",
+        "| import | + RSS (MiB) | + seconds |",
+        "|---|---:|---:|",
+    ]
     for cand in CANDIDATES_WORKER:
         r = probe([*WORKER_NEEDS, cand])
         lines.append(f"| `{cand}` | {r[-1][1] - base:+.1f} | {r[-1][2]:.3f} |")
-    lines += ["", "## The main process's optional modules", "",
-              "Base: `import orate.app` (FastAPI, SQLAlchemy, the dialects) in a fresh "
-              "interpreter; each module's added RSS when imported after it (0 = already "
-              "imported by orate.app):", "", "| import | + RSS (MiB) | + seconds |",
-              "|---|---:|---:|"]
+    lines += [
+        "",
+        "## The main process's optional modules",
+        "",
+        "Base: `import orate.app` (FastAPI, SQLAlchemy, the dialects) in a fresh "
+        "interpreter; each module's added RSS when imported after it (0 = already "
+        "imported by orate.app):",
+        "",
+        "| import | + RSS (MiB) | + seconds |",
+        "|---|---:|---:|",
+    ]
     app = probe(["import orate.app"])
-    lines.insert(len(lines) - 4, f"`import orate.app` alone: RSS {app[-1][1]:.1f} MiB, "
-                 f"{app[-1][2]:.2f} s")
+    lines.insert(
+        len(lines) - 4, f"`import orate.app` alone: RSS {app[-1][1]:.1f} MiB, {app[-1][2]:.2f} s"
+    )
     for cand in CANDIDATES_MAIN:
         r = probe(["import orate.app", cand])
         lines.append(f"| `{cand}` | {r[-1][1] - app[-1][1]:+.1f} | {r[-1][2]:.3f} |")

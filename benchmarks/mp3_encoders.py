@@ -71,8 +71,9 @@ class Candidate:
 
 def speech_chunks(text: str) -> list[np.ndarray]:
     chunks: list[np.ndarray] = []
-    get_engine().synthesize(text, VOICE, 1.0,
-                            lambda pcm, _events: chunks.append(pcm.copy()) or True)
+    get_engine().synthesize(
+        text, VOICE, 1.0, lambda pcm, _events: chunks.append(pcm.copy()) or True
+    )
     return chunks
 
 
@@ -103,9 +104,9 @@ def snr(ref: np.ndarray, out: np.ndarray, max_lag: int = 3000) -> float:
     size = 1 << int(np.ceil(np.log2(len(out) + n)))
     xc = np.fft.irfft(np.fft.rfft(out, size) * np.conj(np.fft.rfft(ref, size)), size)
     lags = np.arange(max_lag + 1)
-    csum = np.concatenate([[0.0], np.cumsum(out ** 2)])
-    err = float(np.sum(ref ** 2)) - 2 * xc[lags] + (csum[lags + n] - csum[lags])
-    return 10 * np.log10(float(np.sum(ref ** 2)) / max(float(np.min(err)), 1e-9))
+    csum = np.concatenate([[0.0], np.cumsum(out**2)])
+    err = float(np.sum(ref**2)) - 2 * xc[lags] + (csum[lags + n] - csum[lags])
+    return 10 * np.log10(float(np.sum(ref**2)) / max(float(np.min(err)), 1e-9))
 
 
 def candidates() -> list[Candidate]:
@@ -115,10 +116,22 @@ def candidates() -> list[Candidate]:
     bundled = glob.glob(os.path.join(os.path.dirname(av.__file__) + ".libs", "libmp3lame*"))
     pyav_lib = LameLibrary(bundled[0]) if bundled else None
 
-    def lame(library: LameLibrary | str = "auto", quality: int = 7, short: bool = False,
-             rate: int = RATE, kbps: int = 48) -> Callable[[], Encoder]:
-        return lambda: LameEncoder(MP3, RATE, rate, bitrate=kbps * 1000, library=library,
-                                   quality=quality, short_blocks=short)
+    def lame(
+        library: LameLibrary | str = "auto",
+        quality: int = 7,
+        short: bool = False,
+        rate: int = RATE,
+        kbps: int = 48,
+    ) -> Callable[[], Encoder]:
+        return lambda: LameEncoder(
+            MP3,
+            RATE,
+            rate,
+            bitrate=kbps * 1000,
+            library=library,
+            quality=quality,
+            short_blocks=short,
+        )
 
     out = [
         Candidate("lameenc q7 (before)", lame("lameenc")),
@@ -126,27 +139,36 @@ def candidates() -> list[Candidate]:
         Candidate(f"ctypes q9, lameenc's LAME {own.version}", lame(own, 9, short=True)),
     ]
     if system is not None:
-        out.append(Candidate(f"ctypes q9, system libmp3lame {system.version}",
-                             lame(system, 9, short=True)))
+        out.append(
+            Candidate(f"ctypes q9, system libmp3lame {system.version}", lame(system, 9, short=True))
+        )
     if pyav_lib is not None:
-        out.append(Candidate(f"ctypes q7, PyAV's bundled libmp3lame {pyav_lib.version}",
-                             lame(pyav_lib, short=True)))
+        out.append(
+            Candidate(
+                f"ctypes q7, PyAV's bundled libmp3lame {pyav_lib.version}",
+                lame(pyav_lib, short=True),
+            )
+        )
     out += [
         Candidate("**ctypes q7, no short blocks (now)**", lame(own)),
-        Candidate("ctypes q7, no short blocks, 16 kHz 40 kb/s", lame(own, rate=16000, kbps=40),
-                  16000),
-        Candidate("ctypes q7, no short blocks, 11.025 kHz 32 kb/s",
-                  lame(own, rate=11025, kbps=32), 11025),
-        Candidate("PyAV libmp3lame q7 + muxer",
-                  lambda: CodecEncoder(MP3, RATE, RATE, bitrate=48_000, whole_file=False)),
+        Candidate(
+            "ctypes q7, no short blocks, 16 kHz 40 kb/s", lame(own, rate=16000, kbps=40), 16000
+        ),
+        Candidate(
+            "ctypes q7, no short blocks, 11.025 kHz 32 kb/s", lame(own, rate=11025, kbps=32), 11025
+        ),
+        Candidate(
+            "PyAV libmp3lame q7 + muxer",
+            lambda: CodecEncoder(MP3, RATE, RATE, bitrate=48_000, whole_file=False),
+        ),
     ]
     return out
 
 
-def asr(cand: Candidate, sentences: list[tuple[str, list[np.ndarray]]],
-        recognizer: Recognizer) -> int:
-    return sum(recognizer.which(encode(cand, chunks), "mp3") == text
-               for text, chunks in sentences)
+def asr(
+    cand: Candidate, sentences: list[tuple[str, list[np.ndarray]]], recognizer: Recognizer
+) -> int:
+    return sum(recognizer.which(encode(cand, chunks), "mp3") == text for text, chunks in sentences)
 
 
 def main() -> None:
@@ -169,21 +191,24 @@ def main() -> None:
     recognizer = Recognizer(SENTENCES)
     sentences = [(s, speech_chunks(s.capitalize() + ".")) for s in SENTENCES]
     base = statistics.median(times[cands[0].label])
-    print(f"{len(LONG_TEXT.split())} words of espeak en-us+f2: {seconds:.1f} s of speech in "
-          f"{len(chunks)} chunks; CBR 48 kb/s mono at 22.05 kHz unless said; "
-          f"CPU medians of {args.rounds} alternating rounds (load average up to {load:.1f} "
-          f"on {os.cpu_count()} CPUs); ASR: sentences of {len(SENTENCES)} transcribed "
-          "right\n")
-    print("| encoder | CPU ms | x real time | vs lameenc q7 | SNR dB | decoded - input ms "
-          "| ASR |")
+    print(
+        f"{len(LONG_TEXT.split())} words of espeak en-us+f2: {seconds:.1f} s of speech in "
+        f"{len(chunks)} chunks; CBR 48 kb/s mono at 22.05 kHz unless said; "
+        f"CPU medians of {args.rounds} alternating rounds (load average up to {load:.1f} "
+        f"on {os.cpu_count()} CPUs); ASR: sentences of {len(SENTENCES)} transcribed "
+        "right\n"
+    )
+    print("| encoder | CPU ms | x real time | vs lameenc q7 | SNR dB | decoded - input ms | ASR |")
     print("|---|---|---|---|---|---|---|")
     for cand in cands:
         p50 = statistics.median(times[cand.label])
         dec, own = decode(data[cand.label])
         err_ms = (own / cand.out_rate - seconds) * 1000
-        print(f"| {cand.label} | {p50 * 1000:.1f} | {seconds / p50:.0f} | {base / p50:.2f}x | "
-              f"{snr(pcm, dec):.1f} | {err_ms:+.0f} | "
-              f"{asr(cand, sentences, recognizer)}/{len(SENTENCES)} |")
+        print(
+            f"| {cand.label} | {p50 * 1000:.1f} | {seconds / p50:.0f} | {base / p50:.2f}x | "
+            f"{snr(pcm, dec):.1f} | {err_ms:+.0f} | "
+            f"{asr(cand, sentences, recognizer)}/{len(SENTENCES)} |"
+        )
 
 
 if __name__ == "__main__":

@@ -111,8 +111,9 @@ def engine_rows(n: int) -> list[dict[str, object]]:
         for sentence in SENTENCES[:n]:
             parts: list[np.ndarray] = []
             start = time.process_time()
-            engine.synthesize(sentence, params, 1.0,
-                              lambda p, e, parts=parts: parts.append(p) or True)
+            engine.synthesize(
+                sentence, params, 1.0, lambda p, e, parts=parts: parts.append(p) or True
+            )
             cpu += time.process_time() - start
             pcm = np.concatenate(parts)
             audio += len(pcm) / engine.sample_rate
@@ -121,9 +122,17 @@ def engine_rows(n: int) -> list[dict[str, object]]:
             words += len(ref)
             f0s.append(median_f0(pcm, engine.sample_rate))
         voice = engine.voice(info.id)
-        rows.append({"voice": info.id, "gender": info.gender, "base": voice.base,
-                     "transform": voice.transform.describe(), "wer": errors / words,
-                     "f0": statistics.median(f0s), "rtf": audio / cpu if cpu else 0.0})
+        rows.append(
+            {
+                "voice": info.id,
+                "gender": info.gender,
+                "base": voice.base,
+                "transform": voice.transform.describe(),
+                "wer": errors / words,
+                "f0": statistics.median(f0s),
+                "rtf": audio / cpu if cpu else 0.0,
+            }
+        )
     return rows
 
 
@@ -141,17 +150,23 @@ def server_figures() -> tuple[dict[str, float], float, float]:
         srv = Server(Path(tmp), env={"ORATE_MODEL_ENGINES": "{}", "ORATE_CACHE_ENABLED": "false"})
         try:
             idle = tree_rss(srv.proc.pid) / 2**20
-            voices = httpx.get(f"{srv.url}/v1/audio/voices",
-                               params={"model": "natural"}).json()["voices"]
+            voices = httpx.get(f"{srv.url}/v1/audio/voices", params={"model": "natural"}).json()[
+                "voices"
+            ]
             for voice in voices:
                 times = []
                 for k in range(3):
-                    body = {"model": "natural", "voice": voice, "response_format": "wav",
-                            "input": f"{THREE} Take {k}."}
+                    body = {
+                        "model": "natural",
+                        "voice": voice,
+                        "response_format": "wav",
+                        "input": f"{THREE} Take {k}.",
+                    }
                     start = time.perf_counter()
                     seen = 0
-                    with httpx.stream("POST", f"{srv.url}/v1/audio/speech", json=body,
-                                      timeout=60) as r:
+                    with httpx.stream(
+                        "POST", f"{srv.url}/v1/audio/speech", json=body, timeout=60
+                    ) as r:
                         for chunk in r.iter_bytes():
                             seen += len(chunk)
                             if seen > 44 and len(times) == k:  # past the WAV header: audio
@@ -171,16 +186,22 @@ def main() -> None:
     rows = engine_rows(args.sentences)
     first, idle, loaded = server_figures()
     base_wer = {r["voice"]: r["wer"] for r in rows}
-    lines = ["| voice | gender | base | transform | WER | WER - base's | median F0 Hz | "
-             "x real time (1 core) | first audio ms |", "|---|---|---|---|--:|--:|--:|--:|--:|"]
+    lines = [
+        "| voice | gender | base | transform | WER | WER - base's | median F0 Hz | "
+        "x real time (1 core) | first audio ms |",
+        "|---|---|---|---|--:|--:|--:|--:|--:|",
+    ]
     for r in rows:
         base = "heart" if str(r["base"]).startswith("hibari") else "joe"
-        lines.append(f"| {r['voice']} | {r['gender']} | {r['base']} | {r['transform']} | "
-                     f"{r['wer']:.3f} | {float(r['wer']) - float(base_wer[base]):+.3f} | "
-                     f"{r['f0']:.0f} | {r['rtf']:.1f} | {first.get(str(r['voice']), 0):.0f} |")
+        lines.append(
+            f"| {r['voice']} | {r['gender']} | {r['base']} | {r['transform']} | "
+            f"{r['wer']:.3f} | {float(r['wer']) - float(base_wer[base]):+.3f} | "
+            f"{r['f0']:.0f} | {r['rtf']:.1f} | {first.get(str(r['voice']), 0):.0f} |"
+        )
     lines.append("")
-    lines.append(f"Process tree RSS: idle {idle:.0f} MiB, every palette voice loaded "
-                 f"{loaded:.0f} MiB.")
+    lines.append(
+        f"Process tree RSS: idle {idle:.0f} MiB, every palette voice loaded {loaded:.0f} MiB."
+    )
     text = "\n".join(lines)
     print(text)
     if args.out:

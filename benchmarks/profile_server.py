@@ -36,26 +36,56 @@ from throughput import WRK_LUA, role_of, wrk
 # first match wins; tested against each frame of a stack from the leaf up, so the
 # innermost recognisable frame decides where a sample's time goes
 BUCKETS: list[tuple[str, re.Pattern[str]]] = [
-    ("espeak (libespeak-ng C code)", re.compile(r"libespeak|espeak_ng_|espeak_Synth|"
-                                                r"\(espeak\.py\)|Wavegen|SpeakNextClause")),
-    ("encoding (PyAV/LAME/lameenc, WAV framing)", re.compile(
-        r"libmp3lame|lame_|libavcodec|libavformat|libswresample|\bav/|lameenc|encoder\.py|"
-        r"\(formats\.py\)")),
-    ("history/blob writes (SQLAlchemy, sqlite, obstore)", re.compile(
-        r"sqlalchemy|sqlite|aiosqlite|obstore|library/|generations\.py|blobs\.py|_record")),
-    ("chunk IPC (pipe framing, reads/writes, pickling)", re.compile(
-        r"_write_all|worker\.py:.*send|data_received|_dispatch|_push|\(pool\.py\)|"
-        r"connection\.py|recv_bytes|_recv|_send|pickle|os\.write|os\.read|read_pipe|"
-        r"_read_ready|unix_events")),
-    ("JSON/events", re.compile(r"json|_event|SpeechEvent|to_dict|sentence_timestamps|"
-                               r"timestamps\.py|dumps|loads")),
-    ("HTTP framing (uvicorn/h11/httptools, starlette, FastAPI)", re.compile(
-        r"uvicorn|h11|httptools|starlette|fastapi|pydantic|api/|app\.py|routing|"
-        r"middleware")),
-    ("render loop/numpy (chunking, feeder, output)", re.compile(
-        r"render\.py|numpy|_Feeder|_Output")),
-    ("asyncio overhead (event loop, tasks, queues)", re.compile(
-        r"asyncio|uvloop|selectors|base_events|events\.py|queues\.py|tasks\.py")),
+    (
+        "espeak (libespeak-ng C code)",
+        re.compile(
+            r"libespeak|espeak_ng_|espeak_Synth|"
+            r"\(espeak\.py\)|Wavegen|SpeakNextClause"
+        ),
+    ),
+    (
+        "encoding (PyAV/LAME/lameenc, WAV framing)",
+        re.compile(
+            r"libmp3lame|lame_|libavcodec|libavformat|libswresample|\bav/|lameenc|encoder\.py|"
+            r"\(formats\.py\)"
+        ),
+    ),
+    (
+        "history/blob writes (SQLAlchemy, sqlite, obstore)",
+        re.compile(
+            r"sqlalchemy|sqlite|aiosqlite|obstore|library/|generations\.py|blobs\.py|_record"
+        ),
+    ),
+    (
+        "chunk IPC (pipe framing, reads/writes, pickling)",
+        re.compile(
+            r"_write_all|worker\.py:.*send|data_received|_dispatch|_push|\(pool\.py\)|"
+            r"connection\.py|recv_bytes|_recv|_send|pickle|os\.write|os\.read|read_pipe|"
+            r"_read_ready|unix_events"
+        ),
+    ),
+    (
+        "JSON/events",
+        re.compile(
+            r"json|_event|SpeechEvent|to_dict|sentence_timestamps|"
+            r"timestamps\.py|dumps|loads"
+        ),
+    ),
+    (
+        "HTTP framing (uvicorn/h11/httptools, starlette, FastAPI)",
+        re.compile(
+            r"uvicorn|h11|httptools|starlette|fastapi|pydantic|api/|app\.py|routing|"
+            r"middleware"
+        ),
+    ),
+    (
+        "render loop/numpy (chunking, feeder, output)",
+        re.compile(r"render\.py|numpy|_Feeder|_Output"),
+    ),
+    (
+        "asyncio overhead (event loop, tasks, queues)",
+        re.compile(r"asyncio|uvloop|selectors|base_events|events\.py|queues\.py|tasks\.py"),
+    ),
 ]
 OTHER = "other"
 
@@ -82,9 +112,11 @@ def parse_raw(path: Path) -> list[tuple[list[str], int]]:
 # a thread blocked in one of these is waiting, not working: native sampling pauses the
 # whole process, so py-spy counts waiting threads (aiosqlite's, the executor's, a worker
 # waiting for its next job, the loop in epoll) as active; those samples are dropped
-IDLE = re.compile(r"PyThread_acquire_lock_timed|_queue_SimpleQueue_get|epoll_pwait|"
-                  r"epoll_wait|^poll \(libc|^select \(|sem_timedwait|pthread_cond_|"
-                  r"Connection\.poll|_poll \(connection|wait \(threading")
+IDLE = re.compile(
+    r"PyThread_acquire_lock_timed|_queue_SimpleQueue_get|epoll_pwait|"
+    r"epoll_wait|^poll \(libc|^select \(|sem_timedwait|pthread_cond_|"
+    r"Connection\.poll|_poll \(connection|wait \(threading"
+)
 
 
 def is_idle(frames: list[str]) -> bool:
@@ -105,17 +137,31 @@ def summarize(path: Path, cpu_ms: float, top: int = 15) -> list[str]:
             self_t[_short(frames[-1])] += count
         for f in {_short(f) for f in frames}:
             incl[f] += count
-    out = [f"samples: {total} working ({idle} waiting, dropped); CPU per request of this "
-           f"process: {cpu_ms:.1f} ms", "",
-           "| bucket | share of samples | ms per request |", "|---|---:|---:|"]
+    out = [
+        f"samples: {total} working ({idle} waiting, dropped); CPU per request of this "
+        f"process: {cpu_ms:.1f} ms",
+        "",
+        "| bucket | share of samples | ms per request |",
+        "|---|---:|---:|",
+    ]
     for name, count in buckets.most_common():
         out.append(f"| {name} | {100 * count / total:.1f}% | {cpu_ms * count / total:.2f} |")
-    out += ["", f"Top {top} functions by self time:", "",
-            "| function | self % | total % |", "|---|---:|---:|"]
+    out += [
+        "",
+        f"Top {top} functions by self time:",
+        "",
+        "| function | self % | total % |",
+        "|---|---:|---:|",
+    ]
     for name, count in self_t.most_common(top):
         out.append(f"| `{name}` | {100 * count / total:.1f} | {100 * incl[name] / total:.1f} |")
-    out += ["", f"Top {top} functions by total (inclusive) time:", "",
-            "| function | total % | self % |", "|---|---:|---:|"]
+    out += [
+        "",
+        f"Top {top} functions by total (inclusive) time:",
+        "",
+        "| function | total % | self % |",
+        "|---|---:|---:|",
+    ]
     for name, count in incl.most_common(top):
         out.append(f"| `{name}` | {100 * count / total:.1f} | {100 * self_t[name] / total:.1f} |")
     return out
@@ -129,8 +175,9 @@ def _short(frame: str) -> str:
     return f"{m.group(1)} ({Path(m.group(2)).name})"
 
 
-def record(text: str, fmt: str, seconds: float, outdir: Path, rate: int,
-           native_main: bool = False) -> dict[str, object]:
+def record(
+    text: str, fmt: str, seconds: float, outdir: Path, rate: int, native_main: bool = False
+) -> dict[str, object]:
     outdir.mkdir(parents=True, exist_ok=True)
     env = {"ORATE_CACHE_ENABLED": "false", "ORATE_HISTORY": "true"}
     script = outdir / "post.lua"
@@ -142,18 +189,48 @@ def record(text: str, fmt: str, seconds: float, outdir: Path, rate: int,
         worker = next(p for p in pids if role_of(p, proc.pid) == "worker")
         workers = [p for p in pids if role_of(p, proc.pid) == "worker"]
         spies = [
-            subprocess.Popen(["py-spy", "record", "--format", "raw",
-                              *(["-r", str(rate // 2), "--native"] if native_main
-                                else ["-r", str(rate), "--nonblocking"]),
-                              "-d", str(int(seconds)), "-p", str(proc.pid),
-                              "-o", str(outdir / "main.txt")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--format",
+                    "raw",
+                    *(
+                        ["-r", str(rate // 2), "--native"]
+                        if native_main
+                        else ["-r", str(rate), "--nonblocking"]
+                    ),
+                    "-d",
+                    str(int(seconds)),
+                    "-p",
+                    str(proc.pid),
+                    "-o",
+                    str(outdir / "main.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
             # --native cannot run --nonblocking: the worker is paused for each sample,
             # so it is sampled at a lower rate
-            subprocess.Popen(["py-spy", "record", "--format", "raw", "-r", str(rate // 2),
-                              "-d", str(int(seconds)), "--native",
-                              "-p", str(worker), "-o", str(outdir / "worker.txt")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--format",
+                    "raw",
+                    "-r",
+                    str(rate // 2),
+                    "-d",
+                    str(int(seconds)),
+                    "--native",
+                    "-p",
+                    str(worker),
+                    "-o",
+                    str(outdir / "worker.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ),
         ]
         time.sleep(1.0)
         m0, w0 = cpu_seconds(proc.pid), cpu_seconds(worker)
@@ -166,24 +243,37 @@ def record(text: str, fmt: str, seconds: float, outdir: Path, rate: int,
             s.wait(timeout=seconds + 60)
     n = max(cell.requests, 1)
     share = (w1 - w0) / (all1 - all0) if all1 > all0 else 0.5
-    meta = {"text": text, "format": fmt, "requests": cell.requests, "rps": cell.rps,
-            "p50_ms": cell.p50 * 1e3, "main_cpu_ms": 1e3 * (m1 - m0) / n,
-            "workers_cpu_ms": 1e3 * (all1 - all0) / n,
-            # the profiled worker served about `share` of the requests
-            "worker_cpu_ms_per_its_request": 1e3 * (w1 - w0) / max(n * share, 1),
-            "load": os.getloadavg(), "native_main": native_main}
+    meta = {
+        "text": text,
+        "format": fmt,
+        "requests": cell.requests,
+        "rps": cell.rps,
+        "p50_ms": cell.p50 * 1e3,
+        "main_cpu_ms": 1e3 * (m1 - m0) / n,
+        "workers_cpu_ms": 1e3 * (all1 - all0) / n,
+        # the profiled worker served about `share` of the requests
+        "worker_cpu_ms_per_its_request": 1e3 * (w1 - w0) / max(n * share, 1),
+        "load": os.getloadavg(),
+        "native_main": native_main,
+    }
     (outdir / "meta.json").write_text(json.dumps(meta, indent=1))
     return meta
 
 
 def report(outdir: Path) -> str:
     meta = json.loads((outdir / "meta.json").read_text())
-    lines = [f"### {meta['text']} {meta['format']}, wrk c=4: {meta['rps']:.1f} req/s, "
-             f"p50 {meta['p50_ms']:.1f} ms, {meta['requests']} requests; CPU ms per request "
-             f"main {meta['main_cpu_ms']:.1f} / workers {meta['workers_cpu_ms']:.1f}", ""]
+    lines = [
+        f"### {meta['text']} {meta['format']}, wrk c=4: {meta['rps']:.1f} req/s, "
+        f"p50 {meta['p50_ms']:.1f} ms, {meta['requests']} requests; CPU ms per request "
+        f"main {meta['main_cpu_ms']:.1f} / workers {meta['workers_cpu_ms']:.1f}",
+        "",
+    ]
     native = " (`--native`)" if meta.get("native_main") else ""
-    lines += [f"#### main process{native}", "",
-              *summarize(outdir / "main.txt", meta["main_cpu_ms"])]
+    lines += [
+        f"#### main process{native}",
+        "",
+        *summarize(outdir / "main.txt", meta["main_cpu_ms"]),
+    ]
     lines += ["", "#### one engine worker (`--native`)", ""]
     lines += summarize(outdir / "worker.txt", meta["worker_cpu_ms_per_its_request"])
     return "\n".join(lines)
@@ -196,8 +286,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=int, default=250)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--native-main", action="store_true",
-                        help="sample the main process with C frames too (pauses it per sample)")
+    parser.add_argument(
+        "--native-main",
+        action="store_true",
+        help="sample the main process with C frames too (pauses it per sample)",
+    )
     parser.add_argument("--summarize", type=Path, metavar="OUTDIR")
     args = parser.parse_args()
     if args.summarize:

@@ -76,8 +76,9 @@ def main() -> int:
                 engine.synthesize(t[s:e], params, 1.0, lambda pcm, ev: True)
 
         for s, e in sentences:
-            engine.synthesize(text[s:e], params, 1.0,
-                              lambda pcm, ev, ch=chunks: ch.append(pcm.copy()) or True)
+            engine.synthesize(
+                text[s:e], params, 1.0, lambda pcm, ev, ch=chunks: ch.append(pcm.copy()) or True
+            )
 
         def job(fmt: str, t: str = text, sents: tuple = sentences) -> RenderJob:
             return RenderJob(t, (Segment(params, sents),), fmt)
@@ -112,8 +113,10 @@ def main() -> int:
                     step()
                 samples[name].append(1e3 * (time.process_time() - t) / reps)
         rows[label] = {k: statistics.median(v) for k, v in samples.items()}
-        print(f"{label}: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[label].items()),
-              file=sys.stderr)
+        print(
+            f"{label}: " + ", ".join(f"{k} {v:.2f}" for k, v in rows[label].items()),
+            file=sys.stderr,
+        )
     os.close(pipe)
     drain.wait()
     names = list(next(iter(rows.values())))

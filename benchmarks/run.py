@@ -85,8 +85,17 @@ from security_section import render_security, run_security
 from voices_section import render_voices, run_voices
 from wyoming_section import render_wyoming, run_wyoming
 
-SECTIONS = ("core", "library", "hume", "elevenlabs", "engines", "security", "voices",
-            "wyoming", "throughput")
+SECTIONS = (
+    "core",
+    "library",
+    "hume",
+    "elevenlabs",
+    "engines",
+    "security",
+    "voices",
+    "wyoming",
+    "throughput",
+)
 FORMATS = ("wav", "mp3")
 CONCURRENCY = (1, 4, 16)
 PEER_CONCURRENCY = 4
@@ -94,8 +103,20 @@ ENGINE_VOICE, ENGINE_VARIANT = "en-us", "f2"  # what API_VOICE ("alloy") means
 PEER_ESPEAK = ["espeak-ng", "-v", f"{ENGINE_VOICE}+{ENGINE_VARIANT}", "--stdout"]
 PEER_FFMPEG = {
     "wav": ["ffmpeg", "-loglevel", "error", "-i", "-", "-f", "wav", "-"],
-    "mp3": ["ffmpeg", "-loglevel", "error", "-i", "-", "-c:a", "libmp3lame", "-b:a", "48k",
-            "-f", "mp3", "-"],
+    "mp3": [
+        "ffmpeg",
+        "-loglevel",
+        "error",
+        "-i",
+        "-",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "48k",
+        "-f",
+        "mp3",
+        "-",
+    ],
 }
 
 # The pre-render cache would answer every repeat of the same text from memory,
@@ -121,10 +142,26 @@ class Budget:
     min_requests: int  # floor for sequential cells so long texts still get a median
 
 
-FULL = Budget(raw_single=2.0, raw_pair=4.0, server_cell=5.0, peer_sequential=3.0,
-              peer_cell=4.0, share_window=1.5, share_rounds=4, min_requests=9)
-QUICK = Budget(raw_single=0.6, raw_pair=1.2, server_cell=1.2, peer_sequential=0.8,
-               peer_cell=1.2, share_window=0.8, share_rounds=2, min_requests=5)
+FULL = Budget(
+    raw_single=2.0,
+    raw_pair=4.0,
+    server_cell=5.0,
+    peer_sequential=3.0,
+    peer_cell=4.0,
+    share_window=1.5,
+    share_rounds=4,
+    min_requests=9,
+)
+QUICK = Budget(
+    raw_single=0.6,
+    raw_pair=1.2,
+    server_cell=1.2,
+    peer_sequential=0.8,
+    peer_cell=1.2,
+    share_window=0.8,
+    share_rounds=2,
+    min_requests=5,
+)
 
 
 @dataclass(frozen=True)
@@ -158,6 +195,7 @@ class Results:
 
 
 _t0 = time.perf_counter()
+
 
 def run_for(seconds: float, min_count: int, step: Callable[[], Any]) -> int:
     """Call ``step`` until ``seconds`` passed and it ran ``min_count`` times."""
@@ -242,8 +280,10 @@ class RawPair:
         self._barrier = ctx.Barrier(WORKERS + 1)
         self._results = ctx.Queue()
         self._commands = [ctx.Queue() for _ in range(WORKERS)]
-        self._procs = [ctx.Process(target=_pair_worker, args=(q, self._barrier, self._results),
-                                   daemon=True) for q in self._commands]
+        self._procs = [
+            ctx.Process(target=_pair_worker, args=(q, self._barrier, self._results), daemon=True)
+            for q in self._commands
+        ]
 
     def __enter__(self) -> RawPair:
         for p in self._procs:
@@ -272,8 +312,10 @@ def bench_raw(budget: Budget, pair: RawPair, results: Results) -> None:
         p50, audio, per_cpu = measure_raw_single(text, budget)
         pair_rps = pair.rate(text, budget.raw_pair)
         results.raw[label] = RawResult(p50, audio, per_cpu, pair_rps)
-        progress(f"raw engine {label}: {p50 * 1e3:.1f} ms, {per_cpu:.0f}x realtime per CPU, "
-                 f"{pair_rps:.1f} req/s in {WORKERS} processes")
+        progress(
+            f"raw engine {label}: {p50 * 1e3:.1f} ms, {per_cpu:.0f}x realtime per CPU, "
+            f"{pair_rps:.1f} req/s in {WORKERS} processes"
+        )
 
 
 async def warm_up(port: int) -> None:
@@ -286,8 +328,10 @@ async def warm_up(port: int) -> None:
         for fmt in FORMATS:
             cell = await load_cell(port, speech_body(text, fmt), WORKERS * 2, 0.0, WORKERS * 4)
             if cell.errors:
-                raise BenchmarkError(f"warm-up requests for {label} {fmt} failed "
-                                     f"({cell.failures()}); the server log follows")
+                raise BenchmarkError(
+                    f"warm-up requests for {label} {fmt} failed "
+                    f"({cell.failures()}); the server log follows"
+                )
 
 
 async def paired_overhead(port: int, budget: Budget) -> tuple[float, float]:
@@ -324,8 +368,9 @@ async def paired_overhead(port: int, budget: Budget) -> tuple[float, float]:
     return statistics.median(served) if served else float("nan"), statistics.median(raw)
 
 
-def alternate_share(runner: asyncio.Runner, port: int, pair: RawPair, budget: Budget,
-                    text: str) -> tuple[list[float], list[float]]:
+def alternate_share(
+    runner: asyncio.Runner, port: int, pair: RawPair, budget: Budget, text: str
+) -> tuple[list[float], list[float]]:
     """Req/s of the server (wav, c=4) and of the raw pair, in alternating windows.
 
     Same reason as ``paired_overhead``: the machine's speed drifts, so the two
@@ -345,30 +390,36 @@ def _rates(values: list[float]) -> str:
     return " ".join(f"{v:.1f}" for v in values)
 
 
-def bench_server(budget: Budget, pair: RawPair, server_env: dict[str, str],
-                 results: Results) -> None:
+def bench_server(
+    budget: Budget, pair: RawPair, server_env: dict[str, str], results: Results
+) -> None:
     with tempfile.TemporaryFile() as log:
         try:
-            with running_server(log, server_env) as (proc, port, startup), \
-                    asyncio.Runner(loop_factory=loop_factory()) as runner:
+            with (
+                running_server(log, server_env) as (proc, port, startup),
+                asyncio.Runner(loop_factory=loop_factory()) as runner,
+            ):
                 results.startup = startup
                 progress(f"server ready in {startup:.2f} s (pid {proc.pid}, port {port})")
                 runner.run(warm_up(port))
                 results.idle_memory = tree_memory(proc.pid)
                 results.paired = runner.run(paired_overhead(port, budget))
-                progress("interleaved 11-word wav: server p50 "
-                         f"{results.paired[0] * 1e3:.2f} ms, engine "
-                         f"{results.paired[1] * 1e3:.2f} ms")
+                progress(
+                    "interleaved 11-word wav: server p50 "
+                    f"{results.paired[0] * 1e3:.2f} ms, engine "
+                    f"{results.paired[1] * 1e3:.2f} ms"
+                )
                 for label, text in TEXTS.items():
                     for fmt in FORMATS:
-                        _server_column(runner, proc.pid, port, budget, results, label,
-                                       fmt, text)
+                        _server_column(runner, proc.pid, port, budget, results, label, fmt, text)
                         results.memory[(label, fmt)] = tree_memory(proc.pid)
                 for label, text in TEXTS.items():
                     served, raw = alternate_share(runner, port, pair, budget, text)
                     results.share[label] = served, raw
-                    progress(f"alternating {label} wav c=4: server {_rates(served)} req/s, "
-                             f"raw pair {_rates(raw)} req/s")
+                    progress(
+                        f"alternating {label} wav c=4: server {_rates(served)} req/s, "
+                        f"raw pair {_rates(raw)} req/s"
+                    )
                 if proc.poll() is not None:
                     results.notes.append(f"the server exited early (code {proc.returncode})")
         finally:
@@ -378,8 +429,16 @@ def bench_server(budget: Budget, pair: RawPair, server_env: dict[str, str],
                 results.notes.append("server log (last lines):\n    " + "\n    ".join(tail))
 
 
-def _server_column(runner: asyncio.Runner, pid: int, port: int, budget: Budget,
-                   results: Results, label: str, fmt: str, text: str) -> None:
+def _server_column(
+    runner: asyncio.Runner,
+    pid: int,
+    port: int,
+    budget: Budget,
+    results: Results,
+    label: str,
+    fmt: str,
+    text: str,
+) -> None:
     body = speech_body(text, fmt)
     for conc in CONCURRENCY:
         minimum = budget.min_requests if conc == 1 else 0
@@ -390,14 +449,20 @@ def _server_column(runner: asyncio.Runner, pid: int, port: int, budget: Budget,
         results.server[(label, fmt, conc)] = cell
         cached = sum(s.cache in ("hit", "shared") for s in cell.samples)
         if cached:
-            results.notes.append(f"server {label} {fmt} c={conc}: {cached} of "
-                                 f"{len(cell.samples)} responses came from the cache, "
-                                 "not from synthesis")
+            results.notes.append(
+                f"server {label} {fmt} c={conc}: {cached} of "
+                f"{len(cell.samples)} responses came from the cache, "
+                "not from synthesis"
+            )
         if cell.errors:
-            results.notes.append(f"server {label} {fmt} c={conc}: {cell.errors} of "
-                                 f"{len(cell.samples)} requests failed ({cell.failures()})")
-        progress(f"server {label} {fmt} c={conc}: p50 {cell.p50_latency * 1e3:.1f} ms, "
-                 f"ttfb {cell.p50_ttfb * 1e3:.1f} ms, {cell.rps:.1f} req/s")
+            results.notes.append(
+                f"server {label} {fmt} c={conc}: {cell.errors} of "
+                f"{len(cell.samples)} requests failed ({cell.failures()})"
+            )
+        progress(
+            f"server {label} {fmt} c={conc}: p50 {cell.p50_latency * 1e3:.1f} ms, "
+            f"ttfb {cell.p50_ttfb * 1e3:.1f} ms, {cell.rps:.1f} req/s"
+        )
 
 
 # -- (c) the peer pipeline ------------------------------------------------------------
@@ -407,17 +472,20 @@ def peer_missing() -> str | None:
     missing = [tool for tool in ("espeak-ng", "ffmpeg") if shutil.which(tool) is None]
     if not missing:
         return None
-    return (f"peer column skipped: {' and '.join(missing)} not found "
-            "(apt-get install espeak-ng ffmpeg)")
+    return (
+        f"peer column skipped: {' and '.join(missing)} not found (apt-get install espeak-ng ffmpeg)"
+    )
 
 
 def peer_request(text: str, fmt: str) -> Sample:
     """``espeak-ng --stdout TEXT | ffmpeg … -`` without a shell, read to the end."""
     start = time.perf_counter()
-    espeak = subprocess.Popen([*PEER_ESPEAK, text], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL)
-    ffmpeg = subprocess.Popen(PEER_FFMPEG[fmt], stdin=espeak.stdout, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL)
+    espeak = subprocess.Popen(
+        [*PEER_ESPEAK, text], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    ffmpeg = subprocess.Popen(
+        PEER_FFMPEG[fmt], stdin=espeak.stdout, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     assert espeak.stdout is not None and ffmpeg.stdout is not None
     espeak.stdout.close()  # ffmpeg holds the read end now; espeak gets SIGPIPE if it dies
     fd = ffmpeg.stdout.fileno()
@@ -465,12 +533,16 @@ def bench_peer(budget: Budget, results: Results) -> None:
             results.peer_conc[(label, fmt)] = conc
             for name, cell in (("c=1", seq), (f"c={PEER_CONCURRENCY}", conc)):
                 if cell.errors:
-                    results.notes.append(f"peer {label} {fmt} {name}: {cell.errors} of "
-                                         f"{len(cell.samples)} pipelines failed (exit codes "
-                                         f"{cell.failures()})")
-            progress(f"peer {label} {fmt}: p50 {seq.p50_latency * 1e3:.1f} ms, "
-                     f"ttfb {seq.p50_ttfb * 1e3:.1f} ms, {conc.rps:.1f} req/s "
-                     f"at c={PEER_CONCURRENCY}")
+                    results.notes.append(
+                        f"peer {label} {fmt} {name}: {cell.errors} of "
+                        f"{len(cell.samples)} pipelines failed (exit codes "
+                        f"{cell.failures()})"
+                    )
+            progress(
+                f"peer {label} {fmt}: p50 {seq.p50_latency * 1e3:.1f} ms, "
+                f"ttfb {seq.p50_ttfb * 1e3:.1f} ms, {conc.rps:.1f} req/s "
+                f"at c={PEER_CONCURRENCY}"
+            )
 
 
 # -- report ---------------------------------------------------------------------------
@@ -490,15 +562,18 @@ def _git_state(repo: Path) -> str:
     The server imports the working tree, so a dirty tree means the numbers
     belong to no commit.
     """
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
-                              text=True, check=False).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+        ).stdout.strip()
 
     if shutil.which("git") is None or not (repo / ".git").exists():
         return ""
     dirty = git("status", "--porcelain", "--", "src")
     return f" (git {git('rev-parse', '--short', 'HEAD')}" + (
-        ", uncommitted changes in src/)" if dirty else ")")
+        ", uncommitted changes in src/)" if dirty else ")"
+    )
 
 
 def _cpu_model() -> str:
@@ -510,18 +585,27 @@ def _cpu_model() -> str:
 
 
 def _server_fact(server_env: dict[str, str], sections: list[str]) -> str:
-    client = ("client: hand-written HTTP/1.1 over keep-alive loopback connections in the "
-              f"benchmark process; one voice ({API_VOICE} = {ENGINE_VOICE}+{ENGINE_VARIANT}) "
-              "everywhere")
+    client = (
+        "client: hand-written HTTP/1.1 over keep-alive loopback connections in the "
+        f"benchmark process; one voice ({API_VOICE} = {ENGINE_VOICE}+{ENGINE_VARIANT}) "
+        "everywhere"
+    )
     if "core" not in sections:
-        return (f"- servers: `orate serve --workers {WORKERS}` unless a section says "
-                "otherwise, data dirs in temporary directories, settings given with each "
-                f"section; {client}")
-    others = ("; the other sections start servers of their own, described there"
-              if len(sections) > 1 else "")
-    return (f"- server: `orate serve --workers {WORKERS}` with "
-            + " ".join(f"{k}={v}" for k, v in server_env.items())
-            + f", otherwise defaults (data dir in a temporary directory){others}; {client}")
+        return (
+            f"- servers: `orate serve --workers {WORKERS}` unless a section says "
+            "otherwise, data dirs in temporary directories, settings given with each "
+            f"section; {client}"
+        )
+    others = (
+        "; the other sections start servers of their own, described there"
+        if len(sections) > 1
+        else ""
+    )
+    return (
+        f"- server: `orate serve --workers {WORKERS}` with "
+        + " ".join(f"{k}={v}" for k, v in server_env.items())
+        + f", otherwise defaults (data dir in a temporary directory){others}; {client}"
+    )
 
 
 def _elsewhere(orate: Any) -> str:
@@ -572,17 +656,26 @@ def table_rows(r: Results) -> list[Row]:
         ("**orate** p50 latency, c=1 (ms)", lambda t, f: fmt_ms(srv(1)(t, f).p50_latency)),
         ("orate p50 time to first byte, c=1 (ms)", lambda t, f: fmt_ms(srv(1)(t, f).p50_ttfb)),
     ]
-    rows += [(f"orate req/s, c={c}", lambda t, f, c=c: fmt_num(srv(c)(t, f).rps))
-             for c in CONCURRENCY]
     rows += [
-        (f"orate p50 latency, c={CONCURRENCY[-1]} (ms)",
-         lambda t, f: fmt_ms(srv(CONCURRENCY[-1])(t, f).p50_latency)),
-        ("orate CPU ms per request at c=4: server main / workers / client",
-         lambda t, f: fmt_cpu_split(srv(4)(t, f))),
-        ("orate RSS after this column's load (MiB)",
-         lambda t, f: fmt_mib(r.memory[(t, f)].rss_kib)),
-        ("orate PSS after this column's load (MiB)",
-         lambda t, f: fmt_mib(r.memory[(t, f)].pss_kib)),
+        (f"orate req/s, c={c}", lambda t, f, c=c: fmt_num(srv(c)(t, f).rps)) for c in CONCURRENCY
+    ]
+    rows += [
+        (
+            f"orate p50 latency, c={CONCURRENCY[-1]} (ms)",
+            lambda t, f: fmt_ms(srv(CONCURRENCY[-1])(t, f).p50_latency),
+        ),
+        (
+            "orate CPU ms per request at c=4: server main / workers / client",
+            lambda t, f: fmt_cpu_split(srv(4)(t, f)),
+        ),
+        (
+            "orate RSS after this column's load (MiB)",
+            lambda t, f: fmt_mib(r.memory[(t, f)].rss_kib),
+        ),
+        (
+            "orate PSS after this column's load (MiB)",
+            lambda t, f: fmt_mib(r.memory[(t, f)].pss_kib),
+        ),
     ]
     if r.peer_skipped:
         return [*rows, ("**peer** espeak-ng→ffmpeg", lambda t, f: "skipped")]
@@ -590,24 +683,34 @@ def table_rows(r: Results) -> list[Row]:
     pc = PEER_CONCURRENCY
     return [
         *rows,
-        ("**peer** espeak-ng→ffmpeg p50 latency, c=1 (ms)",
-         lambda t, f: fmt_ms(seq[(t, f)].p50_latency)),
+        (
+            "**peer** espeak-ng→ffmpeg p50 latency, c=1 (ms)",
+            lambda t, f: fmt_ms(seq[(t, f)].p50_latency),
+        ),
         ("peer p50 time to first byte, c=1 (ms)", lambda t, f: fmt_ms(seq[(t, f)].p50_ttfb)),
         (f"peer req/s, c={pc}", lambda t, f: fmt_num(conc[(t, f)].rps)),
-        ("**orate/peer** p50 latency (< 1: orate faster)",
-         lambda t, f: fmt_ratio(srv(1)(t, f).p50_latency, seq[(t, f)].p50_latency)),
-        ("orate/peer p50 time to first byte",
-         lambda t, f: fmt_ratio(srv(1)(t, f).p50_ttfb, seq[(t, f)].p50_ttfb)),
-        (f"orate/peer req/s, c={pc} (> 1: orate more)",
-         lambda t, f: fmt_ratio(srv(pc)(t, f).rps, conc[(t, f)].rps)),
+        (
+            "**orate/peer** p50 latency (< 1: orate faster)",
+            lambda t, f: fmt_ratio(srv(1)(t, f).p50_latency, seq[(t, f)].p50_latency),
+        ),
+        (
+            "orate/peer p50 time to first byte",
+            lambda t, f: fmt_ratio(srv(1)(t, f).p50_ttfb, seq[(t, f)].p50_ttfb),
+        ),
+        (
+            f"orate/peer req/s, c={pc} (> 1: orate more)",
+            lambda t, f: fmt_ratio(srv(pc)(t, f).rps, conc[(t, f)].rps),
+        ),
     ]
 
 
 def render_table(r: Results) -> list[str]:
     columns = [(label, fmt) for label in TEXTS for fmt in FORMATS]
     header = ["metric", *(f"{label} {fmt}" for label, fmt in columns)]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---", *(["---:"] * len(columns))]) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---", *(["---:"] * len(columns))]) + "|",
+    ]
     for name, cell in table_rows(r):
         lines.append("| " + " | ".join([name, *(cell(t, f) for t, f in columns)]) + " |")
     return lines
@@ -619,8 +722,10 @@ def goal_checks(r: Results) -> list[str]:
     served, raw = r.paired
     overhead = (served - raw) * 1e3
     ttfb = {fmt: r.server[(long_, fmt, 1)].p50_ttfb * 1e3 for fmt in FORMATS}
-    medians = {t: (statistics.median(served), statistics.median(raw))
-               for t, (served, raw) in r.share.items()}
+    medians = {
+        t: (statistics.median(served), statistics.median(raw))
+        for t, (served, raw) in r.share.items()
+    }
     share = {t: served / raw for t, (served, raw) in medians.items()}
 
     def verdict(ok: bool) -> str:
@@ -631,26 +736,32 @@ def goal_checks(r: Results) -> list[str]:
         f"time: {overhead:.2f} ms ({served * 1e3:.2f} − {raw * 1e3:.2f}, measured "
         f"alternately; goal ≤ {GOAL_OVERHEAD_MS:g} ms)",
         f"- {verdict(all(v < GOAL_TTFB_MS for v in ttfb.values()))} {long_} p50 time to first "
-        "byte: " + ", ".join(f"{fmt} {v:.2f} ms" for fmt, v in ttfb.items())
+        "byte: "
+        + ", ".join(f"{fmt} {v:.2f} ms" for fmt, v in ttfb.items())
         + f" (goal < {GOAL_TTFB_MS:g} ms each)",
         f"- {verdict(all(v >= GOAL_SHARE for v in share.values()))} wav req/s at c=4 as a "
         f"share of the raw engine's {WORKERS}-process rate: "
-        + ", ".join(f"{t} {100 * share[t]:.0f}% ({served:.1f} / {raw:.1f} req/s)"
-                    for t, (served, raw) in medians.items())
+        + ", ".join(
+            f"{t} {100 * share[t]:.0f}% ({served:.1f} / {raw:.1f} req/s)"
+            for t, (served, raw) in medians.items()
+        )
         + f"; medians of {len(next(iter(r.share.values()))[0])} alternating windows each "
         f"(goal ≥ {100 * GOAL_SHARE:.0f}% each)",
     ]
 
 
-def render_report(facts: list[str], r: Results, runtime: float, sections: list[str],
-                  more: list[str]) -> str:
+def render_report(
+    facts: list[str], r: Results, runtime: float, sections: list[str], more: list[str]
+) -> str:
     """The report: facts, the core table and goal checks, the other sections' lines
     (``more``), notes."""
     memory = ""
     if r.idle_memory is not None:
         m = r.idle_memory
-        memory = (f"; {m.processes} processes (main, {WORKERS} workers, resource tracker), "
-                  f"RSS {fmt_mib(m.rss_kib)} MiB / PSS {fmt_mib(m.pss_kib)} MiB idle after warm-up")
+        memory = (
+            f"; {m.processes} processes (main, {WORKERS} workers, resource tracker), "
+            f"RSS {fmt_mib(m.rss_kib)} MiB / PSS {fmt_mib(m.pss_kib)} MiB idle after warm-up"
+        )
     lines = ["# orate benchmark", "", *facts]
     if "core" in sections:
         lines.append(f"- server start to /healthz: {r.startup:.2f} s{memory}")
@@ -673,8 +784,10 @@ def _note_outside_load(results: Results, start: CpuClock, runtime: float) -> Non
     """Say so when other processes or the hypervisor took a noticeable share of the CPUs."""
     results.outside_load, share = outside_load(start, runtime)
     if share > 0.05:
-        results.notes.append(f"outside load during the run: {results.outside_load}; the "
-                             "numbers are lower and noisier than on an idle machine")
+        results.notes.append(
+            f"outside load during the run: {results.outside_load}; the "
+            "numbers are lower and noisier than on an idle machine"
+        )
 
 
 def _note_drift(results: Results) -> None:
@@ -687,7 +800,8 @@ def _note_drift(results: Results) -> None:
             results.notes.append(
                 f"machine speed drift: the raw {WORKERS}-process rate for {label} ranged "
                 f"{min(rates):.1f}–{max(rates):.1f} req/s over this run (same work each "
-                "time); compare rows measured at different times with that in mind")
+                "time); compare rows measured at different times with that in mind"
+            )
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -699,27 +813,40 @@ def _env_pair(text: str) -> tuple[str, str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE",
-                        type=_env_pair,
-                        help="extra environment for every server, e.g. ORATE_STORE_AUDIO=false "
-                        "or ORATE_CACHE_ENABLED=true (repeatable); the sections after core "
-                        "override the settings they measure")
-    parser.add_argument("--quick", action="store_true",
-                        help="shorter cells (under a minute per section, noisier)")
-    parser.add_argument("--section", type=_sections, default=list(SECTIONS),
-                        metavar=",".join(SECTIONS),
-                        help="which sections to run, comma-separated (default: all): core = "
-                        "the table and goal checks, library = cache hit/miss and history "
-                        "cost, hume = Hume time to first audio, elevenlabs = ElevenLabs "
-                        "time to first audio and alignment cost, engines = overhead around "
-                        "an ONNX engine and the gateway's time to first byte, security = "
-                        "auth overhead and a mixed-dialect load test, voices = real natural voices "
-                        "against their libraries, wyoming = Wyoming "
-                        "first audio vs OpenAI and vs wyoming-piper, throughput = issue 14's "
-                        "wrk benchmark: orate vs raw engine vs an espeak-ng|ffmpeg server "
-                        "(throughput.py)")
-    parser.add_argument("--piper-python", help="wyoming section: the Python that runs "
-                        "wyoming-piper (default: ORATE_BENCH_PIPER_PYTHON or this one)")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_env_pair,
+        help="extra environment for every server, e.g. ORATE_STORE_AUDIO=false "
+        "or ORATE_CACHE_ENABLED=true (repeatable); the sections after core "
+        "override the settings they measure",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="shorter cells (under a minute per section, noisier)"
+    )
+    parser.add_argument(
+        "--section",
+        type=_sections,
+        default=list(SECTIONS),
+        metavar=",".join(SECTIONS),
+        help="which sections to run, comma-separated (default: all): core = "
+        "the table and goal checks, library = cache hit/miss and history "
+        "cost, hume = Hume time to first audio, elevenlabs = ElevenLabs "
+        "time to first audio and alignment cost, engines = overhead around "
+        "an ONNX engine and the gateway's time to first byte, security = "
+        "auth overhead and a mixed-dialect load test, voices = real natural voices "
+        "against their libraries, wyoming = Wyoming "
+        "first audio vs OpenAI and vs wyoming-piper, throughput = issue 14's "
+        "wrk benchmark: orate vs raw engine vs an espeak-ng|ffmpeg server "
+        "(throughput.py)",
+    )
+    parser.add_argument(
+        "--piper-python",
+        help="wyoming section: the Python that runs "
+        "wyoming-piper (default: ORATE_BENCH_PIPER_PYTHON or this one)",
+    )
     return parser.parse_args(argv)
 
 
@@ -771,8 +898,9 @@ def main(argv: list[str] | None = None) -> int:
             more += render_security(security)
         if "wyoming" in sections:
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
-                wyoming = run_wyoming(runner, args.quick, extra_env, results.notes,
-                                      args.piper_python)
+                wyoming = run_wyoming(
+                    runner, args.quick, extra_env, results.notes, args.piper_python
+                )
             more += render_wyoming(wyoming)
         if "voices" in sections:
             with asyncio.Runner(loop_factory=loop_factory()) as runner:

@@ -45,15 +45,19 @@ def cluster_cpu(cluster: DevCluster) -> float:
 
 
 def row(label: str, backend: str, seq: Cell, c4: Cell) -> str:
-    return (f"| {label} | {backend} | {seq.p50_latency * 1e3:.1f} | {seq.p50_ttfb * 1e3:.1f} "
-            f"| {c4.rps:.1f} | {seq.errors + c4.errors} |")
+    return (
+        f"| {label} | {backend} | {seq.p50_latency * 1e3:.1f} | {seq.p50_ttfb * 1e3:.1f} "
+        f"| {c4.rps:.1f} | {seq.errors + c4.errors} |"
+    )
 
 
 async def engines(cluster: DevCluster, out: list[str]) -> dict[str, dict[str, Cell]]:
     ports = {"ray": cluster.base_port, "local": cluster.base_port + 2}
     results: dict[str, dict[str, Cell]] = {}
-    out += ["| text | backend | p50 latency ms | p50 first byte ms | req/s c=4 | errors |",
-            "|---|---|---|---|---|---|"]
+    out += [
+        "| text | backend | p50 latency ms | p50 first byte ms | req/s c=4 | errors |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, text in TEXTS.items():
         body = speech_body(text, FORMAT)
         for port in ports.values():  # warm both
@@ -61,8 +65,7 @@ async def engines(cluster: DevCluster, out: list[str]) -> dict[str, dict[str, Ce
         seq: dict[str, list[Cell]] = {"ray": [], "local": []}
         for _ in range(3):  # in turns: the machine's speed drifts from second to second
             for backend, port in ports.items():
-                seq[backend].append(await load_cell(port, body, 1, 0, 0,
-                                                    requests=SEQUENTIAL // 3))
+                seq[backend].append(await load_cell(port, body, 1, 0, 0, requests=SEQUENTIAL // 3))
         for backend, port in ports.items():
             samples = [s for c in seq[backend] for s in c.samples]
             merged = Cell(samples, sum(c.elapsed for c in seq[backend]))
@@ -75,18 +78,25 @@ async def engines(cluster: DevCluster, out: list[str]) -> dict[str, dict[str, Ce
 
 async def replicas(cluster: DevCluster, out: list[str]) -> None:
     body = speech_body(TEXTS["11 words"], FORMAT)
-    out += ["", "| API replicas (Ray backend, 2 actors each) | req/s c=16 | p50 ms | "
-            "CPU ms/request (whole cluster) | errors |", "|---|---|---|---|---|"]
+    out += [
+        "",
+        "| API replicas (Ray backend, 2 actors each) | req/s c=16 | p50 ms | "
+        "CPU ms/request (whole cluster) | errors |",
+        "|---|---|---|---|---|",
+    ]
     for n in (1, 2):
         before = cluster_cpu(cluster)
-        cells = await asyncio.gather(*(load_cell(cluster.base_port + i, body, 16 // n,
-                                                 SECONDS, 16) for i in range(n)))
+        cells = await asyncio.gather(
+            *(load_cell(cluster.base_port + i, body, 16 // n, SECONDS, 16) for i in range(n))
+        )
         spent = cluster_cpu(cluster) - before
         samples = [s for c in cells for s in c.samples]
         merged = Cell(samples, max(c.elapsed for c in cells))
         per = spent / max(len(merged.good), 1) * 1e3
-        out.append(f"| {n} | {merged.rps:.1f} | {merged.p50_latency * 1e3:.1f} | {per:.1f} "
-                   f"| {merged.errors} |")
+        out.append(
+            f"| {n} | {merged.rps:.1f} | {merged.p50_latency * 1e3:.1f} | {per:.1f} "
+            f"| {merged.errors} |"
+        )
 
 
 async def limits(cluster: DevCluster, out: list[str]) -> None:
@@ -115,19 +125,25 @@ async def limits(cluster: DevCluster, out: list[str]) -> None:
         await engine.dispose()
     both = [a + b for a, b in zip(enter, leave, strict=True)]
     q = statistics.quantiles(both, n=100)
-    out += ["", "| shared limits (PostgreSQL, per request) | p50 ms | p99 ms |",
-            "|---|---|---|",
-            f"| admit (refill + take + count in, one upsert) | "
-            f"{statistics.median(enter) * 1e3:.2f} | "
-            f"{statistics.quantiles(enter, n=100)[98] * 1e3:.2f} |",
-            f"| release (count out) | {statistics.median(leave) * 1e3:.2f} | "
-            f"{statistics.quantiles(leave, n=100)[98] * 1e3:.2f} |",
-            f"| both | {statistics.median(both) * 1e3:.2f} | {q[98] * 1e3:.2f} |"]
+    out += [
+        "",
+        "| shared limits (PostgreSQL, per request) | p50 ms | p99 ms |",
+        "|---|---|---|",
+        f"| admit (refill + take + count in, one upsert) | "
+        f"{statistics.median(enter) * 1e3:.2f} | "
+        f"{statistics.quantiles(enter, n=100)[98] * 1e3:.2f} |",
+        f"| release (count out) | {statistics.median(leave) * 1e3:.2f} | "
+        f"{statistics.quantiles(leave, n=100)[98] * 1e3:.2f} |",
+        f"| both | {statistics.median(both) * 1e3:.2f} | {q[98] * 1e3:.2f} |",
+    ]
 
 
 async def run(cluster: DevCluster) -> list[str]:
-    out = [f"## Scale ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-           f"{os.cpu_count()} cores, {FORMAT}, cache off)", ""]
+    out = [
+        f"## Scale ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{os.cpu_count()} cores, {FORMAT}, cache off)",
+        "",
+    ]
     limit_lines: list[str] = []
     await limits(cluster, limit_lines)  # first: before the load cells heat the machine
     results = await engines(cluster, out)
@@ -136,9 +152,11 @@ async def run(cluster: DevCluster) -> list[str]:
         ray, local = results[label]["ray seq"], results[label]["local seq"]
         added = (ray.p50_latency - local.p50_latency) * 1e3
         ratio = results[label]["ray c4"].rps / max(results[label]["local c4"].rps, 1e-9)
-        out.append(f"- {label}: Ray adds {added:+.1f} ms p50 (goal ≤ 3: "
-                   f"{'PASS' if added <= 3 else 'MISS'}); c=4 throughput {ratio:.2f}x the "
-                   f"local pool (goal ≥ 0.8: {'PASS' if ratio >= 0.8 else 'MISS'})")
+        out.append(
+            f"- {label}: Ray adds {added:+.1f} ms p50 (goal ≤ 3: "
+            f"{'PASS' if added <= 3 else 'MISS'}); c=4 throughput {ratio:.2f}x the "
+            f"local pool (goal ≥ 0.8: {'PASS' if ratio >= 0.8 else 'MISS'})"
+        )
     await replicas(cluster, out)
     out += limit_lines
     return out
@@ -147,9 +165,16 @@ async def run(cluster: DevCluster) -> list[str]:
 def main() -> None:
     url = os.environ.get("ORATE_TEST_POSTGRES_URL")
     base = Path(tempfile.mkdtemp(prefix="orate-scale-bench-"))
-    cluster = DevCluster(base, base_port=19280, ray_port=19369, replicas=2, ray_nodes=1,
-                         database_url=url, database_name="orate_scale_bench",
-                         extra_env={"ORATE_CACHE_ENABLED": "false", "ORATE_WORKERS": "2"})
+    cluster = DevCluster(
+        base,
+        base_port=19280,
+        ray_port=19369,
+        replicas=2,
+        ray_nodes=1,
+        database_url=url,
+        database_name="orate_scale_bench",
+        extra_env={"ORATE_CACHE_ENABLED": "false", "ORATE_WORKERS": "2"},
+    )
     print("starting the cluster…", file=sys.stderr)
     with cluster:
         cluster.start_replica(2, backend="local")
@@ -159,8 +184,10 @@ def main() -> None:
         elapsed = time.monotonic() - started
     load, _share = outside_load(clock, elapsed)  # after the stop: our processes reaped
     print("\n".join(lines))
-    print(f"\nWhile it ran, {load} (a shared 2-core VM: compare rows taken in turns, "
-          "not with other runs).")
+    print(
+        f"\nWhile it ran, {load} (a shared 2-core VM: compare rows taken in turns, "
+        "not with other runs)."
+    )
 
 
 if __name__ == "__main__":

@@ -84,65 +84,89 @@ def create_key(data_dir: str) -> str:
     """``orate keys create --name bench`` in ``data_dir``; its secret (stdout)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORATE_")}
     env["ORATE_DATA_DIR"] = data_dir
-    done = subprocess.run([sys.executable, "-m", "orate.cli", "keys", "create", "--name",
-                           "bench"], env=env, cwd=data_dir, capture_output=True, text=True,
-                          check=False, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "orate.cli", "keys", "create", "--name", "bench"],
+        env=env,
+        cwd=data_dir,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
-        raise BenchmarkError(f"orate keys create failed (exit {done.returncode}): "
-                             f"{done.stderr.strip()[-300:]}")
+        raise BenchmarkError(
+            f"orate keys create failed (exit {done.returncode}): {done.stderr.strip()[-300:]}"
+        )
     return lines[-1].strip()
 
 
 async def _status(port: int, headers: str) -> int:
     client = HttpClient(HOST, port, headers)
     try:
-        sample, _, _ = await client.request("POST", SPEECH_PATH,
-                                            speech_body(TEXTS[LABEL], "wav"))
+        sample, _, _ = await client.request("POST", SPEECH_PATH, speech_body(TEXTS[LABEL], "wav"))
     finally:
         await client.close()
     return sample.status
 
 
-def bench_auth(runner: asyncio.Runner, budget: SecurityBudget, extra_env: dict[str, str],
-               results: SecurityResults, notes: list[str]) -> None:
+def bench_auth(
+    runner: asyncio.Runner,
+    budget: SecurityBudget,
+    extra_env: dict[str, str],
+    results: SecurityResults,
+    notes: list[str],
+) -> None:
     body = speech_body(TEXTS[LABEL], "wav")
     data = tempfile.mkdtemp(prefix="orate-bench-keys-")
     try:
         secret = create_key(data)
         auth = f"Authorization: Bearer {secret}\r\n"
-        envs = {"off": {**extra_env, **SERVER_ENV},
-                "on": {**extra_env, **SERVER_ENV, "ORATE_DATA_DIR": data}}
-        results.auth_env = {k: {n: v for n, v in e.items() if n != "ORATE_DATA_DIR"}
-                            for k, e in envs.items()}
+        envs = {
+            "off": {**extra_env, **SERVER_ENV},
+            "on": {**extra_env, **SERVER_ENV, "ORATE_DATA_DIR": data},
+        }
+        results.auth_env = {
+            k: {n: v for n, v in e.items() if n != "ORATE_DATA_DIR"} for k, e in envs.items()
+        }
         headers = {"off": "", "on": auth}
         sides = results.auth = {"off": OnOffSide(), "on": OnOffSide()}
-        with serving(envs["off"], notes, "security (auth off)") as (off, off_port, _), \
-                serving(envs["on"], notes, "security (auth on)") as (on, on_port, _):
+        with (
+            serving(envs["off"], notes, "security (auth off)") as (off, off_port, _),
+            serving(envs["on"], notes, "security (auth on)") as (on, on_port, _),
+        ):
             servers = {"off": (off, off_port), "on": (on, on_port)}
             progress(f"security: auth servers ready (off: port {off_port}, on: port {on_port})")
             # auth really is on: no key → 401, the key → 200; and really off on the other
-            checks = {"on without a key": runner.run(_status(on_port, "")),
-                      "on with the key": runner.run(_status(on_port, auth)),
-                      "off without a key": runner.run(_status(off_port, ""))}
+            checks = {
+                "on without a key": runner.run(_status(on_port, "")),
+                "on with the key": runner.run(_status(on_port, auth)),
+                "off without a key": runner.run(_status(off_port, "")),
+            }
             results.auth_checks = checks
-            if checks != {"on without a key": 401, "on with the key": 200,
-                          "off without a key": 200}:
+            if checks != {
+                "on without a key": 401,
+                "on with the key": 200,
+                "off without a key": 200,
+            }:
                 raise BenchmarkError(f"security: auth is not set up as expected: {checks}")
             for name, (proc, port) in servers.items():
-                warm = runner.run(load_cell(port, body, 2, 0.0, 0, requests=6,
-                                            headers=headers[name]))
+                warm = runner.run(
+                    load_cell(port, body, 2, 0.0, 0, requests=6, headers=headers[name])
+                )
                 if warm.errors:
-                    raise BenchmarkError(f"security: warm-up auth {name} failed "
-                                         f"({warm.failures()})")
+                    raise BenchmarkError(
+                        f"security: warm-up auth {name} failed ({warm.failures()})"
+                    )
                 settle(proc.pid)
             start = {name: cpu_snapshot(proc.pid) for name, (proc, _) in servers.items()}
             for r in range(budget.auth_rounds):
                 order = ("on", "off") if r % 2 == 0 else ("off", "on")
                 for name in order:
                     proc, port = servers[name]
-                    cell = runner.run(load_cell(port, body, 1, budget.auth_window, 3,
-                                                headers=headers[name]))
+                    cell = runner.run(
+                        load_cell(port, body, 1, budget.auth_window, 3, headers=headers[name])
+                    )
                     side = sides[name]
                     side.latencies += [s.latency for s in cell.good]
                     side.windows.append(cell.p50_latency)
@@ -155,14 +179,15 @@ def bench_auth(runner: asyncio.Runner, budget: SecurityBudget, extra_env: dict[s
                 if sides[name].errors:
                     notes.append(f"security auth {name}: {sides[name].errors} requests failed")
                 if proc.poll() is not None:
-                    notes.append(f"the auth-{name} server exited early "
-                                 f"(code {proc.returncode})")
+                    notes.append(f"the auth-{name} server exited early (code {proc.returncode})")
     finally:
         shutil.rmtree(data, ignore_errors=True)
     for name, side in sides.items():
-        progress(f"security auth {name}: p50 {side.p50 * 1e3:.2f} ms over "
-                 f"{len(side.latencies)} requests; windows "
-                 + " ".join(f"{w * 1e3:.2f}" for w in side.windows))
+        progress(
+            f"security auth {name}: p50 {side.p50 * 1e3:.2f} ms over "
+            f"{len(side.latencies)} requests; windows "
+            + " ".join(f"{w * 1e3:.2f}" for w in side.windows)
+        )
 
 
 # -- 2. load test ---------------------------------------------------------------------
@@ -197,26 +222,37 @@ def _openai(fmt: str) -> Callable[[HttpClient, str], Awaitable[Outcome]]:
         if fmt == "pcm" and len(data) % 2:
             return Outcome(sample.latency, False, sample.status, "odd pcm length")
         return Outcome(sample.latency, True, sample.status)
+
     return call
 
 
 async def _hume(client: HttpClient, text: str) -> Outcome:
-    body = json.dumps({"utterances": [{"text": text, "voice": HUME_VOICE}],
-                       "format": {"type": "pcm"}, "instant_mode": True}).encode()
+    body = json.dumps(
+        {
+            "utterances": [{"text": text, "voice": HUME_VOICE}],
+            "format": {"type": "pcm"},
+            "instant_mode": True,
+        }
+    ).encode()
     sample, _, data = await client.request("POST", "/v0/tts/stream/json", body)
     if sample.status != 200:
         return Outcome(sample.latency, False, sample.status, f"status {sample.status}")
     messages = [json.loads(line) for line in data.splitlines() if line.strip()]
     audio = [m for m in messages if m.get("type") == "audio"]
     if not audio or audio[-1].get("is_last_chunk") is not True:
-        return Outcome(sample.latency, False, sample.status,
-                       f"no complete audio ({[m.get('type') for m in messages][:5]})")
+        return Outcome(
+            sample.latency,
+            False,
+            sample.status,
+            f"no complete audio ({[m.get('type') for m in messages][:5]})",
+        )
     return Outcome(sample.latency, True, sample.status)
 
 
 async def _nanogpt(client: HttpClient, text: str) -> Outcome:
-    body = json.dumps({"text": text, "model": NANOGPT_MODEL, "voice": NANOGPT_VOICE,
-                       "response_format": "mp3"}).encode()
+    body = json.dumps(
+        {"text": text, "model": NANOGPT_MODEL, "voice": NANOGPT_VOICE, "response_format": "mp3"}
+    ).encode()
     first, _, data = await client.request("POST", "/api/tts", body)
     if first.status != 200:
         return Outcome(first.latency, False, first.status, f"POST status {first.status}")
@@ -255,8 +291,9 @@ async def _guarded(kind: Kind, client: HttpClient, text: str) -> Outcome:
         return Outcome(time.perf_counter() - start, False, 0, f"{type(exc).__name__}: {exc}")
 
 
-async def mixed_load(port: int, text: str, clients: int, seconds: float, *,
-                     rounds: int | None = None) -> tuple[dict[str, list[Outcome]], float]:
+async def mixed_load(
+    port: int, text: str, clients: int, seconds: float, *, rounds: int | None = None
+) -> tuple[dict[str, list[Outcome]], float]:
     """``clients`` connections, each sending its next request when the last one ended,
     rotating through ``KINDS`` (client i starts at kind i), for ``seconds`` or for
     ``rounds`` requests each."""
@@ -283,6 +320,7 @@ async def mixed_load(port: int, text: str, clients: int, seconds: float, *,
 
 def _rss_split(pid: int) -> tuple[int, int]:
     """RSS (KiB) of the server's main process and of everything below it."""
+
     def rss(p: int) -> int:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
@@ -291,12 +329,18 @@ def _rss_split(pid: int) -> tuple[int, int]:
         except OSError:
             pass
         return 0
+
     pids = descendants(pid)
     return rss(pids[0]), sum(rss(p) for p in pids[1:])
 
 
-def bench_load(runner: asyncio.Runner, budget: SecurityBudget, extra_env: dict[str, str],
-               results: SecurityResults, notes: list[str]) -> None:
+def bench_load(
+    runner: asyncio.Runner,
+    budget: SecurityBudget,
+    extra_env: dict[str, str],
+    results: SecurityResults,
+    notes: list[str],
+) -> None:
     text = TEXTS[LABEL]
     env = {**extra_env, **SERVER_ENV}
     results.load_env = env
@@ -310,8 +354,7 @@ def bench_load(runner: asyncio.Runner, budget: SecurityBudget, extra_env: dict[s
         results.memory_before = tree_memory(proc.pid)
         results.rss_before = _rss_split(proc.pid)
         before = cpu_snapshot(proc.pid)
-        outcomes, elapsed = runner.run(mixed_load(port, text, LOAD_CLIENTS,
-                                                  budget.load_seconds))
+        outcomes, elapsed = runner.run(mixed_load(port, text, LOAD_CLIENTS, budget.load_seconds))
         after = cpu_snapshot(proc.pid)
         results.memory_after = tree_memory(proc.pid)
         results.rss_after = _rss_split(proc.pid)
@@ -325,13 +368,17 @@ def bench_load(runner: asyncio.Runner, budget: SecurityBudget, extra_env: dict[s
             whys: dict[str, int] = {}
             for o in bad:
                 whys[o.why] = whys.get(o.why, 0) + 1
-            notes.append(f"security load {kind.key}: {len(bad)} of {len(outcomes[kind.key])} "
-                         "failed: " + "; ".join(f"{w} ×{n}" for w, n in
-                                                sorted(whys.items(), key=lambda x: -x[1])[:4]))
+            notes.append(
+                f"security load {kind.key}: {len(bad)} of {len(outcomes[kind.key])} "
+                "failed: "
+                + "; ".join(f"{w} ×{n}" for w, n in sorted(whys.items(), key=lambda x: -x[1])[:4])
+            )
     total = sum(len(v) for v in outcomes.values())
     ok = sum(o.ok for v in outcomes.values() for o in v)
-    progress(f"security load: {ok} of {total} ok in {elapsed:.1f} s "
-             f"({ok / elapsed:.1f} req/s) with {LOAD_CLIENTS} clients")
+    progress(
+        f"security load: {ok} of {total} ok in {elapsed:.1f} s "
+        f"({ok / elapsed:.1f} req/s) with {LOAD_CLIENTS} clients"
+    )
 
 
 # -- the section ----------------------------------------------------------------------
@@ -354,8 +401,9 @@ class SecurityResults:
     budget: SecurityBudget = FULL
 
 
-def run_security(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
-                 notes: list[str]) -> SecurityResults:
+def run_security(
+    runner: asyncio.Runner, quick: bool, extra_env: dict[str, str], notes: list[str]
+) -> SecurityResults:
     budget = QUICK if quick else FULL
     results = SecurityResults(budget=budget)
     clock, start = CpuClock.now(), time.perf_counter()
@@ -377,8 +425,12 @@ def _p99(values: list[float]) -> float:
 
 
 def render_security(r: SecurityResults) -> list[str]:
-    lines = ["## Security: auth overhead and a mixed load test", "",
-             f"During this section: {r.load}.", ""]
+    lines = [
+        "## Security: auth overhead and a mixed load test",
+        "",
+        f"During this section: {r.load}.",
+        "",
+    ]
     return lines + _render_auth(r) + _render_load(r)
 
 
@@ -435,13 +487,17 @@ def _render_load(r: SecurityResults) -> list[str]:
     for kind in KINDS:
         got = outcomes.get(kind.key, [])
         good = [o.latency for o in got if o.ok]
-        lines.append(f"| {kind.title} | {kind.dialect} | {len(good)} | {len(got) - len(good)} "
-                     f"| {fmt_ms(statistics.median(good) if good else math.nan)} | "
-                     f"{fmt_ms(_p99(good))} | {len(good) / r.elapsed:.1f} |")
+        lines.append(
+            f"| {kind.title} | {kind.dialect} | {len(good)} | {len(got) - len(good)} "
+            f"| {fmt_ms(statistics.median(good) if good else math.nan)} | "
+            f"{fmt_ms(_p99(good))} | {len(good) / r.elapsed:.1f} |"
+        )
     all_lat = [o.latency for o in ok]
-    lines.append(f"| **all** | | {len(ok)} | {errors} | "
-                 f"{fmt_ms(statistics.median(all_lat) if all_lat else math.nan)} | "
-                 f"{fmt_ms(_p99(all_lat))} | {len(ok) / r.elapsed:.1f} |")
+    lines.append(
+        f"| **all** | | {len(ok)} | {errors} | "
+        f"{fmt_ms(statistics.median(all_lat) if all_lat else math.nan)} | "
+        f"{fmt_ms(_p99(all_lat))} | {len(ok) / r.elapsed:.1f} |"
+    )
     main_b, workers_b = r.rss_before
     main_a, workers_a = r.rss_after
     cpu = r.load_cpu
@@ -459,8 +515,8 @@ def _render_load(r: SecurityResults) -> list[str]:
         f"{fmt_mib(workers_a)} (PSS total {pss(r.memory_after)})",
         f"- CPU ms per request: server main {1e3 * cpu[0] / n:.2f}, workers "
         f"{1e3 * cpu[1] / n:.2f}, load generator {1e3 * cpu[2] / n:.2f}",
-        "- statuses: " + ", ".join(f"{s or 'connection failed'} ×{c}"
-                                  for s, c in sorted(statuses.items())),
+        "- statuses: "
+        + ", ".join(f"{s or 'connection failed'} ×{c}" for s, c in sorted(statuses.items())),
         f"- {verdict(errors == 0)} errors: {errors} (goal 0); 503: {statuses.get(503, 0)}, "
         f"429: {statuses.get(429, 0)} (expected 0 with {LOAD_CLIENTS} clients and a queue "
         f"of {DEFAULT_QUEUE})",

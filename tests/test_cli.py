@@ -25,22 +25,42 @@ from .conftest import Server, decode
 
 ORATE = [sys.executable, "-m", "orate.cli"]
 LONG_MODEL = "gpt-4o-mini-tts-2025-12-15"
-LONG_TEXT = ("The children are playing in the garden,\nand the weather is cold and windy "
-             "today, so somebody should bring them a cup of hot tea before it gets dark.")
-TABLES = [["history"], ["voices"], ["voices", "list"], ["models", "list"], ["jobs", "list"],
-          ["keys", "list"], ["cache", "stats"]]
+LONG_TEXT = (
+    "The children are playing in the garden,\nand the weather is cold and windy "
+    "today, so somebody should bring them a cup of hot tea before it gets dark."
+)
+TABLES = [
+    ["history"],
+    ["voices"],
+    ["voices", "list"],
+    ["models", "list"],
+    ["jobs", "list"],
+    ["keys", "list"],
+    ["cache", "stats"],
+]
 
 
-def orate(data_dir: Path, *args: str, columns: int | None = 80, input: bytes | None = None,
-          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def orate(
+    data_dir: Path,
+    *args: str,
+    columns: int | None = 80,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run ``orate ARGS`` on ``data_dir`` in a terminal ``columns`` wide."""
     full = {**os.environ, "ORATE_DATA_DIR": str(data_dir), **(env or {})}
     full.pop("COLUMNS", None)
     if columns is not None:
         full["COLUMNS"] = str(columns)
-    return subprocess.run([*ORATE, *args], input=input.decode() if input else None,
-                          capture_output=True, text=True, timeout=120, env=full,
-                          cwd=data_dir)
+    return subprocess.run(
+        [*ORATE, *args],
+        input=input.decode() if input else None,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=full,
+        cwd=data_dir,
+    )
 
 
 @dataclass
@@ -59,13 +79,19 @@ class Filled:
         return self.server.data_dir
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"{self.server.url}{path}", timeout=30,
-                         headers={"Authorization": f"Bearer {self.secret}"})
+        return httpx.get(
+            f"{self.server.url}{path}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {self.secret}"},
+        )
 
 
 def _speak(url: str, text: str, model: str = "tts-1") -> httpx.Response:
-    r = httpx.post(f"{url}/v1/audio/speech", timeout=60, json={
-        "model": model, "voice": "alloy", "input": text, "response_format": "wav"})
+    r = httpx.post(
+        f"{url}/v1/audio/speech",
+        timeout=60,
+        json={"model": model, "voice": "alloy", "input": text, "response_format": "wav"},
+    )
     assert r.status_code == 200, r.text
     return r
 
@@ -91,19 +117,35 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
         for _ in range(3):
             assert _speak(srv.url, first).headers["x-orate-cache"] == "hit"
         gen_ids.append(_speak(srv.url, LONG_TEXT, LONG_MODEL).headers["x-orate-generation-id"])
-        job = httpx.post(f"{srv.url}/api/tts", timeout=30, headers={"Prefer": "respond-async"},
-                         json={"text": "Please call me back tomorrow morning.",
-                               "model": "Elevenlabs-Turbo-V2.5", "voice": "Rachel"})
+        job = httpx.post(
+            f"{srv.url}/api/tts",
+            timeout=30,
+            headers={"Prefer": "respond-async"},
+            json={
+                "text": "Please call me back tomorrow morning.",
+                "model": "Elevenlabs-Turbo-V2.5",
+                "voice": "Rachel",
+            },
+        )
         assert job.status_code == 202, job.text
         run_id = job.json()["runId"]
-        _wait(lambda: httpx.get(f"{srv.url}/api/tts/status", params={"runId": run_id}).json(),
-              lambda s: s["status"] == "completed")
-        made = orate(data, "voices", "create", "newcomer-voice", "--description",
-                     "a deep, slow, older British man")
+        _wait(
+            lambda: httpx.get(f"{srv.url}/api/tts/status", params={"runId": run_id}).json(),
+            lambda s: s["status"] == "completed",
+        )
+        made = orate(
+            data,
+            "voices",
+            "create",
+            "newcomer-voice",
+            "--description",
+            "a deep, slow, older British man",
+        )
         assert made.returncode == 0, made.stderr
         voice_id = json.loads(made.stdout)["id"]
-        key = orate(data, "keys", "create", "--name", "a key for the team that reads tables",
-                    "--admin")  # /v1/cache answers admins only
+        key = orate(
+            data, "keys", "create", "--name", "a key for the team that reads tables", "--admin"
+        )  # /v1/cache answers admins only
         assert key.returncode == 0, key.stderr
         secret = key.stdout.strip()
         key_id = key.stderr.split()[1]
@@ -173,12 +215,25 @@ def test_cache_stats_are_the_servers_numbers(filled: Filled) -> None:
     # another hit, counted by the server, is seen by the CLI too (a keyed caller's cache
     # is its own, so the key speaks the text twice: a miss, then the hit)
     for expected in ("miss", "hit"):
-        assert httpx.post(f"{filled.server.url}/v1/audio/speech", timeout=60, headers={
-            "Authorization": f"Bearer {filled.secret}"}, json={
-            "model": "tts-1", "voice": "alloy", "input": "A cup of hot tea would be nice.",
-            "response_format": "wav"}).headers["x-orate-cache"] == expected
-    after = _wait(lambda: json.loads(orate(filled.data_dir, "cache", "stats", "--json").stdout),
-                  lambda s: s["hits"] == 4, timeout=10)
+        assert (
+            httpx.post(
+                f"{filled.server.url}/v1/audio/speech",
+                timeout=60,
+                headers={"Authorization": f"Bearer {filled.secret}"},
+                json={
+                    "model": "tts-1",
+                    "voice": "alloy",
+                    "input": "A cup of hot tea would be nice.",
+                    "response_format": "wav",
+                },
+            ).headers["x-orate-cache"]
+            == expected
+        )
+    after = _wait(
+        lambda: json.loads(orate(filled.data_dir, "cache", "stats", "--json").stdout),
+        lambda s: s["hits"] == 4,
+        timeout=10,
+    )
     assert after["hits"] == 4 and after == filled.get("/v1/cache").json()
 
 
@@ -186,7 +241,8 @@ def test_jobs_wait_on_an_unknown_id_is_one_clean_error(tmp_path: Path) -> None:
     result = orate(tmp_path, "jobs", "wait", "nope")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: no job 'nope'; `orate jobs list` shows the latest"]
+        "error: no job 'nope'; `orate jobs list` shows the latest"
+    ]
     assert "%" not in result.stderr and result.stdout == ""
 
 
@@ -199,8 +255,15 @@ def test_jobs_wait_without_a_server_says_why_it_gave_up(tmp_path: Path) -> None:
     async def submit() -> str:
         lib = await Library.open(Settings(data_dir=tmp_path), background=False)
         try:
-            job = await lib.jobs.submit(owner="local", dialect="nanogpt", model="tts-1",
-                                        request={}, characters=5, cost=0.0, currency="USD")
+            job = await lib.jobs.submit(
+                owner="local",
+                dialect="nanogpt",
+                model="tts-1",
+                request={},
+                characters=5,
+                cost=0.0,
+                currency="USD",
+            )
             return job.id
         finally:
             await lib.close()
@@ -210,7 +273,8 @@ def test_jobs_wait_without_a_server_says_why_it_gave_up(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: job {run_id} is still pending after 1 s; jobs run inside `orate serve`: is a "
-        "server running on this library?")
+        "server running on this library?"
+    )
 
 
 def test_jobs_wait_saves_a_finished_job(filled: Filled, tmp_path: Path) -> None:
@@ -223,13 +287,16 @@ def test_jobs_wait_saves_a_finished_job(filled: Filled, tmp_path: Path) -> None:
 
 
 def _long_text(characters: int) -> str:
-    words = ("the quick brown fox jumps over lazy dog weather is cold and windy today please "
-             "call me back tomorrow morning").split()
+    words = (
+        "the quick brown fox jumps over lazy dog weather is cold and windy today please "
+        "call me back tomorrow morning"
+    ).split()
     rng = random.Random(7)
     sentences: list[str] = []
     while sum(len(s) + 1 for s in sentences) < characters:
-        sentences.append(" ".join(rng.choice(words) for _ in range(rng.randint(6, 14)))
-                         .capitalize() + ".")
+        sentences.append(
+            " ".join(rng.choice(words) for _ in range(rng.randint(6, 14))).capitalize() + "."
+        )
     return " ".join(sentences)
 
 
@@ -245,25 +312,40 @@ def test_say_speaks_text_past_the_request_limit_into_one_file(tmp_path: Path) ->
     assert len(text) / 25 < seconds < len(text) / 8, seconds
     assert result.stderr.startswith(f"wrote {out}:")
     # the job limit still bounds the work up front, with a way out
-    too_long = orate(tmp_path, "say", "-", "-o", str(out), input=text.encode(),
-                     env={"ORATE_MAX_JOB_CHARS": "5000"})
+    too_long = orate(
+        tmp_path,
+        "say",
+        "-",
+        "-o",
+        str(out),
+        input=text.encode(),
+        env={"ORATE_MAX_JOB_CHARS": "5000"},
+    )
     assert too_long.returncode == 2
     assert "limit is 5000" in too_long.stderr and "ORATE_MAX_JOB_CHARS" in too_long.stderr
 
 
 def test_say_without_output_writes_to_a_pipe(tmp_path: Path) -> None:
-    result = subprocess.run([*ORATE, "say", "A cup of hot tea would be nice."],
-                            capture_output=True, timeout=120, cwd=tmp_path,
-                            env={**os.environ, "ORATE_DATA_DIR": str(tmp_path)})
+    result = subprocess.run(
+        [*ORATE, "say", "A cup of hot tea would be nice."],
+        capture_output=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "ORATE_DATA_DIR": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr
     samples, rate = decode(result.stdout, "mp3")
     assert len(samples) / rate > 1.0
 
 
 def test_say_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
-    proc = subprocess.Popen([*ORATE, "say", "-", "-o", "-", "--format", "wav"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [*ORATE, "say", "-", "-o", "-", "--format", "wav"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     proc.stdin.write(_long_text(20000).encode())
     proc.stdin.close()
@@ -288,21 +370,24 @@ def test_version(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stdout == f"orate {__version__}\n"
 
 
-@pytest.mark.parametrize("args,message", [
-    (["say", "hi", "-o", "x.wav", "--voice", "nobody"], "no voice 'nobody'"),
-    (["say", "hi", "-o", "x.wav", "--format", "xyz"], "unsupported format 'xyz'"),
-    (["say", "hi", "-o", "x.wav", "--model", "nope"], "no provider serves the model 'nope'"),
-    (["say", "hi", "-o", "no/such/dir/x.wav"], "cannot write no/such/dir/x.wav"),
-    (["say", "hi", "-o", "x.wav", "--timestamps", "no/such/t.json"], "no folder no/such"),
-    (["jobs", "show", "nope"], "no job 'nope'"),
-    (["jobs", "list", "--status", "done"], "--status 'done'"),
-    (["voices", "--model", "nope"], "unknown model 'nope'"),
-    (["voices", "rm", "nope"], "no saved voice 'nope'"),
-    (["keys", "revoke", "nope"], "no live key 'nope'"),
-    (["keys", "create", "--name", "x", "--rate", "fast"], "--rate 'fast'"),
-    (["serve", "--port", "99999"], "--port=99999"),
-    (["serve", "--log-level", "loud"], "log level 'loud': use one of critical"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["say", "hi", "-o", "x.wav", "--voice", "nobody"], "no voice 'nobody'"),
+        (["say", "hi", "-o", "x.wav", "--format", "xyz"], "unsupported format 'xyz'"),
+        (["say", "hi", "-o", "x.wav", "--model", "nope"], "no provider serves the model 'nope'"),
+        (["say", "hi", "-o", "no/such/dir/x.wav"], "cannot write no/such/dir/x.wav"),
+        (["say", "hi", "-o", "x.wav", "--timestamps", "no/such/t.json"], "no folder no/such"),
+        (["jobs", "show", "nope"], "no job 'nope'"),
+        (["jobs", "list", "--status", "done"], "--status 'done'"),
+        (["voices", "--model", "nope"], "unknown model 'nope'"),
+        (["voices", "rm", "nope"], "no saved voice 'nope'"),
+        (["keys", "revoke", "nope"], "no live key 'nope'"),
+        (["keys", "create", "--name", "x", "--rate", "fast"], "--rate 'fast'"),
+        (["serve", "--port", "99999"], "--port=99999"),
+        (["serve", "--log-level", "loud"], "log level 'loud': use one of critical"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     result = orate(tmp_path, *args, columns=60)
     assert result.returncode == 2, result.stderr
@@ -320,40 +405,64 @@ def test_serve_on_a_taken_port_fails_before_starting(tmp_path: Path) -> None:
         started = time.monotonic()
         result = orate(tmp_path, "serve", "--port", str(port), "--workers", "1")
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"error: cannot listen on 127.0.0.1:{port}: Address "
-                                     "already in use (another orate running?); pass --port or "
-                                     "set ORATE_PORT")
+    assert result.stderr.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address "
+        "already in use (another orate running?); pass --port or "
+        "set ORATE_PORT"
+    )
     assert time.monotonic() - started < 30 and "Application startup" not in result.stderr
 
 
-@pytest.mark.parametrize("command", [["history"], ["keys", "list"], ["jobs", "wait", "x"]],
-                         ids=" ".join)
+@pytest.mark.parametrize(
+    "command", [["history"], ["keys", "list"], ["jobs", "wait", "x"]], ids=" ".join
+)
 def test_an_unreachable_database_is_one_line_without_its_password(
-        tmp_path: Path, command: list[str]) -> None:
+    tmp_path: Path, command: list[str]
+) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]  # bound, never listening: connections are refused
-        result = orate(tmp_path, *command, env={
-            "ORATE_DATABASE_URL": f"postgresql://orate:hunter2@127.0.0.1:{port}/orate"})
+        result = orate(
+            tmp_path,
+            *command,
+            env={"ORATE_DATABASE_URL": f"postgresql://orate:hunter2@127.0.0.1:{port}/orate"},
+        )
     assert result.returncode == 2
-    assert result.stderr.startswith(f"error: cannot open the library at "
-                                    f"postgresql://orate:***@127.0.0.1:{port}/orate: ")
+    assert result.stderr.startswith(
+        f"error: cannot open the library at postgresql://orate:***@127.0.0.1:{port}/orate: "
+    )
     assert len(result.stderr.strip().splitlines()) == 1 and "hunter2" not in result.stderr
 
 
-@pytest.mark.parametrize("env,command,message", [
-    ({"ORATE_PORT": "abc"}, ["history"], "error: bad setting: ORATE_PORT='abc'"),
-    ({"ORATE_PRICES": "{bad"}, ["models", "list"],
-     'error: bad setting: error parsing value for field "prices"'),
-    ({"ORATE_PROVIDERS_FILE": "nope.toml"}, ["models", "list"],
-     "error: ORATE_PROVIDERS_FILE: nope.toml: No such file or directory"),
-    ({"ORATE_PROVIDERS_FILE": "bad.toml"}, ["say", "hi", "-o", "x.wav"],
-     "error: ORATE_PROVIDERS_FILE: bad.toml: not valid TOML"),
-    ({"ORATE_PROVIDERS_FILE": "bad.toml"}, ["serve", "--workers", "1"],
-     "error: ORATE_PROVIDERS_FILE: bad.toml: not valid TOML"),
-])
-def test_bad_setting_names_the_variable(tmp_path: Path, env: dict[str, str],
-                                        command: list[str], message: str) -> None:
+@pytest.mark.parametrize(
+    "env,command,message",
+    [
+        ({"ORATE_PORT": "abc"}, ["history"], "error: bad setting: ORATE_PORT='abc'"),
+        (
+            {"ORATE_PRICES": "{bad"},
+            ["models", "list"],
+            'error: bad setting: error parsing value for field "prices"',
+        ),
+        (
+            {"ORATE_PROVIDERS_FILE": "nope.toml"},
+            ["models", "list"],
+            "error: ORATE_PROVIDERS_FILE: nope.toml: No such file or directory",
+        ),
+        (
+            {"ORATE_PROVIDERS_FILE": "bad.toml"},
+            ["say", "hi", "-o", "x.wav"],
+            "error: ORATE_PROVIDERS_FILE: bad.toml: not valid TOML",
+        ),
+        (
+            {"ORATE_PROVIDERS_FILE": "bad.toml"},
+            ["serve", "--workers", "1"],
+            "error: ORATE_PROVIDERS_FILE: bad.toml: not valid TOML",
+        ),
+    ],
+)
+def test_bad_setting_names_the_variable(
+    tmp_path: Path, env: dict[str, str], command: list[str], message: str
+) -> None:
     (tmp_path / "bad.toml").write_text("x = [")
     if command[0] == "serve":
         with socket.socket() as s:
@@ -365,13 +474,17 @@ def test_bad_setting_names_the_variable(tmp_path: Path, env: dict[str, str],
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("bad.jsonl", '{"text": "hi"\n', "bad.jsonl, line 1: not JSON"),
-    ("empty.txt", "\n\n", "has no prompts"),
-    ("rows.csv", "voice,format\nalloy,mp3\n", "entry 1 has no text"),
-])
-def test_cache_warm_rejects_bad_prompt_files(tmp_path: Path, name: str, content: str,
-                                             message: str) -> None:
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("bad.jsonl", '{"text": "hi"\n', "bad.jsonl, line 1: not JSON"),
+        ("empty.txt", "\n\n", "has no prompts"),
+        ("rows.csv", "voice,format\nalloy,mp3\n", "entry 1 has no text"),
+    ],
+)
+def test_cache_warm_rejects_bad_prompt_files(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
     (tmp_path / name).write_text(content)
     result = orate(tmp_path, "cache", "warm", name)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -385,9 +498,22 @@ def test_bad_flags_show_usage_not_a_traceback(tmp_path: Path) -> None:
     assert "Usage: orate history" in result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["say"], ["history"], ["voices"], ["voices", "list"],
-                                     ["models", "list"], ["jobs", "wait"], ["keys", "create"],
-                                     ["cache", "stats"], ["serve"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["say"],
+        ["history"],
+        ["voices"],
+        ["voices", "list"],
+        ["models", "list"],
+        ["jobs", "wait"],
+        ["keys", "create"],
+        ["cache", "stats"],
+        ["serve"],
+    ],
+    ids=" ".join,
+)
 def test_help_fits_80_columns(tmp_path: Path, command: list[str]) -> None:
     result = orate(tmp_path, *command, "--help")
     assert result.returncode == 0, result.stderr
@@ -467,10 +593,20 @@ def test_tables_measure_wide_characters_in_terminal_cells() -> None:
 
     from orate.cli.tables import Column, field, show
 
-    rows = [{"id": "key_0123456789abcdef", "name": "日本語のチーム [/laughs]",
-             "text": "こんにちは世界、これは長いテキストです。" * 4, "extra": "x" * 30}]
-    columns = (Column("id", field("id")), Column("name", field("name")),
-               Column("extra", field("extra"), 1), Column("text", field("text"), flex=True))
+    rows = [
+        {
+            "id": "key_0123456789abcdef",
+            "name": "日本語のチーム [/laughs]",
+            "text": "こんにちは世界、これは長いテキストです。" * 4,
+            "extra": "x" * 30,
+        }
+    ]
+    columns = (
+        Column("id", field("id")),
+        Column("name", field("name")),
+        Column("extra", field("extra"), 1),
+        Column("text", field("text"), flex=True),
+    )
     out = io.StringIO()
     show(rows, columns, title="t", console=Console(file=out, width=60))
     lines = out.getvalue().splitlines()

@@ -28,10 +28,12 @@ def run(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess[b
     return subprocess.run([*ORATE, *args], input=input, capture_output=True, timeout=120)
 
 
-@pytest.mark.parametrize("ext,fmt", [("mp3", "mp3"), ("wav", "wav"), ("ogg", "opus"),
-                                     ("flac", "flac"), ("aac", "aac")])
-def test_say_writes_whole_files_with_exact_headers(tmp_path: Path, ext: str, fmt: str,
-                                                   recognizer) -> None:
+@pytest.mark.parametrize(
+    "ext,fmt", [("mp3", "mp3"), ("wav", "wav"), ("ogg", "opus"), ("flac", "flac"), ("aac", "aac")]
+)
+def test_say_writes_whole_files_with_exact_headers(
+    tmp_path: Path, ext: str, fmt: str, recognizer
+) -> None:
     out = tmp_path / f"hello.{ext}"
     result = run("say", "Please call me back tomorrow morning.", "-o", str(out))
     assert result.returncode == 0, result.stderr
@@ -44,8 +46,18 @@ def test_say_writes_whole_files_with_exact_headers(tmp_path: Path, ext: str, fmt
 def test_say_timestamps_and_options(tmp_path: Path) -> None:
     out, stamps = tmp_path / "a.wav", tmp_path / "a.json"
     text = "Turn left at the next traffic light."
-    result = run("say", text, "-o", str(out), "--voice", "en-gb+m3", "--speed", "1.5",
-                 "--timestamps", str(stamps))
+    result = run(
+        "say",
+        text,
+        "-o",
+        str(out),
+        "--voice",
+        "en-gb+m3",
+        "--speed",
+        "1.5",
+        "--timestamps",
+        str(stamps),
+    )
     assert result.returncode == 0, result.stderr
     words = [t["text"] for t in json.loads(stamps.read_text()) if t["type"] == "word"]
     assert words == [w.strip(".") for w in text.split()]
@@ -62,13 +74,16 @@ def test_say_reads_stdin_and_writes_stdout() -> None:
     assert rate == 24000 and len(samples) > 24000
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["say", "hi", "-o", "out.xyz"], "cannot tell the format"),
-    (["say", "hi", "-o", "x.wav", "--voice", "nobody"], "no voice"),
-    (["say", "   ", "-o", "x.wav"], "input is empty"),
-    (["say", "hi", "-o", "x.wav", "--speed", "9"], "--speed"),
-    (["say", "hi", "-o", "x.wav", "--model", "nope"], "no provider"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["say", "hi", "-o", "out.xyz"], "cannot tell the format"),
+        (["say", "hi", "-o", "x.wav", "--voice", "nobody"], "no voice"),
+        (["say", "   ", "-o", "x.wav"], "input is empty"),
+        (["say", "hi", "-o", "x.wav", "--speed", "9"], "--speed"),
+        (["say", "hi", "-o", "x.wav", "--model", "nope"], "no provider"),
+    ],
+)
 def test_say_reports_bad_input_clearly(tmp_path: Path, args: list[str], needle: str) -> None:
     result = subprocess.run([*ORATE, *args], capture_output=True, timeout=60, cwd=tmp_path)
     assert result.returncode != 0
@@ -86,8 +101,11 @@ def test_voices_lists_and_filters() -> None:
 
 
 def _job(text: str, fmt: str = "mp3") -> RenderJob:
-    return RenderJob(text, (Segment(VoiceParams(voice="en-us", variant="f2"),
-                                    tuple(split_sentences(text))),), fmt)
+    return RenderJob(
+        text,
+        (Segment(VoiceParams(voice="en-us", variant="f2"), tuple(split_sentences(text))),),
+        fmt,
+    )
 
 
 def test_killed_worker_fails_only_its_job_and_is_replaced() -> None:
@@ -142,8 +160,12 @@ def engine_worker_of(parent: int) -> int:
 def test_server_survives_a_worker_kill_mid_stream(tmp_path: Path) -> None:
     srv = Server(tmp_path, workers=1)
     try:
-        body = {"model": "tts-1", "voice": "alloy", "input": "Keep talking please. " * 150,
-                "response_format": "mp3"}
+        body = {
+            "model": "tts-1",
+            "voice": "alloy",
+            "input": "Keep talking please. " * 150,
+            "response_format": "mp3",
+        }
         with httpx.stream("POST", f"{srv.url}/v1/audio/speech", json=body, timeout=30) as r:
             assert r.status_code == 200
             os.kill(engine_worker_of(srv.proc.pid), signal.SIGKILL)
@@ -156,8 +178,16 @@ def test_server_survives_a_worker_kill_mid_stream(tmp_path: Path) -> None:
                 break
             health = srv.health()["engines"]
         assert health["workers"] == 1 and health["restarts"] == 1
-        ok = httpx.post(f"{srv.url}/v1/audio/speech", timeout=30, json={
-            "model": "tts-1", "voice": "alloy", "input": "Back again.", "response_format": "wav"})
+        ok = httpx.post(
+            f"{srv.url}/v1/audio/speech",
+            timeout=30,
+            json={
+                "model": "tts-1",
+                "voice": "alloy",
+                "input": "Back again.",
+                "response_format": "wav",
+            },
+        )
         assert ok.status_code == 200 and ok.content[:4] == b"RIFF"
     finally:
         srv.stop()

@@ -32,9 +32,11 @@ def test_every_path_in_the_architecture_page_exists() -> None:
 
 def test_every_module_is_on_the_map() -> None:
     text = DOC.read_text()
-    unmapped = [p.relative_to(PACKAGE).as_posix() for p in sorted(PACKAGE.rglob("*.py"))
-                if p.name != "__init__.py" and "migrations" not in p.parts
-                and f"{p.name}`" not in text]
+    unmapped = [
+        p.relative_to(PACKAGE).as_posix()
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p.name != "__init__.py" and "migrations" not in p.parts and f"{p.name}`" not in text
+    ]
     assert not unmapped, unmapped
 
 

@@ -61,7 +61,7 @@ class Handler(BaseHTTPRequestHandler):
         b.requests.append((path, self.headers.get("Range")))
         b.marks.append(self.headers.get("X-Test"))
         if path.startswith("/cdn/"):
-            path = path[len("/cdn"):]
+            path = path[len("/cdn") :]
         elif path in b.redirect_etag:
             self.send_response(302)
             self.send_header("Location", "/cdn" + path)
@@ -94,7 +94,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         cut = b.cut_after.pop(path, None)
         if cut is not None:  # promise the whole body, send part of it, hang up
-            self.wfile.write(body[start:start + cut])
+            self.wfile.write(body[start : start + cut])
             self.wfile.flush()
             self.close_connection = True
             return
@@ -149,15 +149,18 @@ def test_resolve_builds_the_publishers_urls() -> None:
     piper = resolve(f"piper:{PIPER}")
     assert [piper.url(f) for f in piper.files] == [
         f"{PIPER_ROOT}/en/en_US/lessac/medium/{PIPER}.onnx",
-        f"{PIPER_ROOT}/en/en_US/lessac/medium/{PIPER}.onnx.json"]
+        f"{PIPER_ROOT}/en/en_US/lessac/medium/{PIPER}.onnx.json",
+    ]
     assert PIPER_ROOT == "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0"
     kokoro = resolve("kokoro")
     assert [kokoro.url(f) for f in kokoro.files] == [
         f"{KOKORO_ROOT}/model-files-v1.0/kokoro-v1.0.onnx",
-        f"{KOKORO_ROOT}/model-files-v1.0/voices-v1.0.bin"]
+        f"{KOKORO_ROOT}/model-files-v1.0/voices-v1.0.bin",
+    ]
     assert [f.filename for f in kokoro.files] == ["kokoro.onnx", "kokoro.voices.bin"]
     assert kokoro.url(kokoro.files[0], "http://mirror/x/") == (
-        "http://mirror/x/model-files-v1.0/kokoro-v1.0.onnx")
+        "http://mirror/x/model-files-v1.0/kokoro-v1.0.onnx"
+    )
 
 
 def test_piper_pull(server: tuple[str, Behaviour], tmp_path: Path) -> None:
@@ -165,8 +168,10 @@ def test_piper_pull(server: tuple[str, Behaviour], tmp_path: Path) -> None:
     onnx, cfg = piper_files(b)
     console = quiet()
     paths = pull(f"piper:{PIPER}", tmp_path / "models", base_url=base, console=console)
-    assert paths == [tmp_path / "models" / f"{PIPER}.onnx",
-                     tmp_path / "models" / f"{PIPER}.onnx.json"]
+    assert paths == [
+        tmp_path / "models" / f"{PIPER}.onnx",
+        tmp_path / "models" / f"{PIPER}.onnx.json",
+    ]
     assert paths[0].read_bytes() == onnx
     assert paths[1].read_bytes() == cfg
     for path, data in zip(paths, (onnx, cfg), strict=True):
@@ -214,8 +219,9 @@ def test_resume_after_a_cut(server: tuple[str, Behaviour], tmp_path: Path) -> No
     assert Path(f"{paths[0]}.sha256").read_text().split()[0] == sha(onnx)
 
 
-def test_resume_of_a_whole_part_gets_416_and_finishes(server: tuple[str, Behaviour],
-                                                     tmp_path: Path) -> None:
+def test_resume_of_a_whole_part_gets_416_and_finishes(
+    server: tuple[str, Behaviour], tmp_path: Path
+) -> None:
     base, b = server
     onnx, _ = piper_files(b)
     (tmp_path / f"{PIPER}.onnx.part").write_bytes(onnx)
@@ -223,8 +229,7 @@ def test_resume_of_a_whole_part_gets_416_and_finishes(server: tuple[str, Behavio
     assert paths[0].read_bytes() == onnx
 
 
-def test_server_ignoring_range_starts_over(server: tuple[str, Behaviour],
-                                          tmp_path: Path) -> None:
+def test_server_ignoring_range_starts_over(server: tuple[str, Behaviour], tmp_path: Path) -> None:
     base, b = server
     onnx, _ = piper_files(b)
     b.ignore_range = True
@@ -249,15 +254,15 @@ def test_checksum_mismatch_is_refused(server: tuple[str, Behaviour], tmp_path: P
     assert not (tmp_path / f"{PIPER}.onnx.sha256").exists()
 
 
-def test_linked_etag_on_a_redirect_is_checked(server: tuple[str, Behaviour],
-                                              tmp_path: Path) -> None:
+def test_linked_etag_on_a_redirect_is_checked(
+    server: tuple[str, Behaviour], tmp_path: Path
+) -> None:
     """Hugging Face puts the LFS sha256 on the 302 to its CDN, not on the file itself."""
     base, b = server
     onnx, _ = piper_files(b)
     path = f"{PIPER_DIR}/{PIPER}.onnx"
     b.redirect_etag[path] = sha(onnx)
-    assert pull(f"piper:{PIPER}", tmp_path, base_url=base, console=quiet())[0].read_bytes() \
-        == onnx
+    assert pull(f"piper:{PIPER}", tmp_path, base_url=base, console=quiet())[0].read_bytes() == onnx
     assert ("/cdn" + path, None) in b.requests
 
     b.redirect_etag[path] = sha(b"tampered")
@@ -266,11 +271,21 @@ def test_linked_etag_on_a_redirect_is_checked(server: tuple[str, Behaviour],
     assert not (tmp_path / "again" / f"{PIPER}.onnx").exists()
 
 
-@pytest.mark.parametrize("spec", [
-    "espeak", "piper:", "piper", "kokoro:other", "coqui:x",
-    "piper:../../etc/passwd", "piper:en_US-lessac-medium/../x", "piper:en_US-less ac-medium",
-    "piper:en_US-lessac-ultra", "piper:/abs-path-medium",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "espeak",
+        "piper:",
+        "piper",
+        "kokoro:other",
+        "coqui:x",
+        "piper:../../etc/passwd",
+        "piper:en_US-lessac-medium/../x",
+        "piper:en_US-less ac-medium",
+        "piper:en_US-lessac-ultra",
+        "piper:/abs-path-medium",
+    ],
+)
 def test_bad_specs_raise_value_error(spec: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         pull(spec, tmp_path, base_url="http://127.0.0.1:9", console=quiet())
@@ -299,8 +314,11 @@ def test_a_given_client_is_used(server: tuple[str, Behaviour], tmp_path: Path) -
     # every request went through that client (it carries its header): each file and its
     # checksum, once
     assert sorted(path.rsplit("/", 1)[-1] for path, _ in b.requests) == [
-        f"{PIPER}.onnx", f"{PIPER}.onnx.json", f"{PIPER}.onnx.json.sha256",
-        f"{PIPER}.onnx.sha256"]
+        f"{PIPER}.onnx",
+        f"{PIPER}.onnx.json",
+        f"{PIPER}.onnx.json.sha256",
+        f"{PIPER}.onnx.sha256",
+    ]
     assert b.marks == ["1"] * 4
 
 
@@ -310,20 +328,25 @@ def test_remove(server: tuple[str, Behaviour], tmp_path: Path) -> None:
     pull(f"piper:{PIPER}", tmp_path, base_url=base, console=quiet())
     (tmp_path / "other.onnx").write_bytes(b"x")
     removed = remove(f"piper:{PIPER}", tmp_path)
-    assert sorted(p.name for p in removed) == sorted([
-        f"{PIPER}.onnx", f"{PIPER}.onnx.sha256", f"{PIPER}.onnx.json",
-        f"{PIPER}.onnx.json.sha256"])
+    assert sorted(p.name for p in removed) == sorted(
+        [f"{PIPER}.onnx", f"{PIPER}.onnx.sha256", f"{PIPER}.onnx.json", f"{PIPER}.onnx.json.sha256"]
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["other.onnx"]
     assert remove(PIPER, tmp_path) == []
 
-    for name in ("kokoro.onnx", "kokoro.voices.bin", "kokoro.voices.bin.part",
-                 "kokoro.config.json"):
+    for name in (
+        "kokoro.onnx",
+        "kokoro.voices.bin",
+        "kokoro.voices.bin.part",
+        "kokoro.config.json",
+    ):
         (tmp_path / name).write_bytes(b"x")
     assert len(remove("kokoro", tmp_path)) == 4
 
 
-@pytest.mark.parametrize("name", ["../x", "a/b", "..", ".hidden", "/etc/passwd", "", "x y",
-                                  "piper:../x", "kokoro:x"])
+@pytest.mark.parametrize(
+    "name", ["../x", "a/b", "..", ".hidden", "/etc/passwd", "", "x y", "piper:../x", "kokoro:x"]
+)
 def test_remove_refuses_path_like_names(name: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         remove(name, tmp_path)

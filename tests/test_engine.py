@@ -82,7 +82,7 @@ def test_variants_and_pitch_change_the_audio(engine) -> None:
         """Median pitch of the voiced frames, by autocorrelation."""
         found = []
         for i in range(0, len(x) - 1024, 512):
-            frame = x[i:i + 1024].astype(float)
+            frame = x[i : i + 1024].astype(float)
             if np.abs(frame).max() < 2000:
                 continue
             ac = np.correlate(frame, frame, "full")[1023:]
@@ -109,8 +109,12 @@ def test_audio_arrives_in_small_chunks_with_events(engine) -> None:
     pcm, events, chunks = synth(engine, text, VoiceParams(voice="en-us"))
     assert len(chunks) > 5 and max(len(c) for c in chunks) <= engine.sample_rate * 0.07
     words = [e for e in events if e.kind == "word"]
-    assert [text[e.text_pos:e.text_pos + e.length] for e in words] == [
-        "Hello", "wörld", "naïve", "café"]  # code points, not UTF-8 bytes
+    assert [text[e.text_pos : e.text_pos + e.length] for e in words] == [
+        "Hello",
+        "wörld",
+        "naïve",
+        "café",
+    ]  # code points, not UTF-8 bytes
     phonemes = [e for e in events if e.kind == "phoneme" and e.text]
     assert len(phonemes) > 10 and any("ˈ" in p.text for p in phonemes)  # IPA with stress
     times = [e.time_ms for e in events]
@@ -120,9 +124,14 @@ def test_audio_arrives_in_small_chunks_with_events(engine) -> None:
 def test_ssml_mode_reports_positions_in_the_source(engine) -> None:
     ssml = '<speak>Hello <break time="400ms"/> big world.</speak>'
     chunks, events = [], []
-    engine.synthesize(ssml, engine.check_voice(VoiceParams()), 1.0,
-                      lambda p, e: chunks.append(p) or events.extend(e) or True, ssml=True)
-    words = [ssml[e.text_pos:e.text_pos + e.length] for e in events if e.kind == "word"]
+    engine.synthesize(
+        ssml,
+        engine.check_voice(VoiceParams()),
+        1.0,
+        lambda p, e: chunks.append(p) or events.extend(e) or True,
+        ssml=True,
+    )
+    words = [ssml[e.text_pos : e.text_pos + e.length] for e in events if e.kind == "word"]
     assert words == ["Hello", "big", "world"]
     plain = np.concatenate(synth(engine, "Hello big world.", VoiceParams())[2])
     assert len(np.concatenate(chunks)) > len(plain) + 0.3 * engine.sample_rate  # the break
@@ -130,16 +139,23 @@ def test_ssml_mode_reports_positions_in_the_source(engine) -> None:
 
 def test_sink_returning_false_stops_synthesis(engine) -> None:
     calls = []
-    result = engine.synthesize("word " * 400, engine.check_voice(VoiceParams()), 1.0,
-                               lambda p, e: calls.append(1) or len(calls) < 3)
+    result = engine.synthesize(
+        "word " * 400,
+        engine.check_voice(VoiceParams()),
+        1.0,
+        lambda p, e: calls.append(1) or len(calls) < 3,
+    )
     assert result.stopped and len(calls) == 3
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
 @pytest.mark.parametrize("whole", [False, True])
 def test_encoders_stream_and_decode_to_the_input_length(engine, fmt: str, whole: bool) -> None:
-    _, _, chunks = synth(engine, "Testing every format of the encoder. Twice over.",
-                         VoiceParams(voice="en-us", variant="f2"))
+    _, _, chunks = synth(
+        engine,
+        "Testing every format of the encoder. Twice over.",
+        VoiceParams(voice="en-us", variant="f2"),
+    )
     n = sum(len(c) for c in chunks)
     rate = FORMATS[fmt].output_rate(engine.sample_rate)
     enc = make_encoder(fmt, engine.sample_rate, rate, bitrate=48000, whole_file=whole)
@@ -169,8 +185,9 @@ def test_fix_wav_sizes_patches_a_streamed_header() -> None:
 def test_time_stretch_slows_without_losing_the_tail() -> None:
     stretch = TimeStretch(22050, 0.5)
     tone = (np.sin(np.arange(22050) / 22050 * 2 * np.pi * 200) * 8000).astype(np.int16)
-    out = np.concatenate([stretch(tone[i:i + 1000]) for i in range(0, len(tone), 1000)]
-                         + [stretch(None)])
+    out = np.concatenate(
+        [stretch(tone[i : i + 1000]) for i in range(0, len(tone), 1000)] + [stretch(None)]
+    )
     assert abs(len(out) - 44100) < 600
 
 
@@ -178,8 +195,12 @@ def test_streamed_mp3_matches_pyav_libmp3lame_at_equal_settings() -> None:
     """The streaming path (LAME through ctypes, no short blocks) decodes to the same length
     as PyAV's libmp3lame at -q7 and to nearly the same samples."""
     chunks: list[np.ndarray] = []
-    get_engine().synthesize("The weather is cold and windy today.", VoiceParams(), 1.0,
-                            lambda pcm, _ev: chunks.append(pcm.copy()) or True)
+    get_engine().synthesize(
+        "The weather is cold and windy today.",
+        VoiceParams(),
+        1.0,
+        lambda pcm, _ev: chunks.append(pcm.copy()) or True,
+    )
     pcm = np.concatenate(chunks)
 
     def run(enc) -> np.ndarray:
@@ -213,8 +234,9 @@ def test_streamed_mp3_keeps_the_tail_through_the_resampler(rates: tuple[int, int
     in_rate, out_rate = rates
     tone = (np.sin(np.arange(in_rate) * 2 * np.pi * 220 / in_rate) * 8000).astype(np.int16)
     enc = LameEncoder(FORMATS["mp3"], in_rate, out_rate, bitrate=48_000)
-    data = b"".join([enc.feed(tone[i:i + 1323]) for i in range(0, len(tone), 1323)]
-                    + [enc.finish()])
+    data = b"".join(
+        [enc.feed(tone[i : i + 1323]) for i in range(0, len(tone), 1323)] + [enc.finish()]
+    )
     with av.open(io.BytesIO(data)) as c:
         assert c.streams.audio[0].rate == out_rate
         samples = sum(f.samples for f in c.decode(audio=0))

@@ -16,21 +16,42 @@ from orate.runtime.pool import EnginePool
 from tests.conftest import Server
 from tests.waiting import wait_until
 
-SERVER_ONLY = ("pydantic", "pydantic_settings", "fastapi", "starlette", "sqlalchemy", "typer",
-               "rich", "uvicorn", "alembic", "httpx")
+SERVER_ONLY = (
+    "pydantic",
+    "pydantic_settings",
+    "fastapi",
+    "starlette",
+    "sqlalchemy",
+    "typer",
+    "rich",
+    "uvicorn",
+    "alembic",
+    "httpx",
+)
 
 
 def _modules_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json\n"
-                          "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"],
-                         capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code + "\nimport sys, json\n"
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def test_an_engine_worker_imports_no_server_modules() -> None:
-    loaded = _modules_after("import orate.runtime.worker as w\n"
-                            "from orate.engines.registry import EngineRegistry\n"
-                            "EngineRegistry().engine('espeak')")
+    loaded = _modules_after(
+        "import orate.runtime.worker as w\n"
+        "from orate.engines.registry import EngineRegistry\n"
+        "EngineRegistry().engine('espeak')"
+    )
     assert not loaded & set(SERVER_ONLY), loaded & set(SERVER_ONLY)
 
 
@@ -47,20 +68,22 @@ def test_head_revision_matches_alembic() -> None:
 
 def test_migrations_run_in_a_child_and_alembic_stays_out(tmp_path: Path) -> None:
     db = tmp_path / "orate.db"
-    code = ("import asyncio\n"
-            "from orate.library.db import make_engine, migrate, head_revision\n"
-            "from sqlalchemy import text\n"
-            f"e = make_engine('sqlite:///{db}')\n"
-            "async def go():\n"
-            "    await migrate(e)\n"
-            "    await migrate(e)\n"
-            "    async with e.connect() as c:\n"
-            "        v = (await c.execute(text('SELECT version_num FROM alembic_version')))"
-            ".scalar()\n"
-            "        n = (await c.execute(text('SELECT count(*) FROM generations'))).scalar()\n"
-            "    assert v == head_revision() and n == 0, (v, n)\n"
-            "    await e.dispose()\n"
-            "asyncio.run(go())")
+    code = (
+        "import asyncio\n"
+        "from orate.library.db import make_engine, migrate, head_revision\n"
+        "from sqlalchemy import text\n"
+        f"e = make_engine('sqlite:///{db}')\n"
+        "async def go():\n"
+        "    await migrate(e)\n"
+        "    await migrate(e)\n"
+        "    async with e.connect() as c:\n"
+        "        v = (await c.execute(text('SELECT version_num FROM alembic_version')))"
+        ".scalar()\n"
+        "        n = (await c.execute(text('SELECT count(*) FROM generations'))).scalar()\n"
+        "    assert v == head_revision() and n == 0, (v, n)\n"
+        "    await e.dispose()\n"
+        "asyncio.run(go())"
+    )
     assert "alembic" not in _modules_after(code)
 
 
@@ -99,17 +122,19 @@ def test_the_pool_starts_only_its_workers() -> None:
 def test_a_started_server_has_not_imported_what_it_may_never_use(tmp_path: Path) -> None:
     """A fresh server (first start: its schema is migrated by a child) keeps Alembic, PyAV
     and httpx out until something needs them: together ~30 MiB of the main process."""
-    code = ("import asyncio, os\n"
-            f"os.environ['ORATE_DATA_DIR'] = {str(tmp_path)!r}\n"
-            "from orate.app import create_app\n"
-            "from orate.config import Settings\n"
-            "from orate.services import build_services\n"
-            "services = build_services(Settings())\n"
-            "async def go():\n"
-            "    await services.start()\n"
-            "    create_app(services)\n"
-            "    await services.close()\n"
-            "asyncio.run(go())")
+    code = (
+        "import asyncio, os\n"
+        f"os.environ['ORATE_DATA_DIR'] = {str(tmp_path)!r}\n"
+        "from orate.app import create_app\n"
+        "from orate.config import Settings\n"
+        "from orate.services import build_services\n"
+        "services = build_services(Settings())\n"
+        "async def go():\n"
+        "    await services.start()\n"
+        "    create_app(services)\n"
+        "    await services.close()\n"
+        "asyncio.run(go())"
+    )
     loaded = _modules_after(code)
     assert not loaded & {"alembic", "mako", "av", "httpx"}, loaded & {"alembic", "av", "httpx"}
 
@@ -119,14 +144,17 @@ def test_workers_exit_when_the_server_is_killed(tmp_path: Path) -> None:
     jobs pipe closes) and exits, even after a SIGKILL that runs no cleanup."""
     srv = Server(tmp_path, workers=2)
     try:
-        workers = [pid for pid, cmd in _children(srv.proc.pid).items()
-                   if "orate.runtime.worker" in cmd]
+        workers = [
+            pid for pid, cmd in _children(srv.proc.pid).items() if "orate.runtime.worker" in cmd
+        ]
         assert len(workers) == 2
         srv.proc.send_signal(signal.SIGKILL)
         srv.proc.wait(10)
-        wait_until(lambda: not any(Path(f"/proc/{p}").exists() and
-                                   "Z" not in _state(p) for p in workers),
-                   "the workers to exit after their server was killed", timeout=10)
+        wait_until(
+            lambda: not any(Path(f"/proc/{p}").exists() and "Z" not in _state(p) for p in workers),
+            "the workers to exit after their server was killed",
+            timeout=10,
+        )
     finally:
         srv.stop()
 

@@ -46,8 +46,11 @@ TEXTS = ["Hello there. How are you today?", "The quick brown fox jumps over the 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = free_port()
-    server = Server(tmp_path_factory.mktemp("frameworks"), workers=2,
-                    args=["--wyoming", f"tcp://127.0.0.1:{port}"])
+    server = Server(
+        tmp_path_factory.mktemp("frameworks"),
+        workers=2,
+        args=["--wyoming", f"tcp://127.0.0.1:{port}"],
+    )
     server.wyoming_port = port  # type: ignore[attr-defined]
     yield server
     server.stop()
@@ -61,8 +64,13 @@ def python_of(name: str) -> Path:
 
 
 def drive(name: str, script: str, *args: str) -> dict[str, Any]:
-    run = subprocess.run([str(python_of(name)), str(CLIENTS / script), *args],
-                         capture_output=True, text=True, timeout=300, cwd=CLIENTS)
+    run = subprocess.run(
+        [str(python_of(name)), str(CLIENTS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=CLIENTS,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
 
@@ -75,6 +83,7 @@ def check_words(words: list[list[Any]], audio_s: float) -> None:
 
 
 # -- pipecat ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("service", ["openai", "elevenlabs-http", "elevenlabs-ws"])
 def test_pipecat_tts_services(srv: Server, service: str) -> None:
@@ -92,8 +101,10 @@ def test_pipecat_tts_services(srv: Server, service: str) -> None:
 
 # -- livekit ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mode", ["openai-mp3", "openai-pcm", "openai-sse",
-                                  "elevenlabs-synthesize", "elevenlabs-stream"])
+
+@pytest.mark.parametrize(
+    "mode", ["openai-mp3", "openai-pcm", "openai-sse", "elevenlabs-synthesize", "elevenlabs-stream"]
+)
 def test_livekit_tts_plugins(srv: Server, mode: str) -> None:
     out = drive("livekit", "livekit_tts.py", mode, srv.url, *TEXTS)
     assert not [w for w in out["warnings"] if "request_id" in w], out["warnings"]
@@ -103,8 +114,7 @@ def test_livekit_tts_plugins(srv: Server, mode: str) -> None:
     assert total > 2.0, segments
     if mode == "elevenlabs-stream":
         assert len(segments) == 2, segments
-        for seg, text in zip(sorted(segments, key=lambda s: len(s["words"])), TEXTS,
-                             strict=True):
+        for seg, text in zip(sorted(segments, key=lambda s: len(s["words"])), TEXTS, strict=True):
             check_words(seg["words"], seg["audio_s"] + 0.01)
             assert "".join(w[0] for w in seg["words"]).split() == text.split()
             ends = [w[2] for w in seg["words"]]
@@ -113,8 +123,10 @@ def test_livekit_tts_plugins(srv: Server, mode: str) -> None:
 
 # -- Home Assistant's Wyoming integration (its tts.py, reproduced) -------------------------
 
-async def ha_get_tts_audio(host: str, port: int, message: str,
-                           voice_name: str | None) -> tuple[str | None, bytes | None]:
+
+async def ha_get_tts_audio(
+    host: str, port: int, message: str, voice_name: str | None
+) -> tuple[str | None, bytes | None]:
     """``WyomingTtsProvider.async_get_tts_audio``: one ``synthesize``, read until
     audio-stop; a lost connection is ``(None, None)``."""
     async with AsyncTcpClient(host, port) as client:
@@ -141,8 +153,9 @@ async def ha_get_tts_audio(host: str, port: int, message: str,
             return ("wav", wav_io.getvalue())
 
 
-async def ha_stream_tts_audio(host: str, port: int, pieces: list[str],
-                              voice_name: str | None) -> bytes:
+async def ha_stream_tts_audio(
+    host: str, port: int, pieces: list[str], voice_name: str | None
+) -> bytes:
     """``async_stream_tts_audio``: start, a chunk per piece, the whole message as
     ``synthesize`` (for old servers), stop; audio read until synthesize-stopped."""
     client = AsyncTcpClient(host, port)
@@ -188,15 +201,22 @@ async def test_home_assistant_wyoming_flow(srv: Server) -> None:
     kind, wav = await ha_get_tts_audio("127.0.0.1", port, "No voice option set.", None)
     assert kind == "wav" and wav is not None and len(wav) > 20000
     started = time.monotonic()  # an unknown voice fails at once (was: hung until timeout)
-    assert await asyncio.wait_for(ha_get_tts_audio("127.0.0.1", port, "Hi.", "nobody"),
-                                  10) == (None, None)
+    assert await asyncio.wait_for(ha_get_tts_audio("127.0.0.1", port, "Hi.", "nobody"), 10) == (
+        None,
+        None,
+    )
     assert time.monotonic() - started < 10
-    pcm = await asyncio.wait_for(ha_stream_tts_audio(
-        "127.0.0.1", port, ["The weather ", "is cold ", "today. ", "Stay warm."], voice), 60)
+    pcm = await asyncio.wait_for(
+        ha_stream_tts_audio(
+            "127.0.0.1", port, ["The weather ", "is cold ", "today. ", "Stay warm."], voice
+        ),
+        60,
+    )
     assert len(pcm) > 20000
 
 
 # -- wyoming-openai against orate's OpenAI routes -----------------------------------------
+
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("backend", ["OPENAI", "KOKORO_FASTAPI"])
@@ -206,10 +226,26 @@ async def test_wyoming_openai_proxy(srv: Server, backend: str, tmp_path: Path) -
     models = ["tts-1"] if backend == "OPENAI" else ["Kokoro-82m"]
     log = open(tmp_path / "proxy.log", "wb")  # noqa: SIM115, ASYNC230
     proc = subprocess.Popen(  # noqa: ASYNC220 (started once, not awaited on)
-        [str(python), "-m", "wyoming_openai", "--uri", f"tcp://127.0.0.1:{port}",
-         "--tts-openai-url", f"{srv.url}/v1", "--tts-openai-key", "k",
-         "--tts-models", *models, "--tts-backend", backend, "--languages", "en"],
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            str(python),
+            "-m",
+            "wyoming_openai",
+            "--uri",
+            f"tcp://127.0.0.1:{port}",
+            "--tts-openai-url",
+            f"{srv.url}/v1",
+            "--tts-openai-key",
+            "k",
+            "--tts-models",
+            *models,
+            "--tts-backend",
+            backend,
+            "--languages",
+            "en",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         info = None
         deadline = time.monotonic() + 60
@@ -219,8 +255,9 @@ async def test_wyoming_openai_proxy(srv: Server, backend: str, tmp_path: Path) -
                     await client.write_event(Describe().event())
                     info = Info.from_event(await asyncio.wait_for(client.read_event(), 10))
             except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, \
-                    (tmp_path / "proxy.log").read_text()[-2000:]
+                assert proc.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "proxy.log"
+                ).read_text()[-2000:]
                 await asyncio.sleep(0.3)
         names = [v.name for t in info.tts for v in t.voices]
         assert names, (tmp_path / "proxy.log").read_text()[-2000:]
@@ -228,10 +265,10 @@ async def test_wyoming_openai_proxy(srv: Server, backend: str, tmp_path: Path) -
             async with httpx.AsyncClient(timeout=30) as http:
                 listed = (await http.get(f"{srv.url}/v1/audio/voices")).json()["voices"]
             assert set(names) <= set(listed), (names, listed)
-        kind, wav = await ha_get_tts_audio("127.0.0.1", port, "Hello through the proxy.",
-                                           names[0])
-        assert kind == "wav" and wav is not None and len(wav) > 10000, \
-            (tmp_path / "proxy.log").read_text()[-2000:]
+        kind, wav = await ha_get_tts_audio("127.0.0.1", port, "Hello through the proxy.", names[0])
+        assert kind == "wav" and wav is not None and len(wav) > 10000, (
+            tmp_path / "proxy.log"
+        ).read_text()[-2000:]
     finally:
         proc.terminate()
         proc.wait(15)
@@ -241,15 +278,24 @@ async def test_wyoming_openai_proxy(srv: Server, backend: str, tmp_path: Path) -
 def test_voices_per_model(srv: Server) -> None:
     """``GET /v1/models/{id}`` and ``/v1/audio/voices?model=`` give that model's own
     voices: Kokoro's names for Kokoro-82m, hibari's own for hibari."""
-    kokoro = httpx.get(f"{srv.url}/v1/audio/voices", params={"model": "Kokoro-82m"},
-                       timeout=30).json()["voices"]
-    hibari = httpx.get(f"{srv.url}/v1/audio/voices", params={"model": "hibari"},
-                       timeout=30).json()["voices"]
+    kokoro = httpx.get(
+        f"{srv.url}/v1/audio/voices", params={"model": "Kokoro-82m"}, timeout=30
+    ).json()["voices"]
+    hibari = httpx.get(f"{srv.url}/v1/audio/voices", params={"model": "hibari"}, timeout=30).json()[
+        "voices"
+    ]
     assert "af_heart" in kokoro and "alloy" not in kokoro
     assert kokoro != hibari
     model = httpx.get(f"{srv.url}/v1/models/Kokoro-82m", timeout=30).json()
     assert model["voices"] == kokoro
     with httpx.Client(base_url=srv.url, timeout=60) as http:  # each listed name speaks
-        r = http.post("/v1/audio/speech", json={"model": "Kokoro-82m", "voice": kokoro[0],
-                                                "input": "Hi.", "response_format": "wav"})
+        r = http.post(
+            "/v1/audio/speech",
+            json={
+                "model": "Kokoro-82m",
+                "voice": kokoro[0],
+                "input": "Hi.",
+                "response_format": "wav",
+            },
+        )
         assert r.status_code == 200 and r.headers["x-request-id"]

@@ -77,9 +77,9 @@ def test_server_lists_real_languages_and_named_voice_genders(server) -> None:
     model = httpx.get(f"{server.url}/v1/models/tts-1").json()
     assert set(model["languages"]) == reference
     assert len(model["languages"]) == len(reference) < 200
-    voices = httpx.get(f"{server.url}/v1/voices",
-                       params={"provider": "builtin", "limit": 500,
-                               "engine": "espeak"}).json()["voices"]
+    voices = httpx.get(
+        f"{server.url}/v1/voices", params={"provider": "builtin", "limit": 500, "engine": "espeak"}
+    ).json()["voices"]
     by_id = {v["id"]: v for v in voices}
     engine = EngineRegistry().engine("espeak")
     for name, params in OPENAI_VOICES.items():
@@ -88,8 +88,9 @@ def test_server_lists_real_languages_and_named_voice_genders(server) -> None:
         assert params.label() in by_id[name]["description"]
     assert by_id["alloy"]["gender"] == "female" and by_id["onyx"]["gender"] == "male"
     assert httpx.get(f"{server.url}/v1/voices/nova").json()["gender"] == "female"
-    hume = httpx.get(f"{server.url}/v0/tts/voices",
-                     params={"provider": "HUME_AI", "page_size": 100}).json()["voices_page"]
+    hume = httpx.get(
+        f"{server.url}/v0/tts/voices", params={"provider": "HUME_AI", "page_size": 100}
+    ).json()["voices_page"]
     tags = {v["id"]: v["tags"]["gender"] for v in hume}
     assert tags["shimmer"] == "female" and tags["echo"] == "male"
 
@@ -98,13 +99,23 @@ def test_aliases_say_which_model_serves_them() -> None:
     from orate.engines.catalog import Catalog
 
     catalog = Catalog()  # the shipped defaults (the suite's servers pin the old engines)
-    models = {mid: {**catalog.describe(m), "description": m.description}
-              for mid, m in catalog.models.items()}
+    models = {
+        mid: {**catalog.describe(m), "description": m.description}
+        for mid, m in catalog.models.items()
+    }
     assert models["espeak-ng"]["served_by"] == "espeak-ng"
     assert models["espeak-ng"]["alias_of"] is None
     # every vendor id is served by the natural palette that ships
-    for alias in ("tts-1", "Elevenlabs-Turbo-V2.5", "octave-1", "octave-2", "tts-1-hd",
-                  "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15", "Kokoro-82m"):
+    for alias in (
+        "tts-1",
+        "Elevenlabs-Turbo-V2.5",
+        "octave-1",
+        "octave-2",
+        "tts-1-hd",
+        "gpt-4o-mini-tts",
+        "gpt-4o-mini-tts-2025-12-15",
+        "Kokoro-82m",
+    ):
         m = models[alias]
         assert m["alias_of"] == m["served_by"] == "natural", alias
         assert m["engine"] == models["natural"]["engine"] == "natural"
@@ -144,8 +155,12 @@ def test_openapi_document_validates(server) -> None:
 
     spec = httpx.get(f"{server.url}/openapi.json").json()
     validate(spec)
-    ids = [op["operationId"] for item in spec["paths"].values() for op in item.values()
-           if isinstance(op, dict) and "operationId" in op]
+    ids = [
+        op["operationId"]
+        for item in spec["paths"].values()
+        for op in item.values()
+        if isinstance(op, dict) and "operationId" in op
+    ]
     assert len(ids) == len(set(ids))
     assert {"get", "head"} <= set(spec["paths"]["/v1/audio/files/{gen_id}"])
 
@@ -154,9 +169,12 @@ SAY = {"model": "tts-1", "voice": "alloy", "input": "Hello there."}
 HUME = {"utterances": [{"text": "Hello there."}]}
 # every JSON route of every dialect, with a body it accepts and the status it answers
 JSON_ROUTES = [
-    ("/v1/audio/speech", SAY, 200), ("/audio/speech", SAY, 200),
-    ("/v0/tts", HUME, 200), ("/v0/tts/file", HUME, 200),
-    ("/v0/tts/stream/json", HUME, 200), ("/v0/tts/stream/file", HUME, 200),
+    ("/v1/audio/speech", SAY, 200),
+    ("/audio/speech", SAY, 200),
+    ("/v0/tts", HUME, 200),
+    ("/v0/tts/file", HUME, 200),
+    ("/v0/tts/stream/json", HUME, 200),
+    ("/v0/tts/stream/file", HUME, 200),
     ("/api/tts", {"text": "Hello there.", "model": "Kokoro-82m", "voice": "af_bella"}, 200),
     ("/v1/voices", {"name": "no-content-type", "params": {"voice": "en-gb"}}, 201),
     # parsed: the answer is about the unknown generation, not about the body
@@ -182,15 +200,42 @@ def test_curl_d_without_header_works_and_form_bodies_are_explained(server, tmp_p
     from .conftest import duration
 
     out = tmp_path / "hello.mp3"
-    code = subprocess.run(["curl", "-s", "-o", str(out), "-w", "%{http_code}",
-                           f"{server.url}/v1/audio/speech", "-d", json.dumps(SAY)],
-                          capture_output=True, text=True, timeout=60).stdout
+    code = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-o",
+            str(out),
+            "-w",
+            "%{http_code}",
+            f"{server.url}/v1/audio/speech",
+            "-d",
+            json.dumps(SAY),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     assert code == "200" and duration(out.read_bytes(), "mp3") > 0.3
-    for path, envelope in (("/v1/audio/speech", "openai"), ("/api/tts", "openai"),
-                           ("/v0/tts", "hume")):
-        got = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", f"{server.url}{path}",
-                              "-d", "input=hello&model=tts-1"],
-                             capture_output=True, text=True, timeout=60).stdout
+    for path, envelope in (
+        ("/v1/audio/speech", "openai"),
+        ("/api/tts", "openai"),
+        ("/v0/tts", "hume"),
+    ):
+        got = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                f"{server.url}{path}",
+                "-d",
+                "input=hello&model=tts-1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         text, status = got.rsplit("\n", 1)
         err = json.loads(text)
         if envelope == "openai":
@@ -213,8 +258,10 @@ def _open_webui_voices(base_url: str) -> dict[str, str]:
 
     async def fetch() -> dict[str, str]:
         timeout = aiohttp.ClientTimeout(total=10)
-        async with aiohttp.ClientSession(timeout=timeout, trust_env=True) as session, \
-                session.get(f"{base_url}/audio/voices") as response:
+        async with (
+            aiohttp.ClientSession(timeout=timeout, trust_env=True) as session,
+            session.get(f"{base_url}/audio/voices") as response,
+        ):
             response.raise_for_status()
             data = await response.json()
             voices_list = data.get("voices", [])
@@ -234,8 +281,11 @@ def test_open_webui_fills_its_voice_dropdown(server) -> None:
     assert set(plain) == set(voices)
     forced = httpx.get(f"{server.url}/v1/audio/voices", params={"format": "objects"}).json()
     assert forced["voices"][0]["id"] == "alloy"
-    names = httpx.get(f"{server.url}/audio/voices", params={"format": "names"},
-                      headers={"User-Agent": "Python/3.12 aiohttp/3.11.0"}).json()
+    names = httpx.get(
+        f"{server.url}/audio/voices",
+        params={"format": "names"},
+        headers={"User-Agent": "Python/3.12 aiohttp/3.11.0"},
+    ).json()
     assert names["voices"][0] == "alloy"
     bad = httpx.get(f"{server.url}/v1/audio/voices", params={"format": "xml"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "format"
@@ -250,8 +300,13 @@ def test_open_webui_lists_voices_on_a_server_with_keys(tmp_path: Path) -> None:
     from .conftest import Server
 
     env = {**os.environ, "ORATE_DATA_DIR": str(tmp_path)}
-    made = subprocess.run([sys.executable, "-m", "orate.cli", "keys", "create", "--name", "w"],
-                          capture_output=True, text=True, env=env, timeout=60)
+    made = subprocess.run(
+        [sys.executable, "-m", "orate.cli", "keys", "create", "--name", "w"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert made.returncode == 0, made.stderr
     srv = Server(tmp_path, workers=1)
     try:
@@ -283,11 +338,18 @@ def _wait_job(url: str, run_id: str) -> dict:
 def test_local_engines_cost_nothing_by_default(server) -> None:
     for m in httpx.get(f"{server.url}/v1/models").json()["data"]:
         assert m["price"]["per_1k_chars"] == m["price"]["per_second"] == 0, m["id"]
-    sync = httpx.post(f"{server.url}/api/tts", json={"text": "Free of charge, once.",
-                                                     "model": "tts-1-hd"}).json()
+    sync = httpx.post(
+        f"{server.url}/api/tts", json={"text": "Free of charge, once.", "model": "tts-1-hd"}
+    ).json()
     assert sync["cost"] == 0
-    ticket = httpx.post(f"{server.url}/api/tts", json={
-        "text": "Free of charge, queued.", "model": "Elevenlabs-Turbo-V2.5", "voice": "Rachel"})
+    ticket = httpx.post(
+        f"{server.url}/api/tts",
+        json={
+            "text": "Free of charge, queued.",
+            "model": "Elevenlabs-Turbo-V2.5",
+            "voice": "Rachel",
+        },
+    )
     assert ticket.status_code == 202, ticket.text
     body = ticket.json()
     assert body["charged"] is False and body["cost"] == 0 and body["paymentSource"] == "none"
@@ -303,18 +365,26 @@ def test_operator_prices_are_billed_truthfully(tmp_path: Path) -> None:
     from .conftest import Server
 
     providers = tmp_path / "providers.toml"
-    providers.write_text('[[provider]]\nname = "far"\nkind = "openai"\n'
-                         'base_url = "http://127.0.0.1:9/v1"\nmodels = ["far-tts"]\n'
-                         'price = {per_1k_chars = 0.5, per_second = 0.01}\n')
+    providers.write_text(
+        '[[provider]]\nname = "far"\nkind = "openai"\n'
+        'base_url = "http://127.0.0.1:9/v1"\nmodels = ["far-tts"]\n'
+        "price = {per_1k_chars = 0.5, per_second = 0.01}\n"
+    )
     prices = {"tts-1": {"per_1k_chars": 0.015}, "Elevenlabs-Turbo-V2.5": {"per_1k_chars": 0.06}}
-    srv = Server(tmp_path, workers=1, env={"ORATE_PRICES": json.dumps(prices),
-                                           "ORATE_PROVIDERS_FILE": str(providers)})
+    srv = Server(
+        tmp_path,
+        workers=1,
+        env={"ORATE_PRICES": json.dumps(prices), "ORATE_PROVIDERS_FILE": str(providers)},
+    )
     try:
         models = {m["id"]: m for m in httpx.get(f"{srv.url}/v1/models").json()["data"]}
         assert models["tts-1"]["price"]["per_1k_chars"] == 0.015
         assert models["espeak-ng"]["price"]["per_1k_chars"] == 0  # not in the table: free
-        assert models["far-tts"]["price"] == {"per_1k_chars": 0.5, "per_second": 0.01,
-                                              "currency": "USD"}
+        assert models["far-tts"]["price"] == {
+            "per_1k_chars": 0.5,
+            "per_second": 0.01,
+            "currency": "USD",
+        }
         text = "Pay for these words, please."
         r = httpx.post(f"{srv.url}/v1/audio/speech", json={**SAY, "input": text}, timeout=60)
         gen = r.headers["x-orate-generation-id"]
@@ -331,14 +401,17 @@ def test_operator_prices_are_billed_truthfully(tmp_path: Path) -> None:
         hit = httpx.get(f"{srv.url}/v1/history/{again.headers['x-orate-generation-id']}")
         assert hit.json()["cost"] == 0  # a replay from the cache bills nothing
         words = "A paid job, queued for later."
-        ticket = httpx.post(f"{srv.url}/api/tts", json={
-            "text": words, "model": "Elevenlabs-Turbo-V2.5", "voice": "Rachel"}).json()
+        ticket = httpx.post(
+            f"{srv.url}/api/tts",
+            json={"text": words, "model": "Elevenlabs-Turbo-V2.5", "voice": "Rachel"},
+        ).json()
         assert ticket["charged"] is True and ticket["paymentSource"] == "USD"
         assert ticket["cost"] == pytest.approx(len(words) / 1000 * 0.06)
         done = _wait_job(srv.url, ticket["runId"])
         assert done["cost"] == pytest.approx(ticket["cost"]) and done["paymentSource"] == "USD"
-        free = httpx.post(f"{srv.url}/api/tts", json={"text": "Kokoro is not priced here.",
-                                                      "model": "Kokoro-82m"}).json()
+        free = httpx.post(
+            f"{srv.url}/api/tts", json={"text": "Kokoro is not priced here.", "model": "Kokoro-82m"}
+        ).json()
         assert free["cost"] == 0
     finally:
         srv.stop()
@@ -349,8 +422,10 @@ def test_bad_provider_prices_stop_startup_with_a_clear_message(tmp_path: Path, p
     from orate.engines.upstream import load_providers
 
     path = tmp_path / "providers.toml"
-    path.write_text(f'[[provider]]\nname = "p"\nkind = "openai"\nbase_url = "http://x/v1"\n'
-                    f'models = ["m"]\nprice = {price}\n')
+    path.write_text(
+        f'[[provider]]\nname = "p"\nkind = "openai"\nbase_url = "http://x/v1"\n'
+        f'models = ["m"]\nprice = {price}\n'
+    )
     with pytest.raises(ValueError, match="price"):
         load_providers(path)
 
@@ -361,16 +436,27 @@ def test_cli_voices_show_real_languages_and_genders(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "orate.cli", "voices", "--json"],
-                         capture_output=True, text=True, timeout=120, check=True,
-                         env={**os.environ, "ORATE_DATA_DIR": str(tmp_path)}).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "orate.cli", "voices", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "ORATE_DATA_DIR": str(tmp_path)},
+    ).stdout
     voices = {v["id"]: v for v in json.loads(out)}
     assert voices["af"]["languages"] == ["af"]
     assert voices["alloy"]["gender"] == "female" and voices["echo"]["gender"] == "male"
-    models = json.loads(subprocess.run(
-        [sys.executable, "-m", "orate.cli", "models", "list", "--json"], capture_output=True,
-        text=True, timeout=120, check=True,
-        env={**os.environ, "ORATE_DATA_DIR": str(tmp_path)}).stdout)
+    models = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "orate.cli", "models", "list", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            env={**os.environ, "ORATE_DATA_DIR": str(tmp_path)},
+        ).stdout
+    )
     reference = {lang for langs, _ in _reference(DATA / "lang").values() for lang in langs}
     tts1 = next(m for m in models if m["id"] == "tts-1")
     assert set(tts1["languages"]) == reference and tts1["served_by"] == "espeak-ng"

@@ -28,8 +28,13 @@ ORATE = [sys.executable, "-m", "orate.cli"]
 
 
 def cli(data: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([*ORATE, *args], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "ORATE_DATA_DIR": str(data)})
+    result = subprocess.run(
+        [*ORATE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ORATE_DATA_DIR": str(data)},
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -43,11 +48,15 @@ def bearer(key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def speak(srv: Server, key: str | None = None, text: str = "Hello there.",
-          **kw: Any) -> httpx.Response:
-    return httpx.post(f"{srv.url}/v1/audio/speech", headers=bearer(key),
-                      json={"model": "tts-1", "voice": "alloy", "input": text,
-                            "response_format": "wav", **kw}, timeout=60)
+def speak(
+    srv: Server, key: str | None = None, text: str = "Hello there.", **kw: Any
+) -> httpx.Response:
+    return httpx.post(
+        f"{srv.url}/v1/audio/speech",
+        headers=bearer(key),
+        json={"model": "tts-1", "voice": "alloy", "input": text, "response_format": "wav", **kw},
+        timeout=60,
+    )
 
 
 def until(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
@@ -63,8 +72,7 @@ def until(check: Callable[[], Any], timeout: float = 20.0, what: str = "conditio
 
 
 def ws_url(srv: Server, query: str = "") -> str:
-    return srv.url.replace("http", "ws") + "/v0/tts/stream/input" + (f"?{query}" if query
-                                                                       else "")
+    return srv.url.replace("http", "ws") + "/v0/tts/stream/input" + (f"?{query}" if query else "")
 
 
 def drain_ws(ws: Any) -> tuple[list[Any], Any]:
@@ -82,11 +90,13 @@ def drain_ws(ws: Any) -> tuple[list[Any], Any]:
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("keyed")
-    keys = {"admin": create_key(data, "--name", "root", "--admin"),
-            "alice": create_key(data, "--name", "alice"),
-            "bob": create_key(data, "--name", "bob"),
-            "ws100": create_key(data, "--name", "ws100", "--quota-chars", "100"),
-            "par100": create_key(data, "--name", "par100", "--quota-chars", "100")}
+    keys = {
+        "admin": create_key(data, "--name", "root", "--admin"),
+        "alice": create_key(data, "--name", "alice"),
+        "bob": create_key(data, "--name", "bob"),
+        "ws100": create_key(data, "--name", "ws100", "--quota-chars", "100"),
+        "par100": create_key(data, "--name", "par100", "--quota-chars", "100"),
+    }
     srv = Server(data, workers=1)
     srv.keys = keys  # type: ignore[attr-defined]
     yield srv
@@ -101,6 +111,7 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 # -- 3. quotas ----------------------------------------------------------------------------
+
 
 def _used(srv: Server, name: str) -> int:
     rows = json.loads(cli(srv.data_dir, "keys", "list", "--json").stdout)
@@ -139,6 +150,7 @@ def test_concurrent_requests_cannot_overspend_a_quota(keyed: Server) -> None:
 
 # -- 4. auth stays on ---------------------------------------------------------------------
 
+
 def test_revoking_the_last_key_keeps_the_server_locked(tmp_path: Path) -> None:
     key = create_key(tmp_path, "--name", "only")
     srv = Server(tmp_path, workers=1)
@@ -164,6 +176,7 @@ def test_revoking_the_last_key_keeps_the_server_locked(tmp_path: Path) -> None:
 
 # -- 5. a locked database -----------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def locked(db: Path) -> Iterator[None]:
     """Hold ``BEGIN EXCLUSIVE`` on the SQLite file (another process's long write)."""
@@ -177,8 +190,7 @@ def locked(db: Path) -> Iterator[None]:
 
 
 def _history_ids(srv: Server, key: str | None = None) -> set[str]:
-    r = httpx.get(f"{srv.url}/v1/history", params={"limit": 200}, headers=bearer(key),
-                  timeout=60)
+    r = httpx.get(f"{srv.url}/v1/history", params={"limit": 200}, headers=bearer(key), timeout=60)
     return {g["id"] for g in r.json()["data"]} if r.status_code == 200 else set()
 
 
@@ -191,12 +203,19 @@ def test_locked_database_loses_no_history_and_refuses_writes_with_503(tmp_path: 
             assert spoken.status_code == 200
             gen = spoken.headers["x-orate-generation-id"]
             assert gen in _history_ids(srv)  # listed while its write waits for the lock
-            voice = httpx.post(f"{srv.url}/v1/voices", json={
-                "name": "locked-out", "params": {"voice": "en-gb"}}, timeout=60)
+            voice = httpx.post(
+                f"{srv.url}/v1/voices",
+                json={"name": "locked-out", "params": {"voice": "en-gb"}},
+                timeout=60,
+            )
             assert voice.status_code == 503 and voice.headers["retry-after"]
             assert voice.json()["error"]["code"] == "database_unavailable"
-            job = httpx.post(f"{srv.url}/api/tts", headers={"prefer": "respond-async"},
-                             json={"text": "A job while locked."}, timeout=60)
+            job = httpx.post(
+                f"{srv.url}/api/tts",
+                headers={"prefer": "respond-async"},
+                json={"text": "A job while locked."},
+                timeout=60,
+            )
             assert job.status_code == 503 and job.headers["retry-after"]
             assert job.json()["error"]["code"] == "database_unavailable"
             ready = httpx.get(f"{srv.url}/readyz", timeout=30)  # reads work, writes do not
@@ -204,8 +223,12 @@ def test_locked_database_loses_no_history_and_refuses_writes_with_503(tmp_path: 
         until(lambda: gen in _history_ids(srv), timeout=60, what="the history row")
         until(lambda: httpx.get(f"{srv.url}/readyz").status_code == 200, what="ready again")
         assert httpx.get(f"{srv.url}/v1/audio/files/{gen}").status_code == 200
-        assert httpx.post(f"{srv.url}/v1/voices", json={
-            "name": "after", "params": {"voice": "en-gb"}}).status_code == 201
+        assert (
+            httpx.post(
+                f"{srv.url}/v1/voices", json={"name": "after", "params": {"voice": "en-gb"}}
+            ).status_code
+            == 201
+        )
         assert "Traceback" not in (tmp_path / "server.log").read_text()
     finally:
         srv.stop()
@@ -221,8 +244,11 @@ def test_history_spools_to_disk_and_survives_a_crash(tmp_path: Path) -> None:
             r = speak(srv, text="Spooled while the database is locked.")
             assert r.status_code == 200
             gen = r.headers["x-orate-generation-id"]
-            until(lambda: spool.exists() and gen in spool.read_text(), timeout=30,
-                  what="the spooled row")
+            until(
+                lambda: spool.exists() and gen in spool.read_text(),
+                timeout=30,
+                what="the spooled row",
+            )
             assert gen in _history_ids(srv)  # listed from the spool meanwhile
             srv.proc.send_signal(signal.SIGKILL)  # crash before the database is back
             srv.proc.wait(30)
@@ -241,12 +267,16 @@ def test_history_spools_to_disk_and_survives_a_crash(tmp_path: Path) -> None:
 
 # -- 6. a full disk -----------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def small_fs(path: Path, size: str = "4m") -> Iterator[Path]:
     """A small tmpfs at ``path`` (needs root); skips the test where it cannot mount."""
     path.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
     try:
@@ -273,9 +303,15 @@ LONG = "This sentence takes a while to say, so its audio is large. " * 40
 
 def test_full_disk_keeps_the_record_answers_410_and_refuses_new_work(tmp_path: Path) -> None:
     with small_fs(tmp_path / "blobs") as blobs:
-        srv = Server(tmp_path, workers=1, env={"ORATE_BLOB_URL": str(blobs),
-                                               "ORATE_CACHE_ENABLED": "false",
-                                               "ORATE_READY_MIN_FREE_BYTES": "65536"})
+        srv = Server(
+            tmp_path,
+            workers=1,
+            env={
+                "ORATE_BLOB_URL": str(blobs),
+                "ORATE_CACHE_ENABLED": "false",
+                "ORATE_READY_MIN_FREE_BYTES": "65536",
+            },
+        )
         try:
             first = speak(srv, text="Stored while there is room.")
             assert first.status_code == 200
@@ -284,8 +320,12 @@ def test_full_disk_keeps_the_record_answers_410_and_refuses_new_work(tmp_path: P
             lost = speak(srv, text=LONG)
             assert lost.status_code == 200  # already streamed: its record must survive
             gen = lost.headers["x-orate-generation-id"]
-            gone = until(lambda: (r := httpx.get(f"{srv.url}/v1/audio/files/{gen}"))
-                         .status_code == 410 and r, what="410 for the unstored audio")
+            gone = until(
+                lambda: (
+                    (r := httpx.get(f"{srv.url}/v1/audio/files/{gen}")).status_code == 410 and r
+                ),
+                what="410 for the unstored audio",
+            )
             assert "space" in gone.json()["error"]["message"].lower()
             assert gen in _history_ids(srv)
             usage = httpx.get(f"{srv.url}/v1/usage").json()["total"]
@@ -297,8 +337,7 @@ def test_full_disk_keeps_the_record_answers_410_and_refuses_new_work(tmp_path: P
             assert refused.json()["error"]["code"] == "storage_full"
             assert speak(srv, text="Not kept.", store=False).status_code == 200
             filler.unlink()  # room again: ready, and new work is taken
-            until(lambda: httpx.get(f"{srv.url}/readyz").status_code == 200,
-                  what="ready again")
+            until(lambda: httpx.get(f"{srv.url}/readyz").status_code == 200, what="ready again")
             assert speak(srv, text="Stored again.").status_code == 200
         finally:
             srv.stop()
@@ -317,27 +356,34 @@ def test_a_blob_the_os_refuses_keeps_its_record_without_root(tmp_path: Path) -> 
         lost = speak(srv, text=LONG)
         assert lost.status_code == 200 and len(lost.content) > limit
         gen = lost.headers["x-orate-generation-id"]
-        gone = until(lambda: (r := httpx.get(f"{srv.url}/v1/audio/files/{gen}"))
-                     .status_code == 410 and r, what="410 for the unstored audio")
+        gone = until(
+            lambda: (r := httpx.get(f"{srv.url}/v1/audio/files/{gen}")).status_code == 410 and r,
+            what="410 for the unstored audio",
+        )
         assert "too large" in gone.json()["error"]["message"].lower()
         record = httpx.get(f"{srv.url}/v1/history/{gen}").json()
         assert record["audio_error"] and record["audio_url"]
         assert httpx.get(f"{srv.url}/v1/usage").json()["total"]["requests"] == 2
         # the store works again for small files: after a probe, new work is taken
-        until(lambda: speak(srv, text="Small enough.").status_code == 200,
-              what="new work accepted once a probe write succeeds")
+        until(
+            lambda: speak(srv, text="Small enough.").status_code == 200,
+            what="new work accepted once a probe write succeeds",
+        )
     finally:
         srv.stop()
 
 
 # -- 7. cache per owner, admin routes -----------------------------------------------------
 
+
 def test_cache_is_per_key_and_its_routes_are_admin_only(keyed: Server) -> None:
     keys = keyed.keys  # type: ignore[attr-defined]
     text = "Alice's secret sentence for the cache."
     assert speak(keyed, keys["alice"], text).headers["x-orate-cache"] == "miss"
-    until(lambda: speak(keyed, keys["alice"], text).headers["x-orate-cache"] == "hit",
-          what="alice's cache entry")
+    until(
+        lambda: speak(keyed, keys["alice"], text).headers["x-orate-cache"] == "hit",
+        what="alice's cache entry",
+    )
     assert speak(keyed, keys["bob"], text).headers["x-orate-cache"] != "hit"
     for method in ("GET", "DELETE"):
         r = httpx.request(method, f"{keyed.url}/v1/cache", headers=bearer(keys["bob"]))
@@ -352,14 +398,21 @@ def test_cache_is_per_key_and_its_routes_are_admin_only(keyed: Server) -> None:
 
 # -- 8. read-your-writes ------------------------------------------------------------------
 
+
 def test_history_lists_a_generation_as_soon_as_its_response_ends(plain: Server) -> None:
     text = "Listed right away, as soon as the response has ended. " * 12  # ~1 MB of wav
 
     def speak_then_list(n: int) -> bool:
         with httpx.Client(base_url=plain.url, timeout=60) as client:
-            r = client.post("/v1/audio/speech", json={
-                "model": "tts-1", "voice": "alloy", "input": f"Take {n}. {text}",
-                "response_format": "wav"})
+            r = client.post(
+                "/v1/audio/speech",
+                json={
+                    "model": "tts-1",
+                    "voice": "alloy",
+                    "input": f"Take {n}. {text}",
+                    "response_format": "wav",
+                },
+            )
             gen = r.headers["x-orate-generation-id"]
             listed = client.get("/v1/history", params={"limit": 50}).json()["data"]
             return gen in [g["id"] for g in listed]
@@ -371,25 +424,34 @@ def test_history_lists_a_generation_as_soon_as_its_response_ends(plain: Server) 
 
 # -- 10. a 4xx for malformed input, never a 500 -------------------------------------------
 
-def _raw(srv: Server, path: str, body: str, headers: dict[str, str] | None = None
-         ) -> httpx.Response:
-    return httpx.post(f"{srv.url}{path}", content=body.encode(), timeout=60,
-                      headers={"content-type": "application/json", **(headers or {})})
+
+def _raw(
+    srv: Server, path: str, body: str, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return httpx.post(
+        f"{srv.url}{path}",
+        content=body.encode(),
+        timeout=60,
+        headers={"content-type": "application/json", **(headers or {})},
+    )
 
 
 def test_lone_surrogates_and_huge_offsets_are_4xx(plain: Server) -> None:
-    cases = [("/v1/audio/speech", '{"model":"tts-1","input":"Hi.","voice":"\\ud800"}'),
-             ("/api/tts", '{"text":"Hi.","voice":"\\ud800"}'),
-             ("/v1/voices", '{"name":"x","generation_id":"\\ud800"}'),
-             ("/v1/voices", '{"name":"\\ud800","params":{"voice":"en-gb"}}')]
+    cases = [
+        ("/v1/audio/speech", '{"model":"tts-1","input":"Hi.","voice":"\\ud800"}'),
+        ("/api/tts", '{"text":"Hi.","voice":"\\ud800"}'),
+        ("/v1/voices", '{"name":"x","generation_id":"\\ud800"}'),
+        ("/v1/voices", '{"name":"\\ud800","params":{"voice":"en-gb"}}'),
+    ]
     for path, body in cases:
         r = _raw(plain, path, body)
         assert 400 <= r.status_code < 500, (path, body, r.status_code, r.text)
     for path in ("/v1/history", "/v1/voices"):
         r = httpx.get(f"{plain.url}{path}", params={"offset": "9223372036854775808"})
         assert r.status_code == 400, (path, r.text)
-    engine = httpx.post(f"{plain.url}/v1/voices", json={
-        "name": "x", "params": {"engine": "nope", "voice": "en"}})
+    engine = httpx.post(
+        f"{plain.url}/v1/voices", json={"name": "x", "params": {"engine": "nope", "voice": "en"}}
+    )
     assert engine.status_code == 400 and engine.json()["error"]["param"] == "params.engine"
     assert "Traceback" not in (plain.data_dir / "server.log").read_text()
 
@@ -397,8 +459,7 @@ def test_lone_surrogates_and_huge_offsets_are_4xx(plain: Server) -> None:
 def test_websocket_binary_and_deep_messages_close_with_1008(plain: Server) -> None:
     from websockets.sync.client import connect
 
-    for payload in (b"\x00\x01binary", "[" * 30_000 + "]" * 30_000,
-                    "[" * 100_000 + "]" * 100_000):
+    for payload in (b"\x00\x01binary", "[" * 30_000 + "]" * 30_000, "[" * 100_000 + "]" * 100_000):
         with connect(ws_url(plain, "no_binary=true"), max_size=None) as ws:
             ws.send(payload)
             _, close = drain_ws(ws)
@@ -417,17 +478,20 @@ def test_corrupted_database_is_not_ready_and_answers_503_not_500(tmp_path: Path)
                 garbage = b"this is not a database, it was overwritten. "
                 size = path.stat().st_size
                 path.write_bytes((garbage * (size // len(garbage) + 1))[:size])
-        ready = until(lambda: (r := httpx.get(f"{srv.url}/readyz")).status_code == 503 and r,
-                      what="readyz to fail")
+        ready = until(
+            lambda: (r := httpx.get(f"{srv.url}/readyz")).status_code == 503 and r,
+            what="readyz to fail",
+        )
         assert ready.json()["database"] is False
         # a connection may still answer from its page cache; none may fail with a 500
-        for r in (httpx.get(f"{srv.url}/v1/history"),
-                  httpx.get(f"{srv.url}/v1/history", headers=bearer("orate_invalid")),
-                  httpx.get(f"{srv.url}/v1/usage"),
-                  httpx.get(f"{srv.url}/v1/voices", params={"provider": "custom"}),
-                  httpx.post(f"{srv.url}/v1/voices", json={"name": "v",
-                                                           "params": {"voice": "en-gb"}}),
-                  speak(srv, text="Spoken after the corruption.")):
+        for r in (
+            httpx.get(f"{srv.url}/v1/history"),
+            httpx.get(f"{srv.url}/v1/history", headers=bearer("orate_invalid")),
+            httpx.get(f"{srv.url}/v1/usage"),
+            httpx.get(f"{srv.url}/v1/voices", params={"provider": "custom"}),
+            httpx.post(f"{srv.url}/v1/voices", json={"name": "v", "params": {"voice": "en-gb"}}),
+            speak(srv, text="Spoken after the corruption."),
+        ):
             assert r.status_code < 500 or r.status_code == 503, (r.status_code, r.text)
             if r.status_code >= 400:
                 assert r.json()["error"]["code"] in ("database_unavailable", "invalid_api_key")
@@ -438,9 +502,14 @@ def test_corrupted_database_is_not_ready_and_answers_503_not_500(tmp_path: Path)
 
 # -- 11. consistency ----------------------------------------------------------------------
 
+
 def test_nothing_to_say_is_missing_input_everywhere(plain: Server) -> None:
-    for text in ("\u200b\u200f\u202e\u2066", "<speak></speak>", "<speak> <break time='1s'/>"
-                 "</speak>", "?!."):
+    for text in (
+        "\u200b\u200f\u202e\u2066",
+        "<speak></speak>",
+        "<speak> <break time='1s'/></speak>",
+        "?!.",
+    ):
         r = speak(plain, text=text)
         assert r.status_code == 400 and r.json()["error"]["code"] == "missing_input", text
     nano = httpx.post(f"{plain.url}/api/tts", json={"text": "\u200b\u200b"})
@@ -472,34 +541,47 @@ def test_errors_name_the_dialects_fields_and_do_not_echo_huge_values(plain: Serv
 POSTGRES = os.environ.get("ORATE_TEST_POSTGRES_URL")
 
 
-@pytest.mark.skipif(not POSTGRES, reason="set ORATE_TEST_POSTGRES_URL to a PostgreSQL database "
-                    "(.ci/run installs and starts one)")
+@pytest.mark.skipif(
+    not POSTGRES,
+    reason="set ORATE_TEST_POSTGRES_URL to a PostgreSQL database (.ci/run installs and starts one)",
+)
 def test_quota_reservations_hold_across_two_servers_on_postgresql(tmp_path: Path) -> None:
     """Two processes sharing one PostgreSQL: the conditional UPDATE still admits one."""
     env = {"ORATE_DATABASE_URL": POSTGRES or ""}
     name = f"pg-quota-{os.getpid()}"
-    result = subprocess.run([*ORATE, "keys", "create", "--name", name, "--quota-chars", "100"],
-                            capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "ORATE_DATA_DIR": str(tmp_path), **env})
+    result = subprocess.run(
+        [*ORATE, "keys", "create", "--name", name, "--quota-chars", "100"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ORATE_DATA_DIR": str(tmp_path), **env},
+    )
     assert result.returncode == 0, result.stderr
     key = result.stdout.strip()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    servers = [Server(tmp_path / "a", workers=1, env=env),
-               Server(tmp_path / "b", workers=1, env=env)]
+    servers = [
+        Server(tmp_path / "a", workers=1, env=env),
+        Server(tmp_path / "b", workers=1, env=env),
+    ]
     try:
         text = "Sixty characters of text to be spoken by the server, please."
         with concurrent.futures.ThreadPoolExecutor(10) as pool:
-            codes = list(pool.map(lambda n: speak(servers[n % 2], key, text).status_code,
-                                  range(10)))
+            codes = list(
+                pool.map(lambda n: speak(servers[n % 2], key, text).status_code, range(10))
+            )
         assert sorted(codes) == [200] + [429] * 9, codes
     finally:
         for srv in servers:
             srv.stop()
         # leave the shared database as other tests expect it: no keys, auth off
         for args in (["keys", "revoke", name], ["keys", "open", "--yes"]):
-            subprocess.run([*ORATE, *args], capture_output=True, timeout=60,
-                           env={**os.environ, "ORATE_DATA_DIR": str(tmp_path), **env})
+            subprocess.run(
+                [*ORATE, *args],
+                capture_output=True,
+                timeout=60,
+                env={**os.environ, "ORATE_DATA_DIR": str(tmp_path), **env},
+            )
 
 
 def test_reservation_settles_and_releases(tmp_path: Path) -> None:

@@ -78,14 +78,19 @@ def test_range_and_etag(server) -> None:
     full = httpx.get(url)
     data, etag = full.content, full.headers["etag"]
     assert full.headers["accept-ranges"] == "bytes"
-    for header, expected in [("bytes=0-99", data[:100]), ("bytes=100-", data[100:]),
-                             ("bytes=-50", data[-50:]), (f"bytes=10-{len(data) + 99}",
-                                                         data[10:])]:
+    for header, expected in [
+        ("bytes=0-99", data[:100]),
+        ("bytes=100-", data[100:]),
+        ("bytes=-50", data[-50:]),
+        (f"bytes=10-{len(data) + 99}", data[10:]),
+    ]:
         part = httpx.get(url, headers={"Range": header})
         assert part.status_code == 206 and part.content == expected, header
         first = len(data) - 50 if header == "bytes=-50" else int(header[6:].split("-")[0])
-        assert part.headers["content-range"] == \
-            f"bytes {first}-{first + len(expected) - 1}/{len(data)}"
+        assert (
+            part.headers["content-range"]
+            == f"bytes {first}-{first + len(expected) - 1}/{len(data)}"
+        )
     bad = httpx.get(url, headers={"Range": f"bytes={len(data)}-"})
     assert bad.status_code == 416 and bad.headers["content-range"] == f"bytes */{len(data)}"
     assert httpx.get(url, headers={"If-None-Match": etag}).status_code == 304
@@ -114,10 +119,13 @@ def test_bad_file_ids_are_404(server, bad_id: str) -> None:
 
 
 def test_history_lists_newest_first_with_paging(server) -> None:
-    ids = [speak(server.url, unique(f"Entry {n}.")).headers["x-orate-generation-id"]
-           for n in range(3)]
-    page = wait_for(lambda: httpx.get(f"{server.url}/v1/history", params={"limit": 2}).json(),
-                    lambda p: p["data"] and p["data"][0]["id"] == ids[-1])
+    ids = [
+        speak(server.url, unique(f"Entry {n}.")).headers["x-orate-generation-id"] for n in range(3)
+    ]
+    page = wait_for(
+        lambda: httpx.get(f"{server.url}/v1/history", params={"limit": 2}).json(),
+        lambda p: p["data"] and p["data"][0]["id"] == ids[-1],
+    )
     assert [g["id"] for g in page["data"]] == [ids[2], ids[1]] and page["has_more"]
     nxt = httpx.get(f"{server.url}/v1/history", params={"limit": 2, "offset": 2}).json()
     assert nxt["data"][0]["id"] == ids[0]
@@ -127,8 +135,9 @@ def test_history_lists_newest_first_with_paging(server) -> None:
 def test_store_false_keeps_the_record_but_not_the_audio(server) -> None:
     r = speak(server.url, unique("Keep nothing."), store=False)
     gen_id = r.headers["x-orate-generation-id"]
-    record = wait_for(lambda: httpx.get(f"{server.url}/v1/history/{gen_id}"),
-                      lambda x: x.status_code == 200).json()
+    record = wait_for(
+        lambda: httpx.get(f"{server.url}/v1/history/{gen_id}"), lambda x: x.status_code == 200
+    ).json()
     assert record["audio_url"] is None
     assert httpx.get(f"{server.url}/v1/audio/files/{gen_id}").status_code == 404
 
@@ -138,8 +147,10 @@ def test_cache_hit_is_byte_identical_and_marked(server) -> None:
     for fmt in ("mp3", "wav", "opus"):
         first = speak(server.url, text, response_format=fmt)
         assert first.headers["x-orate-cache"] == "miss"
-        second = wait_for(lambda fmt=fmt: speak(server.url, text, response_format=fmt),
-                          lambda x: x.headers["x-orate-cache"] == "hit")
+        second = wait_for(
+            lambda fmt=fmt: speak(server.url, text, response_format=fmt),
+            lambda x: x.headers["x-orate-cache"] == "hit",
+        )
         assert second.headers["x-orate-cache"] == "hit"
         assert second.content == first.content, fmt
     other_voice = speak(server.url, text, voice="onyx")
@@ -148,8 +159,14 @@ def test_cache_hit_is_byte_identical_and_marked(server) -> None:
 
 def test_cached_sse_replays_timestamps(server) -> None:
     text = unique("Please call me back tomorrow.")
-    body = {"model": "tts-1", "voice": "alloy", "input": text, "response_format": "pcm",
-            "stream_format": "sse", "include_timestamp_types": ["word"]}
+    body = {
+        "model": "tts-1",
+        "voice": "alloy",
+        "input": text,
+        "response_format": "pcm",
+        "stream_format": "sse",
+        "include_timestamp_types": ["word"],
+    }
 
     def run() -> httpx.Response:
         return httpx.post(f"{server.url}/v1/audio/speech", json=body, timeout=30)
@@ -162,12 +179,13 @@ def test_cached_sse_replays_timestamps(server) -> None:
 
 def test_identical_concurrent_requests_synthesize_once(server) -> None:
     text = unique("We will meet at the train station at noon.") * 3
-    idle = wait_for(lambda: server.health()["engines"],  # earlier tests' work has finished
-                    lambda h: h["busy"] == 0 and h["waiting"] == 0)
+    idle = wait_for(
+        lambda: server.health()["engines"],  # earlier tests' work has finished
+        lambda h: h["busy"] == 0 and h["waiting"] == 0,
+    )
     before = idle["completed"]
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: speak(server.url, text, response_format="wav"),
-                                range(8)))
+        results = list(pool.map(lambda _: speak(server.url, text, response_format="wav"), range(8)))
     after = wait_for(lambda: server.health()["engines"], lambda h: h["busy"] == 0)["completed"]
     assert after - before == 1
     bodies = {r.content for r in results}
@@ -178,50 +196,61 @@ def test_identical_concurrent_requests_synthesize_once(server) -> None:
 
 def test_custom_voices_from_params_generation_and_description(server, openai_client) -> None:
     name = f"narrator-{secrets.token_hex(4)}"
-    created = httpx.post(f"{server.url}/v1/voices", json={
-        "name": name, "params": {"voice": "en-gb", "variant": "m3", "pitch": 30}})
+    created = httpx.post(
+        f"{server.url}/v1/voices",
+        json={"name": name, "params": {"voice": "en-gb", "variant": "m3", "pitch": 30}},
+    )
     assert created.status_code == 201, created.text
     voice = created.json()
     assert voice["id"].startswith("voice_") and voice["params"]["pitch"] == 30
     dup = httpx.post(f"{server.url}/v1/voices", json={"name": name, "params": {}})
     assert dup.status_code == 409 and "already" in dup.json()["error"]["message"]
     by_name = openai_client.audio.speech.with_raw_response.create(
-        model="tts-1", voice=name, input="Hello there.", response_format="wav")
+        model="tts-1", voice=name, input="Hello there.", response_format="wav"
+    )
     by_id = openai_client.audio.speech.with_raw_response.create(
-        model="tts-1", voice={"id": voice["id"]}, input="Hello there.", response_format="wav")
+        model="tts-1", voice={"id": voice["id"]}, input="Hello there.", response_format="wav"
+    )
     assert by_name.headers["x-orate-voice"] == by_id.headers["x-orate-voice"] == "en-gb+m3"
     gen_id = by_name.headers["x-orate-generation-id"]
-    wait_for(lambda: httpx.get(f"{server.url}/v1/history/{gen_id}"),
-             lambda x: x.status_code == 200)
-    copy = httpx.post(f"{server.url}/v1/voices", json={"name": name + "-copy",
-                                                       "generation_id": gen_id}).json()
+    wait_for(lambda: httpx.get(f"{server.url}/v1/history/{gen_id}"), lambda x: x.status_code == 200)
+    copy = httpx.post(
+        f"{server.url}/v1/voices", json={"name": name + "-copy", "generation_id": gen_id}
+    ).json()
     assert copy["params"] == voice["params"] and copy["source"] == "generation"
-    designed = httpx.post(f"{server.url}/v1/voices", json={
-        "name": name + "-design", "description": "a bright, fast young woman"}).json()
+    designed = httpx.post(
+        f"{server.url}/v1/voices",
+        json={"name": name + "-design", "description": "a bright, fast young woman"},
+    ).json()
     assert designed["source"] == "design" and designed["gender"] == "female"
     listed = httpx.get(f"{server.url}/v1/voices", params={"provider": "custom"}).json()
     assert {name, name + "-copy", name + "-design"} <= {v["name"] for v in listed["voices"]}
-    builtin = httpx.get(f"{server.url}/v1/voices",
-                        params={"provider": "builtin", "language": "fr"}).json()
+    builtin = httpx.get(
+        f"{server.url}/v1/voices", params={"provider": "builtin", "language": "fr"}
+    ).json()
     assert builtin["voices"] and all(v["language"].startswith("fr") for v in builtin["voices"])
     paged = httpx.get(f"{server.url}/v1/voices", params={"limit": 5, "offset": 5}).json()
     assert len(paged["voices"]) == 5 and paged["total"] > 141
     assert httpx.get(f"{server.url}/v1/voices/{name}").json()["id"] == voice["id"]
     assert httpx.delete(f"{server.url}/v1/voices/{name}").status_code == 200
     assert httpx.get(f"{server.url}/v1/voices/{name}").status_code == 404
-    gone = httpx.post(f"{server.url}/v1/audio/speech", json={
-        "model": "tts-1", "voice": name, "input": "Hi."})
+    gone = httpx.post(
+        f"{server.url}/v1/audio/speech", json={"model": "tts-1", "voice": name, "input": "Hi."}
+    )
     assert gone.status_code == 400 and gone.json()["error"]["param"] == "voice"
 
 
-@pytest.mark.parametrize("body,status", [
-    ({"name": "x"}, 400),
-    ({"name": "x", "params": {"voice": "elvish"}}, 400),
-    ({"name": "x", "params": {"voice": "en-us", "pitch": 101}}, 400),
-    ({"name": "x", "generation_id": "f" * 32}, 404),
-    ({"name": "", "description": "calm"}, 400),
-    ({"name": "x", "description": "d" * 1001}, 400),
-])
+@pytest.mark.parametrize(
+    "body,status",
+    [
+        ({"name": "x"}, 400),
+        ({"name": "x", "params": {"voice": "elvish"}}, 400),
+        ({"name": "x", "params": {"voice": "en-us", "pitch": 101}}, 400),
+        ({"name": "x", "generation_id": "f" * 32}, 404),
+        ({"name": "", "description": "calm"}, 400),
+        ({"name": "x", "description": "d" * 1001}, 400),
+    ],
+)
 def test_bad_voice_requests(server, body, status) -> None:
     r = httpx.post(f"{server.url}/v1/voices", json=body)
     assert r.status_code == status, r.text
@@ -231,8 +260,7 @@ def test_bad_voice_requests(server, body, status) -> None:
 def test_instructions_act_on_the_voice(server) -> None:
     text = unique("The children are playing in the garden.")
     plain = speak(server.url, text, response_format="wav")
-    slow = speak(server.url, text, response_format="wav",
-                 instructions="speak slowly and sadly")
+    slow = speak(server.url, text, response_format="wav", instructions="speak slowly and sadly")
     whisper = speak(server.url, text, response_format="wav", instructions="whisper")
     assert duration(slow.content, "wav") > duration(plain.content, "wav") * 1.1
     assert whisper.headers["x-orate-voice"] == "en-us+whisperf"
@@ -244,7 +272,8 @@ def test_usage_adds_up_by_day_and_model(server) -> None:
     speak(server.url, text, model="tts-1-hd")
     after = wait_for(
         lambda: httpx.get(f"{server.url}/v1/usage", params={"group_by": "model"}).json(),
-        lambda u: u["total"]["requests"] > before["total"]["requests"])
+        lambda u: u["total"]["requests"] > before["total"]["requests"],
+    )
     hd = next(g for g in after["data"] if g["model"] == "tts-1-hd")
     old = next((g for g in before["data"] if g["model"] == "tts-1-hd"), {"cost": 0.0})
     assert hd["cost"] == old["cost"] == 0.0  # free by default; priced in test_fresh.py
@@ -281,10 +310,12 @@ def test_restart_keeps_generations_voices_cache_and_files(tmp_path: Path) -> Non
 def test_voice_design_table() -> None:
     engine = EngineRegistry().engine("espeak")
     cases = {
-        "a deep, slow, older British man": dict(voice="en-gb", gender="male", pitch_max=30,
-                                                rate_max=0.9),
-        "a bright, fast young woman, whispering": dict(voice="en-us", variant="whisperf",
-                                                       pitch_min=60, rate_min=1.1),
+        "a deep, slow, older British man": dict(
+            voice="en-gb", gender="male", pitch_max=30, rate_max=0.9
+        ),
+        "a bright, fast young woman, whispering": dict(
+            voice="en-us", variant="whisperf", pitch_min=60, rate_min=1.1
+        ),
         "a calm Scottish lady": dict(voice="en-gb-scotland", gender="female", range_max=35),
         "an excited little girl": dict(gender="female", pitch_min=70, range_min=65),
         "a raspy old pirate": dict(variant="croak"),
@@ -318,13 +349,33 @@ def test_retention_prunes_old_and_oversized(tmp_path: Path) -> None:
             now = datetime.now(UTC)
             for n, age in enumerate([40, 20, 1, 0]):
                 gid = f"{n:032x}"
-                lib.generations.record(dict(
-                    id=gid, owner="local", dialect="t", model="m", engine="e", voice="v",
-                    voice_params=[], text="t", characters=1, speed=1.0, format="mp3",
-                    content_type="audio/mpeg", sample_rate=22050, duration=1.0, bytes=1000,
-                    cost=0.0, currency="USD", cache_key=None, cache_hit=False,
-                    blob_key=f"audio/{gid}", meta={}, created_at=now - timedelta(days=age)),
-                    b"x" * 1000)
+                lib.generations.record(
+                    dict(
+                        id=gid,
+                        owner="local",
+                        dialect="t",
+                        model="m",
+                        engine="e",
+                        voice="v",
+                        voice_params=[],
+                        text="t",
+                        characters=1,
+                        speed=1.0,
+                        format="mp3",
+                        content_type="audio/mpeg",
+                        sample_rate=22050,
+                        duration=1.0,
+                        bytes=1000,
+                        cost=0.0,
+                        currency="USD",
+                        cache_key=None,
+                        cache_hit=False,
+                        blob_key=f"audio/{gid}",
+                        meta={},
+                        created_at=now - timedelta(days=age),
+                    ),
+                    b"x" * 1000,
+                )
             await lib.generations.flushed()
             assert await lib.generations.prune(30, None) == 1
             assert await lib.generations.prune(None, 2000) == 1
@@ -339,15 +390,18 @@ def test_retention_prunes_old_and_oversized(tmp_path: Path) -> None:
 
 
 def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
-    srv = Server(tmp_path, workers=1, env={"ORATE_CACHE_MAX_BYTES": "450000",
-                                           "ORATE_STORE_AUDIO": "false"})
+    srv = Server(
+        tmp_path, workers=1, env={"ORATE_CACHE_MAX_BYTES": "450000", "ORATE_STORE_AUDIO": "false"}
+    )
     try:
         texts = [unique(f"Eviction test number {n} has some words.") for n in range(6)]
         for t in texts:
             speak(srv.url, t, response_format="wav")
         # eviction runs after each store, in the background: wait for it to settle
-        stats = wait_for(lambda: httpx.get(f"{srv.url}/v1/cache").json(),
-                         lambda s: 1 <= s["entries"] < 6 and s["bytes"] <= 450000)
+        stats = wait_for(
+            lambda: httpx.get(f"{srv.url}/v1/cache").json(),
+            lambda s: 1 <= s["entries"] < 6 and s["bytes"] <= 450000,
+        )
         assert stats["bytes"] <= 450000 and 1 <= stats["entries"] < 6
         assert speak(srv.url, texts[-1], response_format="wav").headers["x-orate-cache"] == "hit"
         assert speak(srv.url, texts[0], response_format="wav").headers["x-orate-cache"] == "miss"
@@ -358,21 +412,26 @@ def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
 POSTGRES = os.environ.get("ORATE_TEST_POSTGRES_URL")
 
 
-@pytest.mark.skipif(not POSTGRES, reason="set ORATE_TEST_POSTGRES_URL to a PostgreSQL database "
-                    "(.ci/run installs and starts one; see the README)")
+@pytest.mark.skipif(
+    not POSTGRES,
+    reason="set ORATE_TEST_POSTGRES_URL to a PostgreSQL database "
+    "(.ci/run installs and starts one; see the README)",
+)
 def test_postgresql_backend(tmp_path: Path) -> None:
     srv = Server(tmp_path, workers=1, env={"ORATE_DATABASE_URL": POSTGRES or ""})
     try:
         text = unique("Stored in PostgreSQL.")
         r = speak(srv.url, text)
         gen_id = r.headers["x-orate-generation-id"]
-        record = wait_for(lambda: httpx.get(f"{srv.url}/v1/history/{gen_id}"),
-                          lambda x: x.status_code == 200).json()
+        record = wait_for(
+            lambda: httpx.get(f"{srv.url}/v1/history/{gen_id}"), lambda x: x.status_code == 200
+        ).json()
         assert record["text"] == text
         assert httpx.get(record["audio_url"]).content == r.content
         name = f"pg-{secrets.token_hex(3)}"
-        assert httpx.post(f"{srv.url}/v1/voices", json={"name": name, "params": {}}
-                          ).status_code == 201
+        assert (
+            httpx.post(f"{srv.url}/v1/voices", json={"name": name, "params": {}}).status_code == 201
+        )
         hit = wait_for(lambda: speak(srv.url, text), lambda x: x.headers["x-orate-cache"] == "hit")
         assert hit.content == r.content
         usage = httpx.get(f"{srv.url}/v1/usage", params={"group_by": "model"}).json()
@@ -385,8 +444,11 @@ def test_postgresql_backend(tmp_path: Path) -> None:
 def s3_server(tmp_path: Path):  # type: ignore[no-untyped-def]
     """moto's S3 stand-in on a loopback port, with a fresh bucket."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -398,8 +460,13 @@ def s3_server(tmp_path: Path):  # type: ignore[no-untyped-def]
                 time.sleep(0.1)
         import boto3
 
-        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
-                          aws_secret_access_key="test", region_name="us-east-1")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            region_name="us-east-1",
+        )
         s3.create_bucket(Bucket="orate-test")
         yield endpoint, s3
     finally:
@@ -409,10 +476,17 @@ def s3_server(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_s3_blob_backend(tmp_path: Path, s3_server) -> None:
     endpoint, s3 = s3_server
-    srv = Server(tmp_path, workers=1, env={
-        "ORATE_BLOB_URL": "s3://orate-test/audio-store", "ORATE_S3_ENDPOINT": endpoint,
-        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1"})
+    srv = Server(
+        tmp_path,
+        workers=1,
+        env={
+            "ORATE_BLOB_URL": "s3://orate-test/audio-store",
+            "ORATE_S3_ENDPOINT": endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": "us-east-1",
+        },
+    )
     try:
         r = speak(srv.url, unique("Stored in S3."), response_format="flac")
         gen_id = r.headers["x-orate-generation-id"]
@@ -421,8 +495,10 @@ def test_s3_blob_backend(tmp_path: Path, s3_server) -> None:
         assert served.content == r.content
         part = httpx.get(url, headers={"Range": "bytes=4-11"})
         assert part.status_code == 206 and part.content == r.content[4:12]
-        keys = wait_for(lambda: [o["Key"] for o in s3.list_objects_v2(
-            Bucket="orate-test").get("Contents", [])], bool)
+        keys = wait_for(
+            lambda: [o["Key"] for o in s3.list_objects_v2(Bucket="orate-test").get("Contents", [])],
+            bool,
+        )
         assert keys and all(k.startswith("audio-store/audio/") for k in keys)
         assert decode(served.content, "flac")[1] == 22050
         httpx.delete(f"{srv.url}/v1/history/{gen_id}")

@@ -41,7 +41,7 @@ def frames(data: bytes) -> list[tuple[int, int, int]]:
     pos = 0
     while pos < len(data):
         assert pos + 4 <= len(data), f"a truncated frame header at byte {pos}"
-        h = int.from_bytes(data[pos:pos + 4], "big")
+        h = int.from_bytes(data[pos : pos + 4], "big")
         assert h >> 21 == 0x7FF, f"no frame sync at byte {pos}"
         version, layer = (h >> 19) & 3, (h >> 17) & 3
         assert layer == 1, "layer III"
@@ -58,9 +58,12 @@ def frames(data: bytes) -> list[tuple[int, int, int]]:
 @pytest.fixture(scope="module")
 def speech() -> list[np.ndarray]:
     chunks: list[np.ndarray] = []
-    get_engine().synthesize("The weather is cold and windy today. Please call me back "
-                            "tomorrow morning.", VoiceParams(voice="en-us", variant="f2"),
-                            1.0, lambda pcm, _ev: chunks.append(pcm.copy()) or True)
+    get_engine().synthesize(
+        "The weather is cold and windy today. Please call me back tomorrow morning.",
+        VoiceParams(voice="en-us", variant="f2"),
+        1.0,
+        lambda pcm, _ev: chunks.append(pcm.copy()) or True,
+    )
     return chunks
 
 
@@ -108,7 +111,7 @@ def test_any_cut_of_the_stream_into_chunks_concatenates_to_one_stream(speech) ->
     pcm = np.concatenate(speech)
     whole = run(LameEncoder(MP3, RATE, RATE, bitrate=48_000), [pcm])[1]
     for size in (1, 577, CHUNK, 5000):
-        pieces = [pcm[i:i + size] for i in range(0, len(pcm), size)]
+        pieces = [pcm[i : i + size] for i in range(0, len(pcm), size)]
         assert run(LameEncoder(MP3, RATE, RATE, bitrate=48_000), pieces)[1] == whole
 
 
@@ -167,9 +170,12 @@ def test_a_file_without_lames_api_is_not_a_library(tmp_path) -> None:
 
 def test_a_streamed_sentence_is_understood(recognizer) -> None:
     chunks: list[np.ndarray] = []
-    get_engine().synthesize("Turn left at the next traffic light.",
-                            VoiceParams(voice="en-us", variant="f2"), 1.0,
-                            lambda pcm, _ev: chunks.append(pcm.copy()) or True)
+    get_engine().synthesize(
+        "Turn left at the next traffic light.",
+        VoiceParams(voice="en-us", variant="f2"),
+        1.0,
+        lambda pcm, _ev: chunks.append(pcm.copy()) or True,
+    )
     _, data = run(LameEncoder(MP3, RATE, RATE, bitrate=48_000), chunks)
     assert recognizer.which(data, "mp3") == "turn left at the next traffic light"
 
@@ -177,14 +183,17 @@ def test_a_streamed_sentence_is_understood(recognizer) -> None:
 def test_a_streamed_mp3_render_does_not_load_pyav() -> None:
     """PyAV costs ~17 MiB per process: encoding wav, pcm or streamed mp3 at the engine's
     rate must not load it (test_layers.py checks the imports alone)."""
-    code = ("import sys, numpy as np\n"
-            "from orate.audio.encoder import make_encoder\n"
-            "for fmt in ('mp3', 'wav', 'pcm'):\n"
-            "    enc = make_encoder(fmt, 22050, 22050, bitrate=48000)\n"
-            "    enc.feed(np.zeros(1323, np.int16)); enc.finish()\n"
-            "print('av' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=120)
+    code = (
+        "import sys, numpy as np\n"
+        "from orate.audio.encoder import make_encoder\n"
+        "for fmt in ('mp3', 'wav', 'pcm'):\n"
+        "    enc = make_encoder(fmt, 22050, 22050, bitrate=48000)\n"
+        "    enc.feed(np.zeros(1323, np.int16)); enc.finish()\n"
+        "print('av' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
     assert out.stdout.strip() == "False"
 
 

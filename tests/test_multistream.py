@@ -26,10 +26,12 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-def ws(srv: Server, query: str = "model_id=eleven_flash_v2_5&output_format=pcm_16000",
-       path: str = PATH) -> ClientConnection:
-    return connect(srv.url.replace("http", "ws", 1) + f"{path}?{query}", open_timeout=30,
-                   close_timeout=30)
+def ws(
+    srv: Server, query: str = "model_id=eleven_flash_v2_5&output_format=pcm_16000", path: str = PATH
+) -> ClientConnection:
+    return connect(
+        srv.url.replace("http", "ws", 1) + f"{path}?{query}", open_timeout=30, close_timeout=30
+    )
 
 
 def send(c: ClientConnection, **msg: Any) -> None:
@@ -53,8 +55,13 @@ def until_final(c: ClientConnection, cid: str) -> tuple[list[dict], float]:
 
 def test_two_contexts_keepalives_and_close_socket(srv: Server) -> None:
     with ws(srv) as c:
-        send(c, text=" ", context_id="a", voice_settings={"stability": 0.3, "speed": 1.1},
-             pronunciation_dictionary_locators=[])
+        send(
+            c,
+            text=" ",
+            context_id="a",
+            voice_settings={"stability": 0.3, "speed": 1.1},
+            pronunciation_dictionary_locators=[],
+        )
         send(c, text=" ", context_id="b", voice_settings={"stability": 0.9})
         send(c, text="")  # keep-alives: none of them ends anything
         send(c, text="", context_id="a")
@@ -89,8 +96,7 @@ def test_alignment_time_base(srv: Server, sync: bool) -> None:
     way the spans cover the context's audio."""
     query = "model_id=eleven_flash_v2_5&output_format=pcm_16000&auto_mode=true"
     with ws(srv, query + ("&sync_alignment=true" if sync else "")) as c:
-        send(c, text="The quick brown fox jumps. Please call me back tomorrow. ",
-             context_id="x")
+        send(c, text="The quick brown fox jumps. Please call me back tomorrow. ", context_id="x")
         send(c, context_id="x", close_context=True)
         seen, seconds = until_final(c, "x")
     aligns = [m["alignment"] for m in seen if m.get("alignment")]
@@ -132,13 +138,18 @@ def test_reused_unknown_and_too_many_contexts(srv: Server) -> None:
         assert seconds > 0.3  # the socket is still usable
 
 
-@pytest.mark.parametrize("bad, reason", [
-    (b"\x00\x01binary", "binary frames"),
-    ("not json", "invalid message"),
-    ('{"text": "hi", "context_id": 5}', "invalid message"),
-    ('{"text": "Hi.", "context_id": "a", "voice_settings": {"stability": 7}}',
-     "invalid message"),
-])
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (b"\x00\x01binary", "binary frames"),
+        ("not json", "invalid message"),
+        ('{"text": "hi", "context_id": 5}', "invalid message"),
+        (
+            '{"text": "Hi.", "context_id": "a", "voice_settings": {"stability": 7}}',
+            "invalid message",
+        ),
+    ],
+)
 def test_bad_frames_close_with_1008_and_a_reason(srv: Server, bad: Any, reason: str) -> None:
     with ws(srv) as c:
         c.send(bad)
@@ -164,29 +175,33 @@ def test_unknown_voice_and_format_and_unknown_path(srv: Server) -> None:
         with pytest.raises(ConnectionClosed) as closed:
             c.recv(timeout=30)
         assert closed.value.rcvd.code == 1008
-        assert "no WebSocket route /v1/text-to-speech/x/nothing-here" in \
-            closed.value.rcvd.reason
+        assert "no WebSocket route /v1/text-to-speech/x/nothing-here" in closed.value.rcvd.reason
 
 
 # -- keys: quota and history, as on every other route --------------------------------------
+
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     from .test_elevenlabs import create_key
 
     data = tmp_path_factory.mktemp("multistream-keys")
-    keys = {"alice": create_key(data, "--name", "alice"),
-            "small": create_key(data, "--name", "small", "--quota-chars", "30")}
+    keys = {
+        "alice": create_key(data, "--name", "alice"),
+        "small": create_key(data, "--name", "small", "--quota-chars", "30"),
+    }
     server = Server(data, workers=2)
     server.keys = keys  # type: ignore[attr-defined]
     yield server
     server.stop()
 
 
-def keyed_ws(srv: Server, who: str, query: str = "output_format=pcm_16000"
-             ) -> ClientConnection:
-    return connect(srv.url.replace("http", "ws", 1) + f"{PATH}?{query}", open_timeout=30,
-                   additional_headers={"xi-api-key": srv.keys[who]})  # type: ignore[attr-defined]
+def keyed_ws(srv: Server, who: str, query: str = "output_format=pcm_16000") -> ClientConnection:
+    return connect(
+        srv.url.replace("http", "ws", 1) + f"{PATH}?{query}",
+        open_timeout=30,
+        additional_headers={"xi-api-key": srv.keys[who]},
+    )  # type: ignore[attr-defined]
 
 
 def test_quota_spans_the_contexts_of_a_socket(keyed: Server) -> None:
@@ -214,8 +229,7 @@ def test_history_and_enable_logging(keyed: Server) -> None:
         return [r.get("text", "") for r in rows]
 
     for logging, text in (("true", "Remember this one. "), ("false", "Forget this one. ")):
-        with keyed_ws(keyed, "alice", f"output_format=pcm_16000&enable_logging={logging}") \
-                as c:
+        with keyed_ws(keyed, "alice", f"output_format=pcm_16000&enable_logging={logging}") as c:
             send(c, text=text, context_id="h")
             send(c, context_id="h", close_context=True)
             until_final(c, "h")

@@ -41,8 +41,9 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def neural(models_dir: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    srv = Server(tmp_path_factory.mktemp("neural"), workers=1,
-                 env={"ORATE_MODELS_DIR": str(models_dir)})
+    srv = Server(
+        tmp_path_factory.mktemp("neural"), workers=1, env={"ORATE_MODELS_DIR": str(models_dir)}
+    )
     yield srv
     srv.stop()
 
@@ -51,8 +52,12 @@ def in_process(models_dir: Path, model: str, voice: str, speed: float = 1.0) -> 
     """What the model itself renders for TEXT, without the server."""
     engine = EngineRegistry(models_dir).engine(model)
     chunks: list[np.ndarray] = []
-    engine.synthesize(TEXT, engine.check_voice(VoiceParams(engine=model, voice=voice)), speed,
-                      lambda pcm, _: chunks.append(pcm) or True)
+    engine.synthesize(
+        TEXT,
+        engine.check_voice(VoiceParams(engine=model, voice=voice)),
+        speed,
+        lambda pcm, _: chunks.append(pcm) or True,
+    )
     return np.concatenate(chunks)
 
 
@@ -70,8 +75,9 @@ def test_models_are_registered_with_their_facts(neural) -> None:
     assert models["kokoro"]["sample_rate"] == 24000 and models["kokoro"]["voice_count"] == 3
     assert set(models["kokoro"]["languages"]) == {"en-us", "en-gb"}
     assert models["tts-1"]["engine"] == "espeak"
-    voices = httpx.get(f"{neural.url}/v1/audio/voices",
-                       params={"model": "piper:en_US-duo-low"}).json()["voices"]
+    voices = httpx.get(
+        f"{neural.url}/v1/audio/voices", params={"model": "piper:en_US-duo-low"}
+    ).json()["voices"]
     assert voices == ["alice", "bob"]
 
 
@@ -91,18 +97,20 @@ def test_openai_names_and_speed_on_piper(neural, models_dir: Path) -> None:
     alloy = speak(neural.url, model="piper:en_US-tiny-low", voice="alloy")
     assert alloy.headers["x-orate-voice"] == "default"
     normal = duration(alloy.content, "wav")
-    fast = duration(speak(neural.url, model="piper:en_US-tiny-low", voice="default",
-                          speed=2.0).content, "wav")
+    fast = duration(
+        speak(neural.url, model="piper:en_US-tiny-low", voice="default", speed=2.0).content, "wav"
+    )
     assert fast / normal == pytest.approx(0.5, abs=0.02)  # length_scale halves every phoneme
 
 
 def test_multi_speaker_voices_differ(neural) -> None:
-    alice = decode(speak(neural.url, model="piper:en_US-duo-low", voice="alice").content,
-                   "wav")[0]
+    alice = decode(speak(neural.url, model="piper:en_US-duo-low", voice="alice").content, "wav")[0]
     bob = decode(speak(neural.url, model="piper:en_US-duo-low", voice="bob").content, "wav")[0]
     assert len(alice) == len(bob) and not np.array_equal(alice, bob)
-    bad = httpx.post(f"{neural.url}/v1/audio/speech", json={
-        "model": "piper:en_US-duo-low", "voice": "carol", "input": TEXT})
+    bad = httpx.post(
+        f"{neural.url}/v1/audio/speech",
+        json={"model": "piper:en_US-duo-low", "voice": "carol", "input": TEXT},
+    )
     assert bad.status_code == 400 and "alice" in bad.json()["error"]["message"]
 
 
@@ -121,34 +129,44 @@ def test_kokoro_voices_blends_and_speed(neural, models_dir: Path) -> None:
     slow = speak(neural.url, model="kokoro", voice="af_bella", speed=0.5)
     assert duration(slow.content, "wav") > 1.8 * len(expected) / 24000
     for bad in ("af_nobody", "af_bella(0)+af_sky", "af_bella+"):
-        r = httpx.post(f"{neural.url}/v1/audio/speech", json={
-            "model": "kokoro", "voice": bad, "input": TEXT})
+        r = httpx.post(
+            f"{neural.url}/v1/audio/speech", json={"model": "kokoro", "voice": bad, "input": TEXT}
+        )
         assert r.status_code == 400, bad
 
 
 def test_timestamps_come_from_the_model_durations(neural) -> None:
-    for model, voice, frame_ms in (("kokoro", "bm_george", KOKORO_HOP / 24000 * 1000),
-                                   ("piper:en_US-tiny-low", "default",
-                                    PIPER_HOP / 16000 * 1000)):
-        r = httpx.post(f"{neural.url}/v1/audio/speech", timeout=60, json={
-            "model": model, "voice": voice, "input": TEXT, "response_format": "pcm",
-            "stream_format": "sse", "include_timestamp_types": ["word", "phoneme"]})
-        events = [json.loads(f.removeprefix("data: ")) for f in r.text.split("\n\n")
-                  if f.strip()]
-        stamps = [t for e in events if e["type"] == "speech.audio.timestamps"
-                  for t in e["timestamps"]]
+    for model, voice, frame_ms in (
+        ("kokoro", "bm_george", KOKORO_HOP / 24000 * 1000),
+        ("piper:en_US-tiny-low", "default", PIPER_HOP / 16000 * 1000),
+    ):
+        r = httpx.post(
+            f"{neural.url}/v1/audio/speech",
+            timeout=60,
+            json={
+                "model": model,
+                "voice": voice,
+                "input": TEXT,
+                "response_format": "pcm",
+                "stream_format": "sse",
+                "include_timestamp_types": ["word", "phoneme"],
+            },
+        )
+        events = [json.loads(f.removeprefix("data: ")) for f in r.text.split("\n\n") if f.strip()]
+        stamps = [
+            t for e in events if e["type"] == "speech.audio.timestamps" for t in e["timestamps"]
+        ]
         words = [t for t in stamps if t["type"] == "word"]
-        assert [w["text"] for w in words] == ["Hello", "big", "world", "how", "are", "you",
-                                              "today"]
+        assert [w["text"] for w in words] == ["Hello", "big", "world", "how", "are", "you", "today"]
         for t in stamps:  # every boundary sits on a whole frame of the model
             assert abs(t["start"] / frame_ms - round(t["start"] / frame_ms)) < 1e-6, model
 
 
 def serve_files(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    handler = type("H", (http.server.SimpleHTTPRequestHandler,), {
-        "log_message": lambda *a: None})
+    handler = type("H", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a: handler(*a, directory=str(root)))
+        ("127.0.0.1", 0), lambda *a: handler(*a, directory=str(root))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -160,24 +178,62 @@ def test_models_pull_list_rm_through_the_cli(tmp_path: Path) -> None:
     httpd, base = serve_files(tmp_path / "mirror")
     env = {**os.environ, "ORATE_DATA_DIR": str(tmp_path / "data")}
     try:
-        pulled = subprocess.run([sys.executable, "-m", "orate.cli", "models", "pull",
-                                 "piper:en_US-tiny-low", "--base-url", base],
-                                capture_output=True, text=True, env=env, timeout=120)
+        pulled = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "orate.cli",
+                "models",
+                "pull",
+                "piper:en_US-tiny-low",
+                "--base-url",
+                base,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert pulled.returncode == 0, pulled.stderr
     finally:
         httpd.shutdown()
     store = tmp_path / "data" / "models"
-    assert (store / "en_US-tiny-low.onnx").read_bytes() == \
-        (mirror / "en_US-tiny-low.onnx").read_bytes()
-    listed = json.loads(subprocess.run([sys.executable, "-m", "orate.cli", "models", "list",
-                                        "--json"], capture_output=True, text=True,
-                                       env=env).stdout)
+    assert (store / "en_US-tiny-low.onnx").read_bytes() == (
+        mirror / "en_US-tiny-low.onnx"
+    ).read_bytes()
+    listed = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "orate.cli", "models", "list", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout
+    )
     assert "piper:en_US-tiny-low" in {m["id"] for m in listed}
-    said = subprocess.run([sys.executable, "-m", "orate.cli", "say", TEXT, "-o",
-                           str(tmp_path / "p.wav"), "--model", "piper:en_US-tiny-low",
-                           "--voice", "default"], capture_output=True, text=True, env=env)
+    said = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orate.cli",
+            "say",
+            TEXT,
+            "-o",
+            str(tmp_path / "p.wav"),
+            "--model",
+            "piper:en_US-tiny-low",
+            "--voice",
+            "default",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert said.returncode == 0, said.stderr
     assert decode((tmp_path / "p.wav").read_bytes(), "wav")[1] == 16000
-    removed = subprocess.run([sys.executable, "-m", "orate.cli", "models", "rm",
-                              "piper:en_US-tiny-low"], capture_output=True, text=True, env=env)
+    removed = subprocess.run(
+        [sys.executable, "-m", "orate.cli", "models", "rm", "piper:en_US-tiny-low"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert removed.returncode == 0 and not (store / "en_US-tiny-low.onnx").exists()

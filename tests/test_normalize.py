@@ -21,9 +21,11 @@ CASES = [
     ("It was -5 outside.", "It was minus five outside."),
     ("Add 0.5 cups.", "Add zero point five cups."),
     ("We sold 101 units.", "We sold one hundred one units."),
-    ("Code 1234567890123456789 now.",
-     "Code one two three four five six seven eight nine zero one two three four five six "
-     "seven eight nine now."),
+    (
+        "Code 1234567890123456789 now.",
+        "Code one two three four five six seven eight nine zero one two three four five six "
+        "seven eight nine now.",
+    ),
     ("There were 999 of them.", "There were nine hundred ninety-nine of them."),
     ("A 40 minute wait.", "A forty minute wait."),
     # ordinals
@@ -137,12 +139,15 @@ def test_unchanged_text_is_returned_as_is() -> None:
     assert norm.source_span(6, 11) == (6, 11)
 
 
-@pytest.mark.parametrize(("language", "written", "read"), [
-    ("fr-fr", "J'ai 21 ans.", "J'ai vingt et un ans."),
-    ("de", "Es sind 42 Tage.", "Es sind zweiundvierzig Tage."),
-    ("es", "Son 3,5 litros.", "Son tres punto cinco litros."),
-    ("pt-br", "Tenho 2 gatos.", "Tenho dois gatos."),
-])
+@pytest.mark.parametrize(
+    ("language", "written", "read"),
+    [
+        ("fr-fr", "J'ai 21 ans.", "J'ai vingt et un ans."),
+        ("de", "Es sind 42 Tage.", "Es sind zweiundvierzig Tage."),
+        ("es", "Son 3,5 litros.", "Son tres punto cinco litros."),
+        ("pt-br", "Tenho 2 gatos.", "Tenho dois gatos."),
+    ],
+)
 def test_other_languages_read_their_numbers(language: str, written: str, read: str) -> None:
     assert normalize_text(written, language).text == read
 

@@ -33,10 +33,17 @@ def reference(openai_client) -> float:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_decodes_to_the_expected_duration(openai_client, reference, fmt) -> None:
     response = openai_client.audio.speech.with_raw_response.create(
-        model="tts-1", voice="alloy", input=TEXT, response_format=fmt)
+        model="tts-1", voice="alloy", input=TEXT, response_format=fmt
+    )
     data = response.content
-    expected_type = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac",
-                     "flac": "audio/flac", "wav": "audio/wav", "pcm": "audio/pcm"}[fmt]
+    expected_type = {
+        "mp3": "audio/mpeg",
+        "opus": "audio/ogg",
+        "aac": "audio/aac",
+        "flac": "audio/flac",
+        "wav": "audio/wav",
+        "pcm": "audio/pcm",
+    }[fmt]
     assert response.headers["content-type"] == expected_type
     got = duration(data, fmt)
     assert abs(got - reference) / reference < 0.03, (fmt, got, reference)
@@ -54,7 +61,8 @@ def test_default_format_is_mp3(openai_client) -> None:
 
 def test_pcm_is_24khz_s16le(openai_client, reference) -> None:
     response = openai_client.audio.speech.with_raw_response.create(
-        model="tts-1", voice="alloy", input=TEXT, response_format="pcm")
+        model="tts-1", voice="alloy", input=TEXT, response_format="pcm"
+    )
     assert response.headers["x-orate-sample-rate"] == "24000"
     assert abs(len(response.content) / 2 / 24000 - reference) / reference < 0.02
 
@@ -90,8 +98,8 @@ def test_long_text_streams_before_synthesis_ends(server) -> None:
 
 def test_sse_events_parse_and_concatenate_to_the_same_audio(openai_client, reference) -> None:
     with openai_client.audio.speech.with_streaming_response.create(
-            model="tts-1", voice="alloy", input=TEXT, response_format="pcm",
-            stream_format="sse") as response:  # the reference's engine (espeak)
+        model="tts-1", voice="alloy", input=TEXT, response_format="pcm", stream_format="sse"
+    ) as response:  # the reference's engine (espeak)
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = response.read().decode()
     frames = [f for f in raw.split("\n\n") if f.strip()]
@@ -109,18 +117,22 @@ def test_sse_events_parse_and_concatenate_to_the_same_audio(openai_client, refer
 
 def test_sse_timestamps_extension_lists_the_words(openai_client) -> None:
     with openai_client.audio.speech.with_streaming_response.create(
-            model="tts-1", voice="alloy", input=TEXT, response_format="mp3", stream_format="sse",
-            extra_body={"include_timestamp_types": ["word", "phoneme"]}) as response:
+        model="tts-1",
+        voice="alloy",
+        input=TEXT,
+        response_format="mp3",
+        stream_format="sse",
+        extra_body={"include_timestamp_types": ["word", "phoneme"]},
+    ) as response:
         raw = response.read().decode()
     events = [json.loads(f.removeprefix("data: ")) for f in raw.split("\n\n") if f.strip()]
-    stamps = [t for e in events if e["type"] == "speech.audio.timestamps"
-              for t in e["timestamps"]]
+    stamps = [t for e in events if e["type"] == "speech.audio.timestamps" for t in e["timestamps"]]
     words = [t for t in stamps if t["type"] == "word"]
     assert [w["text"] for w in words] == [w.strip(".") for w in TEXT.split()]
     starts = [w["start"] for w in words]
     assert starts == sorted(starts) and all(w["end"] >= w["start"] for w in words)
     for w in words:
-        assert TEXT[w["char_start"]:w["char_end"]].strip(".") == w["text"]
+        assert TEXT[w["char_start"] : w["char_end"]].strip(".") == w["text"]
     assert any(t["type"] == "phoneme" for t in stamps)
 
 
@@ -135,9 +147,12 @@ def test_concurrent_requests_each_say_their_own_text(openai_client, recognizer) 
     fmts = ["mp3", "wav", "pcm", "flac", "mp3", "wav", "aac", "opus"]
     jobs = list(zip(SENTENCES[:8], fmts, strict=True))
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(
-            lambda job: speak(openai_client, job[0].capitalize() + ".", response_format=job[1]),
-            jobs))
+        results = list(
+            pool.map(
+                lambda job: speak(openai_client, job[0].capitalize() + ".", response_format=job[1]),
+                jobs,
+            )
+        )
     for (sentence, fmt), data in zip(jobs, results, strict=True):
         assert recognizer.which(data, fmt) == sentence, fmt
 
@@ -145,8 +160,9 @@ def test_concurrent_requests_each_say_their_own_text(openai_client, recognizer) 
 def test_voices_differ_and_voice_objects_work(openai_client) -> None:
     a = decode(speak(openai_client, "Hello there.", voice="alloy", response_format="wav"), "wav")
     b = decode(speak(openai_client, "Hello there.", voice="onyx", response_format="wav"), "wav")
-    c = speak(openai_client, "Bonjour tout le monde.", voice={"id": "fr-fr+m3"},
-              response_format="wav")
+    c = speak(
+        openai_client, "Bonjour tout le monde.", voice={"id": "fr-fr+m3"}, response_format="wav"
+    )
     assert len(a[0]) != len(b[0]) or (a[0] != b[0]).any()
     assert duration(c, "wav") > 0.5
 
@@ -185,8 +201,9 @@ def test_models_and_voices_endpoints(openai_client, server) -> None:
 
 def test_sdk_without_v1_in_base_url_hits_the_alias(server) -> None:
     client = openai.OpenAI(api_key="k", base_url=server.url, max_retries=0)
-    data = client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.",
-                                      response_format="wav").content
+    data = client.audio.speech.create(
+        model="tts-1", voice="alloy", input="Hi.", response_format="wav"
+    ).content
     assert data[:4] == b"RIFF"
 
 
@@ -200,24 +217,55 @@ BAD = [
     ({"model": "tts-1", "voice": "nobody", "input": "hi"}, 400, "invalid_voice", "voice"),
     ({"model": "tts-1", "voice": "en-us+nope", "input": "hi"}, 400, "invalid_voice", "voice"),
     ({"model": "tts-1", "voice": "", "input": "hi"}, 400, "invalid_voice", "voice"),
-    ({"model": "tts-1", "voice": {"id": "../../x"}, "input": "hi"}, 400, "invalid_voice",
-     "voice"),
+    ({"model": "tts-1", "voice": {"id": "../../x"}, "input": "hi"}, 400, "invalid_voice", "voice"),
     ({"model": "tts-1", "voice": 7, "input": "hi"}, 400, "invalid_value", "voice.str"),
-    ({"model": "tts-1", "voice": "alloy", "input": "hi", "response_format": "ogg"}, 400,
-     "invalid_format", "response_format"),
-    ({"model": "tts-1", "voice": "alloy", "input": "hi", "speed": 0.1}, 400, "invalid_speed",
-     "speed"),
-    ({"model": "tts-1", "voice": "alloy", "input": "hi", "speed": 4.5}, 400, "invalid_speed",
-     "speed"),
-    ({"model": "tts-1", "voice": "alloy", "input": "hi", "speed": "fast"}, 400, "invalid_value",
-     "speed"),
-    ({"model": "tts-1", "voice": "alloy", "input": "hi", "stream_format": "ws"}, 400,
-     "invalid_value", "stream_format"),
+    (
+        {"model": "tts-1", "voice": "alloy", "input": "hi", "response_format": "ogg"},
+        400,
+        "invalid_format",
+        "response_format",
+    ),
+    (
+        {"model": "tts-1", "voice": "alloy", "input": "hi", "speed": 0.1},
+        400,
+        "invalid_speed",
+        "speed",
+    ),
+    (
+        {"model": "tts-1", "voice": "alloy", "input": "hi", "speed": 4.5},
+        400,
+        "invalid_speed",
+        "speed",
+    ),
+    (
+        {"model": "tts-1", "voice": "alloy", "input": "hi", "speed": "fast"},
+        400,
+        "invalid_value",
+        "speed",
+    ),
+    (
+        {"model": "tts-1", "voice": "alloy", "input": "hi", "stream_format": "ws"},
+        400,
+        "invalid_value",
+        "stream_format",
+    ),
     ({"model": "tts-1", "voice": "alloy", "input": 42}, 400, "invalid_value", "input"),
-    ({"model": "tts-1", "voice": "alloy",
-      "input": '<!DOCTYPE x [<!ENTITY a "b">]><speak>&a;</speak>'}, 400, "ssml_dtd", "input"),
-    ({"model": "tts-1", "voice": "alloy", "input": "<speak><p>unclosed</speak>"}, 400,
-     "invalid_ssml", "input"),
+    (
+        {
+            "model": "tts-1",
+            "voice": "alloy",
+            "input": '<!DOCTYPE x [<!ENTITY a "b">]><speak>&a;</speak>',
+        },
+        400,
+        "ssml_dtd",
+        "input",
+    ),
+    (
+        {"model": "tts-1", "voice": "alloy", "input": "<speak><p>unclosed</speak>"},
+        400,
+        "invalid_ssml",
+        "input",
+    ),
 ]
 
 
@@ -227,8 +275,12 @@ def test_bad_input_gets_status_and_envelope(server, body, status, code, param) -
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["code"] == code and err["param"] == param
-    assert err["type"] in ("invalid_request_error", "missing_input", "request_too_large",
-                           "no_provider")
+    assert err["type"] in (
+        "invalid_request_error",
+        "missing_input",
+        "request_too_large",
+        "no_provider",
+    )
     assert len(err["message"]) > 10
 
 
@@ -243,16 +295,20 @@ def test_bad_input_raises_the_typed_sdk_errors(openai_client) -> None:
     assert too_long.value.status_code == 413
 
 
-@pytest.mark.parametrize("raw,ctype", [
-    (b"{not json", "application/json"),
-    (b"[1, 2]", "application/json"),
-    (b"", "application/json"),
-    (b"\xff\xfe\x00garbage", "application/json"),
-    (b"model=tts-1", "application/x-www-form-urlencoded"),
-])
+@pytest.mark.parametrize(
+    "raw,ctype",
+    [
+        (b"{not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b"", "application/json"),
+        (b"\xff\xfe\x00garbage", "application/json"),
+        (b"model=tts-1", "application/x-www-form-urlencoded"),
+    ],
+)
 def test_malformed_bodies_get_a_400_envelope(server, raw, ctype) -> None:
-    r = httpx.post(f"{server.url}/v1/audio/speech", content=raw,
-                   headers={"content-type": ctype}, timeout=30)
+    r = httpx.post(
+        f"{server.url}/v1/audio/speech", content=raw, headers={"content-type": ctype}, timeout=30
+    )
     assert r.status_code == 400, r.text
     assert r.json()["error"]["message"]
 

@@ -24,11 +24,37 @@ NATURAL_DEFAULTS = {"ORATE_MODEL_ENGINES": "{}"}  # the shipped defaults, not th
 
 TEXT_A = "Please call me back when you get this message."
 TEXT_B = "The weather will be sunny and warm tomorrow afternoon."
-OPENAI_NAMES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage",
-                "shimmer", "verse", "marin", "cedar")
+OPENAI_NAMES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "fable",
+    "onyx",
+    "nova",
+    "sage",
+    "shimmer",
+    "verse",
+    "marin",
+    "cedar",
+)
 MALE = {"ash", "ballad", "echo", "fable", "onyx", "verse", "cedar"}
-PALETTE = ("heart", "wren", "dove", "linnet", "finch", "lark", "joe", "crow", "raven", "owl",
-           "rook", "hawk", "heron")
+PALETTE = (
+    "heart",
+    "wren",
+    "dove",
+    "linnet",
+    "finch",
+    "lark",
+    "joe",
+    "crow",
+    "raven",
+    "owl",
+    "rook",
+    "hawk",
+    "heron",
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +71,14 @@ def openai_client(server: Server):
     return OpenAI(api_key="test-key", base_url=f"{server.url}/v1", max_retries=0, timeout=60)
 
 
-def speak(server: Server, voice: str, text: str = TEXT_A, model: str = "tts-1",
-          **extra: object) -> httpx.Response:
-    r = httpx.post(f"{server.url}/v1/audio/speech", timeout=60, json={
-        "model": model, "voice": voice, "input": text, "response_format": "pcm", **extra})
+def speak(
+    server: Server, voice: str, text: str = TEXT_A, model: str = "tts-1", **extra: object
+) -> httpx.Response:
+    r = httpx.post(
+        f"{server.url}/v1/audio/speech",
+        timeout=60,
+        json={"model": model, "voice": voice, "input": text, "response_format": "pcm", **extra},
+    )
     assert r.status_code == 200, r.text
     return r
 
@@ -76,16 +106,19 @@ def test_openai_names_are_distinct_natural_voices_of_their_gender(server) -> Non
     text = f"{TEXT_A} {TEXT_B}"
     # each name rendered twice (at speed 1 and 1.1: every frame differs, the voice does
     # not); the spread between one voice's two renders is what "not distinct" means
-    stats = {name: (analyse(pcm_of(server, name, text)),
-                    analyse(pcm_of(server, name, text, speed=1.1)))
-             for name in OPENAI_NAMES}
+    stats = {
+        name: (analyse(pcm_of(server, name, text)), analyse(pcm_of(server, name, text, speed=1.1)))
+        for name in OPENAI_NAMES
+    }
     same_f0 = max(abs(np.log2(a[0] / b[0])) for a, b in stats.values())
     same_env = max(float(np.abs(a[2] - b[2]).mean()) for a, b in stats.values())
 
     def distinct(x: str, y: str) -> bool:
         (a, _), (b, _) = stats[x], stats[y]
-        return abs(np.log2(a[0] / b[0])) > 1.5 * same_f0 or \
-            float(np.abs(a[2] - b[2]).mean()) > 1.5 * same_env
+        return (
+            abs(np.log2(a[0] / b[0])) > 1.5 * same_f0
+            or float(np.abs(a[2] - b[2]).mean()) > 1.5 * same_env
+        )
 
     groups: list[list[str]] = []
     for name in OPENAI_NAMES:  # greedy: a name joins the first group it is not distinct from
@@ -105,7 +138,8 @@ def test_openai_names_are_distinct_natural_voices_of_their_gender(server) -> Non
 @pytest.mark.parametrize("model", ["tts-1", "tts-1-hd", "gpt-4o-mini-tts", "Kokoro-82m"])
 def test_openai_vendor_ids_speak_naturally_by_default(server, openai_client, model) -> None:
     raw = openai_client.audio.speech.with_raw_response.create(
-        model=model, voice="onyx", input=TEXT_A, response_format="wav")
+        model=model, voice="onyx", input=TEXT_A, response_format="wav"
+    )
     samples, rate = decode(raw.content, "wav")
     assert rate == 24000 and len(samples) / rate > 1.5
     gen = raw.headers["x-orate-generation-id"]
@@ -135,26 +169,45 @@ def test_hume_default_request_is_natural(server) -> None:
 def test_hume_library_names_and_designs_are_natural(server) -> None:
     hume = HumeClient(api_key="test-key", base_url=server.url)
     for voice in ("Ava Song", "Kora", "Ito"):
-        result = hume.tts.synthesize_json(utterances=[PostedUtterance(
-            text=TEXT_A, voice={"name": voice, "provider": "HUME_AI"})])
+        result = hume.tts.synthesize_json(
+            utterances=[PostedUtterance(text=TEXT_A, voice={"name": voice, "provider": "HUME_AI"})]
+        )
         assert record(server, result.generations[0].generation_id)["engine"] == "natural"
-    designed = hume.tts.synthesize_json(utterances=[PostedUtterance(
-        text=TEXT_A, description="a deep, calm older man")])
+    designed = hume.tts.synthesize_json(
+        utterances=[PostedUtterance(text=TEXT_A, description="a deep, calm older man")]
+    )
     row = record(server, designed.generations[0].generation_id)
     assert row["engine"] == "natural"
-    assert row["voice_params"][0]["voice"] in {"owl", "raven", "crow", "hawk", "rook",
-                                                "heron", "joe"}
+    assert row["voice_params"][0]["voice"] in {
+        "owl",
+        "raven",
+        "crow",
+        "hawk",
+        "rook",
+        "heron",
+        "joe",
+    }
 
 
 def test_elevenlabs_and_nanogpt_ids_are_natural(server) -> None:
-    r = httpx.post(f"{server.url}/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM",
-                   params={"output_format": "pcm_24000"}, timeout=60,
-                   json={"text": TEXT_A, "model_id": "eleven_multilingual_v2"})
+    r = httpx.post(
+        f"{server.url}/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM",
+        params={"output_format": "pcm_24000"},
+        timeout=60,
+        json={"text": TEXT_A, "model_id": "eleven_multilingual_v2"},
+    )
     assert r.status_code == 200, r.text
     assert record(server, r.headers["request-id"])["engine"] == "natural"
     models = {m["id"]: m for m in httpx.get(f"{server.url}/v1/models").json()["data"]}
-    for vendor in ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "octave-1", "octave-2",
-                   "Kokoro-82m", "Elevenlabs-Turbo-V2.5"):
+    for vendor in (
+        "tts-1",
+        "tts-1-hd",
+        "gpt-4o-mini-tts",
+        "octave-1",
+        "octave-2",
+        "Kokoro-82m",
+        "Elevenlabs-Turbo-V2.5",
+    ):
         assert models[vendor]["engine"] == "natural", models[vendor]
     assert models["espeak-ng"]["engine"] == "espeak"
 
@@ -168,8 +221,9 @@ def test_every_palette_voice_is_understood(server) -> None:
 
 
 def test_listings_say_gender_base_and_transform(server) -> None:
-    voices = httpx.get(f"{server.url}/v1/audio/voices",
-                       params={"model": "tts-1", "format": "objects"}).json()["voices"]
+    voices = httpx.get(
+        f"{server.url}/v1/audio/voices", params={"model": "tts-1", "format": "objects"}
+    ).json()["voices"]
     by_id = {v["id"]: v for v in voices}
     assert by_id["onyx"]["gender"] == "male" and by_id["alloy"]["gender"] == "female"
     assert by_id["joe"]["gender"] == "male" and by_id["heart"]["gender"] == "female"
@@ -194,14 +248,31 @@ def test_designed_voice_is_natural_and_reusable_from_the_cli(tmp_path) -> None:
     import os
 
     env = {**os.environ, "ORATE_DATA_DIR": str(tmp_path), **NATURAL_DEFAULTS}
-    made = subprocess.run([sys.executable, "-m", "orate.cli", "voices", "create", "grandpa",
-                           "--description", "a deep, slow, older man"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orate.cli",
+            "voices",
+            "create",
+            "grandpa",
+            "--description",
+            "a deep, slow, older man",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert made.returncode == 0, made.stderr
     out = tmp_path / "grandpa.wav"
-    said = subprocess.run([sys.executable, "-m", "orate.cli", "say", TEXT_A, "--voice",
-                           "grandpa", "-o", str(out)], env=env, capture_output=True,
-                          text=True, timeout=120)
+    said = subprocess.run(
+        [sys.executable, "-m", "orate.cli", "say", TEXT_A, "--voice", "grandpa", "-o", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert said.returncode == 0, said.stderr
     samples, rate = decode(out.read_bytes(), "wav")
     assert rate == 24000
@@ -209,16 +280,25 @@ def test_designed_voice_is_natural_and_reusable_from_the_cli(tmp_path) -> None:
 
 
 def test_bad_voice_input_is_a_clear_error(server) -> None:
-    r = httpx.post(f"{server.url}/v1/audio/speech", timeout=30, json={
-        "model": "tts-1", "voice": "nobody", "input": TEXT_A})
+    r = httpx.post(
+        f"{server.url}/v1/audio/speech",
+        timeout=30,
+        json={"model": "tts-1", "voice": "nobody", "input": TEXT_A},
+    )
     assert r.status_code == 400
     message = r.json()["error"]["message"]
     assert "heart" in message and "onyx" in message
     # an out-of-range setting is clamped and said so, not a 500 or garbage
-    r = httpx.post(f"{server.url}/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM",
-                   params={"output_format": "pcm_24000"}, timeout=60,
-                   json={"text": TEXT_A, "model_id": "eleven_multilingual_v2",
-                         "voice_settings": {"stability": 0.0, "style": 1.0}})
+    r = httpx.post(
+        f"{server.url}/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM",
+        params={"output_format": "pcm_24000"},
+        timeout=60,
+        json={
+            "text": TEXT_A,
+            "model_id": "eleven_multilingual_v2",
+            "voice_settings": {"stability": 0.0, "style": 1.0},
+        },
+    )
     assert r.status_code == 200
     # a non-English espeak-ng voice still works on a vendor id
     french = speak(server, "fr-fr", "Bonjour tout le monde.")
@@ -235,7 +315,8 @@ def test_out_of_range_values_are_clamped_and_reported() -> None:
     assert any("formant" in n for n in notes) and any("f0" in n for n in notes)
     parts: list[np.ndarray] = []
     engine = EngineRegistry().engine("natural")
-    engine.synthesize(TEXT_A, engine.check_voice(wild), 1.0,
-                      lambda pcm, events: parts.append(pcm) or True)
+    engine.synthesize(
+        TEXT_A, engine.check_voice(wild), 1.0, lambda pcm, events: parts.append(pcm) or True
+    )
     audio = np.concatenate(parts)
     assert len(audio) > 24000 and np.isfinite(audio.astype(float)).all()

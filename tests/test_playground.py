@@ -22,8 +22,10 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 webdriver = pytest.importorskip("selenium.webdriver")
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-    pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium "
-                "chromium-driver)", allow_module_level=True)
+    pytest.skip(
+        "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
+        allow_module_level=True,
+    )
 
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
@@ -51,10 +53,19 @@ def browser() -> Iterator[Any]:
     profile = tempfile.mkdtemp(prefix="orate-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
-                "--autoplay-policy=no-user-gesture-required", "--window-size=1100,1000"):
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1100,1000",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -69,8 +80,9 @@ def browser() -> Iterator[Any]:
 def wait(driver: Any, what: Callable[[Any], Any], timeout: float = 20, msg: str = "") -> Any:
     """Until ``what`` holds. An element the page re-renders between finding and reading
     it (a list redrawn after an action) is looked up again, not an error."""
-    return WebDriverWait(driver, timeout, poll_frequency=0.05,
-                         ignored_exceptions=(StaleElementReferenceException,)).until(what, msg)
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(what, msg)
 
 
 def js(driver: Any, script: str, *args: Any) -> Any:
@@ -84,14 +96,22 @@ def errors_in_console(driver: Any) -> list[dict]:
 def open_page(driver: Any, url: str) -> None:
     driver.get_log("browser")  # drop what earlier tests logged
     driver.get(url + "/")
-    wait(driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"),
-         msg="the page never finished loading its pickers")
+    wait(
+        driver,
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"),
+        msg="the page never finished loading its pickers",
+    )
 
 
 def set_text(driver: Any, element_id: str, text: str) -> None:
     # send_keys of a long text is slow; set the value and fire the input event
-    js(driver, "const t = document.getElementById(arguments[0]); t.value = arguments[1];"
-       "t.dispatchEvent(new Event('input'));", element_id, text)
+    js(
+        driver,
+        "const t = document.getElementById(arguments[0]); t.value = arguments[1];"
+        "t.dispatchEvent(new Event('input'));",
+        element_id,
+        text,
+    )
 
 
 def tab(driver: Any, name: str) -> None:
@@ -103,8 +123,9 @@ def tab(driver: Any, name: str) -> None:
 
 def test_page_loads_and_pickers_fill(browser, srv, shots) -> None:
     open_page(browser, srv.url)
-    models = [o.get_attribute("value") for o in
-              Select(browser.find_element(By.ID, "model")).options]
+    models = [
+        o.get_attribute("value") for o in Select(browser.find_element(By.ID, "model")).options
+    ]
     api_models = [m["id"] for m in httpx.get(f"{srv.url}/v1/models").json()["data"]]
     assert models == api_models
     voices = Select(browser.find_element(By.ID, "voice"))
@@ -113,15 +134,19 @@ def test_page_loads_and_pickers_fill(browser, srv, shots) -> None:
     assert set(names) == set(api_voices["voices"]) and len(names) > 100
     assert browser.find_element(By.ID, "char-count").text.endswith("/ 4,096")
     browser.save_screenshot(str(shots / "01-loaded.png"))
-    unlabelled = js(browser, """return [...document.querySelectorAll('input, select, textarea')]
-        .filter((e) => !e.labels.length && !e.getAttribute('aria-label')).map((e) => e.id)""")
+    unlabelled = js(
+        browser,
+        """return [...document.querySelectorAll('input, select, textarea')]
+        .filter((e) => !e.labels.length && !e.getAttribute('aria-label')).map((e) => e.id)""",
+    )
     assert unlabelled == []
 
     # the filters narrow the voice list to what /v1/voices says about each voice
     Select(browser.find_element(By.ID, "lang-filter")).select_by_value("fr-fr")
     french = {o.get_attribute("value") for o in voices.options}
-    builtin = httpx.get(f"{srv.url}/v1/voices", params={"provider": "builtin",
-                                                        "limit": 500}).json()["voices"]
+    builtin = httpx.get(
+        f"{srv.url}/v1/voices", params={"provider": "builtin", "limit": 500}
+    ).json()["voices"]
     offered = set(api_voices["voices"])  # the picker holds the chosen model's voices (tts-1)
     assert french == {v["id"] for v in builtin if v["language"] == "fr-fr"} & offered
     Select(browser.find_element(By.ID, "lang-filter")).select_by_value("")
@@ -163,7 +188,9 @@ def test_speak_plays_whole_audio_and_words_light_up_in_order(browser, srv, shots
     Select(browser.find_element(By.ID, "voice")).select_by_value("alloy")
     set_text(browser, "text", SENTENCE)
     # record every word that becomes the current one, and the audio element's events
-    js(browser, """
+    js(
+        browser,
+        """
         window.__seen = []; window.__events = [];
         new MutationObserver((ms) => { for (const m of ms) {
             const t = m.target;
@@ -172,15 +199,20 @@ def test_speak_plays_whole_audio_and_words_light_up_in_order(browser, srv, shots
                      {subtree: true, attributes: true, attributeFilter: ['class']});
         for (const e of ['playing', 'ended'])
             document.getElementById('audio').addEventListener(e, () => window.__events.push(e));
-    """)
+    """,
+    )
     browser.find_element(By.ID, "speak-btn").click()
     wait(browser, lambda d: len(js(d, "return window.__seen")) >= 5, msg="no read-along")
     browser.save_screenshot(str(shots / "02-read-along.png"))
     player = browser.find_element(By.ID, "player")
     js(browser, "arguments[0].scrollIntoView({block: 'center'})", player)
     player.screenshot(str(shots / "02-read-along-player.png"))
-    wait(browser, lambda d: js(d, "return document.getElementById('audio').ended"), 30,
-         msg="the audio never reached its end")
+    wait(
+        browser,
+        lambda d: js(d, "return document.getElementById('audio').ended"),
+        30,
+        msg="the audio never reached its end",
+    )
     played = js(browser, "return document.getElementById('audio').duration")
     assert "playing" in js(browser, "return window.__events")
 
@@ -208,19 +240,29 @@ def test_speak_plays_whole_audio_and_words_light_up_in_order(browser, srv, shots
     # captions made from the word timestamps
     vtt = js(browser, "return fetch(document.getElementById('vtt').href).then(r => r.text())")
     assert vtt.startswith("WEBVTT") and "The quick brown fox" in vtt and "-->" in vtt
-    audio = js(browser, "return fetch(document.getElementById('download').href)"
-               ".then(r => r.arrayBuffer()).then(b => b.byteLength)")
+    audio = js(
+        browser,
+        "return fetch(document.getElementById('download').href)"
+        ".then(r => r.arrayBuffer()).then(b => b.byteLength)",
+    )
     assert audio == gen["bytes"]
     browser.save_screenshot(str(shots / "03-played.png"))
 
 
 def test_long_text_starts_playing_before_its_last_byte(browser, srv) -> None:
     open_page(browser, srv.url)
-    long_text = " ".join(["This long passage streams while it is being spoken, and it keeps "
-                          "going for quite a while so the player can start early."] * 30)
+    long_text = " ".join(
+        [
+            "This long passage streams while it is being spoken, and it keeps "
+            "going for quite a while so the player can start early."
+        ]
+        * 30
+    )
     assert 3500 < len(long_text) <= 4096
     set_text(browser, "text", long_text)
-    js(browser, """
+    js(
+        browser,
+        """
         window.__t = {};
         const a = document.getElementById('audio');
         a.addEventListener('playing', () => { window.__t.playing ??= performance.now(); });
@@ -228,7 +270,8 @@ def test_long_text_starts_playing_before_its_last_byte(browser, srv) -> None:
             if (document.getElementById('player').dataset.state === 'complete')
                 window.__t.complete ??= performance.now();
         }).observe(document.getElementById('player'), {attributes: true});
-    """)
+    """,
+    )
     browser.find_element(By.ID, "speak-btn").click()
     wait(browser, lambda d: js(d, "return window.__t.complete"), 60, msg="stream never ended")
     t = js(browser, "return window.__t")
@@ -241,8 +284,9 @@ def test_long_text_starts_playing_before_its_last_byte(browser, srv) -> None:
     assert browser.find_element(By.ID, "char-count").text.startswith("5,000 / ")
     browser.find_element(By.ID, "speak-btn").click()
     wait(browser, lambda d: d.find_element(By.ID, "error").is_displayed())
-    api = httpx.post(f"{srv.url}/v1/audio/speech", json={"model": "tts-1", "voice": "alloy",
-                                                         "input": too_long}).json()["error"]
+    api = httpx.post(
+        f"{srv.url}/v1/audio/speech", json={"model": "tts-1", "voice": "alloy", "input": too_long}
+    ).json()["error"]
     shown = browser.find_element(By.ID, "error").text
     assert api["message"] in shown and api["code"] in shown and "413" in shown
 
@@ -250,20 +294,33 @@ def test_long_text_starts_playing_before_its_last_byte(browser, srv) -> None:
 def test_without_mp3_in_mediasource_pcm_streams_through_web_audio(browser, srv) -> None:
     """Firefox has no "audio/mpeg" in MediaSource: the page then picks pcm, which plays
     through Web Audio as it arrives (simulated here by hiding mp3 from MediaSource)."""
-    hide = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+    hide = browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {
+            "source": """
         const supported = MediaSource.isTypeSupported.bind(MediaSource);
-        MediaSource.isTypeSupported = (t) => !t.startsWith('audio/mpeg') && supported(t);"""})
+        MediaSource.isTypeSupported = (t) => !t.startsWith('audio/mpeg') && supported(t);"""
+        },
+    )
     try:
         open_page(browser, srv.url)
     finally:
-        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
-                                {"identifier": hide["identifier"]})
+        browser.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": hide["identifier"]}
+        )
     assert Select(browser.find_element(By.ID, "format")).first_selected_option.text == "pcm"
     assert "cannot stream mp3" in browser.find_element(By.ID, "format-hint").text
-    text = " ".join(["Web Audio plays each piece of this passage as soon as it arrives, "
-                     "long before the last of it has been made."] * 25)
+    text = " ".join(
+        [
+            "Web Audio plays each piece of this passage as soon as it arrives, "
+            "long before the last of it has been made."
+        ]
+        * 25
+    )
     set_text(browser, "text", text)
-    js(browser, """
+    js(
+        browser,
+        """
         window.__t = {}; window.__seen = [];
         new MutationObserver((ms) => { for (const m of ms) {
             const t = m.target;
@@ -275,7 +332,8 @@ def test_without_mp3_in_mediasource_pcm_streams_through_web_audio(browser, srv) 
             if (document.getElementById('player').dataset.state === 'complete')
                 window.__t.complete ??= performance.now();
         }).observe(document.getElementById('player'), {attributes: true});
-    """)
+    """,
+    )
     browser.find_element(By.ID, "speak-btn").click()
     wait(browser, lambda d: js(d, "return window.__t.complete"), 60, msg="stream never ended")
     t = js(browser, "return window.__t")
@@ -311,8 +369,7 @@ def test_history_gains_the_item_and_delete_removes_it(browser, srv, shots) -> No
     # the filter asks the server: text that no generation has leaves the list empty
     set_text(browser, "hf-text", "for the history")
     browser.find_element(By.CSS_SELECTOR, "#history-filter button").click()
-    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#history-list li[data-id]"))
-         == 1)
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#history-list li[data-id]")) == 1)
     browser.save_screenshot(str(shots / "04-history.png"))
 
     row = browser.find_element(*item)
@@ -340,8 +397,13 @@ def test_designed_voices_appear_in_the_picker_and_rename(browser, srv, shots) ->
     open_page(browser, srv.url)
     # descriptions design natural voices; this suite's server keeps tts-1 on espeak-ng
     # (tests/conftest.py), so pick the model whose voices they are, as a user would
-    wait(browser, lambda d: "natural" in [o.get_attribute("value") for o in
-                                          Select(d.find_element(By.ID, "model")).options])
+    wait(
+        browser,
+        lambda d: (
+            "natural"
+            in [o.get_attribute("value") for o in Select(d.find_element(By.ID, "model")).options]
+        ),
+    )
     Select(browser.find_element(By.ID, "model")).select_by_value("natural")
     tab(browser, "voices")
     browser.find_element(By.ID, "design-name").send_keys("Narrator")
@@ -353,24 +415,28 @@ def test_designed_voices_appear_in_the_picker_and_rename(browser, srv, shots) ->
     by_name = {v["name"]: v for v in saved}
     assert {"Narrator #1", "Narrator #2"} <= set(by_name)
     assert by_name["Narrator #1"]["params"] != by_name["Narrator #2"]["params"]  # variations
-    picker = [o.get_attribute("value") for o in
-              Select(browser.find_element(By.ID, "voice")).options]
+    picker = [
+        o.get_attribute("value") for o in Select(browser.find_element(By.ID, "voice")).options
+    ]
     assert by_name["Narrator #1"]["id"] in picker and by_name["Narrator #2"]["id"] in picker
     browser.save_screenshot(str(shots / "05-voices.png"))
 
     # audition one side by side: it speaks with that voice
-    card = browser.find_element(By.CSS_SELECTOR,
-                                f'#variations .card[data-id="{by_name["Narrator #2"]["id"]}"]')
+    card = browser.find_element(
+        By.CSS_SELECTOR, f'#variations .card[data-id="{by_name["Narrator #2"]["id"]}"]'
+    )
     card.find_element(By.XPATH, ".//button[text()='Play']").click()
-    wait(browser, lambda d: d.find_element(By.ID, "player").get_attribute("data-state")
-         == "complete")
+    wait(
+        browser, lambda d: d.find_element(By.ID, "player").get_attribute("data-state") == "complete"
+    )
     gen = httpx.get(f"{srv.url}/v1/history", params={"limit": 1}).json()["data"][0]
     assert gen["voice_params"][0] == by_name["Narrator #2"]["params"]
     js(browser, "document.getElementById('audio').pause()")
 
     # rename through the dialog
-    row = browser.find_element(By.CSS_SELECTOR,
-                               f'#voice-list li[data-id="{by_name["Narrator #1"]["id"]}"]')
+    row = browser.find_element(
+        By.CSS_SELECTOR, f'#voice-list li[data-id="{by_name["Narrator #1"]["id"]}"]'
+    )
     row.find_element(By.XPATH, ".//button[text()='Rename']").click()
     field = browser.find_element(By.ID, "name-dialog-input")
     field.clear()
@@ -399,8 +465,9 @@ def test_jobs_and_usage(browser, srv) -> None:
     usage = httpx.get(f"{srv.url}/v1/usage", params={"group_by": "model"}).json()
     total = browser.find_element(By.CSS_SELECTOR, "#usage-table tfoot tr").text.split()
     assert total[:2] == ["Total", str(usage["total"]["requests"])]
-    assert [r.text.split()[0] for r in browser.find_elements(*body)] == \
-        [g["model"] for g in usage["data"]]
+    assert [r.text.split()[0] for r in browser.find_elements(*body)] == [
+        g["model"] for g in usage["data"]
+    ]
 
 
 def test_with_auth_on_the_page_asks_for_a_key_then_works(browser, tmp_path, shots) -> None:
@@ -435,13 +502,22 @@ def test_with_auth_on_the_page_asks_for_a_key_then_works(browser, tmp_path, shot
         auth = {"Authorization": f"Bearer {secret}"}
         keys = httpx.get(f"{s.url}/v1/keys", headers=auth).json()["data"]
         team = next(k for k in keys if k["name"] == "team-a")
-        assert httpx.get(f"{s.url}/v1/models",
-                         headers={"Authorization": f"Bearer {shown}"}).status_code == 200
+        assert (
+            httpx.get(
+                f"{s.url}/v1/models", headers={"Authorization": f"Bearer {shown}"}
+            ).status_code
+            == 200
+        )
         browser.save_screenshot(str(shots / "07-keys.png"))
         row = browser.find_element(By.CSS_SELECTOR, f'#key-list li[data-id="{team["id"]}"]')
         row.find_element(By.XPATH, ".//button[text()='Revoke']").click()
-        wait(browser, lambda d: "revoked" in d.find_element(
-            By.CSS_SELECTOR, f'#key-list li[data-id="{team["id"]}"]').text)
+        wait(
+            browser,
+            lambda d: (
+                "revoked"
+                in d.find_element(By.CSS_SELECTOR, f'#key-list li[data-id="{team["id"]}"]').text
+            ),
+        )
         keys = httpx.get(f"{s.url}/v1/keys", headers=auth).json()["data"]
         assert next(k for k in keys if k["id"] == team["id"])["revoked"] is True
 
@@ -469,22 +545,36 @@ def test_key_routes_are_admin_only_and_the_page_is_open(tmp_path) -> None:
         script = httpx.get(f"{s.url}/ui/app.js")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
 
-        user = httpx.post(f"{s.url}/v1/keys", headers=as_admin,
-                          json={"name": "user", "rate_per_minute": 100}).json()
+        user = httpx.post(
+            f"{s.url}/v1/keys", headers=as_admin, json={"name": "user", "rate_per_minute": 100}
+        ).json()
         assert user["key"].startswith("orate_") and user["admin"] is False
         as_user = {"Authorization": f"Bearer {user['key']}"}
-        for method, path in (("GET", "/v1/keys"), ("POST", "/v1/keys"),
-                             ("DELETE", f"/v1/keys/{admin['id']}")):
-            r = httpx.request(method, f"{s.url}{path}", headers=as_user,
-                              json={"name": "x"} if method == "POST" else None)
+        for method, path in (
+            ("GET", "/v1/keys"),
+            ("POST", "/v1/keys"),
+            ("DELETE", f"/v1/keys/{admin['id']}"),
+        ):
+            r = httpx.request(
+                method,
+                f"{s.url}{path}",
+                headers=as_user,
+                json={"name": "x"} if method == "POST" else None,
+            )
             assert r.status_code == 403 and r.json()["error"]["code"] == "admin_only", r.text
         listed = httpx.get(f"{s.url}/v1/keys", headers=as_admin).json()["data"]
         assert [k["name"] for k in listed] == ["root", "user"]
         assert all("key" not in k and "hash" not in k for k in listed)  # no secrets again
-        assert httpx.post(f"{s.url}/v1/keys", headers=as_admin,
-                          json={"name": "bad", "rate_per_minute": 0}).status_code == 400
-        assert httpx.delete(f"{s.url}/v1/keys/{user['id']}",
-                            headers=as_admin).json()["revoked"] is True
+        assert (
+            httpx.post(
+                f"{s.url}/v1/keys", headers=as_admin, json={"name": "bad", "rate_per_minute": 0}
+            ).status_code
+            == 400
+        )
+        assert (
+            httpx.delete(f"{s.url}/v1/keys/{user['id']}", headers=as_admin).json()["revoked"]
+            is True
+        )
         assert httpx.delete(f"{s.url}/v1/keys/{user['id']}", headers=as_admin).status_code == 404
         time.sleep(2.1)  # the key cache holds a revoked key for up to two seconds
         assert httpx.get(f"{s.url}/v1/models", headers=as_user).status_code == 401
@@ -506,11 +596,15 @@ def test_voice_rename_and_history_filters(srv) -> None:
     assert httpx.patch(f"{base}/v1/voices/nope", json={"name": "x"}).status_code == 404
     assert httpx.patch(f"{base}/v1/voices/{vid}", json={"name": ""}).status_code == 400
 
-    for text, model, voice in (("filter me 100% please", "tts-1", "alloy"),
-                               ("filter me too", "tts-1-hd", "echo"),
-                               ("something else", "tts-1", "echo")):
-        httpx.post(f"{base}/v1/audio/speech", json={"model": model, "voice": voice,
-                                                    "input": text, "response_format": "wav"})
+    for text, model, voice in (
+        ("filter me 100% please", "tts-1", "alloy"),
+        ("filter me too", "tts-1-hd", "echo"),
+        ("something else", "tts-1", "echo"),
+    ):
+        httpx.post(
+            f"{base}/v1/audio/speech",
+            json={"model": model, "voice": voice, "input": text, "response_format": "wav"},
+        )
 
     def texts(**params: str) -> list[str]:
         data = httpx.get(f"{base}/v1/history", params={"limit": 50, **params}).json()["data"]

@@ -29,8 +29,17 @@ class _Collect:
 
 
 def _frames(rng: random.Random) -> list[tuple[int, int, bytes]]:
-    sizes = [0, 1, 9, 4096, 65536, PIPE_BYTES - 9, PIPE_BYTES, PIPE_BYTES + 1,
-             3 * PIPE_BYTES + 17] + [rng.randrange(1, 300_000) for _ in range(40)]
+    sizes = [
+        0,
+        1,
+        9,
+        4096,
+        65536,
+        PIPE_BYTES - 9,
+        PIPE_BYTES,
+        PIPE_BYTES + 1,
+        3 * PIPE_BYTES + 17,
+    ] + [rng.randrange(1, 300_000) for _ in range(40)]
     rng.shuffle(sizes)
     return [(i + 1, AUDIO if i % 3 else 3, rng.randbytes(n)) for i, n in enumerate(sizes)]
 
@@ -46,12 +55,12 @@ def test_reader_reassembles_frames_from_any_split(seed: int) -> None:
     while pos < len(stream):
         if rng.random() < 0.5:  # asyncio's path: whole chunks of any size
             n = rng.choice([1, 7, 4096, 65536, 262144, 2 * PIPE_BYTES])
-            reader.data_received(stream[pos:pos + n])
+            reader.data_received(stream[pos : pos + n])
             pos += n
         else:  # uvloop's path: the loop fills part of the buffer it is given
             room = reader.get_buffer(-1)
             n = min(len(room), rng.choice([1, 9, 5000, 1 << 20]), len(stream) - pos)
-            room[:n] = stream[pos:pos + n]
+            room[:n] = stream[pos : pos + n]
             room.release()
             reader.buffer_updated(n)
             pos += n
@@ -60,8 +69,11 @@ def test_reader_reassembles_frames_from_any_split(seed: int) -> None:
 
 def _long_job() -> RenderJob:
     text = "The quick brown fox jumps over the lazy dog near the quiet river bank. " * 40
-    return RenderJob(text=text, segments=(Segment(VoiceParams(voice="en-us", variant="f2"),
-                                                  tuple(split_sentences(text))),), format="wav")
+    return RenderJob(
+        text=text,
+        segments=(Segment(VoiceParams(voice="en-us", variant="f2"), tuple(split_sentences(text))),),
+        format="wav",
+    )
 
 
 async def _run_long_job() -> tuple[int, dict[str, Any]]:

@@ -45,8 +45,11 @@ from orate.engines.upstream import (
     synthesize,
 )
 
-KEYS = {"OPENAI_TEST_KEY": "sk-openai-123", "ELEVEN_TEST_KEY": "el-456",
-        "HUME_TEST_KEY": "hume-789"}
+KEYS = {
+    "OPENAI_TEST_KEY": "sk-openai-123",
+    "ELEVEN_TEST_KEY": "el-456",
+    "HUME_TEST_KEY": "hume-789",
+}
 TONE_SECONDS = 0.6
 
 # --------------------------------------------------------------------------- audio
@@ -71,8 +74,12 @@ def encoded(fmt: str, rate: int = 24000) -> bytes:
             w.setframerate(rate)
             w.writeframes(samples.tobytes())
         return buf.getvalue()
-    container, codec = {"mp3": ("mp3", "libmp3lame"), "opus": ("ogg", "libopus"),
-                        "aac": ("adts", "aac"), "flac": ("flac", "flac")}[fmt]
+    container, codec = {
+        "mp3": ("mp3", "libmp3lame"),
+        "opus": ("ogg", "libopus"),
+        "aac": ("adts", "aac"),
+        "flac": ("flac", "flac"),
+    }[fmt]
     if fmt == "opus":
         rate, samples = 48000, tone(48000)
     buf = io.BytesIO()
@@ -153,8 +160,14 @@ def _requested_audio(kind: str, body: Any, query: dict[str, str]) -> tuple[str, 
 def _error(kind: str, status: int, message: str) -> Response:
     """An error in the envelope each service really uses (WIRE.md §1.7, §2.3, §3.3)."""
     if kind == "openai":
-        content: Any = {"error": {"message": message, "type": "invalid_request_error",
-                                  "param": None, "code": None}}
+        content: Any = {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        }
     elif kind == "elevenlabs":
         content = {"detail": {"status": "error", "message": message}}
     else:
@@ -162,13 +175,14 @@ def _error(kind: str, status: int, message: str) -> Response:
     return JSONResponse(content, status_code=status)
 
 
-async def _trickle(data: bytes, pieces: int, pause: float, odd: bool = False,
-                   cut: bool = False) -> AsyncIterator[bytes]:
+async def _trickle(
+    data: bytes, pieces: int, pause: float, odd: bool = False, cut: bool = False
+) -> AsyncIterator[bytes]:
     size = max(1, len(data) // pieces)
     if odd and size % 2 == 0:
         size += 1  # split 16-bit samples across chunks on purpose
     for start in range(0, len(data), size):
-        yield data[start:start + size]
+        yield data[start : start + size]
         await asyncio.sleep(pause)
         if cut:
             raise ConnectionAbortedError("stand-in drops the connection mid-stream")
@@ -195,16 +209,27 @@ def build_app(upstream: Upstream) -> FastAPI:
         if mode == "e500text":
             return PlainTextResponse("x" * 1000, status_code=500)
         if mode == "e422":
-            return JSONResponse({"detail": [{"loc": ["body", "text"], "msg": "field required",
-                                             "type": "value_error.missing"}]}, status_code=422)
+            return JSONResponse(
+                {
+                    "detail": [
+                        {
+                            "loc": ["body", "text"],
+                            "msg": "field required",
+                            "type": "value_error.missing",
+                        }
+                    ]
+                },
+                status_code=422,
+            )
         if not ok:
             return _error(kind, 401, f"Incorrect API key provided: {sent_key}")
         fmt, rate = _requested_audio(kind, body, query)
         data = encoded(fmt, rate if fmt == "pcm" else 24000)
         pieces, pause = (8, 0.05) if mode == "slow" else (4, 0.005)
-        return StreamingResponse(_trickle(data, pieces, pause, odd=mode == "odd",
-                                          cut=mode == "cut"),
-                                 media_type="application/octet-stream")
+        return StreamingResponse(
+            _trickle(data, pieces, pause, odd=mode == "odd", cut=mode == "cut"),
+            media_type="application/octet-stream",
+        )
 
     return app
 
@@ -256,18 +281,36 @@ def silent_server() -> Iterator[str]:
 
 
 def openai(upstream: Upstream, mode: str = "ok", name: str = "oa", **kw: Any) -> Provider:
-    return Provider(name=name, kind="openai", base_url=f"{upstream.url}/{mode}/v1",
-                    models=("tts-1",), api_key_env="OPENAI_TEST_KEY", **kw)
+    return Provider(
+        name=name,
+        kind="openai",
+        base_url=f"{upstream.url}/{mode}/v1",
+        models=("tts-1",),
+        api_key_env="OPENAI_TEST_KEY",
+        **kw,
+    )
 
 
 def eleven(upstream: Upstream, mode: str = "ok", name: str = "el", **kw: Any) -> Provider:
-    return Provider(name=name, kind="elevenlabs", base_url=f"{upstream.url}/{mode}",
-                    models=("tts-1",), api_key_env="ELEVEN_TEST_KEY", **kw)
+    return Provider(
+        name=name,
+        kind="elevenlabs",
+        base_url=f"{upstream.url}/{mode}",
+        models=("tts-1",),
+        api_key_env="ELEVEN_TEST_KEY",
+        **kw,
+    )
 
 
 def hume(upstream: Upstream, mode: str = "ok", name: str = "hu", **kw: Any) -> Provider:
-    return Provider(name=name, kind="hume", base_url=f"{upstream.url}/{mode}",
-                    models=("tts-1",), api_key_env="HUME_TEST_KEY", **kw)
+    return Provider(
+        name=name,
+        kind="hume",
+        base_url=f"{upstream.url}/{mode}",
+        models=("tts-1",),
+        api_key_env="HUME_TEST_KEY",
+        **kw,
+    )
 
 
 async def collect(audio: UpstreamAudio) -> list[bytes]:
@@ -275,8 +318,13 @@ async def collect(audio: UpstreamAudio) -> list[bytes]:
 
 
 async def speak(provider: Provider, fmt: str, **kw: Any) -> tuple[UpstreamAudio, bytes]:
-    args: dict[str, Any] = {"model": "tts-1", "text": "Hello there", "voice": "alloy",
-                            "speed": 1.0, **kw}
+    args: dict[str, Any] = {
+        "model": "tts-1",
+        "text": "Hello there",
+        "voice": "alloy",
+        "speed": 1.0,
+        **kw,
+    }
     async with httpx.AsyncClient() as client:
         audio = await open_stream(provider, fmt=fmt, client=client, **args)
         data = b"".join(await collect(audio))
@@ -351,43 +399,55 @@ def test_empty_file_has_no_providers(tmp_path: Path) -> None:
 def toml_value(value: Any) -> str:
     """Enough of TOML for these tests: JSON scalars and arrays are valid TOML values."""
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}"
-                                for k, v in value.items()) + " }"
+        return (
+            "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+        )
     return json.dumps(value)
 
 
 def entry(**fields: Any) -> str:
     """One [[provider]] table: a valid openai entry with ``fields`` changed (None = removed)."""
-    base: dict[str, Any] = {"name": "p1", "kind": "openai", "base_url": "https://x.example/v1",
-                            "models": ["tts-1"]}
+    base: dict[str, Any] = {
+        "name": "p1",
+        "kind": "openai",
+        "base_url": "https://x.example/v1",
+        "models": ["tts-1"],
+    }
     base.update(fields)
     lines = [f"{key} = {toml_value(value)}" for key, value in base.items() if value is not None]
     return "[[provider]]\n" + "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize(("fields", "pattern"), [
-    ({"name": None}, r"provider #1: field 'name' is missing"),
-    ({"name": ""}, r"provider #1: field 'name' must be a non-empty string"),
-    ({"kind": None}, r"provider #1 \('p1'\): field 'kind' is missing"),
-    ({"kind": "azure"}, r"'p1'\): field 'kind': unknown kind 'azure' \(expected one of openai, "),
-    ({"base_url": None}, r"'p1'\): field 'base_url' is missing"),
-    ({"base_url": "ftp://x.example"}, r"'p1'\): field 'base_url' must be an http\(s\) URL"),
-    ({"base_url": "api.openai.com/v1"}, r"'p1'\): field 'base_url' must be an http\(s\) URL"),
-    ({"base_url": "http://"}, r"'p1'\): field 'base_url' must be an http\(s\) URL"),
-    ({"models": None}, r"'p1'\): field 'models' is missing"),
-    ({"models": []}, r"'p1'\): field 'models' must be a non-empty list of strings"),
-    ({"models": "tts-1"}, r"'p1'\): field 'models' must be a non-empty list of strings"),
-    ({"models": [1]}, r"'p1'\): field 'models' must be a non-empty list of strings"),
-    ({"timeout": 0}, r"'p1'\): field 'timeout' must be a number of seconds"),
-    ({"timeout": "fast"}, r"'p1'\): field 'timeout' must be a number of seconds"),
-    ({"timeout": True}, r"'p1'\): field 'timeout' must be a number of seconds"),
-    ({"timeout": 10000}, r"'p1'\): field 'timeout' must be a number of seconds"),
-    ({"formats": ["mp3", "ogg"]}, r"'p1'\): field 'formats': unknown format\(s\) ogg"),
-    ({"upstream_model": {"tts-2": "x"}}, r"'p1'\): field 'upstream_model': 'tts-2' not listed"),
-    ({"api_key_env": ""}, r"'p1'\): field 'api_key_env' must be a non-empty string"),
-])
-def test_bad_entries_raise_clear_value_error(tmp_path: Path, fields: dict[str, Any],
-                                             pattern: str) -> None:
+@pytest.mark.parametrize(
+    ("fields", "pattern"),
+    [
+        ({"name": None}, r"provider #1: field 'name' is missing"),
+        ({"name": ""}, r"provider #1: field 'name' must be a non-empty string"),
+        ({"kind": None}, r"provider #1 \('p1'\): field 'kind' is missing"),
+        (
+            {"kind": "azure"},
+            r"'p1'\): field 'kind': unknown kind 'azure' \(expected one of openai, ",
+        ),
+        ({"base_url": None}, r"'p1'\): field 'base_url' is missing"),
+        ({"base_url": "ftp://x.example"}, r"'p1'\): field 'base_url' must be an http\(s\) URL"),
+        ({"base_url": "api.openai.com/v1"}, r"'p1'\): field 'base_url' must be an http\(s\) URL"),
+        ({"base_url": "http://"}, r"'p1'\): field 'base_url' must be an http\(s\) URL"),
+        ({"models": None}, r"'p1'\): field 'models' is missing"),
+        ({"models": []}, r"'p1'\): field 'models' must be a non-empty list of strings"),
+        ({"models": "tts-1"}, r"'p1'\): field 'models' must be a non-empty list of strings"),
+        ({"models": [1]}, r"'p1'\): field 'models' must be a non-empty list of strings"),
+        ({"timeout": 0}, r"'p1'\): field 'timeout' must be a number of seconds"),
+        ({"timeout": "fast"}, r"'p1'\): field 'timeout' must be a number of seconds"),
+        ({"timeout": True}, r"'p1'\): field 'timeout' must be a number of seconds"),
+        ({"timeout": 10000}, r"'p1'\): field 'timeout' must be a number of seconds"),
+        ({"formats": ["mp3", "ogg"]}, r"'p1'\): field 'formats': unknown format\(s\) ogg"),
+        ({"upstream_model": {"tts-2": "x"}}, r"'p1'\): field 'upstream_model': 'tts-2' not listed"),
+        ({"api_key_env": ""}, r"'p1'\): field 'api_key_env' must be a non-empty string"),
+    ],
+)
+def test_bad_entries_raise_clear_value_error(
+    tmp_path: Path, fields: dict[str, Any], pattern: str
+) -> None:
     with pytest.raises(ValueError, match=pattern):
         load_providers(write(tmp_path, entry(**fields)))
 
@@ -415,11 +475,15 @@ def test_unknown_fields_only_warn(tmp_path: Path, caplog: pytest.LogCaptureFixtu
 
 def test_providers_for_keeps_order_and_filters_type() -> None:
     def make(name: str, models: tuple[str, ...], type_: str = "tts") -> Provider:
-        return Provider(name=name, kind="openai", base_url="http://h/v1", models=models,
-                        type=type_)
+        return Provider(name=name, kind="openai", base_url="http://h/v1", models=models, type=type_)
 
-    ps = [make("a", ("x",)), make("b", ("y",)), make("c", ("x", "y")),
-          make("d", ("x",), "stt"), make("e", ("x",))]
+    ps = [
+        make("a", ("x",)),
+        make("b", ("y",)),
+        make("c", ("x", "y")),
+        make("d", ("x",), "stt"),
+        make("e", ("x",)),
+    ]
     assert [p.name for p in providers_for("x", ps)] == ["a", "c", "e"]
     assert [p.name for p in providers_for("y", ps)] == ["b", "c"]
     assert providers_for("z", ps) == []
@@ -436,8 +500,13 @@ async def test_openai_request_shape(upstream: Upstream) -> None:
     assert got.path == "v1/audio/speech"
     assert got.headers["authorization"] == "Bearer sk-openai-123"
     assert got.headers["content-type"] == "application/json"
-    assert got.body == {"model": "tts-1-hd", "input": "Hello there", "voice": "alloy",
-                        "response_format": "mp3", "speed": 1.5}
+    assert got.body == {
+        "model": "tts-1-hd",
+        "input": "Hello there",
+        "voice": "alloy",
+        "response_format": "mp3",
+        "speed": 1.5,
+    }
     assert (audio.format, audio.sample_rate, audio.content_type) == ("mp3", None, "audio/mpeg")
     assert decoded_seconds(data, "mp3") == pytest.approx(TONE_SECONDS, abs=0.1)
 
@@ -451,8 +520,11 @@ async def test_elevenlabs_request_shape(upstream: Upstream) -> None:
     assert got.query == {"output_format": "mp3_44100_128"}
     assert got.headers["xi-api-key"] == "el-456"
     assert "authorization" not in got.headers
-    assert got.body == {"text": "Hello there", "model_id": "eleven_flash_v2_5",
-                        "voice_settings": {"speed": 1.2}}  # clamped to 0.7..1.2
+    assert got.body == {
+        "text": "Hello there",
+        "model_id": "eleven_flash_v2_5",
+        "voice_settings": {"speed": 1.2},
+    }  # clamped to 0.7..1.2
     assert (audio.format, audio.sample_rate) == ("mp3", None)
     assert decoded_seconds(data, "mp3") == pytest.approx(TONE_SECONDS, abs=0.1)
 
@@ -463,10 +535,17 @@ async def test_hume_request_shape(upstream: Upstream) -> None:
     (got,) = upstream.received
     assert got.path == "v0/tts/stream/file"
     assert got.headers["x-hume-api-key"] == "hume-789"
-    assert got.body == {"utterances": [{"text": "Hello there",
-                                        "voice": {"name": "Ava Song", "provider": "HUME_AI"},
-                                        "speed": 2.0}],  # clamped to 0.5..2
-                        "format": {"type": "wav"}, "strip_headers": True}
+    assert got.body == {
+        "utterances": [
+            {
+                "text": "Hello there",
+                "voice": {"name": "Ava Song", "provider": "HUME_AI"},
+                "speed": 2.0,
+            }
+        ],  # clamped to 0.5..2
+        "format": {"type": "wav"},
+        "strip_headers": True,
+    }
     assert (audio.format, audio.sample_rate, audio.content_type) == ("wav", None, "audio/wav")
     with wave.open(io.BytesIO(data)) as w:
         assert w.getnframes() / w.getframerate() == pytest.approx(TONE_SECONDS)
@@ -484,8 +563,9 @@ async def test_slow_speed_is_clamped_per_kind(upstream: Upstream) -> None:
 
 @pytest.mark.asyncio
 async def test_no_api_key_env_sends_no_auth(upstream: Upstream) -> None:
-    provider = Provider(name="open", kind="openai", base_url=f"{upstream.url}/ok/v1",
-                        models=("tts-1",))
+    provider = Provider(
+        name="open", kind="openai", base_url=f"{upstream.url}/ok/v1", models=("tts-1",)
+    )
     with pytest.raises(ProviderError) as info:
         await speak(provider, "mp3")
     assert info.value.status == 401  # the stand-in insists on a key
@@ -493,8 +573,9 @@ async def test_no_api_key_env_sends_no_auth(upstream: Upstream) -> None:
 
 
 @pytest.mark.asyncio
-async def test_key_is_read_at_call_time(upstream: Upstream,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_key_is_read_at_call_time(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_TEST_KEY", "sk-rotated")
     with pytest.raises(ProviderError) as info:
         await speak(openai(upstream), "mp3")
@@ -506,7 +587,8 @@ async def test_key_is_read_at_call_time(upstream: Upstream,
 
 @pytest.mark.asyncio
 async def test_declared_but_missing_key_is_unreachable_without_a_request(
-        upstream: Upstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("HUME_TEST_KEY")
     with pytest.raises(ProviderUnreachable, match="HUME_TEST_KEY") as info:
         await speak(hume(upstream), "mp3")
@@ -518,10 +600,13 @@ async def test_declared_but_missing_key_is_unreachable_without_a_request(
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("fmt", "rate"), [("mp3", None), ("wav", None), ("pcm", 24000),
-                                           ("opus", None), ("aac", None), ("flac", None)])
-async def test_openai_native_formats_pass_through(upstream: Upstream, fmt: str,
-                                                  rate: int | None) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "rate"),
+    [("mp3", None), ("wav", None), ("pcm", 24000), ("opus", None), ("aac", None), ("flac", None)],
+)
+async def test_openai_native_formats_pass_through(
+    upstream: Upstream, fmt: str, rate: int | None
+) -> None:
     audio, data = await speak(openai(upstream), fmt)
     assert upstream.received[0].body["response_format"] == fmt
     assert (audio.format, audio.sample_rate) == (fmt, rate)
@@ -537,16 +622,20 @@ async def test_openai_asks_for_wav_when_not_native(upstream: Upstream) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("fmt", "output_format", "got_fmt", "rate"), [
-    ("mp3", "mp3_44100_128", "mp3", None),
-    ("pcm", "pcm_24000", "pcm", 24000),
-    ("opus", "opus_48000_64", "opus", None),
-    ("wav", "pcm_24000", "pcm", 24000),
-    ("flac", "pcm_24000", "pcm", 24000),
-    ("aac", "pcm_24000", "pcm", 24000),
-])
-async def test_elevenlabs_output_formats(upstream: Upstream, fmt: str, output_format: str,
-                                         got_fmt: str, rate: int | None) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "output_format", "got_fmt", "rate"),
+    [
+        ("mp3", "mp3_44100_128", "mp3", None),
+        ("pcm", "pcm_24000", "pcm", 24000),
+        ("opus", "opus_48000_64", "opus", None),
+        ("wav", "pcm_24000", "pcm", 24000),
+        ("flac", "pcm_24000", "pcm", 24000),
+        ("aac", "pcm_24000", "pcm", 24000),
+    ],
+)
+async def test_elevenlabs_output_formats(
+    upstream: Upstream, fmt: str, output_format: str, got_fmt: str, rate: int | None
+) -> None:
     audio, data = await speak(eleven(upstream), fmt)
     assert upstream.received[0].query["output_format"] == output_format
     assert (audio.format, audio.sample_rate) == (got_fmt, rate)
@@ -561,10 +650,17 @@ async def test_elevenlabs_formats_list_narrows_native(upstream: Upstream) -> Non
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("fmt", "asked", "rate"), [
-    ("mp3", "mp3", None), ("wav", "wav", None), ("pcm", "pcm", 48000),
-    ("opus", "wav", None), ("flac", "wav", None), ("aac", "wav", None),
-])
+@pytest.mark.parametrize(
+    ("fmt", "asked", "rate"),
+    [
+        ("mp3", "mp3", None),
+        ("wav", "wav", None),
+        ("pcm", "pcm", 48000),
+        ("opus", "wav", None),
+        ("flac", "wav", None),
+        ("aac", "wav", None),
+    ],
+)
 async def test_hume_formats(upstream: Upstream, fmt: str, asked: str, rate: int | None) -> None:
     audio, data = await speak(hume(upstream), fmt)
     assert upstream.received[0].body["format"] == {"type": asked}
@@ -584,8 +680,15 @@ async def test_hume_octave_version_from_upstream_model(upstream: Upstream) -> No
 @pytest.mark.asyncio
 async def test_chunks_arrive_incrementally(upstream: Upstream) -> None:
     async with httpx.AsyncClient() as client:
-        audio = await open_stream(openai(upstream, "slow"), model="tts-1", text="hi",
-                                  voice="alloy", speed=1.0, fmt="wav", client=client)
+        audio = await open_stream(
+            openai(upstream, "slow"),
+            model="tts-1",
+            text="hi",
+            voice="alloy",
+            speed=1.0,
+            fmt="wav",
+            client=client,
+        )
         arrivals: list[tuple[float, int]] = []
         async for chunk in audio.chunks():
             arrivals.append((time.monotonic(), len(chunk)))
@@ -601,8 +704,15 @@ async def test_pcm_chunks_hold_whole_samples(upstream: Upstream) -> None:
     audio, data = await speak(openai(upstream, "odd"), "pcm")
     assert data == encoded("pcm")
     async with httpx.AsyncClient() as client:
-        audio = await open_stream(openai(upstream, "odd"), model="tts-1", text="hi",
-                                  voice="alloy", speed=1.0, fmt="pcm", client=client)
+        audio = await open_stream(
+            openai(upstream, "odd"),
+            model="tts-1",
+            text="hi",
+            voice="alloy",
+            speed=1.0,
+            fmt="pcm",
+            client=client,
+        )
         chunks = await collect(audio)
     assert len(chunks) > 1 and all(len(c) % 2 == 0 for c in chunks)
 
@@ -610,8 +720,14 @@ async def test_pcm_chunks_hold_whole_samples(upstream: Upstream) -> None:
 @pytest.mark.asyncio
 async def test_chunks_iterate_once_and_aclose(upstream: Upstream) -> None:
     async with httpx.AsyncClient() as client:
-        async with await open_stream(openai(upstream, "slow"), model="tts-1", text="hi",
-                                     voice="alloy", fmt="wav", client=client) as audio:
+        async with await open_stream(
+            openai(upstream, "slow"),
+            model="tts-1",
+            text="hi",
+            voice="alloy",
+            fmt="wav",
+            client=client,
+        ) as audio:
             async for _ in audio.chunks():
                 break  # a caller whose client went away stops early
         with pytest.raises(RuntimeError, match="once"):
@@ -622,9 +738,14 @@ async def test_chunks_iterate_once_and_aclose(upstream: Upstream) -> None:
 async def test_connection_lost_mid_stream(upstream: Upstream) -> None:
     """After headers, a dead upstream is StreamInterrupted: too late to fail over silently."""
     async with httpx.AsyncClient() as client:
-        provider, audio = await synthesize([openai(upstream, "cut"), hume(upstream)],
-                                           model="tts-1", text="hi", voice="alloy", fmt="wav",
-                                           client=client)
+        provider, audio = await synthesize(
+            [openai(upstream, "cut"), hume(upstream)],
+            model="tts-1",
+            text="hi",
+            voice="alloy",
+            fmt="wav",
+            client=client,
+        )
         got: list[bytes] = []
         with pytest.raises(StreamInterrupted) as info:
             async for chunk in audio.chunks():
@@ -637,15 +758,19 @@ async def test_connection_lost_mid_stream(upstream: Upstream) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("make", "mode", "status", "message"), [
-    (openai, "e400", 400, "Input too long"),
-    (eleven, "e400", 400, "Input too long"),
-    (hume, "e400", 400, "Input too long"),
-    (hume, "e422", 422, "field required"),
-    (openai, "e503", 503, "overloaded, try later"),
-])
-async def test_error_message_from_envelope(upstream: Upstream, make: Any, mode: str,
-                                           status: int, message: str) -> None:
+@pytest.mark.parametrize(
+    ("make", "mode", "status", "message"),
+    [
+        (openai, "e400", 400, "Input too long"),
+        (eleven, "e400", 400, "Input too long"),
+        (hume, "e400", 400, "Input too long"),
+        (hume, "e422", 422, "field required"),
+        (openai, "e503", 503, "overloaded, try later"),
+    ],
+)
+async def test_error_message_from_envelope(
+    upstream: Upstream, make: Any, mode: str, status: int, message: str
+) -> None:
     with pytest.raises(ProviderError) as info:
         await speak(make(upstream, mode), "mp3")
     assert (info.value.status, info.value.message) == (status, message)
@@ -672,8 +797,7 @@ def test_error_message_shapes() -> None:
 
 @pytest.mark.asyncio
 async def test_closed_port_is_unreachable(closed_port: str) -> None:
-    provider = Provider(name="gone", kind="openai", base_url=f"{closed_port}/v1",
-                        models=("tts-1",))
+    provider = Provider(name="gone", kind="openai", base_url=f"{closed_port}/v1", models=("tts-1",))
     with pytest.raises(ProviderUnreachable) as info:
         await speak(provider, "mp3")
     assert info.value.provider is provider and "Connect" in info.value.reason
@@ -681,8 +805,9 @@ async def test_closed_port_is_unreachable(closed_port: str) -> None:
 
 @pytest.mark.asyncio
 async def test_silent_provider_times_out_as_unreachable(silent_server: str) -> None:
-    provider = Provider(name="mute", kind="hume", base_url=silent_server, models=("tts-1",),
-                        timeout=0.5)
+    provider = Provider(
+        name="mute", kind="hume", base_url=silent_server, models=("tts-1",), timeout=0.5
+    )
     start = time.monotonic()
     with pytest.raises(ProviderUnreachable, match="Timeout"):
         await speak(provider, "mp3")
@@ -692,20 +817,29 @@ async def test_silent_provider_times_out_as_unreachable(silent_server: str) -> N
 # --------------------------------------------------------------------------- fail-over
 
 
-async def run_synthesize(providers: list[Provider], fmt: str = "mp3",
-                         ) -> tuple[Provider, UpstreamAudio, bytes]:
+async def run_synthesize(
+    providers: list[Provider],
+    fmt: str = "mp3",
+) -> tuple[Provider, UpstreamAudio, bytes]:
     async with httpx.AsyncClient() as client:
-        provider, audio = await synthesize(providers, model="tts-1", text="Hello",
-                                           voice="alloy", speed=1.0, fmt=fmt, client=client)
+        provider, audio = await synthesize(
+            providers, model="tts-1", text="Hello", voice="alloy", speed=1.0, fmt=fmt, client=client
+        )
         data = b"".join(await collect(audio))
     return provider, audio, data
 
 
 @pytest.mark.asyncio
-async def test_failover_from_unreachable(upstream: Upstream, closed_port: str,
-                                         caplog: pytest.LogCaptureFixture) -> None:
-    dead = Provider(name="dead", kind="openai", base_url=f"{closed_port}/v1",
-                    models=("tts-1",), api_key_env="OPENAI_TEST_KEY")
+async def test_failover_from_unreachable(
+    upstream: Upstream, closed_port: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = Provider(
+        name="dead",
+        kind="openai",
+        base_url=f"{closed_port}/v1",
+        models=("tts-1",),
+        api_key_env="OPENAI_TEST_KEY",
+    )
     with caplog.at_level(logging.WARNING, "orate.remote"):
         provider, audio, data = await run_synthesize([dead, hume(upstream)])
     assert provider.name == "hu" and audio.format == "mp3"
@@ -716,8 +850,9 @@ async def test_failover_from_unreachable(upstream: Upstream, closed_port: str,
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", ["e503", "e429"])
-async def test_failover_on_503_and_429(upstream: Upstream, mode: str,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+async def test_failover_on_503_and_429(
+    upstream: Upstream, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, "orate.remote"):
         provider, _, data = await run_synthesize([openai(upstream, mode), eleven(upstream)])
     assert provider.name == "el" and data
@@ -735,9 +870,9 @@ async def test_400_is_raised_without_trying_the_next(upstream: Upstream) -> None
 
 
 @pytest.mark.asyncio
-async def test_401_fails_over_and_never_logs_the_key(upstream: Upstream,
-                                                     monkeypatch: pytest.MonkeyPatch,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+async def test_401_fails_over_and_never_logs_the_key(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """A rejected key is about orate's account at that provider, not the caller's input."""
     monkeypatch.setenv("OPENAI_TEST_KEY", "sk-revoked-secret")
     with caplog.at_level(logging.WARNING, "orate.remote"):
@@ -749,8 +884,9 @@ async def test_401_fails_over_and_never_logs_the_key(upstream: Upstream,
 @pytest.mark.asyncio
 async def test_all_unreachable_raises_no_provider(closed_port: str, silent_server: str) -> None:
     a = Provider(name="a", kind="openai", base_url=f"{closed_port}/v1", models=("tts-1",))
-    b = Provider(name="b", kind="elevenlabs", base_url=silent_server, models=("tts-1",),
-                 timeout=0.5)
+    b = Provider(
+        name="b", kind="elevenlabs", base_url=silent_server, models=("tts-1",), timeout=0.5
+    )
     c = Provider(name="c", kind="hume", base_url=closed_port, models=("other",))
     with pytest.raises(NoProvider) as info:
         await run_synthesize([a, b, c])
@@ -767,8 +903,9 @@ async def test_no_provider_for_the_model() -> None:
 
 
 @pytest.mark.asyncio
-async def test_last_http_failure_wins_over_unreachable(upstream: Upstream,
-                                                       closed_port: str) -> None:
+async def test_last_http_failure_wins_over_unreachable(
+    upstream: Upstream, closed_port: str
+) -> None:
     dead = Provider(name="dead", kind="openai", base_url=f"{closed_port}/v1", models=("tts-1",))
     with pytest.raises(ProviderError) as info:
         await run_synthesize([dead, eleven(upstream, "e503")])
@@ -780,8 +917,9 @@ async def test_last_http_failure_wins_over_unreachable(upstream: Upstream,
 
 @pytest.mark.asyncio
 async def test_failover_after_timeout(upstream: Upstream, silent_server: str) -> None:
-    mute = Provider(name="mute", kind="openai", base_url=f"{silent_server}/v1",
-                    models=("tts-1",), timeout=0.5)
+    mute = Provider(
+        name="mute", kind="openai", base_url=f"{silent_server}/v1", models=("tts-1",), timeout=0.5
+    )
     start = time.monotonic()
     provider, audio, data = await run_synthesize([mute, openai(upstream)], fmt="pcm")
     assert provider.name == "oa" and (audio.format, audio.sample_rate) == ("pcm", 24000)

@@ -30,10 +30,25 @@ def test_schemathesis_finds_no_server_errors_and_responses_conform(tmp_path: Pat
     srv = Server(tmp_path, workers=2)
     try:
         run = subprocess.run(
-            [schemathesis_cli(), "run", f"{srv.url}/openapi.json", "--checks",
-             "not_a_server_error,status_code_conformance,content_type_conformance",
-             "--max-examples", "20", "--request-timeout", "30", "--phases", "examples,fuzzing",
-             "--seed", "1"], capture_output=True, text=True, timeout=600)
+            [
+                schemathesis_cli(),
+                "run",
+                f"{srv.url}/openapi.json",
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance",
+                "--max-examples",
+                "20",
+                "--request-timeout",
+                "30",
+                "--phases",
+                "examples,fuzzing",
+                "--seed",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         srv.stop()
     assert run.returncode == 0, run.stdout[-4000:]
@@ -71,17 +86,33 @@ CATALOGUE = [
     ("openai unknown format", OPENAI, oa(response_format="m4a"), {400}),
     ("openai speed too low", OPENAI, oa(speed=0.1), {400}),
     ("openai speed too high", OPENAI, oa(speed=4.01), {400}),
-    ("openai speed NaN", OPENAI, b'{"model":"tts-1","voice":"alloy","input":"hi","speed":NaN}',
-     {400}),
-    ("openai SSML with DTD", OPENAI, oa(input='<!DOCTYPE speak [<!ENTITY x "y">]><speak>&x;'
-                                             '</speak>'), {400}),
-    ("openai 10,000 nested tags", OPENAI, oa(input="<speak>" + "<p>" * 10_000 + "x"
-                                              + "</p>" * 10_000 + "</speak>"), {400, 413}),
+    (
+        "openai speed NaN",
+        OPENAI,
+        b'{"model":"tts-1","voice":"alloy","input":"hi","speed":NaN}',
+        {400},
+    ),
+    (
+        "openai SSML with DTD",
+        OPENAI,
+        oa(input='<!DOCTYPE speak [<!ENTITY x "y">]><speak>&x;</speak>'),
+        {400},
+    ),
+    (
+        "openai 10,000 nested tags",
+        OPENAI,
+        oa(input="<speak>" + "<p>" * 10_000 + "x" + "</p>" * 10_000 + "</speak>"),
+        {400, 413},
+    ),
     ("openai traversal voice", OPENAI, oa(voice="../../../etc/passwd"), {400}),
     ("openai voice wrong type", OPENAI, oa(voice=["alloy"]), {400}),
     ("openai input wrong type", OPENAI, oa(input={"text": "hi"}), {400}),
-    ("openai invalid UTF-8", OPENAI, b'{"model":"tts-1","voice":"alloy","input":"\xff\xfe"}',
-     {400}),
+    (
+        "openai invalid UTF-8",
+        OPENAI,
+        b'{"model":"tts-1","voice":"alloy","input":"\xff\xfe"}',
+        {400},
+    ),
     ("openai not JSON", OPENAI, b"model=tts-1", {400}),
     ("hume empty text", HUME, hu(""), {400}),
     ("hume whitespace", HUME, hu("   "), {400}),
@@ -93,7 +124,7 @@ CATALOGUE = [
     ("hume speed too high", HUME, hu(utt={"speed": 2.5}), {422}),
     ("hume silence too long", HUME, hu(utt={"trailing_silence": 60}), {422}),
     ("hume too many generations", HUME, hu(num_generations=50), {422}),
-    ("hume SSML with DTD", HUME, hu('<!DOCTYPE x><speak>hi</speak>'), {400}),
+    ("hume SSML with DTD", HUME, hu("<!DOCTYPE x><speak>hi</speak>"), {400}),
     ("hume traversal voice id", HUME, hu(utt={"voice": {"id": "../../etc"}}), {400}),
     ("hume utterances wrong type", HUME, {"utterances": "hello"}, {422}),
     ("hume too many utterances", HUME, {"utterances": [{"text": "hi"}] * 500}, {422}),
@@ -118,8 +149,12 @@ CATALOGUE = [
 @pytest.mark.parametrize("name,path,body,allowed", CATALOGUE, ids=[c[0] for c in CATALOGUE])
 def test_bad_input_catalogue(server, name, path, body, allowed) -> None:
     if isinstance(body, bytes):
-        r = httpx.post(f"{server.url}{path}", content=body,
-                       headers={"content-type": "application/json"}, timeout=60)
+        r = httpx.post(
+            f"{server.url}{path}",
+            content=body,
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
     else:
         r = httpx.post(f"{server.url}{path}", json=body, timeout=60)
     assert r.status_code in allowed, (name, r.status_code, r.text[:300])
@@ -135,9 +170,15 @@ def test_bad_input_catalogue(server, name, path, body, allowed) -> None:
             assert payload["error"]["message"]
 
 
-@pytest.mark.parametrize("path", ["/v1/history/..%2F..%2Fetc%2Fpasswd",
-                                  "/v1/audio/files/%2e%2e%2f%2e%2e%2fetc",
-                                  "/v1/voices/..%2Fsecrets", "/api/tts/status?runId=../../x"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/history/..%2F..%2Fetc%2Fpasswd",
+        "/v1/audio/files/%2e%2e%2f%2e%2e%2fetc",
+        "/v1/voices/..%2Fsecrets",
+        "/api/tts/status?runId=../../x",
+    ],
+)
 def test_traversal_in_ids_is_404(server, path: str) -> None:
     r = httpx.get(f"{server.url}{path}")
     assert r.status_code == 404 and r.json()
@@ -162,26 +203,38 @@ def test_bounded_load_of_mixed_dialects(tmp_path: Path) -> None:
             while time.monotonic() < deadline:
                 sentence = rng.choice(SENTENCES)
                 text = sentence.capitalize() + "."
-                kind = rng.choice(["openai-mp3", "openai-wav", "openai-pcm", "hume-json",
-                                   "nano", "openai-opus"])
+                kind = rng.choice(
+                    ["openai-mp3", "openai-wav", "openai-pcm", "hume-json", "nano", "openai-opus"]
+                )
                 try:
                     if kind.startswith("openai"):
                         fmt = kind.split("-")[1]
-                        r = http.post("/v1/audio/speech", json={
-                            "model": "tts-1", "voice": "alloy", "input": text,
-                            "response_format": fmt})
+                        r = http.post(
+                            "/v1/audio/speech",
+                            json={
+                                "model": "tts-1",
+                                "voice": "alloy",
+                                "input": text,
+                                "response_format": fmt,
+                            },
+                        )
                         data, rate = r.content, 24000
                     elif kind == "hume-json":
                         fmt = "pcm"
-                        r = http.post("/v0/tts/stream/json", json={
-                            "utterances": [{"text": text, "voice": {"name": "alloy"}}],
-                            "format": {"type": "pcm"}})
+                        r = http.post(
+                            "/v0/tts/stream/json",
+                            json={
+                                "utterances": [{"text": text, "voice": {"name": "alloy"}}],
+                                "format": {"type": "pcm"},
+                            },
+                        )
                         data, rate = read_ndjson_audio(r.text), 48000
                     else:
                         fmt = "mp3"
                         r = http.post("/api/tts", json={"text": text, "voice": "alloy"})
-                        data = http.get(r.json()["audioUrl"]).content if r.status_code == 200 \
-                            else b""
+                        data = (
+                            http.get(r.json()["audioUrl"]).content if r.status_code == 200 else b""
+                        )
                         rate = 24000
                     if r.status_code != 200:
                         errors.append(f"{kind}: {r.status_code} {r.text[:200]}")

@@ -29,8 +29,10 @@ from openai import OpenAI
 POSTGRES = os.environ.get("ORATE_TEST_POSTGRES_URL")
 ORATE = str(Path(sys.executable).parent / "orate")
 
-pytestmark = pytest.mark.skipif(not POSTGRES, reason="set ORATE_TEST_POSTGRES_URL (the scale "
-                                "tests run several replicas on one PostgreSQL)")
+pytestmark = pytest.mark.skipif(
+    not POSTGRES,
+    reason="set ORATE_TEST_POSTGRES_URL (the scale tests run several replicas on one PostgreSQL)",
+)
 pytest.importorskip("ray")
 
 SHORT = "The quick brown fox jumps over the lazy dog."
@@ -59,23 +61,41 @@ def cluster(tmp_path_factory):  # type: ignore[no-untyped-def]
 
     base = tmp_path_factory.mktemp("cluster")
     name = POSTGRES.rsplit("/", 1)[-1] + "_scale"  # type: ignore[union-attr]
-    c = DevCluster(base, base_port=19260, ray_port=19389, replicas=2, ray_nodes=2,
-                   database_url=POSTGRES, database_name=name,
-                   extra_env={"ORATE_JOB_LEASE_SECONDS": "3"})
+    c = DevCluster(
+        base,
+        base_port=19260,
+        ray_port=19389,
+        replicas=2,
+        ray_nodes=2,
+        database_url=POSTGRES,
+        database_name=name,
+        extra_env={"ORATE_JOB_LEASE_SECONDS": "3"},
+    )
     c.start()
     try:
         # a third replica on the local pool: replicas may mix backends
         c.start_replica(2, backend="local")
         # one actor and room for one waiting request: for back-pressure and cancel
         # (and one actor for neural engines only)
-        c.start_replica(3, env={"ORATE_RAY_ACTORS": "1", "ORATE_MAX_QUEUE": "1",
-                                "ORATE_CACHE_ENABLED": "false",
-                                "ORATE_RAY_NEURAL_ACTORS": "1",
-                                "ORATE_RAY_NEURAL_NUM_CPUS": "0.5"})
+        c.start_replica(
+            3,
+            env={
+                "ORATE_RAY_ACTORS": "1",
+                "ORATE_MAX_QUEUE": "1",
+                "ORATE_CACHE_ENABLED": "false",
+                "ORATE_RAY_NEURAL_ACTORS": "1",
+                "ORATE_RAY_NEURAL_NUM_CPUS": "0.5",
+            },
+        )
         c.wait_replica(2)
         c.wait_replica(3)
-        out = subprocess.run([ORATE, "keys", "create", "--name", "admin", "--admin"],
-                             env=c.replica_env(0), capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [ORATE, "keys", "create", "--name", "admin", "--admin"],
+            env=c.replica_env(0),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         c.admin = out.stdout.strip().splitlines()[-1]  # type: ignore[attr-defined]
         time.sleep(2)  # every replica sees that auth is on
         yield c
@@ -88,14 +108,18 @@ def url(cluster, i: int) -> str:  # type: ignore[no-untyped-def]
 
 
 def client(cluster, i: int, key: str | None = None) -> httpx.Client:  # type: ignore[no-untyped-def]
-    return httpx.Client(base_url=url(cluster, i), timeout=60,
-                        headers={"Authorization": f"Bearer {key or cluster.admin}"})
+    return httpx.Client(
+        base_url=url(cluster, i),
+        timeout=60,
+        headers={"Authorization": f"Bearer {key or cluster.admin}"},
+    )
 
 
 def speak(cluster, i: int, text: str, key: str | None = None, **body) -> httpx.Response:  # type: ignore[no-untyped-def]
     with client(cluster, i, key) as c:
-        return c.post("/v1/audio/speech", json={"model": "tts-1", "voice": "alloy",
-                                                "input": text, **body})
+        return c.post(
+            "/v1/audio/speech", json={"model": "tts-1", "voice": "alloy", "input": text, **body}
+        )
 
 
 def test_replicas_ready_on_the_ray_backend(cluster) -> None:
@@ -113,13 +137,20 @@ def test_replicas_ready_on_the_ray_backend(cluster) -> None:
 def test_official_sdks_spread_over_replicas(cluster) -> None:
     for i in (0, 1):
         oa = OpenAI(api_key=cluster.admin, base_url=url(cluster, i) + "/v1")
-        audio = oa.audio.speech.create(model="tts-1", voice="alloy", input=unique(),
-                                       response_format="wav").read()
+        audio = oa.audio.speech.create(
+            model="tts-1", voice="alloy", input=unique(), response_format="wav"
+        ).read()
         assert audio[:4] == b"RIFF" and len(audio) > 10_000
         hume = HumeClient(api_key=cluster.admin, base_url=url(cluster, i))
         result = hume.tts.synthesize_json(
-            utterances=[PostedUtterance(text=unique(), voice=PostedUtteranceVoiceWithName(
-                name="alloy", provider="HUME_AI"))], format=FormatMp3())
+            utterances=[
+                PostedUtterance(
+                    text=unique(),
+                    voice=PostedUtteranceVoiceWithName(name="alloy", provider="HUME_AI"),
+                )
+            ],
+            format=FormatMp3(),
+        )
         assert result.generations[0].duration > 1
 
 
@@ -189,9 +220,13 @@ def test_revoked_key_refused_on_every_replica_within_2_s(cluster) -> None:
 
 
 def test_rate_limit_is_the_total_across_three_replicas(cluster) -> None:
-    out = subprocess.run([ORATE, "keys", "create", "--name", "five", "--rate", "5/min"],
-                         env=cluster.replica_env(0), capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [ORATE, "keys", "create", "--name", "five", "--rate", "5/min"],
+        env=cluster.replica_env(0),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     key = out.stdout.strip().splitlines()[-1]
     codes = [speak(cluster, i % 3, SHORT, key=key).status_code for i in range(9)]
     assert codes.count(200) == 5 and codes.count(429) == 4, codes
@@ -201,9 +236,13 @@ def test_rate_limit_is_the_total_across_three_replicas(cluster) -> None:
 
 
 def test_character_quota_is_the_total_across_replicas(cluster) -> None:
-    out = subprocess.run([ORATE, "keys", "create", "--name", "quota", "--quota-chars", "100"],
-                         env=cluster.replica_env(0), capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [ORATE, "keys", "create", "--name", "quota", "--quota-chars", "100"],
+        env=cluster.replica_env(0),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     key = out.stdout.strip().splitlines()[-1]
     sixty = "Sixty characters of text, spoken once on each of two boxes."
     assert speak(cluster, 0, sixty, key=key).status_code == 200
@@ -212,8 +251,9 @@ def test_character_quota_is_the_total_across_replicas(cluster) -> None:
 
 
 def test_all_actors_busy_queue_is_bounded_then_503_with_retry_after(cluster) -> None:
-    text = " ".join(f"Line {i}: a long passage that keeps an engine actor busy for a while."
-                    for i in range(70))
+    text = " ".join(
+        f"Line {i}: a long passage that keeps an engine actor busy for a while." for i in range(70)
+    )
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         running = [pool.submit(hume_long, cluster, 3, unique(text), 2) for _ in range(2)]
         deadline = time.monotonic() + 20
@@ -245,11 +285,22 @@ def test_neural_engines_go_to_their_own_actors(cluster) -> None:
 
 def test_client_disconnect_cancels_the_actor_work(cluster) -> None:
     before = httpx.get(url(cluster, 3) + "/healthz").json()["engines"]["cancelled"]
-    text = " ".join(f"Line {i}: a long passage that keeps an engine actor busy for a while."
-                    for i in range(40))  # well under 4,096 spoken characters; seconds of mp3
-    with client(cluster, 3) as c, c.stream("POST", "/v1/audio/speech", json={
-            "model": "tts-1", "voice": "alloy", "input": unique(text),
-            "response_format": "mp3"}) as r:
+    text = " ".join(
+        f"Line {i}: a long passage that keeps an engine actor busy for a while." for i in range(40)
+    )  # well under 4,096 spoken characters; seconds of mp3
+    with (
+        client(cluster, 3) as c,
+        c.stream(
+            "POST",
+            "/v1/audio/speech",
+            json={
+                "model": "tts-1",
+                "voice": "alloy",
+                "input": unique(text),
+                "response_format": "mp3",
+            },
+        ) as r,
+    ):
         assert r.status_code == 200
         next(r.iter_bytes())  # the first audio, then hang up
     deadline = time.monotonic() + 10
@@ -276,8 +327,15 @@ def test_concurrent_claims_take_each_job_once() -> None:
         await migrate(engines[0])
         stores = [JobStore(sessions(e)) for e in engines]
         for _ in range(20):
-            await stores[0].submit(owner="t", dialect="nanogpt", model="tts-1",
-                                   request={}, characters=1, cost=0.0, currency="USD")
+            await stores[0].submit(
+                owner="t",
+                dialect="nanogpt",
+                model="tts-1",
+                request={},
+                characters=1,
+                cost=0.0,
+                currency="USD",
+            )
 
         async def claimer(store: JobStore, who: str) -> list[str]:
             got = []
@@ -285,8 +343,9 @@ def test_concurrent_claims_take_each_job_once() -> None:
                 got.append(job.id)
             return got
 
-        claimed = await asyncio.gather(*(claimer(s, f"r{i}:{j}") for i, s in enumerate(stores)
-                                         for j in range(3)))
+        claimed = await asyncio.gather(
+            *(claimer(s, f"r{i}:{j}") for i, s in enumerate(stores) for j in range(3))
+        )
         for e in engines:
             await e.dispose()
         return [job for part in claimed for job in part]
@@ -301,11 +360,15 @@ def test_retention_runs_under_one_lease_for_the_service(cluster) -> None:
 
 
 def test_replica_killed_mid_job_the_other_finishes_it_once(cluster) -> None:
-    text = " ".join(f"Sentence number {i} of a long announcement, read slowly and clearly."
-                    for i in range(120))
+    text = " ".join(
+        f"Sentence number {i} of a long announcement, read slowly and clearly." for i in range(120)
+    )
     with client(cluster, 0) as c:
-        accepted = c.post("/api/tts", json={"text": text, "model": "tts-1", "voice": "alloy"},
-                          headers={"Prefer": "respond-async"})
+        accepted = c.post(
+            "/api/tts",
+            json={"text": text, "model": "tts-1", "voice": "alloy"},
+            headers={"Prefer": "respond-async"},
+        )
         assert accepted.status_code == 202, accepted.text
         run_id = accepted.json()["runId"]
         deadline = time.monotonic() + 30
@@ -329,8 +392,9 @@ def test_replica_killed_mid_job_the_other_finishes_it_once(cluster) -> None:
                 assert time.monotonic() < deadline, status
                 time.sleep(0.3)
         assert status["status"] == "completed", status
-        job = sql(cluster, "SELECT attempts, lease_owner, generation_id FROM jobs WHERE id = $1",
-                  run_id)[0]
+        job = sql(
+            cluster, "SELECT attempts, lease_owner, generation_id FROM jobs WHERE id = $1", run_id
+        )[0]
         assert job["attempts"] == 2 and job["generation_id"]
         made = sql(cluster, "SELECT count(*) FROM generations WHERE text = $1", text)
         assert made[0][0] == 1  # finished exactly once
@@ -344,17 +408,20 @@ def hume_long(cluster, i: int, text: str, parts: int = 1) -> tuple[int, str]:  #
     hume = HumeClient(api_key=cluster.admin, base_url=url(cluster, i), timeout=120)
     voice = PostedUtteranceVoiceWithName(name="alloy", provider="HUME_AI")
     try:
-        result = hume.tts.synthesize_json(utterances=[
-            PostedUtterance(text=f"{n}. {text}", voice=voice) for n in range(parts)],
-            format=FormatMp3(), request_options={"max_retries": 0})  # see the 503 itself
+        result = hume.tts.synthesize_json(
+            utterances=[PostedUtterance(text=f"{n}. {text}", voice=voice) for n in range(parts)],
+            format=FormatMp3(),
+            request_options={"max_retries": 0},
+        )  # see the 503 itself
         return 200, f"{result.generations[0].duration:.1f}"
     except HumeApiError as exc:
         return exc.status_code or 0, str(exc.body)
 
 
 def test_ray_node_killed_mid_stream_fails_only_its_requests(cluster) -> None:
-    text = " ".join(f"Line {i}: a long passage that keeps an engine actor busy for a while."
-                    for i in range(70))
+    text = " ".join(
+        f"Line {i}: a long passage that keeps an engine actor busy for a while." for i in range(70)
+    )
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         futures = [pool.submit(hume_long, cluster, i % 2, unique(text), 4) for i in range(4)]
         time.sleep(1.0)  # every actor of both replicas is rendering now
@@ -381,6 +448,11 @@ def test_orate_say_needs_no_cluster(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORATE_", "RAY_"))}
     env["ORATE_DATA_DIR"] = str(tmp_path)
     out = tmp_path / "hello.wav"
-    subprocess.run([ORATE, "say", "Hello without a cluster.", "-o", str(out)], env=env,
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [ORATE, "say", "Hello without a cluster.", "-o", str(out)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert out.read_bytes()[:4] == b"RIFF"

@@ -24,8 +24,13 @@ LONG = "This sentence keeps an engine busy for a while. " * 80
 
 
 def create_key(data: Path, *args: str) -> str:
-    result = subprocess.run([*ORATE, "keys", "create", *args], capture_output=True, text=True,
-                            env={**os.environ, "ORATE_DATA_DIR": str(data)}, timeout=60)
+    result = subprocess.run(
+        [*ORATE, "keys", "create", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ORATE_DATA_DIR": str(data)},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     secret = result.stdout.strip()
     assert secret.startswith("orate_") and secret not in result.stderr
@@ -35,12 +40,14 @@ def create_key(data: Path, *args: str) -> str:
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     data = tmp_path_factory.mktemp("secured")
-    keys = {"alice": create_key(data, "--name", "alice"),
-            "bob": create_key(data, "--name", "bob"),
-            "admin": create_key(data, "--name", "root", "--admin"),
-            "slow": create_key(data, "--name", "slow", "--rate", "3/min"),
-            "single": create_key(data, "--name", "single", "--concurrency", "1"),
-            "small": create_key(data, "--name", "small", "--quota-chars", "40")}
+    keys = {
+        "alice": create_key(data, "--name", "alice"),
+        "bob": create_key(data, "--name", "bob"),
+        "admin": create_key(data, "--name", "root", "--admin"),
+        "slow": create_key(data, "--name", "slow", "--rate", "3/min"),
+        "single": create_key(data, "--name", "single", "--concurrency", "1"),
+        "small": create_key(data, "--name", "small", "--quota-chars", "40"),
+    }
     srv = Server(data, workers=1, log_level="info")  # access lines: to check they hide keys
     srv.keys = keys  # type: ignore[attr-defined]
     yield srv
@@ -52,16 +59,22 @@ def bearer(key: str) -> dict[str, str]:
 
 
 def speech(srv, key: str | None, text: str = "Hello there.", **kw) -> httpx.Response:
-    return httpx.post(f"{srv.url}/v1/audio/speech", headers=bearer(key) if key else {},
-                      json={"model": "tts-1", "voice": "alloy", "input": text,
-                            "response_format": "wav", **kw}, timeout=60)
+    return httpx.post(
+        f"{srv.url}/v1/audio/speech",
+        headers=bearer(key) if key else {},
+        json={"model": "tts-1", "voice": "alloy", "input": text, "response_format": "wav", **kw},
+        timeout=60,
+    )
 
 
 def test_every_dialect_refuses_missing_and_wrong_keys_in_its_envelope(secured) -> None:
     url = secured.url
     for headers in ({}, bearer("orate_wrong"), {"x-api-key": "nope"}):
-        oa = httpx.post(f"{url}/v1/audio/speech", headers=headers, json={
-            "model": "tts-1", "voice": "alloy", "input": "hi"})
+        oa = httpx.post(
+            f"{url}/v1/audio/speech",
+            headers=headers,
+            json={"model": "tts-1", "voice": "alloy", "input": "hi"},
+        )
         assert oa.status_code == 401 and oa.json()["error"]["type"] == "authentication_error"
         hu = httpx.post(f"{url}/v0/tts", headers=headers, json={"utterances": [{"text": "hi"}]})
         assert hu.status_code == 401 and isinstance(hu.json()["code"], str)
@@ -76,19 +89,26 @@ def test_every_dialect_refuses_missing_and_wrong_keys_in_its_envelope(secured) -
 def test_each_sdk_sends_its_key_its_own_way(secured) -> None:
     keys = secured.keys
     client = openai.OpenAI(api_key=keys["alice"], base_url=f"{secured.url}/v1", max_retries=0)
-    assert client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.",
-                                      response_format="wav").content[:4] == b"RIFF"
+    assert (
+        client.audio.speech.create(
+            model="tts-1", voice="alloy", input="Hi.", response_format="wav"
+        ).content[:4]
+        == b"RIFF"
+    )
     with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(api_key="orate_bad", base_url=f"{secured.url}/v1",
-                      max_retries=0).models.list()
+        openai.OpenAI(
+            api_key="orate_bad", base_url=f"{secured.url}/v1", max_retries=0
+        ).models.list()
     hume = HumeClient(api_key=keys["alice"], base_url=secured.url)
     assert hume.tts.synthesize_json(utterances=[PostedUtterance(text="Hi.")]).generations
     with pytest.raises(HumeApiError) as info:
         HumeClient(api_key="orate_bad", base_url=secured.url).tts.synthesize_json(
-            utterances=[PostedUtterance(text="Hi.")])
+            utterances=[PostedUtterance(text="Hi.")]
+        )
     assert info.value.status_code == 401
-    ng = httpx.post(f"{secured.url}/api/tts", headers={"x-api-key": keys["alice"]},
-                    json={"text": "Hi."})
+    ng = httpx.post(
+        f"{secured.url}/api/tts", headers={"x-api-key": keys["alice"]}, json={"text": "Hi."}
+    )
     assert ng.status_code == 200
     el = httpx.get(f"{secured.url}/v1/history", headers={"xi-api-key": keys["alice"]})
     assert el.status_code == 200
@@ -124,33 +144,53 @@ def test_records_are_isolated_between_keys(secured) -> None:
         if httpx.get(f"{url}/v1/history/{gen}", headers=a).status_code == 200:
             break
         time.sleep(0.05)
-    voice = httpx.post(f"{url}/v1/voices", headers=a, json={
-        "name": "alice-voice", "params": {"voice": "en-gb"}}).json()
-    job = httpx.post(f"{url}/api/tts", headers={"x-api-key": keys["alice"], "prefer":
-                     "respond-async"}, json={"text": "Alice's job."}).json()
+    voice = httpx.post(
+        f"{url}/v1/voices", headers=a, json={"name": "alice-voice", "params": {"voice": "en-gb"}}
+    ).json()
+    job = httpx.post(
+        f"{url}/api/tts",
+        headers={"x-api-key": keys["alice"], "prefer": "respond-async"},
+        json={"text": "Alice's job."},
+    ).json()
     # bob sees none of it, and cannot tell it exists (404, never 403)
-    for method, path in [("GET", f"/v1/history/{gen}"), ("DELETE", f"/v1/history/{gen}"),
-                         ("GET", f"/v1/audio/files/{gen}"), ("HEAD", f"/v1/audio/files/{gen}"),
-                         ("GET", f"/v1/voices/{voice['id']}"), ("GET", "/v1/voices/alice-voice"),
-                         ("DELETE", f"/v1/voices/{voice['id']}"),
-                         ("GET", f"/api/tts/status?runId={job['runId']}")]:
+    for method, path in [
+        ("GET", f"/v1/history/{gen}"),
+        ("DELETE", f"/v1/history/{gen}"),
+        ("GET", f"/v1/audio/files/{gen}"),
+        ("HEAD", f"/v1/audio/files/{gen}"),
+        ("GET", f"/v1/voices/{voice['id']}"),
+        ("GET", "/v1/voices/alice-voice"),
+        ("DELETE", f"/v1/voices/{voice['id']}"),
+        ("GET", f"/api/tts/status?runId={job['runId']}"),
+    ]:
         assert httpx.request(method, f"{url}{path}", headers=b).status_code == 404, path
     assert gen not in [g["id"] for g in httpx.get(f"{url}/v1/history", headers=b).json()["data"]]
-    assert "alice-voice" not in [v["name"] for v in httpx.get(
-        f"{url}/v1/voices", headers=b, params={"provider": "custom"}).json()["voices"]]
-    assert httpx.get(f"{url}/v1/usage", headers=b).json()["total"]["characters"] < \
-        httpx.get(f"{url}/v1/usage", headers=a).json()["total"]["characters"] + 10_000
+    assert "alice-voice" not in [
+        v["name"]
+        for v in httpx.get(f"{url}/v1/voices", headers=b, params={"provider": "custom"}).json()[
+            "voices"
+        ]
+    ]
+    assert (
+        httpx.get(f"{url}/v1/usage", headers=b).json()["total"]["characters"]
+        < httpx.get(f"{url}/v1/usage", headers=a).json()["total"]["characters"] + 10_000
+    )
     used_by_bob = speech(secured, keys["bob"], "Hi.", voice="alice-voice")
     assert used_by_bob.status_code == 400  # not bob's voice: unknown to him
     hume_b = {"X-Hume-Api-Key": keys["bob"]}
-    ctx = httpx.post(f"{url}/v0/tts", headers=hume_b, json={
-        "utterances": [{"text": "Hi."}], "context": {"generation_id": gen}})
+    ctx = httpx.post(
+        f"{url}/v0/tts",
+        headers=hume_b,
+        json={"utterances": [{"text": "Hi."}], "context": {"generation_id": gen}},
+    )
     assert ctx.status_code == 400 and ctx.json()["code"] == "generation_not_found"
-    steal = httpx.post(f"{url}/v0/tts/voices", headers=hume_b, json={
-        "generation_id": gen, "name": "stolen"})
+    steal = httpx.post(
+        f"{url}/v0/tts/voices", headers=hume_b, json={"generation_id": gen, "name": "stolen"}
+    )
     assert steal.status_code == 404
-    mine = httpx.get(f"{url}/v0/tts/voices", headers=hume_b,
-                     params={"provider": "CUSTOM_VOICE"}).json()["voices_page"]
+    mine = httpx.get(
+        f"{url}/v0/tts/voices", headers=hume_b, params={"provider": "CUSTOM_VOICE"}
+    ).json()["voices_page"]
     assert "alice-voice" not in [v["name"] for v in mine]
     # alice still has everything; the admin sees everyone's
     assert httpx.get(f"{url}/v1/history/{gen}", headers=a).status_code == 200
@@ -165,24 +205,31 @@ def test_rate_limit_answers_429_with_retry_after(secured) -> None:
     limited = speech(secured, key, "Hi.")
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
     assert limited.json()["error"]["type"] == "rate_limit_error"
-    hume = httpx.post(f"{secured.url}/v0/tts", headers={"X-Hume-Api-Key": key},
-                      json={"utterances": [{"text": "Hi."}]})
+    hume = httpx.post(
+        f"{secured.url}/v0/tts",
+        headers={"X-Hume-Api-Key": key},
+        json={"utterances": [{"text": "Hi."}]},
+    )
     assert hume.status_code == 429 and hume.json()["code"] == "rate_limited"
 
 
 def test_concurrent_streams_are_limited_per_key(secured) -> None:
     key = secured.keys["single"]
     body = {"model": "tts-1", "voice": "alloy", "input": LONG, "response_format": "mp3"}
-    with httpx.stream("POST", f"{secured.url}/v1/audio/speech", headers=bearer(key),
-                      json=body, timeout=60) as first:
+    with httpx.stream(
+        "POST", f"{secured.url}/v1/audio/speech", headers=bearer(key), json=body, timeout=60
+    ) as first:
         assert first.status_code == 200
         stream = first.iter_raw()  # keep it: a dropped iterator closes the connection
         next(stream)
         second = speech(secured, key, "Hi.")
         assert second.status_code == 429 and second.headers["retry-after"] == "1"
     # the first stream's slot is released once the server sees it closed
-    wait_until(lambda: speech(secured, key, "Hi.").status_code == 200,
-               "the closed stream's slot to be released", timeout=10)
+    wait_until(
+        lambda: speech(secured, key, "Hi.").status_code == 200,
+        "the closed stream's slot to be released",
+        timeout=10,
+    )
 
 
 def test_character_quota(secured) -> None:
@@ -192,20 +239,33 @@ def test_character_quota(secured) -> None:
     # the first request's characters are settled against the key (what the next one's
     # quota check reads; the server's cached copy of the key follows in step)
     admin = bearer(secured.keys["admin"])
-    wait_until(lambda: any(k["name"] == "small" and k["used_chars"] == 20 for k in httpx.get(
-        f"{secured.url}/v1/keys", headers=admin).json()["data"]), "the quota's used count")
+    wait_until(
+        lambda: any(
+            k["name"] == "small" and k["used_chars"] == 20
+            for k in httpx.get(f"{secured.url}/v1/keys", headers=admin).json()["data"]
+        ),
+        "the quota's used count",
+    )
     over = speech(secured, key, "Twenty-one characters")
     assert over.status_code == 429 and "quota" in over.json()["error"]["message"]
     assert "retry-after" in over.headers
 
 
 def test_metrics_are_for_admins(secured) -> None:
-    assert httpx.get(f"{secured.url}/metrics", headers=bearer(secured.keys["alice"])
-                     ).status_code == 404
+    assert (
+        httpx.get(f"{secured.url}/metrics", headers=bearer(secured.keys["alice"])).status_code
+        == 404
+    )
     text = httpx.get(f"{secured.url}/metrics", headers=bearer(secured.keys["admin"])).text
-    for name in ("orate_requests_total", "orate_request_seconds_bucket",
-                 "orate_first_audio_seconds_bucket", "orate_audio_seconds_total",
-                 "orate_cache_lookups_total", "orate_queue_depth", "orate_worker_restarts"):
+    for name in (
+        "orate_requests_total",
+        "orate_request_seconds_bucket",
+        "orate_first_audio_seconds_bucket",
+        "orate_audio_seconds_total",
+        "orate_cache_lookups_total",
+        "orate_queue_depth",
+        "orate_worker_restarts",
+    ):
         assert name in text, name
     assert 'dialect="openai",status="401"' in text
 
@@ -213,20 +273,33 @@ def test_metrics_are_for_admins(secured) -> None:
 def test_revoked_key_stops_working(secured) -> None:
     key = create_key(secured.data_dir, "--name", "temporary")
     # the server's key cache picks a new key up within seconds
-    wait_until(lambda: speech(secured, key, "Hi.").status_code == 200,
-               "the new key to be accepted", timeout=10)
-    subprocess.run([*ORATE, "keys", "revoke", "temporary"], check=True, capture_output=True,
-                   env={**os.environ, "ORATE_DATA_DIR": str(secured.data_dir)})
-    wait_until(lambda: speech(secured, key, "Hi.").status_code == 401,
-               "the revoked key to be refused", timeout=10)
-    listed = subprocess.run([*ORATE, "keys", "list", "--json"], capture_output=True, text=True,
-                            env={**os.environ, "ORATE_DATA_DIR": str(secured.data_dir)})
+    wait_until(
+        lambda: speech(secured, key, "Hi.").status_code == 200,
+        "the new key to be accepted",
+        timeout=10,
+    )
+    subprocess.run(
+        [*ORATE, "keys", "revoke", "temporary"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "ORATE_DATA_DIR": str(secured.data_dir)},
+    )
+    wait_until(
+        lambda: speech(secured, key, "Hi.").status_code == 401,
+        "the revoked key to be refused",
+        timeout=10,
+    )
+    listed = subprocess.run(
+        [*ORATE, "keys", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ORATE_DATA_DIR": str(secured.data_dir)},
+    )
     assert key not in listed.stdout and '"revoked": true' in listed.stdout
 
 
 def test_full_queue_answers_503(tmp_path: Path) -> None:
-    srv = Server(tmp_path, workers=1, env={"ORATE_MAX_QUEUE": "0",
-                                           "ORATE_CACHE_ENABLED": "false"})
+    srv = Server(tmp_path, workers=1, env={"ORATE_MAX_QUEUE": "0", "ORATE_CACHE_ENABLED": "false"})
     try:
         body = {"model": "tts-1", "voice": "alloy", "input": LONG, "response_format": "mp3"}
         with httpx.stream("POST", f"{srv.url}/v1/audio/speech", json=body, timeout=60) as r:
@@ -254,8 +327,11 @@ def test_body_size_limit(tmp_path: Path) -> None:
                 yield b"word " * 20
             yield b'"}'
 
-        chunked = httpx.post(f"{srv.url}/v1/audio/speech", content=chunks(),
-                             headers={"content-type": "application/json"})
+        chunked = httpx.post(
+            f"{srv.url}/v1/audio/speech",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
         assert chunked.status_code == 413
         assert speech(srv, None, "Small is fine.").status_code == 200
     finally:
@@ -264,13 +340,21 @@ def test_body_size_limit(tmp_path: Path) -> None:
 
 def test_serve_refuses_open_addresses_without_keys(tmp_path: Path) -> None:
     env = {**os.environ, "ORATE_DATA_DIR": str(tmp_path)}
-    refused = subprocess.run([*ORATE, "serve", "--host", "0.0.0.0", "--port", str(free_port())],
-                             capture_output=True, text=True, env=env, timeout=60)
+    refused = subprocess.run(
+        [*ORATE, "serve", "--host", "0.0.0.0", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert refused.returncode != 0 and "--insecure" in refused.stderr
     port = free_port()
-    proc = subprocess.Popen([*ORATE, "serve", "--host", "0.0.0.0", "--port", str(port),
-                             "--insecure", "--workers", "1"], env=env, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [*ORATE, "serve", "--host", "0.0.0.0", "--port", str(port), "--insecure", "--workers", "1"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(200):
             try:

@@ -22,7 +22,7 @@ async def test_sentences_leave_as_completed_in_order_with_their_settings() -> No
     stream: TextStream[str] = TextStream(speak)
     text = "Hello there. How are you today? Fine"
     for i in range(0, len(text), 3):  # as an LLM writes: a few characters at a time
-        stream.write(text[i:i + 3], "a" if i < 15 else "b")
+        stream.write(text[i : i + 3], "a" if i < 15 else "b")
     await asyncio.wait_for(first.wait(), 5)
     assert spoken[0] == ("Hello there. ", "a")  # spoken before the stream ended
     stream.flush("c")

@@ -84,65 +84,90 @@ kind = "openai"
 base_url = "{up}"
 models = ["relay-stt"]
 """)
-    srv = Server(tmp, workers=1, env={"ORATE_PROVIDERS_FILE": str(tmp / "providers.toml"),
-                                      "UPSTREAM_KEY": "sk-upstream"})
+    srv = Server(
+        tmp,
+        workers=1,
+        env={"ORATE_PROVIDERS_FILE": str(tmp / "providers.toml"), "UPSTREAM_KEY": "sk-upstream"},
+    )
     yield srv
     srv.stop()
 
 
 def direct(upstream, fmt: str) -> bytes:
-    r = httpx.post(f"{upstream.url}/v1/audio/speech", json={
-        "model": "tts-1", "voice": "alloy", "input": TEXT, "response_format": fmt}, timeout=30)
+    r = httpx.post(
+        f"{upstream.url}/v1/audio/speech",
+        json={"model": "tts-1", "voice": "alloy", "input": TEXT, "response_format": fmt},
+        timeout=30,
+    )
     return r.content
 
 
 def test_models_from_providers_are_in_the_catalog(gateway) -> None:
     models = {m["id"]: m for m in httpx.get(f"{gateway.url}/v1/models").json()["data"]}
-    assert models["relay-1"]["engine"] == "remote" and models["relay-1"]["providers"] == [
-        "direct"]
+    assert models["relay-1"]["engine"] == "remote" and models["relay-1"]["providers"] == ["direct"]
     assert models["relay-2"]["providers"] == ["down", "backup"]
     assert "relay-stt" not in models  # only type = "tts" providers serve speech
 
 
 def test_native_format_passes_through_byte_for_byte(gateway, upstream) -> None:
     client = openai.OpenAI(api_key="k", base_url=f"{gateway.url}/v1", max_retries=0)
-    got = client.audio.speech.create(model="relay-1", voice="alloy", input=TEXT,
-                                     response_format="mp3").content
+    got = client.audio.speech.create(
+        model="relay-1", voice="alloy", input=TEXT, response_format="mp3"
+    ).content
     assert got == direct(upstream, "mp3")  # the upstream's cache makes the two identical
 
 
 def test_other_formats_are_reencoded(gateway, upstream) -> None:
     reference = duration(direct(upstream, "wav"), "wav")
     for fmt in ("opus", "flac", "aac"):
-        r = httpx.post(f"{gateway.url}/v1/audio/speech", timeout=30, json={
-            "model": "relay-1", "voice": "alloy", "input": TEXT, "response_format": fmt})
+        r = httpx.post(
+            f"{gateway.url}/v1/audio/speech",
+            timeout=30,
+            json={"model": "relay-1", "voice": "alloy", "input": TEXT, "response_format": fmt},
+        )
         assert r.status_code == 200, r.text
         assert abs(duration(r.content, fmt) - reference) / reference < 0.03, fmt
 
 
 def test_fails_over_from_an_unreachable_provider(gateway) -> None:
-    r = httpx.post(f"{gateway.url}/v1/audio/speech", timeout=30, json={
-        "model": "relay-2", "voice": "alloy", "input": TEXT, "response_format": "wav"})
+    r = httpx.post(
+        f"{gateway.url}/v1/audio/speech",
+        timeout=30,
+        json={"model": "relay-2", "voice": "alloy", "input": TEXT, "response_format": "wav"},
+    )
     assert r.status_code == 200 and r.content[:4] == b"RIFF"
 
 
-@pytest.mark.parametrize("model,status,code,needle", [
-    ("relay-down", 404, "no_provider", "down"),
-    ("relay-slow", 404, "no_provider", "hung"),
-    ("relay-bad", 502, "upstream_error", "404"),
-])
+@pytest.mark.parametrize(
+    "model,status,code,needle",
+    [
+        ("relay-down", 404, "no_provider", "down"),
+        ("relay-slow", 404, "no_provider", "hung"),
+        ("relay-bad", 502, "upstream_error", "404"),
+    ],
+)
 def test_upstream_failures_get_gateway_errors(gateway, model, status, code, needle) -> None:
-    r = httpx.post(f"{gateway.url}/v1/audio/speech", timeout=30, json={
-        "model": model, "voice": "alloy", "input": TEXT})
+    r = httpx.post(
+        f"{gateway.url}/v1/audio/speech",
+        timeout=30,
+        json={"model": model, "voice": "alloy", "input": TEXT},
+    )
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["type"] == code and needle in err["message"]
 
 
 def test_upstream_generations_are_recorded(gateway) -> None:
-    r = httpx.post(f"{gateway.url}/v1/audio/speech", timeout=30, json={
-        "model": "relay-1", "voice": "alloy", "input": TEXT + " Recorded.",
-        "response_format": "wav"})
+    r = httpx.post(
+        f"{gateway.url}/v1/audio/speech",
+        timeout=30,
+        json={
+            "model": "relay-1",
+            "voice": "alloy",
+            "input": TEXT + " Recorded.",
+            "response_format": "wav",
+        },
+    )
     gen_id = r.headers["x-orate-generation-id"]
     for _ in range(100):
         record = httpx.get(f"{gateway.url}/v1/history/{gen_id}")
@@ -152,7 +177,8 @@ def test_upstream_generations_are_recorded(gateway) -> None:
 
 
 def test_bad_providers_file_stops_the_server_with_a_reason(tmp_path: Path) -> None:
-    (tmp_path / "p.toml").write_text('[[provider]]\nname = "x"\nkind = "carrier-pigeon"\n'
-                                     'base_url = "http://h"\nmodels = ["m"]\n')
+    (tmp_path / "p.toml").write_text(
+        '[[provider]]\nname = "x"\nkind = "carrier-pigeon"\nbase_url = "http://h"\nmodels = ["m"]\n'
+    )
     with pytest.raises(RuntimeError, match="kind"):
         Server(tmp_path, workers=1, env={"ORATE_PROVIDERS_FILE": str(tmp_path / "p.toml")})

@@ -41,12 +41,17 @@ def wy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     models = tmp_path_factory.mktemp("wy-models")
     build_piper(models, "en_US-tiny-low")
     port = free_port()
-    srv = Server(tmp_path_factory.mktemp("wy"), workers=2,
-                 env={"ORATE_MODELS_DIR": str(models),
-                      "ORATE_WYOMING_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
-                      "ORATE_WYOMING_MAX_CONNECTIONS_PER_ADDRESS": "64",
-                      "ORATE_WYOMING_WRITE_TIMEOUT": "0.5"},
-                 args=["--wyoming", f"tcp://127.0.0.1:{port}"])
+    srv = Server(
+        tmp_path_factory.mktemp("wy"),
+        workers=2,
+        env={
+            "ORATE_MODELS_DIR": str(models),
+            "ORATE_WYOMING_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+            "ORATE_WYOMING_MAX_CONNECTIONS_PER_ADDRESS": "64",
+            "ORATE_WYOMING_WRITE_TIMEOUT": "0.5",
+        },
+        args=["--wyoming", f"tcp://127.0.0.1:{port}"],
+    )
     srv.wyoming_port = port  # type: ignore[attr-defined]
     yield srv
     srv.stop()
@@ -62,8 +67,9 @@ async def read(c: AsyncTcpClient, within: float = 30) -> Event:
     return event
 
 
-async def collect(c: AsyncTcpClient, until: str = "audio-stop") -> tuple[AudioStart, bytes,
-                                                                         list[Event]]:
+async def collect(
+    c: AsyncTcpClient, until: str = "audio-stop"
+) -> tuple[AudioStart, bytes, list[Event]]:
     """Audio events up to ``until``: the start, the joined PCM, and every event seen."""
     events: list[Event] = []
     pcm = bytearray()
@@ -78,7 +84,10 @@ async def collect(c: AsyncTcpClient, until: str = "audio-stop") -> tuple[AudioSt
         elif AudioChunk.is_type(event.type):
             chunk = AudioChunk.from_event(event)
             assert start is not None and (chunk.rate, chunk.width, chunk.channels) == (
-                start.rate, start.width, start.channels)
+                start.rate,
+                start.width,
+                start.channels,
+            )
             pcm += chunk.audio
         if event.type == until:
             assert start is not None
@@ -94,6 +103,7 @@ async def synthesize(srv: Server, text: str, **voice: str) -> tuple[AudioStart, 
 
 # -- describe ----------------------------------------------------------------
 
+
 @pytest.mark.asyncio
 async def test_describe_lists_every_voice_natural_first(wy: Server) -> None:
     async with client(wy) as c:
@@ -106,7 +116,7 @@ async def test_describe_lists_every_voice_natural_first(wy: Server) -> None:
     # the palette, the wheel's voice and this test's model: natural voices come first
     natural = {n for n in names if n.startswith(("natural:", "hibari", "piper:"))}
     assert {"natural:heart", "natural:raven", "hibari", "piper:en_US-tiny-low"} <= natural
-    assert set(names[:len(natural)]) == natural, "natural voices come first"
+    assert set(names[: len(natural)]) == natural, "natural voices come first"
     assert {"alloy", "nova", "en-us", "fr-fr", "de"} <= set(names)
     assert len(names) == len(set(names)) > 140
     for voice in program.voices:
@@ -118,6 +128,7 @@ async def test_describe_lists_every_voice_natural_first(wy: Server) -> None:
 
 
 # -- synthesize ----------------------------------------------------------------
+
 
 @pytest.mark.asyncio
 async def test_synthesize_pcm_says_the_sentence(wy: Server, recognizer: Recognizer) -> None:
@@ -137,8 +148,13 @@ async def test_voice_by_language_and_default_and_natural(wy: Server) -> None:
     start, pcm = await synthesize(wy, "Hello there.")  # the default voice
     assert len(pcm) > start.rate // 2
     async with client(wy) as c:  # SSML, by text_format, without its root element
-        await c.write_event(Synthesize('Hello <break time="1s"/> there.', text_format="ssml",
-                                       voice=SynthesizeVoice(name="alloy")).event())
+        await c.write_event(
+            Synthesize(
+                'Hello <break time="1s"/> there.',
+                text_format="ssml",
+                voice=SynthesizeVoice(name="alloy"),
+            ).event()
+        )
         start, ssml, _ = await collect(c)
     plain = (await synthesize(wy, "Hello there.", name="alloy"))[1]
     extra = (len(ssml) - len(plain)) / 2 / start.rate
@@ -165,12 +181,14 @@ async def test_first_chunk_comes_before_the_whole_text_is_spoken(wy: Server) -> 
 
 # -- streaming text in ---------------------------------------------------------
 
+
 @pytest.mark.asyncio
 async def test_streaming_speaks_the_first_sentence_before_the_last_piece(
-        wy: Server, recognizer: Recognizer) -> None:
+    wy: Server, recognizer: Recognizer
+) -> None:
     first, second = SENTENCES[4], SENTENCES[5]
     text = f"{first.capitalize()}. {second.capitalize()}."
-    pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
     async with client(wy) as c:
         await c.write_event(SynthesizeStart(voice=SynthesizeVoice(name="alloy")).event())
         sent = 0
@@ -202,8 +220,9 @@ async def test_streaming_speaks_the_first_sentence_before_the_last_piece(
     types = [e.type for e in events]
     assert types[0] == "audio-start" and types[-1] == "audio-stop"
     assert types.count("audio-start") == 1 and types.count("audio-stop") == 1
-    assert first_chunk_at is not None and first_chunk_at < len(pieces), \
+    assert first_chunk_at is not None and first_chunk_at < len(pieces), (
         f"first audio after {first_chunk_at} of {len(pieces)} pieces"
+    )
     rate = AudioStart.from_event(events[0]).rate
     one_shot = (await synthesize(wy, text, name="alloy"))[1]
     assert abs(len(pcm) - len(one_shot)) < 0.25 * len(one_shot), "the stream said it all once"
@@ -215,6 +234,7 @@ async def test_streaming_speaks_the_first_sentence_before_the_last_piece(
 
 
 # -- errors ------------------------------------------------------------------
+
 
 @pytest.mark.asyncio
 async def test_an_error_ends_a_request_and_closes_the_connection(wy: Server) -> None:
@@ -248,7 +268,10 @@ async def test_an_error_inside_a_stream_keeps_the_connection(wy: Server) -> None
             await c.write_event(SynthesizeChunk(piece).event())
         await c.write_event(SynthesizeStop().event())
         assert [(await read(c)).type for _ in range(3)] == [
-            "audio-start", "audio-stop", "synthesize-stopped"]
+            "audio-start",
+            "audio-stop",
+            "synthesize-stopped",
+        ]
         await c.write_event(SynthesizeStart(voice=SynthesizeVoice(name="alloy")).event())
         await c.write_event(SynthesizeStart().event())
         assert (await read(c)).data["code"] == "stream_open"
@@ -273,9 +296,15 @@ async def test_plain_piper_names_language_only_and_no_voice(wy: Server) -> None:
         await c.write_event(Synthesize("Hello there.").event())
         start, pcm, _ = await collect(c)
     async with httpx.AsyncClient(timeout=30) as http:
-        r = await http.post(f"{wy.url}/v1/audio/speech", json={
-            "model": "tts-1", "voice": "alloy", "input": "Hello there.",
-            "response_format": "pcm"})
+        r = await http.post(
+            f"{wy.url}/v1/audio/speech",
+            json={
+                "model": "tts-1",
+                "voice": "alloy",
+                "input": "Hello there.",
+                "response_format": "pcm",
+            },
+        )
     assert r.status_code == 200
     # the same voice as OpenAI's default: the same length of speech (rates may differ)
     assert abs(len(pcm) / 2 / start.rate - len(r.content) / 2 / 24000) < 0.15
@@ -283,8 +312,7 @@ async def test_plain_piper_names_language_only_and_no_voice(wy: Server) -> None:
 
 async def raw(srv: Server, data: bytes) -> tuple[Event | None, bool]:
     """Send raw bytes; the event the server answers and whether it then closed."""
-    reader, writer = await asyncio.open_connection("127.0.0.1",
-                                                   srv.wyoming_port)  # type: ignore[attr-defined]
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.wyoming_port)  # type: ignore[attr-defined]
     try:
         writer.write(data)
         await writer.drain()
@@ -311,8 +339,9 @@ async def test_malformed_and_oversized_events_get_an_error_then_close(wy: Server
         assert event is not None and event.type == "error", data[:60]
         assert event.data["code"] == "malformed_event", event.data
         assert closed
-    event, _ = await raw(wy, json.dumps({"type": "synthesize", "data_length": 10**9}).encode()
-                         + b"\n")
+    event, _ = await raw(
+        wy, json.dumps({"type": "synthesize", "data_length": 10**9}).encode() + b"\n"
+    )
     assert event is not None and "too large" in event.data["text"]
     # the server is fine
     start, pcm = await synthesize(wy, "Still fine.", name="alloy")
@@ -321,8 +350,7 @@ async def test_malformed_and_oversized_events_get_an_error_then_close(wy: Server
 
 def metric(srv: Server, status: str) -> float:
     text = httpx.get(f"{srv.url}/metrics", timeout=10).text
-    m = re.search(r'orate_requests_total\{dialect="wyoming",status="' + status + r'"\} (\S+)',
-                  text)
+    m = re.search(r'orate_requests_total\{dialect="wyoming",status="' + status + r'"\} (\S+)', text)
     return float(m.group(1)) if m else 0.0
 
 
@@ -366,8 +394,9 @@ async def test_a_client_that_never_reads_is_dropped(wy: Server) -> None:
     try:
         ev = Synthesize(text, voice=SynthesizeVoice(name="sage")).event()
         body = json.dumps(ev.data).encode()
-        writer.write(json.dumps({"type": "synthesize", "data_length": len(body)}).encode()
-                     + b"\n" + body)
+        writer.write(
+            json.dumps({"type": "synthesize", "data_length": len(body)}).encode() + b"\n" + body
+        )
         await writer.drain()
         deadline = time.monotonic() + 20  # write timeout is 0.5 s on this server
         while metric(wy, "499") <= before:
@@ -414,9 +443,11 @@ async def test_connections_past_the_limit_are_refused_clearly(wy: Server) -> Non
 
 # -- load ----------------------------------------------------------------------
 
+
 @pytest.mark.asyncio
 async def test_eight_wyoming_clients_and_http_clients_at_once(
-        wy: Server, recognizer: Recognizer) -> None:
+    wy: Server, recognizer: Recognizer
+) -> None:
     # voices pocketsphinx's default model understands for these sentences (it struggles
     # with espeak's male variants), still eight distinct requests with their own text
     voices = ["alloy", "nova", "marin", "sage", "cedar", "ballad", "shimmer", "alloy"]
@@ -426,15 +457,22 @@ async def test_eight_wyoming_clients_and_http_clients_at_once(
         return SENTENCES[i], pcm, start.rate
 
     async def over_http(http: httpx.AsyncClient, i: int) -> tuple[str, bytes, int]:
-        r = await http.post(f"{wy.url}/v1/audio/speech", json={
-            "model": "tts-1", "voice": "nova", "input": SENTENCES[i].capitalize() + ".",
-            "response_format": "pcm"})
+        r = await http.post(
+            f"{wy.url}/v1/audio/speech",
+            json={
+                "model": "tts-1",
+                "voice": "nova",
+                "input": SENTENCES[i].capitalize() + ".",
+                "response_format": "pcm",
+            },
+        )
         assert r.status_code == 200, r.text
         return SENTENCES[i], r.content, 24000
 
     async with httpx.AsyncClient(timeout=60) as http:
-        results = await asyncio.gather(*[over_wyoming(i) for i in range(8)],
-                                       over_http(http, 8), over_http(http, 9))
+        results = await asyncio.gather(
+            *[over_wyoming(i) for i in range(8)], over_http(http, 8), over_http(http, 9)
+        )
     for sentence, pcm, rate in results:
         assert len(pcm) % 2 == 0 and len(pcm) / 2 / rate > 1.0
         assert recognizer.which(pcm, "pcm", pcm_rate=rate) == sentence
@@ -442,15 +480,19 @@ async def test_eight_wyoming_clients_and_http_clients_at_once(
 
 # -- keys, zeroconf, refusal -------------------------------------------------------
 
+
 def orate(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "orate.cli", *args], capture_output=True,
-                          text=True, timeout=60,
-                          env={**os.environ, "ORATE_DATA_DIR": str(data_dir)})
+    return subprocess.run(
+        [sys.executable, "-m", "orate.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ORATE_DATA_DIR": str(data_dir)},
+    )
 
 
 def test_beyond_loopback_needs_a_bound_key(tmp_path: Path) -> None:
-    done = orate(tmp_path, "serve", "--port", str(free_port()), "--wyoming",
-                 "tcp://0.0.0.0:10299")
+    done = orate(tmp_path, "serve", "--port", str(free_port()), "--wyoming", "tcp://0.0.0.0:10299")
     assert done.returncode == 2
     assert "ORATE_WYOMING_KEY" in done.stderr
 
@@ -462,9 +504,12 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     made = orate(data, "keys", "create", "--name", "house", "--quota-chars", "60")
     assert made.returncode == 0, made.stderr
     port = free_port()
-    srv = Server(data, workers=1, env={"ORATE_WYOMING_KEY": "house",
-                                       "ORATE_WYOMING_ZEROCONF_NAME": f"orate-test-{port}"},
-                 args=["--wyoming", f"tcp://127.0.0.1:{port}", "--zeroconf"])
+    srv = Server(
+        data,
+        workers=1,
+        env={"ORATE_WYOMING_KEY": "house", "ORATE_WYOMING_ZEROCONF_NAME": f"orate-test-{port}"},
+        args=["--wyoming", f"tcp://127.0.0.1:{port}", "--zeroconf"],
+    )
     srv.wyoming_port = port  # type: ignore[attr-defined]
     srv.secret = made.stdout.strip()  # type: ignore[attr-defined]
     yield srv
@@ -480,11 +525,15 @@ async def test_bound_key_quota_and_history(keyed: Server) -> None:
         error = await read(c)
         assert error.type == "error" and error.data["code"] == "quota_exceeded"
     async with httpx.AsyncClient(timeout=10) as http:
-        history = (await http.get(f"{keyed.url}/v1/history", headers={
-            "Authorization": f"Bearer {keyed.secret}"})).json()  # type: ignore[attr-defined]
+        history = (
+            await http.get(
+                f"{keyed.url}/v1/history", headers={"Authorization": f"Bearer {keyed.secret}"}
+            )
+        ).json()  # type: ignore[attr-defined]
     rows = history["data"]
-    assert any(r.get("dialect") == "wyoming" and "key pays" in r.get("text", "")
-               for r in rows), history
+    assert any(r.get("dialect") == "wyoming" and "key pays" in r.get("text", "") for r in rows), (
+        history
+    )
 
 
 @pytest.mark.asyncio

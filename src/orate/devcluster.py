@@ -38,8 +38,12 @@ def _bin(name: str) -> str:
     return str(here) if here.exists() else (shutil.which(name) or name)
 
 
-def _wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen[Any] | None = None,
-               ) -> None:
+def _wait_port(
+    host: str,
+    port: int,
+    timeout: float,
+    proc: subprocess.Popen[Any] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -55,8 +59,10 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen[Any] | None = No
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        with contextlib.suppress(OSError, urllib.error.URLError), \
-                urllib.request.urlopen(url, timeout=2) as r:
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(url, timeout=2) as r,
+        ):
             if r.status == 200:
                 return
         time.sleep(0.3)
@@ -83,13 +89,17 @@ def postgres_database(url: str | None, name: str) -> str:
     """A fresh database ``name`` on the server of ``url`` (default: the Debian package's
     local cluster, started as .ci/run starts it), returned as a URL."""
     if url is None:
-        versions = sorted(os.listdir("/usr/lib/postgresql"), key=lambda v: [int(x) for x in
-                                                                             v.split(".")])
-        subprocess.run(["pg_ctlcluster", versions[-1], "main", "start"], check=False,
-                       capture_output=True)
-        subprocess.run(["su", "postgres", "-c",
-                        "psql -qc \"ALTER USER postgres PASSWORD 'orate';\""], check=True,
-                       capture_output=True)
+        versions = sorted(
+            os.listdir("/usr/lib/postgresql"), key=lambda v: [int(x) for x in v.split(".")]
+        )
+        subprocess.run(
+            ["pg_ctlcluster", versions[-1], "main", "start"], check=False, capture_output=True
+        )
+        subprocess.run(
+            ["su", "postgres", "-c", "psql -qc \"ALTER USER postgres PASSWORD 'orate';\""],
+            check=True,
+            capture_output=True,
+        )
         url = "postgresql://postgres:orate@127.0.0.1:5432/postgres"
     import asyncio
 
@@ -155,12 +165,19 @@ class DevCluster:
 
     def _env(self, **more: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ORATE_", "RAY_"))}
-        env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token,
-                    "RAY_USAGE_STATS_ENABLED": "0", "RAY_health_check_period_ms": "1000",
-                    "RAY_health_check_failure_threshold": "3",
-                    "RAY_health_check_initial_delay_ms": "1000",
-                    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                    "AWS_REGION": "us-east-1"})
+        env.update(
+            {
+                "RAY_AUTH_MODE": "token",
+                "RAY_AUTH_TOKEN": self.token,
+                "RAY_USAGE_STATS_ENABLED": "0",
+                "RAY_health_check_period_ms": "1000",
+                "RAY_health_check_failure_threshold": "3",
+                "RAY_health_check_initial_delay_ms": "1000",
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_REGION": "us-east-1",
+            }
+        )
         env.update(more)
         return env
 
@@ -168,8 +185,14 @@ class DevCluster:
         self.base.mkdir(parents=True, exist_ok=True)
         log = self.base / f"{name}.log"
         with open(log, "ab") as out:
-            popen = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+            popen = subprocess.Popen(
+                args,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         proc = Proc(name, popen, log=log)
         self.procs[name] = proc
         return proc
@@ -184,13 +207,19 @@ class DevCluster:
 
     def replica_env(self, index: int, backend: str = "ray") -> dict[str, str]:
         env = self._env(
-            ORATE_HOST="127.0.0.1", ORATE_PORT=str(self.base_port + index),
+            ORATE_HOST="127.0.0.1",
+            ORATE_PORT=str(self.base_port + index),
             ORATE_DATA_DIR=str(self.base / f"replica{index}"),
             ORATE_DATABASE_URL=self.database_url or "",
-            ORATE_BLOB_URL=f"s3://{BUCKET}", ORATE_S3_ENDPOINT=self.s3_endpoint,
-            ORATE_ENGINE_BACKEND=backend, ORATE_RAY_ADDRESS=self.ray_address,
-            ORATE_RAY_ACTORS=str(self.actors_per_replica), ORATE_RAY_NUM_CPUS="0.5",
-            ORATE_WORKERS="1", ORATE_LOG_LEVEL="warning")
+            ORATE_BLOB_URL=f"s3://{BUCKET}",
+            ORATE_S3_ENDPOINT=self.s3_endpoint,
+            ORATE_ENGINE_BACKEND=backend,
+            ORATE_RAY_ADDRESS=self.ray_address,
+            ORATE_RAY_ACTORS=str(self.actors_per_replica),
+            ORATE_RAY_NUM_CPUS="0.5",
+            ORATE_WORKERS="1",
+            ORATE_LOG_LEVEL="warning",
+        )
         env.update(self.extra_env)
         return env
 
@@ -198,8 +227,9 @@ class DevCluster:
 
     def start_store(self) -> None:
         port = self.base_port + 9
-        proc = self._spawn("moto", [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                           self._env())
+        proc = self._spawn(
+            "moto", [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)], self._env()
+        )
         _wait_port("127.0.0.1", port, 30, proc.popen)
         proc.url = self.s3_endpoint
         request = urllib.request.Request(f"{self.s3_endpoint}/{BUCKET}", method="PUT")
@@ -210,28 +240,67 @@ class DevCluster:
         # every port explicit and disjoint per node: Ray's defaults would land on other
         # people's servers on this shared machine (worker ports default to 10002-19999)
         lo = 19400 + slot * 40
-        return ["--node-manager-port", str(lo), "--object-manager-port", str(lo + 1),
-                "--metrics-export-port", str(lo + 2), "--dashboard-agent-listen-port",
-                str(lo + 3), "--dashboard-agent-grpc-port", str(lo + 4),
-                "--runtime-env-agent-port", str(lo + 5), "--min-worker-port", str(lo + 10),
-                "--max-worker-port", str(lo + 39)]
+        return [
+            "--node-manager-port",
+            str(lo),
+            "--object-manager-port",
+            str(lo + 1),
+            "--metrics-export-port",
+            str(lo + 2),
+            "--dashboard-agent-listen-port",
+            str(lo + 3),
+            "--dashboard-agent-grpc-port",
+            str(lo + 4),
+            "--runtime-env-agent-port",
+            str(lo + 5),
+            "--min-worker-port",
+            str(lo + 10),
+            "--max-worker-port",
+            str(lo + 39),
+        ]
 
     def start_ray_head(self) -> None:
         temp = self.base / "ray"
         temp.mkdir(parents=True, exist_ok=True)
-        proc = self._spawn("ray-head", [
-            _bin("ray"), "start", "--head", "--block", "--port", str(self.ray_port),
-            "--num-cpus", "0", "--include-dashboard=false", "--disable-usage-stats",
-            "--temp-dir", str(temp),
-            *self._ray_ports(0)], self._env())
+        proc = self._spawn(
+            "ray-head",
+            [
+                _bin("ray"),
+                "start",
+                "--head",
+                "--block",
+                "--port",
+                str(self.ray_port),
+                "--num-cpus",
+                "0",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+                "--temp-dir",
+                str(temp),
+                *self._ray_ports(0),
+            ],
+            self._env(),
+        )
         _wait_port("127.0.0.1", self.ray_port, 60, proc.popen)
         proc.url = self.ray_address
 
     def start_ray_node(self, index: int) -> Proc:
         """A Ray worker node (raylet + its workers) as one process group."""
-        proc = self._spawn(f"ray-node{index}", [
-            _bin("ray"), "start", "--block", "--address", self.ray_address, "--num-cpus",
-            "2", "--disable-usage-stats", *self._ray_ports(index)], self._env())
+        proc = self._spawn(
+            f"ray-node{index}",
+            [
+                _bin("ray"),
+                "start",
+                "--block",
+                "--address",
+                self.ray_address,
+                "--num-cpus",
+                "2",
+                "--disable-usage-stats",
+                *self._ray_ports(index),
+            ],
+            self._env(),
+        )
         proc.url = f"node {index}"
         return proc
 
@@ -248,10 +317,14 @@ class DevCluster:
                 if attempt == tries - 1:
                     raise
 
-    def start_replica(self, index: int, backend: str = "ray",
-                      env: dict[str, str] | None = None) -> Proc:
-        proc = self._spawn(f"replica{index}", [_bin("orate"), "serve"],
-                           {**self.replica_env(index, backend), **(env or {})})
+    def start_replica(
+        self, index: int, backend: str = "ray", env: dict[str, str] | None = None
+    ) -> Proc:
+        proc = self._spawn(
+            f"replica{index}",
+            [_bin("orate"), "serve"],
+            {**self.replica_env(index, backend), **(env or {})},
+        )
         proc.url = f"http://127.0.0.1:{self.base_port + index}"
         return proc
 
@@ -259,8 +332,7 @@ class DevCluster:
         proc = self.procs[f"replica{index}"]
         _wait_http(proc.url + "/readyz", timeout, proc.popen)
 
-    def wait_ray_nodes(self, count: int, timeout: float = 120.0, proc: Proc | None = None
-                       ) -> None:
+    def wait_ray_nodes(self, count: int, timeout: float = 120.0, proc: Proc | None = None) -> None:
         """Until ``count`` worker nodes are alive (asked through the ray CLI, not ray.init,
         so this process never becomes a Ray driver)."""
         deadline = time.monotonic() + timeout
@@ -268,8 +340,12 @@ class DevCluster:
         while time.monotonic() < deadline:
             if proc is not None and proc.popen.poll() is not None:
                 raise RuntimeError(f"{proc.name} exited")
-            out = subprocess.run([_bin("ray"), "status", "--address", self.ray_address],
-                                 capture_output=True, text=True, env=self._env())
+            out = subprocess.run(
+                [_bin("ray"), "status", "--address", self.ray_address],
+                capture_output=True,
+                text=True,
+                env=self._env(),
+            )
             said = out.stdout + out.stderr
             alive = out.stdout.split("Pending:")[0].count("node_")
             if alive >= count + 1:  # + the head
@@ -300,9 +376,18 @@ class DevCluster:
 
     def stop(self) -> None:
         """Replicas first (they drain and release their actors), then Ray, the store."""
-        order = sorted(self.procs.values(), key=lambda p: (
-            0 if p.name.startswith("replica") else 1 if p.name.startswith("ray-node")
-            else 2 if p.name == "ray-head" else 3))
+        order = sorted(
+            self.procs.values(),
+            key=lambda p: (
+                0
+                if p.name.startswith("replica")
+                else 1
+                if p.name.startswith("ray-node")
+                else 2
+                if p.name == "ray-head"
+                else 3
+            ),
+        )
         for proc in order:
             proc.stop()
         self.procs.clear()
@@ -316,10 +401,12 @@ class DevCluster:
 
 def main(base: Path, replicas: int, ray_nodes: int, database_url: str | None) -> None:
     """Run a dev cluster until Ctrl-C (the CLI's ``orate dev-cluster``)."""
-    cluster = DevCluster(base, replicas=replicas, ray_nodes=ray_nodes,
-                         database_url=database_url)
-    print("starting PostgreSQL database, moto_server, a Ray head, "
-          f"{ray_nodes} Ray worker nodes and {replicas} orate replicas…", flush=True)
+    cluster = DevCluster(base, replicas=replicas, ray_nodes=ray_nodes, database_url=database_url)
+    print(
+        "starting PostgreSQL database, moto_server, a Ray head, "
+        f"{ray_nodes} Ray worker nodes and {replicas} orate replicas…",
+        flush=True,
+    )
     stop = False
 
     def interrupted(*_: object) -> None:

@@ -30,19 +30,28 @@ def make_backend(settings: Settings) -> EnginePool:
     if settings.engine_backend == "ray":
         from orate.runtime.ray_backend import RayBackend
 
-        return RayBackend(settings.ray_actors or settings.workers,  # type: ignore[return-value]
-                          settings.ray_address, settings.resolved_models_dir(),
-                          settings.model_idle_seconds, max_queue=settings.max_queue,
-                          queue_timeout=settings.queue_timeout,
-                          num_cpus=settings.ray_num_cpus, num_gpus=settings.ray_num_gpus,
-                          buffer_bytes=settings.stream_buffer_bytes,
-                          neural_actors=settings.ray_neural_actors,
-                          neural_num_cpus=settings.ray_neural_num_cpus,
-                          neural_num_gpus=settings.ray_neural_num_gpus)
-    return EnginePool(settings.workers, settings.resolved_models_dir(),
-                      settings.model_idle_seconds, max_queue=settings.max_queue,
-                      queue_timeout=settings.queue_timeout,
-                      buffer_bytes=settings.stream_buffer_bytes)
+        return RayBackend(
+            settings.ray_actors or settings.workers,  # type: ignore[return-value]
+            settings.ray_address,
+            settings.resolved_models_dir(),
+            settings.model_idle_seconds,
+            max_queue=settings.max_queue,
+            queue_timeout=settings.queue_timeout,
+            num_cpus=settings.ray_num_cpus,
+            num_gpus=settings.ray_num_gpus,
+            buffer_bytes=settings.stream_buffer_bytes,
+            neural_actors=settings.ray_neural_actors,
+            neural_num_cpus=settings.ray_neural_num_cpus,
+            neural_num_gpus=settings.ray_neural_num_gpus,
+        )
+    return EnginePool(
+        settings.workers,
+        settings.resolved_models_dir(),
+        settings.model_idle_seconds,
+        max_queue=settings.max_queue,
+        queue_timeout=settings.queue_timeout,
+        buffer_bytes=settings.stream_buffer_bytes,
+    )
 
 
 @dataclass
@@ -60,8 +69,9 @@ class Services:
     pipeline: Pipeline | None = None
     speech: SpeechService | None = field(default=None)
 
-    async def start(self, *, pool: bool = True, jobs: bool = True,
-                    background: bool = True) -> SpeechService:
+    async def start(
+        self, *, pool: bool = True, jobs: bool = True, background: bool = True
+    ) -> SpeechService:
         """Open the library, start the worker pool (the CLI's ``say`` renders in-process
         and passes ``pool=False``) and the job runner; returns the speech service."""
         s = self.settings
@@ -70,9 +80,12 @@ class Services:
             self.pool = make_backend(s)
             await self.pool.start()
             # per replica, so a dashboard can tell a replica short of actors from a busy one
-            Gauge("orate_engines_wanted", "Engine workers or Ray actors this replica runs "
-                  "when healthy", ["backend"], registry=self.metrics.registry
-                  ).labels(s.engine_backend).set(self.pool.size)
+            Gauge(
+                "orate_engines_wanted",
+                "Engine workers or Ray actors this replica runs when healthy",
+                ["backend"],
+                registry=self.metrics.registry,
+            ).labels(s.engine_backend).set(self.pool.size)
         try:
             self.library = await Library.open(s, background=background)
         except BaseException:
@@ -86,9 +99,12 @@ class Services:
         if self.pool is not None:
             pool_ = self.pool
             runner = self.jobs
-            self.metrics.gauges(queue=lambda: pool_.waiting, restarts=lambda: pool_.restarts,
-                                workers=lambda: len(pool_.pids()),
-                                jobs=lambda: len(runner.running) if runner else 0)
+            self.metrics.gauges(
+                queue=lambda: pool_.waiting,
+                restarts=lambda: pool_.restarts,
+                workers=lambda: len(pool_.pids()),
+                jobs=lambda: len(runner.running) if runner else 0,
+            )
         if self.jobs is not None:
             self.jobs.start()
         return self.speech
@@ -110,5 +126,4 @@ def build_services(settings: Settings | None = None) -> Services:
     settings = settings or Settings()
     registry = EngineRegistry(settings.resolved_models_dir(), settings.model_idle_seconds)
     catalog = Catalog.from_settings(settings, registry)
-    return Services(settings=settings, registry=registry, catalog=catalog,
-                    metrics=Metrics())
+    return Services(settings=settings, registry=registry, catalog=catalog, metrics=Metrics())

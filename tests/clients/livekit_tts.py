@@ -64,11 +64,15 @@ class Segments:
             self.words[sid].append([str(w), w.start_time, w.end_time])
 
     def report(self, total: float, warnings: list[str]) -> dict[str, Any]:
-        return {"segments": [{"id": s, "audio_s": self.audio[s], "words": self.words[s]}
-                             for s in self.order],
-                "first_audio_ms": (self.first - self.t0) * 1000 if self.first else None,
-                "total_ms": total * 1000, "request_ids": sorted(self.request_ids),
-                "warnings": warnings}
+        return {
+            "segments": [
+                {"id": s, "audio_s": self.audio[s], "words": self.words[s]} for s in self.order
+            ],
+            "first_audio_ms": (self.first - self.t0) * 1000 if self.first else None,
+            "total_ms": total * 1000,
+            "request_ids": sorted(self.request_ids),
+            "warnings": warnings,
+        }
 
 
 async def main() -> None:
@@ -80,12 +84,18 @@ async def main() -> None:
         if mode.startswith("openai"):
             fmt = "pcm" if mode == "openai-pcm" else "mp3"
             model = "gpt-4o-mini-tts" if mode == "openai-sse" else "tts-1"
-            tts = openai.TTS(model=model, voice="alloy", base_url=f"{base}/v1", api_key="k",
-                             response_format=fmt)
+            tts = openai.TTS(
+                model=model, voice="alloy", base_url=f"{base}/v1", api_key="k", response_format=fmt
+            )
         else:
-            tts = elevenlabs.TTS(voice_id=VOICE, model="eleven_flash_v2_5", api_key="k",
-                                 base_url=f"{base}/v1", encoding=f"pcm_{RATE}",
-                                 http_session=session)
+            tts = elevenlabs.TTS(
+                voice_id=VOICE,
+                model="eleven_flash_v2_5",
+                api_key="k",
+                base_url=f"{base}/v1",
+                encoding=f"pcm_{RATE}",
+                http_session=session,
+            )
         t0 = time.perf_counter()
         seen = Segments(t0)
         if mode.endswith("-timed"):  # benchmark: one text at a time, each timed alone
@@ -105,8 +115,12 @@ async def main() -> None:
                 async for ev in events:
                     if first is None and ev.frame.samples_per_channel:
                         first = time.perf_counter()
-                timings.append({"first_ms": ((first or t1) - t1) * 1000,
-                                "total_ms": (time.perf_counter() - t1) * 1000})
+                timings.append(
+                    {
+                        "first_ms": ((first or t1) - t1) * 1000,
+                        "total_ms": (time.perf_counter() - t1) * 1000,
+                    }
+                )
             await tts.aclose()
             print(json.dumps({"timings": timings, "warnings": warnings.seen}))
             return

@@ -94,43 +94,63 @@ async def main() -> None:
     async with aiohttp.ClientSession() as session:
         if service == "openai":
             tts = words_recorded(OpenAITTSService)(
-                api_key="k", base_url=f"{base}/v1", sample_rate=rate,
-                settings=OpenAITTSService.Settings(voice="alloy", model="tts-1"))
+                api_key="k",
+                base_url=f"{base}/v1",
+                sample_rate=rate,
+                settings=OpenAITTSService.Settings(voice="alloy", model="tts-1"),
+            )
         elif service == "elevenlabs-http":
             tts = words_recorded(ElevenLabsHttpTTSService)(
-                api_key="k", base_url=base, aiohttp_session=session, sample_rate=rate,
-                settings=ElevenLabsHttpTTSService.Settings(voice=VOICE,
-                                                           model="eleven_flash_v2_5"))
+                api_key="k",
+                base_url=base,
+                aiohttp_session=session,
+                sample_rate=rate,
+                settings=ElevenLabsHttpTTSService.Settings(voice=VOICE, model="eleven_flash_v2_5"),
+            )
         else:
             tts = words_recorded(ElevenLabsTTSService)(
-                api_key="k", url=base.replace("http", "ws", 1), sample_rate=rate,
-                settings=ElevenLabsTTSService.Settings(voice=VOICE, model="eleven_flash_v2_5",
-                                                       stability=0.5))
+                api_key="k",
+                url=base.replace("http", "ws", 1),
+                sample_rate=rate,
+                settings=ElevenLabsTTSService.Settings(
+                    voice=VOICE, model="eleven_flash_v2_5", stability=0.5
+                ),
+            )
         started: list[float] = []
         rec = Recorder(rate, started)
-        task = PipelineTask(Pipeline([tts, rec]),
-                            params=PipelineParams(audio_out_sample_rate=rate),
-                            idle_timeout_secs=60)
+        task = PipelineTask(
+            Pipeline([tts, rec]),
+            params=PipelineParams(audio_out_sample_rate=rate),
+            idle_timeout_secs=60,
+        )
         t0 = time.perf_counter()
         for text in texts:
             await task.queue_frame(TTSSpeakFrame(text))
         await task.queue_frame(EndFrame())
         await PipelineRunner(handle_sigint=False).run(task)
         total = time.perf_counter() - t0
-    contexts = [{"id": cid, "audio_s": rec.audio[cid] / 2 / rate,
-                 "words": [[w, t] for c, w, t in tts.word_log if c == cid],
-                 # from the text reaching the service to its first and last audio
-                 "first_ms": (rec.first[cid] - tts.asked[cid]) * 1000
-                 if cid in tts.asked else None,
-                 "total_ms": (rec.last[cid] - tts.asked[cid]) * 1000
-                 if cid in tts.asked else None}
-                for cid in rec.order]
-    print(json.dumps({"contexts": contexts, "errors": rec.errors,
-                      "first_audio_ms": (min(rec.first.values()) - t0) * 1000
-                      if rec.first else None,
-                      "total_ms": total * 1000,
-                      "orphan_words": [[c, w, t] for c, w, t in tts.word_log
-                                       if c not in rec.audio]}))
+    contexts = [
+        {
+            "id": cid,
+            "audio_s": rec.audio[cid] / 2 / rate,
+            "words": [[w, t] for c, w, t in tts.word_log if c == cid],
+            # from the text reaching the service to its first and last audio
+            "first_ms": (rec.first[cid] - tts.asked[cid]) * 1000 if cid in tts.asked else None,
+            "total_ms": (rec.last[cid] - tts.asked[cid]) * 1000 if cid in tts.asked else None,
+        }
+        for cid in rec.order
+    ]
+    print(
+        json.dumps(
+            {
+                "contexts": contexts,
+                "errors": rec.errors,
+                "first_audio_ms": (min(rec.first.values()) - t0) * 1000 if rec.first else None,
+                "total_ms": total * 1000,
+                "orphan_words": [[c, w, t] for c, w, t in tts.word_log if c not in rec.audio],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,10 +32,14 @@ from orate.api.errors import ApiError, Envelopes
 
 log = logging.getLogger("orate.connections")
 
-_REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                    b"connection: close\r\ncontent-length: %d\r\n\r\n%s")
-_HEADERS_LATE = (b'{"error": {"message": "the request headers did not arrive in time", '
-                 b'"type": "invalid_request_error", "param": null, "code": "request_timeout"}}')
+_REQUEST_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s"
+)
+_HEADERS_LATE = (
+    b'{"error": {"message": "the request headers did not arrive in time", '
+    b'"type": "invalid_request_error", "param": null, "code": "request_timeout"}}'
+)
 
 
 class BodyTimeout(HTTPException):
@@ -43,15 +47,17 @@ class BodyTimeout(HTTPException):
     reading lets it through, and the dialect's handler renders it (408)."""
 
     def __init__(self, seconds: float) -> None:
-        super().__init__(408, f"the request body did not arrive within {seconds:g} s "
-                         "(read_timeout)", headers={"Connection": "close"})
+        super().__init__(
+            408,
+            f"the request body did not arrive within {seconds:g} s (read_timeout)",
+            headers={"Connection": "close"},
+        )
 
 
 class ReadDeadline:
     """Bounds the time to receive a request body; pure ASGI, outermost middleware."""
 
-    def __init__(self, app: ASGIApp, *, timeout: float,
-                 envelopes: Envelopes | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, timeout: float, envelopes: Envelopes | None = None) -> None:
         self.app = app
         self.envelopes = envelopes or Envelopes()
         self.timeout = timeout
@@ -118,8 +124,9 @@ class _Deadlines:
         self._header_timer = None
         if not self.transport.is_closing():
             if getattr(self, "_started", False):  # a request began: say why it is refused
-                log.info("closing a connection whose request headers took over %g s",
-                         self.header_timeout)
+                log.info(
+                    "closing a connection whose request headers took over %g s", self.header_timeout
+                )
                 self.transport.write(_REQUEST_TIMEOUT % (len(_HEADERS_LATE), _HEADERS_LATE))
             # an idle connection just closes: a 408 there could be read by a client as the
             # answer to the request it is about to send
@@ -217,9 +224,10 @@ def websocket_protocol_class(open_timeout: float) -> type[asyncio.Protocol]:
             try:
                 await super().handler()
             finally:
-                if not self.handshake_started_event.is_set() \
-                        and self.loop.time() - started >= open_timeout:  # no answer in time
-                    log.warning("closing a WebSocket whose handshake took over %g s",
-                                open_timeout)
+                if (
+                    not self.handshake_started_event.is_set()
+                    and self.loop.time() - started >= open_timeout
+                ):  # no answer in time
+                    log.warning("closing a WebSocket whose handshake took over %g s", open_timeout)
 
     return WebSockets

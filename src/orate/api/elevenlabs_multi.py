@@ -109,7 +109,8 @@ class MultiMessage(BaseModel):
     voice_settings: VoiceSettings | None = None
     generation_config: GenerationConfig | None = None
     pronunciation_dictionary_locators: Annotated[
-        list[DictionaryLocator] | None, Field(max_length=3)] = None
+        list[DictionaryLocator] | None, Field(max_length=3)
+    ] = None
     xi_api_key: str | None = None
     authorization: str | None = None
 
@@ -161,7 +162,8 @@ class Socket:
     spent: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failure: asyncio.Future[tuple[str, BaseException]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
     async def send(self, data: dict[str, Any] | str) -> None:
         text = data if isinstance(data, str) else json.dumps(data)
@@ -210,11 +212,19 @@ class Socket:
 
     async def _speak(self, ctx: Context, text: str, voicing: Voicing) -> None:
         try:
-            req = await build_request(self.ws, self.voice_id, text, self.model_id, self.fmt,
-                                      voicing.settings, timestamps=True,
-                                      normalize=self.normalize, language=self.language,
-                                      inline_tags=self.inline_tags,
-                                      lexicons=voicing.lexicons)
+            req = await build_request(
+                self.ws,
+                self.voice_id,
+                text,
+                self.model_id,
+                self.fmt,
+                voicing.settings,
+                timestamps=True,
+                normalize=self.normalize,
+                language=self.language,
+                inline_tags=self.inline_tags,
+                lexicons=voicing.lexicons,
+            )
             rc = context(self.ws, "elevenlabs", store=self.logging, record=self.logging)
             if rc.quota_left is not None:  # the key's count was read when it connected
                 rc.quota_left = max(rc.quota_left - self.spent, 0)
@@ -237,8 +247,10 @@ class Socket:
                 prev = chunk.end_ms
             wire = json.dumps(_ws_alignment(align), separators=(",", ":"))
             audio = b'"' + base64.b64encode(chunk.audio) + b'"' if chunk.audio else b"null"
-            await self.send(f'{{"audio":{audio.decode()},"contextId":{json.dumps(ctx.id)},'
-                            f'"normalizedAlignment":{wire},"alignment":{wire}}}')
+            await self.send(
+                f'{{"audio":{audio.decode()},"contextId":{json.dumps(ctx.id)},'
+                f'"normalizedAlignment":{wire},"alignment":{wire}}}'
+            )
 
     async def finish(self, ctx: Context) -> None:
         """Speak the rest of a context, then its ``isFinal``."""
@@ -271,33 +283,47 @@ class Socket:
             return False
         if cid is None:
             if msg.text:  # text with no context: ElevenLabs' default context is not kept
-                raise Closing(POLICY, "invalid_message", "multi-stream-input messages need "
-                              "a context_id (text without one cannot be placed)")
+                raise Closing(
+                    POLICY,
+                    "invalid_message",
+                    "multi-stream-input messages need "
+                    "a context_id (text without one cannot be placed)",
+                )
             return True  # {"text": ""} or {"text": " "}: a keep-alive
         ctx = self.open.get(cid)
         if ctx is None:
             if cid in self.closed:
                 if msg.close_context or msg.keep_alive or (not msg.text and not msg.flush):
                     return True  # closing twice, or a late keep-alive: nothing to do
-                await self.refuse(cid, "context_closed", f"context {cid!r} was closed; "
-                                  "open a new context with a new context_id")
+                await self.refuse(
+                    cid,
+                    "context_closed",
+                    f"context {cid!r} was closed; open a new context with a new context_id",
+                )
                 return True
             if not msg.text:  # flush, close or keep-alive of a context never opened
                 if msg.flush or msg.close_context:
-                    await self.refuse(cid, "context_not_found", f"context {cid!r} is not "
-                                      "open; send text with this context_id first")
+                    await self.refuse(
+                        cid,
+                        "context_not_found",
+                        f"context {cid!r} is not open; send text with this context_id first",
+                    )
                 return True
             if len(self.open) >= MAX_OPEN:
-                await self.refuse(cid, "max_active_contexts", f"{MAX_OPEN} contexts are "
-                                  "already open on this socket; close_context one first")
+                await self.refuse(
+                    cid,
+                    "max_active_contexts",
+                    f"{MAX_OPEN} contexts are already open on this socket; close_context one first",
+                )
                 return True
             ctx = self.open_context(cid, msg)
             if msg.text.strip() == "":
                 msg.text = None  # the opening " " only opens (as on stream-input)
         elif msg.voice_settings is not None or msg.pronunciation_dictionary_locators:
-            ctx.voicing = Voicing(msg.voice_settings or ctx.voicing.settings,
-                                  locators(msg.pronunciation_dictionary_locators)
-                                  or ctx.voicing.lexicons)
+            ctx.voicing = Voicing(
+                msg.voice_settings or ctx.voicing.settings,
+                locators(msg.pronunciation_dictionary_locators) or ctx.voicing.lexicons,
+            )
         if ctx.closing is not None:
             return True  # already finishing: late messages change nothing
         if msg.text:
@@ -342,8 +368,11 @@ class Socket:
 def _shifted(align: CharAlignment, ms: float) -> CharAlignment:
     if not ms:
         return align
-    return CharAlignment(align.characters, [max(s + ms, 0.0) for s in align.starts],
-                         [max(e + ms, 0.0) for e in align.ends])
+    return CharAlignment(
+        align.characters,
+        [max(s + ms, 0.0) for s in align.starts],
+        [max(e + ms, 0.0) for e in align.ends],
+    )
 
 
 def _bool(value: str | None) -> bool:
@@ -357,8 +386,9 @@ def _parse(raw: str) -> MultiMessage:
             raise ValueError("a message must be a JSON object")
         return MultiMessage.model_validate(data)
     except RecursionError:
-        raise Closing(POLICY, "invalid_message", "invalid message: JSON nested too "
-                      "deeply") from None
+        raise Closing(
+            POLICY, "invalid_message", "invalid message: JSON nested too deeply"
+        ) from None
     except (json.JSONDecodeError, ValueError, ValidationError) as exc:
         detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         raise Closing(POLICY, "invalid_message", f"invalid message: {detail}") from None
@@ -388,18 +418,26 @@ async def multi_stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -
     except SpeechError as exc:
         await _send_error(ws, Closing(POLICY, "invalid_output_format", exc.message), None)
         return
-    sock = Socket(ws, service, voice_id, q.get("model_id"), fmt,
-                  normalize=q.get("apply_text_normalization") != "off",
-                  language=q.get("language_code") or None,
-                  logging=q.get("enable_logging", "true").lower() != "false",
-                  absolute=_bool(q.get("sync_alignment")), auto=_bool(q.get("auto_mode")),
-                  inline_tags=_bool(q.get("enable_ssml_parsing")))
+    sock = Socket(
+        ws,
+        service,
+        voice_id,
+        q.get("model_id"),
+        fmt,
+        normalize=q.get("apply_text_normalization") != "off",
+        language=q.get("language_code") or None,
+        logging=q.get("enable_logging", "true").lower() != "false",
+        absolute=_bool(q.get("sync_alignment")),
+        auto=_bool(q.get("auto_mode")),
+        inline_tags=_bool(q.get("enable_ssml_parsing")),
+    )
     last: str | None = None  # the context of the message being handled
     try:
         while True:
             receive = asyncio.ensure_future(ws.receive())
-            done, _ = await asyncio.wait({receive, sock.failure}, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {receive, sock.failure}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             if sock.failure in done:
                 receive.cancel()
                 last, exc = sock.failure.result()
@@ -408,8 +446,12 @@ async def multi_stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -
                 receive.cancel()
                 if sock.busy():
                     continue  # audio still coming: the client is listening, not idle
-                raise Closing(POLICY, "input_timeout_exceeded", f"no message received for "
-                              f"{timeout:g} s; send text, or a keep-alive {{\"text\": \"\"}}")
+                raise Closing(
+                    POLICY,
+                    "input_timeout_exceeded",
+                    f"no message received for "
+                    f'{timeout:g} s; send text, or a keep-alive {{"text": ""}}',
+                )
             message = receive.result()
             if message["type"] == "websocket.disconnect":
                 return

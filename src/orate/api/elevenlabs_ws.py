@@ -57,7 +57,8 @@ class GenerationConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     chunk_length_schedule: list[Annotated[int, Field(ge=1, le=5000)]] | None = Field(
-        None, min_length=1, max_length=20)
+        None, min_length=1, max_length=20
+    )
 
 
 class InputMessage(BaseModel):
@@ -70,8 +71,7 @@ class InputMessage(BaseModel):
     flush: bool | None = None
     voice_settings: VoiceSettings | None = None
     generation_config: GenerationConfig | None = None
-    pronunciation_dictionary_locators: list[DictionaryLocator] | None = Field(
-        None, max_length=3)
+    pronunciation_dictionary_locators: list[DictionaryLocator] | None = Field(None, max_length=3)
     xi_api_key: str | None = None
     authorization: str | None = None
 
@@ -99,11 +99,13 @@ def message_text(message: Any) -> str:
         raise WebSocketDisconnect(int(message.get("code") or 1000))
     raw = message.get("text")
     if not isinstance(raw, str):
-        raise Closing(POLICY, "invalid_message", "binary frames are not accepted; send "
-                      "JSON text messages")
+        raise Closing(
+            POLICY, "invalid_message", "binary frames are not accepted; send JSON text messages"
+        )
     if len(raw) > MAX_FRAME:
-        raise Closing(POLICY, "invalid_message", f"message of {len(raw)} characters; the "
-                      f"limit is {MAX_FRAME}")
+        raise Closing(
+            POLICY, "invalid_message", f"message of {len(raw)} characters; the limit is {MAX_FRAME}"
+        )
     return raw
 
 
@@ -142,8 +144,9 @@ key_in_first_message(rf"^{PREFIX}/v1/text-to-speech/[^/]+/stream-input$", bos_ke
 async def _send_error(ws: WebSocket, exc: Closing) -> None:
     """ElevenLabs' error message, then the close frame with the same reason."""
     with contextlib.suppress(Exception):
-        await ws.send_text(json.dumps({"message": exc.message, "error": exc.error,
-                                       "code": exc.code}))
+        await ws.send_text(
+            json.dumps({"message": exc.message, "error": exc.error, "code": exc.code})
+        )
         await ws.close(exc.code, exc.message[:120])
 
 
@@ -161,9 +164,15 @@ def _closing_for(exc: Exception) -> Closing:
     return Closing(INTERNAL, "internal_error", "internal error")
 
 
-def _speaker(ws: WebSocket, service: SpeechService, voice_id: str, model_id: str | None,
-             fmt: Any, normalize: bool, inline_tags: bool
-             ) -> Callable[[str, Piece], Awaitable[None]]:
+def _speaker(
+    ws: WebSocket,
+    service: SpeechService,
+    voice_id: str,
+    model_id: str | None,
+    fmt: Any,
+    normalize: bool,
+    inline_tags: bool,
+) -> Callable[[str, Piece], Awaitable[None]]:
     """How one piece of text is spoken: a request in, audio and alignment messages out,
     on one clock across the session's pieces."""
     clock = {"ms": 0.0}
@@ -171,9 +180,18 @@ def _speaker(ws: WebSocket, service: SpeechService, voice_id: str, model_id: str
 
     async def speak(text: str, piece: Piece) -> None:
         try:
-            req = await build_request(ws, voice_id, text, model_id, fmt, piece.settings,
-                                      timestamps=True, normalize=normalize,
-                                      lexicons=piece.lexicons, inline_tags=inline_tags)
+            req = await build_request(
+                ws,
+                voice_id,
+                text,
+                model_id,
+                fmt,
+                piece.settings,
+                timestamps=True,
+                normalize=normalize,
+                lexicons=piece.lexicons,
+                inline_tags=inline_tags,
+            )
             # the owner may be known only since the BOS message (its xi_api_key)
             ctx = context(ws, "elevenlabs")
             if ctx.quota_left is not None:  # the key's count was read when it connected
@@ -185,15 +203,16 @@ def _speaker(ws: WebSocket, service: SpeechService, voice_id: str, model_id: str
                 return  # a flush of punctuation or spaces: nothing to say
             raise Closing(POLICY, status_name(exc.code), exc.message) from None
         speech = await service.speak(plan)
-        async for chunk in aligned_chunks(speech.events, text, offset_ms=clock["ms"],
-                                          eager=True):
+        async for chunk in aligned_chunks(speech.events, text, offset_ms=clock["ms"], eager=True):
             clock["ms"] = max(clock["ms"], chunk.end_ms)
             if not chunk.audio and chunk.alignment is None:
                 continue
             align = json.dumps(_ws_alignment(chunk.alignment), separators=(",", ":"))
             audio = b'"' + base64.b64encode(chunk.audio) + b'"' if chunk.audio else b"null"
-            await ws.send_text(f'{{"audio":{audio.decode()},"isFinal":false,'
-                               f'"normalizedAlignment":{align},"alignment":{align}}}')
+            await ws.send_text(
+                f'{{"audio":{audio.decode()},"isFinal":false,'
+                f'"normalizedAlignment":{align},"alignment":{align}}}'
+            )
 
     return speak
 
@@ -248,15 +267,20 @@ async def stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -> None
     normalize = q.get("apply_text_normalization") != "off"
     # ElevenLabs reads <break>/<phoneme> in WebSocket text only when asked to
     inline_tags = q.get("enable_ssml_parsing", "false").lower() == "true"
-    stream = service.open_text_stream(_speaker(ws, service, voice_id, q.get("model_id"), fmt,
-                                               normalize, inline_tags))
+    stream = service.open_text_stream(
+        _speaker(ws, service, voice_id, q.get("model_id"), fmt, normalize, inline_tags)
+    )
     session = _Session()
     try:
         while True:
             received = await stream.next_message(ws.receive, idle=timeout)
             if received is None:
-                raise Closing(POLICY, "input_timeout_exceeded", f"no text received for "
-                              f"{timeout:g} s; send text, or a keep-alive {{\"text\": \" \"}}")
+                raise Closing(
+                    POLICY,
+                    "input_timeout_exceeded",
+                    f"no text received for "
+                    f'{timeout:g} s; send text, or a keep-alive {{"text": " "}}',
+                )
             msg = _parse(message_text(received))
             if not session.take(msg):
                 continue  # BOS
@@ -279,10 +303,13 @@ def _ws_alignment(align: CharAlignment | None) -> dict[str, Any] | None:
     """The WebSocket shape: milliseconds and durations (HTTP uses seconds and ends)."""
     if align is None:
         return None
-    return {"chars": align.characters,
-            "charStartTimesMs": [round(s) for s in align.starts],
-            "charDurationsMs": [max(round(e) - round(s), 0)
-                                for s, e in zip(align.starts, align.ends, strict=True)]}
+    return {
+        "chars": align.characters,
+        "charStartTimesMs": [round(s) for s in align.starts],
+        "charDurationsMs": [
+            max(round(e) - round(s), 0) for s, e in zip(align.starts, align.ends, strict=True)
+        ],
+    }
 
 
 def _parse(raw: str) -> InputMessage:
@@ -292,8 +319,9 @@ def _parse(raw: str) -> InputMessage:
             raise ValueError("a message must be a JSON object")
         return InputMessage.model_validate(data)
     except RecursionError:
-        raise Closing(POLICY, "invalid_message", "invalid message: JSON nested too "
-                      "deeply") from None
+        raise Closing(
+            POLICY, "invalid_message", "invalid message: JSON nested too deeply"
+        ) from None
     except (json.JSONDecodeError, ValueError, ValidationError) as exc:
         detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         raise Closing(POLICY, "invalid_message", f"invalid message: {detail}") from None

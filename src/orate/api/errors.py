@@ -28,23 +28,34 @@ from orate.speech.pipeline import SpeechError, SynthesisFailed
 log = logging.getLogger("orate.api")
 
 
-_REASONS = {400: "invalid input", 401: "missing or invalid API key",
-            403: "needs an admin key",
-            404: "not found (or not yours)", 405: "method not allowed",
-            408: "the request's headers or body did not arrive in time", 409: "conflict",
-            410: "the record exists but its audio is not stored (the reason says why)",
-            413: "request too large", 416: "range not satisfiable",
-            422: "invalid body (FastAPI's validation list)", 429: "rate, concurrency or quota "
-            "limit; see Retry-After", 502: "an upstream provider failed",
-            503: "engines busy or unavailable, or the database is; see Retry-After",
-            507: "the audio store is full or cannot be written; see Retry-After"}
+_REASONS = {
+    400: "invalid input",
+    401: "missing or invalid API key",
+    403: "needs an admin key",
+    404: "not found (or not yours)",
+    405: "method not allowed",
+    408: "the request's headers or body did not arrive in time",
+    409: "conflict",
+    410: "the record exists but its audio is not stored (the reason says why)",
+    413: "request too large",
+    416: "range not satisfiable",
+    422: "invalid body (FastAPI's validation list)",
+    429: "rate, concurrency or quota limit; see Retry-After",
+    502: "an upstream provider failed",
+    503: "engines busy or unavailable, or the database is; see Retry-After",
+    507: "the audio store is full or cannot be written; see Retry-After",
+}
 
 
 def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for error statuses, so clients and fuzzers know every answer."""
-    return {code: {"description": _REASONS.get(code, "error"),
-                   "content": {"application/json": {"schema": {"type": "object"}}}}
-            for code in codes}
+    return {
+        code: {
+            "description": _REASONS.get(code, "error"),
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+        for code in codes
+    }
 
 
 # the audio content types routes document, from the one format table (G.711 is
@@ -54,8 +65,9 @@ AUDIO_TYPES = tuple(FORMATS[f].content_type for f in ("mp3", "opus", "aac", "fla
 
 def audio_response(*extra: str) -> dict[int | str, dict[str, Any]]:
     """A 200 that is audio bytes (any output format), or one of ``extra`` types."""
-    content: dict[str, Any] = {t: {"schema": {"type": "string", "format": "binary"}}
-                               for t in AUDIO_TYPES}
+    content: dict[str, Any] = {
+        t: {"schema": {"type": "string", "format": "binary"}} for t in AUDIO_TYPES
+    }
     content.update({t: {"schema": {"type": "string"}} for t in extra})
     return {200: {"description": "audio", "content": content}}
 
@@ -107,8 +119,14 @@ def openai_type(status: int, code: str) -> str:
 
 def openai_envelope(err: SpeechError) -> JSONResponse:
     """``{"error": {message, type, param, code}}``: ``code`` says precisely what was wrong."""
-    body = {"error": {"message": err.message, "type": openai_type(err.status, err.code),
-                      "param": err.param, "code": err.code}}
+    body = {
+        "error": {
+            "message": err.message,
+            "type": openai_type(err.status, err.code),
+            "param": err.param,
+            "code": err.code,
+        }
+    }
     return JSONResponse(body, status_code=err.status, headers=err.headers)
 
 
@@ -125,8 +143,13 @@ def openai_validation(exc: RequestValidationError) -> ApiError:
     kind = first.get("type", "")
     if kind == "json_invalid":
         msg = str(first.get("msg", ""))
-        return ApiError(400, "invalid_json", msg if msg.startswith("the request body")
-                        else f"the request body is not valid JSON: {msg}")
+        return ApiError(
+            400,
+            "invalid_json",
+            msg
+            if msg.startswith("the request body")
+            else f"the request body is not valid JSON: {msg}",
+        )
     if param == "input" and kind == "missing":
         return ApiError(400, "missing_input", "input is required: the text to speak", "input")
     msg = first.get("msg", "invalid value")
@@ -138,16 +161,22 @@ def openai_validation(exc: RequestValidationError) -> ApiError:
 
 def hume_envelope(err: SpeechError) -> JSONResponse:
     """Hume's ``ErrorResponse``: ``{code (a string), error, message}``."""
-    reason = HTTPStatus(err.status).phrase if err.status in HTTPStatus._value2member_map_ \
-        else "Error"
-    return JSONResponse({"code": err.code, "error": reason, "message": err.message},
-                        status_code=err.status, headers=err.headers)
+    reason = (
+        HTTPStatus(err.status).phrase if err.status in HTTPStatus._value2member_map_ else "Error"
+    )
+    return JSONResponse(
+        {"code": err.code, "error": reason, "message": err.message},
+        status_code=err.status,
+        headers=err.headers,
+    )
 
 
 def fastapi_validation(exc: RequestValidationError) -> JSONResponse:
     """FastAPI's own 422 list, which Hume's SDK parses as ``HTTPValidationError``."""
-    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-              for e in exc.errors()]
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
     return JSONResponse({"detail": detail}, status_code=422)
 
 
@@ -181,16 +210,28 @@ def install(app: FastAPI, envelopes: Envelopes) -> None:
 
     @app.exception_handler(EngineBusy)
     async def _busy(request: Request, exc: EngineBusy) -> JSONResponse:
-        err = ApiError(503, "engines_busy", f"all engines are busy ({exc}); retry shortly",
-                       headers={"Retry-After": str(exc.retry_after)})
+        err = ApiError(
+            503,
+            "engines_busy",
+            f"all engines are busy ({exc}); retry shortly",
+            headers={"Retry-After": str(exc.retry_after)},
+        )
         return dialect_for(request.url.path)[0](err)
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         # locked, unreachable or corrupted: nothing was written; the caller may retry
-        log.error("database unavailable on %s %s: %s", request.method, request.url.path,
-                  str(exc).splitlines()[0][:300])
-        err = ApiError(503, "database_unavailable", "the server's database cannot take this "
-                       "request right now; retry shortly", headers={"Retry-After": "5"})
+        log.error(
+            "database unavailable on %s %s: %s",
+            request.method,
+            request.url.path,
+            str(exc).splitlines()[0][:300],
+        )
+        err = ApiError(
+            503,
+            "database_unavailable",
+            "the server's database cannot take this request right now; retry shortly",
+            headers={"Retry-After": "5"},
+        )
         return dialect_for(request.url.path)[0](err)
 
     for kind in DB_ERRORS:
@@ -199,8 +240,12 @@ def install(app: FastAPI, envelopes: Envelopes) -> None:
     @app.exception_handler(SynthesisFailed)
     async def _synthesis_failed(request: Request, exc: SynthesisFailed) -> JSONResponse:
         log.error("synthesis failed: %s", exc)
-        err = ApiError(503, "engine_unavailable", f"synthesis failed: {exc}; retry the request",
-                       headers={"Retry-After": "1"})
+        err = ApiError(
+            503,
+            "engine_unavailable",
+            f"synthesis failed: {exc}; retry the request",
+            headers={"Retry-After": "1"},
+        )
         return dialect_for(request.url.path)[0](err)
 
     @app.exception_handler(RequestValidationError)
@@ -209,30 +254,39 @@ def install(app: FastAPI, envelopes: Envelopes) -> None:
         hint = json_hint(request.scope)
         if hint and any(e.get("type") == "json_invalid" for e in exc.errors()):
             # the body was not labelled JSON and is not JSON: say which header is missing
-            exc = RequestValidationError([{"loc": ("body",), "msg": hint,
-                                           "type": "json_invalid"}])
+            exc = RequestValidationError([{"loc": ("body",), "msg": hint, "type": "json_invalid"}])
         result = validation(exc)
         return result if isinstance(result, JSONResponse) else renderer(result)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed",
-                408: "request_timeout"}.get(exc.status_code, "http_error")
-        message = (f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405)
-                   else str(exc.detail))
+        code = {404: "not_found", 405: "method_not_allowed", 408: "request_timeout"}.get(
+            exc.status_code, "http_error"
+        )
+        message = (
+            f"no route {request.method} {request.url.path}"
+            if exc.status_code in (404, 405)
+            else str(exc.detail)
+        )
         if exc.status_code == 400 and "parsing the body" in message:
             code = "invalid_json"
-            message = json_hint(request.scope) or ("the request body is not valid JSON in "
-                                                   "UTF-8; send a JSON object")
-        return dialect_for(request.url.path)[0](ApiError(exc.status_code, code, message,
-                                                         headers=exc.headers))
+            message = json_hint(request.scope) or (
+                "the request body is not valid JSON in UTF-8; send a JSON object"
+            )
+        return dialect_for(request.url.path)[0](
+            ApiError(exc.status_code, code, message, headers=exc.headers)
+        )
 
     @app.exception_handler(UnicodeEncodeError)
     async def _unencodable(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
         # only a caller's text can hold a lone surrogate (JSON "\\ud800"); say so
-        err = ApiError(400, "invalid_text", "the request holds a lone UTF-16 surrogate "
-                       f"(U+{ord(exc.object[exc.start]):04X}), which is not text; send valid "
-                       "Unicode")
+        err = ApiError(
+            400,
+            "invalid_text",
+            "the request holds a lone UTF-16 surrogate "
+            f"(U+{ord(exc.object[exc.start]):04X}), which is not text; send valid "
+            "Unicode",
+        )
         return dialect_for(request.url.path)[0](err)
 
     @app.exception_handler(Exception)

@@ -34,8 +34,19 @@ from orate.library.shared import SharedLimits
 # caller's (saved voices are under /v1/voices, which needs a key).
 # The API's own documentation is open too: a browser cannot send a key to /docs, and the
 # schema describes routes, not anybody's data.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v1/audio/voices", "/audio/voices",
-                        "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/"})
+OPEN_PATHS = frozenset(
+    {
+        "/healthz",
+        "/readyz",
+        "/v1/audio/voices",
+        "/audio/voices",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/openapi.json",
+        "/",
+    }
+)
 # the playground's static files and the docs' assets: they hold no secret
 OPEN_PREFIXES = ("/docs-assets/", "/ui/")
 
@@ -43,6 +54,7 @@ OPEN_PREFIXES = ("/docs-assets/", "/ui/")
 def is_open(path: str) -> bool:
     """Routes that need no key even when keys exist."""
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
 
 # WebSocket paths whose key may come in the first message instead of the handshake
 # (ElevenLabs' stream-input BOS carries ``xi_api_key``): the dialect registers the path
@@ -52,6 +64,8 @@ _FIRST_MESSAGE_KEYS: list[tuple[re.Pattern[str], Callable[[str], str | None]]] =
 
 def key_in_first_message(pattern: str, reader: Callable[[str], str | None]) -> None:
     _FIRST_MESSAGE_KEYS.append((re.compile(pattern), reader))
+
+
 _HEADER_KEYS = (b"x-hume-api-key", b"x-api-key", b"xi-api-key")
 
 
@@ -93,9 +107,17 @@ class Bucket:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, *, max_body: int, metrics: Metrics,
-                 keys: Callable[[], Any], limits: KeyLimits | None = None,
-                 auth: str = "auto", envelopes: Envelopes | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body: int,
+        metrics: Metrics,
+        keys: Callable[[], Any],
+        limits: KeyLimits | None = None,
+        auth: str = "auto",
+        envelopes: Envelopes | None = None,
+    ) -> None:
         self.app = app
         self.envelopes = envelopes or Envelopes()
         self.auth = auth
@@ -110,10 +132,16 @@ class Guard:
             # a refused handshake, as an HTTP response (the ASGI denial extension)
             if "websocket.http.response" in scope.get("extensions", {}):
                 body = self.envelopes.for_path(scope["path"])[0](err).body
-                await send({"type": "websocket.http.response.start", "status": err.status,
-                            "headers": [(b"content-type", b"application/json"),
-                                        *[(k.lower().encode(), v.encode())
-                                          for k, v in err.headers.items()]]})
+                await send(
+                    {
+                        "type": "websocket.http.response.start",
+                        "status": err.status,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            *[(k.lower().encode(), v.encode()) for k, v in err.headers.items()],
+                        ],
+                    }
+                )
                 await send({"type": "websocket.http.response.body", "body": body})
             else:
                 await send({"type": "websocket.close", "code": 1008, "reason": err.message[:120]})
@@ -132,8 +160,11 @@ class Guard:
         async def tracked_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
-            elif message["type"] == "http.response.body" and message.get("body") \
-                    and status["first"] is None:
+            elif (
+                message["type"] == "http.response.body"
+                and message.get("body")
+                and status["first"] is None
+            ):
                 status["first"] = time.perf_counter() - started
             elif message["type"] == "websocket.accept":
                 status["code"] = 101
@@ -161,11 +192,13 @@ class Guard:
             await self._deny(scope, receive, send, err)
         finally:
             if not is_open(path) and dialect != "ops":
-                self.metrics.request(dialect, status["code"] or 500,
-                                     time.perf_counter() - started, status["first"])
+                self.metrics.request(
+                    dialect, status["code"] or 500, time.perf_counter() - started, status["first"]
+                )
 
-    def _key_in_first_message(self, scope: Scope, receive: Receive, send: Send,
-                              err: ApiError, held: list[KeyInfo]) -> Receive:
+    def _key_in_first_message(
+        self, scope: Scope, receive: Receive, send: Send, err: ApiError, held: list[KeyInfo]
+    ) -> Receive:
         """Let a WebSocket without a key in its handshake open, when its dialect sends the
         key in the first message; that message is checked before the route sees it, and a
         bad key closes the socket with 1008 (the route sees a disconnect)."""
@@ -184,8 +217,13 @@ class Guard:
             secret = reader(message.get("text") or "")
             store = self._keys()
             found = await store.check(secret) if secret and store is not None else None
-            refusal = err if not secret else ApiError(401, "invalid_api_key", "the API key "
-                                                      "is not valid (unknown or revoked)")
+            refusal = (
+                err
+                if not secret
+                else ApiError(
+                    401, "invalid_api_key", "the API key is not valid (unknown or revoked)"
+                )
+            )
             if found is not None:
                 try:
                     await self._enter(found)
@@ -194,8 +232,7 @@ class Guard:
                     return message
                 except ApiError as exc:
                     refusal = exc
-            await send({"type": "websocket.close", "code": 1008,
-                        "reason": refusal.message[:120]})
+            await send({"type": "websocket.close", "code": 1008, "reason": refusal.message[:120]})
             return {"type": "websocket.disconnect", "code": 1008}
 
         return first_message
@@ -211,19 +248,26 @@ class Guard:
         except DB_ERRORS:
             # the key table cannot be read (locked, corrupted, gone): fail closed, and say
             # it is the server's problem (503), not the caller's key
-            raise ApiError(503, "database_unavailable", "the server cannot check API keys "
-                           "right now (its database is unavailable); retry shortly",
-                           headers={"Retry-After": "5"}) from None
+            raise ApiError(
+                503,
+                "database_unavailable",
+                "the server cannot check API keys "
+                "right now (its database is unavailable); retry shortly",
+                headers={"Retry-After": "5"},
+            ) from None
         if secret and key is None and store.is_revoked(secret):
             raise ApiError(401, "invalid_api_key", "the API key has been revoked")
         if not required:
             return None
         if not secret:
-            raise ApiError(401, "missing_api_key", "this server needs an API key: send it as "
-                           "Authorization: Bearer, X-Hume-Api-Key, x-api-key or xi-api-key")
+            raise ApiError(
+                401,
+                "missing_api_key",
+                "this server needs an API key: send it as "
+                "Authorization: Bearer, X-Hume-Api-Key, x-api-key or xi-api-key",
+            )
         if key is None:
-            raise ApiError(401, "invalid_api_key", "the API key is not valid (unknown or "
-                           "revoked)")
+            raise ApiError(401, "invalid_api_key", "the API key is not valid (unknown or revoked)")
         state = scope.setdefault("state", {})
         state["owner"] = key.id
         state["key"] = key
@@ -236,11 +280,15 @@ class Guard:
                 try:
                     declared = int(value)
                 except ValueError:
-                    raise ApiError(400, "invalid_request", "Content-Length is not a number") \
-                        from None
+                    raise ApiError(
+                        400, "invalid_request", "Content-Length is not a number"
+                    ) from None
                 if declared > self.max_body:
-                    raise ApiError(413, "request_too_large", f"the body is {declared} bytes; "
-                                   f"the limit is {self.max_body}")
+                    raise ApiError(
+                        413,
+                        "request_too_large",
+                        f"the body is {declared} bytes; the limit is {self.max_body}",
+                    )
                 return receive
         if scope.get("method") in ("GET", "HEAD", "DELETE", "OPTIONS"):
             return receive
@@ -254,8 +302,9 @@ class Guard:
                 break
             total += len(message.get("body", b""))
             if total > self.max_body:
-                raise ApiError(413, "request_too_large", f"the body is over the limit of "
-                               f"{self.max_body} bytes")
+                raise ApiError(
+                    413, "request_too_large", f"the body is over the limit of {self.max_body} bytes"
+                )
             if not message.get("more_body"):
                 break
 
@@ -291,12 +340,19 @@ class KeyLimits:
             return
         wait = max(math.ceil(refusal.retry_after), 1)
         if refusal.reason == "rate":
-            raise ApiError(429, "rate_limited", f"this key may make {key.rate_per_minute} "
-                           f"requests a minute; retry in {wait} s",
-                           headers={"Retry-After": str(wait)})
-        raise ApiError(429, "too_many_streams", f"this key may have {key.concurrency} "
-                       "requests in progress at once; retry when one has finished",
-                       headers={"Retry-After": "1"})
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"this key may make {key.rate_per_minute} requests a minute; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        raise ApiError(
+            429,
+            "too_many_streams",
+            f"this key may have {key.concurrency} "
+            "requests in progress at once; retry when one has finished",
+            headers={"Retry-After": "1"},
+        )
 
     async def release(self, key: KeyInfo | None) -> None:
         if self.shared is None or key is None or not (key.rate_per_minute or key.concurrency):
@@ -313,14 +369,22 @@ class KeyLimits:
             bucket.rate = key.rate_per_minute
             wait = bucket.take()
             if wait > 0:
-                raise ApiError(429, "rate_limited", f"this key may make {key.rate_per_minute} "
-                               f"requests a minute; retry in {math.ceil(wait)} s",
-                               headers={"Retry-After": str(math.ceil(wait))})
+                raise ApiError(
+                    429,
+                    "rate_limited",
+                    f"this key may make {key.rate_per_minute} "
+                    f"requests a minute; retry in {math.ceil(wait)} s",
+                    headers={"Retry-After": str(math.ceil(wait))},
+                )
         active = self._active.get(key.id, 0)
         if key.concurrency and active >= key.concurrency:
-            raise ApiError(429, "too_many_streams", f"this key may have {key.concurrency} "
-                           "requests in progress at once; retry when one has finished",
-                           headers={"Retry-After": "1"})
+            raise ApiError(
+                429,
+                "too_many_streams",
+                f"this key may have {key.concurrency} "
+                "requests in progress at once; retry when one has finished",
+                headers={"Retry-After": "1"},
+            )
         self._active[key.id] = active + 1
 
     def leave(self, key: KeyInfo | None) -> None:

@@ -17,12 +17,16 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-PAGE_POLICY = ("default-src 'self'; media-src 'self' blob:; img-src 'self' data: blob:; "
-               "connect-src 'self' blob:; "
-               "frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
-DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; "
-               "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-               "frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+PAGE_POLICY = (
+    "default-src 'self'; media-src 'self' blob:; img-src 'self' data: blob:; "
+    "connect-src 'self' blob:; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
 DOCS_PATHS = ("/docs", "/redoc")
 _ALWAYS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 
@@ -49,8 +53,10 @@ class SecurityHeaders:
                 extra = list(_ALWAYS)
                 if kind.startswith((b"text/html", b"audio/")) or docs:
                     policy = DOCS_POLICY if docs else PAGE_POLICY
-                    extra += [(b"content-security-policy", policy.encode()),
-                              (b"x-frame-options", b"DENY")]
+                    extra += [
+                        (b"content-security-policy", policy.encode()),
+                        (b"x-frame-options", b"DENY"),
+                    ]
                 headers += [(n, v) for n, v in extra if n not in have]
                 message = {**message, "headers": headers}
             await send(message)

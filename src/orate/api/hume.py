@@ -88,11 +88,16 @@ class PostedTts(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     version: str | None = None
     instant_mode: bool | None = None
-    normalize: bool | None = Field(None, description="orate extension: false reads the text "
-                                   "as written (no number, money or date expansion)")
+    normalize: bool | None = Field(
+        None,
+        description="orate extension: false reads the text "
+        "as written (no number, money or date expansion)",
+    )
     pronunciation_dictionary_locators: list[DictionaryLocator] | None = Field(
-        None, max_length=3, description="orate extension (ElevenLabs' shape): pronunciation "
-        "dictionaries to apply")
+        None,
+        max_length=3,
+        description="orate extension (ElevenLabs' shape): pronunciation dictionaries to apply",
+    )
 
     @field_validator("version", mode="before")
     @classmethod
@@ -106,8 +111,10 @@ class PostedTts(BaseModel):
 
 def invalid(field: str, message: str) -> JSONResponse:
     """A Hume 422 in FastAPI's shape, for rules pydantic cannot express."""
-    return JSONResponse({"detail": [{"loc": ["body", field], "msg": message,
-                                     "type": "value_error"}]}, status_code=422)
+    return JSONResponse(
+        {"detail": [{"loc": ["body", field], "msg": message, "type": "value_error"}]},
+        status_code=422,
+    )
 
 
 class Invalid(Exception):
@@ -136,23 +143,37 @@ def _utterance(u: PostedUtterance) -> Utterance:
     if u.voice is not None:
         voice = u.voice.id if isinstance(u.voice, VoiceById) else u.voice.name
         provider = voice_provider(u.voice.provider)
-    return Utterance(u.text, voice, u.speed or 1.0, u.trailing_silence or 0.0,
-                     description=u.description, voice_provider=provider)
+    return Utterance(
+        u.text,
+        voice,
+        u.speed or 1.0,
+        u.trailing_silence or 0.0,
+        description=u.description,
+        voice_provider=provider,
+    )
 
 
 async def _context_voice(body: PostedTts, request: Request) -> VoiceParams | None:
     service = speech_service(request)
     if isinstance(body.context, ContextGeneration):
-        gen = await library_of(request).generations.get(body.context.generation_id,
-                                                         reader_of(request))
+        gen = await library_of(request).generations.get(
+            body.context.generation_id, reader_of(request)
+        )
         if gen is None or not gen.voice_params:
-            raise ApiError(400, "generation_not_found", f"context.generation_id "
-                           f"{body.context.generation_id!r} is not one of your generations")
+            raise ApiError(
+                400,
+                "generation_not_found",
+                f"context.generation_id "
+                f"{body.context.generation_id!r} is not one of your generations",
+            )
         return VoiceParams(**gen.voice_params[-1])
     if isinstance(body.context, ContextUtterances) and body.context.utterances:
         # the context sets voice and style; its text is not spoken
-        probe = SpeechRequest(model=_model(body), utterances=[
-            _utterance(u) for u in body.context.utterances], format="pcm")
+        probe = SpeechRequest(
+            model=_model(body),
+            utterances=[_utterance(u) for u in body.context.utterances],
+            format="pcm",
+        )
         plan = await service.plan(probe, Context(owner=owner_of(request), cache=False))
         return plan.voices[-1] if plan.voices else None
     return None
@@ -166,13 +187,19 @@ def _check_instant(body: PostedTts, streaming: bool, context_voice: VoiceParams 
     if body.instant_mode is not True:
         return
     if not streaming:
-        raise Invalid("instant_mode", "instant_mode works only on the streaming endpoints "
-                      "(/v0/tts/stream/json, /v0/tts/stream/file); omit it or set it to false")
+        raise Invalid(
+            "instant_mode",
+            "instant_mode works only on the streaming endpoints "
+            "(/v0/tts/stream/json, /v0/tts/stream/file); omit it or set it to false",
+        )
     if (body.num_generations or 1) != 1:
         raise Invalid("instant_mode", "instant_mode needs num_generations to be 1")
     if body.utterances[0].voice is None and context_voice is None:
-        raise Invalid("instant_mode", "instant_mode needs a voice on the first utterance (or a "
-                      "context); set utterances[0].voice or set instant_mode to false")
+        raise Invalid(
+            "instant_mode",
+            "instant_mode needs a voice on the first utterance (or a "
+            "context); set utterances[0].voice or set instant_mode to false",
+        )
 
 
 # response bytes per audio byte, for the response-size bound: JSON carries base64 (4/3),
@@ -180,8 +207,9 @@ def _check_instant(body: PostedTts, streaming: bool, context_voice: VoiceParams 
 JSON_FRAMING, NDJSON_FRAMING, FILE_FRAMING = 8 / 3, 4 / 3, 1.0
 
 
-async def _speeches(body: PostedTts, request: Request, *, streaming: bool,
-                    framing: float) -> list[Speech]:
+async def _speeches(
+    body: PostedTts, request: Request, *, streaming: bool, framing: float
+) -> list[Speech]:
     """Plan every generation (validating everything first, the request's total work and
     response size included), then start them."""
     service = speech_service(request)
@@ -192,14 +220,21 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool,
     ctx = context(request, "hume")
     plans = []
     for n in range(body.num_generations or 1):
-        req = SpeechRequest(model=_model(body), utterances=[_utterance(u) for u in body.utterances],
-                            format=fmt, sample_rate=HUME_SAMPLE_RATE, timestamps=timestamps,
-                            seed=n, variation=body.temperature if body.temperature is not None
-                            else 1.0, context_voice=context_voice,
-                            max_chars=service.settings.max_request_chars,
-                            generations=body.num_generations or 1, framing=framing,
-                            normalize=body.normalize is not False,
-                            lexicons=locators(body.pronunciation_dictionary_locators))
+        req = SpeechRequest(
+            model=_model(body),
+            utterances=[_utterance(u) for u in body.utterances],
+            format=fmt,
+            sample_rate=HUME_SAMPLE_RATE,
+            timestamps=timestamps,
+            seed=n,
+            variation=body.temperature if body.temperature is not None else 1.0,
+            context_voice=context_voice,
+            max_chars=service.settings.max_request_chars,
+            generations=body.num_generations or 1,
+            framing=framing,
+            normalize=body.normalize is not False,
+            lexicons=locators(body.pronunciation_dictionary_locators),
+        )
         try:
             plans.append(await service.plan(req, ctx))
         except BaseException:
@@ -221,24 +256,31 @@ async def _speeches(body: PostedTts, request: Request, *, streaming: bool,
 
 
 def _frames(body: PostedTts, speech: Speech, request_id: str, keep: bool) -> HumeGeneration:
-    return HumeGeneration(speech, request_id,
-                          split=body.split_utterances is not False,
-                          strip_headers=bool(body.strip_headers), keep=keep)
+    return HumeGeneration(
+        speech,
+        request_id,
+        split=body.split_utterances is not False,
+        strip_headers=bool(body.strip_headers),
+        keep=keep,
+    )
 
 
-async def _run(body: PostedTts, request: Request, streaming: bool,
-               framing: float) -> list[Speech] | Response:
+async def _run(
+    body: PostedTts, request: Request, streaming: bool, framing: float
+) -> list[Speech] | Response:
     try:
         return await _speeches(body, request, streaming=streaming, framing=framing)
     except Invalid as exc:
         return exc.response
 
 
-async def _generations(body: PostedTts, request: Request, streaming: bool
-                       ) -> list[HumeGeneration] | Response:
+async def _generations(
+    body: PostedTts, request: Request, streaming: bool
+) -> list[HumeGeneration] | Response:
     """Every generation of a request under one request id, or the response refusing it."""
-    speeches = await _run(body, request, streaming=streaming,
-                          framing=NDJSON_FRAMING if streaming else JSON_FRAMING)
+    speeches = await _run(
+        body, request, streaming=streaming, framing=NDJSON_FRAMING if streaming else JSON_FRAMING
+    )
     if isinstance(speeches, Response):
         return speeches
     request_id = str(uuid.uuid4())
@@ -276,14 +318,27 @@ async def synthesize_json(body: PostedTts, request: Request) -> Response:
         whole = gen.whole_file()
         per_utterance: list[list[dict[str, Any]]] = [[] for _ in body.utterances]
         for snip in gen.snippets:
-            per_utterance[snip.utterance_index].append({
-                "audio": _b64(gen.snippet_file(snip)), "generation_id": gen.generation_id,
-                "id": snip.id, "text": snip.text, "timestamps": snip.timestamps,
-                "transcribed_text": None, "utterance_index": snip.utterance_index})
-        out.append({"audio": _b64(whole), "duration": round(gen.duration, 5),
-                    "encoding": {"format": gen.format, "sample_rate": gen.rate},
-                    "file_size": len(whole), "generation_id": gen.generation_id,
-                    "snippets": per_utterance})
+            per_utterance[snip.utterance_index].append(
+                {
+                    "audio": _b64(gen.snippet_file(snip)),
+                    "generation_id": gen.generation_id,
+                    "id": snip.id,
+                    "text": snip.text,
+                    "timestamps": snip.timestamps,
+                    "transcribed_text": None,
+                    "utterance_index": snip.utterance_index,
+                }
+            )
+        out.append(
+            {
+                "audio": _b64(whole),
+                "duration": round(gen.duration, 5),
+                "encoding": {"format": gen.format, "sample_rate": gen.rate},
+                "file_size": len(whole),
+                "generation_id": gen.generation_id,
+                "snippets": per_utterance,
+            }
+        )
     return JSONResponse({"generations": out, "request_id": gens[0].request_id})
 
 
@@ -291,20 +346,25 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-async def _one_file(body: PostedTts, request: Request, streaming: bool
-                    ) -> HumeGeneration | Response:
+async def _one_file(
+    body: PostedTts, request: Request, streaming: bool
+) -> HumeGeneration | Response:
     """The single generation a file endpoint answers with, or the response refusing it."""
     if (body.num_generations or 1) > 1:
-        return invalid("num_generations", "a file response holds one generation; use "
-                       "/v0/tts or /v0/tts/stream/json for num_generations above 1")
+        return invalid(
+            "num_generations",
+            "a file response holds one generation; use "
+            "/v0/tts or /v0/tts/stream/json for num_generations above 1",
+        )
     speeches = await _run(body, request, streaming=streaming, framing=FILE_FRAMING)
     if isinstance(speeches, Response):
         return speeches
     return _frames(body, speeches[0], str(uuid.uuid4()), keep=not streaming)
 
 
-@router.post("/v0/tts/file", summary="Text-to-speech, one audio file (Hume)",
-             responses=audio_response())
+@router.post(
+    "/v0/tts/file", summary="Text-to-speech, one audio file (Hume)", responses=audio_response()
+)
 async def synthesize_file(body: PostedTts, request: Request) -> Response:
     gen = await _one_file(body, request, streaming=False)
     if isinstance(gen, Response):
@@ -320,12 +380,18 @@ async def synthesize_file(body: PostedTts, request: Request) -> Response:
 
     if not await while_connected(request, drain()):
         return Response(status_code=CLIENT_GONE)
-    return Response(gen.whole_file(), media_type=FORMATS[gen.format].content_type,
-                    headers={"X-Orate-Generation-Id": gen.generation_id})
+    return Response(
+        gen.whole_file(),
+        media_type=FORMATS[gen.format].content_type,
+        headers={"X-Orate-Generation-Id": gen.generation_id},
+    )
 
 
-@router.post("/v0/tts/stream/file", summary="Text-to-speech, streamed audio (Hume)",
-             responses=audio_response())
+@router.post(
+    "/v0/tts/stream/file",
+    summary="Text-to-speech, streamed audio (Hume)",
+    responses=audio_response(),
+)
 async def stream_file(body: PostedTts, request: Request) -> Response:
     gen = await _one_file(body, request, streaming=True)
     if isinstance(gen, Response):
@@ -337,14 +403,23 @@ async def stream_file(body: PostedTts, request: Request) -> Response:
             if isinstance(frame, Chunk) and frame.data:
                 yield frame.data
 
-    return StreamingResponse(audio(), media_type=FORMATS[gen.format].content_type,
-                             headers={"X-Orate-Generation-Id": gen.generation_id})
+    return StreamingResponse(
+        audio(),
+        media_type=FORMATS[gen.format].content_type,
+        headers={"X-Orate-Generation-Id": gen.generation_id},
+    )
 
 
-@router.post("/v0/tts/stream/json", summary="Text-to-speech, streamed NDJSON (Hume)",
-             responses={200: {"description": "one JSON object per line",
-                              "content": {"application/x-ndjson": {"schema": {
-                                  "type": "string"}}}}})
+@router.post(
+    "/v0/tts/stream/json",
+    summary="Text-to-speech, streamed NDJSON (Hume)",
+    responses={
+        200: {
+            "description": "one JSON object per line",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def stream_json(body: PostedTts, request: Request) -> Response:
     gens = await _generations(body, request, streaming=True)
     if isinstance(gens, Response):
@@ -366,6 +441,7 @@ async def stream_json(body: PostedTts, request: Request) -> Response:
 
 # -- voices ------------------------------------------------------------------
 
+
 def _builtin_voices(service: SpeechService) -> list[dict[str, Any]]:
     """The voices Octave 1 and 2 can speak, as their models are served here: only voices
     that will synthesize (the catalog's names), each tagged with its engine."""
@@ -381,12 +457,22 @@ def _builtin_voices(service: SpeechService) -> list[dict[str, Any]]:
                 out[name]["compatible_octave_models"].append(version)
                 continue
             info = infos.get(name)
-            tags = {"language": info.language, "gender": info.gender, "engine": info.engine} \
-                if info else {"language": "en", "gender": OPENAI_GENDERS.get(name, "neutral"),
-                              "engine": model.engine}
-            out[name] = {"id": name, "name": name.capitalize() if info is None else info.name,
-                         "provider": "HUME_AI", "compatible_octave_models": [version],
-                         "tags": tags}
+            tags = (
+                {"language": info.language, "gender": info.gender, "engine": info.engine}
+                if info
+                else {
+                    "language": "en",
+                    "gender": OPENAI_GENDERS.get(name, "neutral"),
+                    "engine": model.engine,
+                }
+            )
+            out[name] = {
+                "id": name,
+                "name": name.capitalize() if info is None else info.name,
+                "provider": "HUME_AI",
+                "compatible_octave_models": [version],
+                "tags": tags,
+            }
     return list(out.values())
 
 
@@ -400,26 +486,41 @@ def _matches(voice: dict[str, Any], filters: list[str]) -> bool:
 
 
 @router.get("/v0/tts/voices", summary="List voices (Hume)")
-async def list_voices(request: Request, provider: Provider,
-                      page_number: Annotated[int, Query(ge=0)] = 0,
-                      page_size: Annotated[int, Query(ge=1, le=100)] = 10,
-                      ascending_order: bool | None = None,
-                      filter_tag: Annotated[list[str] | None, Query()] = None) -> JSONResponse:
+async def list_voices(
+    request: Request,
+    provider: Provider,
+    page_number: Annotated[int, Query(ge=0)] = 0,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 10,
+    ascending_order: bool | None = None,
+    filter_tag: Annotated[list[str] | None, Query()] = None,
+) -> JSONResponse:
     if provider == "HUME_AI":
         voices = _builtin_voices(speech_service(request))
     else:
         rows, _ = await library_of(request).voices.list(reader_of(request), limit=100_000)
-        voices = [{"id": r.id, "name": r.name, "provider": "CUSTOM_VOICE",
-                   "compatible_octave_models": ["1", "2"],
-                   "tags": {"language": r.language, "gender": r.gender, "engine": r.engine}}
-                  for r in rows]
+        voices = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "provider": "CUSTOM_VOICE",
+                "compatible_octave_models": ["1", "2"],
+                "tags": {"language": r.language, "gender": r.gender, "engine": r.engine},
+            }
+            for r in rows
+        ]
     voices = [v for v in voices if _matches(v, filter_tag or [])]
     if ascending_order is not None:
         voices.sort(key=lambda v: v["name"].lower(), reverse=not ascending_order)
     total_pages = math.ceil(len(voices) / page_size)
-    page = voices[page_number * page_size:(page_number + 1) * page_size]
-    return JSONResponse({"page_number": page_number, "page_size": page_size,
-                         "total_pages": total_pages, "voices_page": page})
+    page = voices[page_number * page_size : (page_number + 1) * page_size]
+    return JSONResponse(
+        {
+            "page_number": page_number,
+            "page_size": page_size,
+            "total_pages": total_pages,
+            "voices_page": page,
+        }
+    )
 
 
 class PostedVoice(BaseModel):
@@ -430,24 +531,40 @@ class PostedVoice(BaseModel):
 @router.post("/v0/tts/voices", summary="Save the voice of a generation (Hume)")
 async def create_voice(body: PostedVoice, request: Request, speech: SpeechDep) -> JSONResponse:
     try:
-        row = await speech.save_voice(owner_of(request), reader_of(request), body.name,
-                                      VoiceSource(generation_id=body.generation_id))
+        row = await speech.save_voice(
+            owner_of(request),
+            reader_of(request),
+            body.name,
+            VoiceSource(generation_id=body.generation_id),
+        )
     except GenerationNotFound:
-        raise ApiError(404, "generation_not_found", f"no generation {body.generation_id!r}; "
-                       "pass the generation_id of one of your generations") from None
+        raise ApiError(
+            404,
+            "generation_not_found",
+            f"no generation {body.generation_id!r}; "
+            "pass the generation_id of one of your generations",
+        ) from None
     except (UnknownVoice, UnknownEngine) as exc:
         raise ApiError(400, "invalid_voice", str(exc)) from None
     except VoiceExists as exc:
         raise ApiError(409, "voice_exists", str(exc)) from None
-    return JSONResponse({"id": row.id, "name": row.name, "provider": "CUSTOM_VOICE",
-                         "compatible_octave_models": ["1", "2"]})
+    return JSONResponse(
+        {
+            "id": row.id,
+            "name": row.name,
+            "provider": "CUSTOM_VOICE",
+            "compatible_octave_models": ["1", "2"],
+        }
+    )
 
 
-@router.delete("/v0/tts/voices", summary="Delete a saved voice by name (Hume)", status_code=204,
-               responses={204: {"description": "deleted"}})
+@router.delete(
+    "/v0/tts/voices",
+    summary="Delete a saved voice by name (Hume)",
+    status_code=204,
+    responses={204: {"description": "deleted"}},
+)
 async def delete_voice(request: Request, name: Annotated[str, Query(min_length=1)]) -> Response:
     if not await library_of(request).voices.delete(reader_of(request), name):
         raise ApiError(400, "voice_not_found", f"you have no saved voice named {name!r}")
     return Response(status_code=204)
-
-

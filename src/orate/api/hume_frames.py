@@ -46,8 +46,7 @@ class TimestampFrame:
 
 
 def hume_timestamp(t: Any) -> dict[str, Any]:
-    return {"text": t.text, "time": {"begin": round(t.start), "end": round(t.end)},
-            "type": t.type}
+    return {"text": t.text, "time": {"begin": round(t.start), "end": round(t.end)}, "type": t.type}
 
 
 def _snippet_plan(speech: Speech, split: bool) -> list[tuple[str, int, int]]:
@@ -70,16 +69,24 @@ class HumeGeneration:
     files; streams pass each chunk on and keep nothing, so their memory stays bounded.
     """
 
-    def __init__(self, speech: Speech, request_id: str, *, split: bool,
-                 strip_headers: bool, keep: bool = False) -> None:
+    def __init__(
+        self,
+        speech: Speech,
+        request_id: str,
+        *,
+        split: bool,
+        strip_headers: bool,
+        keep: bool = False,
+    ) -> None:
         self.speech = speech
         self.request_id = request_id
         self.generation_id = speech.id
         self.format = speech.plan.format.name
         self.rate = speech.plan.sample_rate
         self.strip_headers = strip_headers
-        self.snippets = [Snippet(str(uuid.uuid4()), text, utt)
-                         for text, utt, _ in _snippet_plan(speech, split)]
+        self.snippets = [
+            Snippet(str(uuid.uuid4()), text, utt) for text, utt, _ in _snippet_plan(speech, split)
+        ]
         self._sizes = [n for _, _, n in _snippet_plan(speech, split)]
         self.keep = keep
         self.payload = bytearray()  # the whole generation, without a WAV header (keep only)
@@ -111,11 +118,17 @@ class HumeGeneration:
     def _chunk(self, snippet: Snippet, data: bytes, last: bool) -> Chunk:
         wire = self._wire(data)
         message = {
-            "type": "audio", "audio": base64.b64encode(wire).decode(),
-            "audio_format": self.format, "chunk_index": snippet.chunks,
-            "generation_id": self.generation_id, "is_last_chunk": last,
-            "request_id": self.request_id, "snippet_id": snippet.id, "text": snippet.text,
-            "transcribed_text": None, "utterance_index": snippet.utterance_index,
+            "type": "audio",
+            "audio": base64.b64encode(wire).decode(),
+            "audio_format": self.format,
+            "chunk_index": snippet.chunks,
+            "generation_id": self.generation_id,
+            "is_last_chunk": last,
+            "request_id": self.request_id,
+            "snippet_id": snippet.id,
+            "text": snippet.text,
+            "transcribed_text": None,
+            "utterance_index": snippet.utterance_index,
             "snippet": None,
         }
         snippet.chunks += 1
@@ -154,10 +167,15 @@ class HumeGeneration:
                 for t in event.timestamps:
                     stamp = hume_timestamp(t)
                     snippet.timestamps.append(stamp)
-                    yield TimestampFrame({
-                        "type": "timestamp", "generation_id": self.generation_id,
-                        "request_id": self.request_id, "snippet_id": snippet.id,
-                        "timestamp": stamp})
+                    yield TimestampFrame(
+                        {
+                            "type": "timestamp",
+                            "generation_id": self.generation_id,
+                            "request_id": self.request_id,
+                            "snippet_id": snippet.id,
+                            "timestamp": stamp,
+                        }
+                    )
             elif event.kind == "sentence":
                 sentences_left -= 1
                 if sentences_left == 0 and index < len(self.snippets) - 1:
@@ -168,5 +186,6 @@ class HumeGeneration:
             elif event.kind == "done":
                 self.duration = float(event.info.get("duration", 0.0))
         if self.snippets:
-            yield self._chunk(self.snippets[min(index, len(self.snippets) - 1)], pending or b"",
-                              True)
+            yield self._chunk(
+                self.snippets[min(index, len(self.snippets) - 1)], pending or b"", True
+            )

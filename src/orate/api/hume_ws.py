@@ -98,8 +98,9 @@ def _parse(message: dict[str, object]) -> PublishTts:
         raise WebSocketDisconnect(int(message.get("code") or 1000))  # type: ignore[call-overload]
     raw = message.get("text")
     if not isinstance(raw, str):
-        raise Closing(POLICY, "binary frames are not accepted: send each message as a JSON "
-                      "text frame")
+        raise Closing(
+            POLICY, "binary frames are not accepted: send each message as a JSON text frame"
+        )
     if len(raw) > MAX_MESSAGE:
         raise Closing(POLICY, f"message of {len(raw)} characters; the limit is {MAX_MESSAGE}")
     try:
@@ -124,26 +125,42 @@ class StreamQuery:
     @classmethod
     def of(cls, ws: WebSocket) -> StreamQuery:
         q = ws.query_params
-        return cls(fmt=(q.get("format_type") or "mp3").lower(),
-                   no_binary=_bool(q.get("no_binary"), False),
-                   strip_headers=_bool(q.get("strip_headers"), False),
-                   timestamps=frozenset(t for t in q.getlist("include_timestamp_types")
-                                        if t in ("word", "phoneme")),
-                   model="octave-1" if q.get("version") == "1" else "octave-2")
+        return cls(
+            fmt=(q.get("format_type") or "mp3").lower(),
+            no_binary=_bool(q.get("no_binary"), False),
+            strip_headers=_bool(q.get("strip_headers"), False),
+            timestamps=frozenset(
+                t for t in q.getlist("include_timestamp_types") if t in ("word", "phoneme")
+            ),
+            model="octave-1" if q.get("version") == "1" else "octave-2",
+        )
 
 
-def _speaker(ws: WebSocket, service: SpeechService, query: StreamQuery
-             ) -> Callable[[str, PieceSettings], Awaitable[None]]:
+def _speaker(
+    ws: WebSocket, service: SpeechService, query: StreamQuery
+) -> Callable[[str, PieceSettings], Awaitable[None]]:
     """How one piece of text is spoken: a request in, Hume's frames out."""
     base = context(ws, "hume")
     request_id = str(uuid.uuid4())
 
     async def speak(text: str, piece: PieceSettings) -> None:
-        req = SpeechRequest(model=query.model, utterances=[Utterance(
-            text, piece.voice, piece.speed, piece.trailing_silence,
-            description=piece.description, voice_provider=piece.provider)], format=query.fmt,
-            sample_rate=HUME_SAMPLE_RATE, timestamps=query.timestamps,
-            max_chars=service.settings.max_request_chars)
+        req = SpeechRequest(
+            model=query.model,
+            utterances=[
+                Utterance(
+                    text,
+                    piece.voice,
+                    piece.speed,
+                    piece.trailing_silence,
+                    description=piece.description,
+                    voice_provider=piece.provider,
+                )
+            ],
+            format=query.fmt,
+            sample_rate=HUME_SAMPLE_RATE,
+            timestamps=query.timestamps,
+            max_chars=service.settings.max_request_chars,
+        )
         try:
             plan = await service.plan(req, base)
         except SpeechError as exc:
@@ -151,8 +168,9 @@ def _speaker(ws: WebSocket, service: SpeechService, query: StreamQuery
                 return  # a flush of punctuation or spaces: nothing to say
             # each piece reserves its characters: an exhausted quota ends the stream here
             raise Closing(POLICY, f"{exc.code}: {exc.message}") from None
-        gen = HumeGeneration(await service.speak(plan), request_id, split=True,
-                             strip_headers=query.strip_headers)
+        gen = HumeGeneration(
+            await service.speak(plan), request_id, split=True, strip_headers=query.strip_headers
+        )
         stall = service.settings.stall_timeout
         async for frame in gen.frames():
             try:  # a client that takes nothing for the stall timeout frees its worker
@@ -161,8 +179,9 @@ def _speaker(ws: WebSocket, service: SpeechService, query: StreamQuery
                     if isinstance(frame, Chunk) and not query.no_binary:
                         await ws.send_bytes(frame.data)
             except TimeoutError:
-                raise Closing(POLICY, f"the client read nothing for {stall:g} s "
-                              "(stall_timeout)") from None
+                raise Closing(
+                    POLICY, f"the client read nothing for {stall:g} s (stall_timeout)"
+                ) from None
 
     return speak
 
@@ -183,8 +202,10 @@ async def stream_input(ws: WebSocket, service: SpeechDep) -> None:
             if received is None:
                 if stream.busy:
                     continue  # audio still coming: the client is listening, not idle
-                raise Closing(POLICY, f"no message for {idle:g} s (ws_idle_timeout); send "
-                              "text, or close the session")
+                raise Closing(
+                    POLICY,
+                    f"no message for {idle:g} s (ws_idle_timeout); send text, or close the session",
+                )
             msg = _parse(received)
             settings = _apply(settings, msg)
             if msg.text:

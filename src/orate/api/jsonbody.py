@@ -41,8 +41,7 @@ class JsonBodies:
             return
         headers = [(k, v) for k, v in headers if k != b"content-type"]
         headers.append((b"content-type", b"application/json"))
-        await self.app({**scope, "headers": headers, ORIGINAL_TYPE: sent or "none"},
-                       receive, send)
+        await self.app({**scope, "headers": headers, ORIGINAL_TYPE: sent or "none"}, receive, send)
 
 
 def json_hint(scope: Scope) -> str | None:
@@ -50,7 +49,12 @@ def json_hint(scope: Scope) -> str | None:
     sent = scope.get(ORIGINAL_TYPE)
     if sent is None:
         return None
-    how = (" (curl -d sends that unless you add -H 'Content-Type: application/json')"
-           if sent.lower().startswith("application/x-www-form-urlencoded") else "")
-    return (f"the request body must be a JSON object, sent with Content-Type: "
-            f"application/json; it was sent as {sent}{how} and is not valid JSON")
+    how = (
+        " (curl -d sends that unless you add -H 'Content-Type: application/json')"
+        if sent.lower().startswith("application/x-www-form-urlencoded")
+        else ""
+    )
+    return (
+        f"the request body must be a JSON object, sent with Content-Type: "
+        f"application/json; it was sent as {sent}{how} and is not valid JSON"
+    )

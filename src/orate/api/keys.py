@@ -20,8 +20,9 @@ router = APIRouter(tags=["keys"], responses=documented(400, 403, 404))
 
 def _admin(request: Request) -> None:
     if not is_admin(request):
-        raise ApiError(403, "admin_only", "managing API keys needs an admin key "
-                       "(orate keys create --admin)")
+        raise ApiError(
+            403, "admin_only", "managing API keys needs an admin key (orate keys create --admin)"
+        )
 
 
 class CreateKey(BaseModel):
@@ -41,22 +42,39 @@ async def list_keys(request: Request) -> JSONResponse:
     return JSONResponse({"object": "list", "data": rows})
 
 
-@router.post("/v1/keys", summary="Create an API key (admin keys only); the secret is in "
-             "this answer and nowhere else", status_code=201)
+@router.post(
+    "/v1/keys",
+    summary="Create an API key (admin keys only); the secret is in this answer and nowhere else",
+    status_code=201,
+)
 async def create_key(body: CreateKey, request: Request) -> JSONResponse:
     _admin(request)
     info, secret = await library_of(request).keys.create(
-        body.name, admin=body.admin, rate_per_minute=body.rate_per_minute,
-        concurrency=body.concurrency, quota_chars=body.quota_chars)
-    return JSONResponse({"id": info.id, "object": "api_key", "name": info.name,
-                         "admin": info.admin, "key": secret, "prefix": secret[:12],
-                         "rate_per_minute": info.rate_per_minute,
-                         "concurrency": info.concurrency, "quota_chars": info.quota_chars},
-                        status_code=201)
+        body.name,
+        admin=body.admin,
+        rate_per_minute=body.rate_per_minute,
+        concurrency=body.concurrency,
+        quota_chars=body.quota_chars,
+    )
+    return JSONResponse(
+        {
+            "id": info.id,
+            "object": "api_key",
+            "name": info.name,
+            "admin": info.admin,
+            "key": secret,
+            "prefix": secret[:12],
+            "rate_per_minute": info.rate_per_minute,
+            "concurrency": info.concurrency,
+            "quota_chars": info.quota_chars,
+        },
+        status_code=201,
+    )
 
 
-@router.delete("/v1/keys/{ref}", summary="Revoke an API key by id, name or prefix (admin "
-               "keys only)")
+@router.delete(
+    "/v1/keys/{ref}", summary="Revoke an API key by id, name or prefix (admin keys only)"
+)
 async def revoke_key(ref: str, request: Request) -> JSONResponse:
     _admin(request)
     if not await library_of(request).keys.revoke(ref):

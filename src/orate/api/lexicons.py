@@ -58,35 +58,45 @@ async def _latest(request: Request, dictionary_id: str, version_id: str | None =
 @router.post(f"{PREFIX}/add-from-rules", summary="Create from rules (ElevenLabs)")
 async def create_from_rules(body: RulesBody, request: Request) -> JSONResponse:
     rules = await _checked(body.rules)
-    row = await library_of(request).lexicons.create(owner_of(request), body.name, rules,
-                                                    body.description or "")
+    row = await library_of(request).lexicons.create(
+        owner_of(request), body.name, rules, body.description or ""
+    )
     return JSONResponse(lexicon_json(row), status_code=200)
 
 
 @router.post(f"{PREFIX}/add-from-file", summary="Create from a PLS file (ElevenLabs)")
-async def create_from_file(request: Request, name: Annotated[str, Form(max_length=200)],
-                           file: Annotated[UploadFile, File()],
-                           description: Annotated[str | None, Form()] = None) -> JSONResponse:
+async def create_from_file(
+    request: Request,
+    name: Annotated[str, Form(max_length=200)],
+    file: Annotated[UploadFile, File()],
+    description: Annotated[str | None, Form()] = None,
+) -> JSONResponse:
     data = await file.read(2_000_001)
     try:
         rules = [r.to_dict() for r in await asyncio.to_thread(rules_from_pls, data)]
     except LexiconError as exc:
         raise ApiError(400, "invalid_pls", str(exc), "file") from None
-    row = await library_of(request).lexicons.create(owner_of(request), name, rules,
-                                                    description or "")
+    row = await library_of(request).lexicons.create(
+        owner_of(request), name, rules, description or ""
+    )
     return JSONResponse(lexicon_json(row))
 
 
 @router.get(PREFIX, summary="List pronunciation dictionaries (latest versions)")
-async def list_dictionaries(request: Request,
-                            page_size: Annotated[int, Query(ge=1, le=100)] = 30,
-                            cursor: Annotated[int, Query(ge=0)] = 0) -> JSONResponse:
+async def list_dictionaries(
+    request: Request,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 30,
+    cursor: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
     rows = await library_of(request).lexicons.list(reader_of(request), page_size + 1, cursor)
     more = len(rows) > page_size
-    return JSONResponse({"pronunciation_dictionaries": [lexicon_json(r)
-                                                        for r in rows[:page_size]],
-                         "has_more": more,
-                         "next_cursor": str(cursor + page_size) if more else None})
+    return JSONResponse(
+        {
+            "pronunciation_dictionaries": [lexicon_json(r) for r in rows[:page_size]],
+            "has_more": more,
+            "next_cursor": str(cursor + page_size) if more else None,
+        }
+    )
 
 
 @router.get(PREFIX + "/{dictionary_id}", summary="A pronunciation dictionary (latest version)")
@@ -94,15 +104,18 @@ async def get_dictionary(dictionary_id: str, request: Request) -> JSONResponse:
     return JSONResponse(lexicon_json(await _latest(request, dictionary_id)))
 
 
-@router.get(PREFIX + "/{dictionary_id}/{version_id}/download",
-            summary="One version as a PLS file (ElevenLabs)",
-            responses={200: {"content": {"application/pls+xml": {}}}})
+@router.get(
+    PREFIX + "/{dictionary_id}/{version_id}/download",
+    summary="One version as a PLS file (ElevenLabs)",
+    responses={200: {"content": {"application/pls+xml": {}}}},
+)
 async def download(dictionary_id: str, version_id: str, request: Request) -> Response:
     from orate.speech.lexicon import rule_from
 
     row = await _latest(request, dictionary_id, version_id)
-    return Response(rules_to_pls([rule_from(r) for r in row.rules]),
-                    media_type="application/pls+xml")
+    return Response(
+        rules_to_pls([rule_from(r) for r in row.rules]), media_type="application/pls+xml"
+    )
 
 
 @router.post(PREFIX + "/{dictionary_id}/add-rules", summary="Add rules: a new version")

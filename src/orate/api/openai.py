@@ -70,19 +70,30 @@ class SpeechBody(BaseModel):
     stream_format: Literal["audio", "sse"] | None = None
     language: str | None = Field(None, description="language hint (inference.club); unused")
     include_timestamp_types: list[Literal["word", "phoneme"]] | None = Field(
-        None, description="orate extension: with stream_format=sse, adds "
-        "speech.audio.timestamps events")
-    store: bool | None = Field(None, description="orate extension: false keeps no copy of the "
-                               "audio (history keeps the record)")
-    normalize: bool | None = Field(None, description="orate extension: false reads the text "
-                                   "as written (no \"$4.50\" → \"four dollars fifty\")")
+        None,
+        description="orate extension: with stream_format=sse, adds speech.audio.timestamps events",
+    )
+    store: bool | None = Field(
+        None,
+        description="orate extension: false keeps no copy of the audio (history keeps the record)",
+    )
+    normalize: bool | None = Field(
+        None,
+        description="orate extension: false reads the text "
+        'as written (no "$4.50" → "four dollars fifty")',
+    )
     pronunciation_dictionary_locators: list[DictionaryLocator] | None = Field(
-        None, description="orate extension (ElevenLabs' shape): pronunciation dictionaries "
-        "to apply, by id and optional version", max_length=3)
+        None,
+        description="orate extension (ElevenLabs' shape): pronunciation dictionaries "
+        "to apply, by id and optional version",
+        max_length=3,
+    )
     captions: Literal["srt", "vtt"] | None = Field(
-        None, description="orate extension: word timestamps are kept so that "
+        None,
+        description="orate extension: word timestamps are kept so that "
         "GET /v1/history/{id}/captions works (the X-Orate-Captions-Url header); with "
-        "stream_format=sse a speech.audio.captions event precedes speech.audio.done")
+        "stream_format=sse a speech.audio.captions event precedes speech.audio.done",
+    )
 
 
 def _usage(plan: Plan, duration: float) -> dict[str, int]:
@@ -90,41 +101,68 @@ def _usage(plan: Plan, duration: float) -> dict[str, int]:
     text = "".join(u.text for u in plan.request.utterances)
     input_tokens = len(_TOKEN.findall(text))
     output_tokens = math.ceil(duration * 50)
-    return {"input_tokens": input_tokens, "output_tokens": output_tokens,
-            "total_tokens": input_tokens + output_tokens}
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
+    }
 
 
 def _build(body: SpeechBody, service: SpeechService) -> SpeechRequest:
     fmt = body.response_format or service.settings.default_format
     if fmt not in FORMATS:
-        raise ApiError(400, "invalid_format", f"unsupported response_format {fmt!r}; use "
-                       f"one of {', '.join(FORMATS)}", "response_format")
+        raise ApiError(
+            400,
+            "invalid_format",
+            f"unsupported response_format {fmt!r}; use one of {', '.join(FORMATS)}",
+            "response_format",
+        )
     speed = 1.0 if body.speed is None else body.speed
     if not (MIN_SPEED <= speed <= MAX_SPEED) or math.isnan(speed):
-        raise ApiError(400, "invalid_speed", f"speed must be between {MIN_SPEED} and "
-                       f"{MAX_SPEED}, got {body.speed}", "speed")
+        raise ApiError(
+            400,
+            "invalid_speed",
+            f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {body.speed}",
+            "speed",
+        )
     voice = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
-    timestamps = frozenset(body.include_timestamp_types or ()) \
-        if body.stream_format == "sse" else frozenset()
+    timestamps = (
+        frozenset(body.include_timestamp_types or ())
+        if body.stream_format == "sse"
+        else frozenset()
+    )
     if body.captions:
         timestamps |= {"word"}
-    utterance = Utterance(body.input, voice if voice is not None else
-                          service.settings.default_voice, speed, description=body.instructions)
-    return SpeechRequest(model=body.model, utterances=[utterance], format=fmt,
-                         timestamps=timestamps, normalize=body.normalize is not False,
-                         lexicons=locators(body.pronunciation_dictionary_locators),
-                         framing=4 / 3 if body.stream_format == "sse" else 1.0)  # SSE: base64
+    utterance = Utterance(
+        body.input,
+        voice if voice is not None else service.settings.default_voice,
+        speed,
+        description=body.instructions,
+    )
+    return SpeechRequest(
+        model=body.model,
+        utterances=[utterance],
+        format=fmt,
+        timestamps=timestamps,
+        normalize=body.normalize is not False,
+        lexicons=locators(body.pronunciation_dictionary_locators),
+        framing=4 / 3 if body.stream_format == "sse" else 1.0,
+    )  # SSE: base64
 
 
 def _headers(speech: Speech) -> dict[str, str]:
     plan = speech.plan
     voice = plan.voices[0].label() if plan.voices else ""
-    return {"X-Orate-Model": plan.model.id, "X-Orate-Voice": voice,
-            "X-Orate-Sample-Rate": str(plan.sample_rate), "X-Orate-Cache": speech.cache,
-            "X-Orate-Generation-Id": speech.id,
-            "X-Orate-Audio-Url": f"/v1/audio/files/{speech.id}",
-            "X-Orate-Engine": plan.voices[0].engine if plan.voices else plan.model.engine,
-            **warning_headers(plan.warnings)}
+    return {
+        "X-Orate-Model": plan.model.id,
+        "X-Orate-Voice": voice,
+        "X-Orate-Sample-Rate": str(plan.sample_rate),
+        "X-Orate-Cache": speech.cache,
+        "X-Orate-Generation-Id": speech.id,
+        "X-Orate-Audio-Url": f"/v1/audio/files/{speech.id}",
+        "X-Orate-Engine": plan.voices[0].engine if plan.voices else plan.model.engine,
+        **warning_headers(plan.warnings),
+    }
 
 
 def warning_headers(warnings: list[str]) -> dict[str, str]:
@@ -133,9 +171,12 @@ def warning_headers(warnings: list[str]) -> dict[str, str]:
     return {"X-Orate-Warnings": json.dumps(warnings)} if warnings else {}
 
 
-async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent],
-               captions: str | None = None, asked: frozenset[str] = frozenset()
-               ) -> AsyncIterator[bytes]:
+async def _sse(
+    plan: Plan,
+    events: AsyncIterator[SpeechEvent],
+    captions: str | None = None,
+    asked: frozenset[str] = frozenset(),
+) -> AsyncIterator[bytes]:
     duration = 0.0
     words: list[Any] = []
     async for event in events:
@@ -145,8 +186,7 @@ async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent],
         elif event.kind == "timestamps":
             if captions:
                 words.extend(event.timestamps)
-            stamps = [t.to_dict() for t in event.timestamps
-                      if t.type in asked or t.type == "mark"]
+            stamps = [t.to_dict() for t in event.timestamps if t.type in asked or t.type == "mark"]
             if stamps:
                 frame = {"type": "speech.audio.timestamps", "timestamps": stamps}
                 yield f"data: {json.dumps(frame)}\n\n".encode()
@@ -156,27 +196,32 @@ async def _sse(plan: Plan, events: AsyncIterator[SpeechEvent],
         from orate.speech.captions import captions as make_captions
 
         text = plan.job.text
-        frame = {"type": "speech.audio.captions", "format": captions,
-                 "captions": make_captions(words, captions, text)}
+        frame = {
+            "type": "speech.audio.captions",
+            "format": captions,
+            "captions": make_captions(words, captions, text),
+        }
         yield f"data: {json.dumps(frame)}\n\n".encode()
     done = {"type": "speech.audio.done", "usage": _usage(plan, duration)}
     yield f"data: {json.dumps(done)}\n\n".encode()
 
 
-@router.post("/v1/audio/speech", summary="Create speech (OpenAI)",
-             responses=audio_response("text/event-stream"))
+@router.post(
+    "/v1/audio/speech",
+    summary="Create speech (OpenAI)",
+    responses=audio_response("text/event-stream"),
+)
 @router.post("/audio/speech", include_in_schema=False)
-async def create_speech(body: SpeechBody, request: Request, service: SpeechDep
-                        ) -> StreamingResponse:
+async def create_speech(
+    body: SpeechBody, request: Request, service: SpeechDep
+) -> StreamingResponse:
     store = body.store if body.store is not None else True
     with fields({"description": "instructions"}):
-        plan = await service.plan(_build(body, service),
-                                   context(request, "openai", store=store))
+        plan = await service.plan(_build(body, service), context(request, "openai", store=store))
     speech = await service.speak(plan)
     headers = _headers(speech)
     if body.captions:
-        headers["X-Orate-Captions-Url"] = f"/v1/history/{speech.id}/captions?format=" \
-            f"{body.captions}"
+        headers["X-Orate-Captions-Url"] = f"/v1/history/{speech.id}/captions?format={body.captions}"
     if speech.cache == "hit" and body.stream_format != "sse":
         # all of it is in memory already: one plain response, no streaming machinery
         audio = b"".join([chunk async for chunk in audio_bytes(speech.events)])
@@ -184,29 +229,44 @@ async def create_speech(body: SpeechBody, request: Request, service: SpeechDep
     events = await primed(speech.events)
     if body.stream_format == "sse":
         asked = frozenset(body.include_timestamp_types or ())
-        return StreamingResponse(_sse(plan, events, body.captions, asked),
-                                 media_type="text/event-stream",
-                                 headers={**headers, "Cache-Control": "no-cache"})
-    return StreamingResponse(audio_bytes(events), media_type=plan.format.content_type,
-                             headers=headers)
+        return StreamingResponse(
+            _sse(plan, events, body.captions, asked),
+            media_type="text/event-stream",
+            headers={**headers, "Cache-Control": "no-cache"},
+        )
+    return StreamingResponse(
+        audio_bytes(events), media_type=plan.format.content_type, headers=headers
+    )
 
 
 def _model_json(model: Any, service: SpeechService) -> dict[str, Any]:
     price = service.price(model.id)
-    return {"id": model.id, "object": "model", "created": model.created,
-            "owned_by": model.owned_by, "description": model.description,
-            **service.catalog.describe(model),
-            "voices": model_voice_names(service.catalog, model),
-            "max_input_chars": service.settings.max_input_chars,
-            "price": {"per_1k_chars": price.per_1k_chars, "per_second": price.per_second,
-                      "currency": service.settings.currency}}
+    return {
+        "id": model.id,
+        "object": "model",
+        "created": model.created,
+        "owned_by": model.owned_by,
+        "description": model.description,
+        **service.catalog.describe(model),
+        "voices": model_voice_names(service.catalog, model),
+        "max_input_chars": service.settings.max_input_chars,
+        "price": {
+            "per_1k_chars": price.per_1k_chars,
+            "per_second": price.per_second,
+            "currency": service.settings.currency,
+        },
+    }
 
 
 @router.get("/v1/models", summary="List models (OpenAI)")
 @router.get("/models", include_in_schema=False)
 async def list_models(request: Request, service: SpeechDep) -> JSONResponse:
-    return JSONResponse({"object": "list", "data": [_model_json(m, service)
-                                                    for m in service.catalog.models.values()]})
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [_model_json(m, service) for m in service.catalog.models.values()],
+        }
+    )
 
 
 @router.get("/v1/models/{model_id}", summary="Retrieve a model (OpenAI)")
@@ -246,16 +306,24 @@ def voice_listing(request: Request, asked: str | None) -> VoiceListing:
     return "objects" if "aiohttp/" in agent else "names"
 
 
-@router.get("/v1/audio/voices", summary="List a model's voices (inference.club extension; "
-            "objects for Open WebUI)")
+@router.get(
+    "/v1/audio/voices",
+    summary="List a model's voices (inference.club extension; objects for Open WebUI)",
+)
 @router.get("/audio/voices", include_in_schema=False)
-async def list_voices(request: Request, service: SpeechDep,
-                      model: Annotated[str | None, Query()] = None,
-                      format: Annotated[VoiceListing | None, Query(
-                          description="names: a list of voice ids (inference.club); objects: "
-                          "{id, name, language, gender} (Open WebUI). Default: objects for "
-                          "aiohttp clients (Open WebUI), names otherwise")] = None,
-                      ) -> JSONResponse:
+async def list_voices(
+    request: Request,
+    service: SpeechDep,
+    model: Annotated[str | None, Query()] = None,
+    format: Annotated[
+        VoiceListing | None,
+        Query(
+            description="names: a list of voice ids (inference.club); objects: "
+            "{id, name, language, gender} (Open WebUI). Default: objects for "
+            "aiohttp clients (Open WebUI), names otherwise"
+        ),
+    ] = None,
+) -> JSONResponse:
     model_id = model or service.settings.default_model
     found = service.catalog.model(model_id)
     if found is None:
@@ -265,8 +333,27 @@ async def list_voices(request: Request, service: SpeechDep,
     voices = [*service.catalog.named_voices(found), *service.catalog.voices(found)]
     own = model_voice_names(service.catalog, found)
     listed = {v.id for v in voices}
-    voices += [VoiceInfo(id=n, name=n, engine=found.engine, language=_kokoro_language(n),
-                         gender=_kokoro_gender(n)) for n in own if n not in listed]
-    return JSONResponse({"voices": [
-        {"id": v.id, "name": f"{v.name} ({v.language}, {v.gender})", "language": v.language,
-         "gender": v.gender} for v in voices]})
+    voices += [
+        VoiceInfo(
+            id=n,
+            name=n,
+            engine=found.engine,
+            language=_kokoro_language(n),
+            gender=_kokoro_gender(n),
+        )
+        for n in own
+        if n not in listed
+    ]
+    return JSONResponse(
+        {
+            "voices": [
+                {
+                    "id": v.id,
+                    "name": f"{v.name} ({v.language}, {v.gender})",
+                    "language": v.language,
+                    "gender": v.gender,
+                }
+                for v in voices
+            ]
+        }
+    )

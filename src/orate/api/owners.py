@@ -40,5 +40,10 @@ def context(request: HTTPConnection, dialect: str, **kw: Any) -> Context:
     quota = None
     if key is not None and key.quota_chars is not None:
         quota = max(key.quota_chars - key.used_chars, 0)
-    return Context(owner=owner_of(request), dialect=dialect,
-                   key_id=key.id if key is not None else None, quota_left=quota, **kw)
+    return Context(
+        owner=owner_of(request),
+        dialect=dialect,
+        key_id=key.id if key is not None else None,
+        quota_left=quota,
+        **kw,
+    )

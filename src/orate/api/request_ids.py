@@ -27,8 +27,11 @@ def _elevenlabs(scope: Scope) -> bool:
     path = scope.get("path", "")
     if path.startswith(elevenlabs.PREFIX + "/") or elevenlabs._ALWAYS.match(path):
         return True
-    return bool(elevenlabs._SHARED.match(path)) and scope.get("method") in \
-        elevenlabs._SHARED_METHODS and elevenlabs.is_elevenlabs_caller(scope)
+    return (
+        bool(elevenlabs._SHARED.match(path))
+        and scope.get("method") in elevenlabs._SHARED_METHODS
+        and elevenlabs.is_elevenlabs_caller(scope)
+    )
 
 
 class RequestIds:
@@ -42,16 +45,14 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         sent = next((v for k, v in scope.get("headers", []) if k == b"x-request-id"), None)
-        fallback = sent if sent is not None and _SANE.match(sent) else \
-            uuid.uuid4().hex.encode()
+        fallback = sent if sent is not None and _SANE.match(sent) else uuid.uuid4().hex.encode()
         also_plain = _elevenlabs(scope)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower(): v for k, v in headers}
-                rid = names.get(b"x-orate-generation-id") or names.get(b"request-id") \
-                    or fallback
+                rid = names.get(b"x-orate-generation-id") or names.get(b"request-id") or fallback
                 if b"x-request-id" not in names:
                     headers.append((b"x-request-id", rid))
                 if also_plain and b"request-id" not in names:

@@ -25,8 +25,9 @@ def _first_audio(event: SpeechEvent) -> bool:
     return event.kind in ("audio", "done")
 
 
-async def primed(events: AsyncIterator[T],
-                 is_first: Callable[[Any], bool] = _first_audio) -> AsyncIterator[T]:
+async def primed(
+    events: AsyncIterator[T], is_first: Callable[[Any], bool] = _first_audio
+) -> AsyncIterator[T]:
     """Pull items up to and including the first audio (``is_first``: a pipeline event
     with audio by default, a Hume chunk for Hume's frames), then hand back the rest.
 

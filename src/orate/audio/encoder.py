@@ -40,8 +40,22 @@ def wav_header(sample_rate: int, data_bytes: int | None = None) -> bytes:
     """A canonical 44-byte PCM WAV header; an unknown length is written as 0xFFFFFFFF."""
     data = UNKNOWN_SIZE if data_bytes is None else data_bytes
     riff = UNKNOWN_SIZE if data_bytes is None else 36 + data_bytes
-    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", riff, b"WAVE", b"fmt ", 16, 1, 1,
-                       sample_rate, sample_rate * 2, 2, 16, b"data", data)
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        riff,
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        1,
+        sample_rate,
+        sample_rate * 2,
+        2,
+        16,
+        b"data",
+        data,
+    )
 
 
 def fix_wav_sizes(data: bytes | bytearray) -> bytes:
@@ -94,8 +108,7 @@ class Resampler:
         if not len(pcm):
             return []
         self._fed = True
-        frame = self._av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16",
-                                                 layout="mono")
+        frame = self._av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = self.in_rate
         return self._rs.resample(frame)
 
@@ -116,8 +129,9 @@ class TimeStretch:
         self.rate = rate
         self._av = av
         graph = av.filter.Graph()
-        src = graph.add_abuffer(format="s16", sample_rate=rate, layout="mono",
-                                time_base=f"1/{rate}")
+        src = graph.add_abuffer(
+            format="s16", sample_rate=rate, layout="mono", time_base=f"1/{rate}"
+        )
         chain = [src]
         remaining = tempo
         while remaining < 0.5:  # one atempo stage spans 0.5..100
@@ -171,8 +185,9 @@ class Encoder(ABC):
 class RawEncoder(Encoder):
     """pcm (headerless s16le) and WAV: samples as they are, resampled if asked."""
 
-    def __init__(self, fmt: AudioFormat, in_rate: int, out_rate: int, *,
-                 whole_file: bool = False) -> None:
+    def __init__(
+        self, fmt: AudioFormat, in_rate: int, out_rate: int, *, whole_file: bool = False
+    ) -> None:
         super().__init__(fmt, in_rate, out_rate)
         self._resample = Resampler(in_rate, out_rate) if in_rate != out_rate else None
         self._header = wav_header(out_rate) if fmt.name == "wav" else b""
@@ -202,8 +217,15 @@ class RawEncoder(Encoder):
 class CodecEncoder(Encoder):
     """mp3, opus (Ogg), aac (ADTS) and flac through PyAV, one container per response."""
 
-    def __init__(self, fmt: AudioFormat, in_rate: int, out_rate: int, *, bitrate: int | None,
-                 whole_file: bool) -> None:
+    def __init__(
+        self,
+        fmt: AudioFormat,
+        in_rate: int,
+        out_rate: int,
+        *,
+        bitrate: int | None,
+        whole_file: bool,
+    ) -> None:
         import av
 
         super().__init__(fmt, in_rate, out_rate)
@@ -228,8 +250,11 @@ class CodecEncoder(Encoder):
             stream.bit_rate = bitrate
         self._stream = stream
         codec_format = stream.codec_context.format.name
-        self._resample = (Resampler(in_rate, out_rate, codec_format)
-                          if (codec_format != "s16" or in_rate != out_rate) else None)
+        self._resample = (
+            Resampler(in_rate, out_rate, codec_format)
+            if (codec_format != "s16" or in_rate != out_rate)
+            else None
+        )
 
     def _encode(self, frames: list[av.AudioFrame]) -> None:
         for frame in frames:
@@ -239,8 +264,7 @@ class CodecEncoder(Encoder):
     def _frames(self, pcm: np.ndarray) -> list[av.AudioFrame]:
         if self._resample is not None:
             return self._resample.frames(pcm)
-        frame = self._av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16",
-                                                 layout="mono")
+        frame = self._av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = self.in_rate
         return [frame]
 
@@ -286,10 +310,18 @@ class LameLibrary:
     ``lame_init`` and ``lame_init_params`` run under a lock; encoding does not.
     """
 
-    _SETTERS = ("lame_set_num_channels", "lame_set_in_samplerate", "lame_set_out_samplerate",
-                "lame_set_VBR", "lame_set_brate", "lame_set_quality", "lame_set_mode",
-                "lame_set_bWriteVbrTag", "lame_set_write_id3tag_automatic",
-                "lame_set_no_short_blocks")
+    _SETTERS = (
+        "lame_set_num_channels",
+        "lame_set_in_samplerate",
+        "lame_set_out_samplerate",
+        "lame_set_VBR",
+        "lame_set_brate",
+        "lame_set_quality",
+        "lame_set_mode",
+        "lame_set_bWriteVbrTag",
+        "lame_set_write_id3tag_automatic",
+        "lame_set_no_short_blocks",
+    )
 
     def __init__(self, path: str) -> None:
         lib = ctypes.CDLL(path)
@@ -310,8 +342,9 @@ class LameLibrary:
         self.lib = lib
         self._lock = threading.Lock()
 
-    def open(self, *, in_rate: int, out_rate: int, kbps: int, quality: int,
-             short_blocks: bool) -> int:
+    def open(
+        self, *, in_rate: int, out_rate: int, kbps: int, quality: int, short_blocks: bool
+    ) -> int:
         """A configured ``lame_global_flags`` for CBR mono; the caller must ``lame_close`` it."""
         lib = self.lib
         with self._lock:
@@ -380,10 +413,17 @@ class LameEncoder(Encoder):
     writes the LAME header that gives decoders the exact length.
     """
 
-    def __init__(self, fmt: AudioFormat, in_rate: int, out_rate: int, *,
-                 bitrate: int | None,
-                 library: LameLibrary | Literal["auto", "lameenc"] = "auto",
-                 quality: int = MP3_QUALITY, short_blocks: bool = MP3_SHORT_BLOCKS) -> None:
+    def __init__(
+        self,
+        fmt: AudioFormat,
+        in_rate: int,
+        out_rate: int,
+        *,
+        bitrate: int | None,
+        library: LameLibrary | Literal["auto", "lameenc"] = "auto",
+        quality: int = MP3_QUALITY,
+        short_blocks: bool = MP3_SHORT_BLOCKS,
+    ) -> None:
         super().__init__(fmt, in_rate, out_rate)
         kbps = max(8, round((bitrate or 48_000) / 1000))
         lib = lame_library() if library == "auto" else library
@@ -392,8 +432,13 @@ class LameEncoder(Encoder):
         self._finished = False
         self._resample = Resampler(in_rate, out_rate) if in_rate != out_rate else None
         if self.library is not None:
-            gfp = self.library.open(in_rate=out_rate, out_rate=out_rate, kbps=kbps,
-                                    quality=quality, short_blocks=short_blocks)
+            gfp = self.library.open(
+                in_rate=out_rate,
+                out_rate=out_rate,
+                kbps=kbps,
+                quality=quality,
+                short_blocks=short_blocks,
+            )
             # frees LAME's state (~290 KB) when finished, or when a response is dropped
             self._close = weakref.finalize(self, self.library.lib.lame_close, gfp)
             # ctypes objects and raw addresses made once: per call, converting an int
@@ -430,8 +475,9 @@ class LameEncoder(Encoder):
             self._in_ptr = self._in.ctypes.data
             self._buf = ctypes.create_string_buffer(len(self._in) * 5 // 4 + 7200)
         self._in[:count] = pcm  # buffer size: lame.h's worst case, 1.25 x samples + 7200
-        n = self.library.lib.lame_encode_buffer(self._gfp, self._in_ptr, None, count,
-                                                self._buf, len(self._buf))
+        n = self.library.lib.lame_encode_buffer(
+            self._gfp, self._in_ptr, None, count, self._buf, len(self._buf)
+        )
         if n < 0:
             raise RuntimeError(f"lame_encode_buffer failed ({n})")
         return ctypes.string_at(self._buf, n)
@@ -455,8 +501,14 @@ class LameEncoder(Encoder):
         return tail + out
 
 
-def make_encoder(format_name: str, in_rate: int, out_rate: int, *, bitrate: int | None = None,
-                 whole_file: bool = False) -> Encoder:
+def make_encoder(
+    format_name: str,
+    in_rate: int,
+    out_rate: int,
+    *,
+    bitrate: int | None = None,
+    whole_file: bool = False,
+) -> Encoder:
     fmt = FORMATS[format_name]
     if fmt.codec is None:
         return RawEncoder(fmt, in_rate, out_rate, whole_file=whole_file)

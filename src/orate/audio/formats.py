@@ -41,25 +41,57 @@ class AudioFormat:
 
 
 FORMATS: dict[str, AudioFormat] = {
-    "mp3": AudioFormat("mp3", "audio/mpeg", "mp3", "libmp3lame", "mp3", lossy=True,
-                       rates=(8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)),
-    "opus": AudioFormat("opus", "audio/ogg", "opus", "libopus", "ogg", default_rate=24000,
-                        rates=(8000, 12000, 16000, 24000, 48000), lossy=True),
-    "aac": AudioFormat("aac", "audio/aac", "aac", "aac", "adts", lossy=True,
-                       rates=(8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)),
+    "mp3": AudioFormat(
+        "mp3",
+        "audio/mpeg",
+        "mp3",
+        "libmp3lame",
+        "mp3",
+        lossy=True,
+        rates=(8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
+    ),
+    "opus": AudioFormat(
+        "opus",
+        "audio/ogg",
+        "opus",
+        "libopus",
+        "ogg",
+        default_rate=24000,
+        rates=(8000, 12000, 16000, 24000, 48000),
+        lossy=True,
+    ),
+    "aac": AudioFormat(
+        "aac",
+        "audio/aac",
+        "aac",
+        "aac",
+        "adts",
+        lossy=True,
+        rates=(8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
+    ),
     "flac": AudioFormat("flac", "audio/flac", "flac", "flac", "flac"),
     "wav": AudioFormat("wav", "audio/wav", "wav", None, None),
     "pcm": AudioFormat("pcm", "audio/pcm", "pcm", None, None, default_rate=24000),
     # G.711, headerless, 8 kHz (telephony; ElevenLabs' ulaw_8000 / alaw_8000)
-    "ulaw": AudioFormat("ulaw", "audio/basic", "ulaw", "pcm_mulaw", "mulaw", default_rate=8000,
-                        rates=(8000,)),
-    "alaw": AudioFormat("alaw", "audio/x-alaw-basic", "alaw", "pcm_alaw", "alaw",
-                        default_rate=8000, rates=(8000,)),
+    "ulaw": AudioFormat(
+        "ulaw", "audio/basic", "ulaw", "pcm_mulaw", "mulaw", default_rate=8000, rates=(8000,)
+    ),
+    "alaw": AudioFormat(
+        "alaw", "audio/x-alaw-basic", "alaw", "pcm_alaw", "alaw", default_rate=8000, rates=(8000,)
+    ),
 }
 
 EXTENSIONS: dict[str, str] = {
-    "mp3": "mp3", "opus": "opus", "ogg": "opus", "aac": "aac", "adts": "aac",
-    "flac": "flac", "wav": "wav", "wave": "wav", "pcm": "pcm", "raw": "pcm",
+    "mp3": "mp3",
+    "opus": "opus",
+    "ogg": "opus",
+    "aac": "aac",
+    "adts": "aac",
+    "flac": "flac",
+    "wav": "wav",
+    "wave": "wav",
+    "pcm": "pcm",
+    "raw": "pcm",
 }
 
 

@@ -20,15 +20,17 @@ class OutputFormat:
 
 
 def _table() -> dict[str, OutputFormat]:
-    rows: list[OutputFormat] = [OutputFormat("mp3_22050_32", "mp3", 22050, 32_000),
-                                OutputFormat("mp3_24000_48", "mp3", 24000, 48_000)]
-    rows += [OutputFormat(f"mp3_44100_{k}", "mp3", 44100, k * 1000)
-             for k in (32, 64, 96, 128, 192)]
+    rows: list[OutputFormat] = [
+        OutputFormat("mp3_22050_32", "mp3", 22050, 32_000),
+        OutputFormat("mp3_24000_48", "mp3", 24000, 48_000),
+    ]
+    rows += [OutputFormat(f"mp3_44100_{k}", "mp3", 44100, k * 1000) for k in (32, 64, 96, 128, 192)]
     rates = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
     rows += [OutputFormat(f"pcm_{r}", "pcm", r) for r in rates]
     rows += [OutputFormat("ulaw_8000", "ulaw", 8000), OutputFormat("alaw_8000", "alaw", 8000)]
-    rows += [OutputFormat(f"opus_48000_{k}", "opus", 48000, k * 1000)
-             for k in (32, 64, 96, 128, 192)]
+    rows += [
+        OutputFormat(f"opus_48000_{k}", "opus", 48000, k * 1000) for k in (32, 64, 96, 128, 192)
+    ]
     rows += [OutputFormat(f"wav_{r}", "wav", r, streamable=False) for r in rates]
     return {r.name: r for r in rows}
 

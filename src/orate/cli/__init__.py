@@ -9,5 +9,4 @@ in the order ``orate --help`` lists them.
 from orate.cli import serve, keys, say, voices, cache, history, models, jobs, lexicon
 from orate.cli.common import app
 
-__all__ = ["app", "cache", "history", "jobs", "keys", "lexicon", "models", "say", "serve",
-           "voices"]
+__all__ = ["app", "cache", "history", "jobs", "keys", "lexicon", "models", "say", "serve", "voices"]

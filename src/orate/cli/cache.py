@@ -23,8 +23,11 @@ from orate.cli.common import (
 )
 from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
 
-cache_app = typer.Typer(help="The pre-render cache: warm it from a prompt list, see it, "
-                        "empty it.", add_completion=False, no_args_is_help=True)
+cache_app = typer.Typer(
+    help="The pre-render cache: warm it from a prompt list, see it, empty it.",
+    add_completion=False,
+    no_args_is_help=True,
+)
 app.add_typer(cache_app, name="cache")
 
 
@@ -43,8 +46,10 @@ def _prompts(path: Path) -> list[dict[str, str]]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as exc:
-                    fail(f"{path}, line {n}: not JSON ({exc.msg}); each line is an object "
-                          'like {"text": "…", "voice": "nova"}')
+                    fail(
+                        f"{path}, line {n}: not JSON ({exc.msg}); each line is an object "
+                        'like {"text": "…", "voice": "nova"}'
+                    )
     elif path.suffix.lower() == ".csv":
         rows = list(csv.DictReader(raw.splitlines()))
     else:
@@ -59,11 +64,15 @@ def _prompts(path: Path) -> list[dict[str, str]]:
 
 @cache_app.command("warm")
 def cache_warm(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
-                                         help=".txt (a text per line), .csv or .jsonl")],
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help=".txt (a text per line), .csv or .jsonl"),
+    ],
     voice: Annotated[str | None, typer.Option(help="voice when a row names none")] = None,
-    format: Annotated[str | None, typer.Option(
-        "--format", "-f", help=f"format when a row names none: {', '.join(FORMATS)}")] = None,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help=f"format when a row names none: {', '.join(FORMATS)}"),
+    ] = None,
     model: Annotated[str | None, typer.Option(help="model when a row names none")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="engine processes")] = None,
 ) -> None:
@@ -81,8 +90,13 @@ def cache_warm(
         rendered = skipped = 0
         failures: list[str] = []
         limit = asyncio.Semaphore(settings.workers * 2)
-        with Progress("[progress.description]{task.description}", BarColumn(),
-                      MofNCompleteColumn(), TimeElapsedColumn(), console=err) as progress:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+        ) as progress:
             task = progress.add_task("warming", total=len(rows))
 
             async def one(n: int, row: dict[str, str]) -> None:
@@ -90,9 +104,13 @@ def cache_warm(
                 async with limit:
                     req = SpeechRequest(
                         model=row.get("model") or model or settings.default_model,
-                        utterances=[Utterance(row["text"], row.get("voice") or voice
-                                              or settings.default_voice)],
-                        format=row.get("format") or format or settings.default_format)
+                        utterances=[
+                            Utterance(
+                                row["text"], row.get("voice") or voice or settings.default_voice
+                            )
+                        ],
+                        format=row.get("format") or format or settings.default_format,
+                    )
                     try:
                         plan = await speech.plan(req, Context(dialect="cli", record=False))
                         spoken = await speech.speak(plan)
@@ -122,10 +140,12 @@ def cache_warm(
 
 
 @cache_app.command("stats")
-def cache_stats(as_json: Annotated[bool, JSON_OPTION] = False,
-                wide: Annotated[bool, WIDE_OPTION] = False) -> None:
+def cache_stats(
+    as_json: Annotated[bool, JSON_OPTION] = False, wide: Annotated[bool, WIDE_OPTION] = False
+) -> None:
     """Entries, size, and the hits and misses of every server on this library (the same
     numbers as GET /v1/cache)."""
+
     async def work(lib):  # type: ignore[no-untyped-def]
         return await lib.cache.stats()
 
@@ -134,13 +154,18 @@ def cache_stats(as_json: Annotated[bool, JSON_OPTION] = False,
         print(json.dumps(stats, indent=1))
         return
     rows = [{"what": k, "value": v} for k, v in stats.items()]
-    show(rows, (Column("what", field("what")), Column("value", field("value"), justify="right")),
-         title="cache", wide=wide)
+    show(
+        rows,
+        (Column("what", field("what")), Column("value", field("value"), justify="right")),
+        title="cache",
+        wide=wide,
+    )
 
 
 @cache_app.command("clear")
 def cache_clear() -> None:
     """Empty the cache (history keeps its own copies of audio)."""
+
     async def work(lib):  # type: ignore[no-untyped-def]
         return await lib.cache.clear()
 

@@ -12,10 +12,13 @@ from rich.markup import escape
 
 from orate.config import Settings
 
-app = typer.Typer(help="orate: a self-hosted text-to-speech server.", no_args_is_help=True,
-                  add_completion=False,
-                  # a crash must not print local variables: `keys create` holds a secret
-                  pretty_exceptions_show_locals=False)
+app = typer.Typer(
+    help="orate: a self-hosted text-to-speech server.",
+    no_args_is_help=True,
+    add_completion=False,
+    # a crash must not print local variables: `keys create` holds a secret
+    pretty_exceptions_show_locals=False,
+)
 err = Console(stderr=True)
 
 
@@ -28,16 +31,19 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def main(version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="print the version and exit")]
-         = False) -> None:
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
     """orate: a self-hosted text-to-speech server (OpenAI, Hume and nano-gpt dialects).
 
     Start with `orate serve`, or `orate say "Hello" -o hello.mp3` without a server.
     Settings come from ORATE_* environment variables (see the README).
     """
-
-
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -55,8 +61,7 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for e in exc.errors():
             name = str(e["loc"][0]) if e["loc"] else "?"
-            where = f"--{name.replace('_', '-')}" if name in overrides \
-                else f"ORATE_{name.upper()}"
+            where = f"--{name.replace('_', '-')}" if name in overrides else f"ORATE_{name.upper()}"
             problems.append(f"{where}={e.get('input')!r}: {e['msg']}")
         fail("bad setting: " + "; ".join(problems))
         raise  # unreachable: fail exits
@@ -71,8 +76,11 @@ def load_services(settings: Settings):  # type: ignore[no-untyped-def]
         return build_services(settings)
     except (OSError, ValueError) as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        named = detail if str(settings.providers_file) in detail \
+        named = (
+            detail
+            if str(settings.providers_file) in detail
             else f"{settings.providers_file}: {detail}"
+        )
         fail(f"ORATE_PROVIDERS_FILE: {named}")
 
 
@@ -88,8 +96,11 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-async def open_library(settings: Settings, services=None,  # type: ignore[no-untyped-def]
-                        pool: bool = True):
+async def open_library(
+    settings: Settings,
+    services=None,  # type: ignore[no-untyped-def]
+    pool: bool = True,
+):
     """The library, or one line saying which database could not be opened and why
     (a wrong ORATE_DATABASE_URL or data dir is a setting to fix, not a traceback)."""
     from sqlalchemy.engine import make_url
@@ -107,12 +118,15 @@ async def open_library(settings: Settings, services=None,  # type: ignore[no-unt
             shown = make_url(url).render_as_string(hide_password=True)
         except Exception:
             shown = "ORATE_DATABASE_URL"
-        fail(f"cannot open the library at {shown}: {exc}; check ORATE_DATABASE_URL "
-              "and ORATE_DATA_DIR")
+        fail(
+            f"cannot open the library at {shown}: {exc}; check ORATE_DATABASE_URL "
+            "and ORATE_DATA_DIR"
+        )
 
 
 def with_library(work):  # type: ignore[no-untyped-def]
     """Run ``work(library)`` against the configured library (the server may be running)."""
+
     async def main():  # type: ignore[no-untyped-def]
         lib = await open_library(load_settings())
         try:
@@ -126,6 +140,7 @@ def with_library(work):  # type: ignore[no-untyped-def]
 def with_speech(work):  # type: ignore[no-untyped-def]
     """Run ``work(speech_service)`` over the composition root, without engine workers
     (what a command does here needs the library and engine facts, not synthesis)."""
+
     async def main():  # type: ignore[no-untyped-def]
         services = load_services(load_settings())
         try:

@@ -22,18 +22,37 @@ HISTORY_COLUMNS = (
 
 
 @app.command()
-def history(limit: Annotated[int, typer.Option(min=1, max=1000, help="how many")] = 20,
-            as_json: Annotated[bool, JSON_OPTION] = False,
-            wide: Annotated[bool, WIDE_OPTION] = False) -> None:
+def history(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="how many")] = 20,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+    wide: Annotated[bool, WIDE_OPTION] = False,
+) -> None:
     """The latest generations, newest first (ids for `orate voices create
     --from-generation` and /v1/audio/files/ID)."""
+
     async def work(lib):  # type: ignore[no-untyped-def]
         rows, total = await lib.generations.list(None, limit)
-        return [{"id": r.id, "created_at": r.created_at.isoformat(), "dialect": r.dialect,
-                 "model": r.model, "voice": r.voice, "format": r.format,
-                 "duration": round(r.duration, 3), "cost": r.cost, "cache_hit": r.cache_hit,
-                 "text": r.text} for r in rows], total
+        return [
+            {
+                "id": r.id,
+                "created_at": r.created_at.isoformat(),
+                "dialect": r.dialect,
+                "model": r.model,
+                "voice": r.voice,
+                "format": r.format,
+                "duration": round(r.duration, 3),
+                "cost": r.cost,
+                "cache_hit": r.cache_hit,
+                "text": r.text,
+            }
+            for r in rows
+        ], total
 
     rows, total = with_library(work)
-    show(rows, HISTORY_COLUMNS, title=f"{len(rows)} of {total} generations", wide=wide,
-         as_json=as_json)
+    show(
+        rows,
+        HISTORY_COLUMNS,
+        title=f"{len(rows)} of {total} generations",
+        wide=wide,
+        as_json=as_json,
+    )

@@ -13,17 +13,28 @@ import typer
 from orate.cli.common import app, err, fail, load_settings, open_library, with_library
 from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
 
-jobs_app = typer.Typer(help="Asynchronous jobs (nano-gpt's 202 + runId): list, show, wait.",
-                       add_completion=False, no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Asynchronous jobs (nano-gpt's 202 + runId): list, show, wait.",
+    add_completion=False,
+    no_args_is_help=True,
+)
 app.add_typer(jobs_app, name="jobs")
 
 
 def _job_json(job) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    return {"runId": job.id, "status": job.status, "progress": round(job.progress, 4),
-            "model": job.model, "characters": job.characters, "cost": job.cost,
-            "generation_id": job.generation_id, "error": job.error, "attempts": job.attempts,
-            "created_at": job.created_at.isoformat(),
-            "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+    return {
+        "runId": job.id,
+        "status": job.status,
+        "progress": round(job.progress, 4),
+        "model": job.model,
+        "characters": job.characters,
+        "cost": job.cost,
+        "generation_id": job.generation_id,
+        "error": job.error,
+        "attempts": job.attempts,
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
 
 
 JOB_COLUMNS = (
@@ -39,11 +50,14 @@ JOB_STATUSES = ("pending", "processing", "completed", "failed")
 
 
 @jobs_app.command("list")
-def jobs_list(limit: Annotated[int, typer.Option(min=1, max=1000, help="how many")] = 20,
-              status: Annotated[str | None, typer.Option(help="pending, processing, completed "
-                                                          "or failed")] = None,
-              as_json: Annotated[bool, JSON_OPTION] = False,
-              wide: Annotated[bool, WIDE_OPTION] = False) -> None:
+def jobs_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="how many")] = 20,
+    status: Annotated[
+        str | None, typer.Option(help="pending, processing, completed or failed")
+    ] = None,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+    wide: Annotated[bool, WIDE_OPTION] = False,
+) -> None:
     """The latest jobs, newest first."""
     if status is not None and status not in JOB_STATUSES:
         fail(f"--status {status!r}: use one of {', '.join(JOB_STATUSES)}")
@@ -58,6 +72,7 @@ def jobs_list(limit: Annotated[int, typer.Option(min=1, max=1000, help="how many
 @jobs_app.command("show")
 def jobs_show(run_id: Annotated[str, typer.Argument(help="the runId")]) -> None:
     """One job, as JSON."""
+
     async def work(lib):  # type: ignore[no-untyped-def]
         job = await lib.jobs.get(run_id, None)
         return _job_json(job) if job else None
@@ -69,11 +84,13 @@ def jobs_show(run_id: Annotated[str, typer.Argument(help="the runId")]) -> None:
 
 
 @jobs_app.command("wait")
-def jobs_wait(run_id: Annotated[str, typer.Argument(help="the runId")],
-              timeout: Annotated[float, typer.Option(help="seconds to wait")] = 600.0,
-              output: Annotated[Path | None, typer.Option("-o", "--output",
-                                                          help="write the audio here")] = None
-              ) -> None:
+def jobs_wait(
+    run_id: Annotated[str, typer.Argument(help="the runId")],
+    timeout: Annotated[float, typer.Option(help="seconds to wait")] = 600.0,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="write the audio here")
+    ] = None,
+) -> None:
     """Wait for a job (a server must be running it) with a progress bar; optionally save it."""
     from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
@@ -85,9 +102,13 @@ def jobs_wait(run_id: Annotated[str, typer.Argument(help="the runId")],
             if job is None:
                 fail(f"no job {run_id!r}; `orate jobs list` shows the latest")
             deadline = time.monotonic() + timeout
-            with Progress("[progress.description]{task.description}", BarColumn(),
-                          "{task.percentage:>3.0f}%", TimeElapsedColumn(),
-                          console=err) as progress:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                "{task.percentage:>3.0f}%",
+                TimeElapsedColumn(),
+                console=err,
+            ) as progress:
                 task = progress.add_task(run_id[:8], total=1.0)
                 problem = None  # said after the bar is gone, as the last line
                 while True:
@@ -99,8 +120,11 @@ def jobs_wait(run_id: Annotated[str, typer.Argument(help="the runId")],
                     if job.status in ("completed", "failed"):
                         break
                     if time.monotonic() > deadline:
-                        hint = "; jobs run inside `orate serve`: is a server running on this " \
-                            "library?" if job.status == "pending" else ""
+                        hint = (
+                            "; jobs run inside `orate serve`: is a server running on this library?"
+                            if job.status == "pending"
+                            else ""
+                        )
                         problem = f"job {run_id} is still {job.status} after {timeout:g} s{hint}"
                         break
                     await asyncio.sleep(0.5)

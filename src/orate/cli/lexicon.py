@@ -11,9 +11,12 @@ import typer
 from orate.cli.common import app, err, fail, with_library
 from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
 
-lexicon_app = typer.Typer(help="Pronunciation dictionaries (lexicons): words or patterns read "
-                          "as an alias or as IPA; use them with pronunciation_dictionary_"
-                          "locators.", no_args_is_help=True)
+lexicon_app = typer.Typer(
+    help="Pronunciation dictionaries (lexicons): words or patterns read "
+    "as an alias or as IPA; use them with pronunciation_dictionary_"
+    "locators.",
+    no_args_is_help=True,
+)
 app.add_typer(lexicon_app, name="lexicon")
 
 
@@ -21,8 +24,7 @@ app.add_typer(lexicon_app, name="lexicon")
 def lexicon_add(
     name: Annotated[str, typer.Argument(help="a name for the dictionary")],
     file: Annotated[Path | None, typer.Option(help="a PLS file (W3C lexicon)")] = None,
-    alias: Annotated[list[str] | None, typer.Option(
-        help="WORD=ALIAS, repeatable")] = None,
+    alias: Annotated[list[str] | None, typer.Option(help="WORD=ALIAS, repeatable")] = None,
     ipa: Annotated[list[str] | None, typer.Option(help="WORD=IPA, repeatable")] = None,
     description: Annotated[str, typer.Option(help="what the dictionary is for")] = "",
 ) -> None:
@@ -45,8 +47,9 @@ def lexicon_add(
         fail("give --file, --alias or --ipa")
 
     async def work(lib):  # type: ignore[no-untyped-def]
-        return await lib.lexicons.create(LOCAL_OWNER, name, [r.to_dict() for r in rules],
-                                         description)
+        return await lib.lexicons.create(
+            LOCAL_OWNER, name, [r.to_dict() for r in rules], description
+        )
 
     row = with_library(work)
     err.print(f"created {row.dictionary_id} ({len(rules)} rules), version {row.version_id}")
@@ -63,8 +66,9 @@ LEXICON_COLUMNS = (
 
 
 @lexicon_app.command("list")
-def lexicon_list(as_json: Annotated[bool, JSON_OPTION] = False,
-                 wide: Annotated[bool, WIDE_OPTION] = False) -> None:
+def lexicon_list(
+    as_json: Annotated[bool, JSON_OPTION] = False, wide: Annotated[bool, WIDE_OPTION] = False
+) -> None:
     """Every dictionary's latest version."""
     from orate.library.lexicons import lexicon_json
 
@@ -72,8 +76,13 @@ def lexicon_list(as_json: Annotated[bool, JSON_OPTION] = False,
         return [lexicon_json(r) for r in await lib.lexicons.list(None, limit=1000)]
 
     rows = with_library(work)
-    show(rows, LEXICON_COLUMNS, title=f"{len(rows)} pronunciation dictionaries", wide=wide,
-         as_json=as_json)
+    show(
+        rows,
+        LEXICON_COLUMNS,
+        title=f"{len(rows)} pronunciation dictionaries",
+        wide=wide,
+        as_json=as_json,
+    )
 
 
 @lexicon_app.command("show")
@@ -93,6 +102,7 @@ def lexicon_show(ref: Annotated[str, typer.Argument(help="dictionary id")]) -> N
 @lexicon_app.command("rm")
 def lexicon_rm(ref: Annotated[str, typer.Argument(help="dictionary id")]) -> None:
     """Delete a dictionary and all its versions."""
+
     async def work(lib):  # type: ignore[no-untyped-def]
         return await lib.lexicons.delete(None, ref)
 

@@ -22,20 +22,32 @@ if TYPE_CHECKING:
 @app.command()
 def say(
     text: Annotated[str, typer.Argument(help="text to speak; '-' reads standard input")],
-    output: Annotated[str | None, typer.Option(
-        "-o", "--output", help="file to write; '-' is stdout (the default when stdout is a "
-        "pipe or a file)")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="file to write; '-' is stdout (the default when stdout is a pipe or a file)",
+        ),
+    ] = None,
     voice: Annotated[str | None, typer.Option(help="voice name, e.g. alloy, en-us+f3")] = None,
-    format: Annotated[str | None, typer.Option(
-        "--format", "-f", help=f"one of {', '.join(FORMATS)}; default from the extension")] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", help=f"one of {', '.join(FORMATS)}; default from the extension"
+        ),
+    ] = None,
     speed: Annotated[float, typer.Option(min=0.25, max=4.0, help="0.25 to 4.0")] = 1.0,
     model: Annotated[str | None, typer.Option(help="model id")] = None,
-    timestamps: Annotated[Path | None, typer.Option(
-        help="also write word and phoneme timestamps to this JSON file")] = None,
-    captions: Annotated[Path | None, typer.Option(
-        help="also write captions to this file (.srt or .vtt)")] = None,
-    normalize: Annotated[bool, typer.Option(
-        help="read numbers, money, dates… as words (--no-normalize: as written)")] = True,
+    timestamps: Annotated[
+        Path | None, typer.Option(help="also write word and phoneme timestamps to this JSON file")
+    ] = None,
+    captions: Annotated[
+        Path | None, typer.Option(help="also write captions to this file (.srt or .vtt)")
+    ] = None,
+    normalize: Annotated[
+        bool, typer.Option(help="read numbers, money, dates… as words (--no-normalize: as written)")
+    ] = True,
 ) -> None:
     """Synthesize TEXT in this process (no server needed) and write the audio.
 
@@ -53,8 +65,10 @@ def say(
     settings = load_settings()
     if output is None:
         if sys.stdout.isatty():
-            fail("where should the audio go? pass -o hello.mp3 (format from the extension), "
-                  "or redirect: orate say … > hello.mp3")
+            fail(
+                "where should the audio go? pass -o hello.mp3 (format from the extension), "
+                "or redirect: orate say … > hello.mp3"
+            )
         output = "-"
     if text == "-":
         text = sys.stdin.read()
@@ -63,27 +77,38 @@ def say(
     if fmt is None:
         fmt = settings.default_format if to_stdout else None
     if fmt is None:
-        fail(f"cannot tell the format from {output!r}; pass --format "
-              f"({', '.join(FORMATS)})")
+        fail(f"cannot tell the format from {output!r}; pass --format ({', '.join(FORMATS)})")
     pipeline = Pipeline(settings, load_services(settings).catalog, pool=None)
     request = SpeechRequest(
         model=model or settings.default_model,
-        utterances=[Utterance(text, voice or settings.default_voice, speed)], format=fmt,
-        timestamps=frozenset({"word", "phoneme"}) if timestamps else
-        frozenset({"word"}) if captions else frozenset(),
-        whole_file=not to_stdout, normalize=normalize,
+        utterances=[Utterance(text, voice or settings.default_voice, speed)],
+        format=fmt,
+        timestamps=frozenset({"word", "phoneme"})
+        if timestamps
+        else frozenset({"word"})
+        if captions
+        else frozenset(),
+        whole_file=not to_stdout,
+        normalize=normalize,
         framing=None,  # no HTTP response held in a server's memory: the job limits apply
         # the CLI has no wire limit: the pipeline renders sentence by sentence into one
         # encoder, so memory stays bounded; the job limit bounds the work up front
-        max_chars=max(settings.max_job_chars, settings.max_input_chars))
+        max_chars=max(settings.max_job_chars, settings.max_input_chars),
+    )
     try:
         plan = asyncio.run(_plan(pipeline, request, settings))
     except SpeechError as exc:
-        hint = " (raise ORATE_MAX_JOB_CHARS, or split the text)" \
-            if exc.code == "request_too_large" else ""
+        hint = (
+            " (raise ORATE_MAX_JOB_CHARS, or split the text)"
+            if exc.code == "request_too_large"
+            else ""
+        )
         fail(exc.message + hint)
-    progress = _sentence_progress(len(plan.job.text)) \
-        if len(plan.job.text) > settings.max_input_chars and not to_stdout else None
+    progress = (
+        _sentence_progress(len(plan.job.text))
+        if len(plan.job.text) > settings.max_input_chars and not to_stdout
+        else None
+    )
     if timestamps is not None and not timestamps.parent.is_dir():
         fail(f"--timestamps {timestamps}: no folder {timestamps.parent}")
     stamps: list[dict[str, object]] = []
@@ -95,6 +120,7 @@ def say(
     # printed and synthesis goes on: a failed write is kept here and stops the render
     failed: list[OSError] = []
     try:
+
         def on_event(event: SpeechEvent) -> None:
             if failed:
                 return
@@ -137,11 +163,19 @@ def say(
         from orate.runtime.timestamps import Timestamp
         from orate.speech.captions import captions as make_captions
 
-        captions.write_text(make_captions([Timestamp(**d) for d in stamps  # type: ignore[arg-type]
-                                           if d["type"] == "word"], caption_format, text))
+        captions.write_text(
+            make_captions(
+                [
+                    Timestamp(**d)
+                    for d in stamps  # type: ignore[arg-type]
+                    if d["type"] == "word"
+                ],
+                caption_format,
+                text,
+            )
+        )
     if not to_stdout:
-        note(f"wrote {output}: {stats.duration:.2f} s of {fmt} "
-                  f"({plan.voices[0].label()})")
+        note(f"wrote {output}: {stats.duration:.2f} s of {fmt} ({plan.voices[0].label()})")
 
 
 def _sentence_progress(characters: int):  # type: ignore[no-untyped-def]
@@ -150,8 +184,14 @@ def _sentence_progress(characters: int):  # type: ignore[no-untyped-def]
         return None
     from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
-    progress = Progress("speaking", BarColumn(), "{task.percentage:>3.0f}%",
-                        TimeElapsedColumn(), console=err, transient=True)
+    progress = Progress(
+        "speaking",
+        BarColumn(),
+        "{task.percentage:>3.0f}%",
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
     progress.add_task("speaking", total=characters)
     return progress
 

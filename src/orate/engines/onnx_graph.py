@@ -148,6 +148,7 @@ def with_durations(model: bytes) -> tuple[bytes, str | None]:
     extra = _encode_varint(_GRAPH_OUTPUT << 3 | 2) + _encode_varint(len(value_info)) + value_info
     new_len = g_end - g_start + len(extra)
     header = _encode_varint(_MODEL_GRAPH << 3 | 2) + _encode_varint(new_len)
-    patched = b"".join((bytes(buf[:tag_start]), header, bytes(buf[g_start:g_end]), extra,
-                        bytes(buf[g_end:])))
+    patched = b"".join(
+        (bytes(buf[:tag_start]), header, bytes(buf[g_start:g_end]), extra, bytes(buf[g_end:]))
+    )
     return patched, name

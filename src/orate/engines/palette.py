@@ -63,13 +63,29 @@ class PaletteVoice:
         return f"{self.character}; {self.base} ({self.transform.describe()}{pace})"
 
 
-def _v(id: str, gender: Gender, character: str, *, base: str = HIBARI, f0: float = 1.0,
-       range: float = 1.0, formant: float = 1.0, breath: float = 0.0, gain: float = 1.0,
-       rate: float = 1.0) -> PaletteVoice:
+def _v(
+    id: str,
+    gender: Gender,
+    character: str,
+    *,
+    base: str = HIBARI,
+    f0: float = 1.0,
+    range: float = 1.0,
+    formant: float = 1.0,
+    breath: float = 0.0,
+    gain: float = 1.0,
+    rate: float = 1.0,
+) -> PaletteVoice:
     voice = "default" if base == JOE else "heart"
-    return PaletteVoice(id, gender, base, voice,
-                        Transform(f0=f0, range=range, formant=formant, breath=breath,
-                                  gain=gain), rate, character)
+    return PaletteVoice(
+        id,
+        gender,
+        base,
+        voice,
+        Transform(f0=f0, range=range, formant=formant, breath=breath, gain=gain),
+        rate,
+        character,
+    )
 
 
 # Named after birds (hibari is Japanese for skylark). Male voices from heart lower F0
@@ -78,22 +94,26 @@ def _v(id: str, gender: Gender, character: str, *, base: str = HIBARI, f0: float
 # intelligibility fast.
 PALETTE: tuple[PaletteVoice, ...] = (
     _v("heart", "female", "warm, clear American woman (hibari's own voice)"),
-    _v("wren", "female", "bright, lively young woman", f0=1.17, formant=1.02, range=1.3,
-       rate=1.04),
-    _v("dove", "female", "soft, breathy, gentle woman", f0=0.88, formant=0.97, breath=0.25,
-       rate=0.95),
-    _v("linnet", "female", "calm, even, low woman's voice", f0=0.82, range=0.7,
-       formant=0.95),
-    _v("finch", "female", "expressive, animated woman", f0=1.05, formant=0.94, range=1.6,
-       rate=1.06),
-    _v("lark", "female", "mature, measured alto", f0=0.72, formant=0.92, range=0.85,
-       rate=0.94),
+    _v("wren", "female", "bright, lively young woman", f0=1.17, formant=1.02, range=1.3, rate=1.04),
+    _v(
+        "dove",
+        "female",
+        "soft, breathy, gentle woman",
+        f0=0.88,
+        formant=0.97,
+        breath=0.25,
+        rate=0.95,
+    ),
+    _v("linnet", "female", "calm, even, low woman's voice", f0=0.82, range=0.7, formant=0.95),
+    _v(
+        "finch", "female", "expressive, animated woman", f0=1.05, formant=0.94, range=1.6, rate=1.06
+    ),
+    _v("lark", "female", "mature, measured alto", f0=0.72, formant=0.92, range=0.85, rate=0.94),
     _v("joe", "male", "plain, friendly American man (Piper's joe voice)", base=JOE),
     _v("crow", "male", "baritone, natural man", f0=0.62, formant=0.85),
     _v("raven", "male", "deep, resonant bass", f0=0.5, formant=0.82, rate=0.96),
     _v("owl", "male", "calm, slow, older man", f0=0.57, formant=0.89, range=0.7, rate=0.9),
-    _v("rook", "male", "animated, expressive man", f0=0.68, formant=0.9, range=1.35,
-       rate=1.05),
+    _v("rook", "male", "animated, expressive man", f0=0.68, formant=0.9, range=1.35, rate=1.05),
     _v("hawk", "male", "firm, clipped man", f0=0.74, formant=0.84, rate=1.08),
     _v("heron", "male", "light tenor, young man", f0=0.8, formant=0.92),
 )
@@ -114,7 +134,8 @@ def transform_of(voice: PaletteVoice, params: VoiceParams) -> Transform:
         range=base.range * (1.0 if params.pitch_range is None else params.pitch_range / 50),
         formant=base.formant * params.formant,
         breath=min(1.0, base.breath + params.breath),
-        gain=base.gain * (1.0 if params.volume is None else params.volume / 100))
+        gain=base.gain * (1.0 if params.volume is None else params.volume / 100),
+    )
 
 
 def clamp_notes(params: VoiceParams) -> tuple[VoiceParams, list[str]]:
@@ -129,13 +150,14 @@ def clamp_notes(params: VoiceParams) -> tuple[VoiceParams, list[str]]:
         return params, []
     # fold the clamped values back into the adjustments, relative to the palette voice
     base = voice.transform
-    adjusted = replace(params, f0=kept.f0 / base.f0 / pitch_factor(params.pitch),
-                       formant=kept.formant / base.formant,
-                       breath=max(0.0, kept.breath - base.breath),
-                       pitch_range=None if kept.range == base.range else
-                       round(kept.range / base.range * 50),
-                       volume=None if kept.gain == base.gain else
-                       round(kept.gain / base.gain * 100))
+    adjusted = replace(
+        params,
+        f0=kept.f0 / base.f0 / pitch_factor(params.pitch),
+        formant=kept.formant / base.formant,
+        breath=max(0.0, kept.breath - base.breath),
+        pitch_range=None if kept.range == base.range else round(kept.range / base.range * 50),
+        volume=None if kept.gain == base.gain else round(kept.gain / base.gain * 100),
+    )
     return adjusted, notes
 
 
@@ -166,9 +188,18 @@ class NaturalEngine:
         self.version = "palette/1+" + "+".join(sorted(set(available)))
 
     def voices(self) -> list[VoiceInfo]:
-        return [VoiceInfo(id=v.id, name=v.id.capitalize(), engine=self.name, language="en-us",
-                          languages=("en-us",), gender=v.gender, description=v.describe())
-                for v in self.voices_by_id.values()]
+        return [
+            VoiceInfo(
+                id=v.id,
+                name=v.id.capitalize(),
+                engine=self.name,
+                language="en-us",
+                languages=("en-us",),
+                gender=v.gender,
+                description=v.describe(),
+            )
+            for v in self.voices_by_id.values()
+        ]
 
     def fallback(self) -> Engine:
         """espeak-ng, for what the palette does not speak (other languages)."""
@@ -185,8 +216,9 @@ class NaturalEngine:
     def voice(self, voice_id: str) -> PaletteVoice:
         found = self.voices_by_id.get(voice_id.strip().lower())
         if found is None:
-            raise UnknownVoice(f"no natural voice {voice_id!r}; the palette has "
-                               f"{', '.join(self.voices_by_id)}")
+            raise UnknownVoice(
+                f"no natural voice {voice_id!r}; the palette has {', '.join(self.voices_by_id)}"
+            )
         return found
 
     def check_voice(self, params: VoiceParams) -> VoiceParams:
@@ -194,23 +226,50 @@ class NaturalEngine:
         everything else is an adjustment of the voice's transform."""
         voice = self.voice(params.voice)
         # transform values stay as given: synthesis clamps them, and the plan says so
-        return replace(params, engine=self.name, voice=voice.id, variant=None,
-                       rate=round(min(max(params.rate, 0.25), 4.0), 3))
+        return replace(
+            params,
+            engine=self.name,
+            voice=voice.id,
+            variant=None,
+            rate=round(min(max(params.rate, 0.25), 4.0), 3),
+        )
 
-    def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
-                   *, ssml: bool = False, phonemes: bool = False) -> SynthesisResult:
+    def synthesize(
+        self,
+        text: str,
+        params: VoiceParams,
+        speed: float,
+        sink: Sink,
+        *,
+        ssml: bool = False,
+        phonemes: bool = False,
+    ) -> SynthesisResult:
         voice = self.voice(params.voice)
         transform, _ = transform_of(voice, params).clamped()
         pace = voice.rate * params.rate
         engine = self._engines(voice.base_engine)
         base = VoiceParams(engine=voice.base_engine, voice=voice.base_voice, rate=pace)
         if voice.base_engine == HIBARI:
-            return engine.synthesize(text, base, speed, sink,  # type: ignore[call-arg]
-                                     phonemes=phonemes, transform=transform)
+            return engine.synthesize(
+                text,
+                base,
+                speed,
+                sink,  # type: ignore[call-arg]
+                phonemes=phonemes,
+                transform=transform,
+            )
         return self._resynthesize(engine, text, base, speed, sink, transform, phonemes)
 
-    def _resynthesize(self, engine: Engine, text: str, base: VoiceParams, speed: float,
-                      sink: Sink, transform: Transform, phonemes: bool) -> SynthesisResult:
+    def _resynthesize(
+        self,
+        engine: Engine,
+        text: str,
+        base: VoiceParams,
+        speed: float,
+        sink: Sink,
+        transform: Transform,
+        phonemes: bool,
+    ) -> SynthesisResult:
         """A waveform engine's sentence, transformed whole (WORLD needs the sentence) and
         resampled to the palette's rate, pushed on in the engine's own chunks."""
         parts: list[np.ndarray] = []
@@ -222,8 +281,13 @@ class NaturalEngine:
             return True
 
         if phonemes:
-            engine.synthesize(text, base, speed, collect,  # type: ignore[call-arg]
-                              phonemes=True)
+            engine.synthesize(
+                text,
+                base,
+                speed,
+                collect,  # type: ignore[call-arg]
+                phonemes=True,
+            )
         else:
             engine.synthesize(text, base, speed, collect)
         if not parts:
@@ -237,12 +301,16 @@ class NaturalEngine:
         return push(pcm, events, SAMPLE_RATE, sink)  # event times are in ms: rate-free
 
 
-def closest(gender: str | None, *, words: set[str] | None = None,
-            available: Sequence[str] | None = None) -> PaletteVoice:
+def closest(
+    gender: str | None, *, words: set[str] | None = None, available: Sequence[str] | None = None
+) -> PaletteVoice:
     """The palette voice of ``gender`` whose character shares most of ``words`` (voice
     design); ties go to palette order, so the base voices come first."""
-    pool = [v for v in PALETTE if (available is None or v.id in available)
-            and (gender is None or v.gender == gender)] or list(PALETTE)
+    pool = [
+        v
+        for v in PALETTE
+        if (available is None or v.id in available) and (gender is None or v.gender == gender)
+    ] or list(PALETTE)
     words = words or set()
 
     def score(v: PaletteVoice) -> int:
@@ -257,4 +325,3 @@ def spread(name: str, pool: Sequence[PaletteVoice]) -> PaletteVoice:
 
     digest = hashlib.sha256(name.encode()).digest()
     return pool[digest[0] % len(pool)]
-

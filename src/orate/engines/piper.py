@@ -67,18 +67,28 @@ class PiperEngine:
         self.timestamp_kinds = ("word", "phoneme")
 
     def voices(self) -> list[VoiceInfo]:
-        names = sorted(self.speakers, key=self.speakers.get) if self.multi_speaker \
-            else [DEFAULT_VOICE]
-        return [VoiceInfo(id=n, name=n, engine=self.name, language=self.language,
-                          languages=(self.language,), description=f"Piper {self.name} {n}")
-                for n in names]
+        names = (
+            sorted(self.speakers, key=self.speakers.get) if self.multi_speaker else [DEFAULT_VOICE]
+        )
+        return [
+            VoiceInfo(
+                id=n,
+                name=n,
+                engine=self.name,
+                language=self.language,
+                languages=(self.language,),
+                description=f"Piper {self.name} {n}",
+            )
+            for n in names
+        ]
 
     def check_voice(self, params: VoiceParams) -> VoiceParams:
         voice = params.voice.strip()
         known = {v.id for v in self.voices()}
         if voice not in known:
-            raise UnknownVoice(f"{self.name} has no voice {voice!r}; it has "
-                               f"{', '.join(sorted(known)[:20])}")
+            raise UnknownVoice(
+                f"{self.name} has no voice {voice!r}; it has {', '.join(sorted(known)[:20])}"
+            )
         return VoiceParams(engine=self.name, voice=voice, rate=params.rate)
 
     def phonemes(self, text: str, phoneme_input: bool = False) -> str:
@@ -87,8 +97,7 @@ class PiperEngine:
         pieces, _ = phonemize_words(text, self.espeak_voice, phoneme_input)
         return unicodedata.normalize("NFD", "".join(p for p, _ in pieces))
 
-    def _ids(self, pieces: str | list[tuple[str, int]]
-             ) -> tuple[list[int], list[str], list[int]]:
+    def _ids(self, pieces: str | list[tuple[str, int]]) -> tuple[list[int], list[str], list[int]]:
         """Phoneme ids with Piper's padding, the symbol each id stands for (``""`` for
         pads and punctuation, which take time but are no phoneme) and the word of each
         (``pieces`` from ``phonemize_words``, or a phoneme string of no known words)."""
@@ -101,8 +110,7 @@ class PiperEngine:
         def add(symbol: str, owner: int = -1) -> None:
             for i in self.id_map.get(symbol, []):
                 ids.append(i)
-                symbols.append("" if symbol in (BOS, EOS, PAD) or symbol in _PUNCT
-                               else symbol)
+                symbols.append("" if symbol in (BOS, EOS, PAD) or symbol in _PUNCT else symbol)
                 owners.append(owner)
 
         add(BOS)
@@ -115,8 +123,16 @@ class PiperEngine:
         add(EOS)
         return ids, symbols, owners
 
-    def synthesize(self, text: str, params: VoiceParams, speed: float, sink: Sink,
-                   *, ssml: bool = False, phonemes: bool = False) -> SynthesisResult:
+    def synthesize(
+        self,
+        text: str,
+        params: VoiceParams,
+        speed: float,
+        sink: Sink,
+        *,
+        ssml: bool = False,
+        phonemes: bool = False,
+    ) -> SynthesisResult:
         # ``phonemes``: [[…]] (lexicon IPA, SSML <phoneme>) pass through espeak as phonemes
         pieces, spans = phonemize_words(text, self.espeak_voice, phonemes)
         ids, symbols, owners = self._ids(pieces)
@@ -127,13 +143,18 @@ class PiperEngine:
         feeds: dict[str, Any] = {
             "input": np.array([ids], dtype=np.int64),
             "input_lengths": np.array([len(ids)], dtype=np.int64),
-            "scales": np.array([self.noise_scale, self.length_scale / (speed * params.rate),
-                                self.noise_w], dtype=np.float32),
+            "scales": np.array(
+                [self.noise_scale, self.length_scale / (speed * params.rate), self.noise_w],
+                dtype=np.float32,
+            ),
         }
         if "sid" in names:
             feeds["sid"] = np.array([self.speakers.get(params.voice, 0)], dtype=np.int64)
         outputs = session.run(None, feeds)
         pcm = to_pcm(outputs[0])
-        events = symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate,
-                               owners, spans) if len(outputs) > 1 else []
+        events = (
+            symbol_events(text, symbols, outputs[1], len(pcm), self.sample_rate, owners, spans)
+            if len(outputs) > 1
+            else []
+        )
         return push(pcm, events, self.sample_rate, sink)

@@ -49,8 +49,13 @@ class EngineRegistry:
         with self._lock:
             self._models.clear()
             self._models.update({m.id: m for m in found})
-            for name in [n for n in self._engines if n not in BUILTIN and n not in self._models
-                         and not getattr(self._engines[n], "runs_upstream", False)]:
+            for name in [
+                n
+                for n in self._engines
+                if n not in BUILTIN
+                and n not in self._models
+                and not getattr(self._engines[n], "runs_upstream", False)
+            ]:
                 del self._engines[name]
             self._engines.pop("hibari", None)  # its voices in the store may have changed
         return found

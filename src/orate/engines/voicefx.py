@@ -156,9 +156,15 @@ def _harmonic_energy(lh: np.ndarray, f0: np.ndarray) -> np.ndarray:
     return out
 
 
-def transform_features(lh: np.ndarray, th: np.ndarray, ln: np.ndarray, lr: np.ndarray,
-                       phi: np.ndarray, f0: np.ndarray, t: Transform
-                       ) -> tuple[np.ndarray, ...]:
+def transform_features(
+    lh: np.ndarray,
+    th: np.ndarray,
+    ln: np.ndarray,
+    lr: np.ndarray,
+    phi: np.ndarray,
+    f0: np.ndarray,
+    t: Transform,
+) -> tuple[np.ndarray, ...]:
     """hibari's vocoder features ([bins, frames] log magnitudes and phases, F0 per frame)
     changed by ``t``, ready for ``hibari.dsp.synth``.
 
@@ -220,7 +226,7 @@ def transform_pcm(pcm: np.ndarray, rate: int, t: Transform) -> np.ndarray:
         ap = ap + (1.0 - ap) * t.breath
         if t.breath >= 1.0:
             f0 = np.zeros_like(f0)
-    y = pyworld.synthesize(f0, sp, ap, rate, frame_period=period)[:len(pcm)]
+    y = pyworld.synthesize(f0, sp, ap, rate, frame_period=period)[: len(pcm)]
     if len(y) < len(pcm):
         y = np.pad(y, (0, len(pcm) - len(y)))
     y *= t.gain

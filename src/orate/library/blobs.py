@@ -22,8 +22,7 @@ RECENT = 10.0  # seconds a failed write keeps the store "not ready", unless one 
 
 
 class BlobStore:
-    def __init__(self, url: str, *, s3_endpoint: str | None = None,
-                 min_free: int = 0) -> None:
+    def __init__(self, url: str, *, s3_endpoint: str | None = None, min_free: int = 0) -> None:
         self.url = url
         self.min_free = min_free  # a local store with less free space than this is "full"
         self._path: Path | None = None
@@ -36,10 +35,13 @@ class BlobStore:
                 config["aws_endpoint"] = endpoint
                 if endpoint.startswith("http://"):
                     client["allow_http"] = True
-            for var, opt in (("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
-                             ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
-                             ("AWS_SESSION_TOKEN", "aws_session_token"),
-                             ("AWS_REGION", "aws_region"), ("AWS_DEFAULT_REGION", "aws_region")):
+            for var, opt in (
+                ("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
+                ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+                ("AWS_SESSION_TOKEN", "aws_session_token"),
+                ("AWS_REGION", "aws_region"),
+                ("AWS_DEFAULT_REGION", "aws_region"),
+            ):
                 if os.environ.get(var):
                     config.setdefault(opt, os.environ[var])
             config.setdefault("aws_region", "us-east-1")
@@ -74,8 +76,9 @@ class BlobStore:
         less free space than a typical response. A small probe write alone passes on
         a disk that still has a few kilobytes but fails every real response."""
         if self._failed_at is not None and time.monotonic() - self._failed_at < RECENT:
-            return f"a write failed {time.monotonic() - self._failed_at:.0f} s ago: " \
-                f"{self.write_error}"
+            return (
+                f"a write failed {time.monotonic() - self._failed_at:.0f} s ago: {self.write_error}"
+            )
         if self._path is not None and self.min_free:
             import shutil
 
@@ -117,8 +120,7 @@ class BlobStore:
         """Bytes ``[start, end)``."""
         if end <= start:
             return b""
-        data = await obstore.get_range_async(self._store, self.check_key(key), start=start,
-                                             end=end)
+        data = await obstore.get_range_async(self._store, self.check_key(key), start=start, end=end)
         return bytes(data)
 
     async def exists(self, key: str) -> bool:

@@ -56,8 +56,9 @@ class Cached:
 
 
 class SpeechCache:
-    def __init__(self, sessions: Any, blobs: BlobStore, *, max_bytes: int,
-                 memory_bytes: int) -> None:
+    def __init__(
+        self, sessions: Any, blobs: BlobStore, *, max_bytes: int, memory_bytes: int
+    ) -> None:
         self._sessions = sessions
         self._blobs = blobs
         self.max_bytes = max_bytes
@@ -122,8 +123,9 @@ class SpeechCache:
                 audio = await self._blobs.get(row.blob_key)
             except FileNotFoundError:
                 return None
-            entry = Cached(key, row.blob_key, audio, row.bytes, row.content_type, row.duration,
-                           row.events)
+            entry = Cached(
+                key, row.blob_key, audio, row.bytes, row.content_type, row.duration, row.events
+            )
             self._remember(entry)
         self._touched[key] = self._touched.get(key, 0) + 1
         return entry
@@ -131,8 +133,9 @@ class SpeechCache:
     async def _size(self) -> int:
         if self._total is None:
             async with self._sessions() as session:
-                self._total = int(await session.scalar(
-                    select(func.coalesce(func.sum(CacheEntry.bytes), 0))) or 0)
+                self._total = int(
+                    await session.scalar(select(func.coalesce(func.sum(CacheEntry.bytes), 0))) or 0
+                )
         return self._total
 
     async def store(self, entry: Cached) -> None:
@@ -142,10 +145,19 @@ class SpeechCache:
         now = datetime.now(UTC)
         try:
             async with self._sessions() as session, session.begin():
-                await session.execute(insert(CacheEntry).values(
-                    key=entry.key, blob_key=entry.blob_key, bytes=entry.bytes,
-                    content_type=entry.content_type, duration=entry.duration,
-                    events=entry.events, hits=0, created_at=now, last_used_at=now))
+                await session.execute(
+                    insert(CacheEntry).values(
+                        key=entry.key,
+                        blob_key=entry.blob_key,
+                        bytes=entry.bytes,
+                        content_type=entry.content_type,
+                        duration=entry.duration,
+                        events=entry.events,
+                        hits=0,
+                        created_at=now,
+                        last_used_at=now,
+                    )
+                )
         except IntegrityError:
             return  # another process cached the same response first
         self._total = await self._size() + entry.bytes
@@ -159,9 +171,13 @@ class SpeechCache:
             self._total = int(total or 0)
             if not total or total <= self.max_bytes:
                 return
-            rows = (await session.execute(select(CacheEntry.key, CacheEntry.blob_key,
-                                                 CacheEntry.bytes)
-                                          .order_by(CacheEntry.last_used_at))).all()
+            rows = (
+                await session.execute(
+                    select(CacheEntry.key, CacheEntry.blob_key, CacheEntry.bytes).order_by(
+                        CacheEntry.last_used_at
+                    )
+                )
+            ).all()
         victims = []
         for key, blob_key, size in rows:
             if total <= self.max_bytes:
@@ -194,12 +210,17 @@ class SpeechCache:
         try:
             async with self._sessions() as session, session.begin():
                 for key, n in touched.items():
-                    await session.execute(update(CacheEntry).where(CacheEntry.key == key)
-                                          .values(hits=CacheEntry.hits + n, last_used_at=now))
+                    await session.execute(
+                        update(CacheEntry)
+                        .where(CacheEntry.key == key)
+                        .values(hits=CacheEntry.hits + n, last_used_at=now)
+                    )
                 for name, n in counts.items():
                     added = await session.execute(
-                        update(CacheCounter).where(CacheCounter.name == name)
-                        .values(value=CacheCounter.value + n))
+                        update(CacheCounter)
+                        .where(CacheCounter.name == name)
+                        .values(value=CacheCounter.value + n)
+                    )
                     if added.rowcount == 0:  # a counter newer than the migration's rows
                         session.add(CacheCounter(name=name, value=n))
         except DB_ERRORS as exc:
@@ -225,13 +246,25 @@ class SpeechCache:
         process on this library (this process's buffered counts are written first)."""
         await self._flush()
         async with self._sessions() as session:
-            count, size = (await session.execute(
-                select(func.count(), func.coalesce(func.sum(CacheEntry.bytes), 0)))).one()
-            counters = {name: value for name, value in (await session.execute(
-                select(CacheCounter.name, CacheCounter.value))).all()}
-        return {"entries": int(count), "bytes": int(size),
-                "hits": int(counters.get("hits", 0)), "misses": int(counters.get("misses", 0)),
-                "shared": int(counters.get("shared", 0)), "max_bytes": self.max_bytes}
+            count, size = (
+                await session.execute(
+                    select(func.count(), func.coalesce(func.sum(CacheEntry.bytes), 0))
+                )
+            ).one()
+            counters = {
+                name: value
+                for name, value in (
+                    await session.execute(select(CacheCounter.name, CacheCounter.value))
+                ).all()
+            }
+        return {
+            "entries": int(count),
+            "bytes": int(size),
+            "hits": int(counters.get("hits", 0)),
+            "misses": int(counters.get("misses", 0)),
+            "shared": int(counters.get("shared", 0)),
+            "max_bytes": self.max_bytes,
+        }
 
     async def clear(self) -> int:
         async with self._sessions() as session:

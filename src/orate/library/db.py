@@ -29,10 +29,10 @@ DB_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, Data
 def async_url(url: str) -> str:
     """Add the async driver to a plain URL (``sqlite:///`` → ``sqlite+aiosqlite:///``)."""
     if url.startswith("sqlite:"):
-        return "sqlite+aiosqlite:" + url[len("sqlite:"):]
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
     for plain in ("postgresql:", "postgres:"):
         if url.startswith(plain):
-            return "postgresql+asyncpg:" + url[len(plain):]
+            return "postgresql+asyncpg:" + url[len(plain) :]
     return url
 
 
@@ -40,8 +40,12 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     # WAL lets readers run beside the writer; the busy timeout waits out a lock
     # instead of failing; NORMAL sync is durable across process crashes in WAL.
     cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
-    for pragma in ("journal_mode=WAL", "busy_timeout=5000", "synchronous=NORMAL",
-                   "foreign_keys=ON"):
+    for pragma in (
+        "journal_mode=WAL",
+        "busy_timeout=5000",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+    ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
@@ -97,8 +101,13 @@ async def migrate(engine: AsyncEngine) -> None:
 
 def _upgrade_in_child(url: str) -> None:
     # the URL (it may hold a password) goes through stdin, never the visible command line
-    done = subprocess.run([sys.executable, "-m", "orate.library.db"], input=url,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "orate.library.db"],
+        input=url,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"migrating the database failed: {tail[0]}")

@@ -62,8 +62,9 @@ def new_id() -> str:
 class PendingRecord:
     values: dict[str, Any]  # the row's columns: inserted with a bulk Core insert
     audio: bytes | None  # to store under the blob key (None: not kept)
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop()
-                                       .create_future())
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
     @property
     def row(self) -> Generation:
@@ -72,8 +73,10 @@ class PendingRecord:
 
 
 def _to_json(values: dict[str, Any]) -> str:
-    return json.dumps({k: v.isoformat() if isinstance(v, datetime) else v
-                       for k, v in values.items()}, separators=(",", ":"))
+    return json.dumps(
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()},
+        separators=(",", ":"),
+    )
 
 
 def _from_json(line: str) -> dict[str, Any]:
@@ -83,8 +86,14 @@ def _from_json(line: str) -> dict[str, Any]:
 
 
 class GenerationStore:
-    def __init__(self, sessions: Any, blobs: BlobStore, *, spool: Path | None = None,
-                 retry_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        sessions: Any,
+        blobs: BlobStore,
+        *,
+        spool: Path | None = None,
+        retry_seconds: float = 30.0,
+    ) -> None:
         self._sessions = sessions
         self._blobs = blobs
         self._queue: asyncio.Queue[PendingRecord | None] = asyncio.Queue()
@@ -115,8 +124,9 @@ class GenerationStore:
     async def flushed(self, owner: str | None = None) -> None:
         """Return once every record queued so far (``owner``'s only, if given) is written
         or spooled. Shielded: a caller's timeout never cancels the records themselves."""
-        waiting = [r.done for r in self.pending.values()
-                   if owner is None or r.values.get("owner") == owner]
+        waiting = [
+            r.done for r in self.pending.values() if owner is None or r.values.get("owner") == owner
+        ]
         if waiting:
             await asyncio.shield(asyncio.gather(*waiting, return_exceptions=True))
 
@@ -158,8 +168,13 @@ class GenerationStore:
 
     async def _write(self, batch: list[PendingRecord]) -> None:
         try:
-            await asyncio.gather(*(self._put_blob(r) for r in batch
-                                   if r.audio is not None and r.values.get("blob_key")))
+            await asyncio.gather(
+                *(
+                    self._put_blob(r)
+                    for r in batch
+                    if r.audio is not None and r.values.get("blob_key")
+                )
+            )
             await self._insert([r.values for r in batch])
         except Exception as exc:  # keep serving; the failure is logged and reported
             log.exception("could not record %d generations", len(batch))
@@ -194,8 +209,12 @@ class GenerationStore:
                     if time.monotonic() >= deadline:
                         raise
                 elif time.monotonic() + delay >= deadline:
-                    log.warning("database unavailable (%s); spooling %d generations to %s",
-                                exc.__class__.__name__, len(rows), self.spool_path)
+                    log.warning(
+                        "database unavailable (%s); spooling %d generations to %s",
+                        exc.__class__.__name__,
+                        len(rows),
+                        self.spool_path,
+                    )
                     async with self._spool_lock:
                         await asyncio.to_thread(self._spool, rows)
                     return
@@ -299,8 +318,9 @@ class GenerationStore:
             return None
         return row
 
-    async def audio(self, row: Generation, start: int | None = None,
-                    end: int | None = None) -> bytes:
+    async def audio(
+        self, row: Generation, start: int | None = None, end: int | None = None
+    ) -> bytes:
         rec = self.pending.get(row.id)
         if rec is not None and rec.audio is not None:
             data = rec.audio
@@ -309,32 +329,50 @@ class GenerationStore:
             raise FileNotFoundError(row.id)
         if start is None:
             return await self._blobs.get(row.blob_key)
-        return await self._blobs.get_range(row.blob_key, start, end if end is not None
-                                           else row.bytes)
+        return await self._blobs.get_range(
+            row.blob_key, start, end if end is not None else row.bytes
+        )
 
-    async def list(self, owner: str | None, limit: int, before: datetime | None = None,
-                   offset: int = 0, text: str | None = None, model: str | None = None,
-                   voice: str | None = None) -> tuple[list[Generation], int]:
+    async def list(
+        self,
+        owner: str | None,
+        limit: int,
+        before: datetime | None = None,
+        offset: int = 0,
+        text: str | None = None,
+        model: str | None = None,
+        voice: str | None = None,
+    ) -> tuple[list[Generation], int]:
         """Newest first; ``text`` and ``voice`` match a part (any case), ``model`` exactly."""
         # not in the database yet (queued, retrying, or spooled) but promised: list them too
         waiting = [*(r.values for r in self.pending.values()), *self.spooled.values()]
-        extra = {v["id"]: v for v in waiting
-                 if (owner is None or v["owner"] == owner)
-                 and (before is None or _utc(v["created_at"]) < _utc(before))
-                 and _matches(v, text, model, voice)}
+        extra = {
+            v["id"]: v
+            for v in waiting
+            if (owner is None or v["owner"] == owner)
+            and (before is None or _utc(v["created_at"]) < _utc(before))
+            and _matches(v, text, model, voice)
+        }
         if not extra:
             return await self._list(owner, limit, before, offset, text, model, voice)
-        rows, total = await self._list(owner, offset + limit + len(extra), before, 0, text,
-                                       model, voice)
+        rows, total = await self._list(
+            owner, offset + limit + len(extra), before, 0, text, model, voice
+        )
         stored = {r.id for r in rows}
         missing = [Generation(**v) for gid, v in extra.items() if gid not in stored]
-        merged = sorted([*rows, *missing], key=lambda r: (_utc(r.created_at), r.id),
-                        reverse=True)
-        return merged[offset:offset + limit], total + len(missing)
+        merged = sorted([*rows, *missing], key=lambda r: (_utc(r.created_at), r.id), reverse=True)
+        return merged[offset : offset + limit], total + len(missing)
 
-    async def _list(self, owner: str | None, limit: int, before: datetime | None,
-                    offset: int, text: str | None = None, model: str | None = None,
-                    voice: str | None = None) -> tuple[list[Generation], int]:
+    async def _list(
+        self,
+        owner: str | None,
+        limit: int,
+        before: datetime | None,
+        offset: int,
+        text: str | None = None,
+        model: str | None = None,
+        voice: str | None = None,
+    ) -> tuple[list[Generation], int]:
         async with self._sessions() as session:
             query = select(Generation)
             count = select(func.count()).select_from(Generation)
@@ -379,22 +417,33 @@ class GenerationStore:
         """Delete a blob once no generation and no cache entry refers to it."""
         async with self._sessions() as session:
             used = await session.scalar(
-                select(func.count()).select_from(Generation).where(Generation.blob_key == blob_key))
+                select(func.count()).select_from(Generation).where(Generation.blob_key == blob_key)
+            )
             cached = await session.scalar(
-                select(func.count()).select_from(CacheEntry)
-                .where(CacheEntry.blob_key == blob_key))
+                select(func.count()).select_from(CacheEntry).where(CacheEntry.blob_key == blob_key)
+            )
         if not used and not cached:
             await self._blobs.delete(blob_key)
 
-    async def usage(self, owner: str | None, start: datetime | None, end: datetime | None,
-                    group_by: str) -> list[dict[str, Any]]:
+    async def usage(
+        self, owner: str | None, start: datetime | None, end: datetime | None, group_by: str
+    ) -> list[dict[str, Any]]:
         async with self._sessions() as session:
             rows = (await session.execute(self._usage_query(owner, start, end))).all()
         groups: dict[str, dict[str, Any]] = {}
         for created, model, chars, duration, cost, currency in rows:
             key = model if group_by == "model" else created.date().isoformat()
-            g = groups.setdefault(key, {group_by: key, "requests": 0, "characters": 0,
-                                        "audio_seconds": 0.0, "cost": 0.0, "currency": currency})
+            g = groups.setdefault(
+                key,
+                {
+                    group_by: key,
+                    "requests": 0,
+                    "characters": 0,
+                    "audio_seconds": 0.0,
+                    "cost": 0.0,
+                    "currency": currency,
+                },
+            )
             g["requests"] += 1
             g["characters"] += chars
             g["audio_seconds"] = round(g["audio_seconds"] + duration, 3)
@@ -403,8 +452,14 @@ class GenerationStore:
 
     @staticmethod
     def _usage_query(owner: str | None, start: datetime | None, end: datetime | None) -> Any:
-        query = select(Generation.created_at, Generation.model, Generation.characters,
-                       Generation.duration, Generation.cost, Generation.currency)
+        query = select(
+            Generation.created_at,
+            Generation.model,
+            Generation.characters,
+            Generation.duration,
+            Generation.cost,
+            Generation.currency,
+        )
         if owner is not None:
             query = query.where(Generation.owner == owner)
         if start is not None:
@@ -420,19 +475,30 @@ class GenerationStore:
         async with self._sessions() as session, session.begin():
             if max_age_days is not None:
                 cutoff = datetime.now(UTC) - timedelta(days=max_age_days)
-                old = (await session.scalars(select(Generation)
-                                             .where(Generation.created_at < cutoff))).all()
+                old = (
+                    await session.scalars(select(Generation).where(Generation.created_at < cutoff))
+                ).all()
                 for row in old:
                     blobs.update([row.blob_key] if row.blob_key else [])
                     await session.delete(row)
                 removed += len(old)
             if max_bytes is not None:
-                total = await session.scalar(select(func.coalesce(func.sum(Generation.bytes), 0))
-                                             .where(Generation.blob_key.is_not(None))) or 0
+                total = (
+                    await session.scalar(
+                        select(func.coalesce(func.sum(Generation.bytes), 0)).where(
+                            Generation.blob_key.is_not(None)
+                        )
+                    )
+                    or 0
+                )
                 if total > max_bytes:
-                    rows = (await session.scalars(
-                        select(Generation).where(Generation.blob_key.is_not(None))
-                        .order_by(Generation.created_at))).all()
+                    rows = (
+                        await session.scalars(
+                            select(Generation)
+                            .where(Generation.blob_key.is_not(None))
+                            .order_by(Generation.created_at)
+                        )
+                    ).all()
                     for row in rows:
                         if total <= max_bytes:
                             break
@@ -452,6 +518,8 @@ def _like(value: str) -> str:
 
 def _matches(values: dict, text: str | None, model: str | None, voice: str | None) -> bool:
     """The list filters, applied to a record not yet in the database."""
-    return ((not text or text.lower() in str(values.get("text") or "").lower())
-            and (not model or values.get("model") == model)
-            and (not voice or voice.lower() in str(values.get("voice") or "").lower()))
+    return (
+        (not text or text.lower() in str(values.get("text") or "").lower())
+        and (not model or values.get("model") == model)
+        and (not voice or voice.lower() in str(values.get("voice") or "").lower())
+    )

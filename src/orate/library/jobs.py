@@ -34,19 +34,39 @@ class JobStore:
 
     async def pending(self, owner: str | None = None) -> int:
         """Jobs waiting or running: an owner's, or everyone's."""
-        query = select(func.count()).select_from(Job).where(
-            Job.status.in_((PENDING, PROCESSING)))
+        query = select(func.count()).select_from(Job).where(Job.status.in_((PENDING, PROCESSING)))
         if owner is not None:
             query = query.where(Job.owner == owner)
         async with self._sessions() as session:
             return int((await session.scalar(query)) or 0)
 
-    async def submit(self, *, owner: str, dialect: str, model: str, request: dict[str, Any],
-                     characters: int, cost: float, currency: str) -> Job:
+    async def submit(
+        self,
+        *,
+        owner: str,
+        dialect: str,
+        model: str,
+        request: dict[str, Any],
+        characters: int,
+        cost: float,
+        currency: str,
+    ) -> Job:
         now = _now()
-        job = Job(id=str(uuid.uuid4()), owner=owner, dialect=dialect, model=model,
-                  status=PENDING, progress=0.0, request=request, characters=characters,
-                  cost=cost, currency=currency, attempts=0, created_at=now, updated_at=now)
+        job = Job(
+            id=str(uuid.uuid4()),
+            owner=owner,
+            dialect=dialect,
+            model=model,
+            status=PENDING,
+            progress=0.0,
+            request=request,
+            characters=characters,
+            cost=cost,
+            currency=currency,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
         async with self._sessions() as session, session.begin():
             session.add(job)
         return job
@@ -62,8 +82,9 @@ class JobStore:
             return None
         return job
 
-    async def list(self, owner: str | None, limit: int = 50,
-                   status: str | None = None) -> list[Job]:
+    async def list(
+        self, owner: str | None, limit: int = 50, status: str | None = None
+    ) -> list[Job]:
         async with self._sessions() as session:
             query = select(Job).order_by(Job.created_at.desc()).limit(limit)
             if owner is not None:
@@ -84,14 +105,17 @@ class JobStore:
         the FOR UPDATE clause).
         """
         now = _now()
-        claimable = or_(Job.status == PENDING,
-                        and_(Job.status == PROCESSING, Job.lease_until < now))
+        claimable = or_(
+            Job.status == PENDING, and_(Job.status == PROCESSING, Job.lease_until < now)
+        )
         # turns go round the owners with claimable jobs: the one this process served
         # longest ago goes first, so one key's backlog never starves another's job
         async with self._sessions() as session:
-            waiting = (await session.execute(
-                select(Job.owner, func.min(Job.created_at)).where(claimable)
-                .group_by(Job.owner))).all()
+            waiting = (
+                await session.execute(
+                    select(Job.owner, func.min(Job.created_at)).where(claimable).group_by(Job.owner)
+                )
+            ).all()
         if not waiting:
             return None
         owner = min(waiting, key=lambda row: (self._served.get(row[0], -1), row[1]))[0]
@@ -108,18 +132,34 @@ class JobStore:
                 self._served = dict(sorted(self._served.items(), key=lambda kv: kv[1])[-1000:])
         return job
 
-    async def _claim(self, claimable: Any, among: Any, runner: str, lease: float,
-                     now: datetime) -> str | None:
+    async def _claim(
+        self, claimable: Any, among: Any, runner: str, lease: float, now: datetime
+    ) -> str | None:
         where = claimable if among is None else and_(claimable, among)
-        oldest = (select(Job.id).where(where).order_by(Job.created_at).limit(1)
-                  .with_for_update(skip_locked=True).scalar_subquery())
+        oldest = (
+            select(Job.id)
+            .where(where)
+            .order_by(Job.created_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
         async with self._sessions() as session, session.begin():
-            taken = (await session.execute(
-                update(Job).where(Job.id == oldest, claimable)
-                .values(status=PROCESSING, lease_owner=runner,
-                        lease_until=now + timedelta(seconds=lease), progress=0.0,
-                        attempts=Job.attempts + 1, updated_at=now)
-                .returning(Job.id))).first()
+            taken = (
+                await session.execute(
+                    update(Job)
+                    .where(Job.id == oldest, claimable)
+                    .values(
+                        status=PROCESSING,
+                        lease_owner=runner,
+                        lease_until=now + timedelta(seconds=lease),
+                        progress=0.0,
+                        attempts=Job.attempts + 1,
+                        updated_at=now,
+                    )
+                    .returning(Job.id)
+                )
+            ).first()
         return taken[0] if taken is not None else None
 
     async def heartbeat(self, job_id: str, runner: str, lease: float, progress: float) -> bool:
@@ -127,21 +167,33 @@ class JobStore:
         now = _now()
         async with self._sessions() as session, session.begin():
             result = await session.execute(
-                update(Job).where(Job.id == job_id, Job.lease_owner == runner,
-                                  Job.status == PROCESSING)
-                .values(lease_until=now + timedelta(seconds=lease),
-                        progress=round(min(max(progress, 0.0), 1.0), 4), updated_at=now))
+                update(Job)
+                .where(Job.id == job_id, Job.lease_owner == runner, Job.status == PROCESSING)
+                .values(
+                    lease_until=now + timedelta(seconds=lease),
+                    progress=round(min(max(progress, 0.0), 1.0), 4),
+                    updated_at=now,
+                )
+            )
         return result.rowcount == 1
 
-    async def complete(self, job_id: str, runner: str, generation_id: str,
-                       cost: float) -> bool:
+    async def complete(self, job_id: str, runner: str, generation_id: str, cost: float) -> bool:
         now = _now()
         async with self._sessions() as session, session.begin():
             result = await session.execute(
-                update(Job).where(Job.id == job_id, Job.lease_owner == runner,
-                                  Job.status == PROCESSING)
-                .values(status=COMPLETED, progress=1.0, generation_id=generation_id, cost=cost,
-                        lease_owner=None, lease_until=None, finished_at=now, updated_at=now))
+                update(Job)
+                .where(Job.id == job_id, Job.lease_owner == runner, Job.status == PROCESSING)
+                .values(
+                    status=COMPLETED,
+                    progress=1.0,
+                    generation_id=generation_id,
+                    cost=cost,
+                    lease_owner=None,
+                    lease_until=None,
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
         return result.rowcount == 1
 
     async def fail(self, job_id: str, runner: str, error: str, *, retry: bool) -> None:
@@ -166,6 +218,7 @@ class JobStore:
     async def expire(self, before: datetime) -> int:
         """Forget finished jobs older than ``before`` (retention)."""
         async with self._sessions() as session, session.begin():
-            result = await session.execute(delete(Job).where(
-                Job.status.in_((COMPLETED, FAILED)), Job.finished_at < before))
+            result = await session.execute(
+                delete(Job).where(Job.status.in_((COMPLETED, FAILED)), Job.finished_at < before)
+            )
         return result.rowcount or 0

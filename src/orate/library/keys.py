@@ -79,8 +79,15 @@ class Reservation:
 
 
 def _info(row: ApiKey) -> KeyInfo:
-    return KeyInfo(row.id, row.name, row.admin, row.rate_per_minute, row.concurrency,
-                   row.quota_chars, row.used_chars)
+    return KeyInfo(
+        row.id,
+        row.name,
+        row.admin,
+        row.rate_per_minute,
+        row.concurrency,
+        row.quota_chars,
+        row.used_chars,
+    )
 
 
 class KeyStore:
@@ -91,15 +98,29 @@ class KeyStore:
         self._auth: tuple[float, bool] = (0.0, False)
         self._revoked: dict[str, float] = {}  # digests of revoked keys seen: always 401
 
-    async def create(self, name: str, *, admin: bool = False, rate_per_minute: int | None = None,
-                     concurrency: int | None = None, quota_chars: int | None = None
-                     ) -> tuple[KeyInfo, str]:
+    async def create(
+        self,
+        name: str,
+        *,
+        admin: bool = False,
+        rate_per_minute: int | None = None,
+        concurrency: int | None = None,
+        quota_chars: int | None = None,
+    ) -> tuple[KeyInfo, str]:
         """A new key and its secret (the only time the secret exists outside the caller)."""
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        row = ApiKey(id="key_" + secrets.token_hex(8), name=name.strip() or "key",
-                     hash=hash_key(secret), prefix=secret[:12], admin=admin,
-                     rate_per_minute=rate_per_minute, concurrency=concurrency,
-                     quota_chars=quota_chars, used_chars=0, created_at=datetime.now(UTC))
+        row = ApiKey(
+            id="key_" + secrets.token_hex(8),
+            name=name.strip() or "key",
+            hash=hash_key(secret),
+            prefix=secret[:12],
+            admin=admin,
+            rate_per_minute=rate_per_minute,
+            concurrency=concurrency,
+            quota_chars=quota_chars,
+            used_chars=0,
+            created_at=datetime.now(UTC),
+        )
         async with self._sessions() as session, session.begin():
             session.add(row)
             await self._set_state(session, "auth", "on")  # stays on until opened explicitly
@@ -124,17 +145,26 @@ class KeyStore:
             async with self._sessions() as session:
                 same = await session.scalar(select(ApiKey).where(ApiKey.hash == digest))
                 named = await session.scalar(
-                    select(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
-                    .order_by(ApiKey.created_at.desc()).limit(1))
+                    select(ApiKey)
+                    .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+                    .order_by(ApiKey.created_at.desc())
+                    .limit(1)
+                )
             if same is not None:
                 if same.name == name and same.revoked_at is None:
                     return "adopted", same.id
                 return "taken", same.id
             if named is not None:
                 return "conflict", named.id
-            row = ApiKey(id="key_" + secrets.token_hex(8), name=name, hash=digest,
-                         prefix="env_" + digest[:8], admin=True, used_chars=0,
-                         created_at=datetime.now(UTC))
+            row = ApiKey(
+                id="key_" + secrets.token_hex(8),
+                name=name,
+                hash=digest,
+                prefix="env_" + digest[:8],
+                admin=True,
+                used_chars=0,
+                created_at=datetime.now(UTC),
+            )
             try:
                 async with self._sessions() as session, session.begin():
                     session.add(row)
@@ -178,8 +208,9 @@ class KeyStore:
     async def open_auth(self) -> int:
         """Turn auth off. Refused (returns the count) while live keys remain."""
         async with self._sessions() as session, session.begin():
-            live = await session.scalar(select(func.count()).select_from(ApiKey)
-                                        .where(ApiKey.revoked_at.is_(None)))
+            live = await session.scalar(
+                select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_(None))
+            )
             if live:
                 return int(live)
             await self._set_state(session, "auth", "off")
@@ -189,19 +220,33 @@ class KeyStore:
     async def list(self) -> list[dict[str, Any]]:
         async with self._sessions() as session:
             rows = (await session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all()
-        return [{"id": r.id, "name": r.name, "prefix": r.prefix, "admin": r.admin,
-                 "rate_per_minute": r.rate_per_minute, "concurrency": r.concurrency,
-                 "quota_chars": r.quota_chars, "used_chars": r.used_chars,
-                 "created_at": r.created_at.isoformat(),
-                 "revoked": r.revoked_at is not None} for r in rows]
+        return [
+            {
+                "id": r.id,
+                "name": r.name,
+                "prefix": r.prefix,
+                "admin": r.admin,
+                "rate_per_minute": r.rate_per_minute,
+                "concurrency": r.concurrency,
+                "quota_chars": r.quota_chars,
+                "used_chars": r.used_chars,
+                "created_at": r.created_at.isoformat(),
+                "revoked": r.revoked_at is not None,
+            }
+            for r in rows
+        ]
 
     async def revoke(self, ref: str) -> bool:
         """Revoke by id, name or the shown prefix."""
         async with self._sessions() as session, session.begin():
             result = await session.execute(
-                update(ApiKey).where((ApiKey.id == ref) | (ApiKey.name == ref)
-                                     | (ApiKey.prefix == ref), ApiKey.revoked_at.is_(None))
-                .values(revoked_at=datetime.now(UTC)))
+                update(ApiKey)
+                .where(
+                    (ApiKey.id == ref) | (ApiKey.name == ref) | (ApiKey.prefix == ref),
+                    ApiKey.revoked_at.is_(None),
+                )
+                .values(revoked_at=datetime.now(UTC))
+            )
         self._cache.clear()
         return (result.rowcount or 0) > 0
 
@@ -211,8 +256,9 @@ class KeyStore:
         if time.monotonic() - checked < CACHE_SECONDS:
             return value
         async with self._sessions() as session:
-            count = await session.scalar(select(func.count()).select_from(ApiKey)
-                                         .where(ApiKey.revoked_at.is_(None)))
+            count = await session.scalar(
+                select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_(None))
+            )
         value = bool(count)
         self._any = (time.monotonic(), value)
         return value
@@ -250,9 +296,11 @@ class KeyStore:
             return cached[1]
         async with self._sessions() as session:
             row = await session.scalar(
-                select(ApiKey).where((ApiKey.id == ref) | (ApiKey.name == ref),
-                                     ApiKey.revoked_at.is_(None))
-                .order_by(ApiKey.created_at.desc()).limit(1))
+                select(ApiKey)
+                .where((ApiKey.id == ref) | (ApiKey.name == ref), ApiKey.revoked_at.is_(None))
+                .order_by(ApiKey.created_at.desc())
+                .limit(1)
+            )
         info = _info(row) if row is not None else None
         self._cache["ref:" + ref] = (time.monotonic(), info)
         return info
@@ -266,10 +314,15 @@ class KeyStore:
         """
         async with self._sessions() as session, session.begin():
             result = await session.execute(
-                update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None),
-                                     (ApiKey.quota_chars.is_(None))
-                                     | (ApiKey.used_chars + characters <= ApiKey.quota_chars))
-                .values(used_chars=ApiKey.used_chars + characters))
+                update(ApiKey)
+                .where(
+                    ApiKey.id == key_id,
+                    ApiKey.revoked_at.is_(None),
+                    (ApiKey.quota_chars.is_(None))
+                    | (ApiKey.used_chars + characters <= ApiKey.quota_chars),
+                )
+                .values(used_chars=ApiKey.used_chars + characters)
+            )
             if (result.rowcount or 0) != 1:
                 row = await session.get(ApiKey, key_id)
                 left = max((row.quota_chars or 0) - row.used_chars, 0) if row else 0
@@ -280,8 +333,11 @@ class KeyStore:
     async def adjust(self, key_id: str, delta: int) -> None:
         """Correct a key's count by ``delta`` (a settled or released reservation)."""
         async with self._sessions() as session, session.begin():
-            await session.execute(update(ApiKey).where(ApiKey.id == key_id)
-                                  .values(used_chars=ApiKey.used_chars + delta))
+            await session.execute(
+                update(ApiKey)
+                .where(ApiKey.id == key_id)
+                .values(used_chars=ApiKey.used_chars + delta)
+            )
         self._bump(key_id, delta)
 
     async def charge(self, key_id: str, characters: int) -> None:
@@ -292,5 +348,7 @@ class KeyStore:
         """Keep the cached copies' counts in step (no re-read)."""
         for digest, (stamp, info) in list(self._cache.items()):
             if info is not None and info.id == key_id:
-                self._cache[digest] = (stamp, replace(info,
-                                                      used_chars=info.used_chars + characters))
+                self._cache[digest] = (
+                    stamp,
+                    replace(info, used_chars=info.used_chars + characters),
+                )

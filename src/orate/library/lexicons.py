@@ -23,11 +23,18 @@ VERSION_PREFIX = "pdv_"
 
 def lexicon_json(row: LexiconVersion) -> dict[str, Any]:
     """ElevenLabs' pronunciation dictionary metadata, plus the rules."""
-    return {"id": row.dictionary_id, "name": row.name, "description": row.description,
-            "version_id": row.version_id, "latest_version_id": row.version_id,
-            "version": row.version, "created_by": row.owner,
-            "creation_time_unix": int(row.created_at.timestamp()),
-            "rules_count": len(row.rules), "rules": row.rules}
+    return {
+        "id": row.dictionary_id,
+        "name": row.name,
+        "description": row.description,
+        "version_id": row.version_id,
+        "latest_version_id": row.version_id,
+        "version": row.version,
+        "created_by": row.owner,
+        "creation_time_unix": int(row.created_at.timestamp()),
+        "rules_count": len(row.rules),
+        "rules": row.rules,
+    }
 
 
 class LexiconStore:
@@ -35,31 +42,54 @@ class LexiconStore:
         self._sessions = sessions
         self._versions: dict[str, LexiconVersion] = {}
 
-    async def create(self, owner: str, name: str, rules: list[dict[str, Any]],
-                     description: str = "") -> LexiconVersion:
-        return await self._add(owner, ID_PREFIX + secrets.token_hex(10), 1, name, description,
-                               rules)
+    async def create(
+        self, owner: str, name: str, rules: list[dict[str, Any]], description: str = ""
+    ) -> LexiconVersion:
+        return await self._add(
+            owner, ID_PREFIX + secrets.token_hex(10), 1, name, description, rules
+        )
 
-    async def new_version(self, latest: LexiconVersion,
-                          rules: list[dict[str, Any]]) -> LexiconVersion:
-        return await self._add(latest.owner, latest.dictionary_id, latest.version + 1,
-                               latest.name, latest.description, rules)
+    async def new_version(
+        self, latest: LexiconVersion, rules: list[dict[str, Any]]
+    ) -> LexiconVersion:
+        return await self._add(
+            latest.owner,
+            latest.dictionary_id,
+            latest.version + 1,
+            latest.name,
+            latest.description,
+            rules,
+        )
 
-    async def _add(self, owner: str, dictionary_id: str, version: int, name: str,
-                   description: str, rules: list[dict[str, Any]]) -> LexiconVersion:
+    async def _add(
+        self,
+        owner: str,
+        dictionary_id: str,
+        version: int,
+        name: str,
+        description: str,
+        rules: list[dict[str, Any]],
+    ) -> LexiconVersion:
         name = name.strip()
         if not name or len(name) > 200:
             raise ValueError("a dictionary name needs 1 to 200 characters")
-        row = LexiconVersion(version_id=VERSION_PREFIX + secrets.token_hex(10),
-                             dictionary_id=dictionary_id, version=version, owner=owner,
-                             name=name, description=description, rules=rules,
-                             created_at=datetime.now(UTC))
+        row = LexiconVersion(
+            version_id=VERSION_PREFIX + secrets.token_hex(10),
+            dictionary_id=dictionary_id,
+            version=version,
+            owner=owner,
+            name=name,
+            description=description,
+            rules=rules,
+            created_at=datetime.now(UTC),
+        )
         async with self._sessions() as session, session.begin():
             session.add(row)
         return row
 
-    async def get(self, owner: str | None, dictionary_id: str,
-                  version_id: str | None = None) -> LexiconVersion | None:
+    async def get(
+        self, owner: str | None, dictionary_id: str, version_id: str | None = None
+    ) -> LexiconVersion | None:
         """A version (the latest when ``version_id`` is None) that ``owner`` may read
         (``None``: any owner, for admins and the CLI)."""
         if version_id is not None and version_id in self._versions:
@@ -78,19 +108,28 @@ class LexiconStore:
             self._versions[version_id] = row
         return row
 
-    async def list(self, owner: str | None, limit: int = 100,
-                   offset: int = 0) -> list[LexiconVersion]:
+    async def list(
+        self, owner: str | None, limit: int = 100, offset: int = 0
+    ) -> list[LexiconVersion]:
         """The latest version of each dictionary, newest first."""
         async with self._sessions() as session:
-            latest = select(LexiconVersion.dictionary_id,
-                            func.max(LexiconVersion.version).label("v"))
+            latest = select(
+                LexiconVersion.dictionary_id, func.max(LexiconVersion.version).label("v")
+            )
             if owner is not None:
                 latest = latest.where(LexiconVersion.owner == owner)
             sub = latest.group_by(LexiconVersion.dictionary_id).subquery()
-            query = select(LexiconVersion).join(
-                sub, (LexiconVersion.dictionary_id == sub.c.dictionary_id)
-                & (LexiconVersion.version == sub.c.v)).order_by(
-                LexiconVersion.created_at.desc()).limit(limit).offset(offset)
+            query = (
+                select(LexiconVersion)
+                .join(
+                    sub,
+                    (LexiconVersion.dictionary_id == sub.c.dictionary_id)
+                    & (LexiconVersion.version == sub.c.v),
+                )
+                .order_by(LexiconVersion.created_at.desc())
+                .limit(limit)
+                .offset(offset)
+            )
             return list((await session.execute(query)).scalars())
 
     async def delete(self, owner: str | None, dictionary_id: str) -> bool:
@@ -99,6 +138,7 @@ class LexiconStore:
             if owner is not None:
                 query = query.where(LexiconVersion.owner == owner)
             result = await session.execute(query)
-        self._versions = {k: v for k, v in self._versions.items()
-                          if v.dictionary_id != dictionary_id}
+        self._versions = {
+            k: v for k, v in self._versions.items() if v.dictionary_id != dictionary_id
+        }
         return bool(result.rowcount)

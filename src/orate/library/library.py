@@ -37,13 +37,23 @@ class Library:
         self.settings = settings
         self.engine = make_engine(settings.resolved_database_url())
         self.sessions = sessions(self.engine)
-        self.blobs = BlobStore(settings.resolved_blob_url(), s3_endpoint=settings.s3_endpoint,
-                               min_free=settings.ready_min_free_bytes)
+        self.blobs = BlobStore(
+            settings.resolved_blob_url(),
+            s3_endpoint=settings.s3_endpoint,
+            min_free=settings.ready_min_free_bytes,
+        )
         self.generations = GenerationStore(
-            self.sessions, self.blobs, spool=settings.data_dir / "spool" / "generations.jsonl",
-            retry_seconds=settings.db_retry_seconds)
-        self.cache = SpeechCache(self.sessions, self.blobs, max_bytes=settings.cache_max_bytes,
-                                 memory_bytes=settings.cache_memory_bytes)
+            self.sessions,
+            self.blobs,
+            spool=settings.data_dir / "spool" / "generations.jsonl",
+            retry_seconds=settings.db_retry_seconds,
+        )
+        self.cache = SpeechCache(
+            self.sessions,
+            self.blobs,
+            max_bytes=settings.cache_max_bytes,
+            memory_bytes=settings.cache_memory_bytes,
+        )
         self.cache.on_evict = self.generations.release_blob
         self.voices = VoiceLibrary(self.sessions)
         self.jobs = JobStore(self.sessions)
@@ -98,8 +108,9 @@ class Library:
         await self.engine.dispose()
 
     async def prune(self) -> int:
-        removed = await self.generations.prune(self.settings.retention_days,
-                                               self.settings.retention_max_bytes)
+        removed = await self.generations.prune(
+            self.settings.retention_days, self.settings.retention_max_bytes
+        )
         if self.settings.retention_days is not None:
             cutoff = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
             removed += await self.jobs.expire(cutoff)

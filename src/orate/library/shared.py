@@ -55,17 +55,23 @@ class SharedLimits:
             "stamp = :now, active = key_limits.active + 1 "
             f"WHERE (:rate = 0 OR {refill} >= 1) "
             "AND (:conc = 0 OR key_limits.active < :conc) "
-            "RETURNING active")
-        self._leave = text("UPDATE key_limits SET active = CASE WHEN active > 0 "
-                           "THEN active - 1 ELSE 0 END WHERE key_id = :key")
+            "RETURNING active"
+        )
+        self._leave = text(
+            "UPDATE key_limits SET active = CASE WHEN active > 0 "
+            "THEN active - 1 ELSE 0 END WHERE key_id = :key"
+        )
         self._state = text("SELECT tokens, stamp, active FROM key_limits WHERE key_id = :key")
 
-    async def enter(self, key_id: str, rate: int | None, concurrency: int | None
-                    ) -> Refusal | None:
+    async def enter(self, key_id: str, rate: int | None, concurrency: int | None) -> Refusal | None:
         """Admit one request of ``key_id`` (None) or say why not."""
         now = time.time()
-        params = {"key": key_id, "rate": float(rate or 0), "conc": int(concurrency or 0),
-                  "now": now}
+        params = {
+            "key": key_id,
+            "rate": float(rate or 0),
+            "conc": int(concurrency or 0),
+            "now": now,
+        }
         async with self._engine.begin() as conn:
             admitted = (await conn.execute(self._enter, params)).first()
             if admitted is not None:
@@ -94,18 +100,26 @@ class Leases:
             "INSERT INTO service_leases (name, holder, until) VALUES (:name, :holder, :until) "
             "ON CONFLICT (name) DO UPDATE SET holder = :holder, until = :until "
             "WHERE service_leases.until < :now OR service_leases.holder = :holder "
-            "RETURNING holder")
+            "RETURNING holder"
+        )
 
     async def acquire(self, name: str, holder: str, seconds: float) -> bool:
         """Take or renew ``name`` for ``seconds``; False if another live holder has it."""
         now = time.time()
         async with self._engine.begin() as conn:
-            row = (await conn.execute(self._take, {"name": name, "holder": holder,
-                                                   "until": now + seconds, "now": now})).first()
+            row = (
+                await conn.execute(
+                    self._take, {"name": name, "holder": holder, "until": now + seconds, "now": now}
+                )
+            ).first()
         return row is not None
 
     async def holder(self, name: str) -> Any:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(text("SELECT holder, until FROM service_leases "
-                                           "WHERE name = :name"), {"name": name})).first()
+            row = (
+                await conn.execute(
+                    text("SELECT holder, until FROM service_leases WHERE name = :name"),
+                    {"name": name},
+                )
+            ).first()
         return row[0] if row is not None and row[1] > time.time() else None

@@ -26,32 +26,61 @@ def params_of(row: Voice) -> VoiceParams:
 
 
 def voice_json(row: Voice) -> dict[str, Any]:
-    return {"id": row.id, "voice_id": row.id, "name": row.name, "engine": row.engine,
-            "language": row.language, "gender": row.gender, "description": row.description,
-            "source": row.source, "source_generation_id": row.source_generation_id,
-            "params": row.params, "created_at": row.created_at.isoformat()}
+    return {
+        "id": row.id,
+        "voice_id": row.id,
+        "name": row.name,
+        "engine": row.engine,
+        "language": row.language,
+        "gender": row.gender,
+        "description": row.description,
+        "source": row.source,
+        "source_generation_id": row.source_generation_id,
+        "params": row.params,
+        "created_at": row.created_at.isoformat(),
+    }
 
 
 class VoiceLibrary:
     def __init__(self, sessions: Any) -> None:
         self._sessions = sessions
 
-    async def create(self, owner: str, name: str, params: VoiceParams, *, language: str,
-                     gender: str, description: str = "", source: str = "params",
-                     source_generation_id: str | None = None) -> Voice:
+    async def create(
+        self,
+        owner: str,
+        name: str,
+        params: VoiceParams,
+        *,
+        language: str,
+        gender: str,
+        description: str = "",
+        source: str = "params",
+        source_generation_id: str | None = None,
+    ) -> Voice:
         name = name.strip()
         if not name or len(name) > MAX_NAME:
             raise ValueError(f"a voice name needs 1 to {MAX_NAME} characters")
-        row = Voice(id=VOICE_ID_PREFIX + secrets.token_hex(12), owner=owner, name=name,
-                    engine=params.engine, params=asdict(params), language=language,
-                    gender=gender, description=description, source=source,
-                    source_generation_id=source_generation_id, created_at=datetime.now(UTC))
+        row = Voice(
+            id=VOICE_ID_PREFIX + secrets.token_hex(12),
+            owner=owner,
+            name=name,
+            engine=params.engine,
+            params=asdict(params),
+            language=language,
+            gender=gender,
+            description=description,
+            source=source,
+            source_generation_id=source_generation_id,
+            created_at=datetime.now(UTC),
+        )
         try:
             async with self._sessions() as session, session.begin():
                 session.add(row)
         except IntegrityError:
-            raise VoiceExists(f"you already have a voice named {name!r}; pick another name "
-                              "or delete that one first") from None
+            raise VoiceExists(
+                f"you already have a voice named {name!r}; pick another name "
+                "or delete that one first"
+            ) from None
         return row
 
     async def find(self, owner: str | None, ref: str) -> Voice | None:
@@ -68,9 +97,16 @@ class VoiceLibrary:
         by_id = [r for r in rows if r.id == ref]
         return by_id[0] if by_id else (rows[0] if rows else None)
 
-    async def list(self, owner: str | None, *, engine: str | None = None,
-                   language: str | None = None, limit: int = 50, offset: int = 0,
-                   ascending: bool = False) -> tuple[list[Voice], int]:
+    async def list(
+        self,
+        owner: str | None,
+        *,
+        engine: str | None = None,
+        language: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        ascending: bool = False,
+    ) -> tuple[list[Voice], int]:
         async with self._sessions() as session:
             query = select(Voice)
             if owner is not None:
@@ -81,8 +117,9 @@ class VoiceLibrary:
                 query = query.where(Voice.language.like(f"{language.lower()}%"))
             total = await session.scalar(select(func.count()).select_from(query.subquery()))
             order = Voice.created_at.asc() if ascending else Voice.created_at.desc()
-            rows = (await session.scalars(query.order_by(order, Voice.id)
-                                          .offset(offset).limit(limit))).all()
+            rows = (
+                await session.scalars(query.order_by(order, Voice.id).offset(offset).limit(limit))
+            ).all()
         return list(rows), int(total or 0)
 
     async def rename(self, owner: str | None, ref: str, name: str) -> Voice | None:
@@ -101,8 +138,9 @@ class VoiceLibrary:
                 found.name = name
                 row = found
         except IntegrityError:
-            raise VoiceExists(f"you already have a voice named {name!r}; pick another "
-                              "name") from None
+            raise VoiceExists(
+                f"you already have a voice named {name!r}; pick another name"
+            ) from None
         return row
 
     async def delete(self, owner: str | None, ref: str) -> bool:

@@ -150,18 +150,18 @@ class _Reader(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._end == len(self._buf):
             self._make_room()
-        return memoryview(self._buf)[self._end:]
+        return memoryview(self._buf)[self._end :]
 
     def _make_room(self) -> None:
         """Move the unfinished message to the front, into a new buffer if it is longer
         than this one (never resize: the loop may still hold a view of the buffer)."""
-        pending = bytes(memoryview(self._buf)[self._start:self._end])
+        pending = bytes(memoryview(self._buf)[self._start : self._end])
         need = len(pending)
         if need >= HEADER.size:
             need = max(need, HEADER.size + HEADER.unpack_from(pending)[0])
         if need >= len(self._buf):
             self._buf = bytearray(need)
-        self._buf[:len(pending)] = pending
+        self._buf[: len(pending)] = pending
         self._start, self._end = 0, len(pending)
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -173,7 +173,7 @@ class _Reader(asyncio.BufferedProtocol):
                 length, job_id, kind = HEADER.unpack_from(buf, pos)
                 if end - pos - size < length:
                     break
-                payload = bytes(view[pos + size:pos + size + length])
+                payload = bytes(view[pos + size : pos + size + length])
                 pos += size + length
                 self._pool._dispatch(self._worker, job_id, kind, payload)
         finally:
@@ -200,9 +200,16 @@ class _Reader(asyncio.BufferedProtocol):
 class EnginePool:
     """``size`` worker processes; ``submit`` runs a render job on the next free one."""
 
-    def __init__(self, size: int, models_dir: Path | None = None, idle: float = 300.0, *,
-                 max_queue: int = 64, queue_timeout: float = 30.0,
-                 buffer_bytes: int = 256 * 1024) -> None:
+    def __init__(
+        self,
+        size: int,
+        models_dir: Path | None = None,
+        idle: float = 300.0,
+        *,
+        max_queue: int = 64,
+        queue_timeout: float = 30.0,
+        buffer_bytes: int = 256 * 1024,
+    ) -> None:
         self.size = size
         self.buffer_bytes = buffer_bytes
         self.max_queue = max_queue
@@ -230,17 +237,31 @@ class EnginePool:
         out_r, out_w = os.pipe()
         _grow_pipe(out_w)
         cancel = CancelFlag.create()
-        argv = [sys.executable, "-m", "orate.runtime.worker", str(jobs_r), str(out_w),
-                str(cancel.fd), str(index), repr(self._model_idle), self._models_dir or ""]
+        argv = [
+            sys.executable,
+            "-m",
+            "orate.runtime.worker",
+            str(jobs_r),
+            str(out_w),
+            str(cancel.fd),
+            str(index),
+            repr(self._model_idle),
+            self._models_dir or "",
+        ]
         try:
-            process = await asyncio.to_thread(subprocess.Popen, argv, stdin=subprocess.DEVNULL,
-                                              pass_fds=(jobs_r, out_w, cancel.fd))
+            process = await asyncio.to_thread(
+                subprocess.Popen,
+                argv,
+                stdin=subprocess.DEVNULL,
+                pass_fds=(jobs_r, out_w, cancel.fd),
+            )
         finally:
             for fd in (jobs_r, out_w):
                 os.close(fd)
             cancel.close_fd()
-        worker = _Worker(index, process, Connection(jobs_w, readable=False), cancel,
-                         loop.create_future())
+        worker = _Worker(
+            index, process, Connection(jobs_w, readable=False), cancel, loop.create_future()
+        )
         self._workers[index] = worker
         pipe = os.fdopen(out_r, "rb", buffering=0)
         worker.transport, _ = await loop.connect_read_pipe(lambda: _Reader(self, worker), pipe)
@@ -270,9 +291,14 @@ class EnginePool:
 
     def stats(self) -> dict[str, int]:
         busy = sum(1 for w in self._workers.values() if w.current is not None)
-        return {"workers": len(self.pids()), "busy": busy, "waiting": self.waiting,
-                "completed": self.completed, "cancelled": self.cancelled,
-                "restarts": self.restarts}
+        return {
+            "workers": len(self.pids()),
+            "busy": busy,
+            "waiting": self.waiting,
+            "completed": self.completed,
+            "cancelled": self.cancelled,
+            "restarts": self.restarts,
+        }
 
     # -- jobs ----------------------------------------------------------------
 
@@ -319,8 +345,9 @@ class EnginePool:
         worker.alive = False
         if not worker.ready.done():
             # died while starting: _spawn raises; respawning here could loop forever
-            worker.ready.set_exception(RuntimeError(f"engine worker {worker.index} exited "
-                                                    "before it was ready"))
+            worker.ready.set_exception(
+                RuntimeError(f"engine worker {worker.index} exited before it was ready")
+            )
             return
         stream, worker.current = worker.current, None
         worker.paused = False
@@ -330,8 +357,11 @@ class EnginePool:
         asyncio.get_running_loop().run_in_executor(None, _reap, worker.process, 5)
         if not self._closing:
             self.restarts += 1
-            log.warning("engine worker %d exited (code %s); starting a new one",
-                        worker.index, worker.process.poll())
+            log.warning(
+                "engine worker %d exited (code %s); starting a new one",
+                worker.index,
+                worker.process.poll(),
+            )
             task = asyncio.get_running_loop().create_task(self._spawn(worker.index))
             task.add_done_callback(_log_failure)
 

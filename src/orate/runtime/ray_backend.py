@@ -53,8 +53,7 @@ def ray_module() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise RuntimeError("ORATE_ENGINE_BACKEND=ray needs Ray: pip install 'orate[ray]'"
-                           ) from exc
+        raise RuntimeError("ORATE_ENGINE_BACKEND=ray needs Ray: pip install 'orate[ray]'") from exc
     return ray
 
 
@@ -92,12 +91,23 @@ class EngineActor:
         def run() -> None:
             cancelled = False
             try:
-                stats = render(job, self._registry.engine, lambda kind, payload: frames.put(
-                    (kind, payload)), lambda: self._stop == job_id)
+                stats = render(
+                    job,
+                    self._registry.engine,
+                    lambda kind, payload: frames.put((kind, payload)),
+                    lambda: self._stop == job_id,
+                )
                 cancelled = stats.cancelled
             except Exception as exc:  # report it; the actor keeps serving
-                frames.put((ERROR, {"message": f"{type(exc).__name__}: {exc}",
-                                    "code": getattr(exc, "code", None)}))
+                frames.put(
+                    (
+                        ERROR,
+                        {
+                            "message": f"{type(exc).__name__}: {exc}",
+                            "code": getattr(exc, "code", None),
+                        },
+                    )
+                )
             frames.put((END, {"cancelled": cancelled}))
 
         threading.Thread(target=run, name=f"render-{job_id}", daemon=True).start()
@@ -151,11 +161,22 @@ class _Slot:
 class RayBackend:
     """``size`` engine actors on a Ray cluster; ``submit`` runs a job on a free one."""
 
-    def __init__(self, size: int, address: str = "auto", models_dir: Path | None = None,
-                 idle: float = 300.0, *, max_queue: int = 64, queue_timeout: float = 30.0,
-                 num_cpus: float = 1.0, num_gpus: float = 0.0,
-                 buffer_bytes: int = 256 * 1024, neural_actors: int = 0,
-                 neural_num_cpus: float = 1.0, neural_num_gpus: float = 0.0) -> None:
+    def __init__(
+        self,
+        size: int,
+        address: str = "auto",
+        models_dir: Path | None = None,
+        idle: float = 300.0,
+        *,
+        max_queue: int = 64,
+        queue_timeout: float = 30.0,
+        num_cpus: float = 1.0,
+        num_gpus: float = 0.0,
+        buffer_bytes: int = 256 * 1024,
+        neural_actors: int = 0,
+        neural_num_cpus: float = 1.0,
+        neural_num_gpus: float = 0.0,
+    ) -> None:
         # slots 0..size-1 serve every engine; slots past them (neural_actors) only the
         # neural engines, with resources of their own (GPUs: Ray places them on GPU nodes)
         self.general = size
@@ -172,8 +193,10 @@ class RayBackend:
         self._models_dir = str(models_dir) if models_dir else None
         self._model_idle = idle
         self._ids = itertools.count(1)
-        self._idle: dict[str, asyncio.Queue[_Slot]] = {GENERAL: asyncio.Queue(),
-                                                       NEURAL: asyncio.Queue()}
+        self._idle: dict[str, asyncio.Queue[_Slot]] = {
+            GENERAL: asyncio.Queue(),
+            NEURAL: asyncio.Queue(),
+        }
         self._slots: dict[int, _Slot] = {}
         self._closing = False
         self._actor_class: Any = None
@@ -193,8 +216,13 @@ class RayBackend:
             # ray.init installs its own SIGTERM (and SIGINT) handlers; uvicorn's must stay,
             # or a replica asked to stop would not drain its requests
             saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-            ray.init(address=self.address, namespace=NAMESPACE, log_to_driver=False,
-                     logging_level=logging.WARNING, configure_logging=False)
+            ray.init(
+                address=self.address,
+                namespace=NAMESPACE,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                configure_logging=False,
+            )
             for sig, handler in saved.items():
                 if handler is not None:
                     signal.signal(sig, handler)
@@ -215,11 +243,13 @@ class RayBackend:
         gpus = self.neural_num_gpus if neural else self.num_gpus
         options: dict[str, Any] = {
             "num_cpus": self.neural_num_cpus if neural else self.num_cpus,
-            "max_concurrency": 2, "max_restarts": 0, "scheduling_strategy": "SPREAD"}
+            "max_concurrency": 2,
+            "max_restarts": 0,
+            "scheduling_strategy": "SPREAD",
+        }
         if gpus:
             options["num_gpus"] = gpus
-        actor = self._actor_class.options(**options).remote(self._models_dir,
-                                                            self._model_idle)
+        actor = self._actor_class.options(**options).remote(self._models_dir, self._model_idle)
         slot = _Slot(index, actor)
         self._slots[index] = slot
         try:
@@ -258,13 +288,21 @@ class RayBackend:
 
     def stats(self) -> dict[str, Any]:
         busy = sum(1 for s in self._slots.values() if s.current is not None)
-        neural = sum(1 for s in self._slots.values()
-                     if s.alive and s.pid and self._kind(s.index) == NEURAL)
-        return {"backend": "ray", "workers": len(self.pids()), "neural_workers": neural,
-                "nodes": len(self.nodes()),
-                "busy": busy, "waiting": self.waiting, "completed": self.completed,
-                "completed_neural": self.completed_neural,
-                "cancelled": self.cancelled, "restarts": self.restarts}
+        neural = sum(
+            1 for s in self._slots.values() if s.alive and s.pid and self._kind(s.index) == NEURAL
+        )
+        return {
+            "backend": "ray",
+            "workers": len(self.pids()),
+            "neural_workers": neural,
+            "nodes": len(self.nodes()),
+            "busy": busy,
+            "waiting": self.waiting,
+            "completed": self.completed,
+            "completed_neural": self.completed_neural,
+            "cancelled": self.cancelled,
+            "restarts": self.restarts,
+        }
 
     # -- jobs ----------------------------------------------------------------
 
@@ -276,9 +314,9 @@ class RayBackend:
         job_id = next_job_id(self._ids)
         stream = RayJobStream(job_id, slot, self.buffer_bytes)
         slot.current = stream
-        gen = slot.actor.render.options(num_returns="streaming",
-                                        _generator_backpressure_num_objects=BACKPRESSURE
-                                        ).remote(job_id, job)
+        gen = slot.actor.render.options(
+            num_returns="streaming", _generator_backpressure_num_objects=BACKPRESSURE
+        ).remote(job_id, job)
         slot.pump = asyncio.get_running_loop().create_task(self._pump(slot, stream, gen))
         return stream
 
@@ -308,8 +346,9 @@ class RayBackend:
             stream._push(END, None)
             raise
         except Exception as exc:  # RayActorError, ActorUnavailableError, node lost…
-            log.warning("engine actor %d (pid %s) failed: %s", slot.index, slot.pid,
-                        type(exc).__name__)
+            log.warning(
+                "engine actor %d (pid %s) failed: %s", slot.index, slot.pid, type(exc).__name__
+            )
             slot.current = None
             stream._push(ERROR, {"message": "the engine actor died while synthesizing"})
             stream._push(END, None)

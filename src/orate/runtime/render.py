@@ -150,8 +150,10 @@ class _Output:
         if self._held:
             self.total += self._held
             if self._max is not None and self.total > self._max:
-                raise OutputTooLarge(f"the audio passed {self._max} bytes, the most this "
-                                     "request may produce (max_response_bytes)")
+                raise OutputTooLarge(
+                    f"the audio passed {self._max} bytes, the most this "
+                    "request may produce (max_response_bytes)"
+                )
             parts = self._parts
             one = len(parts) == 1 and type(parts[0]) is bytes  # (lameenc gives bytearrays)
             self._emit(AUDIO, parts[0] if one else b"".join(parts))
@@ -160,15 +162,20 @@ class _Output:
             self._threshold = min(max(self._threshold * 4, 4096), COALESCE_BYTES)
 
 
-def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
-           should_stop: Callable[[], bool] = lambda: False) -> RenderStats:
+def render(
+    job: RenderJob,
+    engines: Callable[[str], Engine],
+    emit: Emit,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> RenderStats:
     """Synthesize ``job`` and emit AUDIO, TIMESTAMPS, SENTENCE and finally DONE."""
     first_engine = engines(job.segments[0].voice.engine)
     in_rate = first_engine.sample_rate
     fmt = FORMATS[job.format]
     out_rate = fmt.output_rate(in_rate, job.sample_rate)
-    encoder = make_encoder(job.format, in_rate, out_rate, bitrate=job.bitrate,
-                           whole_file=job.whole_file)
+    encoder = make_encoder(
+        job.format, in_rate, out_rate, bitrate=job.bitrate, whole_file=job.whole_file
+    )
     out = _Output(emit, job.max_bytes)
     feeder = _Feeder(encoder, out, in_rate)
     stats = RenderStats(sample_rate=in_rate)
@@ -179,12 +186,14 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
         engine = engines(segment.voice.engine)
         # a voice of another rate (an espeak-ng voice for French in a natural dialogue)
         # is resampled to the request's rate as it streams
-        resample = Resampler(engine.sample_rate, in_rate) \
-            if engine.sample_rate != in_rate else None
+        resample = Resampler(engine.sample_rate, in_rate) if engine.sample_rate != in_rate else None
         low, high = engine.speed_range
         engine_speed = min(max(segment.speed, low), high)
-        stretch = TimeStretch(in_rate, segment.speed / engine_speed) \
-            if not math.isclose(engine_speed, segment.speed) else None
+        stretch = (
+            TimeStretch(in_rate, segment.speed / engine_speed)
+            if not math.isclose(engine_speed, segment.speed)
+            else None
+        )
         scale = engine_speed / segment.speed  # audio time after stretching per engine ms
 
         if segment.lead > 0:
@@ -195,11 +204,16 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
             events: list[EngineEvent] = []
             spoken = segment.spoken[sent_index] if sent_index < len(segment.spoken) else None
 
-            def sink(pcm: np.ndarray, evs: Sequence[EngineEvent],
-                     events: list[EngineEvent] = events,
-                     stretch: TimeStretch | None = stretch,
-                     spoken: Spoken | None = spoken, start: int = start,
-                     gain: float = gain, resample: Resampler | None = resample) -> bool:
+            def sink(
+                pcm: np.ndarray,
+                evs: Sequence[EngineEvent],
+                events: list[EngineEvent] = events,
+                stretch: TimeStretch | None = stretch,
+                spoken: Spoken | None = spoken,
+                start: int = start,
+                gain: float = gain,
+                resample: Resampler | None = resample,
+            ) -> bool:
                 # called synchronously from inside engine.synthesize, chunk by chunk
                 if should_stop():
                     return False
@@ -223,12 +237,16 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
                 return True
 
             if spoken is not None and spoken.phonemes:
-                result = engine.synthesize(spoken.text, segment.voice, engine_speed, sink,
-                                           phonemes=True)  # type: ignore[call-arg]
+                result = engine.synthesize(
+                    spoken.text, segment.voice, engine_speed, sink, phonemes=True
+                )  # type: ignore[call-arg]
             else:
-                result = engine.synthesize(spoken.text if spoken is not None
-                                           else job.text[start:end], segment.voice,
-                                           engine_speed, sink)
+                result = engine.synthesize(
+                    spoken.text if spoken is not None else job.text[start:end],
+                    segment.voice,
+                    engine_speed,
+                    sink,
+                )
             if over:
                 raise over[0]
             if result.stopped or should_stop():
@@ -256,13 +274,23 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
             end_ms = stats.samples * 1000 / in_rate
             if tokens is not None:
                 spoken_ms = (speech_end - sentence_start) * 1000 / in_rate
-                stamps = sentence_timestamps(job.text, start, end, tokens, events,
-                                             spoken_ms / scale, job.timestamps)
+                stamps = sentence_timestamps(
+                    job.text, start, end, tokens, events, spoken_ms / scale, job.timestamps
+                )
                 stamps += _marks(segment, sent_index, start, end, stamps, spoken_ms / scale)
                 if stamps:
                     emit(TIMESTAMPS, [t.shifted(start_ms, scale).to_dict() for t in stamps])
-            emit(SENTENCE, {"segment": seg_index, "sentence": sent_index, "char_start": start,
-                            "char_end": end, "start_ms": start_ms, "end_ms": end_ms})
+            emit(
+                SENTENCE,
+                {
+                    "segment": seg_index,
+                    "sentence": sent_index,
+                    "char_start": start,
+                    "char_end": end,
+                    "start_ms": start_ms,
+                    "end_ms": end_ms,
+                },
+            )
 
         if segment.trailing_silence > 0 and not segment.sentences:
             silence = np.zeros(round(segment.trailing_silence * in_rate), dtype=np.int16)
@@ -273,8 +301,16 @@ def render(job: RenderJob, engines: Callable[[str], Engine], emit: Emit,
     out.add(encoder.finish())
     out.flush()
     stats.bytes = out.total
-    emit(DONE, {"samples": stats.samples, "sample_rate": in_rate, "output_rate": out_rate,
-                "duration": stats.duration, "bytes": stats.bytes})
+    emit(
+        DONE,
+        {
+            "samples": stats.samples,
+            "sample_rate": in_rate,
+            "output_rate": out_rate,
+            "duration": stats.duration,
+            "bytes": stats.bytes,
+        },
+    )
     return stats
 
 
@@ -287,12 +323,20 @@ def _silence(seconds: float, rate: int, stats: RenderStats, feeder: _Feeder) -> 
 def _to_source(events: Sequence[EngineEvent], spoken: Spoken, start: int) -> list[EngineEvent]:
     """Engine events moved from the spoken text onto the caller's text (offsets from
     ``start``, the sentence's first character), so timestamps name the caller's words."""
-    return [EngineEvent(e.kind, spoken.source_pos(e.text_pos) - start, e.length, e.time_ms,
-                        e.text) for e in events]
+    return [
+        EngineEvent(e.kind, spoken.source_pos(e.text_pos) - start, e.length, e.time_ms, e.text)
+        for e in events
+    ]
 
 
-def _marks(segment: Segment, sent_index: int, start: int, end: int,
-           stamps: list[Timestamp], spoken_ms: float) -> list[Timestamp]:
+def _marks(
+    segment: Segment,
+    sent_index: int,
+    start: int,
+    end: int,
+    stamps: list[Timestamp],
+    spoken_ms: float,
+) -> list[Timestamp]:
     """SSML marks that fall in this sentence: each at the start of the first word after
     it (the sentence end when none follows); the first sentence also takes the marks
     before it, the last those after it."""
@@ -305,8 +349,10 @@ def _marks(segment: Segment, sent_index: int, start: int, end: int,
         if pos >= end and last:
             t = spoken_ms
         else:
-            t = next((s.start for s in stamps if s.type == "word" and (s.char_start or 0) >= pos),
-                     0.0 if pos <= start else spoken_ms)
+            t = next(
+                (s.start for s in stamps if s.type == "word" and (s.char_start or 0) >= pos),
+                0.0 if pos <= start else spoken_ms,
+            )
         out.append(Timestamp("mark", name, t, t, pos, pos))
     return out
 

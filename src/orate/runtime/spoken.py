@@ -41,8 +41,11 @@ class Spoken:
         place in the request's text)."""
         if not offset:
             return self
-        return Spoken(self.text, tuple((a, b, c + offset, d + offset, x)
-                                       for a, b, c, d, x in self.pieces), self.phonemes)
+        return Spoken(
+            self.text,
+            tuple((a, b, c + offset, d + offset, x) for a, b, c, d, x in self.pieces),
+            self.phonemes,
+        )
 
     def source_range(self) -> tuple[int, int]:
         """The caller's characters this sentence was made from."""

@@ -27,15 +27,22 @@ class Timestamp:
     char_end: int | None = None
 
     def shifted(self, ms: float, scale: float = 1.0) -> Timestamp:
-        return Timestamp(self.type, self.text, self.start * scale + ms, self.end * scale + ms,
-                         self.char_start, self.char_end)
+        return Timestamp(
+            self.type,
+            self.text,
+            self.start * scale + ms,
+            self.end * scale + ms,
+            self.char_start,
+            self.char_end,
+        )
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def _word_end(start: float, limit: float, idx: int, offset: int, tokens: Tokens,
-              phonemes: list[EngineEvent]) -> float:
+def _word_end(
+    start: float, limit: float, idx: int, offset: int, tokens: Tokens, phonemes: list[EngineEvent]
+) -> float:
     """Where a word ends: the engine moves to another token, or pauses after the token's
     last phoneme (a pause inside it, between the words of "three and a half kilograms",
     does not end it), else ``limit``."""
@@ -55,9 +62,15 @@ def _word_end(start: float, limit: float, idx: int, offset: int, tokens: Tokens,
     return pause if pause is not None else limit
 
 
-def sentence_timestamps(text: str, offset: int, end: int, tokens: Tokens,
-                        events: Iterable[EngineEvent], duration_ms: float,
-                        kinds: frozenset[str]) -> list[Timestamp]:
+def sentence_timestamps(
+    text: str,
+    offset: int,
+    end: int,
+    tokens: Tokens,
+    events: Iterable[EngineEvent],
+    duration_ms: float,
+    kinds: frozenset[str],
+) -> list[Timestamp]:
     """Timestamps for one synthesized sentence ``text[offset:end]``, in ms from its start.
 
     Event positions count from ``offset``. Tokens the engine ran into a
@@ -74,16 +87,20 @@ def sentence_timestamps(text: str, offset: int, end: int, tokens: Tokens,
     phonemes = [e for e in evs if e.kind == "phoneme"]
     out: list[Timestamp] = []
     if "word" in kinds and starts:
-        spoken = [i for i in tokens.between(offset, end)
-                  if i in starts or any(ch.isalnum() for ch in text[slice(*tokens.spans[i])])]
+        spoken = [
+            i
+            for i in tokens.between(offset, end)
+            if i in starts or any(ch.isalnum() for ch in text[slice(*tokens.spans[i])])
+        ]
         heads = sorted(starts, key=lambda i: (starts[i], i))
         for n, idx in enumerate(heads):
             start = starts[idx]
             limit = starts[heads[n + 1]] if n + 1 < len(heads) else duration_ms
             stop = _word_end(start, limit, idx, offset, tokens, phonemes)
             nxt = heads[n + 1] if n + 1 < len(heads) else None
-            group = [idx] + [i for i in spoken if idx < i and (nxt is None or i < nxt)
-                             and i not in starts]
+            group = [idx] + [
+                i for i in spoken if idx < i and (nxt is None or i < nxt) and i not in starts
+            ]
             if len(group) > 1:  # merged tokens: the group spans up to the next word
                 stop = limit
             weights = [tokens.spans[i][1] - tokens.spans[i][0] for i in group]

@@ -55,9 +55,21 @@ def tune_malloc() -> None:
 
 
 class _Mallinfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -98,7 +110,7 @@ def _send_frame(fd: int, header: bytes, body: bytes) -> None:
         _write_all(fd, header[n:])
         _write_all(fd, body)
     elif n < len(header) + len(body):
-        _write_all(fd, memoryview(body)[n - len(header):])
+        _write_all(fd, memoryview(body)[n - len(header) :])
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
@@ -159,8 +171,14 @@ def main(argv: list[str] | None = None) -> None:
     worker_main(Connection(jobs_fd, writable=False), out_fd, cancel, index, models_dir, idle)
 
 
-def worker_main(jobs: Connection, fd: int, cancel: Any, index: int,
-                models_dir: str | None = None, idle: float = 300.0) -> None:
+def worker_main(
+    jobs: Connection,
+    fd: int,
+    cancel: Any,
+    index: int,
+    models_dir: str | None = None,
+    idle: float = 300.0,
+) -> None:
     """Serve render jobs from ``jobs`` until it closes, framing results onto ``fd``."""
     tune_malloc()
     registry = EngineRegistry(Path(models_dir) if models_dir else None, idle)
@@ -185,13 +203,19 @@ def worker_main(jobs: Connection, fd: int, cancel: Any, index: int,
         set_thread_budget(message[2] if len(message) > 2 else 1)
         cancelled = False
         try:
-            stats = render(job_check(job), registry.engine,
-                           lambda kind, payload, _id=job_id: send(_id, kind, payload),
-                           lambda _id=job_id: cancel.value == _id)
+            stats = render(
+                job_check(job),
+                registry.engine,
+                lambda kind, payload, _id=job_id: send(_id, kind, payload),
+                lambda _id=job_id: cancel.value == _id,
+            )
             cancelled = stats.cancelled
         except Exception as exc:  # report, then keep serving: one bad job must not kill us
-            send(job_id, ERROR, {"message": f"{type(exc).__name__}: {exc}",
-                                 "code": getattr(exc, "code", None)})
+            send(
+                job_id,
+                ERROR,
+                {"message": f"{type(exc).__name__}: {exc}", "code": getattr(exc, "code", None)},
+            )
         finally:
             send(job_id, END, {"cancelled": cancelled})
 

@@ -32,15 +32,24 @@ class CharAlignment:
             self.ends.append(t0 + (n + 1) * step)
 
 
-def char_alignment(text: str, lo: int, hi: int, stamps: Sequence[Timestamp],
-                   start_ms: float, end_ms: float) -> CharAlignment:
+def char_alignment(
+    text: str, lo: int, hi: int, stamps: Sequence[Timestamp], start_ms: float, end_ms: float
+) -> CharAlignment:
     """Align ``text[lo:hi]`` over ``[start_ms, end_ms]`` using the word timestamps
     whose character spans fall inside it (positions index ``text``)."""
     out = CharAlignment()
     end_ms = max(end_ms, start_ms)
-    words = sorted((s for s in stamps if s.type == "word" and s.char_start is not None
-                    and s.char_end is not None and lo <= s.char_start < hi),
-                   key=lambda s: s.char_start or 0)
+    words = sorted(
+        (
+            s
+            for s in stamps
+            if s.type == "word"
+            and s.char_start is not None
+            and s.char_end is not None
+            and lo <= s.char_start < hi
+        ),
+        key=lambda s: s.char_start or 0,
+    )
     pos, clock = lo, start_ms
     for w in words:
         cs, ce = w.char_start or 0, min(w.char_end or 0, hi)

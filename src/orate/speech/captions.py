@@ -31,14 +31,18 @@ class Cue:
 def _word(stamp: Timestamp, text: str | None) -> str:
     """The caller's own token (with its punctuation) when it is plain text."""
     if text is not None and stamp.char_start is not None and stamp.char_end is not None:
-        token = text[stamp.char_start:stamp.char_end]
+        token = text[stamp.char_start : stamp.char_end]
         if token and "<" not in token and ">" not in token and "&" not in token:
             return token
     return stamp.text
 
 
-def cues(stamps: Iterable[Timestamp], text: str | None = None, max_line: int = MAX_LINE,
-         max_lines: int = MAX_LINES) -> list[Cue]:
+def cues(
+    stamps: Iterable[Timestamp],
+    text: str | None = None,
+    max_line: int = MAX_LINE,
+    max_lines: int = MAX_LINES,
+) -> list[Cue]:
     """Group word timestamps into cues: split at sentence ends, lines ≤ ``max_line``."""
     words = sorted((s for s in stamps if s.type == "word"), key=lambda s: s.start)
     out: list[Cue] = []
@@ -73,9 +77,17 @@ def cues(stamps: Iterable[Timestamp], text: str | None = None, max_line: int = M
 def to_srt(items: list[Cue]) -> str:
     import srt
 
-    return srt.compose([srt.Subtitle(n + 1, timedelta(milliseconds=c.start),
-                                     timedelta(milliseconds=max(c.end, c.start)),
-                                     "\n".join(c.lines)) for n, c in enumerate(items)])
+    return srt.compose(
+        [
+            srt.Subtitle(
+                n + 1,
+                timedelta(milliseconds=c.start),
+                timedelta(milliseconds=max(c.end, c.start)),
+                "\n".join(c.lines),
+            )
+            for n, c in enumerate(items)
+        ]
+    )
 
 
 def _vtt_time(ms: float) -> str:
@@ -89,9 +101,16 @@ def _vtt_time(ms: float) -> str:
 def to_vtt(items: list[Cue]) -> str:
     import webvtt
 
-    vtt = webvtt.WebVTT(captions=[webvtt.Caption(start=_vtt_time(c.start),
-                                                 end=_vtt_time(max(c.end, c.start)),
-                                                 text="\n".join(c.lines)) for c in items])
+    vtt = webvtt.WebVTT(
+        captions=[
+            webvtt.Caption(
+                start=_vtt_time(c.start),
+                end=_vtt_time(max(c.end, c.start)),
+                text="\n".join(c.lines),
+            )
+            for c in items
+        ]
+    )
     return vtt.content
 
 

@@ -17,55 +17,225 @@ from dataclasses import replace
 from orate.engines.base import Engine, UnknownVoice, VoiceParams
 
 _ACCENTS: dict[str, str] = {
-    "american": "en-us", "us": "en-us", "usa": "en-us", "yankee": "en-us",
-    "new york": "en-us-nyc", "new yorker": "en-us-nyc", "nyc": "en-us-nyc",
-    "british": "en-gb", "english": "en-gb", "uk": "en-gb", "london": "en-gb",
-    "posh": "en-gb-x-rp", "received pronunciation": "en-gb-x-rp", "rp": "en-gb-x-rp",
-    "scottish": "en-gb-scotland", "scots": "en-gb-scotland",
-    "lancashire": "en-gb-x-gbclan", "northern": "en-gb-x-gbclan",
-    "midlands": "en-gb-x-gbcwmd", "brummie": "en-gb-x-gbcwmd",
-    "caribbean": "en-029", "jamaican": "en-029",
-    "french": "fr-fr", "parisian": "fr-fr", "belgian": "fr-be", "swiss": "fr-ch",
-    "german": "de", "spanish": "es", "mexican": "es-419", "latin american": "es-419",
-    "italian": "it", "portuguese": "pt", "brazilian": "pt-br", "dutch": "nl",
-    "russian": "ru", "polish": "pl", "japanese": "ja", "chinese": "cmn", "mandarin": "cmn",
-    "cantonese": "yue", "korean": "ko", "hindi": "hi", "indian": "en-gb-x-rp",
-    "arabic": "ar", "turkish": "tr", "greek": "el", "swedish": "sv", "norwegian": "nb",
-    "danish": "da", "finnish": "fi", "irish": "ga", "welsh": "cy", "vietnamese": "vi",
+    "american": "en-us",
+    "us": "en-us",
+    "usa": "en-us",
+    "yankee": "en-us",
+    "new york": "en-us-nyc",
+    "new yorker": "en-us-nyc",
+    "nyc": "en-us-nyc",
+    "british": "en-gb",
+    "english": "en-gb",
+    "uk": "en-gb",
+    "london": "en-gb",
+    "posh": "en-gb-x-rp",
+    "received pronunciation": "en-gb-x-rp",
+    "rp": "en-gb-x-rp",
+    "scottish": "en-gb-scotland",
+    "scots": "en-gb-scotland",
+    "lancashire": "en-gb-x-gbclan",
+    "northern": "en-gb-x-gbclan",
+    "midlands": "en-gb-x-gbcwmd",
+    "brummie": "en-gb-x-gbcwmd",
+    "caribbean": "en-029",
+    "jamaican": "en-029",
+    "french": "fr-fr",
+    "parisian": "fr-fr",
+    "belgian": "fr-be",
+    "swiss": "fr-ch",
+    "german": "de",
+    "spanish": "es",
+    "mexican": "es-419",
+    "latin american": "es-419",
+    "italian": "it",
+    "portuguese": "pt",
+    "brazilian": "pt-br",
+    "dutch": "nl",
+    "russian": "ru",
+    "polish": "pl",
+    "japanese": "ja",
+    "chinese": "cmn",
+    "mandarin": "cmn",
+    "cantonese": "yue",
+    "korean": "ko",
+    "hindi": "hi",
+    "indian": "en-gb-x-rp",
+    "arabic": "ar",
+    "turkish": "tr",
+    "greek": "el",
+    "swedish": "sv",
+    "norwegian": "nb",
+    "danish": "da",
+    "finnish": "fi",
+    "irish": "ga",
+    "welsh": "cy",
+    "vietnamese": "vi",
 }
-_MALE = {"man", "male", "men", "boy", "gentleman", "guy", "he", "him", "father", "dad",
-         "grandfather", "grandpa", "king", "sir", "masculine", "baritone", "bass"}
-_FEMALE = {"woman", "female", "women", "girl", "lady", "she", "her", "mother", "mom", "mum",
-           "grandmother", "grandma", "queen", "feminine", "soprano", "alto"}
-_OLD = {"old", "older", "elderly", "aged", "ancient", "grandfather", "grandmother", "grandpa",
-        "grandma", "senior", "wise"}
-_YOUNG = {"young", "younger", "youthful", "child", "kid", "teen", "teenage", "teenager",
-          "little", "boy", "girl"}
+_MALE = {
+    "man",
+    "male",
+    "men",
+    "boy",
+    "gentleman",
+    "guy",
+    "he",
+    "him",
+    "father",
+    "dad",
+    "grandfather",
+    "grandpa",
+    "king",
+    "sir",
+    "masculine",
+    "baritone",
+    "bass",
+}
+_FEMALE = {
+    "woman",
+    "female",
+    "women",
+    "girl",
+    "lady",
+    "she",
+    "her",
+    "mother",
+    "mom",
+    "mum",
+    "grandmother",
+    "grandma",
+    "queen",
+    "feminine",
+    "soprano",
+    "alto",
+}
+_OLD = {
+    "old",
+    "older",
+    "elderly",
+    "aged",
+    "ancient",
+    "grandfather",
+    "grandmother",
+    "grandpa",
+    "grandma",
+    "senior",
+    "wise",
+}
+_YOUNG = {
+    "young",
+    "younger",
+    "youthful",
+    "child",
+    "kid",
+    "teen",
+    "teenage",
+    "teenager",
+    "little",
+    "boy",
+    "girl",
+}
 _CHILD = {"child", "kid", "little"}
 
 # (words, field, delta): applied in order; "very"/"extremely" before a word doubles it
 _ADJUST: list[tuple[frozenset[str], str, float]] = [
     (frozenset({"deep", "low", "bass", "baritone", "booming", "gravelly"}), "pitch", -18),
     (frozenset({"high", "squeaky", "shrill", "soprano", "bright", "light"}), "pitch", 15),
-    (frozenset({"slow", "slowly", "measured", "deliberate", "relaxed", "unhurried",
-                "slower", "drawling"}), "rate", -0.15),
-    (frozenset({"fast", "quick", "quickly", "rapid", "rapidly", "hurried", "brisk",
-                "faster", "energetic"}), "rate", 0.2),
-    (frozenset({"monotone", "flat", "calm", "calmly", "serious", "robotic", "steady",
-                "soothing", "gentle"}), "pitch_range", -22),
-    (frozenset({"lively", "expressive", "excited", "excitedly", "animated", "cheerful",
-                "enthusiastic", "dramatic", "bubbly", "happy", "energetic"}), "pitch_range",
-     25),
-    (frozenset({"loud", "loudly", "booming", "shouting", "louder", "projecting"}),
-     "volume", 45),
-    (frozenset({"quiet", "quietly", "soft", "softly", "gentle", "quieter", "hushed"}),
-     "volume", -30),
-    (frozenset({"sad", "sadly", "tired", "melancholy", "depressed", "somber", "sombre",
-                "gloomy"}), "rate", -0.12),
-    (frozenset({"sad", "sadly", "tired", "melancholy", "depressed", "somber", "sombre",
-                "gloomy"}), "pitch", -8),
-    (frozenset({"sad", "sadly", "tired", "melancholy", "depressed", "somber", "sombre",
-                "gloomy"}), "pitch_range", -15),
+    (
+        frozenset(
+            {
+                "slow",
+                "slowly",
+                "measured",
+                "deliberate",
+                "relaxed",
+                "unhurried",
+                "slower",
+                "drawling",
+            }
+        ),
+        "rate",
+        -0.15,
+    ),
+    (
+        frozenset(
+            {
+                "fast",
+                "quick",
+                "quickly",
+                "rapid",
+                "rapidly",
+                "hurried",
+                "brisk",
+                "faster",
+                "energetic",
+            }
+        ),
+        "rate",
+        0.2,
+    ),
+    (
+        frozenset(
+            {
+                "monotone",
+                "flat",
+                "calm",
+                "calmly",
+                "serious",
+                "robotic",
+                "steady",
+                "soothing",
+                "gentle",
+            }
+        ),
+        "pitch_range",
+        -22,
+    ),
+    (
+        frozenset(
+            {
+                "lively",
+                "expressive",
+                "excited",
+                "excitedly",
+                "animated",
+                "cheerful",
+                "enthusiastic",
+                "dramatic",
+                "bubbly",
+                "happy",
+                "energetic",
+            }
+        ),
+        "pitch_range",
+        25,
+    ),
+    (frozenset({"loud", "loudly", "booming", "shouting", "louder", "projecting"}), "volume", 45),
+    (
+        frozenset({"quiet", "quietly", "soft", "softly", "gentle", "quieter", "hushed"}),
+        "volume",
+        -30,
+    ),
+    (
+        frozenset(
+            {"sad", "sadly", "tired", "melancholy", "depressed", "somber", "sombre", "gloomy"}
+        ),
+        "rate",
+        -0.12,
+    ),
+    (
+        frozenset(
+            {"sad", "sadly", "tired", "melancholy", "depressed", "somber", "sombre", "gloomy"}
+        ),
+        "pitch",
+        -8,
+    ),
+    (
+        frozenset(
+            {"sad", "sadly", "tired", "melancholy", "depressed", "somber", "sombre", "gloomy"}
+        ),
+        "pitch_range",
+        -15,
+    ),
     (frozenset({"angry", "angrily", "furious", "stern"}), "volume", 25),
     (frozenset({"angry", "angrily", "furious", "stern"}), "pitch_range", 15),
     (frozenset({"higher"}), "pitch", 12),
@@ -97,8 +267,14 @@ def _accent(text: str, engine: Engine) -> str | None:
     return None
 
 
-def _age(pitch: int, params: VoiceParams, wordset: set[str], description: str, seed: int,
-         shifts: tuple[int, int, int]) -> tuple[int, VoiceParams]:
+def _age(
+    pitch: int,
+    params: VoiceParams,
+    wordset: set[str],
+    description: str,
+    seed: int,
+    shifts: tuple[int, int, int],
+) -> tuple[int, VoiceParams]:
     """Age words and the variation seed on a design's pitch (``shifts``: older, child,
     young, in the engine's pitch steps); older also slows the pace."""
     old, child, young = shifts
@@ -129,37 +305,49 @@ def _adjust(params: VoiceParams, words: list[str]) -> VoiceParams:
     pitch_range = 50 if params.pitch_range is None else params.pitch_range
     rate = params.rate
     volume = 100 if params.volume is None else params.volume
-    values = {"pitch": float(pitch), "pitch_range": float(pitch_range), "rate": rate,
-              "volume": float(volume)}
+    values = {
+        "pitch": float(pitch),
+        "pitch_range": float(pitch_range),
+        "rate": rate,
+        "volume": float(volume),
+    }
     for i, word in enumerate(words):
         boost = 2.0 if i and words[i - 1] in _INTENSIFIERS else 1.0
         for group, name, delta in _ADJUST:
             if word in group:
                 values[name] += delta * boost
-    return replace(params,
-                   pitch=int(min(max(values["pitch"], 0), 100)),
-                   pitch_range=int(min(max(values["pitch_range"], 0), 100)),
-                   rate=round(min(max(values["rate"], 0.5), 2.0), 3),
-                   volume=int(min(max(values["volume"], 10), 200)))
+    return replace(
+        params,
+        pitch=int(min(max(values["pitch"], 0), 100)),
+        pitch_range=int(min(max(values["pitch_range"], 0), 100)),
+        rate=round(min(max(values["rate"], 0.5), 2.0), 3),
+        volume=int(min(max(values["volume"], 10), 200)),
+    )
 
 
-def design_voice(description: str, engine: Engine, *, seed: int = 0,
-                 default_voice: str = "en-us") -> VoiceParams:
+def design_voice(
+    description: str, engine: Engine, *, seed: int = 0, default_voice: str = "en-us"
+) -> VoiceParams:
     """Voice parameters for a description; the same text and seed give the same voice."""
     words = _words(description)
     wordset = set(words)
     voice = _accent(description, engine) or default_voice
-    female = bool(wordset & _FEMALE) and not (wordset & _MALE and
-                                              words.index(next(w for w in words if w in _MALE))
-                                              < words.index(next(w for w in words
-                                                                 if w in _FEMALE)))
+    female = bool(wordset & _FEMALE) and not (
+        wordset & _MALE
+        and words.index(next(w for w in words if w in _MALE))
+        < words.index(next(w for w in words if w in _FEMALE))
+    )
     male = bool(wordset & _MALE) and not female
     if getattr(engine, "palette", False):
         language = _language_asked(description)
         if language is not None and not language.startswith("en"):
             # the palette speaks English: another language is designed on espeak-ng's
-            return design_voice(description, engine.fallback(),  # type: ignore[attr-defined]
-                                seed=seed, default_voice=default_voice)
+            return design_voice(
+                description,
+                engine.fallback(),  # type: ignore[attr-defined]
+                seed=seed,
+                default_voice=default_voice,
+            )
         return _design_natural(description, engine, words, female, male, seed)
     if not getattr(engine, "variants", None):
         # a neural engine has no espeak variants or pitch: the description picks one of
@@ -169,8 +357,9 @@ def design_voice(description: str, engine: Engine, *, seed: int = 0,
         ranked = sorted(voices, key=lambda v: v.gender != want)
         if not ranked:
             raise UnknownVoice(f"{engine.name} has no voices installed")
-        return engine.check_voice(_adjust(VoiceParams(engine=engine.name, voice=ranked[0].id),
-                                          words))
+        return engine.check_voice(
+            _adjust(VoiceParams(engine=engine.name, voice=ranked[0].id), words)
+        )
     if wordset & _WHISPER:
         variant = "whisperf" if female else "whisper"
     elif wordset & _CROAK:
@@ -189,19 +378,46 @@ def design_voice(description: str, engine: Engine, *, seed: int = 0,
 
 
 # words that pick a palette voice's character, beyond gender (see engines/palette.py)
-_CHARACTER = {"deep": "deep", "bass": "deep", "booming": "deep", "resonant": "deep",
-              "calm": "calm", "soothing": "calm", "serene": "calm", "even": "calm",
-              "bright": "bright", "lively": "lively", "cheerful": "lively",
-              "expressive": "expressive", "animated": "animated", "dramatic": "expressive",
-              "soft": "soft", "gentle": "gentle", "breathy": "breathy", "warm": "warm",
-              "old": "older", "older": "older", "elderly": "older", "wise": "older",
-              "mature": "mature", "young": "young", "youthful": "young", "firm": "firm",
-              "authoritative": "firm", "stern": "firm", "friendly": "friendly",
-              "baritone": "baritone", "tenor": "tenor", "light": "light", "alto": "alto"}
+_CHARACTER = {
+    "deep": "deep",
+    "bass": "deep",
+    "booming": "deep",
+    "resonant": "deep",
+    "calm": "calm",
+    "soothing": "calm",
+    "serene": "calm",
+    "even": "calm",
+    "bright": "bright",
+    "lively": "lively",
+    "cheerful": "lively",
+    "expressive": "expressive",
+    "animated": "animated",
+    "dramatic": "expressive",
+    "soft": "soft",
+    "gentle": "gentle",
+    "breathy": "breathy",
+    "warm": "warm",
+    "old": "older",
+    "older": "older",
+    "elderly": "older",
+    "wise": "older",
+    "mature": "mature",
+    "young": "young",
+    "youthful": "young",
+    "firm": "firm",
+    "authoritative": "firm",
+    "stern": "firm",
+    "friendly": "friendly",
+    "baritone": "baritone",
+    "tenor": "tenor",
+    "light": "light",
+    "alto": "alto",
+}
 
 
-def _design_natural(description: str, engine: Engine, words: list[str], female: bool,
-                    male: bool, seed: int) -> VoiceParams:
+def _design_natural(
+    description: str, engine: Engine, words: list[str], female: bool, male: bool, seed: int
+) -> VoiceParams:
     """A description on the natural palette: the palette voice of that gender whose
     character fits best, then the same pace, pitch, energy and manner words as any voice
     (as transform values: F0, range, formants, breathiness), and age: older lowers F0 and
@@ -210,11 +426,13 @@ def _design_natural(description: str, engine: Engine, words: list[str], female: 
 
     wanted = {_CHARACTER[w] for w in words if w in _CHARACTER}
     available = [v.id for v in engine.voices()]
-    voice = closest("female" if female else "male" if male else None, words=wanted,
-                    available=available)
+    voice = closest(
+        "female" if female else "male" if male else None, words=wanted, available=available
+    )
     if not female and not male and seed:  # no gender asked: variations may cross it
-        voice = closest(_pick(("female", "male"), description, seed), words=wanted,
-                        available=available)
+        voice = closest(
+            _pick(("female", "male"), description, seed), words=wanted, available=available
+        )
     params = _adjust(VoiceParams(engine=engine.name, voice=voice.id), words)
     wordset = set(words)
     formant = 1.0
@@ -227,10 +445,20 @@ def _design_natural(description: str, engine: Engine, words: list[str], female: 
     if seed:  # variations also nudge the vocal tract a little
         digest = hashlib.sha256(f"{description}|pitch|{seed}".encode()).digest()
         formant *= 1 + (digest[1] % 7 - 3) / 100
-    breath = 1.0 if wordset & _WHISPER - {"breathy", "airy", "breathless"} else \
-        0.35 if wordset & _WHISPER else 0.2 if wordset & _CROAK else 0.0
-    return engine.check_voice(replace(params, pitch=int(min(max(pitch, 0), 100)),
-                                      formant=round(formant, 3), breath=breath))
+    breath = (
+        1.0
+        if wordset & _WHISPER - {"breathy", "airy", "breathless"}
+        else 0.35
+        if wordset & _WHISPER
+        else 0.2
+        if wordset & _CROAK
+        else 0.0
+    )
+    return engine.check_voice(
+        replace(
+            params, pitch=int(min(max(pitch, 0), 100)), formant=round(formant, 3), breath=breath
+        )
+    )
 
 
 def apply_directions(params: VoiceParams, directions: str, engine: Engine) -> VoiceParams:
@@ -276,10 +504,12 @@ def vary(params: VoiceParams, seed: int, amount: float = 1.0) -> VoiceParams:
 
     pitch = 50 if params.pitch is None else params.pitch
     pitch_range = 50 if params.pitch_range is None else params.pitch_range
-    return replace(params,
-                   pitch=int(min(max(round(pitch + nudge(digest[0], 8)), 0), 100)),
-                   pitch_range=int(min(max(round(pitch_range + nudge(digest[1], 12)), 0), 100)),
-                   rate=round(min(max(params.rate * (1 + nudge(digest[2], 0.06)), 0.5), 2.0), 3))
+    return replace(
+        params,
+        pitch=int(min(max(round(pitch + nudge(digest[0], 8)), 0), 100)),
+        pitch_range=int(min(max(round(pitch_range + nudge(digest[1], 12)), 0), 100)),
+        rate=round(min(max(params.rate * (1 + nudge(digest[2], 0.06)), 0.5), 2.0), 3),
+    )
 
 
 def voice_notes(voices: list[VoiceParams]) -> list[str]:

@@ -40,25 +40,37 @@ def parse_script(script: str) -> list[tuple[str, str]]:
     parts = _TAG.split(script)
     head = parts[0].strip()
     if head:
-        raise SpeechError(400, "invalid_script", "the script must start with a speaker tag "
-                          f"such as [S1]; it starts with {head[:40]!r}", "text")
+        raise SpeechError(
+            400,
+            "invalid_script",
+            f"the script must start with a speaker tag such as [S1]; it starts with {head[:40]!r}",
+            "text",
+        )
     lines = [(parts[i].upper(), parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
     lines = [(s, t) for s, t in lines if t]
     if not lines:
-        raise SpeechError(400, "missing_input", "the script has no lines; write "
-                          "'[S1] Hello. [S2] Hi there.'", "text")
+        raise SpeechError(
+            400,
+            "missing_input",
+            "the script has no lines; write '[S1] Hello. [S2] Hi there.'",
+            "text",
+        )
     if len(lines) > MAX_TURNS:
-        raise SpeechError(413, "request_too_large", f"the script has {len(lines)} lines; the "
-                          f"limit is {MAX_TURNS}", "text")
+        raise SpeechError(
+            413,
+            "request_too_large",
+            f"the script has {len(lines)} lines; the limit is {MAX_TURNS}",
+            "text",
+        )
     return lines
 
 
-def script_turns(script: str, voices: Mapping[str, Any],
-                 default_voices: Sequence[str]) -> list[Turn]:
+def script_turns(
+    script: str, voices: Mapping[str, Any], default_voices: Sequence[str]
+) -> list[Turn]:
     """Turns of a tagged script, each speaker with the voice ``voices`` names for it
     (keys "S1", "[S1]" or "1"), else the next of ``default_voices`` by speaker number."""
-    normalized = {re.sub(r"[\[\]\s]", "", str(k)).upper().lstrip("S"): v
-                  for k, v in voices.items()}
+    normalized = {re.sub(r"[\[\]\s]", "", str(k)).upper().lstrip("S"): v for k, v in voices.items()}
     turns = []
     for speaker, text in parse_script(script):
         number = speaker.lstrip("S")
@@ -69,16 +81,18 @@ def script_turns(script: str, voices: Mapping[str, Any],
     return turns
 
 
-def dialogue_request(model: str, turns: Sequence[Turn], *, gap: float = DEFAULT_GAP,
-                     format: str = "mp3", **kw: Any) -> SpeechRequest:
+def dialogue_request(
+    model: str, turns: Sequence[Turn], *, gap: float = DEFAULT_GAP, format: str = "mp3", **kw: Any
+) -> SpeechRequest:
     """One request for the whole dialogue: an utterance per turn, ``gap`` seconds of
     silence between turns (none after the last). ``kw`` passes on to SpeechRequest
     (timestamps, normalize, lexicons, sample_rate …)."""
     if not turns:
         raise SpeechError(400, "missing_input", "a dialogue needs at least one turn", "inputs")
     if not 0 <= gap <= MAX_GAP:
-        raise SpeechError(400, "invalid_gap", f"gap must be between 0 and {MAX_GAP} seconds",
-                          "gap")
-    utterances = [Utterance(t.text, t.voice, trailing_silence=gap if n < len(turns) - 1
-                            else 0.0) for n, t in enumerate(turns)]
+        raise SpeechError(400, "invalid_gap", f"gap must be between 0 and {MAX_GAP} seconds", "gap")
+    utterances = [
+        Utterance(t.text, t.voice, trailing_silence=gap if n < len(turns) - 1 else 0.0)
+        for n, t in enumerate(turns)
+    ]
     return SpeechRequest(model=model, utterances=utterances, format=format, **kw)

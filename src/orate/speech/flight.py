@@ -26,9 +26,12 @@ DEFAULT_WINDOW = 256 * 1024
 
 
 class Flight:
-    def __init__(self, source: AsyncIterator[SpeechEvent],
-                 on_finish: Callable[[Flight], None] | None = None,
-                 window: int = DEFAULT_WINDOW) -> None:
+    def __init__(
+        self,
+        source: AsyncIterator[SpeechEvent],
+        on_finish: Callable[[Flight], None] | None = None,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
         self.events: list[SpeechEvent] = []
         self.done = False
         self.error: BaseException | None = None

@@ -42,8 +42,10 @@ class JobRunner:
         self.running: dict[str, float] = {}  # job id → progress, for this process
 
     def start(self) -> None:
-        self._tasks = [asyncio.get_running_loop().create_task(self._loop())
-                       for _ in range(self.settings.job_workers)]
+        self._tasks = [
+            asyncio.get_running_loop().create_task(self._loop())
+            for _ in range(self.settings.job_workers)
+        ]
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -62,8 +64,10 @@ class JobRunner:
             try:
                 job = await self.store.claim(self.id, lease)
             except DB_ERRORS as exc:  # locked or unusable: say so once a poll, no traceback
-                log.warning("could not claim a job: database unavailable: %s",
-                            str(exc).splitlines()[0][:200])
+                log.warning(
+                    "could not claim a job: database unavailable: %s",
+                    str(exc).splitlines()[0][:200],
+                )
                 job = None
             except Exception:
                 log.exception("could not claim a job")

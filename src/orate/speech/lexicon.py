@@ -62,7 +62,8 @@ class Budget:
             raise RuleBudgetExceeded(
                 f"applying the pronunciation rules to this input takes more than "
                 f"{self.left} units of work (characters scanned plus matches); use fewer "
-                "rules or pattern rules, or send shorter text")
+                "rules or pattern rules, or send shorter text"
+            )
 
 
 _UNSUPPORTED = {  # constructs RE2 cannot run in linear time, by sre opcode name
@@ -128,16 +129,16 @@ def _unicode(pattern: str) -> str:
                 body = cls if in_class else f"[{'^' if nxt.isupper() else ''}{cls}]"
                 out.append(body)
             else:
-                out.append(pattern[i:i + 2])
+                out.append(pattern[i : i + 2])
             i += 2
             continue
         if ch == "[" and not in_class:
             in_class = True
             out.append(ch)
-            if pattern[i + 1:i + 2] == "^":
+            if pattern[i + 1 : i + 2] == "^":
                 out.append("^")
                 i += 1
-            if pattern[i + 1:i + 2] == "]":  # a leading ] is a literal
+            if pattern[i + 1 : i + 2] == "]":  # a leading ] is a literal
                 out.append("]")
                 i += 1
         elif ch == "]" and in_class:
@@ -187,18 +188,23 @@ def rule_from(data: dict[str, Any], n: int = 0) -> Rule:
         try:
             re.compile(target)
         except (re.error, RecursionError, OverflowError) as exc:
-            raise LexiconError(f"{where}: the pattern {target!r} is not a valid regular "
-                               f"expression: {exc}") from None
+            raise LexiconError(
+                f"{where}: the pattern {target!r} is not a valid regular expression: {exc}"
+            ) from None
         construct = _construct(target)
         if construct is not None:
-            raise LexiconError(f"{where}: the pattern {target!r} uses {construct}, which "
-                               "cannot be matched in linear time; patterns run on RE2 "
-                               "(see its syntax): rewrite it without that construct")
+            raise LexiconError(
+                f"{where}: the pattern {target!r} uses {construct}, which "
+                "cannot be matched in linear time; patterns run on RE2 "
+                "(see its syntax): rewrite it without that construct"
+            )
         try:
             re2.compile(_unicode(target), _re2_options(8 << 20))
         except re2.error as exc:
-            raise LexiconError(f"{where}: the pattern {target!r} cannot be used: "
-                               f"{_re2_message(exc)} (patterns run on RE2)") from None
+            raise LexiconError(
+                f"{where}: the pattern {target!r} cannot be used: "
+                f"{_re2_message(exc)} (patterns run on RE2)"
+            ) from None
     if kind == "alias":
         alias = str(data.get("alias") or "")
         if not alias.strip() or len(alias) > 1000:
@@ -243,8 +249,9 @@ def rules_from_pls(data: bytes) -> list[Rule]:
         raise LexiconError("the PLS file may not contain a DTD or entities") from None
     except ParseError as exc:
         line, col = exc.position
-        raise LexiconError(f"the PLS file is not well-formed XML at line {line}, column "
-                           f"{col + 1}") from None
+        raise LexiconError(
+            f"the PLS file is not well-formed XML at line {line}, column {col + 1}"
+        ) from None
     if _local(root.tag) != "lexicon":
         raise LexiconError("a PLS file has <lexicon> as its root element")
     alphabet = (root.get("alphabet") or "ipa").lower()
@@ -259,9 +266,14 @@ def rules_from_pls(data: bytes) -> list[Rule]:
             if alias is not None:
                 items.append({"string_to_replace": grapheme, "type": "alias", "alias": alias})
             elif phoneme is not None:
-                items.append({"string_to_replace": grapheme, "type": "phoneme",
-                              "phoneme": phoneme.text,
-                              "alphabet": phoneme.get("alphabet") or alphabet})
+                items.append(
+                    {
+                        "string_to_replace": grapheme,
+                        "type": "phoneme",
+                        "phoneme": phoneme.text,
+                        "alphabet": phoneme.get("alphabet") or alphabet,
+                    }
+                )
     if not items:
         raise LexiconError("the PLS file has no lexeme with a grapheme and an alias or phoneme")
     return rules_from(items)
@@ -271,14 +283,18 @@ def rules_to_pls(rules: Sequence[Rule]) -> str:
     """A PLS file of the rules (what ElevenLabs' download returns)."""
     from xml.sax.saxutils import escape
 
-    out = ['<?xml version="1.0" encoding="UTF-8"?>',
-           '<lexicon version="1.0" xmlns="http://www.w3.org/2005/01/pronunciation-lexicon" '
-           'alphabet="ipa" xml:lang="en-US">']
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<lexicon version="1.0" xmlns="http://www.w3.org/2005/01/pronunciation-lexicon" '
+        'alphabet="ipa" xml:lang="en-US">',
+    ]
     for r in rules:
-        body = f"<alias>{escape(r.alias or '')}</alias>" if r.type == "alias" else \
-            f"<phoneme>{escape(r.phoneme or '')}</phoneme>"
-        out.append(f"  <lexeme><grapheme>{escape(r.string_to_replace)}</grapheme>{body}"
-                   "</lexeme>")
+        body = (
+            f"<alias>{escape(r.alias or '')}</alias>"
+            if r.type == "alias"
+            else f"<phoneme>{escape(r.phoneme or '')}</phoneme>"
+        )
+        out.append(f"  <lexeme><grapheme>{escape(r.string_to_replace)}</grapheme>{body}</lexeme>")
     out.append("</lexicon>")
     return "\n".join(out) + "\n"
 
@@ -310,8 +326,10 @@ class Lexicon:
                 self._regex_rules.append(n)
             elif r.string_to_replace not in words:
                 words[r.string_to_replace] = n
-                self._edges[n] = (r.string_to_replace[:1].isalnum(),
-                                  r.string_to_replace[-1:].isalnum())
+                self._edges[n] = (
+                    r.string_to_replace[:1].isalnum(),
+                    r.string_to_replace[-1:].isalnum(),
+                )
         if words:
             automaton = ahocorasick.Automaton()
             for word, n in words.items():
@@ -320,8 +338,7 @@ class Lexicon:
             self._words = automaton
         if parts:
             # groups are numbered in rule order; each rule's own groups come after its own
-            counts = [re.compile(self.rules[n].string_to_replace).groups
-                      for n in self._regex_rules]
+            counts = [re.compile(self.rules[n].string_to_replace).groups for n in self._regex_rules]
             self._group_rule: dict[int, int] = {}
             group = 1
             for n, extra in zip(self._regex_rules, counts, strict=True):
@@ -330,8 +347,10 @@ class Lexicon:
             try:
                 self._regex = re2.compile("|".join(parts), _re2_options())
             except re2.error as exc:
-                raise LexiconError(f"the pattern rules together cannot be compiled: "
-                                   f"{_re2_message(exc)}; use fewer pattern rules") from None
+                raise LexiconError(
+                    f"the pattern rules together cannot be compiled: "
+                    f"{_re2_message(exc)}; use fewer pattern rules"
+                ) from None
 
     _budget: Budget | None = None
 
@@ -399,8 +418,15 @@ class Lexicon:
             out.append(best)
             pos = best[2]
 
-    def apply(self, builder: SpokenBuilder, text: str, at: int, language: str | None,
-              phonemes: bool = True, budget: Budget | None = None) -> None:
+    def apply(
+        self,
+        builder: SpokenBuilder,
+        text: str,
+        at: int,
+        language: str | None,
+        phonemes: bool = True,
+        budget: Budget | None = None,
+    ) -> None:
         """Add ``text`` (found at ``at``) to ``builder`` with the rules applied and the
         rest normalized in ``language`` (``None``: as written). Without phoneme input
         (``phonemes`` false: an upstream provider), IPA rules leave the word as written.
@@ -412,8 +438,7 @@ class Lexicon:
             if rule.type == "alias":
                 builder.rewrite(rule.alias or "", at + start, at + end)
             elif phonemes:
-                builder.phoneme_input(rule.phoneme or "", at + start, at + end,
-                                      text[start:end])
+                builder.phoneme_input(rule.phoneme or "", at + start, at + end, text[start:end])
             else:
                 builder.copy(text[start:end], at + start)
             pos = end

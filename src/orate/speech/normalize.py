@@ -89,12 +89,21 @@ class Normalized:
 
 # ---------------------------------------------------------------------------- English words
 
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
-         "fourteen fifteen sixteen seventeen eighteen nineteen").split()
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen"
+).split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 _SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand"))
-_ORDINAL_WORDS = {"one": "first", "two": "second", "three": "third", "five": "fifth",
-                  "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
+_ORDINAL_WORDS = {
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
+}
 _DIGIT_WORDS = dict(zip("0123456789", _ONES[:10], strict=True))
 
 
@@ -150,7 +159,7 @@ def digits(s: str) -> str:
 
 
 def decimal(s: str) -> str:
-    """"3.14" → "three point one four"; "-0.5" → "minus zero point five"."""
+    """ "3.14" → "three point one four"; "-0.5" → "minus zero point five"."""
     neg = s.startswith("-")
     whole, _, frac = s.lstrip("-+").partition(".")
     words = cardinal(int(whole.replace(",", "") or "0"))
@@ -160,7 +169,7 @@ def decimal(s: str) -> str:
 
 
 def year(n: int) -> str:
-    """"1990" → "nineteen ninety", "2005" → "two thousand five", "1905" → "nineteen oh five"."""
+    """ "1990" → "nineteen ninety", "2005" → "two thousand five", "1905" → "nineteen oh five"."""
     if n % 1000 == 0 or 2000 <= n <= 2009:
         return cardinal(n)
     hi, lo = divmod(n, 100)
@@ -177,58 +186,110 @@ def _plural_decade(words: str) -> str:
 
 # ---------------------------------------------------------------------------- tables
 
-_CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"),
-               "€": ("euro", "euros", "cent", "cents"),
-               "£": ("pound", "pounds", "penny", "pence"),
-               "¥": ("yen", "yen", "", "")}
-_MAGNITUDES = {"k": "thousand", "thousand": "thousand", "m": "million", "mn": "million",
-               "million": "million", "b": "billion", "bn": "billion", "billion": "billion",
-               "trillion": "trillion"}
-_UNITS = {
-    "km": ("kilometer", "kilometers"), "cm": ("centimeter", "centimeters"),
-    "mm": ("millimeter", "millimeters"), "m": ("meter", "meters"),
-    "kg": ("kilogram", "kilograms"), "mg": ("milligram", "milligrams"),
-    "g": ("gram", "grams"), "lb": ("pound", "pounds"), "lbs": ("pounds", "pounds"),
-    "oz": ("ounce", "ounces"), "mi": ("mile", "miles"), "ft": ("foot", "feet"),
-    "mph": ("mile per hour", "miles per hour"), "km/h": ("kilometer per hour",
-                                                         "kilometers per hour"),
-    "kph": ("kilometer per hour", "kilometers per hour"),
-    "ml": ("milliliter", "milliliters"), "°c": ("degree Celsius", "degrees Celsius"),
-    "°f": ("degree Fahrenheit", "degrees Fahrenheit"), "°": ("degree", "degrees"),
-    "kb": ("kilobyte", "kilobytes"), "mb": ("megabyte", "megabytes"),
-    "gb": ("gigabyte", "gigabytes"), "tb": ("terabyte", "terabytes"),
-    "hz": ("hertz", "hertz"), "khz": ("kilohertz", "kilohertz"),
-    "mhz": ("megahertz", "megahertz"), "ghz": ("gigahertz", "gigahertz"),
-    "kw": ("kilowatt", "kilowatts"), "kwh": ("kilowatt hour", "kilowatt hours"),
-    "ms": ("millisecond", "milliseconds"), "min": ("minute", "minutes"),
-    "hr": ("hour", "hours"), "hrs": ("hours", "hours"),
+_CURRENCIES = {
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "€": ("euro", "euros", "cent", "cents"),
+    "£": ("pound", "pounds", "penny", "pence"),
+    "¥": ("yen", "yen", "", ""),
 }
-_MONTHS = ("January February March April May June July August September October November "
-           "December").split()
+_MAGNITUDES = {
+    "k": "thousand",
+    "thousand": "thousand",
+    "m": "million",
+    "mn": "million",
+    "million": "million",
+    "b": "billion",
+    "bn": "billion",
+    "billion": "billion",
+    "trillion": "trillion",
+}
+_UNITS = {
+    "km": ("kilometer", "kilometers"),
+    "cm": ("centimeter", "centimeters"),
+    "mm": ("millimeter", "millimeters"),
+    "m": ("meter", "meters"),
+    "kg": ("kilogram", "kilograms"),
+    "mg": ("milligram", "milligrams"),
+    "g": ("gram", "grams"),
+    "lb": ("pound", "pounds"),
+    "lbs": ("pounds", "pounds"),
+    "oz": ("ounce", "ounces"),
+    "mi": ("mile", "miles"),
+    "ft": ("foot", "feet"),
+    "mph": ("mile per hour", "miles per hour"),
+    "km/h": ("kilometer per hour", "kilometers per hour"),
+    "kph": ("kilometer per hour", "kilometers per hour"),
+    "ml": ("milliliter", "milliliters"),
+    "°c": ("degree Celsius", "degrees Celsius"),
+    "°f": ("degree Fahrenheit", "degrees Fahrenheit"),
+    "°": ("degree", "degrees"),
+    "kb": ("kilobyte", "kilobytes"),
+    "mb": ("megabyte", "megabytes"),
+    "gb": ("gigabyte", "gigabytes"),
+    "tb": ("terabyte", "terabytes"),
+    "hz": ("hertz", "hertz"),
+    "khz": ("kilohertz", "kilohertz"),
+    "mhz": ("megahertz", "megahertz"),
+    "ghz": ("gigahertz", "gigahertz"),
+    "kw": ("kilowatt", "kilowatts"),
+    "kwh": ("kilowatt hour", "kilowatt hours"),
+    "ms": ("millisecond", "milliseconds"),
+    "min": ("minute", "minutes"),
+    "hr": ("hour", "hours"),
+    "hrs": ("hours", "hours"),
+}
+_MONTHS = (
+    "January February March April May June July August September October November December"
+).split()
 _MONTH_BY_PREFIX = {m[:3].lower(): m for m in _MONTHS}
 # Abbreviations read as words: (written, read, case). "any" matches the written form in
 # any case of its first letter ("Mr." and "mr."); "exact" only as written ("Sun." is
 # Sunday, "sun." ends a sentence about the sun). The scanner's branch and its anchors
 # are built from this table, so a row here is all a new abbreviation needs.
 ABBREVIATIONS: tuple[tuple[str, str, str], ...] = (
-    ("mr.", "Mister", "any"), ("mrs.", "Missus", "any"), ("ms.", "Miz", "any"),
-    ("prof.", "Professor", "any"), ("jr.", "Junior", "any"), ("sr.", "Senior", "any"),
-    ("mt.", "Mount", "any"), ("ave.", "Avenue", "any"), ("vs.", "versus", "exact"),
-    ("etc.", "et cetera", "exact"), ("e.g.", "for example", "exact"),
-    ("i.e.", "that is", "exact"), ("approx.", "approximately", "any"),
-    ("dept.", "department", "any"), ("est.", "established", "exact"),
-    ("ext.", "extension", "any"), ("fig.", "figure", "any"), ("no.", "", "special"),
-    ("dr.", "", "title"), ("st.", "", "title"),
+    ("mr.", "Mister", "any"),
+    ("mrs.", "Missus", "any"),
+    ("ms.", "Miz", "any"),
+    ("prof.", "Professor", "any"),
+    ("jr.", "Junior", "any"),
+    ("sr.", "Senior", "any"),
+    ("mt.", "Mount", "any"),
+    ("ave.", "Avenue", "any"),
+    ("vs.", "versus", "exact"),
+    ("etc.", "et cetera", "exact"),
+    ("e.g.", "for example", "exact"),
+    ("i.e.", "that is", "exact"),
+    ("approx.", "approximately", "any"),
+    ("dept.", "department", "any"),
+    ("est.", "established", "exact"),
+    ("ext.", "extension", "any"),
+    ("fig.", "figure", "any"),
+    ("no.", "", "special"),
+    ("dr.", "", "title"),
+    ("st.", "", "title"),
     # weekdays and months, capitalized as written in dates
-    ("Mon.", "Monday", "exact"), ("Tue.", "Tuesday", "exact"), ("Tues.", "Tuesday", "exact"),
-    ("Wed.", "Wednesday", "exact"), ("Thu.", "Thursday", "exact"),
-    ("Thur.", "Thursday", "exact"), ("Thurs.", "Thursday", "exact"),
-    ("Fri.", "Friday", "exact"), ("Sat.", "Saturday", "exact"), ("Sun.", "Sunday", "exact"),
-    ("Jan.", "January", "exact"), ("Feb.", "February", "exact"), ("Mar.", "March", "exact"),
-    ("Apr.", "April", "exact"), ("Jun.", "June", "exact"), ("Jul.", "July", "exact"),
-    ("Aug.", "August", "exact"), ("Sep.", "September", "exact"),
-    ("Sept.", "September", "exact"), ("Oct.", "October", "exact"),
-    ("Nov.", "November", "exact"), ("Dec.", "December", "exact"),
+    ("Mon.", "Monday", "exact"),
+    ("Tue.", "Tuesday", "exact"),
+    ("Tues.", "Tuesday", "exact"),
+    ("Wed.", "Wednesday", "exact"),
+    ("Thu.", "Thursday", "exact"),
+    ("Thur.", "Thursday", "exact"),
+    ("Thurs.", "Thursday", "exact"),
+    ("Fri.", "Friday", "exact"),
+    ("Sat.", "Saturday", "exact"),
+    ("Sun.", "Sunday", "exact"),
+    ("Jan.", "January", "exact"),
+    ("Feb.", "February", "exact"),
+    ("Mar.", "March", "exact"),
+    ("Apr.", "April", "exact"),
+    ("Jun.", "June", "exact"),
+    ("Jul.", "July", "exact"),
+    ("Aug.", "August", "exact"),
+    ("Sep.", "September", "exact"),
+    ("Sept.", "September", "exact"),
+    ("Oct.", "October", "exact"),
+    ("Nov.", "November", "exact"),
+    ("Dec.", "December", "exact"),
 )
 _ABBREVIATIONS = {k.lower(): word for k, word, case in ABBREVIATIONS if word}
 # "Dr. Smith" / "Elm Dr." and "St. John" / "Main St.": the next word decides
@@ -239,31 +300,121 @@ _TITLES = frozenset({"mr.", "mrs.", "ms.", "prof.", "dr.", "st.", "mt.", "jr.", 
 # (written in title case so no engine spells it), or expanded. A word of capitals that is
 # not here is left to the engine.
 ACRONYMS: dict[str, str] = {
-    "YoY": "year over year", "MoM": "month over month", "QoQ": "quarter over quarter",
-    "WoW": "week over week", "YTD": "year to date", "MTD": "month to date",
-    "NASA": "Nasa", "NATO": "Nato", "UNESCO": "Unesco", "UNICEF": "Unicef", "FIFA": "Fifa",
-    "OPEC": "Opec", "JSON": "Jason", "SQL": "S Q L", "API": "A P I", "URL": "U R L",
-    "CPU": "C P U", "GPU": "G P U", "USB": "U S B", "HTML": "H T M L", "CSS": "C S S",
-    "PDF": "P D F", "HTTP": "H T T P", "HTTPS": "H T T P S", "AWS": "A W S", "IBM": "I B M",
-    "BBC": "B B C", "FBI": "F B I", "CIA": "C I A", "USA": "U S A", "UK": "U K",
-    "EU": "E U", "AI": "A I", "CEO": "C E O", "CFO": "C F O", "CTO": "C T O",
-    "FAQ": "F A Q", "FYI": "F Y I", "ASAP": "A S A P", "ETA": "E T A", "TBD": "T B D",
-    "DIY": "D I Y", "PhD": "P H D", "KPI": "K P I", "ROI": "R O I", "SaaS": "sass",
-    "iOS": "eye O S", "TV": "T V", "PC": "P C", "DNA": "D N A", "VAT": "V A T",
+    "YoY": "year over year",
+    "MoM": "month over month",
+    "QoQ": "quarter over quarter",
+    "WoW": "week over week",
+    "YTD": "year to date",
+    "MTD": "month to date",
+    "NASA": "Nasa",
+    "NATO": "Nato",
+    "UNESCO": "Unesco",
+    "UNICEF": "Unicef",
+    "FIFA": "Fifa",
+    "OPEC": "Opec",
+    "JSON": "Jason",
+    "SQL": "S Q L",
+    "API": "A P I",
+    "URL": "U R L",
+    "CPU": "C P U",
+    "GPU": "G P U",
+    "USB": "U S B",
+    "HTML": "H T M L",
+    "CSS": "C S S",
+    "PDF": "P D F",
+    "HTTP": "H T T P",
+    "HTTPS": "H T T P S",
+    "AWS": "A W S",
+    "IBM": "I B M",
+    "BBC": "B B C",
+    "FBI": "F B I",
+    "CIA": "C I A",
+    "USA": "U S A",
+    "UK": "U K",
+    "EU": "E U",
+    "AI": "A I",
+    "CEO": "C E O",
+    "CFO": "C F O",
+    "CTO": "C T O",
+    "FAQ": "F A Q",
+    "FYI": "F Y I",
+    "ASAP": "A S A P",
+    "ETA": "E T A",
+    "TBD": "T B D",
+    "DIY": "D I Y",
+    "PhD": "P H D",
+    "KPI": "K P I",
+    "ROI": "R O I",
+    "SaaS": "sass",
+    "iOS": "eye O S",
+    "TV": "T V",
+    "PC": "P C",
+    "DNA": "D N A",
+    "VAT": "V A T",
 }
 # prefixes read letter by letter before a number: FY2024, Q3, H1
 _PERIODS = {"FY": "F Y", "Q": "Q", "H": "H"}
 # pre-release tags of versions (2.0.1-beta, v3.0-rc.1)
-_PRERELEASE = {"rc": "R C", "beta": "beta", "alpha": "alpha", "dev": "dev", "pre": "pre",
-               "preview": "preview", "final": "final", "lts": "L T S", "snapshot": "snapshot"}
-_SIGNS = {"−": "minus", "-": "minus", "+": "plus", "±": "plus or minus", "∓": "minus or plus",
-          "≈": "approximately", "~": "about", "∼": "about"}
-_VULGAR = {"½": (1, 2), "⅓": (1, 3), "⅔": (2, 3), "¼": (1, 4), "¾": (3, 4), "⅕": (1, 5),
-           "⅖": (2, 5), "⅗": (3, 5), "⅘": (4, 5), "⅙": (1, 6), "⅚": (5, 6), "⅛": (1, 8),
-           "⅜": (3, 8), "⅝": (5, 8), "⅞": (7, 8)}
+_PRERELEASE = {
+    "rc": "R C",
+    "beta": "beta",
+    "alpha": "alpha",
+    "dev": "dev",
+    "pre": "pre",
+    "preview": "preview",
+    "final": "final",
+    "lts": "L T S",
+    "snapshot": "snapshot",
+}
+_SIGNS = {
+    "−": "minus",
+    "-": "minus",
+    "+": "plus",
+    "±": "plus or minus",
+    "∓": "minus or plus",
+    "≈": "approximately",
+    "~": "about",
+    "∼": "about",
+}
+_VULGAR = {
+    "½": (1, 2),
+    "⅓": (1, 3),
+    "⅔": (2, 3),
+    "¼": (1, 4),
+    "¾": (3, 4),
+    "⅕": (1, 5),
+    "⅖": (2, 5),
+    "⅗": (3, 5),
+    "⅘": (4, 5),
+    "⅙": (1, 6),
+    "⅚": (5, 6),
+    "⅛": (1, 8),
+    "⅜": (3, 8),
+    "⅝": (5, 8),
+    "⅞": (7, 8),
+}
 # English regions that write dates day first (03/04/2025 is the 3rd of April there)
-DAY_FIRST_REGIONS = frozenset({"gb", "uk", "au", "ie", "in", "nz", "za", "sg", "my", "ng",
-                               "ke", "pk", "jm", "hk", "mt", "gh", "150"})
+DAY_FIRST_REGIONS = frozenset(
+    {
+        "gb",
+        "uk",
+        "au",
+        "ie",
+        "in",
+        "nz",
+        "za",
+        "sg",
+        "my",
+        "ng",
+        "ke",
+        "pk",
+        "jm",
+        "hk",
+        "mt",
+        "gh",
+        "150",
+    }
+)
 
 
 def _case_alt(keys: list[tuple[str, str]]) -> str:
@@ -285,13 +436,15 @@ _ABBR_ALT = _case_alt([(k, case) for k, _, case in ABBREVIATIONS if case != "spe
 _ACRONYM_ALT = _case_alt([(k, "exact") for k in ACRONYMS]) + r"(?![\w])"
 _CARDINAL_NUMERAL_AFTER = frozenset(
     "war part chapter volume vol book act scene phase stage level type class title article "
-    "section apollo rocky episode season round world".split())
+    "section apollo rocky episode season round world".split()
+)
 _ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000}
 _SYMBOLS = {"&": "and", "+": "plus", "=": "equals", "@": "at"}
 
 _UNIT_ALT = "|".join(sorted((re.escape(u) for u in _UNITS), key=len, reverse=True))
 _MONTH_ALT = "|".join(f"{m[:3]}(?:{m[3:]})?" for m in _MONTHS)
 _MAG_ALT = "thousand|million|billion|trillion|bn|mn|[kKmMbB]"
+
 
 def _lead(before: str, minus: bool = True) -> str:
     """A number's first character, consumed before its look-behind (``before``: what may
@@ -316,41 +469,50 @@ _PRE = r"(?:-[A-Za-z][A-Za-z0-9.]{0,15}(?<!\.))"
 _BRANCHES = {
     "url": r"h(?<!\w.)ttps?://[^\s<>\"']{1,2000}|w(?<!\w.)ww\.[^\s<>\"']{1,2000}",
     "email": r"\w(?<!\w\w)[\w.+-]{0,63}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}\b",
-    "phone": r"\+(?<![\w+].)\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])" + _EXT +
-             r"|\((?<![\w(].)\d{3}\)\s?\d{3}[.-]\d{4}(?!\w)" + _EXT +
-             r"|\d(?<![\w(]\d)\d{2}[.-]\d{3}[.-]\d{4}(?!\w)" + _EXT,
-    "money": r"[$€£¥]\s?\d{1,3}(?:,\d{3}){0,6}(?:\.\d{1,2})?(?!\d)(?:\s?(?:" + _MAG_ALT
-             + r")\b)?|[$€£¥]\s?\d{1,15}(?:\.\d{1,2})?(?!\d)(?:\s?(?:" + _MAG_ALT + r")\b)?",
+    "phone": r"\+(?<![\w+].)\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])"
+    + _EXT
+    + r"|\((?<![\w(].)\d{3}\)\s?\d{3}[.-]\d{4}(?!\w)"
+    + _EXT
+    + r"|\d(?<![\w(]\d)\d{2}[.-]\d{3}[.-]\d{4}(?!\w)"
+    + _EXT,
+    "money": r"[$€£¥]\s?\d{1,3}(?:,\d{3}){0,6}(?:\.\d{1,2})?(?!\d)(?:\s?(?:"
+    + _MAG_ALT
+    + r")\b)?|[$€£¥]\s?\d{1,15}(?:\.\d{1,2})?(?!\d)(?:\s?(?:"
+    + _MAG_ALT
+    + r")\b)?",
     "iso": r"\d(?<![\d-]\d)\d{3}-\d{2}-\d{2}(?![\d-])",
     "version": r"[vV](?<!\w.)\d{1,4}(?:\.\d{1,4}){1,3}" + _PRE + r"?(?![\w]|\.\d)",
     "sign": r"[−±≈∓∼](?=\s?\d)|[+~](?<![\w+~].)(?=\d)"
-            r"|-(?<![\w.-]-)(?=\d{1,12}(?:\.\d{1,6})?\s?(?:°|(?i:" + _UNIT_ALT
-            + r")(?![\w/°])))",
-    "range": r"\d(?<![\w.]\d)\d{0,3}" + _END + r"\s?[–—]\s?\d{1,4}" + _END
-             + r"(?:\s?%)?(?![\d])",
+    r"|-(?<![\w.-]-)(?=\d{1,12}(?:\.\d{1,6})?\s?(?:°|(?i:" + _UNIT_ALT + r")(?![\w/°])))",
+    "range": r"\d(?<![\w.]\d)\d{0,3}" + _END + r"\s?[–—]\s?\d{1,4}" + _END + r"(?:\s?%)?(?![\d])",
     "time": r"\d(?<![\d:]\d)\d?:\d{2}(?::\d{2})?(?![\d:])(?:\s?(?:[aApP]\.?[mM]\.?)(?!\w))?",
     "clock": r"\d(?<![\w.:]\d)\d?" + _AMPM,
     "slash": r"\d(?<![\d/]\d)\d?/\d{1,2}/(?:\d{4}|\d{2})(?![\d/])",
-    "fraction": r"\d(?<![\w.,/]\d)\d?/\d{1,3}(?![\d/])" + _UNIT_OPT + "|" + _VULGAR_CLASS
-                + _UNIT_OPT,
-    "mdate": r"[JFMASOND](?<!\w.)(?:" + _MONTH_REST
-             + r")\.? \d{1,2}(?:st|nd|rd|th)?(?:, \d{4})?(?!\d)",
+    "fraction": r"\d(?<![\w.,/]\d)\d?/\d{1,3}(?![\d/])"
+    + _UNIT_OPT
+    + "|"
+    + _VULGAR_CLASS
+    + _UNIT_OPT,
+    "mdate": r"[JFMASOND](?<!\w.)(?:"
+    + _MONTH_REST
+    + r")\.? \d{1,2}(?:st|nd|rd|th)?(?:, \d{4})?(?!\d)",
     "decade": r"\d(?<!\w\d)\d\d0s\b|['’]\d0s\b|\d(?<!\w\d)0s\b",
     "percent": _lead(r"[\w.]") + r"\d{0,2}(?:,\d{3}){0,6}(?:\.\d{1,6})?\s?%"
-               r"|" + _lead(r"[\w.]") + r"\d{0,14}(?:\.\d{1,6})?\s?%",
+    r"|" + _lead(r"[\w.]") + r"\d{0,14}(?:\.\d{1,6})?\s?%",
     "ordinal": r"\d(?<!\w\d)\d{0,11}(?:st|nd|rd|th)\b",
-    "unit": r"\d(?<![\w.]\d)\d{0,11}(?:\.\d{1,6})?\s?(?=[A-Za-z°])(?i:" + _UNIT_ALT
-            + r")(?![\w/°])",
+    "unit": r"\d(?<![\w.]\d)\d{0,11}(?:\.\d{1,6})?\s?(?=[A-Za-z°])(?i:"
+    + _UNIT_ALT
+    + r")(?![\w/°])",
     "alnum": r"\d(?<![\w.]\d)\d{0,3}[A-Z](?![\w])",
     "number": _lead(r"[\w.,]") + r"\d{0,2}(?:,\d{3}){1,6}(?:\.\d{1,6})?(?![\d,]\d)"
-              r"|" + _lead(r"[\w.]") + r"\d{0,14}(?:\.\d{1,15})?(?![\d]|\.\d)|\d{16,4096}",
+    r"|" + _lead(r"[\w.]") + r"\d{0,14}(?:\.\d{1,15})?(?![\d]|\.\d)|\d{16,4096}",
     "postcode": r"[A-Z](?<!\w.)[A-Z]?\d[A-Z\d]? \d[A-Z]{2}(?!\w)",
     "period": r"F(?<!\w.)Y(?:\d{4}|\d{2})(?!\w)|[QH](?<!\w.)\d(?!\w)",
     "acronym": _ACRONYM_ALT,
     "abbr": _ABBR_ALT + r"(?!\w)",
     "numberword": r"N(?<!\wN)[oO]\.\s?(?=\d)|#(?<!\w#)\s?(?=\d)",
     "roman": r"[A-Z](?<!\w.)[a-z]{1,20} (?=[IVXLC]{2,8}\b|V\b)(?:C{0,3})(?:XC|XL|L?X{0,3})"
-             r"(?:IX|IV|V?I{0,3})\b",
+    r"(?:IX|IV|V?I{0,3})\b",
     "symbol": r"[&+=@](?<=\s.)(?=\s)",
 }
 
@@ -360,40 +522,53 @@ _BRANCHES = {
 # of the scan of a number-dense text). Their order among themselves is the order of
 # _BRANCHES; e-mail (which may also open with a digit) stays before them.
 _AFTER_DIGIT = {
-    "phone": r"(?<![\w(]\d)\d{2}[.-]\d{3}[.-]\d{4}(?!\w)" + _EXT
-             + r"|(?<![\w(.-]\d)-\d{3}-\d{3}-\d{4}(?!\w)" + _EXT
-             + r"|(?<![\w(.-]\d)\d{2}-\d{4}(?![\w-])" + _EXT,
+    "phone": r"(?<![\w(]\d)\d{2}[.-]\d{3}[.-]\d{4}(?!\w)"
+    + _EXT
+    + r"|(?<![\w(.-]\d)-\d{3}-\d{3}-\d{4}(?!\w)"
+    + _EXT
+    + r"|(?<![\w(.-]\d)\d{2}-\d{4}(?![\w-])"
+    + _EXT,
     "iso": _BRANCHES["iso"][2:],
     "version": r"(?<![\w.]\d)\d{0,3}\.\d{1,4}\.\d{1,4}(?:\.\d{1,4})?" + _PRE + r"?(?![\w]|\.\d)"
-               r"|(?<![\w.]\d)\d{0,3}\.\d{1,4}" + _PRE + r"(?![\w]|\.\d)",
+    r"|(?<![\w.]\d)\d{0,3}\.\d{1,4}" + _PRE + r"(?![\w]|\.\d)",
     "range": _BRANCHES["range"][2:]
-             + r"|(?<![\w.-]\d)\d{0,3}" + _END + r"-\d{1,4}" + _END + r"(?:\s?%)?(?![\d.,-])",
+    + r"|(?<![\w.-]\d)\d{0,3}"
+    + _END
+    + r"-\d{1,4}"
+    + _END
+    + r"(?:\s?%)?(?![\d.,-])",
     "time": _BRANCHES["time"][2:],
     "clock": _BRANCHES["clock"][2:],
     "slash": _BRANCHES["slash"][2:],
-    "fraction": r"(?<![\w.,/]\d)\d{0,5}" + _VULGAR_CLASS + _UNIT_OPT
-                + r"|(?<![\w.,/]\d)\d? \d{1,2}/\d{1,3}(?![\d/])" + _UNIT_OPT
-                + r"|(?<![\w.,/]\d)\d?/\d{1,3}(?![\d/])" + _UNIT_OPT,
+    "fraction": r"(?<![\w.,/]\d)\d{0,5}"
+    + _VULGAR_CLASS
+    + _UNIT_OPT
+    + r"|(?<![\w.,/]\d)\d? \d{1,2}/\d{1,3}(?![\d/])"
+    + _UNIT_OPT
+    + r"|(?<![\w.,/]\d)\d?/\d{1,3}(?![\d/])"
+    + _UNIT_OPT,
     "decade": r"(?<!\w\d)\d\d0s\b|(?<!\w\d)0s\b",
     "percent": r"(?<![\w.]\d)\d{0,2}(?:,\d{3}){0,6}(?:\.\d{1,6})?\s?%"
-               r"|(?<![\w.]\d)\d{0,14}(?:\.\d{1,6})?\s?%",
+    r"|(?<![\w.]\d)\d{0,14}(?:\.\d{1,6})?\s?%",
     "ordinal": _BRANCHES["ordinal"][2:],
     "unit": _BRANCHES["unit"][2:],
     "alnum": _BRANCHES["alnum"][2:],
     "number": r"(?<![\w.,]\d)\d{0,2}(?:,\d{3}){1,6}(?:\.\d{1,6})?(?![\d,]\d)"
-              r"|(?<![\w.]\d)\d{0,14}(?:\.\d{1,15})?(?![\d]|\.\d)|\d{15,4095}",
+    r"|(?<![\w.]\d)\d{0,14}(?:\.\d{1,15})?(?![\d]|\.\d)|\d{15,4095}",
 }
 # the same kinds' branches that open with something else ("+1 …", "'90s", "-5%", "½")
 _NOT_DIGIT = {
-    "phone": r"\+(?<![\w+].)\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])" + _EXT
-             + r"|\((?<![\w(].)\d{3}\)\s?\d{3}[.-]\d{4}(?!\w)" + _EXT,
+    "phone": r"\+(?<![\w+].)\d{1,3}(?:[ .-]\d{2,5}){2,5}(?![\w])"
+    + _EXT
+    + r"|\((?<![\w(].)\d{3}\)\s?\d{3}[.-]\d{4}(?!\w)"
+    + _EXT,
     "version": _BRANCHES["version"],
     "fraction": _VULGAR_CLASS + _UNIT_OPT,
     "decade": r"['’]\d0s\b",
     "percent": r"-(?<![\w.]-)\d{1,3}(?:,\d{3}){0,6}(?:\.\d{1,6})?\s?%"
-               r"|-(?<![\w.]-)\d{1,15}(?:\.\d{1,6})?\s?%",
+    r"|-(?<![\w.]-)\d{1,15}(?:\.\d{1,6})?\s?%",
     "number": r"-(?<![\w.,]-)\d{1,3}(?:,\d{3}){1,6}(?:\.\d{1,6})?(?![\d,]\d)"
-              r"|-(?<![\w.]-)\d{1,15}(?:\.\d{1,15})?(?![\d]|\.\d)",
+    r"|-(?<![\w.]-)\d{1,15}(?:\.\d{1,15})?(?![\d]|\.\d)",
 }
 _DIGIT_MARK = "_d"  # marker suffix of the digit group's kinds ("number_d" → "number")
 
@@ -409,20 +584,39 @@ _HYPHEN = r"(?=\d{0,4}-)"  # 555-0142, 2024-03-05, 10-20: phone, ISO date and ra
 
 def _scanner(kinds: list[str]) -> re.Pattern[str]:
     first = [k for k in ("url", "email") if k in kinds]
-    separated = "|".join(f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}>)"
-                         for k in kinds if k in _AFTER_DIGIT and k in _SEPARATED)
-    plain = "|".join(f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}>)"
-                     for k in kinds if k in _AFTER_DIGIT and k not in _SEPARATED)
-    colon = "|".join(f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}c>)"
-                     for k in ("range", "time") if k in kinds)
-    hyphen = "|".join(f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}h>)"
-                      for k in ("phone", "iso", "range") if k in kinds)
-    digit = f"{_COLON}(?:{colon})|{_HYPHEN}(?:{hyphen})|{_SEPARATOR}(?:{separated})|{plain}" \
-        if separated else plain
-    rest = [(k, _NOT_DIGIT[k] if k in _AFTER_DIGIT else _BRANCHES[k])
-            for k in kinds if k not in first and (k not in _AFTER_DIGIT or k in _NOT_DIGIT)]
-    parts = [f"(?:{_BRANCHES[k]})(?P<{k}>)" for k in first] + [rf"\d(?:{digit})"] + \
-        [f"(?:{body})(?P<{k}>)" for k, body in rest]
+    separated = "|".join(
+        f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}>)"
+        for k in kinds
+        if k in _AFTER_DIGIT and k in _SEPARATED
+    )
+    plain = "|".join(
+        f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}>)"
+        for k in kinds
+        if k in _AFTER_DIGIT and k not in _SEPARATED
+    )
+    colon = "|".join(
+        f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}c>)" for k in ("range", "time") if k in kinds
+    )
+    hyphen = "|".join(
+        f"(?:{_AFTER_DIGIT[k]})(?P<{k}{_DIGIT_MARK}h>)"
+        for k in ("phone", "iso", "range")
+        if k in kinds
+    )
+    digit = (
+        f"{_COLON}(?:{colon})|{_HYPHEN}(?:{hyphen})|{_SEPARATOR}(?:{separated})|{plain}"
+        if separated
+        else plain
+    )
+    rest = [
+        (k, _NOT_DIGIT[k] if k in _AFTER_DIGIT else _BRANCHES[k])
+        for k in kinds
+        if k not in first and (k not in _AFTER_DIGIT or k in _NOT_DIGIT)
+    ]
+    parts = (
+        [f"(?:{_BRANCHES[k]})(?P<{k}>)" for k in first]
+        + [rf"\d(?:{digit})"]
+        + [f"(?:{body})(?P<{k}>)" for k, body in rest]
+    )
     # every branch's first character, tested once: a position that opens none of them
     # (",", ":", a space in a dense text) skips all ~25 branches with one C-level test
     return re.compile(f"(?={_FIRST})(?:" + "|".join(parts) + ")")
@@ -441,8 +635,10 @@ _SCANNER_PLAIN = _scanner([k for k in _BRANCHES if k not in ("email", "url")])
 # may be Roman numerals. A pattern that opens with a character class lets the regex
 # engine skip ordinary prose in C, so the full scanner only runs in small windows
 # around these anchors instead of at every position of the text.
-_ANCHOR = re.compile(r"[\d$€£¥#&+=@%°−±≈∓∼~" + "".join(_VULGAR) + r"]|[IVXLC]{2,8}\b|V\b"
-                     r"|\.|www|://|" + _ACRONYM_ALT + r"|[A-Z](?<!\w.)[A-Z]?\d[A-Z\d]? \d")
+_ANCHOR = re.compile(
+    r"[\d$€£¥#&+=@%°−±≈∓∼~" + "".join(_VULGAR) + r"]|[IVXLC]{2,8}\b|V\b"
+    r"|\.|www|://|" + _ACRONYM_ALT + r"|[A-Z](?<!\w.)[A-Z]?\d[A-Z\d]? \d"
+)
 _ABBREVIATION_WORDS = frozenset(k.lower().rstrip(".") for k, _, _ in ABBREVIATIONS)
 _WINDOW_TOKENS = 3  # tokens each side of an anchor: "March 5, 2024", "Henry VIII", "3:30 pm"
 _REACH = 2100  # the longest token a rewrite reads (a URL of 2,000 characters)
@@ -463,7 +659,7 @@ def _windows(text: str) -> list[tuple[int, int]]:
         inside = bool(out) and p < out[-1][1]
         if m.group() == ".":  # a full stop matters only after an abbreviation
             w = text.rfind(" ", max(0, p - 16), p) + 1
-            if text[max(w, p - 16):p].lower().lstrip("(\"'") not in _ABBREVIATION_WORDS:
+            if text[max(w, p - 16) : p].lower().lstrip("(\"'") not in _ABBREVIATION_WORDS:
                 continue
         start = out[-1][0] if inside else p
         for _ in range(0 if inside else _WINDOW_TOKENS):
@@ -526,8 +722,9 @@ def _money(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
         words.append(f"{cardinal(n)} {one if n == 1 else many}")
     if c:
         if sub_one:
-            words.append(f"{cardinal(c)} {sub_one if c == 1 else sub_many}" if not n
-                         else cardinal(c))
+            words.append(
+                f"{cardinal(c)} {sub_one if c == 1 else sub_many}" if not n else cardinal(c)
+            )
         else:
             words.append(cardinal(c))
     return [(0, len(raw), " ".join(words))]
@@ -559,16 +756,17 @@ def _time(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
 
 def _ends_sentence(text: str, end: int) -> bool:
     """True when nothing, a line break, or a capitalized word follows ``end``."""
-    after = text[end:end + 2]
+    after = text[end : end + 2]
     return not after.strip() or after[0] == "\n" or (after[0] == " " and after[1:].isupper())
 
 
 def _date_words(y: int | None, mo: int, d: int, day_first: bool = False) -> str | None:
-    """"March fifth, twenty twenty-four"; day first: "the fifth of March, twenty …"."""
+    """ "March fifth, twenty twenty-four"; day first: "the fifth of March, twenty …"."""
     if not (1 <= mo <= 12 and 1 <= d <= 31):
         return None
-    words = f"the {ordinal(d)} of {_MONTHS[mo - 1]}" if day_first \
-        else f"{_MONTHS[mo - 1]} {ordinal(d)}"
+    words = (
+        f"the {ordinal(d)} of {_MONTHS[mo - 1]}" if day_first else f"{_MONTHS[mo - 1]} {ordinal(d)}"
+    )
     return f"{words}, {year(y)}" if y is not None else words
 
 
@@ -642,7 +840,7 @@ def _abbr(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     key = raw.lower()
     if key in _TITLE_OR_PLACE:
         title, place = _TITLE_OR_PLACE[key]
-        after = text[m.end():m.end() + 2]
+        after = text[m.end() : m.end() + 2]
         word = title if (len(after) == 2 and after[0] == " " and after[1].isupper()) else place
     else:
         word = _ABBREVIATIONS[key]
@@ -693,8 +891,16 @@ def _url(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
         elif part == "/":
             out.append("slash")
         elif part in (":", "?", "=", "&", "_", "-"):
-            out.append({":": "colon", "?": "question mark", "=": "equals", "&": "and",
-                        "_": "underscore", "-": "dash"}[part])
+            out.append(
+                {
+                    ":": "colon",
+                    "?": "question mark",
+                    "=": "equals",
+                    "&": "and",
+                    "_": "underscore",
+                    "-": "dash",
+                }[part]
+            )
         elif part:
             out.append(digits(part) if part.isdigit() else part)
     return [(0, len(raw), " ".join(out))]
@@ -704,8 +910,10 @@ def _email(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     local, _, domain = raw.partition("@")
     say = lambda s: " ".join(  # noqa: E731
-        {"." : "dot", "_": "underscore", "-": "dash", "+": "plus"}.get(p, p)
-        for p in re.split(r"([._+-])", s) if p)
+        {".": "dot", "_": "underscore", "-": "dash", "+": "plus"}.get(p, p)
+        for p in re.split(r"([._+-])", s)
+        if p
+    )
     return [(0, len(raw), f"{say(local)} at {say(domain)}")]
 
 
@@ -718,7 +926,7 @@ def _phone(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     number, extension = raw, ""
     ext = _EXTENSION.search(raw)
     if ext:
-        number, extension = raw[:ext.start()], f", extension {digits(ext.group(1))}"
+        number, extension = raw[: ext.start()], f", extension {digits(ext.group(1))}"
     groups = re.findall(r"\d+", number)
     words = ", ".join(digits(g) for g in groups)
     return [(0, len(raw), ("plus " if raw.startswith("+") else "") + words + extension)]
@@ -735,21 +943,22 @@ def _spoken_number(raw: str) -> str:
 
 
 def _version(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
-    """"v2.3.1" → "version two point three point one"; "2.0.1-beta" → "… point one beta"."""
+    """ "v2.3.1" → "version two point three point one"; "2.0.1-beta" → "… point one beta"."""
     raw = m.group()
     body = raw
     lead = ""
     if raw[0] in "vV":
         body = raw[1:]
-        before = text[max(0, m.start() - 9):m.start()].lower().rstrip()
+        before = text[max(0, m.start() - 9) : m.start()].lower().rstrip()
         lead = "" if before.endswith("version") else "version "
     number, _, tag = body.partition("-")
     words = " point ".join(cardinal(int(p)) for p in number.split("."))
     if tag:
         parts = []
         for piece in re.findall(r"[A-Za-z]+|\d+", tag):
-            parts.append(cardinal(int(piece)) if piece.isdigit() else
-                         _PRERELEASE.get(piece.lower(), piece))
+            parts.append(
+                cardinal(int(piece)) if piece.isdigit() else _PRERELEASE.get(piece.lower(), piece)
+            )
         words += " " + " ".join(parts)
     return [(0, len(raw), lead + words)]
 
@@ -762,7 +971,7 @@ def _range_end(raw: str, ctx: Region) -> str:
     raw = raw.strip()
     tail = _HAS_AMPM.search(raw)
     if ":" in raw or tail:
-        clock = raw[:tail.start()].strip() if tail else raw
+        clock = raw[: tail.start()].strip() if tail else raw
         h, _, mi = clock.partition(":")
         words = cardinal(int(h))
         if mi and int(mi):
@@ -774,7 +983,7 @@ def _range_end(raw: str, ctx: Region) -> str:
 
 
 def _range(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
-    """"10–20" → "ten to twenty", "9am–5pm" → "nine A M to five P M", "1990–95" →
+    """ "10–20" → "ten to twenty", "9am–5pm" → "nine A M to five P M", "1990–95" →
     "nineteen ninety to ninety-five"."""
     raw = m.group()
     body, percent = (raw.rstrip("%").rstrip(), " percent") if raw.endswith("%") else (raw, "")
@@ -789,18 +998,18 @@ def _range(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
 
 
 def _clock(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
-    """"9am" → "nine A M"."""
+    """ "9am" → "nine A M"."""
     raw = m.group()
     tail = _HAS_AMPM.search(raw)
     assert tail is not None
-    words = f"{cardinal(int(raw[:tail.start()].strip()))} {tail.group()[0].upper()} M"
+    words = f"{cardinal(int(raw[: tail.start()].strip()))} {tail.group()[0].upper()} M"
     if raw.endswith(".") and _ends_sentence(text, m.end()):
         words += "."
     return [(0, len(raw), words)]
 
 
 def _fraction_words(num: int, den: int) -> str:
-    """"three quarters", "one half", "two thirds"."""
+    """ "three quarters", "one half", "two thirds"."""
     name = {2: "half", 4: "quarter"}.get(den) or ordinal(den)
     if num != 1:
         name = "halves" if den == 2 else name + "s"
@@ -812,18 +1021,21 @@ def _article(word: str) -> str:
 
 
 def _fraction(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
-    """"1/2" → "one half", "3½ kg" → "three and a half kilograms", "2 3/4" → "two and three
+    """ "1/2" → "one half", "3½ kg" → "three and a half kilograms", "2 3/4" → "two and three
     quarters", "½ cup" → "one half cup", "1/2 kg" → "half a kilogram"; "24/7" and other
     fractions no one reads as such: the two numbers ("twenty-four seven")."""
     raw = m.group()
-    um = re.search(r"\s?(" + _UNIT_ALT + r")$", raw, re.IGNORECASE) \
-        if raw[-1:].isalpha() or raw[-1:] == "°" else None
-    body = raw[:um.start()] if um else raw
+    um = (
+        re.search(r"\s?(" + _UNIT_ALT + r")$", raw, re.IGNORECASE)
+        if raw[-1:].isalpha() or raw[-1:] == "°"
+        else None
+    )
+    body = raw[: um.start()] if um else raw
     whole = 0
     vulgar = next((c for c in body if c in _VULGAR), None)
     if vulgar:
         num, den = _VULGAR[vulgar]
-        head = body[:body.index(vulgar)].strip()
+        head = body[: body.index(vulgar)].strip()
         whole = int(head) if head else 0
     else:
         head, _, frac = body.strip().rpartition(" ")
@@ -833,8 +1045,14 @@ def _fraction(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
         if not (0 < num < den <= 100) or den == 1:
             if whole:
                 return []
-            return [(0, len(raw), f"{cardinal(num)} {cardinal(den)}"
-                     + (f" {_UNITS[um.group(1).lower()][1]}" if um else ""))]
+            return [
+                (
+                    0,
+                    len(raw),
+                    f"{cardinal(num)} {cardinal(den)}"
+                    + (f" {_UNITS[um.group(1).lower()][1]}" if um else ""),
+                )
+            ]
     part = _fraction_words(num, den)
     if whole:
         name = part.split(" ", 1)[1]
@@ -855,8 +1073,7 @@ def _alnum(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     n = int(raw[:-1])
     if 100 <= n <= 999:
         rest = n % 100
-        tail = f"oh {_ONES[rest]}" if 0 < rest < 10 else "hundred" if rest == 0 \
-            else cardinal(rest)
+        tail = f"oh {_ONES[rest]}" if 0 < rest < 10 else "hundred" if rest == 0 else cardinal(rest)
         words = f"{_ONES[n // 100]} {tail}"
     elif 1000 <= n <= 9999 and n % 1000:
         words = year(n)
@@ -866,7 +1083,7 @@ def _alnum(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
 
 
 def _sign(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
-    """"−5°F" → "minus" + the rest read on its own; "±2" → "plus or minus two"."""
+    """ "−5°F" → "minus" + the rest read on its own; "±2" → "plus or minus two"."""
     return [(0, len(m.group()), _SIGNS[m.group()] + " ")]
 
 
@@ -885,7 +1102,7 @@ def _period(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     "Q three"."""
     raw = m.group()
     letters = raw.rstrip("0123456789")
-    number = raw[len(letters):]
+    number = raw[len(letters) :]
     words = year(int(number)) if len(number) == 4 else cardinal(int(number))
     return [(0, len(raw), f"{_PERIODS[letters]} {words}")]
 
@@ -895,35 +1112,67 @@ def _acronym(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
 
 
 _ENGLISH: dict[str, Callable[[re.Match[str], str, Region], list[Piece]]] = {
-    "url": _url, "email": _email, "phone": _phone, "money": _money, "time": _time,
-    "iso": _iso, "slash": _slash, "mdate": _mdate, "decade": _decade, "percent": _percent,
-    "ordinal": _ordinal, "unit": _unit, "number": _number, "numberword": _numberword,
-    "roman": _roman, "symbol": _symbol, "version": _version, "range": _range,
-    "clock": _clock, "fraction": _fraction, "alnum": _alnum, "sign": _sign,
-    "postcode": _postcode, "period": _period, "acronym": _acronym,
+    "url": _url,
+    "email": _email,
+    "phone": _phone,
+    "money": _money,
+    "time": _time,
+    "iso": _iso,
+    "slash": _slash,
+    "mdate": _mdate,
+    "decade": _decade,
+    "percent": _percent,
+    "ordinal": _ordinal,
+    "unit": _unit,
+    "number": _number,
+    "numberword": _numberword,
+    "roman": _roman,
+    "symbol": _symbol,
+    "version": _version,
+    "range": _range,
+    "clock": _clock,
+    "fraction": _fraction,
+    "alnum": _alnum,
+    "sign": _sign,
+    "postcode": _postcode,
+    "period": _period,
+    "acronym": _acronym,
 }
 
 # ---------------------------------------------------------------------------- other languages
 
 # Languages that write 1.234,56 (a comma before the decimals, points or spaces between
 # thousands); the others write 1,234.56.
-DECIMAL_COMMA = frozenset("de fr es it pt nl ru pl cs sk da sv no nb nn fi tr ro hu uk id "
-                          "ca gl eu hr sl sr bg el lt lv et is az kk vi".split())
+DECIMAL_COMMA = frozenset(
+    "de fr es it pt nl ru pl cs sk da sv no nb nn fi tr ro hu uk id "
+    "ca gl eu hr sl sr bg el lt lv et is az kk vi".split()
+)
 # Month names for dates read in other languages (day first everywhere here: 03.04.2025,
 # 03/04/2025 and ISO 2025-04-03 are all the third of April), with how a date is said.
 FOREIGN_MONTHS: dict[str, tuple[str, ...]] = {
-    "de": tuple("Januar Februar März April Mai Juni Juli August September Oktober November "
-                "Dezember".split()),
-    "fr": tuple("janvier février mars avril mai juin juillet août septembre octobre "
-                "novembre décembre".split()),
-    "es": tuple("enero febrero marzo abril mayo junio julio agosto septiembre octubre "
-                "noviembre diciembre".split()),
-    "it": tuple("gennaio febbraio marzo aprile maggio giugno luglio agosto settembre "
-                "ottobre novembre dicembre".split()),
-    "pt": tuple("janeiro fevereiro março abril maio junho julho agosto setembro outubro "
-                "novembro dezembro".split()),
-    "nl": tuple("januari februari maart april mei juni juli augustus september oktober "
-                "november december".split()),
+    "de": tuple(
+        "Januar Februar März April Mai Juni Juli August September Oktober November Dezember".split()
+    ),
+    "fr": tuple(
+        "janvier février mars avril mai juin juillet août septembre octobre "
+        "novembre décembre".split()
+    ),
+    "es": tuple(
+        "enero febrero marzo abril mayo junio julio agosto septiembre octubre "
+        "noviembre diciembre".split()
+    ),
+    "it": tuple(
+        "gennaio febbraio marzo aprile maggio giugno luglio agosto settembre "
+        "ottobre novembre dicembre".split()
+    ),
+    "pt": tuple(
+        "janeiro fevereiro março abril maio junho julho agosto setembro outubro "
+        "novembro dezembro".split()
+    ),
+    "nl": tuple(
+        "januari februari maart april mei juni juli augustus september oktober "
+        "november december".split()
+    ),
 }
 _CURRENCY_CODES = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY"}
 _GROUPED = r"\d{1,3}(?:[.\u00a0\u202f ]\d{3}){1,5}"
@@ -932,11 +1181,13 @@ _FOREIGN_COMMA = re.compile(
     r"|(?<![\w.,])(?:" + _GROUPED + r"|\d{1,15})(?:,\d{1,2})?\s?[€$£¥])"
     r"|(?P<date>(?<![\w.,/])\d{1,2}[./]\d{1,2}[./]\d{4}(?![\d.,/]\d))"
     r"|(?P<iso>(?<![\w-])\d{4}-\d{2}-\d{2}(?![\w-]))"
-    r"|(?P<number>(?<![\w.,])-?(?:\d{1,3}(?:\.\d{3}){1,5}|\d{1,15})(?:,\d{1,6})?(?![\d\w]))")
+    r"|(?P<number>(?<![\w.,])-?(?:\d{1,3}(?:\.\d{3}){1,5}|\d{1,15})(?:,\d{1,6})?(?![\d\w]))"
+)
 _FOREIGN_POINT = re.compile(
     r"(?P<money>[€$£¥]\s?\d{1,3}(?:,\d{3}){0,5}(?:\.\d{1,2})?(?![\d.]))"
     r"|(?P<iso>(?<![\w-])\d{4}-\d{2}-\d{2}(?![\w-]))"
-    r"|(?P<number>(?<![\w.,])-?\d{1,15}(?:[.,]\d{1,6})?(?![\d\w]))")
+    r"|(?P<number>(?<![\w.,])-?\d{1,15}(?:[.,]\d{1,6})?(?![\d\w]))"
+)
 
 
 @lru_cache(maxsize=8192)
@@ -964,8 +1215,11 @@ def _foreign(m: re.Match[str], converter: str, base: str, comma: bool, text: str
         symbol = next(ch for ch in raw if ch in _CURRENCY_CODES)
         amount = _plain(raw.replace(symbol, ""), comma)
         try:
-            return str(num2words(float(amount), lang=converter, to="currency",
-                                 currency=_CURRENCY_CODES[symbol]))
+            return str(
+                num2words(
+                    float(amount), lang=converter, to="currency", currency=_CURRENCY_CODES[symbol]
+                )
+            )
         except (NotImplementedError, KeyError, ValueError, TypeError):
             return f"{_foreign_number(amount, converter)} {_CURRENCY_CODES[symbol]}"
     if kind in ("date", "iso"):
@@ -979,7 +1233,7 @@ def _foreign(m: re.Match[str], converter: str, base: str, comma: bool, text: str
         except (NotImplementedError, TypeError):
             said_year = _foreign_number(str(y), converter)
         day = _foreign_number(str(d), converter)
-        before = text[max(0, m.start() - 4):m.start()].lower().split()
+        before = text[max(0, m.start() - 4) : m.start()].lower().split()
         if base == "de":  # "am dritten April", as running text says it
             day = f"{num2words(d, lang=converter, to='ordinal')}n"
         elif base == "fr":
@@ -1023,7 +1277,6 @@ def _scan_ranges(text: str) -> list[tuple[int, int]]:
     return _windows(text)
 
 
-
 def normalize_text(text: str, language: str = "en") -> Normalized:
     """Rewrite what a listener would read differently from how it is written.
 
@@ -1034,11 +1287,19 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
     english = lang == "en" or lang.startswith("en-")
     ctx = _DAY_FIRST if english and lang.partition("-")[2] in DAY_FIRST_REGIONS else _US
     if english:
-        scanner = _SCANNER if "@" in text else _SCANNER_NO_EMAIL \
-            if ("://" in text or "www." in text) else _SCANNER_PLAIN
+        scanner = (
+            _SCANNER
+            if "@" in text
+            else _SCANNER_NO_EMAIL
+            if ("://" in text or "www." in text)
+            else _SCANNER_PLAIN
+        )
         ranges = _scan_ranges(text)
-        matches = scanner.finditer(text) if ranges == [(0, len(text))] else \
-            (m for s, e in ranges for m in scanner.finditer(text, s, e))
+        matches = (
+            scanner.finditer(text)
+            if ranges == [(0, len(text))]
+            else (m for s, e in ranges for m in scanner.finditer(text, s, e))
+        )
     else:
         converter = num2words_language(lang)
         if converter is None:
@@ -1060,15 +1321,16 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
     for m in matches:
         group = m.lastgroup or "foreign"
         if not english:  # a date reads the word before it (French "le")
-            group = "foreign" + lang + (str(m.start()) if m.lastgroup in ("date", "iso")
-                                        else "")
+            group = "foreign" + lang + (str(m.start()) if m.lastgroup in ("date", "iso") else "")
         raw = m.group()
         key = group + "\0" + raw + ctx.key
         got = cache.get(key)
         if got is None:
-            kind = group[:-1].removesuffix(_DIGIT_MARK) \
-                if group.endswith((_DIGIT_MARK + "c", _DIGIT_MARK + "h")) \
+            kind = (
+                group[:-1].removesuffix(_DIGIT_MARK)
+                if group.endswith((_DIGIT_MARK + "c", _DIGIT_MARK + "h"))
                 else group.removesuffix(_DIGIT_MARK)
+            )
             if english:
                 pieces = (_ENGLISH.get(kind) or _abbr)(m, text, ctx)
             else:

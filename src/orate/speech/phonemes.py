@@ -12,16 +12,74 @@ from __future__ import annotations
 
 _IPA = {
     # diphthongs and long vowels first (longest match wins)
-    "eɪ": "eI", "aɪ": "aI", "ɔɪ": "OI", "aʊ": "aU", "oʊ": "oU", "əʊ": "oU", "ɪə": "i@",
-    "eə": "e@", "ɛə": "e@", "ʊə": "U@", "tʃ": "tS", "dʒ": "dZ", "ɑː": "A:", "ɜː": "3:",
-    "iː": "i:", "uː": "u:", "ɔː": "O:", "ɑɹ": "A@", "ɔɹ": "O@",
-    "ɑ": "A:", "æ": "a", "ʌ": "V", "ə": "@", "ɚ": "3", "ɝ": "3:", "ɜ": "3:", "ɪ": "I",
-    "i": "i", "ʊ": "U", "u": "u:", "ɔ": "O:", "ɒ": "0", "ɛ": "E", "e": "E", "o": "o",
-    "a": "a", "ɐ": "a#", "ᵻ": "I2", "ɨ": "I2",
-    "p": "p", "b": "b", "t": "t", "d": "d", "k": "k", "g": "g", "ɡ": "g", "f": "f", "v": "v",
-    "θ": "T", "ð": "D", "s": "s", "z": "z", "ʃ": "S", "ʒ": "Z", "h": "h", "m": "m", "n": "n",
-    "ŋ": "N", "l": "l", "ɫ": "l", "r": "r", "ɹ": "r", "j": "j", "w": "w", "ɾ": "t", "ʔ": "?",
-    "x": "x", "ç": "C",
+    "eɪ": "eI",
+    "aɪ": "aI",
+    "ɔɪ": "OI",
+    "aʊ": "aU",
+    "oʊ": "oU",
+    "əʊ": "oU",
+    "ɪə": "i@",
+    "eə": "e@",
+    "ɛə": "e@",
+    "ʊə": "U@",
+    "tʃ": "tS",
+    "dʒ": "dZ",
+    "ɑː": "A:",
+    "ɜː": "3:",
+    "iː": "i:",
+    "uː": "u:",
+    "ɔː": "O:",
+    "ɑɹ": "A@",
+    "ɔɹ": "O@",
+    "ɑ": "A:",
+    "æ": "a",
+    "ʌ": "V",
+    "ə": "@",
+    "ɚ": "3",
+    "ɝ": "3:",
+    "ɜ": "3:",
+    "ɪ": "I",
+    "i": "i",
+    "ʊ": "U",
+    "u": "u:",
+    "ɔ": "O:",
+    "ɒ": "0",
+    "ɛ": "E",
+    "e": "E",
+    "o": "o",
+    "a": "a",
+    "ɐ": "a#",
+    "ᵻ": "I2",
+    "ɨ": "I2",
+    "p": "p",
+    "b": "b",
+    "t": "t",
+    "d": "d",
+    "k": "k",
+    "g": "g",
+    "ɡ": "g",
+    "f": "f",
+    "v": "v",
+    "θ": "T",
+    "ð": "D",
+    "s": "s",
+    "z": "z",
+    "ʃ": "S",
+    "ʒ": "Z",
+    "h": "h",
+    "m": "m",
+    "n": "n",
+    "ŋ": "N",
+    "l": "l",
+    "ɫ": "l",
+    "r": "r",
+    "ɹ": "r",
+    "j": "j",
+    "w": "w",
+    "ɾ": "t",
+    "ʔ": "?",
+    "x": "x",
+    "ç": "C",
 }
 _STRESS = {"ˈ": "'", "ˌ": ","}
 _VOWELS = set("aeiouAEIOUV@03")
@@ -55,8 +113,9 @@ def check_ipa(ipa: str) -> None:
         raise PhonemeError("the IPA transcription is empty")
     if len(ipa) > 1000:
         raise PhonemeError("the IPA transcription is longer than 1000 characters")
-    bad = next((ch for ch in ipa if ch in "[]<>&\"\\" or (not ch.isprintable()
-                                                      and not ch.isspace())), None)
+    bad = next(
+        (ch for ch in ipa if ch in '[]<>&"\\' or (not ch.isprintable() and not ch.isspace())), None
+    )
     if bad is not None:
         raise PhonemeError(f"{bad!r} is not an IPA symbol")
 
@@ -77,15 +136,17 @@ def _convert(ipa: str, strict: bool) -> tuple[str, list[str]]:
             if ch in _SKIP:
                 i += 1
                 continue
-            two = word[i:i + 2]
+            two = word[i : i + 2]
             if two in _IPA:
                 sym, i = _IPA[two], i + 2
             elif ch in _IPA:
                 sym, i = _IPA[ch], i + 1
             else:
                 if strict:
-                    raise PhonemeError(f"IPA symbol {ch!r} (U+{ord(ch):04X}) is not "
-                                       "supported; use the IPA of English phonemes")
+                    raise PhonemeError(
+                        f"IPA symbol {ch!r} (U+{ord(ch):04X}) is not "
+                        "supported; use the IPA of English phonemes"
+                    )
                 if ch not in missing:
                     missing.append(ch)
                 i += 1

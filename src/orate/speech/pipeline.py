@@ -76,8 +76,17 @@ if TYPE_CHECKING:
     from orate.library.library import Library
     from orate.library.tables import Generation
 
-__all__ = ["Context", "Pipeline", "Plan", "Speech", "SpeechError", "SpeechEvent",
-           "SpeechRequest", "SynthesisFailed", "Utterance"]
+__all__ = [
+    "Context",
+    "Pipeline",
+    "Plan",
+    "Speech",
+    "SpeechError",
+    "SpeechEvent",
+    "SpeechRequest",
+    "SynthesisFailed",
+    "Utterance",
+]
 
 MAX_DESCRIPTION = 1000
 OFFLOAD_CHARS = 8192  # longer utterances are normalized in a thread, off the event loop
@@ -129,11 +138,10 @@ def replay(audio: bytes, marks: list[dict[str, Any]]) -> list[SpeechEvent]:
     pos = 0
     for mark in marks:
         if mark["kind"] == "audio":
-            out.append(SpeechEvent("audio", audio=audio[pos:pos + mark["size"]]))
+            out.append(SpeechEvent("audio", audio=audio[pos : pos + mark["size"]]))
             pos += mark["size"]
         elif mark["kind"] == "timestamps":
-            out.append(SpeechEvent("timestamps",
-                                   timestamps=timestamps_from(mark["timestamps"])))
+            out.append(SpeechEvent("timestamps", timestamps=timestamps_from(mark["timestamps"])))
         else:
             out.append(SpeechEvent(mark["kind"], info=mark["info"]))
     if pos < len(audio):
@@ -151,8 +159,14 @@ def voice_error(exc: UnknownVoice, param: str, prefix: str = "") -> SpeechError:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, catalog: Catalog, pool: EnginePool | None,
-                 library: Library | None = None, metrics: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        pool: EnginePool | None,
+        library: Library | None = None,
+        metrics: Any = None,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.pool = pool
@@ -178,8 +192,9 @@ class Pipeline:
 
     # -- planning ------------------------------------------------------------
 
-    async def resolve_voice(self, model: Model, voice: str | VoiceParams, owner: str,
-                            provider: str = "any") -> tuple[VoiceParams, str | None]:
+    async def resolve_voice(
+        self, model: Model, voice: str | VoiceParams, owner: str, provider: str = "any"
+    ) -> tuple[VoiceParams, str | None]:
         """A voice by built-in name, engine name or custom voice (id or name).
 
         Returns the params and, for a custom voice, its id. ``provider`` limits the
@@ -192,16 +207,18 @@ class Pipeline:
             except VoiceUnavailable:  # the voice is there but broken: no other voice stands in
                 raise
             except UnknownVoice as exc:
-                if isinstance(voice, VoiceParams) or self.library is None \
-                        or provider == "builtin":
+                if isinstance(voice, VoiceParams) or self.library is None or provider == "builtin":
                     raise
                 builtin_error = exc
         if self.library is None:
             raise UnknownVoice("saved voices need the library, which this process does not have")
         found = await self.library.voices.find(owner, voice.strip())
         if found is None:
-            first = f"{builtin_error}; nor is it" if builtin_error else \
-                f"no voice {shorten(voice)!r}: not"
+            first = (
+                f"{builtin_error}; nor is it"
+                if builtin_error
+                else f"no voice {shorten(voice)!r}: not"
+            )
             raise UnknownVoice(f"{first} one of your saved voices (GET /v1/voices)")
         return self.catalog.resolve_voice(model, VoiceParams(**found.params)), found.id
 
@@ -210,21 +227,35 @@ class Pipeline:
         ctx = ctx or Context()
         model = self.catalog.model(req.model)
         if model is None:
-            raise SpeechError(404, "no_provider", f"no provider serves the model {req.model!r}; "
-                              f"available models: {', '.join(self.catalog.models)}", "model")
+            raise SpeechError(
+                404,
+                "no_provider",
+                f"no provider serves the model {req.model!r}; "
+                f"available models: {', '.join(self.catalog.models)}",
+                "model",
+            )
         fmt = FORMATS.get(req.format)
         if fmt is None:
-            raise SpeechError(400, "invalid_format", f"unsupported format {req.format!r}; use one "
-                              f"of {', '.join(FORMATS)}", "response_format")
+            raise SpeechError(
+                400,
+                "invalid_format",
+                f"unsupported format {req.format!r}; use one of {', '.join(FORMATS)}",
+                "response_format",
+            )
         texts = [normalize(u.text) for u in req.utterances]
         characters = sum(len(t) for t in texts)
         if not req.utterances or all(not t.strip() for t in texts):
-            raise SpeechError(400, "missing_input", "input is empty; give the text to speak",
-                              "input")
+            raise SpeechError(
+                400, "missing_input", "input is empty; give the text to speak", "input"
+            )
         limit = req.max_chars or self.settings.max_input_chars
         if characters > limit:
-            raise SpeechError(413, "request_too_large", f"input is {characters} characters; the "
-                              f"limit is {limit}", "input")
+            raise SpeechError(
+                413,
+                "request_too_large",
+                f"input is {characters} characters; the limit is {limit}",
+                "input",
+            )
         self._check_work(req, characters)
         inline = [req.inline_tags and not is_ssml(t) and has_inline_tags(t) for t in texts]
         ssml = any(is_ssml(t) for t in texts) or any(inline)
@@ -232,15 +263,24 @@ class Pipeline:
         if lexicon is not None:  # one budget for the whole request, every utterance
             lexicon = lexicon.with_budget(Budget())
         try:
-            return await self._plan(req, ctx, model, fmt, texts, characters, inline, ssml,
-                                    lexicon)
+            return await self._plan(req, ctx, model, fmt, texts, characters, inline, ssml, lexicon)
         except RuleBudgetExceeded as exc:
-            raise SpeechError(413, "pronunciation_rules_too_costly", str(exc),
-                              "pronunciation_dictionary_locators") from None
+            raise SpeechError(
+                413, "pronunciation_rules_too_costly", str(exc), "pronunciation_dictionary_locators"
+            ) from None
 
-    async def _plan(self, req: SpeechRequest, ctx: Context, model: Model, fmt: Any,
-                    texts: list[str], characters: int, inline: list[bool], ssml: bool,
-                    lexicon: Lexicon | None) -> Plan:
+    async def _plan(
+        self,
+        req: SpeechRequest,
+        ctx: Context,
+        model: Model,
+        fmt: Any,
+        texts: list[str],
+        characters: int,
+        inline: list[bool],
+        ssml: bool,
+        lexicon: Lexicon | None,
+    ) -> Plan:
         text = "".join(texts)
         segments: list[Segment] = []
         unapplied: list[str] = []  # pronunciation rules an engine could not read as given
@@ -254,9 +294,18 @@ class Pipeline:
             if req.seed and (utt.voice is not None or not utt.description):
                 params = vary(params, req.seed, req.variation)
             if is_ssml(utext) or inline[n]:
-                for seg in await self._ssml_segments(model, utt, utext, offset, params, req,
-                                                     ctx, lexicon, inline=inline[n],
-                                                     unapplied=unapplied):
+                for seg in await self._ssml_segments(
+                    model,
+                    utt,
+                    utext,
+                    offset,
+                    params,
+                    req,
+                    ctx,
+                    lexicon,
+                    inline=inline[n],
+                    unapplied=unapplied,
+                ):
                     segments.append(seg)
                     voices.append(seg.voice)
                     owners.append(n)
@@ -267,38 +316,80 @@ class Pipeline:
             language = self._language(params) if req.normalize and local else None
             spans = tuple((s + offset, e + offset) for s, e in split_sentences(utext))
             phonemes = self._phoneme_input(params)
-            work = (text, spans, language, lexicon if local else None, phonemes,
-                    self._phoneme_check(params), unapplied)
+            work = (
+                text,
+                spans,
+                language,
+                lexicon if local else None,
+                phonemes,
+                self._phoneme_check(params),
+                unapplied,
+            )
             # ~1 ms per 1,000 characters of dense text: long inputs, and every input with
             # pronunciation rules, go to a thread, so the event loop keeps serving others
-            spoken = await asyncio.to_thread(_spoken_all, *work) \
-                if len(utext) > OFFLOAD_CHARS or work[3] else _spoken_all(*work)
+            spoken = (
+                await asyncio.to_thread(_spoken_all, *work)
+                if len(utext) > OFFLOAD_CHARS or work[3]
+                else _spoken_all(*work)
+            )
             offset += len(utext)
             if spans or utt.trailing_silence:
-                segments.append(Segment(params, spans, utt.speed, utt.trailing_silence,
-                                        spoken=spoken if any(spoken) else ()))
+                segments.append(
+                    Segment(
+                        params,
+                        spans,
+                        utt.speed,
+                        utt.trailing_silence,
+                        spoken=spoken if any(spoken) else (),
+                    )
+                )
                 voices.append(params)
                 owners.append(n)
         if not any(seg.sentences for seg in segments):
-            raise SpeechError(400, "missing_input", "input has nothing to speak (only "
-                              "punctuation or markup); give words to speak", "input")
+            raise SpeechError(
+                400,
+                "missing_input",
+                "input has nothing to speak (only punctuation or markup); give words to speak",
+                "input",
+            )
         characters = self._check_spoken(req, characters, _spoken_chars(text, segments))
         # word times are recorded with every generation (captions of any history item),
         # whatever the caller asked to see; the events carry only what was asked
-        recorded = req.timestamps | {"word"} \
-            if not runs_upstream(self.catalog.registry.engine(model.engine)) else req.timestamps
-        job = RenderJob(text=text, segments=tuple(segments), format=fmt.name,
-                        sample_rate=req.sample_rate, timestamps=frozenset(recorded), ssml=ssml,
-                        bitrate=req.bitrate if req.bitrate and fmt.lossy else
-                        self.settings.mp3_bitrate if fmt.name == "mp3" else None,
-                        whole_file=req.whole_file)
+        recorded = (
+            req.timestamps | {"word"}
+            if not runs_upstream(self.catalog.registry.engine(model.engine))
+            else req.timestamps
+        )
+        job = RenderJob(
+            text=text,
+            segments=tuple(segments),
+            format=fmt.name,
+            sample_rate=req.sample_rate,
+            timestamps=frozenset(recorded),
+            ssml=ssml,
+            bitrate=req.bitrate
+            if req.bitrate and fmt.lossy
+            else self.settings.mp3_bitrate
+            if fmt.name == "mp3"
+            else None,
+            whole_file=req.whole_file,
+        )
         # the audio's rate is its first voice's engine's (render resamples the others)
         engine = self.catalog.registry.engine(segments[0].voice.engine)
         rate = fmt.output_rate(engine.sample_rate, req.sample_rate)
         version = version_of(engine, model.id)
-        plan = Plan(req, model, job, voices, fmt, characters, rate, ctx,
-                    segment_utterances=owners,
-                    warnings=list(dict.fromkeys([*unapplied, *voice_notes(voices)]))[:20])
+        plan = Plan(
+            req,
+            model,
+            job,
+            voices,
+            fmt,
+            characters,
+            rate,
+            ctx,
+            segment_utterances=owners,
+            warnings=list(dict.fromkeys([*unapplied, *voice_notes(voices)]))[:20],
+        )
         cap = self._check_bytes(req, plan) if req.framing is not None else None
         if self.library is not None and self.settings.cache_enabled and ctx.cache:
             from orate.library.cache import cache_key
@@ -308,11 +399,22 @@ class Pipeline:
             plan.cache_key = cache_key(job, {model.engine: version}, scope)
         if cap is not None:  # after the cache key: the bound does not change the audio
             plan.job = replace(job, max_bytes=cap)
-        if self.library is not None and ctx.store and ctx.record and self.settings.history \
-                and self.settings.store_audio and not await self.library.blobs.writable():
-            raise SpeechError(507, "storage_full", "the audio store cannot be written "
-                              f"({self.library.blobs.write_error}); retry later, or ask for "
-                              "no stored copy (store=false)", headers={"Retry-After": "30"})
+        if (
+            self.library is not None
+            and ctx.store
+            and ctx.record
+            and self.settings.history
+            and self.settings.store_audio
+            and not await self.library.blobs.writable()
+        ):
+            raise SpeechError(
+                507,
+                "storage_full",
+                "the audio store cannot be written "
+                f"({self.library.blobs.write_error}); retry later, or ask for "
+                "no stored copy (store=false)",
+                headers={"Retry-After": "30"},
+            )
         # last, once everything else is valid: nothing is charged for a refused request
         plan.reservation = await self.reserve(ctx, characters)
         return plan
@@ -332,23 +434,35 @@ class Pipeline:
         try:
             return await self.library.keys.reserve(ctx.key_id, characters)
         except QuotaExceeded as exc:
-            raise SpeechError(429, "quota_exceeded", f"this key has {exc.left} characters of "
-                              f"its quota left and the input is {characters}; ask an admin "
-                              "for a larger quota", "input",
-                              headers={"Retry-After": "86400"}) from None
+            raise SpeechError(
+                429,
+                "quota_exceeded",
+                f"this key has {exc.left} characters of "
+                f"its quota left and the input is {characters}; ask an admin "
+                "for a larger quota",
+                "input",
+                headers={"Retry-After": "86400"},
+            ) from None
 
     def _check_work(self, req: SpeechRequest, characters: int) -> None:
         """Refuse up front what would take too long: characters x generations. An async
         job (no waiting response) is bounded by its own character limit instead."""
-        limit = self.settings.max_request_work if req.framing is not None \
+        limit = (
+            self.settings.max_request_work
+            if req.framing is not None
             else req.max_chars or self.settings.max_job_chars
+        )
         work = characters * max(req.generations, 1)
         if work > limit:
-            raise SpeechError(413, "request_too_large", f"this request asks for {work} "
-                              f"characters of synthesis ({characters} characters x "
-                              f"{req.generations} generations); the limit is {limit} "
-                              "(max_request_work)", "num_generations"
-                              if req.generations > 1 else "input")
+            raise SpeechError(
+                413,
+                "request_too_large",
+                f"this request asks for {work} "
+                f"characters of synthesis ({characters} characters x "
+                f"{req.generations} generations); the limit is {limit} "
+                "(max_request_work)",
+                "num_generations" if req.generations > 1 else "input",
+            )
 
     def _check_spoken(self, req: SpeechRequest, written: int, spoken: int) -> int:
         """The characters a request is charged and bounded by: what is spoken, after
@@ -361,15 +475,25 @@ class Pipeline:
             return written
         cap = self.settings.max_expansion
         if spoken > max(written * cap, 1000):
-            raise SpeechError(413, "request_too_large", f"input is {written} characters but "
-                              f"speaks {spoken} after pronunciation rules and normalization, "
-                              f"more than {cap:g} times as many (max_expansion); shorten the "
-                              "aliases or the text", "input")
+            raise SpeechError(
+                413,
+                "request_too_large",
+                f"input is {written} characters but "
+                f"speaks {spoken} after pronunciation rules and normalization, "
+                f"more than {cap:g} times as many (max_expansion); shorten the "
+                "aliases or the text",
+                "input",
+            )
         limit = req.max_chars or self.settings.max_input_chars
         if charged > limit:
-            raise SpeechError(413, "request_too_large", f"input speaks {charged} characters "
-                              "after pronunciation rules and normalization; the limit is "
-                              f"{limit}", "input")
+            raise SpeechError(
+                413,
+                "request_too_large",
+                f"input speaks {charged} characters "
+                "after pronunciation rules and normalization; the limit is "
+                f"{limit}",
+                "input",
+            )
         self._check_work(req, charged)
         return charged
 
@@ -383,25 +507,41 @@ class Pipeline:
         total = int(estimate * framing * max(req.generations, 1))
         if total > limit:
             takes = f" x {req.generations} generations" if req.generations > 1 else ""
-            raise SpeechError(413, "request_too_large", f"the response would be about {total} "
-                              f"bytes ({estimate_seconds(plan.job):.0f} s of "
-                              f"{plan.format.name}{takes}); the limit is {limit} bytes "
-                              "(max_response_bytes): ask for less text, fewer generations or "
-                              "a compressed format", "input")
+            raise SpeechError(
+                413,
+                "request_too_large",
+                f"the response would be about {total} "
+                f"bytes ({estimate_seconds(plan.job):.0f} s of "
+                f"{plan.format.name}{takes}); the limit is {limit} bytes "
+                "(max_response_bytes): ask for less text, fewer generations or "
+                "a compressed format",
+                "input",
+            )
         return share
 
-    async def _ssml_segments(self, model: Model, utt: Utterance, utext: str, offset: int,
-                             params: VoiceParams, req: SpeechRequest, ctx: Context,
-                             lexicon: Lexicon | None = None, inline: bool = False,
-                             unapplied: list[str] | None = None) -> list[Segment]:
+    async def _ssml_segments(
+        self,
+        model: Model,
+        utt: Utterance,
+        utext: str,
+        offset: int,
+        params: VoiceParams,
+        req: SpeechRequest,
+        ctx: Context,
+        lexicon: Lexicon | None = None,
+        inline: bool = False,
+        unapplied: list[str] | None = None,
+    ) -> list[Segment]:
         """An SSML utterance as segments: one per stretch of one style (voice, language,
         rate, pitch, volume), with breaks as silences and marks attached. ``inline``: plain
         text with ElevenLabs' inline tags, read the same way."""
         apply = None
         alphabet = self._phoneme_input(params)
         if lexicon:
+
             def apply(builder: SpokenBuilder, chunk: str, at: int, lang: str | None) -> None:
                 lexicon.apply(builder, chunk, at, lang, alphabet is not None)
+
         language = self._language(params)
         check = self._phoneme_check(params)
 
@@ -420,57 +560,90 @@ class Pipeline:
             if style not in voices:
                 voices[style] = await self._styled_voice(model, params, style, ctx)
             spoken = tuple(sp.shifted(offset) for _, _, sp in run.sentences)
-            out.append(Segment(voices[style],
-                               tuple((s + offset, e + offset) for s, e, _ in run.sentences),
-                               utt.speed * style.rate, 0.0, spoken=spoken,
-                               gaps=tuple(run.gaps), lead=run.lead, gain=style.volume,
-                               marks=tuple((p + offset, name) for p, name in run.marks)))
+            out.append(
+                Segment(
+                    voices[style],
+                    tuple((s + offset, e + offset) for s, e, _ in run.sentences),
+                    utt.speed * style.rate,
+                    0.0,
+                    spoken=spoken,
+                    gaps=tuple(run.gaps),
+                    lead=run.lead,
+                    gain=style.volume,
+                    marks=tuple((p + offset, name) for p, name in run.marks),
+                )
+            )
         if out and utt.trailing_silence:
             last = out[-1]
-            out[-1] = Segment(last.voice, last.sentences, last.speed, utt.trailing_silence,
-                              last.spoken, last.gaps, last.lead, last.gain, last.marks)
+            out[-1] = Segment(
+                last.voice,
+                last.sentences,
+                last.speed,
+                utt.trailing_silence,
+                last.spoken,
+                last.gaps,
+                last.lead,
+                last.gain,
+                last.marks,
+            )
         return out
 
     async def _lexicon(self, req: SpeechRequest, ctx: Context) -> Lexicon | None:
         """The caller's pronunciation dictionaries (their own only), compiled once per set
         of versions; the first locator's rules win."""
         if self.library is None:
-            raise SpeechError(400, "no_library", "pronunciation dictionaries need the "
-                              "library, which this process does not have",
-                              "pronunciation_dictionary_locators")
+            raise SpeechError(
+                400,
+                "no_library",
+                "pronunciation dictionaries need the library, which this process does not have",
+                "pronunciation_dictionary_locators",
+            )
         rows = []
         for dictionary_id, version_id in req.lexicons:
             row = await self.library.lexicons.get(ctx.owner, dictionary_id, version_id)
             if row is None:
                 what = f"version {version_id!r} of " if version_id else ""
-                raise SpeechError(400, "invalid_pronunciation_dictionary", f"no {what}"
-                                  f"pronunciation dictionary {dictionary_id!r} among yours "
-                                  "(GET /v1/pronunciation-dictionaries)",
-                                  "pronunciation_dictionary_locators")
+                raise SpeechError(
+                    400,
+                    "invalid_pronunciation_dictionary",
+                    f"no {what}"
+                    f"pronunciation dictionary {dictionary_id!r} among yours "
+                    "(GET /v1/pronunciation-dictionaries)",
+                    "pronunciation_dictionary_locators",
+                )
             rows.append(row)
         key = tuple(r.version_id for r in rows)
         compiled = self._lexicons.get(key)
         if compiled is None:
             try:  # thousands of rules take a while to check and compile: off the loop
                 compiled = await asyncio.to_thread(
-                    lambda: Lexicon([rule_from(d) for r in rows for d in r.rules]))
+                    lambda: Lexicon([rule_from(d) for r in rows for d in r.rules])
+                )
             except LexiconError as exc:  # saved before patterns ran on RE2
-                raise SpeechError(400, "invalid_pronunciation_dictionary", str(exc),
-                                  "pronunciation_dictionary_locators") from None
+                raise SpeechError(
+                    400,
+                    "invalid_pronunciation_dictionary",
+                    str(exc),
+                    "pronunciation_dictionary_locators",
+                ) from None
             if len(self._lexicons) > 256:
                 self._lexicons.clear()
             self._lexicons[key] = compiled
         return compiled
 
-    async def _styled_voice(self, model: Model, params: VoiceParams, style: Style,
-                            ctx: Context) -> VoiceParams:
+    async def _styled_voice(
+        self, model: Model, params: VoiceParams, style: Style, ctx: Context
+    ) -> VoiceParams:
         """The utterance's voice changed by SSML: <voice name>, <lang> (espeak switches to
         that language's voice; other engines keep theirs), and pitch (espeak only)."""
         try:
             if style.voice:
                 params, _ = await self.resolve_voice(model, style.voice, ctx.owner)
-            elif style.lang and params.engine == "espeak" \
-                    and self._language(params).lower() != style.lang.lower():
+            elif (
+                style.lang
+                and params.engine == "espeak"
+                and self._language(params).lower() != style.lang.lower()
+            ):
                 params = self.catalog.resolve_voice(model, style.lang.lower())
         except UnknownVoice as exc:
             raise voice_error(exc, "input", "SSML: ") from None
@@ -479,24 +652,31 @@ class Pipeline:
             params = replace(params, pitch=max(0, min(100, base + style.pitch)))
         return params
 
-    async def _utterance_voice(self, model: Model, utt: Utterance, current: VoiceParams | None,
-                               seed: int, ctx: Context) -> VoiceParams:
+    async def _utterance_voice(
+        self, model: Model, utt: Utterance, current: VoiceParams | None, seed: int, ctx: Context
+    ) -> VoiceParams:
         """The voice of one utterance: named, designed from its description, or carried over."""
         description = (utt.description or "").strip()
         if len(description) > MAX_DESCRIPTION:
-            raise SpeechError(400, "description_too_long", f"description is {len(description)} "
-                              f"characters; the limit is {MAX_DESCRIPTION}", "description")
+            raise SpeechError(
+                400,
+                "description_too_long",
+                f"description is {len(description)} characters; the limit is {MAX_DESCRIPTION}",
+                "description",
+            )
         engine = self.catalog.registry.engine(model.engine)
         if not designs_voices(engine):  # an upstream reads descriptions and directions
             try:
-                return self.catalog.resolve_voice(model, utt.voice or current
-                                                  or self.settings.default_voice)
+                return self.catalog.resolve_voice(
+                    model, utt.voice or current or self.settings.default_voice
+                )
             except UnknownVoice as exc:
                 raise voice_error(exc, "voice") from None
         try:
             if utt.voice is not None:
-                params, _ = await self.resolve_voice(model, utt.voice, ctx.owner,
-                                                     utt.voice_provider)
+                params, _ = await self.resolve_voice(
+                    model, utt.voice, ctx.owner, utt.voice_provider
+                )
                 return self._directed(params, description)
             if current is not None:
                 return self._directed(current, description)
@@ -511,8 +691,7 @@ class Pipeline:
         model may answer a language it lacks with an espeak-ng voice)."""
         if not directions:
             return params
-        return apply_directions(params, directions,
-                                self.catalog.registry.engine(params.engine))
+        return apply_directions(params, directions, self.catalog.registry.engine(params.engine))
 
     def _language(self, params: VoiceParams) -> str:
         """The language a voice reads (normalization follows it); an upstream's: English."""
@@ -535,16 +714,18 @@ class Pipeline:
 
     def _phoneme_check(self, params: VoiceParams) -> Callable[[str], list[str]] | None:
         """The engine's test of a transcription: the IPA symbols it has no phoneme for."""
-        return getattr(self.catalog.registry.engine(params.engine), "unsupported_phonemes",
-                       None)
+        return getattr(self.catalog.registry.engine(params.engine), "unsupported_phonemes", None)
 
     def _phoneme_input(self, params: VoiceParams) -> str | None:
         """The phoneme alphabet the voice's engine reads between ``[[…]]``: ``"espeak"``
         (mnemonics), ``"ipa"`` (turned into its own alphabet), or ``None`` (none)."""
         engine = self.catalog.registry.engine(params.engine)
         per_voice = getattr(engine, "phoneme_input_of", None)  # the palette: by base voice
-        kind = per_voice(params.voice) if per_voice is not None \
+        kind = (
+            per_voice(params.voice)
+            if per_voice is not None
             else getattr(engine, "phoneme_input", False)
+        )
         return kind if isinstance(kind, str) else "espeak" if kind else None
 
     # -- synthesis -----------------------------------------------------------
@@ -565,8 +746,12 @@ class Pipeline:
                     if payload.get("code") == OutputTooLarge.code:
                         raise SpeechError(413, "request_too_large", message, "input")
                     if payload.get("code") == VoiceUnavailable.code:  # a model that won't load
-                        raise SpeechError(503, VoiceUnavailable.code, message.removeprefix(
-                            f"{VoiceUnavailable.__name__}: "), "voice")
+                        raise SpeechError(
+                            503,
+                            VoiceUnavailable.code,
+                            message.removeprefix(f"{VoiceUnavailable.__name__}: "),
+                            "voice",
+                        )
                     raise SynthesisFailed(message)
                 yield _event(kind, payload)
         finally:
@@ -585,47 +770,72 @@ class Pipeline:
                 flight = self._flights.get(key)
                 if flight is not None and (not flight.done or flight.succeeded):
                     self.library.cache.count("shared")
-                    return Speech(gen_id, plan, "shared",
-                                  self._recorded(gen_id, plan, flight.subscribe(), "shared"))
+                    return Speech(
+                        gen_id,
+                        plan,
+                        "shared",
+                        self._recorded(gen_id, plan, flight.subscribe(), "shared"),
+                    )
                 # the lookup awaited the database; a synthesis may have finished and been
                 # cached meanwhile (the cache holds it in memory before the flight is gone)
                 cached = self.library.cache.peek(key)
             if cached is not None:
-                audio = cached.audio if cached.audio is not None else \
-                    await self.library.blobs.get(cached.blob_key)
+                audio = (
+                    cached.audio
+                    if cached.audio is not None
+                    else await self.library.blobs.get(cached.blob_key)
+                )
                 events = replay(audio, cached.events)
                 self.library.cache.count("hit")
-                return Speech(gen_id, plan, "hit",
-                              self._recorded(gen_id, plan, _iterate(events), "hit"))
+                return Speech(
+                    gen_id, plan, "hit", self._recorded(gen_id, plan, _iterate(events), "hit")
+                )
         if key is None:  # nothing to share: stream straight from the engine
-            return Speech(gen_id, plan, "off", self._recorded(gen_id, plan, self.stream(plan),
-                                                              "off"))
+            return Speech(
+                gen_id, plan, "off", self._recorded(gen_id, plan, self.stream(plan), "off")
+            )
         if self.library is not None:
             self.library.cache.count("miss")
-        flight = Flight(self.stream(plan), on_finish=self._finished(plan),
-                        window=self.settings.stream_buffer_bytes)
+        flight = Flight(
+            self.stream(plan),
+            on_finish=self._finished(plan),
+            window=self.settings.stream_buffer_bytes,
+        )
         self._flights[key] = flight
-        return Speech(gen_id, plan, "miss", self._recorded(gen_id, plan, flight.subscribe(),
-                                                           "miss"))
+        return Speech(
+            gen_id, plan, "miss", self._recorded(gen_id, plan, flight.subscribe(), "miss")
+        )
 
     def _finished(self, plan: Plan) -> Callable[[Flight], None]:
         """When a synthesis ends: cache it, and keep the finished flight joinable until the
         cache entry is written, so no identical request in between synthesizes again."""
+
         def forget(flight: Flight) -> None:
             if plan.cache_key is not None and self._flights.get(plan.cache_key) is flight:
                 del self._flights[plan.cache_key]
 
         def done(flight: Flight) -> None:
             key = plan.cache_key
-            if key is None or not flight.succeeded or self.library is None \
-                    or not plan.context.store:
+            if (
+                key is None
+                or not flight.succeeded
+                or self.library is None
+                or not plan.context.store
+            ):
                 forget(flight)
                 return
             from orate.library.cache import Cached
 
             audio, marks = _recordable(flight.events)
-            entry = Cached(key, f"audio/{key}", audio, len(audio), plan.format.content_type,
-                           _duration(flight.events), marks)
+            entry = Cached(
+                key,
+                f"audio/{key}",
+                audio,
+                len(audio),
+                plan.format.content_type,
+                _duration(flight.events),
+                marks,
+            )
 
             async def store() -> None:
                 try:
@@ -636,10 +846,12 @@ class Pipeline:
             task = self.library.track(store())
             self._storing[key] = task
             task.add_done_callback(lambda _t: self._storing.pop(key, None))
+
         return done
 
-    async def _recorded(self, gen_id: str, plan: Plan, events: AsyncIterator[SpeechEvent],
-                        status: str) -> AsyncIterator[SpeechEvent]:
+    async def _recorded(
+        self, gen_id: str, plan: Plan, events: AsyncIterator[SpeechEvent], status: str
+    ) -> AsyncIterator[SpeechEvent]:
         """Pass events through; once the caller has had them all, record the generation."""
         seen: list[SpeechEvent] = []
         reservation = plan.reservation
@@ -668,8 +880,7 @@ class Pipeline:
             self._settle(reservation, plan.characters)
         if self.metrics is not None:
             self.metrics.cache.labels(status).inc()
-            self.metrics.audio.labels(plan.context.dialect, plan.model.engine).inc(
-                _duration(seen))
+            self.metrics.audio.labels(plan.context.dialect, plan.model.engine).inc(_duration(seen))
         record = None
         if self.library is not None and plan.context.record and self.settings.history:
             record = self._record(gen_id, plan, seen, status)
@@ -687,8 +898,9 @@ class Pipeline:
         if self.library is not None and reservation.open:
             self.library.track(reservation.settle(actual))
 
-    def _record(self, gen_id: str, plan: Plan, events: list[SpeechEvent],
-                status: str) -> PendingRecord:
+    def _record(
+        self, gen_id: str, plan: Plan, events: list[SpeechEvent], status: str
+    ) -> PendingRecord:
         lib = self.library
         assert lib is not None
         audio, marks = _recordable(events)
@@ -700,19 +912,39 @@ class Pipeline:
         hit = status in ("hit", "shared")
         cost = self.cost(plan, duration, status)
         first = plan.voices[0] if plan.voices else VoiceParams()
-        return lib.generations.record({
-            "id": gen_id, "owner": plan.context.owner, "dialect": plan.context.dialect,
-            "model": plan.model.id, "engine": plan.model.engine, "voice": first.label(),
-            "voice_params": [asdict(v) for v in plan.voices], "text": plan.job.text,
-            "characters": plan.characters, "speed": plan.job.segments[0].speed,
-            "format": plan.format.name, "content_type": plan.format.content_type,
-            "sample_rate": plan.sample_rate, "duration": duration, "bytes": len(audio),
-            "cost": cost, "currency": self.settings.currency, "cache_key": plan.cache_key,
-            "cache_hit": hit, "blob_key": blob_key,
-            "meta": {"events": marks, **_lines(plan, events),
-                     **({"warnings": plan.warnings} if plan.warnings else {})}
-            if plan.job.timestamps else {},
-            "created_at": datetime.now(UTC)}, audio if store else None)
+        return lib.generations.record(
+            {
+                "id": gen_id,
+                "owner": plan.context.owner,
+                "dialect": plan.context.dialect,
+                "model": plan.model.id,
+                "engine": plan.model.engine,
+                "voice": first.label(),
+                "voice_params": [asdict(v) for v in plan.voices],
+                "text": plan.job.text,
+                "characters": plan.characters,
+                "speed": plan.job.segments[0].speed,
+                "format": plan.format.name,
+                "content_type": plan.format.content_type,
+                "sample_rate": plan.sample_rate,
+                "duration": duration,
+                "bytes": len(audio),
+                "cost": cost,
+                "currency": self.settings.currency,
+                "cache_key": plan.cache_key,
+                "cache_hit": hit,
+                "blob_key": blob_key,
+                "meta": {
+                    "events": marks,
+                    **_lines(plan, events),
+                    **({"warnings": plan.warnings} if plan.warnings else {}),
+                }
+                if plan.job.timestamps
+                else {},
+                "created_at": datetime.now(UTC),
+            },
+            audio if store else None,
+        )
 
     def cost(self, plan: Plan, duration: float, cache: str = "miss") -> float:
         """What this speech costs its caller: the model's price (the catalog's: 0 for
@@ -722,8 +954,12 @@ class Pipeline:
             return 0.0
         return self.catalog.price(plan.model.id).cost(plan.characters, duration)
 
-    def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None],
-                     should_stop: Callable[[], bool] = lambda: False) -> RenderStats:
+    def render_local(
+        self,
+        plan: Plan,
+        on_event: Callable[[SpeechEvent], None],
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> RenderStats:
         """Synthesize in this process (the CLI): no pool, same render code.
         ``should_stop`` ends the synthesis early (the reader went away)."""
         asked = plan.request.timestamps
@@ -733,6 +969,7 @@ class Pipeline:
             shown = visible(event, asked) if event.kind == "timestamps" else event
             if shown is not None:
                 on_event(shown)
+
         return render(plan.job, self.catalog.registry.engine, emit, should_stop)
 
 
@@ -757,8 +994,9 @@ def estimate_seconds(job: RenderJob) -> float:
 def estimate_bytes(plan: Plan) -> int:
     """An upper estimate of one generation's encoded audio."""
     # lossy: the codec's rate plus container; otherwise 16-bit mono (flac is less)
-    per_second = (plan.job.bitrate or 128_000) / 8 + 2_000 if plan.format.lossy \
-        else 2 * plan.sample_rate
+    per_second = (
+        (plan.job.bitrate or 128_000) / 8 + 2_000 if plan.format.lossy else 2 * plan.sample_rate
+    )
     return int(estimate_seconds(plan.job) * per_second) + 1024
 
 
@@ -777,18 +1015,30 @@ def _spoken_chars(text: str, segments: list[Segment]) -> int:
     return total
 
 
-def _spoken_all(text: str, spans: tuple[tuple[int, int], ...], language: str | None,
-                lexicon: Lexicon | None, phonemes: str | None,
-                check: Callable[[str], list[str]] | None = None,
-                unapplied: list[str] | None = None) -> tuple[Spoken | None, ...]:
-    return tuple(_spoken(text, s, e, language, lexicon, phonemes, check, unapplied)
-                 for s, e in spans)
+def _spoken_all(
+    text: str,
+    spans: tuple[tuple[int, int], ...],
+    language: str | None,
+    lexicon: Lexicon | None,
+    phonemes: str | None,
+    check: Callable[[str], list[str]] | None = None,
+    unapplied: list[str] | None = None,
+) -> tuple[Spoken | None, ...]:
+    return tuple(
+        _spoken(text, s, e, language, lexicon, phonemes, check, unapplied) for s, e in spans
+    )
 
 
-def _spoken(text: str, start: int, end: int, language: str | None,
-            lexicon: Lexicon | None = None, phonemes: str | None = "espeak",
-            check: Callable[[str], list[str]] | None = None,
-            unapplied: list[str] | None = None) -> Spoken | None:
+def _spoken(
+    text: str,
+    start: int,
+    end: int,
+    language: str | None,
+    lexicon: Lexicon | None = None,
+    phonemes: str | None = "espeak",
+    check: Callable[[str], list[str]] | None = None,
+    unapplied: list[str] | None = None,
+) -> Spoken | None:
     """What the engine reads for ``text[start:end]``: the caller's lexicon applied, the
     rest normalized in ``language`` (``None``: as written); ``None`` when that is the
     text itself."""
@@ -814,8 +1064,9 @@ def _lines(plan: Plan, events: list[SpeechEvent]) -> dict[str, Any]:
             continue
         seg = e.info["segment"]
         n = plan.segment_utterances[seg] if seg < len(plan.segment_utterances) else seg
-        line = lines.setdefault(n, {"utterance": n, "start_ms": e.info["start_ms"],
-                                    "char_start": e.info["char_start"]})
+        line = lines.setdefault(
+            n, {"utterance": n, "start_ms": e.info["start_ms"], "char_start": e.info["char_start"]}
+        )
         line["end_ms"] = e.info["end_ms"]
         line["char_end"] = e.info["char_end"]
     return {"lines": [lines[k] for k in sorted(lines)]}

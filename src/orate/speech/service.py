@@ -49,8 +49,9 @@ class VoiceSource:
 class SpeechService:
     """One per server (or CLI command), built by the composition root."""
 
-    def __init__(self, pipeline: Pipeline, library: Library | None,
-                 jobs: JobRunner | None = None) -> None:
+    def __init__(
+        self, pipeline: Pipeline, library: Library | None, jobs: JobRunner | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.library = library
         self.jobs = jobs
@@ -89,17 +90,23 @@ class SpeechService:
     def stream(self, plan: Plan) -> AsyncIterator[SpeechEvent]:
         return self.pipeline.stream(plan)
 
-    async def resolve_voice(self, model: Model, voice: str | VoiceParams, owner: str,
-                            provider: str = "any") -> tuple[VoiceParams, str | None]:
+    async def resolve_voice(
+        self, model: Model, voice: str | VoiceParams, owner: str, provider: str = "any"
+    ) -> tuple[VoiceParams, str | None]:
         return await self.pipeline.resolve_voice(model, voice, owner, provider)
 
-    def render_local(self, plan: Plan, on_event: Callable[[SpeechEvent], None],
-                     should_stop: Callable[[], bool] = lambda: False) -> RenderStats:
+    def render_local(
+        self,
+        plan: Plan,
+        on_event: Callable[[SpeechEvent], None],
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> RenderStats:
         """Synthesize in this process (the CLI's ``say``): same render, no pool."""
         return self.pipeline.render_local(plan, on_event, should_stop)
 
-    def open_text_stream(self, speak: Callable[[str, S], Awaitable[None]], *,
-                         max_pending: int | None = None) -> TextStream[S]:
+    def open_text_stream(
+        self, speak: Callable[[str, S], Awaitable[None]], *, max_pending: int | None = None
+    ) -> TextStream[S]:
         """A session for incremental text (LLM output): complete sentences are spoken in
         order by ``speak`` (the dialect's framing of one piece) while more text arrives.
         The Hume and ElevenLabs WebSockets and Wyoming streaming all use it;
@@ -119,18 +126,24 @@ class SpeechService:
 
     # -- jobs ------------------------------------------------------------------
 
-    async def submit_job(self, plan: Plan, request: dict[str, Any], *, owner: str,
-                         dialect: str) -> tuple[Job, float]:
+    async def submit_job(
+        self, plan: Plan, request: dict[str, Any], *, owner: str, dialect: str
+    ) -> tuple[Job, float]:
         """Queue a planned request as a durable job; returns it and the characters' cost
         (the finished job adds the seconds')."""
         if self.library is None:
             raise RuntimeError("jobs need the library")
         await self._check_job_room(plan, owner)
         cost = self.pipeline.cost(plan, 0.0)
-        job = await self.library.jobs.submit(owner=owner, dialect=dialect,
-                                             model=plan.model.id, request=request,
-                                             characters=plan.characters, cost=cost,
-                                             currency=self.settings.currency)
+        job = await self.library.jobs.submit(
+            owner=owner,
+            dialect=dialect,
+            model=plan.model.id,
+            request=request,
+            characters=plan.characters,
+            cost=cost,
+            currency=self.settings.currency,
+        )
         if self.jobs is not None:
             self.jobs.notify()
         return job, cost
@@ -140,17 +153,32 @@ class SpeechService:
         jobs waiting or running, releasing what the plan reserved of the quota: one key
         cannot queue hours of work ahead of everyone else."""
         assert self.library is not None
-        limits = [(await self.library.jobs.pending(owner), self.settings.max_pending_jobs_per_key,
-                   "this key", "max_pending_jobs_per_key"),
-                  (await self.library.jobs.pending(), self.settings.max_pending_jobs,
-                   "this server", "max_pending_jobs")]
+        limits = [
+            (
+                await self.library.jobs.pending(owner),
+                self.settings.max_pending_jobs_per_key,
+                "this key",
+                "max_pending_jobs_per_key",
+            ),
+            (
+                await self.library.jobs.pending(),
+                self.settings.max_pending_jobs,
+                "this server",
+                "max_pending_jobs",
+            ),
+        ]
         for pending, limit, whose, name in limits:
             if pending >= limit:
                 if plan.reservation is not None:
                     await plan.reservation.release()
-                raise SpeechError(429, "too_many_jobs", f"{whose} has {pending} jobs waiting "
-                                  f"or running; the limit is {limit} ({name}): wait for some "
-                                  "to finish", headers={"Retry-After": "30"})
+                raise SpeechError(
+                    429,
+                    "too_many_jobs",
+                    f"{whose} has {pending} jobs waiting "
+                    f"or running; the limit is {limit} ({name}): wait for some "
+                    "to finish",
+                    headers={"Retry-After": "30"},
+                )
 
     def job_progress(self, job: Job) -> float:
         """A running job's progress in this process, else what the database last saw."""
@@ -170,8 +198,9 @@ class SpeechService:
         """The voices a model speaks with (none for an upstream model: the provider's)."""
         return self.catalog.voices(model)
 
-    async def save_voice(self, owner: str, reader: str | None, name: str,
-                         source: VoiceSource) -> Voice:
+    async def save_voice(
+        self, owner: str, reader: str | None, name: str, source: VoiceSource
+    ) -> Voice:
         """Save a named voice for ``owner``: the one rule for every dialect and the CLI.
 
         The voice is checked by the engine that speaks it (a hibari or Piper generation
@@ -190,16 +219,21 @@ class SpeechService:
         elif source.params is not None:
             params = source.params
         else:
-            params = design_voice(source.description or "", self._design_engine(),
-                                  seed=source.seed)
+            params = design_voice(source.description or "", self._design_engine(), seed=source.seed)
             kind = "design"
         engine = self.engine(params.engine)  # UnknownEngine for a name no engine has
         params = engine.check_voice(params)
         info = next((v for v in engine.voices() if v.id == params.voice), None)
         return await self.library.voices.create(
-            owner, name, params, language=info.language if info else params.voice,
-            gender=gender_of(engine, params, info), description=source.description or "",
-            source=kind, source_generation_id=gen_id)
+            owner,
+            name,
+            params,
+            language=info.language if info else params.voice,
+            gender=gender_of(engine, params, info),
+            description=source.description or "",
+            source=kind,
+            source_generation_id=gen_id,
+        )
 
 
 def gender_of(engine: Engine, params: VoiceParams, info: VoiceInfo | None) -> str:
@@ -210,5 +244,11 @@ def gender_of(engine: Engine, params: VoiceParams, info: VoiceInfo | None) -> st
     return info.gender if info else "neutral"
 
 
-__all__ = ["GenerationNotFound", "SpeechService", "UnknownEngine", "UnknownVoice",
-           "VoiceSource", "gender_of"]
+__all__ = [
+    "GenerationNotFound",
+    "SpeechService",
+    "UnknownEngine",
+    "UnknownVoice",
+    "VoiceSource",
+    "gender_of",
+]

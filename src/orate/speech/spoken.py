@@ -31,8 +31,9 @@ class SpokenBuilder:
     an upstream provider; the word is read as written).
     """
 
-    def __init__(self, alphabet: str | None = "espeak",
-                 check: Callable[[str], list[str]] | None = None) -> None:
+    def __init__(
+        self, alphabet: str | None = "espeak", check: Callable[[str], list[str]] | None = None
+    ) -> None:
         self.alphabet = alphabet
         self.check = check  # the engine's own test: IPA symbols it has no phoneme for
         self.unapplied: list[str] = []  # what could not be read as written, for the caller
@@ -67,9 +68,10 @@ class SpokenBuilder:
         else:
             body, missing = " ".join(ipa.split()), list(self.check(ipa) if self.check else ())
         if missing:
-            self.unapplied.append(f"/{ipa}/ for {written!r}: no phoneme for "
-                                  f"{' '.join(missing)}" + ("; read as written" if not body
-                                                            else "; read without it"))
+            self.unapplied.append(
+                f"/{ipa}/ for {written!r}: no phoneme for "
+                f"{' '.join(missing)}" + ("; read as written" if not body else "; read without it")
+            )
         if not body:
             self.copy(written, src_start)
             return

@@ -29,28 +29,71 @@ SSML_MAX_BREAK = 10.0  # one break
 SSML_MAX_BREAKS = 60.0  # all breaks of a request
 SSML_MAX_MARKS = 1000
 
-_SSML_HEAD = re.compile(r"\s*(?:<\?xml[^>]{0,200}\?>\s*)?(?:<!--.*?-->\s*)*"
-                        r"(?:<!DOCTYPE[^\[>]{0,200}(?:\[.*?\])?\s*>\s*)?<speak[\s>/]",
-                        re.S | re.I)  # a DOCTYPE counts, so that it is refused, not read
+_SSML_HEAD = re.compile(
+    r"\s*(?:<\?xml[^>]{0,200}\?>\s*)?(?:<!--.*?-->\s*)*"
+    r"(?:<!DOCTYPE[^\[>]{0,200}(?:\[.*?\])?\s*>\s*)?<speak[\s>/]",
+    re.S | re.I,
+)  # a DOCTYPE counts, so that it is refused, not read
 _TOKEN = re.compile(
     r"<!--.*?-->|<!\[CDATA\[(?P<cdata>.*?)\]\]>|<\?.*?\?>"
     r"|<(?P<close>/?)(?P<name>[A-Za-z_][\w:.-]*)(?P<attrs>(?:\s+[^\s=/>]+\s*=\s*"
-    r"(?:\"[^\"]*\"|'[^']*'))*)\s*(?P<empty>/?)>", re.S)
+    r"(?:\"[^\"]*\"|'[^']*'))*)\s*(?P<empty>/?)>",
+    re.S,
+)
 _ATTR = re.compile(r"([^\s=/>]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 _ENTITY = re.compile(r"&(#\d{1,7}|#x[0-9a-fA-F]{1,6}|amp|lt|gt|quot|apos);")
-_BREAK_STRENGTH = {"none": 0.0, "x-weak": 0.1, "weak": 0.25, "medium": 0.4, "strong": 0.75,
-                   "x-strong": 1.2}
-_RATES = {"x-slow": 0.5, "slow": 0.75, "medium": 1.0, "default": 1.0, "fast": 1.3,
-          "x-fast": 1.7}
+_BREAK_STRENGTH = {
+    "none": 0.0,
+    "x-weak": 0.1,
+    "weak": 0.25,
+    "medium": 0.4,
+    "strong": 0.75,
+    "x-strong": 1.2,
+}
+_RATES = {"x-slow": 0.5, "slow": 0.75, "medium": 1.0, "default": 1.0, "fast": 1.3, "x-fast": 1.7}
 _PITCHES = {"x-low": -30, "low": -15, "medium": 0, "default": 0, "high": 15, "x-high": 30}
-_VOLUMES = {"silent": 0.0, "x-soft": 0.3, "soft": 0.6, "medium": 1.0, "default": 1.0,
-            "loud": 1.5, "x-loud": 2.0}
-_EMPHASIS = {"strong": (0.85, 1.3), "moderate": (0.92, 1.15), "none": (1.0, 1.0),
-             "reduced": (1.1, 0.8)}
-_SAY_AS = ("cardinal", "number", "ordinal", "characters", "spell-out", "verbatim", "date",
-           "time", "telephone")
-_ELEMENTS = {"speak", "p", "s", "break", "prosody", "emphasis", "say-as", "sub", "phoneme",
-             "voice", "lang", "mark", "paragraph", "sentence"}
+_VOLUMES = {
+    "silent": 0.0,
+    "x-soft": 0.3,
+    "soft": 0.6,
+    "medium": 1.0,
+    "default": 1.0,
+    "loud": 1.5,
+    "x-loud": 2.0,
+}
+_EMPHASIS = {
+    "strong": (0.85, 1.3),
+    "moderate": (0.92, 1.15),
+    "none": (1.0, 1.0),
+    "reduced": (1.1, 0.8),
+}
+_SAY_AS = (
+    "cardinal",
+    "number",
+    "ordinal",
+    "characters",
+    "spell-out",
+    "verbatim",
+    "date",
+    "time",
+    "telephone",
+)
+_ELEMENTS = {
+    "speak",
+    "p",
+    "s",
+    "break",
+    "prosody",
+    "emphasis",
+    "say-as",
+    "sub",
+    "phoneme",
+    "voice",
+    "lang",
+    "mark",
+    "paragraph",
+    "sentence",
+}
 _CAPTURING = {"say-as", "sub", "phoneme"}
 
 
@@ -96,8 +139,11 @@ def is_ssml(text: str) -> bool:
     """A root ``<speak>`` element (after an optional XML declaration): "<speaker> is a
     word" is plain text."""
     head = text[:4096]
-    return bool(_SSML_HEAD.match(head)) or head.lstrip()[:9].lower() in ("<!doctype",) \
+    return (
+        bool(_SSML_HEAD.match(head))
+        or head.lstrip()[:9].lower() in ("<!doctype",)
         or head.lstrip()[:5].lower() == "<?xml"
+    )
 
 
 def _where(text: str, pos: int) -> str:
@@ -114,39 +160,48 @@ def _check_xml(text: str) -> None:
     from defusedxml import DefusedXmlException
 
     if len(text) > SSML_MAX_CHARS:
-        raise SsmlError(f"SSML is {len(text)} characters; the limit is {SSML_MAX_CHARS}",
-                        "ssml_too_large")
+        raise SsmlError(
+            f"SSML is {len(text)} characters; the limit is {SSML_MAX_CHARS}", "ssml_too_large"
+        )
     try:
         DET.fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException:
-        raise SsmlError("SSML may not contain a DTD, entity declarations or external "
-                        "references; remove <!DOCTYPE …>", "ssml_dtd") from None
+        raise SsmlError(
+            "SSML may not contain a DTD, entity declarations or external "
+            "references; remove <!DOCTYPE …>",
+            "ssml_dtd",
+        ) from None
     except ParseError as exc:
         line, col = exc.position
         reason = str(exc).split(":")[0]
-        raise SsmlError(f"SSML is not well-formed XML: {reason} at line {line}, column "
-                        f"{col + 1}") from None
+        raise SsmlError(
+            f"SSML is not well-formed XML: {reason} at line {line}, column {col + 1}"
+        ) from None
 
 
 def _seconds(value: str, text: str, pos: int) -> float:
     m = re.fullmatch(r"\s*(\d{1,6}(?:\.\d{1,3})?)\s*(ms|s)\s*", value.lower())
     if not m:
-        raise SsmlError(f"break time {value!r} at {_where(text, pos)}: write it as '500ms' "
-                        "or '1.5s'")
+        raise SsmlError(
+            f"break time {value!r} at {_where(text, pos)}: write it as '500ms' or '1.5s'"
+        )
     n = float(m.group(1))
     return n / 1000 if m.group(2) == "ms" else n
 
 
-def _relative(value: str, table: dict, unit_scale: dict[str, float], text: str, pos: int,
-              what: str) -> tuple[str, float]:
+def _relative(
+    value: str, table: dict, unit_scale: dict[str, float], text: str, pos: int, what: str
+) -> tuple[str, float]:
     """('abs'|'mul'|'add', number) for a prosody value."""
     v = value.strip().lower()
     if v in table:
         return "abs", float(table[v])
     m = re.fullmatch(r"([+-]?)(\d{1,4}(?:\.\d{1,3})?)\s*(%|st|hz|db)?", v)
     if not m:
-        raise SsmlError(f"prosody {what} {value!r} at {_where(text, pos)} is not understood; "
-                        f"use one of {', '.join(table)} or a percentage")
+        raise SsmlError(
+            f"prosody {what} {value!r} at {_where(text, pos)} is not understood; "
+            f"use one of {', '.join(table)} or a percentage"
+        )
     sign, number, unit = m.group(1), float(m.group(2)), m.group(3) or ""
     if unit == "%":
         if sign:
@@ -154,8 +209,9 @@ def _relative(value: str, table: dict, unit_scale: dict[str, float], text: str, 
         return "mul", number / 100
     scale = unit_scale.get(unit)
     if scale is None:
-        raise SsmlError(f"prosody {what} {value!r} at {_where(text, pos)}: unit {unit!r} is "
-                        "not supported here")
+        raise SsmlError(
+            f"prosody {what} {value!r} at {_where(text, pos)}: unit {unit!r} is not supported here"
+        )
     return "units", (-number if sign == "-" else number) * scale
 
 
@@ -165,8 +221,7 @@ def _prosody(style: Style, attrs: dict[str, str], text: str, pos: int) -> Style:
         rate = {"abs": n, "mul": n, "add": 1 + n, "units": n}[kind]
         style = replace(style, rate=min(max(style.rate * rate, 0.25), 4.0))
     if "pitch" in attrs:
-        kind, n = _relative(attrs["pitch"], _PITCHES, {"st": 5.0, "hz": 0.25}, text, pos,
-                            "pitch")
+        kind, n = _relative(attrs["pitch"], _PITCHES, {"st": 5.0, "hz": 0.25}, text, pos, "pitch")
         delta = {"abs": n, "mul": (n - 1) * 50, "add": n * 50, "units": n}[kind]
         style = replace(style, pitch=int(max(min(style.pitch + delta, 50), -50)))
     if "volume" in attrs:
@@ -182,8 +237,9 @@ def _say_as(kind: str, content: str, attrs: dict[str, str], lang: str) -> str:
     english = lang.lower().startswith("en")
     raw = content.strip()
     if kind in ("characters", "spell-out", "verbatim"):
-        return " ".join(N.digits(ch) if ch.isdigit() and english else ch
-                        for ch in raw if not ch.isspace())
+        return " ".join(
+            N.digits(ch) if ch.isdigit() and english else ch for ch in raw if not ch.isspace()
+        )
     if kind == "telephone":
         groups = re.findall(r"\d+", raw)
         return ", ".join(N.digits(g) for g in groups) if english and groups else raw
@@ -200,8 +256,11 @@ def _say_as(kind: str, content: str, attrs: dict[str, str], lang: str) -> str:
         fmt = (attrs.get("format") or "mdy").lower()
         if len(parts) == len(fmt) and set(fmt) <= set("ymd"):
             values = dict(zip(fmt, parts, strict=True))
-            words = N._date_words(values.get("y"), values.get("m", 1), values.get("d", 1)) \
-                if "d" in values and "m" in values else None
+            words = (
+                N._date_words(values.get("y"), values.get("m", 1), values.get("d", 1))
+                if "d" in values and "m" in values
+                else None
+            )
             if words:
                 return words
     return N.normalize_text(raw, lang).text
@@ -231,11 +290,17 @@ def parse_ssml(text: str, lang: str = "en") -> list[Item]:
         last = 0
         for m in _ENTITY.finditer(chunk):
             if m.start() > last:
-                items.append(Item("text", chunk[last:m.start()], at + last,
-                                  at + m.start(), style))
+                items.append(
+                    Item("text", chunk[last : m.start()], at + last, at + m.start(), style)
+                )
             ref = m.group(1)
-            value = chr(int(ref[2:], 16)) if ref.startswith("#x") else chr(int(ref[1:])) \
-                if ref.startswith("#") else html.unescape(m.group())
+            value = (
+                chr(int(ref[2:], 16))
+                if ref.startswith("#x")
+                else chr(int(ref[1:]))
+                if ref.startswith("#")
+                else html.unescape(m.group())
+            )
             items.append(Item("rewrite", value, at + m.start(), at + m.end(), style))
             last = m.end()
         if last < len(chunk):
@@ -243,7 +308,7 @@ def parse_ssml(text: str, lang: str = "en") -> list[Item]:
 
     for m in _TOKEN.finditer(text):
         if m.start() > pos:
-            add_text(text[pos:m.start()], pos)
+            add_text(text[pos : m.start()], pos)
         pos = m.end()
         if m.group("cdata") is not None:
             add_text(m.group("cdata"), m.start("cdata"))
@@ -254,9 +319,11 @@ def parse_ssml(text: str, lang: str = "en") -> list[Item]:
         local = name.rsplit(":", 1)[-1] if name != "xml:lang" else name
         where = _where(text, m.start())
         if local not in _ELEMENTS:
-            raise SsmlError(f"SSML element <{name}> at {where} is not supported; use speak, p, "
-                            "s, break, prosody, emphasis, say-as, sub, phoneme, voice, lang, "
-                            "mark")
+            raise SsmlError(
+                f"SSML element <{name}> at {where} is not supported; use speak, p, "
+                "s, break, prosody, emphasis, say-as, sub, phoneme, voice, lang, "
+                "mark"
+            )
         if not seen_root and local != "speak":
             raise SsmlError(f"SSML must have <speak> as its root element ({where})")
         seen_root = True
@@ -270,43 +337,61 @@ def parse_ssml(text: str, lang: str = "en") -> list[Item]:
                 content = "".join(html.unescape(p) for p in parts)
                 src_start, src_end = start_pos, m.start()
                 if opened == "sub":
-                    items.append(Item("rewrite", cattrs.get("alias", content), src_start,
-                                      src_end, style))
+                    items.append(
+                        Item("rewrite", cattrs.get("alias", content), src_start, src_end, style)
+                    )
                 elif opened == "phoneme":
                     alphabet = (cattrs.get("alphabet") or "ipa").lower()
                     if alphabet != "ipa":
-                        raise SsmlError(f"<phoneme alphabet={alphabet!r}> at "
-                                        f"{_where(text, src_start)}: only alphabet='ipa'")
+                        raise SsmlError(
+                            f"<phoneme alphabet={alphabet!r}> at "
+                            f"{_where(text, src_start)}: only alphabet='ipa'"
+                        )
                     try:
                         check_ipa(cattrs.get("ph", ""))
                     except PhonemeError as exc:
-                        raise SsmlError(f"<phoneme> at {_where(text, src_start)}: {exc}") \
-                            from None
-                    items.append(Item("phonemes", cattrs.get("ph", ""), src_start, src_end,
-                                      style, written=content))
+                        raise SsmlError(f"<phoneme> at {_where(text, src_start)}: {exc}") from None
+                    items.append(
+                        Item(
+                            "phonemes",
+                            cattrs.get("ph", ""),
+                            src_start,
+                            src_end,
+                            style,
+                            written=content,
+                        )
+                    )
                 else:
-                    spoken = _say_as(cattrs["interpret-as"], content, cattrs,
-                                     style.lang or lang)
+                    spoken = _say_as(cattrs["interpret-as"], content, cattrs, style.lang or lang)
                     items.append(Item("rewrite", spoken, src_start, src_end, style))
             if opened in ("p", "s", "paragraph", "sentence"):
                 items.append(Item("boundary"))
             style = before
             continue
-        attrs = {a: (b if b is not None and c is None else c or b or "")
-                 for a, b, c in _ATTR.findall(m.group("attrs"))}
+        attrs = {
+            a: (b if b is not None and c is None else c or b or "")
+            for a, b, c in _ATTR.findall(m.group("attrs"))
+        }
         attrs = {k: html.unescape(v) for k, v in attrs.items()}
         if capture is not None:
             raise SsmlError(f"<{name}> at {where} may not sit inside <{capture[0]}>")
         if local == "break":
-            seconds = _seconds(attrs["time"], text, m.start()) if "time" in attrs else \
-                _BREAK_STRENGTH.get(attrs.get("strength", "medium"), 0.4)
+            seconds = (
+                _seconds(attrs["time"], text, m.start())
+                if "time" in attrs
+                else _BREAK_STRENGTH.get(attrs.get("strength", "medium"), 0.4)
+            )
             if seconds > SSML_MAX_BREAK:
-                raise SsmlError(f"break of {seconds:g} s at {where}; one break may last at "
-                                f"most {SSML_MAX_BREAK:g} s", "ssml_breaks")
+                raise SsmlError(
+                    f"break of {seconds:g} s at {where}; one break may last at "
+                    f"most {SSML_MAX_BREAK:g} s",
+                    "ssml_breaks",
+                )
             breaks += seconds
             if breaks > SSML_MAX_BREAKS:
-                raise SsmlError(f"SSML breaks add up to more than {SSML_MAX_BREAKS:g} s",
-                                "ssml_breaks")
+                raise SsmlError(
+                    f"SSML breaks add up to more than {SSML_MAX_BREAKS:g} s", "ssml_breaks"
+                )
             items.append(Item("break", seconds=seconds, style=style))
             if not m.group("empty"):
                 stack.append((local, style, m.end(), attrs))
@@ -320,8 +405,9 @@ def parse_ssml(text: str, lang: str = "en") -> list[Item]:
                 stack.append((local, style, m.end(), attrs))
             continue
         if len(stack) >= SSML_MAX_DEPTH:
-            raise SsmlError(f"SSML nests deeper than {SSML_MAX_DEPTH} elements ({where})",
-                            "ssml_too_deep")
+            raise SsmlError(
+                f"SSML nests deeper than {SSML_MAX_DEPTH} elements ({where})", "ssml_too_deep"
+            )
         before = style
         new_lang = attrs.get("xml:lang") or attrs.get("lang")
         if new_lang:
@@ -336,8 +422,10 @@ def parse_ssml(text: str, lang: str = "en") -> list[Item]:
         elif local == "say-as":
             kind = attrs.get("interpret-as", "").lower()
             if kind not in _SAY_AS:
-                raise SsmlError(f"say-as interpret-as={kind!r} at {where} is not supported; "
-                                f"use one of {', '.join(_SAY_AS)}")
+                raise SsmlError(
+                    f"say-as interpret-as={kind!r} at {where} is not supported; "
+                    f"use one of {', '.join(_SAY_AS)}"
+                )
             attrs["interpret-as"] = kind
         elif local == "phoneme" and not attrs.get("ph"):
             raise SsmlError(f"<phoneme> at {where} needs a ph attribute (IPA)")
@@ -366,11 +454,14 @@ class Run:
     marks: list[tuple[int, str]] = field(default_factory=list)
 
 
-def ssml_runs(items: list[Item], normalize: bool,
-              lexicon: Callable[[SpokenBuilder, str, int, str | None], None] | None = None,
-              alphabet: str | None = "espeak",
-              check: Callable[[str], list[str]] | None = None,
-              unapplied: list[str] | None = None) -> list[Run]:
+def ssml_runs(
+    items: list[Item],
+    normalize: bool,
+    lexicon: Callable[[SpokenBuilder, str, int, str | None], None] | None = None,
+    alphabet: str | None = "espeak",
+    check: Callable[[str], list[str]] | None = None,
+    unapplied: list[str] | None = None,
+) -> list[Run]:
     """Group parsed items into runs of one style and sentences within them.
 
     Plain text is split at sentence ends (the same splitter as plain requests) and
@@ -450,21 +541,59 @@ _INLINE = re.compile(
     r"<break(?P<battrs>(?:\s+[^\s=/>]{1,20}\s*=\s*(?:\"[^\"<>]{0,40}\"|'[^'<>]{0,40}'))"
     r"{1,3})\s*/>"
     r"|<phoneme(?P<pattrs>(?:\s+[^\s=/>]{1,20}\s*=\s*(?:\"[^\"<>]{0,300}\"|'[^'<>]{0,300}'))"
-    r"{1,3})\s*>(?P<word>[^<>]{1,200})</phoneme\s*>", re.I)
+    r"{1,3})\s*>(?P<word>[^<>]{1,200})</phoneme\s*>",
+    re.I,
+)
 # CMU ARPAbet (ElevenLabs' other phoneme alphabet) as IPA; a digit after a vowel is its
 # stress (1 primary, 2 secondary)
 ARPABET = {
-    "AA": "ɑ", "AE": "æ", "AH": "ʌ", "AO": "ɔ", "AW": "aʊ", "AX": "ə", "AY": "aɪ", "EH": "ɛ",
-    "ER": "ɝ", "EY": "eɪ", "IH": "ɪ", "IX": "ɨ", "IY": "i", "OW": "oʊ", "OY": "ɔɪ", "UH": "ʊ",
-    "UW": "u", "B": "b", "CH": "tʃ", "D": "d", "DH": "ð", "DX": "ɾ", "F": "f", "G": "ɡ",
-    "HH": "h", "JH": "dʒ", "K": "k", "L": "l", "M": "m", "N": "n", "NG": "ŋ", "P": "p",
-    "R": "ɹ", "S": "s", "SH": "ʃ", "T": "t", "TH": "θ", "V": "v", "W": "w", "Y": "j",
-    "Z": "z", "ZH": "ʒ",
+    "AA": "ɑ",
+    "AE": "æ",
+    "AH": "ʌ",
+    "AO": "ɔ",
+    "AW": "aʊ",
+    "AX": "ə",
+    "AY": "aɪ",
+    "EH": "ɛ",
+    "ER": "ɝ",
+    "EY": "eɪ",
+    "IH": "ɪ",
+    "IX": "ɨ",
+    "IY": "i",
+    "OW": "oʊ",
+    "OY": "ɔɪ",
+    "UH": "ʊ",
+    "UW": "u",
+    "B": "b",
+    "CH": "tʃ",
+    "D": "d",
+    "DH": "ð",
+    "DX": "ɾ",
+    "F": "f",
+    "G": "ɡ",
+    "HH": "h",
+    "JH": "dʒ",
+    "K": "k",
+    "L": "l",
+    "M": "m",
+    "N": "n",
+    "NG": "ŋ",
+    "P": "p",
+    "R": "ɹ",
+    "S": "s",
+    "SH": "ʃ",
+    "T": "t",
+    "TH": "θ",
+    "V": "v",
+    "W": "w",
+    "Y": "j",
+    "Z": "z",
+    "ZH": "ʒ",
 }
 
 
 def arpabet_to_ipa(arpabet: str) -> str:
-    """"T AH0 M EY1 T OW2" → "təmˈeɪtˌoʊ" (an unstressed AH is a schwa)."""
+    """ "T AH0 M EY1 T OW2" → "təmˈeɪtˌoʊ" (an unstressed AH is a schwa)."""
     out = []
     for symbol in arpabet.upper().split():
         stress = symbol[-1] if symbol[-1].isdigit() else ""
@@ -494,32 +623,38 @@ def inline_items(text: str, lang: str = "en") -> list[Item]:
     breaks = 0.0
     for m in _INLINE.finditer(text):
         if m.start() > pos:
-            items.append(Item("text", text[pos:m.start()], pos, m.start(), style))
+            items.append(Item("text", text[pos : m.start()], pos, m.start(), style))
         pos = m.end()
         raw = m.group("battrs") or m.group("pattrs") or ""
-        attrs = {a.lower(): html.unescape(b if b is not None and c is None else c or b or "")
-                 for a, b, c in _ATTR.findall(raw)}
+        attrs = {
+            a.lower(): html.unescape(b if b is not None and c is None else c or b or "")
+            for a, b, c in _ATTR.findall(raw)
+        }
         if m.group("battrs") is not None:
             if "time" not in attrs:
-                raise SsmlError(f"<break> at {_where(text, m.start())} needs a time, like "
-                                "time=\"1.5s\"")
+                raise SsmlError(
+                    f'<break> at {_where(text, m.start())} needs a time, like time="1.5s"'
+                )
             seconds = _seconds(attrs["time"], text, m.start())
             if seconds > SSML_MAX_BREAK:
-                raise SsmlError(f"<break time={attrs['time']!r}> at {_where(text, m.start())}"
-                                f" is longer than {SSML_MAX_BREAK:g} s")
+                raise SsmlError(
+                    f"<break time={attrs['time']!r}> at {_where(text, m.start())}"
+                    f" is longer than {SSML_MAX_BREAK:g} s"
+                )
             breaks += seconds
             if breaks > SSML_MAX_BREAKS:
                 raise SsmlError(f"breaks add up to more than {SSML_MAX_BREAKS:g} s")
-            items.append(Item("break", start=m.start(), end=m.end(), style=style,
-                              seconds=seconds))
+            items.append(Item("break", start=m.start(), end=m.end(), style=style, seconds=seconds))
             continue
         alphabet = (attrs.get("alphabet") or "ipa").lower()
         ph = attrs.get("ph", "")
         try:
             ipa = arpabet_to_ipa(ph) if alphabet in ("cmu-arpabet", "arpabet") else ph
             if alphabet not in ("ipa", "cmu-arpabet", "arpabet"):
-                raise SsmlError(f"<phoneme alphabet={alphabet!r}> at "
-                                f"{_where(text, m.start())}: use 'ipa' or 'cmu-arpabet'")
+                raise SsmlError(
+                    f"<phoneme alphabet={alphabet!r}> at "
+                    f"{_where(text, m.start())}: use 'ipa' or 'cmu-arpabet'"
+                )
             check_ipa(ipa)
         except (PhonemeError, SsmlError) as exc:
             raise SsmlError(f"<phoneme> at {_where(text, m.start())}: {exc}") from None

@@ -11,8 +11,7 @@ from dataclasses import replace
 from orate.engines.base import VoiceParams
 
 
-def style_voice(params: VoiceParams, stability: float | None,
-                style: float | None) -> VoiceParams:
+def style_voice(params: VoiceParams, stability: float | None, style: float | None) -> VoiceParams:
     """Low stability and high style widen the pitch range (more expressive speech);
     similarity_boost has no espeak meaning and is only recorded by the caller."""
     if stability is None and style is None:

@@ -103,8 +103,11 @@ def split_sentences(text: str, limit: int = MAX_SENTENCE_CHARS) -> list[tuple[in
     spans: list[tuple[int, int]] = []
     start = 0
     for m in _SENTENCE_END.finditer(text):
-        if m.group().startswith(".") and _is_abbreviation(text, m.start() + 1) \
-                and len(m.group()) == 1:
+        if (
+            m.group().startswith(".")
+            and _is_abbreviation(text, m.start() + 1)
+            and len(m.group()) == 1
+        ):
             continue
         spans.append((start, m.end()))
         start = m.end()

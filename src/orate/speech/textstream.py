@@ -59,8 +59,13 @@ class Piece(Generic[S]):
 class TextStream(Generic[S]):
     """One incremental-text session: buffer, sentence splitter and an ordered speaker."""
 
-    def __init__(self, speak: Callable[[str, S], Awaitable[None]], *,
-                 max_buffer: int = MAX_BUFFER, max_pending: int = MAX_PENDING) -> None:
+    def __init__(
+        self,
+        speak: Callable[[str, S], Awaitable[None]],
+        *,
+        max_buffer: int = MAX_BUFFER,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
         self._speak = speak
         self._max_buffer = max_buffer
         self._buffer = ""
@@ -89,7 +94,8 @@ class TextStream(Generic[S]):
         if len(self._buffer) > self._max_buffer:
             raise TextStreamOverflow(
                 f"more than {self._max_buffer} characters buffered without a sentence end; "
-                "send a flush")
+                "send a flush"
+            )
         spans = split_sentences(self._buffer)
         if len(spans) < 2:
             return []
@@ -107,15 +113,17 @@ class TextStream(Generic[S]):
         done, self._buffer = self._buffer, ""
         return self._take(done, settings)
 
-    async def next_message(self, receive: Callable[[], Awaitable[M]],
-                           idle: float | None = None) -> M | None:
+    async def next_message(
+        self, receive: Callable[[], Awaitable[M]], idle: float | None = None
+    ) -> M | None:
         """The client's next message, raced against the speaker: if a piece fails first,
         its exception is raised here (``SpeakerStopped`` if it just ended), so a dialect's
         read loop notices a failed synthesis without waiting for the client. None when
         nothing arrives within ``idle`` seconds."""
         pending = asyncio.ensure_future(receive())
-        done, _ = await asyncio.wait({pending, self._task}, timeout=idle,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {pending, self._task}, timeout=idle, return_when=asyncio.FIRST_COMPLETED
+        )
         if self._task in done:
             pending.cancel()
             self._task.result()  # raises what stopped the synthesis

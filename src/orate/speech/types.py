@@ -17,8 +17,14 @@ MAX_MESSAGE = 1000
 class SpeechError(Exception):
     """A request the pipeline refuses; dialects render it in their own envelope."""
 
-    def __init__(self, status: int, code: str, message: str, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if len(message) > MAX_MESSAGE:  # whatever it quotes, an error stays readable
             message = message[:MAX_MESSAGE] + "…"
         super().__init__(message)
@@ -119,8 +125,6 @@ class SpeechEvent:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-
-
 @dataclass
 class Speech:
     """One accepted request: its generation id, whether the cache served it, its events."""
@@ -143,8 +147,9 @@ def request_from_dict(data: dict[str, Any]) -> SpeechRequest:
         return VoiceParams(**v) if isinstance(v, dict) else v
 
     fields = dict(data)
-    fields["utterances"] = [Utterance(**{**u, "voice": voice(u.get("voice"))})
-                            for u in data["utterances"]]
+    fields["utterances"] = [
+        Utterance(**{**u, "voice": voice(u.get("voice"))}) for u in data["utterances"]
+    ]
     fields["timestamps"] = frozenset(data.get("timestamps") or ())
     fields["lexicons"] = tuple(tuple(x) for x in data.get("lexicons") or ())
     cv = data.get("context_voice")

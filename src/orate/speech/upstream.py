@@ -33,7 +33,7 @@ def _pcm_of_wav_header(head: bytes) -> tuple[int, int]:
     rate = struct.unpack_from("<I", head, 24)[0]
     pos = 12
     while pos + 8 <= len(head):
-        tag, size = head[pos:pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        tag, size = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
         if tag == b"data":
             return rate, pos + 8
         pos += 8 + size
@@ -57,22 +57,38 @@ def _duration(data: bytes, fmt: str, rate: int | None) -> float:
         return 0.0
 
 
-async def upstream_events(plan: Plan, providers: list[upstream.Provider],
-                          client: httpx.AsyncClient) -> AsyncIterator[SpeechEvent]:
+async def upstream_events(
+    plan: Plan, providers: list[upstream.Provider], client: httpx.AsyncClient
+) -> AsyncIterator[SpeechEvent]:
     text = plan.job.text
     voice = plan.voices[0].voice if plan.voices else "alloy"
     speed = plan.job.segments[0].speed if plan.job.segments else 1.0
     fmt = plan.format.name
     try:
-        provider, audio = await upstream.synthesize(providers, model=plan.model.id, text=text,
-                                             voice=voice, speed=speed, fmt=fmt, client=client)
+        provider, audio = await upstream.synthesize(
+            providers,
+            model=plan.model.id,
+            text=text,
+            voice=voice,
+            speed=speed,
+            fmt=fmt,
+            client=client,
+        )
     except upstream.NoProvider as exc:
         tried = "; ".join(str(a) for a in exc.attempts) or "none is configured"
-        raise SpeechError(404, "no_provider", f"no upstream provider of {plan.model.id!r} could "
-                          f"be reached ({tried})", "model") from None
+        raise SpeechError(
+            404,
+            "no_provider",
+            f"no upstream provider of {plan.model.id!r} could be reached ({tried})",
+            "model",
+        ) from None
     except upstream.ProviderError as exc:
-        raise SpeechError(502, "upstream_error", f"provider {exc.provider.name!r} answered "
-                          f"{exc.status}: {exc.message}", "model") from None
+        raise SpeechError(
+            502,
+            "upstream_error",
+            f"provider {exc.provider.name!r} answered {exc.status}: {exc.message}",
+            "model",
+        ) from None
     passthrough = audio.format == fmt and audio.sample_rate in (None, plan.sample_rate)
     try:
         if passthrough:
@@ -89,12 +105,14 @@ async def upstream_events(plan: Plan, providers: list[upstream.Provider],
                 else:
                     yield event
     except upstream.StreamInterrupted as exc:
-        raise SynthesisFailed(f"provider {exc.provider.name!r} stopped mid-stream: "
-                              f"{exc.reason}") from None
+        raise SynthesisFailed(
+            f"provider {exc.provider.name!r} stopped mid-stream: {exc.reason}"
+        ) from None
     finally:
         await audio.aclose()
-    yield SpeechEvent("done", info={"duration": seconds, "provider": provider.name,
-                                    "passthrough": passthrough})
+    yield SpeechEvent(
+        "done", info={"duration": seconds, "provider": provider.name, "passthrough": passthrough}
+    )
 
 
 async def _reencode(plan: Plan, audio: upstream.UpstreamAudio) -> AsyncIterator[SpeechEvent]:
@@ -112,8 +130,9 @@ async def _reencode(plan: Plan, audio: upstream.UpstreamAudio) -> AsyncIterator[
                     continue
                 rate, offset = _pcm_of_wav_header(bytes(head))
                 chunk = bytes(head[offset:])
-            encoder = make_encoder(plan.format.name, rate, plan.sample_rate,
-                                   bitrate=plan.job.bitrate)
+            encoder = make_encoder(
+                plan.format.name, rate, plan.sample_rate, bitrate=plan.job.bitrate
+            )
         data = carry + chunk
         whole = len(data) - len(data) % 2
         carry = data[whole:]

@@ -40,14 +40,19 @@ class Announcement:
             host = "127.0.0.1"
         self.address = _primary_address() if wildcard else host
         ipaddress.IPv4Address(self.address)  # mDNS records here are IPv4 (A records)
-        self.interfaces: InterfaceChoice | list[str] = InterfaceChoice.All if wildcard \
-            else [self.address]
+        self.interfaces: InterfaceChoice | list[str] = (
+            InterfaceChoice.All if wildcard else [self.address]
+        )
         self.name = name or f"orate-{socket.gethostname().split('.')[0]}"
         self.port = port
         self.info = AsyncServiceInfo(
-            SERVICE_TYPE, f"{self.name}.{SERVICE_TYPE}",
-            addresses=[socket.inet_aton(self.address)], port=port,
-            properties={"program": "orate"}, server=f"{self.name}.local.")
+            SERVICE_TYPE,
+            f"{self.name}.{SERVICE_TYPE}",
+            addresses=[socket.inet_aton(self.address)],
+            port=port,
+            properties={"program": "orate"},
+            server=f"{self.name}.local.",
+        )
         self._zc: AsyncZeroconf | None = None
 
     async def start(self) -> None:

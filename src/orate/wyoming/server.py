@@ -60,8 +60,7 @@ from orate.wyoming.voices import VoiceTable, WyomingVoice
 log = logging.getLogger("orate.wyoming")
 
 WIDTH, CHANNELS = 2, 1  # s16le mono, what every engine makes
-_FALLBACK = WyomingVoice("alloy", "espeak-ng", "alloy", ("en-US",), "", False, ("", "", ""),
-                         "")
+_FALLBACK = WyomingVoice("alloy", "espeak-ng", "alloy", ("en-US",), "", False, ("", "", ""), "")
 
 
 def _address(writer: asyncio.StreamWriter) -> str | None:
@@ -112,8 +111,9 @@ class _BoundedReader:
 
     async def readexactly(self, n: int) -> bytes:
         if not isinstance(n, int) or n < 0 or n > self._limit:
-            self.problem = (f"event too large: {n} bytes of data or payload; the limit is "
-                            f"{self._limit}")
+            self.problem = (
+                f"event too large: {n} bytes of data or payload; the limit is {self._limit}"
+            )
             raise ValueError(self.problem)
         return await self._reader.readexactly(n)
 
@@ -135,8 +135,13 @@ class _Stream:
 class WyomingService:
     """The listener: voice table, connections, key binding, and the optional announcement."""
 
-    def __init__(self, settings: Settings, speech_service: SpeechService, metrics: Any = None,
-                 limits: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        speech_service: SpeechService,
+        metrics: Any = None,
+        limits: Any = None,
+    ) -> None:
         if not settings.wyoming_uri:
             raise ValueError("no Wyoming URI configured")
         self.settings = settings
@@ -158,8 +163,10 @@ class WyomingService:
         if ref:
             library = self.speech_service.library
             if library is None or await library.keys.find(ref) is None:
-                raise RuntimeError(f"ORATE_WYOMING_KEY names {self.settings.wyoming_key!r}, "
-                                   "which is no live key (see `orate keys list`)")
+                raise RuntimeError(
+                    f"ORATE_WYOMING_KEY names {self.settings.wyoming_key!r}, "
+                    "which is no live key (see `orate keys list`)"
+                )
         self._server = AsyncServer.from_uri(self.uri)
         await self._server.start(self._handler)
         log.info("Wyoming listening on %s (%d voices)", self.uri, len(self.table.voices))
@@ -190,8 +197,7 @@ class WyomingService:
         for handler in list(self.connections):
             handler.abort()
 
-    def _handler(self, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> OrateHandler:
+    def _handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> OrateHandler:
         return OrateHandler(reader, writer, self)
 
     def rate(self, voice: WyomingVoice) -> int:
@@ -210,16 +216,24 @@ class WyomingService:
         library = self.speech_service.library
         key = await library.keys.find(ref) if library is not None else None
         if key is None:
-            raise BadRequest("the API key this Wyoming listener is bound to "
-                             "(ORATE_WYOMING_KEY) is revoked or missing", "invalid_api_key", 401)
+            raise BadRequest(
+                "the API key this Wyoming listener is bound to "
+                "(ORATE_WYOMING_KEY) is revoked or missing",
+                "invalid_api_key",
+                401,
+            )
         return key
 
     def context(self, key: Any) -> Context:
         quota = None
         if key is not None and key.quota_chars is not None:
             quota = max(key.quota_chars - key.used_chars, 0)
-        return Context(owner=key.id if key is not None else LOCAL_OWNER, dialect="wyoming",
-                       key_id=key.id if key is not None else None, quota_left=quota)
+        return Context(
+            owner=key.id if key is not None else LOCAL_OWNER,
+            dialect="wyoming",
+            key_id=key.id if key is not None else None,
+            quota_left=quota,
+        )
 
     async def enter(self, key: Any) -> None:
         """Count a request in against its key's limits, service-wide when replicas share
@@ -243,8 +257,9 @@ class WyomingService:
 class OrateHandler(AsyncEventHandler):
     """One Wyoming connection."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 service: WyomingService) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, service: WyomingService
+    ) -> None:
         super().__init__(reader, writer)
         self.service = service
         self.settings = service.settings
@@ -262,18 +277,27 @@ class OrateHandler(AsyncEventHandler):
         address = _address(self.writer)
         refusal = None
         if len(service.connections) >= settings.wyoming_max_connections:
-            refusal = (f"this server accepts {settings.wyoming_max_connections} Wyoming "
-                       "connections at once (wyoming_max_connections)")
-        elif address is not None and service.by_address.get(address, 0) \
-                >= settings.wyoming_max_connections_per_address:
-            refusal = (f"this server accepts {settings.wyoming_max_connections_per_address} "
-                       "Wyoming connections at once from one address "
-                       "(wyoming_max_connections_per_address)")
+            refusal = (
+                f"this server accepts {settings.wyoming_max_connections} Wyoming "
+                "connections at once (wyoming_max_connections)"
+            )
+        elif (
+            address is not None
+            and service.by_address.get(address, 0) >= settings.wyoming_max_connections_per_address
+        ):
+            refusal = (
+                f"this server accepts {settings.wyoming_max_connections_per_address} "
+                "Wyoming connections at once from one address "
+                "(wyoming_max_connections_per_address)"
+            )
         if refusal is not None:
             with contextlib.suppress(Exception):
-                await self.write_event(Error(f"too many connections: {refusal}; try again "
-                                             "when one has closed", "too_many_connections")
-                                       .event())
+                await self.write_event(
+                    Error(
+                        f"too many connections: {refusal}; try again when one has closed",
+                        "too_many_connections",
+                    ).event()
+                )
                 await self._drain_before_close()
             self.abort(graceful=True)
             return
@@ -301,18 +325,23 @@ class OrateHandler(AsyncEventHandler):
                     async with asyncio.timeout(settings.wyoming_event_timeout):
                         event = await async_read_event(self._events)  # type: ignore[arg-type]
                 except TimeoutError:
-                    await self._error("an event took more than "
-                                      f"{settings.wyoming_event_timeout:g} s to arrive; "
-                                      "closing", "event_timeout")
+                    await self._error(
+                        "an event took more than "
+                        f"{settings.wyoming_event_timeout:g} s to arrive; "
+                        "closing",
+                        "event_timeout",
+                    )
                     break
                 except Exception as exc:  # malformed header: missing type, bad lengths
                     await self._error(f"malformed event: {exc!r}"[:300], "malformed_event")
                     break
                 if event is None:
                     if self._events.problem or not self.reader.at_eof():
-                        await self._error(self._events.problem or "malformed event: the "
-                                          "header line or data is not valid JSON",
-                                          "malformed_event")
+                        await self._error(
+                            self._events.problem
+                            or "malformed event: the header line or data is not valid JSON",
+                            "malformed_event",
+                        )
                     break
                 if not await self.handle_event(event):
                     break
@@ -360,7 +389,8 @@ class OrateHandler(AsyncEventHandler):
                 self.writer.close()
                 if transport.get_write_buffer_size():
                     asyncio.get_running_loop().call_later(
-                        self.settings.wyoming_write_timeout, transport.abort)
+                        self.settings.wyoming_write_timeout, transport.abort
+                    )
             else:
                 transport.abort()
         with contextlib.suppress(Exception):
@@ -388,8 +418,7 @@ class OrateHandler(AsyncEventHandler):
     async def handle_event(self, event: Event) -> bool:
         try:
             if not isinstance(event.data, dict):
-                raise BadRequest("malformed event: data must be a JSON object",
-                                 "malformed_event")
+                raise BadRequest("malformed event: data must be a JSON object", "malformed_event")
             if Describe.is_type(event.type):
                 await self.write_event(self.service.info_event)
             elif Synthesize.is_type(event.type):
@@ -421,23 +450,25 @@ class OrateHandler(AsyncEventHandler):
         if voice is None:
             voice = {}
         if not isinstance(voice, dict):
-            raise BadRequest("voice must be an object {name, language, speaker}",
-                             "malformed_event")
+            raise BadRequest("voice must be an object {name, language, speaker}", "malformed_event")
         fields = {k: voice.get(k) for k in ("name", "language", "speaker")}
         for k, v in fields.items():
             if v is not None and not isinstance(v, str):
                 raise BadRequest(f"voice.{k} must be a string", "malformed_event")
         try:
-            return self.service.table.find(fields["name"], fields["language"],
-                                           fields["speaker"])
+            return self.service.table.find(fields["name"], fields["language"], fields["speaker"])
         except LookupError as exc:
             code = "unknown_voice" if fields["name"] else "unknown_language"
             raise BadRequest(str(exc), code) from None
 
     def _request(self, text: str, voice: WyomingVoice) -> SpeechRequest:
-        return SpeechRequest(model=voice.model, utterances=[Utterance(text, voice.voice)],
-                             format="pcm", sample_rate=self.service.rate(voice),
-                             max_chars=self.service.speech_service.settings.max_request_chars)
+        return SpeechRequest(
+            model=voice.model,
+            utterances=[Utterance(text, voice.voice)],
+            format="pcm",
+            sample_rate=self.service.rate(voice),
+            max_chars=self.service.speech_service.settings.max_request_chars,
+        )
 
     async def _synthesize(self, data: dict[str, Any]) -> None:
         """One-shot: audio-start, audio-chunks as the engine makes them, audio-stop."""
@@ -466,8 +497,9 @@ class OrateHandler(AsyncEventHandler):
                 await self.service.leave(key)
             self.service.observe(status, started, first and first - started)
 
-    async def _speak(self, text: str, voice: WyomingVoice, ctx: Context,
-                     stream: _Stream | None = None) -> float | None:
+    async def _speak(
+        self, text: str, voice: WyomingVoice, ctx: Context, stream: _Stream | None = None
+    ) -> float | None:
         """Synthesize one text and send its PCM; returns when the first chunk left.
         ``audio-start`` goes first unless the stream this text belongs to sent it."""
         speech_service = self.service.speech_service
@@ -487,15 +519,17 @@ class OrateHandler(AsyncEventHandler):
                         continue
                     audio = event.audio
                     for at in range(0, len(audio), step):
-                        await self.write_event(AudioChunk(
-                            rate, WIDTH, CHANNELS, audio[at:at + step]).event())
+                        await self.write_event(
+                            AudioChunk(rate, WIDTH, CHANNELS, audio[at : at + step]).event()
+                        )
                         if first is None:
                             first = time.perf_counter()
         except SpeechError as exc:
             raise BadRequest(exc.message, exc.code, exc.status) from None
         except (EngineBusy, PoolClosed) as exc:
-            raise BadRequest(f"the engines are busy ({exc}); retry in a moment", "busy",
-                             503) from None
+            raise BadRequest(
+                f"the engines are busy ({exc}); retry in a moment", "busy", 503
+            ) from None
         except SynthesisFailed as exc:
             raise BadRequest(f"synthesis failed: {exc}", "synthesis_failed", 500) from None
         return first
@@ -504,8 +538,9 @@ class OrateHandler(AsyncEventHandler):
 
     async def _stream_start(self, data: dict[str, Any]) -> None:
         if self._stream is not None:
-            raise BadRequest("a synthesis stream is already open; send synthesize-stop "
-                             "first", "stream_open")
+            raise BadRequest(
+                "a synthesis stream is already open; send synthesize-stop first", "stream_open"
+            )
         try:
             voice = self._voice(data)
             key = await self.service.key()
@@ -514,8 +549,9 @@ class OrateHandler(AsyncEventHandler):
             # a stream that says nothing: its chunks are dropped quietly (not one error
             # each) and its stop still gets audio-start/-stop and synthesize-stopped
             session = self.service.speech_service.open_text_stream(self._speak_piece)
-            self._stream = _Stream(self.service.table.default or _FALLBACK, None, session,
-                                   failed=True, entered=False)
+            self._stream = _Stream(
+                self.service.table.default or _FALLBACK, None, session, failed=True, entered=False
+            )
             raise
         session = self.service.speech_service.open_text_stream(self._speak_piece)
         self._stream = _Stream(voice, key, session)
@@ -546,8 +582,9 @@ class OrateHandler(AsyncEventHandler):
                     stream.session.flush(None)
             await stream.session.finish()  # raises ClientGone if the client left
             if not stream.audio_started:
-                await self.write_event(AudioStart(self.service.rate(stream.voice), WIDTH,
-                                                  CHANNELS).event())
+                await self.write_event(
+                    AudioStart(self.service.rate(stream.voice), WIDTH, CHANNELS).event()
+                )
             await self.write_event(AudioStop().event())
             await self.write_event(SynthesizeStopped().event())
             if stream.failed:

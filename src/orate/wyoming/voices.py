@@ -36,16 +36,16 @@ _LANG = re.compile(r"^[a-z]{2,8}(?:[-_][a-z0-9]{1,8})*$", re.IGNORECASE)
 _ATTRIBUTION: dict[str, tuple[str, str, str]] = {
     "espeak": ("eSpeak NG", "https://github.com/espeak-ng/espeak-ng", "GPL-3.0-or-later"),
     "piper": ("Piper", "https://github.com/rhasspy/piper", "see the voice's model card"),
-    "kokoro": ("Kokoro-82M (hexgrad)", "https://huggingface.co/hexgrad/Kokoro-82M",
-               "Apache-2.0"),
+    "kokoro": ("Kokoro-82M (hexgrad)", "https://huggingface.co/hexgrad/Kokoro-82M", "Apache-2.0"),
 }
 
 
 def language_tag(code: str) -> str:
     """``en_us`` / ``en-us`` → ``en-US``: one spelling for Home Assistant to match."""
     parts = code.replace("_", "-").split("-")
-    return "-".join([parts[0].lower()] + [p.upper() if len(p) == 2 else p.lower()
-                                          for p in parts[1:]])
+    return "-".join(
+        [parts[0].lower()] + [p.upper() if len(p) == 2 else p.lower() for p in parts[1:]]
+    )
 
 
 def _key(code: str) -> str:
@@ -107,10 +107,17 @@ class VoiceTable:
             attribution = _attribution(engine, model.engine)
             for info in infos:
                 name = model.id if len(infos) == 1 else f"{model.id}:{info.id}"
-                description = f"{model.id} {info.name}" if len(infos) > 1 else \
-                    model.description
-                voice = WyomingVoice(name, model.id, info.id, tuple(_languages(info)),
-                                     description, is_natural, attribution, engine.version)
+                description = f"{model.id} {info.name}" if len(infos) > 1 else model.description
+                voice = WyomingVoice(
+                    name,
+                    model.id,
+                    info.id,
+                    tuple(_languages(info)),
+                    description,
+                    is_natural,
+                    attribution,
+                    engine.version,
+                )
                 (natural if is_natural else plain).append(voice)
         if espeak_model is not None:
             engine = catalog.registry.engine("espeak")
@@ -119,15 +126,31 @@ class VoiceTable:
             for alias, params in OPENAI_VOICES.items():
                 base = known.get(params.voice)
                 langs = tuple(_languages(base)) if base else ("en",)
-                plain.append(WyomingVoice(
-                    alias, espeak_model.id, alias, langs,
-                    f"{alias} (espeak-ng {params.label()})", False, attribution,
-                    engine.version))
+                plain.append(
+                    WyomingVoice(
+                        alias,
+                        espeak_model.id,
+                        alias,
+                        langs,
+                        f"{alias} (espeak-ng {params.label()})",
+                        False,
+                        attribution,
+                        engine.version,
+                    )
+                )
             for info in engine.voices():
-                plain.append(WyomingVoice(
-                    info.id, espeak_model.id, info.id, tuple(_languages(info)),
-                    f"{info.name} (espeak-ng, {info.gender})", False, attribution,
-                    engine.version))
+                plain.append(
+                    WyomingVoice(
+                        info.id,
+                        espeak_model.id,
+                        info.id,
+                        tuple(_languages(info)),
+                        f"{info.name} (espeak-ng, {info.gender})",
+                        False,
+                        attribution,
+                        engine.version,
+                    )
+                )
         for voice in natural + plain:  # stable: natural first, catalog order within
             if voice.name.lower() not in table.by_name:
                 table.voices.append(voice)
@@ -135,8 +158,9 @@ class VoiceTable:
         table.default = _default(table, catalog, settings)
         return table
 
-    def find(self, name: str | None, language: str | None,
-             speaker: str | None = None) -> WyomingVoice:
+    def find(
+        self, name: str | None, language: str | None, speaker: str | None = None
+    ) -> WyomingVoice:
         """The voice by name, else the first (natural first) speaking the language, else
         the default. Raises ``LookupError`` with text fit to show a user."""
         if name:
@@ -147,9 +171,11 @@ class VoiceTable:
             if voice is None:  # a plain engine voice name: Piper's ``en_US-joe-medium``
                 voice = self._by_plain_name(name.strip().lower())
             if voice is None:
-                raise LookupError(f"no voice {name!r}; send describe for the list "
-                                  f"({len(self.voices)} voices, e.g. "
-                                  f"{', '.join(v.name for v in self.voices[:5])})")
+                raise LookupError(
+                    f"no voice {name!r}; send describe for the list "
+                    f"({len(self.voices)} voices, e.g. "
+                    f"{', '.join(v.name for v in self.voices[:5])})"
+                )
             return voice
         if language:
             wanted = _key(language)
@@ -157,11 +183,14 @@ class VoiceTable:
                 for voice in self.voices:
                     for lang in voice.languages:
                         have = _key(lang)
-                        if have == wanted or (not exact and (
-                                have.split("-")[0] == wanted.split("-")[0])):
+                        if have == wanted or (
+                            not exact and (have.split("-")[0] == wanted.split("-")[0])
+                        ):
                             return voice
-            raise LookupError(f"no voice speaks the language {language!r}; send describe "
-                              "for the languages of each voice")
+            raise LookupError(
+                f"no voice speaks the language {language!r}; send describe "
+                "for the languages of each voice"
+            )
         if self.default is None:
             raise LookupError("this server has no voice to speak with")
         return self.default
@@ -176,19 +205,32 @@ class VoiceTable:
 
     def program(self) -> TtsProgram:
         """The one ``tts`` program of the ``info`` answer."""
-        voices = [TtsVoice(
-            name=v.name, description=v.description,
-            attribution=Attribution(name=f"{v.attribution[0]} ({v.attribution[2]})",
-                                    url=v.attribution[1]),
-            installed=True, version=v.version, languages=list(v.languages),
-            speakers=[TtsVoiceSpeaker(s) for s in v.speakers] or None)
-            for v in self.voices]
+        voices = [
+            TtsVoice(
+                name=v.name,
+                description=v.description,
+                attribution=Attribution(
+                    name=f"{v.attribution[0]} ({v.attribution[2]})", url=v.attribution[1]
+                ),
+                installed=True,
+                version=v.version,
+                languages=list(v.languages),
+                speakers=[TtsVoiceSpeaker(s) for s in v.speakers] or None,
+            )
+            for v in self.voices
+        ]
         return TtsProgram(
-            name="orate", description="orate: self-hosted text-to-speech (natural voices "
-            "first, then espeak-ng's)", attribution=Attribution(
-                name="orate (Apache-2.0)", url="https://github.com/orate-tts/orate"),
-            installed=True, version=__version__, voices=voices,
-            supports_synthesize_streaming=True)
+            name="orate",
+            description="orate: self-hosted text-to-speech (natural voices "
+            "first, then espeak-ng's)",
+            attribution=Attribution(
+                name="orate (Apache-2.0)", url="https://github.com/orate-tts/orate"
+            ),
+            installed=True,
+            version=__version__,
+            voices=voices,
+            supports_synthesize_streaming=True,
+        )
 
 
 def _natural(catalog: Catalog, model: Model) -> bool:
@@ -206,9 +248,11 @@ def _natural(catalog: Catalog, model: Model) -> bool:
 def _attribution(engine: object, engine_name: str) -> tuple[str, str, str]:
     kind = engine_name.split(":", 1)[0]
     name, url, licence = _ATTRIBUTION.get(kind, (engine_name, "", "see the engine's package"))
-    return (getattr(engine, "attribution_name", None) or name,
-            getattr(engine, "attribution_url", None) or url,
-            getattr(engine, "license", None) or licence)
+    return (
+        getattr(engine, "attribution_name", None) or name,
+        getattr(engine, "attribution_url", None) or url,
+        getattr(engine, "license", None) or licence,
+    )
 
 
 def _default(table: VoiceTable, catalog: Catalog, settings: Settings) -> WyomingVoice | None:
@@ -229,5 +273,13 @@ def _default(table: VoiceTable, catalog: Catalog, settings: Settings) -> Wyoming
         return table.by_name.get(wanted.lower()) or (table.voices[0] if table.voices else None)
     listed = table.by_name.get(wanted.lower())
     attribution = listed.attribution if listed is not None else ("orate", "", "")
-    return WyomingVoice(wanted, model.id, wanted, langs, f"{model.id} {wanted} (default)",
-                        _natural(catalog, model), attribution, __version__)
+    return WyomingVoice(
+        wanted,
+        model.id,
+        wanted,
+        langs,
+        f"{model.id} {wanted} (default)",
+        _natural(catalog, model),
+        attribution,
+        __version__,
+    )

@@ -49,7 +49,6 @@ cost, so ``synthesize`` stops and raises it.
 """
 
 
-
 # --------------------------------------------------------------------------- errors
 
 
@@ -127,8 +126,9 @@ class UpstreamAudio:
     ``aclose()`` to drop the connection early; usable as ``async with``.
     """
 
-    def __init__(self, provider: Provider, response: httpx.Response, *, format: str,
-                 sample_rate: int | None) -> None:
+    def __init__(
+        self, provider: Provider, response: httpx.Response, *, format: str, sample_rate: int | None
+    ) -> None:
         self.provider = provider
         self.format = format
         self.sample_rate = sample_rate
@@ -168,16 +168,28 @@ class UpstreamAudio:
     async def __aenter__(self) -> UpstreamAudio:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.aclose()
 
 
 # --------------------------------------------------------------------------- requests
 
 
-async def open_stream(provider: Provider, *, model: str, text: str, voice: str,
-                      speed: float = 1.0, fmt: str, client: httpx.AsyncClient) -> UpstreamAudio:
+async def open_stream(
+    provider: Provider,
+    *,
+    model: str,
+    text: str,
+    voice: str,
+    speed: float = 1.0,
+    fmt: str,
+    client: httpx.AsyncClient,
+) -> UpstreamAudio:
     """Send one synthesis request to one provider and return once headers are in.
 
     Raises ``ProviderUnreachable`` (connection failure, timeout before headers, or
@@ -191,20 +203,27 @@ async def open_stream(provider: Provider, *, model: str, text: str, voice: str,
     key = provider.api_key()
     if provider.api_key_env and key is None:
         # Without its key the provider would only answer 401; skip the round trip.
-        raise ProviderUnreachable(provider, f"environment variable {provider.api_key_env} "
-                                            "(its API key) is not set")
+        raise ProviderUnreachable(
+            provider, f"environment variable {provider.api_key_env} (its API key) is not set"
+        )
     plan = planner(provider, key, model, text, voice, speed, fmt)
     request = client.build_request(
-        "POST", provider.base_url + plan.path, params=plan.params or None, json=plan.body,
-        headers={"User-Agent": "orate", **plan.headers}, timeout=provider.http_timeout())
+        "POST",
+        provider.base_url + plan.path,
+        params=plan.params or None,
+        json=plan.body,
+        headers={"User-Agent": "orate", **plan.headers},
+        timeout=provider.http_timeout(),
+    )
     response = await _send(provider, client, request)
     if not 200 <= response.status_code < 300:
         raise await _error_from(provider, response, key)
     return UpstreamAudio(provider, response, format=plan.format, sample_rate=plan.sample_rate)
 
 
-async def _send(provider: Provider, client: httpx.AsyncClient,
-                request: httpx.Request) -> httpx.Response:
+async def _send(
+    provider: Provider, client: httpx.AsyncClient, request: httpx.Request
+) -> httpx.Response:
     """``client.send(stream=True)`` with every pre-header failure as ProviderUnreachable.
 
     httpx's read timeout restarts with each byte, so an overall deadline also
@@ -222,8 +241,9 @@ async def _send(provider: Provider, client: httpx.AsyncClient,
         raise ProviderUnreachable(provider, _describe(exc)) from exc
 
 
-async def _error_from(provider: Provider, response: httpx.Response,
-                      key: str | None) -> ProviderError:
+async def _error_from(
+    provider: Provider, response: httpx.Response, key: str | None
+) -> ProviderError:
     """Read (a bounded part of) an error body and turn it into a ProviderError."""
     import httpx
 
@@ -257,7 +277,7 @@ def error_message(body: bytes) -> str:
         found = None
     message = found or text
     if len(message) > ERROR_MESSAGE_MAX:
-        message = message[:ERROR_MESSAGE_MAX - 1] + "…"
+        message = message[: ERROR_MESSAGE_MAX - 1] + "…"
     return message
 
 
@@ -287,9 +307,16 @@ def _describe(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- fail-over
 
 
-async def synthesize(providers: Sequence[Provider], *, model: str, text: str, voice: str,
-                     speed: float = 1.0, fmt: str,
-                     client: httpx.AsyncClient) -> tuple[Provider, UpstreamAudio]:
+async def synthesize(
+    providers: Sequence[Provider],
+    *,
+    model: str,
+    text: str,
+    voice: str,
+    speed: float = 1.0,
+    fmt: str,
+    client: httpx.AsyncClient,
+) -> tuple[Provider, UpstreamAudio]:
     """Open a stream from the first provider serving ``model`` that answers 2xx.
 
     Providers are tried in order (those not serving ``model`` are skipped, so
@@ -306,20 +333,30 @@ async def synthesize(providers: Sequence[Provider], *, model: str, text: str, vo
     last_error: ProviderError | None = None
     for provider in providers_for(model, providers):
         try:
-            audio = await open_stream(provider, model=model, text=text, voice=voice,
-                                      speed=speed, fmt=fmt, client=client)
+            audio = await open_stream(
+                provider, model=model, text=text, voice=voice, speed=speed, fmt=fmt, client=client
+            )
         except ProviderUnreachable as exc:
             attempts.append(exc)
-            log.warning("model %s: provider %s unreachable (%s); failing over",
-                        model, provider.name, exc.reason)
+            log.warning(
+                "model %s: provider %s unreachable (%s); failing over",
+                model,
+                provider.name,
+                exc.reason,
+            )
             continue
         except ProviderError as exc:
             if not exc.failover:
                 raise
             attempts.append(exc)
             last_error = exc
-            log.warning("model %s: provider %s answered %d (%s); failing over",
-                        model, provider.name, exc.status, exc.message)
+            log.warning(
+                "model %s: provider %s answered %d (%s); failing over",
+                model,
+                provider.name,
+                exc.status,
+                exc.message,
+            )
             continue
         return provider, audio
     if last_error is not None:

@@ -43,8 +43,12 @@ class UpstreamEngine:
 
     def listing(self, model_id: str) -> dict[str, Any]:
         """A model's facts for catalogs: its providers; voices and rate are theirs."""
-        return {"providers": self.serving(model_id), "languages": [], "voice_count": None,
-                "sample_rate": None}
+        return {
+            "providers": self.serving(model_id),
+            "languages": [],
+            "voice_count": None,
+            "sample_rate": None,
+        }
 
     def voices(self) -> list[VoiceInfo]:
         return []  # the provider knows its voices; it says if one is wrong

@@ -28,21 +28,33 @@ KINDS: Final = ("openai", "elevenlabs", "hume")
 UPSTREAM_FORMATS: Final = ("mp3", "wav", "pcm", "opus", "aac", "flac")
 
 # What each kind can return at all; ``formats`` in the file narrows this further.
-NATIVE_FORMATS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({
-    "openai": UPSTREAM_FORMATS,
-    "elevenlabs": ("mp3", "pcm", "opus"),
-    "hume": ("mp3", "wav", "pcm"),
-})
+NATIVE_FORMATS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "openai": UPSTREAM_FORMATS,
+        "elevenlabs": ("mp3", "pcm", "opus"),
+        "hume": ("mp3", "wav", "pcm"),
+    }
+)
 
 DEFAULT_TIMEOUT: Final = 30.0
 MAX_TIMEOUT: Final = 600.0
 CONNECT_TIMEOUT_MAX: Final = 5.0
 """A provider that takes longer than this to accept a TCP connection is treated as down."""
 
-_KNOWN_FIELDS: Final = frozenset({
-    "name", "type", "kind", "base_url", "api_key_env", "models", "upstream_model",
-    "timeout", "formats", "price",
-})
+_KNOWN_FIELDS: Final = frozenset(
+    {
+        "name",
+        "type",
+        "kind",
+        "base_url",
+        "api_key_env",
+        "models",
+        "upstream_model",
+        "timeout",
+        "formats",
+        "price",
+    }
+)
 
 
 # --------------------------------------------------------------------------- providers
@@ -124,8 +136,10 @@ def load_providers(path: Path) -> list[Provider]:
             continue
         provider = _parse_entry(entry, where)
         if provider.name in seen:
-            raise ValueError(f"{where} ({provider.name!r}): field 'name': duplicate provider "
-                             "name (names must be unique)")
+            raise ValueError(
+                f"{where} ({provider.name!r}): field 'name': duplicate provider "
+                "name (names must be unique)"
+            )
         seen.add(provider.name)
         providers.append(provider)
     return providers
@@ -149,14 +163,17 @@ def _parse_entry(entry: dict[str, Any], where: str) -> Provider:
         log.warning("%s: ignoring unknown field(s) %s", where, ", ".join(unknown))
     kind = _required_str(entry, "kind", where)
     if kind not in KINDS:
-        raise ValueError(f"{where}: field 'kind': unknown kind {kind!r} "
-                         f"(expected one of {', '.join(KINDS)})")
+        raise ValueError(
+            f"{where}: field 'kind': unknown kind {kind!r} (expected one of {', '.join(KINDS)})"
+        )
     models = _str_list(entry, "models", where, required=True)
     formats = _str_list(entry, "formats", where, required=False)
     bad = [f for f in formats if f not in UPSTREAM_FORMATS]
     if bad:
-        raise ValueError(f"{where}: field 'formats': unknown format(s) {', '.join(bad)} "
-                         f"(expected any of {', '.join(UPSTREAM_FORMATS)})")
+        raise ValueError(
+            f"{where}: field 'formats': unknown format(s) {', '.join(bad)} "
+            f"(expected any of {', '.join(UPSTREAM_FORMATS)})"
+        )
     return Provider(
         name=name,
         kind=kind,
@@ -177,13 +194,18 @@ def _price(entry: Mapping[str, Any], where: str) -> Price | None:
     if value is None:
         return None
     if not isinstance(value, dict) or not value or set(value) - {"per_1k_chars", "per_second"}:
-        raise ValueError(f"{where}: field 'price' must be a table with per_1k_chars and/or "
-                         f"per_second, got {value!r}")
+        raise ValueError(
+            f"{where}: field 'price' must be a table with per_1k_chars and/or "
+            f"per_second, got {value!r}"
+        )
     for key, amount in value.items():
-        if isinstance(amount, bool) or not isinstance(amount, int | float) \
-                or not math.isfinite(amount) or amount < 0:
-            raise ValueError(f"{where}: field 'price.{key}' must be a number >= 0, "
-                             f"got {amount!r}")
+        if (
+            isinstance(amount, bool)
+            or not isinstance(amount, int | float)
+            or not math.isfinite(amount)
+            or amount < 0
+        ):
+            raise ValueError(f"{where}: field 'price.{key}' must be a number >= 0, got {amount!r}")
     return Price(**value)
 
 
@@ -202,10 +224,14 @@ def _str_list(entry: Mapping[str, Any], key: str, where: str, *, required: bool)
         if required:
             raise ValueError(f"{where}: field {key!r} is missing")
         return []
-    if (not isinstance(value, list) or not value
-            or not all(isinstance(v, str) and v.strip() for v in value)):
-        raise ValueError(f"{where}: field {key!r} must be a non-empty list of strings, "
-                         f"got {value!r}")
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and v.strip() for v in value)
+    ):
+        raise ValueError(
+            f"{where}: field {key!r} must be a non-empty list of strings, got {value!r}"
+        )
     return [v.strip() for v in value]
 
 
@@ -230,22 +256,32 @@ def _upstream_model(entry: Mapping[str, Any], where: str, models: Sequence[str])
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
-        raise ValueError(f"{where}: field 'upstream_model' must be a table of "
-                         f"model id = upstream model id strings, got {value!r}")
+        isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
+    ):
+        raise ValueError(
+            f"{where}: field 'upstream_model' must be a table of "
+            f"model id = upstream model id strings, got {value!r}"
+        )
     stray = [k for k in value if k not in models]
     if stray:
         # A mapping for a model the provider does not declare can never apply:
         # almost certainly a typo in one of the two places.
-        raise ValueError(f"{where}: field 'upstream_model': {', '.join(map(repr, stray))} "
-                         f"not listed in 'models'")
+        raise ValueError(
+            f"{where}: field 'upstream_model': {', '.join(map(repr, stray))} not listed in 'models'"
+        )
     return dict(value)
 
 
 def _timeout(entry: Mapping[str, Any], where: str) -> float:
     value = entry.get("timeout", DEFAULT_TIMEOUT)
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT):
-        raise ValueError(f"{where}: field 'timeout' must be a number of seconds in "
-                         f"(0, {MAX_TIMEOUT:g}], got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_TIMEOUT
+    ):
+        raise ValueError(
+            f"{where}: field 'timeout' must be a number of seconds in "
+            f"(0, {MAX_TIMEOUT:g}], got {value!r}"
+        )
     return float(value)

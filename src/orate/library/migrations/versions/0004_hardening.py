@@ -24,8 +24,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("audio_error", sa.Text(), nullable=True))
     # a server that ever had a key had auth on: keep it on (revoking the last key must
     # not open the server); `orate keys open --yes` turns it off explicitly
-    op.execute("INSERT INTO server_state (key, value) SELECT 'auth', 'on' "
-               "WHERE EXISTS (SELECT 1 FROM api_keys)")
+    op.execute(
+        "INSERT INTO server_state (key, value) SELECT 'auth', 'on' "
+        "WHERE EXISTS (SELECT 1 FROM api_keys)"
+    )
 
 
 def downgrade() -> None:

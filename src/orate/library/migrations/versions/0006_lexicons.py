@@ -26,8 +26,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("version_id"),
     )
-    op.create_index("ix_lexicon_versions_dictionary", "lexicon_versions",
-                    ["dictionary_id", "version"])
+    op.create_index(
+        "ix_lexicon_versions_dictionary", "lexicon_versions", ["dictionary_id", "version"]
+    )
     op.create_index("ix_lexicon_versions_owner", "lexicon_versions", ["owner"])
 
 
