@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from orate.catalog.models import Catalog
 from orate.config import Settings
-from orate.engines.catalog import Catalog
 from orate.speech.lexicon import Lexicon, rule_from
 from orate.speech.normalize import normalize_text
 from orate.speech.pipeline import Pipeline, _spoken

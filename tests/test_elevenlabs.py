@@ -270,7 +270,8 @@ def test_premade_names_and_ids_are_distinct_voices(el) -> None:
 
 
 def test_every_premade_name_and_id_is_its_own_voice() -> None:
-    from orate.engines.catalog import ELEVENLABS_VOICE_IDS, ELEVENLABS_VOICES, Catalog
+    from orate.catalog.elevenlabs import ELEVENLABS_VOICE_IDS, ELEVENLABS_VOICES
+    from orate.catalog.models import Catalog
 
     catalog = Catalog()
     for model_id in ("eleven_multilingual_v2", "Elevenlabs-Turbo-V2.5"):

@@ -13,7 +13,7 @@ import espeakng_loader
 import httpx
 import pytest
 
-from orate.engines.catalog import OPENAI_VOICES
+from orate.catalog.openai import OPENAI_VOICES
 from orate.engines.registry import EngineRegistry
 
 DATA = Path(espeakng_loader.get_data_path())
@@ -96,7 +96,7 @@ def test_server_lists_real_languages_and_named_voice_genders(server) -> None:
 
 
 def test_aliases_say_which_model_serves_them() -> None:
-    from orate.engines.catalog import Catalog
+    from orate.catalog.models import Catalog
 
     catalog = Catalog()  # the shipped defaults (the suite's servers pin the old engines)
     models = {
@@ -123,7 +123,7 @@ def test_aliases_say_which_model_serves_them() -> None:
 
 
 def test_alias_targets_come_from_the_catalog_table() -> None:
-    from orate.engines.catalog import ALIASES, Alias, Catalog
+    from orate.catalog.models import ALIASES, Alias, Catalog
 
     catalog = Catalog((*ALIASES, Alias("my-tts", "espeak-ng", "Example")))
     mine = catalog.model("my-tts")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from prometheus_client import Gauge
 
 from orate.api.metrics import Metrics
+from orate.catalog.models import Catalog
 from orate.config import Settings
-from orate.engines.catalog import Catalog
 from orate.engines.registry import EngineRegistry
 from orate.library.library import Library
 from orate.runtime.pool import EnginePool

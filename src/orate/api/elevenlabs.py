@@ -48,8 +48,8 @@ from orate.audio.output_formats import (
     output_format,
     valid_names,
 )
+from orate.catalog.elevenlabs import ELEVENLABS_VOICE_IDS, ELEVENLABS_VOICES, MODEL_ALIASES
 from orate.engines.base import UnknownVoice, VoiceParams, VoiceUnavailable
-from orate.engines.catalog import ELEVENLABS_VOICE_IDS, ELEVENLABS_VOICES, MODEL_ALIASES
 from orate.library.tables import Generation
 from orate.runtime.timestamps import Timestamp
 from orate.speech.alignment import CharAlignment, char_alignment

@@ -27,8 +27,8 @@ from orate.api.openai import DictionaryLocator, locators
 from orate.api.owners import context, owner_of, reader_of
 from orate.api.streaming import CLIENT_GONE, primed, while_connected
 from orate.audio.formats import FORMATS
+from orate.catalog.openai import OPENAI_GENDERS
 from orate.engines.base import UnknownVoice, VoiceParams
-from orate.engines.catalog import OPENAI_GENDERS
 from orate.library.voices import VoiceExists
 from orate.speech.pipeline import Context, Speech, SpeechRequest, Utterance
 from orate.speech.service import GenerationNotFound, SpeechService, UnknownEngine, VoiceSource

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from orate.api.deps import SpeechDep, library_of, speech_service
 from orate.api.errors import ApiError, clip, documented
 from orate.api.owners import is_admin, owner_of, reader_of
+from orate.catalog.openai import OPENAI_VOICES
 from orate.engines.base import UnknownVoice, VoiceParams
-from orate.engines.catalog import OPENAI_VOICES
 from orate.library.tables import Generation
 from orate.library.voices import VoiceExists, voice_json
 from orate.speech.service import GenerationNotFound, UnknownEngine, VoiceSource

@@ -23,8 +23,9 @@ from orate.api.errors import ApiError, audio_response, documented, fields
 from orate.api.owners import context
 from orate.api.streaming import audio_bytes, primed
 from orate.audio.formats import FORMATS
+from orate.catalog.kokoro import KOKORO_LANGUAGES
+from orate.catalog.models import model_voice_names
 from orate.engines.base import VoiceInfo
-from orate.engines.catalog import KOKORO_LANGUAGES, model_voice_names
 from orate.speech.pipeline import (
     Plan,
     Speech,

@@ -39,7 +39,7 @@ def voices(
     """List the built-in voices of a model (the OpenAI names are aliases of these)."""
     if ctx.invoked_subcommand:
         return
-    from orate.engines.catalog import OPENAI_VOICES
+    from orate.catalog.openai import OPENAI_VOICES
 
     settings = load_settings()
     catalog = load_services(settings).catalog

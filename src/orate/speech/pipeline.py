@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from orate.audio.encoder import fix_wav_sizes
 from orate.audio.formats import FORMATS
+from orate.catalog.models import Catalog, Model
 from orate.config import Settings
 from orate.engines.base import (
     UnknownVoice,
@@ -27,7 +28,6 @@ from orate.engines.base import (
     shorten,
     version_of,
 )
-from orate.engines.catalog import Catalog, Model
 from orate.runtime.pool import EnginePool
 from orate.runtime.render import (
     AUDIO,

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from orate.catalog.models import Catalog, Model
 from orate.config import Price, Settings
 from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams
-from orate.engines.catalog import Catalog, Model
 from orate.engines.registry import UnknownEngine
 from orate.speech.design import design_voice
 from orate.speech.pipeline import Pipeline
@@ -73,7 +73,7 @@ class SpeechService:
 
     def _design_engine(self) -> Engine:
         """The engine descriptions are designed on: the natural palette when installed."""
-        from orate.engines.catalog import natural_engine
+        from orate.catalog.natural import natural_engine
 
         return self.engine(natural_engine())
 

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orate.audio.formats import AudioFormat
+from orate.catalog.models import Model
 from orate.engines.base import VoiceParams
-from orate.engines.catalog import Model
 from orate.runtime.render import RenderJob
 from orate.runtime.timestamps import Timestamp
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from wyoming.info import Attribution, TtsProgram, TtsVoice, TtsVoiceSpeaker
 
 from orate import __version__
+from orate.catalog.models import Catalog, Model
+from orate.catalog.openai import OPENAI_VOICES
 from orate.config import Settings
 from orate.engines.base import VoiceInfo
-from orate.engines.catalog import OPENAI_VOICES, Catalog, Model
 
 log = logging.getLogger("orate.wyoming")
 

@@ -2,17 +2,26 @@
 
 Dialects name models and voices in their own vocabulary (OpenAI's ``tts-1``
 and ``alloy``); the catalog turns those names into an engine and concrete
-``VoiceParams`` so nothing downstream knows about any dialect.
+``VoiceParams`` so nothing downstream knows about any dialect. Each vendor's names
+are in a module of their own beside this one (``openai.py``, ``elevenlabs.py`` …).
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from orate.catalog.elevenlabs import (
+    ELEVENLABS_NATURAL,
+    ELEVENLABS_VOICE_IDS,
+    ELEVENLABS_VOICES,
+    MODEL_ALIASES,
+)
+from orate.catalog.hume import HUME_NATURAL
+from orate.catalog.kokoro import KOKORO_LANGUAGES, KOKORO_NAME, kokoro_voice, natural_kokoro_name
+from orate.catalog.natural import natural_engine
+from orate.catalog.openai import OPENAI_GENDERS, OPENAI_NATURAL, OPENAI_TO_KOKORO, OPENAI_VOICES
 from orate.config import Price, Settings
 from orate.engines.base import (
     Engine,
@@ -24,284 +33,8 @@ from orate.engines.base import (
 )
 from orate.engines.palette import NATURAL as NATURAL_ENGINE
 from orate.engines.palette import PALETTE, spread
-from orate.engines.registry import EngineRegistry, hibari_available
+from orate.engines.registry import EngineRegistry
 from orate.engines.upstream.engine import UPSTREAM
-
-# OpenAI's built-in voice names → distinct espeak voices (accent + variant).
-OPENAI_VOICES: dict[str, VoiceParams] = {
-    "alloy": VoiceParams(voice="en-us", variant="f2"),
-    "ash": VoiceParams(voice="en-us", variant="m3"),
-    "ballad": VoiceParams(voice="en-gb-x-rp", variant="m2"),
-    "coral": VoiceParams(voice="en-us", variant="f4"),
-    "echo": VoiceParams(voice="en-us", variant="m1"),
-    "fable": VoiceParams(voice="en-gb", variant="m4"),
-    "onyx": VoiceParams(voice="en-us", variant="m7"),
-    "nova": VoiceParams(voice="en-us", variant="f5"),
-    "sage": VoiceParams(voice="en-gb", variant="f3"),
-    "shimmer": VoiceParams(voice="en-us", variant="f1"),
-    "verse": VoiceParams(voice="en-us", variant="m5"),
-    "marin": VoiceParams(voice="en-gb-scotland", variant="f2"),
-    "cedar": VoiceParams(voice="en-us", variant="m6"),
-}
-
-# ElevenLabs' premade voice names (nano-gpt's Elevenlabs models and the ElevenLabs
-# dialect) → distinct espeak voices (Domi and Elli share a variant with Bella and Emily,
-# so a pitch tells them apart)
-ELEVENLABS_VOICES: dict[str, VoiceParams] = {
-    name: VoiceParams(voice=voice, variant=variant, pitch=pitch)
-    for name, voice, variant, pitch in (
-        ("rachel", "en-us", "f2", None),
-        ("adam", "en-us", "m3", None),
-        ("bella", "en-us", "f4", None),
-        ("brian", "en-us", "m1", None),
-        ("sarah", "en-us", "f5", None),
-        ("michael", "en-us", "m5", None),
-        ("emily", "en-us", "f1", None),
-        ("james", "en-gb", "m2", None),
-        ("nicole", "en-us", "f3", None),
-        ("antoni", "en-us", "m4", None),
-        ("domi", "en-us", "f4", 68),
-        ("elli", "en-us", "f1", 66),
-        ("josh", "en-us", "m6", None),
-        ("arnold", "en-us", "m7", None),
-        ("sam", "en-us", "m2", None),
-        ("charlotte", "en-gb", "f3", None),
-        ("george", "en-gb", "m3", None),
-        ("daniel", "en-gb", "m1", None),
-        ("lily", "en-gb", "f2", None),
-        ("alice", "en-gb", "f5", None),
-    )
-}
-# ElevenLabs' real premade voice ids → the names above, so an SDK caller passing
-# "21m00Tcm4TlvDq8ikWAM" gets the same voice as a nano-gpt caller passing "Rachel"
-ELEVENLABS_VOICE_IDS: dict[str, str] = {
-    "21m00Tcm4TlvDq8ikWAM": "rachel",
-    "pNInz6obpgDQGcFmaJgB": "adam",
-    "hpp4J3VqNfWAUOO0d1Us": "bella",
-    "nPczCjzI2devNBz1zQrb": "brian",
-    "EXAVITQu4vr4xnSDxMaL": "sarah",
-    "flq6f7yk4E4fJM5XTYuZ": "michael",
-    "LcfcDJNUP1GQjkzn1xUU": "emily",
-    "ZQe5CZNOzWyzPSCn5a3c": "james",
-    "piTKgcLEGmPE4e6mEKli": "nicole",
-    "ErXwobaYiN019PkySvjV": "antoni",
-    "AZnzlk1XvdvUeBnXmlld": "domi",
-    "MF3mGyEYCl7XYWbV9V6O": "elli",
-    "TxGEqnHWrfWFTfGW9XjX": "josh",
-    "VR6AewLTigWG4xSOukaG": "arnold",
-    "yoZ06aMxZJJ28mfd3POQ": "sam",
-    "XB0fDUnXU5powFXDhCwa": "charlotte",
-    "JBFqnCBsd6RMkjVDRZzb": "george",
-    "onwK4e9ZLuTAKqWW03F9": "daniel",
-    "pFZP5JQG7iQjIQuC4Bku": "lily",
-    "Xb7hH8MSUJpSbSDYk0k2": "alice",
-}
-# ElevenLabs model ids → the catalog model that serves them (nano-gpt's ElevenLabs model),
-# so both dialects follow whatever engine the catalog puts behind that one id
-MODEL_ALIASES: dict[str, str] = {
-    alias: "Elevenlabs-Turbo-V2.5"
-    for alias in (
-        "eleven_multilingual_v2",
-        "eleven_turbo_v2_5",
-        "eleven_flash_v2_5",
-        "eleven_v3",
-        "eleven_turbo_v2",
-        "eleven_flash_v2",
-        "eleven_monolingual_v1",
-        "eleven_multilingual_v1",
-    )
-}
-# Kokoro's voice names are <language><gender>_<name>: af_bella, bm_george, jf_alpha …
-KOKORO_LANGUAGES = {
-    "a": "en-us",
-    "b": "en-gb",
-    "e": "es",
-    "f": "fr-fr",
-    "h": "hi",
-    "i": "it",
-    "j": "ja",
-    "p": "pt-br",
-    "z": "cmn",
-}
-_KOKORO = re.compile(r"^([abefhijpz])([fm])_([a-z0-9]+)$")
-
-
-def kokoro_voice(name: str) -> VoiceParams | None:
-    """A Kokoro-style name as an espeak voice: its language, and a variant of its gender
-    and a pitch both picked from the name, so af_bella and af_sky stay distinct and
-    stable (five female variants alone would collide)."""
-    m = _KOKORO.match(name.lower())
-    if not m:
-        return None
-    variants = (
-        ("f1", "f2", "f3", "f4", "f5")
-        if m.group(2) == "f"
-        else ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
-    )
-    digest = hashlib.sha256(m.group(3).encode()).digest()
-    return VoiceParams(
-        voice=KOKORO_LANGUAGES[m.group(1)],
-        variant=variants[digest[0] % len(variants)],
-        pitch=38 + digest[1] % 25,
-    )
-
-
-# OpenAI's names as genders, so a neural engine can answer each with a voice of its own
-OPENAI_GENDERS: dict[str, str] = {
-    "alloy": "female",
-    "ash": "male",
-    "ballad": "male",
-    "coral": "female",
-    "echo": "male",
-    "fable": "male",
-    "onyx": "male",
-    "nova": "female",
-    "sage": "female",
-    "shimmer": "female",
-    "verse": "male",
-    "marin": "female",
-    "cedar": "male",
-}
-# OpenAI's voice names → Kokoro voices of the same name or character
-OPENAI_TO_KOKORO = {
-    "alloy": "af_alloy",
-    "ash": "am_adam",
-    "ballad": "bm_fable",
-    "coral": "af_heart",
-    "echo": "am_echo",
-    "fable": "bm_fable",
-    "onyx": "am_onyx",
-    "nova": "af_nova",
-    "sage": "af_sarah",
-    "shimmer": "af_sky",
-    "verse": "am_michael",
-    "marin": "bf_emma",
-    "cedar": "am_eric",
-}
-
-
-def _natural(voice: str, **adjust: float) -> VoiceParams:
-    return VoiceParams(engine=NATURAL_ENGINE, voice=voice, **adjust)  # type: ignore[arg-type]
-
-
-# Vendors' voice names on the natural voices: each name its own palette voice (or a
-# palette voice with an adjustment of its own), of the vendor voice's gender and manner.
-# OpenAI's 13 names take the 13 palette voices one each.
-OPENAI_NATURAL: dict[str, VoiceParams] = {
-    "alloy": _natural("heart"),
-    "coral": _natural("wren"),
-    "nova": _natural("finch"),
-    "sage": _natural("linnet"),
-    "shimmer": _natural("dove"),
-    "marin": _natural("lark"),
-    "ash": _natural("crow"),
-    "ballad": _natural("owl"),
-    "echo": _natural("heron"),
-    "fable": _natural("rook"),
-    "onyx": _natural("raven"),
-    "verse": _natural("hawk"),
-    "cedar": _natural("joe"),
-}
-# ElevenLabs' premade voices, by the character ElevenLabs gives each (Nicole whispers,
-# Adam is deep, Michael is old …); twenty names over thirteen voices, so some are a
-# palette voice with an adjustment of their own
-ELEVENLABS_NATURAL: dict[str, VoiceParams] = {
-    "rachel": _natural("heart"),
-    "bella": _natural("dove"),
-    "sarah": _natural("lark"),
-    "emily": _natural("linnet"),
-    "nicole": _natural("dove", breath=0.45, f0=1.05),
-    "domi": _natural("wren"),
-    "elli": _natural("finch"),
-    "charlotte": _natural("linnet", f0=1.08, breath=0.15),
-    "lily": _natural("heart", f0=0.93, formant=0.98),
-    "alice": _natural("lark", f0=1.1),
-    "adam": _natural("raven"),
-    "brian": _natural("crow"),
-    "michael": _natural("owl"),
-    "james": _natural("crow", f0=1.08, rate=0.95),
-    "antoni": _natural("heron"),
-    "josh": _natural("rook", f0=0.92),
-    "arnold": _natural("hawk"),
-    "sam": _natural("heron", breath=0.2, f0=0.94),
-    "george": _natural("joe"),
-    "daniel": _natural("raven", f0=1.08, rate=1.04),
-}
-# Hume's Voice Library names that its own documentation uses, on palette voices of the
-# matching description (gender, depth, manner)
-HUME_NATURAL: dict[str, VoiceParams] = {
-    "ava song": _natural("heart", pitch_range=60),
-    "kora": _natural("wren"),
-    "ito": _natural("heron", rate=0.97),
-    "dacher": _natural("crow", rate=0.95),
-    "male english actor": _natural("rook"),
-    "colton rivers": _natural("hawk"),
-    "vince douglas": _natural("raven"),
-    "terrence bentley": _natural("owl"),
-    "imani carter": _natural("finch"),
-    "sitcom girl": _natural("wren", f0=1.06),
-    "literature professor": _natural("owl", f0=1.08),
-    "booming american narrator": _natural("raven", volume=125),
-    "donovan sinclair": _natural("crow", f0=0.94),
-    "serene assistant": _natural("linnet"),
-    "campfire narrator": _natural("owl", f0=0.95, breath=0.1),
-    "nature documentary narrator": _natural("joe"),
-    "spanish instructor": _natural("lark"),
-    "whimsical illustrator": _natural("finch", f0=1.05),
-}
-# Kokoro's voices by the character Kokoro gives them, where a palette voice fits
-_KOKORO_NATURAL = {
-    "heart": "heart",
-    "bella": "dove",
-    "nicole": "dove",
-    "sky": "wren",
-    "sarah": "lark",
-    "nova": "finch",
-    "alloy": "heart",
-    "aoede": "linnet",
-    "kore": "wren",
-    "jessica": "finch",
-    "river": "linnet",
-    "emma": "linnet",
-    "isabella": "lark",
-    "alice": "lark",
-    "lily": "heart",
-    "adam": "raven",
-    "michael": "owl",
-    "echo": "heron",
-    "eric": "crow",
-    "onyx": "raven",
-    "fenrir": "rook",
-    "liam": "heron",
-    "puck": "rook",
-    "santa": "owl",
-    "george": "joe",
-    "fable": "rook",
-    "lewis": "crow",
-    "daniel": "raven",
-}
-
-
-def natural_engine() -> str:
-    """The natural palette when its base voice (hibari, a dependency) is installed, else
-    espeak."""
-    return NATURAL_ENGINE if hibari_available() else "espeak"
-
-
-def natural_kokoro_name(name: str, available: set[str]) -> VoiceParams | None:
-    """An English Kokoro-style name (af_bella, bm_george) as a palette voice of its gender:
-    the Kokoro voice's own character where the palette has it, else a stable pick."""
-    m = _KOKORO.match(name)
-    if m is None or m.group(1) not in "ab":
-        return None
-    gender = "female" if m.group(2) == "f" else "male"
-    pick = _KOKORO_NATURAL.get(m.group(3))
-    if pick is None or pick not in available:
-        pool = [v for v in PALETTE if v.gender == gender and v.id in available]
-        if not pool:
-            return None
-        pick = spread(name, pool).id
-    return _natural(pick)
 
 
 def neural_alias(engine: Engine, name: str, *, openai_first: bool = False) -> VoiceParams | None:
@@ -325,7 +58,7 @@ def neural_alias(engine: Engine, name: str, *, openai_first: bool = False) -> Vo
             return VoiceParams(engine=engine.name, voice=OPENAI_TO_KOKORO[lowered])
         gender = OPENAI_GENDERS[lowered]
     else:
-        m = _KOKORO.match(lowered)
+        m = KOKORO_NAME.match(lowered)
         if m is None or not openai_first:  # Kokoro names only stand in on dialect ids
             return None
         same = [v for v in voices if lowered in v.description.lower().split()]
@@ -631,7 +364,7 @@ class Catalog:
             found = replace(found, voice=spread(lowered, pool).id) if pool else None
         if found is not None:
             return engine.check_voice(found)
-        if _KOKORO.match(lowered):
+        if KOKORO_NAME.match(lowered):
             for local in self.registry.models():  # a real Kokoro voice of that name
                 if local.kind == "kokoro":
                     kokoro = self.registry.engine(local.id)
