@@ -15,33 +15,24 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
-from orate.api import (
-    dialogue as dialogue_routes,
-)
-from orate.api import (
-    elevenlabs,
-    elevenlabs_multi,
-    elevenlabs_ws,
-    errors,
-    files,
-    hume,
-    hume_ws,
-    keys,
-    library,
-    nanogpt,
-    openai,
-    web,
-)
-from orate.api import (
-    lexicons as lexicon_routes,
-)
-from orate.api.connections import ReadDeadline
-from orate.api.errors import ApiError, documented
+from orate.api.elevenlabs import multi_stream_input as elevenlabs_multi
+from orate.api.elevenlabs import routes as elevenlabs
+from orate.api.elevenlabs import stream_input as elevenlabs_ws
 from orate.api.guard import Guard, KeyLimits
-from orate.api.headers import SecurityHeaders
-from orate.api.jsonbody import JsonBodies
-from orate.api.owners import is_admin
-from orate.api.request_ids import RequestIds
+from orate.api.http import errors
+from orate.api.http.connections import ReadDeadline
+from orate.api.http.errors import ApiError, documented
+from orate.api.http.headers import SecurityHeaders
+from orate.api.http.jsonbody import JsonBodies
+from orate.api.http.owners import is_admin
+from orate.api.http.request_ids import RequestIds
+from orate.api.hume import routes as hume
+from orate.api.hume import websocket as hume_ws
+from orate.api.inferenceclub import dialogue as dialogue_routes
+from orate.api.nanogpt import routes as nanogpt
+from orate.api.openai import routes as openai
+from orate.api.orate import files, keys, library, web
+from orate.api.orate import lexicons as lexicon_routes
 from orate.runtime.worker import malloc_free_bytes, malloc_trim, tune_malloc
 from orate.services import Services, build_services
 

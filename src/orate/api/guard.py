@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orate.api.errors import ApiError, Envelopes
+from orate.api.http.errors import ApiError, Envelopes
 from orate.api.metrics import Metrics, dialect_of
 from orate.library.db import DB_ERRORS
 from orate.library.keys import KeyInfo

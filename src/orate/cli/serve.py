@@ -51,7 +51,7 @@ def serve(
 
     import uvicorn
 
-    from orate.api.connections import protocol_class, websocket_protocol_class
+    from orate.api.http.connections import protocol_class, websocket_protocol_class
     from orate.app import create_app
 
     overrides = {

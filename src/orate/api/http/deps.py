@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from orate.api.errors import ApiError
+from orate.api.http.errors import ApiError
 from orate.library.library import Library
 from orate.speech.service import SpeechService
 

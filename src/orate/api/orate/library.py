@@ -15,9 +15,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.deps import SpeechDep, library_of, speech_service
-from orate.api.errors import ApiError, clip, documented
-from orate.api.owners import is_admin, owner_of, reader_of
+from orate.api.http.deps import SpeechDep, library_of, speech_service
+from orate.api.http.errors import ApiError, clip, documented
+from orate.api.http.owners import is_admin, owner_of, reader_of
 from orate.catalog.openai import OPENAI_VOICES
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.library.tables import Generation

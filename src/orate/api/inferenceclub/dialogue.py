@@ -15,11 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.deps import SpeechDep
-from orate.api.errors import ApiError, audio_response, documented
-from orate.api.openai import DictionaryLocator, _headers, locators
-from orate.api.owners import context
-from orate.api.streaming import audio_bytes, primed
+from orate.api.http.deps import SpeechDep
+from orate.api.http.errors import ApiError, audio_response, documented
+from orate.api.http.owners import context
+from orate.api.http.streaming import audio_bytes, primed
+from orate.api.openai.routes import DictionaryLocator, _headers, locators
 from orate.audio.formats import FORMATS
 from orate.speech.dialogue import DEFAULT_GAP, MAX_GAP, dialogue_request, script_turns
 

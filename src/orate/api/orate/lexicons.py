@@ -14,9 +14,9 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from orate.api.deps import library_of
-from orate.api.errors import ApiError, documented
-from orate.api.owners import owner_of, reader_of
+from orate.api.http.deps import library_of
+from orate.api.http.errors import ApiError, documented
+from orate.api.http.owners import owner_of, reader_of
 from orate.library.lexicons import lexicon_json
 from orate.speech.lexicon import LexiconError, rules_from, rules_from_pls, rules_to_pls
 

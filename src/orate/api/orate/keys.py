@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.deps import library_of
-from orate.api.errors import ApiError, documented
-from orate.api.owners import is_admin
+from orate.api.http.deps import library_of
+from orate.api.http.errors import ApiError, documented
+from orate.api.http.owners import is_admin
 
 router = APIRouter(tags=["keys"], responses=documented(400, 403, 404))
 

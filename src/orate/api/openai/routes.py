@@ -18,10 +18,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from orate.api.deps import SpeechDep
-from orate.api.errors import ApiError, audio_response, documented, fields
-from orate.api.owners import context
-from orate.api.streaming import audio_bytes, primed
+from orate.api.http.deps import SpeechDep
+from orate.api.http.errors import ApiError, audio_response, documented, fields
+from orate.api.http.owners import context
+from orate.api.http.streaming import audio_bytes, primed
 from orate.audio.formats import FORMATS
 from orate.catalog.kokoro import KOKORO_LANGUAGES
 from orate.catalog.models import model_voice_names

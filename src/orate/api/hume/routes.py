@@ -20,12 +20,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from orate.api.deps import SpeechDep, library_of, speech_service
-from orate.api.errors import ApiError, audio_response, documented
-from orate.api.hume_frames import Chunk, HumeGeneration, TimestampFrame
-from orate.api.openai import DictionaryLocator, locators
-from orate.api.owners import context, owner_of, reader_of
-from orate.api.streaming import CLIENT_GONE, primed, while_connected
+from orate.api.http.deps import SpeechDep, library_of, speech_service
+from orate.api.http.errors import ApiError, audio_response, documented
+from orate.api.http.owners import context, owner_of, reader_of
+from orate.api.http.streaming import CLIENT_GONE, primed, while_connected
+from orate.api.hume.frames import Chunk, HumeGeneration, TimestampFrame
+from orate.api.openai.routes import DictionaryLocator, locators
 from orate.audio.formats import FORMATS
 from orate.catalog.openai import OPENAI_GENDERS
 from orate.engines.base import UnknownVoice, VoiceParams

@@ -37,11 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from orate.api.deps import SpeechDep, library_of, speech_service
-from orate.api.errors import ApiError, audio_response, documented
-from orate.api.openai import DictionaryLocator, locators, warning_headers
-from orate.api.owners import context, owner_of, reader_of
-from orate.api.streaming import audio_bytes, primed
+from orate.api.http.deps import SpeechDep, library_of, speech_service
+from orate.api.http.errors import ApiError, audio_response, documented
+from orate.api.http.owners import context, owner_of, reader_of
+from orate.api.http.streaming import audio_bytes, primed
+from orate.api.openai.routes import DictionaryLocator, locators, warning_headers
 from orate.audio.output_formats import (
     DEFAULT_OUTPUT_FORMAT,
     OutputFormat,

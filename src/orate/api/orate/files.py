@@ -10,9 +10,9 @@ import re
 
 from fastapi import APIRouter, Request, Response
 
-from orate.api.deps import library_of
-from orate.api.errors import AUDIO_TYPES, ApiError, audio_response, documented
-from orate.api.owners import reader_of
+from orate.api.http.deps import library_of
+from orate.api.http.errors import AUDIO_TYPES, ApiError, audio_response, documented
+from orate.api.http.owners import reader_of
 from orate.speech.pipeline import file_bytes
 
 router = APIRouter(tags=["library"])

@@ -17,7 +17,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orate.api import elevenlabs
+from orate.api.elevenlabs import routes as elevenlabs
 
 _SANE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 

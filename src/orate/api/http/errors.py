@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orate.api.jsonbody import json_hint
+from orate.api.http.jsonbody import json_hint
 from orate.audio.formats import FORMATS
 from orate.library.db import DB_ERRORS
 from orate.runtime.pool import EngineBusy

@@ -22,8 +22,10 @@ from dataclasses import dataclass, replace
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field, ValidationError
 
-from orate.api.deps import SpeechDep
-from orate.api.hume import (
+from orate.api.http.deps import SpeechDep
+from orate.api.http.owners import context
+from orate.api.hume.frames import Chunk, HumeGeneration
+from orate.api.hume.routes import (
     HUME_SAMPLE_RATE,
     MAX_DESCRIPTION,
     MAX_TEXT,
@@ -31,8 +33,6 @@ from orate.api.hume import (
     VoiceByName,
     voice_provider,
 )
-from orate.api.hume_frames import Chunk, HumeGeneration
-from orate.api.owners import context
 from orate.runtime.pool import EngineBusy
 from orate.speech.pipeline import (
     SpeechError,

@@ -27,8 +27,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orate.api.deps import SpeechDep
-from orate.api.elevenlabs import (
+from orate.api.elevenlabs.routes import (
     PREFIX,
     VoiceSettings,
     aligned_chunks,
@@ -37,8 +36,9 @@ from orate.api.elevenlabs import (
     status_name,
 )
 from orate.api.guard import key_in_first_message
-from orate.api.openai import DictionaryLocator, locators
-from orate.api.owners import context
+from orate.api.http.deps import SpeechDep
+from orate.api.http.owners import context
+from orate.api.openai.routes import DictionaryLocator, locators
 from orate.speech.alignment import CharAlignment
 from orate.speech.pipeline import SpeechError, SynthesisFailed
 from orate.speech.service import SpeechService

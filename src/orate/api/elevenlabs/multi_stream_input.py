@@ -51,8 +51,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orate.api.deps import SpeechDep
-from orate.api.elevenlabs import (
+from orate.api.elevenlabs.routes import (
     PREFIX,
     VoiceSettings,
     aligned_chunks,
@@ -60,7 +59,7 @@ from orate.api.elevenlabs import (
     pick_format,
     status_name,
 )
-from orate.api.elevenlabs_ws import (
+from orate.api.elevenlabs.stream_input import (
     DEFAULT_SCHEDULE,
     DEFAULT_TIMEOUT,
     MAX_MESSAGE,
@@ -77,8 +76,9 @@ from orate.api.elevenlabs_ws import (
     word_cut,
 )
 from orate.api.guard import key_in_first_message
-from orate.api.openai import DictionaryLocator, locators
-from orate.api.owners import context
+from orate.api.http.deps import SpeechDep
+from orate.api.http.owners import context
+from orate.api.openai.routes import DictionaryLocator, locators
 from orate.speech.alignment import CharAlignment
 from orate.speech.pipeline import SpeechError
 from orate.speech.service import SpeechService

@@ -28,7 +28,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orate.api.errors import ApiError, Envelopes
+from orate.api.http.errors import ApiError, Envelopes
 
 log = logging.getLogger("orate.connections")
 
