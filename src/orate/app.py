@@ -15,29 +15,41 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orate import __version__
-from orate.api.elevenlabs import multi_stream_input as elevenlabs_multi
-from orate.api.elevenlabs import routes as elevenlabs
-from orate.api.elevenlabs import stream_input as elevenlabs_ws
+from orate.api import elevenlabs, hume, inferenceclub, nanogpt, openai
+from orate.api import orate as own
 from orate.api.guard import Guard, KeyLimits
 from orate.api.http import errors
 from orate.api.http.connections import ReadDeadline
+from orate.api.http.dialect import Dialect, Dialects
 from orate.api.http.errors import ApiError, documented
 from orate.api.http.headers import SecurityHeaders
 from orate.api.http.jsonbody import JsonBodies
 from orate.api.http.owners import is_admin
 from orate.api.http.request_ids import RequestIds
-from orate.api.hume import routes as hume
-from orate.api.hume import websocket as hume_ws
-from orate.api.inferenceclub import dialogue as dialogue_routes
-from orate.api.nanogpt import routes as nanogpt
-from orate.api.openai import routes as openai
-from orate.api.orate import files, keys, library, web
-from orate.api.orate import lexicons as lexicon_routes
 from orate.runtime.worker import malloc_free_bytes, malloc_trim, tune_malloc
 from orate.services import Services, build_services
 
 log = logging.getLogger("orate")
 DOCS_ASSETS = "/docs-assets"
+
+# Every dialect the app speaks, each described by its package (routers, prefix, error
+# envelope, first-message keys, open paths, middlewares, static files): a new dialect
+# is a package in api/ and a line here. Wyoming, a dialect over TCP, starts in the
+# lifespan below.
+DIALECTS: tuple[Dialect, ...] = (
+    openai.DIALECT,
+    own.DIALECT,
+    hume.DIALECT,
+    nanogpt.DIALECT,
+    elevenlabs.DIALECT,
+    inferenceclub.DIALECT,
+)
+# the app's own paths that need no key: probes, and the API's documentation (a browser
+# cannot send a key to /docs, and the schema describes routes, not anybody's data)
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+)
+OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # not counted as requests
 
 
 class CollapseSlashes:
@@ -115,10 +127,14 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.services = services
     app.state.metrics = metrics
-    # each dialect's error envelope, by the path prefix it owns (OpenAI's elsewhere)
-    envelopes = errors.Envelopes()
-    envelopes.register(hume.PREFIX, errors.hume_envelope, errors.fastapi_validation)
-    envelopes.register(elevenlabs.PREFIX, elevenlabs.envelope, errors.fastapi_validation)
+    dialects = Dialects(
+        DIALECTS,
+        default=own.DIALECT.name,
+        ops=OPS_PATHS,
+        open_paths=OPEN_PATHS,
+        open_prefixes=(DOCS_ASSETS + "/",),
+    )
+    envelopes = dialects.envelopes  # each dialect's, by the prefix it owns (OpenAI's elsewhere)
     errors.install(app, envelopes)
     limits = KeyLimits()  # one per process: HTTP and Wyoming count against the same keys
     app.add_middleware(
@@ -129,29 +145,24 @@ def create_app(services: Services | None = None) -> FastAPI:
         limits=limits,
         auth=settings.auth,
         envelopes=envelopes,
+        dialects=dialects,
     )
     app.add_middleware(JsonBodies)
-    app.add_middleware(elevenlabs.ElevenLabsDispatch)  # before the guard: its errors follow
+    for dialect in dialects:  # before the guard: its errors follow the path they make
+        for middleware in dialect.middlewares:
+            app.add_middleware(middleware)  # type: ignore[arg-type]
     app.add_middleware(CollapseSlashes)
     app.add_middleware(
         ReadDeadline, timeout=settings.read_timeout, envelopes=envelopes
     )  # bodies too
     app.add_middleware(SecurityHeaders)  # CSP, nosniff, no framing, no referrer
-    app.add_middleware(RequestIds)  # outermost: every response, errors included
-    app.include_router(openai.router)
-    app.include_router(files.router)
-    app.include_router(library.router)
-    app.include_router(hume.router)
-    app.include_router(hume_ws.router)
-    app.include_router(nanogpt.router)
-    app.include_router(keys.router)
-    app.include_router(web.router)
-    app.mount(web.ASSET_PREFIX.rstrip("/"), web.assets(), name="playground")
-    app.include_router(elevenlabs.router)
-    app.include_router(elevenlabs_ws.router)
-    app.include_router(elevenlabs_multi.router)
-    app.include_router(lexicon_routes.router)
-    app.include_router(dialogue_routes.router)
+    # outermost: every response, errors included
+    app.add_middleware(RequestIds, plain=dialects.plain_request_id)
+    for dialect in dialects:
+        for router in dialect.routers:
+            app.include_router(router)
+        for path, files, name in dialect.mounts:
+            app.mount(path, files(), name=name)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness, with engine pool counters")
     async def healthz() -> JSONResponse:
@@ -261,23 +272,19 @@ def create_app(services: Services | None = None) -> FastAPI:
             headers={"Allow": "GET"},
         )
 
-    _unknown_websockets(app)  # last: it matches every WebSocket path the others did not
+    _unknown_websockets(app, dialects)  # last: it matches every WebSocket path the others did not
     return app
 
 
-def _unknown_websockets(app: FastAPI) -> None:
+def _unknown_websockets(app: FastAPI, dialects: Dialects) -> None:
     """A WebSocket to a path orate does not serve is accepted and closed with 1008 and a
     reason naming the WebSocket routes, instead of the bare 403 a client cannot explain."""
-    known = (
-        "/v1/text-to-speech/{voice_id}/stream-input",
-        "/v1/text-to-speech/{voice_id}/multi-stream-input",
-        "/v0/tts/stream/input",
-    )
+    known = dialects.websocket_paths()
 
     @app.websocket("/{path:path}")
     async def unknown_websocket(ws: WebSocket, path: str) -> None:
         await ws.accept()
-        shown = ("/" + path).removeprefix(elevenlabs.PREFIX)
+        shown = dialects.shown("/" + path)
         reason = f"no WebSocket route {shown}; routes: {', '.join(known)}"
         if len(reason.encode()) > 123:  # a close reason holds at most 123 bytes
             reason = f"no WebSocket route {shown[:60]}"[:120]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,48 +22,12 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orate.api.http.dialect import Dialects
 from orate.api.http.errors import ApiError, Envelopes
-from orate.api.metrics import Metrics, dialect_of
+from orate.api.metrics import Metrics
 from orate.library.db import DB_ERRORS
 from orate.library.keys import KeyInfo
 from orate.library.shared import SharedLimits
-
-# Probes, and the built-in voice list: Open WebUI fetches {base}/audio/voices with no key
-# at all (it sends its key only with speech requests), and the list holds nothing of any
-# caller's (saved voices are under /v1/voices, which needs a key).
-# The API's own documentation is open too: a browser cannot send a key to /docs, and the
-# schema describes routes, not anybody's data.
-OPEN_PATHS = frozenset(
-    {
-        "/healthz",
-        "/readyz",
-        "/v1/audio/voices",
-        "/audio/voices",
-        "/docs",
-        "/docs/oauth2-redirect",
-        "/redoc",
-        "/openapi.json",
-        "/",
-    }
-)
-# the playground's static files and the docs' assets: they hold no secret
-OPEN_PREFIXES = ("/docs-assets/", "/ui/")
-
-
-def is_open(path: str) -> bool:
-    """Routes that need no key even when keys exist."""
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
-
-
-# WebSocket paths whose key may come in the first message instead of the handshake
-# (ElevenLabs' stream-input BOS carries ``xi_api_key``): the dialect registers the path
-# pattern and how to read the secret from that message's text.
-_FIRST_MESSAGE_KEYS: list[tuple[re.Pattern[str], Callable[[str], str | None]]] = []
-
-
-def key_in_first_message(pattern: str, reader: Callable[[str], str | None]) -> None:
-    _FIRST_MESSAGE_KEYS.append((re.compile(pattern), reader))
-
 
 _HEADER_KEYS = (b"x-hume-api-key", b"x-api-key", b"xi-api-key")
 
@@ -117,8 +80,10 @@ class Guard:
         limits: KeyLimits | None = None,
         auth: str = "auto",
         envelopes: Envelopes | None = None,
+        dialects: Dialects,
     ) -> None:
         self.app = app
+        self.dialects = dialects  # whose path is open, names its key in a first message …
         self.envelopes = envelopes or Envelopes()
         self.auth = auth
         self.max_body = max_body
@@ -154,7 +119,7 @@ class Guard:
             return
         started = time.perf_counter()
         path = scope["path"]
-        dialect = dialect_of(path)
+        dialect = self.dialects.label(path)
         status = {"code": 0, "first": None}
 
         async def tracked_send(message: Message) -> None:
@@ -173,7 +138,7 @@ class Guard:
         key: KeyInfo | None = None
         held: list[KeyInfo] = []  # a key that came in a WebSocket's first message
         try:
-            if not is_open(path):
+            if not self.dialects.is_open(path):
                 try:
                     key = await self._authenticate(scope)
                 except ApiError as err:
@@ -191,7 +156,7 @@ class Guard:
             status["code"] = err.status
             await self._deny(scope, receive, send, err)
         finally:
-            if not is_open(path) and dialect != "ops":
+            if not self.dialects.is_open(path) and dialect != "ops":
                 self.metrics.request(
                     dialect, status["code"] or 500, time.perf_counter() - started, status["first"]
                 )
@@ -202,7 +167,7 @@ class Guard:
         """Let a WebSocket without a key in its handshake open, when its dialect sends the
         key in the first message; that message is checked before the route sees it, and a
         bad key closes the socket with 1008 (the route sees a disconnect)."""
-        reader = next((r for p, r in _FIRST_MESSAGE_KEYS if p.match(scope["path"])), None)
+        reader = self.dialects.first_message_key(scope["path"])
         if scope["type"] != "websocket" or err.code != "missing_api_key" or reader is None:
             raise err
         state = scope.setdefault("state", {})  # the route reads the owner from it later

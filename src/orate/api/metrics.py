@@ -1,6 +1,7 @@
 """Prometheus metrics: what an operator watches (traffic, latency, audio, cache, queue).
 
-One registry per app, so several apps in one process (tests) do not collide.
+One registry per app, so several apps in one process (tests) do not collide. The
+``dialect`` label of a request comes from the app's dialects (``api/http/dialect.py``).
 """
 
 from __future__ import annotations
@@ -10,20 +11,6 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-
-
-def dialect_of(path: str) -> str:
-    if path in ("/healthz", "/readyz", "/metrics"):
-        return "ops"
-    if path.startswith("/v0/"):
-        return "hume"
-    if path.startswith("/api/"):
-        return "nanogpt"
-    if path.startswith("/elevenlabs/"):
-        return "elevenlabs"
-    if path.endswith("/audio/speech") or path.startswith(("/v1/models", "/models")):
-        return "openai"
-    return "library"
 
 
 class Metrics:

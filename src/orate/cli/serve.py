@@ -102,7 +102,7 @@ def serve(
         logging.getLogger(name).addFilter(RedactKeys())
     # no permessage-deflate: audio does not compress, and deflating every frame cost
     # ~5x the CPU of the same stream over HTTP (benchmarks, Hume WebSocket)
-    # the protocol bounds slow request headers and stalled readers (api/connections.py)
+    # the protocol bounds slow request headers and stalled readers (api/http/connections.py)
     uvicorn.run(
         create_app(services),
         host=settings.host,

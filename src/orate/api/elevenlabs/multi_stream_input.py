@@ -51,13 +51,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orate.api.elevenlabs.dispatch import PREFIX
+from orate.api.elevenlabs.errors import status_name
 from orate.api.elevenlabs.routes import (
-    PREFIX,
     VoiceSettings,
     aligned_chunks,
     build_request,
     pick_format,
-    status_name,
 )
 from orate.api.elevenlabs.stream_input import (
     DEFAULT_SCHEDULE,
@@ -71,14 +71,12 @@ from orate.api.elevenlabs.stream_input import (
     _closing_for,
     _float,
     _ws_alignment,
-    bos_key,
     message_text,
     word_cut,
 )
-from orate.api.guard import key_in_first_message
 from orate.api.http.deps import SpeechDep
 from orate.api.http.owners import context
-from orate.api.openai.routes import DictionaryLocator, locators
+from orate.api.http.speech import DictionaryLocator, locators
 from orate.speech.alignment import CharAlignment
 from orate.speech.pipeline import SpeechError
 from orate.speech.service import SpeechService
@@ -392,9 +390,6 @@ def _parse(raw: str) -> MultiMessage:
     except (json.JSONDecodeError, ValueError, ValidationError) as exc:
         detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         raise Closing(POLICY, "invalid_message", f"invalid message: {detail}") from None
-
-
-key_in_first_message(rf"^{PREFIX}/v1/text-to-speech/[^/]+/multi-stream-input$", bos_key)
 
 
 async def _send_error(ws: WebSocket, exc: Closing, context_id: str | None) -> None:

@@ -2,19 +2,10 @@
 
 Translation only: the body and ``output_format`` become one ``SpeechRequest``;
 service events come back as audio bytes, JSON with per-character alignment, or
-NDJSON lines. Every route lives under ``/elevenlabs`` (so ``base_url=http://host/elevenlabs``
-works), and ``ElevenLabsDispatch`` routes the SDK's own paths there:
+NDJSON lines. Every route lives under ``/elevenlabs``; ``dispatch.py`` says which
+other paths are sent there.
 
-- paths only ElevenLabs has (``/v1/text-to-speech/…``, ``/v1/user…``, ``/v2/voices``,
-  ``/v1/voices/settings/default``, ``/v1/voices/{id}/settings``, ``/v1/history/{id}/audio``,
-  ``/v1/history/download``) always;
-- paths orate (and OpenAI) also serve (``/v1/models``, ``/v1/voices``, ``/v1/history``)
-  only for an ElevenLabs caller: one that sends ``xi-api-key`` or the SDK's
-  ``X-Fern-SDK-Name: elevenlabs`` / ``User-Agent: elevenlabs/…``. Anyone else, curl
-  included, gets orate's (OpenAI-style) shape there.
-
-Errors are ``{"detail": {"status", "message"}}`` with ElevenLabs' status names; an
-invalid body is FastAPI's 422 list.
+Errors are ElevenLabs' (``errors.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +15,6 @@ import base64
 import contextlib
 import io
 import json
-import re
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -35,13 +25,13 @@ from fastapi import APIRouter, Path, Query, Request, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from orate.api.elevenlabs.dispatch import PREFIX
 from orate.api.http.deps import SpeechDep, library_of, speech_service
 from orate.api.http.errors import ApiError, audio_response, documented
 from orate.api.http.owners import context, owner_of, reader_of
+from orate.api.http.speech import DictionaryLocator, locators, warning_headers
 from orate.api.http.streaming import audio_bytes, primed
-from orate.api.openai.routes import DictionaryLocator, locators, warning_headers
 from orate.audio.output_formats import (
     DEFAULT_OUTPUT_FORMAT,
     OutputFormat,
@@ -53,12 +43,11 @@ from orate.engines.base import UnknownVoice, VoiceParams, VoiceUnavailable
 from orate.library.tables import Generation
 from orate.runtime.timestamps import Timestamp
 from orate.speech.alignment import CharAlignment, char_alignment
-from orate.speech.pipeline import Speech, SpeechError, SpeechEvent, SpeechRequest
+from orate.speech.pipeline import Speech, SpeechEvent, SpeechRequest
 from orate.speech.service import SpeechService
 from orate.speech.style import style_voice
 from orate.speech.types import Utterance
 
-PREFIX = "/elevenlabs"
 DEFAULT_MODEL = "eleven_multilingual_v2"
 MAX_TEXT = {
     "eleven_multilingual_v2": 10_000,
@@ -71,80 +60,6 @@ PREVIEW_TEXT = "Hello! This is a short sample of my voice."
 router = APIRouter(
     prefix=PREFIX, tags=["elevenlabs"], responses=documented(400, 401, 404, 422, 429)
 )
-
-# orate error codes → ElevenLabs' status names (and the HTTP status ElevenLabs uses)
-_STATUS: dict[str, tuple[int | None, str]] = {
-    "missing_api_key": (None, "invalid_api_key"),
-    "invalid_api_key": (None, "invalid_api_key"),
-    "quota_exceeded": (401, "quota_exceeded"),  # as upstream; a 429 would be retried for a day
-    "rate_limited": (None, "rate_limit_exceeded"),
-    "too_many_streams": (None, "too_many_concurrent_requests"),
-    "invalid_voice": (404, "voice_not_found"),
-    "request_too_large": (400, "text_too_long"),
-    "missing_input": (400, "empty_text"),
-    "no_provider": (400, "model_not_found"),
-    "engines_busy": (None, "system_busy"),
-    "engine_unavailable": (None, "system_busy"),
-    "not_found": (None, "not_found"),
-    "invalid_json": (400, "invalid_json"),
-}
-
-
-def status_name(code: str) -> str:
-    """ElevenLabs' name for an orate error code."""
-    return _STATUS.get(code, (None, code))[1]
-
-
-def envelope(err: SpeechError) -> JSONResponse:
-    """``{"detail": {"status", "message"}}``: ElevenLabs' error shape."""
-    status, name = _STATUS.get(err.code, (None, err.code))
-    return JSONResponse(
-        {"detail": {"status": name, "message": err.message}},
-        status_code=status or err.status,
-        headers=err.headers,
-    )
-
-
-# -- who is an ElevenLabs caller ----------------------------------------------------------
-
-_ALWAYS = re.compile(
-    r"^/(v1/text-to-speech/|v1/user(/|$)|v2/voices(/|$)|v1/voices/settings/"
-    r"default$|v1/voices/[^/]+/settings(/|$)|v1/history/[^/]+/audio$|"
-    r"v1/history/download$)"
-)
-_SHARED = re.compile(r"^/v1/(models|voices|history)(/|$)")
-_SHARED_METHODS = frozenset({"GET", "HEAD", "DELETE"})
-
-
-def is_elevenlabs_caller(scope: Scope) -> bool:
-    """``xi-api-key``, or the SDK's own headers (it sends no key header when no key is set)."""
-    for name, value in scope.get("headers", []):
-        if name == b"xi-api-key":
-            return True
-        if name == b"x-fern-sdk-name" and value.lower() == b"elevenlabs":
-            return True
-        if name == b"user-agent" and value.lower().startswith(b"elevenlabs"):
-            return True
-    return False
-
-
-class ElevenLabsDispatch:
-    """Routes ElevenLabs paths to this dialect (see the module docstring for the rule)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            path = scope.get("path", "")
-            # on shared paths only what ElevenLabs defines there (reads, deletes): orate's
-            # own POST /v1/voices stays orate's whoever calls it
-            shared = _SHARED.match(path) and scope.get("method", "GET") in _SHARED_METHODS
-            if _ALWAYS.match(path) or (shared and is_elevenlabs_caller(scope)):
-                path = PREFIX + path
-                scope = {**scope, "path": path, "raw_path": path.encode()}
-        await self.app(scope, receive, send)
-
 
 # -- request bodies -----------------------------------------------------------------------
 

@@ -27,18 +27,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from orate.api.elevenlabs.dispatch import PREFIX
+from orate.api.elevenlabs.errors import status_name
 from orate.api.elevenlabs.routes import (
-    PREFIX,
     VoiceSettings,
     aligned_chunks,
     build_request,
     pick_format,
-    status_name,
 )
-from orate.api.guard import key_in_first_message
 from orate.api.http.deps import SpeechDep
 from orate.api.http.owners import context
-from orate.api.openai.routes import DictionaryLocator, locators
+from orate.api.http.speech import DictionaryLocator, locators
 from orate.speech.alignment import CharAlignment
 from orate.speech.pipeline import SpeechError, SynthesisFailed
 from orate.speech.service import SpeechService
@@ -136,9 +135,6 @@ def bos_key(text: str) -> str | None:
         return None
     scheme, _, token = secret.partition(" ")
     return (token if scheme.lower() == "bearer" else secret).strip() or None
-
-
-key_in_first_message(rf"^{PREFIX}/v1/text-to-speech/[^/]+/stream-input$", bos_key)
 
 
 async def _send_error(ws: WebSocket, exc: Closing) -> None:

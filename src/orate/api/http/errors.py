@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -159,20 +158,9 @@ def openai_validation(exc: RequestValidationError) -> ApiError:
     return ApiError(400, "missing_field" if kind == "missing" else "invalid_value", detail, param)
 
 
-def hume_envelope(err: SpeechError) -> JSONResponse:
-    """Hume's ``ErrorResponse``: ``{code (a string), error, message}``."""
-    reason = (
-        HTTPStatus(err.status).phrase if err.status in HTTPStatus._value2member_map_ else "Error"
-    )
-    return JSONResponse(
-        {"code": err.code, "error": reason, "message": err.message},
-        status_code=err.status,
-        headers=err.headers,
-    )
-
-
 def fastapi_validation(exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's own 422 list, which Hume's SDK parses as ``HTTPValidationError``."""
+    """FastAPI's own 422 list (Hume's SDK parses it as ``HTTPValidationError``; ElevenLabs'
+    answers invalid bodies with it too)."""
     detail = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()

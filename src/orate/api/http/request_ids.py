@@ -14,31 +14,21 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from orate.api.elevenlabs import routes as elevenlabs
 
 _SANE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
 
-def _elevenlabs(scope: Scope) -> bool:
-    """Whether ElevenLabs' dialect answers this request (the dispatch's own rule)."""
-    path = scope.get("path", "")
-    if path.startswith(elevenlabs.PREFIX + "/") or elevenlabs._ALWAYS.match(path):
-        return True
-    return (
-        bool(elevenlabs._SHARED.match(path))
-        and scope.get("method") in elevenlabs._SHARED_METHODS
-        and elevenlabs.is_elevenlabs_caller(scope)
-    )
-
-
 class RequestIds:
-    """Adds ``x-request-id`` (and ``request-id`` for ElevenLabs) to every HTTP response."""
+    """Adds ``x-request-id`` to every HTTP response, and ``request-id`` to those that
+    ``plain`` says a dialect whose SDK reads it answers (ElevenLabs'; ``create_app``
+    passes its dialects' rule)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, plain: Callable[[Scope], bool] = lambda scope: False) -> None:
         self.app = app
+        self.plain = plain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,7 +36,7 @@ class RequestIds:
             return
         sent = next((v for k, v in scope.get("headers", []) if k == b"x-request-id"), None)
         fallback = sent if sent is not None and _SANE.match(sent) else uuid.uuid4().hex.encode()
-        also_plain = _elevenlabs(scope)
+        also_plain = self.plain(scope)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

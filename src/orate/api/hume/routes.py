@@ -2,7 +2,7 @@
 
 Translation only: ``PostedTts`` becomes one ``SpeechRequest`` per generation,
 and the events come back as Hume JSON, NDJSON, raw files or WebSocket frames
-(api/hume_frames.py). Errors: FastAPI's 422 list for invalid bodies, and
+(``frames.py``). Errors: FastAPI's 422 list for invalid bodies, and
 ``{code, error, message}`` otherwise.
 """
 
@@ -14,6 +14,7 @@ import json
 import math
 import uuid
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -23,17 +24,30 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from orate.api.http.deps import SpeechDep, library_of, speech_service
 from orate.api.http.errors import ApiError, audio_response, documented
 from orate.api.http.owners import context, owner_of, reader_of
+from orate.api.http.speech import DictionaryLocator, locators
 from orate.api.http.streaming import CLIENT_GONE, primed, while_connected
 from orate.api.hume.frames import Chunk, HumeGeneration, TimestampFrame
-from orate.api.openai.routes import DictionaryLocator, locators
 from orate.audio.formats import FORMATS
 from orate.catalog.openai import OPENAI_GENDERS
 from orate.engines.base import UnknownVoice, VoiceParams
 from orate.library.voices import VoiceExists
-from orate.speech.pipeline import Context, Speech, SpeechRequest, Utterance
+from orate.speech.pipeline import Context, Speech, SpeechError, SpeechRequest, Utterance
 from orate.speech.service import GenerationNotFound, SpeechService, UnknownEngine, VoiceSource
 
 PREFIX = "/v0/"  # every Hume route; errors under it use Hume's envelope
+
+
+def envelope(err: SpeechError) -> JSONResponse:
+    """Hume's ``ErrorResponse``: ``{code (a string), error, message}``."""
+    reason = (
+        HTTPStatus(err.status).phrase if err.status in HTTPStatus._value2member_map_ else "Error"
+    )
+    return JSONResponse(
+        {"code": err.code, "error": reason, "message": err.message},
+        status_code=err.status,
+        headers=err.headers,
+    )
+
 
 router = APIRouter(tags=["hume"], responses=documented(400, 404, 409, 413, 502))
 

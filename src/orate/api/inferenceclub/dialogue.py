@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from orate.api.http.deps import SpeechDep
 from orate.api.http.errors import ApiError, audio_response, documented
 from orate.api.http.owners import context
+from orate.api.http.speech import DictionaryLocator, locators, speech_headers
 from orate.api.http.streaming import audio_bytes, primed
-from orate.api.openai.routes import DictionaryLocator, _headers, locators
 from orate.audio.formats import FORMATS
 from orate.speech.dialogue import DEFAULT_GAP, MAX_GAP, dialogue_request, script_turns
 
@@ -106,7 +106,7 @@ async def create_dialogue(
             utt.speed = body.speed
     plan = await service.plan(req, context(request, "inference.club"))
     speech = await service.speak(plan)
-    headers = _headers(speech)
+    headers = speech_headers(speech)
     headers["X-Orate-Turns"] = str(len(turns))
     events = await primed(speech.events)
     return StreamingResponse(

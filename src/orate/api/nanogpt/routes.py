@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from orate.api.http.deps import SpeechDep, library_of, speech_service
 from orate.api.http.errors import ApiError, audio_response, documented, fields
 from orate.api.http.owners import context, owner_of, reader_of
+from orate.api.http.speech import DictionaryLocator, locators
 from orate.api.http.streaming import CLIENT_GONE, audio_bytes, primed, while_connected
-from orate.api.openai.routes import DictionaryLocator, locators
 from orate.audio.formats import FORMATS
 from orate.engines.base import VoiceParams
 from orate.library.jobs import COMPLETED, FAILED, PENDING

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orate.api.http.deps import SpeechDep
 from orate.api.http.errors import ApiError, audio_response, documented, fields
 from orate.api.http.owners import context
+from orate.api.http.speech import DictionaryLocator, locators, speech_headers
 from orate.api.http.streaming import audio_bytes, primed
 from orate.audio.formats import FORMATS
 from orate.catalog.kokoro import KOKORO_LANGUAGES
@@ -28,7 +29,6 @@ from orate.catalog.models import model_voice_names
 from orate.engines.base import VoiceInfo
 from orate.speech.pipeline import (
     Plan,
-    Speech,
     SpeechEvent,
     SpeechRequest,
     Utterance,
@@ -43,18 +43,6 @@ router = APIRouter(tags=["openai"], responses=documented(400, 404, 413, 502))
 
 class VoiceRef(BaseModel):
     id: str
-
-
-class DictionaryLocator(BaseModel):
-    """ElevenLabs' ``pronunciation_dictionary_locators`` item."""
-
-    pronunciation_dictionary_id: str
-    version_id: str | None = None
-
-
-def locators(items: list[Any] | None) -> tuple[tuple[str, str | None], ...]:
-    """Dictionary locators as the canonical request carries them (shared by dialects)."""
-    return tuple((i.pronunciation_dictionary_id, i.version_id) for i in items or ())
 
 
 class SpeechBody(BaseModel):
@@ -151,27 +139,6 @@ def _build(body: SpeechBody, service: SpeechService) -> SpeechRequest:
     )  # SSE: base64
 
 
-def _headers(speech: Speech) -> dict[str, str]:
-    plan = speech.plan
-    voice = plan.voices[0].label() if plan.voices else ""
-    return {
-        "X-Orate-Model": plan.model.id,
-        "X-Orate-Voice": voice,
-        "X-Orate-Sample-Rate": str(plan.sample_rate),
-        "X-Orate-Cache": speech.cache,
-        "X-Orate-Generation-Id": speech.id,
-        "X-Orate-Audio-Url": f"/v1/audio/files/{speech.id}",
-        "X-Orate-Engine": plan.voices[0].engine if plan.voices else plan.model.engine,
-        **warning_headers(plan.warnings),
-    }
-
-
-def warning_headers(warnings: list[str]) -> dict[str, str]:
-    """``X-Orate-Warnings``: what could not be read as asked, as a JSON list (ASCII, so any
-    IPA symbol survives a header)."""
-    return {"X-Orate-Warnings": json.dumps(warnings)} if warnings else {}
-
-
 async def _sse(
     plan: Plan,
     events: AsyncIterator[SpeechEvent],
@@ -220,7 +187,7 @@ async def create_speech(
     with fields({"description": "instructions"}):
         plan = await service.plan(_build(body, service), context(request, "openai", store=store))
     speech = await service.speak(plan)
-    headers = _headers(speech)
+    headers = speech_headers(speech)
     if body.captions:
         headers["X-Orate-Captions-Url"] = f"/v1/history/{speech.id}/captions?format={body.captions}"
     if speech.cache == "hit" and body.stream_format != "sse":

@@ -1,6 +1,6 @@
 """The playground: a static page at ``/`` that calls only the public routes.
 
-Plain HTML, CSS and JavaScript modules shipped in the package (``api/web/``), no build
+Plain HTML, CSS and JavaScript modules shipped in the package (``api/orate/web/``), no build
 step and nothing fetched from elsewhere, so it works air-gapped. The page holds no
 secret, so it is served without a key; every call it makes carries the key the person
 typed in (kept in the browser's local storage).
