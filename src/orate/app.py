@@ -150,7 +150,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     app.add_middleware(JsonBodies)
     for dialect in dialects:  # before the guard: its errors follow the path they make
         for middleware in dialect.middlewares:
-            app.add_middleware(middleware)  # type: ignore[arg-type]
+            app.add_middleware(middleware)
     app.add_middleware(CollapseSlashes)
     app.add_middleware(
         ReadDeadline, timeout=settings.read_timeout, envelopes=envelopes

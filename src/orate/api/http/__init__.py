@@ -1,0 +1,1 @@
+"""HTTP pieces every dialect may use; nothing here imports a dialect."""
