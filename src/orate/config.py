@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     queue_timeout: float = Field(
         30.0, gt=0, description="longest wait for an engine worker before 503"
     )
-    # bounds on one request's memory and time (issue 11)
+    # bounds on one request's memory and time (tests/test_bounds.py)
     max_request_work: int = Field(
         25_000,
         ge=1,

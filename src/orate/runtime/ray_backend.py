@@ -5,7 +5,7 @@
 ``stats``, ``pids``, ``size``, ``waiting``, ``restarts``), so the pipeline, the
 single-flight, the cache and every dialect run unchanged on top of it.
 
-Why this shape (measured facts in issue 19):
+Why this shape (measured in benchmarks/results/2026-11-30-scale.md):
 - one actor per worker slot, each running one render at a time (espeak-ng is
   process-global), handed out from an asyncio queue of idle actors: back-pressure
   is the pool's (bounded waiting, 503 + Retry-After), and nothing blocks the event
