@@ -178,7 +178,7 @@ def main() -> int:
                     for label, v in cells(proc.pid, port, args.seconds, script).items():
                         got[name][label].append(v)
     labels = list(TEXTS)
-    print("## Delivery floor: what HTTP delivery costs next to the engine (issue 14)\n")
+    print("## Delivery floor: what HTTP delivery costs next to the engine\n")
     print(
         f"`python benchmarks/delivery_floor.py --rounds {args.rounds} --seconds "
         f"{args.seconds:g}`: wav, `wrk -t1 -c4`, medians of {args.rounds} alternating rounds;"

@@ -1,4 +1,4 @@
-"""Memory under abuse (issue 11, items 1 and 2): RSS of the server's process tree.
+"""Memory under abuse (oversized requests, slow readers): RSS of the server's process tree.
 
 Starts ``orate serve`` (2 engine workers) on a loopback port and measures the resident
 memory of the server and its workers from /proc while:

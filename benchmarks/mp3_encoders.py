@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Which mp3 encoder streams speech cheapest at a quality a listener accepts (issue 14).
+"""Which mp3 encoder streams speech cheapest at a quality a listener accepts.
 
 Every candidate gets the same espeak PCM (en-us+f2, the 218-word text of the throughput
 benchmark, ~68 s) in the same ~60 ms chunks the engine delivers, in alternating rounds so

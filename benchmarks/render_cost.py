@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """CPU per request of the worker's steps, in-process, alternating: what IPC, framing and
-encoding add to the bare engine (issue 14's "where do the ms go", worker side).
+encoding add to the bare engine ("where do the ms go", worker side).
 
 Per text (11 and 218 words), each round in turn, CPU time (``time.process_time``):
 

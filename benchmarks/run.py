@@ -838,7 +838,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "an ONNX engine and the gateway's time to first byte, security = "
         "auth overhead and a mixed-dialect load test, voices = real natural voices "
         "against their libraries, wyoming = Wyoming "
-        "first audio vs OpenAI and vs wyoming-piper, throughput = issue 14's "
+        "first audio vs OpenAI and vs wyoming-piper, throughput = the "
         "wrk benchmark: orate vs raw engine vs an espeak-ng|ffmpeg server "
         "(throughput.py)",
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A soak on loopback: 32 clients mixing dialects for 60 s, some of them abusive.
 
-The issue "hardening" asks for evidence that the bounds hold together, under load, not
+This is the evidence that the bounds hold together, under load, not
 only one at a time in tests. One ``orate serve`` (2 workers, history and stored audio on,
 the default) gets, at once:
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Issue 14's throughput benchmark: orate vs the raw engine vs an espeak-ng | ffmpeg server.
+"""The throughput benchmark: orate vs the raw engine vs an espeak-ng | ffmpeg server.
 
 One run, one server at a time, the same two texts (11 and 218 words), cache off,
 history on (orate's default), load from ``wrk -t1`` (a Lua script POSTs the JSON
@@ -16,7 +16,7 @@ body) at c=1, 4 and 16, in wav and mp3:
 Per server: CPU ms per request from /proc/<pid>/stat deltas (orate: main process /
 engine workers; peer: server process / its reaped espeak-ng+ffmpeg children), RSS of
 each process idle and after load, and the time to the first body byte of a 218-word
-response (wav and mp3, hand-written client, c=1). The goal checks of the issue
+response (wav and mp3, hand-written client, c=1). The goal checks (``GOAL_*`` below)
 follow the table (PASS/MISS).
 
 ``python benchmarks/throughput.py [--quick] [--runs 3]`` or
@@ -455,7 +455,7 @@ def _mem_rows(server: ServerResult, state: str) -> str:
 
 
 def render(runs: list[RunResult], seconds: float, commit: str) -> str:
-    lines = ["## Throughput (issue 14)", ""]
+    lines = ["## Throughput", ""]
     lines.append(
         f"- code measured: {commit}; {len(runs)} run(s), each cell {seconds:g} s "
         f"(218 words: {seconds * LONG_FACTOR:g} s) of `wrk -t1` closed-loop load; "
@@ -637,7 +637,7 @@ def git_commit() -> str:
 
 def run_throughput(quick: bool = False, runs: int = 1) -> str:
     if shutil.which("wrk") is None:
-        return "## Throughput (issue 14)\n\nskipped: `wrk` is not installed\n"
+        return "## Throughput\n\nskipped: `wrk` is not installed\n"
     seconds = 2.0 if quick else 4.0
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "post.lua"

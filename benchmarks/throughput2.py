@@ -23,7 +23,7 @@ history on, wav, ``orate serve --workers 2``:
   chunk (20 ms of slack). The largest N of 1, 2, 4, 8, ... without an underrun.
 
 ``python benchmarks/throughput2.py [--seconds 6] [--max-streams 64]``. The goal
-checks of the issue follow the table (PASS/MISS).
+checks (``check`` in ``render``) follow the table (PASS/MISS).
 """
 
 from __future__ import annotations

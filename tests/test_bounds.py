@@ -1,7 +1,7 @@
-"""Memory and time bounds under abusive requests and slow clients (issue 11, items 1, 2, 9).
+"""Memory and time bounds under abusive requests, slow clients and slow connections.
 
-Each test starts its own server (the settings differ) and measures what the issue
-measured: the RSS of the server's process tree from /proc, statuses, and how long a
+Each test starts its own server (the settings differ) and measures what matters here:
+the RSS of the server's process tree from /proc, statuses, and how long a
 connection is held.
 """
 
@@ -70,11 +70,11 @@ def established(sock: socket.socket) -> bool:
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] == 1  # TCP_ESTABLISHED
 
 
-# -- item 1: one request's work and size ----------------------------------------------
+# -- one request's work and size ------------------------------------------------------
 
 
 def test_request_work_and_size_are_refused_up_front(tmp_path: Path) -> None:
-    """The issue's request (5 x 4,990 characters, 5 generations, wav) took 96 s and 11.6 GB;
+    """A request of 5 x 4,990 characters, 5 generations, wav, once took 96 s and 11.6 GB;
     now it, and any response estimated over the size limit, is a 413 naming the limit."""
     srv = Server(tmp_path, workers=1, env={"ORATE_MAX_RESPONSE_BYTES": str(20 << 20)})
     try:
@@ -187,7 +187,7 @@ def test_a_client_that_gives_up_stops_its_synthesis(tmp_path: Path) -> None:
         srv.stop()
 
 
-# -- item 2: slow readers ---------------------------------------------------------------
+# -- slow readers ----------------------------------------------------------------------
 
 
 @pytest.mark.slow
@@ -312,7 +312,7 @@ def test_a_slow_reader_still_gets_all_the_audio(tmp_path: Path) -> None:
         srv.stop()
 
 
-# -- item 9: slow headers and bodies ------------------------------------------------------
+# -- slow headers and bodies -------------------------------------------------------------
 
 
 def test_slow_headers_and_short_bodies_time_out(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""What each process imports and starts (issue "throughput", memory): an engine worker
+"""What each process imports and starts (throughput and memory): an engine worker
 loads only the engine side, the server imports Alembic only in a child when the schema
 is behind, and the pool starts no helper processes besides its workers."""
 

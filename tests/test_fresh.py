@@ -1,4 +1,4 @@
-"""What a newcomer trips on first (issue 10), API side: languages, genders, model aliases.
+"""What a newcomer trips on first, API side: languages, genders, model aliases.
 
 The references are espeak-ng's own voice files (the ``espeakng_loader`` wheel's
 ``espeak-ng-data``), parsed here independently of the engine's ctypes code.

@@ -1,6 +1,6 @@
-"""Issue 11 (hardening): quotas that hold, auth that stays on, no records lost when the
+"""Hardening: quotas that hold, auth that stays on, no records lost when the
 database or the disk fails, no cross-tenant cache, read-your-writes history, and a 4xx
-(never a 500) for every malformed input. Each test reproduces the issue's report
+(never a 500) for every malformed input. Each test reproduces a failure once seen
 against a real server on loopback, and waits on conditions with deadlines.
 """
 

@@ -1,4 +1,4 @@
-"""The nano-gpt dialect and durable jobs: the seed's own client, curl, and a SIGKILL."""
+"""The nano-gpt dialect and durable jobs: nano-gpt's documented client, curl, and a SIGKILL."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from .waiting import wait_until
 
 
 def seed_client(base: str):  # type: ignore[no-untyped-def]
-    """The seed's ``text_to_speech`` function verbatim, but for the URL and the key."""
+    """The ``text_to_speech`` example of nano-gpt's API reference verbatim, but for the URL
+    and the key."""
 
     def text_to_speech(text, model="Kokoro-82m", voice=None, **kwargs):
         headers = {"x-api-key": "YOUR_API_KEY", "Content-Type": "application/json"}
@@ -64,7 +65,7 @@ def test_seed_client_works_unchanged(server, tmp_path: Path, monkeypatch, recogn
     assert data["model"] == "Kokoro-82m" and data["voice"] == "af_bella"
     assert data["contentType"] == "audio/mpeg" and data["currency"] == "USD"
     assert data["cost"] == 0.0  # a local engine bills no one by default (test_fresh.py)
-    saved = (tmp_path / "output.wav").read_bytes()  # the seed names it .wav whatever it is
+    saved = (tmp_path / "output.wav").read_bytes()  # the example names it .wav whatever it is
     assert recognizer.which(saved, "mp3") == "the weather is cold and windy today"
     assert abs(duration(saved, "mp3") - data["duration"]) < 0.15
     text_to_speech(
@@ -126,7 +127,7 @@ def test_stability_and_style_shape_the_voice(server) -> None:
 
 
 def poll(base: str, run_id: str, timeout: float = 120.0) -> dict:
-    """The seed's polling loop: every few hundred ms here instead of 2-3 s."""
+    """nano-gpt's documented polling loop: every few hundred ms here instead of 2-3 s."""
 
     def finished() -> dict | None:
         status = httpx.get(f"{base}/api/tts/status", params={"runId": run_id, "model": "x"}).json()

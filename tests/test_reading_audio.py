@@ -164,7 +164,7 @@ def test_readings_are_heard_on_every_engine(
         heard[text] = ear.which(audio, [right, *wrong])
     right_ones = [t for t, r, _ in SAMPLES if heard[t] == r]
     # pocketsphinx misses a reading now and then on a voice it was not trained on: all
-    # but one must be heard as the right reading, and never the wrong one the issue named
+    # but one must be heard as the right reading, and never the wrong one listed beside it
     assert len(right_ones) >= len(SAMPLES) - 1, heard
     assert heard["Version 2.3.1 fixed 17 bugs."] == SAMPLES[0][1], heard
 

@@ -158,7 +158,7 @@ def _requested_audio(kind: str, body: Any, query: dict[str, str]) -> tuple[str, 
 
 
 def _error(kind: str, status: int, message: str) -> Response:
-    """An error in the envelope each service really uses (WIRE.md §1.7, §2.3, §3.3)."""
+    """An error in the envelope each service really uses (docs/wire.md, error envelopes)."""
     if kind == "openai":
         content: Any = {
             "error": {

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     queue_timeout: float = Field(
         30.0, gt=0, description="longest wait for an engine worker before 503"
     )
-    # bounds on one request's memory and time (issue 11)
+    # bounds on one request's memory and time (tests/test_bounds.py)
     max_request_work: int = Field(
         25_000,
         ge=1,
@@ -104,9 +104,21 @@ class Settings(BaseSettings):
     stream_buffer_bytes: int = Field(
         256 << 10,
         ge=4096,
-        description="encoded audio a "
-        "response may hold for a client that has not read it; "
-        "when full, its engine worker waits",
+        description="audio a response keeps in "
+        "memory for a client that has not read it; past it, the rest goes to the spool "
+        "on disk (or, when the spool is full or off, its engine worker waits)",
+    )
+    spool_bytes: int = Field(
+        1 << 30,
+        ge=0,
+        description="disk all responses together "
+        "may use for audio their clients have not read yet, so an engine never waits on "
+        "a slow client; 0 turns the spool off (engines wait on their clients)",
+    )
+    spool_dir: Path | None = Field(
+        None,
+        description="where spool files live (anonymous: deleted as they are made); "
+        "default: data_dir/spool",
     )
     stall_timeout: float = Field(
         30.0,
@@ -221,6 +233,9 @@ class Settings(BaseSettings):
 
     def resolved_models_dir(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+    def resolved_spool_dir(self) -> Path:
+        return self.spool_dir or self.data_dir / "spool"
 
     # library: where state lives (see library/)
     database_url: str | None = Field(

@@ -19,9 +19,19 @@ from orate.config import Settings
 from orate.engines.registry import EngineRegistry
 from orate.library.library import Library
 from orate.runtime.pool import EnginePool
+from orate.runtime.spool import SpoolBudget
 from orate.speech.job_runner import JobRunner
 from orate.speech.pipeline import Pipeline
 from orate.speech.service import SpeechService
+
+
+def make_spool(settings: Settings) -> SpoolBudget | None:
+    """The disk budget for audio clients have not read yet (None: spool off)."""
+    if settings.spool_bytes <= 0:
+        return None
+    directory = settings.resolved_spool_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    return SpoolBudget(settings.spool_bytes, settings.max_response_bytes, str(directory))
 
 
 def make_backend(settings: Settings) -> EnginePool:
@@ -40,6 +50,7 @@ def make_backend(settings: Settings) -> EnginePool:
             num_cpus=settings.ray_num_cpus,
             num_gpus=settings.ray_num_gpus,
             buffer_bytes=settings.stream_buffer_bytes,
+            spool=make_spool(settings),
             neural_actors=settings.ray_neural_actors,
             neural_num_cpus=settings.ray_neural_num_cpus,
             neural_num_gpus=settings.ray_neural_num_gpus,
@@ -51,6 +62,7 @@ def make_backend(settings: Settings) -> EnginePool:
         max_queue=settings.max_queue,
         queue_timeout=settings.queue_timeout,
         buffer_bytes=settings.stream_buffer_bytes,
+        spool=make_spool(settings),
     )
 
 

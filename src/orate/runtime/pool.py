@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - Windows
 
 from orate.engines.onnx_base import cores
 from orate.runtime.render import AUDIO, ERROR, RenderJob
+from orate.runtime.spool import SpoolBudget
 from orate.runtime.stream import PacedStream
 from orate.runtime.worker import END, HEADER, READY, CancelFlag
 
@@ -90,8 +91,14 @@ class JobStream(PacedStream):
     fills, the worker blocks in its write, and so does its engine. Stopped through the
     shared integer the worker's render checks on every audio chunk."""
 
-    def __init__(self, job_id: int, worker: _Worker, limit: int = 256 * 1024) -> None:
-        super().__init__(job_id, limit)
+    def __init__(
+        self,
+        job_id: int,
+        worker: _Worker,
+        limit: int = 256 * 1024,
+        spool: SpoolBudget | None = None,
+    ) -> None:
+        super().__init__(job_id, limit, spool)
         self._worker = worker
 
     def _hold(self) -> None:
@@ -209,9 +216,11 @@ class EnginePool:
         max_queue: int = 64,
         queue_timeout: float = 30.0,
         buffer_bytes: int = 256 * 1024,
+        spool: SpoolBudget | None = None,
     ) -> None:
         self.size = size
         self.buffer_bytes = buffer_bytes
+        self.spool = spool
         self.max_queue = max_queue
         self.queue_timeout = queue_timeout
         self._models_dir = str(models_dir) if models_dir else None
@@ -298,6 +307,7 @@ class EnginePool:
             "completed": self.completed,
             "cancelled": self.cancelled,
             "restarts": self.restarts,
+            **(self.spool.stats() if self.spool is not None else {}),
         }
 
     # -- jobs ----------------------------------------------------------------
@@ -308,7 +318,7 @@ class EnginePool:
             raise PoolClosed("the engine pool is shutting down")
         worker = await take_idle(self, self._idle)
         job_id = next_job_id(self._ids)
-        stream = JobStream(job_id, worker, self.buffer_bytes)
+        stream = JobStream(job_id, worker, self.buffer_bytes, self.spool)
         busy = sum(1 for w in self._workers.values() if w.current is not None)
         worker.current = stream
         try:

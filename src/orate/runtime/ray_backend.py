@@ -5,7 +5,7 @@
 ``stats``, ``pids``, ``size``, ``waiting``, ``restarts``), so the pipeline, the
 single-flight, the cache and every dialect run unchanged on top of it.
 
-Why this shape (measured facts in issue 19):
+Why this shape (measured in benchmarks/results/2026-11-30-scale.md):
 - one actor per worker slot, each running one render at a time (espeak-ng is
   process-global), handed out from an asyncio queue of idle actors: back-pressure
   is the pool's (bounded waiting, 503 + Retry-After), and nothing blocks the event
@@ -37,6 +37,7 @@ from typing import Any
 
 from orate.runtime.pool import PoolClosed, next_job_id, take_idle
 from orate.runtime.render import ERROR, RenderJob
+from orate.runtime.spool import SpoolBudget
 from orate.runtime.stream import PacedStream
 
 log = logging.getLogger("orate.ray")
@@ -130,8 +131,10 @@ class RayJobStream(PacedStream):
     client slows only its own synthesis.
     """
 
-    def __init__(self, job_id: int, slot: _Slot, limit: int = 256 * 1024) -> None:
-        super().__init__(job_id, limit)
+    def __init__(
+        self, job_id: int, slot: _Slot, limit: int = 256 * 1024, spool: SpoolBudget | None = None
+    ) -> None:
+        super().__init__(job_id, limit, spool)
         self._slot = slot
         self.room = asyncio.Event()  # the pump takes the actor's next objects while set
         self.room.set()
@@ -176,7 +179,9 @@ class RayBackend:
         neural_actors: int = 0,
         neural_num_cpus: float = 1.0,
         neural_num_gpus: float = 0.0,
+        spool: SpoolBudget | None = None,
     ) -> None:
+        self.spool = spool
         # slots 0..size-1 serve every engine; slots past them (neural_actors) only the
         # neural engines, with resources of their own (GPUs: Ray places them on GPU nodes)
         self.general = size
@@ -301,6 +306,7 @@ class RayBackend:
             "completed": self.completed,
             "completed_neural": self.completed_neural,
             "cancelled": self.cancelled,
+            **(self.spool.stats() if self.spool is not None else {}),
             "restarts": self.restarts,
         }
 
@@ -312,7 +318,7 @@ class RayBackend:
             raise PoolClosed("the engine backend is shutting down")
         slot = await take_idle(self, self._idle[self.kind_of(job)])
         job_id = next_job_id(self._ids)
-        stream = RayJobStream(job_id, slot, self.buffer_bytes)
+        stream = RayJobStream(job_id, slot, self.buffer_bytes, self.spool)
         slot.current = stream
         gen = slot.actor.render.options(
             num_returns="streaming", _generator_backpressure_num_objects=BACKPRESSURE

@@ -4,7 +4,7 @@ The provider's audio passes through untouched when it is already the format
 and rate the caller asked for; otherwise the provider was asked for WAV or
 PCM (engines/upstream/client.py), which is decoded and encoded again here, chunk by
 chunk, off the event loop. Failures before the first byte become the
-gateway errors of WIRE.md §6: ``no_provider`` (404) when no provider could be
+gateway errors of docs/wire.md: ``no_provider`` (404) when no provider could be
 reached, ``upstream_error`` (502) when one answered with an error.
 """
 

@@ -1,4 +1,4 @@
-"""The ElevenLabs dialect (shared/spec/WIRE.md §3, §8), for the official ``elevenlabs`` SDK.
+"""The ElevenLabs dialect (docs/wire.md, "ElevenLabs"), for the official ``elevenlabs`` SDK.
 
 Translation only: the body and ``output_format`` become one ``SpeechRequest``;
 service events come back as audio bytes, JSON with per-character alignment, or

@@ -1,4 +1,4 @@
-"""ElevenLabs' ``stream-input`` WebSocket (WIRE.md §8): text in as it is written, audio out.
+"""ElevenLabs' ``stream-input`` WebSocket (docs/wire.md): text in as it is written, audio out.
 
 The incremental text goes through the shared text-stream session
 (speech/textstream.py), the one Hume's WebSocket uses: each sentence is spoken

@@ -102,7 +102,7 @@ Renderer = Callable[[SpeechError], JSONResponse]
 Validation = Callable[[RequestValidationError], ApiError | JSONResponse]
 
 
-# error types that gateways of the OpenAI dialect name themselves (WIRE.md §6)
+# error types that gateways of the OpenAI dialect name themselves (docs/wire.md, OpenAI)
 _WIRE_TYPES = frozenset({"missing_input", "request_too_large", "no_provider", "upstream_error"})
 
 

@@ -1,4 +1,4 @@
-"""The Hume Octave TTS dialect (shared/spec/WIRE.md §1), for the official ``hume`` SDK.
+"""The Hume Octave TTS dialect (docs/wire.md, "Hume"), for the official ``hume`` SDK.
 
 Translation only: ``PostedTts`` becomes one ``SpeechRequest`` per generation,
 and the events come back as Hume JSON, NDJSON, raw files or WebSocket frames

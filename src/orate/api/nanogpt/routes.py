@@ -1,4 +1,4 @@
-"""The nano-gpt ``/api/tts`` dialect (WIRE.md §5, seed 003): sync JSON or audio, or a job.
+"""The nano-gpt ``/api/tts`` dialect (docs/wire.md, "nano-gpt"): sync JSON or audio, or a job.
 
 A request answers synchronously with JSON whose ``audioUrl`` is this server's
 stored file (or with the audio itself when ``Accept`` asks for audio), or,

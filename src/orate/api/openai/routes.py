@@ -1,4 +1,4 @@
-"""The OpenAI ``audio.speech`` dialect (shared/spec/WIRE.md §2 and §6).
+"""The OpenAI ``audio.speech`` dialect (docs/wire.md, "OpenAI").
 
 Translation only: the body becomes a ``SpeechRequest``, service events become
 raw audio bytes or SSE frames. Served under ``/v1`` and at the root, because
