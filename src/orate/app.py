@@ -37,13 +37,14 @@ from orate.api import (
 )
 from orate.api.connections import ReadDeadline
 from orate.api.errors import ApiError, documented
-from orate.api.guard import Guard, KeyLimits
+from orate.api.guard import Guard
 from orate.api.headers import SecurityHeaders
 from orate.api.jsonbody import JsonBodies
 from orate.api.owners import is_admin
 from orate.api.request_ids import RequestIds
 from orate.runtime.worker import malloc_free_bytes, malloc_trim, tune_malloc
 from orate.services import Services, build_services
+from orate.speech.limits import KeyLimits
 
 log = logging.getLogger("orate")
 DOCS_ASSETS = "/docs-assets"

@@ -1,15 +1,13 @@
-"""Prometheus metrics: what an operator watches (traffic, latency, audio, cache, queue).
-
-One registry per app, so several apps in one process (tests) do not collide.
+"""Metrics on the HTTP side: which dialect a path belongs to (the ``dialect`` label of
+request metrics). The metrics themselves live with the speech service that records
+them (``orate.speech.metrics``); this module re-exports ``Metrics`` for the routes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from orate.speech.metrics import Metrics
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-
-_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+__all__ = ["Metrics", "dialect_of"]
 
 
 def dialect_of(path: str) -> str:
@@ -24,57 +22,3 @@ def dialect_of(path: str) -> str:
     if path.endswith("/audio/speech") or path.startswith(("/v1/models", "/models")):
         return "openai"
     return "library"
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
-            "orate_requests", "Requests by dialect and status", ["dialect", "status"], registry=r
-        )
-        self.latency = Histogram(
-            "orate_request_seconds",
-            "Time to the end of the response",
-            ["dialect"],
-            buckets=_BUCKETS,
-            registry=r,
-        )
-        self.first_audio = Histogram(
-            "orate_first_audio_seconds",
-            "Time to the first byte of the response body (the first audio, on speech routes)",
-            ["dialect"],
-            buckets=_BUCKETS,
-            registry=r,
-        )
-        self.audio = Counter(
-            "orate_audio_seconds", "Seconds of audio produced", ["dialect", "engine"], registry=r
-        )
-        self.cache = Counter("orate_cache_lookups", "Speech cache results", ["result"], registry=r)
-
-    def request(self, dialect: str, status: int, seconds: float, first: float | None) -> None:
-        self.requests.labels(dialect, str(status)).inc()
-        self.latency.labels(dialect).observe(seconds)
-        if first is not None:
-            self.first_audio.labels(dialect).observe(first)
-
-    def gauges(
-        self,
-        queue: Callable[[], float],
-        restarts: Callable[[], float],
-        workers: Callable[[], float],
-        jobs: Callable[[], float],
-    ) -> None:
-        Gauge(
-            "orate_queue_depth", "Requests waiting for an engine worker", registry=self.registry
-        ).set_function(queue)
-        Gauge(
-            "orate_worker_restarts", "Engine workers replaced after dying", registry=self.registry
-        ).set_function(restarts)
-        Gauge("orate_workers", "Engine workers alive", registry=self.registry).set_function(workers)
-        Gauge(
-            "orate_jobs_running", "Async jobs running in this process", registry=self.registry
-        ).set_function(jobs)
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)

@@ -313,7 +313,7 @@ def neural_alias(engine: Engine, name: str, *, openai_first: bool = False) -> Vo
     and Kokoro-style names stand in for other voices only on dialect ids (nano-gpt's
     ``Kokoro-82m``), never on a real Kokoro model, where af_nobody is an error."""
     lowered = name.lower()
-    if lowered in getattr(engine, "known", ()) and not (openai_first and lowered in OPENAI_VOICES):
+    if lowered in engine.known and not (openai_first and lowered in OPENAI_VOICES):
         return None
     voices = engine.voices()
     if not voices:
@@ -538,12 +538,12 @@ class Catalog:
         ``served_by`` say plainly when a vendor's id is answered by another model."""
         served = {"alias_of": model.alias_of, "served_by": self.served_by(model)}
         engine = self.registry.engine(model.engine)
-        listing = getattr(engine, "listing", None)  # an engine that describes itself
+        listing = engine.listing(model.id)  # an engine that describes itself
         if listing is not None:
             return {
                 "engine": model.engine,
                 **served,
-                **listing(model.id),
+                **listing,
                 "mode": "async" if model.asynchronous else "sync",
             }
         voices = engine.voices()
@@ -554,13 +554,13 @@ class Catalog:
             "engine_version": engine.version,
             # kinds of timestamps this model gives; all are measured by the engine
             # (espeak's events, or the neural model's own phoneme durations)
-            "timestamp_types": list(getattr(engine, "timestamp_kinds", ("word", "phoneme"))),
+            "timestamp_types": list(engine.timestamp_kinds),
             "languages": languages,
             "voice_count": len(voices),
             "sample_rate": engine.sample_rate,
             "mode": "async" if model.asynchronous else "sync",
             # voices that install into the model store: which are there, which are not
-            **getattr(engine, "store_voices", dict)(),
+            **engine.store_voices(),
         }
 
     def resolve_voice(self, model: Model, voice: str | VoiceParams) -> VoiceParams:
@@ -572,11 +572,7 @@ class Catalog:
             return engine.check_voice(voice)
         name = voice.strip()
         if not name:
-            raise UnknownVoice(
-                getattr(
-                    engine, "empty_voice", "voice is empty; name a voice such as 'alloy' or 'en-us'"
-                )
-            )
+            raise UnknownVoice(engine.empty_voice)
         if model.engine != "espeak":
             if model.aliases_openai_voices and name.lower() in OPENAI_VOICES:
                 # an OpenAI id: OpenAI's names mean OpenAI's voices, even where the engine
@@ -697,7 +693,7 @@ class Catalog:
                     engine=model.engine,
                     language=base.language,
                     languages=base.languages,
-                    gender=engine.gender_of(params),  # type: ignore[attr-defined]
+                    gender=engine.gender_of(params) or base.gender,
                     description=f"OpenAI name for {params.label()} ({base.name})",
                 )
             )

@@ -21,15 +21,13 @@ from orate.audio.encoder import Encoder, Resampler, TimeStretch, make_encoder
 from orate.audio.formats import FORMATS
 from orate.engines.base import Engine, EngineEvent, VoiceParams
 from orate.engines.words import Tokens
+from orate.runtime.events import EventKind
 from orate.runtime.spoken import Spoken
 from orate.runtime.timestamps import Timestamp, sentence_timestamps
 
 COALESCE_BYTES = 256 * 1024
 
-# message kinds emitted by a render (and carried over the worker pipe)
-AUDIO, TIMESTAMPS, SENTENCE, DONE, ERROR = 1, 2, 3, 4, 5
-
-Emit = Callable[[int, Any], None]
+Emit = Callable[[EventKind, Any], None]
 
 
 @dataclass(frozen=True)
@@ -156,7 +154,7 @@ class _Output:
                 )
             parts = self._parts
             one = len(parts) == 1 and type(parts[0]) is bytes  # (lameenc gives bytearrays)
-            self._emit(AUDIO, parts[0] if one else b"".join(parts))
+            self._emit(EventKind.AUDIO, parts[0] if one else b"".join(parts))
             self._parts = []
             self._held = 0
             self._threshold = min(max(self._threshold * 4, 4096), COALESCE_BYTES)
@@ -279,9 +277,11 @@ def render(
                 )
                 stamps += _marks(segment, sent_index, start, end, stamps, spoken_ms / scale)
                 if stamps:
-                    emit(TIMESTAMPS, [t.shifted(start_ms, scale).to_dict() for t in stamps])
+                    emit(
+                        EventKind.TIMESTAMPS, [t.shifted(start_ms, scale).to_dict() for t in stamps]
+                    )
             emit(
-                SENTENCE,
+                EventKind.SENTENCE,
                 {
                     "segment": seg_index,
                     "sentence": sent_index,
@@ -302,7 +302,7 @@ def render(
     out.flush()
     stats.bytes = out.total
     emit(
-        DONE,
+        EventKind.DONE,
         {
             "samples": stats.samples,
             "sample_rate": in_rate,

@@ -15,8 +15,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
-from orate.runtime.render import AUDIO
-from orate.runtime.worker import END
+from orate.runtime.events import EventKind
 
 
 class PacedStream:
@@ -24,7 +23,7 @@ class PacedStream:
 
     def __init__(self, job_id: int, limit: int = 256 * 1024) -> None:
         self.id = job_id
-        self._queue: deque[tuple[int, Any]] = deque()
+        self._queue: deque[tuple[EventKind, Any]] = deque()
         self._wake = asyncio.Event()
         self.limit = limit
         self.buffered = 0  # bytes of audio queued here, not yet taken by the consumer
@@ -44,27 +43,27 @@ class PacedStream:
 
     # -- shared ----------------------------------------------------------------------
 
-    def _push(self, kind: int, payload: Any) -> None:
-        if self.cancelled and kind != END:
+    def _push(self, kind: EventKind, payload: Any) -> None:
+        if self.cancelled and kind is not EventKind.END:
             return  # nobody will read it: drop, so a cancelled job holds no memory
         self._queue.append((kind, payload))
-        if kind == AUDIO:
+        if kind is EventKind.AUDIO:
             self.buffered += len(payload)
             if self.buffered >= self.limit:
                 self._hold()
         self._wake.set()
 
-    async def __aiter__(self) -> AsyncIterator[tuple[int, Any]]:
+    async def __aiter__(self) -> AsyncIterator[tuple[EventKind, Any]]:
         while True:
             while not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
             kind, payload = self._queue.popleft()
-            if kind == AUDIO:
+            if kind is EventKind.AUDIO:
                 self.buffered -= len(payload)
                 if self.buffered < self.limit:
                     self._release()
-            if kind == END:
+            if kind is EventKind.END:
                 self.finished = True
                 return
             yield kind, payload
@@ -74,7 +73,7 @@ class PacedStream:
         if self.finished or self.cancelled:
             return
         self.cancelled = True
-        self._queue = deque(m for m in self._queue if m[0] == END)
+        self._queue = deque(m for m in self._queue if m[0] is EventKind.END)
         self.buffered = 0
         self._stop()
         self._release()  # a held producer must run on to see the stop and send END

@@ -44,17 +44,20 @@ from wyoming.tts import (
 )
 
 from orate.config import Settings
+from orate.library.keys import KeyInfo
 from orate.library.tables import LOCAL_OWNER
 from orate.runtime.pool import EngineBusy, PoolClosed
-from orate.speech.pipeline import (
+from orate.speech.limits import KeyLimits
+from orate.speech.metrics import Metrics
+from orate.speech.service import SpeechService
+from orate.speech.textstream import TextStream
+from orate.speech.types import (
     Context,
     SpeechError,
     SpeechRequest,
     SynthesisFailed,
     Utterance,
 )
-from orate.speech.service import SpeechService
-from orate.speech.textstream import TextStream
 from orate.wyoming.voices import VoiceTable, WyomingVoice
 
 log = logging.getLogger("orate.wyoming")
@@ -123,7 +126,7 @@ class _Stream:
     """One open ``synthesize-start`` … ``synthesize-stop`` session."""
 
     voice: WyomingVoice
-    key: Any
+    key: KeyInfo | None
     session: TextStream[None]
     started: float = field(default_factory=time.perf_counter)
     audio_started: bool = False
@@ -139,8 +142,8 @@ class WyomingService:
         self,
         settings: Settings,
         speech_service: SpeechService,
-        metrics: Any = None,
-        limits: Any = None,
+        metrics: Metrics | None = None,
+        limits: KeyLimits | None = None,
     ) -> None:
         if not settings.wyoming_uri:
             raise ValueError("no Wyoming URI configured")
@@ -208,7 +211,7 @@ class WyomingService:
             self._rates[voice.model] = self.speech_service.engine(engine).sample_rate
         return self._rates[voice.model]
 
-    async def key(self) -> Any:
+    async def key(self) -> KeyInfo | None:
         """The key this listener acts for (``ORATE_WYOMING_KEY``), fresh within seconds."""
         ref = self.settings.wyoming_key
         if not ref:
@@ -224,7 +227,7 @@ class WyomingService:
             )
         return key
 
-    def context(self, key: Any) -> Context:
+    def context(self, key: KeyInfo | None) -> Context:
         quota = None
         if key is not None and key.quota_chars is not None:
             quota = max(key.quota_chars - key.used_chars, 0)
@@ -235,7 +238,7 @@ class WyomingService:
             quota_left=quota,
         )
 
-    async def enter(self, key: Any) -> None:
+    async def enter(self, key: KeyInfo | None) -> None:
         """Count a request in against its key's limits, service-wide when replicas share
         a database (the same KeyLimits as HTTP)."""
         if self.limits is None:
@@ -245,7 +248,7 @@ class WyomingService:
         except SpeechError as exc:
             raise BadRequest(exc.message, exc.code, exc.status) from None
 
-    async def leave(self, key: Any) -> None:
+    async def leave(self, key: KeyInfo | None) -> None:
         if self.limits is not None:
             await self.limits.release(key)
 
