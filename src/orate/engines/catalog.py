@@ -612,33 +612,13 @@ class Catalog:
             raise UnknownVoice("voice is empty; name a voice such as 'alloy', 'onyx' or 'heart'")
         lowered = ELEVENLABS_VOICE_IDS.get(name, name.lower())
         palette = {v.id for v in engine.voices()}
-        found = None
-        if lowered in palette:
-            found = VoiceParams(engine=NATURAL_ENGINE, voice=lowered)
-        elif model.aliases_openai_voices and lowered in OPENAI_NATURAL:
-            found = OPENAI_NATURAL[lowered]
-        elif lowered in ELEVENLABS_NATURAL:
-            found = ELEVENLABS_NATURAL[lowered]
-        elif " ".join(lowered.split()) in HUME_NATURAL:
-            found = HUME_NATURAL[" ".join(lowered.split())]
-        if found is not None and found.voice not in palette:  # its base is not installed
-            gender = next(v.gender for v in PALETTE if v.id == found.voice)
-            pool = [v for v in PALETTE if v.gender == gender and v.id in palette]
-            found = replace(found, voice=spread(lowered, pool).id) if pool else None
+        found = _vendor_natural(model, lowered, palette)
         if found is not None:
             return engine.check_voice(found)
         if _KOKORO.match(lowered):
-            for local in self.registry.models():  # a real Kokoro voice of that name
-                if local.kind == "kokoro":
-                    kokoro = self.registry.engine(local.id)
-                    if any(v.id == lowered for v in kokoro.voices()):
-                        return kokoro.check_voice(VoiceParams(engine=local.id, voice=lowered))
-            english = natural_kokoro_name(lowered, palette)
-            if english is not None:
-                return engine.check_voice(english)
-            other = kokoro_voice(lowered)  # another language: espeak's voice for it
-            if other is not None:
-                return self.registry.engine("espeak").check_voice(other)
+            kokoro = self._kokoro_natural(engine, lowered, palette)
+            if kokoro is not None:
+                return kokoro
         try:
             return self.registry.engine("espeak").check_voice(
                 VoiceParams(engine="espeak", voice=name)
@@ -652,6 +632,24 @@ class Catalog:
                 + "; or an espeak-ng voice by language code for other languages (fr-fr, "
                 "de, es) — GET /v1/audio/voices lists them"
             ) from None
+
+    def _kokoro_natural(
+        self, engine: Engine, lowered: str, palette: set[str]
+    ) -> VoiceParams | None:
+        """A Kokoro-style name on the natural model: the real Kokoro voice when a model
+        has it, else a palette voice like it (English), else espeak's for its language."""
+        for local in self.registry.models():  # a real Kokoro voice of that name
+            if local.kind == "kokoro":
+                kokoro = self.registry.engine(local.id)
+                if any(v.id == lowered for v in kokoro.voices()):
+                    return kokoro.check_voice(VoiceParams(engine=local.id, voice=lowered))
+        english = natural_kokoro_name(lowered, palette)
+        if english is not None:
+            return engine.check_voice(english)
+        other = kokoro_voice(lowered)  # another language: espeak's voice for it
+        if other is not None:
+            return self.registry.engine("espeak").check_voice(other)
+        return None
 
     def voices(self, model: Model) -> list[VoiceInfo]:
         return self.registry.engine(model.engine).voices()
@@ -716,3 +714,22 @@ def model_voice_names(catalog: Catalog, model: Model) -> list[str]:
         kokoro = sorted(set(OPENAI_TO_KOKORO.values()))
         names = kokoro + [n for n in names if n not in kokoro and n not in OPENAI_VOICES]
     return names
+
+
+def _vendor_natural(model: Model, lowered: str, palette: set[str]) -> VoiceParams | None:
+    """A palette voice by its own id or a vendor's name for one (OpenAI on OpenAI ids,
+    ElevenLabs, Hume); one of the same gender when its base engine is not installed."""
+    found = None
+    if lowered in palette:
+        found = VoiceParams(engine=NATURAL_ENGINE, voice=lowered)
+    elif model.aliases_openai_voices and lowered in OPENAI_NATURAL:
+        found = OPENAI_NATURAL[lowered]
+    elif lowered in ELEVENLABS_NATURAL:
+        found = ELEVENLABS_NATURAL[lowered]
+    elif " ".join(lowered.split()) in HUME_NATURAL:
+        found = HUME_NATURAL[" ".join(lowered.split())]
+    if found is not None and found.voice not in palette:  # its base is not installed
+        gender = next(v.gender for v in PALETTE if v.id == found.voice)
+        pool = [v for v in PALETTE if v.gender == gender and v.id in palette]
+        found = replace(found, voice=spread(lowered, pool).id) if pool else None
+    return found

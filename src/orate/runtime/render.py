@@ -251,16 +251,8 @@ def render(
                 stats.cancelled = True
                 return stats
             last = sent_index == len(segment.sentences) - 1
-            if stretch is not None and last:
-                tail = stretch(None)
-                if resample is not None:
-                    tail = resample(tail).astype(np.int16, copy=False)
-                stats.samples += len(tail)
-                feeder.add(tail)
-            if resample is not None and last:
-                tail = resample(None).astype(np.int16, copy=False)
-                stats.samples += len(tail)
-                feeder.add(tail)
+            if last:
+                _tails(stretch, resample, stats, feeder)
             speech_end = stats.samples
             if last and segment.trailing_silence > 0:  # part of this utterance's last snippet
                 _silence(segment.trailing_silence, in_rate, stats, feeder)
@@ -312,6 +304,26 @@ def render(
         },
     )
     return stats
+
+
+def _tails(
+    stretch: TimeStretch | None,
+    resample: Resampler | None,
+    stats: RenderStats,
+    feeder: _Feeder,
+) -> None:
+    """The audio a segment's time-stretcher and resampler still hold, after its last
+    sentence (the stretcher's tail goes through the resampler too)."""
+    if stretch is not None:
+        tail = stretch(None)
+        if resample is not None:
+            tail = resample(tail).astype(np.int16, copy=False)
+        stats.samples += len(tail)
+        feeder.add(tail)
+    if resample is not None:
+        tail = resample(None).astype(np.int16, copy=False)
+        stats.samples += len(tail)
+        feeder.add(tail)
 
 
 def _silence(seconds: float, rate: int, stats: RenderStats, feeder: _Feeder) -> None:
