@@ -23,9 +23,9 @@ from orate.speech.metrics import Metrics
 from orate.speech.types import Context, EventStream, Plan, SpeechError, SpeechEvent
 
 if TYPE_CHECKING:
-    from orate.library.generations import PendingRecord
     from orate.library.keys import Reservation
     from orate.library.library import Library
+    from orate.library.writer import PendingRecord
 
 
 class Recorder:

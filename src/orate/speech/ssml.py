@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from orate.speech.spoken import Spoken, SpokenBuilder
+from orate.speech.text import TextError, split_sentences
 
 SSML_MAX_CHARS = 100_000
 SSML_MAX_DEPTH = 32
@@ -281,6 +282,14 @@ def _date_words(raw: str, fmt: str) -> str | None:
     return N._date_words(values.get("y"), values.get("m", 1), values.get("d", 1)) or None
 
 
+def check_ssml(text: str) -> None:
+    """Refuse (``TextError``) SSML the parser refuses (DTDs, entities, depth, breaks)."""
+    try:
+        parse_ssml(text)
+    except SsmlError as exc:
+        raise TextError(str(exc), exc.code) from None
+
+
 def parse_ssml(text: str, lang: str = "en") -> list[Item]:
     """The items of an SSML document, in order; raises ``SsmlError`` naming the place."""
     _check_xml(text)
@@ -507,8 +516,6 @@ def ssml_runs(
     normalized in the style's language unless ``normalize`` is off; ``lexicon`` (when
     given) adds a text piece with the caller's pronunciations applied.
     """
-    from orate.speech.text import split_sentences
-
     runs: list[Run] = []
     builder = SpokenBuilder(alphabet, check)
 

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,7 @@ from wyoming.tts import (
 from orate.config import Settings
 from orate.library.keys import KeyInfo
 from orate.library.tables import LOCAL_OWNER
+from orate.runtime.events import EventKind
 from orate.runtime.pool import EngineBusy, PoolClosed
 from orate.speech.limits import KeyLimits
 from orate.speech.metrics import Metrics
@@ -53,6 +55,7 @@ from orate.speech.service import SpeechService
 from orate.speech.textstream import TextStream
 from orate.speech.types import (
     Context,
+    EventStream,
     SpeechError,
     SpeechRequest,
     SynthesisFailed,
@@ -252,6 +255,66 @@ class WyomingService:
         if self.limits is not None:
             await self.limits.release(key)
 
+    def refusal(self, address: str | None) -> str | None:
+        """Why a new connection is refused (the listener's or one address's limit)."""
+        settings = self.settings
+        if len(self.connections) >= settings.wyoming_max_connections:
+            return (
+                f"this server accepts {settings.wyoming_max_connections} Wyoming "
+                "connections at once (wyoming_max_connections)"
+            )
+        if (
+            address is not None
+            and self.by_address.get(address, 0) >= settings.wyoming_max_connections_per_address
+        ):
+            return (
+                f"this server accepts {settings.wyoming_max_connections_per_address} "
+                "Wyoming connections at once from one address "
+                "(wyoming_max_connections_per_address)"
+            )
+        return None
+
+    def joined(self, handler: OrateHandler, address: str | None) -> None:
+        self.connections.add(handler)
+        if address is not None:
+            self.by_address[address] = self.by_address.get(address, 0) + 1
+
+    def left(self, handler: OrateHandler, address: str | None) -> None:
+        self.connections.discard(handler)
+        if address is not None:
+            left = self.by_address.get(address, 1) - 1
+            if left > 0:
+                self.by_address[address] = left
+            else:
+                self.by_address.pop(address, None)
+
+    def voice(self, data: dict[str, Any]) -> WyomingVoice:
+        """The voice an event's ``voice`` object names (name, language, speaker)."""
+        voice = data.get("voice")
+        if voice is None:
+            voice = {}
+        if not isinstance(voice, dict):
+            raise BadRequest("voice must be an object {name, language, speaker}", "malformed_event")
+        fields = {k: voice.get(k) for k in ("name", "language", "speaker")}
+        for k, v in fields.items():
+            if v is not None and not isinstance(v, str):
+                raise BadRequest(f"voice.{k} must be a string", "malformed_event")
+        try:
+            return self.table.find(fields["name"], fields["language"], fields["speaker"])
+        except LookupError as exc:
+            code = "unknown_voice" if fields["name"] else "unknown_language"
+            raise BadRequest(str(exc), code) from None
+
+    def request(self, text: str, voice: WyomingVoice) -> SpeechRequest:
+        """One text in a voice, as raw PCM at the voice's rate."""
+        return SpeechRequest(
+            model=voice.model,
+            utterances=[Utterance(text, voice.voice)],
+            format="pcm",
+            sample_rate=self.rate(voice),
+            max_chars=self.speech_service.settings.max_request_chars,
+        )
+
     def observe(self, status: int, started: float, first: float | None) -> None:
         if self.metrics is not None:
             self.metrics.request("wyoming", status, time.perf_counter() - started, first)
@@ -278,21 +341,7 @@ class OrateHandler(AsyncEventHandler):
         service = self.service
         settings = self.settings
         address = _address(self.writer)
-        refusal = None
-        if len(service.connections) >= settings.wyoming_max_connections:
-            refusal = (
-                f"this server accepts {settings.wyoming_max_connections} Wyoming "
-                "connections at once (wyoming_max_connections)"
-            )
-        elif (
-            address is not None
-            and service.by_address.get(address, 0) >= settings.wyoming_max_connections_per_address
-        ):
-            refusal = (
-                f"this server accepts {settings.wyoming_max_connections_per_address} "
-                "Wyoming connections at once from one address "
-                "(wyoming_max_connections_per_address)"
-            )
+        refusal = service.refusal(address)
         if refusal is not None:
             with contextlib.suppress(Exception):
                 await self.write_event(
@@ -304,9 +353,7 @@ class OrateHandler(AsyncEventHandler):
                 await self._drain_before_close()
             self.abort(graceful=True)
             return
-        service.connections.add(self)
-        if address is not None:
-            service.by_address[address] = service.by_address.get(address, 0) + 1
+        service.joined(self, address)
         self._is_running = True
         # a new connection has the event deadline to send its first event (a slowloris
         # that connects and waits holds no slot for long); later, the idle timeout
@@ -353,13 +400,7 @@ class OrateHandler(AsyncEventHandler):
         except Exception:
             log.exception("Wyoming connection failed")
         finally:
-            service.connections.discard(self)
-            if address is not None:
-                left = service.by_address.get(address, 1) - 1
-                if left > 0:
-                    service.by_address[address] = left
-                else:
-                    service.by_address.pop(address, None)
+            service.left(self, address)
             await self.disconnect()
             self.abort(graceful=True)
 
@@ -448,31 +489,6 @@ class OrateHandler(AsyncEventHandler):
                 return False
         return not self._gone
 
-    def _voice(self, data: dict[str, Any]) -> WyomingVoice:
-        voice = data.get("voice")
-        if voice is None:
-            voice = {}
-        if not isinstance(voice, dict):
-            raise BadRequest("voice must be an object {name, language, speaker}", "malformed_event")
-        fields = {k: voice.get(k) for k in ("name", "language", "speaker")}
-        for k, v in fields.items():
-            if v is not None and not isinstance(v, str):
-                raise BadRequest(f"voice.{k} must be a string", "malformed_event")
-        try:
-            return self.service.table.find(fields["name"], fields["language"], fields["speaker"])
-        except LookupError as exc:
-            code = "unknown_voice" if fields["name"] else "unknown_language"
-            raise BadRequest(str(exc), code) from None
-
-    def _request(self, text: str, voice: WyomingVoice) -> SpeechRequest:
-        return SpeechRequest(
-            model=voice.model,
-            utterances=[Utterance(text, voice.voice)],
-            format="pcm",
-            sample_rate=self.service.rate(voice),
-            max_chars=self.service.speech_service.settings.max_request_chars,
-        )
-
     async def _synthesize(self, data: dict[str, Any]) -> None:
         """One-shot: audio-start, audio-chunks as the engine makes them, audio-stop."""
         started = time.perf_counter()
@@ -483,7 +499,7 @@ class OrateHandler(AsyncEventHandler):
                 raise BadRequest("synthesize needs text (a string)", "malformed_event")
             if data.get("text_format") == "ssml" and not text.lstrip().startswith("<speak"):
                 text = f"<speak>{text}</speak>"  # the speech_service knows SSML by its root
-            voice = self._voice(data)
+            voice = self.service.voice(data)
             key = await self.service.key()
             await self.service.enter(key)
             entered = True
@@ -506,36 +522,16 @@ class OrateHandler(AsyncEventHandler):
         """Synthesize one text and send its PCM; returns when the first chunk left.
         ``audio-start`` goes first unless the stream this text belongs to sent it."""
         speech_service = self.service.speech_service
-        first: float | None = None
-        try:
-            plan = await speech_service.plan(self._request(text, voice), ctx)
+        with _as_bad_request():
+            plan = await speech_service.plan(self.service.request(text, voice), ctx)
             speech = await speech_service.speak(plan)
             rate = plan.sample_rate
             if stream is None or not stream.audio_started:
                 await self.write_event(AudioStart(rate, WIDTH, CHANNELS).event())
                 if stream is not None:
                     stream.audio_started = True
-            step = rate * WIDTH  # at most a second of audio per event
             async with contextlib.aclosing(speech.events) as events:
-                async for event in events:
-                    if event.kind != "audio" or not event.audio:
-                        continue
-                    audio = event.audio
-                    for at in range(0, len(audio), step):
-                        await self.write_event(
-                            AudioChunk(rate, WIDTH, CHANNELS, audio[at : at + step]).event()
-                        )
-                        if first is None:
-                            first = time.perf_counter()
-        except SpeechError as exc:
-            raise BadRequest(exc.message, exc.code, exc.status) from None
-        except (EngineBusy, PoolClosed) as exc:
-            raise BadRequest(
-                f"the engines are busy ({exc}); retry in a moment", "busy", 503
-            ) from None
-        except SynthesisFailed as exc:
-            raise BadRequest(f"synthesis failed: {exc}", "synthesis_failed", 500) from None
-        return first
+                return await _send_audio(self.write_event, events, rate)
 
     # -- streaming text in ---------------------------------------------------
 
@@ -545,7 +541,7 @@ class OrateHandler(AsyncEventHandler):
                 "a synthesis stream is already open; send synthesize-stop first", "stream_open"
             )
         try:
-            voice = self._voice(data)
+            voice = self.service.voice(data)
             key = await self.service.key()
             await self.service.enter(key)
         except BadRequest:
@@ -616,6 +612,37 @@ class OrateHandler(AsyncEventHandler):
             return
         if stream.first_audio is None:
             stream.first_audio = first
+
+
+@contextlib.contextmanager
+def _as_bad_request() -> Iterator[None]:
+    """The speech layer's refusals and failures as Wyoming errors (code and status)."""
+    try:
+        yield
+    except SpeechError as exc:
+        raise BadRequest(exc.message, exc.code, exc.status) from None
+    except (EngineBusy, PoolClosed) as exc:
+        raise BadRequest(f"the engines are busy ({exc}); retry in a moment", "busy", 503) from None
+    except SynthesisFailed as exc:
+        raise BadRequest(f"synthesis failed: {exc}", "synthesis_failed", 500) from None
+
+
+async def _send_audio(
+    write_event: Callable[[Event], Awaitable[None]], events: EventStream, rate: int
+) -> float | None:
+    """A speech's PCM as audio-chunk events of at most a second each; returns when the
+    first chunk left (``None``: no audio)."""
+    first: float | None = None
+    step = rate * WIDTH
+    async for event in events:
+        if event.kind != EventKind.AUDIO or not event.audio:
+            continue
+        audio = event.audio
+        for at in range(0, len(audio), step):
+            await write_event(AudioChunk(rate, WIDTH, CHANNELS, audio[at : at + step]).event())
+            if first is None:
+                first = time.perf_counter()
+    return first
 
 
 def _host_port(uri: str) -> tuple[str, int]:
