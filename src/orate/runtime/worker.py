@@ -201,13 +201,15 @@ def worker_main(
         # intra-op threads this job's model runs may use: the cores the pool saw idle
         set_thread_budget(message[2] if len(message) > 2 else 1)
         cancelled = False
+
+        def emit(kind: EventKind, payload: Any, _id: int = job_id) -> None:
+            send(_id, kind, payload)
+
+        def stopped(_id: int = job_id) -> bool:
+            return bool(cancel.value == _id)
+
         try:
-            stats = render(
-                job_check(job),
-                registry.engine,
-                lambda kind, payload, _id=job_id: send(_id, kind, payload),
-                lambda _id=job_id: cancel.value == _id,
-            )
+            stats = render(job_check(job), registry.engine, emit, stopped)
             cancelled = stats.cancelled
         except Exception as exc:  # report, then keep serving: one bad job must not kill us
             send(
