@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -82,11 +82,12 @@ class Recorder:
         plan: Plan,
         events: EventStream,
         status: str,
-        cache_write: asyncio.Task[object] | None = None,
+        cache_write: Callable[[], asyncio.Task[object] | None] = lambda: None,
     ) -> AsyncGenerator[SpeechEvent, None]:
         """Pass events through (timestamps cut to what was asked); once the caller has
         had them all, settle the quota, count the metrics and record the generation.
-        ``cache_write``: the delivery's write of this plan's cache entry, if any."""
+        ``cache_write``: the delivery's write of this plan's cache entry in progress, if
+        any, asked once the events are all out (the write starts when the synthesis ends)."""
         seen: list[SpeechEvent] = []
         reservation = plan.reservation
         asked = plan.request.timestamps
@@ -112,7 +113,7 @@ class Recorder:
                 await events.aclose()
         if reservation is not None:
             self._settle(reservation, plan.characters)
-        await self._finish(gen_id, plan, seen, status, cache_write)
+        await self._finish(gen_id, plan, seen, status, cache_write())
 
     async def _finish(
         self,

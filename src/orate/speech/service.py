@@ -27,7 +27,6 @@ from orate.speech.textstream import TextStream
 from orate.speech.types import Context, Plan, Speech, SpeechError, SpeechEvent, SpeechRequest
 
 if TYPE_CHECKING:
-    from orate.library.keys import Reservation
     from orate.library.library import Library
     from orate.library.tables import Job, Voice
     from orate.speech.job_runner import JobRunner
@@ -114,14 +113,9 @@ class SpeechService:
             plan,
             delivered.events,
             delivered.cache,
-            self.delivery.cache_write(plan.cache_key),
+            lambda: self.delivery.cache_write(plan.cache_key),
         )
         return Speech(gen_id, plan, delivered.cache, events)
-
-    async def reserve(self, ctx: Context, characters: int) -> Reservation | None:
-        """Charge one piece of a streaming input to the caller's quota (429 when it does
-        not fit); the text-stream sessions call this per piece."""
-        return await self.recorder.reserve(ctx, characters)
 
     async def resolve_voice(
         self, model: Model, voice: str | VoiceParams, owner: str, provider: str = "any"
