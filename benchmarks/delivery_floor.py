@@ -63,7 +63,7 @@ def wav_of(text: str) -> bytes:
     """The WAV orate would send for ``text``: the raw engine's PCM, sentence by sentence."""
     from orate.audio.encoder import wav_header
     from orate.speech.text import split_sentences
-    from run import load_engine
+    from raw_engine import load_engine
 
     engine, params = load_engine()
     pcm: list[bytes] = []
@@ -139,7 +139,7 @@ def floor_cells(seconds: float, script: Path) -> dict[str, tuple[float, ...]]:
 
 
 def raw_cpu_ms() -> dict[str, float]:
-    from run import load_engine, synthesize
+    from raw_engine import load_engine, synthesize
 
     engine, params = load_engine()
     out = {}

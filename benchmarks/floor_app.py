@@ -33,9 +33,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from orate.engines.base import VoiceParams
+from orate.runtime.events import EventKind
 from orate.runtime.pool import EnginePool
-from orate.runtime.render import AUDIO, ERROR, RenderJob, Segment
-from orate.runtime.worker import END
+from orate.runtime.render import RenderJob, Segment
 
 
 class Speech(BaseModel):
@@ -97,12 +97,12 @@ async def speech(req: Speech) -> StreamingResponse:
     async def body() -> AsyncIterator[bytes]:
         size = 0
         async for kind, payload in stream:
-            if kind == AUDIO:
+            if kind is EventKind.AUDIO:
                 size += len(payload)
                 yield payload
-            elif kind == ERROR:
+            elif kind is EventKind.ERROR:
                 raise RuntimeError(payload)
-            elif kind == END:
+            elif kind is EventKind.END:
                 break
         await asyncio.to_thread(
             _history, (uuid.uuid4().hex, req.input, req.voice, size, time.time())

@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO / "src"))
 from orate.config import Settings  # noqa: E402
 from orate.services import build_services  # noqa: E402
 from orate.speech.normalize import normalize_text  # noqa: E402
-from orate.speech.pipeline import Pipeline  # noqa: E402
+from orate.speech.service import SpeechService  # noqa: E402
 from orate.speech.types import SpeechRequest, Utterance  # noqa: E402
 
 PROSE = (
@@ -226,7 +226,7 @@ class Listener:
 
 
 def render(
-    pipeline: Pipeline, model: str, voice: str, text: str
+    speech: SpeechService, model: str, voice: str, text: str
 ) -> tuple[np.ndarray, int, list[dict[str, Any]]]:
     req = SpeechRequest(
         model=model,
@@ -235,7 +235,7 @@ def render(
         timestamps=frozenset({"word"}),
         framing=None,
     )
-    plan = asyncio.run(pipeline.plan(req))
+    plan = asyncio.run(speech.plan(req))
     audio = io.BytesIO()
     stamps: list[dict[str, Any]] = []
 
@@ -245,13 +245,13 @@ def render(
         elif event.kind == "timestamps":
             stamps.extend(t.to_dict() for t in event.timestamps if t.type == "word")
 
-    pipeline.render_local(plan, on_event)
+    speech.render_local(plan, on_event)
     return np.frombuffer(audio.getvalue(), "<i2"), plan.sample_rate, stamps
 
 
 def spans() -> tuple[list[str], dict[str, tuple[float, float]]]:
     settings = Settings()
-    pipeline = Pipeline(settings, build_services(settings).catalog, pool=None)
+    speech = SpeechService(settings, build_services(settings).catalog, None)
     listener = Listener()
     rows = [
         "| engine | words | span holds its word | mean boundary error (ms) "
@@ -265,7 +265,7 @@ def spans() -> tuple[list[str], dict[str, tuple[float, float]]]:
         offsets: list[float] = []
         misses: list[str] = []
         for text, phrases in SENTENCES:
-            pcm, rate, stamps = render(pipeline, model, voice, text)
+            pcm, rate, stamps = render(speech, model, voice, text)
             audio16 = listener.to16k(pcm, rate)
             if len(stamps) != len(phrases):
                 misses.append(f"{text!r}: {len(stamps)} spans for {len(phrases)} words")

@@ -46,8 +46,9 @@ def main() -> int:
 
     from orate.engines.base import VoiceParams
     from orate.engines.registry import EngineRegistry
+    from orate.runtime.events import EventKind
     from orate.runtime.pool import _grow_pipe
-    from orate.runtime.render import AUDIO, RenderJob, Segment, render
+    from orate.runtime.render import RenderJob, Segment, render
     from orate.runtime.worker import HEADER, _send_frame, tune_malloc
     from orate.speech.text import split_sentences
 
@@ -62,9 +63,9 @@ def main() -> int:
     drain = subprocess.Popen(["cat"], stdin=read_end, stdout=subprocess.DEVNULL)
     os.close(read_end)
 
-    def frame(kind: int, payload: object) -> None:
-        body = payload if kind == AUDIO else json.dumps(payload).encode()
-        _send_frame(pipe, HEADER.pack(len(body), 1, kind), body)  # type: ignore[arg-type]
+    def frame(kind: EventKind, payload: object) -> None:
+        body = payload if kind is EventKind.AUDIO else json.dumps(payload).encode()
+        _send_frame(pipe, HEADER.pack(len(body), 1, kind.code), body)
 
     rows: dict[str, dict[str, float]] = {}
     for label, text in TEXTS.items():

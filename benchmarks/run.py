@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import multiprocessing as mp
 import os
 import platform
 import shlex
@@ -81,6 +80,7 @@ from harness import (
 )
 from hume_section import render_hume, run_hume
 from library_section import render_library, run_library
+from raw_engine import ENGINE_VARIANT, ENGINE_VOICE, RawPair, load_engine, run_for, synthesize
 from security_section import render_security, run_security
 from voices_section import render_voices, run_voices
 from wyoming_section import render_wyoming, run_wyoming
@@ -99,7 +99,6 @@ SECTIONS = (
 FORMATS = ("wav", "mp3")
 CONCURRENCY = (1, 4, 16)
 PEER_CONCURRENCY = 4
-ENGINE_VOICE, ENGINE_VARIANT = "en-us", "f2"  # what API_VOICE ("alloy") means
 PEER_ESPEAK = ["espeak-ng", "-v", f"{ENGINE_VOICE}+{ENGINE_VARIANT}", "--stdout"]
 PEER_FFMPEG = {
     "wav": ["ffmpeg", "-loglevel", "error", "-i", "-", "-f", "wav", "-"],
@@ -197,37 +196,7 @@ class Results:
 _t0 = time.perf_counter()
 
 
-def run_for(seconds: float, min_count: int, step: Callable[[], Any]) -> int:
-    """Call ``step`` until ``seconds`` passed and it ran ``min_count`` times."""
-    deadline = time.perf_counter() + seconds
-    count = 0
-    while time.perf_counter() < deadline or count < min_count:
-        step()
-        count += 1
-    return count
-
-
 # -- (a) raw engine -------------------------------------------------------------------
-
-
-def load_engine() -> tuple[Any, Any]:
-    """The engine and voice the server uses for "alloy", loaded into this process."""
-    from orate.engines.base import VoiceParams
-    from orate.engines.registry import EngineRegistry
-
-    engine = EngineRegistry().engine("espeak")
-    params = engine.check_voice(VoiceParams(voice=ENGINE_VOICE, variant=ENGINE_VARIANT))
-    return engine, params
-
-
-def synthesize(engine: Any, params: Any, text: str) -> int:
-    """Synthesize ``text`` one sentence per call, as the server does; return samples."""
-    from orate.speech.text import split_sentences
-
-    samples = 0
-    for start, end in split_sentences(text):
-        samples += engine.synthesize(text[start:end], params, 1.0, lambda pcm, events: True).samples
-    return samples
 
 
 def measure_raw_single(text: str, budget: Budget) -> tuple[float, float, float]:
@@ -249,62 +218,6 @@ def measure_raw_single(text: str, budget: Budget) -> tuple[float, float, float]:
     cpu = time.process_time() - cpu_start
     seconds = audio / engine.sample_rate
     return statistics.median(walls), seconds, seconds * count / cpu
-
-
-def _pair_worker(commands: Any, barrier: Any, results: Any) -> None:
-    """One engine process of the pair: load the engine once, then time on command.
-
-    Each command is (text, seconds); the barrier starts both processes' clocks
-    together so neither runs alone. ``None`` ends the process.
-    """
-    engine, params = load_engine()
-    while (job := commands.get()) is not None:
-        text, seconds = job
-        synthesize(engine, params, text)  # warm for this text
-        barrier.wait()
-        start = time.perf_counter()
-        count = run_for(seconds, 1, lambda t=text: synthesize(engine, params, t))
-        results.put((count, time.perf_counter() - start))
-
-
-class RawPair:
-    """The raw engine in two processes at once: the ceiling for a two-worker server.
-
-    The processes are spawned (like the server's workers) once and kept for the
-    whole run, so the rate can be sampled again next to the server's cells
-    without paying a second of start-up each time; idle, they use no CPU.
-    """
-
-    def __init__(self) -> None:
-        ctx = mp.get_context("spawn")
-        self._barrier = ctx.Barrier(WORKERS + 1)
-        self._results = ctx.Queue()
-        self._commands = [ctx.Queue() for _ in range(WORKERS)]
-        self._procs = [
-            ctx.Process(target=_pair_worker, args=(q, self._barrier, self._results), daemon=True)
-            for q in self._commands
-        ]
-
-    def __enter__(self) -> RawPair:
-        for p in self._procs:
-            p.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for q in self._commands:
-            q.put(None)
-        for p in self._procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
-
-    def rate(self, text: str, seconds: float) -> float:
-        """Requests/s of both processes together, synthesizing ``text`` for ``seconds``."""
-        for q in self._commands:
-            q.put((text, seconds))
-        self._barrier.wait(timeout=120)
-        runs = [self._results.get(timeout=seconds + 120) for _ in self._procs]
-        return sum(count / elapsed for count, elapsed in runs)
 
 
 def bench_raw(budget: Budget, pair: RawPair, results: Results) -> None:
@@ -907,7 +820,7 @@ def main(argv: list[str] | None = None) -> int:
                 voices = run_voices(runner, args.quick, extra_env, results.notes)
             more += render_voices(voices)
         if "throughput" in sections:
-            from throughput import run_throughput
+            from throughput import run_throughput  # its own section: loaded only when asked
 
             more += [run_throughput(args.quick), ""]
     except BenchmarkError as exc:

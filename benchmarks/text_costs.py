@@ -23,7 +23,8 @@ from orate.catalog.models import Catalog
 from orate.config import Settings
 from orate.speech.lexicon import Lexicon, rule_from
 from orate.speech.normalize import normalize_text
-from orate.speech.pipeline import Pipeline, _spoken
+from orate.speech.planning import spoken_of
+from orate.speech.service import SpeechService
 from orate.speech.text import split_sentences
 from orate.speech.types import SpeechRequest, Utterance
 
@@ -73,7 +74,7 @@ def best_of(fn, n: int = 5) -> float:  # type: ignore[no-untyped-def]
 def text_layer(text: str) -> None:
     """What the pipeline does to a plain utterance: split, then lexicon + normalize."""
     for s, e in split_sentences(text):
-        _spoken(text, s, e, "en-us", LEXICON, "espeak")
+        spoken_of(text, s, e, "en-us", LEXICON, "espeak")
 
 
 def main() -> None:
@@ -112,7 +113,7 @@ def main() -> None:
 def share() -> str:
     """Latency of a short request (plan + render to wav) with normalization on and off."""
     settings = Settings()
-    pipeline = Pipeline(settings, Catalog.from_settings(settings), pool=None)
+    speech = SpeechService(settings, Catalog.from_settings(settings), None)
 
     def once(normalize: bool) -> tuple[float, float]:
         req = SpeechRequest(
@@ -122,9 +123,9 @@ def share() -> str:
             normalize=normalize,
         )
         start = time.perf_counter()
-        plan = asyncio.run(pipeline.plan(req))
+        plan = asyncio.run(speech.plan(req))
         planned = time.perf_counter()
-        pipeline.render_local(plan, lambda _e: None)
+        speech.render_local(plan, lambda _e: None)
         return planned - start, time.perf_counter() - start
 
     once(True), once(False)  # warm up

@@ -381,7 +381,7 @@ def bench_peer(seconds: float, script: Path) -> ServerResult:
 
 
 def bench_raw_single(raw: RawResult, seconds: float) -> None:
-    from run import load_engine, synthesize
+    from raw_engine import load_engine, synthesize
 
     engine, params = load_engine()
     for label, text in TEXTS.items():
@@ -410,7 +410,7 @@ def bench_raw_pair(pair: Any, raw: RawResult, seconds: float) -> None:
 
 
 def one_run(seconds: float, script: Path) -> RunResult:
-    from run import RawPair
+    from raw_engine import RawPair
 
     raw = RawResult()
     load0 = os.getloadavg()

@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from orate.engines.base import VoiceParams
+from orate.runtime.events import EventKind
 from orate.runtime.pool import EnginePool
-from orate.runtime.render import AUDIO, DONE, ERROR, RenderJob, Segment
+from orate.runtime.render import RenderJob, Segment
 from orate.speech.text import split_sentences
 
 from .conftest import Server, decode, duration
@@ -119,22 +120,22 @@ def test_killed_worker_fails_only_its_job_and_is_replaced() -> None:
             kinds, errors, chunks = [], [], 0
             async for kind, payload in victim:
                 kinds.append(kind)
-                if kind == AUDIO:
+                if kind is EventKind.AUDIO:
                     chunks += 1
                     if chunks == 2:
                         os.kill(victim._worker.process.pid, signal.SIGKILL)
-                if kind == ERROR:
+                if kind is EventKind.ERROR:
                     errors.append(payload["message"])
-            assert errors and "died" in errors[0] and DONE not in kinds
+            assert errors and "died" in errors[0] and EventKind.DONE not in kinds
             other = [k async for k, _ in bystander]
-            assert other[-1] == DONE
+            assert other[-1] is EventKind.DONE
             for _ in range(100):
                 if len(pool.pids()) == 2:
                     break
                 await asyncio.sleep(0.1)
             assert len(pool.pids()) == 2 and pool.restarts == 1
             after = [k async for k, _ in await pool.submit(_job("Still here."))]
-            assert after[-1] == DONE
+            assert after[-1] is EventKind.DONE
         finally:
             await pool.close()
 

@@ -227,7 +227,8 @@ def test_a_render_past_its_cap_stops_the_engine_with_one_error(
     while espeak carries on."""
     from orate.engines.base import VoiceParams
     from orate.engines.espeak import get_engine
-    from orate.runtime.render import AUDIO, OutputTooLarge, RenderJob, Segment, render
+    from orate.runtime.events import EventKind
+    from orate.runtime.render import OutputTooLarge, RenderJob, Segment, render
     from orate.speech.text import split_sentences
 
     # the process's one engine: a second EspeakEngine would re-register libespeak-ng's
@@ -267,7 +268,7 @@ def test_a_render_past_its_cap_stops_the_engine_with_one_error(
             return engine.synthesize(text, voice, speed, watched, **kw)
 
     def emit(kind: int, payload: object) -> None:
-        if kind == AUDIO:
+        if kind is EventKind.AUDIO:
             sent.append(len(payload))  # type: ignore[arg-type]
 
     with pytest.raises(OutputTooLarge):

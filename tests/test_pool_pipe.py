@@ -13,17 +13,18 @@ import pytest
 import uvloop
 
 from orate.engines.base import VoiceParams
+from orate.runtime.events import EventKind
 from orate.runtime.pool import PIPE_BYTES, EnginePool, _Reader
-from orate.runtime.render import AUDIO, DONE, ERROR, RenderJob, Segment
+from orate.runtime.render import RenderJob, Segment
 from orate.runtime.worker import HEADER
 from orate.speech.text import split_sentences
 
 
 class _Collect:
     def __init__(self) -> None:
-        self.got: list[tuple[int, int, bytes]] = []
+        self.got: list[tuple[int, EventKind, bytes]] = []
 
-    def _dispatch(self, _worker: Any, job_id: int, kind: int, payload: bytes) -> None:
+    def _dispatch(self, _worker: Any, job_id: int, kind: EventKind, payload: bytes) -> None:
         assert isinstance(payload, bytes)
         self.got.append((job_id, kind, payload))
 
@@ -41,14 +42,17 @@ def _frames(rng: random.Random) -> list[tuple[int, int, bytes]]:
         3 * PIPE_BYTES + 17,
     ] + [rng.randrange(1, 300_000) for _ in range(40)]
     rng.shuffle(sizes)
-    return [(i + 1, AUDIO if i % 3 else 3, rng.randbytes(n)) for i, n in enumerate(sizes)]
+    return [
+        (i + 1, EventKind.AUDIO if i % 3 else EventKind.SENTENCE, rng.randbytes(n))
+        for i, n in enumerate(sizes)
+    ]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_reader_reassembles_frames_from_any_split(seed: int) -> None:
     rng = random.Random(seed)
     frames = _frames(rng)
-    stream = b"".join(HEADER.pack(len(p), j, k) + p for j, k, p in frames)
+    stream = b"".join(HEADER.pack(len(p), j, k.code) + p for j, k, p in frames)
     pool = _Collect()
     reader = _Reader(pool, None)  # type: ignore[arg-type]
     pos = 0
@@ -82,11 +86,11 @@ async def _run_long_job() -> tuple[int, dict[str, Any]]:
     try:
         audio, done = 0, {}
         async for kind, payload in await pool.submit(_long_job()):
-            if kind == AUDIO:
+            if kind is EventKind.AUDIO:
                 audio += len(payload)
-            elif kind == DONE:
+            elif kind is EventKind.DONE:
                 done = payload
-            assert kind != ERROR, payload
+            assert kind is not EventKind.ERROR, payload
         return audio, done
     finally:
         await pool.close()

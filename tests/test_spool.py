@@ -8,10 +8,16 @@ import os
 
 import pytest
 
-from orate.runtime.render import AUDIO, SENTENCE, TIMESTAMPS
+from orate.runtime.events import EventKind
 from orate.runtime.spool import SpoolBudget
 from orate.runtime.stream import PacedStream
-from orate.runtime.worker import END
+
+AUDIO, SENTENCE, TIMESTAMPS, END = (
+    EventKind.AUDIO,
+    EventKind.SENTENCE,
+    EventKind.TIMESTAMPS,
+    EventKind.END,
+)
 
 
 class Recorded(PacedStream):
@@ -34,8 +40,8 @@ class Recorded(PacedStream):
         self.stopped = True
 
 
-def frames(n: int) -> list[tuple[int, object]]:
-    out: list[tuple[int, object]] = []
+def frames(n: int) -> list[tuple[EventKind, object]]:
+    out: list[tuple[EventKind, object]] = []
     for i in range(n):
         out.append((AUDIO, bytes([i % 256]) * 1000))
         if i % 7 == 0:
@@ -45,7 +51,7 @@ def frames(n: int) -> list[tuple[int, object]]:
     return out
 
 
-async def drain(stream: PacedStream) -> list[tuple[int, object]]:
+async def drain(stream: PacedStream) -> list[tuple[EventKind, object]]:
     return [(k, p) async for k, p in stream]
 
 

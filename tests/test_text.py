@@ -7,13 +7,8 @@ import pytest
 from orate.engines.base import EngineEvent
 from orate.engines.words import Tokens, word_text
 from orate.runtime.timestamps import sentence_timestamps
-from orate.speech.text import (
-    TextError,
-    check_ssml,
-    is_ssml,
-    normalize,
-    split_sentences,
-)
+from orate.speech.ssml import check_ssml, is_ssml
+from orate.speech.text import TextError, normalize, split_sentences
 
 
 def spans_text(text: str) -> list[str]:

@@ -124,7 +124,8 @@ def test_piper_phonemes_and_length_match_piper_tts() -> None:
     from piper import PiperVoice, SynthesisConfig
 
     from orate.engines.piper import PiperEngine
-    from orate.runtime.render import AUDIO, RenderJob, Segment, render
+    from orate.runtime.events import EventKind
+    from orate.runtime.render import RenderJob, Segment, render
     from orate.speech.text import split_sentences
 
     reference = PiperVoice.load(joe.model_path(), joe.config_path())
@@ -156,7 +157,7 @@ def test_piper_phonemes_and_length_match_piper_tts() -> None:
         out = bytearray()
 
         def emit(kind: int, payload: object, out: bytearray = out) -> None:
-            if kind == AUDIO:
+            if kind is EventKind.AUDIO:
                 out.extend(payload)  # type: ignore[arg-type]
 
         render(job, lambda _: engine, emit)

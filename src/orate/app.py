@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from orate import __version__
 from orate.api import elevenlabs, hume, inferenceclub, nanogpt, openai
 from orate.api import orate as own
-from orate.api.guard import Guard, KeyLimits
+from orate.api.guard import Guard
 from orate.api.http import errors
 from orate.api.http.connections import ReadDeadline
 from orate.api.http.dialect import Dialect, Dialects
@@ -28,6 +28,7 @@ from orate.api.http.owners import is_admin
 from orate.api.http.request_ids import RequestIds
 from orate.runtime.worker import malloc_free_bytes, malloc_trim, tune_malloc
 from orate.services import Services, build_services
+from orate.speech.limits import KeyLimits
 
 log = logging.getLogger("orate")
 DOCS_ASSETS = "/docs-assets"

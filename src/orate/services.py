@@ -3,7 +3,8 @@
 ``build_services(settings)`` builds, once, what the app and every CLI command share:
 the engine registry (one instance, no module globals), the catalog over it, the
 runtime (the engine worker pool), metrics, and on ``start()`` the library, the
-pipeline, the job runner and the speech service routes call. Nothing else constructs
+speech service routes call (which composes planning, delivery and recording) and the
+job runner. Nothing else constructs
 these, so a test, the server and ``orate say`` wire the same graph.
 """
 
@@ -13,7 +14,6 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Gauge
 
-from orate.api.metrics import Metrics
 from orate.catalog.models import Catalog
 from orate.config import Settings
 from orate.engines.registry import EngineRegistry
@@ -21,7 +21,7 @@ from orate.library.library import Library
 from orate.runtime.pool import EnginePool
 from orate.runtime.spool import SpoolBudget
 from orate.speech.job_runner import JobRunner
-from orate.speech.pipeline import Pipeline
+from orate.speech.metrics import Metrics
 from orate.speech.service import SpeechService
 
 
@@ -78,7 +78,6 @@ class Services:
     pool: EnginePool | None = None
     library: Library | None = None
     jobs: JobRunner | None = None
-    pipeline: Pipeline | None = None
     speech: SpeechService | None = field(default=None)
 
     async def start(
@@ -104,10 +103,9 @@ class Services:
             if self.pool is not None:
                 await self.pool.close()
             raise
-        self.pipeline = Pipeline(s, self.catalog, self.pool, self.library, self.metrics)
+        self.speech = SpeechService(s, self.catalog, self.pool, self.library, self.metrics)
         if jobs:
-            self.jobs = JobRunner(s, self.pipeline, self.library)
-        self.speech = SpeechService(self.pipeline, self.library, self.jobs)
+            self.jobs = self.speech.jobs = JobRunner(s, self.speech, self.library)
         if self.pool is not None:
             pool_ = self.pool
             runner = self.jobs
@@ -125,8 +123,8 @@ class Services:
         """Release in the reverse order of ``start``."""
         if self.jobs is not None:
             await self.jobs.close()
-        if self.pipeline is not None:
-            await self.pipeline.close()
+        if self.speech is not None:
+            await self.speech.close()
         if self.library is not None:
             await self.library.close()
         if self.pool is not None:

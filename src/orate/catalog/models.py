@@ -46,7 +46,7 @@ def neural_alias(engine: Engine, name: str, *, openai_first: bool = False) -> Vo
     and Kokoro-style names stand in for other voices only on dialect ids (nano-gpt's
     ``Kokoro-82m``), never on a real Kokoro model, where af_nobody is an error."""
     lowered = name.lower()
-    if lowered in getattr(engine, "known", ()) and not (openai_first and lowered in OPENAI_VOICES):
+    if lowered in engine.known and not (openai_first and lowered in OPENAI_VOICES):
         return None
     voices = engine.voices()
     if not voices:
@@ -271,12 +271,12 @@ class Catalog:
         ``served_by`` say plainly when a vendor's id is answered by another model."""
         served = {"alias_of": model.alias_of, "served_by": self.served_by(model)}
         engine = self.registry.engine(model.engine)
-        listing = getattr(engine, "listing", None)  # an engine that describes itself
+        listing = engine.listing(model.id)  # an engine that describes itself
         if listing is not None:
             return {
                 "engine": model.engine,
                 **served,
-                **listing(model.id),
+                **listing,
                 "mode": "async" if model.asynchronous else "sync",
             }
         voices = engine.voices()
@@ -287,13 +287,13 @@ class Catalog:
             "engine_version": engine.version,
             # kinds of timestamps this model gives; all are measured by the engine
             # (espeak's events, or the neural model's own phoneme durations)
-            "timestamp_types": list(getattr(engine, "timestamp_kinds", ("word", "phoneme"))),
+            "timestamp_types": list(engine.timestamp_kinds),
             "languages": languages,
             "voice_count": len(voices),
             "sample_rate": engine.sample_rate,
             "mode": "async" if model.asynchronous else "sync",
             # voices that install into the model store: which are there, which are not
-            **getattr(engine, "store_voices", dict)(),
+            **engine.store_voices(),
         }
 
     def resolve_voice(self, model: Model, voice: str | VoiceParams) -> VoiceParams:
@@ -305,11 +305,7 @@ class Catalog:
             return engine.check_voice(voice)
         name = voice.strip()
         if not name:
-            raise UnknownVoice(
-                getattr(
-                    engine, "empty_voice", "voice is empty; name a voice such as 'alloy' or 'en-us'"
-                )
-            )
+            raise UnknownVoice(engine.empty_voice)
         if model.engine != "espeak":
             if model.aliases_openai_voices and name.lower() in OPENAI_VOICES:
                 # an OpenAI id: OpenAI's names mean OpenAI's voices, even where the engine
@@ -349,33 +345,13 @@ class Catalog:
             raise UnknownVoice("voice is empty; name a voice such as 'alloy', 'onyx' or 'heart'")
         lowered = ELEVENLABS_VOICE_IDS.get(name, name.lower())
         palette = {v.id for v in engine.voices()}
-        found = None
-        if lowered in palette:
-            found = VoiceParams(engine=NATURAL_ENGINE, voice=lowered)
-        elif model.aliases_openai_voices and lowered in OPENAI_NATURAL:
-            found = OPENAI_NATURAL[lowered]
-        elif lowered in ELEVENLABS_NATURAL:
-            found = ELEVENLABS_NATURAL[lowered]
-        elif " ".join(lowered.split()) in HUME_NATURAL:
-            found = HUME_NATURAL[" ".join(lowered.split())]
-        if found is not None and found.voice not in palette:  # its base is not installed
-            gender = next(v.gender for v in PALETTE if v.id == found.voice)
-            pool = [v for v in PALETTE if v.gender == gender and v.id in palette]
-            found = replace(found, voice=spread(lowered, pool).id) if pool else None
+        found = _vendor_natural(model, lowered, palette)
         if found is not None:
             return engine.check_voice(found)
         if KOKORO_NAME.match(lowered):
-            for local in self.registry.models():  # a real Kokoro voice of that name
-                if local.kind == "kokoro":
-                    kokoro = self.registry.engine(local.id)
-                    if any(v.id == lowered for v in kokoro.voices()):
-                        return kokoro.check_voice(VoiceParams(engine=local.id, voice=lowered))
-            english = natural_kokoro_name(lowered, palette)
-            if english is not None:
-                return engine.check_voice(english)
-            other = kokoro_voice(lowered)  # another language: espeak's voice for it
-            if other is not None:
-                return self.registry.engine("espeak").check_voice(other)
+            kokoro = self._kokoro_natural(engine, lowered, palette)
+            if kokoro is not None:
+                return kokoro
         try:
             return self.registry.engine("espeak").check_voice(
                 VoiceParams(engine="espeak", voice=name)
@@ -389,6 +365,24 @@ class Catalog:
                 + "; or an espeak-ng voice by language code for other languages (fr-fr, "
                 "de, es) — GET /v1/audio/voices lists them"
             ) from None
+
+    def _kokoro_natural(
+        self, engine: Engine, lowered: str, palette: set[str]
+    ) -> VoiceParams | None:
+        """A Kokoro-style name on the natural model: the real Kokoro voice when a model
+        has it, else a palette voice like it (English), else espeak's for its language."""
+        for local in self.registry.models():  # a real Kokoro voice of that name
+            if local.kind == "kokoro":
+                kokoro = self.registry.engine(local.id)
+                if any(v.id == lowered for v in kokoro.voices()):
+                    return kokoro.check_voice(VoiceParams(engine=local.id, voice=lowered))
+        english = natural_kokoro_name(lowered, palette)
+        if english is not None:
+            return engine.check_voice(english)
+        other = kokoro_voice(lowered)  # another language: espeak's voice for it
+        if other is not None:
+            return self.registry.engine("espeak").check_voice(other)
+        return None
 
     def voices(self, model: Model) -> list[VoiceInfo]:
         return self.registry.engine(model.engine).voices()
@@ -430,7 +424,7 @@ class Catalog:
                     engine=model.engine,
                     language=base.language,
                     languages=base.languages,
-                    gender=engine.gender_of(params),  # type: ignore[attr-defined]
+                    gender=engine.gender_of(params) or base.gender,
                     description=f"OpenAI name for {params.label()} ({base.name})",
                 )
             )
@@ -453,3 +447,22 @@ def model_voice_names(catalog: Catalog, model: Model) -> list[str]:
         kokoro = sorted(set(OPENAI_TO_KOKORO.values()))
         names = kokoro + [n for n in names if n not in kokoro and n not in OPENAI_VOICES]
     return names
+
+
+def _vendor_natural(model: Model, lowered: str, palette: set[str]) -> VoiceParams | None:
+    """A palette voice by its own id or a vendor's name for one (OpenAI on OpenAI ids,
+    ElevenLabs, Hume); one of the same gender when its base engine is not installed."""
+    found = None
+    if lowered in palette:
+        found = VoiceParams(engine=NATURAL_ENGINE, voice=lowered)
+    elif model.aliases_openai_voices and lowered in OPENAI_NATURAL:
+        found = OPENAI_NATURAL[lowered]
+    elif lowered in ELEVENLABS_NATURAL:
+        found = ELEVENLABS_NATURAL[lowered]
+    elif " ".join(lowered.split()) in HUME_NATURAL:
+        found = HUME_NATURAL[" ".join(lowered.split())]
+    if found is not None and found.voice not in palette:  # its base is not installed
+        gender = next(v.gender for v in PALETTE if v.id == found.voice)
+        pool = [v for v in PALETTE if v.gender == gender and v.id in palette]
+        found = replace(found, voice=spread(lowered, pool).id) if pool else None
+    return found

@@ -79,7 +79,7 @@ def cache_warm(
     """Pre-render prompts into the cache, in parallel; already-cached ones are skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from orate.speech.pipeline import Context, SpeechError, SpeechRequest, Utterance
+    from orate.speech.types import Context, SpeechError, SpeechRequest, Utterance
 
     settings = load_settings() if workers is None else load_settings(workers=workers)
     rows = _prompts(file)

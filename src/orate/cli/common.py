@@ -4,7 +4,7 @@ root's services, the library, and one-line errors."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -90,7 +90,7 @@ def note(message: str) -> None:
     err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Print one line, ``error: …``, and exit 2 (bad input), never a traceback."""
     err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
     raise typer.Exit(2)

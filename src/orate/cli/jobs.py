@@ -133,7 +133,7 @@ def jobs_wait(
             if job.status == "completed" and output is not None and job.generation_id:
                 gen = await lib.generations.get(job.generation_id, None)
                 if gen is not None:
-                    from orate.speech.pipeline import file_bytes
+                    from orate.speech.events import file_bytes
 
                     output.write_bytes(file_bytes(gen, await lib.generations.audio(gen)))
             return _job_json(job)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
 from orate.audio.formats import FORMATS, format_for_extension
 from orate.cli.common import app, err, fail, load_services, load_settings, note
+from orate.runtime.events import EventKind
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from orate.catalog.models import Catalog
     from orate.config import Settings
-    from orate.speech.pipeline import Pipeline, Plan, SpeechRequest
+    from orate.speech.types import Plan, SpeechEvent, SpeechRequest
 
 
 @app.command()
@@ -55,48 +60,22 @@ def say(
     characters) it is spoken sentence by sentence into the same file, up to the
     long-form limit of jobs (ORATE_MAX_JOB_CHARS, 200,000), as a job would be.
     """
-    caption_format = None
-    if captions is not None:
-        caption_format = captions.suffix.lower().lstrip(".")
-        if caption_format not in ("srt", "vtt"):
-            fail(f"--captions {captions}: name a .srt or .vtt file")
-    from orate.speech.pipeline import Pipeline, SpeechError, SpeechEvent, SpeechRequest, Utterance
+    caption_format = _caption_format(captions)
+    from orate.speech.service import SpeechService
+    from orate.speech.types import SpeechError
 
     settings = load_settings()
-    if output is None:
-        if sys.stdout.isatty():
-            fail(
-                "where should the audio go? pass -o hello.mp3 (format from the extension), "
-                "or redirect: orate say … > hello.mp3"
-            )
-        output = "-"
+    output = _output(output)
     if text == "-":
         text = sys.stdin.read()
     to_stdout = output == "-"
-    fmt = format or (None if to_stdout else format_for_extension(Path(output).suffix))
-    if fmt is None:
-        fmt = settings.default_format if to_stdout else None
-    if fmt is None:
-        fail(f"cannot tell the format from {output!r}; pass --format ({', '.join(FORMATS)})")
-    pipeline = Pipeline(settings, load_services(settings).catalog, pool=None)
-    request = SpeechRequest(
-        model=model or settings.default_model,
-        utterances=[Utterance(text, voice or settings.default_voice, speed)],
-        format=fmt,
-        timestamps=frozenset({"word", "phoneme"})
-        if timestamps
-        else frozenset({"word"})
-        if captions
-        else frozenset(),
-        whole_file=not to_stdout,
-        normalize=normalize,
-        framing=None,  # no HTTP response held in a server's memory: the job limits apply
-        # the CLI has no wire limit: the pipeline renders sentence by sentence into one
-        # encoder, so memory stays bounded; the job limit bounds the work up front
-        max_chars=max(settings.max_job_chars, settings.max_input_chars),
-    )
+    fmt = _format(format, output, settings)
+    catalog = load_services(settings).catalog
+    kinds = {"word", "phoneme"} if timestamps else {"word"} if captions else set()
+    request = _request(text, voice, fmt, speed, model, frozenset(kinds), normalize, settings)
+    request.whole_file = not to_stdout
     try:
-        plan = asyncio.run(_plan(pipeline, request, settings))
+        plan = asyncio.run(_plan(catalog, request, settings))
     except SpeechError as exc:
         hint = (
             " (raise ORATE_MAX_JOB_CHARS, or split the text)"
@@ -104,85 +83,153 @@ def say(
             else ""
         )
         fail(exc.message + hint)
+    if timestamps is not None and not timestamps.parent.is_dir():
+        fail(f"--timestamps {timestamps}: no folder {timestamps.parent}")
     progress = (
         _sentence_progress(len(plan.job.text))
         if len(plan.job.text) > settings.max_input_chars and not to_stdout
         else None
     )
-    if timestamps is not None and not timestamps.parent.is_dir():
-        fail(f"--timestamps {timestamps}: no folder {timestamps.parent}")
-    stamps: list[dict[str, object]] = []
+    written = _Written(output, progress)
     try:
-        sink = sys.stdout.buffer if to_stdout else open(output, "wb")  # noqa: SIM115
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror}")
-    # events arrive inside the engine's ctypes callback, where an exception is only
-    # printed and synthesis goes on: a failed write is kept here and stops the render
-    failed: list[OSError] = []
-    try:
-
-        def on_event(event: SpeechEvent) -> None:
-            if failed:
-                return
-            if event.kind == "audio":
-                try:
-                    sink.write(event.audio)
-                    if to_stdout:
-                        sink.flush()
-                except OSError as exc:
-                    failed.append(exc)
-            elif event.kind == "timestamps":
-                stamps.extend(t.to_dict() for t in event.timestamps)
-            elif event.kind == "sentence" and progress is not None:
-                progress.update(progress.task_ids[0], completed=event.info["char_end"])
-
-        if progress is not None:
-            with progress:
-                stats = pipeline.render_local(plan, on_event, lambda: bool(failed))
-        else:
-            stats = pipeline.render_local(plan, on_event, lambda: bool(failed))
+        with progress if progress is not None else contextlib.nullcontext():
+            stats = SpeechService(settings, catalog, None).render_local(
+                plan, written.on_event, lambda: bool(written.failed)
+            )
     finally:
-        if not to_stdout:
-            try:
-                sink.close()
-            except OSError as exc:
-                failed.append(exc)
-    if failed:
-        if to_stdout and isinstance(failed[0], BrokenPipeError):
-            # the reader stopped (`orate say … | head`): quiet, as other Unix tools are
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(141)
-        where = "standard output" if to_stdout else output
-        fail(f"cannot write {where}: {failed[0].strerror or failed[0]}")
+        written.close()
     if timestamps:
         try:
-            timestamps.write_text(json.dumps(stamps, indent=1, ensure_ascii=False))
+            timestamps.write_text(json.dumps(written.stamps, indent=1, ensure_ascii=False))
         except OSError as exc:
             fail(f"cannot write {timestamps}: {exc.strerror}")
     if captions is not None and caption_format is not None:
-        from orate.runtime.timestamps import Timestamp
-        from orate.speech.captions import captions as make_captions
-
-        captions.write_text(
-            make_captions(
-                [
-                    Timestamp(**d)
-                    for d in stamps  # type: ignore[arg-type]
-                    if d["type"] == "word"
-                ],
-                caption_format,
-                text,
-            )
-        )
+        _write_captions(captions, caption_format, written.stamps, text)
     if not to_stdout:
         note(f"wrote {output}: {stats.duration:.2f} s of {fmt} ({plan.voices[0].label()})")
 
 
-def _sentence_progress(characters: int):  # type: ignore[no-untyped-def]
+def _caption_format(captions: Path | None) -> str | None:
+    """``srt`` or ``vtt`` from the captions file's name (``None``: no captions)."""
+    if captions is None:
+        return None
+    caption_format = captions.suffix.lower().lstrip(".")
+    if caption_format not in ("srt", "vtt"):
+        fail(f"--captions {captions}: name a .srt or .vtt file")
+    return caption_format
+
+
+def _output(output: str | None) -> str:
+    """Where the audio goes: the file named, or ``-`` (stdout) when it is not a terminal."""
+    if output is not None:
+        return output
+    if sys.stdout.isatty():
+        fail(
+            "where should the audio go? pass -o hello.mp3 (format from the extension), "
+            "or redirect: orate say … > hello.mp3"
+        )
+    return "-"
+
+
+def _format(format: str | None, output: str, settings: Settings) -> str:
+    """The format asked for, else the output file's extension's, else the default (stdout)."""
+    to_stdout = output == "-"
+    fmt = format or (None if to_stdout else format_for_extension(Path(output).suffix))
+    if fmt is None:
+        fmt = settings.default_format if to_stdout else None
+    if fmt is None:
+        fail(f"cannot tell the format from {output!r}; pass --format ({', '.join(FORMATS)})")
+    return fmt
+
+
+def _request(
+    text: str,
+    voice: str | None,
+    fmt: str,
+    speed: float,
+    model: str | None,
+    kinds: frozenset[str],
+    normalize: bool,
+    settings: Settings,
+) -> SpeechRequest:
+    """The one-utterance request ``say`` plans, bounded like a job (no HTTP response)."""
+    from orate.speech.types import SpeechRequest, Utterance
+
+    return SpeechRequest(
+        model=model or settings.default_model,
+        utterances=[Utterance(text, voice or settings.default_voice, speed)],
+        format=fmt,
+        timestamps=kinds,
+        normalize=normalize,
+        framing=None,  # no HTTP response held in a server's memory: the job limits apply
+        # the CLI has no wire limit: the render goes sentence by sentence into one
+        # encoder, so memory stays bounded; the job limit bounds the work up front
+        max_chars=max(settings.max_job_chars, settings.max_input_chars),
+    )
+
+
+class _Written:
+    """The audio's destination (a file or stdout), and the timestamps seen on the way.
+
+    Events arrive inside the engine's ctypes callback, where an exception is only
+    printed and synthesis goes on: a failed write is kept here and stops the render."""
+
+    def __init__(self, output: str, progress: Progress | None) -> None:
+        self.output = output
+        self.to_stdout = output == "-"
+        self.progress = progress
+        self.stamps: list[dict[str, object]] = []
+        self.failed: list[OSError] = []
+        try:
+            self.sink: BinaryIO = sys.stdout.buffer if self.to_stdout else open(output, "wb")  # noqa: SIM115
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror}")
+
+    def on_event(self, event: SpeechEvent) -> None:
+        if self.failed:
+            return
+        if event.kind == EventKind.AUDIO:
+            try:
+                self.sink.write(event.audio)
+                if self.to_stdout:
+                    self.sink.flush()
+            except OSError as exc:
+                self.failed.append(exc)
+        elif event.kind == EventKind.TIMESTAMPS:
+            self.stamps.extend(t.to_dict() for t in event.timestamps)
+        elif event.kind == EventKind.SENTENCE and self.progress is not None:
+            self.progress.update(self.progress.task_ids[0], completed=event.info["char_end"])
+
+    def close(self) -> None:
+        """Close the file; fail (or exit quietly, for a closed pipe) if a write failed."""
+        if not self.to_stdout:
+            try:
+                self.sink.close()
+            except OSError as exc:
+                self.failed.append(exc)
+        if not self.failed:
+            return
+        if self.to_stdout and isinstance(self.failed[0], BrokenPipeError):
+            # the reader stopped (`orate say … | head`): quiet, as other Unix tools are
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141)
+        where = "standard output" if self.to_stdout else self.output
+        fail(f"cannot write {where}: {self.failed[0].strerror or self.failed[0]}")
+
+
+def _write_captions(path: Path, kind: str, stamps: list[dict[str, object]], text: str) -> None:
+    from orate.runtime.timestamps import Timestamp
+    from orate.speech.captions import captions as make_captions
+
+    words = [Timestamp(**d) for d in stamps if d["type"] == "word"]  # type: ignore[arg-type]
+    path.write_text(make_captions(words, kind, text))
+
+
+def _sentence_progress(characters: int) -> Progress | None:
     """A progress bar over characters spoken, for long text on a terminal (else None)."""
     if not err.is_terminal:
         return None
-    from rich.progress import BarColumn, Progress, TimeElapsedColumn
+    from rich.progress import BarColumn, TimeElapsedColumn
 
     progress = Progress(
         "speaking",
@@ -196,24 +243,24 @@ def _sentence_progress(characters: int):  # type: ignore[no-untyped-def]
     return progress
 
 
-async def _plan(pipeline: Pipeline, request: SpeechRequest, settings: Settings) -> Plan:
+async def _plan(catalog: Catalog, request: SpeechRequest, settings: Settings) -> Plan:
     """The request planned; a voice that is no built-in one is looked up among the saved
     voices (``orate voices create``), which needs the library, opened only then."""
     from orate.engines.base import UnknownVoice
+    from orate.speech.service import SpeechService
 
-    model = pipeline.catalog.model(request.model)
+    model = catalog.model(request.model)
     voice = request.utterances[0].voice
     if model is None or not isinstance(voice, str):
-        return await pipeline.plan(request)
+        return await SpeechService(settings, catalog, None).plan(request)
     try:
-        pipeline.catalog.resolve_voice(model, voice)
+        catalog.resolve_voice(model, voice)
     except UnknownVoice:
         from orate.cli.common import open_library
 
-        pipeline.library = await open_library(settings)
+        library = await open_library(settings)
         try:
-            return await pipeline.plan(request)
+            return await SpeechService(settings, catalog, None, library).plan(request)
         finally:
-            await pipeline.library.close()
-            pipeline.library = None
-    return await pipeline.plan(request)
+            await library.close()
+    return await SpeechService(settings, catalog, None).plan(request)

@@ -9,9 +9,9 @@ audio at a few milliseconds instead of a whole sentence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
@@ -81,8 +81,24 @@ class SynthesisResult:
     events: list[EngineEvent] = field(default_factory=list)
 
 
-class Engine(Protocol):
-    """What the pipeline needs from a synthesizer."""
+PhonemeAlphabet = Literal["espeak", "ipa"]
+"""What an engine reads between ``[[…]]``: espeak mnemonics, or IPA it maps itself."""
+
+TimestampKind = Literal["word", "phoneme"]
+
+PhonemeCheck = Callable[[str], list[str]]
+"""An engine's test of an IPA transcription: the symbols it has no phoneme for."""
+
+
+class Engine:
+    """What the pipeline needs from a synthesizer: the protocol, and what each engine
+    can do, declared.
+
+    Every engine subclasses this class. The attributes below the first four are its
+    abilities, with the default most engines have; an engine that differs sets the
+    attribute (or overrides the method), so the speech layer, the catalog and the
+    dialects read a typed declaration instead of probing for attributes.
+    """
 
     name: str
     version: str
@@ -90,34 +106,87 @@ class Engine(Protocol):
     #: speeds the engine renders natively; the audio stage time-stretches the rest
     speed_range: tuple[float, float]
 
-    def voices(self) -> list[VoiceInfo]: ...
+    #: kinds of timestamps the engine measures (its own events, or model durations)
+    timestamp_kinds: tuple[TimestampKind, ...] = ("word", "phoneme")
+    #: the phoneme alphabet it reads between ``[[…]]`` (lexicon IPA, SSML <phoneme>);
+    #: ``None``: none, brackets are read as text
+    phoneme_input: PhonemeAlphabet | None = None
+    #: its audio comes from upstream providers over HTTP, never from a worker
+    runs_upstream: bool = False
+    #: voice descriptions and acting directions are designed into its parameters here
+    #: (an upstream provider reads its own)
+    designs_voices: bool = True
+    #: voice design picks among its palette voices and transform values
+    palette: bool = False
+    #: its voices sound natural (Home Assistant lists espeak-ng's as not)
+    natural: bool = True
+    #: every voice name it knows, installed or not (never aliased to another voice)
+    known: tuple[str, ...] = ()
+    #: what a caller is told when the voice is empty
+    empty_voice: str = "voice is empty; name a voice such as 'alloy' or 'en-us'"
+
+    def voices(self) -> list[VoiceInfo]:
+        raise NotImplementedError
 
     def check_voice(self, params: VoiceParams) -> VoiceParams:
         """Return canonical params or raise ``UnknownVoice`` with a useful message."""
-        ...
+        raise NotImplementedError
 
     def synthesize(
-        self, text: str, params: VoiceParams, speed: float, sink: Sink, *, ssml: bool = False
-    ) -> SynthesisResult: ...
+        self,
+        text: str,
+        params: VoiceParams,
+        speed: float,
+        sink: Sink,
+        *,
+        ssml: bool = False,
+        phonemes: bool = False,
+    ) -> SynthesisResult:
+        """Speak one sentence into ``sink``; ``phonemes`` lets ``[[…]]`` be read in the
+        engine's ``phoneme_input`` alphabet (off: the brackets are text)."""
+        raise NotImplementedError
 
+    @property
+    def variants(self) -> Mapping[str, tuple[str, Gender]]:
+        """espeak-style variants (name → file, gender); empty: the engine has none."""
+        return {}
 
-def runs_upstream(engine: Engine) -> bool:
-    """Whether an engine's audio comes from upstream providers over HTTP (the gateway
-    adapter) rather than from synthesis in a worker process."""
-    return bool(getattr(engine, "runs_upstream", False))
+    @property
+    def phoneme_check(self) -> PhonemeCheck | None:
+        """Its test of a transcription, when it maps IPA itself; ``None``: no test."""
+        return None
 
+    def phoneme_input_of(self, voice: str) -> PhonemeAlphabet | None:
+        """The alphabet one voice reads (the palette answers per base engine)."""
+        return self.phoneme_input
 
-def designs_voices(engine: Engine) -> bool:
-    """Whether voice descriptions and acting directions are designed into this engine's
-    parameters here (an upstream provider reads its own)."""
-    return bool(getattr(engine, "designs_voices", True))
+    def gender_of(self, params: VoiceParams) -> Gender | None:
+        """The gender of a voice as rendered, when params decide it (espeak's variants);
+        ``None``: the voice's listed gender."""
+        return None
 
+    def version_of(self, model_id: str) -> str:
+        """What a model's audio depends on, for cache keys: the engine's version, or per
+        model where one engine serves models that sound different (the upstream adapter)."""
+        return self.version
 
-def version_of(engine: Engine, model_id: str) -> str:
-    """What a model's audio depends on, for cache keys: the engine's version, or per
-    model where one engine serves models that sound different (the upstream adapter)."""
-    per_model = getattr(engine, "version_of", None)
-    return str(per_model(model_id)) if per_model is not None else engine.version
+    def listing(self, model_id: str) -> dict[str, Any] | None:
+        """A model's facts for catalogs when the engine describes them itself; ``None``:
+        the catalog lists its voices, languages and rate."""
+        return None
+
+    def store_voices(self) -> dict[str, Any]:
+        """For model listings: voices installable into the model store, and their state."""
+        return {}
+
+    def sweep(self) -> bool:
+        """Unload models idle past their time; True when one was."""
+        return False
+
+    def fallback(self) -> Engine:
+        """The engine that speaks what this one does not (the palette: espeak-ng for
+        other languages); itself for most."""
+        return self
 
 
 def shorten(value: str, limit: int = 80) -> str:

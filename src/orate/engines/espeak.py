@@ -16,6 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from orate.engines.base import (
+    Engine,
     EngineEvent,
     Gender,
     Sink,
@@ -106,11 +107,12 @@ def _languages(addr: int | None) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
-class EspeakEngine:
+class EspeakEngine(Engine):
     """The embedded default engine; one per process (the C library is global)."""
 
     name = "espeak"
-    phoneme_input = True  # reads [[…]] phoneme mnemonics when asked (see synthesize)
+    phoneme_input = "espeak"  # reads [[…]] phoneme mnemonics when asked (see synthesize)
+    natural = False  # formant synthesis: Home Assistant lists it as not natural
 
     def __init__(self) -> None:
         import espeakng_loader

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 
 from orate.engines.base import (
+    Engine,
+    PhonemeCheck,
     Sink,
     SynthesisResult,
     UnknownVoice,
@@ -225,7 +227,7 @@ def ipa_to_misaki(ipa: str, vocab: dict[str, int]) -> tuple[str, list[str]]:
     return "".join(out), missing
 
 
-class HibariEngine:
+class HibariEngine(Engine):
     """hibari's installed voices; ``name`` is ``hibari``."""
 
     name = "hibari"
@@ -336,6 +338,11 @@ class HibariEngine:
     @property
     def loaded(self) -> bool:
         return any(s.loaded for s in self.sessions.values())
+
+    @property
+    def phoneme_check(self) -> PhonemeCheck:
+        """hibari maps IPA to its own symbols: a rule's symbol it lacks is reported."""
+        return self.unsupported_phonemes
 
     def unsupported_phonemes(self, ipa: str) -> list[str]:
         """IPA symbols of a pronunciation rule this engine has no phoneme for."""

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from orate.engines.base import (
+    Engine,
     EngineEvent,
     Sink,
     SynthesisResult,
@@ -148,11 +149,11 @@ def parse_blend(name: str) -> list[tuple[str, float]]:
     return parts
 
 
-class KokoroEngine:
+class KokoroEngine(Engine):
     """One Kokoro model with its voices; ``name`` is ``kokoro`` or ``kokoro:NAME``."""
 
     timestamp_kinds = ("word", "phoneme")
-    phoneme_input = True  # reads espeak [[…]] phoneme mnemonics (see synthesize)
+    phoneme_input = "espeak"  # reads espeak [[…]] phoneme mnemonics (see synthesize)
 
     def __init__(
         self,
@@ -198,6 +199,10 @@ class KokoroEngine:
             raise VoiceUnavailable(
                 f"{self.name}'s model {path} did not load: {type(exc).__name__}: {exc}"
             ) from exc
+
+    def sweep(self) -> bool:
+        """Unload the model when idle past its time."""
+        return self.session.sweep()
 
     def voices(self) -> list[VoiceInfo]:
         out = []

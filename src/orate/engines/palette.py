@@ -28,6 +28,7 @@ from orate.engines.base import (
     Engine,
     EngineEvent,
     Gender,
+    PhonemeAlphabet,
     Sink,
     SynthesisResult,
     UnknownVoice,
@@ -173,7 +174,7 @@ class _Rate:
         return self._rs(pcm).astype(np.int16, copy=False)
 
 
-class NaturalEngine:
+class NaturalEngine(Engine):
     """The palette's voices over the base engines that one registry holds."""
 
     name = NATURAL
@@ -205,13 +206,13 @@ class NaturalEngine:
         """espeak-ng, for what the palette does not speak (other languages)."""
         return self._engines("espeak")
 
-    def phoneme_input_of(self, voice_id: str) -> str | bool:
+    def phoneme_input_of(self, voice_id: str) -> PhonemeAlphabet | None:
         """What ``[[…]]`` phoneme input a palette voice reads: its base engine's kind
         (hibari takes IPA, Piper espeak mnemonics)."""
         voice = self.voices_by_id.get(voice_id)
         if voice is None:
-            return False
-        return getattr(self._engines(voice.base_engine), "phoneme_input", False)
+            return None
+        return self._engines(voice.base_engine).phoneme_input
 
     def voice(self, voice_id: str) -> PaletteVoice:
         found = self.voices_by_id.get(voice_id.strip().lower())

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from orate.engines.base import (
+    Engine,
     Sink,
     SynthesisResult,
     UnknownVoice,
@@ -37,10 +38,10 @@ _PUNCT = frozenset(".,:;!?—…")  # clause punctuation: time in the audio, no 
 DEFAULT_VOICE = "default"
 
 
-class PiperEngine:
+class PiperEngine(Engine):
     """One Piper voice file; ``name`` is ``piper:NAME``."""
 
-    phoneme_input = True  # reads espeak [[…]] phoneme mnemonics (see synthesize)
+    phoneme_input = "espeak"  # reads espeak [[…]] phoneme mnemonics (see synthesize)
 
     def __init__(self, model: Path, config: Path, *, idle: float = 300.0) -> None:
         self.model_path = model
@@ -65,6 +66,10 @@ class PiperEngine:
         self.session = LazySession(model, idle, wide=True)
         # word and phoneme times come from the model's durations (onnx_graph exposes them)
         self.timestamp_kinds = ("word", "phoneme")
+
+    def sweep(self) -> bool:
+        """Unload the voice's model when idle past its time."""
+        return self.session.sweep()
 
     def voices(self) -> list[VoiceInfo]:
         names = (

@@ -52,9 +52,7 @@ class EngineRegistry:
             for name in [
                 n
                 for n in self._engines
-                if n not in BUILTIN
-                and n not in self._models
-                and not getattr(self._engines[n], "runs_upstream", False)
+                if n not in BUILTIN and n not in self._models and not self._engines[n].runs_upstream
             ]:
                 del self._engines[name]
             self._engines.pop("hibari", None)  # its voices in the store may have changed
@@ -102,12 +100,7 @@ class EngineRegistry:
         """Unload neural sessions idle past their time (engines keep their metadata)."""
         unloaded = False
         for engine in list(self._engines.values()):
-            sweep_engine = getattr(engine, "sweep", None)
-            session = getattr(engine, "session", None)
-            if sweep_engine is not None:
-                unloaded = bool(sweep_engine()) or unloaded
-            elif session is not None:
-                unloaded = session.sweep() or unloaded
+            unloaded = engine.sweep() or unloaded
         if unloaded:  # give the model's pages back to the kernel, not just to malloc
             from orate.engines.hibari_g2p import release_memory
 

@@ -16,22 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import secrets
-import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy import func, select
 
 from orate.library.blobs import BlobStore
-from orate.library.db import DB_ERRORS
 from orate.library.tables import CacheEntry, Generation
+from orate.library.writer import HistoryWriter, PendingRecord
 
 log = logging.getLogger("orate.library")
 
@@ -58,34 +53,10 @@ def new_id() -> str:
     return secrets.token_hex(16)
 
 
-@dataclass
-class PendingRecord:
-    values: dict[str, Any]  # the row's columns: inserted with a bulk Core insert
-    audio: bytes | None  # to store under the blob key (None: not kept)
-    done: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-
-    @property
-    def row(self) -> Generation:
-        """A detached row for readers that arrive before the write (rare: build lazily)."""
-        return Generation(**self.values)
-
-
-def _to_json(values: dict[str, Any]) -> str:
-    return json.dumps(
-        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()},
-        separators=(",", ":"),
-    )
-
-
-def _from_json(line: str) -> dict[str, Any]:
-    values = json.loads(line)
-    values["created_at"] = datetime.fromisoformat(values["created_at"])
-    return values
-
-
 class GenerationStore:
+    """History: generations recorded by the writer (library/writer.py), read back by id
+    (from memory until they are written), listed, deleted, summed for usage, pruned."""
+
     def __init__(
         self,
         sessions: Any,
@@ -96,211 +67,28 @@ class GenerationStore:
     ) -> None:
         self._sessions = sessions
         self._blobs = blobs
-        self._queue: asyncio.Queue[PendingRecord | None] = asyncio.Queue()
-        self.pending: dict[str, PendingRecord] = {}
+        self.writer = HistoryWriter(sessions, blobs, spool, retry_seconds)
+        #: records queued or being written (served from memory meanwhile)
+        self.pending = self.writer.pending
+        self.spool = self.writer.spool
         #: rows kept in the spool file until the database takes them (served from here)
-        self.spooled: dict[str, dict[str, Any]] = {}
-        self.spool_path = spool
-        self.retry_seconds = retry_seconds
-        self._writer: asyncio.Task[None] | None = None
-        self._replayer: asyncio.Task[None] | None = None
-        self._spool_lock = asyncio.Lock()  # appends and rewrites of the file never interleave
+        self.spooled = self.spool.rows
 
     def start(self) -> None:
-        self._load_spool()
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
-        self._replayer = asyncio.get_running_loop().create_task(self._replay_loop())
+        self.writer.start()
 
     async def close(self) -> None:
         """Write everything queued, then stop (called on shutdown: nothing is lost)."""
-        if self._writer is not None:
-            await self._queue.put(None)
-            await self._writer
-        if self._replayer is not None:
-            self._replayer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._replayer
+        await self.writer.close()
 
     async def flushed(self, owner: str | None = None) -> None:
         """Return once every record queued so far (``owner``'s only, if given) is written
-        or spooled. Shielded: a caller's timeout never cancels the records themselves."""
-        waiting = [
-            r.done for r in self.pending.values() if owner is None or r.values.get("owner") == owner
-        ]
-        if waiting:
-            await asyncio.shield(asyncio.gather(*waiting, return_exceptions=True))
+        or spooled."""
+        await self.writer.flushed(owner)
 
     def record(self, values: dict[str, Any], audio: bytes | None) -> PendingRecord:
         """Queue a generation (its column values) and its audio for the writer."""
-        rec = PendingRecord(values, audio)
-        self.pending[values["id"]] = rec
-        self._queue.put_nowait(rec)
-        return rec
-
-    async def _write_loop(self) -> None:
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            batch = [] if first is None else [first]
-            stopping = first is None
-            while len(batch) < BATCH and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            if batch:
-                await self._write(batch)
-
-    async def _put_blob(self, rec: PendingRecord) -> None:
-        """Store a record's audio; when that fails, keep the record and say why."""
-        key = rec.values["blob_key"]
-        try:
-            # content-addressed keys (cached responses) are shared: write once
-            if key.startswith("audio/") and len(key) > 40 and await self._blobs.exists(key):
-                return
-            await self._blobs.put(key, rec.audio)  # type: ignore[arg-type]
-        except Exception as exc:  # disk full, store unreachable: the metadata still counts
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            log.error("could not store the audio of %s: %s", rec.values["id"], reason)
-            rec.values["blob_key"] = None
-            rec.values["audio_error"] = f"the audio could not be stored: {reason}"[:500]
-
-    async def _write(self, batch: list[PendingRecord]) -> None:
-        try:
-            await asyncio.gather(
-                *(
-                    self._put_blob(r)
-                    for r in batch
-                    if r.audio is not None and r.values.get("blob_key")
-                )
-            )
-            await self._insert([r.values for r in batch])
-        except Exception as exc:  # keep serving; the failure is logged and reported
-            log.exception("could not record %d generations", len(batch))
-            for r in batch:
-                if not r.done.done():
-                    r.done.set_exception(exc)
-        else:
-            for r in batch:
-                if not r.done.done():
-                    r.done.set_result(None)
-        finally:
-            for r in batch:
-                self.pending.pop(r.values["id"], None)
-                if r.done.done() and not r.done.cancelled():
-                    r.done.exception()  # mark retrieved: failures are already logged
-
-    async def _insert(self, rows: list[dict[str, Any]]) -> None:
-        """Insert rows, retrying a locked or unreachable database with backoff; past
-        ``retry_seconds`` (or with no time left) the rows go to the spool file."""
-        deadline = time.monotonic() + self.retry_seconds
-        delay = 0.05
-        while True:
-            try:
-                async with self._sessions() as session, session.begin():
-                    await session.execute(insert(Generation), rows)
-                return
-            except IntegrityError:
-                await self._insert_each(rows)  # some were written already (a replay)
-                return
-            except DB_ERRORS as exc:
-                if self.spool_path is None:
-                    if time.monotonic() >= deadline:
-                        raise
-                elif time.monotonic() + delay >= deadline:
-                    log.warning(
-                        "database unavailable (%s); spooling %d generations to %s",
-                        exc.__class__.__name__,
-                        len(rows),
-                        self.spool_path,
-                    )
-                    async with self._spool_lock:
-                        await asyncio.to_thread(self._spool, rows)
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
-    async def _insert_each(self, rows: list[dict[str, Any]]) -> None:
-        for values in rows:
-            with contextlib.suppress(IntegrityError):
-                async with self._sessions() as session, session.begin():
-                    await session.execute(insert(Generation), [values])
-
-    # -- the spool: rows the database could not take yet -------------------------
-
-    def _spool(self, rows: list[dict[str, Any]]) -> None:
-        """Append rows to the spool file and fsync it (runs in a thread)."""
-        assert self.spool_path is not None
-        self.spool_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.spool_path, "a", encoding="utf-8") as f:
-            for values in rows:
-                f.write(_to_json(values) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        for values in rows:
-            self.spooled[values["id"]] = values
-
-    def _load_spool(self) -> None:
-        if self.spool_path is None or not self.spool_path.exists():
-            return
-        for line in self.spool_path.read_text(encoding="utf-8").splitlines():
-            try:
-                values = _from_json(line)
-            except (ValueError, KeyError):
-                continue  # a line torn by a crash mid-append: its record was never promised
-            self.spooled[values["id"]] = values
-        if self.spooled:
-            log.info("history spool: %d generations to replay", len(self.spooled))
-
-    async def replay(self) -> int:
-        """Move spooled rows into the database; the file is rewritten without them.
-
-        Stops at the first sign the database is still unavailable; a row the database
-        refuses for itself (bad data) stays in the spool, logged, without blocking others.
-        """
-        if not self.spooled or self.spool_path is None:
-            return 0
-        moved = 0
-        for values in list(self.spooled.values()):
-            try:
-                async with self._sessions() as session, session.begin():
-                    await session.execute(insert(Generation), [values])
-            except IntegrityError:
-                pass  # already there (written before a crash emptied the spool)
-            except (OperationalError, InterfaceError):
-                break  # still locked or unreachable: try again later
-            except DB_ERRORS as exc:
-                log.error("history spool: row %s refused: %s", values["id"], exc)
-                continue
-            self.spooled.pop(values["id"], None)
-            moved += 1
-        if not moved:
-            return 0
-        tmp = self.spool_path.with_suffix(".tmp")
-
-        def rewrite(remaining: list[dict[str, Any]]) -> None:
-            with open(tmp, "w", encoding="utf-8") as f:
-                for values in remaining:
-                    f.write(_to_json(values) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.spool_path)  # type: ignore[arg-type]
-
-        async with self._spool_lock:
-            # what is left, with any rows appended while this replay ran
-            await asyncio.to_thread(rewrite, list(self.spooled.values()))
-        log.info("history spool: replayed %d generations", moved)
-        return moved
-
-    async def _replay_loop(self) -> None:
-        while True:
-            if self.spooled:
-                try:
-                    await self.replay()
-                except Exception:
-                    log.exception("history spool replay failed")
-            await asyncio.sleep(1.0)
+        return self.writer.record(values, audio)
 
     async def get(self, gen_id: str, owner: str | None) -> Generation | None:
         if not text_ok(gen_id):
@@ -403,7 +191,7 @@ class GenerationStore:
             with contextlib.suppress(Exception):
                 await asyncio.shield(rec.done)
         if gen_id in self.spooled:
-            await self.replay()  # into the database first, so the delete is not undone
+            await self.spool.replay()  # into the database first, so the delete is not undone
         async with self._sessions() as session, session.begin():
             row = await session.get(Generation, gen_id)
             if row is None or (owner is not None and row.owner != owner):

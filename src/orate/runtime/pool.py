@@ -31,10 +31,11 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 from orate.engines.onnx_base import cores
-from orate.runtime.render import AUDIO, ERROR, RenderJob
+from orate.runtime.events import EventKind
+from orate.runtime.render import RenderJob
 from orate.runtime.spool import SpoolBudget
 from orate.runtime.stream import PacedStream
-from orate.runtime.worker import END, HEADER, READY, CancelFlag
+from orate.runtime.worker import HEADER, CancelFlag
 
 log = logging.getLogger("orate.pool")
 
@@ -182,7 +183,7 @@ class _Reader(asyncio.BufferedProtocol):
                     break
                 payload = bytes(view[pos + size : pos + size + length])
                 pos += size + length
-                self._pool._dispatch(self._worker, job_id, kind, payload)
+                self._pool._dispatch(self._worker, job_id, EventKind.of_code(kind), payload)
         finally:
             view.release()
         if pos == end:
@@ -325,12 +326,12 @@ class EnginePool:
             worker.jobs.send((job_id, job, thread_budget(busy, self.cores)))
         except (OSError, ValueError):
             worker.current = None
-            stream._push(ERROR, {"message": "engine worker is gone"})
-            stream._push(END, None)
+            stream._push(EventKind.ERROR, {"message": "engine worker is gone"})
+            stream._push(EventKind.END, None)
         return stream
 
-    def _dispatch(self, worker: _Worker, job_id: int, kind: int, payload: bytes) -> None:
-        if kind == READY:
+    def _dispatch(self, worker: _Worker, job_id: int, kind: EventKind, payload: bytes) -> None:
+        if kind is EventKind.READY:
             if not worker.ready.done():
                 worker.ready.set_result(None)
             self._idle.put_nowait(worker)
@@ -338,17 +339,17 @@ class EnginePool:
         stream = worker.current
         if stream is None or stream.id != job_id:
             return
-        if kind == END:
+        if kind is EventKind.END:
             worker.current = None
             worker.resume()
             if json.loads(payload).get("cancelled"):
                 self.cancelled += 1
             else:
                 self.completed += 1
-            stream._push(END, None)
+            stream._push(EventKind.END, None)
             self._idle.put_nowait(worker)
             return
-        stream._push(kind, payload if kind == AUDIO else json.loads(payload))
+        stream._push(kind, payload if kind is EventKind.AUDIO else json.loads(payload))
 
     def _on_exit(self, worker: _Worker) -> None:
         """The worker's pipe closed: it exited or was killed. Fail its job, replace it."""
@@ -362,8 +363,8 @@ class EnginePool:
         stream, worker.current = worker.current, None
         worker.paused = False
         if stream is not None:
-            stream._push(ERROR, {"message": "the engine worker died while synthesizing"})
-            stream._push(END, None)
+            stream._push(EventKind.ERROR, {"message": "the engine worker died while synthesizing"})
+            stream._push(EventKind.END, None)
         asyncio.get_running_loop().run_in_executor(None, _reap, worker.process, 5)
         if not self._closing:
             self.restarts += 1

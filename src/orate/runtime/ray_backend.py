@@ -35,14 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orate.runtime.events import EventKind
 from orate.runtime.pool import PoolClosed, next_job_id, take_idle
-from orate.runtime.render import ERROR, RenderJob
+from orate.runtime.render import RenderJob
 from orate.runtime.spool import SpoolBudget
 from orate.runtime.stream import PacedStream
 
 log = logging.getLogger("orate.ray")
 
-END = 7  # the last frame of a job (same value as the pool's)
 START_TIMEOUT = 120.0
 BACKPRESSURE = 4  # objects an actor may stream ahead of the pump before it blocks
 NAMESPACE = "orate"
@@ -80,14 +80,14 @@ class EngineActor:
         """Stop ``job_id`` at its next audio chunk (runs beside ``render``)."""
         self._stop = job_id
 
-    def render(self, job_id: int, job: RenderJob) -> Iterator[list[tuple[int, Any]]]:
+    def render(self, job_id: int, job: RenderJob) -> Iterator[list[tuple[EventKind, Any]]]:
         """Run the render step; yield the frames it emits, batched, ending with END."""
         from orate.runtime.render import render
 
         # bounded: when the replica stops taking objects (a slow client), the generator
         # blocks in ``yield`` under Ray's back-pressure, this queue fills, and the render
         # thread blocks in ``emit`` (memory stays bounded on the actor's side too)
-        frames: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=32)
+        frames: queue.Queue[tuple[EventKind, Any]] = queue.Queue(maxsize=32)
 
         def run() -> None:
             cancelled = False
@@ -102,14 +102,14 @@ class EngineActor:
             except Exception as exc:  # report it; the actor keeps serving
                 frames.put(
                     (
-                        ERROR,
+                        EventKind.ERROR,
                         {
                             "message": f"{type(exc).__name__}: {exc}",
                             "code": getattr(exc, "code", None),
                         },
                     )
                 )
-            frames.put((END, {"cancelled": cancelled}))
+            frames.put((EventKind.END, {"cancelled": cancelled}))
 
         threading.Thread(target=run, name=f"render-{job_id}", daemon=True).start()
         while True:
@@ -118,7 +118,7 @@ class EngineActor:
                 while True:
                     batch.append(frames.get_nowait())
             yield batch
-            if batch[-1][0] == END:
+            if batch[-1][0] is EventKind.END:
                 return
 
 
@@ -334,7 +334,7 @@ class RayBackend:
             async for ref in gen:
                 await stream.room.wait()  # the consumer is behind: let the actor wait
                 for kind, payload in await ref:
-                    if kind == END:
+                    if kind is EventKind.END:
                         if payload.get("cancelled"):
                             self.cancelled += 1
                         else:
@@ -342,22 +342,22 @@ class RayBackend:
                             if self._kind(slot.index) == NEURAL:
                                 self.completed_neural += 1
                         slot.current = None
-                        stream._push(END, None)
+                        stream._push(EventKind.END, None)
                         self._idle[self._kind(slot.index)].put_nowait(slot)
                         return
                     stream._push(kind, payload)
             raise RayError("the actor's stream ended without END")
         except asyncio.CancelledError:
-            stream._push(ERROR, {"message": "the engine backend is shutting down"})
-            stream._push(END, None)
+            stream._push(EventKind.ERROR, {"message": "the engine backend is shutting down"})
+            stream._push(EventKind.END, None)
             raise
         except Exception as exc:  # RayActorError, ActorUnavailableError, node lost…
             log.warning(
                 "engine actor %d (pid %s) failed: %s", slot.index, slot.pid, type(exc).__name__
             )
             slot.current = None
-            stream._push(ERROR, {"message": "the engine actor died while synthesizing"})
-            stream._push(END, None)
+            stream._push(EventKind.ERROR, {"message": "the engine actor died while synthesizing"})
+            stream._push(EventKind.END, None)
             self._replace(slot)
 
     def _replace(self, slot: _Slot) -> None:

@@ -21,15 +21,13 @@ from orate.audio.encoder import Encoder, Resampler, TimeStretch, make_encoder
 from orate.audio.formats import FORMATS
 from orate.engines.base import Engine, EngineEvent, VoiceParams
 from orate.engines.words import Tokens
+from orate.runtime.events import EventKind
 from orate.runtime.spoken import Spoken
 from orate.runtime.timestamps import Timestamp, sentence_timestamps
 
 COALESCE_BYTES = 256 * 1024
 
-# message kinds emitted by a render (and carried over the worker pipe)
-AUDIO, TIMESTAMPS, SENTENCE, DONE, ERROR = 1, 2, 3, 4, 5
-
-Emit = Callable[[int, Any], None]
+Emit = Callable[[EventKind, Any], None]
 
 
 @dataclass(frozen=True)
@@ -156,7 +154,7 @@ class _Output:
                 )
             parts = self._parts
             one = len(parts) == 1 and type(parts[0]) is bytes  # (lameenc gives bytearrays)
-            self._emit(AUDIO, parts[0] if one else b"".join(parts))
+            self._emit(EventKind.AUDIO, parts[0] if one else b"".join(parts))
             self._parts = []
             self._held = 0
             self._threshold = min(max(self._threshold * 4, 4096), COALESCE_BYTES)
@@ -253,16 +251,8 @@ def render(
                 stats.cancelled = True
                 return stats
             last = sent_index == len(segment.sentences) - 1
-            if stretch is not None and last:
-                tail = stretch(None)
-                if resample is not None:
-                    tail = resample(tail).astype(np.int16, copy=False)
-                stats.samples += len(tail)
-                feeder.add(tail)
-            if resample is not None and last:
-                tail = resample(None).astype(np.int16, copy=False)
-                stats.samples += len(tail)
-                feeder.add(tail)
+            if last:
+                _tails(stretch, resample, stats, feeder)
             speech_end = stats.samples
             if last and segment.trailing_silence > 0:  # part of this utterance's last snippet
                 _silence(segment.trailing_silence, in_rate, stats, feeder)
@@ -279,9 +269,11 @@ def render(
                 )
                 stamps += _marks(segment, sent_index, start, end, stamps, spoken_ms / scale)
                 if stamps:
-                    emit(TIMESTAMPS, [t.shifted(start_ms, scale).to_dict() for t in stamps])
+                    emit(
+                        EventKind.TIMESTAMPS, [t.shifted(start_ms, scale).to_dict() for t in stamps]
+                    )
             emit(
-                SENTENCE,
+                EventKind.SENTENCE,
                 {
                     "segment": seg_index,
                     "sentence": sent_index,
@@ -302,7 +294,7 @@ def render(
     out.flush()
     stats.bytes = out.total
     emit(
-        DONE,
+        EventKind.DONE,
         {
             "samples": stats.samples,
             "sample_rate": in_rate,
@@ -312,6 +304,26 @@ def render(
         },
     )
     return stats
+
+
+def _tails(
+    stretch: TimeStretch | None,
+    resample: Resampler | None,
+    stats: RenderStats,
+    feeder: _Feeder,
+) -> None:
+    """The audio a segment's time-stretcher and resampler still hold, after its last
+    sentence (the stretcher's tail goes through the resampler too)."""
+    if stretch is not None:
+        tail = stretch(None)
+        if resample is not None:
+            tail = resample(tail).astype(np.int16, copy=False)
+        stats.samples += len(tail)
+        feeder.add(tail)
+    if resample is not None:
+        tail = resample(None).astype(np.int16, copy=False)
+        stats.samples += len(tail)
+        feeder.add(tail)
 
 
 def _silence(seconds: float, rate: int, stats: RenderStats, feeder: _Feeder) -> None:

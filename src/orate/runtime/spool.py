@@ -30,10 +30,12 @@ import tempfile
 from collections import deque
 from typing import Any
 
+from orate.runtime.events import EventKind
+
 log = logging.getLogger("orate.spool")
 
-_FRAME = struct.Struct("<BI")  # kind, payload length
-_AUDIO_KIND = 1  # runtime.render.AUDIO: its payload is raw bytes, others are pickled
+_FRAME = struct.Struct("<BI")  # kind's code, payload length
+_AUDIO = EventKind.AUDIO  # its payload is raw bytes; other kinds' payloads are pickled
 
 
 class SpoolBudget:
@@ -79,14 +81,14 @@ class SpoolFile:
         self.frames = 0  # frames written and not yet read back
         self.closed = False
 
-    def write(self, kind: int, payload: Any) -> bool:
+    def write(self, kind: EventKind, payload: Any) -> bool:
         """Append one frame; False (and nothing written) when a bound or the disk says no."""
-        data = bytes(payload) if kind == _AUDIO_KIND else pickle.dumps(payload)
+        data = bytes(payload) if kind is _AUDIO else pickle.dumps(payload)
         size = _FRAME.size + len(data)
         if self.written + size > self._budget.stream_bytes or not self._budget.take(size):
             return False
         try:
-            os.pwrite(self._fd, _FRAME.pack(kind, len(data)) + data, self.written)
+            os.pwrite(self._fd, _FRAME.pack(kind.code, len(data)) + data, self.written)
         except OSError as exc:
             self._budget.give(size)
             log.warning("a response could not spool to disk (%s); its engine waits instead", exc)
@@ -95,17 +97,18 @@ class SpoolFile:
         self.frames += 1
         return True
 
-    def read(self, window: int) -> tuple[list[tuple[int, Any]], int]:
+    def read(self, window: int) -> tuple[list[tuple[EventKind, Any]], int]:
         """Frames from ``read_to``, about ``window`` bytes of them (at least one), and the
         offset after them. Runs in a thread: it only reads, the caller moves ``read_to``."""
-        frames: list[tuple[int, Any]] = []
+        frames: list[tuple[EventKind, Any]] = []
         pos, end = self.read_to, self.written
         while pos < end and (not frames or pos - self.read_to < window):
-            kind, length = _FRAME.unpack(os.pread(self._fd, _FRAME.size, pos))
+            code, length = _FRAME.unpack(os.pread(self._fd, _FRAME.size, pos))
+            kind = EventKind.of_code(code)
             data = os.pread(self._fd, length, pos + _FRAME.size)
             if len(data) != length:
                 raise OSError("the spool file ended inside a frame")
-            frames.append((kind, data if kind == _AUDIO_KIND else pickle.loads(data)))
+            frames.append((kind, data if kind is _AUDIO else pickle.loads(data)))
             pos += _FRAME.size + length
         return frames, pos
 
@@ -137,26 +140,26 @@ class Frames:
     def __init__(self, window: int, budget: SpoolBudget | None) -> None:
         self.window = window
         self.budget = budget
-        self.head: deque[tuple[int, Any]] = deque()
-        self.tail: deque[tuple[int, Any]] = deque()
+        self.head: deque[tuple[EventKind, Any]] = deque()
+        self.tail: deque[tuple[EventKind, Any]] = deque()
         self.spool: SpoolFile | None = None
         self.pending_audio = 0
         self.refused = False  # the spool said no once: from then on, hold the producer
 
-    def push(self, kind: int, payload: Any) -> bool:
+    def push(self, kind: EventKind, payload: Any) -> bool:
         """Queue a frame; True when the producer should now be held."""
-        to_disk = self.tail or (self.spool is not None and self.spool.unread)
-        if not to_disk and kind == _AUDIO_KIND and self.pending_audio >= self.window:
+        to_disk = bool(self.tail) or (self.spool is not None and self.spool.unread)
+        if not to_disk and kind is _AUDIO and self.pending_audio >= self.window:
             to_disk = True
         if to_disk and not self.tail and self._spill(kind, payload):
             return False
         queue = self.tail if to_disk else self.head
         queue.append((kind, payload))
-        if kind == _AUDIO_KIND:
+        if kind is _AUDIO:
             self.pending_audio += len(payload)
         return self.pending_audio >= self.window and (to_disk or self.budget is None)
 
-    def _spill(self, kind: int, payload: Any) -> bool:
+    def _spill(self, kind: EventKind, payload: Any) -> bool:
         if self.budget is None or self.refused:
             return False
         if self.spool is None:
@@ -173,14 +176,14 @@ class Frames:
         self.budget.refused += 1
         return False
 
-    def pop(self) -> tuple[int, Any] | None:
+    def pop(self) -> tuple[EventKind, Any] | None:
         """The next frame in memory, or None when the next one is on disk or not made."""
         if not self.head and not (self.spool is not None and self.spool.unread) and self.tail:
             self.head, self.tail = self.tail, deque()
         if not self.head:
             return None
         kind, payload = self.head.popleft()
-        if kind == _AUDIO_KIND:
+        if kind is _AUDIO:
             self.pending_audio -= len(payload)
         return kind, payload
 
@@ -197,9 +200,9 @@ class Frames:
             return
         spool.advance(to, len(frames))
         self.head.extend(frames)
-        self.pending_audio += sum(len(p) for k, p in frames if k == _AUDIO_KIND)
+        self.pending_audio += sum(len(p) for k, p in frames if k is _AUDIO)
 
-    def drop(self, end: tuple[int, Any] | None) -> None:
+    def drop(self, end: tuple[EventKind, Any] | None) -> None:
         """Forget every frame (a cancelled job), keeping only its last frame ``end`` if
         that was made already, so a reader still sees the job end."""
         self.close()

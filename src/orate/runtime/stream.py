@@ -17,9 +17,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from orate.runtime.render import AUDIO
+from orate.runtime.events import EventKind
 from orate.runtime.spool import Frames, SpoolBudget
-from orate.runtime.worker import END
 
 
 class PacedStream:
@@ -54,15 +53,15 @@ class PacedStream:
 
     # -- shared ----------------------------------------------------------------------
 
-    def _push(self, kind: int, payload: Any) -> None:
-        if self.cancelled and kind != END:
+    def _push(self, kind: EventKind, payload: Any) -> None:
+        if self.cancelled and kind is not EventKind.END:
             return  # nobody will read it: drop, so a cancelled job holds no memory
-        self._ended = self._ended or kind == END
+        self._ended = self._ended or kind is EventKind.END
         if self._frames.push(kind, payload):
             self._hold()
         self._wake.set()
 
-    async def __aiter__(self) -> AsyncIterator[tuple[int, Any]]:
+    async def __aiter__(self) -> AsyncIterator[tuple[EventKind, Any]]:
         frames = self._frames
         try:
             while True:
@@ -75,9 +74,9 @@ class PacedStream:
                     await self._wake.wait()
                     continue
                 kind, payload = frame
-                if kind == AUDIO and frames.pending_audio < self.limit:
+                if kind is EventKind.AUDIO and frames.pending_audio < self.limit:
                     self._release()
-                if kind == END:
+                if kind is EventKind.END:
                     self.finished = True
                     return
                 yield kind, payload
@@ -90,6 +89,6 @@ class PacedStream:
         if self.finished or self.cancelled:
             return
         self.cancelled = True
-        self._frames.drop((END, None) if self._ended else None)
+        self._frames.drop((EventKind.END, None) if self._ended else None)
         self._stop()
         self._release()  # a held producer must run on to see the stop and send END

@@ -87,36 +87,61 @@ def sentence_timestamps(
     phonemes = [e for e in evs if e.kind == "phoneme"]
     out: list[Timestamp] = []
     if "word" in kinds and starts:
-        spoken = [
-            i
-            for i in tokens.between(offset, end)
-            if i in starts or any(ch.isalnum() for ch in text[slice(*tokens.spans[i])])
-        ]
-        heads = sorted(starts, key=lambda i: (starts[i], i))
-        for n, idx in enumerate(heads):
-            start = starts[idx]
-            limit = starts[heads[n + 1]] if n + 1 < len(heads) else duration_ms
-            stop = _word_end(start, limit, idx, offset, tokens, phonemes)
-            nxt = heads[n + 1] if n + 1 < len(heads) else None
-            group = [idx] + [
-                i for i in spoken if idx < i and (nxt is None or i < nxt) and i not in starts
-            ]
-            if len(group) > 1:  # merged tokens: the group spans up to the next word
-                stop = limit
-            weights = [tokens.spans[i][1] - tokens.spans[i][0] for i in group]
-            t = start
-            for i, w in zip(group, weights, strict=True):
-                share = (stop - start) * w / sum(weights)
-                s_, e_ = tokens.spans[i]
-                out.append(Timestamp("word", word_text(text[s_:e_]), t, t + share, s_, e_))
-                t += share
+        out += _word_stamps(text, offset, end, tokens, starts, phonemes, duration_ms)
     if "phoneme" in kinds:
-        for n, p in enumerate(phonemes):
-            if not p.text.strip():
-                continue
-            stop = phonemes[n + 1].time_ms if n + 1 < len(phonemes) else duration_ms
-            idx = tokens.index_at(offset + p.text_pos)
-            span = tokens.spans[idx] if idx is not None else (None, None)
-            out.append(Timestamp("phoneme", p.text, p.time_ms, max(stop, p.time_ms), *span))
+        out += _phoneme_stamps(offset, tokens, phonemes, duration_ms)
     out.sort(key=lambda t: (t.start, t.type != "word", t.char_start or 0))
+    return out
+
+
+def _word_stamps(
+    text: str,
+    offset: int,
+    end: int,
+    tokens: Tokens,
+    starts: dict[int, float],
+    phonemes: list[EngineEvent],
+    duration_ms: float,
+) -> list[Timestamp]:
+    """One timestamp per token the engine started (``starts``), and per token it ran
+    into a neighbour, sharing that neighbour's time by character length."""
+    out: list[Timestamp] = []
+    spoken = [
+        i
+        for i in tokens.between(offset, end)
+        if i in starts or any(ch.isalnum() for ch in text[slice(*tokens.spans[i])])
+    ]
+    heads = sorted(starts, key=lambda i: (starts[i], i))
+    for n, idx in enumerate(heads):
+        start = starts[idx]
+        limit = starts[heads[n + 1]] if n + 1 < len(heads) else duration_ms
+        stop = _word_end(start, limit, idx, offset, tokens, phonemes)
+        nxt = heads[n + 1] if n + 1 < len(heads) else None
+        group = [idx] + [
+            i for i in spoken if idx < i and (nxt is None or i < nxt) and i not in starts
+        ]
+        if len(group) > 1:  # merged tokens: the group spans up to the next word
+            stop = limit
+        weights = [tokens.spans[i][1] - tokens.spans[i][0] for i in group]
+        t = start
+        for i, w in zip(group, weights, strict=True):
+            share = (stop - start) * w / sum(weights)
+            s_, e_ = tokens.spans[i]
+            out.append(Timestamp("word", word_text(text[s_:e_]), t, t + share, s_, e_))
+            t += share
+    return out
+
+
+def _phoneme_stamps(
+    offset: int, tokens: Tokens, phonemes: list[EngineEvent], duration_ms: float
+) -> list[Timestamp]:
+    """One timestamp per phoneme, until the next one, with the span of its token."""
+    out: list[Timestamp] = []
+    for n, p in enumerate(phonemes):
+        if not p.text.strip():
+            continue
+        stop = phonemes[n + 1].time_ms if n + 1 < len(phonemes) else duration_ms
+        idx = tokens.index_at(offset + p.text_pos)
+        span = tokens.spans[idx] if idx is not None else (None, None)
+        out.append(Timestamp("phoneme", p.text, p.time_ms, max(stop, p.time_ms), *span))
     return out

@@ -27,11 +27,10 @@ from typing import Any
 
 from orate.engines.onnx_base import set_thread_budget
 from orate.engines.registry import EngineRegistry
-from orate.runtime.render import AUDIO, ERROR, RenderJob, render
+from orate.runtime.events import EventKind
+from orate.runtime.render import RenderJob, render
 
 HEADER = struct.Struct("<IIB")
-READY = 6  # a worker's first frame, job id 0: it has loaded its engines
-END = 7  # the last frame of every job, after DONE or ERROR or a cancel
 READY_JOB = 0
 SWEEP_EVERY = 30.0  # seconds of idleness between checks for models to unload
 
@@ -184,11 +183,11 @@ def worker_main(
     registry = EngineRegistry(Path(models_dir) if models_dir else None, idle)
     registry.engine("espeak")  # load before announcing readiness: first request stays fast
 
-    def send(job_id: int, kind: int, payload: Any) -> None:
-        body = payload if kind == AUDIO else json.dumps(payload).encode()
-        _send_frame(fd, HEADER.pack(len(body), job_id, kind), body)
+    def send(job_id: int, kind: EventKind, payload: Any) -> None:
+        body = payload if kind is EventKind.AUDIO else json.dumps(payload).encode()
+        _send_frame(fd, HEADER.pack(len(body), job_id, kind.code), body)
 
-    send(READY_JOB, READY, {"pid": os.getpid(), "index": index})
+    send(READY_JOB, EventKind.READY, {"pid": os.getpid(), "index": index})
     while True:
         try:
             while not jobs.poll(min(SWEEP_EVERY, max(idle / 2, 0.5))):
@@ -202,22 +201,24 @@ def worker_main(
         # intra-op threads this job's model runs may use: the cores the pool saw idle
         set_thread_budget(message[2] if len(message) > 2 else 1)
         cancelled = False
+
+        def emit(kind: EventKind, payload: Any, _id: int = job_id) -> None:
+            send(_id, kind, payload)
+
+        def stopped(_id: int = job_id) -> bool:
+            return bool(cancel.value == _id)
+
         try:
-            stats = render(
-                job_check(job),
-                registry.engine,
-                lambda kind, payload, _id=job_id: send(_id, kind, payload),
-                lambda _id=job_id: cancel.value == _id,
-            )
+            stats = render(job_check(job), registry.engine, emit, stopped)
             cancelled = stats.cancelled
         except Exception as exc:  # report, then keep serving: one bad job must not kill us
             send(
                 job_id,
-                ERROR,
+                EventKind.ERROR,
                 {"message": f"{type(exc).__name__}: {exc}", "code": getattr(exc, "code", None)},
             )
         finally:
-            send(job_id, END, {"cancelled": cancelled})
+            send(job_id, EventKind.END, {"cancelled": cancelled})
 
 
 def job_check(job: object) -> RenderJob:

@@ -338,18 +338,18 @@ def design_voice(
         < words.index(next(w for w in words if w in _FEMALE))
     )
     male = bool(wordset & _MALE) and not female
-    if getattr(engine, "palette", False):
+    if engine.palette:
         language = _language_asked(description)
         if language is not None and not language.startswith("en"):
             # the palette speaks English: another language is designed on espeak-ng's
             return design_voice(
                 description,
-                engine.fallback(),  # type: ignore[attr-defined]
+                engine.fallback(),
                 seed=seed,
                 default_voice=default_voice,
             )
         return _design_natural(description, engine, words, female, male, seed)
-    if not getattr(engine, "variants", None):
+    if not engine.variants:
         # a neural engine has no espeak variants or pitch: the description picks one of
         # its voices by gender, and the pace words still apply
         voices = engine.voices()
@@ -468,7 +468,7 @@ def apply_directions(params: VoiceParams, directions: str, engine: Engine) -> Vo
         return params
     adjusted = _adjust(params, words)
     wordset = set(words)
-    if getattr(engine, "palette", False):  # natural voices: manner as breathiness
+    if engine.palette:  # natural voices: manner as breathiness
         if wordset & {"deep", "deeper", "older", "old", "elderly"}:
             adjusted = replace(adjusted, formant=round(adjusted.formant * 0.96, 3))
         if wordset & _WHISPER - {"breathy", "airy", "breathless"}:
@@ -485,8 +485,7 @@ def apply_directions(params: VoiceParams, directions: str, engine: Engine) -> Vo
 
 
 def engine_variant_gender(engine: Engine, variant: str | None) -> str:
-    variants = getattr(engine, "variants", {})
-    found = variants.get((variant or "").lower())
+    found = engine.variants.get((variant or "").lower())
     return found[1] if found else "neutral"
 
 

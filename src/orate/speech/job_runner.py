@@ -1,4 +1,4 @@
-"""The job runner: takes durable jobs from the library and runs them through the pipeline.
+"""The job runner: takes durable jobs from the library and runs them through the speech service.
 
 Each runner loop holds one job at a time and renews its lease while the
 engine works (progress = sentences done / sentences planned). The result is
@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import uuid
+from typing import Protocol
 
 from orate.config import Settings
 from orate.library.db import DB_ERRORS
@@ -22,18 +23,25 @@ from orate.library.jobs import JobStore
 from orate.library.library import Library
 from orate.library.tables import Job
 from orate.runtime.pool import EngineBusy
-from orate.speech.pipeline import Pipeline
-from orate.speech.types import Context, SpeechError, request_from_dict
+from orate.speech.types import Context, Plan, Speech, SpeechError, SpeechRequest, request_from_dict
 
 log = logging.getLogger("orate.jobs")
 
 IDLE_POLL = 1.0  # seconds between looks at the queue when nothing woke the runner
 
 
+class Speaker(Protocol):
+    """What a job needs of the speech service: plan a request, then speak the plan."""
+
+    async def plan(self, req: SpeechRequest, ctx: Context | None = None) -> Plan: ...
+
+    async def speak(self, plan: Plan) -> Speech: ...
+
+
 class JobRunner:
-    def __init__(self, settings: Settings, pipeline: Pipeline, library: Library) -> None:
+    def __init__(self, settings: Settings, speech: Speaker, library: Library) -> None:
         self.settings = settings
-        self.pipeline = pipeline
+        self.speech = speech
         self.library = library
         self.store: JobStore = library.jobs
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -92,7 +100,7 @@ class JobRunner:
             req = request_from_dict(job.request)
             req.max_chars = self.settings.max_job_chars
             req.framing = None  # bounded by max_job_chars; its audio goes to storage
-            plan = await self.pipeline.plan(req, Context(owner=job.owner, dialect=job.dialect))
+            plan = await self.speech.plan(req, Context(owner=job.owner, dialect=job.dialect))
         except (SpeechError, TypeError, KeyError, ValueError) as exc:
             message = exc.message if isinstance(exc, SpeechError) else f"bad job request: {exc}"
             await self.store.fail(job.id, self.id, message, retry=False)
@@ -102,7 +110,7 @@ class JobRunner:
         beat = time.monotonic()
         self.running[job.id] = 0.0
         try:
-            speech = await self.pipeline.speak(plan)
+            speech = await self.speech.speak(plan)
             async for event in speech.events:
                 if event.kind != "sentence":
                     continue

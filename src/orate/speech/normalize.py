@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -1277,6 +1277,50 @@ def _scan_ranges(text: str) -> list[tuple[int, int]]:
     return _windows(text)
 
 
+@dataclass(frozen=True)
+class _Foreign:
+    """How numbers of a language other than English are read (num2words)."""
+
+    converter: str  # num2words' name for the language
+    base: str  # the language without its region
+    comma: bool  # a decimal comma ("3,5")
+
+
+def _english_matches(text: str) -> Iterator[re.Match[str]]:
+    """The English scanner's matches: the cheapest scanner the text needs (e-mail and
+    URL patterns only when it has their marks), over the windows around anchors."""
+    scanner = (
+        _SCANNER
+        if "@" in text
+        else _SCANNER_NO_EMAIL
+        if ("://" in text or "www." in text)
+        else _SCANNER_PLAIN
+    )
+    ranges = _scan_ranges(text)
+    if ranges == [(0, len(text))]:
+        return scanner.finditer(text)
+    return (m for s, e in ranges for m in scanner.finditer(text, s, e))
+
+
+def _rewrite(
+    m: re.Match[str], group: str, text: str, ctx: Region, foreign: _Foreign | None
+) -> tuple[str, str | list[tuple[int, int, str]]]:
+    """A match's kind and its rewrite: the bare replacement when the whole match is
+    rewritten (the usual case), else the pieces (start, end, replacement) in it."""
+    raw = m.group()
+    kind = (
+        group[:-1].removesuffix(_DIGIT_MARK)
+        if group.endswith((_DIGIT_MARK + "c", _DIGIT_MARK + "h"))
+        else group.removesuffix(_DIGIT_MARK)
+    )
+    if foreign is None:
+        pieces = (_ENGLISH.get(kind) or _abbr)(m, text, ctx)
+    else:
+        pieces = [(0, len(raw), _foreign(m, foreign.converter, foreign.base, foreign.comma, text))]
+    whole = len(pieces) == 1 and pieces[0][:2] == (0, len(raw))
+    return kind, pieces[0][2] if whole else pieces
+
+
 def normalize_text(text: str, language: str = "en") -> Normalized:
     """Rewrite what a listener would read differently from how it is written.
 
@@ -1286,27 +1330,16 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
     lang = language.lower().replace("_", "-")
     english = lang == "en" or lang.startswith("en-")
     ctx = _DAY_FIRST if english and lang.partition("-")[2] in DAY_FIRST_REGIONS else _US
+    foreign: _Foreign | None = None
     if english:
-        scanner = (
-            _SCANNER
-            if "@" in text
-            else _SCANNER_NO_EMAIL
-            if ("://" in text or "www." in text)
-            else _SCANNER_PLAIN
-        )
-        ranges = _scan_ranges(text)
-        matches = (
-            scanner.finditer(text)
-            if ranges == [(0, len(text))]
-            else (m for s, e in ranges for m in scanner.finditer(text, s, e))
-        )
+        matches = _english_matches(text)
     else:
         converter = num2words_language(lang)
         if converter is None:
             return Normalized(text, text)
         base = lang.partition("-")[0]
-        comma = base in DECIMAL_COMMA
-        matches = (_FOREIGN_COMMA if comma else _FOREIGN_POINT).finditer(text)
+        foreign = _Foreign(converter, base, base in DECIMAL_COMMA)
+        matches = (_FOREIGN_COMMA if foreign.comma else _FOREIGN_POINT).finditer(text)
     out: list[str] = []
     spans: list[tuple[int, int, int, int]] = []  # plain tuples: 100k of them on a hostile
     # input, and a named tuple costs a Python call each
@@ -1320,24 +1353,13 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
     # and written straight into the output with its span
     for m in matches:
         group = m.lastgroup or "foreign"
-        if not english:  # a date reads the word before it (French "le")
+        if foreign is not None:  # a date reads the word before it (French "le")
             group = "foreign" + lang + (str(m.start()) if m.lastgroup in ("date", "iso") else "")
         raw = m.group()
         key = group + "\0" + raw + ctx.key
         got = cache.get(key)
         if got is None:
-            kind = (
-                group[:-1].removesuffix(_DIGIT_MARK)
-                if group.endswith((_DIGIT_MARK + "c", _DIGIT_MARK + "h"))
-                else group.removesuffix(_DIGIT_MARK)
-            )
-            if english:
-                pieces = (_ENGLISH.get(kind) or _abbr)(m, text, ctx)
-            else:
-                pieces = [(0, len(raw), _foreign(m, converter, base, comma, text))]
-            # the usual case, the whole match rewritten, is kept as the bare replacement
-            whole = len(pieces) == 1 and pieces[0][:2] == (0, len(raw))
-            got = pieces[0][2] if whole else pieces
+            kind, got = _rewrite(m, group, text, ctx, foreign)
             if kind not in _CONTEXTUAL:
                 cache[key] = got
         at = m.start()

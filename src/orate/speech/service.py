@@ -8,7 +8,7 @@ the same behaviour by calling the same method, and a rule changes in one place.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,15 +16,19 @@ from orate.catalog.models import Catalog, Model
 from orate.config import Price, Settings
 from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams
 from orate.engines.registry import UnknownEngine
+from orate.runtime.pool import EnginePool
+from orate.runtime.render import RenderStats
+from orate.speech.delivery import Delivery
 from orate.speech.design import design_voice
-from orate.speech.pipeline import Pipeline
+from orate.speech.metrics import Metrics
+from orate.speech.planning import Planner
+from orate.speech.recording import Recorder
 from orate.speech.textstream import TextStream
 from orate.speech.types import Context, Plan, Speech, SpeechError, SpeechEvent, SpeechRequest
 
 if TYPE_CHECKING:
     from orate.library.library import Library
     from orate.library.tables import Job, Voice
-    from orate.runtime.render import RenderStats
     from orate.speech.job_runner import JobRunner
 
 S = TypeVar("S")
@@ -47,24 +51,34 @@ class VoiceSource:
 
 
 class SpeechService:
-    """One per server (or CLI command), built by the composition root."""
+    """One per server (or CLI command), built by the composition root.
+
+    It owns and composes the three stages of a speech: planning (text → plan),
+    delivery (plan → events: cache, single flight, engine backend) and recording
+    (quota, history, metrics). ``plan`` plans and then reserves the quota; ``speak``
+    delivers and wraps the events so they are recorded once the caller has had them.
+    """
 
     def __init__(
-        self, pipeline: Pipeline, library: Library | None, jobs: JobRunner | None = None
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        pool: EnginePool | None,
+        library: Library | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        self.pipeline = pipeline
+        self.settings = settings
+        self.catalog = catalog
         self.library = library
-        self.jobs = jobs
+        self.planner = Planner(settings, catalog, library)
+        self.delivery = Delivery(settings, catalog, pool, library)
+        self.recorder = Recorder(settings, catalog, library, metrics)
+        self.jobs: JobRunner | None = None  # set by the composition root when it runs jobs
+
+    async def close(self) -> None:
+        await self.delivery.close()
 
     # -- what the dialects read ------------------------------------------------
-
-    @property
-    def settings(self) -> Settings:
-        return self.pipeline.settings
-
-    @property
-    def catalog(self) -> Catalog:
-        return self.pipeline.catalog
 
     def engine(self, name: str) -> Engine:
         """An engine's facts (voices, sample rate) for listings; synthesis stays in the
@@ -80,20 +94,34 @@ class SpeechService:
     # -- speaking --------------------------------------------------------------
 
     async def plan(self, req: SpeechRequest, ctx: Context | None = None) -> Plan:
-        """Validate and plan a request (text, voices, limits) without synthesizing."""
-        return await self.pipeline.plan(req, ctx)
+        """Validate and plan a request (text, voices, limits) without synthesizing, then
+        take its characters from the caller's quota: last, once everything else is
+        valid, so nothing is charged for a refused request."""
+        plan = await self.planner.plan(req, ctx or Context())
+        plan.reservation = await self.recorder.reserve(plan.context, plan.characters)
+        return plan
 
     async def speak(self, plan: Plan) -> Speech:
-        """Start synthesis of a plan (or replay it from the cache): events as they come."""
-        return await self.pipeline.speak(plan)
+        """Start synthesis of a plan (or replay it from the cache): events as they come,
+        recorded (quota settled, history, metrics) once the caller has had them all."""
+        from orate.library.generations import new_id
 
-    def stream(self, plan: Plan) -> AsyncIterator[SpeechEvent]:
-        return self.pipeline.stream(plan)
+        gen_id = new_id()
+        delivered = await self.delivery.deliver(plan)
+        events = self.recorder.recorded(
+            gen_id,
+            plan,
+            delivered.events,
+            delivered.cache,
+            lambda: self.delivery.cache_write(plan.cache_key),
+        )
+        return Speech(gen_id, plan, delivered.cache, events)
 
     async def resolve_voice(
         self, model: Model, voice: str | VoiceParams, owner: str, provider: str = "any"
     ) -> tuple[VoiceParams, str | None]:
-        return await self.pipeline.resolve_voice(model, voice, owner, provider)
+        """A voice by built-in name, engine name or the owner's saved voice (its id too)."""
+        return await self.planner.voices.resolve(model, voice, owner, provider)
 
     def render_local(
         self,
@@ -102,7 +130,7 @@ class SpeechService:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> RenderStats:
         """Synthesize in this process (the CLI's ``say``): same render, no pool."""
-        return self.pipeline.render_local(plan, on_event, should_stop)
+        return self.delivery.render_local(plan, on_event, should_stop)
 
     def open_text_stream(
         self, speak: Callable[[str, S], Awaitable[None]], *, max_pending: int | None = None
@@ -122,7 +150,8 @@ class SpeechService:
         return self.catalog.price(model_id)
 
     def cost(self, plan: Plan, duration: float, cache: str = "miss") -> float:
-        return self.pipeline.cost(plan, duration, cache)
+        """What a speech costs its caller (nothing for a cache hit or a shared one)."""
+        return self.recorder.cost(plan, duration, cache)
 
     # -- jobs ------------------------------------------------------------------
 
@@ -134,7 +163,7 @@ class SpeechService:
         if self.library is None:
             raise RuntimeError("jobs need the library")
         await self._check_job_room(plan, owner)
-        cost = self.pipeline.cost(plan, 0.0)
+        cost = self.recorder.cost(plan, 0.0)
         job = await self.library.jobs.submit(
             owner=owner,
             dialect=dialect,
@@ -238,10 +267,7 @@ class SpeechService:
 
 def gender_of(engine: Engine, params: VoiceParams, info: VoiceInfo | None) -> str:
     """espeak knows a variant's own gender; other engines' voices carry theirs."""
-    by_variant = getattr(engine, "gender_of", None)
-    if by_variant is not None:
-        return str(by_variant(params))
-    return info.gender if info else "neutral"
+    return engine.gender_of(params) or (info.gender if info else "neutral")
 
 
 __all__ = [

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from orate.speech.spoken import Spoken, SpokenBuilder
+from orate.speech.text import TextError, split_sentences
 
 SSML_MAX_CHARS = 100_000
 SSML_MAX_DEPTH = 32
@@ -232,188 +233,235 @@ def _prosody(style: Style, attrs: dict[str, str], text: str, pos: int) -> Style:
 
 
 def _say_as(kind: str, content: str, attrs: dict[str, str], lang: str) -> str:
+    """What a <say-as> element reads: English numbers, digits, letters and dates in
+    words; anything else (or another language) normalized as ordinary text."""
     from orate.speech import normalize as N
 
-    english = lang.lower().startswith("en")
     raw = content.strip()
+    words = _say_as_english(kind, raw, attrs) if lang.lower().startswith("en") else None
+    if words is not None:
+        return words
     if kind in ("characters", "spell-out", "verbatim"):
-        return " ".join(
-            N.digits(ch) if ch.isdigit() and english else ch for ch in raw if not ch.isspace()
-        )
+        return " ".join(ch for ch in raw if not ch.isspace())
+    if kind == "telephone":
+        return raw
+    return N.normalize_text(raw, lang).text
+
+
+def _say_as_english(kind: str, raw: str, attrs: dict[str, str]) -> str | None:
+    """An English reading of a say-as kind, or ``None`` when the content is not one."""
+    from orate.speech import normalize as N
+
+    if kind in ("characters", "spell-out", "verbatim"):
+        return " ".join(N.digits(ch) if ch.isdigit() else ch for ch in raw if not ch.isspace())
     if kind == "telephone":
         groups = re.findall(r"\d+", raw)
-        return ", ".join(N.digits(g) for g in groups) if english and groups else raw
+        return ", ".join(N.digits(g) for g in groups) if groups else raw
     digits_only = re.sub(r"[,\s]", "", raw)
-    if kind in ("cardinal", "number") and re.fullmatch(r"-?\d{1,15}", digits_only) and english:
+    if kind in ("cardinal", "number") and re.fullmatch(r"-?\d{1,15}", digits_only):
         n = int(digits_only)
         return ("minus " if n < 0 else "") + N.cardinal(abs(n))
-    if kind == "ordinal" and english:
+    if kind == "ordinal":
         m = re.fullmatch(r"(\d{1,12})(?:st|nd|rd|th)?", digits_only)
-        if m:
-            return N.ordinal(int(m.group(1)))
-    if kind == "date" and english:
-        parts = [int(p) for p in re.findall(r"\d+", raw)]
-        fmt = (attrs.get("format") or "mdy").lower()
-        if len(parts) == len(fmt) and set(fmt) <= set("ymd"):
-            values = dict(zip(fmt, parts, strict=True))
-            words = (
-                N._date_words(values.get("y"), values.get("m", 1), values.get("d", 1))
-                if "d" in values and "m" in values
-                else None
-            )
-            if words:
-                return words
-    return N.normalize_text(raw, lang).text
+        return N.ordinal(int(m.group(1))) if m else None
+    if kind == "date":
+        return _date_words(raw, (attrs.get("format") or "mdy").lower())
+    return None
+
+
+def _date_words(raw: str, fmt: str) -> str | None:
+    """A date's numbers in the order ``fmt`` names (``mdy``, ``ymd`` …) as words."""
+    from orate.speech import normalize as N
+
+    parts = [int(p) for p in re.findall(r"\d+", raw)]
+    if len(parts) != len(fmt) or not set(fmt) <= set("ymd"):
+        return None
+    values = dict(zip(fmt, parts, strict=True))
+    if "d" not in values or "m" not in values:
+        return None
+    return N._date_words(values.get("y"), values.get("m", 1), values.get("d", 1)) or None
+
+
+def check_ssml(text: str) -> None:
+    """Refuse (``TextError``) SSML the parser refuses (DTDs, entities, depth, breaks)."""
+    try:
+        parse_ssml(text)
+    except SsmlError as exc:
+        raise TextError(str(exc), exc.code) from None
 
 
 def parse_ssml(text: str, lang: str = "en") -> list[Item]:
     """The items of an SSML document, in order; raises ``SsmlError`` naming the place."""
-    from orate.speech.phonemes import PhonemeError, check_ipa
-
     _check_xml(text)
-    items: list[Item] = []
-    stack: list[tuple[str, Style, int, dict[str, str]]] = []  # name, style before, pos, attrs
-    style = Style(lang=lang)
-    capture: tuple[str, dict[str, str], int, list[str]] | None = None
-    breaks = 0.0
-    marks = 0
-    pos = 0
-    seen_root = False
+    return _Parser(text, lang).parse()
 
-    def add_text(chunk: str, at: int) -> None:
-        if capture is not None:
-            capture[3].append(chunk)
+
+_Open = tuple[str, Style, int, dict[str, str]]  # name, style before, position, attributes
+_Capture = tuple[str, dict[str, str], int, list[str]]  # name, attributes, depth, text
+
+
+class _Parser:
+    """One pass over the tags of a well-formed document (``_check_xml`` ran first),
+    keeping the style in force, the open elements and the bounds on breaks and marks."""
+
+    def __init__(self, text: str, lang: str) -> None:
+        self.text = text
+        self.lang = lang
+        self.items: list[Item] = []
+        self.stack: list[_Open] = []
+        self.style = Style(lang=lang)
+        self.capture: _Capture | None = None  # say-as, sub, phoneme: their text is read whole
+        self.breaks = 0.0
+        self.marks = 0
+
+    def parse(self) -> list[Item]:
+        text, pos, seen_root = self.text, 0, False
+        for m in _TOKEN.finditer(text):
+            if m.start() > pos:
+                self.add_text(text[pos : m.start()], pos)
+            pos = m.end()
+            if m.group("cdata") is not None:
+                self.add_text(m.group("cdata"), m.start("cdata"))
+                continue
+            name = m.group("name")
+            if name is None:
+                continue  # comment or processing instruction
+            local = name.rsplit(":", 1)[-1] if name != "xml:lang" else name
+            where = _where(text, m.start())
+            if local not in _ELEMENTS:
+                raise SsmlError(
+                    f"SSML element <{name}> at {where} is not supported; use speak, p, "
+                    "s, break, prosody, emphasis, say-as, sub, phoneme, voice, lang, "
+                    "mark"
+                )
+            if not seen_root and local != "speak":
+                raise SsmlError(f"SSML must have <speak> as its root element ({where})")
+            seen_root = True
+            if m.group("close"):
+                self.close(m)
+            else:
+                self.open(m, name, local, where)
+        return self.items
+
+    def add_text(self, chunk: str, at: int) -> None:
+        if self.capture is not None:
+            self.capture[3].append(chunk)
             return
-        if not stack:
+        if not self.stack:
             return  # whitespace outside <speak>
         # entities map to their whole reference; other characters one for one
         last = 0
         for m in _ENTITY.finditer(chunk):
             if m.start() > last:
-                items.append(
-                    Item("text", chunk[last : m.start()], at + last, at + m.start(), style)
-                )
-            ref = m.group(1)
-            value = (
-                chr(int(ref[2:], 16))
-                if ref.startswith("#x")
-                else chr(int(ref[1:]))
-                if ref.startswith("#")
-                else html.unescape(m.group())
-            )
-            items.append(Item("rewrite", value, at + m.start(), at + m.end(), style))
+                self.add("text", chunk[last : m.start()], at + last, at + m.start())
+            self.add("rewrite", _entity(m), at + m.start(), at + m.end())
             last = m.end()
         if last < len(chunk):
-            items.append(Item("text", chunk[last:], at + last, at + len(chunk), style))
+            self.add("text", chunk[last:], at + last, at + len(chunk))
 
-    for m in _TOKEN.finditer(text):
-        if m.start() > pos:
-            add_text(text[pos : m.start()], pos)
-        pos = m.end()
-        if m.group("cdata") is not None:
-            add_text(m.group("cdata"), m.start("cdata"))
-            continue
-        name = m.group("name")
-        if name is None:
-            continue  # comment or processing instruction
-        local = name.rsplit(":", 1)[-1] if name != "xml:lang" else name
-        where = _where(text, m.start())
-        if local not in _ELEMENTS:
-            raise SsmlError(
-                f"SSML element <{name}> at {where} is not supported; use speak, p, "
-                "s, break, prosody, emphasis, say-as, sub, phoneme, voice, lang, "
-                "mark"
+    def add(self, kind: str, text: str = "", start: int = 0, end: int = 0) -> None:
+        self.items.append(Item(kind, text, start, end, self.style))
+
+    def close(self, m: re.Match[str]) -> None:
+        if not self.stack:
+            return
+        opened, before, start_pos, _ = self.stack.pop()
+        capture = self.capture
+        if capture is not None and capture[0] == opened and len(self.stack) == capture[2]:
+            self.capture = None
+            self.captured(capture, start_pos, m.start())
+        if opened in ("p", "s", "paragraph", "sentence"):
+            self.items.append(Item("boundary"))
+        self.style = before
+
+    def captured(self, capture: _Capture, start: int, end: int) -> None:
+        """The item of a closed say-as, sub or phoneme, from the text it held."""
+        from orate.speech.phonemes import PhonemeError, check_ipa
+
+        opened, attrs, _, parts = capture
+        content = "".join(html.unescape(p) for p in parts)
+        if opened == "sub":
+            self.add("rewrite", attrs.get("alias", content), start, end)
+        elif opened == "phoneme":
+            alphabet = (attrs.get("alphabet") or "ipa").lower()
+            if alphabet != "ipa":
+                raise SsmlError(
+                    f"<phoneme alphabet={alphabet!r}> at "
+                    f"{_where(self.text, start)}: only alphabet='ipa'"
+                )
+            try:
+                check_ipa(attrs.get("ph", ""))
+            except PhonemeError as exc:
+                raise SsmlError(f"<phoneme> at {_where(self.text, start)}: {exc}") from None
+            self.items.append(
+                Item("phonemes", attrs.get("ph", ""), start, end, self.style, written=content)
             )
-        if not seen_root and local != "speak":
-            raise SsmlError(f"SSML must have <speak> as its root element ({where})")
-        seen_root = True
-        if m.group("close"):
-            if not stack:
-                continue
-            opened, before, start_pos, attrs = stack.pop()
-            if capture is not None and capture[0] == opened and len(stack) == capture[2]:
-                kind, cattrs, _, parts = capture
-                capture = None
-                content = "".join(html.unescape(p) for p in parts)
-                src_start, src_end = start_pos, m.start()
-                if opened == "sub":
-                    items.append(
-                        Item("rewrite", cattrs.get("alias", content), src_start, src_end, style)
-                    )
-                elif opened == "phoneme":
-                    alphabet = (cattrs.get("alphabet") or "ipa").lower()
-                    if alphabet != "ipa":
-                        raise SsmlError(
-                            f"<phoneme alphabet={alphabet!r}> at "
-                            f"{_where(text, src_start)}: only alphabet='ipa'"
-                        )
-                    try:
-                        check_ipa(cattrs.get("ph", ""))
-                    except PhonemeError as exc:
-                        raise SsmlError(f"<phoneme> at {_where(text, src_start)}: {exc}") from None
-                    items.append(
-                        Item(
-                            "phonemes",
-                            cattrs.get("ph", ""),
-                            src_start,
-                            src_end,
-                            style,
-                            written=content,
-                        )
-                    )
-                else:
-                    spoken = _say_as(cattrs["interpret-as"], content, cattrs, style.lang or lang)
-                    items.append(Item("rewrite", spoken, src_start, src_end, style))
-            if opened in ("p", "s", "paragraph", "sentence"):
-                items.append(Item("boundary"))
-            style = before
-            continue
+        else:
+            lang = self.style.lang or self.lang
+            self.add("rewrite", _say_as(attrs["interpret-as"], content, attrs, lang), start, end)
+
+    def open(self, m: re.Match[str], name: str, local: str, where: str) -> None:
         attrs = {
             a: (b if b is not None and c is None else c or b or "")
             for a, b, c in _ATTR.findall(m.group("attrs"))
         }
         attrs = {k: html.unescape(v) for k, v in attrs.items()}
-        if capture is not None:
-            raise SsmlError(f"<{name}> at {where} may not sit inside <{capture[0]}>")
-        if local == "break":
-            seconds = (
-                _seconds(attrs["time"], text, m.start())
-                if "time" in attrs
-                else _BREAK_STRENGTH.get(attrs.get("strength", "medium"), 0.4)
-            )
-            if seconds > SSML_MAX_BREAK:
-                raise SsmlError(
-                    f"break of {seconds:g} s at {where}; one break may last at "
-                    f"most {SSML_MAX_BREAK:g} s",
-                    "ssml_breaks",
-                )
-            breaks += seconds
-            if breaks > SSML_MAX_BREAKS:
-                raise SsmlError(
-                    f"SSML breaks add up to more than {SSML_MAX_BREAKS:g} s", "ssml_breaks"
-                )
-            items.append(Item("break", seconds=seconds, style=style))
+        if self.capture is not None:
+            raise SsmlError(f"<{name}> at {where} may not sit inside <{self.capture[0]}>")
+        if local in ("break", "mark"):
+            self.pause(m, local, attrs, where)
             if not m.group("empty"):
-                stack.append((local, style, m.end(), attrs))
-            continue
-        if local == "mark":
-            marks += 1
-            if marks > SSML_MAX_MARKS:
-                raise SsmlError(f"more than {SSML_MAX_MARKS} marks", "ssml_too_many_marks")
-            items.append(Item("mark", attrs.get("name", ""), m.start(), m.start(), style))
-            if not m.group("empty"):
-                stack.append((local, style, m.end(), attrs))
-            continue
-        if len(stack) >= SSML_MAX_DEPTH:
+                self.stack.append((local, self.style, m.end(), attrs))
+            return
+        if len(self.stack) >= SSML_MAX_DEPTH:
             raise SsmlError(
                 f"SSML nests deeper than {SSML_MAX_DEPTH} elements ({where})", "ssml_too_deep"
             )
-        before = style
+        before = self.style
+        self.style = self.styled(local, attrs, m.start(), where)
+        if local in ("p", "s", "paragraph", "sentence"):
+            self.items.append(Item("boundary"))
+        if m.group("empty"):
+            if local == "sub" and attrs.get("alias"):  # an empty <sub/> still says its alias
+                self.add("rewrite", attrs["alias"], m.start(), m.end())
+            self.style = before
+            return
+        self.stack.append((local, before, m.end(), attrs))
+        if local in _CAPTURING:
+            self.capture = (local, attrs, len(self.stack) - 1, [])
+
+    def pause(self, m: re.Match[str], local: str, attrs: dict[str, str], where: str) -> None:
+        """A <break> (a silence, bounded one by one and in total) or a <mark>."""
+        if local == "mark":
+            self.marks += 1
+            if self.marks > SSML_MAX_MARKS:
+                raise SsmlError(f"more than {SSML_MAX_MARKS} marks", "ssml_too_many_marks")
+            self.add("mark", attrs.get("name", ""), m.start(), m.start())
+            return
+        seconds = (
+            _seconds(attrs["time"], self.text, m.start())
+            if "time" in attrs
+            else _BREAK_STRENGTH.get(attrs.get("strength", "medium"), 0.4)
+        )
+        if seconds > SSML_MAX_BREAK:
+            raise SsmlError(
+                f"break of {seconds:g} s at {where}; one break may last at "
+                f"most {SSML_MAX_BREAK:g} s",
+                "ssml_breaks",
+            )
+        self.breaks += seconds
+        if self.breaks > SSML_MAX_BREAKS:
+            raise SsmlError(f"SSML breaks add up to more than {SSML_MAX_BREAKS:g} s", "ssml_breaks")
+        self.items.append(Item("break", seconds=seconds, style=self.style))
+
+    def styled(self, local: str, attrs: dict[str, str], pos: int, where: str) -> Style:
+        """The style inside an opening element (and its checks: say-as, phoneme)."""
+        style = self.style
         new_lang = attrs.get("xml:lang") or attrs.get("lang")
         if new_lang:
             style = replace(style, lang=new_lang)
         if local == "prosody":
-            style = _prosody(style, attrs, text, m.start())
+            style = _prosody(style, attrs, self.text, pos)
         elif local == "emphasis":
             rate, gain = _EMPHASIS.get(attrs.get("level", "moderate"), _EMPHASIS["moderate"])
             style = replace(style, rate=style.rate * rate, volume=style.volume * gain)
@@ -429,17 +477,17 @@ def parse_ssml(text: str, lang: str = "en") -> list[Item]:
             attrs["interpret-as"] = kind
         elif local == "phoneme" and not attrs.get("ph"):
             raise SsmlError(f"<phoneme> at {where} needs a ph attribute (IPA)")
-        if local in ("p", "s", "paragraph", "sentence"):
-            items.append(Item("boundary"))
-        if m.group("empty"):
-            if local == "sub" and attrs.get("alias"):  # an empty <sub/> still says its alias
-                items.append(Item("rewrite", attrs["alias"], m.start(), m.end(), style))
-            style = before
-            continue
-        stack.append((local, before, m.end(), attrs))
-        if local in _CAPTURING:
-            capture = (local, attrs, len(stack) - 1, [])
-    return items
+        return style
+
+
+def _entity(m: re.Match[str]) -> str:
+    """The character an entity or character reference stands for."""
+    ref = m.group(1)
+    if ref.startswith("#x"):
+        return chr(int(ref[2:], 16))
+    if ref.startswith("#"):
+        return chr(int(ref[1:]))
+    return html.unescape(m.group())
 
 
 @dataclass
@@ -468,8 +516,6 @@ def ssml_runs(
     normalized in the style's language unless ``normalize`` is off; ``lexicon`` (when
     given) adds a text piece with the caller's pronunciations applied.
     """
-    from orate.speech.text import split_sentences
-
     runs: list[Run] = []
     builder = SpokenBuilder(alphabet, check)
 

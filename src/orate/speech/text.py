@@ -4,7 +4,7 @@
 replaced by one character), so offsets into it are offsets into the caller's
 text. Reading numbers, money and dates as words is speech/normalize.py, and what
 the engine then reads (with its map back) is speech/spoken.py; SSML is parsed by
-speech/ssml.py (``is_ssml``/``check_ssml`` here delegate to it).
+speech/ssml.py, which uses the sentence splitter here (never the other way).
 """
 
 from __future__ import annotations
@@ -47,13 +47,6 @@ def normalize(text: str) -> str:
     return "".join(out)
 
 
-def is_ssml(text: str) -> bool:
-    """A root ``<speak>`` element; "<speaker> is a word" is not SSML (speech/ssml.py)."""
-    from orate.speech.ssml import is_ssml as _is_ssml
-
-    return _is_ssml(text)
-
-
 def speakable(ch: str) -> bool:
     """A character that can make a sound: letters and digits anywhere, and non-ASCII
     symbols (emoji, currency). Spaces, punctuation, and invisible format characters
@@ -61,16 +54,6 @@ def speakable(ch: str) -> bool:
     if ch.isalnum():
         return True
     return not ch.isascii() and unicodedata.category(ch)[0] not in "CZP"
-
-
-def check_ssml(text: str) -> None:
-    """Refuse SSML the parser in speech/ssml.py refuses (DTDs, entities, depth, breaks)."""
-    from orate.speech.ssml import SsmlError, parse_ssml
-
-    try:
-        parse_ssml(text)
-    except SsmlError as exc:
-        raise TextError(str(exc), exc.code) from None
 
 
 def _is_abbreviation(text: str, end: int) -> bool:

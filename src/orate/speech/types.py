@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orate.audio.formats import AudioFormat
 from orate.catalog.models import Model
 from orate.engines.base import VoiceParams
+from orate.runtime.events import EventKind
 from orate.runtime.render import RenderJob
 from orate.runtime.timestamps import Timestamp
+
+if TYPE_CHECKING:
+    from orate.library.keys import Reservation
 
 MAX_MESSAGE = 1000
 
@@ -108,7 +113,7 @@ class Plan:
     context: Context = field(default_factory=Context)
     cache_key: str | None = None
     segment_utterances: list[int] = field(default_factory=list)  # utterance of each segment
-    reservation: Any = None  # library.keys.Reservation: characters taken from the quota
+    reservation: Reservation | None = None  # characters taken from the quota
     # what could not be done as asked, reported to the caller, never dropped silently: a
     # pronunciation rule's IPA symbol the engine has no phoneme for, a voice value out of
     # range (clamped)
@@ -117,12 +122,25 @@ class Plan:
 
 @dataclass
 class SpeechEvent:
-    """``audio`` bytes, ``timestamps``, a ``sentence`` boundary, or ``done`` with stats."""
+    """``audio`` bytes, ``timestamps``, a ``sentence`` boundary, or ``done`` with stats:
+    the kinds the render step emitted, unchanged (``runtime.events.EventKind``)."""
 
-    kind: str
+    kind: EventKind
     audio: bytes = b""
     timestamps: list[Timestamp] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+
+
+class EventStream(Protocol):
+    """A speech's events as delivery hands them on: an async iterator that can be closed
+    early (an async generator, or a reader of a synthesis in flight), so a caller that
+    goes away releases its synthesis at once."""
+
+    def __aiter__(self) -> AsyncIterator[SpeechEvent]: ...
+
+    async def __anext__(self) -> SpeechEvent: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass
@@ -132,7 +150,7 @@ class Speech:
     id: str
     plan: Plan
     cache: str  # "hit", "miss" (synthesized now), "shared" (joined a synthesis), "off"
-    events: Any  # AsyncIterator[SpeechEvent]
+    events: EventStream
 
 
 def request_to_dict(req: SpeechRequest) -> dict[str, Any]:

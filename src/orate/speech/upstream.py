@@ -20,6 +20,7 @@ import numpy as np
 
 from orate.audio.encoder import make_encoder
 from orate.engines import upstream
+from orate.runtime.events import EventKind
 from orate.speech.types import Plan, SpeechError, SpeechEvent, SynthesisFailed
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ async def upstream_events(
             kept = bytearray()
             async for chunk in audio.chunks():
                 kept += chunk
-                yield SpeechEvent("audio", audio=chunk)
+                yield SpeechEvent(EventKind.AUDIO, audio=chunk)
             seconds = await asyncio.to_thread(_duration, bytes(kept), fmt, audio.sample_rate)
         else:
             seconds = 0.0
@@ -111,7 +112,8 @@ async def upstream_events(
     finally:
         await audio.aclose()
     yield SpeechEvent(
-        "done", info={"duration": seconds, "provider": provider.name, "passthrough": passthrough}
+        EventKind.DONE,
+        info={"duration": seconds, "provider": provider.name, "passthrough": passthrough},
     )
 
 
@@ -140,9 +142,9 @@ async def _reencode(plan: Plan, audio: upstream.UpstreamAudio) -> AsyncIterator[
         samples += len(pcm)
         out = await asyncio.to_thread(encoder.feed, pcm)
         if out:
-            yield SpeechEvent("audio", audio=out)
+            yield SpeechEvent(EventKind.AUDIO, audio=out)
     if encoder is not None:
         tail = await asyncio.to_thread(encoder.finish)
         if tail:
-            yield SpeechEvent("audio", audio=tail)
-    yield SpeechEvent("done", info={"duration": samples / rate})
+            yield SpeechEvent(EventKind.AUDIO, audio=tail)
+    yield SpeechEvent(EventKind.DONE, info={"duration": samples / rate})

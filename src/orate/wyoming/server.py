@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,17 +45,22 @@ from wyoming.tts import (
 )
 
 from orate.config import Settings
+from orate.library.keys import KeyInfo
 from orate.library.tables import LOCAL_OWNER
+from orate.runtime.events import EventKind
 from orate.runtime.pool import EngineBusy, PoolClosed
-from orate.speech.pipeline import (
+from orate.speech.limits import KeyLimits
+from orate.speech.metrics import Metrics
+from orate.speech.service import SpeechService
+from orate.speech.textstream import TextStream
+from orate.speech.types import (
     Context,
+    EventStream,
     SpeechError,
     SpeechRequest,
     SynthesisFailed,
     Utterance,
 )
-from orate.speech.service import SpeechService
-from orate.speech.textstream import TextStream
 from orate.wyoming.voices import VoiceTable, WyomingVoice
 
 log = logging.getLogger("orate.wyoming")
@@ -123,7 +129,7 @@ class _Stream:
     """One open ``synthesize-start`` … ``synthesize-stop`` session."""
 
     voice: WyomingVoice
-    key: Any
+    key: KeyInfo | None
     session: TextStream[None]
     started: float = field(default_factory=time.perf_counter)
     audio_started: bool = False
@@ -139,8 +145,8 @@ class WyomingService:
         self,
         settings: Settings,
         speech_service: SpeechService,
-        metrics: Any = None,
-        limits: Any = None,
+        metrics: Metrics | None = None,
+        limits: KeyLimits | None = None,
     ) -> None:
         if not settings.wyoming_uri:
             raise ValueError("no Wyoming URI configured")
@@ -208,7 +214,7 @@ class WyomingService:
             self._rates[voice.model] = self.speech_service.engine(engine).sample_rate
         return self._rates[voice.model]
 
-    async def key(self) -> Any:
+    async def key(self) -> KeyInfo | None:
         """The key this listener acts for (``ORATE_WYOMING_KEY``), fresh within seconds."""
         ref = self.settings.wyoming_key
         if not ref:
@@ -224,7 +230,7 @@ class WyomingService:
             )
         return key
 
-    def context(self, key: Any) -> Context:
+    def context(self, key: KeyInfo | None) -> Context:
         quota = None
         if key is not None and key.quota_chars is not None:
             quota = max(key.quota_chars - key.used_chars, 0)
@@ -235,7 +241,7 @@ class WyomingService:
             quota_left=quota,
         )
 
-    async def enter(self, key: Any) -> None:
+    async def enter(self, key: KeyInfo | None) -> None:
         """Count a request in against its key's limits, service-wide when replicas share
         a database (the same KeyLimits as HTTP)."""
         if self.limits is None:
@@ -245,9 +251,69 @@ class WyomingService:
         except SpeechError as exc:
             raise BadRequest(exc.message, exc.code, exc.status) from None
 
-    async def leave(self, key: Any) -> None:
+    async def leave(self, key: KeyInfo | None) -> None:
         if self.limits is not None:
             await self.limits.release(key)
+
+    def refusal(self, address: str | None) -> str | None:
+        """Why a new connection is refused (the listener's or one address's limit)."""
+        settings = self.settings
+        if len(self.connections) >= settings.wyoming_max_connections:
+            return (
+                f"this server accepts {settings.wyoming_max_connections} Wyoming "
+                "connections at once (wyoming_max_connections)"
+            )
+        if (
+            address is not None
+            and self.by_address.get(address, 0) >= settings.wyoming_max_connections_per_address
+        ):
+            return (
+                f"this server accepts {settings.wyoming_max_connections_per_address} "
+                "Wyoming connections at once from one address "
+                "(wyoming_max_connections_per_address)"
+            )
+        return None
+
+    def joined(self, handler: OrateHandler, address: str | None) -> None:
+        self.connections.add(handler)
+        if address is not None:
+            self.by_address[address] = self.by_address.get(address, 0) + 1
+
+    def left(self, handler: OrateHandler, address: str | None) -> None:
+        self.connections.discard(handler)
+        if address is not None:
+            left = self.by_address.get(address, 1) - 1
+            if left > 0:
+                self.by_address[address] = left
+            else:
+                self.by_address.pop(address, None)
+
+    def voice(self, data: dict[str, Any]) -> WyomingVoice:
+        """The voice an event's ``voice`` object names (name, language, speaker)."""
+        voice = data.get("voice")
+        if voice is None:
+            voice = {}
+        if not isinstance(voice, dict):
+            raise BadRequest("voice must be an object {name, language, speaker}", "malformed_event")
+        fields = {k: voice.get(k) for k in ("name", "language", "speaker")}
+        for k, v in fields.items():
+            if v is not None and not isinstance(v, str):
+                raise BadRequest(f"voice.{k} must be a string", "malformed_event")
+        try:
+            return self.table.find(fields["name"], fields["language"], fields["speaker"])
+        except LookupError as exc:
+            code = "unknown_voice" if fields["name"] else "unknown_language"
+            raise BadRequest(str(exc), code) from None
+
+    def request(self, text: str, voice: WyomingVoice) -> SpeechRequest:
+        """One text in a voice, as raw PCM at the voice's rate."""
+        return SpeechRequest(
+            model=voice.model,
+            utterances=[Utterance(text, voice.voice)],
+            format="pcm",
+            sample_rate=self.rate(voice),
+            max_chars=self.speech_service.settings.max_request_chars,
+        )
 
     def observe(self, status: int, started: float, first: float | None) -> None:
         if self.metrics is not None:
@@ -275,21 +341,7 @@ class OrateHandler(AsyncEventHandler):
         service = self.service
         settings = self.settings
         address = _address(self.writer)
-        refusal = None
-        if len(service.connections) >= settings.wyoming_max_connections:
-            refusal = (
-                f"this server accepts {settings.wyoming_max_connections} Wyoming "
-                "connections at once (wyoming_max_connections)"
-            )
-        elif (
-            address is not None
-            and service.by_address.get(address, 0) >= settings.wyoming_max_connections_per_address
-        ):
-            refusal = (
-                f"this server accepts {settings.wyoming_max_connections_per_address} "
-                "Wyoming connections at once from one address "
-                "(wyoming_max_connections_per_address)"
-            )
+        refusal = service.refusal(address)
         if refusal is not None:
             with contextlib.suppress(Exception):
                 await self.write_event(
@@ -301,9 +353,7 @@ class OrateHandler(AsyncEventHandler):
                 await self._drain_before_close()
             self.abort(graceful=True)
             return
-        service.connections.add(self)
-        if address is not None:
-            service.by_address[address] = service.by_address.get(address, 0) + 1
+        service.joined(self, address)
         self._is_running = True
         # a new connection has the event deadline to send its first event (a slowloris
         # that connects and waits holds no slot for long); later, the idle timeout
@@ -350,13 +400,7 @@ class OrateHandler(AsyncEventHandler):
         except Exception:
             log.exception("Wyoming connection failed")
         finally:
-            service.connections.discard(self)
-            if address is not None:
-                left = service.by_address.get(address, 1) - 1
-                if left > 0:
-                    service.by_address[address] = left
-                else:
-                    service.by_address.pop(address, None)
+            service.left(self, address)
             await self.disconnect()
             self.abort(graceful=True)
 
@@ -445,31 +489,6 @@ class OrateHandler(AsyncEventHandler):
                 return False
         return not self._gone
 
-    def _voice(self, data: dict[str, Any]) -> WyomingVoice:
-        voice = data.get("voice")
-        if voice is None:
-            voice = {}
-        if not isinstance(voice, dict):
-            raise BadRequest("voice must be an object {name, language, speaker}", "malformed_event")
-        fields = {k: voice.get(k) for k in ("name", "language", "speaker")}
-        for k, v in fields.items():
-            if v is not None and not isinstance(v, str):
-                raise BadRequest(f"voice.{k} must be a string", "malformed_event")
-        try:
-            return self.service.table.find(fields["name"], fields["language"], fields["speaker"])
-        except LookupError as exc:
-            code = "unknown_voice" if fields["name"] else "unknown_language"
-            raise BadRequest(str(exc), code) from None
-
-    def _request(self, text: str, voice: WyomingVoice) -> SpeechRequest:
-        return SpeechRequest(
-            model=voice.model,
-            utterances=[Utterance(text, voice.voice)],
-            format="pcm",
-            sample_rate=self.service.rate(voice),
-            max_chars=self.service.speech_service.settings.max_request_chars,
-        )
-
     async def _synthesize(self, data: dict[str, Any]) -> None:
         """One-shot: audio-start, audio-chunks as the engine makes them, audio-stop."""
         started = time.perf_counter()
@@ -480,7 +499,7 @@ class OrateHandler(AsyncEventHandler):
                 raise BadRequest("synthesize needs text (a string)", "malformed_event")
             if data.get("text_format") == "ssml" and not text.lstrip().startswith("<speak"):
                 text = f"<speak>{text}</speak>"  # the speech_service knows SSML by its root
-            voice = self._voice(data)
+            voice = self.service.voice(data)
             key = await self.service.key()
             await self.service.enter(key)
             entered = True
@@ -503,36 +522,16 @@ class OrateHandler(AsyncEventHandler):
         """Synthesize one text and send its PCM; returns when the first chunk left.
         ``audio-start`` goes first unless the stream this text belongs to sent it."""
         speech_service = self.service.speech_service
-        first: float | None = None
-        try:
-            plan = await speech_service.plan(self._request(text, voice), ctx)
+        with _as_bad_request():
+            plan = await speech_service.plan(self.service.request(text, voice), ctx)
             speech = await speech_service.speak(plan)
             rate = plan.sample_rate
             if stream is None or not stream.audio_started:
                 await self.write_event(AudioStart(rate, WIDTH, CHANNELS).event())
                 if stream is not None:
                     stream.audio_started = True
-            step = rate * WIDTH  # at most a second of audio per event
             async with contextlib.aclosing(speech.events) as events:
-                async for event in events:
-                    if event.kind != "audio" or not event.audio:
-                        continue
-                    audio = event.audio
-                    for at in range(0, len(audio), step):
-                        await self.write_event(
-                            AudioChunk(rate, WIDTH, CHANNELS, audio[at : at + step]).event()
-                        )
-                        if first is None:
-                            first = time.perf_counter()
-        except SpeechError as exc:
-            raise BadRequest(exc.message, exc.code, exc.status) from None
-        except (EngineBusy, PoolClosed) as exc:
-            raise BadRequest(
-                f"the engines are busy ({exc}); retry in a moment", "busy", 503
-            ) from None
-        except SynthesisFailed as exc:
-            raise BadRequest(f"synthesis failed: {exc}", "synthesis_failed", 500) from None
-        return first
+                return await _send_audio(self.write_event, events, rate)
 
     # -- streaming text in ---------------------------------------------------
 
@@ -542,7 +541,7 @@ class OrateHandler(AsyncEventHandler):
                 "a synthesis stream is already open; send synthesize-stop first", "stream_open"
             )
         try:
-            voice = self._voice(data)
+            voice = self.service.voice(data)
             key = await self.service.key()
             await self.service.enter(key)
         except BadRequest:
@@ -613,6 +612,37 @@ class OrateHandler(AsyncEventHandler):
             return
         if stream.first_audio is None:
             stream.first_audio = first
+
+
+@contextlib.contextmanager
+def _as_bad_request() -> Iterator[None]:
+    """The speech layer's refusals and failures as Wyoming errors (code and status)."""
+    try:
+        yield
+    except SpeechError as exc:
+        raise BadRequest(exc.message, exc.code, exc.status) from None
+    except (EngineBusy, PoolClosed) as exc:
+        raise BadRequest(f"the engines are busy ({exc}); retry in a moment", "busy", 503) from None
+    except SynthesisFailed as exc:
+        raise BadRequest(f"synthesis failed: {exc}", "synthesis_failed", 500) from None
+
+
+async def _send_audio(
+    write_event: Callable[[Event], Awaitable[None]], events: EventStream, rate: int
+) -> float | None:
+    """A speech's PCM as audio-chunk events of at most a second each; returns when the
+    first chunk left (``None``: no audio)."""
+    first: float | None = None
+    step = rate * WIDTH
+    async for event in events:
+        if event.kind != EventKind.AUDIO or not event.audio:
+            continue
+        audio = event.audio
+        for at in range(0, len(audio), step):
+            await write_event(AudioChunk(rate, WIDTH, CHANNELS, audio[at : at + step]).event())
+            if first is None:
+                first = time.perf_counter()
+    return first
 
 
 def _host_port(uri: str) -> tuple[str, int]:

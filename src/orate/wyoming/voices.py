@@ -105,7 +105,7 @@ class VoiceTable:
             except Exception as exc:  # one broken model must not take the listener down
                 log.warning("Wyoming: leaving out model %s: %s", model.id, exc)
                 continue
-            attribution = _attribution(engine, model.engine)
+            attribution = _attribution(model.engine)
             for info in infos:
                 name = model.id if len(infos) == 1 else f"{model.id}:{info.id}"
                 description = f"{model.id} {info.name}" if len(infos) > 1 else model.description
@@ -122,7 +122,7 @@ class VoiceTable:
                 (natural if is_natural else plain).append(voice)
         if espeak_model is not None:
             engine = catalog.registry.engine("espeak")
-            attribution = _attribution(engine, "espeak")
+            attribution = _attribution("espeak")
             known = {v.id: v for v in engine.voices()}
             for alias, params in OPENAI_VOICES.items():
                 base = known.get(params.voice)
@@ -235,25 +235,14 @@ class VoiceTable:
 
 
 def _natural(catalog: Catalog, model: Model) -> bool:
-    """Whether a model sounds natural: the catalog's word if it has one."""
-    judge = getattr(catalog, "natural", None)
-    if callable(judge):
-        return bool(judge(model))
-    flag = getattr(model, "natural", None)
-    if flag is not None:
-        return bool(flag)
-    engine = catalog.registry.engine(model.engine)
-    return bool(getattr(engine, "natural", model.engine != "espeak"))
+    """Whether a model sounds natural: its engine declares it (espeak-ng's does not)."""
+    return catalog.registry.engine(model.engine).natural
 
 
-def _attribution(engine: object, engine_name: str) -> tuple[str, str, str]:
+def _attribution(engine_name: str) -> tuple[str, str, str]:
+    """Who made an engine's voices, with a link and the licence, by engine kind."""
     kind = engine_name.split(":", 1)[0]
-    name, url, licence = _ATTRIBUTION.get(kind, (engine_name, "", "see the engine's package"))
-    return (
-        getattr(engine, "attribution_name", None) or name,
-        getattr(engine, "attribution_url", None) or url,
-        getattr(engine, "license", None) or licence,
-    )
+    return _ATTRIBUTION.get(kind, (engine_name, "", "see the engine's package"))
 
 
 def _default(table: VoiceTable, catalog: Catalog, settings: Settings) -> WyomingVoice | None:

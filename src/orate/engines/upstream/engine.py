@@ -11,14 +11,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from orate.engines.base import SynthesisResult, UnknownVoice, VoiceInfo, VoiceParams
+from orate.engines.base import (
+    Engine,
+    Sink,
+    SynthesisResult,
+    UnknownVoice,
+    VoiceInfo,
+    VoiceParams,
+)
 from orate.engines.upstream.providers import Provider
 
 UPSTREAM = "remote"  # the engine name of models served by upstream providers
 UPSTREAM_RATE = 24000  # what a provider's PCM is planned at (the pipeline resamples)
 
 
-class UpstreamEngine:
+class UpstreamEngine(Engine):
     """The providers of the providers file, as one engine named ``remote``."""
 
     name = UPSTREAM
@@ -59,5 +66,14 @@ class UpstreamEngine:
             raise UnknownVoice(self.empty_voice)
         return VoiceParams(engine=UPSTREAM, voice=name)
 
-    def synthesize(self, *args: Any, **kwargs: Any) -> SynthesisResult:
+    def synthesize(
+        self,
+        text: str,
+        params: VoiceParams,
+        speed: float,
+        sink: Sink,
+        *,
+        ssml: bool = False,
+        phonemes: bool = False,
+    ) -> SynthesisResult:
         raise RuntimeError("upstream models are synthesized by their providers, not here")
