@@ -116,6 +116,53 @@ class Server:
         self.log.close()
 
 
+# -- the fast tier -------------------------------------------------------------------
+# A test marked ``fast`` runs in this process only. An audit hook (it cannot be removed, so
+# it checks a flag) refuses, while such a test runs, the events that would start a server or
+# another process: any subprocess (which ``Server`` and the engine pool use), fork, exec,
+# and binding a socket. The refused call raises, and the test fails naming what it tried.
+_SPAWNING = frozenset(
+    {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.exec"}
+    | {"os.system", "socket.bind"}
+)
+_fast_guard: dict[str, object] = {"on": False, "seen": None}
+
+
+# ctypes.util.find_library (how orate finds libmp3lame and libespeak-ng) asks these
+# short-lived look-up tools; they start no server and finish before it returns
+_LOOKUP_TOOLS = frozenset({"ldconfig", "gcc", "cc", "ld", "objdump"})
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if not _fast_guard["on"] or event not in _SPAWNING:
+        return
+    if event == "subprocess.Popen" and Path(str(args[0])).name in _LOOKUP_TOOLS:
+        return
+    _fast_guard["seen"] = f"{event}{args[:2]!r}"
+    raise RuntimeError(f"a test marked fast may not start a server or a process ({event})")
+
+
+sys.addaudithook(_audit)
+
+
+def _guarded(item: pytest.Item):  # type: ignore[no-untyped-def]
+    """Run one phase of ``item`` (setup, call, teardown) under the fast tier's guard."""
+    fast = item.get_closest_marker("fast") is not None
+    _fast_guard.update(on=fast, seen=None)
+    try:
+        result = yield
+    finally:
+        _fast_guard["on"] = False
+    if fast and _fast_guard["seen"]:
+        pytest.fail(f"marked fast, but started a process or a server: {_fast_guard['seen']}")
+    return result
+
+
+pytest_runtest_setup = pytest.hookimpl(wrapper=True)(_guarded)
+pytest_runtest_call = pytest.hookimpl(wrapper=True)(_guarded)
+pytest_runtest_teardown = pytest.hookimpl(wrapper=True)(_guarded)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     """A failing test that used a server gets the end of that server's log in its report,

@@ -68,6 +68,7 @@ def test_bad_secrets_are_named(secret: str, problem: str) -> None:
         assert secret not in str(caught.value)
 
 
+@pytest.mark.fast
 def test_good_secret_and_its_file(tmp_path: Path) -> None:
     assert secret_problem(GOOD) is None and secret_problem("0123456789abcdef") is None
     assert admin_secret(Settings()) is None
@@ -180,6 +181,7 @@ async def test_adopt_outcomes(tmp_path: Path) -> None:
         await second.close()
 
 
+@pytest.mark.fast
 def test_sigv4_matches_botocore() -> None:
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest

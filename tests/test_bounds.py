@@ -254,6 +254,7 @@ def test_stalled_readers_cost_bounded_memory_and_are_dropped(tmp_path: Path) -> 
         srv.stop()
 
 
+@pytest.mark.fast
 @pytest.mark.asyncio
 async def test_a_shared_flight_runs_no_further_ahead_than_its_lead_reader() -> None:
     """Identical requests share one synthesis; it must not run ahead of its readers (nor

@@ -521,6 +521,7 @@ def test_help_fits_80_columns(tmp_path: Path, command: list[str]) -> None:
     assert all(len(line) <= 80 for line in result.stdout.splitlines())
 
 
+@pytest.mark.fast
 def test_every_command_and_option_says_what_it_is() -> None:
     import typer.main
 
@@ -585,6 +586,7 @@ def test_counters_migrate_onto_an_existing_library_and_persist(tmp_path: Path) -
     assert cli == first
 
 
+@pytest.mark.fast
 def test_tables_measure_wide_characters_in_terminal_cells() -> None:
     import io
 

@@ -95,6 +95,7 @@ def test_server_lists_real_languages_and_named_voice_genders(server) -> None:
     assert tags["shimmer"] == "female" and tags["echo"] == "male"
 
 
+@pytest.mark.fast
 def test_aliases_say_which_model_serves_them() -> None:
     from orate.engines.catalog import Catalog
 
@@ -122,6 +123,7 @@ def test_aliases_say_which_model_serves_them() -> None:
         assert "alias of natural" in m["description"], m["description"]
 
 
+@pytest.mark.fast
 def test_alias_targets_come_from_the_catalog_table() -> None:
     from orate.engines.catalog import ALIASES, Alias, Catalog
 

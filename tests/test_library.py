@@ -307,6 +307,7 @@ def test_restart_keeps_generations_voices_cache_and_files(tmp_path: Path) -> Non
         second.stop()
 
 
+@pytest.mark.fast
 def test_voice_design_table() -> None:
     engine = EngineRegistry().engine("espeak")
     cases = {

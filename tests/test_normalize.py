@@ -12,6 +12,8 @@ import pytest
 
 from orate.speech.normalize import cardinal, normalize_text, num2words_language, ordinal, year
 
+pytestmark = pytest.mark.fast  # in-process only: see the fast tier in tests/conftest.py
+
 CASES = [
     # cardinals, decimals, negatives
     ("I have 3 cats.", "I have three cats."),

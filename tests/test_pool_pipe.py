@@ -44,6 +44,7 @@ def _frames(rng: random.Random) -> list[tuple[int, int, bytes]]:
     return [(i + 1, AUDIO if i % 3 else 3, rng.randbytes(n)) for i, n in enumerate(sizes)]
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_reader_reassembles_frames_from_any_split(seed: int) -> None:
     rng = random.Random(seed)

@@ -372,6 +372,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.fast
 def test_load_providers_good_file(tmp_path: Path) -> None:
     providers = load_providers(write(tmp_path, GOOD_TOML))
     assert [p.name for p in providers] == ["openai-main", "eleven", "hume"]  # stt skipped
@@ -392,6 +393,7 @@ def test_load_providers_good_file(tmp_path: Path) -> None:
         oa.name = "x"  # type: ignore[misc]
 
 
+@pytest.mark.fast
 def test_empty_file_has_no_providers(tmp_path: Path) -> None:
     assert load_providers(write(tmp_path, "# nothing yet\n")) == []
 
@@ -452,12 +454,14 @@ def test_bad_entries_raise_clear_value_error(
         load_providers(write(tmp_path, entry(**fields)))
 
 
+@pytest.mark.fast
 def test_bad_entry_is_numbered_in_file_order(tmp_path: Path) -> None:
     text = entry() + entry(name="p2", kind="nope")
     with pytest.raises(ValueError, match=r"providers\.toml: provider #2 \('p2'\): field 'kind'"):
         load_providers(write(tmp_path, text))
 
 
+@pytest.mark.fast
 def test_duplicate_names_and_broken_files(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"provider #2 \('p1'\): field 'name': duplicate"):
         load_providers(write(tmp_path, entry() + entry()))
@@ -467,12 +471,14 @@ def test_duplicate_names_and_broken_files(tmp_path: Path) -> None:
         load_providers(write(tmp_path, "[provider]\nname = 'x'\n"))
 
 
+@pytest.mark.fast
 def test_unknown_fields_only_warn(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, "orate.remote"):
         (p,) = load_providers(write(tmp_path, entry(priority=3)))
     assert p.name == "p1" and "priority" in caplog.text
 
 
+@pytest.mark.fast
 def test_providers_for_keeps_order_and_filters_type() -> None:
     def make(name: str, models: tuple[str, ...], type_: str = "tts") -> Provider:
         return Provider(name=name, kind="openai", base_url="http://h/v1", models=models, type=type_)
@@ -785,6 +791,7 @@ async def test_plain_error_body_is_truncated(upstream: Upstream) -> None:
     assert len(info.value.message) == 300 and info.value.message.startswith("xxx")
 
 
+@pytest.mark.fast
 def test_error_message_shapes() -> None:
     assert error_message(b'{"error":{"message":"m1","type":"t"}}') == "m1"
     assert error_message(b'{"detail":{"status":"voice_not_found","message":"m2"}}') == "m2"
@@ -895,6 +902,7 @@ async def test_all_unreachable_raises_no_provider(closed_port: str, silent_serve
     assert all(isinstance(e, ProviderUnreachable) for e in info.value.attempts)
 
 
+@pytest.mark.fast
 @pytest.mark.asyncio
 async def test_no_provider_for_the_model() -> None:
     with pytest.raises(NoProvider) as info:

@@ -312,6 +312,7 @@ def test_client_disconnect_cancels_the_actor_work(cluster) -> None:
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.fast
 def test_concurrent_claims_take_each_job_once() -> None:
     """Four processes' worth of job stores (own engines and pools) racing on one
     PostgreSQL: SKIP LOCKED hands each job to exactly one claimer."""

@@ -712,6 +712,7 @@ def test_ssml_voice_and_lang_switch_voices(server: Server) -> None:
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_voice"
 
 
+@pytest.mark.fast
 def test_normalization_does_not_break_sentence_splitting() -> None:
     from orate.speech.text import split_sentences
 

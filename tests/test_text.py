@@ -15,6 +15,8 @@ from orate.speech.text import (
     split_sentences,
 )
 
+pytestmark = pytest.mark.fast  # in-process only: see the fast tier in tests/conftest.py
+
 
 def spans_text(text: str) -> list[str]:
     return [text[s:e] for s, e in split_sentences(text)]

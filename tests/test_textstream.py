@@ -9,6 +9,8 @@ import pytest
 
 from orate.speech.textstream import TextStream, TextStreamOverflow
 
+pytestmark = pytest.mark.fast  # in-process only: see the fast tier in tests/conftest.py
+
 
 @pytest.mark.asyncio
 async def test_sentences_leave_as_completed_in_order_with_their_settings() -> None:
