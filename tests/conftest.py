@@ -116,6 +116,36 @@ class Server:
         self.log.close()
 
 
+# -- ordering without clocks -----------------------------------------------------------
+# "The first audio leaves before synthesis ends" is checked by reading the server's own
+# counters when the first audio arrives, with a client that then stops reading: the engine
+# can only finish if everything still to come fits in the buffers between it and the
+# client, so a response longer than all of them proves the order on any machine.
+SLOW_READER_RCVBUF = 64 << 10
+
+
+def slow_reader(timeout: float = 120) -> httpx.Client:
+    """An httpx client whose socket receive buffer is fixed (no autotuning to megabytes), so
+    a response it stops reading backs up to the server instead of into this process."""
+    transport = httpx.HTTPTransport(
+        socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_READER_RCVBUF)]
+    )
+    return httpx.Client(transport=transport, timeout=timeout)
+
+
+def buffered_at_most(stream_buffer_bytes: int = 256 << 10) -> int:
+    """The most encoded audio that can sit between an engine and a ``slow_reader`` that has
+    stopped reading: the worker's result pipe (1 MiB), the job's and the response's
+    buffers (``ORATE_STREAM_BUFFER_BYTES`` each), the server's socket send buffer (at most
+    the kernel's tcp_wmem maximum), the client's receive buffer (the kernel doubles what is
+    asked) and 1 MiB for the event loop's transport and the encoder."""
+    try:
+        wmem = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, IndexError, ValueError):
+        wmem = 4 << 20
+    return (1 << 20) + 2 * stream_buffer_bytes + wmem + 2 * SLOW_READER_RCVBUF + (1 << 20)
+
+
 # -- the fast tier -------------------------------------------------------------------
 # A test marked ``fast`` runs in this process only. An audit hook (it cannot be removed, so
 # it checks a flag) refuses, while such a test runs, the events that would start a server or
