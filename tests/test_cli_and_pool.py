@@ -20,6 +20,7 @@ from orate.runtime.render import AUDIO, DONE, ERROR, RenderJob, Segment
 from orate.speech.text import split_sentences
 
 from .conftest import Server, decode, duration
+from .waiting import await_until
 
 ORATE = [sys.executable, "-m", "orate.cli"]
 
@@ -128,11 +129,10 @@ def test_killed_worker_fails_only_its_job_and_is_replaced() -> None:
             assert errors and "died" in errors[0] and DONE not in kinds
             other = [k async for k, _ in bystander]
             assert other[-1] == DONE
-            for _ in range(100):
-                if len(pool.pids()) == 2:
-                    break
-                await asyncio.sleep(0.1)
-            assert len(pool.pids()) == 2 and pool.restarts == 1
+            await await_until(
+                lambda: len(pool.pids()) == 2, "the killed worker to be replaced", interval=0.1
+            )
+            assert pool.restarts == 1
             after = [k async for k, _ in await pool.submit(_job("Still here."))]
             assert after[-1] == DONE
         finally:
