@@ -92,7 +92,7 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # imports and engine workers, on a busy machine
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()}")
@@ -104,7 +104,7 @@ class Server:
         raise RuntimeError("server did not become ready")
 
     def health(self) -> dict:
-        return httpx.get(f"{self.url}/healthz", timeout=5, verify=False).json()
+        return httpx.get(f"{self.url}/healthz", timeout=30, verify=False).json()
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -135,7 +135,8 @@ async def ha_get_tts_audio(
         with io.BytesIO() as wav_io:
             wav_writer: wave.Wave_write | None = None
             while True:
-                event = await client.read_event()
+                # a deadline HA's loop lacks, so a server that goes quiet fails the test
+                event = await asyncio.wait_for(client.read_event(), 60)
                 if event is None:
                     return (None, None)
                 if AudioStop.is_type(event.type):
@@ -174,7 +175,7 @@ async def ha_stream_tts_audio(
     writer = asyncio.create_task(write())
     audio = bytearray()
     try:
-        while event := await client.read_event():
+        while event := await asyncio.wait_for(client.read_event(), 60):  # (deadline as above)
             if AudioStart.is_type(event.type):
                 continue
             if AudioChunk.is_type(event.type):
