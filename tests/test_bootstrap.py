@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from orate.library.library import Library
 from orate.library.s3bucket import ensure_bucket, sigv4_headers
 
 from .conftest import Server, free_port
+from .waiting import accepts, wait_until
 
 ORATE = [sys.executable, "-m", "orate.cli"]
 GOOD = "a-proper-secret-0123456789abcdef"
@@ -217,14 +216,7 @@ def test_ensure_bucket_creates_a_missing_bucket(monkeypatch: pytest.MonkeyPatch)
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.1)
+        wait_until(lambda: accepts(port), "moto_server to listen", interval=0.1)
         for var, value in (
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ from orate.library.library import Library
 from orate.speech.design import apply_directions, design_voice
 
 from .conftest import Server, decode, duration, free_port
-from .waiting import wait_for, wait_until
+from .waiting import accepts, wait_for, wait_until
 
 
 def unique(text: str) -> str:
@@ -466,15 +465,7 @@ def s3_server(tmp_path: Path):  # type: ignore[no-untyped-def]
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return True
-            except OSError:
-                return False
-
-        wait_until(listening, "moto_server to listen", interval=0.1)
+        wait_until(lambda: accepts(port), "moto_server to listen", interval=0.1)
         import boto3
 
         s3 = boto3.client(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -31,6 +32,16 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+def accepts(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on ``host:port`` now: a condition for ``wait_until``
+    while a server started by a test (moto_server, say) comes up."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def wait_for(
