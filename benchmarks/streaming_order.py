@@ -107,7 +107,8 @@ def main() -> None:
                 {"model": "hibari", "voice": "heart", "input": NATURAL, "response_format": "pcm"},
             ),
         ):
-            stream_times(url, {**body, "input": "Warm up."})
+            for n in range(2):  # each worker loads the engine once (sequential requests alternate)
+                stream_times(url, {**body, "input": f"Warm up {n}."})
             pairs = [stream_times(url, body) for _ in range(runs)]
             first = [p[0] for p in pairs]
             last = [p[1] for p in pairs]
