@@ -92,7 +92,7 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # imports and engine workers, on a busy machine
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()}")
@@ -104,7 +104,7 @@ class Server:
         raise RuntimeError("server did not become ready")
 
     def health(self) -> dict:
-        return httpx.get(f"{self.url}/healthz", timeout=5, verify=False).json()
+        return httpx.get(f"{self.url}/healthz", timeout=30, verify=False).json()
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -114,6 +114,84 @@ class Server:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+# -- ordering without clocks -----------------------------------------------------------
+# "The first audio leaves before synthesis ends" is checked by reading the server's own
+# counters when the first audio arrives, with a client that then stops reading: the engine
+# can only finish if everything still to come fits in the buffers between it and the
+# client, so a response longer than all of them proves the order on any machine.
+SLOW_READER_RCVBUF = 64 << 10
+
+
+def slow_reader(timeout: float = 120) -> httpx.Client:
+    """An httpx client whose socket receive buffer is fixed (no autotuning to megabytes), so
+    a response it stops reading backs up to the server instead of into this process."""
+    transport = httpx.HTTPTransport(
+        socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_READER_RCVBUF)]
+    )
+    return httpx.Client(transport=transport, timeout=timeout)
+
+
+def buffered_at_most(stream_buffer_bytes: int = 256 << 10) -> int:
+    """The most encoded audio that can sit between an engine and a ``slow_reader`` that has
+    stopped reading, on a server whose response spool is off (``ORATE_SPOOL_BYTES=0``;
+    with it, an engine finishes whatever its reader does): the worker's result pipe (1 MiB), the job's and the response's
+    buffers (``ORATE_STREAM_BUFFER_BYTES`` each), the server's socket send buffer (at most
+    the kernel's tcp_wmem maximum), the client's receive buffer (the kernel doubles what is
+    asked) and 1 MiB for the event loop's transport and the encoder."""
+    try:
+        wmem = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+    except (OSError, IndexError, ValueError):
+        wmem = 4 << 20
+    return (1 << 20) + 2 * stream_buffer_bytes + wmem + 2 * SLOW_READER_RCVBUF + (1 << 20)
+
+
+# -- the fast tier -------------------------------------------------------------------
+# A test marked ``fast`` runs in this process only. An audit hook (it cannot be removed, so
+# it checks a flag) refuses, while such a test runs, the events that would start a server or
+# another process: any subprocess (which ``Server`` and the engine pool use), fork, exec,
+# and binding a socket. The refused call raises, and the test fails naming what it tried.
+_SPAWNING = frozenset(
+    {"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.exec"}
+    | {"os.system", "socket.bind"}
+)
+_fast_guard: dict[str, object] = {"on": False, "seen": None}
+
+
+# ctypes.util.find_library (how orate finds libmp3lame and libespeak-ng) asks these
+# short-lived look-up tools; they start no server and finish before it returns
+_LOOKUP_TOOLS = frozenset({"ldconfig", "gcc", "cc", "ld", "objdump"})
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if not _fast_guard["on"] or event not in _SPAWNING:
+        return
+    if event == "subprocess.Popen" and Path(str(args[0])).name in _LOOKUP_TOOLS:
+        return
+    _fast_guard["seen"] = f"{event}{args[:2]!r}"
+    raise RuntimeError(f"a test marked fast may not start a server or a process ({event})")
+
+
+sys.addaudithook(_audit)
+
+
+def _guarded(item: pytest.Item):  # type: ignore[no-untyped-def]
+    """Run one phase of ``item`` (setup, call, teardown) under the fast tier's guard."""
+    fast = item.get_closest_marker("fast") is not None
+    _fast_guard.update(on=fast, seen=None)
+    try:
+        result = yield
+    finally:
+        _fast_guard["on"] = False
+    if fast and _fast_guard["seen"]:
+        pytest.fail(f"marked fast, but started a process or a server: {_fast_guard['seen']}")
+    return result
+
+
+pytest_runtest_setup = pytest.hookimpl(wrapper=True)(_guarded)
+pytest_runtest_call = pytest.hookimpl(wrapper=True)(_guarded)
+pytest_runtest_teardown = pytest.hookimpl(wrapper=True)(_guarded)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -21,6 +21,8 @@ from orate.runtime.pool import thread_budget as pool_budget
 
 from .tiny_models import build_piper
 
+pytestmark = pytest.mark.fast  # in-process only: see the fast tier in tests/conftest.py
+
 
 def test_the_pool_gives_a_job_the_cores_nobody_uses() -> None:
     assert pool_budget(0, 2) == 2  # alone on two cores

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from orate.library.library import Library
 from orate.library.s3bucket import ensure_bucket, sigv4_headers
 
 from .conftest import Server, free_port
+from .waiting import accepts, wait_until
 
 ORATE = [sys.executable, "-m", "orate.cli"]
 GOOD = "a-proper-secret-0123456789abcdef"
@@ -68,6 +67,7 @@ def test_bad_secrets_are_named(secret: str, problem: str) -> None:
         assert secret not in str(caught.value)
 
 
+@pytest.mark.fast
 def test_good_secret_and_its_file(tmp_path: Path) -> None:
     assert secret_problem(GOOD) is None and secret_problem("0123456789abcdef") is None
     assert admin_secret(Settings()) is None
@@ -180,6 +180,7 @@ async def test_adopt_outcomes(tmp_path: Path) -> None:
         await second.close()
 
 
+@pytest.mark.fast
 def test_sigv4_matches_botocore() -> None:
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
@@ -215,14 +216,7 @@ def test_ensure_bucket_creates_a_missing_bucket(monkeypatch: pytest.MonkeyPatch)
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.1)
+        wait_until(lambda: accepts(port), "moto_server to listen", interval=0.1)
         for var, value in (
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),

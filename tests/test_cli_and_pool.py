@@ -21,6 +21,7 @@ from orate.runtime.render import RenderJob, Segment
 from orate.speech.text import split_sentences
 
 from .conftest import Server, decode, duration
+from .waiting import await_until
 
 ORATE = [sys.executable, "-m", "orate.cli"]
 
@@ -129,11 +130,10 @@ def test_killed_worker_fails_only_its_job_and_is_replaced() -> None:
             assert errors and "died" in errors[0] and EventKind.DONE not in kinds
             other = [k async for k, _ in bystander]
             assert other[-1] is EventKind.DONE
-            for _ in range(100):
-                if len(pool.pids()) == 2:
-                    break
-                await asyncio.sleep(0.1)
-            assert len(pool.pids()) == 2 and pool.restarts == 1
+            await await_until(
+                lambda: len(pool.pids()) == 2, "the killed worker to be replaced", interval=0.1
+            )
+            assert pool.restarts == 1
             after = [k async for k, _ in await pool.submit(_job("Still here."))]
             assert after[-1] is EventKind.DONE
         finally:

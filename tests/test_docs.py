@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.fast  # in-process only: see the fast tier in tests/conftest.py
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "orate"
 DOC = ROOT / "docs" / "architecture.md"

@@ -145,6 +145,7 @@ def piper_files(b: Behaviour) -> tuple[bytes, bytes]:
     return onnx, cfg
 
 
+@pytest.mark.fast
 def test_resolve_builds_the_publishers_urls() -> None:
     piper = resolve(f"piper:{PIPER}")
     assert [piper.url(f) for f in piper.files] == [
@@ -292,6 +293,7 @@ def test_bad_specs_raise_value_error(spec: str, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.fast
 def test_unknown_spec_message_lists_the_forms() -> None:
     with pytest.raises(ValueError, match=r"piper:.*kokoro"):
         resolve("espeak")

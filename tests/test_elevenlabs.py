@@ -269,6 +269,7 @@ def test_premade_names_and_ids_are_distinct_voices(el) -> None:
     assert len({len(pcm(v)) for v in ("Rachel", "Adam", "George")}) >= 2
 
 
+@pytest.mark.fast
 def test_every_premade_name_and_id_is_its_own_voice() -> None:
     from orate.catalog.elevenlabs import ELEVENLABS_VOICE_IDS, ELEVENLABS_VOICES
     from orate.catalog.models import Catalog

@@ -23,6 +23,8 @@ from orate.engines.registry import EngineRegistry
 
 from .conftest import decode
 
+pytestmark = pytest.mark.fast  # in-process only: see the fast tier in tests/conftest.py
+
 
 @pytest.fixture(scope="module")
 def engine():

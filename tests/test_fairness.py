@@ -73,9 +73,12 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 class HealthWatch:
     """Polls /healthz from another thread while a request runs: each poll must be
-    answered before ``deadline`` seconds (a loop blocked for seconds fails it)."""
+    answered before ``deadline`` seconds. A liveness bound, not a speed claim: a free event
+    loop answers in milliseconds even beside CPU hogs, and the work these tests put on the
+    server (catastrophic patterns, huge lexicons) would block a loop for minutes or days,
+    so the generous bound tells the two apart on any machine."""
 
-    def __init__(self, srv: Server, deadline: float = 3.0) -> None:
+    def __init__(self, srv: Server, deadline: float = 10.0) -> None:
         self.url = f"{srv.url}/healthz"
         self.deadline = deadline
         self.answered = 0
@@ -91,7 +94,7 @@ class HealthWatch:
                         self.answered += 1
                 except httpx.TimeoutException:
                     self.failures.append(f"/healthz not answered within {self.deadline} s")
-                time.sleep(0.05)
+                time.sleep(0.05)  # the polling interval, not a wait for a state
 
     def __enter__(self) -> HealthWatch:
         assert httpx.get(self.url, timeout=self.deadline).status_code == 200

@@ -16,6 +16,8 @@ import pytest
 from orate.catalog.openai import OPENAI_VOICES
 from orate.engines.registry import EngineRegistry
 
+from .waiting import wait_for
+
 DATA = Path(espeakng_loader.get_data_path())
 LANGUAGE = re.compile(r"^[a-z]{2,4}(-[A-Za-z0-9]{1,8})*$")
 
@@ -95,6 +97,7 @@ def test_server_lists_real_languages_and_named_voice_genders(server) -> None:
     assert tags["shimmer"] == "female" and tags["echo"] == "male"
 
 
+@pytest.mark.fast
 def test_aliases_say_which_model_serves_them() -> None:
     from orate.catalog.models import Catalog
 
@@ -122,6 +125,7 @@ def test_aliases_say_which_model_serves_them() -> None:
         assert "alias of natural" in m["description"], m["description"]
 
 
+@pytest.mark.fast
 def test_alias_targets_come_from_the_catalog_table() -> None:
     from orate.catalog.models import ALIASES, Alias, Catalog
 
@@ -325,14 +329,13 @@ def test_open_webui_lists_voices_on_a_server_with_keys(tmp_path: Path) -> None:
 
 
 def _wait_job(url: str, run_id: str) -> dict:
-    import time
-
-    for _ in range(300):
-        status = httpx.get(f"{url}/api/tts/status", params={"runId": run_id}).json()
-        if status["status"] in ("completed", "failed"):
-            return status
-        time.sleep(0.1)
-    raise AssertionError(f"job {run_id} did not finish")
+    return wait_for(
+        lambda: httpx.get(f"{url}/api/tts/status", params={"runId": run_id}).json(),
+        lambda status: status["status"] in ("completed", "failed"),
+        f"job {run_id} to finish",
+        timeout=60,
+        interval=0.1,
+    )
 
 
 def test_local_engines_cost_nothing_by_default(server) -> None:
@@ -360,7 +363,6 @@ def test_local_engines_cost_nothing_by_default(server) -> None:
 
 def test_operator_prices_are_billed_truthfully(tmp_path: Path) -> None:
     import json
-    import time
 
     from .conftest import Server
 
@@ -388,14 +390,12 @@ def test_operator_prices_are_billed_truthfully(tmp_path: Path) -> None:
         text = "Pay for these words, please."
         r = httpx.post(f"{srv.url}/v1/audio/speech", json={**SAY, "input": text}, timeout=60)
         gen = r.headers["x-orate-generation-id"]
-        record = None
-        for _ in range(100):  # the record is written once the response is sent
-            got = httpx.get(f"{srv.url}/v1/history/{gen}")
-            if got.status_code == 200:
-                record = got.json()
-                break
-            time.sleep(0.05)
-        assert record is not None and record["cost"] == pytest.approx(len(text) / 1000 * 0.015)
+        record = wait_for(  # the record is written once the response is sent
+            lambda: httpx.get(f"{srv.url}/v1/history/{gen}"),
+            lambda got: got.status_code == 200,
+            "the generation's history record",
+        ).json()
+        assert record["cost"] == pytest.approx(len(text) / 1000 * 0.015)
         again = httpx.post(f"{srv.url}/v1/audio/speech", json={**SAY, "input": text}, timeout=60)
         assert again.headers["x-orate-cache"] == "hit"
         hit = httpx.get(f"{srv.url}/v1/history/{again.headers['x-orate-generation-id']}")

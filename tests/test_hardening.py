@@ -14,8 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 from .conftest import Server
+from .waiting import wait_until
 
 ORATE = [sys.executable, "-m", "orate.cli"]
 
@@ -57,18 +57,6 @@ def speak(
         json={"model": "tts-1", "voice": "alloy", "input": text, "response_format": "wav", **kw},
         timeout=60,
     )
-
-
-def until(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def ws_url(srv: Server, query: str = "") -> str:
@@ -158,17 +146,17 @@ def test_revoking_the_last_key_keeps_the_server_locked(tmp_path: Path) -> None:
         assert speak(srv, key).status_code == 200
         assert speak(srv, None).status_code == 401
         cli(tmp_path, "keys", "revoke", "only")
-        until(lambda: speak(srv, key).status_code == 401, what="the revoked key refused")
+        wait_until(lambda: speak(srv, key).status_code == 401, what="the revoked key refused")
         assert speak(srv, None).status_code == 401  # still locked: nobody got in
         assert httpx.get(f"{srv.url}/v1/history").status_code == 401
         refused = cli(tmp_path, "keys", "open", check=False)
         assert refused.returncode != 0 and "--yes" in refused.stderr
         cli(tmp_path, "keys", "open", "--yes")
-        until(lambda: speak(srv, None).status_code == 200, what="auth turned off")
+        wait_until(lambda: speak(srv, None).status_code == 200, what="auth turned off")
         assert speak(srv, key).status_code == 401  # a revoked key is always refused
         # a new key turns auth on again, and `open` refuses while a live key exists
         create_key(tmp_path, "--name", "again")
-        until(lambda: speak(srv, None).status_code == 401, what="auth back on")
+        wait_until(lambda: speak(srv, None).status_code == 401, what="auth back on")
         assert cli(tmp_path, "keys", "open", "--yes", check=False).returncode != 0
     finally:
         srv.stop()
@@ -220,8 +208,8 @@ def test_locked_database_loses_no_history_and_refuses_writes_with_503(tmp_path: 
             assert job.json()["error"]["code"] == "database_unavailable"
             ready = httpx.get(f"{srv.url}/readyz", timeout=30)  # reads work, writes do not
             assert ready.status_code == 503 and ready.json()["database"] is False
-        until(lambda: gen in _history_ids(srv), timeout=60, what="the history row")
-        until(lambda: httpx.get(f"{srv.url}/readyz").status_code == 200, what="ready again")
+        wait_until(lambda: gen in _history_ids(srv), timeout=60, what="the history row")
+        wait_until(lambda: httpx.get(f"{srv.url}/readyz").status_code == 200, what="ready again")
         assert httpx.get(f"{srv.url}/v1/audio/files/{gen}").status_code == 200
         assert (
             httpx.post(
@@ -244,7 +232,7 @@ def test_history_spools_to_disk_and_survives_a_crash(tmp_path: Path) -> None:
             r = speak(srv, text="Spooled while the database is locked.")
             assert r.status_code == 200
             gen = r.headers["x-orate-generation-id"]
-            until(
+            wait_until(
                 lambda: spool.exists() and gen in spool.read_text(),
                 timeout=30,
                 what="the spooled row",
@@ -258,9 +246,9 @@ def test_history_spools_to_disk_and_survives_a_crash(tmp_path: Path) -> None:
             srv.stop()
     again = Server(tmp_path, workers=1)
     try:
-        until(lambda: gen in _history_ids(again), timeout=30, what="the replayed row")
+        wait_until(lambda: gen in _history_ids(again), timeout=30, what="the replayed row")
         assert httpx.get(f"{again.url}/v1/audio/files/{gen}").status_code == 200
-        until(lambda: gen not in spool.read_text(), what="the spool emptied")
+        wait_until(lambda: gen not in spool.read_text(), what="the spool emptied")
     finally:
         again.stop()
 
@@ -320,7 +308,7 @@ def test_full_disk_keeps_the_record_answers_410_and_refuses_new_work(tmp_path: P
             lost = speak(srv, text=LONG)
             assert lost.status_code == 200  # already streamed: its record must survive
             gen = lost.headers["x-orate-generation-id"]
-            gone = until(
+            gone = wait_until(
                 lambda: (
                     (r := httpx.get(f"{srv.url}/v1/audio/files/{gen}")).status_code == 410 and r
                 ),
@@ -337,7 +325,9 @@ def test_full_disk_keeps_the_record_answers_410_and_refuses_new_work(tmp_path: P
             assert refused.json()["error"]["code"] == "storage_full"
             assert speak(srv, text="Not kept.", store=False).status_code == 200
             filler.unlink()  # room again: ready, and new work is taken
-            until(lambda: httpx.get(f"{srv.url}/readyz").status_code == 200, what="ready again")
+            wait_until(
+                lambda: httpx.get(f"{srv.url}/readyz").status_code == 200, what="ready again"
+            )
             assert speak(srv, text="Stored again.").status_code == 200
         finally:
             srv.stop()
@@ -356,7 +346,7 @@ def test_a_blob_the_os_refuses_keeps_its_record_without_root(tmp_path: Path) -> 
         lost = speak(srv, text=LONG)
         assert lost.status_code == 200 and len(lost.content) > limit
         gen = lost.headers["x-orate-generation-id"]
-        gone = until(
+        gone = wait_until(
             lambda: (r := httpx.get(f"{srv.url}/v1/audio/files/{gen}")).status_code == 410 and r,
             what="410 for the unstored audio",
         )
@@ -365,7 +355,7 @@ def test_a_blob_the_os_refuses_keeps_its_record_without_root(tmp_path: Path) -> 
         assert record["audio_error"] and record["audio_url"]
         assert httpx.get(f"{srv.url}/v1/usage").json()["total"]["requests"] == 2
         # the store works again for small files: after a probe, new work is taken
-        until(
+        wait_until(
             lambda: speak(srv, text="Small enough.").status_code == 200,
             what="new work accepted once a probe write succeeds",
         )
@@ -380,7 +370,7 @@ def test_cache_is_per_key_and_its_routes_are_admin_only(keyed: Server) -> None:
     keys = keyed.keys  # type: ignore[attr-defined]
     text = "Alice's secret sentence for the cache."
     assert speak(keyed, keys["alice"], text).headers["x-orate-cache"] == "miss"
-    until(
+    wait_until(
         lambda: speak(keyed, keys["alice"], text).headers["x-orate-cache"] == "hit",
         what="alice's cache entry",
     )
@@ -478,7 +468,7 @@ def test_corrupted_database_is_not_ready_and_answers_503_not_500(tmp_path: Path)
                 garbage = b"this is not a database, it was overwritten. "
                 size = path.stat().st_size
                 path.write_bytes((garbage * (size // len(garbage) + 1))[:size])
-        ready = until(
+        ready = wait_until(
             lambda: (r := httpx.get(f"{srv.url}/readyz")).status_code == 503 and r,
             what="readyz to fail",
         )

@@ -283,12 +283,12 @@ def test_websocket_trailing_slash_and_bad_message(server) -> None:
     url = server.url.replace("http", "ws") + "//v0/tts/stream/input?no_binary=True"
     with connect(url) as ws:
         ws.send(json.dumps({"text": "Hi there.", "flush": True}))
-        first = json.loads(ws.recv())
+        first = json.loads(ws.recv(timeout=30))
         assert first["type"] == "audio" and first["audio_format"] == "mp3"
         ws.send("not json")
         with pytest.raises(ConnectionClosedError) as info:
             while True:
-                ws.recv()
+                ws.recv(timeout=30)
     assert info.value.rcvd.code == 1008 and "invalid message" in info.value.rcvd.reason
 
 
@@ -301,7 +301,7 @@ def test_websocket_unknown_voice_closes_with_policy(server) -> None:
         ws.send(json.dumps({"text": "Hi.", "voice": {"name": "nobody"}, "flush": True}))
         with pytest.raises(ConnectionClosedError) as info:
             while True:
-                ws.recv()
+                ws.recv(timeout=30)
     assert info.value.rcvd.code == 1008 and "nobody" in info.value.rcvd.reason
 
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +21,7 @@ from orate.library.library import Library
 from orate.speech.design import apply_directions, design_voice
 
 from .conftest import Server, decode, duration, free_port
+from .waiting import accepts, wait_for, wait_until
 
 
 def unique(text: str) -> str:
@@ -35,15 +34,6 @@ def speak(url: str, text: str, **kw) -> httpx.Response:
     r = httpx.post(f"{url}/v1/audio/speech", json=body, timeout=60)
     assert r.status_code == 200, r.text
     return r
-
-
-def wait_for(fetch, ok, timeout: float = 10.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if ok(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def test_every_generation_is_recorded_and_its_url_serves_the_audio(server) -> None:
@@ -125,6 +115,7 @@ def test_history_lists_newest_first_with_paging(server) -> None:
     page = wait_for(
         lambda: httpx.get(f"{server.url}/v1/history", params={"limit": 2}).json(),
         lambda p: p["data"] and p["data"][0]["id"] == ids[-1],
+        "the newest generation first in the history",
     )
     assert [g["id"] for g in page["data"]] == [ids[2], ids[1]] and page["has_more"]
     nxt = httpx.get(f"{server.url}/v1/history", params={"limit": 2, "offset": 2}).json()
@@ -136,7 +127,9 @@ def test_store_false_keeps_the_record_but_not_the_audio(server) -> None:
     r = speak(server.url, unique("Keep nothing."), store=False)
     gen_id = r.headers["x-orate-generation-id"]
     record = wait_for(
-        lambda: httpx.get(f"{server.url}/v1/history/{gen_id}"), lambda x: x.status_code == 200
+        lambda: httpx.get(f"{server.url}/v1/history/{gen_id}"),
+        lambda x: x.status_code == 200,
+        "the generation's history record",
     ).json()
     assert record["audio_url"] is None
     assert httpx.get(f"{server.url}/v1/audio/files/{gen_id}").status_code == 404
@@ -150,6 +143,7 @@ def test_cache_hit_is_byte_identical_and_marked(server) -> None:
         second = wait_for(
             lambda fmt=fmt: speak(server.url, text, response_format=fmt),
             lambda x: x.headers["x-orate-cache"] == "hit",
+            f"the {fmt} rendering to come from the cache",
         )
         assert second.headers["x-orate-cache"] == "hit"
         assert second.content == first.content, fmt
@@ -172,7 +166,9 @@ def test_cached_sse_replays_timestamps(server) -> None:
         return httpx.post(f"{server.url}/v1/audio/speech", json=body, timeout=30)
 
     first = run()
-    second = wait_for(run, lambda x: x.headers["x-orate-cache"] == "hit")
+    second = wait_for(
+        run, lambda x: x.headers["x-orate-cache"] == "hit", "the SSE request to hit the cache"
+    )
     assert second.headers["x-orate-cache"] == "hit"
     assert second.text == first.text and "speech.audio.timestamps" in second.text
 
@@ -182,11 +178,14 @@ def test_identical_concurrent_requests_synthesize_once(server) -> None:
     idle = wait_for(
         lambda: server.health()["engines"],  # earlier tests' work has finished
         lambda h: h["busy"] == 0 and h["waiting"] == 0,
+        "the engines to be idle",
     )
     before = idle["completed"]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: speak(server.url, text, response_format="wav"), range(8)))
-    after = wait_for(lambda: server.health()["engines"], lambda h: h["busy"] == 0)["completed"]
+    after = wait_for(
+        lambda: server.health()["engines"], lambda h: h["busy"] == 0, "the engines to be idle"
+    )["completed"]
     assert after - before == 1
     bodies = {r.content for r in results}
     assert len(bodies) == 1 and len(results[0].content) > 44
@@ -213,7 +212,11 @@ def test_custom_voices_from_params_generation_and_description(server, openai_cli
     )
     assert by_name.headers["x-orate-voice"] == by_id.headers["x-orate-voice"] == "en-gb+m3"
     gen_id = by_name.headers["x-orate-generation-id"]
-    wait_for(lambda: httpx.get(f"{server.url}/v1/history/{gen_id}"), lambda x: x.status_code == 200)
+    wait_for(
+        lambda: httpx.get(f"{server.url}/v1/history/{gen_id}"),
+        lambda x: x.status_code == 200,
+        "the generation's history record",
+    )
     copy = httpx.post(
         f"{server.url}/v1/voices", json={"name": name + "-copy", "generation_id": gen_id}
     ).json()
@@ -273,6 +276,7 @@ def test_usage_adds_up_by_day_and_model(server) -> None:
     after = wait_for(
         lambda: httpx.get(f"{server.url}/v1/usage", params={"group_by": "model"}).json(),
         lambda u: u["total"]["requests"] > before["total"]["requests"],
+        "the request counted in the usage",
     )
     hd = next(g for g in after["data"] if g["model"] == "tts-1-hd")
     old = next((g for g in before["data"] if g["model"] == "tts-1-hd"), {"cost": 0.0})
@@ -293,7 +297,9 @@ def test_restart_keeps_generations_voices_cache_and_files(tmp_path: Path) -> Non
         r = speak(first.url, text, response_format="mp3")
         gen_id = r.headers["x-orate-generation-id"]
         voice = httpx.post(f"{first.url}/v1/voices", json={"name": "kept", "params": {}}).json()
-        wait_for(lambda: httpx.get(f"{first.url}/v1/cache").json()["entries"], bool)
+        wait_for(
+            lambda: httpx.get(f"{first.url}/v1/cache").json()["entries"], bool, "a cache entry"
+        )
     finally:
         first.stop()
     second = Server(tmp_path, workers=1)
@@ -307,6 +313,7 @@ def test_restart_keeps_generations_voices_cache_and_files(tmp_path: Path) -> Non
         second.stop()
 
 
+@pytest.mark.fast
 def test_voice_design_table() -> None:
     engine = EngineRegistry().engine("espeak")
     cases = {
@@ -401,6 +408,7 @@ def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
         stats = wait_for(
             lambda: httpx.get(f"{srv.url}/v1/cache").json(),
             lambda s: 1 <= s["entries"] < 6 and s["bytes"] <= 450000,
+            "the cache evicted down to its bound",
         )
         assert stats["bytes"] <= 450000 and 1 <= stats["entries"] < 6
         assert speak(srv.url, texts[-1], response_format="wav").headers["x-orate-cache"] == "hit"
@@ -424,7 +432,9 @@ def test_postgresql_backend(tmp_path: Path) -> None:
         r = speak(srv.url, text)
         gen_id = r.headers["x-orate-generation-id"]
         record = wait_for(
-            lambda: httpx.get(f"{srv.url}/v1/history/{gen_id}"), lambda x: x.status_code == 200
+            lambda: httpx.get(f"{srv.url}/v1/history/{gen_id}"),
+            lambda x: x.status_code == 200,
+            "the generation's history record",
         ).json()
         assert record["text"] == text
         assert httpx.get(record["audio_url"]).content == r.content
@@ -432,7 +442,11 @@ def test_postgresql_backend(tmp_path: Path) -> None:
         assert (
             httpx.post(f"{srv.url}/v1/voices", json={"name": name, "params": {}}).status_code == 201
         )
-        hit = wait_for(lambda: speak(srv.url, text), lambda x: x.headers["x-orate-cache"] == "hit")
+        hit = wait_for(
+            lambda: speak(srv.url, text),
+            lambda x: x.headers["x-orate-cache"] == "hit",
+            "the request to hit the cache",
+        )
         assert hit.content == r.content
         usage = httpx.get(f"{srv.url}/v1/usage", params={"group_by": "model"}).json()
         assert usage["total"]["requests"] >= 2
@@ -451,13 +465,7 @@ def s3_server(tmp_path: Path):  # type: ignore[no-untyped-def]
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until(lambda: accepts(port), "moto_server to listen", interval=0.1)
         import boto3
 
         s3 = boto3.client(
@@ -491,13 +499,16 @@ def test_s3_blob_backend(tmp_path: Path, s3_server) -> None:
         r = speak(srv.url, unique("Stored in S3."), response_format="flac")
         gen_id = r.headers["x-orate-generation-id"]
         url = f"{srv.url}/v1/audio/files/{gen_id}"
-        served = wait_for(lambda: httpx.get(url), lambda x: x.status_code == 200)
+        served = wait_for(
+            lambda: httpx.get(url), lambda x: x.status_code == 200, "the audio file to be served"
+        )
         assert served.content == r.content
         part = httpx.get(url, headers={"Range": "bytes=4-11"})
         assert part.status_code == 206 and part.content == r.content[4:12]
         keys = wait_for(
             lambda: [o["Key"] for o in s3.list_objects_v2(Bucket="orate-test").get("Contents", [])],
             bool,
+            "the audio in the bucket",
         )
         assert keys and all(k.startswith("audio-store/audio/") for k in keys)
         assert decode(served.content, "flac")[1] == 22050

@@ -78,6 +78,7 @@ def decoded_samples(data: bytes) -> tuple[int, int]:
         return sum(f.samples for f in c.decode(audio=0)), c.streams.audio[0].rate
 
 
+@pytest.mark.fast
 def test_the_library_loads_from_lameenc_and_is_the_default() -> None:
     lib = lame_library()
     assert lib is not None, "lameenc's extension module exports LAME's C API"
@@ -99,12 +100,14 @@ def test_streamed_mp3_is_whole_frames_at_the_asked_settings(speech, library) -> 
     assert len(heads) == samples // 576
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("kbps", [32, 64])
 def test_bitrate_is_what_was_asked(speech, kbps: int) -> None:
     _, data = run(make_encoder("mp3", RATE, RATE, bitrate=kbps * 1000), speech)
     assert {h[0] for h in frames(data)} == {kbps}
 
 
+@pytest.mark.fast
 def test_any_cut_of_the_stream_into_chunks_concatenates_to_one_stream(speech) -> None:
     """Chunks of any size (a sample, a frame and a bit, the engine's) give the same bytes:
     the encoder keeps no per-call state a chunk boundary could break."""
@@ -115,6 +118,7 @@ def test_any_cut_of_the_stream_into_chunks_concatenates_to_one_stream(speech) ->
         assert run(LameEncoder(MP3, RATE, RATE, bitrate=48_000), pieces)[1] == whole
 
 
+@pytest.mark.fast
 def test_encoders_in_threads_do_not_share_state(speech) -> None:
     expected = run(LameEncoder(MP3, RATE, RATE, bitrate=48_000), speech)[1]
     results: list[bytes] = []
@@ -131,6 +135,7 @@ def test_encoders_in_threads_do_not_share_state(speech) -> None:
     assert len(results) == 12 and all(r == expected for r in results)
 
 
+@pytest.mark.fast
 def test_lame_state_is_freed_when_finished_or_dropped() -> None:
     enc = LameEncoder(MP3, RATE, RATE, bitrate=48_000)
     enc.feed(np.zeros(CHUNK, np.int16))
@@ -145,6 +150,7 @@ def test_lame_state_is_freed_when_finished_or_dropped() -> None:
     assert not closer.alive
 
 
+@pytest.mark.fast
 def test_falls_back_to_lameenc_when_no_library_loads(speech, monkeypatch) -> None:
     monkeypatch.setattr(encoder_mod, "_lame_candidates", lambda: ["/nonexistent/libmp3lame.so"])
     lame_library.cache_clear()
@@ -160,6 +166,7 @@ def test_falls_back_to_lameenc_when_no_library_loads(speech, monkeypatch) -> Non
     assert n + LAME_DELAY <= decoded_samples(data)[0] <= n + LAME_DELAY + 576
 
 
+@pytest.mark.fast
 def test_a_file_without_lames_api_is_not_a_library(tmp_path) -> None:
     with pytest.raises((OSError, AttributeError)):
         LameLibrary(str(tmp_path / "nothing.so"))
@@ -168,6 +175,7 @@ def test_a_file_without_lames_api_is_not_a_library(tmp_path) -> None:
         LameLibrary(libc)
 
 
+@pytest.mark.fast
 def test_a_streamed_sentence_is_understood(recognizer) -> None:
     chunks: list[np.ndarray] = []
     get_engine().synthesize(
@@ -197,6 +205,7 @@ def test_a_streamed_mp3_render_does_not_load_pyav() -> None:
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.fast
 def test_feeding_after_finish_is_an_error_not_a_use_after_free() -> None:
     enc = LameEncoder(MP3, RATE, RATE, bitrate=48_000)
     enc.feed(np.zeros(CHUNK, np.int16))

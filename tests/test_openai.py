@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import struct
-import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-from .conftest import SENTENCES, decode, duration
+from .conftest import SENTENCES, Server, buffered_at_most, decode, duration, slow_reader
+from .waiting import wait_until
 
 FORMATS = ["mp3", "opus", "aac", "flac", "wav", "pcm"]
 TEXT = "The quick brown fox jumps over the lazy dog. It was a cold and windy day."
@@ -79,21 +81,50 @@ def test_speed_scales_the_duration(openai_client, reference, speed, ratio) -> No
     assert ratio * 0.75 < got / reference < ratio * 1.3, (speed, got / reference)
 
 
-def test_long_text_streams_before_synthesis_ends(server) -> None:
+@pytest.fixture
+def paced(tmp_path: Path) -> Iterator[Server]:
+    """A server without the response spool: its engines are paced by their readers, which
+    is what lets a reader that stops prove the order below (see ``buffered_at_most``).
+    With the spool, the engine may finish first, by design (tests/test_slow_clients.py)."""
+    srv = Server(tmp_path, workers=1, env={"ORATE_SPOOL_BYTES": "0"})
+    yield srv
+    srv.stop()
+
+
+def test_long_text_streams_before_synthesis_ends(paced: Server) -> None:
+    """The first audio reaches the client while the server still reports this request's
+    synthesis running (ordering read from the server's counters, not from a clock)."""
+    server = paced
+    # at quarter speed LONG is about four minutes of speech, ~10 MB of WAV: more than every
+    # buffer between the engine and a client that stops reading can hold (checked below)
     body = {"model": "tts-1", "voice": "alloy", "input": LONG, "response_format": "wav"}
-    arrivals = []
-    start = time.perf_counter()
-    with httpx.stream("POST", f"{server.url}/v1/audio/speech", json=body, timeout=60) as r:
+    body["speed"] = 0.25
+    before = server.health()["engines"]
+    with (
+        slow_reader() as client,
+        client.stream("POST", f"{server.url}/v1/audio/speech", json=body) as r,
+    ):
         assert r.status_code == 200
         assert "content-length" not in r.headers  # chunked: sent as it is made
+        chunks = r.iter_raw()
         size = 0
-        for chunk in r.iter_raw():
-            arrivals.append(time.perf_counter() - start)
+        while size < 64 << 10:  # past the WAV header: audio itself has arrived
+            size += len(next(chunks))
+        engines = server.health()["engines"]
+        # this request's engine is still at work: the server did not wait for the whole text
+        assert engines["busy"] >= 1, engines
+        assert engines["completed"] == before["completed"], engines
+        count = 1
+        for chunk in chunks:
+            count += 1
             size += len(chunk)
-    assert len(arrivals) > 10
-    # the first bytes came long before the last: the server did not wait for the whole text
-    assert arrivals[0] < arrivals[-1] / 4
-    assert size > 44 + 2 * 22050 * 60  # over a minute of audio
+    assert count > 10
+    assert size > 44 + 2 * 22050 * 60 * 3  # over three minutes of audio
+    assert size > buffered_at_most(), "too short to prove the order on this machine's buffers"
+    wait_until(
+        lambda: server.health()["engines"]["completed"] == before["completed"] + 1,
+        "the synthesis to be counted as completed once all its audio was sent",
+    )
 
 
 def test_sse_events_parse_and_concatenate_to_the_same_audio(openai_client, reference) -> None:
@@ -173,9 +204,10 @@ def test_client_disconnect_stops_synthesis(server) -> None:
     with httpx.stream("POST", f"{server.url}/v1/audio/speech", json=body, timeout=60) as r:
         assert r.status_code == 200
         next(r.iter_raw())
-    deadline = time.monotonic() + 10
-    while server.health()["engines"]["cancelled"] == before and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(
+        lambda: server.health()["engines"]["cancelled"] != before,
+        "the server to count the synthesis of the client that left as cancelled",
+    )
     assert server.health()["engines"]["cancelled"] == before + 1
     assert len(speak_raw(server, "Still serving.")) > 1000
 

@@ -19,6 +19,7 @@ from hume import HumeClient
 from hume.tts import PostedUtterance
 
 from tests.conftest import SENTENCES, Recognizer, Server, decode
+from tests.waiting import wait_for
 
 NATURAL_DEFAULTS = {"ORATE_MODEL_ENGINES": "{}"}  # the shipped defaults, not the suite's pin
 
@@ -148,14 +149,11 @@ def test_openai_vendor_ids_speak_naturally_by_default(server, openai_client, mod
 
 
 def record(server: Server, gen_id: str) -> dict:
-    for _ in range(200):  # the history writer is asynchronous: wait for the row
-        r = httpx.get(f"{server.url}/v1/history/{gen_id}", timeout=30)
-        if r.status_code == 200:
-            return r.json()
-        import time
-
-        time.sleep(0.05)
-    raise AssertionError(f"no history record {gen_id}: {r.status_code} {r.text}")
+    return wait_for(  # the history writer is asynchronous: wait for the row
+        lambda: httpx.get(f"{server.url}/v1/history/{gen_id}", timeout=30),
+        lambda r: r.status_code == 200,
+        f"the history record {gen_id}",
+    ).json()
 
 
 def test_hume_default_request_is_natural(server) -> None:

@@ -48,6 +48,7 @@ def _frames(rng: random.Random) -> list[tuple[int, int, bytes]]:
     ]
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_reader_reassembles_frames_from_any_split(seed: int) -> None:
     rng = random.Random(seed)

@@ -13,6 +13,8 @@ import pytest
 
 from orate.speech.normalize import normalize_text
 
+pytestmark = pytest.mark.fast  # in-process only: see the fast tier in tests/conftest.py
+
 READINGS: list[tuple[str, str, str, str]] = [
     # (kind, language, written, read)
     # telephone numbers

@@ -14,6 +14,7 @@ import pytest
 
 from .conftest import Recognizer, Server, decode, duration
 from .tiny_models import build_kokoro, build_piper
+from .waiting import wait_for, wait_until
 
 
 def sse(url: str, **body) -> tuple[bytes, list[dict], list[dict]]:
@@ -139,7 +140,6 @@ def test_normalize_false_reads_the_text_as_written(server: Server) -> None:
 
 
 def test_normalization_is_part_of_the_cache_key(server: Server) -> None:
-    import time
 
     body = {
         "model": "tts-1",
@@ -147,17 +147,16 @@ def test_normalization_is_part_of_the_cache_key(server: Server) -> None:
         "input": "Room 101 costs $7.",
         "response_format": "wav",
     }
-    for _ in range(50):  # until the first rendering is in the cache
-        if (
+    wait_until(  # the first rendering is in the cache once its response has been sent
+        lambda: (
             httpx.post(f"{server.url}/v1/audio/speech", json=body, timeout=60).headers[
                 "x-orate-cache"
             ]
             == "hit"
-        ):
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the same request never came from the cache")
+        ),
+        "the same request to come from the cache",
+        interval=0.1,
+    )
     off = httpx.post(f"{server.url}/v1/audio/speech", json={**body, "normalize": False}, timeout=60)
     assert off.headers["x-orate-cache"] == "miss"
 
@@ -337,14 +336,13 @@ def test_captions_from_sse_and_history_parse_and_match_word_times(server: Server
         timeout=60,
     )
     url = r.headers["x-orate-captions-url"]
-    for _ in range(50):
-        got = httpx.get(f"{server.url}{url}")
-        if got.status_code == 200:
-            break
-        import time
-
-        time.sleep(0.1)
-    assert got.status_code == 200 and got.headers["content-type"].startswith("application/x-subrip")
+    got = wait_for(
+        lambda: httpx.get(f"{server.url}{url}"),
+        lambda got: got.status_code == 200,
+        "the generation's captions",
+        interval=0.1,
+    )
+    assert got.headers["content-type"].startswith("application/x-subrip")
     subs = list(srt.parse(got.text))
     assert len(subs) == len(cues)
     for sub, cue in zip(subs, cues, strict=True):
@@ -368,13 +366,12 @@ def test_history_captions_for_a_generation_that_asked_for_no_timestamps(server: 
     )
     assert "speech.audio.timestamps" not in r.text
     gen = r.headers["x-orate-generation-id"]
-    import time
-
-    for _ in range(50):
-        got = httpx.get(f"{server.url}/v1/history/{gen}/captions")
-        if got.status_code != 404:
-            break
-        time.sleep(0.1)
+    got = wait_for(
+        lambda: httpx.get(f"{server.url}/v1/history/{gen}/captions"),
+        lambda got: got.status_code != 404,
+        "the generation's captions",
+        interval=0.1,
+    )
     assert got.status_code == 200 and got.text.startswith("WEBVTT")
     assert "Captions arrive anyway." in got.text
 
@@ -594,14 +591,14 @@ def test_two_speaker_script_is_one_file_with_both_lines_and_voices(
     low, high = mean_pitch(first, rate), mean_pitch(second, rate)
     assert high > 1.3 * low, (low, high)  # a male and a female voice
     # history keeps the lines with their times
-    import time
 
     gen = r.headers["x-orate-generation-id"]
-    for _ in range(50):
-        h = httpx.get(f"{server.url}/v1/history/{gen}")
-        if h.status_code == 200:
-            break
-        time.sleep(0.1)
+    h = wait_for(
+        lambda: httpx.get(f"{server.url}/v1/history/{gen}"),
+        lambda h: h.status_code == 200,
+        "the generation's history record",
+        interval=0.1,
+    )
     lines = h.json()["lines"]
     assert [line["utterance"] for line in lines] == [0, 1]
     assert lines[1]["start_ms"] >= lines[0]["end_ms"] - 1
@@ -712,6 +709,7 @@ def test_ssml_voice_and_lang_switch_voices(server: Server) -> None:
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_voice"
 
 
+@pytest.mark.fast
 def test_normalization_does_not_break_sentence_splitting() -> None:
     from orate.speech.text import split_sentences
 

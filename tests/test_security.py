@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -126,7 +125,7 @@ def test_websocket_keys_by_header_and_query_and_refusal(secured) -> None:
     ws = secured.url.replace("http", "ws") + "/v0/tts/stream/input"
     with connect(f"{ws}?api_key={keys['alice']}&no_binary=true") as sock:
         sock.send('{"text": "Hi.", "close": true}')
-        assert '"type":"audio"' in sock.recv()
+        assert '"type":"audio"' in sock.recv(timeout=30)
     for url in (ws, f"{ws}?api_key=orate_bad"):
         with pytest.raises(InvalidStatus) as info:
             connect(url).close()
@@ -140,10 +139,10 @@ def test_records_are_isolated_between_keys(secured) -> None:
     a, b, admin = bearer(keys["alice"]), bearer(keys["bob"]), bearer(keys["admin"])
     r = speech(secured, keys["alice"], "Alice's private words.")
     gen = r.headers["x-orate-generation-id"]
-    for _ in range(100):
-        if httpx.get(f"{url}/v1/history/{gen}", headers=a).status_code == 200:
-            break
-        time.sleep(0.05)
+    wait_until(
+        lambda: httpx.get(f"{url}/v1/history/{gen}", headers=a).status_code == 200,
+        "alice's generation in her history",
+    )
     voice = httpx.post(
         f"{url}/v1/voices", headers=a, json={"name": "alice-voice", "params": {"voice": "en-gb"}}
     ).json()
@@ -356,13 +355,14 @@ def test_serve_refuses_open_addresses_without_keys(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        for _ in range(200):
+
+        def healthy() -> bool:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
+                return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
             except httpx.HTTPError:
-                time.sleep(0.1)
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                return False
+
+        wait_until(healthy, "the server to answer /healthz", timeout=60, interval=0.1)
     finally:
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)

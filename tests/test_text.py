@@ -10,6 +10,8 @@ from orate.runtime.timestamps import sentence_timestamps
 from orate.speech.ssml import check_ssml, is_ssml
 from orate.speech.text import TextError, normalize, split_sentences
 
+pytestmark = pytest.mark.fast  # in-process only: see the fast tier in tests/conftest.py
+
 
 def spans_text(text: str) -> list[str]:
     return [text[s:e] for s, e in split_sentences(text)]

@@ -9,6 +9,8 @@ import pytest
 
 from orate.speech.textstream import TextStream, TextStreamOverflow
 
+pytestmark = pytest.mark.fast  # in-process only: see the fast tier in tests/conftest.py
+
 
 @pytest.mark.asyncio
 async def test_sentences_leave_as_completed_in_order_with_their_settings() -> None:
@@ -23,10 +25,10 @@ async def test_sentences_leave_as_completed_in_order_with_their_settings() -> No
     text = "Hello there. How are you today? Fine"
     for i in range(0, len(text), 3):  # as an LLM writes: a few characters at a time
         stream.write(text[i : i + 3], "a" if i < 15 else "b")
-    await asyncio.wait_for(first.wait(), 5)
+    await asyncio.wait_for(first.wait(), 30)
     assert spoken[0] == ("Hello there. ", "a")  # spoken before the stream ended
     stream.flush("c")
-    await asyncio.wait_for(stream.finish(), 5)
+    await asyncio.wait_for(stream.finish(), 30)
     assert [t for t, _ in spoken] == ["Hello there. ", "How are you today? ", "Fine"]
     assert [v for _, v in spoken] == ["a", "b", "c"]
     assert stream.buffered == ""
@@ -43,7 +45,7 @@ async def test_whitespace_only_pieces_are_not_spoken() -> None:
     assert stream.flush(None) == []
     stream.write("   ", None)
     assert stream.flush(None) == []
-    await asyncio.wait_for(stream.finish(), 5)
+    await asyncio.wait_for(stream.finish(), 30)
     assert spoken == []
 
 
@@ -90,5 +92,5 @@ async def test_a_failing_piece_stops_the_session_and_says_why() -> None:
     stream.write("Boom.", None)
     stream.flush(None)
     with pytest.raises(RuntimeError, match="engine broke"):
-        await asyncio.wait_for(stream.task, 5)
+        await asyncio.wait_for(stream.task, 30)  # a deadline: it ends at once
     await stream.aclose()

@@ -15,6 +15,8 @@ from orate.engines import voicefx
 from orate.engines.palette import PALETTE
 from orate.engines.voicefx import Transform, transform_features, transform_pcm, warp_axis
 
+pytestmark = pytest.mark.fast  # in-process only: see the fast tier in tests/conftest.py
+
 
 def _warp_reference(env: np.ndarray, formant: float) -> np.ndarray:
     if formant == 1.0:

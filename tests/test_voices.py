@@ -11,7 +11,6 @@ import base64
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,7 +20,15 @@ import pytest
 from orate.engines.base import VoiceParams
 from orate.engines.registry import EngineRegistry
 
-from .conftest import LEGACY_ENGINES, SENTENCES, Server, decode, duration
+from .conftest import (
+    LEGACY_ENGINES,
+    SENTENCES,
+    Server,
+    decode,
+    duration,
+    slow_reader,
+)
+from .waiting import wait_until
 
 JOE = "piper:en_US-joe-medium"
 WORDS_TEXT = "Hello big world, how are you today? The weather is cold and windy."
@@ -49,7 +56,10 @@ def natural(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
         tmp_path_factory.mktemp("natural"),
         workers=2,
         env={
-            "ORATE_MODEL_ENGINES": json.dumps({**json.loads(LEGACY_ENGINES), "octave-2": "hibari"})
+            "ORATE_MODEL_ENGINES": json.dumps({**json.loads(LEGACY_ENGINES), "octave-2": "hibari"}),
+            # engines paced by their readers, so a reader that stops proves the streaming
+            # order (buffered_at_most in tests/conftest.py); the spool has its own tests
+            "ORATE_SPOOL_BYTES": "0",
         },
     )
     yield srv
@@ -284,23 +294,36 @@ def test_every_dialect_cache_and_history_with_hibari(natural) -> None:
 
 
 def test_long_text_streams_its_first_sentence_before_the_rest(natural) -> None:
+    """The first audio of a long text reaches the client while the server still reports its
+    synthesis running: one sentence is made before audio leaves, not all of them."""
+    # sixty sentences at half speed are about six minutes of speech, ~17 MB of PCM: far more
+    # than the buffers between the engine and a client that stops reading can hold, so the
+    # engine cannot have finished when the first audio arrives (see buffered_at_most in
+    # tests/conftest.py)
     text = " ".join(
-        f"This is sentence number {n} of a long story about the sea." for n in range(1, 16)
+        f"This is sentence number {n} of a long story about the sea." for n in range(1, 61)
     )
     body = {"model": "tts-1-hd", "voice": "alloy", "input": text, "response_format": "pcm"}
-    httpx.post(f"{natural.url}/v1/audio/speech", json={**body, "input": "Warm up."}, timeout=60)
-    start = time.perf_counter()
-    first = None
-    total = 0
-    with httpx.stream("POST", f"{natural.url}/v1/audio/speech", json=body, timeout=120) as r:
-        for chunk in r.iter_bytes():
-            if chunk and first is None:
-                first = time.perf_counter() - start
-            total += len(chunk)
-    elapsed = time.perf_counter() - start
-    assert first is not None and total / 2 / 24000 > 30  # ~45 s of speech
-    # one of fifteen sentences is synthesized before audio leaves, not all fifteen
-    assert first < elapsed / 4, (first, elapsed)
+    body["speed"] = 0.5
+    before = natural.health()["engines"]
+    with (
+        slow_reader() as client,
+        client.stream("POST", f"{natural.url}/v1/audio/speech", json=body) as r,
+    ):
+        assert r.status_code == 200, r.read()[:300]
+        chunks = r.iter_raw()
+        first = next(chunks)
+        engines = natural.health()["engines"]
+        assert first and engines["busy"] >= 1, engines
+        assert engines["completed"] == before["completed"], engines
+    # the client left mid-story: the engine stops, and is free for the next test
+    wait_until(
+        lambda: natural.health()["engines"]["busy"] == 0,
+        "the engine to stop the story its client left",
+    )
+    after = natural.health()["engines"]
+    assert after["cancelled"] == before["cancelled"] + 1, after
+    assert after["completed"] == before["completed"], after
 
 
 def _tree_memory(pid: int) -> tuple[float, float]:
@@ -355,9 +378,13 @@ def test_memory_with_hibari_loaded_and_unloaded_when_idle(tmp_path: Path) -> Non
         )
         assert loaded_pss < 400
         assert loaded_pss > idle_pss + 40  # both workers really hold a copy
-        time.sleep(6)  # idle past ORATE_MODEL_IDLE_SECONDS: the workers unload it
-        unloaded_pss, _ = _tree_memory(srv.proc.pid)
-        assert unloaded_pss < loaded_pss - 40, (idle_pss, loaded_pss, unloaded_pss)
+        # idle past ORATE_MODEL_IDLE_SECONDS (3 s), the workers unload it
+        wait_until(
+            lambda: _tree_memory(srv.proc.pid)[0] < loaded_pss - 40,
+            f"the idle workers to unload hibari (loaded PSS {loaded_pss:.0f} MiB)",
+            timeout=60,
+            interval=0.5,
+        )
     finally:
         srv.stop()
 
