@@ -136,10 +136,11 @@ def slow_reader(timeout: float = 120) -> httpx.Client:
 def buffered_at_most(stream_buffer_bytes: int = 256 << 10) -> int:
     """The most encoded audio that can sit between an engine and a ``slow_reader`` that has
     stopped reading, on a server whose response spool is off (``ORATE_SPOOL_BYTES=0``;
-    with it, an engine finishes whatever its reader does): the worker's result pipe (1 MiB), the job's and the response's
-    buffers (``ORATE_STREAM_BUFFER_BYTES`` each), the server's socket send buffer (at most
-    the kernel's tcp_wmem maximum), the client's receive buffer (the kernel doubles what is
-    asked) and 1 MiB for the event loop's transport and the encoder."""
+    with it, an engine finishes whatever its reader does): the worker's result pipe
+    (1 MiB), the job's and the response's buffers (``ORATE_STREAM_BUFFER_BYTES`` each),
+    the server's socket send buffer (at most the kernel's tcp_wmem maximum), the client's
+    receive buffer (the kernel doubles what is asked) and 1 MiB for the event loop's
+    transport and the encoder."""
     try:
         wmem = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
     except (OSError, IndexError, ValueError):
