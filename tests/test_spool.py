@@ -20,6 +20,9 @@ AUDIO, SENTENCE, TIMESTAMPS, END = (
 )
 
 
+pytestmark = pytest.mark.fast  # in-process only: see the fast tier in tests/conftest.py
+
+
 class Recorded(PacedStream):
     """A stream that notes when its producer would be held or released."""
 
