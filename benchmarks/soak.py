@@ -57,6 +57,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def own_rss_mib(pid: int) -> float:
+    """RSS of ``pid`` alone (the server process, without its engine workers), in MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+WARM = (  # the soak's voices, each once on each of the two workers
+    ("/v1/audio/speech", {"model": "tts-1", "voice": "alloy", "input": "Warm."}),
+    ("/v1/audio/speech", {"model": "tts-1", "voice": "nova", "input": "Warm."}),
+    ("/v1/audio/speech", {"model": "tts-1", "voice": "echo", "input": "Warm."}),
+    ("/v0/tts", {"utterances": [{"text": "Warm."}]}),
+    ("/api/tts", {"text": "Warm.", "model": "Kokoro-82m", "voice": "af_bella"}),
+    (
+        "/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM",
+        {"text": "Warm.", "model_id": "eleven_multilingual_v2"},
+    ),
+)
+
+
+async def warm_up(url: str, key: str) -> None:
+    """Load the voices the soak uses in both workers, so "warm" is the idle server the
+    load runs on (models are loaded on first use and kept for ``model_idle_seconds``)."""
+    headers = {"Authorization": f"Bearer {key}", "X-Hume-Api-Key": key, "xi-api-key": key}
+    async with httpx.AsyncClient(timeout=120, headers=headers) as client:
+        for path, body in WARM:
+            answers = await asyncio.gather(*(client.post(url + path, json=body) for _ in range(2)))
+            for r in answers:
+                r.raise_for_status()
+
+
 def tree_rss_mib(pid: int) -> float:
     """RSS of ``pid`` and every descendant, in MiB (memory_abuse.py's measure)."""
     return tree_rss(pid) / 2**20
@@ -464,13 +495,15 @@ def run(seconds: float, attackers: bool) -> dict[str, object]:
                 except httpx.HTTPError:
                     time.sleep(0.2)
             start_rss = tree_rss_mib(proc.pid)
+            asyncio.run(warm_up(url, keys["admin"]))
+            warm_rss, warm_server = tree_rss_mib(proc.pid), own_rss_mib(proc.pid)
             tally, rss = asyncio.run(soak(url, keys, seconds, proc.pid, attackers, wyoming))
             missing_row, missing_audio = asyncio.run(
                 check_records(url, keys["admin"], tally.generations)
             )
             final_rss = tree_rss_mib(proc.pid)
             time.sleep(30)
-            later_rss = tree_rss_mib(proc.pid)
+            later_rss, later_server = tree_rss_mib(proc.pid), own_rss_mib(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -498,6 +531,9 @@ def run(seconds: float, attackers: bool) -> dict[str, object]:
     return {
         "tally": tally,
         "start": start_rss,
+        "warm": warm_rss,
+        "warm_server": warm_server,
+        "later_server": later_server,
         "peak": max(rss or [0]),
         "final": final_rss,
         "later": later_rss,
@@ -539,10 +575,16 @@ def main() -> None:
         ("ordinary latency median (s)", lambda r: f"{r['median']:.2f}"),
         ("ordinary latency p99 (s)", lambda r: f"{r['p99']:.2f}"),
         ("ordinary 503s", lambda r: r["tally"].honest_503),
-        ("RSS at start (MiB)", lambda r: f"{r['start']:.0f}"),
+        ("RSS at start, no voice loaded yet (MiB)", lambda r: f"{r['start']:.0f}"),
+        ("RSS warm: the soak's voices loaded, idle (MiB)", lambda r: f"{r['warm']:.0f}"),
         ("peak RSS (MiB)", lambda r: f"{r['peak']:.0f}"),
         ("RSS after the soak (MiB)", lambda r: f"{r['final']:.0f}"),
         ("RSS 30 s later (MiB)", lambda r: f"{r['later']:.0f}"),
+        ("30 s later minus warm (MiB)", lambda r: f"{r['later'] - r['warm']:+.0f}"),
+        (
+            "server process alone, warm → 30 s later (MiB)",
+            lambda r: f"{r['warm_server']:.0f} → {r['later_server']:.0f}",
+        ),
         ("lost: history row missing", lambda r: r["lost_rows"]),
         ("lost: audio missing", lambda r: r["lost_audio"]),
         ("tracebacks in the server log", lambda r: r["tracebacks"]),
