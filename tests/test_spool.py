@@ -176,3 +176,24 @@ def test_frames_of_any_size_come_back_whole(tmp_path, size: int) -> None:
         assert await drain(stream) == made
 
     asyncio.run(run())
+
+
+def test_one_owner_may_not_take_the_spool_from_another(tmp_path) -> None:
+    async def run() -> None:
+        budget = SpoolBudget(1 << 20, 1 << 20, str(tmp_path), owner_bytes=40_000)
+        greedy = [Recorded(4000, budget) for _ in range(3)]
+        for stream in greedy:
+            stream._frames.owner = "greedy"
+            for kind, payload in frames(30):
+                stream._push(kind, payload)
+        assert budget.by_owner["greedy"] <= 40_000 and any(s.held for s in greedy)
+        other = PacedStream(9, 4000, budget, owner="other")
+        for kind, payload in frames(30):
+            other._push(kind, payload)
+        assert budget.by_owner["other"] > 20_000  # its own share is still there
+        for stream in (*greedy, other):
+            stream._push(END, None)
+            await drain(stream)
+        assert budget.used == 0 and budget.by_owner == {}
+
+    asyncio.run(run())

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         "may use for audio their clients have not read yet, so an engine never waits on "
         "a slow client; 0 turns the spool off (engines wait on their clients)",
     )
+    spool_bytes_per_key: int = Field(
+        256 << 20,
+        ge=0,
+        description="of ``spool_bytes``, what the "
+        "responses of one API key (or one unauthenticated owner) may take together; past "
+        "it, that key's slow clients make their own engines wait",
+    )
     spool_dir: Path | None = Field(
         None,
         description="where spool files live (anonymous: deleted as they are made); "

@@ -31,7 +31,12 @@ def make_spool(settings: Settings) -> SpoolBudget | None:
         return None
     directory = settings.resolved_spool_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    return SpoolBudget(settings.spool_bytes, settings.max_response_bytes, str(directory))
+    return SpoolBudget(
+        settings.spool_bytes,
+        settings.max_response_bytes,
+        str(directory),
+        owner_bytes=settings.spool_bytes_per_key,
+    )
 
 
 def make_backend(settings: Settings) -> EnginePool:

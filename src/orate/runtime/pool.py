@@ -98,8 +98,9 @@ class JobStream(PacedStream):
         worker: _Worker,
         limit: int = 256 * 1024,
         spool: SpoolBudget | None = None,
+        owner: str | None = None,
     ) -> None:
-        super().__init__(job_id, limit, spool)
+        super().__init__(job_id, limit, spool, owner)
         self._worker = worker
 
     def _hold(self) -> None:
@@ -313,13 +314,14 @@ class EnginePool:
 
     # -- jobs ----------------------------------------------------------------
 
-    async def submit(self, job: RenderJob) -> JobStream:
-        """Wait for a free worker and start ``job`` on it."""
+    async def submit(self, job: RenderJob, owner: str | None = None) -> JobStream:
+        """Wait for a free worker and start ``job`` on it (``owner``: whose share of the
+        spool its unread audio takes)."""
         if self._closing:
             raise PoolClosed("the engine pool is shutting down")
         worker = await take_idle(self, self._idle)
         job_id = next_job_id(self._ids)
-        stream = JobStream(job_id, worker, self.buffer_bytes, self.spool)
+        stream = JobStream(job_id, worker, self.buffer_bytes, self.spool, owner)
         busy = sum(1 for w in self._workers.values() if w.current is not None)
         worker.current = stream
         try:

@@ -132,9 +132,14 @@ class RayJobStream(PacedStream):
     """
 
     def __init__(
-        self, job_id: int, slot: _Slot, limit: int = 256 * 1024, spool: SpoolBudget | None = None
+        self,
+        job_id: int,
+        slot: _Slot,
+        limit: int = 256 * 1024,
+        spool: SpoolBudget | None = None,
+        owner: str | None = None,
     ) -> None:
-        super().__init__(job_id, limit, spool)
+        super().__init__(job_id, limit, spool, owner)
         self._slot = slot
         self.room = asyncio.Event()  # the pump takes the actor's next objects while set
         self.room.set()
@@ -312,13 +317,13 @@ class RayBackend:
 
     # -- jobs ----------------------------------------------------------------
 
-    async def submit(self, job: RenderJob) -> RayJobStream:
+    async def submit(self, job: RenderJob, owner: str | None = None) -> RayJobStream:
         """Wait for a free actor (bounded, like the pool) and start ``job`` on it."""
         if self._closing:
             raise PoolClosed("the engine backend is shutting down")
         slot = await take_idle(self, self._idle[self.kind_of(job)])
         job_id = next_job_id(self._ids)
-        stream = RayJobStream(job_id, slot, self.buffer_bytes, self.spool)
+        stream = RayJobStream(job_id, slot, self.buffer_bytes, self.spool, owner)
         slot.current = stream
         gen = slot.actor.render.options(
             num_returns="streaming", _generator_backpressure_num_objects=BACKPRESSURE

@@ -7,8 +7,10 @@ request. So past its memory window a job's frames go to a spool file, the worker
 takes its next job as soon as its synthesis ends, and the client drains the file
 at its own pace (until the connection's own idle deadline drops it).
 
-Bounded twice: each job may spill at most ``stream_bytes``, and all jobs of the
-process together at most ``total_bytes`` (a ``SpoolBudget``). Past either bound,
+Bounded three times: each job may spill at most ``stream_bytes``, the jobs of one
+owner (an API key) together at most ``owner_bytes``, and all jobs of the process
+together at most ``total_bytes`` (a ``SpoolBudget``), so one key's slow clients
+cannot take the spool from everyone else. Past either bound,
 or when the disk refuses a write, the job falls back to holding its producer, as
 it did before there was a spool: bounded memory, and only that client waits.
 
@@ -41,22 +43,37 @@ _AUDIO = EventKind.AUDIO  # its payload is raw bytes; other kinds' payloads are 
 class SpoolBudget:
     """Bytes on disk for all the spools of this process, and where their files live."""
 
-    def __init__(self, total_bytes: int, stream_bytes: int, directory: str | None = None) -> None:
+    def __init__(
+        self,
+        total_bytes: int,
+        stream_bytes: int,
+        directory: str | None = None,
+        owner_bytes: int | None = None,
+    ) -> None:
         self.total_bytes = total_bytes
         self.stream_bytes = stream_bytes
+        self.owner_bytes = owner_bytes if owner_bytes is not None else total_bytes
         self.directory = directory
         self.used = 0
+        self.by_owner: dict[str | None, int] = {}
         self.spilled = 0  # jobs that spilled to disk at least once (a metric)
         self.refused = 0  # jobs that hit a bound and held their producer instead
 
-    def take(self, n: int) -> bool:
-        if self.used + n > self.total_bytes:
+    def take(self, n: int, owner: str | None = None) -> bool:
+        mine = self.by_owner.get(owner, 0)
+        if self.used + n > self.total_bytes or mine + n > self.owner_bytes:
             return False
         self.used += n
+        self.by_owner[owner] = mine + n
         return True
 
-    def give(self, n: int) -> None:
+    def give(self, n: int, owner: str | None = None) -> None:
         self.used = max(0, self.used - n)
+        left = self.by_owner.get(owner, 0) - n
+        if left > 0:
+            self.by_owner[owner] = left
+        else:
+            self.by_owner.pop(owner, None)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -71,8 +88,9 @@ class SpoolFile:
     """One job's frames on disk, first in, first out. ``write`` on the event loop,
     ``read`` from a thread; they touch disjoint byte ranges of the same file."""
 
-    def __init__(self, budget: SpoolBudget) -> None:
+    def __init__(self, budget: SpoolBudget, owner: str | None = None) -> None:
         self._budget = budget
+        self._owner = owner
         # kept open for the life of the job (closed in close()), so no context manager
         self._file = tempfile.TemporaryFile(prefix="orate-spool-", dir=budget.directory)  # noqa: SIM115
         self._fd = self._file.fileno()
@@ -85,12 +103,14 @@ class SpoolFile:
         """Append one frame; False (and nothing written) when a bound or the disk says no."""
         data = bytes(payload) if kind is _AUDIO else pickle.dumps(payload)
         size = _FRAME.size + len(data)
-        if self.written + size > self._budget.stream_bytes or not self._budget.take(size):
+        if self.written + size > self._budget.stream_bytes or not self._budget.take(
+            size, self._owner
+        ):
             return False
         try:
             os.pwrite(self._fd, _FRAME.pack(kind.code, len(data)) + data, self.written)
         except OSError as exc:
-            self._budget.give(size)
+            self._budget.give(size, self._owner)
             log.warning("a response could not spool to disk (%s); its engine waits instead", exc)
             return False
         self.written += size
@@ -117,7 +137,7 @@ class SpoolFile:
         self.read_to = to
         self.frames -= frames
         if self.read_to >= self.written:
-            self._budget.give(self.written)
+            self._budget.give(self.written, self._owner)
             self.written = self.read_to = 0
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)
@@ -129,7 +149,7 @@ class SpoolFile:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._budget.give(self.written - self.read_to)
+            self._budget.give(self.written - self.read_to, self._owner)
             self._file.close()
 
 
@@ -137,9 +157,10 @@ class Frames:
     """A job's frames in order: a memory window, then the spool file, then (when the spool
     said no) a memory tail. ``pending_audio`` is what the window and the tail hold."""
 
-    def __init__(self, window: int, budget: SpoolBudget | None) -> None:
+    def __init__(self, window: int, budget: SpoolBudget | None, owner: str | None = None) -> None:
         self.window = window
         self.budget = budget
+        self.owner = owner
         self.head: deque[tuple[EventKind, Any]] = deque()
         self.tail: deque[tuple[EventKind, Any]] = deque()
         self.spool: SpoolFile | None = None
@@ -164,7 +185,7 @@ class Frames:
             return False
         if self.spool is None:
             try:
-                self.spool = SpoolFile(self.budget)
+                self.spool = SpoolFile(self.budget, self.owner)
             except OSError as exc:
                 log.warning("no spool file (%s); a slow client's engine waits instead", exc)
                 self.refused = True

@@ -25,10 +25,14 @@ class PacedStream:
     """A job's ``(kind, payload)`` frames, ending after END; see the module docstring."""
 
     def __init__(
-        self, job_id: int, limit: int = 256 * 1024, spool: SpoolBudget | None = None
+        self,
+        job_id: int,
+        limit: int = 256 * 1024,
+        spool: SpoolBudget | None = None,
+        owner: str | None = None,
     ) -> None:
         self.id = job_id
-        self._frames = Frames(limit, spool)
+        self._frames = Frames(limit, spool, owner)
         self._wake = asyncio.Event()
         self.limit = limit
         self.finished = False

@@ -169,7 +169,7 @@ class Delivery:
             return
         if self.pool is None:
             raise RuntimeError("this speech service has no engine pool; use render_local")
-        job = await self.pool.submit(plan.job)
+        job = await self.pool.submit(plan.job, owner=plan.context.owner)
         try:
             async for kind, payload in job:
                 if kind == EventKind.ERROR:
