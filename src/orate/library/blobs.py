@@ -23,10 +23,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import obstore
 from obstore.store import LocalStore, S3Store
+
+if TYPE_CHECKING:  # typed dicts that exist only in obstore's stubs
+    from obstore.store import ClientConfig, S3Config
 
 T = TypeVar("T")
 # blob calls wait on disks or the network: their own threads, so they never queue
@@ -39,7 +42,7 @@ async def _blocking(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await loop.run_in_executor(_IO, functools.partial(call, *args, **kwargs))
 
 
-def _get_bytes(store: Any, key: str) -> bytes:
+def _get_bytes(store: S3Store | LocalStore, key: str) -> bytes:
     return bytes(obstore.get(store, key).bytes())
 
 
@@ -55,24 +58,25 @@ class BlobStore:
         self._path: Path | None = None
         self._failed_at: float | None = None  # when the last write failed, until one works
         if url.startswith("s3://"):
-            config: dict[str, str] = {}
-            client: dict[str, bool] = {}
+            # obstore's own key names (it also reads the aws_-prefixed aliases)
+            config: S3Config = {}
+            client: ClientConfig = {}
             endpoint = s3_endpoint or os.environ.get("AWS_ENDPOINT_URL")
             if endpoint:
-                config["aws_endpoint"] = endpoint
+                config["endpoint"] = endpoint
                 if endpoint.startswith("http://"):
                     client["allow_http"] = True
-            for var, opt in (
-                ("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
-                ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
-                ("AWS_SESSION_TOKEN", "aws_session_token"),
-                ("AWS_REGION", "aws_region"),
-                ("AWS_DEFAULT_REGION", "aws_region"),
-            ):
-                if os.environ.get(var):
-                    config.setdefault(opt, os.environ[var])
-            config.setdefault("aws_region", "us-east-1")
-            self._store = S3Store.from_url(url, config=config, client_options=client)
+            env = os.environ
+            if env.get("AWS_ACCESS_KEY_ID"):
+                config["access_key_id"] = env["AWS_ACCESS_KEY_ID"]
+            if env.get("AWS_SECRET_ACCESS_KEY"):
+                config["secret_access_key"] = env["AWS_SECRET_ACCESS_KEY"]
+            if env.get("AWS_SESSION_TOKEN"):
+                config["session_token"] = env["AWS_SESSION_TOKEN"]
+            config["region"] = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+            self._store: S3Store | LocalStore = S3Store.from_url(
+                url, config=config, client_options=client
+            )
         else:
             path = Path(url.removeprefix("file://")).expanduser()
             path.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orate.library.blobs import BlobStore
-from orate.library.db import DB_ERRORS
+from orate.library.db import DB_ERRORS, Sessions, rowcount
 from orate.library.tables import CacheCounter, CacheEntry
 
 log = logging.getLogger("orate.library")
@@ -57,7 +57,7 @@ class Cached:
 
 class SpeechCache:
     def __init__(
-        self, sessions: Any, blobs: BlobStore, *, max_bytes: int, memory_bytes: int
+        self, sessions: Sessions, blobs: BlobStore, *, max_bytes: int, memory_bytes: int
     ) -> None:
         self._sessions = sessions
         self._blobs = blobs
@@ -221,7 +221,7 @@ class SpeechCache:
                         .where(CacheCounter.name == name)
                         .values(value=CacheCounter.value + n)
                     )
-                    if added.rowcount == 0:  # a counter newer than the migration's rows
+                    if rowcount(added) == 0:  # a counter newer than the migration's rows
                         session.add(CacheCounter(name=name, value=n))
         except DB_ERRORS as exc:
             # locked or unreachable: keep the counts for the next flush (they only order

@@ -13,11 +13,18 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult, Result
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -36,10 +43,10 @@ def async_url(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: object) -> None:
     # WAL lets readers run beside the writer; the busy timeout waits out a lock
     # instead of failing; NORMAL sync is durable across process crashes in WAL.
-    cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cursor = dbapi_conn.cursor()
     for pragma in (
         "journal_mode=WAL",
         "busy_timeout=5000",
@@ -122,7 +129,17 @@ async def _migrate_here(url: str) -> None:
         await engine.dispose()
 
 
-def sessions(engine: AsyncEngine) -> async_sessionmaker:
+def rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched: their results are cursor results, which the
+    session's ``execute`` does not say in its return type."""
+    return cast("CursorResult[Any]", result).rowcount
+
+
+#: what every store opens its sessions with
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def sessions(engine: AsyncEngine) -> Sessions:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

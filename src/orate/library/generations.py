@@ -15,6 +15,7 @@ backoff for ``retry_seconds``, then the rows go to an append-only spool file
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import logging
 import secrets
@@ -25,6 +26,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from orate.library.blobs import BlobStore
+from orate.library.db import Sessions
 from orate.library.tables import CacheEntry, Generation
 from orate.library.writer import HistoryWriter, PendingRecord
 
@@ -59,7 +61,7 @@ class GenerationStore:
 
     def __init__(
         self,
-        sessions: Any,
+        sessions: Sessions,
         blobs: BlobStore,
         *,
         spool: Path | None = None,
@@ -95,6 +97,7 @@ class GenerationStore:
             return None
         rec = self.pending.get(gen_id)
         spooled = self.spooled.get(gen_id)
+        row: Generation | None
         if rec is not None:
             row = rec.row
         elif spooled is not None:
@@ -130,7 +133,7 @@ class GenerationStore:
         text: str | None = None,
         model: str | None = None,
         voice: str | None = None,
-    ) -> tuple[list[Generation], int]:
+    ) -> tuple[builtins.list[Generation], int]:
         """Newest first; ``text`` and ``voice`` match a part (any case), ``model`` exactly."""
         # not in the database yet (queued, retrying, or spooled) but promised: list them too
         waiting = [*(r.values for r in self.pending.values()), *self.spooled.values()]
@@ -160,7 +163,7 @@ class GenerationStore:
         text: str | None = None,
         model: str | None = None,
         voice: str | None = None,
-    ) -> tuple[list[Generation], int]:
+    ) -> tuple[builtins.list[Generation], int]:
         async with self._sessions() as session:
             query = select(Generation)
             count = select(func.count()).select_from(Generation)
@@ -215,7 +218,7 @@ class GenerationStore:
 
     async def usage(
         self, owner: str | None, start: datetime | None, end: datetime | None, group_by: str
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         async with self._sessions() as session:
             rows = (await session.execute(self._usage_query(owner, start, end))).all()
         groups: dict[str, dict[str, Any]] = {}
@@ -291,7 +294,8 @@ class GenerationStore:
                         if total <= max_bytes:
                             break
                         total -= row.bytes
-                        blobs.add(row.blob_key)  # type: ignore[arg-type]
+                        if row.blob_key:  # always, by the query
+                            blobs.add(row.blob_key)
                         await session.delete(row)
                         removed += 1
         for key in blobs:

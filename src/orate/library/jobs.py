@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
 
+from orate.library.db import Sessions, rowcount
 from orate.library.tables import Job
 
 PENDING, PROCESSING, COMPLETED, FAILED = "pending", "processing", "completed", "failed"
@@ -27,7 +28,7 @@ def _now() -> datetime:
 
 
 class JobStore:
-    def __init__(self, sessions: Any) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
         self._served: dict[str, int] = {}  # owner → when this process last claimed its job
         self._turn = 0
@@ -175,7 +176,7 @@ class JobStore:
                     updated_at=now,
                 )
             )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     async def complete(self, job_id: str, runner: str, generation_id: str, cost: float) -> bool:
         now = _now()
@@ -194,7 +195,7 @@ class JobStore:
                     updated_at=now,
                 )
             )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     async def fail(self, job_id: str, runner: str, error: str, *, retry: bool) -> None:
         """Record a failure; a job that may succeed on another try goes back to the queue."""
@@ -221,4 +222,4 @@ class JobStore:
             result = await session.execute(
                 delete(Job).where(Job.status.in_((COMPLETED, FAILED)), Job.finished_at < before)
             )
-        return result.rowcount or 0
+        return rowcount(result) or 0

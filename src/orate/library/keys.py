@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from orate.library.db import Sessions, rowcount
 from orate.library.tables import ApiKey, ServerState
 
 KEY_PREFIX = "orate_"
@@ -91,7 +92,7 @@ def _info(row: ApiKey) -> KeyInfo:
 
 
 class KeyStore:
-    def __init__(self, sessions: Any) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
         self._cache: dict[str, tuple[float, KeyInfo | None]] = {}
         self._any: tuple[float, bool] = (0.0, False)
@@ -248,7 +249,7 @@ class KeyStore:
                 .values(revoked_at=datetime.now(UTC))
             )
         self._cache.clear()
-        return (result.rowcount or 0) > 0
+        return (rowcount(result) or 0) > 0
 
     async def any_active(self) -> bool:
         """Whether auth is on (any unrevoked key exists); cached for a moment."""
@@ -323,7 +324,7 @@ class KeyStore:
                 )
                 .values(used_chars=ApiKey.used_chars + characters)
             )
-            if (result.rowcount or 0) != 1:
+            if (rowcount(result) or 0) != 1:
                 row = await session.get(ApiKey, key_id)
                 left = max((row.quota_chars or 0) - row.used_chars, 0) if row else 0
                 raise QuotaExceeded(left, characters)

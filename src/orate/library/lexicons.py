@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
+from orate.library.db import Sessions, rowcount
 from orate.library.tables import LexiconVersion
 
 ID_PREFIX = "pd_"
@@ -38,7 +39,7 @@ def lexicon_json(row: LexiconVersion) -> dict[str, Any]:
 
 
 class LexiconStore:
-    def __init__(self, sessions: Any) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
         self._versions: dict[str, LexiconVersion] = {}
 
@@ -92,6 +93,7 @@ class LexiconStore:
     ) -> LexiconVersion | None:
         """A version (the latest when ``version_id`` is None) that ``owner`` may read
         (``None``: any owner, for admins and the CLI)."""
+        row: LexiconVersion | None
         if version_id is not None and version_id in self._versions:
             row = self._versions[version_id]
             ok = row.dictionary_id == dictionary_id and (owner is None or row.owner == owner)
@@ -141,4 +143,4 @@ class LexiconStore:
         self._versions = {
             k: v for k, v in self._versions.items() if v.dictionary_id != dictionary_id
         }
-        return bool(result.rowcount)
+        return bool(rowcount(result))

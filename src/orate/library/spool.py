@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from orate.library.db import DB_ERRORS
+from orate.library.db import DB_ERRORS, Sessions
 from orate.library.tables import Generation
 
 log = logging.getLogger("orate.library")
@@ -28,7 +28,7 @@ log = logging.getLogger("orate.library")
 class HistorySpool:
     """The spool file at ``path`` (``None``: no spool; the writer raises instead)."""
 
-    def __init__(self, sessions: Any, path: Path | None) -> None:
+    def __init__(self, sessions: Sessions, path: Path | None) -> None:
         self._sessions = sessions
         self.path = path
         #: rows kept in the spool file until the database takes them (served from here)

@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from orate.engines.base import VoiceParams
+from orate.library.db import Sessions
 from orate.library.tables import Voice
 
 VOICE_ID_PREFIX = "voice_"
@@ -42,7 +43,7 @@ def voice_json(row: Voice) -> dict[str, Any]:
 
 
 class VoiceLibrary:
-    def __init__(self, sessions: Any) -> None:
+    def __init__(self, sessions: Sessions) -> None:
         self._sessions = sessions
 
     async def create(

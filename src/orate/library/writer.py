@@ -22,7 +22,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from orate.library.blobs import BlobStore
-from orate.library.db import DB_ERRORS
+from orate.library.db import DB_ERRORS, Sessions
 from orate.library.spool import HistorySpool
 from orate.library.tables import Generation
 
@@ -51,7 +51,7 @@ class HistoryWriter:
     """The queue of records and the task that writes them."""
 
     def __init__(
-        self, sessions: Any, blobs: BlobStore, spool: Path | None, retry_seconds: float
+        self, sessions: Sessions, blobs: BlobStore, spool: Path | None, retry_seconds: float
     ) -> None:
         self._sessions = sessions
         self._blobs = blobs
@@ -108,14 +108,14 @@ class HistoryWriter:
             if batch:
                 await self._write(batch)
 
-    async def _put_blob(self, rec: PendingRecord) -> None:
+    async def _put_blob(self, rec: PendingRecord, audio: bytes) -> None:
         """Store a record's audio; when that fails, keep the record and say why."""
         key = rec.values["blob_key"]
         try:
             # content-addressed keys (cached responses) are shared: write once
             if key.startswith("audio/") and len(key) > 40 and await self._blobs.exists(key):
                 return
-            await self._blobs.put(key, rec.audio)  # type: ignore[arg-type]
+            await self._blobs.put(key, audio)
         except Exception as exc:  # disk full, store unreachable: the metadata still counts
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             log.error("could not store the audio of %s: %s", rec.values["id"], reason)
@@ -126,7 +126,7 @@ class HistoryWriter:
         try:
             await asyncio.gather(
                 *(
-                    self._put_blob(r)
+                    self._put_blob(r, r.audio)
                     for r in batch
                     if r.audio is not None and r.values.get("blob_key")
                 )
