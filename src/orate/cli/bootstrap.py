@@ -12,9 +12,13 @@ The secret is never printed: messages name the variable, not its value.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orate.cli.common import fail, note, with_library
 from orate.config import Settings
+
+if TYPE_CHECKING:
+    from orate.library.library import Library
 
 ADMIN_NAME = "admin"
 MIN_LENGTH = 16
@@ -101,7 +105,7 @@ def bootstrap(settings: Settings) -> None:
         return
     variable, secret = found
 
-    async def adopt(lib):  # type: ignore[no-untyped-def]
+    async def adopt(lib: Library) -> tuple[str, str | None]:
         return await lib.keys.adopt(ADMIN_NAME, secret)
 
     outcome, key_id = with_library(adopt)

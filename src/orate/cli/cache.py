@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -22,6 +22,9 @@ from orate.cli.common import (
     with_library,
 )
 from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
+
+if TYPE_CHECKING:
+    from orate.library.library import Library
 
 cache_app = typer.Typer(
     help="The pre-render cache: warm it from a prompt list, see it, empty it.",
@@ -146,7 +149,7 @@ def cache_stats(
     """Entries, size, and the hits and misses of every server on this library (the same
     numbers as GET /v1/cache)."""
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> dict[str, int]:
         return await lib.cache.stats()
 
     stats = with_library(work)
@@ -166,7 +169,7 @@ def cache_stats(
 def cache_clear() -> None:
     """Empty the cache (history keeps its own copies of audio)."""
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> int:
         return await lib.cache.clear()
 
     note(f"removed {with_library(work)} cache entries")

@@ -4,13 +4,21 @@ root's services, the library, and one-line errors."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar, overload
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from orate.config import Settings
+
+if TYPE_CHECKING:  # imported where used: `orate --help` stays quick
+    from orate.library.library import Library
+    from orate.services import Services
+    from orate.speech.service import SpeechService
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="orate: a self-hosted text-to-speech server.",
@@ -53,7 +61,7 @@ def load_settings(**overrides: object) -> Settings:
     from pydantic_settings import SettingsError
 
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)  # type: ignore[arg-type]  # flag values, checked by pydantic
     except SettingsError as exc:  # a value that is not even parseable, e.g. bad JSON
         fail(f"bad setting: {exc}" + (f" ({exc.__cause__})" if exc.__cause__ else ""))
         raise  # unreachable: fail exits
@@ -67,7 +75,7 @@ def load_settings(**overrides: object) -> Settings:
         raise  # unreachable: fail exits
 
 
-def load_services(settings: Settings):  # type: ignore[no-untyped-def]
+def load_services(settings: Settings) -> Services:
     """The composition root's services (the same graph the server builds), or one line
     naming what is wrong in the providers file."""
     from orate.services import build_services
@@ -96,11 +104,17 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+@overload
+async def open_library(settings: Settings, services: None = None, pool: bool = True) -> Library: ...
+@overload
+async def open_library(
+    settings: Settings, services: Services, pool: bool = True
+) -> SpeechService: ...
 async def open_library(
     settings: Settings,
-    services=None,  # type: ignore[no-untyped-def]
+    services: Services | None = None,
     pool: bool = True,
-):
+) -> Library | SpeechService:
     """The library, or one line saying which database could not be opened and why
     (a wrong ORATE_DATABASE_URL or data dir is a setting to fix, not a traceback)."""
     from sqlalchemy.engine import make_url
@@ -124,10 +138,10 @@ async def open_library(
         )
 
 
-def with_library(work):  # type: ignore[no-untyped-def]
+def with_library(work: Callable[[Library], Awaitable[T]]) -> T:
     """Run ``work(library)`` against the configured library (the server may be running)."""
 
-    async def main():  # type: ignore[no-untyped-def]
+    async def main() -> T:
         lib = await open_library(load_settings())
         try:
             return await work(lib)
@@ -137,11 +151,11 @@ def with_library(work):  # type: ignore[no-untyped-def]
     return asyncio.run(main())
 
 
-def with_speech(work):  # type: ignore[no-untyped-def]
+def with_speech(work: Callable[[SpeechService], Awaitable[T]]) -> T:
     """Run ``work(speech_service)`` over the composition root, without engine workers
     (what a command does here needs the library and engine facts, not synthesis)."""
 
-    async def main():  # type: ignore[no-untyped-def]
+    async def main() -> T:
         services = load_services(load_settings())
         try:
             speech = await open_library(services.settings, services, pool=False)

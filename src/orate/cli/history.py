@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from orate.cli.common import app, with_library
 from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
+
+if TYPE_CHECKING:
+    from orate.library.library import Library
 
 HISTORY_COLUMNS = (
     Column("created", lambda r: r["created_at"][:19].replace("T", " "), 3),
@@ -30,7 +33,7 @@ def history(
     """The latest generations, newest first (ids for `orate voices create
     --from-generation` and /v1/audio/files/ID)."""
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> tuple[list[dict[str, Any]], int]:
         rows, total = await lib.generations.list(None, limit)
         return [
             {

@@ -6,12 +6,16 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orate.cli.common import app, err, fail, load_settings, open_library, with_library
 from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
+
+if TYPE_CHECKING:
+    from orate.library.library import Library
+    from orate.library.tables import Job
 
 jobs_app = typer.Typer(
     help="Asynchronous jobs (nano-gpt's 202 + runId): list, show, wait.",
@@ -21,7 +25,7 @@ jobs_app = typer.Typer(
 app.add_typer(jobs_app, name="jobs")
 
 
-def _job_json(job) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _job_json(job: Job) -> dict[str, object]:
     return {
         "runId": job.id,
         "status": job.status,
@@ -62,7 +66,7 @@ def jobs_list(
     if status is not None and status not in JOB_STATUSES:
         fail(f"--status {status!r}: use one of {', '.join(JOB_STATUSES)}")
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> list[dict[str, object]]:
         return [_job_json(j) for j in await lib.jobs.list(None, limit, status)]
 
     rows = with_library(work)
@@ -73,7 +77,7 @@ def jobs_list(
 def jobs_show(run_id: Annotated[str, typer.Argument(help="the runId")]) -> None:
     """One job, as JSON."""
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> dict[str, object] | None:
         job = await lib.jobs.get(run_id, None)
         return _job_json(job) if job else None
 

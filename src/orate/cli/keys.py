@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from orate.cli.common import app, err, fail, note, with_library
 from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
+
+if TYPE_CHECKING:
+    from orate.library.keys import KeyInfo
+    from orate.library.library import Library
 
 keys_app = typer.Typer(
     help="API keys: once the first is created, every route but /healthz "
@@ -54,7 +58,7 @@ def keys_create(
     """Create a key. Its secret is printed once: store it now, it cannot be shown again."""
     per_minute = _rate(rate)
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> tuple[KeyInfo, str]:
         return await lib.keys.create(
             name,
             admin=admin,
@@ -94,7 +98,7 @@ def keys_list(
 ) -> None:
     """Keys (never their secrets): name, prefix, limits, characters used."""
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> list[dict[str, Any]]:
         return await lib.keys.list()
 
     rows = with_library(work)
@@ -105,7 +109,7 @@ def keys_list(
 def keys_revoke(ref: Annotated[str, typer.Argument(help="key id, name or prefix")]) -> None:
     """Revoke a key (within two seconds on a running server)."""
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> bool:
         return await lib.keys.revoke(ref)
 
     if not with_library(work):
@@ -122,7 +126,7 @@ def keys_open(
     if not yes:
         fail("this lets anyone who can reach the server use it; confirm with --yes")
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> int:
         return await lib.keys.open_auth()
 
     live = with_library(work)

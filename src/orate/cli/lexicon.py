@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from orate.cli.common import app, err, fail, with_library
 from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
+
+if TYPE_CHECKING:
+    from orate.library.library import Library
+    from orate.library.tables import LexiconVersion
 
 lexicon_app = typer.Typer(
     help="Pronunciation dictionaries (lexicons): words or patterns read "
@@ -46,7 +50,7 @@ def lexicon_add(
     if not rules:
         fail("give --file, --alias or --ipa")
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> LexiconVersion:
         return await lib.lexicons.create(
             LOCAL_OWNER, name, [r.to_dict() for r in rules], description
         )
@@ -72,7 +76,7 @@ def lexicon_list(
     """Every dictionary's latest version."""
     from orate.library.lexicons import lexicon_json
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> list[dict[str, Any]]:
         return [lexicon_json(r) for r in await lib.lexicons.list(None, limit=1000)]
 
     rows = with_library(work)
@@ -90,7 +94,7 @@ def lexicon_show(ref: Annotated[str, typer.Argument(help="dictionary id")]) -> N
     """A dictionary's latest version, as JSON."""
     from orate.library.lexicons import lexicon_json
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> LexiconVersion | None:
         return await lib.lexicons.get(None, ref)
 
     row = with_library(work)
@@ -103,7 +107,7 @@ def lexicon_show(ref: Annotated[str, typer.Argument(help="dictionary id")]) -> N
 def lexicon_rm(ref: Annotated[str, typer.Argument(help="dictionary id")]) -> None:
     """Delete a dictionary and all its versions."""
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> bool:
         return await lib.lexicons.delete(None, ref)
 
     if not with_library(work):

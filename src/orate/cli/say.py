@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from orate.catalog.models import Catalog
     from orate.config import Settings
+    from orate.runtime.timestamps import Timestamp
     from orate.speech.types import Plan, SpeechEvent, SpeechRequest
 
 
@@ -100,7 +101,9 @@ def say(
         written.close()
     if timestamps:
         try:
-            timestamps.write_text(json.dumps(written.stamps, indent=1, ensure_ascii=False))
+            timestamps.write_text(
+                json.dumps([t.to_dict() for t in written.stamps], indent=1, ensure_ascii=False)
+            )
         except OSError as exc:
             fail(f"cannot write {timestamps}: {exc.strerror}")
     if captions is not None and caption_format is not None:
@@ -178,7 +181,7 @@ class _Written:
         self.output = output
         self.to_stdout = output == "-"
         self.progress = progress
-        self.stamps: list[dict[str, object]] = []
+        self.stamps: list[Timestamp] = []
         self.failed: list[OSError] = []
         try:
             self.sink: BinaryIO = sys.stdout.buffer if self.to_stdout else open(output, "wb")  # noqa: SIM115
@@ -196,7 +199,7 @@ class _Written:
             except OSError as exc:
                 self.failed.append(exc)
         elif event.kind == EventKind.TIMESTAMPS:
-            self.stamps.extend(t.to_dict() for t in event.timestamps)
+            self.stamps.extend(event.timestamps)
         elif event.kind == EventKind.SENTENCE and self.progress is not None:
             self.progress.update(self.progress.task_ids[0], completed=event.info["char_end"])
 
@@ -217,11 +220,10 @@ class _Written:
         fail(f"cannot write {where}: {self.failed[0].strerror or self.failed[0]}")
 
 
-def _write_captions(path: Path, kind: str, stamps: list[dict[str, object]], text: str) -> None:
-    from orate.runtime.timestamps import Timestamp
+def _write_captions(path: Path, kind: str, stamps: list[Timestamp], text: str) -> None:
     from orate.speech.captions import captions as make_captions
 
-    words = [Timestamp(**d) for d in stamps if d["type"] == "word"]  # type: ignore[arg-type]
+    words = [t for t in stamps if t.type == "word"]
     path.write_text(make_captions(words, kind, text))
 
 

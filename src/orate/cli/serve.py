@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,6 +15,10 @@ from rich.markup import escape
 from orate.cli.bootstrap import bootstrap
 from orate.cli.common import app, err, fail, load_services, load_settings, with_library
 from orate.config import Settings
+
+if TYPE_CHECKING:
+    from orate.library.keys import KeyInfo
+    from orate.library.library import Library
 
 
 @app.command()
@@ -80,7 +85,7 @@ def serve(
         loopback = settings.host == "localhost"
     if not loopback:
 
-        async def count(lib):  # type: ignore[no-untyped-def]
+        async def count(lib: Library) -> bool:
             return await lib.keys.auth_required(settings.auth)
 
         if not with_library(count):
@@ -166,7 +171,7 @@ def _check_wyoming(settings: Settings, insecure: bool) -> None:
         return
     ref = settings.wyoming_key
 
-    async def find(lib):  # type: ignore[no-untyped-def]
+    async def find(lib: Library) -> KeyInfo | None:
         return await lib.keys.find(ref) if ref else None
 
     if with_library(find) is None:
@@ -211,7 +216,7 @@ class RedactKeys:
 
     _pattern = re.compile(r"((?:api_key|access_token)=)[^&\s\"']+")
 
-    def filter(self, record) -> bool:  # type: ignore[no-untyped-def]
+    def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
             record.args = tuple(
                 self._pattern.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args

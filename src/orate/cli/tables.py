@@ -18,7 +18,7 @@ from typing import Any
 import typer
 from rich import box
 from rich.cells import cell_len
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -46,7 +46,7 @@ class Column:
     cell: Callable[[dict[str, Any]], str]
     rank: int = 0
     flex: bool = False
-    justify: str = "left"
+    justify: JustifyMethod = "left"
 
 
 def field(name: str, missing: str = "-") -> Callable[[dict[str, Any]], str]:
@@ -140,7 +140,7 @@ def show(
             min_width=fit,
             max_width=fit,
             justify=col.justify,
-        )  # type: ignore[arg-type]
+        )
     for row in cells:  # Text, not str: "[laughs]" in a text is words, not rich markup
         table.add_row(*(Text(row[i]) for i in chosen))
     console.print(table)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +18,10 @@ from orate.cli.common import (
     with_speech,
 )
 from orate.cli.tables import JSON_OPTION, WIDE_OPTION, Column, field, show
+
+if TYPE_CHECKING:
+    from orate.library.library import Library
+    from orate.speech.service import SpeechService
 
 voices_app = typer.Typer(
     help="Built-in voices, and your saved voices (create, list, rm).", add_completion=False
@@ -114,7 +118,7 @@ def voices_create(
         VoiceSource,
     )
 
-    async def work(speech):  # type: ignore[no-untyped-def]
+    async def work(speech: SpeechService) -> dict[str, Any]:
         params = (
             None
             if from_generation or description
@@ -146,8 +150,8 @@ def voices_create(
     print(json.dumps(with_speech(work), indent=1))
 
 
-def _voice_label(row: dict[str, object]) -> str:
-    params: dict[str, object] = row["params"]  # type: ignore[assignment]
+def _voice_label(row: dict[str, Any]) -> str:
+    params: dict[str, object] = row["params"]
     return f"{params['voice']}" + (f"+{params['variant']}" if params.get("variant") else "")
 
 
@@ -170,7 +174,7 @@ def voices_list(
     """List your saved voices."""
     from orate.library.voices import voice_json
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> list[dict[str, Any]]:
         rows, _ = await lib.voices.list(None, limit=1000)
         return [voice_json(r) for r in rows]
 
@@ -182,7 +186,7 @@ def voices_list(
 def voices_rm(ref: Annotated[str, typer.Argument(help="voice id or name")]) -> None:
     """Delete a saved voice."""
 
-    async def work(lib):  # type: ignore[no-untyped-def]
+    async def work(lib: Library) -> bool:
         return await lib.voices.delete(None, ref)
 
     if not with_library(work):
