@@ -23,6 +23,7 @@ import struct
 import threading
 import weakref
 from abc import ABC, abstractmethod
+from fractions import Fraction
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -31,6 +32,7 @@ from orate.audio.formats import FORMATS, AudioFormat
 
 if TYPE_CHECKING:
     import av
+    from typing_extensions import Buffer
 
 UNKNOWN_SIZE = 0xFFFFFFFF
 WAV_HEADER_BYTES = 44
@@ -81,9 +83,10 @@ class _Collect(io.RawIOBase):
     def seekable(self) -> bool:
         return False
 
-    def write(self, b: bytes) -> int:  # type: ignore[override]
-        self.parts.append(bytes(b))
-        return len(b)
+    def write(self, b: Buffer, /) -> int:
+        data = bytes(b)
+        self.parts.append(data)
+        return len(data)
 
     def drain(self) -> bytes:
         out = b"".join(self.parts)
@@ -130,7 +133,7 @@ class TimeStretch:
         self._av = av
         graph = av.filter.Graph()
         src = graph.add_abuffer(
-            format="s16", sample_rate=rate, layout="mono", time_base=f"1/{rate}"
+            format="s16", sample_rate=rate, layout="mono", time_base=Fraction(1, rate)
         )
         chain = [src]
         remaining = tempo
@@ -243,8 +246,12 @@ class CodecEncoder(Encoder):
             codec_options["compression_level"] = str(MP3_QUALITY)  # -q7: 160x, not 110x
         elif fmt.name == "aac":
             codec_options["aac_coder"] = "fast"  # 250x instead of 70x (two-loop search)
+        if fmt.codec is None:
+            raise ValueError(f"{fmt.name} is not encoded with a codec")
         self._container = av.open(self._sink, "w", format=fmt.container, options=options)
         stream = self._container.add_stream(fmt.codec, rate=out_rate, options=codec_options)
+        if not isinstance(stream, av.AudioStream):
+            raise ValueError(f"{fmt.codec} is not an audio codec")
         stream.layout = "mono"
         if bitrate and fmt.lossy:
             stream.bit_rate = bitrate
@@ -269,7 +276,7 @@ class CodecEncoder(Encoder):
         return [frame]
 
     def _drain(self) -> bytes:
-        return b"" if self._whole else self._sink.drain()  # type: ignore[union-attr]
+        return self._sink.drain() if isinstance(self._sink, _Collect) else b""
 
     def feed(self, pcm: np.ndarray) -> bytes:
         if len(pcm):
@@ -282,9 +289,9 @@ class CodecEncoder(Encoder):
         for packet in self._stream.encode(None):
             self._container.mux(packet)
         self._container.close()
-        if self._whole:
-            return self._sink.getvalue()  # type: ignore[union-attr]
-        return self._sink.drain()  # type: ignore[union-attr]
+        if isinstance(self._sink, io.BytesIO):  # the whole file
+            return self._sink.getvalue()
+        return self._sink.drain()
 
 
 MP3_QUALITY = 7  # LAME's -q: 7 is its fast psychoacoustics, indistinguishable for speech
