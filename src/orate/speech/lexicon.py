@@ -78,10 +78,7 @@ _UNSUPPORTED = {  # constructs RE2 cannot run in linear time, by sre opcode name
 
 def _construct(pattern: str) -> str | None:
     """The first construct of ``pattern`` RE2 cannot run, named for the caller."""
-    try:
-        from re import _parser as sre_parse  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - Python < 3.11
-        import sre_parse  # type: ignore[no-redef]
+    from re import _parser as sre_parse  # type: ignore[attr-defined]  # private, not in typeshed
 
     def walk(items: Any) -> str | None:
         for op, arg in items:

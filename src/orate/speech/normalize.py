@@ -1363,7 +1363,7 @@ def normalize_text(text: str, language: str = "en") -> Normalized:
             if kind not in _CONTEXTUAL:
                 cache[key] = got
         at = m.start()
-        if type(got) is str:
+        if isinstance(got, str):
             put(text[pos:at])
             length += at - pos
             pos = m.end()

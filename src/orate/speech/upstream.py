@@ -49,7 +49,7 @@ def _duration(data: bytes, fmt: str, rate: int | None) -> float:
     import av  # here, not at the top: a server that never proxies never loads FFmpeg
 
     try:
-        container = av.open(io.BytesIO(data))
+        container = av.open(io.BytesIO(data), "r")
         stream = container.streams.audio[0]
         if container.duration:
             return container.duration / av.time_base
