@@ -94,7 +94,7 @@ def create_app(services: Services | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tune_malloc()
-        await services.start()
+        speech = await services.start()
         assert services.library is not None
         limits.shared = services.library.limits  # several replicas: limits are service-wide
         wyoming = None
@@ -103,7 +103,7 @@ def create_app(services: Services | None = None) -> FastAPI:
             if settings.wyoming_uri:  # same loop, pipeline, pool and limits as HTTP
                 from orate.wyoming import WyomingService
 
-                wyoming = WyomingService(settings, services.speech, metrics, limits)
+                wyoming = WyomingService(settings, speech, metrics, limits)
                 await wyoming.start()  # a port in use fails the start, pool closed below
             log.info("orate %s ready: %d engine workers", __version__, settings.workers)
             yield

@@ -373,7 +373,7 @@ class OrateHandler(AsyncEventHandler):
                     break
                 try:  # once begun, an event arrives whole within the event deadline
                     async with asyncio.timeout(settings.wyoming_event_timeout):
-                        event = await async_read_event(self._events)  # type: ignore[arg-type]
+                        event = await async_read_event(self._events)  # type: ignore[arg-type]  # reads lines like a StreamReader
                 except TimeoutError:
                     await self._error(
                         "an event took more than "
