@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from orate.library.blobs import BlobStore
 from orate.library.db import Sessions
@@ -242,7 +242,9 @@ class GenerationStore:
         return sorted(groups.values(), key=lambda g: g[group_by])
 
     @staticmethod
-    def _usage_query(owner: str | None, start: datetime | None, end: datetime | None) -> Any:
+    def _usage_query(
+        owner: str | None, start: datetime | None, end: datetime | None
+    ) -> Select[datetime, str, int, float, float, str]:
         query = select(
             Generation.created_at,
             Generation.model,

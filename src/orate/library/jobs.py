@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 
 from orate.library.db import Sessions, rowcount
 from orate.library.tables import Job
@@ -134,7 +134,12 @@ class JobStore:
         return job
 
     async def _claim(
-        self, claimable: Any, among: Any, runner: str, lease: float, now: datetime
+        self,
+        claimable: ColumnElement[bool],
+        among: ColumnElement[bool] | None,
+        runner: str,
+        lease: float,
+        now: datetime,
     ) -> str | None:
         where = claimable if among is None else and_(claimable, among)
         oldest = (

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from orate.library.db import Sessions, rowcount
 from orate.library.tables import ApiKey, ServerState
@@ -178,7 +179,7 @@ class KeyStore:
         raise RuntimeError("could not create or adopt the admin key (database contention)")
 
     @staticmethod
-    async def _set_state(session: Any, key: str, value: str) -> None:
+    async def _set_state(session: AsyncSession, key: str, value: str) -> None:
         row = await session.get(ServerState, key)
         if row is None:
             session.add(ServerState(key=key, value=value))

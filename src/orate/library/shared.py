@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -114,7 +113,7 @@ class Leases:
             ).first()
         return row is not None
 
-    async def holder(self, name: str) -> Any:
+    async def holder(self, name: str) -> str | None:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
