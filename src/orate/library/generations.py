@@ -310,7 +310,9 @@ def _like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _matches(values: dict, text: str | None, model: str | None, voice: str | None) -> bool:
+def _matches(
+    values: dict[str, Any], text: str | None, model: str | None, voice: str | None
+) -> bool:
     """The list filters, applied to a record not yet in the database."""
     return (
         (not text or text.lower() in str(values.get("text") or "").lower())

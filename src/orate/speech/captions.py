@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from orate.runtime.timestamps import Timestamp
 
@@ -123,7 +124,7 @@ def captions(stamps: Iterable[Timestamp], fmt: str, text: str | None = None) -> 
 CONTENT_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
 
 
-def recorded_words(meta: dict | None) -> list[Timestamp]:
+def recorded_words(meta: dict[str, Any] | None) -> list[Timestamp]:
     """Word timestamps stored with a generation (its recorded events), in order."""
     out: list[Timestamp] = []
     for mark in (meta or {}).get("events", []):

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from orate.speech.spoken import Spoken, SpokenBuilder
+from orate.runtime.spoken import Spoken
+from orate.speech.spoken import SpokenBuilder
 from orate.speech.text import TextError, split_sentences
 
 SSML_MAX_CHARS = 100_000
@@ -191,7 +192,12 @@ def _seconds(value: str, text: str, pos: int) -> float:
 
 
 def _relative(
-    value: str, table: dict, unit_scale: dict[str, float], text: str, pos: int, what: str
+    value: str,
+    table: Mapping[str, float],
+    unit_scale: dict[str, float],
+    text: str,
+    pos: int,
+    what: str,
 ) -> tuple[str, float]:
     """('abs'|'mul'|'add', number) for a prosody value."""
     v = value.strip().lower()
