@@ -96,19 +96,17 @@ class Guard:
         started = time.perf_counter()
         path = scope["path"]
         dialect = self.dialects.label(path)
-        status = {"code": 0, "first": None}
+        code = 0  # the response's status (0: none sent yet)
+        first: float | None = None  # seconds to the first body byte
 
         async def tracked_send(message: Message) -> None:
+            nonlocal code, first
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            elif (
-                message["type"] == "http.response.body"
-                and message.get("body")
-                and status["first"] is None
-            ):
-                status["first"] = time.perf_counter() - started
+                code = message["status"]
+            elif message["type"] == "http.response.body" and message.get("body") and first is None:
+                first = time.perf_counter() - started
             elif message["type"] == "websocket.accept":
-                status["code"] = 101
+                code = 101
             await send(message)
 
         key: KeyInfo | None = None
@@ -129,13 +127,11 @@ class Guard:
                 for k in held:
                     await self._leave(k)
         except ApiError as err:
-            status["code"] = err.status
+            code = err.status
             await self._deny(scope, receive, send, err)
         finally:
             if not self.dialects.is_open(path) and dialect != "ops":
-                self.metrics.request(
-                    dialect, status["code"] or 500, time.perf_counter() - started, status["first"]
-                )
+                self.metrics.request(dialect, code or 500, time.perf_counter() - started, first)
 
     def _key_in_first_message(
         self, scope: Scope, receive: Receive, send: Send, err: ApiError, held: list[KeyInfo]

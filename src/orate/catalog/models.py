@@ -266,9 +266,10 @@ class Catalog:
         target, or the model itself."""
         return model.alias_of or model.id
 
-    def describe(self, model: Model) -> dict[str, object]:
-        """Engine facts about a model for catalogs (loads no weights). ``alias_of`` and
-        ``served_by`` say plainly when a vendor's id is answered by another model."""
+    def describe(self, model: Model) -> dict[str, Any]:
+        """Engine facts about a model for catalogs, as a JSON object (loads no weights).
+        ``alias_of`` and ``served_by`` say plainly when a vendor's id is answered by another
+        model."""
         served = {"alias_of": model.alias_of, "served_by": self.served_by(model)}
         engine = self.registry.engine(model.engine)
         listing = engine.listing(model.id)  # an engine that describes itself

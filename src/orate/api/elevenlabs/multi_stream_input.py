@@ -77,6 +77,7 @@ from orate.api.elevenlabs.stream_input import (
 from orate.api.http.deps import SpeechDep
 from orate.api.http.owners import context
 from orate.api.http.speech import DictionaryLocator, locators
+from orate.audio.output_formats import OutputFormat
 from orate.speech.alignment import CharAlignment
 from orate.speech.pipeline import SpeechError
 from orate.speech.service import SpeechService
@@ -127,8 +128,8 @@ class Context:
 
     id: str
     voicing: Voicing
-    stream: TextStream[Voicing]
     schedule: list[int]
+    stream: TextStream[Voicing] = field(init=False)  # speaks for this context: set after
     sent: int = 0  # pieces queued so far (which chunk-schedule step applies)
     pending: int = 0  # pieces queued and not yet spoken
     clock_ms: float = 0.0  # audio spoken so far in this context
@@ -148,7 +149,7 @@ class Socket:
     service: SpeechService
     voice_id: str
     model_id: str | None
-    fmt: Any
+    fmt: OutputFormat
     normalize: bool
     language: str | None
     logging: bool
@@ -179,7 +180,7 @@ class Socket:
         schedule = list(DEFAULT_SCHEDULE)
         if msg.generation_config and msg.generation_config.chunk_length_schedule:
             schedule = msg.generation_config.chunk_length_schedule
-        ctx = Context(cid, voicing, None, schedule)  # type: ignore[arg-type]
+        ctx = Context(cid, voicing, schedule)
         ctx.stream = self.service.open_text_stream(self._speaker(ctx), max_pending=MAX_PENDING)
         self.open[cid] = ctx
         return ctx
@@ -430,13 +431,14 @@ async def multi_stream_input(ws: WebSocket, voice_id: str, service: SpeechDep) -
     try:
         while True:
             receive = asyncio.ensure_future(ws.receive())
+            either: set[asyncio.Future[Any]] = {receive, sock.failure}
             done, _ = await asyncio.wait(
-                {receive, sock.failure}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
             if sock.failure in done:
                 receive.cancel()
-                last, exc = sock.failure.result()
-                raise exc
+                last, failed = sock.failure.result()
+                raise failed
             if receive not in done:
                 receive.cancel()
                 if sock.busy():

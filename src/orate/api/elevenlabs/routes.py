@@ -456,7 +456,7 @@ async def convert_with_timestamps(
     if align is not None:  # the text orate spoke: one for one with the input for now
         normalized = {**align, "characters": list(speech.plan.job.text)}
     # assembled by hand: json.dumps would scan megabytes of base64 for characters to escape
-    body = b"".join(
+    payload = b"".join(
         (
             b'{"audio_base64":"',
             base64.b64encode(b"".join(audio)),
@@ -467,7 +467,7 @@ async def convert_with_timestamps(
             b"}",
         )
     )
-    return Response(body, media_type="application/json", headers=response_headers(speech))
+    return Response(payload, media_type="application/json", headers=response_headers(speech))
 
 
 async def _ndjson(speech: Speech, text: str) -> AsyncIterator[bytes]:

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import socket
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -97,17 +97,29 @@ class ReadDeadline:
             # exception handler sees it: answer here, in the dialect's envelope
             if started:
                 raise
-            err = ApiError(408, "request_timeout", exc.detail, headers=exc.headers)
+            headers = dict(exc.headers) if exc.headers is not None else None
+            err = ApiError(408, "request_timeout", exc.detail, headers=headers)
             await self.envelopes.for_path(scope["path"])[0](err)(scope, receive, send)
 
 
-class _Deadlines:
+class _UvicornHTTP(asyncio.Protocol):
+    """What the mixin below calls on uvicorn's HTTP protocols (httptools and h11 alike),
+    for the type checker; at run time ``super()`` reaches the protocol itself."""
+
+    if TYPE_CHECKING:
+
+        def on_response_complete(self) -> None: ...
+
+
+class _Deadlines(_UvicornHTTP):
     """Mixed into uvicorn's HTTP protocol: the header and stalled-reader timers."""
 
     header_timeout: float = 10.0
     stall_timeout: float = 30.0
     transport: Any
     loop: asyncio.AbstractEventLoop
+    _header_timer: asyncio.TimerHandle | None
+    _stall_timer: asyncio.TimerHandle | None
 
     def _arm_headers(self) -> None:
         self._cancel_headers()
@@ -152,32 +164,32 @@ class _Deadlines:
     # -- protocol callbacks (super() is uvicorn's protocol) ------------------
 
     def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)  # type: ignore[misc]
+        super().connection_made(transport)
         self._arm_headers()
 
     def data_received(self, data: bytes) -> None:
         if data:
             self._started = True
-        super().data_received(data)  # type: ignore[misc]
+        super().data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_headers()
         self._cancel_stall()
-        super().connection_lost(exc)  # type: ignore[misc]
+        super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()  # type: ignore[misc]
+        super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_headers()  # the next request on this connection
 
     def pause_writing(self) -> None:
-        super().pause_writing()  # type: ignore[misc]
+        super().pause_writing()
         if getattr(self, "_stall_timer", None) is None:
             self._stall_timer = self.loop.call_later(self.stall_timeout, self._stalled)
 
     def resume_writing(self) -> None:
         self._cancel_stall()
-        super().resume_writing()  # type: ignore[misc]
+        super().resume_writing()
 
 
 def protocol_class(header_timeout: float, stall_timeout: float) -> type[asyncio.Protocol]:
@@ -204,7 +216,7 @@ def protocol_class(header_timeout: float, stall_timeout: float) -> type[asyncio.
         cls = H11
     cls.header_timeout = header_timeout
     cls.stall_timeout = stall_timeout
-    return cls  # type: ignore[return-value]
+    return cls
 
 
 def websocket_protocol_class(open_timeout: float) -> type[asyncio.Protocol]:

@@ -151,7 +151,7 @@ def openai_validation(exc: RequestValidationError) -> ApiError:
         )
     if param == "input" and kind == "missing":
         return ApiError(400, "missing_input", "input is required: the text to speak", "input")
-    msg = first.get("msg", "invalid value")
+    msg = str(first.get("msg", "invalid value"))
     detail = f"{param}: {msg}" if param else msg
     if kind == "missing" and param is None:
         detail = "the request body is required (JSON with model, input and voice)"
@@ -262,7 +262,12 @@ def install(app: FastAPI, envelopes: Envelopes) -> None:
                 "the request body is not valid JSON in UTF-8; send a JSON object"
             )
         return dialect_for(request.url.path)[0](
-            ApiError(exc.status_code, code, message, headers=exc.headers)
+            ApiError(
+                exc.status_code,
+                code,
+                message,
+                headers=dict(exc.headers) if exc.headers is not None else None,
+            )
         )
 
     @app.exception_handler(UnicodeEncodeError)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -26,8 +26,8 @@ def _first_audio(event: SpeechEvent) -> bool:
 
 
 async def primed(
-    events: AsyncIterator[T], is_first: Callable[[Any], bool] = _first_audio
-) -> AsyncIterator[T]:
+    events: AsyncGenerator[T, None], is_first: Callable[[Any], bool] = _first_audio
+) -> AsyncGenerator[T, None]:
     """Pull items up to and including the first audio (``is_first``: a pipeline event
     with audio by default, a Hume chunk for Hume's frames), then hand back the rest.
 
@@ -43,10 +43,10 @@ async def primed(
     except BaseException:
         # an error, or the client left while we waited: stop the synthesis now
         with contextlib.suppress(Exception):
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
         raise
 
-    async def chained() -> AsyncIterator[T]:
+    async def chained() -> AsyncGenerator[T, None]:
         try:
             for item in head:
                 yield item
@@ -54,7 +54,7 @@ async def primed(
                 yield item
         finally:
             with contextlib.suppress(Exception):
-                await events.aclose()  # type: ignore[attr-defined]
+                await events.aclose()
 
     return chained()
 

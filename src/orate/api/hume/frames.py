@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,7 +134,7 @@ class HumeGeneration:
         snippet.chunks += 1
         return Chunk(message, wire)
 
-    async def frames(self) -> AsyncIterator[Chunk | TimestampFrame]:
+    async def frames(self) -> AsyncGenerator[Chunk | TimestampFrame, None]:
         """The generation as Hume frames; closing this stops the synthesis behind it."""
         try:
             async for frame in self._frames():

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field, ValidationError
+from starlette.types import Message
 
 from orate.api.http.deps import SpeechDep
 from orate.api.http.owners import context
@@ -87,7 +88,7 @@ class Closing(Exception):
 MAX_MESSAGE = 64 * 1024  # characters of one JSON message (a text piece is ≤ 5,000)
 
 
-def _parse(message: dict[str, object]) -> PublishTts:
+def _parse(message: Message) -> PublishTts:
     """One client message as ``PublishTts``, or ``Closing(1008)`` saying what is wrong.
 
     Only text frames carry JSON; a binary frame, a message nested past the JSON
@@ -95,7 +96,7 @@ def _parse(message: dict[str, object]) -> PublishTts:
     (1008 with a reason), never an internal error.
     """
     if message.get("type") == "websocket.disconnect":
-        raise WebSocketDisconnect(int(message.get("code") or 1000))  # type: ignore[call-overload]
+        raise WebSocketDisconnect(int(message.get("code") or 1000))
     raw = message.get("text")
     if not isinstance(raw, str):
         raise Closing(
@@ -245,14 +246,24 @@ async def _close_for(ws: WebSocket, exc: Exception) -> None:
 
 def _apply(settings: PieceSettings, msg: PublishTts) -> PieceSettings:
     """The settings a message leaves in force for the text it and later messages carry."""
-    changes: dict[str, object] = {}
+    if (
+        msg.voice is None
+        and msg.description is None
+        and msg.speed is None
+        and msg.trailing_silence is None
+    ):
+        return settings
+    voice, provider = settings.voice, settings.provider
     if msg.voice is not None:
-        changes["voice"] = msg.voice.id if isinstance(msg.voice, VoiceById) else msg.voice.name
-        changes["provider"] = voice_provider(msg.voice.provider)
-    if msg.description is not None:
-        changes["description"] = msg.description
-    if msg.speed is not None:
-        changes["speed"] = msg.speed
-    if msg.trailing_silence is not None:
-        changes["trailing_silence"] = msg.trailing_silence
-    return replace(settings, **changes) if changes else settings
+        voice = msg.voice.id if isinstance(msg.voice, VoiceById) else msg.voice.name
+        provider = voice_provider(msg.voice.provider)
+    return replace(
+        settings,
+        voice=voice,
+        provider=provider,
+        description=settings.description if msg.description is None else msg.description,
+        speed=settings.speed if msg.speed is None else msg.speed,
+        trailing_silence=(
+            settings.trailing_silence if msg.trailing_silence is None else msg.trailing_silence
+        ),
+    )

@@ -180,9 +180,7 @@ async def _sse(
     responses=audio_response("text/event-stream"),
 )
 @router.post("/audio/speech", include_in_schema=False)
-async def create_speech(
-    body: SpeechBody, request: Request, service: SpeechDep
-) -> StreamingResponse:
+async def create_speech(body: SpeechBody, request: Request, service: SpeechDep) -> Response:
     store = body.store if body.store is not None else True
     with fields({"description": "instructions"}):
         plan = await service.plan(_build(body, service), context(request, "openai", store=store))
@@ -268,8 +266,10 @@ def voice_listing(request: Request, asked: str | None) -> VoiceListing:
     and no Accept of its own, only aiohttp's User-Agent (``Python/3.x aiohttp/3.x``),
     so that is the default rule; ``?format=names|objects`` overrides it for anyone.
     """
-    if asked in ("names", "objects"):
-        return asked  # type: ignore[return-value]
+    if asked == "names":
+        return "names"
+    if asked == "objects":
+        return "objects"
     agent = request.headers.get("user-agent", "").lower()
     return "objects" if "aiohttp/" in agent else "names"
 
