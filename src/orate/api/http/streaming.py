@@ -10,13 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
 
 from orate.speech.pipeline import SpeechEvent
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Closable(Protocol[T_co]):
+    """Events a route may stop early: a speech's ``EventStream`` or Hume's frames (async
+    generators), closed so a caller that goes away releases its synthesis at once."""
+
+    def __aiter__(self) -> AsyncIterator[T_co]: ...
+
+    async def __anext__(self) -> T_co: ...
+
+    async def aclose(self) -> None: ...
+
 
 CLIENT_GONE = 499  # nginx's "client closed request": logged and counted, never delivered
 
@@ -26,7 +39,7 @@ def _first_audio(event: SpeechEvent) -> bool:
 
 
 async def primed(
-    events: AsyncGenerator[T, None], is_first: Callable[[Any], bool] = _first_audio
+    events: Closable[T], is_first: Callable[[Any], bool] = _first_audio
 ) -> AsyncGenerator[T, None]:
     """Pull items up to and including the first audio (``is_first``: a pipeline event
     with audio by default, a Hume chunk for Hume's frames), then hand back the rest.
