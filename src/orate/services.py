@@ -18,6 +18,7 @@ from orate.catalog.models import Catalog
 from orate.config import Settings
 from orate.engines.registry import EngineRegistry
 from orate.library.library import Library
+from orate.runtime.backend import EngineBackend
 from orate.runtime.pool import EnginePool
 from orate.runtime.spool import SpoolBudget
 from orate.speech.job_runner import JobRunner
@@ -39,14 +40,14 @@ def make_spool(settings: Settings) -> SpoolBudget | None:
     )
 
 
-def make_backend(settings: Settings) -> EnginePool:
+def make_backend(settings: Settings) -> EngineBackend:
     """The engine runtime the settings ask for: the local process pool or Ray actors
     (both speak the same protocol; the pipeline cannot tell them apart)."""
     if settings.engine_backend == "ray":
         from orate.runtime.ray_backend import RayBackend
 
         return RayBackend(
-            settings.ray_actors or settings.workers,  # type: ignore[return-value]
+            settings.ray_actors or settings.workers,
             settings.ray_address,
             settings.resolved_models_dir(),
             settings.model_idle_seconds,
@@ -80,7 +81,7 @@ class Services:
     registry: EngineRegistry
     catalog: Catalog
     metrics: Metrics
-    pool: EnginePool | None = None
+    pool: EngineBackend | None = None
     library: Library | None = None
     jobs: JobRunner | None = None
     speech: SpeechService | None = field(default=None)

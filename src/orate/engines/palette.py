@@ -286,7 +286,7 @@ class NaturalEngine(Engine):
                 text,
                 base,
                 speed,
-                collect,  # type: ignore[call-arg]
+                collect,
                 phonemes=True,
             )
         else:

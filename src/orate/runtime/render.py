@@ -237,7 +237,7 @@ def render(
             if spoken is not None and spoken.phonemes:
                 result = engine.synthesize(
                     spoken.text, segment.voice, engine_speed, sink, phonemes=True
-                )  # type: ignore[call-arg]
+                )
             else:
                 result = engine.synthesize(
                     spoken.text if spoken is not None else job.text[start:end],

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from orate.catalog.models import Catalog
 from orate.config import Settings
 from orate.engines.base import VoiceUnavailable
+from orate.runtime.backend import EngineBackend
 from orate.runtime.events import EventKind
-from orate.runtime.pool import EnginePool
 from orate.runtime.render import OutputTooLarge, RenderStats, render
 from orate.speech.events import (
     duration_of,
@@ -54,7 +54,7 @@ class Delivery:
         self,
         settings: Settings,
         catalog: Catalog,
-        pool: EnginePool | None,
+        pool: EngineBackend | None,
         library: Library | None,
     ) -> None:
         self.settings = settings

@@ -20,6 +20,7 @@ from orate.catalog.models import Catalog, Model
 from orate.config import Settings
 from orate.engines.base import PhonemeCheck, VoiceParams
 from orate.runtime.render import RenderJob, Segment
+from orate.runtime.spoken import Spoken
 from orate.speech.bounds import (
     check_bytes,
     check_spoken,
@@ -29,7 +30,7 @@ from orate.speech.bounds import (
 )
 from orate.speech.design import vary, voice_notes
 from orate.speech.lexicon import Budget, Lexicon, LexiconError, RuleBudgetExceeded, rule_from
-from orate.speech.spoken import Spoken, SpokenBuilder
+from orate.speech.spoken import SpokenBuilder
 from orate.speech.ssml import (
     Run,
     SsmlError,

@@ -16,7 +16,7 @@ from orate.catalog.models import Catalog, Model
 from orate.config import Price, Settings
 from orate.engines.base import Engine, UnknownVoice, VoiceInfo, VoiceParams
 from orate.engines.registry import UnknownEngine
-from orate.runtime.pool import EnginePool
+from orate.runtime.backend import EngineBackend
 from orate.runtime.render import RenderStats
 from orate.speech.delivery import Delivery
 from orate.speech.design import design_voice
@@ -63,7 +63,7 @@ class SpeechService:
         self,
         settings: Settings,
         catalog: Catalog,
-        pool: EnginePool | None,
+        pool: EngineBackend | None,
         library: Library | None = None,
         metrics: Metrics | None = None,
     ) -> None:
