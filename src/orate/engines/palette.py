@@ -255,7 +255,7 @@ class NaturalEngine(Engine):
                 text,
                 base,
                 speed,
-                sink,  # type: ignore[call-arg]
+                sink,  # type: ignore[call-arg]  # hibari's synthesize takes the transform
                 phonemes=phonemes,
                 transform=transform,
             )

@@ -28,7 +28,7 @@ from typing import Any
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # checked before each use
 
 from orate.engines.onnx_base import cores
 from orate.runtime.events import EventKind

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from orate.speech.types import SpeechEvent, SynthesisFailed
 
@@ -28,7 +28,7 @@ DEFAULT_WINDOW = 256 * 1024
 class Flight:
     def __init__(
         self,
-        source: AsyncIterator[SpeechEvent],
+        source: AsyncGenerator[SpeechEvent, None],
         on_finish: Callable[[Flight], None] | None = None,
         window: int = DEFAULT_WINDOW,
     ) -> None:
@@ -72,7 +72,7 @@ class Flight:
             self.error = exc
         finally:
             with contextlib.suppress(Exception):
-                await self._source.aclose()  # type: ignore[attr-defined]
+                await self._source.aclose()
             self.done = True
             self._notify()
             if self._on_finish is not None:
