@@ -142,7 +142,7 @@ def create_app(services: Services | None = None) -> FastAPI:
         Guard,
         max_body=settings.max_body_bytes,
         metrics=metrics,
-        keys=lambda: getattr(services.library, "keys", None),
+        keys=lambda: services.library.keys if services.library is not None else None,
         limits=limits,
         auth=settings.auth,
         envelopes=envelopes,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orate.api.http.dialect import Dialects
 from orate.api.http.errors import ApiError, Envelopes
 from orate.library.db import DB_ERRORS
-from orate.library.keys import KeyInfo
+from orate.library.keys import KeyInfo, KeyStore
 from orate.speech.limits import KeyLimits, LimitReached
 from orate.speech.metrics import Metrics
 
@@ -32,16 +31,18 @@ _HEADER_KEYS = (b"x-hume-api-key", b"x-api-key", b"xi-api-key")
 def find_secret(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
+            scheme, _, token = str(value.decode("latin-1")).partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
         elif name in _HEADER_KEYS and value.strip():
-            return value.decode("latin-1").strip()
+            return str(value.decode("latin-1")).strip()
     if scope["type"] == "websocket":  # browsers cannot set headers on a WebSocket
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        raw: bytes = scope.get("query_string", b"")
+        query = parse_qs(raw.decode("latin-1"))
         for name in ("api_key", "access_token", "xi_api_key"):
-            if query.get(name):
-                return query[name][0]
+            found = query.get(name)
+            if found:
+                return found[0]
     return None
 
 
@@ -52,7 +53,7 @@ class Guard:
         *,
         max_body: int,
         metrics: Metrics,
-        keys: Callable[[], Any],
+        keys: Callable[[], KeyStore | None],
         limits: KeyLimits | None = None,
         auth: str = "auto",
         envelopes: Envelopes | None = None,
@@ -64,7 +65,7 @@ class Guard:
         self.auth = auth
         self.max_body = max_body
         self.metrics = metrics
-        self._keys = keys  # () -> KeyStore | None, once the library is open
+        self._keys = keys  # the store once the library is open
         # shared with other listeners (Wyoming) so a key's limits hold across them
         self.limits = limits if limits is not None else KeyLimits()
 

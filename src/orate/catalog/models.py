@@ -35,6 +35,7 @@ from orate.engines.palette import NATURAL as NATURAL_ENGINE
 from orate.engines.palette import PALETTE, spread
 from orate.engines.registry import EngineRegistry
 from orate.engines.upstream.engine import UPSTREAM
+from orate.engines.upstream.providers import Provider
 
 
 def neural_alias(engine: Engine, name: str, *, openai_first: bool = False) -> VoiceParams | None:
@@ -212,7 +213,7 @@ class Catalog:
         registry: EngineRegistry | None = None,
     ) -> None:
         self.registry = registry or EngineRegistry()  # the engines behind the models
-        self.providers: list[Any] = []  # engines.upstream.Provider, when a gateway is set up
+        self.providers: list[Provider] = []  # when a gateway is set up
         self.prices: dict[str, Price] = dict(prices or {})  # the operator's table
         # other vendors' ids for a model (eleven_multilingual_v2 → Elevenlabs-Turbo-V2.5)
         self.aliases: dict[str, str] = dict(MODEL_ALIASES)

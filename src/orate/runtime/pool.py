@@ -20,6 +20,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -82,7 +83,7 @@ def thread_budget(busy: int, cores: int) -> int:
     return max(1, cores - busy)
 
 
-def next_job_id(ids: Any) -> int:
+def next_job_id(ids: Iterator[int]) -> int:
     """A job id that fits the wire's u32 and is never 0 (0 means "no job")."""
     return next(ids) & 0xFFFFFFFF or next(ids)
 
