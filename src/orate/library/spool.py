@@ -124,6 +124,6 @@ def _to_json(values: dict[str, Any]) -> str:
 
 
 def _from_json(line: str) -> dict[str, Any]:
-    values = json.loads(line)
+    values: dict[str, Any] = json.loads(line)
     values["created_at"] = datetime.fromisoformat(values["created_at"])
     return values

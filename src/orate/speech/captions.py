@@ -78,16 +78,18 @@ def cues(
 def to_srt(items: list[Cue]) -> str:
     import srt
 
-    return srt.compose(
-        [
-            srt.Subtitle(
-                n + 1,
-                timedelta(milliseconds=c.start),
-                timedelta(milliseconds=max(c.end, c.start)),
-                "\n".join(c.lines),
-            )
-            for n, c in enumerate(items)
-        ]
+    return str(
+        srt.compose(
+            [
+                srt.Subtitle(
+                    n + 1,
+                    timedelta(milliseconds=c.start),
+                    timedelta(milliseconds=max(c.end, c.start)),
+                    "\n".join(c.lines),
+                )
+                for n, c in enumerate(items)
+            ]
+        )
     )
 
 

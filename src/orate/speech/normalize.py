@@ -909,11 +909,14 @@ def _url(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
 def _email(m: re.Match[str], text: str, ctx: Region) -> list[Piece]:
     raw = m.group()
     local, _, domain = raw.partition("@")
-    say = lambda s: " ".join(  # noqa: E731
-        {".": "dot", "_": "underscore", "-": "dash", "+": "plus"}.get(p, p)
-        for p in re.split(r"([._+-])", s)
-        if p
-    )
+
+    def say(s: str) -> str:
+        return " ".join(
+            {".": "dot", "_": "underscore", "-": "dash", "+": "plus"}.get(p, p)
+            for p in re.split(r"([._+-])", s)
+            if p
+        )
+
     return [(0, len(raw), f"{say(local)} at {say(domain)}")]
 
 
@@ -1195,7 +1198,7 @@ def _foreign_number(raw: str, lang: str) -> str:
     """A number in another language; ``raw`` is in Python's own notation (1234.5)."""
     value: int | float
     value = float(raw) if "." in raw else int(raw)
-    return num2words(value, lang=lang)
+    return str(num2words(value, lang=lang))
 
 
 def _plain(raw: str, comma: bool) -> str:

@@ -26,7 +26,7 @@ def _primary_address() -> str:
         probe.setblocking(False)
         try:
             probe.connect(("224.0.0.251", 5353))  # no packet is sent by connect()
-            return probe.getsockname()[0]
+            return str(probe.getsockname()[0])
         except OSError:
             return "127.0.0.1"
 

@@ -19,7 +19,7 @@ from orate.speech.service import SpeechService
 
 def speech_service(conn: HTTPConnection) -> SpeechService:
     """The app's speech service (HTTP and WebSocket routes alike)."""
-    speech = conn.app.state.services.speech
+    speech: SpeechService | None = conn.app.state.services.speech
     if speech is None:  # only between create_app and the end of startup
         raise ApiError(503, "starting", "the server is still starting; retry shortly")
     return speech
@@ -27,7 +27,7 @@ def speech_service(conn: HTTPConnection) -> SpeechService:
 
 def library_of(conn: HTTPConnection) -> Library:
     """The app's library (history, voices, jobs, keys)."""
-    lib = conn.app.state.services.library
+    lib: Library | None = conn.app.state.services.library
     if lib is None:
         raise ApiError(503, "library_unavailable", "the library is not available")
     return lib

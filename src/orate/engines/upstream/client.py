@@ -289,8 +289,9 @@ def _find_message(data: Any) -> str | None:
         return "; ".join(parts) or None
     if isinstance(data, dict):
         for key in ("message", "msg"):
-            if isinstance(data.get(key), str) and data[key].strip():
-                return data[key].strip()
+            value = data.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
         for key in ("error", "detail"):
             found = _find_message(data.get(key))
             if found:
