@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
@@ -62,6 +62,9 @@ from orate.speech.types import (
     Utterance,
 )
 from orate.wyoming.voices import VoiceTable, WyomingVoice
+
+if TYPE_CHECKING:  # imported when zeroconf is asked for
+    from orate.wyoming.announce import Announcement
 
 log = logging.getLogger("orate.wyoming")
 
@@ -160,7 +163,7 @@ class WyomingService:
         self.connections: set[OrateHandler] = set()
         self.by_address: dict[str, int] = {}  # open connections per client IP address
         self._server: AsyncServer | None = None
-        self._announcement: Any = None
+        self._announcement: Announcement | None = None
         self._rates: dict[str, int] = {}
 
     async def start(self) -> None:
