@@ -27,11 +27,12 @@ from sqlalchemy.exc import IntegrityError
 from orate.library.blobs import BlobStore
 from orate.library.db import DB_ERRORS, Sessions, rowcount
 from orate.library.tables import CacheCounter, CacheEntry
+from orate.runtime.render import RenderJob
 
 log = logging.getLogger("orate.library")
 
 
-def cache_key(job: Any, engine_versions: dict[str, str], scope: str | None = None) -> str:
+def cache_key(job: RenderJob, engine_versions: dict[str, str], scope: str | None = None) -> str:
     """SHA-256 of the render job (text, voices, speeds, format, rate…) and engine versions.
 
     ``scope`` (the owner) keeps entries apart per API key: a hit would otherwise tell

@@ -39,6 +39,7 @@ from orate.audio.output_formats import (
     valid_names,
 )
 from orate.catalog.elevenlabs import ELEVENLABS_VOICE_IDS, ELEVENLABS_VOICES, MODEL_ALIASES
+from orate.catalog.models import Model
 from orate.engines.base import UnknownVoice, VoiceParams, VoiceUnavailable
 from orate.library.tables import Generation
 from orate.runtime.timestamps import Timestamp
@@ -180,7 +181,7 @@ async def build_request(
     )
 
 
-async def resolve(conn: HTTPConnection, voice_id: str, model: Any) -> VoiceParams:
+async def resolve(conn: HTTPConnection, voice_id: str, model: Model) -> VoiceParams:
     """A voice by ElevenLabs id or name, engine voice or saved voice; 404 when unknown."""
     try:
         params, _ = await speech_service(conn).resolve_voice(model, voice_id, owner_of(conn))
@@ -212,7 +213,7 @@ async def _previous_voice(
 
 
 def _with_language(
-    service: SpeechService, model: Any, voice: VoiceParams, code: str
+    service: SpeechService, model: Model, voice: VoiceParams, code: str
 ) -> VoiceParams:
     """Speak ``language_code`` with the voice's variant, when the engine has that language."""
     lang = code.lower().replace("_", "-")
@@ -852,8 +853,9 @@ async def list_history(
     elif voice_id:  # another voice: by the label the generation recorded
         wanted.add(voice_id)
         model = speech_service(request).catalog.model(DEFAULT_MODEL)
-        with contextlib.suppress(ApiError):  # an unknown voice has no history: empty page
-            wanted.add((await resolve(request, voice_id, model)).label())
+        if model is not None:  # a catalog without the default model: the label alone
+            with contextlib.suppress(ApiError):  # an unknown voice has no history: empty page
+                wanted.add((await resolve(request, voice_id, model)).label())
     items: list[dict[str, Any]] = []
     offset = 0
     for _ in range(50):  # a voice filter may skip rows: read on until full (bounded)

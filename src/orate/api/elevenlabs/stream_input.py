@@ -26,6 +26,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.types import Message
 
 from orate.api.elevenlabs.dispatch import PREFIX
 from orate.api.elevenlabs.errors import status_name
@@ -38,6 +39,7 @@ from orate.api.elevenlabs.routes import (
 from orate.api.http.deps import SpeechDep
 from orate.api.http.owners import context
 from orate.api.http.speech import DictionaryLocator, locators
+from orate.audio.output_formats import OutputFormat
 from orate.speech.alignment import CharAlignment
 from orate.speech.pipeline import SpeechError, SynthesisFailed
 from orate.speech.service import SpeechService
@@ -90,7 +92,7 @@ class Closing(Exception):
 MAX_FRAME = 64 * 1024  # characters of one JSON message (its text is at most MAX_MESSAGE)
 
 
-def message_text(message: Any) -> str:
+def message_text(message: Message) -> str:
     """The text of one received frame, checked before any parsing: a disconnect ends
     the session, a binary or oversized frame is the client's mistake (1008 with a
     reason), never a KeyError and an internal error."""
@@ -165,7 +167,7 @@ def _speaker(
     service: SpeechService,
     voice_id: str,
     model_id: str | None,
-    fmt: Any,
+    fmt: OutputFormat,
     normalize: bool,
     inline_tags: bool,
 ) -> Callable[[str, Piece], Awaitable[None]]:
@@ -223,7 +225,7 @@ class _Session:
     sent: int = 0
     first: bool = True
 
-    def take(self, msg: Any) -> bool:
+    def take(self, msg: InputMessage) -> bool:
         """Apply a message's settings; False for the BOS message (it carries no text)."""
         if self.first:
             self.first = False
@@ -237,7 +239,7 @@ class _Session:
             self.piece = Piece(msg.voice_settings, self.piece.lexicons)
         return True
 
-    def write(self, stream: TextStream[Piece], msg: Any) -> None:
+    def write(self, stream: TextStream[Piece], msg: InputMessage) -> None:
         """Queue what the message completes, flushes or (by the schedule) triggers."""
         self.sent += len(stream.write(msg.text, self.piece))
         if msg.flush:

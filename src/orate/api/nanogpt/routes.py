@@ -21,6 +21,7 @@ from orate.api.http.owners import context, owner_of, reader_of
 from orate.api.http.speech import DictionaryLocator, locators
 from orate.api.http.streaming import CLIENT_GONE, audio_bytes, primed, while_connected
 from orate.audio.formats import FORMATS
+from orate.catalog.models import Model
 from orate.engines.base import VoiceParams
 from orate.library.jobs import COMPLETED, FAILED, PENDING
 from orate.speech.pipeline import Plan, Speech, SpeechError, SpeechRequest, Utterance
@@ -97,7 +98,7 @@ def payment_source(cost: float, currency: str) -> str:
     return currency if cost > 0 else "none"
 
 
-def _is_async(request: Request, body: TtsBody, model: Any, threshold: int) -> bool:
+def _is_async(request: Request, body: TtsBody, model: Model, threshold: int) -> bool:
     prefer = request.headers.get("prefer", "").lower()
     return model.asynchronous or "respond-async" in prefer or len(body.text) > threshold
 

@@ -18,6 +18,7 @@ from orate.api.http.deps import library_of
 from orate.api.http.errors import ApiError, documented
 from orate.api.http.owners import owner_of, reader_of
 from orate.library.lexicons import lexicon_json
+from orate.library.tables import LexiconVersion
 from orate.speech.lexicon import LexiconError, rules_from, rules_from_pls, rules_to_pls
 
 router = APIRouter(tags=["pronunciation dictionaries"], responses=documented(400, 404))
@@ -47,7 +48,9 @@ async def _checked(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
         raise ApiError(400, "invalid_rules", str(exc), "rules") from None
 
 
-async def _latest(request: Request, dictionary_id: str, version_id: str | None = None) -> Any:
+async def _latest(
+    request: Request, dictionary_id: str, version_id: str | None = None
+) -> LexiconVersion:
     row = await library_of(request).lexicons.get(reader_of(request), dictionary_id, version_id)
     if row is None:
         raise ApiError(404, "not_found", f"no pronunciation dictionary {dictionary_id!r}", "id")
