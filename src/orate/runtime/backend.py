@@ -32,6 +32,7 @@ class EngineBackend(Protocol):
 
     def stats(self) -> dict[str, Any]: ...
 
-    async def submit(self, job: RenderJob) -> PacedStream:
-        """A job's frames, ending after END; ``EngineBusy`` when the queue is full."""
+    async def submit(self, job: RenderJob, owner: str | None = None) -> PacedStream:
+        """A job's frames, ending after END; ``EngineBusy`` when the queue is full
+        (``owner``: whose share of the spool its unread audio takes)."""
         ...
