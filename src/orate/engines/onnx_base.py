@@ -10,6 +10,7 @@ no per-model constant.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -68,14 +69,86 @@ def open_session(path: Path, threads: int = 1) -> Any:
 
     from orate.engines.onnx_graph import with_durations
 
+    options = session_options(threads)
+    mapped = mapped_model(path)
+    if mapped is not None:
+        try:
+            return ort.InferenceSession(str(mapped), options, providers=providers())
+        except Exception:  # a damaged cache entry: drop it, load from the model itself
+            for stale in (mapped, mapped.with_suffix(".weights")):
+                stale.unlink(missing_ok=True)
+    model, _ = with_durations(path.read_bytes())
+    return ort.InferenceSession(model, options, providers=providers())
+
+
+MAPPED_FORMAT = "1"  # bump when with_durations or with_external_data change their output
+MAPPED_MIN_BYTES = 4 << 20  # smaller models load from their bytes (test models, a few kB)
+
+
+def mapped_dir() -> Path:
+    """Where the mapped copies of models live: ``$XDG_CACHE_HOME/orate/onnx``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "orate" / "onnx"
+
+
+def mapped_model(path: Path) -> Path | None:
+    """``path`` as onnxruntime maps it: the graph (durations exposed) in a small file, the
+    weights in a page-aligned file beside it, written once per model file and machine.
+
+    onnxruntime maps such weights into memory instead of copying them into each
+    session, so a Piper voice's narrow and wide sessions and every worker process
+    share one copy of the weights (the page cache) instead of holding one each (joe:
+    ~60 MiB per session). The name comes from the model's path, size and mtime, so a
+    replaced model gets a new copy. ``None`` for a model under ``MAPPED_MIN_BYTES`` or
+    when the cache cannot be written (the caller then loads the model's bytes).
+    """
+    from orate.engines.onnx_graph import with_durations, with_external_data
+
+    try:
+        st = path.stat()
+        if st.st_size < MAPPED_MIN_BYTES:
+            return None
+        key = hashlib.sha256(
+            f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{MAPPED_FORMAT}".encode()
+        ).hexdigest()[:16]
+        folder = mapped_dir()
+        stem = path.name.removesuffix(".onnx")
+        graph, weights = folder / f"{stem}-{key}.onnx", folder / f"{stem}-{key}.weights"
+        if graph.is_file() and weights.is_file():
+            return graph
+        folder.mkdir(parents=True, exist_ok=True)
+        model, _ = with_durations(path.read_bytes())
+        patched, pieces = with_external_data(model, weights.name)
+        # weights first, each file complete under a private name before it is renamed:
+        # two workers converting at once write the same bytes, and a reader never sees
+        # half a file
+        _publish(weights, pieces)
+        _publish(graph, [(0, memoryview(patched))])
+        return graph
+    except OSError:
+        return None
+
+
+def _publish(target: Path, pieces: list[tuple[int, memoryview]]) -> None:
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    with open(partial, "wb") as f:
+        for offset, data in pieces:
+            f.seek(offset)
+            f.write(data)
+    os.replace(partial, target)
+
+
+def session_options(threads: int = 1) -> Any:
+    """The onnxruntime options of every session orate opens (see ``open_session``)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     if threads > 1:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    model, _ = with_durations(path.read_bytes())
-    return ort.InferenceSession(model, options, providers=providers())
+    return options
 
 
 class LazySession:
@@ -85,7 +158,8 @@ class LazySession:
     ``wide``: the model may also run with more intra-op threads when the other cores
     are idle (``get(threads)``). onnxruntime fixes a session's threads when it is
     built, so that is a second session, loaded the first time a job may use it and
-    dropped with the first; it costs the model's weights once more (joe: ~93 MiB).
+    dropped with the first; both map the same weights (``mapped_model``), so it costs
+    its own working memory, not a second copy of the weights.
     """
 
     def __init__(
