@@ -12,13 +12,15 @@ so transient activations show even where the memory is freed again.
 Configurations (``--configs``; onnxruntime ``SessionOptions`` applied to every session
 orate opens, by replacing ``onnx_base.session_options`` in the child):
 
-- ``shipped``: what ``open_session`` does in this tree (the models' mapped copies are
-  made before the children start, so no step includes the one-time conversion);
+- ``shipped``: what ``open_session`` does in this tree: mapped weights, no arena, no
+  memory pattern, ``keep_heap`` (the models' mapped copies are made before the
+  children start, so no step includes the one-time conversion);
 - ``bytes``: the model's bytes handed to onnxruntime, which copies the weights into
   each session (how orate loaded models before mapped copies);
+- ``arena``: onnxruntime's CPU arena and memory pattern on (as before);
 - ``arena0``: ``enable_cpu_mem_arena = False``;
 - ``pattern0``: ``enable_mem_pattern = False``;
-- ``arena0+pattern0``: both;
+- ``workerheap``: malloc as the engine worker sets it, without ``keep_heap``;
 - ``prepack0``: ``session.disable_prepacking = 1``;
 - ``envarena``: one arena for every session of the process (``use_env_allocators``,
   extended by what is requested rather than in powers of two).
@@ -70,8 +72,14 @@ from orate.engines import onnx_base
 flags = set(cfg.split("+"))
 shipped = onnx_base.session_options
 
+if "workerheap" in flags:  # malloc as the worker sets it, without keep_heap
+    onnx_base.keep_heap = lambda: None
+
 def options(threads=1):
     o = shipped(threads)
+    if "arena" in flags:
+        o.enable_cpu_mem_arena = True
+        o.enable_mem_pattern = True
     if "arena0" in flags:
         o.enable_cpu_mem_arena = False
     if "pattern0" in flags:

@@ -9,12 +9,20 @@ model), so load from outside falls on every configuration alike. Prints the medi
 per cell and its ratio to the first configuration, and whether the audio is identical.
 
 Configurations: ``bytes`` (the model's bytes given to onnxruntime, the weights copied
-into the session: orate before mapped models), ``mapped`` (the page-aligned external
-weights ``open_session`` maps), and ``+arena0`` (``enable_cpu_mem_arena = False``),
-``+pattern0`` (``enable_mem_pattern = False``), ``+shrink`` (the arena kept but shrunk
-after every run: run option ``memory.enable_memory_arena_shrinkage``).
+into the session: orate before mapped models) or ``mapped`` (the page-aligned external
+weights ``open_session`` maps), with ``+arena`` (onnxruntime's CPU arena and memory
+pattern on, as before), ``+arena0`` (``enable_cpu_mem_arena = False``), ``+pattern0``
+(``enable_mem_pattern = False``), ``+shrink`` (the arena kept but shrunk after every
+run: run option ``memory.enable_memory_arena_shrinkage``); unnamed, what
+``session_options`` says.
 
-    python benchmarks/session_ab.py [--rounds 15] [--configs bytes,mapped,mapped+arena0]
+``--heap nommap``: ``keep`` and no block mapped on its own (``M_MMAP_MAX`` 0).
+``--heap worker``: malloc as the engine worker sets it (``tune_malloc``: freed heap
+past 128 MiB goes back to the kernel); ``--heap keep`` (default): as ``open_session``
+leaves it (``keep_heap``). The heap setting is the process's, so it is compared
+between runs, the session settings within one.
+
+    python benchmarks/session_ab.py [--rounds 15] [--configs bytes+arena,mapped] [--heap keep]
 """
 
 from __future__ import annotations
@@ -57,6 +65,9 @@ def build(cfg: str, path: Path, threads: int) -> Any:
 
     flags = set(cfg.split("+"))
     options = onnx_base.session_options(threads)
+    if "arena" in flags:
+        options.enable_cpu_mem_arena = True
+        options.enable_mem_pattern = True
     if "arena0" in flags:
         options.enable_cpu_mem_arena = False
     if "pattern0" in flags:
@@ -75,10 +86,12 @@ def build(cfg: str, path: Path, threads: int) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", default="bytes,mapped,mapped+arena0,mapped+arena0+pattern0")
+    parser.add_argument("--configs", default="bytes+arena,mapped+arena,mapped")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1, help="joe's intra-op threads")
     parser.add_argument("--voices", default="heart,joe")
+    parser.add_argument("--heap", choices=("keep", "worker", "nommap"), default="keep")
+    parser.add_argument("--keep-mib", type=int, default=0, help="KEEP_HEAP for this run")
     args = parser.parse_args()
 
     from orate.engines import onnx_base
@@ -87,6 +100,16 @@ def main() -> None:
     from orate.runtime.worker import tune_malloc
 
     tune_malloc()
+    if args.heap in ("keep", "nommap"):
+        if args.keep_mib:
+            onnx_base.KEEP_HEAP = args.keep_mib << 20
+        onnx_base.keep_heap()
+        if args.heap == "nommap":  # and never a block mapped of its own: all from the heap
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").mallopt(-4, 0)  # M_MMAP_MAX
+    else:
+        onnx_base.keep_heap = lambda: None  # type: ignore[assignment]
     onnx_base.set_thread_budget(1)
     registry = EngineRegistry()
     configs = args.configs.split(",")
@@ -119,15 +142,15 @@ def main() -> None:
             for label, text in TEXTS.items():
                 audio[(voice, label, cfg)] = once(voice, cfg, text)[1]  # warm
     differ: set[tuple[str, str]] = set()
-    for _ in range(args.rounds):
+    for r in range(args.rounds):  # each round starts with the next configuration
         for voice in engines:
             for label, text in TEXTS.items():
-                for cfg in configs:
+                for cfg in configs[r % len(configs) :] + configs[: r % len(configs)]:
                     dt, pcm = once(voice, cfg, text)
                     times.setdefault((voice, label, cfg), []).append(dt)
                     # Piper's noise comes from a generator in the session, so its n-th run
                     # is compared with the other sessions' n-th runs
-                    if pcm != audio.setdefault((voice, label, "round", _), pcm):
+                    if pcm != audio.setdefault((voice, label, "round", r), pcm):
                         differ.add((voice, label))
     print(f"joe threads {args.threads}, {args.rounds} rounds, median ms (ratio to {configs[0]})")
     print()

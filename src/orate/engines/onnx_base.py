@@ -10,9 +10,12 @@ no per-model constant.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import os
 import re
+import sys
 import threading
 import time
 import unicodedata
@@ -81,6 +84,26 @@ def open_session(path: Path, threads: int = 1) -> Any:
     return ort.InferenceSession(model, options, providers=providers())
 
 
+KEEP_HEAP = 512 << 20  # freed heap a process running models keeps (above: back to the kernel)
+_kept = False
+
+
+def keep_heap() -> None:
+    """Let malloc keep up to ``KEEP_HEAP`` of freed memory at the top of the heap (glibc
+    returns it past 128 kB by default; orate's workers raise that to 128 MiB), enough
+    for the tensors of a long sentence's run to be reused by the next run instead of
+    given back and faulted in again (joe, longest sentence, arena off against on:
+    1.08x the time keeping 256 MiB, 1.02x keeping 512, 0.95x keeping 1024;
+    ``benchmarks/session_ab.py``). It never holds more than the process once used at
+    once. Once per process; nothing off glibc."""
+    global _kept
+    if _kept or not sys.platform.startswith("linux"):
+        return
+    _kept = True
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").mallopt(-1, KEEP_HEAP)  # M_TRIM_THRESHOLD
+
+
 MAPPED_FORMAT = "1"  # bump when with_durations or with_external_data change their output
 MAPPED_MIN_BYTES = 4 << 20  # smaller models load from their bytes (test models, a few kB)
 
@@ -139,13 +162,26 @@ def _publish(target: Path, pieces: list[tuple[int, memoryview]]) -> None:
 
 
 def session_options(threads: int = 1) -> Any:
-    """The onnxruntime options of every session orate opens (see ``open_session``)."""
+    """The onnxruntime options of every session orate opens (see ``open_session``).
+
+    No CPU memory arena and no memory pattern: these models' shapes follow the text,
+    and an arena keeps the peak of every run it ever served, one arena per session
+    (Piper joe: ~130 MiB more per session after a few long sentences, its narrow and
+    wide session each, on top of its weights; a worker held ~750 MiB). Without them
+    each tensor comes from malloc, and ``keep_heap`` lets the process keep what was
+    freed, so the next run does not fault the pages in again (without that, a long joe
+    sentence took 11% longer than with the arena): one reserve for all the sessions
+    of a worker, the size of its largest run, instead of one per session.
+    """
     import onnxruntime as ort
 
+    keep_heap()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
     if threads > 1:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
