@@ -164,7 +164,7 @@ def run(cfg: str, runs: int) -> list[tuple[str, float, float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--configs", default="bytes,shipped,shipped+arena0,shipped+arena0+pattern0,shipped+prepack0"
+        "--configs", default="bytes+arena+workerheap,shipped+arena+workerheap,shipped"
     )
     parser.add_argument("--runs", type=int, default=2, help="passes over the long sentences")
     args = parser.parse_args()
