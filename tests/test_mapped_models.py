@@ -5,6 +5,7 @@ processes share one copy of them. The audio is the same as from the model's byte
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 
@@ -60,12 +61,28 @@ def test_weights_move_out_page_aligned_and_give_the_same_outputs(tmp_path: Path)
 def test_the_copy_is_made_once_and_remade_when_the_model_changes(model: Path, cache: Path) -> None:
     first = onnx_base.mapped_model(model)
     assert first is not None and first.parent == cache
-    assert sorted(p.name for p in cache.iterdir()) == [first.name, first.stem + ".weights"]
+    names = [first.name, first.stem + ".source", first.stem + ".weights"]
+    assert sorted(p.name for p in cache.iterdir()) == names
     stamp = first.stat().st_mtime_ns
     assert onnx_base.mapped_model(model) == first
     assert first.stat().st_mtime_ns == stamp  # not rewritten
-    model.write_bytes(model.read_bytes())  # a new mtime: another model as far as we know
-    assert onnx_base.mapped_model(model) not in (None, first)
+    st = model.stat()  # a new mtime: another model as far as we know
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    second = onnx_base.mapped_model(model)
+    assert second not in (None, first)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [second.name, second.stem + ".source", second.stem + ".weights"]
+    ), "the copy of the model as it was is gone"
+
+
+def test_copies_of_deleted_models_are_pruned(model: Path, tmp_path: Path, cache: Path) -> None:
+    gone = onnx_base.mapped_model(model)
+    assert gone is not None
+    model.unlink()
+    other = Path(shutil.copy(HIBARI_MODEL, tmp_path / "other.onnx"))
+    kept = onnx_base.mapped_model(other)
+    assert kept is not None and kept.is_file()
+    assert not gone.exists() and not gone.with_suffix(".weights").exists()
 
 
 def test_a_damaged_copy_is_dropped_and_the_model_still_loads(model: Path, cache: Path) -> None:

@@ -78,8 +78,8 @@ def open_session(path: Path, threads: int = 1) -> Any:
         try:
             return ort.InferenceSession(str(mapped), options, providers=providers())
         except Exception:  # a damaged cache entry: drop it, load from the model itself
-            for stale in (mapped, mapped.with_suffix(".weights")):
-                stale.unlink(missing_ok=True)
+            for suffix in (".onnx", ".weights", ".source"):
+                mapped.with_suffix(suffix).unlink(missing_ok=True)
     model, _ = with_durations(path.read_bytes())
     return ort.InferenceSession(model, options, providers=providers())
 
@@ -128,28 +128,50 @@ def mapped_model(path: Path) -> Path | None:
     from orate.engines.onnx_graph import with_durations, with_external_data
 
     try:
-        st = path.stat()
-        if st.st_size < MAPPED_MIN_BYTES:
+        if path.stat().st_size < MAPPED_MIN_BYTES:
             return None
-        key = hashlib.sha256(
-            f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{MAPPED_FORMAT}".encode()
-        ).hexdigest()[:16]
+        key = _mapped_key(path)
         folder = mapped_dir()
-        stem = path.name.removesuffix(".onnx")
-        graph, weights = folder / f"{stem}-{key}.onnx", folder / f"{stem}-{key}.weights"
+        graph = folder / f"{path.name.removesuffix('.onnx')}-{key}.onnx"
+        weights, source = graph.with_suffix(".weights"), graph.with_suffix(".source")
         if graph.is_file() and weights.is_file():
             return graph
         folder.mkdir(parents=True, exist_ok=True)
+        _prune(folder)
         model, _ = with_durations(path.read_bytes())
         patched, pieces = with_external_data(model, weights.name)
-        # weights first, each file complete under a private name before it is renamed:
-        # two workers converting at once write the same bytes, and a reader never sees
-        # half a file
+        # weights first, the graph last, each complete under a private name before it is
+        # renamed: two workers converting at once write the same bytes, and a reader
+        # never sees half a file
         _publish(weights, pieces)
+        _publish(source, [(0, memoryview(str(path.resolve()).encode()))])
         _publish(graph, [(0, memoryview(patched))])
         return graph
     except OSError:
         return None
+
+
+def _mapped_key(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha256(
+        f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{MAPPED_FORMAT}".encode()
+    ).hexdigest()[:16]
+
+
+def _prune(folder: Path) -> None:
+    """Delete the copies whose model is gone or has changed since (each copy's
+    ``.source`` names its model): a replaced or deleted model leaves no copy behind
+    for longer than until the next copy is written. A session that still maps a
+    deleted file keeps its pages."""
+    for source in folder.glob("*.source"):
+        try:
+            model = Path(source.read_text(encoding="utf-8"))
+            if model.is_file() and source.stem.endswith("-" + _mapped_key(model)):
+                continue
+        except (OSError, UnicodeDecodeError):
+            pass
+        for suffix in (".onnx", ".weights", ".source"):
+            source.with_suffix(suffix).unlink(missing_ok=True)
 
 
 def _publish(target: Path, pieces: list[tuple[int, memoryview]]) -> None:
