@@ -10,8 +10,12 @@ no per-model constant.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import hashlib
 import os
 import re
+import sys
 import threading
 import time
 import unicodedata
@@ -68,14 +72,141 @@ def open_session(path: Path, threads: int = 1) -> Any:
 
     from orate.engines.onnx_graph import with_durations
 
+    options = session_options(threads)
+    mapped = mapped_model(path)
+    if mapped is not None:
+        try:
+            return ort.InferenceSession(str(mapped), options, providers=providers())
+        except Exception:  # a damaged cache entry: drop it, load from the model itself
+            for suffix in (".onnx", ".weights", ".source"):
+                mapped.with_suffix(suffix).unlink(missing_ok=True)
+    model, _ = with_durations(path.read_bytes())
+    return ort.InferenceSession(model, options, providers=providers())
+
+
+KEEP_HEAP = 512 << 20  # freed heap a process running models keeps (above: back to the kernel)
+_kept = False
+
+
+def keep_heap() -> None:
+    """Let malloc keep up to ``KEEP_HEAP`` of freed memory at the top of the heap (glibc
+    returns it past 128 kB by default; orate's workers raise that to 128 MiB), enough
+    for the tensors of a long sentence's run to be reused by the next run instead of
+    given back and faulted in again (joe, longest sentence, arena off against on:
+    1.08x the time keeping 256 MiB, 1.02x keeping 512, 0.95x keeping 1024;
+    ``benchmarks/session_ab.py``). It never holds more than the process once used at
+    once. Once per process; nothing off glibc."""
+    global _kept
+    if _kept or not sys.platform.startswith("linux"):
+        return
+    _kept = True
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").mallopt(-1, KEEP_HEAP)  # M_TRIM_THRESHOLD
+
+
+MAPPED_FORMAT = "1"  # bump when with_durations or with_external_data change their output
+MAPPED_MIN_BYTES = 4 << 20  # smaller models load from their bytes (test models, a few kB)
+
+
+def mapped_dir() -> Path:
+    """Where the mapped copies of models live: ``$XDG_CACHE_HOME/orate/onnx``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "orate" / "onnx"
+
+
+def mapped_model(path: Path) -> Path | None:
+    """``path`` as onnxruntime maps it: the graph (durations exposed) in a small file, the
+    weights in a page-aligned file beside it, written once per model file and machine.
+
+    onnxruntime maps such weights into memory instead of copying them into each
+    session, so a Piper voice's narrow and wide sessions and every worker process
+    share one copy of the weights (the page cache) instead of holding one each (joe:
+    ~60 MiB per session). The name comes from the model's path, size and mtime, so a
+    replaced model gets a new copy. ``None`` for a model under ``MAPPED_MIN_BYTES`` or
+    when the cache cannot be written (the caller then loads the model's bytes).
+    """
+    from orate.engines.onnx_graph import with_durations, with_external_data
+
+    try:
+        if path.stat().st_size < MAPPED_MIN_BYTES:
+            return None
+        key = _mapped_key(path)
+        folder = mapped_dir()
+        graph = folder / f"{path.name.removesuffix('.onnx')}-{key}.onnx"
+        weights, source = graph.with_suffix(".weights"), graph.with_suffix(".source")
+        if graph.is_file() and weights.is_file():
+            return graph
+        folder.mkdir(parents=True, exist_ok=True)
+        _prune(folder)
+        model, _ = with_durations(path.read_bytes())
+        patched, pieces = with_external_data(model, weights.name)
+        # weights first, the graph last, each complete under a private name before it is
+        # renamed: two workers converting at once write the same bytes, and a reader
+        # never sees half a file
+        _publish(weights, pieces)
+        _publish(source, [(0, memoryview(str(path.resolve()).encode()))])
+        _publish(graph, [(0, memoryview(patched))])
+        return graph
+    except OSError:
+        return None
+
+
+def _mapped_key(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha256(
+        f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{MAPPED_FORMAT}".encode()
+    ).hexdigest()[:16]
+
+
+def _prune(folder: Path) -> None:
+    """Delete the copies whose model is gone or has changed since (each copy's
+    ``.source`` names its model): a replaced or deleted model leaves no copy behind
+    for longer than until the next copy is written. A session that still maps a
+    deleted file keeps its pages."""
+    for source in folder.glob("*.source"):
+        try:
+            model = Path(source.read_text(encoding="utf-8"))
+            if model.is_file() and source.stem.endswith("-" + _mapped_key(model)):
+                continue
+        except (OSError, UnicodeDecodeError):
+            pass
+        for suffix in (".onnx", ".weights", ".source"):
+            source.with_suffix(suffix).unlink(missing_ok=True)
+
+
+def _publish(target: Path, pieces: list[tuple[int, memoryview]]) -> None:
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    with open(partial, "wb") as f:
+        for offset, data in pieces:
+            f.seek(offset)
+            f.write(data)
+    os.replace(partial, target)
+
+
+def session_options(threads: int = 1) -> Any:
+    """The onnxruntime options of every session orate opens (see ``open_session``).
+
+    No CPU memory arena and no memory pattern: these models' shapes follow the text,
+    and an arena keeps the peak of every run it ever served, one arena per session
+    (Piper joe: ~130 MiB more per session after a few long sentences, its narrow and
+    wide session each, on top of its weights; a worker held ~750 MiB). Without them
+    each tensor comes from malloc, and ``keep_heap`` lets the process keep what was
+    freed, so the next run does not fault the pages in again (without that, a long joe
+    sentence took 11% longer than with the arena): one reserve for all the sessions
+    of a worker, the size of its largest run, instead of one per session.
+    """
+    import onnxruntime as ort
+
+    keep_heap()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
     if threads > 1:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    model, _ = with_durations(path.read_bytes())
-    return ort.InferenceSession(model, options, providers=providers())
+    return options
 
 
 class LazySession:
@@ -85,7 +216,8 @@ class LazySession:
     ``wide``: the model may also run with more intra-op threads when the other cores
     are idle (``get(threads)``). onnxruntime fixes a session's threads when it is
     built, so that is a second session, loaded the first time a job may use it and
-    dropped with the first; it costs the model's weights once more (joe: ~93 MiB).
+    dropped with the first; both map the same weights (``mapped_model``), so it costs
+    its own working memory, not a second copy of the weights.
     """
 
     def __init__(

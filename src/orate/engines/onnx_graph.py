@@ -152,3 +152,94 @@ def with_durations(model: bytes) -> tuple[bytes, str | None]:
         (bytes(buf[:tag_start]), header, bytes(buf[g_start:g_end]), extra, bytes(buf[g_end:]))
     )
     return patched, name
+
+
+_GRAPH_INITIALIZER = 5
+_TENSOR_RAW, _TENSOR_EXTERNAL, _TENSOR_LOCATION = 9, 13, 14
+EXTERNAL_ALIGN = 4096  # onnxruntime maps external data in place when its offset is page-aligned
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _encode_varint(number << 3 | 2) + _encode_varint(len(payload)) + payload
+
+
+def _spans(buf: memoryview, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
+    """(field, wire, tag start, payload start, payload end) of each field."""
+    pos = start
+    while pos < end:
+        tag_start = pos
+        tag, pos = _varint(buf, pos)
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _, after = _varint(buf, pos)
+            yield field, wire, tag_start, pos, after
+            pos = after
+        elif wire == 1:
+            yield field, wire, tag_start, pos, pos + 8
+            pos += 8
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            yield field, wire, tag_start, pos, pos + size
+            pos += size
+        elif wire == 5:
+            yield field, wire, tag_start, pos, pos + 4
+            pos += 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+
+
+def with_external_data(
+    model: bytes, location: str, threshold: int = 1024
+) -> tuple[bytes, list[tuple[int, memoryview]]]:
+    """The model with every initializer of ``threshold`` bytes or more moved out to the
+    file ``location`` (beside the model), and the pieces to write there: (offset, data).
+
+    onnxruntime maps such a file into memory instead of copying the weights into each
+    session, so the sessions of a process and the processes of a machine that load the
+    same file share one copy of its pages (the page cache). Offsets are page-aligned.
+    """
+    buf = memoryview(model)
+    pieces: list[tuple[int, memoryview]] = []
+    offset = 0
+    name = location.encode()
+
+    def tensor(start: int, end: int) -> bytes | None:
+        nonlocal offset
+        raw = None
+        kept = []
+        for field, _wire, tag_start, s, e in _spans(buf, start, end):
+            if field == _TENSOR_RAW:
+                raw = (s, e)
+            elif field in (_TENSOR_EXTERNAL, _TENSOR_LOCATION):
+                return None  # already external: leave it as it is
+            else:
+                kept.append(bytes(buf[tag_start:e]))
+        if raw is None or raw[1] - raw[0] < threshold:
+            return None
+        size = raw[1] - raw[0]
+        offset += -offset % EXTERNAL_ALIGN
+        pieces.append((offset, buf[raw[0] : raw[1]]))
+        entries = b"".join(
+            _field(_TENSOR_EXTERNAL, _field(1, key) + _field(2, value))
+            for key, value in (
+                (b"location", name),
+                (b"offset", str(offset).encode()),
+                (b"length", str(size).encode()),
+            )
+        )
+        offset += size
+        return b"".join(kept) + entries + _encode_varint(_TENSOR_LOCATION << 3) + b"\x01"
+
+    out = []
+    for field, wire, tag_start, s, e in _spans(buf, 0, len(buf)):
+        if field != _MODEL_GRAPH or wire != 2:
+            out.append(bytes(buf[tag_start:e]))
+            continue
+        graph = []
+        for g_field, g_wire, g_tag, gs, ge in _spans(buf, s, e):
+            moved = tensor(gs, ge) if g_field == _GRAPH_INITIALIZER and g_wire == 2 else None
+            graph.append(
+                bytes(buf[g_tag:ge]) if moved is None else _field(_GRAPH_INITIALIZER, moved)
+            )
+        out.append(_field(_MODEL_GRAPH, b"".join(graph)))
+    return b"".join(out), pieces
