@@ -330,8 +330,7 @@ def test_client_disconnect_cancels_the_actor_work(cluster) -> None:
     assert speak(cluster, 3, unique()).status_code == 200
 
 
-@pytest.mark.fast
-def test_concurrent_claims_take_each_job_once() -> None:
+def test_concurrent_claims_take_each_job_once() -> None:  # not fast: migrations run in a child
     """Four processes' worth of job stores (own engines and pools) racing on one
     PostgreSQL: SKIP LOCKED hands each job to exactly one claimer."""
     from orate.devcluster import postgres_database
