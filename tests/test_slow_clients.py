@@ -14,7 +14,7 @@ import httpx
 
 from .conftest import Server, decode
 from .test_bounds import prose
-from .waiting import wait_until
+from .waiting import wait_for, wait_until
 
 
 class SlowReader(threading.Thread):
@@ -149,8 +149,9 @@ def test_slow_readers_and_deaf_websockets_do_not_hold_the_engines(tmp_path: Path
             sock.close()
     try:
         # every path out of a response gives its disk back
-        wait_until(
-            lambda: srv.health()["engines"]["spool_bytes"] == 0,
+        wait_for(
+            lambda: srv.health()["engines"],
+            lambda engines: engines["spool_bytes"] == 0,
             "the spool to be empty once its clients left",
             timeout=60,
         )

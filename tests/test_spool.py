@@ -197,3 +197,24 @@ def test_one_owner_may_not_take_the_spool_from_another(tmp_path) -> None:
         assert budget.used == 0 and budget.by_owner == {}
 
     asyncio.run(run())
+
+
+def test_a_job_cancelled_halfway_through_its_spool_gives_all_of_it_back(tmp_path) -> None:
+    """The disk a spool file holds is charged until all of it is read back; a reader that
+    leaves after reading part of it (a client gone mid-file) gives back all of it."""
+
+    async def run() -> None:
+        budget = SpoolBudget(10 << 20, 1 << 20, str(tmp_path))
+        stream = Recorded(4000, budget)
+        for kind, payload in frames(100):
+            stream._push(kind, payload)
+        stream._push(END, None)
+        reader = stream.__aiter__()
+        for _ in range(30):  # past the memory window: part of the file is read back
+            await anext(reader)
+        assert budget.used > 0
+        stream.cancel()
+        await reader.aclose()
+        assert budget.used == 0 and budget.by_owner == {}
+
+    asyncio.run(run())

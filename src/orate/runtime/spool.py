@@ -149,7 +149,7 @@ class SpoolFile:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._budget.give(self.written - self.read_to, self._owner)
+            self._budget.give(self.written, self._owner)  # charged until all is read back
             self._file.close()
 
 
