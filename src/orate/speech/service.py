@@ -209,10 +209,10 @@ class SpeechService:
                     headers={"Retry-After": "30"},
                 )
 
-    def job_progress(self, job: Job) -> float:
-        """A running job's progress in this process, else what the database last saw."""
-        running = self.jobs.running if self.jobs is not None else {}
-        return running.get(job.id, job.progress)
+    def running_progress(self, job_id: str) -> float | None:
+        """A job's progress if this process is running it (ahead of the database's,
+        which is written at each lease renewal), else None."""
+        return self.jobs.running.get(job_id) if self.jobs is not None else None
 
     # -- voices ----------------------------------------------------------------
 

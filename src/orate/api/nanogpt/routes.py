@@ -236,6 +236,10 @@ async def status(
             "runId",
         )
     lib = library_of(request)
+    # This process's progress is read before the database row: a job that finishes
+    # between the two reads is then already final in the row, so a poll never goes
+    # back from what an earlier poll saw.
+    running = speech_service(request).running_progress(run_id)
     job = await lib.jobs.get(run_id, reader_of(request))
     if job is None:
         raise ApiError(
@@ -266,6 +270,6 @@ async def status(
     elif job.status == FAILED:
         out["error"] = job.error or "the job failed"
     else:
-        progress = speech_service(request).job_progress(job)
+        progress = job.progress if running is None else max(running, job.progress)
         out["progress"] = round(progress if not math.isnan(progress) else 0.0, 4)
     return JSONResponse(out)
