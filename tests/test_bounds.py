@@ -136,7 +136,10 @@ def test_a_refused_request_stops_its_synthesis(tmp_path: Path) -> None:
     other generations stop with it."""
     # the first generation (~10 minutes of speech at half speed) takes far longer to make
     # than the second waits for the only engine (0.2 s), so finishing it is a failure
-    srv = Server(tmp_path, workers=1, env={"ORATE_QUEUE_TIMEOUT": "0.2"})
+    # one job at a time on the one worker: the second generation waits in the line
+    srv = Server(
+        tmp_path, workers=1, env={"ORATE_QUEUE_TIMEOUT": "0.2", "ORATE_WORKER_STREAMS": "1"}
+    )
     try:
         body = {
             "utterances": [{"text": prose(4900), "voice": {"name": "alloy"}, "speed": 0.5}],

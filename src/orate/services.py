@@ -69,6 +69,7 @@ def make_backend(settings: Settings) -> EngineBackend:
         queue_timeout=settings.queue_timeout,
         buffer_bytes=settings.stream_buffer_bytes,
         spool=make_spool(settings),
+        streams=settings.worker_streams,
     )
 
 

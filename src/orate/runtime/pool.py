@@ -90,8 +90,9 @@ def next_job_id(ids: Iterator[int]) -> int:
 
 class JobStream(PacedStream):
     """One job on a pool worker. Held by no longer reading the worker's pipe: the pipe
-    fills, the worker blocks in its write, and so does its engine. Stopped through the
-    shared integer the worker's render checks on every audio chunk."""
+    fills, the worker blocks in its write, and so do its engine and the other jobs it
+    holds (only when the spool is full or off). Stopped through the job's slot of the
+    shared array the worker's render checks on every audio chunk."""
 
     def __init__(
         self,
@@ -100,19 +101,21 @@ class JobStream(PacedStream):
         limit: int = 256 * 1024,
         spool: SpoolBudget | None = None,
         owner: str | None = None,
+        slot: int = 0,
     ) -> None:
         super().__init__(job_id, limit, spool, owner)
         self._worker = worker
+        self.slot = slot
 
     def _hold(self) -> None:
-        self._worker.pause()
+        self._worker.hold(self.id)
 
     def _release(self) -> None:
-        self._worker.resume()
+        self._worker.unhold(self.id)
 
     def _stop(self) -> None:
-        if self._worker.current is self:
-            self._worker.cancel.value = self.id
+        if self._worker.running.get(self.id) is self:
+            self._worker.cancel.set(self.slot, self.id)
 
 
 @dataclass(eq=False)
@@ -120,24 +123,31 @@ class _Worker:
     index: int
     process: subprocess.Popen[bytes]
     jobs: Connection  # parent → worker
-    cancel: CancelFlag  # id of the job to stop, shared with the worker
+    cancel: CancelFlag  # per slot, id of the job to stop, shared with the worker
     ready: asyncio.Future[None]
-    current: JobStream | None = None
+    running: dict[int, JobStream] = field(default_factory=dict)  # job id → its stream
+    free_slots: list[int] = field(default_factory=list)
     alive: bool = True
     transport: asyncio.ReadTransport | None = field(default=None, repr=False)
-    paused: bool = False
+    holding: set[int] = field(default_factory=set)  # jobs whose readers are full
 
-    def pause(self) -> None:
-        """Stop reading this worker's pipe: its next writes block, and so does its engine."""
-        if not self.paused and self.transport is not None and not self.transport.is_closing():
-            self.paused = True
-            self.transport.pause_reading()
+    def hold(self, job_id: int) -> None:
+        """Stop reading this worker's pipe while any of its jobs' readers is full: its next
+        writes block, and so does its engine."""
+        if job_id in self.running:
+            if not self.holding and (pipe := self._open_pipe()) is not None:
+                pipe.pause_reading()
+            self.holding.add(job_id)
 
-    def resume(self) -> None:
-        if self.paused:
-            self.paused = False
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
+    def unhold(self, job_id: int) -> None:
+        if job_id in self.holding:
+            self.holding.discard(job_id)
+            if not self.holding and (pipe := self._open_pipe()) is not None:
+                pipe.resume_reading()
+
+    def _open_pipe(self) -> asyncio.ReadTransport | None:
+        pipe = self.transport
+        return pipe if pipe is not None and not pipe.is_closing() else None
 
 
 class _Reader(asyncio.BufferedProtocol):
@@ -220,8 +230,10 @@ class EnginePool:
         queue_timeout: float = 30.0,
         buffer_bytes: int = 256 * 1024,
         spool: SpoolBudget | None = None,
+        streams: int = 1,
     ) -> None:
         self.size = size
+        self.streams = max(1, min(streams, CancelFlag.SLOTS))  # jobs a worker interleaves
         self.buffer_bytes = buffer_bytes
         self.spool = spool
         self.max_queue = max_queue
@@ -229,6 +241,8 @@ class EnginePool:
         self._models_dir = str(models_dir) if models_dir else None
         self._model_idle = idle
         self._ids = itertools.count(1)
+        # one entry per free job slot of a worker; which worker takes the job is
+        # chosen when it is taken (the least busy), so an entry only counts
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._workers: dict[int, _Worker] = {}
         self._closing = False
@@ -302,7 +316,7 @@ class EnginePool:
         return [w.process.pid for w in self._workers.values() if w.alive]
 
     def stats(self) -> dict[str, int]:
-        busy = sum(1 for w in self._workers.values() if w.current is not None)
+        busy = self._running()
         return {
             "workers": len(self.pids()),
             "busy": busy,
@@ -320,37 +334,61 @@ class EnginePool:
         spool its unread audio takes)."""
         if self._closing:
             raise PoolClosed("the engine pool is shutting down")
-        worker = await take_idle(self, self._idle)
+        worker = await self._take_slot()
         job_id = next_job_id(self._ids)
-        stream = JobStream(job_id, worker, self.buffer_bytes, self.spool, owner)
-        busy = sum(1 for w in self._workers.values() if w.current is not None)
-        worker.current = stream
+        slot = worker.free_slots.pop()
+        stream = JobStream(job_id, worker, self.buffer_bytes, self.spool, owner, slot)
+        budget = thread_budget(self._running(), self.cores)
+        worker.running[job_id] = stream
         try:
-            worker.jobs.send((job_id, job, thread_budget(busy, self.cores)))
+            worker.jobs.send((job_id, job, budget, slot))
         except (OSError, ValueError):
-            worker.current = None
+            self._finished(worker, job_id)
             stream._push(EventKind.ERROR, {"message": "engine worker is gone"})
             stream._push(EventKind.END, None)
+        return stream
+
+    async def _take_slot(self) -> _Worker:
+        """The least busy live worker with a free slot, once a slot is free (waited for
+        as every backend waits: a bounded line, a bounded time)."""
+        while True:
+            await take_idle(self, self._idle)
+            free = [w for w in self._workers.values() if w.alive and w.free_slots]
+            if free:
+                return min(free, key=lambda w: (len(w.running), w.index))
+            # the entry was of a worker that died since: wait for the next one
+
+    def _running(self) -> int:
+        return sum(len(w.running) for w in self._workers.values())
+
+    def _finished(self, worker: _Worker, job_id: int) -> JobStream | None:
+        """Free the slot of a job that ended; its stream."""
+        stream = worker.running.pop(job_id, None)
+        worker.unhold(job_id)
+        if stream is not None:
+            worker.free_slots.append(stream.slot)
+            if worker.alive:
+                self._idle.put_nowait(worker)
         return stream
 
     def _dispatch(self, worker: _Worker, job_id: int, kind: EventKind, payload: bytes) -> None:
         if kind is EventKind.READY:
             if not worker.ready.done():
                 worker.ready.set_result(None)
-            self._idle.put_nowait(worker)
+            worker.free_slots = list(range(self.streams - 1, -1, -1))
+            for _ in range(self.streams):
+                self._idle.put_nowait(worker)
             return
-        stream = worker.current
-        if stream is None or stream.id != job_id:
+        stream = worker.running.get(job_id)
+        if stream is None:
             return
         if kind is EventKind.END:
-            worker.current = None
-            worker.resume()
+            self._finished(worker, job_id)
             if json.loads(payload).get("cancelled"):
                 self.cancelled += 1
             else:
                 self.completed += 1
             stream._push(EventKind.END, None)
-            self._idle.put_nowait(worker)
             return
         stream._push(kind, payload if kind is EventKind.AUDIO else json.loads(payload))
 
@@ -363,9 +401,9 @@ class EnginePool:
                 RuntimeError(f"engine worker {worker.index} exited before it was ready")
             )
             return
-        stream, worker.current = worker.current, None
-        worker.paused = False
-        if stream is not None:
+        streams, worker.running = list(worker.running.values()), {}
+        worker.holding.clear()
+        for stream in streams:
             stream._push(EventKind.ERROR, {"message": "the engine worker died while synthesizing"})
             stream._push(EventKind.END, None)
         asyncio.get_running_loop().run_in_executor(None, _reap, worker.process, 5)

@@ -11,7 +11,7 @@ so that a long text costs the server tens of messages, not thousands.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,6 +167,28 @@ def render(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> RenderStats:
     """Synthesize ``job`` and emit AUDIO, TIMESTAMPS, SENTENCE and finally DONE."""
+    steps = render_steps(job, engines, emit, should_stop)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            stats: RenderStats = done.value
+            return stats
+
+
+def render_steps(
+    job: RenderJob,
+    engines: Callable[[str], Engine],
+    emit: Emit,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Generator[None, None, RenderStats]:
+    """``render``, one sentence per step: it yields after each sentence's SENTENCE event.
+
+    An engine worker interleaves the steps of several jobs (runtime/interleave.py), so a
+    new request's first sentence need not wait for whole paragraphs queued before it.
+    Between steps no engine call is in progress, so another job may use the engines
+    (espeak-ng included) before this one goes on.
+    """
     first_engine = engines(job.segments[0].voice.engine)
     in_rate = first_engine.sample_rate
     fmt = FORMATS[job.format]
@@ -283,6 +305,7 @@ def render(
                     "end_ms": end_ms,
                 },
             )
+            yield
 
         if segment.trailing_silence > 0 and not segment.sentences:
             silence = np.zeros(round(segment.trailing_silence * in_rate), dtype=np.int16)

@@ -1,9 +1,11 @@
 """The engine worker process: receives render jobs, streams framed results back.
 
 Frames are ``<payload length u32><job id u32><kind u8>`` then the payload:
-raw bytes for audio, JSON for everything else. A worker runs one job at a
-time (espeak-ng is process-global); the parent cancels a job by writing its
-id into a shared integer that the render checks on every audio chunk.
+raw bytes for audio, JSON for everything else. A worker holds up to the pool's
+``streams`` jobs and runs them a sentence at a time, earliest deadline first
+(runtime/interleave.py); one engine call runs at a time, since espeak-ng is
+process-global. The parent cancels a job by writing its id into the job's slot
+of a small shared array that the render checks on every audio chunk.
 
 The pool starts a worker as ``python -m orate.runtime.worker`` with the pipes
 and the cancel flag passed as file descriptors, not through multiprocessing's
@@ -21,6 +23,7 @@ import os
 import struct
 import sys
 import tempfile
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,8 @@ from typing import Any
 from orate.engines.onnx_base import set_thread_budget
 from orate.engines.registry import EngineRegistry
 from orate.runtime.events import EventKind
-from orate.runtime.render import RenderJob, render
+from orate.runtime.interleave import Interleaver, Running
+from orate.runtime.render import RenderJob, render_steps
 
 HEADER = struct.Struct("<IIB")
 READY_JOB = 0
@@ -120,19 +124,22 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 class CancelFlag:
-    """The id of the job the parent wants stopped, in memory both processes map.
+    """For each of a worker's job slots, the id of the job the parent wants stopped, in
+    memory both processes map.
 
     The render checks it on every audio chunk, so it must cost no system call:
-    four bytes of a shared mapping of a memfd (a deleted temporary file where
-    memfd is missing), handed to the worker as a file descriptor.
+    ``SLOTS`` unsigned 32-bit integers in a shared mapping of a memfd (a deleted
+    temporary file where memfd is missing), handed to the worker as a file descriptor.
+    Job ids are never reused, so a slot's stale id never stops a later job.
     """
 
-    SIZE = 4
+    SLOTS = 256
+    SIZE = 4 * SLOTS
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._map = mmap.mmap(fd, self.SIZE)
-        self._value = ctypes.c_uint32.from_buffer(self._map)
+        self._values = (ctypes.c_uint32 * self.SLOTS).from_buffer(self._map)
 
     @classmethod
     def create(cls) -> CancelFlag:
@@ -144,13 +151,11 @@ class CancelFlag:
         os.ftruncate(fd, cls.SIZE)
         return cls(fd)
 
-    @property
-    def value(self) -> int:
-        return self._value.value
+    def get(self, slot: int) -> int:
+        return int(self._values[slot])
 
-    @value.setter
-    def value(self, job_id: int) -> None:
-        self._value.value = job_id
+    def set(self, slot: int, job_id: int) -> None:
+        self._values[slot] = job_id
 
     def close_fd(self) -> None:
         """Drop the descriptor (the mapping stays): once the worker has its own copy."""
@@ -188,37 +193,76 @@ def worker_main(
         _send_frame(fd, HEADER.pack(len(body), job_id, kind.code), body)
 
     send(READY_JOB, EventKind.READY, {"pid": os.getpid(), "index": index})
+    held = Interleaver()
+    closing = False
     while True:
         try:
-            while not jobs.poll(min(SWEEP_EVERY, max(idle / 2, 0.5))):
-                registry.sweep()  # idle: unload neural models nobody has used for a while
-            message = jobs.recv()
+            if not held:
+                if closing:
+                    return
+                while not jobs.poll(min(SWEEP_EVERY, max(idle / 2, 0.5))):
+                    registry.sweep()  # idle: unload neural models nobody has used for a while
+            while not closing and jobs.poll(0):  # every job already sent joins before a step
+                message = jobs.recv()
+                if message[1] is None:
+                    closing = True  # finish what is held, then exit
+                else:
+                    _start(held, message, registry, send, cancel)
         except (EOFError, OSError, KeyboardInterrupt):
             return
-        job_id, job = message[0], message[1]
-        if job is None:
-            return
-        # intra-op threads this job's model runs may use: the cores the pool saw idle
-        set_thread_budget(message[2] if len(message) > 2 else 1)
-        cancelled = False
+        run = held.next()
+        if run is not None:
+            _step(held, run, send)
 
-        def emit(kind: EventKind, payload: Any, _id: int = job_id) -> None:
-            send(_id, kind, payload)
 
-        def stopped(_id: int = job_id) -> bool:
-            return bool(cancel.value == _id)
+def _start(
+    held: Interleaver,
+    message: tuple[Any, ...],
+    registry: EngineRegistry,
+    send: Callable[[int, EventKind, Any], None],
+    cancel: Any,
+) -> None:
+    """Take a job from the parent: ``(job id, job, thread budget, slot)``."""
+    job_id, job = message[0], message[1]
+    budget = message[2] if len(message) > 2 else 1
+    slot = message[3] if len(message) > 3 else 0
+    run = held.add(job_id, slot, budget)
 
-        try:
-            stats = render(job_check(job), registry.engine, emit, stopped)
-            cancelled = stats.cancelled
-        except Exception as exc:  # report, then keep serving: one bad job must not kill us
-            send(
-                job_id,
-                EventKind.ERROR,
-                {"message": f"{type(exc).__name__}: {exc}", "code": getattr(exc, "code", None)},
-            )
-        finally:
-            send(job_id, EventKind.END, {"cancelled": cancelled})
+    def emit(kind: EventKind, payload: Any) -> None:
+        run.saw(kind, payload)
+        send(job_id, kind, payload)
+
+    def stopped() -> bool:
+        return bool(cancel.get(slot) == job_id)
+
+    try:
+        run.steps = render_steps(job_check(job), registry.engine, emit, stopped)
+    except Exception as exc:
+        held.jobs.pop(job_id, None)
+        _failed(send, job_id, exc)
+
+
+def _step(held: Interleaver, run: Running, send: Callable[[int, EventKind, Any], None]) -> None:
+    """One sentence of ``run``; END once it has finished or failed (one bad job must not
+    stop the others)."""
+    # intra-op threads this job's model runs may use: the cores the pool saw idle
+    set_thread_budget(run.budget)
+    try:
+        stats = held.step(run)
+    except Exception as exc:
+        _failed(send, run.job_id, exc)
+        return
+    if stats is not None:
+        send(run.job_id, EventKind.END, {"cancelled": stats.cancelled})
+
+
+def _failed(send: Callable[[int, EventKind, Any], None], job_id: int, exc: Exception) -> None:
+    send(
+        job_id,
+        EventKind.ERROR,
+        {"message": f"{type(exc).__name__}: {exc}", "code": getattr(exc, "code", None)},
+    )
+    send(job_id, EventKind.END, {"cancelled": False})
 
 
 def job_check(job: object) -> RenderJob:
