@@ -81,13 +81,8 @@ class Settings(BaseSettings):
     queue_timeout: float = Field(
         30.0, gt=0, description="longest wait for an engine worker before 503"
     )
-    worker_streams: int = Field(
-        16,
-        ge=1,
-        le=256,
-        description="requests one engine worker holds at once, a sentence of each "
-        "at a time, earliest deadline first (a new request's first sentence does not "
-        "wait for whole paragraphs ahead of it); 1 runs them one after another",
+    worker_streams: int = Field(  # runtime/interleave.py; 1: one after another
+        16, ge=1, le=256, description="requests an engine worker holds, a sentence of each in turn"
     )
     # bounds on one request's memory and time (tests/test_bounds.py)
     max_request_work: int = Field(
