@@ -109,7 +109,7 @@ class Server:
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(15)
+            self.proc.wait(60)  # a graceful stop writes queued history: slow on a busy machine
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
