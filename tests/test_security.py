@@ -327,7 +327,14 @@ def test_full_queue_answers_503(tmp_path: Path) -> None:
         },
     )
     try:
-        body = {"model": "tts-1", "voice": "alloy", "input": LONG, "response_format": "wav"}
+        # at half speed ~20 MB of wav: far more than ``buffered_at_most()`` on any kernel
+        body = {
+            "model": "tts-1",
+            "voice": "alloy",
+            "input": LONG,
+            "response_format": "wav",
+            "speed": 0.5,
+        }
         with (
             slow_reader() as client,
             client.stream("POST", f"{srv.url}/v1/audio/speech", json=body) as r,
