@@ -48,7 +48,10 @@ def wy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "ORATE_MODELS_DIR": str(models),
             "ORATE_WYOMING_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
             "ORATE_WYOMING_MAX_CONNECTIONS_PER_ADDRESS": "64",
-            "ORATE_WYOMING_WRITE_TIMEOUT": "0.5",
+            # short enough for the client that never reads to be dropped soon, long enough
+            # that a test client whose loop is held a moment (a sync /healthz call on a
+            # busy machine) while a long text fills the buffers is not dropped as well
+            "ORATE_WYOMING_WRITE_TIMEOUT": "5",
             # engines paced by their readers, so a reader that stops proves the streaming
             # order (buffered_at_most in tests/conftest.py); the spool has its own tests
             "ORATE_SPOOL_BYTES": "0",
@@ -428,10 +431,11 @@ async def test_a_client_that_never_reads_is_dropped(wy: Server) -> None:
             json.dumps({"type": "synthesize", "data_length": len(body)}).encode() + b"\n" + body
         )
         await writer.drain()
-        # the write timeout is 0.5 s on this server: dropping is its move, whenever it comes
+        # the write timeout is 5 s on this server: dropping is its move, whenever it comes
         await await_until(
             lambda: metric(wy, "499") > before,
             "the server to drop the client that never reads (499)",
+            within=60,
             interval=0.2,
         )
         await idle(wy, cancelled)  # the engine was stopped
