@@ -68,39 +68,55 @@ class Server:
         log_level: str = "warning",
         args: list[str] | None = None,
     ) -> None:
-        self.port = free_port()
         tls = "--ssl-certfile" in (args or [])
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.data_dir = tmp
         full_env = {**os.environ, "ORATE_DATA_DIR": str(tmp), **(env or {})}
-        self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "orate.cli",
-                "serve",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(workers),
-                "--log-level",
-                log_level,
-                *(args or []),
-            ],
-            env=full_env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        # free_port's port is free when asked, not when the server binds it seconds later:
+        # on a shared machine another process (a client's ephemeral port, another server)
+        # can take it meanwhile, so a start that loses its port is retried on a new one
+        for attempt in range(3):
+            self.port = free_port()
+            self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+            self.log = open(tmp / "server.log", "wb")  # noqa: SIM115
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "orate.cli",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(workers),
+                    "--log-level",
+                    log_level,
+                    *(args or []),
+                ],
+                env=full_env,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+            )
+            if self._ready(tls):
+                return
+            self.log.close()
+            log = (tmp / "server.log").read_text(errors="replace")
+            if "address already in use" not in log.lower() or attempt == 2:
+                raise RuntimeError(f"server exited: {log}")
+
+    def _ready(self, tls: bool) -> bool:
+        """Wait until the server answers /healthz (True) or exits (False)."""
         deadline = time.monotonic() + 120  # imports and engine workers, on a busy machine
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()}")
+                return False
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1, verify=not tls).status_code == 200:
-                    return
+                    return True
             except httpx.HTTPError:
                 time.sleep(0.1)
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
         raise RuntimeError("server did not become ready")
 
     def health(self) -> dict:
@@ -109,7 +125,7 @@ class Server:
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(15)
+            self.proc.wait(60)  # a graceful stop writes queued history: slow on a busy machine
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

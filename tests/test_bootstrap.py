@@ -216,7 +216,8 @@ def test_ensure_bucket_creates_a_missing_bucket(monkeypatch: pytest.MonkeyPatch)
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: accepts(port), "moto_server to listen", interval=0.1)
+        # moto's imports take seconds, more on a busy machine
+        wait_until(lambda: accepts(port), "moto_server to listen", timeout=120, interval=0.1)
         for var, value in (
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),

@@ -105,7 +105,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
         first, second = "A cup of hot tea would be nice.", "Turn left at the next light."
         gen_ids = [_speak(srv.url, t).headers["x-orate-generation-id"] for t in (first, second)]
         wait_for(
-            lambda: httpx.get(f"{srv.url}/v1/cache").json()["entries"],
+            lambda: httpx.get(f"{srv.url}/v1/cache", timeout=60).json()["entries"],
             lambda n: n >= 2,
             "both texts to be in the cache",
         )
@@ -124,11 +124,15 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
         )
         assert job.status_code == 202, job.text
         run_id = job.json()["runId"]
-        wait_for(
-            lambda: httpx.get(f"{srv.url}/api/tts/status", params={"runId": run_id}).json(),
-            lambda s: s["status"] == "completed",
-            "the nano-gpt job to complete",
+        status = wait_for(
+            lambda: httpx.get(
+                f"{srv.url}/api/tts/status", params={"runId": run_id}, timeout=60
+            ).json(),
+            lambda s: s["status"] in ("completed", "failed"),
+            "the nano-gpt job to finish",
+            timeout=120,
         )
+        assert status["status"] == "completed", status
         made = orate(
             data,
             "voices",
@@ -208,23 +212,32 @@ def test_cache_stats_are_the_servers_numbers(filled: Filled) -> None:
     assert api["hits"] == 3 and api["shared"] == 0
     assert api["misses"] >= 3  # the two texts, the long one (and the job's synthesis)
     assert api["entries"] >= 3
+
     # another hit, counted by the server, is seen by the CLI too (a keyed caller's cache
     # is its own, so the key speaks the text twice: a miss, then the hit)
-    for expected in ("miss", "hit"):
-        assert (
-            httpx.post(
-                f"{filled.server.url}/v1/audio/speech",
-                timeout=60,
-                headers={"Authorization": f"Bearer {filled.secret}"},
-                json={
-                    "model": "tts-1",
-                    "voice": "alloy",
-                    "input": "A cup of hot tea would be nice.",
-                    "response_format": "wav",
-                },
-            ).headers["x-orate-cache"]
-            == expected
-        )
+    def speak_as_key() -> str:
+        return httpx.post(
+            f"{filled.server.url}/v1/audio/speech",
+            timeout=60,
+            headers={"Authorization": f"Bearer {filled.secret}"},
+            json={
+                "model": "tts-1",
+                "voice": "alloy",
+                "input": "A cup of hot tea would be nice.",
+                "response_format": "wav",
+            },
+        ).headers["x-orate-cache"]
+
+    assert speak_as_key() == "miss"
+    # the entry is written after the response, in the background; until it is, the same
+    # request joins the finished synthesis ("shared"), so wait for the entry, then hit
+    wait_for(
+        lambda: filled.get("/v1/cache").json(),
+        lambda s: s["entries"] > api["entries"],
+        "the key's entry in the cache",
+        timeout=60,
+    )
+    assert speak_as_key() == "hit"
     after = wait_for(
         lambda: json.loads(orate(filled.data_dir, "cache", "stats", "--json").stdout),
         lambda s: s["hits"] == 4,

@@ -21,7 +21,7 @@ from orate.runtime.render import RenderJob, Segment
 from orate.speech.text import split_sentences
 
 from .conftest import Server, decode, duration
-from .waiting import await_until
+from .waiting import await_until, wait_for
 
 ORATE = [sys.executable, "-m", "orate.cli"]
 
@@ -173,15 +173,18 @@ def test_server_survives_a_worker_kill_mid_stream(tmp_path: Path) -> None:
             with pytest.raises(httpx.HTTPError):
                 for _ in r.iter_raw():
                     pass  # the stream ends with an error, not a hang
-        health = srv.health()["engines"]
-        for _ in range(100):
-            if health["workers"] == 1:
-                break
-            health = srv.health()["engines"]
-        assert health["workers"] == 1 and health["restarts"] == 1
+        # the replacement worker imports its engines first: seconds on a busy machine, so
+        # wait for it by state (a hundred back-to-back polls could all come before it)
+        health = wait_for(
+            lambda: srv.health()["engines"],
+            lambda engines: engines["workers"] == 1,
+            "the killed engine worker to be replaced",
+            timeout=120,
+        )
+        assert health["restarts"] == 1, health
         ok = httpx.post(
             f"{srv.url}/v1/audio/speech",
-            timeout=30,
+            timeout=60,
             json={
                 "model": "tts-1",
                 "voice": "alloy",

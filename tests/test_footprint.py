@@ -153,7 +153,7 @@ def test_workers_exit_when_the_server_is_killed(tmp_path: Path) -> None:
         wait_until(
             lambda: not any(Path(f"/proc/{p}").exists() and "Z" not in _state(p) for p in workers),
             "the workers to exit after their server was killed",
-            timeout=10,
+            timeout=60,
         )
     finally:
         srv.stop()

@@ -316,7 +316,7 @@ def test_open_webui_lists_voices_on_a_server_with_keys(tmp_path: Path) -> None:
     try:
         assert _open_webui_voices(f"{srv.url}/v1")["nova"].startswith("Nova")
         assert httpx.get(f"{srv.url}/v1/voices").status_code == 401  # saved voices: keyed
-        assert httpx.post(f"{srv.url}/v1/audio/speech", json=SAY).status_code == 401
+        assert httpx.post(f"{srv.url}/v1/audio/speech", json=SAY, timeout=60).status_code == 401
         # the documentation stays readable in a browser, which cannot send a key
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert httpx.get(f"{srv.url}{path}").status_code == 200, path
@@ -342,7 +342,9 @@ def test_local_engines_cost_nothing_by_default(server) -> None:
     for m in httpx.get(f"{server.url}/v1/models").json()["data"]:
         assert m["price"]["per_1k_chars"] == m["price"]["per_second"] == 0, m["id"]
     sync = httpx.post(
-        f"{server.url}/api/tts", json={"text": "Free of charge, once.", "model": "tts-1-hd"}
+        f"{server.url}/api/tts",
+        json={"text": "Free of charge, once.", "model": "tts-1-hd"},
+        timeout=60,
     ).json()
     assert sync["cost"] == 0
     ticket = httpx.post(
@@ -352,6 +354,7 @@ def test_local_engines_cost_nothing_by_default(server) -> None:
             "model": "Elevenlabs-Turbo-V2.5",
             "voice": "Rachel",
         },
+        timeout=60,
     )
     assert ticket.status_code == 202, ticket.text
     body = ticket.json()
@@ -396,21 +399,33 @@ def test_operator_prices_are_billed_truthfully(tmp_path: Path) -> None:
             "the generation's history record",
         ).json()
         assert record["cost"] == pytest.approx(len(text) / 1000 * 0.015)
-        again = httpx.post(f"{srv.url}/v1/audio/speech", json={**SAY, "input": text}, timeout=60)
-        assert again.headers["x-orate-cache"] == "hit"
-        hit = httpx.get(f"{srv.url}/v1/history/{again.headers['x-orate-generation-id']}")
+        # the cache entry is written after the response, in the background (until then the
+        # same request joins the finished synthesis, "shared"): wait for the hit
+        again = wait_for(
+            lambda: httpx.post(
+                f"{srv.url}/v1/audio/speech", json={**SAY, "input": text}, timeout=60
+            ),
+            lambda got: got.headers["x-orate-cache"] == "hit",
+            "the same request to come from the cache",
+        )
+        hit = httpx.get(
+            f"{srv.url}/v1/history/{again.headers['x-orate-generation-id']}", timeout=60
+        )
         assert hit.json()["cost"] == 0  # a replay from the cache bills nothing
         words = "A paid job, queued for later."
         ticket = httpx.post(
             f"{srv.url}/api/tts",
             json={"text": words, "model": "Elevenlabs-Turbo-V2.5", "voice": "Rachel"},
+            timeout=60,
         ).json()
         assert ticket["charged"] is True and ticket["paymentSource"] == "USD"
         assert ticket["cost"] == pytest.approx(len(words) / 1000 * 0.06)
         done = _wait_job(srv.url, ticket["runId"])
         assert done["cost"] == pytest.approx(ticket["cost"]) and done["paymentSource"] == "USD"
         free = httpx.post(
-            f"{srv.url}/api/tts", json={"text": "Kokoro is not priced here.", "model": "Kokoro-82m"}
+            f"{srv.url}/api/tts",
+            json={"text": "Kokoro is not priced here.", "model": "Kokoro-82m"},
+            timeout=60,
         ).json()
         assert free["cost"] == 0
     finally:

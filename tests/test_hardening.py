@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from .conftest import Server
-from .waiting import wait_until
+from .waiting import wait_for, wait_until
 
 ORATE = [sys.executable, "-m", "orate.cli"]
 
@@ -213,7 +213,9 @@ def test_locked_database_loses_no_history_and_refuses_writes_with_503(tmp_path: 
         assert httpx.get(f"{srv.url}/v1/audio/files/{gen}").status_code == 200
         assert (
             httpx.post(
-                f"{srv.url}/v1/voices", json={"name": "after", "params": {"voice": "en-gb"}}
+                f"{srv.url}/v1/voices",
+                json={"name": "after", "params": {"voice": "en-gb"}},
+                timeout=60,
             ).status_code
             == 201
         )
@@ -316,8 +318,13 @@ def test_full_disk_keeps_the_record_answers_410_and_refuses_new_work(tmp_path: P
             )
             assert "space" in gone.json()["error"]["message"].lower()
             assert gen in _history_ids(srv)
-            usage = httpx.get(f"{srv.url}/v1/usage").json()["total"]
-            assert usage["requests"] == 2
+            # /v1/usage reads the database only: the record is served (410) from memory
+            # before its row is inserted, so wait for the row rather than read once
+            wait_for(
+                lambda: httpx.get(f"{srv.url}/v1/usage", timeout=60).json()["total"],
+                lambda usage: usage["requests"] == 2,
+                "both generations counted in the usage",
+            )
             ready = httpx.get(f"{srv.url}/readyz")
             assert ready.status_code == 503 and ready.json()["storage"] is False
             refused = speak(srv, text="New work that would be stored.")
@@ -353,7 +360,13 @@ def test_a_blob_the_os_refuses_keeps_its_record_without_root(tmp_path: Path) -> 
         assert "too large" in gone.json()["error"]["message"].lower()
         record = httpx.get(f"{srv.url}/v1/history/{gen}").json()
         assert record["audio_error"] and record["audio_url"]
-        assert httpx.get(f"{srv.url}/v1/usage").json()["total"]["requests"] == 2
+        # /v1/usage reads the database only: the 410 and the record above can be served
+        # from memory before the row is inserted
+        wait_for(
+            lambda: httpx.get(f"{srv.url}/v1/usage", timeout=60).json()["total"],
+            lambda usage: usage["requests"] == 2,
+            "both generations counted in the usage",
+        )
         # the store works again for small files: after a probe, new work is taken
         wait_until(
             lambda: speak(srv, text="Small enough.").status_code == 200,
@@ -376,14 +389,17 @@ def test_cache_is_per_key_and_its_routes_are_admin_only(keyed: Server) -> None:
     )
     assert speak(keyed, keys["bob"], text).headers["x-orate-cache"] != "hit"
     for method in ("GET", "DELETE"):
-        r = httpx.request(method, f"{keyed.url}/v1/cache", headers=bearer(keys["bob"]))
+        r = httpx.request(method, f"{keyed.url}/v1/cache", headers=bearer(keys["bob"]), timeout=60)
         assert r.status_code == 404, method
     assert httpx.get(f"{keyed.url}/v1/cache", headers=bearer(keys["admin"])).json()["entries"]
     # PUT /metrics: hidden from non-admins exactly like GET
     for method in ("GET", "PUT", "POST", "DELETE"):
-        r = httpx.request(method, f"{keyed.url}/metrics", headers=bearer(keys["bob"]))
+        r = httpx.request(method, f"{keyed.url}/metrics", headers=bearer(keys["bob"]), timeout=60)
         assert r.status_code == 404, method
-    assert httpx.put(f"{keyed.url}/metrics", headers=bearer(keys["admin"])).status_code == 405
+    assert (
+        httpx.put(f"{keyed.url}/metrics", headers=bearer(keys["admin"]), timeout=60).status_code
+        == 405
+    )
 
 
 # -- 8. read-your-writes ------------------------------------------------------------------
@@ -440,7 +456,9 @@ def test_lone_surrogates_and_huge_offsets_are_4xx(plain: Server) -> None:
         r = httpx.get(f"{plain.url}{path}", params={"offset": "9223372036854775808"})
         assert r.status_code == 400, (path, r.text)
     engine = httpx.post(
-        f"{plain.url}/v1/voices", json={"name": "x", "params": {"engine": "nope", "voice": "en"}}
+        f"{plain.url}/v1/voices",
+        json={"name": "x", "params": {"engine": "nope", "voice": "en"}},
+        timeout=60,
     )
     assert engine.status_code == 400 and engine.json()["error"]["param"] == "params.engine"
     assert "Traceback" not in (plain.data_dir / "server.log").read_text()
@@ -469,17 +487,21 @@ def test_corrupted_database_is_not_ready_and_answers_503_not_500(tmp_path: Path)
                 size = path.stat().st_size
                 path.write_bytes((garbage * (size // len(garbage) + 1))[:size])
         ready = wait_until(
-            lambda: (r := httpx.get(f"{srv.url}/readyz")).status_code == 503 and r,
+            lambda: (r := httpx.get(f"{srv.url}/readyz", timeout=60)).status_code == 503 and r,
             what="readyz to fail",
         )
         assert ready.json()["database"] is False
         # a connection may still answer from its page cache; none may fail with a 500
         for r in (
-            httpx.get(f"{srv.url}/v1/history"),
-            httpx.get(f"{srv.url}/v1/history", headers=bearer("orate_invalid")),
-            httpx.get(f"{srv.url}/v1/usage"),
-            httpx.get(f"{srv.url}/v1/voices", params={"provider": "custom"}),
-            httpx.post(f"{srv.url}/v1/voices", json={"name": "v", "params": {"voice": "en-gb"}}),
+            httpx.get(f"{srv.url}/v1/history", timeout=60),
+            httpx.get(f"{srv.url}/v1/history", headers=bearer("orate_invalid"), timeout=60),
+            httpx.get(f"{srv.url}/v1/usage", timeout=60),
+            httpx.get(f"{srv.url}/v1/voices", params={"provider": "custom"}, timeout=60),
+            httpx.post(
+                f"{srv.url}/v1/voices",
+                json={"name": "v", "params": {"voice": "en-gb"}},
+                timeout=60,
+            ),
             speak(srv, text="Spoken after the corruption."),
         ):
             assert r.status_code < 500 or r.status_code == 503, (r.status_code, r.text)
@@ -502,10 +524,10 @@ def test_nothing_to_say_is_missing_input_everywhere(plain: Server) -> None:
     ):
         r = speak(plain, text=text)
         assert r.status_code == 400 and r.json()["error"]["code"] == "missing_input", text
-    nano = httpx.post(f"{plain.url}/api/tts", json={"text": "\u200b\u200b"})
+    nano = httpx.post(f"{plain.url}/api/tts", json={"text": "\u200b\u200b"}, timeout=60)
     assert nano.status_code == 400 and nano.json()["error"]["param"] == "text"
     assert nano.json()["error"]["code"] == "missing_text"  # as for an empty text
-    hume = httpx.post(f"{plain.url}/v0/tts", json={"utterances": [{"text": "\u200b"}]})
+    hume = httpx.post(f"{plain.url}/v0/tts", json={"utterances": [{"text": "\u200b"}]}, timeout=60)
     assert hume.status_code == 400
 
 
@@ -524,7 +546,9 @@ def test_errors_name_the_dialects_fields_and_do_not_echo_huge_values(plain: Serv
     huge = speak(plain, voice="v" * 100_000)
     assert huge.status_code == 400
     assert len(huge.content) < 3000 and huge.json()["error"]["param"] == "voice"
-    nano = httpx.post(f"{plain.url}/api/tts", json={"text": "Hi.", "voice": "v" * 100_000})
+    nano = httpx.post(
+        f"{plain.url}/api/tts", json={"text": "Hi.", "voice": "v" * 100_000}, timeout=60
+    )
     assert nano.status_code == 400 and len(nano.content) < 3000
 
 

@@ -320,14 +320,15 @@ def test_websocket_unknown_voice_closes_with_policy(server) -> None:
     ],
 )
 def test_instant_mode_rules(server, body, field) -> None:
-    r = httpx.post(f"{server.url}/v0/tts/stream/json", json=body)
+    r = httpx.post(f"{server.url}/v0/tts/stream/json", json=body, timeout=60)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", field]
     assert "instant_mode" in r.json()["detail"][0]["msg"]
     ok = {**body, "instant_mode": False}
-    assert httpx.post(f"{server.url}/v0/tts/stream/json", json=ok).status_code == 200
+    assert httpx.post(f"{server.url}/v0/tts/stream/json", json=ok, timeout=60).status_code == 200
     on_json = httpx.post(
         f"{server.url}/v0/tts",
         json={"utterances": [{"text": "hi", "voice": {"name": "alloy"}}], "instant_mode": True},
+        timeout=60,
     )
     assert on_json.status_code == 422
 
@@ -355,7 +356,7 @@ BAD = [
 
 @pytest.mark.parametrize("body,status,what", BAD)
 def test_bad_input_gets_hume_shaped_errors(server, body, status, what) -> None:
-    r = httpx.post(f"{server.url}/v0/tts", json=body)
+    r = httpx.post(f"{server.url}/v0/tts", json=body, timeout=60)
     assert r.status_code == status, r.text
     payload = r.json()
     if status == 422:
@@ -372,7 +373,7 @@ def test_version_accepts_string_and_int(server) -> None:
     expected = {"2": "octave-2", 2: "octave-2", "1": "octave-1", 1: "octave-1", None: "octave-2"}
     for version, model in expected.items():
         body = {"utterances": [{"text": "Hi.", "voice": {"name": "alloy"}}], "version": version}
-        r = httpx.post(f"{server.url}/v0/tts", json=body)
+        r = httpx.post(f"{server.url}/v0/tts", json=body, timeout=60)
         assert r.status_code == 200, version
         gen_id = r.json()["generations"][0]["generation_id"]
         url = f"{server.url}/v1/history/{gen_id}"

@@ -163,7 +163,7 @@ def test_cached_sse_replays_timestamps(server) -> None:
     }
 
     def run() -> httpx.Response:
-        return httpx.post(f"{server.url}/v1/audio/speech", json=body, timeout=30)
+        return httpx.post(f"{server.url}/v1/audio/speech", json=body, timeout=60)
 
     first = run()
     second = wait_for(
@@ -198,11 +198,12 @@ def test_custom_voices_from_params_generation_and_description(server, openai_cli
     created = httpx.post(
         f"{server.url}/v1/voices",
         json={"name": name, "params": {"voice": "en-gb", "variant": "m3", "pitch": 30}},
+        timeout=60,
     )
     assert created.status_code == 201, created.text
     voice = created.json()
     assert voice["id"].startswith("voice_") and voice["params"]["pitch"] == 30
-    dup = httpx.post(f"{server.url}/v1/voices", json={"name": name, "params": {}})
+    dup = httpx.post(f"{server.url}/v1/voices", json={"name": name, "params": {}}, timeout=60)
     assert dup.status_code == 409 and "already" in dup.json()["error"]["message"]
     by_name = openai_client.audio.speech.with_raw_response.create(
         model="tts-1", voice=name, input="Hello there.", response_format="wav"
@@ -218,12 +219,15 @@ def test_custom_voices_from_params_generation_and_description(server, openai_cli
         "the generation's history record",
     )
     copy = httpx.post(
-        f"{server.url}/v1/voices", json={"name": name + "-copy", "generation_id": gen_id}
+        f"{server.url}/v1/voices",
+        json={"name": name + "-copy", "generation_id": gen_id},
+        timeout=60,
     ).json()
     assert copy["params"] == voice["params"] and copy["source"] == "generation"
     designed = httpx.post(
         f"{server.url}/v1/voices",
         json={"name": name + "-design", "description": "a bright, fast young woman"},
+        timeout=60,
     ).json()
     assert designed["source"] == "design" and designed["gender"] == "female"
     listed = httpx.get(f"{server.url}/v1/voices", params={"provider": "custom"}).json()
@@ -238,7 +242,9 @@ def test_custom_voices_from_params_generation_and_description(server, openai_cli
     assert httpx.delete(f"{server.url}/v1/voices/{name}").status_code == 200
     assert httpx.get(f"{server.url}/v1/voices/{name}").status_code == 404
     gone = httpx.post(
-        f"{server.url}/v1/audio/speech", json={"model": "tts-1", "voice": name, "input": "Hi."}
+        f"{server.url}/v1/audio/speech",
+        json={"model": "tts-1", "voice": name, "input": "Hi."},
+        timeout=60,
     )
     assert gone.status_code == 400 and gone.json()["error"]["param"] == "voice"
 
@@ -255,7 +261,7 @@ def test_custom_voices_from_params_generation_and_description(server, openai_cli
     ],
 )
 def test_bad_voice_requests(server, body, status) -> None:
-    r = httpx.post(f"{server.url}/v1/voices", json=body)
+    r = httpx.post(f"{server.url}/v1/voices", json=body, timeout=60)
     assert r.status_code == status, r.text
     assert r.json()["error"]["message"]
 
@@ -296,7 +302,9 @@ def test_restart_keeps_generations_voices_cache_and_files(tmp_path: Path) -> Non
         text = unique("Keep this across a restart.")
         r = speak(first.url, text, response_format="mp3")
         gen_id = r.headers["x-orate-generation-id"]
-        voice = httpx.post(f"{first.url}/v1/voices", json={"name": "kept", "params": {}}).json()
+        voice = httpx.post(
+            f"{first.url}/v1/voices", json={"name": "kept", "params": {}}, timeout=60
+        ).json()
         wait_for(
             lambda: httpx.get(f"{first.url}/v1/cache").json()["entries"], bool, "a cache entry"
         )
@@ -404,14 +412,23 @@ def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
         texts = [unique(f"Eviction test number {n} has some words.") for n in range(6)]
         for t in texts:
             speak(srv.url, t, response_format="wav")
-        # eviction runs after each store, in the background: wait for it to settle
+        # cache writes run after each response, in the background: the newest is stored
+        # once it is served from the cache (a miss on the way stores it again, newest still)
+        wait_for(
+            lambda: speak(srv.url, texts[-1], response_format="wav"),
+            lambda r: r.headers["x-orate-cache"] == "hit",
+            "the newest text to be served from the cache",
+            timeout=60,
+        )
+        # eviction runs after each store, in the background too: wait for it to settle.
+        # Read before the newest was stored, the bound alone could already hold
         stats = wait_for(
-            lambda: httpx.get(f"{srv.url}/v1/cache").json(),
+            lambda: httpx.get(f"{srv.url}/v1/cache", timeout=60).json(),
             lambda s: 1 <= s["entries"] < 6 and s["bytes"] <= 450000,
             "the cache evicted down to its bound",
+            timeout=60,
         )
         assert stats["bytes"] <= 450000 and 1 <= stats["entries"] < 6
-        assert speak(srv.url, texts[-1], response_format="wav").headers["x-orate-cache"] == "hit"
         assert speak(srv.url, texts[0], response_format="wav").headers["x-orate-cache"] == "miss"
     finally:
         srv.stop()
@@ -440,7 +457,10 @@ def test_postgresql_backend(tmp_path: Path) -> None:
         assert httpx.get(record["audio_url"]).content == r.content
         name = f"pg-{secrets.token_hex(3)}"
         assert (
-            httpx.post(f"{srv.url}/v1/voices", json={"name": name, "params": {}}).status_code == 201
+            httpx.post(
+                f"{srv.url}/v1/voices", json={"name": name, "params": {}}, timeout=60
+            ).status_code
+            == 201
         )
         hit = wait_for(
             lambda: speak(srv.url, text),

@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from .conftest import Server
+from .waiting import wait_for
 
 RACHEL = "21m00Tcm4TlvDq8ikWAM"
 PATH = f"/v1/text-to-speech/{RACHEL}/multi-stream-input"
@@ -233,6 +234,13 @@ def test_history_and_enable_logging(keyed: Server) -> None:
             send(c, text=text, context_id="h")
             send(c, context_id="h", close_context=True)
             until_final(c, "h")
-    seen = texts()
-    assert any("Remember this one" in t for t in seen), seen
+    # a generation is recorded once its audio is all out, not necessarily before its
+    # isFinal reaches the client: wait for the kept one, then the other is surely absent
+    # (the sessions ran one after the other)
+    seen = wait_for(
+        texts,
+        lambda rows: any("Remember this one" in t for t in rows),
+        "the logged context's generation in the history",
+        timeout=60,
+    )
     assert not any("Forget this one" in t for t in seen), seen

@@ -91,6 +91,7 @@ def test_accept_audio_returns_the_bytes(server) -> None:
         f"{server.url}/api/tts",
         headers={"accept": "audio/wav"},
         json={"text": "Hello there.", "response_format": "wav"},
+        timeout=60,
     )
     assert r.status_code == 200 and r.headers["content-type"] == "audio/wav"
     assert r.content[:4] == b"RIFF"
@@ -107,6 +108,7 @@ def test_stability_and_style_shape_the_voice(server) -> None:
             "style": 0.0,
         },
         headers={"prefer": "respond-async"},
+        timeout=60,
     ).json()
     lively = httpx.post(
         f"{server.url}/api/tts",
@@ -117,10 +119,12 @@ def test_stability_and_style_shape_the_voice(server) -> None:
             "stability": 0.1,
             "style": 0.9,
         },
+        timeout=60,
     ).json()
     done = [poll(server.url, j["runId"]) for j in (flat, lively)]
     gens = [
-        httpx.get(f"{server.url}/v1/history/{d['audioUrl'].rsplit('/', 1)[1]}").json() for d in done
+        httpx.get(f"{server.url}/v1/history/{d['audioUrl'].rsplit('/', 1)[1]}", timeout=60).json()
+        for d in done
     ]
     ranges = [g["voice_params"][0]["pitch_range"] for g in gens]
     assert ranges[0] < 40 < 70 < ranges[1]
@@ -130,7 +134,9 @@ def poll(base: str, run_id: str, timeout: float = 120.0) -> dict:
     """nano-gpt's documented polling loop: every few hundred ms here instead of 2-3 s."""
 
     def finished() -> dict | None:
-        status = httpx.get(f"{base}/api/tts/status", params={"runId": run_id, "model": "x"}).json()
+        status = httpx.get(
+            f"{base}/api/tts/status", params={"runId": run_id, "model": "x"}, timeout=60
+        ).json()
         return status if status["status"] in ("completed", "failed") else None
 
     return wait_until(finished, f"job {run_id} to finish", timeout=timeout, interval=0.2)
@@ -187,20 +193,25 @@ def test_curl_submit_poll_fetch(server, tmp_path: Path) -> None:
     assert abs(duration(out.read_bytes(), "mp3") - status["duration"]) < 0.15
 
 
+@pytest.mark.timeout(900)  # the job's own deadline below, not the suite's 300 s per test
 def test_long_form_job_reports_monotonic_progress(server) -> None:
     text = " ".join(
         f"This is sentence {n} of a long reading for the job queue." for n in range(900)
     )
     assert len(text) > 50_000
     ticket = httpx.post(
-        f"{server.url}/api/tts", json={"text": text, "response_format": "wav", "model": "tts-1"}
+        f"{server.url}/api/tts",
+        json={"text": text, "response_format": "wav", "model": "tts-1"},
+        timeout=60,
     )
     assert ticket.status_code == 202  # over the sync threshold: a job, not a 413
     run_id = ticket.json()["runId"]
     seen: list[float] = []
 
     def finished() -> dict | None:
-        status = httpx.get(f"{server.url}/api/tts/status", params={"runId": run_id}).json()
+        status = httpx.get(
+            f"{server.url}/api/tts/status", params={"runId": run_id}, timeout=60
+        ).json()
         if status["status"] == "processing":
             seen.append(status["progress"])
         return status if status["status"] in ("completed", "failed") else None
@@ -222,10 +233,11 @@ def test_sigkill_mid_job_then_restart_completes_it_once(tmp_path: Path) -> None:
             f"{first.url}/api/tts",
             json={"text": text, "response_format": "mp3"},
             headers={"prefer": "respond-async"},
+            timeout=60,
         ).json()["runId"]
         wait_until(
             lambda: (
-                httpx.get(f"{first.url}/api/tts/status", params={"runId": run_id})
+                httpx.get(f"{first.url}/api/tts/status", params={"runId": run_id}, timeout=60)
                 .json()
                 .get("progress", 0)
                 > 0.05
@@ -252,7 +264,7 @@ def test_sigkill_mid_job_then_restart_completes_it_once(tmp_path: Path) -> None:
             ).stdout
         )
         assert jobs["attempts"] == 2 and jobs["status"] == "completed"
-        history = httpx.get(f"{second.url}/v1/history", params={"limit": 50}).json()
+        history = httpx.get(f"{second.url}/v1/history", params={"limit": 50}, timeout=60).json()
         completed = [g for g in history["data"] if g["text"] == text]
         assert len(completed) == 1  # run to completion once
     finally:
@@ -285,7 +297,7 @@ def test_jobs_belong_to_their_owner_and_unknown_ids_are_404(server) -> None:
     ],
 )
 def test_bad_input(server, body, status, param) -> None:
-    r = httpx.post(f"{server.url}/api/tts", json=body)
+    r = httpx.post(f"{server.url}/api/tts", json=body, timeout=60)
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["param"] == param and len(err["message"]) > 10
@@ -296,6 +308,7 @@ def test_jobs_cli_lists_and_waits(server, tmp_path: Path) -> None:
         f"{server.url}/api/tts",
         json={"text": "Waiting on the command line."},
         headers={"prefer": "respond-async"},
+        timeout=60,
     ).json()["runId"]
     out = tmp_path / "waited.mp3"
     data_dir = server.data_dir

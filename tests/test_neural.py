@@ -110,6 +110,7 @@ def test_multi_speaker_voices_differ(neural) -> None:
     bad = httpx.post(
         f"{neural.url}/v1/audio/speech",
         json={"model": "piper:en_US-duo-low", "voice": "carol", "input": TEXT},
+        timeout=60,
     )
     assert bad.status_code == 400 and "alice" in bad.json()["error"]["message"]
 
@@ -130,7 +131,9 @@ def test_kokoro_voices_blends_and_speed(neural, models_dir: Path) -> None:
     assert duration(slow.content, "wav") > 1.8 * len(expected) / 24000
     for bad in ("af_nobody", "af_bella(0)+af_sky", "af_bella+"):
         r = httpx.post(
-            f"{neural.url}/v1/audio/speech", json={"model": "kokoro", "voice": bad, "input": TEXT}
+            f"{neural.url}/v1/audio/speech",
+            json={"model": "kokoro", "voice": bad, "input": TEXT},
+            timeout=60,
         )
         assert r.status_code == 400, bad
 

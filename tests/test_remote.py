@@ -279,12 +279,13 @@ def upstream(standin: Upstream, monkeypatch: pytest.MonkeyPatch) -> Upstream:
 
 
 @pytest.fixture
-def closed_port() -> str:
-    """A loopback URL nothing listens on: connecting is refused at once."""
+def closed_port() -> Iterator[str]:
+    """A loopback URL nothing listens on: connecting is refused at once. The port stays
+    bound (never listening) for the test, so no other process on a shared machine can
+    take it and answer: a port closed again right away is free for anyone's next server."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -189,18 +188,28 @@ def read_ndjson_audio(text: str) -> bytes:
     return b"".join(base64.b64decode(x["audio"]) for x in lines if x.get("type") == "audio")
 
 
+REQUESTS_PER_CLIENT = 4
+
+
 def test_bounded_load_of_mixed_dialects(tmp_path: Path) -> None:
-    """32 clients for 20 s on loopback: no errors, every response is the audio of its text."""
-    srv = Server(tmp_path, workers=2, env={"ORATE_CACHE_ENABLED": "false"})
+    """32 clients of four requests each on loopback: no errors, every response is the audio
+    of its text. A count of requests, not a span of time: how many fit in some seconds is a
+    rate (a benchmark's business), and a busy machine must pass the same test. The queue
+    timeout is raised for the same reason: 32 clients on 2 workers queue for a while on a
+    loaded machine, and a 503 for a long wait is admission control, not what this checks."""
+    srv = Server(
+        tmp_path,
+        workers=2,
+        env={"ORATE_CACHE_ENABLED": "false", "ORATE_QUEUE_TIMEOUT": "600"},
+    )
     recognizer = Recognizer(SENTENCES)
     results: list[tuple[str, str, bytes, int]] = []
     errors: list[str] = []
-    deadline = time.monotonic() + 20
 
     def client(n: int) -> None:
         rng = random.Random(n)
-        with httpx.Client(base_url=srv.url, timeout=120) as http:
-            while time.monotonic() < deadline:
+        with httpx.Client(base_url=srv.url, timeout=300) as http:
+            for _ in range(REQUESTS_PER_CLIENT):
                 sentence = rng.choice(SENTENCES)
                 text = sentence.capitalize() + "."
                 kind = rng.choice(
@@ -248,11 +257,12 @@ def test_bounded_load_of_mixed_dialects(tmp_path: Path) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(180)
+        t.join(240)
     rss_after = rss_of(srv.proc.pid)
     srv.stop()
+    assert not any(t.is_alive() for t in threads), "clients still waiting after 240 s"
     assert not errors, errors[:5]
-    assert len(results) > 100
+    assert len(results) == 32 * REQUESTS_PER_CLIENT
     for _, fmt, data, rate in results:
         samples, _ = decode(data, fmt, rate)
         assert len(samples) > rate // 2, fmt  # decodes, and is not a stub

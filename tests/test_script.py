@@ -249,6 +249,7 @@ def test_invalid_ssml_names_line_and_column(server: Server) -> None:
     r = httpx.post(
         f"{server.url}/v1/audio/speech",
         json={"model": "tts-1", "voice": "alloy", "input": "<speak>\n  <p>unclosed\n</speak>"},
+        timeout=60,
     )
     assert r.status_code == 400 and "line 3, column" in r.json()["error"]["message"]
 
@@ -408,7 +409,7 @@ def test_lexicon_changes_what_is_said_and_is_isolated_per_key(tmp_path: Path) ->
             ],
         }
         made = httpx.post(
-            f"{srv.url}/v1/pronunciation-dictionaries", json=rules, headers=_auth(key_a)
+            f"{srv.url}/v1/pronunciation-dictionaries", json=rules, headers=_auth(key_a), timeout=60
         )
         assert made.status_code == 200, made.text
         pd = made.json()
@@ -432,7 +433,9 @@ def test_lexicon_changes_what_is_said_and_is_isolated_per_key(tmp_path: Path) ->
             ).status_code
             == 404
         )
-        other = httpx.post(f"{srv.url}/v1/audio/speech", json=body, headers=_auth(key_b))
+        other = httpx.post(
+            f"{srv.url}/v1/audio/speech", json=body, headers=_auth(key_b), timeout=60
+        )
         assert other.status_code == 400
         assert other.json()["error"]["code"] == "invalid_pronunciation_dictionary"
         listed = httpx.get(f"{srv.url}/v1/pronunciation-dictionaries", headers=_auth(key_b))
@@ -449,6 +452,7 @@ def test_lexicon_changes_what_is_said_and_is_isolated_per_key(tmp_path: Path) ->
             f"{srv.url}/v1/pronunciation-dictionaries/{pd['id']}/remove-rules",
             json={"rule_strings": ["Kubernetes"]},
             headers=_auth(key_a),
+            timeout=60,
         ).json()
         assert v2["version"] == 2 and v2["rules_count"] == 1
         pls = httpx.get(
@@ -462,6 +466,7 @@ def test_lexicon_changes_what_is_said_and_is_isolated_per_key(tmp_path: Path) ->
             data={"name": "from pls"},
             files={"file": ("x.pls", pls.content)},
             headers=_auth(key_a),
+            timeout=60,
         )
         assert again.status_code == 200, again.text
         assert again.json()["rules_count"] == 2
@@ -474,6 +479,7 @@ def test_lexicon_changes_what_is_said_and_is_isolated_per_key(tmp_path: Path) ->
                 ],
             },
             headers=_auth(key_a),
+            timeout=60,
         )
         assert bad.status_code == 400 and "backreference" in bad.json()["error"]["message"]
         gone = httpx.delete(
@@ -608,10 +614,11 @@ def test_dialogue_refuses_cloning_and_untagged_scripts(server: Server) -> None:
     r = httpx.post(
         f"{server.url}/v1/voice/generations",
         json={"text": "[S1] Hi. [S2] Hello.", "voice_samples": {"S1": "sample_123"}},
+        timeout=60,
     )
     assert r.status_code == 400 and r.json()["error"]["code"] == "cloning_unavailable"
     assert "cloning" in r.json()["error"]["message"]
-    r = httpx.post(f"{server.url}/v1/voice/generations", json={"text": "Hi there."})
+    r = httpx.post(f"{server.url}/v1/voice/generations", json={"text": "Hi there."}, timeout=60)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_script"
 
 
@@ -705,6 +712,7 @@ def test_ssml_voice_and_lang_switch_voices(server: Server) -> None:
             "voice": "alloy",
             "input": '<speak><voice name="nobody-here">x</voice></speak>',
         },
+        timeout=60,
     )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_voice"
 

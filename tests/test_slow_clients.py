@@ -117,7 +117,10 @@ def test_slow_readers_and_deaf_websockets_do_not_hold_the_engines(tmp_path: Path
         def engines_free_while_clients_read() -> dict | None:
             engines = srv.health()["engines"]
             spilled = engines.get("spooled_jobs", 0) >= 2
-            return engines if spilled and engines["busy"] == 0 else None
+            # nothing running and nothing queued: busy alone is 0 for a moment between a
+            # worker finishing one job and taking the next one that waits for it
+            idle = engines["busy"] == 0 and engines["waiting"] == 0
+            return engines if spilled and idle else None
 
         engines = wait_until(
             engines_free_while_clients_read,

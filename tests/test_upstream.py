@@ -13,7 +13,8 @@ import httpx
 import openai
 import pytest
 
-from .conftest import Server, duration, free_port
+from .conftest import Server, duration
+from .waiting import wait_for
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 
@@ -36,9 +37,19 @@ def silent_port():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream, silent_port, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def closed_port():  # type: ignore[no-untyped-def]
+    """A port bound for the module but never listening: connecting is refused. Held, not
+    closed at once, so no server starting on the shared machine (the gateway itself
+    included) can take it and answer for the provider that is meant to be down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream, silent_port, closed_port, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("gateway")
-    closed = free_port()  # nothing listens here
+    closed = closed_port  # nothing listens here
     up = f"{upstream.url}/v1"
     (tmp / "providers.toml").write_text(f"""
 [[provider]]
@@ -97,7 +108,7 @@ def direct(upstream, fmt: str) -> bytes:
     r = httpx.post(
         f"{upstream.url}/v1/audio/speech",
         json={"model": "tts-1", "voice": "alloy", "input": TEXT, "response_format": fmt},
-        timeout=30,
+        timeout=60,
     )
     return r.content
 
@@ -122,7 +133,7 @@ def test_other_formats_are_reencoded(gateway, upstream) -> None:
     for fmt in ("opus", "flac", "aac"):
         r = httpx.post(
             f"{gateway.url}/v1/audio/speech",
-            timeout=30,
+            timeout=60,
             json={"model": "relay-1", "voice": "alloy", "input": TEXT, "response_format": fmt},
         )
         assert r.status_code == 200, r.text
@@ -132,7 +143,7 @@ def test_other_formats_are_reencoded(gateway, upstream) -> None:
 def test_fails_over_from_an_unreachable_provider(gateway) -> None:
     r = httpx.post(
         f"{gateway.url}/v1/audio/speech",
-        timeout=30,
+        timeout=60,
         json={"model": "relay-2", "voice": "alloy", "input": TEXT, "response_format": "wav"},
     )
     assert r.status_code == 200 and r.content[:4] == b"RIFF"
@@ -149,7 +160,7 @@ def test_fails_over_from_an_unreachable_provider(gateway) -> None:
 def test_upstream_failures_get_gateway_errors(gateway, model, status, code, needle) -> None:
     r = httpx.post(
         f"{gateway.url}/v1/audio/speech",
-        timeout=30,
+        timeout=60,
         json={"model": model, "voice": "alloy", "input": TEXT},
     )
     assert r.status_code == status, r.text
@@ -160,7 +171,7 @@ def test_upstream_failures_get_gateway_errors(gateway, model, status, code, need
 def test_upstream_generations_are_recorded(gateway) -> None:
     r = httpx.post(
         f"{gateway.url}/v1/audio/speech",
-        timeout=30,
+        timeout=60,
         json={
             "model": "relay-1",
             "voice": "alloy",
@@ -169,10 +180,12 @@ def test_upstream_generations_are_recorded(gateway) -> None:
         },
     )
     gen_id = r.headers["x-orate-generation-id"]
-    for _ in range(100):
-        record = httpx.get(f"{gateway.url}/v1/history/{gen_id}")
-        if record.status_code == 200:
-            break
+    # by state, with a deadline: a hundred back-to-back reads could all come before it
+    record = wait_for(
+        lambda: httpx.get(f"{gateway.url}/v1/history/{gen_id}", timeout=60),
+        lambda got: got.status_code == 200,
+        "the relayed generation in the history",
+    )
     assert record.json()["engine"] == "remote" and record.json()["duration"] > 1.0
 
 
