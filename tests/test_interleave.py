@@ -187,9 +187,7 @@ def test_a_killed_worker_fails_every_job_it_held_and_is_replaced() -> None:
         try:
             log: list[tuple[str, EventKind]] = []
             streams = [await pool.submit(_job(LONG)) for _ in range(3)]
-            tasks = [
-                asyncio.create_task(_events(s, log, str(n))) for n, s in enumerate(streams)
-            ]
+            tasks = [asyncio.create_task(_events(s, log, str(n))) for n, s in enumerate(streams)]
             await await_until(
                 lambda: sum(1 for _, k in log if k is EventKind.SENTENCE) >= 3,
                 "the three jobs to start",

@@ -324,6 +324,7 @@ def test_full_queue_answers_503(tmp_path: Path) -> None:
             "ORATE_MAX_QUEUE": "0",
             "ORATE_CACHE_ENABLED": "false",
             "ORATE_SPOOL_BYTES": "0",
+            "ORATE_WORKER_STREAMS": "1",  # one job at a time: the second waits in the line
         },
     )
     try:
