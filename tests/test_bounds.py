@@ -32,6 +32,11 @@ def prose(chars: int, tag: str = "") -> str:
 
 def tree_rss(pid: int) -> int:
     """VmRSS of ``pid`` and all its descendants, in bytes."""
+    return sum(tree_rss_by_process(pid).values())
+
+
+def tree_rss_by_process(pid: int) -> dict[int, int]:
+    """VmRSS of ``pid`` and each of its descendants, in bytes."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -44,12 +49,12 @@ def tree_rss(pid: int) -> int:
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         children.setdefault(int(fields["PPid"]), []).append(int(entry.name))
         rss[int(entry.name)] = int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
-    total, todo = 0, [pid]
+    out, todo = {}, [pid]
     while todo:
         p = todo.pop()
-        total += rss.get(p, 0)
+        out[p] = rss.get(p, 0)
         todo += children.get(p, [])
-    return total
+    return out
 
 
 def stalled(port: int, path: str, body: dict) -> socket.socket:
@@ -277,10 +282,15 @@ def test_stalled_readers_cost_bounded_memory_and_are_dropped(tmp_path: Path) -> 
             lambda: (e := srv.health()["engines"])["busy"] == 0 and e["waiting"] == 0,
             "the engines of the dropped clients to stop",
         )
-        wait_until(
-            lambda: tree_rss(srv.proc.pid) - base < 40 << 20,
-            f"the memory of the dropped clients to be given back (base {base >> 20} MiB)",
-        )
+        try:
+            wait_until(
+                lambda: tree_rss(srv.proc.pid) - base < 40 << 20,
+                f"the memory of the dropped clients to be given back (base {base >> 20} MiB)",
+                timeout=60,
+            )
+        except AssertionError as exc:  # say which process kept it
+            now = {p: r >> 20 for p, r in tree_rss_by_process(srv.proc.pid).items()}
+            raise AssertionError(f"{exc}; MiB by process now: {now}") from None
     finally:
         srv.stop()
 

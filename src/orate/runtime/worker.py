@@ -37,6 +37,10 @@ from orate.runtime.render import RenderJob, render_steps
 HEADER = struct.Struct("<IIB")
 READY_JOB = 0
 SWEEP_EVERY = 30.0  # seconds of idleness between checks for models to unload
+# seconds without a job before a worker gives the heap its jobs freed back to the kernel:
+# under load the heap is reused (no page faults on the next run); after a burst it is
+# not kept for good
+TRIM_IDLE = 10.0
 
 
 def tune_malloc() -> None:
@@ -195,11 +199,15 @@ def worker_main(
     send(READY_JOB, EventKind.READY, {"pid": os.getpid(), "index": index})
     held = Interleaver()
     closing = False
+    worked = False  # jobs ran since the heap was last given back
     while True:
         try:
             if not held:
                 if closing:
                     return
+                if worked and not jobs.poll(TRIM_IDLE):
+                    malloc_trim()
+                    worked = False
                 while not jobs.poll(min(SWEEP_EVERY, max(idle / 2, 0.5))):
                     registry.sweep()  # idle: unload neural models nobody has used for a while
             while not closing and jobs.poll(0):  # every job already sent joins before a step
@@ -208,6 +216,7 @@ def worker_main(
                     closing = True  # finish what is held, then exit
                 else:
                     _start(held, message, registry, send, cancel)
+                    worked = True
         except (EOFError, OSError, KeyboardInterrupt):
             return
         run = held.next()
