@@ -82,7 +82,7 @@ class Settings(BaseSettings):
         30.0, gt=0, description="longest wait for an engine worker before 503"
     )
     worker_streams: int = Field(  # runtime/interleave.py; 1: one after another
-        16, ge=1, le=256, description="requests an engine worker holds, a sentence of each in turn"
+        64, ge=1, le=256, description="requests an engine worker holds, a sentence of each in turn"
     )
     # bounds on one request's memory and time (tests/test_bounds.py)
     max_request_work: int = Field(
