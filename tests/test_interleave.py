@@ -203,3 +203,24 @@ def test_a_killed_worker_fails_every_job_it_held_and_is_replaced() -> None:
             await pool.close()
 
     asyncio.run(scenario())
+
+
+def test_requests_one_after_another_take_turns_on_the_workers() -> None:
+    """Idle workers are equally free: each new job goes to the one given a job longest
+    ago, so both warm up alike (the same worker every time would leave the other cold
+    until the first burst)."""
+
+    async def scenario() -> None:
+        pool = EnginePool(2, streams=4)
+        await pool.start()
+        try:
+            pids = []
+            for _ in range(4):
+                stream = await pool.submit(_job(SHORT))
+                pids.append(stream._worker.process.pid)
+                assert [k async for k, _ in stream][-1] is EventKind.DONE
+            assert pids[0] != pids[1] and pids[:2] == pids[2:], pids
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())

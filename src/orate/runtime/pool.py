@@ -130,6 +130,7 @@ class _Worker:
     alive: bool = True
     transport: asyncio.ReadTransport | None = field(default=None, repr=False)
     holding: set[int] = field(default_factory=set)  # jobs whose readers are full
+    last_job: int = 0  # when it was last given a job (the pool's count of jobs given)
 
     def hold(self, job_id: int) -> None:
         """Stop reading this worker's pipe while any of its jobs' readers is full: its next
@@ -241,6 +242,7 @@ class EnginePool:
         self._models_dir = str(models_dir) if models_dir else None
         self._model_idle = idle
         self._ids = itertools.count(1)
+        self._turns = itertools.count(1)
         # one entry per free job slot of a worker; which worker takes the job is
         # chosen when it is taken (the least busy), so an entry only counts
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
@@ -355,7 +357,11 @@ class EnginePool:
             await take_idle(self, self._idle)
             free = [w for w in self._workers.values() if w.alive and w.free_slots]
             if free:
-                return min(free, key=lambda w: (len(w.running), w.index))
+                # the least busy; among equals the one given a job longest ago, so that
+                # requests one after another take turns (each worker warms up alike)
+                worker = min(free, key=lambda w: (len(w.running), w.last_job))
+                worker.last_job = next(self._turns)
+                return worker
             # the entry was of a worker that died since: wait for the next one
 
     def _running(self) -> int:
